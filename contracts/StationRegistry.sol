@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+
+/// @title Station registry
+/// @notice Charge Point Operators (CPOs), their payout addresses, their stations (keyed by OCPP charge
+///         point id) and the stations' tariffs. Tariffs are immutable records: changing a station's
+///         price appends a new tariff, so a session that snapshotted the old tariff id keeps its price.
+/// @dev Abstract: the session escrow inherits it, so the hot paths (open, start, settle) read stations
+///      and tariffs from their own storage instead of paying for a call into another contract.
+abstract contract StationRegistry is AccessControl {
+    /// @notice Role allowed to onboard operators (the network's governance).
+    bytes32 public constant REGISTRAR_ROLE = keccak256("REGISTRAR_ROLE");
+
+    /// @notice A price list. Amounts are in the token's smallest unit. Packed in one storage slot.
+    /// @param pricePerKWh Energy price per kWh (billed per Wh, rounded down).
+    /// @param sessionFee Fixed fee per session.
+    /// @param timeFeePerHour Time fee per hour of charging (billed per second, rounded down); 0 for none.
+    struct Tariff {
+        uint96 pricePerKWh;
+        uint80 sessionFee;
+        uint80 timeFeePerHour;
+    }
+
+    /// @notice The hot part of a station, packed in one storage slot.
+    struct Station {
+        address operator;
+        uint32 tariffId;
+        uint8 connectors;
+        bool active;
+    }
+
+    /// @notice A station with everything an off-chain reader needs.
+    struct StationInfo {
+        uint32 id;
+        address operator;
+        uint32 tariffId;
+        uint8 connectors;
+        bool active;
+        string chargePointId;
+        bytes meterPublicKey;
+    }
+
+    struct Operator {
+        address payout;
+        bool registered;
+        string name;
+    }
+
+    uint256 private constant MAX_CHARGE_POINT_ID_LENGTH = 48;
+
+    Tariff[] private _tariffs;
+    mapping(uint32 stationId => Station) internal _stations;
+    mapping(uint32 stationId => string) private _chargePointIds;
+    mapping(uint32 stationId => bytes) private _meterPublicKeys;
+    mapping(bytes32 chargePointIdHash => uint32) private _stationIdByChargePoint;
+    mapping(address account => Operator) private _operators;
+    /// @notice Number of stations ever registered; station ids run from 1 to stationCount.
+    uint32 public stationCount;
+
+    event OperatorRegistered(address indexed operator, address payout, string name);
+    event PayoutChanged(address indexed operator, address payout);
+    event StationRegistered(uint32 indexed stationId, address indexed operator, string chargePointId, uint8 connectors);
+    event TariffSet(uint32 indexed stationId, uint32 indexed tariffId, uint96 pricePerKWh, uint80 sessionFee, uint80 timeFeePerHour);
+    event StationActiveSet(uint32 indexed stationId, bool active);
+    event MeterPublicKeySet(uint32 indexed stationId, bytes publicKey);
+
+    error ZeroAddress();
+    error OperatorAlreadyRegistered(address operator);
+    error NotOperator(address account);
+    error UnknownStation(uint32 stationId);
+    error NotStationOperator(uint32 stationId, address account);
+    error ChargePointIdTaken(string chargePointId);
+    error InvalidChargePointId();
+    error InvalidConnectorCount(uint8 connectors);
+    error UnknownTariff(uint32 tariffId);
+
+    constructor(address admin) {
+        if (admin == address(0)) revert ZeroAddress();
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(REGISTRAR_ROLE, admin);
+        _tariffs.push(); // tariff id 0 means "none"
+    }
+
+    modifier onlyOperator() {
+        if (!_operators[msg.sender].registered) revert NotOperator(msg.sender);
+        _;
+    }
+
+    modifier onlyStationOperator(uint32 stationId) {
+        _checkStationOperator(stationId);
+        _;
+    }
+
+    /// @notice Onboard a CPO. Only REGISTRAR_ROLE.
+    /// @param account The operator's account: it registers stations and starts and settles their sessions.
+    /// @param payout Address that receives the cost of every settled session.
+    /// @param name Display name shown on invoices.
+    function registerOperator(address account, address payout, string calldata name) external onlyRole(REGISTRAR_ROLE) {
+        if (account == address(0) || payout == address(0)) revert ZeroAddress();
+        if (_operators[account].registered) revert OperatorAlreadyRegistered(account);
+        _operators[account] = Operator(payout, true, name);
+        emit OperatorRegistered(account, payout, name);
+    }
+
+    /// @notice Change the caller's payout address. Applies to sessions settled from now on.
+    /// @param payout New payout address.
+    function setPayout(address payout) external onlyOperator {
+        if (payout == address(0)) revert ZeroAddress();
+        _operators[msg.sender].payout = payout;
+        emit PayoutChanged(msg.sender, payout);
+    }
+
+    /// @notice Register a station of the caller (an operator), active from now on.
+    /// @param chargePointId The OCPP charge point identity (unique in the network, 1 to 48 bytes).
+    /// @param connectors Number of connectors (1 to 255).
+    /// @param tariff The station's first tariff.
+    /// @param meterPublicKey Public key of the station's signing meter, or empty.
+    /// @return stationId The new station's id.
+    function addStation(string calldata chargePointId, uint8 connectors, Tariff calldata tariff, bytes calldata meterPublicKey)
+        external
+        onlyOperator
+        returns (uint32 stationId)
+    {
+        uint256 length = bytes(chargePointId).length;
+        if (length == 0 || length > MAX_CHARGE_POINT_ID_LENGTH) revert InvalidChargePointId();
+        if (connectors == 0) revert InvalidConnectorCount(connectors);
+        bytes32 key = keccak256(bytes(chargePointId));
+        if (_stationIdByChargePoint[key] != 0) revert ChargePointIdTaken(chargePointId);
+
+        stationId = ++stationCount;
+        _stationIdByChargePoint[key] = stationId;
+        _chargePointIds[stationId] = chargePointId;
+        _stations[stationId] = Station(msg.sender, 0, connectors, true);
+        emit StationRegistered(stationId, msg.sender, chargePointId, connectors);
+        _setTariff(stationId, tariff);
+        if (meterPublicKey.length != 0) _setMeterPublicKey(stationId, meterPublicKey);
+    }
+
+    /// @notice Give a station a new tariff. Running and requested sessions keep the tariff they opened with.
+    /// @param stationId The station (the caller must be its operator).
+    /// @param tariff The new prices.
+    /// @return tariffId Id of the new tariff record.
+    function setTariff(uint32 stationId, Tariff calldata tariff) external onlyStationOperator(stationId) returns (uint32 tariffId) {
+        return _setTariff(stationId, tariff);
+    }
+
+    /// @notice Open or close a station for new sessions. Running sessions are not affected.
+    /// @param stationId The station (the caller must be its operator).
+    /// @param active Whether drivers may open sessions there.
+    function setActive(uint32 stationId, bool active) external onlyStationOperator(stationId) {
+        _stations[stationId].active = active;
+        emit StationActiveSet(stationId, active);
+    }
+
+    /// @notice Record the public key of the station's signing meter (for signed meter values).
+    /// @param stationId The station (the caller must be its operator).
+    /// @param publicKey The key, encoded as the meter publishes it; empty to remove.
+    function setMeterPublicKey(uint32 stationId, bytes calldata publicKey) external onlyStationOperator(stationId) {
+        _setMeterPublicKey(stationId, publicKey);
+    }
+
+    /// @notice The operator record of `account` (payout is zero if not registered).
+    function operatorOf(address account) external view returns (Operator memory) {
+        return _operators[account];
+    }
+
+    /// @notice Everything about station `stationId`; reverts UnknownStation if there is none.
+    function getStation(uint32 stationId) public view returns (StationInfo memory) {
+        Station memory s = _stations[stationId];
+        if (s.operator == address(0)) revert UnknownStation(stationId);
+        return StationInfo(stationId, s.operator, s.tariffId, s.connectors, s.active, _chargePointIds[stationId], _meterPublicKeys[stationId]);
+    }
+
+    /// @notice The station registered under an OCPP charge point id; reverts UnknownStation(0) if none.
+    function stationByChargePoint(string calldata chargePointId) external view returns (StationInfo memory) {
+        return getStation(_stationIdByChargePoint[keccak256(bytes(chargePointId))]);
+    }
+
+    /// @notice The tariff record `tariffId`; reverts UnknownTariff if there is none.
+    function getTariff(uint32 tariffId) public view returns (Tariff memory) {
+        if (tariffId == 0 || tariffId >= _tariffs.length) revert UnknownTariff(tariffId);
+        return _tariffs[tariffId];
+    }
+
+    /// @notice Price of a session under tariff `tariffId`, before the cap at the deposit.
+    /// @param energyWh Energy delivered in Wh.
+    /// @param durationSeconds Charging time in seconds (only matters with a time fee).
+    function quote(uint32 tariffId, uint256 energyWh, uint256 durationSeconds) external view returns (uint256) {
+        return _price(getTariff(tariffId), energyWh, durationSeconds);
+    }
+
+    function _price(Tariff memory t, uint256 energyWh, uint256 durationSeconds) internal pure returns (uint256) {
+        return t.sessionFee + (energyWh * t.pricePerKWh) / 1000 + (durationSeconds * t.timeFeePerHour) / 3600;
+    }
+
+    function _tariff(uint32 tariffId) internal view returns (Tariff memory) {
+        return _tariffs[tariffId];
+    }
+
+    function _payoutOf(address operator) internal view returns (address) {
+        return _operators[operator].payout;
+    }
+
+    function _checkStationOperator(uint32 stationId) internal view {
+        address operator = _stations[stationId].operator;
+        if (operator == address(0)) revert UnknownStation(stationId);
+        if (operator != msg.sender) revert NotStationOperator(stationId, msg.sender);
+    }
+
+    function _setTariff(uint32 stationId, Tariff calldata tariff) private returns (uint32 tariffId) {
+        tariffId = uint32(_tariffs.length);
+        _tariffs.push(tariff);
+        _stations[stationId].tariffId = tariffId;
+        emit TariffSet(stationId, tariffId, tariff.pricePerKWh, tariff.sessionFee, tariff.timeFeePerHour);
+    }
+
+    function _setMeterPublicKey(uint32 stationId, bytes calldata publicKey) private {
+        _meterPublicKeys[stationId] = publicKey;
+        emit MeterPublicKeySet(stationId, publicKey);
+    }
+}

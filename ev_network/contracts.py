@@ -1,0 +1,272 @@
+"""Typed wrappers of the EV Network contracts: the escrow (with its station registry) and the token.
+
+Reads are plain methods; writes go through a :class:`~ev_network.tx.TxSender` and return the
+receipt (or, with ``wait=False``, the transaction hash)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from eth_account.messages import encode_typed_data
+from web3 import Web3
+from web3.logs import DISCARD
+
+from ev_network.deployment import Deployment, load_abi
+from ev_network.errors import ContractRevert, EVNetworkError
+from ev_network.pricing import Tariff
+from ev_network.tx import TxSender, call_view
+
+
+class SessionState(IntEnum):
+    NONE = 0
+    REQUESTED = 1
+    ACTIVE = 2
+    SETTLED = 3
+    CANCELLED = 4
+    EXPIRED = 5
+
+
+class CancelReason(IntEnum):
+    DRIVER_CANCELLED = 0
+    STATION_OFFLINE = 1
+    CONNECTOR_BUSY = 2
+    CHARGER_REJECTED = 3
+    OTHER = 4
+
+
+@dataclass(frozen=True)
+class Session:
+    session_id: int
+    driver: str
+    deposit: int
+    station_id: int
+    connector: int
+    state: SessionState
+    tariff_id: int
+    opened_at: int
+    started_at: int
+    meter_start: int
+    transaction_id: int
+
+
+@dataclass(frozen=True)
+class Station:
+    station_id: int
+    operator: str
+    tariff_id: int
+    connectors: int
+    active: bool
+    charge_point_id: str
+    meter_public_key: bytes
+
+
+@dataclass(frozen=True)
+class Operator:
+    payout: str
+    registered: bool
+    name: str
+
+
+class NoSender(EVNetworkError):
+    """A write was attempted on a read-only wrapper."""
+
+
+class _Wrapper:
+    def __init__(self, w3: Web3, address: str, abi_name: str, sender: TxSender | None) -> None:
+        self.w3 = w3
+        self.address = Web3.to_checksum_address(address)
+        self.contract = w3.eth.contract(address=self.address, abi=load_abi(abi_name))
+        self.sender = sender
+
+    def _send(self, fn: Any, wait: bool) -> Any:
+        if self.sender is None:
+            raise NoSender(f"{fn.fn_name}: this wrapper has no account to send from")
+        return self.sender.transact(fn) if wait else self.sender.submit(fn)
+
+
+class Escrow(_Wrapper):
+    """The SessionEscrow contract, including the StationRegistry it inherits."""
+
+    def __init__(self, w3: Web3, deployment: Deployment, sender: TxSender | None = None) -> None:
+        super().__init__(w3, deployment.escrow, "SessionEscrow", sender)
+        self.deployment = deployment
+
+    def with_sender(self, sender: TxSender) -> Escrow:
+        return Escrow(self.w3, self.deployment, sender)
+
+    # -- reads
+    def get_session(self, session_id: int) -> Session:
+        raw = call_view(self.contract.functions.getSession(session_id))
+        return Session(session_id, raw[0], raw[1], raw[2], raw[3], SessionState(raw[4]), *raw[5:])
+
+    def session_count(self) -> int:
+        return call_view(self.contract.functions.sessionCount())
+
+    def get_station(self, station_id: int) -> Station:
+        return Station(*call_view(self.contract.functions.getStation(station_id)))
+
+    def station_by_charge_point(self, charge_point_id: str) -> Station | None:
+        """The station registered under ``charge_point_id``, or None."""
+        try:
+            return Station(*call_view(self.contract.functions.stationByChargePoint(charge_point_id)))
+        except ContractRevert as exc:
+            if exc.name == "UnknownStation":
+                return None
+            raise
+
+    def station_count(self) -> int:
+        return call_view(self.contract.functions.stationCount())
+
+    def stations(self) -> list[Station]:
+        return [self.get_station(i) for i in range(1, self.station_count() + 1)]
+
+    def get_tariff(self, tariff_id: int) -> Tariff:
+        return Tariff(*call_view(self.contract.functions.getTariff(tariff_id)))
+
+    def operator_of(self, account: str) -> Operator:
+        return Operator(*call_view(self.contract.functions.operatorOf(account)))
+
+    def quote(self, tariff_id: int, energy_wh: int, duration_s: int = 0) -> int:
+        return call_view(self.contract.functions.quote(tariff_id, energy_wh, duration_s))
+
+    def settlement_cost(self, session_id: int, meter_stop: int) -> int:
+        return call_view(self.contract.functions.settlementCost(session_id, meter_stop))
+
+    # -- driver
+    def open(self, station_id: int, connector: int, deposit: int, *, wait: bool = True) -> Any:
+        return self._send(self.contract.functions.open(station_id, connector, deposit), wait)
+
+    def open_with_permit(
+        self, station_id: int, connector: int, deposit: int, permit: tuple[int, int, bytes, bytes], *, wait: bool = True
+    ) -> Any:
+        deadline, v, r, s = permit
+        fn = self.contract.functions.openWithPermit(station_id, connector, deposit, deadline, v, r, s)
+        return self._send(fn, wait)
+
+    def request_stop(self, session_id: int, *, wait: bool = True) -> Any:
+        return self._send(self.contract.functions.requestStop(session_id), wait)
+
+    def cancel(self, session_id: int, *, wait: bool = True) -> Any:
+        return self._send(self.contract.functions.cancel(session_id), wait)
+
+    def reclaim(self, session_id: int, *, wait: bool = True) -> Any:
+        return self._send(self.contract.functions.reclaim(session_id), wait)
+
+    # -- operator
+    def start(self, session_id: int, transaction_id: int, meter_start: int, *, wait: bool = True) -> Any:
+        return self._send(self.contract.functions.start(session_id, transaction_id, meter_start), wait)
+
+    def reject(self, session_id: int, reason: CancelReason, *, wait: bool = True) -> Any:
+        return self._send(self.contract.functions.reject(session_id, int(reason)), wait)
+
+    def settle(self, session_id: int, meter_stop: int, *, wait: bool = True) -> Any:
+        return self._send(self.contract.functions.settle(session_id, meter_stop), wait)
+
+    def settle_batch(self, session_ids: list[int], meter_stops: list[int], *, wait: bool = True) -> Any:
+        return self._send(self.contract.functions.settleBatch(session_ids, meter_stops), wait)
+
+    def add_station(
+        self, charge_point_id: str, connectors: int, tariff: Tariff, meter_public_key: bytes = b"", *, wait: bool = True
+    ) -> Any:
+        fn = self.contract.functions.addStation(charge_point_id, connectors, tariff.as_tuple(), meter_public_key)
+        return self._send(fn, wait)
+
+    def set_tariff(self, station_id: int, tariff: Tariff, *, wait: bool = True) -> Any:
+        return self._send(self.contract.functions.setTariff(station_id, tariff.as_tuple()), wait)
+
+    def set_active(self, station_id: int, active: bool, *, wait: bool = True) -> Any:
+        return self._send(self.contract.functions.setActive(station_id, active), wait)
+
+    def set_payout(self, payout: str, *, wait: bool = True) -> Any:
+        return self._send(self.contract.functions.setPayout(payout), wait)
+
+    # -- registrar
+    def register_operator(self, account: str, payout: str, name: str, *, wait: bool = True) -> Any:
+        return self._send(self.contract.functions.registerOperator(account, payout, name), wait)
+
+    def session_id_from(self, receipt: dict) -> int:
+        """The session id of an ``open`` receipt (from its SessionRequested event)."""
+        events = self.contract.events.SessionRequested().process_receipt(receipt, errors=DISCARD)
+        if not events:
+            raise EVNetworkError("receipt holds no SessionRequested event")
+        return events[0]["args"]["sessionId"]
+
+    def station_id_from(self, receipt: dict) -> int:
+        """The station id of an ``addStation`` receipt."""
+        return self.contract.events.StationRegistered().process_receipt(receipt, errors=DISCARD)[0]["args"]["stationId"]
+
+
+class Token(_Wrapper):
+    """An ERC-20 deposit token; permit and mint are used when the token has them."""
+
+    def __init__(self, w3: Web3, address: str, sender: TxSender | None = None, abi_name: str = "EVToken") -> None:
+        super().__init__(w3, address, abi_name, sender)
+
+    def with_sender(self, sender: TxSender) -> Token:
+        return Token(self.w3, self.address, sender)
+
+    def balance_of(self, account: str) -> int:
+        return call_view(self.contract.functions.balanceOf(account))
+
+    def allowance(self, owner: str, spender: str) -> int:
+        return call_view(self.contract.functions.allowance(owner, spender))
+
+    def total_supply(self) -> int:
+        return call_view(self.contract.functions.totalSupply())
+
+    def symbol(self) -> str:
+        return call_view(self.contract.functions.symbol())
+
+    def decimals(self) -> int:
+        return call_view(self.contract.functions.decimals())
+
+    def supports_permit(self) -> bool:
+        """Whether the token answers EIP-2612's nonces() and DOMAIN_SEPARATOR()."""
+        try:
+            call_view(self.contract.functions.DOMAIN_SEPARATOR())
+            call_view(self.contract.functions.nonces(self.address))
+            return True
+        except Exception:
+            return False
+
+    def approve(self, spender: str, amount: int, *, wait: bool = True) -> Any:
+        return self._send(self.contract.functions.approve(spender, amount), wait)
+
+    def transfer(self, to: str, amount: int, *, wait: bool = True) -> Any:
+        return self._send(self.contract.functions.transfer(to, amount), wait)
+
+    def mint(self, to: str, amount: int, *, wait: bool = True) -> Any:
+        return self._send(self.contract.functions.mint(to, amount), wait)
+
+    def sign_permit(self, owner_key: Any, spender: str, value: int, deadline: int) -> tuple[int, int, bytes, bytes]:
+        """EIP-2612 permit signed by ``owner_key`` (a LocalAccount): (deadline, v, r, s)."""
+        _, name, version, chain_id, verifying_contract, _, _ = call_view(self.contract.functions.eip712Domain())
+        nonce = call_view(self.contract.functions.nonces(owner_key.address))
+        message = encode_typed_data(
+            domain_data={
+                "name": name,
+                "version": version,
+                "chainId": chain_id,
+                "verifyingContract": verifying_contract,
+            },
+            message_types={
+                "Permit": [
+                    {"name": "owner", "type": "address"},
+                    {"name": "spender", "type": "address"},
+                    {"name": "value", "type": "uint256"},
+                    {"name": "nonce", "type": "uint256"},
+                    {"name": "deadline", "type": "uint256"},
+                ]
+            },
+            message_data={
+                "owner": owner_key.address,
+                "spender": Web3.to_checksum_address(spender),
+                "value": value,
+                "nonce": nonce,
+                "deadline": deadline,
+            },
+        )
+        signed = owner_key.sign_message(message)
+        return deadline, signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big")

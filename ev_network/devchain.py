@@ -1,0 +1,114 @@
+"""Development chains: start a local Anvil on a free port and deploy with the Brownie script.
+
+Used by the tests, the demo and the benchmarks. Not needed by a Core Client or wallet in production."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from ev_network.deployment import Deployment
+from ev_network.errors import ChainUnavailable, EVNetworkError
+
+ROOT = Path(__file__).resolve().parent.parent
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+
+
+def dev_account(index: int) -> LocalAccount:
+    """Anvil's well-known development account ``index`` (public keys: never use on a real chain)."""
+    Account.enable_unaudited_hdwallet_features()
+    return Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (Anvil cannot pick one itself)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def anvil_binary() -> str:
+    local = ROOT / "node_modules" / ".bin" / "anvil"
+    if local.exists():
+        return str(local)
+    found = shutil.which("anvil")
+    if not found:
+        raise EVNetworkError("anvil not found: run `make setup` (npm install @foundry-rs/anvil)")
+    return found
+
+
+class Anvil:
+    """A local Anvil process. Use as a context manager, or call :meth:`start` and :meth:`stop`."""
+
+    def __init__(
+        self, port: int | None = None, state: Path | None = None, block_time: float | None = None, accounts: int = 20
+    ) -> None:
+        self.port = port or free_port()
+        self.state = state
+        self.block_time = block_time
+        self.accounts = accounts
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> Anvil:
+        cmd = [anvil_binary(), "--port", str(self.port), "--accounts", str(self.accounts), "--silent"]
+        if self.state is not None:
+            self.state.parent.mkdir(parents=True, exist_ok=True)
+            cmd += ["--state", str(self.state)]
+        if self.block_time:
+            cmd += ["--block-time", str(self.block_time)]
+        self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode() if self.process.stderr else ""
+                raise ChainUnavailable(f"anvil exited at start (port {self.port}): {err.strip()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise ChainUnavailable(f"anvil did not listen on port {self.port} within {timeout}s")
+
+    def stop(self) -> None:
+        """Stop Anvil (SIGTERM, so ``--state`` is written), then make sure it is gone."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> Anvil:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def deploy_with_brownie(rpc_url: str, out: Path, env: dict[str, str] | None = None, timeout: float = 300) -> Deployment:
+    """Run ``brownie run scripts/deploy.py --network evnet-anvil`` against ``rpc_url``; return the deployment."""
+    brownie = ROOT / ".venv" / "bin" / "brownie"
+    command = [str(brownie) if brownie.exists() else "brownie", "run", "scripts/deploy.py", "--network", "evnet-anvil"]
+    run_env = {**os.environ, "EVN_RPC_URL": rpc_url, "EVN_DEPLOYMENT": str(out), **(env or {})}
+    run_env["PATH"] = f"{ROOT / 'node_modules' / '.bin'}{os.pathsep}{run_env.get('PATH', '')}"
+    # Brownie re-checks the contracts it recorded for chain 31337 and fails on a fresh Anvil that
+    # reuses the chain id; those records are useless (the deployment file is ours), so drop them.
+    shutil.rmtree(ROOT / "build" / "deployments", ignore_errors=True)
+    result = subprocess.run(command, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0 or not out.exists():
+        raise EVNetworkError(f"brownie deploy failed (exit {result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return Deployment.load(out)

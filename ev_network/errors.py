@@ -1,0 +1,66 @@
+"""Errors of the bindings, and decoding of the contracts' custom errors from revert data."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from eth_abi import decode
+from eth_utils import function_signature_to_4byte_selector
+
+from ev_network.deployment import load_abi
+
+
+class EVNetworkError(Exception):
+    """Base class of every error the bindings raise."""
+
+
+class ChainUnavailable(EVNetworkError):
+    """The JSON-RPC endpoint cannot be reached (chain down, wrong URL)."""
+
+
+class ContractRevert(EVNetworkError):
+    """A call or transaction reverted; ``name`` is the contract's custom error (e.g. ``InvalidState``)."""
+
+    def __init__(self, name: str, args: tuple = (), raw: str = "") -> None:
+        self.name = name
+        self.args_ = args
+        self.raw = raw
+        shown = ", ".join(str(a) for a in args)
+        super().__init__(f"{name}({shown})" if name else f"reverted ({raw or 'no reason'})")
+
+
+class TransactionFailed(EVNetworkError):
+    """A mined transaction has status 0, or it was never mined in time."""
+
+
+@cache
+def _error_table() -> dict[bytes, tuple[str, list[str]]]:
+    table: dict[bytes, tuple[str, list[str]]] = {}
+    for contract in ("SessionEscrow", "EVToken", "PlainToken"):
+        for item in load_abi(contract):
+            if item["type"] != "error":
+                continue
+            types = [i["type"] for i in item["inputs"]]
+            selector = function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})")
+            table[selector] = (item["name"], types)
+    # Solidity's built-ins
+    table[function_signature_to_4byte_selector("Error(string)")] = ("Error", ["string"])
+    table[function_signature_to_4byte_selector("Panic(uint256)")] = ("Panic", ["uint256"])
+    return table
+
+
+def decode_revert(data: str | bytes | None) -> ContractRevert:
+    """Turn revert data into a :class:`ContractRevert` naming the custom error and its arguments."""
+    if isinstance(data, str):
+        data = bytes.fromhex(data.removeprefix("0x")) if data.startswith("0x") else data.encode()
+    if not data or len(data) < 4:
+        return ContractRevert("", raw=(data or b"").hex())
+    entry = _error_table().get(data[:4])
+    if entry is None:
+        return ContractRevert("", raw="0x" + data.hex())
+    name, types = entry
+    try:
+        args = decode(types, data[4:])
+    except Exception:  # malformed data: keep the name, drop the arguments
+        args = ()
+    return ContractRevert(name, tuple(args), raw="0x" + data.hex())

@@ -1,0 +1,100 @@
+"""Reading and decoding the escrow's events, in chain order, a block range at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from web3 import Web3
+from web3._utils.events import get_event_data
+
+from ev_network.deployment import load_abi
+from ev_network.errors import ChainUnavailable
+from ev_network.tx import NETWORK_ERRORS
+
+ESCROW_EVENTS = {item["name"]: item for item in load_abi("SessionEscrow") if item["type"] == "event"}
+_BY_TOPIC = {Web3.keccak(text=f"{n}({','.join(i['type'] for i in e['inputs'])})"): e for n, e in ESCROW_EVENTS.items()}
+
+
+@dataclass(frozen=True)
+class ChainEvent:
+    """One decoded escrow event. ``args`` uses the contract's argument names (sessionId, driver, ...)."""
+
+    name: str
+    args: dict[str, Any]
+    block_number: int
+    log_index: int
+    tx_hash: str
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """Where the event sits in the chain: (block, log index); a total order."""
+        return (self.block_number, self.log_index)
+
+
+def topic(name: str) -> str:
+    """topic0 of escrow event ``name``."""
+    event = ESCROW_EVENTS[name]
+    return "0x" + Web3.keccak(text=f"{name}({','.join(i['type'] for i in event['inputs'])})").hex().removeprefix("0x")
+
+
+def indexed_topic(value: int | str) -> str:
+    """A topic value for an indexed uint or address argument."""
+    if isinstance(value, str):
+        return "0x" + value.lower().removeprefix("0x").rjust(64, "0")
+    return "0x" + value.to_bytes(32, "big").hex()
+
+
+class EventReader:
+    """Fetches escrow events between two blocks, decoded and in chain order."""
+
+    def __init__(self, w3: Web3, escrow_address: str, chunk: int = 5000) -> None:
+        self.w3 = w3
+        self.address = Web3.to_checksum_address(escrow_address)
+        self.chunk = chunk
+
+    def head(self) -> int:
+        try:
+            return self.w3.eth.block_number
+        except NETWORK_ERRORS as exc:
+            raise ChainUnavailable(f"chain unreachable: {exc}") from exc
+
+    def fetch(
+        self, from_block: int, to_block: int, names: list[str] | None = None, filters: list[Any] | None = None
+    ) -> list[ChainEvent]:
+        """Events named in ``names`` (all if None) in [from_block, to_block]; ``filters`` are extra
+        topics after topic0 (e.g. ``[indexed_topic(session_id)]``)."""
+        return list(self.iter(from_block, to_block, names, filters))
+
+    def iter(
+        self, from_block: int, to_block: int, names: list[str] | None = None, filters: list[Any] | None = None
+    ) -> Iterator[ChainEvent]:
+        topic0 = [topic(n) for n in names] if names else None
+        topics = [topic0, *(filters or [])] if (topic0 or filters) else None
+        start = from_block
+        while start <= to_block:
+            end = min(start + self.chunk - 1, to_block)
+            params: dict[str, Any] = {"address": self.address, "fromBlock": start, "toBlock": end}
+            if topics:
+                params["topics"] = topics
+            try:
+                logs = self.w3.eth.get_logs(params)
+            except NETWORK_ERRORS as exc:
+                raise ChainUnavailable(f"chain unreachable: {exc}") from exc
+            for entry in sorted(logs, key=lambda x: (x["blockNumber"], x["logIndex"])):
+                yield decode_log(self.w3, entry)
+            start = end + 1
+
+
+def decode_log(w3: Web3, entry: Any) -> ChainEvent:
+    """Decode one raw escrow log."""
+    abi = _BY_TOPIC[bytes(entry["topics"][0])]
+    data = get_event_data(w3.codec, abi, entry)
+    return ChainEvent(
+        name=data["event"],
+        args=dict(data["args"]),
+        block_number=data["blockNumber"],
+        log_index=data["logIndex"],
+        tx_hash="0x" + bytes(data["transactionHash"]).hex(),
+    )

@@ -1,0 +1,71 @@
+"""Deploy the EV Network (token + session escrow) and write the deployment file.
+
+    brownie run scripts/deploy.py --network evnet-anvil      (make deploy)
+
+Environment: EVN_RPC_URL (the node, used by the network definition), EVN_DEPLOYMENT (output file,
+default deployments/local.json), EVN_DEPLOYER_KEY (hex private key; on a local Anvil, chain id
+31337, Anvil's first development account is used when unset), EVN_START_TIMEOUT (s, default 300),
+EVN_MAX_DURATION (s, default 86400), EVN_RECLAIM_GRACE (s, default 3600), EVN_TOKEN (an existing
+ERC-20 to use instead of deploying EVToken, e.g. a stablecoin)."""
+
+import os
+import threading
+from pathlib import Path
+
+from brownie import EVToken, SessionEscrow, accounts, chain, network
+
+from ev_network.deployment import Deployment
+from ev_network.devchain import dev_account
+
+ANVIL_CHAIN_ID = 31337
+_default_excepthook = threading.excepthook
+
+
+def _quiet_brownie_bookkeeping(args: threading.ExceptHookArgs) -> None:
+    """Brownie 1.22 fails in a background thread while recording deployments of a live network
+    ("TypeError: dict object expected; got ...Sources"). The deployment itself is fine and we keep
+    our own deployment file, so that one error is silenced; every other error is shown as usual."""
+    if args.exc_type is TypeError and "Sources" in str(args.exc_value):
+        return
+    _default_excepthook(args)
+
+
+threading.excepthook = _quiet_brownie_bookkeeping
+
+
+def deployer():
+    key = os.environ.get("EVN_DEPLOYER_KEY")
+    if key:
+        return accounts.add(key)
+    if chain.id != ANVIL_CHAIN_ID:
+        raise SystemExit("EVN_DEPLOYER_KEY is required on any chain but a local Anvil (chain id 31337)")
+    return accounts.add(dev_account(0).key.hex())
+
+
+def main() -> Deployment:
+    admin = deployer()
+    start_timeout = int(os.environ.get("EVN_START_TIMEOUT", 300))
+    max_duration = int(os.environ.get("EVN_MAX_DURATION", 86400))
+    reclaim_grace = int(os.environ.get("EVN_RECLAIM_GRACE", 3600))
+    tx = {"from": admin, "required_confs": 1}
+
+    first_block = chain.height + 1
+    token_address = os.environ.get("EVN_TOKEN")
+    if not token_address:
+        token_address = EVToken.deploy("EV Network Euro", "EVE", admin, tx).address
+    escrow = SessionEscrow.deploy(token_address, start_timeout, max_duration, reclaim_grace, admin, tx)
+
+    deployment = Deployment(
+        chain_id=chain.id,
+        token=token_address,
+        escrow=escrow.address,
+        deployment_block=first_block,
+        start_timeout=start_timeout,
+        max_duration=max_duration,
+        reclaim_grace=reclaim_grace,
+        rpc_url=network.web3.provider.endpoint_uri,
+    )
+    out = Path(os.environ.get("EVN_DEPLOYMENT", "deployments/local.json"))
+    deployment.save(out)
+    print(f"EV Network deployed: token {token_address}, escrow {escrow.address}; wrote {out}")
+    return deployment

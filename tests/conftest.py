@@ -1,0 +1,107 @@
+"""Shared fixtures: one real Anvil per test run, the contracts deployed by the real Brownie script,
+funded accounts, and a chain snapshot reverted after every test that asks for ``clean_chain``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from ev_network.chain import connect
+from ev_network.contracts import Escrow, Token
+from ev_network.deployment import Deployment
+from ev_network.devchain import Anvil, deploy_with_brownie, dev_account
+from ev_network.pricing import Tariff
+from ev_network.tx import TxSender
+
+TOKEN = 10**18
+TARIFF = Tariff(price_per_kwh=35 * TOKEN // 100, session_fee=TOKEN // 2, time_fee_per_hour=0)
+TIMED_TARIFF = Tariff(price_per_kwh=30 * TOKEN // 100, session_fee=TOKEN // 4, time_fee_per_hour=2 * TOKEN)
+
+
+@dataclass
+class Net:
+    """The deployed network and its actors. Each actor has its own TxSender (own nonce stream)."""
+
+    w3: Web3
+    deployment: Deployment
+    deployment_file: Path
+    rpc_url: str
+    admin: LocalAccount
+    operator: LocalAccount
+    payout: LocalAccount
+    operator2: LocalAccount
+    payout2: LocalAccount
+    drivers: list[LocalAccount]
+    senders: dict[str, TxSender]
+
+    def escrow(self, account: LocalAccount | None = None) -> Escrow:
+        return Escrow(self.w3, self.deployment, self.sender(account) if account else None)
+
+    def token(self, account: LocalAccount | None = None) -> Token:
+        return Token(self.w3, self.deployment.token, self.sender(account) if account else None)
+
+    def sender(self, account: LocalAccount) -> TxSender:
+        if account.address not in self.senders:
+            self.senders[account.address] = TxSender(self.w3, account)
+        return self.senders[account.address]
+
+    def time_travel(self, seconds: int) -> None:
+        """Move the chain's clock forward and mine a block."""
+        self.w3.provider.make_request("evm_increaseTime", [seconds])
+        self.w3.provider.make_request("evm_mine", [])
+
+    def add_station(self, charge_point_id: str, connectors: int = 2, tariff: Tariff = TARIFF, operator=None) -> int:
+        escrow = self.escrow(operator or self.operator)
+        return escrow.station_id_from(escrow.add_station(charge_point_id, connectors, tariff))
+
+    def fund(self, driver: LocalAccount, amount: int = 1000 * TOKEN, approve: bool = True) -> None:
+        self.token(self.admin).mint(driver.address, amount)
+        if approve:
+            self.token(driver).approve(self.deployment.escrow, 2**256 - 1)
+
+
+@pytest.fixture(scope="session")
+def anvil() -> Iterator[Anvil]:
+    with Anvil() as node:
+        yield node
+
+
+@pytest.fixture(scope="session")
+def net(anvil: Anvil, tmp_path_factory: pytest.TempPathFactory) -> Net:
+    """Deployed with scripts/deploy.py through Brownie; operators registered (stations: per test)."""
+    out = tmp_path_factory.mktemp("deploy") / "deployment.json"
+    deployment = deploy_with_brownie(anvil.url, out, env={"EVN_START_TIMEOUT": "300"})
+    w3 = connect(anvil.url, deployment)
+    admin, operator, payout, operator2, payout2 = (dev_account(i) for i in range(5))
+    network = Net(
+        w3=w3,
+        deployment=deployment,
+        deployment_file=out,
+        rpc_url=anvil.url,
+        admin=admin,
+        operator=operator,
+        payout=payout,
+        operator2=operator2,
+        payout2=payout2,
+        drivers=[dev_account(i) for i in range(5, 15)],
+        senders={},
+    )
+    registrar = network.escrow(admin)
+    registrar.register_operator(operator.address, payout.address, "Volt Charging GmbH")
+    registrar.register_operator(operator2.address, payout2.address, "Second Ampere SA")
+    return network
+
+
+@pytest.fixture
+def clean_chain(net: Net) -> Iterator[Net]:
+    """The network, reverted to this point after the test (stations, sessions, balances, time)."""
+    snapshot = net.w3.provider.make_request("evm_snapshot", [])["result"]
+    yield net
+    net.w3.provider.make_request("evm_revert", [snapshot])
+    for sender in net.senders.values():
+        sender.resync()

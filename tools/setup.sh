@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs whatever this checkout is missing, and nothing it already has:
+#   .venv (Python packages), node_modules (Anvil, solc-js, OpenZeppelin), the offline solc stand-in,
+#   the Brownie network `evnet-anvil`, and the compiled contracts.
+# Safe to run again; `make test`, `make demo` and the benchmarks call it first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+SOLC_VERSION="$(node -p "require('./package.json').dependencies.solc")"
+PYTHON="${PYTHON:-python3}"
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+# 1. Python virtual environment (eth-brownie pins web3/pytest/hypothesis exactly; see pyproject.toml)
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
+  say "installing Python packages (first time: about a minute)"
+  if ! .venv/bin/pip install --quiet -e '.[dev]' > .venv/pip-install.log 2>&1; then
+    grep -v 'is ignored: it is neither' .venv/pip-install.log >&2
+    say "pip install failed (full log: .venv/pip-install.log)"; exit 1
+  fi
+  touch .venv/.installed
+fi
+
+# 2. npm tools: Anvil, solc-js, OpenZeppelin
+if [ ! -d node_modules/solc ] || [ ! -x node_modules/.bin/anvil ] || [ package.json -nt node_modules/.installed ]; then
+  say "installing npm packages (Anvil, solc-js, OpenZeppelin)"
+  npm install --no-fund --no-audit --loglevel=error
+  touch node_modules/.installed
+fi
+
+# 3. solc stand-in for py-solc-x and Brownie (a native solc already installed there is kept)
+SOLCX_DIR="${SOLCX_BINARY_PATH:-$HOME/.solcx}"
+SOLC_BIN="$SOLCX_DIR/solc-v$SOLC_VERSION"
+if [ ! -e "$SOLC_BIN" ] || grep -q "EV Network solc stand-in" "$SOLC_BIN" 2>/dev/null; then
+  mkdir -p "$SOLCX_DIR"
+  printf '#!/bin/sh\n# EV Network solc stand-in: solc-js from %s\nexec node "%s/tools/solc.js" "$@"\n' "$ROOT" "$ROOT" > "$SOLC_BIN.tmp"
+  chmod +x "$SOLC_BIN.tmp" && mv "$SOLC_BIN.tmp" "$SOLC_BIN"
+fi
+
+# 4. Brownie network evnet-anvil (host taken from $EVN_RPC_URL)
+if ! grep -q "id: evnet-anvil" "$HOME/.brownie/network-config.yaml" 2>/dev/null || [ networks.yaml -nt "$HOME/.brownie/.evnet-imported" ]; then
+  say "registering Brownie network evnet-anvil"
+  .venv/bin/brownie networks delete evnet-anvil >/dev/null 2>&1 || true
+  .venv/bin/brownie networks import networks.yaml >/dev/null
+  touch "$HOME/.brownie/.evnet-imported"
+fi
+
+# 5. Contracts (build/contracts; the ABIs shipped in ev_network/abi are refreshed by `make abi`)
+if [ ! -f build/.compiled ] || [ -n "$(find contracts -newer build/.compiled -name '*.sol' | head -1)" ]; then
+  say "compiling contracts"
+  .venv/bin/brownie compile >/dev/null
+  touch build/.compiled
+fi
