@@ -17,7 +17,5 @@ def connect(rpc_url: str, deployment: Deployment | None = None, timeout: float =
     except ChainUnavailable as exc:
         raise ChainUnavailable(f"cannot reach the chain at {rpc_url}: is the node running? ({exc})") from None
     if deployment is not None and chain_id != deployment.chain_id:
-        raise EVNetworkError(
-            f"{rpc_url} is chain {chain_id}, but the deployment is for chain {deployment.chain_id}"
-        )
+        raise EVNetworkError(f"{rpc_url} is chain {chain_id}, but the deployment is for chain {deployment.chain_id}")
     return w3

@@ -139,7 +139,13 @@ class Escrow(_Wrapper):
         return self._send(self.contract.functions.open(station_id, connector, deposit), wait)
 
     def open_with_permit(
-        self, station_id: int, connector: int, deposit: int, permit: tuple[int, int, bytes, bytes], *, wait: bool = True
+        self,
+        station_id: int,
+        connector: int,
+        deposit: int,
+        permit: tuple[int, int, bytes, bytes],
+        *,
+        wait: bool = True,
     ) -> Any:
         deadline, v, r, s = permit
         fn = self.contract.functions.openWithPermit(station_id, connector, deposit, deadline, v, r, s)
@@ -168,7 +174,13 @@ class Escrow(_Wrapper):
         return self._send(self.contract.functions.settleBatch(session_ids, meter_stops), wait)
 
     def add_station(
-        self, charge_point_id: str, connectors: int, tariff: Tariff, meter_public_key: bytes = b"", *, wait: bool = True
+        self,
+        charge_point_id: str,
+        connectors: int,
+        tariff: Tariff,
+        meter_public_key: bytes = b"",
+        *,
+        wait: bool = True,
     ) -> Any:
         fn = self.contract.functions.addStation(charge_point_id, connectors, tariff.as_tuple(), meter_public_key)
         return self._send(fn, wait)

@@ -48,7 +48,11 @@ class Anvil:
     """A local Anvil process. Use as a context manager, or call :meth:`start` and :meth:`stop`."""
 
     def __init__(
-        self, port: int | None = None, state: Path | None = None, block_time: float | None = None, accounts: int = 20
+        self,
+        port: int | None = None,
+        state: Path | None = None,
+        block_time: float | None = None,
+        accounts: int = 20,
     ) -> None:
         self.port = port or free_port()
         self.state = state
@@ -102,7 +106,13 @@ class Anvil:
 def deploy_with_brownie(rpc_url: str, out: Path, env: dict[str, str] | None = None, timeout: float = 300) -> Deployment:
     """Run ``brownie run scripts/deploy.py --network evnet-anvil`` against ``rpc_url``; return the deployment."""
     brownie = ROOT / ".venv" / "bin" / "brownie"
-    command = [str(brownie) if brownie.exists() else "brownie", "run", "scripts/deploy.py", "--network", "evnet-anvil"]
+    command = [
+        str(brownie) if brownie.exists() else "brownie",
+        "run",
+        "scripts/deploy.py",
+        "--network",
+        "evnet-anvil",
+    ]
     run_env = {**os.environ, "EVN_RPC_URL": rpc_url, "EVN_DEPLOYMENT": str(out), **(env or {})}
     run_env["PATH"] = f"{ROOT / 'node_modules' / '.bin'}{os.pathsep}{run_env.get('PATH', '')}"
     # Brownie re-checks the contracts it recorded for chain 31337 and fails on a fresh Anvil that
@@ -110,5 +120,7 @@ def deploy_with_brownie(rpc_url: str, out: Path, env: dict[str, str] | None = No
     shutil.rmtree(ROOT / "build" / "deployments", ignore_errors=True)
     result = subprocess.run(command, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0 or not out.exists():
-        raise EVNetworkError(f"brownie deploy failed (exit {result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise EVNetworkError(
+            f"brownie deploy failed (exit {result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     return Deployment.load(out)

@@ -22,16 +22,10 @@ class Tariff:
 
 def price(tariff: Tariff, energy_wh: int, duration_s: int = 0) -> int:
     """Price before the cap at the deposit: fee + energy x price/kWh + time x fee/hour."""
-    return (
-        tariff.session_fee
-        + energy_wh * tariff.price_per_kwh // 1000
-        + duration_s * tariff.time_fee_per_hour // 3600
-    )
+    return tariff.session_fee + energy_wh * tariff.price_per_kwh // 1000 + duration_s * tariff.time_fee_per_hour // 3600
 
 
-def settlement(
-    tariff: Tariff, deposit: int, energy_wh: int, duration_s: int, max_duration_s: int
-) -> tuple[int, int]:
+def settlement(tariff: Tariff, deposit: int, energy_wh: int, duration_s: int, max_duration_s: int) -> tuple[int, int]:
     """(cost, refund) of a settlement: time capped at max duration, cost capped at the deposit."""
     cost = min(price(tariff, energy_wh, min(duration_s, max_duration_s)), deposit)
     return cost, deposit - cost

@@ -9,41 +9,16 @@ EVN_MAX_DURATION (s, default 86400), EVN_RECLAIM_GRACE (s, default 3600), EVN_TO
 ERC-20 to use instead of deploying EVToken, e.g. a stablecoin)."""
 
 import os
-import threading
 from pathlib import Path
 
-from brownie import EVToken, SessionEscrow, accounts, chain, network
+from brownie import EVToken, SessionEscrow, chain, network
 
 from ev_network.deployment import Deployment
-from ev_network.devchain import dev_account
-
-ANVIL_CHAIN_ID = 31337
-_default_excepthook = threading.excepthook
-
-
-def _quiet_brownie_bookkeeping(args: threading.ExceptHookArgs) -> None:
-    """Brownie 1.22 fails in a background thread while recording deployments of a live network
-    ("TypeError: dict object expected; got ...Sources"). The deployment itself is fine and we keep
-    our own deployment file, so that one error is silenced; every other error is shown as usual."""
-    if args.exc_type is TypeError and "Sources" in str(args.exc_value):
-        return
-    _default_excepthook(args)
-
-
-threading.excepthook = _quiet_brownie_bookkeeping
-
-
-def deployer():
-    key = os.environ.get("EVN_DEPLOYER_KEY")
-    if key:
-        return accounts.add(key)
-    if chain.id != ANVIL_CHAIN_ID:
-        raise SystemExit("EVN_DEPLOYER_KEY is required on any chain but a local Anvil (chain id 31337)")
-    return accounts.add(dev_account(0).key.hex())
+from scripts._common import account_from_env
 
 
 def main() -> Deployment:
-    admin = deployer()
+    admin = account_from_env("EVN_DEPLOYER_KEY", 0)
     start_timeout = int(os.environ.get("EVN_START_TIMEOUT", 300))
     max_duration = int(os.environ.get("EVN_MAX_DURATION", 86400))
     reclaim_grace = int(os.environ.get("EVN_RECLAIM_GRACE", 3600))

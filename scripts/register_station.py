@@ -1,0 +1,31 @@
+"""Register a station (and its operator, if new) on the deployed EV Network.
+
+    brownie run scripts/register_station.py main CP_ID CONNECTORS PRICE_PER_KWH SESSION_FEE [TIME_FEE_PER_HOUR] \
+        --network evnet-anvil
+
+Prices in whole tokens ("0.35"). Environment: EVN_DEPLOYMENT (deployment file), EVN_OPERATOR_KEY
+(the operator's key; Anvil dev account 1 on a local chain), EVN_DEPLOYER_KEY (the registrar, who
+onboards a new operator; Anvil dev account 0), EVN_OPERATOR_NAME, EVN_PAYOUT (payout address,
+default the operator's own)."""
+
+import os
+
+from brownie import SessionEscrow
+
+from scripts._common import account_from_env, deployment, to_units
+
+
+def main(charge_point_id: str, connectors: str, price_per_kwh: str, session_fee: str, time_fee_per_hour: str = "0"):
+    escrow = SessionEscrow.at(deployment().escrow)
+    operator = account_from_env("EVN_OPERATOR_KEY", 1)
+    if not escrow.operatorOf(operator)[1]:
+        registrar = account_from_env("EVN_DEPLOYER_KEY", 0)
+        payout = os.environ.get("EVN_PAYOUT", operator.address)
+        name = os.environ.get("EVN_OPERATOR_NAME", "Local CPO")
+        escrow.registerOperator(operator, payout, name, {"from": registrar})
+        print(f"operator {operator.address} registered ({name}), payout {payout}")
+    tariff = (to_units(price_per_kwh), to_units(session_fee), to_units(time_fee_per_hour))
+    tx = escrow.addStation(charge_point_id, int(connectors), tariff, b"", {"from": operator})
+    station_id = tx.events["StationRegistered"]["stationId"]
+    print(f"station {station_id}: {charge_point_id}, {connectors} connectors, tariff {tariff}")
+    return station_id
