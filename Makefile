@@ -4,7 +4,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/.venv/bin:$(PATH)
 export EVN_RPC_URL ?= http://127.0.0.1:8545
 PY := .venv/bin/python
 
-.PHONY: setup test demo bench-gas bench-load lint abi deploy clean
+.PHONY: setup test demo bench-gas bench-load lint abi docs deploy clean
 
 setup:
 	@tools/setup.sh
@@ -27,6 +27,10 @@ lint: setup
 # Refresh the ABIs shipped with the Python package after changing a contract (tests fail until you do).
 abi: setup
 	$(PY) -m ev_network.abi_export build/contracts ev_network/abi
+
+# Regenerate docs/contracts.md from the contracts' NatSpec (tests fail until you do).
+docs: setup
+	$(PY) -m tools.contract_docs build/contracts docs/contracts.md
 
 # Deploy to the Anvil at $(EVN_RPC_URL) with Brownie (writes deployments/local.json).
 deploy: setup

@@ -131,7 +131,13 @@ contract SessionEscrow is StationRegistry {
     /// @notice Open a session with an EIP-2612 permit instead of a prior approval, in one transaction.
     /// @dev A permit that fails (e.g. already used by a front-runner) is ignored; the transfer then
     ///      needs an existing allowance.
-    /// @param deadline Permit deadline. @param v Signature v. @param r Signature r. @param s Signature s.
+    /// @param stationId Station to charge at (must be active).
+    /// @param connector Connector number, 1 to the station's connector count.
+    /// @param deposit Most the driver will pay; also the permit's value.
+    /// @param deadline Permit deadline (unix seconds).
+    /// @param v Permit signature v.
+    /// @param r Permit signature r.
+    /// @param s Permit signature s.
     /// @return sessionId The new session's id.
     function openWithPermit(uint32 stationId, uint8 connector, uint96 deposit, uint256 deadline, uint8 v, bytes32 r, bytes32 s)
         external
@@ -231,11 +237,14 @@ contract SessionEscrow is StationRegistry {
     // ------------------------------------------------------------------ views
 
     /// @notice Session `sessionId` (all fields zero and state None if it does not exist).
+    /// @param sessionId The session.
     function getSession(uint256 sessionId) external view returns (Session memory) {
         return _sessions[sessionId];
     }
 
     /// @notice What settling `sessionId` now with `meterStop` would charge (capped at the deposit).
+    /// @param sessionId An Active session.
+    /// @param meterStop Meter reading at stop, in Wh.
     function settlementCost(uint256 sessionId, uint40 meterStop) external view returns (uint256 cost) {
         Session memory s = _sessions[sessionId];
         _requireState(sessionId, s.state, SessionState.Active);
