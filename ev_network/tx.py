@@ -109,6 +109,18 @@ class TxSender:
         """Send ``fn`` and wait until it is mined; return the receipt."""
         return self.wait(self.submit(fn, gas=gas))
 
+    def send_ether(self, to: str, wei: int) -> dict:
+        """Send ``wei`` of the chain's native coin (gas money for a fresh account on a dev chain)."""
+        fees = {"maxPriorityFeePerGas": 10**9, "maxFeePerGas": 2 * self.w3.eth.gas_price + 10**9}
+        tx = {"to": to, "value": wei, "gas": 21000, "chainId": self.w3.eth.chain_id, **fees}
+        tx["nonce"] = self._take_nonce()
+        try:
+            tx_hash = self.w3.eth.send_raw_transaction(self.account.sign_transaction(tx).raw_transaction)
+        except Exception:
+            self.resync()
+            raise
+        return self.wait(tx_hash)
+
     def resync(self) -> None:
         """Forget the local nonce: the next send re-reads the account's pending nonce."""
         with self._lock:

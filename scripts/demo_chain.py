@@ -1,0 +1,101 @@
+"""The demo's chain side: a local Anvil with kept state, the Brownie deployment, the operator,
+its stations and tariffs, and a funded driver. Idempotent: a second run continues where the first
+stopped (same chain state, same deployment, stations already registered)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from ev_network.chain import connect
+from ev_network.contracts import Escrow, Token
+from ev_network.deployment import Deployment
+from ev_network.devchain import Anvil, deploy_with_brownie, dev_account
+from ev_network.pricing import Tariff
+from ev_network.tx import TxSender
+
+TOKEN = 10**18
+OPERATOR_NAME = "Volt Charging GmbH"
+
+
+@dataclass(frozen=True)
+class DemoStation:
+    charge_point_id: str
+    connectors: int
+    tariff: Tariff
+    label: str
+
+
+STATIONS = (
+    DemoStation("VOLT-BER-001", 2, Tariff(39 * TOKEN // 100, TOKEN // 2, 0), "Berlin Mitte, 2 x 22 kW AC"),
+    DemoStation("VOLT-BER-002", 2, Tariff(59 * TOKEN // 100, TOKEN, 0), "Berlin Adlershof, 150 kW DC"),
+    DemoStation("VOLT-POT-001", 1, Tariff(35 * TOKEN // 100, 0, 6 * TOKEN), "Potsdam, AC with time fee"),
+)
+
+
+@dataclass
+class DemoChain:
+    anvil: Anvil
+    w3: Web3
+    deployment: Deployment
+    admin: LocalAccount
+    operator: LocalAccount
+    payout: LocalAccount
+    station_ids: dict[str, int]
+
+    def escrow(self, account: LocalAccount | None = None) -> Escrow:
+        return Escrow(self.w3, self.deployment, TxSender(self.w3, account) if account else None)
+
+    def token(self, account: LocalAccount | None = None) -> Token:
+        return Token(self.w3, self.deployment.token, TxSender(self.w3, account) if account else None)
+
+
+def start_chain(state_dir: Path, say) -> DemoChain:
+    """Start Anvil (state in ``state_dir``), deploy unless the deployment is still there, register."""
+    anvil = Anvil(state=state_dir / "anvil-state.json").start()
+    say(f"Anvil listening on {anvil.url} (state: {state_dir / 'anvil-state.json'})")
+    deployment_file = state_dir / "deployment.json"
+    w3 = connect(anvil.url)
+    deployment = _existing_deployment(w3, deployment_file)
+    if deployment is None:
+        say("deploying EVToken and SessionEscrow with Brownie (scripts/deploy.py)")
+        deployment = deploy_with_brownie(anvil.url, deployment_file, env={"EVN_START_TIMEOUT": "60"})
+    else:
+        say(f"continuing with the deployment in {deployment_file} (escrow {deployment.escrow})")
+    deployment = deployment.model_copy(update={"rpc_url": anvil.url})
+    deployment.save(deployment_file)
+    chain = DemoChain(anvil, w3, deployment, dev_account(0), dev_account(1), dev_account(2), {})
+    _register(chain, say)
+    return chain
+
+
+def _existing_deployment(w3: Web3, path: Path) -> Deployment | None:
+    if not path.exists():
+        return None
+    deployment = Deployment.load(path)
+    return deployment if w3.eth.get_code(deployment.escrow) else None
+
+
+def _register(chain: DemoChain, say) -> None:
+    escrow = chain.escrow(chain.operator)
+    if not escrow.operator_of(chain.operator.address).registered:
+        chain.escrow(chain.admin).register_operator(chain.operator.address, chain.payout.address, OPERATOR_NAME)
+        say(f"operator {OPERATOR_NAME} registered: account {chain.operator.address}, payout {chain.payout.address}")
+    for station in STATIONS:
+        existing = escrow.station_by_charge_point(station.charge_point_id)
+        if existing is None:
+            receipt = escrow.add_station(station.charge_point_id, station.connectors, station.tariff)
+            station_id = escrow.station_id_from(receipt)
+            say(f"station {station_id} {station.charge_point_id} registered: {station.label}")
+        else:
+            station_id = existing.station_id
+        chain.station_ids[station.charge_point_id] = station_id
+
+
+def fund_gas(chain: DemoChain, address: str, wei: int = 10**18) -> None:
+    """Give a fresh account ether for gas (a dev chain only)."""
+    if chain.w3.eth.get_balance(address) < wei // 2:
+        TxSender(chain.w3, chain.admin).send_ether(address, wei)
