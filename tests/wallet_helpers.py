@@ -1,0 +1,86 @@
+"""Helpers of the EV Wallet tests: wallet homes with real encrypted keyfiles, gas for fresh accounts,
+the operator's side driven with real signed transactions, and receipts/balances to compare with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from ev_network.contracts import Escrow
+from ev_network.events import EventReader, indexed_topic
+from wallet.config import WalletConfig
+from wallet.core import Wallet
+from wallet.keystore import Keystore
+
+PASSWORD = "correct horse battery staple"
+GAS_MONEY = 10 * 10**18
+
+
+def wallet_config(net, home: Path) -> WalletConfig:
+    """A wallet home in ``home`` pointed at the test chain."""
+    return WalletConfig.resolve(home=home, rpc_url=net.rpc_url, deployment_file=net.deployment_file)
+
+
+def give_gas(net, address: str, wei: int = GAS_MONEY) -> None:
+    """Native currency for a fresh account (Anvil's cheat code)."""
+    net.w3.provider.make_request("anvil_setBalance", [address, hex(wei)])
+
+
+def fresh_wallet(net, home: Path, poll_interval: float = 0.05) -> tuple[Wallet, Keystore]:
+    """A new random account created in the keystore at ``home``, unlocked, with gas (no tokens)."""
+    keystore = Keystore(wallet_config(net, home))
+    address = keystore.create(PASSWORD)
+    give_gas(net, address)
+    account = keystore.unlock(address, PASSWORD)
+    return Wallet(net.w3, net.deployment, account, poll_interval=poll_interval), keystore
+
+
+def driver_wallet(net, driver: LocalAccount, poll_interval: float = 0.05) -> Wallet:
+    """A wallet of one of the funded dev drivers (no keystore involved)."""
+    return Wallet(net.w3, net.deployment, driver, poll_interval=poll_interval)
+
+
+def nonce(net, address: str) -> int:
+    return net.w3.eth.get_transaction_count(address, "pending")
+
+
+def operator_start(net, session_id: int, transaction_id: int = 1, meter_start: int = 0, operator=None) -> dict:
+    """The operator starts the session on chain (what the Core Client does on StartTransaction)."""
+    return net.escrow(operator or net.operator).start(session_id, transaction_id, meter_start)
+
+
+def operator_settle(net, session_id: int, meter_stop: int, operator=None) -> dict:
+    """The operator settles the session on chain (what the Core Client does on StopTransaction)."""
+    return net.escrow(operator or net.operator).settle(session_id, meter_stop)
+
+
+def settled_event(net, session_id: int) -> dict:
+    """The SessionSettled event's arguments of ``session_id``."""
+    reader = EventReader(net.w3, net.deployment.escrow)
+    found = reader.fetch(
+        net.deployment.deployment_block, reader.head(), ["SessionSettled"], [indexed_topic(session_id)]
+    )
+    assert len(found) == 1, found
+    return found[0].args
+
+
+def set_next_block_time(net, timestamp: int) -> None:
+    net.w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])
+
+
+def latest_time(net) -> int:
+    return int(net.w3.eth.get_block("latest")["timestamp"])
+
+
+def tx_selector(net, tx_hash: str) -> bytes:
+    """The 4-byte function selector a transaction called."""
+    return bytes(net.w3.eth.get_transaction(tx_hash)["input"])[:4]
+
+
+def function_selector(escrow: Escrow, name: str) -> bytes:
+    """The 4-byte selector of escrow function ``name``."""
+    abi = next(item for item in escrow.contract.abi if item.get("type") == "function" and item["name"] == name)
+    signature = f"{name}({','.join(i['type'] for i in abi['inputs'])})"
+    return bytes(Web3.keccak(text=signature)[:4])

@@ -1,0 +1,298 @@
+"""``ev-wallet``: the driver's EV Wallet on the command line (a thin layer over :mod:`wallet.core`)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from wallet.cli_accounts import account_app
+from wallet.cli_common import (
+    AccountAddr,
+    DeploymentFile,
+    JsonOut,
+    RpcUrl,
+    SessionArg,
+    StationArg,
+    amount_arg,
+    clean_errors,
+    config_from,
+    decimal_arg,
+    emit,
+    minter_account,
+    open_wallet,
+)
+from wallet.display import LiveSession, history_table, quote_lines, stations_table, status_lines
+from wallet.invoice import render_json, render_pdf, render_text
+from wallet.units import format_amount
+
+HELP = """The driver's EV Wallet: pre-pay a charging session into the EV Network escrow, follow it live,
+and get an invoice built from chain data.
+
+Amounts are whole tokens with decimals (12.5), converted exactly with the token's decimals.
+STATION is a station id or an OCPP charge point id. Read commands take --json.
+
+Environment: EVN_WALLET_HOME (wallet directory, default ~/.ev-wallet), EVN_RPC_URL (node, default
+http://127.0.0.1:8545), EVN_DEPLOYMENT (deployment file, default deployments/local.json),
+EVN_WALLET_PASSWORD (keystore password; asked for when unset).
+"""
+
+app = typer.Typer(
+    name="ev-wallet",
+    help=HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.add_typer(account_app, name="account")
+
+
+@app.command()
+@clean_errors
+def balance(
+    rpc_url: RpcUrl = None, deployment: DeploymentFile = None, account: AccountAddr = None, as_json: JsonOut = False
+) -> None:
+    """Show the account's token balance."""
+    wallet = open_wallet(config_from(rpc_url, deployment, account))
+    units, token = wallet.balance(), wallet.token_info
+    if as_json:
+        emit(
+            {
+                "address": wallet.address,
+                "balance": units,
+                "amount": format_amount(units, token.decimals),
+                "symbol": token.symbol,
+                "decimals": token.decimals,
+                "token": token.address,
+            }
+        )
+    else:
+        typer.echo(f"{wallet.address}: {wallet.fmt(units)}")
+
+
+@app.command()
+@clean_errors
+def topup(
+    amount: Annotated[
+        str, typer.Argument(help="Whole tokens to add, e.g. 50 or 12.5.", show_default=False, metavar="AMOUNT")
+    ],
+    minter_keyfile: Annotated[
+        Path | None, typer.Option("--minter-keyfile", help="Keyfile of an account with MINTER_ROLE.")
+    ] = None,
+    rpc_url: RpcUrl = None,
+    deployment: DeploymentFile = None,
+    account: AccountAddr = None,
+) -> None:
+    """Top up the account: mint tokens to it (needs a minter).
+
+    The minter (an account with MINTER_ROLE) signs the mint; its key comes from --minter-keyfile (password
+    EVN_MINTER_PASSWORD or asked) or EVN_MINTER_KEY. On a local dev chain (id 31337) Anvil's first
+    account, the deployer, is used when neither is given."""
+    wallet = open_wallet(config_from(rpc_url, deployment, account))
+    units = amount_arg(wallet, amount)
+    tx = wallet.top_up(units, minter_account(wallet, minter_keyfile))
+    typer.echo(f"topped up {wallet.fmt(units)}: balance {wallet.fmt(wallet.balance())} (tx {tx})")
+
+
+@app.command()
+@clean_errors
+def stations(rpc_url: RpcUrl = None, deployment: DeploymentFile = None, as_json: JsonOut = False) -> None:
+    """List the stations: operator, connectors, active flag and tariff."""
+    wallet = open_wallet(config_from(rpc_url, deployment, None), need_account=False)
+    found = wallet.stations()
+    if as_json:
+        emit({"token": wallet.token_info.model_dump(), "stations": [s.model_dump(mode="json") for s in found]})
+    else:
+        Console().print(stations_table(wallet, found))
+
+
+@app.command()
+@clean_errors
+def quote(
+    station: StationArg,
+    kwh: Annotated[str, typer.Option("--kwh", help="Energy to charge, in kWh (e.g. 20 or 7.5).", show_default=False)],
+    minutes: Annotated[str, typer.Option("--minutes", help="Charging time in minutes (for a time fee).")] = "0",
+    rpc_url: RpcUrl = None,
+    deployment: DeploymentFile = None,
+    as_json: JsonOut = False,
+) -> None:
+    """What a session will cost at a station.
+
+    Exactly what settlement charges for that energy and time at the station's current tariff (the
+    tariff is fixed when the session opens; settlement never charges more than the deposit)."""
+    energy_wh = decimal_arg(kwh, "--kwh", 1000)
+    duration_s = decimal_arg(minutes, "--minutes", 60)
+    wallet = open_wallet(config_from(rpc_url, deployment, None), need_account=False)
+    result = wallet.quote(station, energy_wh, duration_s=duration_s)
+    if as_json:
+        emit(
+            {
+                **result.model_dump(mode="json"),
+                "token": wallet.token_info.model_dump(),
+                "total_amount": format_amount(result.total, wallet.token_info.decimals),
+            }
+        )
+    else:
+        typer.echo("\n".join(quote_lines(wallet, result)))
+
+
+class InvoiceFormat(str, Enum):
+    text = "text"
+    json = "json"
+    pdf = "pdf"
+
+
+@app.command()
+@clean_errors
+def charge(
+    station: StationArg,
+    connector: Annotated[
+        int, typer.Option("--connector", help="Connector number (from 1).", min=1, show_default=False)
+    ],
+    deposit: Annotated[
+        str,
+        typer.Option("--deposit", help="Most you will pay, in whole tokens; the rest is refunded.", show_default=False),
+    ],
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Open the session and return at once.")] = False,
+    poll: Annotated[float, typer.Option("--poll", help="Seconds between chain polls.", min=0.05)] = 1.0,
+    rpc_url: RpcUrl = None,
+    deployment: DeploymentFile = None,
+    account: AccountAddr = None,
+) -> None:
+    """Open a charging session and follow it live.
+
+    The deposit goes into escrow (in one transaction with a permit when the token has one). Progress:
+    requested > started > charging > stopping > settled. Ctrl-C while charging requests the stop and keeps
+    watching until the session is settled; the invoice is printed at the end. Ctrl-C before the charge
+    starts (or twice) leaves the session open."""
+    wallet = open_wallet(config_from(rpc_url, deployment, account), unlock=True, poll=poll)
+    opened = wallet.open(station, connector, amount_arg(wallet, deposit))
+    sid = opened.session_id
+    typer.echo(
+        f"session {sid} opened at station {opened.station_id} connector {connector}, deposit "
+        f"{wallet.fmt(opened.deposit)} ({opened.method}; tx {opened.open_tx})"
+    )
+    if no_wait:
+        typer.echo(f"follow it with: ev-wallet status {sid}")
+        return
+    final = LiveSession(wallet, sid, Console(soft_wrap=True, highlight=False), poll).run()
+    if final is None:
+        raise typer.Exit(130)
+    if final.phase == "settled":
+        typer.echo(render_text(wallet.invoice(sid)))
+    else:
+        typer.echo(f"session {sid} {final.phase}: refunded {wallet.fmt(final.status.refund or 0)}")
+
+
+@app.command()
+@clean_errors
+def stop(
+    session: SessionArg, rpc_url: RpcUrl = None, deployment: DeploymentFile = None, account: AccountAddr = None
+) -> None:
+    """Ask the operator to stop a running session.
+
+    The charge point stops the charge and the operator settles the session: cost paid, the rest refunded."""
+    wallet = open_wallet(config_from(rpc_url, deployment, account), unlock=True)
+    typer.echo(f"stop requested for session {session} (tx {wallet.request_stop(session)})")
+
+
+@app.command()
+@clean_errors
+def cancel(
+    session: SessionArg, rpc_url: RpcUrl = None, deployment: DeploymentFile = None, account: AccountAddr = None
+) -> None:
+    """Cancel a session that did not start in time (full refund).
+
+    Possible once the start timeout has passed since the session was opened."""
+    wallet = open_wallet(config_from(rpc_url, deployment, account), unlock=True)
+    tx = wallet.cancel(session)
+    typer.echo(f"session {session} cancelled, deposit refunded: balance {wallet.fmt(wallet.balance())} (tx {tx})")
+
+
+@app.command()
+@clean_errors
+def reclaim(
+    session: SessionArg, rpc_url: RpcUrl = None, deployment: DeploymentFile = None, account: AccountAddr = None
+) -> None:
+    """Take back the deposit of a started session that was never settled.
+
+    Possible once the maximum duration plus the grace period have passed since the start."""
+    wallet = open_wallet(config_from(rpc_url, deployment, account), unlock=True)
+    tx = wallet.reclaim(session)
+    typer.echo(f"session {session} reclaimed, deposit refunded: balance {wallet.fmt(wallet.balance())} (tx {tx})")
+
+
+@app.command()
+@clean_errors
+def status(
+    session: SessionArg, rpc_url: RpcUrl = None, deployment: DeploymentFile = None, as_json: JsonOut = False
+) -> None:
+    """Show a session's state, times, and cost once it has ended."""
+    wallet = open_wallet(config_from(rpc_url, deployment, None), need_account=False)
+    st = wallet.session_status(session)
+    if as_json:
+        emit(st.model_dump(mode="json"))
+    else:
+        typer.echo("\n".join(status_lines(wallet, st)))
+
+
+@app.command()
+@clean_errors
+def history(
+    rpc_url: RpcUrl = None, deployment: DeploymentFile = None, account: AccountAddr = None, as_json: JsonOut = False
+) -> None:
+    """List the account's sessions and their final state.
+
+    Rebuilt from chain events (SessionRequested by this driver, joined with what happened next)."""
+    wallet = open_wallet(config_from(rpc_url, deployment, account))
+    entries = wallet.history()
+    if as_json:
+        emit(
+            {
+                "address": wallet.address,
+                "token": wallet.token_info.model_dump(),
+                "sessions": [e.model_dump(mode="json") for e in entries],
+            }
+        )
+    elif not entries:
+        typer.echo(f"no sessions for {wallet.address}")
+    else:
+        Console().print(history_table(wallet, entries))
+
+
+@app.command()
+@clean_errors
+def invoice(
+    session: SessionArg,
+    fmt: Annotated[InvoiceFormat, typer.Option("--format", help="text, json or pdf.")] = InvoiceFormat.text,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to FILE (pdf default: <number>.pdf).")
+    ] = None,
+    rpc_url: RpcUrl = None,
+    deployment: DeploymentFile = None,
+    as_json: JsonOut = False,
+) -> None:
+    """The invoice of a settled session, from chain data only.
+
+    --json is the same as --format json; pdf is written to --output (default <invoice number>.pdf)."""
+    wallet = open_wallet(config_from(rpc_url, deployment, None), need_account=False)
+    inv = wallet.invoice(session)
+    fmt = InvoiceFormat.json if as_json else fmt
+    if fmt is InvoiceFormat.pdf:
+        path = render_pdf(inv, output or Path(f"{inv.number}.pdf"))
+        typer.echo(f"invoice {inv.number} written to {path}")
+        return
+    text = render_json(inv) if fmt is InvoiceFormat.json else render_text(inv)
+    if output is not None:
+        output.write_text(text if text.endswith("\n") else text + "\n")
+        typer.echo(f"invoice {inv.number} written to {output}", err=True)
+    else:
+        typer.echo(text.rstrip("\n"))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,137 @@
+"""Shared parts of the ev-wallet commands: options, one-line errors, opening the wallet."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from pydantic import ValidationError
+from web3 import Web3
+
+from ev_network.deployment import Deployment
+from ev_network.errors import ChainUnavailable, EVNetworkError
+from ev_network.keys import KeystoreError, load_keyfile, resolve_password
+from wallet import config as cfgmod
+from wallet.config import WalletConfig
+from wallet.core import Wallet
+from wallet.errors import WalletError
+from wallet.keystore import Keystore
+from wallet.units import parse_amount
+
+RpcUrl = Annotated[
+    str | None, typer.Option("--rpc-url", help="JSON-RPC node URL [env EVN_RPC_URL].", show_default=False)
+]
+DeploymentFile = Annotated[
+    Path | None, typer.Option("--deployment", help="Deployment file [env EVN_DEPLOYMENT].", show_default=False)
+]
+AccountAddr = Annotated[
+    str | None, typer.Option("--account", help="Account address (default: the wallet's default account).")
+]
+JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+SessionArg = Annotated[int, typer.Argument(help="Session id.", min=1, show_default=False, metavar="SESSION")]
+StationArg = Annotated[
+    str, typer.Argument(help="Station id or OCPP charge point id.", show_default=False, metavar="STATION")
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+RPC_TIMEOUT_S = 30
+
+
+def clean_errors(fn: F) -> F:
+    """Errors become one line on stderr and exit code 1 (EVN_DEBUG=1 shows the traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if os.environ.get("EVN_DEBUG"):
+                raise
+            known = isinstance(exc, (EVNetworkError, FileNotFoundError, ValidationError))
+            text = " ".join(str(exc).split()) or type(exc).__name__
+            typer.echo(f"error: {text}" if known else f"error: unexpected {type(exc).__name__}: {text}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2))
+
+
+def config_from(rpc_url: str | None, deployment: Path | None, account: str | None) -> WalletConfig:
+    return WalletConfig.resolve(rpc_url=rpc_url, deployment_file=deployment, account=account)
+
+
+def open_wallet(cfg: WalletConfig, *, unlock: bool = False, need_account: bool = True, poll: float = 1.0) -> Wallet:
+    """A wallet on the configured chain: unlocked (password asked) or read-only."""
+    keystore = Keystore(cfg)
+    if unlock or need_account:
+        address = keystore.resolve(cfg.account)
+    else:  # reading public data: any known account, else the zero address
+        address = cfg.account or keystore.default() or "0x" + "00" * 20
+    account: LocalAccount | str = address
+    if unlock:
+        password = resolve_password(cfgmod.PASSWORD_ENV, f"Password for {address}: ")
+        account = keystore.unlock(address, password)
+    deployment = Deployment.load(cfg.deployment_file)
+    return Wallet(open_chain(cfg.rpc_url, deployment), deployment, account, poll_interval=poll)
+
+
+def open_chain(rpc_url: str, deployment: Deployment) -> Web3:
+    """A Web3 on ``rpc_url`` after one probe (a command fails at once when the node is down, no retries)."""
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": RPC_TIMEOUT_S}))
+    try:
+        chain_id = w3.eth.chain_id
+    except Exception as exc:
+        reason = type(exc).__name__
+        raise ChainUnavailable(f"cannot reach the chain at {rpc_url}: is the node running? ({reason})") from None
+    if chain_id != deployment.chain_id:
+        raise EVNetworkError(f"{rpc_url} is chain {chain_id}, but the deployment is for chain {deployment.chain_id}")
+    return w3
+
+
+def amount_arg(wallet: Wallet, text: str) -> int:
+    """Whole tokens typed by the user ("12.5") in the token's smallest unit."""
+    return parse_amount(text, wallet.token_info.decimals)
+
+
+def minter_account(wallet: Wallet, keyfile: Path | None) -> LocalAccount:
+    """The account that signs a top-up: --minter-keyfile, EVN_MINTER_KEY, or on a dev chain Anvil's account 0."""
+    if keyfile is not None:
+        password = resolve_password(cfgmod.MINTER_PASSWORD_ENV, f"Password for minter keyfile {keyfile}: ")
+        return load_keyfile(keyfile, password)
+    if os.environ.get(cfgmod.MINTER_KEY_ENV):
+        try:
+            return Account.from_key(os.environ[cfgmod.MINTER_KEY_ENV].strip())
+        except Exception:
+            raise KeystoreError(f"{cfgmod.MINTER_KEY_ENV} does not hold a valid private key") from None
+    if wallet.deployment.chain_id == cfgmod.DEV_CHAIN_ID:
+        from ev_network.devchain import dev_account
+
+        return dev_account(0)
+    raise WalletError("no minter: give --minter-keyfile or set EVN_MINTER_KEY (an account with MINTER_ROLE)")
+
+
+def decimal_arg(text: str, option: str, scale: int) -> int:
+    """A non-negative decimal option times ``scale`` (kWh -> Wh, minutes -> s), which must come out whole."""
+    try:
+        value = Decimal(text) * scale
+    except InvalidOperation:
+        raise WalletError(f"{option} {text!r} is not a number") from None
+    if not value.is_finite() or value < 0 or value != value.to_integral_value():
+        raise WalletError(f"{option} {text!r} must be a positive number with at most {len(str(scale)) - 1} decimals")
+    return int(value)

@@ -1,0 +1,166 @@
+"""Terminal output of the CLI: rich tables, and the live view of a charging session."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from wallet.core import Wallet
+from wallet.models import HistoryEntry, Progress, Quote, SessionStatus, StationView
+from wallet.units import format_amount, format_duration, format_wh_as_kwh, iso_utc
+
+STEPS = ["requested", "started", "charging", "stopping", "settled"]
+LABELS = {
+    "requested": "requested: deposit in escrow, waiting for the operator to start the charge",
+    "started": "started: the charge point began the transaction",
+    "charging": "charging",
+    "stopping": "stopping: stop requested, waiting for the operator to settle",
+    "settled": "settled: cost paid to the operator, the rest refunded",
+    "cancelled": "cancelled: the whole deposit was refunded",
+    "expired": "expired: the deposit was reclaimed",
+}
+
+
+def stations_table(wallet: Wallet, stations: list[StationView]) -> Table:
+    d, sym = wallet.token_info.decimals, wallet.token_info.symbol
+    table = Table(title=f"Stations (prices in {sym})")
+    for column in ("id", "charge point", "operator", "conn", "active", "per kWh", "fee", "per hour"):
+        table.add_column(column, justify="right" if column in ("id", "conn") else "left", no_wrap=column != "operator")
+    for s in stations:
+        t = s.tariff
+        table.add_row(
+            str(s.station_id),
+            s.charge_point_id,
+            s.operator_name,
+            str(s.connectors),
+            "yes" if s.active else "no",
+            format_amount(t.price_per_kwh, d),
+            format_amount(t.session_fee, d),
+            format_amount(t.time_fee_per_hour, d) if t.time_fee_per_hour else "-",
+        )
+    return table
+
+
+def quote_lines(wallet: Wallet, quote: Quote) -> list[str]:
+    rows = [("session fee", quote.session_fee), (f"energy {format_wh_as_kwh(quote.energy_wh)} kWh", quote.energy_cost)]
+    if quote.time_cost or quote.duration_s:
+        rows.append((f"time {format_duration(quote.billed_duration_s)}", quote.time_cost))
+    rows.append(("total", quote.total))
+    lines = [f"Quote at station {quote.station_id} ({quote.charge_point_id}), tariff #{quote.tariff_id}"]
+    lines += [f"  {label:<22} {wallet.fmt(amount):>16}" for label, amount in rows]
+    lines.append(f"  note: {quote.cap_note}")
+    return lines
+
+
+def status_lines(wallet: Wallet, st: SessionStatus) -> list[str]:
+    lines = [
+        f"Session {st.session_id}: {st.phase or st.state}",
+        f"  station {st.station_id}, connector {st.connector}, driver {st.driver}",
+        f"  deposit {wallet.fmt(st.deposit)}, tariff #{st.tariff_id}",
+        f"  opened  {iso_utc(st.opened_at)}",
+    ]
+    if st.state == "requested":
+        lines.append(f"  can be cancelled from {iso_utc(st.cancel_possible_at)} if it does not start")
+    if st.started_at:
+        lines.append(f"  started {iso_utc(st.started_at)}")
+    if st.state == "active" and st.reclaim_possible_at:
+        lines.append(f"  can be reclaimed from {iso_utc(st.reclaim_possible_at)} if never settled")
+    if st.stop_requested and st.state == "active":
+        lines.append("  stop requested")
+    if st.ended_at:
+        lines.append(f"  ended   {iso_utc(st.ended_at)}")
+    if st.energy_wh is not None:
+        lines.append(f"  energy  {format_wh_as_kwh(st.energy_wh)} kWh")
+    if st.cost is not None:
+        lines.append(f"  cost    {wallet.fmt(st.cost)}, refund {wallet.fmt(st.refund or 0)}")
+    if st.cancel_reason:
+        lines.append(f"  reason  {st.cancel_reason}")
+    return lines
+
+
+def history_table(wallet: Wallet, entries: list[HistoryEntry]) -> Table:
+    d = wallet.token_info.decimals
+    table = Table(title=f"Sessions of {wallet.address} (amounts in {wallet.token_info.symbol})")
+    for column in ("id", "station", "conn", "state", "deposit", "kWh", "cost", "refund", "ended (UTC)"):
+        table.add_column(column, justify="left" if column in ("state", "ended (UTC)") else "right")
+    for e in entries:
+        table.add_row(
+            str(e.session_id),
+            str(e.station_id),
+            str(e.connector),
+            e.state,
+            format_amount(e.deposit, d),
+            format_wh_as_kwh(e.energy_wh) if e.energy_wh is not None else "-",
+            format_amount(e.cost, d) if e.cost is not None else "-",
+            format_amount(e.refund, d) if e.refund is not None else "-",
+            iso_utc(e.ended_at)[:16].replace("T", " ") if e.ended_at else "-",
+        )
+    return table
+
+
+def progress_text(wallet: Wallet, update: Progress) -> str:
+    """One line for the live display, e.g. ``requested > started > [charging 0:01:12] > stopping > settled``."""
+    phase = update.phase
+    steps = STEPS if phase in STEPS else [*STEPS[:-1], phase]
+    current = steps.index(phase) if phase in steps else 0
+    shown = []
+    for i, step in enumerate(steps):
+        label = step
+        if step == phase and phase in ("charging", "stopping") and update.elapsed_s is not None:
+            label = f"{step} {format_duration(update.elapsed_s)}"
+        shown.append(f"[bold]{label}[/bold]" if i == current else (label if i < current else f"[dim]{label}[/dim]"))
+    return " > ".join(shown)
+
+
+class LiveSession:
+    """Follows a session on the terminal until it ends. Ctrl-C while charging requests the stop and keeps
+    watching; Ctrl-C before the start (or a second one) leaves the session running and returns None."""
+
+    def __init__(self, wallet: Wallet, session_id: int, console: Console, poll_interval: float = 1.0) -> None:
+        self.wallet = wallet
+        self.session_id = session_id
+        self.console = console
+        self.poll_interval = poll_interval
+        self.shown: set[str] = set()
+        self.stop_sent = False
+        self.interrupts = 0
+
+    def run(self) -> Progress | None:
+        with self.console.status(f"session {self.session_id}: connecting...") as status:
+            while True:
+                try:
+                    for update in self.wallet.watch(self.session_id, self.poll_interval):
+                        self._show(update, status)
+                        if update.done:
+                            return update
+                except KeyboardInterrupt:
+                    if not self._interrupted():
+                        return None
+
+    def _show(self, update: Progress, status: object) -> None:
+        if update.phase not in self.shown:
+            self.shown.add(update.phase)
+            self.console.print(f"session {self.session_id}: {LABELS[update.phase]}", highlight=False)
+        status.update(f"session {self.session_id}: {progress_text(self.wallet, update)}")  # type: ignore[attr-defined]
+
+    def _interrupted(self) -> bool:
+        """Handle Ctrl-C; True to keep watching."""
+        self.interrupts += 1
+        st = self.wallet.session_status(self.session_id)
+        if st.state == "active" and not self.stop_sent:
+            self.console.print(f"session {self.session_id}: Ctrl-C, requesting the stop...")
+            self.wallet.request_stop(self.session_id)
+            self.stop_sent = True
+            return True
+        if st.state == "requested" and self.interrupts == 1:
+            self.console.print(
+                f"session {self.session_id} has not started, so it cannot be stopped; it can be cancelled from "
+                f"{iso_utc(st.cancel_possible_at)} (ev-wallet cancel {self.session_id}). Ctrl-C again to leave."
+            )
+            return True
+        if st.phase in ("settled", "cancelled", "expired"):
+            return True  # the next watch shows the end
+        self.console.print(
+            f"left session {self.session_id} ({st.phase}); follow it with: ev-wallet status {self.session_id}"
+        )
+        return False

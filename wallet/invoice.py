@@ -1,0 +1,272 @@
+"""Invoices of settled sessions, built only from chain data: the SessionSettled event (the immutable
+invoice record), the session's SessionRequested and SessionStarted events, the snapshotted tariff, the
+operator's registry entry and the token's metadata. Rendered as text, JSON or PDF (fpdf2)."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime, timezone
+from pathlib import Path
+
+from fpdf import FPDF
+from fpdf.enums import XPos, YPos
+from pydantic import BaseModel
+from web3 import Web3
+
+from ev_network.contracts import Escrow, Token
+from ev_network.deployment import Deployment
+from ev_network.events import EventReader, indexed_topic
+from ev_network.tx import call_view
+from wallet.errors import SessionNotFound, WalletError
+from wallet.models import TariffView
+from wallet.units import format_amount, format_duration, format_wh_as_kwh, iso_utc
+
+
+class Issuer(BaseModel):
+    """The charge point operator who sold the energy, and where the money went."""
+
+    name: str
+    operator: str
+    payout: str
+
+
+class InvoiceLine(BaseModel):
+    """One priced line; ``amount`` in the token's smallest unit (negative for the cap adjustment)."""
+
+    description: str
+    quantity: str
+    unit: str
+    unit_price: int | None
+    amount: int
+
+
+class Invoice(BaseModel):
+    """The invoice of one settled session. ``sum(line.amount) == total == cost`` of SessionSettled."""
+
+    number: str
+    chain_id: int
+    escrow: str
+    session_id: int
+    issued_at: str
+    issuer: Issuer
+    driver: str
+    station_id: int
+    charge_point_id: str
+    connector: int
+    ocpp_transaction_id: int
+    tariff: TariffView
+    started_at: str
+    ended_at: str
+    duration_s: int
+    billed_duration_s: int
+    meter_start_wh: int
+    meter_stop_wh: int
+    energy_wh: int
+    energy_kwh: str
+    lines: list[InvoiceLine]
+    total: int
+    deposit: int
+    refund: int
+    currency: str
+    decimals: int
+    token: str
+    open_tx: str
+    start_tx: str
+    settle_tx: str
+
+    def amount(self, units: int) -> str:
+        """``units`` formatted as whole tokens with the currency symbol."""
+        return f"{format_amount(units, self.decimals)} {self.currency}"
+
+
+def invoice_number(chain_id: int, escrow: str, session_id: int) -> str:
+    """``EVN-<chain id>-<first 6 hex digits of the escrow>-<session id, 8 digits>``: the same session
+    always gets the same number, and no two sessions (of any escrow on any chain) share one."""
+    return f"EVN-{chain_id}-{escrow[2:8].upper()}-{session_id:08d}"
+
+
+def build_invoice(w3: Web3, deployment: Deployment, session_id: int) -> Invoice:
+    """The invoice of ``session_id``; WalletError if the session is not settled."""
+    escrow = Escrow(w3, deployment)
+    reader = EventReader(w3, deployment.escrow)
+    names = ["SessionRequested", "SessionStarted", "SessionSettled"]
+    found = reader.fetch(deployment.deployment_block, reader.head(), names, [indexed_topic(session_id)])
+    events = {e.name: e for e in found}
+    if "SessionSettled" not in events:
+        state = escrow.get_session(session_id).state
+        if state.value == 0:
+            raise SessionNotFound(f"there is no session {session_id}")
+        raise WalletError(f"no invoice for session {session_id}: it is {state.name.lower()}, not settled")
+    requested, started, settled = events["SessionRequested"], events["SessionStarted"], events["SessionSettled"]
+    s = settled.args
+    tariff = escrow.get_tariff(s["tariffId"])
+    station = escrow.get_station(s["stationId"])
+    operator = escrow.operator_of(s["operator"])
+    token = Token(w3, call_view(escrow.contract.functions.token()))
+    max_duration = call_view(escrow.contract.functions.maxDuration())
+    decimals = token.decimals()
+
+    energy_wh = s["meterStop"] - s["meterStart"]
+    duration = s["endedAt"] - s["startedAt"]
+    billed = min(duration, max_duration)
+    lines = [
+        InvoiceLine(description="Session fee", quantity="1", unit="session", unit_price=tariff.session_fee,
+                    amount=tariff.session_fee),
+        InvoiceLine(description="Energy", quantity=format_wh_as_kwh(energy_wh), unit="kWh",
+                    unit_price=tariff.price_per_kwh, amount=energy_wh * tariff.price_per_kwh // 1000),
+    ]  # fmt: skip
+    if tariff.time_fee_per_hour:
+        lines.append(
+            InvoiceLine(description="Charging time", quantity=format_duration(billed), unit="h",
+                        unit_price=tariff.time_fee_per_hour, amount=billed * tariff.time_fee_per_hour // 3600)
+        )  # fmt: skip
+    subtotal = sum(line.amount for line in lines)
+    if subtotal > s["cost"]:
+        lines.append(
+            InvoiceLine(description="Capped at the deposit", quantity="", unit="", unit_price=None,
+                        amount=s["cost"] - subtotal)
+        )  # fmt: skip
+    elif subtotal < s["cost"]:
+        raise WalletError(f"session {session_id}: the tariff gives {subtotal} but the settlement charged {s['cost']}")
+    chain_id = w3.eth.chain_id
+    return Invoice(
+        number=invoice_number(chain_id, deployment.escrow, session_id),
+        chain_id=chain_id,
+        escrow=Web3.to_checksum_address(deployment.escrow),
+        session_id=session_id,
+        issued_at=iso_utc(s["endedAt"]),
+        issuer=Issuer(name=operator.name, operator=s["operator"], payout=s["payout"]),
+        driver=s["driver"],
+        station_id=s["stationId"],
+        charge_point_id=station.charge_point_id,
+        connector=s["connector"],
+        ocpp_transaction_id=s["transactionId"],
+        tariff=TariffView(tariff_id=s["tariffId"], **vars(tariff)),
+        started_at=iso_utc(s["startedAt"]),
+        ended_at=iso_utc(s["endedAt"]),
+        duration_s=duration,
+        billed_duration_s=billed,
+        meter_start_wh=s["meterStart"],
+        meter_stop_wh=s["meterStop"],
+        energy_wh=energy_wh,
+        energy_kwh=format_wh_as_kwh(energy_wh),
+        lines=lines,
+        total=s["cost"],
+        deposit=requested.args["deposit"],
+        refund=s["refund"],
+        currency=token.symbol(),
+        decimals=decimals,
+        token=token.address,
+        open_tx=requested.tx_hash,
+        start_tx=started.tx_hash,
+        settle_tx=settled.tx_hash,
+    )
+
+
+# ------------------------------------------------------------------ renderers
+def _line_text(inv: Invoice, line: InvoiceLine) -> str:
+    if line.unit_price is None or line.unit == "session":
+        return line.description
+    per = f"{format_amount(line.unit_price, inv.decimals)}/{line.unit}"
+    return f"{line.description}: {line.quantity} {line.unit} x {per}"
+
+
+def render_text(inv: Invoice) -> str:
+    """A human-readable invoice (plain text, fixed width)."""
+    width = 72
+    rows = [
+        f"INVOICE {inv.number}".ljust(width - 20) + f"issued {inv.issued_at}",
+        "=" * width,
+        f"Issuer    {inv.issuer.name} (operator {inv.issuer.operator})",
+        f"Payout    {inv.issuer.payout}",
+        f"Driver    {inv.driver}",
+        f"Station   {inv.charge_point_id} (station {inv.station_id}), connector {inv.connector}, "
+        f"OCPP transaction {inv.ocpp_transaction_id}",
+        f"Charging  {inv.started_at} -> {inv.ended_at} ({format_duration(inv.duration_s)})",
+        f"Energy    {inv.energy_kwh} kWh (meter {inv.meter_start_wh} -> {inv.meter_stop_wh} Wh)",
+        f"Tariff    #{inv.tariff.tariff_id}",
+        "-" * width,
+    ]
+    for line in inv.lines:
+        amount = inv.amount(line.amount)
+        rows.append(f"  {_line_text(inv, line)}".ljust(width - len(amount)) + amount)
+    total = inv.amount(inv.total)
+    rows += [
+        "-" * width,
+        "  TOTAL".ljust(width - len(total)) + total,
+        f"  Deposit {inv.amount(inv.deposit)}, refunded {inv.amount(inv.refund)}",
+        "",
+        f"Paid in {inv.currency} (token {inv.token}, {inv.decimals} decimals) on chain {inv.chain_id}",
+        f"Escrow    {inv.escrow}, session {inv.session_id}",
+        f"Open tx   {inv.open_tx}",
+        f"Start tx  {inv.start_tx}",
+        f"Settle tx {inv.settle_tx}",
+    ]
+    return "\n".join(rows) + "\n"
+
+
+def render_json(inv: Invoice) -> str:
+    """The invoice as JSON (``model_dump``): amounts as integers in the smallest unit."""
+    return inv.model_dump_json(indent=2)
+
+
+def _ascii(text: str) -> str:
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+
+
+def render_pdf(inv: Invoice, path: str | Path) -> Path:
+    """Write the invoice as a one-page PDF (core font Helvetica, ASCII text); return the path."""
+    pdf = FPDF(format="A4")
+    pdf.set_creation_date(datetime.fromtimestamp(0, tz=timezone.utc).replace(year=2000))  # deterministic
+    pdf.set_title(_ascii(f"Invoice {inv.number}"))
+    pdf.set_author(_ascii(inv.issuer.name))
+    pdf.add_page()
+    pdf.set_font("Helvetica", "B", 16)
+    pdf.cell(0, 10, _ascii(f"Invoice {inv.number}"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_font("Helvetica", "", 9)
+    details = [
+        ("Issued", inv.issued_at),
+        ("Issuer", f"{inv.issuer.name} (operator {inv.issuer.operator})"),
+        ("Payout", inv.issuer.payout),
+        ("Driver", inv.driver),
+        ("Station", f"{inv.charge_point_id} (station {inv.station_id}), connector {inv.connector}"),
+        ("OCPP transaction", str(inv.ocpp_transaction_id)),
+        ("Charging", f"{inv.started_at} -> {inv.ended_at} ({format_duration(inv.duration_s)})"),
+        ("Energy", f"{inv.energy_kwh} kWh (meter {inv.meter_start_wh} -> {inv.meter_stop_wh} Wh)"),
+        ("Tariff", f"#{inv.tariff.tariff_id}"),
+    ]
+    for label, value in details:
+        pdf.cell(35, 5, _ascii(label))
+        pdf.multi_cell(0, 5, _ascii(value), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.ln(4)
+    pdf.set_font("Helvetica", "B", 10)
+    pdf.cell(130, 6, "Item", border="B")
+    pdf.cell(0, 6, "Amount", border="B", align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_font("Helvetica", "", 10)
+    for line in inv.lines:
+        pdf.cell(130, 6, _ascii(_line_text(inv, line)))
+        pdf.cell(0, 6, _ascii(inv.amount(line.amount)), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_font("Helvetica", "B", 11)
+    pdf.cell(130, 8, "Total", border="T")
+    pdf.cell(0, 8, _ascii(inv.amount(inv.total)), border="T", align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_font("Helvetica", "", 9)
+    pdf.cell(0, 6, _ascii(f"Deposit {inv.amount(inv.deposit)}, refunded {inv.amount(inv.refund)}"),
+             new_x=XPos.LMARGIN, new_y=YPos.NEXT)  # fmt: skip
+    pdf.ln(4)
+    pdf.set_font("Helvetica", "B", 9)
+    pdf.cell(0, 5, "Proof on chain", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_font("Helvetica", "", 8)
+    proofs = [
+        ("Chain", f"{inv.chain_id}, escrow {inv.escrow}, session {inv.session_id}"),
+        ("Token", f"{inv.currency} {inv.token} ({inv.decimals} decimals)"),
+        ("Open tx", inv.open_tx),
+        ("Start tx", inv.start_tx),
+        ("Settle tx", inv.settle_tx),
+    ]
+    for label, value in proofs:
+        pdf.cell(20, 4.5, label)
+        pdf.multi_cell(0, 4.5, _ascii(value), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pdf.output(str(path))
+    return path

@@ -1,0 +1,202 @@
+"""Following sessions on chain: a session's status, live progress while it runs, and the account's
+history, all from contract storage and the escrow's events (no off-chain database)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from web3 import Web3
+
+from ev_network.contracts import CancelReason, Escrow, Session, SessionState
+from ev_network.deployment import Deployment
+from ev_network.events import ChainEvent, EventReader, indexed_topic
+from wallet.errors import SessionNotFound
+from wallet.models import HistoryEntry, Phase, Progress, SessionStatus
+
+SESSION_EVENTS = [
+    "SessionRequested",
+    "SessionStarted",
+    "StopRequested",
+    "SessionSettled",
+    "SessionCancelled",
+    "SessionExpired",
+]
+FINAL_EVENTS = {"SessionSettled": "settled", "SessionCancelled": "cancelled", "SessionExpired": "expired"}
+_PHASES = {SessionState.REQUESTED: "requested", SessionState.SETTLED: "settled"}
+_PHASES |= {SessionState.CANCELLED: "cancelled", SessionState.EXPIRED: "expired"}
+_ID_CHUNK = 200  # session ids per log query (an OR over topic 1)
+
+
+class SessionTracker:
+    """Reads sessions of one escrow. ``driver`` (an address) scopes :meth:`history`."""
+
+    def __init__(self, w3: Web3, deployment: Deployment, escrow: Escrow, driver: str) -> None:
+        self.w3 = w3
+        self.deployment = deployment
+        self.escrow = escrow
+        self.driver = driver
+        self.events = EventReader(w3, deployment.escrow)
+        self._block_times: dict[int, int] = {}
+
+    # ------------------------------------------------------------------ status
+    def status(self, session_id: int) -> SessionStatus:
+        """The session's state and times now; SessionNotFound if it does not exist."""
+        head = self.events.head()
+        session = self._session(session_id)
+        events = self.events.fetch(self.deployment.deployment_block, head, SESSION_EVENTS, [indexed_topic(session_id)])
+        return self._status(session, events)
+
+    def watch(self, session_id: int, poll_interval: float = 1.0, timeout: float | None = None) -> Iterator[Progress]:
+        """Progress updates until the session ends: ``requested``, ``started``, then ``charging`` (once
+        per poll, with the elapsed time), ``stopping`` after a stop request, and finally ``settled``,
+        ``cancelled`` or ``expired``. Polls the chain; reads new events only. Stops early (without a
+        final update) once ``timeout`` seconds have passed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        events: list[ChainEvent] = []
+        next_block = self.deployment.deployment_block
+        last: Phase | None = None
+        started_shown = False
+        while True:
+            head = self.events.head()
+            if head >= next_block:
+                events += self.events.fetch(next_block, head, SESSION_EVENTS, [indexed_topic(session_id)])
+                next_block = head + 1
+            status = self._status(self._session(session_id), events)
+            final_seen = any(e.name in FINAL_EVENTS for e in events)
+            phase = status.phase
+            if phase is not None and (phase not in FINAL_EVENTS.values() or final_seen):
+                if status.started_at is not None and not started_shown:
+                    started_shown = True
+                    yield Progress(session_id=session_id, phase="started", elapsed_s=0, status=status)
+                if phase != last or phase in ("charging", "stopping"):
+                    yield Progress(session_id=session_id, phase=phase, elapsed_s=self._elapsed(status), status=status)
+                last = phase
+                if phase in FINAL_EVENTS.values():
+                    return
+            if deadline is not None and time.monotonic() > deadline:
+                return
+            time.sleep(poll_interval)
+
+    async def awatch(
+        self, session_id: int, poll_interval: float = 1.0, timeout: float | None = None
+    ) -> AsyncIterator[Progress]:
+        """:meth:`watch` for asyncio: each poll runs in a worker thread."""
+        iterator = self.watch(session_id, poll_interval, timeout)
+        done = object()
+        while True:
+            update = await asyncio.to_thread(next, iterator, done)
+            if update is done:
+                return
+            yield update
+
+    # ----------------------------------------------------------------- history
+    def history(self) -> list[HistoryEntry]:
+        """The driver's sessions in the order they were opened: SessionRequested filtered by the indexed
+        driver topic, joined by session id with what happened next."""
+        head = self.events.head()
+        start = self.deployment.deployment_block
+        requested = self.events.fetch(start, head, ["SessionRequested"], [None, indexed_topic(self.driver)])
+        ids = [e.args["sessionId"] for e in requested]
+        later: dict[int, list[ChainEvent]] = {i: [] for i in ids}
+        for offset in range(0, len(ids), _ID_CHUNK):
+            topics = [indexed_topic(i) for i in ids[offset : offset + _ID_CHUNK]]
+            names = ["SessionStarted", *FINAL_EVENTS]
+            for event in self.events.fetch(start, head, names, [topics]):
+                later[event.args["sessionId"]].append(event)
+        return [self._history_entry(req, later[req.args["sessionId"]]) for req in requested]
+
+    # ---------------------------------------------------------------- helpers
+    def _session(self, session_id: int) -> Session:
+        session = self.escrow.get_session(session_id)
+        if session.state is SessionState.NONE:
+            raise SessionNotFound(f"there is no session {session_id}")
+        return session
+
+    def _status(self, session: Session, events: list[ChainEvent]) -> SessionStatus:
+        data: dict[str, Any] = {}
+        for event in events:
+            args = event.args
+            if event.name == "SessionRequested":
+                data["open_tx"] = event.tx_hash
+            elif event.name == "SessionStarted":
+                data["start_tx"] = event.tx_hash
+            elif event.name == "StopRequested":
+                data["stop_requested"] = True
+            elif event.name == "SessionSettled":
+                energy = args["meterStop"] - args["meterStart"]
+                data |= {"end_tx": event.tx_hash, "ended_at": args["endedAt"], "meter_stop": args["meterStop"]}
+                data |= {"energy_wh": energy, "cost": args["cost"], "refund": args["refund"]}
+            elif event.name in FINAL_EVENTS:
+                data |= {"end_tx": event.tx_hash, "ended_at": self._block_time(event.block_number)}
+                data["refund"] = args["refund"]
+                data["cost"] = 0
+                if event.name == "SessionCancelled":
+                    data["cancel_reason"] = CancelReason(args["reason"]).name.lower()
+        started = session.started_at or None
+        if session.state is SessionState.ACTIVE:
+            phase: Phase | None = "stopping" if data.get("stop_requested") else "charging"
+        else:
+            phase = _PHASES.get(session.state)  # type: ignore[assignment]
+        return SessionStatus(
+            session_id=session.session_id,
+            state=session.state.name.lower(),
+            phase=phase,
+            driver=session.driver,
+            station_id=session.station_id,
+            connector=session.connector,
+            deposit=session.deposit,
+            tariff_id=session.tariff_id,
+            opened_at=session.opened_at,
+            cancel_possible_at=session.opened_at + self.deployment.start_timeout,
+            started_at=started,
+            reclaim_possible_at=(
+                started + self.deployment.max_duration + self.deployment.reclaim_grace if started else None
+            ),
+            meter_start=session.meter_start if started else None,
+            **data,
+        )
+
+    def _history_entry(self, requested: ChainEvent, later: list[ChainEvent]) -> HistoryEntry:
+        args = requested.args
+        entry: dict[str, Any] = {"state": "requested"}
+        for event in sorted(later, key=lambda e: e.position):
+            if event.name == "SessionStarted":
+                entry |= {"state": "active", "started_at": event.args["startedAt"]}
+            elif event.name == "SessionSettled":
+                a = event.args
+                entry |= {"state": "settled", "ended_at": a["endedAt"], "cost": a["cost"], "refund": a["refund"]}
+                entry["energy_wh"] = a["meterStop"] - a["meterStart"]
+            else:
+                entry |= {"state": FINAL_EVENTS[event.name], "cost": 0, "refund": event.args["refund"]}
+                entry["ended_at"] = self._block_time(event.block_number)
+                if event.name == "SessionCancelled":
+                    entry["cancel_reason"] = CancelReason(event.args["reason"]).name.lower()
+        return HistoryEntry(
+            session_id=args["sessionId"],
+            station_id=args["stationId"],
+            connector=args["connector"],
+            deposit=args["deposit"],
+            tariff_id=args["tariffId"],
+            opened_block=requested.block_number,
+            open_tx=requested.tx_hash,
+            **entry,
+        )
+
+    def _elapsed(self, status: SessionStatus) -> int | None:
+        if status.started_at is None:
+            return None
+        if status.ended_at is not None:
+            return status.ended_at - status.started_at
+        return max(0, self.chain_time() - status.started_at)
+
+    def chain_time(self) -> int:
+        """The chain's clock: the latest block's time, or the wall clock if blocks lag behind it."""
+        return max(int(self.w3.eth.get_block("latest")["timestamp"]), int(time.time()))
+
+    def _block_time(self, block_number: int) -> int:
+        if block_number not in self._block_times:
+            self._block_times[block_number] = int(self.w3.eth.get_block(block_number)["timestamp"])
+        return self._block_times[block_number]
