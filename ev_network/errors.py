@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 from eth_abi import decode
-from eth_utils import function_signature_to_4byte_selector
+from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
 from ev_network.deployment import load_abi
 
@@ -61,6 +61,8 @@ def decode_revert(data: str | bytes | None) -> ContractRevert:
     name, types = entry
     try:
         args = decode(types, data[4:])
+        # addresses as checksummed strings, like web3 returns them everywhere else
+        args = tuple(to_checksum_address(a) if t == "address" else a for t, a in zip(types, args, strict=True))
     except Exception:  # malformed data: keep the name, drop the arguments
         args = ()
     return ContractRevert(name, tuple(args), raw="0x" + data.hex())

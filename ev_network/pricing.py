@@ -34,8 +34,9 @@ def settlement(tariff: Tariff, deposit: int, energy_wh: int, duration_s: int, ma
 def affordable_energy_wh(tariff: Tariff, budget: int, duration_s: int = 0) -> int:
     """Most energy (Wh) whose price stays within ``budget`` after the fixed and time fees."""
     left = budget - tariff.session_fee - duration_s * tariff.time_fee_per_hour // 3600
-    if left <= 0:
+    if left < 0:
         return 0
     if tariff.price_per_kwh == 0:
         return 2**40 - 1
-    return left * 1000 // tariff.price_per_kwh
+    # largest e with e * price // 1000 <= left (the energy charge rounds down)
+    return ((left + 1) * 1000 - 1) // tariff.price_per_kwh

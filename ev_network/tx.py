@@ -140,7 +140,8 @@ class TxSender:
     def _revert_reason(self, tx_hash: HexBytes, receipt: dict) -> ContractRevert | TransactionFailed:
         """Replay a failed transaction as a call at its block to recover the revert data."""
         tx = self.w3.eth.get_transaction(tx_hash)
-        replay = {k: tx[k] for k in ("from", "to", "data", "value", "gas") if k in tx}
+        # web3 returns the calldata as "input"; eth_call takes it as "data"
+        replay = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"], "gas": tx["gas"]}
         try:
             self.w3.eth.call(replay, receipt["blockNumber"] - 1)
         except ContractLogicError as exc:
