@@ -11,6 +11,7 @@ the escrow's custom errors come back as :class:`~wallet.errors.WalletError` with
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,9 @@ class Wallet:
         self._token_info: TokenInfo | None = None
         self._permit: bool | None = None
         self._operators: dict[str, Operator] = {}
+        # Opens are serialised: concurrent opens would read the same permit nonce (or allowance)
+        # and all but one would fail on chain.
+        self._open_lock = threading.Lock()
 
     def __repr__(self) -> str:  # never show the account object (it holds the key)
         return f"Wallet({self.address} on chain {self.deployment.chain_id})"
@@ -184,6 +188,11 @@ class Wallet:
                 f"{self.address} has no ether to pay the transaction fee (gas): ask your MSP to fund it "
                 "(on a local dev chain, `ev-wallet topup` does)"
             )
+        with self._open_lock:
+            return self._open_checked(station, connector, deposit)
+
+    def _open_checked(self, station: StationView, connector: int, deposit: int) -> OpenResult:
+        sid = station.station_id
         escrow_address = self.deployment.escrow
         approve_tx = None
         try:

@@ -1,0 +1,140 @@
+"""The demo's moving parts besides the chain: the Core Client daemon (a real subprocess), the
+simulated charge points and the driver's wallet."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from core_client.config import Settings
+from ev_network.devchain import ROOT, free_port
+from ev_network.keys import create_keyfile
+from scripts.demo_chain import STATIONS, DemoChain
+from simulator.charge_point import Behaviour, SimChargePoint
+from wallet.config import WalletConfig
+from wallet.core import Wallet
+from wallet.keystore import Keystore
+
+OPERATOR_PASSWORD = os.environ.get("EVN_OPERATOR_PASSWORD", "demo operator password")
+DRIVER_PASSWORD = os.environ.get("EVN_WALLET_PASSWORD", "demo driver password")
+CP_PASSWORD = "demo-secret-{}"
+
+# How each simulated charge point behaves: time runs 120x faster than the wall clock.
+BEHAVIOURS = {
+    "VOLT-BER-001": Behaviour(power_w=22_000, meter_interval_s=10, time_accel=120),
+    "VOLT-BER-002": Behaviour(power_w=150_000, meter_interval_s=10, time_accel=120),
+    "VOLT-POT-001": Behaviour(power_w=11_000, meter_interval_s=10, time_accel=120, unplug_after_wh=3_000),
+}
+
+
+@dataclass
+class CoreProcess:
+    process: subprocess.Popen
+    ocpp_url: str
+    control_url: str
+
+    def stop(self, timeout: float = 15) -> int:
+        """SIGTERM (a clean shutdown), SIGKILL if it does not stop in time."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start_core_client(chain: DemoChain, state_dir: Path, echo) -> CoreProcess:
+    """Write the operator's keyfile and config, start ``core-client run``, wait for /health."""
+    keyfile = state_dir / "operator-key.json"
+    if not keyfile.exists():
+        create_keyfile(keyfile, OPERATOR_PASSWORD, chain.operator.key)
+    settings = Settings(
+        listen_port=free_port(),
+        control_port=free_port(),
+        rpc_url=chain.anvil.url,
+        deployment_file=state_dir / "deployment.json",
+        keystore=keyfile,
+        database=state_dir / "core-client.sqlite",
+        charge_points={s.charge_point_id: CP_PASSWORD.format(s.charge_point_id) for s in STATIONS},
+        start_timeout_s=20,
+        reconnect_grace_s=5,
+        settle_batch_window_s=0.2,
+        poll_interval_s=0.2,
+    )
+    config = state_dir / "core-client.toml"
+    config.write_text(_toml(settings))
+    env = {**os.environ, "EVN_OPERATOR_PASSWORD": OPERATOR_PASSWORD, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "core_client.cli", "run", "--config", str(config)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    threading.Thread(target=_pipe_lines, args=(process, echo), daemon=True).start()
+    core = CoreProcess(process, f"ws://127.0.0.1:{settings.listen_port}", f"http://127.0.0.1:{settings.control_port}")
+    _wait_health(core)
+    return core
+
+
+def health(core: CoreProcess) -> dict:
+    with urllib.request.urlopen(core.control_url + "/health", timeout=2) as response:
+        return json.loads(response.read())
+
+
+async def connect_charge_points(core: CoreProcess) -> dict[str, SimChargePoint]:
+    charge_points = {}
+    for station in STATIONS:
+        cp_id = station.charge_point_id
+        charge_points[cp_id] = await SimChargePoint.connect(
+            core.ocpp_url, cp_id, CP_PASSWORD.format(cp_id), station.connectors, BEHAVIOURS[cp_id]
+        )
+    return charge_points
+
+
+def driver_wallet(chain: DemoChain, state_dir: Path) -> Wallet:
+    """The driver's wallet in ``state_dir/wallet`` (an encrypted keystore; created on the first run)."""
+    config = WalletConfig.resolve(
+        home=state_dir / "wallet", rpc_url=chain.anvil.url, deployment_file=state_dir / "deployment.json"
+    )
+    keystore = Keystore(config)
+    address = keystore.default() if keystore.accounts() else keystore.create(DRIVER_PASSWORD)
+    return Wallet(chain.w3, chain.deployment, keystore.unlock(address, DRIVER_PASSWORD), poll_interval=0.2)
+
+
+def _toml(settings: Settings) -> str:
+    lines = []
+    for name, value in settings.model_dump(exclude_none=True).items():
+        if name != "charge_points":
+            lines.append(f"{name} = {json.dumps(str(value) if isinstance(value, Path) else value)}")
+    lines.append("\n[charge_points]")
+    lines += [f"{json.dumps(cp)} = {json.dumps(pw)}" for cp, pw in settings.charge_points.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _pipe_lines(process: subprocess.Popen, echo) -> None:
+    for line in process.stdout:
+        echo(line.rstrip())
+
+
+def _wait_health(core: CoreProcess, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if core.process.poll() is not None:
+            raise RuntimeError(f"the Core Client exited at start (code {core.process.returncode}); see its log above")
+        try:
+            health(core)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"the Core Client did not answer on {core.control_url}/health within {timeout}s")
