@@ -1,0 +1,295 @@
+"""The chain worker: drains the job queue (start, reject, settle) into transactions, exactly once.
+
+- Transactions go out without waiting for each other (the TxSender hands out nonces); receipts are
+  polled. Job status: pending -> sent (tx hash stored) -> done | failed.
+- Ready settles (their session's start is mined) are batched with ``settleBatch`` (up to
+  ``batch_max``, after waiting ``batch_window`` for more); a batch that reverts is retried as
+  single settles.
+- A revert (at gas estimation or mined) is checked against the session's state on chain: already
+  in the job's target state (e.g. Settled, after a crash between sending and recording) -> done;
+  otherwise -> failed, with the contract's error name, logged loudly.
+- After a restart, ``sent`` jobs are re-checked (receipt, transaction still known, or state on
+  chain) before anything is resent. The contract refuses a second start/reject/settle of a session,
+  so even a resend cannot act twice.
+- ChainUnavailable: back off and retry forever (logged once per outage).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from hexbytes import HexBytes
+from web3.exceptions import TransactionNotFound
+from web3.logs import DISCARD
+
+from ev_network.contracts import Escrow, SessionState
+from ev_network.errors import ChainUnavailable, ContractRevert, EVNetworkError, TransactionFailed
+from ev_network.events import EventReader, indexed_topic
+from ev_network.tx import NETWORK_ERRORS
+
+if TYPE_CHECKING:
+    from core_client.service import SessionService
+    from core_client.store import Job, Store
+
+log = logging.getLogger("core_client.chain")
+# On-chain states in which a job's work is done (a start is done once the session got past Requested).
+TARGET = {
+    "start": {SessionState.ACTIVE, SessionState.SETTLED, SessionState.EXPIRED},
+    "reject": {SessionState.CANCELLED},
+    "settle": {SessionState.SETTLED},
+}
+# On-chain state in which a job can still be sent.
+SENDABLE = {"start": SessionState.REQUESTED, "reject": SessionState.REQUESTED, "settle": SessionState.ACTIVE}
+
+
+class Outage:
+    """Logs a chain outage once when it starts and once when it ends; gives the retry delay."""
+
+    def __init__(self, what: str, first: float = 0.5, longest: float = 5.0) -> None:
+        self.what, self.first, self.longest = what, first, longest
+        self.since: float | None = None
+        self.delay = first
+
+    def failed(self, error: Exception) -> float:
+        if self.since is None:
+            self.since = time.monotonic()
+            log.warning("%s: chain unreachable (%s); retrying until it is back", self.what, error)
+        else:
+            self.delay = min(self.delay * 2, self.longest)
+        return self.delay
+
+    def ok(self) -> None:
+        if self.since is not None:
+            log.warning("%s: chain reachable again after %.1fs", self.what, time.monotonic() - self.since)
+        self.since, self.delay = None, self.first
+
+
+class ChainWorker:
+    """Sends the queued jobs of one operator account."""
+
+    def __init__(
+        self,
+        escrow: Escrow,
+        store: Store,
+        service: SessionService,
+        batch_max: int = 20,
+        batch_window: float = 0.3,
+        poll_interval: float = 0.1,
+    ) -> None:
+        if escrow.sender is None:
+            raise EVNetworkError("the chain worker needs an escrow wrapper with the operator's TxSender")
+        self.escrow, self.sender, self.w3 = escrow, escrow.sender, escrow.w3
+        self.reader = EventReader(escrow.w3, escrow.address)
+        self.store, self.service = store, service
+        self.batch_max, self.batch_window, self.poll_interval = batch_max, batch_window, poll_interval
+        self._wake = asyncio.Event()
+        self._seen: dict[int, float] = {}
+        self._singles: set[int] = set()
+        self._hold_until = 0.0
+        self._stopping = False
+        self.outage = Outage("chain worker")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Work until :meth:`stop`."""
+        while not self._stopping:
+            try:
+                busy = await self.step()
+                self.outage.ok()
+                delay = self.poll_interval if busy else 1.0
+            except ChainUnavailable as error:
+                delay = self.outage.failed(error)
+            except Exception:
+                log.exception("chain worker: unexpected error; retrying")
+                delay = 5.0
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            self._wake.clear()
+
+    async def drain(self, timeout: float) -> None:
+        """Shutdown: wait (up to ``timeout``) for the receipts of transactions already sent."""
+        deadline = time.monotonic() + timeout
+        while self.store.jobs("sent") and time.monotonic() < deadline:
+            try:
+                await self._check_sent()
+            except ChainUnavailable:
+                break
+            await asyncio.sleep(self.poll_interval)
+
+    async def step(self) -> bool:
+        """Check receipts, send what is ready; True while work is pending or in flight."""
+        await self._check_sent()
+        if time.monotonic() >= self._hold_until:
+            for job in self.store.jobs("pending", kind="start") + self.store.jobs("pending", kind="reject"):
+                await self._send([job])
+            await self._send_settles()
+        return bool(self.store.jobs("pending", "sent"))
+
+    # ----------------------------------------------------------------- sending
+
+    async def _send(self, jobs: list[Job]) -> None:
+        fn = self._function(jobs)
+        try:
+            tx_hash = await asyncio.to_thread(self.sender.submit, fn)
+        except ContractRevert as error:
+            if len(jobs) > 1:
+                log.warning("settleBatch of %d would revert (%s): settling one by one", len(jobs), error)
+                self._singles.update(j.id for j in jobs)
+                return
+            await self._resolve(jobs[0], str(error), resendable=False)
+            return
+        except TransactionFailed as error:
+            log.error(
+                "%s for sessions %s refused by the node: %s; retrying in 5s",
+                jobs[0].kind,
+                [j.session_id for j in jobs],
+                error,
+            )
+            for job in jobs:
+                self.store.update_job(job.id, attempts=job.attempts + 1, last_error=str(error))
+            self._hold_until = time.monotonic() + 5
+            return
+        hex_hash = "0x" + bytes(tx_hash).hex()
+        with self.store.transaction():
+            for job in jobs:
+                self.store.update_job(job.id, status="sent", tx_hash=hex_hash, attempts=job.attempts + 1)
+        for job in jobs:
+            log.info(
+                "session %d: %s sent, tx %s%s",
+                job.session_id,
+                job.kind,
+                hex_hash,
+                f" (batch of {len(jobs)})" if len(jobs) > 1 else "",
+            )
+
+    def _function(self, jobs: list[Job]) -> Any:
+        f = self.escrow.contract.functions
+        job = jobs[0]
+        if len(jobs) > 1:
+            return f.settleBatch([j.session_id for j in jobs], [j.args["meter_stop"] for j in jobs])
+        if job.kind == "start":
+            return f.start(job.session_id, job.args["transaction_id"], job.args["meter_start"])
+        if job.kind == "reject":
+            return f.reject(job.session_id, job.args["reason"])
+        return f.settle(job.session_id, job.args["meter_stop"])
+
+    async def _send_settles(self) -> None:
+        ready: list[Job] = []
+        for job in self.store.jobs("pending", kind="settle"):
+            start = self.store.job("start", job.session_id)
+            if start is not None and start.status == "failed":
+                self._failed(job, "its start failed")
+            elif start is not None and start.status == "done":
+                ready.append(job)
+        if not ready:
+            return
+        now = time.monotonic()
+        oldest = min(self._seen.setdefault(j.id, now) for j in ready)
+        if len(ready) < self.batch_max and now - oldest < self.batch_window:
+            return
+        batchable = [j for j in ready if j.id not in self._singles]
+        for i in range(0, len(batchable), self.batch_max):
+            await self._send(batchable[i : i + self.batch_max])
+        for job in ready:
+            if job.id in self._singles:
+                await self._send([job])
+
+    # ----------------------------------------------------------------- receipts
+
+    async def _check_sent(self) -> None:
+        groups: dict[str, list[Job]] = {}
+        for job in self.store.jobs("sent"):
+            groups.setdefault(job.tx_hash or "", []).append(job)
+        for tx_hash, jobs in groups.items():
+            receipt = await asyncio.to_thread(self._receipt, tx_hash)
+            if receipt is None:
+                if not await asyncio.to_thread(self._known, tx_hash):
+                    self.sender.resync()  # its nonce may be free again: do not leave a gap
+                    for job in jobs:
+                        await self._resolve(job, f"transaction {tx_hash} was dropped", resendable=True)
+                continue
+            if receipt["status"] == 1:
+                settled = self._settled_in(receipt)
+                for job in jobs:
+                    self._done(job, receipt["blockNumber"], tx_hash, settled.get(job.session_id))
+            elif len(jobs) > 1:
+                log.warning("settleBatch %s reverted: settling its %d sessions one by one", tx_hash, len(jobs))
+                self._singles.update(j.id for j in jobs)
+                for job in jobs:
+                    self.store.update_job(job.id, status="pending", tx_hash=None, last_error="batch reverted")
+            else:
+                await self._resolve(jobs[0], await self._revert_reason(tx_hash), resendable=False)
+
+    async def _resolve(self, job: Job, error: str, resendable: bool) -> None:
+        """A job whose transaction reverted or vanished: decide from the session's state on chain."""
+        state = (await asyncio.to_thread(self.escrow.get_session, job.session_id)).state
+        if state in TARGET[job.kind]:
+            settled = await self._find_settlement(job.session_id) if job.kind == "settle" else None
+            log.info("session %d: %s already done on chain (%s)", job.session_id, job.kind, state.name)
+            self._done(job, None, None, settled)
+        elif resendable and state is SENDABLE[job.kind]:
+            log.warning("session %d: %s: %s; sending again", job.session_id, job.kind, error)
+            self.store.update_job(job.id, status="pending", tx_hash=None, last_error=error)
+        else:
+            self._failed(job, f"{error} (session is {state.name} on chain)")
+
+    def _done(self, job: Job, block: int | None, tx_hash: str | None, settled: dict[str, int] | None) -> None:
+        with self.store.transaction():
+            self.store.update_job(job.id, status="done", block=block, last_error=None)
+            self.service.on_job_done(job, block, tx_hash, settled)
+        self._seen.pop(job.id, None)
+        self._singles.discard(job.id)
+
+    def _failed(self, job: Job, error: str) -> None:
+        with self.store.transaction():
+            self.store.update_job(job.id, status="failed", last_error=error)
+            self.service.on_job_failed(job, error)
+
+    # ------------------------------------------------------------ chain reads
+
+    def _receipt(self, tx_hash: str) -> Any:
+        try:
+            return self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+        except TransactionNotFound:
+            return None
+        except NETWORK_ERRORS as exc:
+            raise ChainUnavailable(f"chain unreachable: {exc}") from exc
+
+    def _known(self, tx_hash: str) -> bool:
+        try:
+            self.w3.eth.get_transaction(HexBytes(tx_hash))
+            return True
+        except TransactionNotFound:
+            return False
+        except NETWORK_ERRORS as exc:
+            raise ChainUnavailable(f"chain unreachable: {exc}") from exc
+
+    async def _revert_reason(self, tx_hash: str) -> str:
+        try:
+            await asyncio.to_thread(self.sender.wait, HexBytes(tx_hash))
+        except (ContractRevert, TransactionFailed) as error:
+            return str(error)
+        return "reverted"
+
+    def _settled_in(self, receipt: Any) -> dict[int, dict[str, int]]:
+        events = self.escrow.contract.events.SessionSettled().process_receipt(receipt, errors=DISCARD)
+        return {e["args"]["sessionId"]: {"cost": e["args"]["cost"], "refund": e["args"]["refund"]} for e in events}
+
+    async def _find_settlement(self, session_id: int) -> dict[str, int] | None:
+        s = self.store.get_session(session_id)
+        start = s.requested_block if s else 0
+        head = await asyncio.to_thread(self.reader.head)
+        events = await asyncio.to_thread(
+            self.reader.fetch, start, head, ["SessionSettled"], [indexed_topic(session_id)]
+        )
+        return {"cost": events[0].args["cost"], "refund": events[0].args["refund"]} if events else None

@@ -1,0 +1,304 @@
+"""``core-client``: run the CPO's Core Client and manage its key, stations and charge points."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+
+from core_client.config import ConfigError, Settings, load_settings
+from ev_network.chain import connect
+from ev_network.contracts import Escrow, Token
+from ev_network.deployment import Deployment
+from ev_network.errors import EVNetworkError
+from ev_network.keys import create_keyfile, load_keyfile, resolve_password
+from ev_network.pricing import Tariff
+from ev_network.tx import TxSender
+
+HELP = """The Core Client: the Charge Point Operator's daemon between OCPP 1.6J charge points and the
+EV Network escrow. It starts app-paid sessions on charge points, enforces the pre-paid budget and
+settles every session on chain, exactly once.
+
+Settings come from a TOML file (--config, or env EVN_CC_CONFIG; see examples/core-client.toml),
+each overridable by an EVN_CC_<FIELD> environment variable. The operator keystore password comes
+from the variable named by `password_env` (default EVN_OPERATOR_PASSWORD) or is asked for.
+"""
+
+app = typer.Typer(
+    name="core-client",
+    help=HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+keys_app = typer.Typer(help="Create or import the operator's encrypted key.", no_args_is_help=True)
+stations_app = typer.Typer(help="Register and list this operator's stations on chain.", no_args_is_help=True)
+command_app = typer.Typer(
+    help="Send an OCPP command to a connected charge point (via the control endpoint).", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
+app.add_typer(stations_app, name="stations")
+app.add_typer(command_app, name="command")
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", envvar="EVN_CC_CONFIG", help="Core Client TOML config file.", show_default=False),
+]
+UrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--url", help="Control endpoint (default: from the config, else http://127.0.0.1:9001).", show_default=False
+    ),
+]
+CpArg = Annotated[str, typer.Argument(help="OCPP charge point id.", metavar="CP_ID", show_default=False)]
+KeystoreOpt = Annotated[Path, typer.Option("--keystore", help="Keyfile to write (never overwritten).")]
+PasswordEnvOpt = Annotated[str, typer.Option("--password-env", help="Env variable holding the password.")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def clean_errors(fn: F) -> F:
+    """Known errors become one line on stderr and exit code 1 (EVN_DEBUG=1 shows the traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+        except (EVNetworkError, ConfigError, FileNotFoundError, ValidationError, ValueError, OSError) as exc:
+            if os.environ.get("EVN_DEBUG"):
+                raise
+            typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings(config: Path | None) -> Settings:
+    return load_settings(config)
+
+
+def _operator_escrow(settings: Settings) -> tuple[Escrow, Deployment]:
+    deployment = Deployment.load(settings.deployment_file)
+    w3 = connect(settings.rpc_url, deployment)
+    password = resolve_password(settings.password_env, f"Password for {settings.keystore}: ")
+    account = load_keyfile(settings.keystore, password)
+    return Escrow(w3, deployment, TxSender(w3, account)), deployment
+
+
+def _amount(text: str, decimals: int, what: str) -> int:
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise ValueError(f"{what}: {text!r} is not a number of tokens (e.g. 0.35)") from None
+    units = value.scaleb(decimals)
+    if not value.is_finite() or value < 0 or units != units.to_integral_value():
+        raise ValueError(f"{what}: {text!r} must be >= 0 with at most {decimals} decimals")
+    return int(units)
+
+
+# -------------------------------------------------------------------- daemon
+
+
+@app.command()
+@clean_errors
+def run(
+    config: ConfigOpt = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs, including OCPP frames.")] = False,
+) -> None:
+    """Run the daemon until SIGINT/SIGTERM (OCPP server, control endpoint, event watcher, chain worker).
+
+    The keystore password comes from the variable named by the config's password_env (default
+    EVN_OPERATOR_PASSWORD) or is asked for. Logs go to stderr."""
+    from core_client.daemon import run as run_daemon
+    from core_client.daemon import setup_logging
+
+    settings = _settings(config)
+    password = resolve_password(settings.password_env, f"Password for {settings.keystore}: ")
+    setup_logging(verbose)
+    asyncio.run(run_daemon(settings, password))
+
+
+@app.command()
+@clean_errors
+def health(config: ConfigOpt = None, url: UrlOpt = None) -> None:
+    """Print the running daemon's health JSON (charge points, queue, chain head, sessions by state)."""
+    typer.echo(json.dumps(_control(config, url, "/health"), indent=2))
+
+
+def _control(config: Path | None, url: str | None, path: str, params: dict[str, Any] | None = None) -> Any:
+    if url is None:
+        settings = _settings(config) if config else Settings()
+        url = f"http://{settings.control_host}:{settings.control_port}"
+    query = "?" + urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v is not None}) if params else ""
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + path + query, timeout=30) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        body = json.loads(error.read() or b"{}")
+        raise ValueError(body.get("error", f"HTTP {error.code}")) from None
+    except urllib.error.URLError as error:
+        raise OSError(f"no Core Client control endpoint at {url} ({error.reason}): is the daemon running?") from None
+
+
+# ---------------------------------------------------------------------- keys
+
+
+@keys_app.command("create")
+@clean_errors
+def keys_create(keystore: KeystoreOpt, password_env: PasswordEnvOpt = "EVN_OPERATOR_PASSWORD") -> None:
+    """Create a new operator key, encrypted in KEYSTORE; prints only its address."""
+    password = resolve_password(password_env, "New keystore password: ", confirm=True)
+    typer.echo(create_keyfile(keystore, password))
+
+
+@keys_app.command("import")
+@clean_errors
+def keys_import(
+    keystore: KeystoreOpt,
+    password_env: PasswordEnvOpt = "EVN_OPERATOR_PASSWORD",
+    key_env: Annotated[
+        str, typer.Option("--key-env", help="Env variable holding the private key (else it is asked for, hidden).")
+    ] = "EVN_OPERATOR_KEY",
+) -> None:
+    """Import an existing private key into an encrypted KEYSTORE; prints only its address."""
+    key = os.environ.get(key_env) or typer.prompt("Private key (hex)", hide_input=True)
+    password = resolve_password(password_env, "New keystore password: ", confirm=True)
+    typer.echo(create_keyfile(keystore, password, key.strip()))
+
+
+# ------------------------------------------------------------------ stations
+
+
+@stations_app.command("add")
+@clean_errors
+def stations_add(
+    cp_id: CpArg,
+    connectors: Annotated[int, typer.Option("--connectors", min=1, max=255, help="Number of connectors.")],
+    price_per_kwh: Annotated[str, typer.Option("--price-per-kwh", help="Tokens per kWh, e.g. 0.35.")],
+    session_fee: Annotated[str, typer.Option("--session-fee", help="Fixed tokens per session, e.g. 0.5.")],
+    time_fee_per_hour: Annotated[str, typer.Option("--time-fee-per-hour", help="Tokens per hour charging.")] = "0",
+    config: ConfigOpt = None,
+) -> None:
+    """Register a station (charge point CP_ID) with its tariff on chain, for this operator."""
+    settings = _settings(config)
+    escrow, deployment = _operator_escrow(settings)
+    decimals = Token(escrow.w3, deployment.token).decimals()
+    tariff = Tariff(
+        _amount(price_per_kwh, decimals, "--price-per-kwh"),
+        _amount(session_fee, decimals, "--session-fee"),
+        _amount(time_fee_per_hour, decimals, "--time-fee-per-hour"),
+    )
+    station_id = escrow.station_id_from(escrow.add_station(cp_id, connectors, tariff))
+    typer.echo(f"station {station_id} registered for charge point {cp_id} ({connectors} connectors)")
+    if cp_id not in settings.charge_points:
+        typer.echo(f"add {cp_id} and its password under [charge_points] in the config so it can connect")
+
+
+@stations_app.command("list")
+@clean_errors
+def stations_list(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List this operator's stations on chain (id, charge point, connectors, active, tariff)."""
+    settings = _settings(config)
+    escrow, _ = _operator_escrow(settings)
+    assert escrow.sender is not None
+    rows = []
+    for station in escrow.stations():
+        if station.operator != escrow.sender.address:
+            continue
+        tariff = escrow.get_tariff(station.tariff_id)
+        rows.append(
+            {
+                "station_id": station.station_id,
+                "charge_point_id": station.charge_point_id,
+                "connectors": station.connectors,
+                "active": station.active,
+                "tariff_id": station.tariff_id,
+                "price_per_kwh": str(tariff.price_per_kwh),
+                "session_fee": str(tariff.session_fee),
+                "time_fee_per_hour": str(tariff.time_fee_per_hour),
+                "configured": station.charge_point_id in settings.charge_points,
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        typer.echo(
+            f"{r['station_id']:>5}  {r['charge_point_id']:<20} connectors={r['connectors']} "
+            f"active={r['active']} tariff={r['tariff_id']} configured={r['configured']}"
+        )
+    if not rows:
+        typer.echo("no stations for this operator")
+
+
+# ------------------------------------------------------------------- command
+
+
+def _command(config: Path | None, url: str | None, cp_id: str, action: str, **params: Any) -> None:
+    answer = _control(config, url, "/command", {"cp": cp_id, "action": action, **params})
+    typer.echo(f"{cp_id}: {action} -> {answer['status']}")
+
+
+@command_app.command("reset")
+@clean_errors
+def command_reset(
+    cp_id: CpArg,
+    type: Annotated[str, typer.Option("--type", help="Soft or Hard.")] = "Soft",
+    config: ConfigOpt = None,
+    url: UrlOpt = None,
+) -> None:
+    """Reset a charge point (running transactions are stopped and settled)."""
+    _command(config, url, cp_id, "reset", type=type)
+
+
+@command_app.command("change-availability")
+@clean_errors
+def command_change_availability(
+    cp_id: CpArg,
+    type: Annotated[str, typer.Option("--type", help="Operative or Inoperative.")],
+    connector: Annotated[int, typer.Option("--connector", min=0, help="Connector; 0 = whole charge point.")] = 0,
+    config: ConfigOpt = None,
+    url: UrlOpt = None,
+) -> None:
+    """Make a connector (or the whole charge point) Operative or Inoperative."""
+    _command(config, url, cp_id, "change_availability", type=type, connector=connector)
+
+
+@command_app.command("trigger")
+@clean_errors
+def command_trigger(
+    cp_id: CpArg,
+    message: Annotated[
+        str,
+        typer.Argument(
+            metavar="MESSAGE",
+            help="BootNotification, Heartbeat, StatusNotification, MeterValues, "
+            "DiagnosticsStatusNotification or FirmwareStatusNotification.",
+        ),
+    ],
+    connector: Annotated[int | None, typer.Option("--connector", min=0, help="Connector (optional).")] = None,
+    config: ConfigOpt = None,
+    url: UrlOpt = None,
+) -> None:
+    """Ask a charge point to send MESSAGE now (TriggerMessage)."""
+    _command(config, url, cp_id, "trigger_message", message=message, connector=connector)
+
+
+if __name__ == "__main__":
+    app()

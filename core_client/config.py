@@ -1,0 +1,142 @@
+"""The Core Client's settings: a TOML file, each field overridable by an environment variable.
+
+Precedence: ``EVN_CC_<FIELD>`` environment variables (``EVN_CC_LISTEN_PORT=9100``,
+``EVN_CC_RPC_URL=...``; ``EVN_CC_CHARGE_POINTS`` takes a JSON object) win over the file, which wins
+over the defaults below. Relative paths in the file are resolved against the file's directory.
+See ``examples/core-client.toml`` for a commented example.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the tomli backport
+    import tomli as tomllib  # type: ignore[no-redef]
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_PREFIX = "EVN_CC_"
+PATH_FIELDS = ("deployment_file", "keystore", "database", "tls_cert", "tls_key")
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be loaded (missing file, bad TOML, invalid value)."""
+
+
+class Settings(BaseModel):
+    """Everything the daemon needs to run one CPO's Core Client."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    listen_host: str = "127.0.0.1"
+    listen_port: int = Field(9000, ge=0, le=65535)
+    control_host: str = "127.0.0.1"
+    control_port: int = Field(9001, ge=0, le=65535)
+    rpc_url: str = "http://127.0.0.1:8545"
+    deployment_file: Path = Path("deployments/local.json")
+    keystore: Path = Path("operator.json")
+    password_env: str = "EVN_OPERATOR_PASSWORD"
+    database: Path = Path("core-client.sqlite")
+    charge_points: dict[str, str] = Field(default_factory=dict)
+    budget_margin: float = Field(0.02, ge=0, lt=1)
+    start_timeout_s: float = Field(60, gt=0)
+    settle_batch_max: int = Field(20, ge=1, le=200)
+    settle_batch_window_s: float = Field(0.3, ge=0)
+    poll_interval_s: float = Field(0.5, gt=0)
+    confirmations: int = Field(0, ge=0)
+    start_block: int | None = None
+    reconnect_grace_s: float = Field(15, ge=0)
+    ocpp_response_timeout_s: float = Field(20, gt=0)
+    heartbeat_interval_s: int = Field(300, gt=0)
+    rpc_timeout_s: float = Field(5, gt=0)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @field_validator("charge_points")
+    @classmethod
+    def _check_charge_points(cls, value: dict[str, str]) -> dict[str, str]:
+        for cp_id, password in value.items():
+            if not cp_id or "/" in cp_id or len(cp_id) > 48:
+                raise ValueError(f"charge point id {cp_id!r}: 1-48 characters, no '/'")
+            if password.startswith("sha256:") and len(password) != 7 + 64:
+                raise ValueError(f"charge point {cp_id}: 'sha256:' must be followed by 64 hex digits")
+            if not password:
+                raise ValueError(f"charge point {cp_id}: empty password")
+        return value
+
+    @property
+    def tls(self) -> bool:
+        """True when charge points connect with wss:// (OCPP security profile 2)."""
+        return self.tls_cert is not None
+
+    def check_password(self, cp_id: str, password: str) -> bool:
+        """Whether ``password`` is the configured one of ``cp_id`` (constant-time compare)."""
+        expected = self.charge_points.get(cp_id)
+        if expected is None:
+            return False
+        if expected.startswith("sha256:"):
+            digest = hashlib.sha256(password.encode()).hexdigest()
+            return hmac.compare_digest(digest, expected[7:].lower())
+        return hmac.compare_digest(password.encode(), expected.encode())
+
+
+def hash_password(password: str) -> str:
+    """The ``sha256:<hex>`` form of a charge point password, for the config file."""
+    return "sha256:" + hashlib.sha256(password.encode()).hexdigest()
+
+
+def env_overrides(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Field values given as ``EVN_CC_<FIELD>`` environment variables."""
+    environ = dict(os.environ) if environ is None else environ
+    values: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        raw = environ.get(ENV_PREFIX + name.upper())
+        if raw is None:
+            continue
+        if name == "charge_points":
+            try:
+                values[name] = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{ENV_PREFIX}CHARGE_POINTS must be a JSON object: {exc}") from None
+        elif name in ("start_block", "tls_cert", "tls_key") and raw == "":
+            values[name] = None
+        else:
+            values[name] = raw
+    return values
+
+
+def load_settings(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Settings from the TOML file at ``path`` (optional) and the environment."""
+    values: dict[str, Any] = {}
+    base = Path.cwd()
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"config file {path} not found (see examples/core-client.toml)")
+        try:
+            values = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        base = path.resolve().parent
+        for name in PATH_FIELDS:
+            if isinstance(values.get(name), str) and not Path(values[name]).expanduser().is_absolute():
+                values[name] = os.path.normpath(base / values[name])
+    values.update(env_overrides(environ))
+    try:
+        settings = Settings.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid configuration: {problems}") from None
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise ConfigError("tls_cert and tls_key go together: set both (wss://) or neither (ws://)")
+    for name in PATH_FIELDS:
+        value = getattr(settings, name)
+        if value is not None:
+            setattr(settings, name, value.expanduser())
+    return settings

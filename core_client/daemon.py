@@ -1,0 +1,199 @@
+"""The Core Client daemon: wires settings, key, chain, store, session service, OCPP and control servers.
+
+``await run(settings, password)`` runs until SIGINT/SIGTERM; :class:`Daemon` is the same thing with
+``start()``/``stop()`` for embedding (tests, demo). Shutdown order: stop accepting and close the
+charge point links, stop reading events and sending new transactions, wait for the receipts of the
+transactions already sent, close the database. Logs never contain keys or passwords.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from typing import Any
+
+from web3 import Web3
+
+from core_client.chain import ChainWorker, EventWatcher
+from core_client.config import Settings
+from core_client.server import ControlServer, OcppServer
+from core_client.service import SessionService
+from core_client.store import Store
+from ev_network.contracts import Escrow, SessionState
+from ev_network.deployment import Deployment
+from ev_network.errors import ChainUnavailable, EVNetworkError
+from ev_network.keys import load_keyfile
+from ev_network.tx import TxSender
+
+log = logging.getLogger("core_client")
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Human-readable logs on stderr; OCPP frames only with ``verbose``."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    quiet = logging.INFO if verbose else logging.WARNING
+    for name in ("core_client.ocpp.wire", "core_client.websockets", "websockets", "web3", "urllib3", "asyncio"):
+        logging.getLogger(name).setLevel(quiet)
+
+
+def make_web3(settings: Settings) -> Web3:
+    """A Web3 without web3's own retries: the daemon retries (and logs outages) itself."""
+    provider = Web3.HTTPProvider(
+        settings.rpc_url, request_kwargs={"timeout": settings.rpc_timeout_s}, exception_retry_configuration=None
+    )
+    return Web3(provider)
+
+
+class Daemon:
+    """One running Core Client."""
+
+    def __init__(self, settings: Settings, password: str) -> None:
+        self.settings = settings
+        self.account = load_keyfile(settings.keystore, password)
+        self.deployment = Deployment.load(settings.deployment_file)
+        self.stopped = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        """Connect to the chain (waiting for it if needed), open the store, start serving."""
+        s = self.settings
+        self.w3_events, self.w3_tx = make_web3(s), make_web3(s)
+        await self._wait_for_chain()
+        self.escrow_read = Escrow(self.w3_events, self.deployment)
+        operator = await asyncio.to_thread(self.escrow_read.operator_of, self.account.address)
+        if not operator.registered:
+            raise EVNetworkError(f"{self.account.address} is not a registered operator on this escrow")
+        self.store = Store(s.database)
+        self._check_database()
+        self.service = SessionService(s, self.store, self._chain_state, self._station_lookup)
+        self.watcher = EventWatcher(
+            self.w3_events,
+            self.deployment,
+            self.account.address,
+            self.store,
+            self.service,
+            s.poll_interval_s,
+            s.confirmations,
+            s.start_block,
+        )
+        await self.watcher.initialize()
+        escrow = Escrow(self.w3_tx, self.deployment, TxSender(self.w3_tx, self.account))
+        self.worker = ChainWorker(escrow, self.store, self.service, s.settle_batch_max, s.settle_batch_window_s)
+        self.service.on_job_queued = self.worker.wake
+        self.ocpp = OcppServer(s, self.service)
+        self.control = ControlServer(s, self.service, self.health)
+        await self.ocpp.start()
+        await self.control.start()
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(c) for c in (self.service.run(), self.watcher.run(), self.worker.run())]
+        log.info(
+            "Core Client of operator %s (%s) running; events from block %s",
+            self.account.address,
+            operator.name,
+            (self.store.cursor() or 0) + 1,
+        )
+
+    async def stop(self, drain_timeout: float = 10) -> None:
+        """Clean shutdown (see the module docstring)."""
+        log.info("shutting down")
+        await self.ocpp.close()
+        await self.control.close()
+        self.watcher.stop()
+        self.worker.stop()
+        await self.service.close()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.worker.drain(drain_timeout)
+        left = len(self.store.jobs("pending", "sent"))
+        self.store.close()
+        log.info("stopped (%d chain jobs left for the next start)", left)
+        self.stopped.set()
+
+    def health(self) -> dict[str, Any]:
+        """The /health document."""
+        counts = self.store.job_counts()
+        open_jobs: dict[str, int] = {}
+        for status in ("pending", "sent"):
+            for kind, n in counts.get(status, {}).items():
+                open_jobs[kind] = open_jobs.get(kind, 0) + n
+        return {
+            "operator": self.account.address,
+            "connected_charge_points": sorted(self.service.links),
+            "online_charge_points": sorted(cp for cp, link in self.service.links.items() if link.online),
+            "queue_depth": sum(open_jobs.values()),
+            "pending_jobs_by_kind": open_jobs,
+            "failed_jobs": sum(counts.get("failed", {}).values()),
+            "chain_head": self.watcher.head,
+            "chain_reachable": self.watcher.outage.since is None and self.worker.outage.since is None,
+            "last_processed_block": self.store.cursor(),
+            "sessions_by_state": self.store.counts_by_state(),
+        }
+
+    def _check_database(self) -> None:
+        """Refuse a database written for another chain, escrow or operator (its cursor and jobs would lie)."""
+        identity = f"{self.deployment.chain_id}:{self.deployment.escrow}:{self.account.address}"
+        stored = self.store.meta("identity")
+        if stored is None:
+            self.store.set_meta("identity", identity)
+        elif stored != identity:
+            self.store.close()
+            raise EVNetworkError(
+                f"database {self.settings.database} belongs to chain:escrow:operator {stored}, not {identity}; "
+                "use a new database file for a new deployment or operator"
+            )
+
+    async def _wait_for_chain(self) -> None:
+        delay, warned = 0.5, False
+        while True:
+            try:
+                chain_id = await asyncio.to_thread(lambda: self.w3_events.eth.chain_id)
+                break
+            except Exception as error:
+                if not warned:
+                    log.warning("waiting for the chain at %s (%s)", self.settings.rpc_url, error)
+                    warned = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5)
+        if chain_id != self.deployment.chain_id:
+            raise EVNetworkError(
+                f"{self.settings.rpc_url} is chain {chain_id}, the deployment is for chain {self.deployment.chain_id}"
+            )
+
+    async def _chain_state(self, session_id: int) -> SessionState | None:
+        try:
+            return (await asyncio.to_thread(self.escrow_read.get_session, session_id)).state
+        except ChainUnavailable:
+            return None
+
+    async def _station_lookup(self, cp_id: str) -> tuple[int, int] | None:
+        station = await asyncio.to_thread(self.escrow_read.station_by_charge_point, cp_id)
+        if station is None or station.operator != self.account.address:
+            return None
+        return station.station_id, station.connectors
+
+
+async def run(settings: Settings, password: str) -> None:
+    """Run the Core Client until SIGINT or SIGTERM (also while it still waits for the chain at start)."""
+    daemon = Daemon(settings, password)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    starting = loop.create_task(daemon.start())
+    stopping = loop.create_task(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()
+        log.info("stopped before the start completed")
+        return
+    if starting.exception() is not None:
+        stopping.cancel()
+        raise starting.exception()  # type: ignore[misc]
+    started = time.monotonic()
+    await stopping
+    log.info("signal received after %.0fs", time.monotonic() - started)
+    await daemon.stop()

@@ -1,0 +1,132 @@
+"""OCPP 1.6J framing and validation as the spec names it, plus meter-value parsing. Pure: no I/O.
+
+The ``ocpp`` package silently drops frames it cannot parse and uses OCPP 2.0 error names
+(``FormatViolation``); a 1.6 central system must answer with 1.6's codes (OCPP-J 1.6, 4.2.3):
+
+- not JSON, or not a valid RPC frame ``[2, id, action, {payload}]``  -> FormationViolation
+  (the CALLERROR carries the frame's message id when one can be read, else ``"-1"``);
+- an action that OCPP 1.6 does not know                              -> NotImplemented
+- a 1.6 action a central system does not take (e.g. RemoteStartTransaction from a charge point) -> NotSupported
+- a required field missing                                           -> ProtocolError
+- a field of the wrong JSON type or too long                         -> TypeConstraintViolation
+- a value outside its enumeration or range                           -> PropertyConstraintViolation
+- an unknown field or any other schema violation                     -> FormationViolation
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from jsonschema.exceptions import ValidationError as SchemaError
+from ocpp.messages import Call, CallError, CallResult, get_validator
+from ocpp.v16.enums import Action
+
+KNOWN_ACTIONS = frozenset(a.value for a in Action)
+ENERGY_REGISTER = "Energy.Active.Import.Register"
+
+
+class FrameError(Exception):
+    """A CP-to-CSMS message that gets a CALLERROR (or, for a broken result, is dropped)."""
+
+    def __init__(self, code: str, description: str, unique_id: str = "-1", reply: bool = True) -> None:
+        super().__init__(f"{code}: {description}")
+        self.code, self.description, self.unique_id, self.reply = code, description, unique_id, reply
+
+    def call_error(self) -> str:
+        """The CALLERROR frame to send back."""
+        return CallError(self.unique_id, self.code, self.description, {}).to_json()
+
+
+def parse_frame(raw: str | bytes) -> Call | CallResult | CallError:
+    """Parse one websocket message into an OCPP-J message, or raise FrameError."""
+    if isinstance(raw, bytes):
+        raise FrameError("FormationViolation", "OCPP-J messages are text frames, not binary")
+    try:
+        frame = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError):
+        raise FrameError("FormationViolation", "message is not valid JSON") from None
+    if not isinstance(frame, list) or not frame:
+        raise FrameError("FormationViolation", "an OCPP-J message is a JSON array [type, id, ...]")
+    unique_id = frame[1] if len(frame) > 1 and isinstance(frame[1], str) and 0 < len(frame[1]) <= 36 else None
+    message_type = frame[0]
+    if unique_id is None:
+        raise FrameError("FormationViolation", "message id missing, not a string or longer than 36 characters")
+    if message_type == 2:
+        if len(frame) != 4 or not isinstance(frame[2], str):
+            raise FrameError("FormationViolation", "a CALL is [2, id, action, payload]", unique_id)
+        if not isinstance(frame[3], dict):
+            raise FrameError("FormationViolation", "the payload of a CALL is a JSON object", unique_id)
+        return Call(unique_id, frame[2], frame[3])
+    if message_type == 3 and len(frame) == 3 and isinstance(frame[2], dict):
+        return CallResult(unique_id, frame[2])
+    if message_type == 4 and len(frame) in (4, 5):
+        return CallError(unique_id, *frame[2:])
+    if message_type in (3, 4):
+        raise FrameError("FormationViolation", "malformed CALLRESULT/CALLERROR", unique_id, reply=False)
+    raise FrameError("FormationViolation", f"message type {message_type!r} is not 2, 3 or 4", unique_id)
+
+
+def check_action(call: Call, handled: set[str]) -> None:
+    """NotImplemented for actions OCPP 1.6 does not define, NotSupported for ones we do not take."""
+    if call.action not in KNOWN_ACTIONS:
+        raise FrameError("NotImplemented", f"{call.action} is not an OCPP 1.6 action", call.unique_id)
+    if call.action not in handled:
+        raise FrameError("NotSupported", f"the central system does not take {call.action}", call.unique_id)
+
+
+def validate_call(call: Call) -> None:
+    """Check a CALL's payload against the OCPP 1.6 JSON schema, raising FrameError with 1.6's code."""
+    validator = get_validator(2, call.action, "1.6")
+    error = next(iter(sorted(validator.iter_errors(call.payload), key=lambda e: len(e.path))), None)
+    if error is None:
+        return
+    raise FrameError(_code_of(error), f"{call.action}: {_where(error)}{error.message}", call.unique_id)
+
+
+def _code_of(error: SchemaError) -> str:
+    if error.validator == "required":
+        return "ProtocolError"
+    if error.validator in ("type", "maxLength", "format", "multipleOf"):
+        return "TypeConstraintViolation"
+    if error.validator in ("enum", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        return "PropertyConstraintViolation"
+    return "FormationViolation"
+
+
+def _where(error: SchemaError) -> str:
+    path = ".".join(str(p) for p in error.absolute_path)
+    return f"{path}: " if path else ""
+
+
+def utc_now() -> str:
+    """An OCPP timestamp: UTC, milliseconds, 'Z'."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def energy_register_wh(meter_values: list[dict[str, Any]]) -> int | None:
+    """The latest Energy.Active.Import.Register reading (in Wh) among OCPP MeterValue entries.
+
+    Entries are the snake_case dicts the ``ocpp`` package hands to handlers (``sampled_value``,
+    ``measurand``, ``unit``, ``value``). A sample without measurand is the energy register (the
+    spec's default); kWh readings are converted; unparsable values are skipped.
+    """
+    latest: int | None = None
+    for entry in meter_values or []:
+        for sample in entry.get("sampled_value") or []:
+            if sample.get("measurand", ENERGY_REGISTER) != ENERGY_REGISTER:
+                continue
+            if sample.get("format") == "SignedData" or sample.get("phase"):
+                continue
+            try:
+                value = Decimal(str(sample.get("value")))
+            except InvalidOperation:
+                continue
+            if not value.is_finite() or value < 0:
+                continue
+            if sample.get("unit", "Wh") == "kWh":
+                value *= 1000
+            latest = int(value)
+    return latest

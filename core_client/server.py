@@ -1,0 +1,221 @@
+"""The network side of the daemon: the OCPP 1.6J websocket server and the control HTTP endpoint.
+
+OCPP: ``ws(s)://<listen_host>:<listen_port>/<cp_id>``, subprotocol ``ocpp1.6``, HTTP Basic auth
+(security profile 1: user = charge point id, password from the config; TLS = profile 2). Checked
+during the handshake: unknown id or wrong password -> 401, no ``ocpp1.6`` subprotocol -> 400.
+One :class:`StationLink` per connection; a new connection of the same charge point replaces the old.
+
+Control (operators and ``core-client`` commands), on ``control_host:control_port``:
+``GET /health`` -> JSON status; ``GET|POST /command?cp=ID&action=reset|change_availability|
+trigger_message&...`` -> JSON answer of the charge point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from ocpp.v16.enums import AvailabilityType, MessageTrigger, ResetType
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from core_client.central_system import CommandFailed, StationLink
+from core_client.config import Settings
+from core_client.service import SessionService
+
+log = logging.getLogger("core_client.server")
+SUBPROTOCOL = "ocpp1.6"
+
+
+def charge_point_id(path: str) -> str:
+    """The charge point id: the last segment of the request path (``/ocpp/CP-1`` -> ``CP-1``)."""
+    return unquote(urlsplit(path).path.rstrip("/").rsplit("/", 1)[-1])
+
+
+def basic_credentials(header: str | None) -> tuple[str, str] | None:
+    """(user, password) of an ``Authorization: Basic ...`` header, or None."""
+    if not header or not header.startswith("Basic "):
+        return None
+    try:
+        user, _, password = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return user, password
+
+
+class OcppServer:
+    """Accepts charge points and runs one StationLink per connection."""
+
+    def __init__(self, settings: Settings, service: SessionService) -> None:
+        self.settings, self.service = settings, service
+        self.server: Server | None = None
+
+    async def start(self) -> None:
+        context = None
+        if self.settings.tls_cert is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(self.settings.tls_cert, self.settings.tls_key)
+        self.server = await serve(
+            self.handle,
+            self.settings.listen_host,
+            self.settings.listen_port,
+            subprotocols=[SUBPROTOCOL],
+            process_request=self.authenticate,
+            ssl=context,
+            logger=logging.getLogger("core_client.websockets"),
+        )
+        scheme = "wss" if context else "ws"
+        log.info("OCPP 1.6J central system on %s://%s:%d/<charge point id>", scheme, *self.address)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self.server is not None
+        return self.server.sockets[0].getsockname()[:2]
+
+    def authenticate(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Refuse the handshake of unknown or unauthenticated charge points, and non-OCPP clients."""
+        cp_id = charge_point_id(request.path)
+        offered = ",".join(request.headers.get_all("Sec-WebSocket-Protocol"))
+        if SUBPROTOCOL not in [p.strip() for p in offered.split(",")]:
+            log.warning("%s: refused: no %s subprotocol offered (%r)", cp_id, SUBPROTOCOL, offered)
+            return connection.respond(HTTPStatus.BAD_REQUEST, f"subprotocol {SUBPROTOCOL} required\n")
+        credentials = basic_credentials(request.headers.get("Authorization"))
+        if credentials is None or credentials[0] != cp_id or not self.settings.check_password(cp_id, credentials[1]):
+            why = "no credentials" if credentials is None else "unknown charge point or wrong password"
+            log.warning("%s: refused at the handshake (%s)", cp_id, why)
+            response = connection.respond(HTTPStatus.UNAUTHORIZED, "unknown charge point or wrong password\n")
+            response.headers["WWW-Authenticate"] = 'Basic realm="EV Network Core Client"'
+            return response
+        return None
+
+    async def handle(self, connection: ServerConnection) -> None:
+        cp_id = charge_point_id(connection.request.path)
+        link = StationLink(cp_id, connection, self.service, self.settings.ocpp_response_timeout_s)
+        await self.service.resolve(link)
+        old = self.service.attach(link)
+        if old is not None:
+            log.warning("%s: new connection replaces the old one", cp_id)
+            asyncio.get_running_loop().create_task(old._connection.close(1000, "replaced by a new connection"))
+        log.info("%s: connected from %s", cp_id, connection.remote_address)
+        try:
+            await link.start()
+        except ConnectionClosed:
+            pass
+        finally:
+            self.service.detach(link)
+
+    async def close(self) -> None:
+        """Stop accepting and close every charge point connection."""
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+class ControlServer:
+    """A tiny HTTP/1.1 endpoint: health and operator commands (JSON in, JSON out)."""
+
+    def __init__(self, settings: Settings, service: SessionService, health: Callable[[], dict]) -> None:
+        self.settings, self.service, self.health = settings, service, health
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, self.settings.control_host, self.settings.control_port)
+        log.info("control endpoint on http://%s:%d (/health, /command)", *self.address)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self.server is not None
+        return self.server.sockets[0].getsockname()[:2]
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            status, body = await asyncio.wait_for(self._respond(reader), timeout=60)
+        except (asyncio.TimeoutError, ValueError, ConnectionError, asyncio.IncompleteReadError):
+            status, body = HTTPStatus.BAD_REQUEST, {"error": "bad request"}
+        data = json.dumps(body, indent=1).encode() + b"\n"
+        head = f"HTTP/1.1 {status.value} {status.phrase}\r\nContent-Type: application/json\r\n"
+        head += f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+        try:
+            writer.write(head.encode() + data)
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+        except ConnectionError:
+            pass
+
+    async def _respond(self, reader: asyncio.StreamReader) -> tuple[HTTPStatus, Any]:
+        method, target, _ = (await reader.readline()).decode("latin-1").split(" ", 2)
+        length = 0
+        while (line := (await reader.readline()).decode("latin-1").strip()) != "":
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = min(int(value), 65536)
+        url = urlsplit(target)
+        params = dict(parse_qsl(url.query))
+        if method == "POST" and length:
+            params.update(parse_qsl((await reader.readexactly(length)).decode()))
+        if url.path == "/health" and method == "GET":
+            return HTTPStatus.OK, self.health()
+        if url.path == "/command" and method in ("GET", "POST"):
+            return await self.command(params)
+        return HTTPStatus.NOT_FOUND, {"error": f"no {method} {url.path}; try GET /health or /command"}
+
+    async def command(self, params: dict[str, str]) -> tuple[HTTPStatus, Any]:
+        """Send an operator command to a connected charge point."""
+        cp_id, action = params.get("cp", ""), params.get("action", "")
+        link = self.service.links.get(cp_id)
+        if link is None:
+            return HTTPStatus.NOT_FOUND, {"error": f"charge point {cp_id!r} is not connected"}
+        actions: dict[str, Callable[[], Awaitable[str]]] = {
+            "reset": lambda: link.reset(params.get("type", "Soft")),
+            "change_availability": lambda: link.change_availability(
+                int(params.get("connector", 0)), params.get("type", "Operative")
+            ),
+            "trigger_message": lambda: link.trigger_message(
+                params.get("message", "StatusNotification"),
+                int(params["connector"]) if params.get("connector") else None,
+            ),
+        }
+        if action not in actions:
+            return HTTPStatus.BAD_REQUEST, {"error": f"action must be one of {sorted(actions)}"}
+        problem = _check_command(action, params)
+        if problem:
+            return HTTPStatus.BAD_REQUEST, {"error": problem}
+        try:
+            status = await actions[action]()
+        except ValueError as error:
+            return HTTPStatus.BAD_REQUEST, {"error": str(error)}
+        except CommandFailed as error:
+            return HTTPStatus.BAD_GATEWAY, {"error": str(error)}
+        log.info("%s: operator command %s -> %s", cp_id, action, status)
+        return HTTPStatus.OK, {"cp": cp_id, "action": action, "status": str(status)}
+
+
+def _check_command(action: str, params: dict[str, str]) -> str | None:
+    """What is wrong with a command's parameters, or None."""
+    allowed = {
+        "reset": ("type", [t.value for t in ResetType]),
+        "change_availability": ("type", [t.value for t in AvailabilityType]),
+        "trigger_message": ("message", [t.value for t in MessageTrigger]),
+    }
+    name, values = allowed[action]
+    if name in params and params[name] not in values:
+        return f"{name} must be one of {values}"
+    connector = params.get("connector")
+    if connector is not None and connector != "" and not connector.isdigit():
+        return "connector must be a number (0: the whole charge point)"
+    return None

@@ -1,0 +1,338 @@
+"""The Core Client's persistent state in SQLite: sessions, OCPP transactions, chain jobs, the event
+cursor, our stations and connector statuses.
+
+One connection (WAL), used from the event loop's thread only; short transactions. Amounts and tariff
+prices are TEXT: a uint96 does not fit SQLite's 64-bit integers. ``with store.transaction():`` groups
+several writes atomically (the event watcher commits state changes together with its cursor).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from core_client.sessions import SessionRecord, State
+from ev_network.pricing import Tariff
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+  session_id INTEGER PRIMARY KEY, station_id INTEGER NOT NULL, charge_point_id TEXT NOT NULL,
+  connector INTEGER NOT NULL, driver TEXT NOT NULL, deposit TEXT NOT NULL,
+  price_per_kwh TEXT NOT NULL, session_fee TEXT NOT NULL, time_fee_per_hour TEXT NOT NULL,
+  tariff_id INTEGER NOT NULL, state TEXT NOT NULL, requested_block INTEGER NOT NULL,
+  transaction_id INTEGER UNIQUE, meter_start INTEGER, meter_last INTEGER, meter_stop INTEGER,
+  stop_reason TEXT, stop_wanted TEXT, remote_stop_sent INTEGER NOT NULL DEFAULT 0, reject_reason INTEGER,
+  cost TEXT, refund TEXT, last_error TEXT, requested_at REAL NOT NULL, remote_start_at REAL,
+  started_at REAL, meter_at REAL, stopped_at REAL, finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS sessions_state ON sessions(state);
+CREATE TABLE IF NOT EXISTS transactions (
+  transaction_id INTEGER PRIMARY KEY, charge_point_id TEXT NOT NULL, connector INTEGER NOT NULL,
+  id_tag TEXT, session_id INTEGER, meter_start INTEGER NOT NULL, started_at REAL NOT NULL,
+  meter_stop INTEGER, stop_reason TEXT, stopped_at REAL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL CHECK (kind IN ('start', 'reject', 'settle')),
+  session_id INTEGER NOT NULL, args TEXT NOT NULL,
+  status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'done', 'failed')),
+  tx_hash TEXT, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, block INTEGER,
+  created_at REAL NOT NULL, updated_at REAL NOT NULL, UNIQUE (kind, session_id)
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
+CREATE TABLE IF NOT EXISTS stations (
+  station_id INTEGER PRIMARY KEY, charge_point_id TEXT NOT NULL UNIQUE, connectors INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS connectors (
+  charge_point_id TEXT NOT NULL, connector INTEGER NOT NULL, status TEXT NOT NULL, error_code TEXT,
+  updated_at REAL NOT NULL, PRIMARY KEY (charge_point_id, connector)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+_AMOUNTS = ("deposit", "cost", "refund")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One piece of chain work: start, reject or settle a session."""
+
+    id: int
+    kind: str
+    session_id: int
+    args: dict[str, Any]
+    status: str
+    tx_hash: str | None
+    attempts: int
+    last_error: str | None
+    block: int | None
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """An OCPP transaction id handed out to a charge point (with or without a session)."""
+
+    transaction_id: int
+    charge_point_id: str
+    connector: int
+    id_tag: str | None
+    session_id: int | None
+    meter_start: int
+    started_at: float
+    meter_stop: int | None
+    stop_reason: str | None
+    stopped_at: float | None
+
+
+class Store:
+    """SQLite persistence of the Core Client."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+        self._depth = 0
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """An atomic group of writes; nested uses join the outer transaction."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.db
+            finally:
+                self._depth -= 1
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield self.db
+        except BaseException:
+            self._depth = 0
+            self.db.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self.db.execute("COMMIT")
+
+    # ------------------------------------------------------------- sessions
+
+    def insert_session(self, record: SessionRecord) -> bool:
+        """Store a new session; False (and no change) if it is already known."""
+        row = _session_row(record)
+        names = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        with self.transaction() as db:
+            cur = db.execute(f"INSERT OR IGNORE INTO sessions ({names}) VALUES ({marks})", list(row.values()))
+            return cur.rowcount == 1
+
+    def save_session(self, record: SessionRecord) -> None:
+        row = _session_row(record)
+        sets = ", ".join(f"{k} = ?" for k in row if k != "session_id")
+        values = [v for k, v in row.items() if k != "session_id"]
+        with self.transaction() as db:
+            db.execute(f"UPDATE sessions SET {sets} WHERE session_id = ?", [*values, record.session_id])
+
+    def get_session(self, session_id: int) -> SessionRecord | None:
+        row = self.db.execute("SELECT * FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
+        return _session_from(row) if row else None
+
+    def session_by_transaction(self, transaction_id: int) -> SessionRecord | None:
+        row = self.db.execute("SELECT * FROM sessions WHERE transaction_id = ?", (transaction_id,)).fetchone()
+        return _session_from(row) if row else None
+
+    def sessions_in(
+        self, states: frozenset[State] | set[State], charge_point_id: str | None = None
+    ) -> list[SessionRecord]:
+        """Sessions in any of ``states`` (optionally of one charge point), oldest first."""
+        marks = ", ".join("?" for _ in states)
+        query = f"SELECT * FROM sessions WHERE state IN ({marks})"
+        params: list[Any] = [s.value for s in states]
+        if charge_point_id is not None:
+            query += " AND charge_point_id = ?"
+            params.append(charge_point_id)
+        return [_session_from(r) for r in self.db.execute(query + " ORDER BY session_id", params)]
+
+    def counts_by_state(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT state, COUNT(*) FROM sessions GROUP BY state").fetchall())
+
+    # --------------------------------------------------------- transactions
+
+    def new_transaction(
+        self, charge_point_id: str, connector: int, id_tag: str | None, session_id: int | None, meter_start: int
+    ) -> int:
+        """Hand out the next OCPP transaction id (1, 2, ...; fits the contract's uint32)."""
+        with self.transaction() as db:
+            tx_id = int(self.meta("next_transaction_id") or 1)
+            self.set_meta("next_transaction_id", str(tx_id + 1))
+            db.execute(
+                "INSERT INTO transactions (transaction_id, charge_point_id, connector, id_tag, session_id,"
+                " meter_start, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (tx_id, charge_point_id, connector, id_tag, session_id, meter_start, time.time()),
+            )
+            return tx_id
+
+    def get_transaction(self, transaction_id: int) -> Transaction | None:
+        row = self.db.execute("SELECT * FROM transactions WHERE transaction_id = ?", (transaction_id,)).fetchone()
+        return Transaction(**dict(row)) if row else None
+
+    def finish_transaction(self, transaction_id: int, meter_stop: int, reason: str | None) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE transactions SET meter_stop = ?, stop_reason = ?, stopped_at = ? WHERE transaction_id = ?",
+                (meter_stop, reason, time.time(), transaction_id),
+            )
+
+    # ----------------------------------------------------------------- jobs
+
+    def enqueue(self, kind: str, session_id: int, args: dict[str, Any]) -> bool:
+        """Queue a chain job; False if this (kind, session) was queued before: each runs exactly once."""
+        now = time.time()
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO jobs (kind, session_id, args, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                (kind, session_id, json.dumps(args), now, now),
+            )
+            return cur.rowcount == 1
+
+    def jobs(self, *statuses: str, kind: str | None = None) -> list[Job]:
+        marks = ", ".join("?" for _ in statuses)
+        query = f"SELECT * FROM jobs WHERE status IN ({marks})"
+        params: list[Any] = list(statuses)
+        if kind is not None:
+            query += " AND kind = ?"
+            params.append(kind)
+        return [_job_from(r) for r in self.db.execute(query + " ORDER BY id", params)]
+
+    def job(self, kind: str, session_id: int) -> Job | None:
+        row = self.db.execute("SELECT * FROM jobs WHERE kind = ? AND session_id = ?", (kind, session_id)).fetchone()
+        return _job_from(row) if row else None
+
+    def update_job(self, job_id: int, **changes: Any) -> None:
+        """Set job fields (status, tx_hash, attempts, last_error, block)."""
+        sets = ", ".join(f"{k} = ?" for k in changes)
+        with self.transaction() as db:
+            db.execute(f"UPDATE jobs SET {sets}, updated_at = ? WHERE id = ?", [*changes.values(), time.time(), job_id])
+
+    def job_counts(self) -> dict[str, dict[str, int]]:
+        """{status: {kind: count}}."""
+        counts: dict[str, dict[str, int]] = {}
+        for status, kind, n in self.db.execute("SELECT status, kind, COUNT(*) FROM jobs GROUP BY status, kind"):
+            counts.setdefault(status, {})[kind] = n
+        return counts
+
+    # ----------------------------------------------- cursor, stations, meta
+
+    def cursor(self) -> int | None:
+        """The last block whose events are fully processed, or None before the first run."""
+        value = self.meta("event_cursor")
+        return int(value) if value is not None else None
+
+    def set_cursor(self, block: int) -> None:
+        self.set_meta("event_cursor", str(block))
+
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?",
+                (key, value, value),
+            )
+
+    def add_station(self, station_id: int, charge_point_id: str, connectors: int) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO stations (station_id, charge_point_id, connectors) VALUES (?, ?, ?) "
+                "ON CONFLICT(station_id) DO UPDATE SET connectors = excluded.connectors",
+                (station_id, charge_point_id, connectors),
+            )
+
+    def stations(self) -> dict[int, tuple[str, int]]:
+        """Our stations: {station_id: (charge_point_id, connectors)}."""
+        return {r[0]: (r[1], r[2]) for r in self.db.execute("SELECT * FROM stations ORDER BY station_id")}
+
+    def station(self, station_id: int) -> tuple[str, int] | None:
+        """(charge point id, connectors) of our station ``station_id``, or None."""
+        row = self.db.execute(
+            "SELECT charge_point_id, connectors FROM stations WHERE station_id = ?", (station_id,)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def station_of(self, charge_point_id: str) -> tuple[int, int] | None:
+        """(station id, connectors) of our station with this charge point id, or None."""
+        row = self.db.execute(
+            "SELECT station_id, connectors FROM stations WHERE charge_point_id = ?", (charge_point_id,)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def set_connector_status(self, charge_point_id: str, connector: int, status: str, error_code: str | None) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO connectors VALUES (?, ?, ?, ?, ?) ON CONFLICT(charge_point_id, connector) "
+                "DO UPDATE SET status = excluded.status, error_code = excluded.error_code, updated_at = excluded.updated_at",
+                (charge_point_id, connector, status, error_code, time.time()),
+            )
+
+    def connector_status(self, charge_point_id: str, connector: int) -> str | None:
+        row = self.db.execute(
+            "SELECT status FROM connectors WHERE charge_point_id = ? AND connector = ?", (charge_point_id, connector)
+        ).fetchone()
+        return row[0] if row else None
+
+
+def _session_row(record: SessionRecord) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for f in fields(record):
+        value = getattr(record, f.name)
+        if f.name == "tariff":
+            row["price_per_kwh"] = str(value.price_per_kwh)
+            row["session_fee"] = str(value.session_fee)
+            row["time_fee_per_hour"] = str(value.time_fee_per_hour)
+        elif f.name == "state":
+            row["state"] = value.value
+        elif f.name in _AMOUNTS:
+            row[f.name] = None if value is None else str(value)
+        elif f.name == "remote_stop_sent":
+            row[f.name] = int(value)
+        else:
+            row[f.name] = value
+    return row
+
+
+def _session_from(row: sqlite3.Row) -> SessionRecord:
+    data = dict(row)
+    tariff = Tariff(int(data.pop("price_per_kwh")), int(data.pop("session_fee")), int(data.pop("time_fee_per_hour")))
+    for name in _AMOUNTS:
+        data[name] = None if data[name] is None else int(data[name])
+    data["state"] = State(data["state"])
+    data["remote_stop_sent"] = bool(data["remote_stop_sent"])
+    return SessionRecord(tariff=tariff, **data)
+
+
+def _job_from(row: sqlite3.Row) -> Job:
+    data = dict(row)
+    return Job(
+        id=data["id"],
+        kind=data["kind"],
+        session_id=data["session_id"],
+        args=json.loads(data["args"]),
+        status=data["status"],
+        tx_hash=data["tx_hash"],
+        attempts=data["attempts"],
+        last_error=data["last_error"],
+        block=data["block"],
+    )

@@ -1,0 +1,346 @@
+"""Helpers of the Core Client tests: a real daemon (in-process or as a subprocess) on the test Anvil,
+real simulated charge points, a raw OCPP client for hand-made frames, and a pausable TCP proxy
+between the daemon and the chain. Nothing is mocked."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import websockets
+from eth_account.signers.local import LocalAccount
+
+from core_client.config import Settings
+from core_client.daemon import Daemon
+from core_client.sessions import SessionRecord, State
+from ev_network.contracts import Session, SessionState
+from ev_network.devchain import free_port
+from ev_network.events import ChainEvent, EventReader, indexed_topic
+from ev_network.keys import create_keyfile
+from simulator.charge_point import Behaviour, SimChargePoint
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "operator keystore password"
+FAST = {
+    "poll_interval_s": 0.1,
+    "settle_batch_window_s": 0.3,
+    "start_timeout_s": 5,
+    "reconnect_grace_s": 0,
+    "ocpp_response_timeout_s": 5,
+    "rpc_timeout_s": 2,
+}
+
+
+def make_keyfile(directory: Path, account: LocalAccount) -> Path:
+    """The operator's key in an encrypted keyfile (as ``core-client keys import`` writes it)."""
+    path = directory / "operator.json"
+    if not path.exists():
+        create_keyfile(path, PASSWORD, account.key)
+    return path
+
+
+def cp_ids(*names: str) -> list[str]:
+    """Charge point ids unique on the shared test chain."""
+    tag = uuid.uuid4().hex[:6]
+    return [f"{name}-{tag}" for name in names]
+
+
+def settings_for(net: Any, tmp_path: Path, keyfile: Path, passwords: dict[str, str], **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "rpc_url": net.rpc_url,
+        "deployment_file": net.deployment_file,
+        "keystore": keyfile,
+        "database": tmp_path / "core.sqlite",
+        "charge_points": passwords,
+        "listen_port": 0,
+        "control_port": 0,
+        "start_block": net.w3.eth.block_number + 1,
+        **FAST,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclass
+class Core:
+    """A running Core Client (in-process) and what a test needs around it."""
+
+    net: Any
+    daemon: Daemon
+    stations: dict[str, int]
+    passwords: dict[str, str]
+    sims: list[SimChargePoint] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.daemon.ocpp.address[1]}"
+
+    @property
+    def control_url(self) -> str:
+        return f"http://127.0.0.1:{self.daemon.control.address[1]}"
+
+    async def connect(self, cp_id: str, behaviour: Behaviour | None = None, connectors: int = 2) -> SimChargePoint:
+        sim = await SimChargePoint.connect(self.url, cp_id, self.passwords[cp_id], connectors, behaviour)
+        self.sims.append(sim)
+        return sim
+
+    def local(self, session_id: int) -> SessionRecord | None:
+        return self.daemon.store.get_session(session_id)
+
+    async def wait_local(self, session_id: int, *states: State, timeout: float = 20) -> SessionRecord:
+        """Wait until the daemon's own record of the session is in one of ``states``."""
+        return await until(lambda: _in(self.local(session_id), states), timeout, f"session {session_id} in {states}")
+
+
+async def until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Poll ``check`` (sync) until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+def _in(record: SessionRecord | None, states: tuple[State, ...]) -> SessionRecord | None:
+    return record if record is not None and record.state in states else None
+
+
+# ------------------------------------------------------------------ chain side
+
+
+async def open_session(net: Any, driver: LocalAccount, station_id: int, connector: int, deposit: int) -> int:
+    """The driver opens a session (in a thread: the daemon shares this event loop)."""
+    escrow = net.escrow(driver)
+    receipt = await asyncio.to_thread(escrow.open, station_id, connector, deposit)
+    return escrow.session_id_from(receipt)
+
+
+async def wait_chain(net: Any, session_id: int, state: SessionState, timeout: float = 20) -> Session:
+    """Wait until the escrow has the session in ``state``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        session = await asyncio.to_thread(net.escrow().get_session, session_id)
+        if session.state is state:
+            return session
+        if time.monotonic() > deadline:
+            raise AssertionError(f"session {session_id} is {session.state.name} on chain, expected {state.name}")
+        await asyncio.sleep(0.1)
+
+
+def chain_events(net: Any, name: str, session_id: int, from_block: int = 0) -> list[ChainEvent]:
+    """Every ``name`` event of one session."""
+    reader = EventReader(net.w3, net.deployment.escrow)
+    return reader.fetch(from_block, net.w3.eth.block_number, [name], [indexed_topic(session_id)])
+
+
+def balances(net: Any, *accounts: str) -> list[int]:
+    token = net.token()
+    return [token.balance_of(a) for a in accounts]
+
+
+# ------------------------------------------------------------- raw OCPP client
+
+
+class RawCP:
+    """A bare OCPP-J client: sends hand-made frames, answers the central system's CALLs."""
+
+    def __init__(self, connection: Any, answers: dict[str, dict] | None = None) -> None:
+        self.connection = connection
+        self.answers = {
+            "RemoteStartTransaction": {"status": "Accepted"},
+            "RemoteStopTransaction": {"status": "Accepted"},
+            **(answers or {}),
+        }
+        self.received: list[list] = []
+        self.calls: asyncio.Queue[list] = asyncio.Queue()
+        self._results: asyncio.Queue[list] = asyncio.Queue()
+        self._ids = itertools.count(1)
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    @classmethod
+    async def connect(cls, url: str, cp_id: str, password: str, **kwargs: Any) -> RawCP:
+        token = base64.b64encode(f"{cp_id}:{password}".encode()).decode()
+        connection = await websockets.connect(
+            f"{url}/{cp_id}", subprotocols=["ocpp1.6"], additional_headers={"Authorization": f"Basic {token}"}
+        )
+        return cls(connection, **kwargs)
+
+    async def _read(self) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for text in self.connection:
+                frame = json.loads(text)
+                self.received.append(frame)
+                if frame[0] == 2:
+                    await self.calls.put(frame)
+                    answer = self.answers.get(frame[2], {})
+                    await self.connection.send(json.dumps([3, frame[1], answer]))
+                else:
+                    await self._results.put(frame)
+
+    async def send_raw(self, text: str | bytes, timeout: float = 5) -> list:
+        """Send any frame; return the next CALLRESULT/CALLERROR."""
+        await self.connection.send(text)
+        return await asyncio.wait_for(self._results.get(), timeout)
+
+    async def call(self, action: str, payload: dict, timeout: float = 5) -> list:
+        """Send a CALL; return the answer frame ([3, id, payload] or [4, id, code, description, details])."""
+        unique_id = f"m{next(self._ids)}"
+        answer = await self.send_raw(json.dumps([2, unique_id, action, payload]), timeout)
+        assert answer[1] == unique_id, answer
+        return answer
+
+    async def boot(self) -> list:
+        return await self.call("BootNotification", {"chargePointVendor": "Raw", "chargePointModel": "Frames"})
+
+    async def next_call(self, action: str, timeout: float = 10) -> list:
+        """The next CALL named ``action`` that the central system sent (others are skipped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = await asyncio.wait_for(self.calls.get(), max(0.01, deadline - time.monotonic()))
+            if frame[2] == action:
+                return frame
+
+    async def close(self) -> None:
+        await self.connection.close()
+        self._reader.cancel()
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+# ---------------------------------------------------------- pausable TCP proxy
+
+
+class ChainProxy:
+    """A TCP forwarder between the daemon and Anvil. ``pause()`` drops every connection and refuses new
+    ones (the chain is unreachable); ``resume()`` listens again on the same port."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self.server: asyncio.Server | None = None
+        self._pipes: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def resume(self) -> None:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def pause(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        for writer in list(self._pipes):
+            writer.transport.abort()
+        self._pipes.clear()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._pipes.update({writer, up_writer})
+        try:
+            await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer), return_exceptions=True)
+        except asyncio.CancelledError:  # the test's loop is closing: end quietly
+            writer.transport.abort()
+            up_writer.transport.abort()
+        self._pipes.difference_update({writer, up_writer})
+
+    @staticmethod
+    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.transport.abort()
+
+
+# ------------------------------------------------------------ daemon as a process
+
+
+def write_config(path: Path, settings: Settings) -> Path:
+    """A TOML config file of ``settings`` (for ``core-client run --config``)."""
+    lines = []
+    for name, value in settings.model_dump(exclude_none=True).items():
+        if name == "charge_points":
+            continue
+        lines.append(f"{name} = {json.dumps(str(value) if isinstance(value, Path) else value)}")
+    lines.append("[charge_points]")
+    lines += [f"{json.dumps(cp)} = {json.dumps(pw)}" for cp, pw in settings.charge_points.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def spawn_daemon(config: Path, log_file: Path) -> subprocess.Popen:
+    """``python -m core_client.cli run --config CONFIG`` with the keystore password in the environment."""
+    env = {**os.environ, "EVN_OPERATOR_PASSWORD": PASSWORD}
+    with log_file.open("ab") as handle:
+        return subprocess.Popen(
+            [sys.executable, "-m", "core_client.cli", "run", "--config", str(config)],
+            cwd=ROOT,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def wait_health(url: str, timeout: float = 30) -> dict:
+    """Poll GET /health until the daemon answers."""
+    import urllib.request
+
+    def get() -> dict | None:
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=1) as response:
+                return json.loads(response.read())
+        except OSError:
+            return None
+
+    deadline = time.monotonic() + timeout
+    while True:
+        health = await asyncio.to_thread(get)
+        if health is not None:
+            return health
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no Core Client health at {url} after {timeout}s")
+        await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def running_core(
+    net: Any, tmp_path: Path, keyfile: Path, connectors: dict[str, int], **overrides: Any
+) -> AsyncIterator[Core]:
+    """Register stations (charge point id -> connectors) for net.operator, run a daemon, stop it after."""
+    stations = {cp: await asyncio.to_thread(net.add_station, cp, n) for cp, n in connectors.items()}
+    passwords = {cp: f"pw-{cp}" for cp in connectors}
+    settings = settings_for(net, tmp_path, keyfile, passwords, **overrides)
+    daemon = Daemon(settings, PASSWORD)
+    await daemon.start()
+    core = Core(net, daemon, stations, passwords)
+    try:
+        yield core
+    finally:
+        for sim in core.sims:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(sim.close(), 5)
+        await daemon.stop(drain_timeout=5)

@@ -1,0 +1,297 @@
+"""Core Client domain logic without network: the session state machine, the budget rule, the SQLite
+store and the configuration loader."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+
+import pytest
+
+from core_client.config import ConfigError, hash_password, load_settings
+from core_client.protocol import FrameError, energy_register_wh, parse_frame, validate_call
+from core_client.sessions import (
+    FINISHED,
+    HOLDS_CONNECTOR,
+    TRANSITIONS,
+    InvalidTransition,
+    SessionRecord,
+    State,
+    budget_limit,
+    cost_so_far,
+    id_tag_for,
+    must_stop,
+    session_of_id_tag,
+)
+from core_client.store import Store
+from ev_network.pricing import Tariff, price
+
+TOKEN = 10**18
+TARIFF = Tariff(price_per_kwh=35 * TOKEN // 100, session_fee=TOKEN // 2)
+TIMED = Tariff(price_per_kwh=30 * TOKEN // 100, session_fee=TOKEN // 4, time_fee_per_hour=2 * TOKEN)
+
+
+def record(session_id: int = 7, **changes) -> SessionRecord:
+    base = SessionRecord(
+        session_id=session_id,
+        station_id=3,
+        charge_point_id="CP-1",
+        connector=1,
+        driver="0x" + "ab" * 20,
+        deposit=10 * TOKEN,
+        tariff=TARIFF,
+        tariff_id=2,
+        requested_block=40,
+        requested_at=1000.0,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+# ------------------------------------------------------------ state machine
+
+
+def test_happy_path_walks_every_state_to_settled():
+    s = record()
+    s = s.apply("remote_start_sent", remote_start_at=1.0)
+    assert s.state is State.REMOTE_START_SENT
+    s = s.apply("start_transaction", transaction_id=5, meter_start=1000)
+    s = s.apply("start_mined")
+    assert s.state is State.CHARGING
+    s = s.apply("remote_stop_sent", remote_stop_sent=True)
+    s = s.apply("stop_transaction", meter_stop=1500)
+    assert s.state is State.STOPPED and s.energy_wh == 500
+    s = s.apply("settle_mined", cost=1, refund=2)
+    assert s.state is State.SETTLED and s.cost == 1
+
+
+def test_stop_before_start_is_mined_keeps_stopped():
+    s = record().apply("remote_start_sent").apply("start_transaction", meter_start=0)
+    s = s.apply("stop_transaction", meter_stop=10)
+    assert s.apply("start_mined").state is State.STOPPED
+
+
+@pytest.mark.parametrize(
+    ("state", "event"),
+    [
+        (State.REQUESTED, "settle_mined"),
+        (State.SETTLED, "stop_transaction"),
+        (State.REJECTED, "start_transaction"),
+        (State.REJECTING, "start_transaction"),
+        (State.CHARGING, "reject_queued"),
+        (State.STOPPED, "stop_transaction"),
+    ],
+)
+def test_forbidden_transitions_raise(state, event):
+    with pytest.raises(InvalidTransition, match=event):
+        record(state=state).apply(event)
+
+
+def test_transition_table_is_consistent():
+    for (source, _), target in TRANSITIONS.items():
+        assert isinstance(source, State) and isinstance(target, State)
+    # nothing leaves a terminal state
+    assert not [k for k in TRANSITIONS if k[0] in (State.SETTLED, State.REJECTED, State.FAILED)]
+    assert State.STOPPED in FINISHED and State.CHARGING in HOLDS_CONNECTOR
+
+
+def test_id_tags_round_trip_and_reject_lookalikes():
+    assert id_tag_for(12) == "EVN12"
+    assert session_of_id_tag("EVN12") == 12
+    for tag in ("EVN", "EVN-1", "EVN012", "XEVN1", "evn1", None, "", "EVN1a", "EVN" + "9" * 18):
+        assert session_of_id_tag(tag) is None
+
+
+# ------------------------------------------------------------------ budget
+
+
+def test_budget_limit_is_exact_for_large_amounts():
+    deposit = 2**95 + 12345
+    assert budget_limit(deposit, 0.02) == deposit * 980_000 // 1_000_000
+    assert budget_limit(deposit, 0) == deposit
+
+
+def test_cost_so_far_matches_pricing():
+    assert cost_so_far(TIMED, 1234, 1800) == price(TIMED, 1234, 1800)
+    assert cost_so_far(TARIFF, -5, -1) == TARIFF.session_fee
+
+
+def test_must_stop_at_margin():
+    deposit = 2 * TOKEN  # 0.5 fee + 0.35/kWh: the limit 1.96 is reached at 4.1714 kWh
+    assert not must_stop(TARIFF, deposit, 0.02, 4171, 0)
+    assert must_stop(TARIFF, deposit, 0.02, 4172, 0)
+
+
+def test_must_stop_one_interval_early():
+    deposit = 2 * TOKEN
+    # 3.5 kWh costs 1.725 < 1.96, but another 1.2 kWh interval would cost 2.145 > the deposit
+    assert not must_stop(TARIFF, deposit, 0.02, 3500, 0, last_interval_wh=100)
+    assert must_stop(TARIFF, deposit, 0.02, 3500, 0, last_interval_wh=1200)
+
+
+def test_must_stop_counts_the_time_fee():
+    deposit = 3 * TOKEN
+    assert not must_stop(TIMED, deposit, 0, 0, 3600)  # 0.25 + 2
+    assert must_stop(TIMED, deposit, 0, 0, 3600 + 1800)  # 0.25 + 3
+
+
+# ------------------------------------------------------------------- store
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "cc.sqlite")
+    yield s
+    s.close()
+
+
+def test_session_round_trips_with_uint96_amounts(store):
+    big = record(deposit=2**96 - 1, tariff=Tariff(2**95, 2**79, 2**79 - 1), cost=2**90, refund=2**90 + 1)
+    assert store.insert_session(big)
+    assert not store.insert_session(big)  # the same SessionRequested twice: one session
+    assert store.get_session(7) == big
+    moved = big.apply("remote_start_sent", remote_start_at=5.5)
+    store.save_session(moved)
+    assert store.get_session(7) == moved
+    assert store.counts_by_state() == {"remote_start_sent": 1}
+    assert store.sessions_in({State.REMOTE_START_SENT}, "CP-1") == [moved]
+    assert store.sessions_in({State.REMOTE_START_SENT}, "CP-2") == []
+
+
+def test_jobs_are_enqueued_exactly_once(store):
+    assert store.enqueue("start", 7, {"transaction_id": 1, "meter_start": 10})
+    assert not store.enqueue("start", 7, {"transaction_id": 2, "meter_start": 10})
+    assert store.enqueue("settle", 7, {"meter_stop": 20})
+    job = store.job("start", 7)
+    assert job.args == {"transaction_id": 1, "meter_start": 10} and job.status == "pending"
+    store.update_job(job.id, status="sent", tx_hash="0xab", attempts=1)
+    assert [j.kind for j in store.jobs("pending")] == ["settle"]
+    assert store.job_counts() == {"pending": {"settle": 1}, "sent": {"start": 1}}
+    with pytest.raises(sqlite3.IntegrityError):
+        store.update_job(job.id, status="lost")
+
+
+def test_transaction_ids_count_up_and_survive_reopen(tmp_path):
+    path = tmp_path / "cc.sqlite"
+    s = Store(path)
+    assert s.new_transaction("CP-1", 1, "EVN1", 1, 100) == 1
+    assert s.new_transaction("CP-1", 2, "OTHER", None, 200) == 2
+    s.finish_transaction(2, 250, "Local")
+    s.set_cursor(41)
+    s.close()
+    s = Store(path)
+    assert s.new_transaction("CP-2", 1, None, None, 0) == 3
+    tx = s.get_transaction(2)
+    assert (tx.charge_point_id, tx.session_id, tx.meter_stop, tx.stop_reason) == ("CP-1", None, 250, "Local")
+    assert s.cursor() == 41
+    s.close()
+
+
+def test_transaction_block_rolls_back_everything(store):
+    store.set_cursor(10)
+    with pytest.raises(RuntimeError), store.transaction():
+        store.insert_session(record())
+        store.set_cursor(11)
+        raise RuntimeError("crash in the middle")
+    assert store.cursor() == 10 and store.get_session(7) is None
+
+
+def test_stations_and_connector_status(store):
+    store.add_station(3, "CP-1", 2)
+    store.add_station(3, "CP-1", 4)
+    assert store.stations() == {3: ("CP-1", 4)}
+    assert store.station_of("CP-1") == (3, 4) and store.station_of("CP-9") is None
+    assert store.station(3) == ("CP-1", 4) and store.station(4) is None
+    store.set_connector_status("CP-1", 1, "Charging", "NoError")
+    store.set_connector_status("CP-1", 1, "Available", "NoError")
+    assert store.connector_status("CP-1", 1) == "Available"
+    assert store.connector_status("CP-1", 2) is None
+
+
+# ------------------------------------------------------------------ config
+
+
+def test_config_file_env_and_hashed_passwords(tmp_path):
+    cfg = tmp_path / "cc.toml"
+    cfg.write_text(
+        'listen_port = 9100\ndatabase = "data/cc.sqlite"\n'
+        f'[charge_points]\n"CP-1" = "plain"\n"CP-2" = "{hash_password("secret")}"\n'
+    )
+    settings = load_settings(cfg, environ={"EVN_CC_LISTEN_PORT": "9200", "EVN_CC_RPC_URL": "http://node:8545"})
+    assert settings.listen_port == 9200 and settings.rpc_url == "http://node:8545"
+    assert settings.database == tmp_path / "data" / "cc.sqlite"
+    assert settings.check_password("CP-1", "plain") and not settings.check_password("CP-1", "Plain")
+    assert settings.check_password("CP-2", "secret") and not settings.check_password("CP-2", "plain")
+    assert not settings.check_password("CP-3", "plain")
+    env = {"EVN_CC_CHARGE_POINTS": '{"CP-9": "x"}'}
+    assert load_settings(cfg, environ=env).charge_points == {"CP-9": "x"}
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        ("listen_port = 'x'", {}, "listen_port"),
+        ("budget_margin = 1.5", {}, "budget_margin"),
+        ("typo_field = 1", {}, "typo_field"),
+        ("listen_port = ", {}, "not valid TOML"),
+        ("", {"EVN_CC_CHARGE_POINTS": "{bad"}, "JSON object"),
+        ('tls_cert = "c.pem"', {}, "tls_key"),
+        ('[charge_points]\n"CP/1" = "x"', {}, "no '/'"),
+    ],
+)
+def test_config_errors_say_what_is_wrong(tmp_path, text, env, message):
+    cfg = tmp_path / "cc.toml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(cfg, environ=env)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "nope.toml", environ={})
+
+
+# ---------------------------------------------------------------- protocol
+
+
+def test_energy_register_reads_the_latest_import_register():
+    values = [
+        {"sampled_value": [{"value": "1000", "measurand": "Energy.Active.Import.Register"}]},
+        {
+            "sampled_value": [
+                {"value": "22000", "measurand": "Power.Active.Import", "unit": "W"},
+                {"value": "1.5", "unit": "kWh"},  # no measurand: the energy register by default
+                {"value": "9999", "measurand": "Energy.Active.Import.Register", "phase": "L1"},
+                {"value": "abc"},
+                {"value": "-5"},
+                {"value": "7777", "format": "SignedData"},
+            ]
+        },
+    ]
+    assert energy_register_wh(values) == 1500
+    assert energy_register_wh([]) is None
+    assert energy_register_wh([{"sampled_value": [{"value": "NaN"}]}]) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "code", "unique_id"),
+    [
+        ("nope", "FormationViolation", "-1"),
+        ('[2, "' + "x" * 37 + '", "Heartbeat", {}]', "FormationViolation", "-1"),
+        ('[2, "a", 5, {}]', "FormationViolation", "a"),
+        ('[3, "a"]', "FormationViolation", "a"),
+    ],
+)
+def test_parse_frame_errors(raw, code, unique_id):
+    with pytest.raises(FrameError) as error:
+        parse_frame(raw)
+    assert (error.value.code, error.value.unique_id) == (code, unique_id)
+    assert json.loads(error.value.call_error())[:3] == [4, unique_id, code]
+
+
+def test_parse_frame_and_validate_a_good_call():
+    call = parse_frame('[2, "id-1", "Authorize", {"idTag": "EVN1"}]')
+    assert (call.unique_id, call.action, call.payload) == ("id-1", "Authorize", {"idTag": "EVN1"})
+    validate_call(call)
+    result = parse_frame('[3, "id-2", {"status": "Accepted"}]')
+    assert result.payload == {"status": "Accepted"}
