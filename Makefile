@@ -4,7 +4,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/.venv/bin:$(PATH)
 export EVN_RPC_URL ?= http://127.0.0.1:8545
 PY := .venv/bin/python
 
-.PHONY: setup test demo bench-gas bench-load lint abi docs deploy clean
+.PHONY: setup test demo devnet bench-gas bench-load lint abi docs deploy clean
 
 setup:
 	@tools/setup.sh
@@ -14,6 +14,10 @@ test: setup
 
 demo: setup
 	$(PY) -m scripts.demo $(DEMO_ARGS)
+
+# A local network to use by hand: Anvil on :8545, Core Client, simulated charge points (Ctrl-C stops).
+devnet: setup
+	$(PY) -m scripts.devnet $(DEVNET_ARGS)
 
 bench-gas: setup
 	$(PY) -m benchmarks.gas

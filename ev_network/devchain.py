@@ -35,9 +35,13 @@ def free_port() -> int:
 
 
 def anvil_binary() -> str:
-    local = ROOT / "node_modules" / ".bin" / "anvil"
-    if local.exists():
-        return str(local)
+    """Anvil from npm (@foundry-rs/anvil): the platform binary itself, else npm's wrapper, else PATH."""
+    for local in [
+        *sorted((ROOT / "node_modules" / "@foundry-rs").glob("anvil-*/bin/anvil")),
+        ROOT / "node_modules" / ".bin" / "anvil",
+    ]:
+        if local.exists():
+            return str(local)
     found = shutil.which("anvil")
     if not found:
         raise EVNetworkError("anvil not found: run `make setup` (npm install @foundry-rs/anvil)")

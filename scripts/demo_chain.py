@@ -53,9 +53,9 @@ class DemoChain:
         return Token(self.w3, self.deployment.token, TxSender(self.w3, account) if account else None)
 
 
-def start_chain(state_dir: Path, say) -> DemoChain:
+def start_chain(state_dir: Path, say, port: int | None = None) -> DemoChain:
     """Start Anvil (state in ``state_dir``), deploy unless the deployment is still there, register."""
-    anvil = Anvil(state=state_dir / "anvil-state.json").start()
+    anvil = Anvil(port=port, state=state_dir / "anvil-state.json").start()
     say(f"Anvil listening on {anvil.url} (state: {state_dir / 'anvil-state.json'})")
     deployment_file = state_dir / "deployment.json"
     w3 = connect(anvil.url)

@@ -1,0 +1,79 @@
+"""A local EV Network to use by hand (``make devnet``): Anvil on port 8545 (state kept in .devnet/),
+the contracts deployed with Brownie (deployments/local.json), the demo operator with three stations,
+the Core Client daemon and the simulated charge points, running until Ctrl-C.
+
+With it running, the wallet's defaults (EVN_RPC_URL=http://127.0.0.1:8545,
+EVN_DEPLOYMENT=deployments/local.json) point at it: `ev-wallet account create`, `ev-wallet topup 50`,
+`ev-wallet charge VOLT-BER-001 --connector 1 --deposit 10`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+from ev_network.devchain import ROOT
+from scripts.demo import DemoFailed, console, core_log, say, step
+from scripts.demo_chain import STATIONS, start_chain
+from scripts.demo_parts import connect_charge_points, start_core_client
+
+
+async def serve(chain, state_dir: Path) -> None:
+    with step("Core Client", "see the core-client lines above"):
+        core = start_core_client(chain, state_dir, core_log)
+    charge_points = {}
+    try:
+        with step("Charge points", "see the core-client lines above"):
+            charge_points = await connect_charge_points(core)
+        console.rule("[bold green]EV Network running: Ctrl-C to stop")
+        say("RPC http://127.0.0.1:8545, deployment deployments/local.json (the wallet's defaults)")
+        for station in STATIONS:
+            say(f"station {chain.station_ids[station.charge_point_id]}: {station.charge_point_id} ({station.label})")
+        say(
+            "try: ev-wallet account create && ev-wallet topup 50 && ev-wallet charge VOLT-BER-001 --connector 1 --deposit 10"
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        for cp in charge_points.values():
+            await cp.close()
+        say(f"Core Client stopped (exit code {await asyncio.to_thread(core.stop)})")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="make devnet", description=__doc__)
+    parser.add_argument("--fresh", action="store_true", help="start a new chain instead of continuing .devnet/")
+    parser.add_argument("--port", type=int, default=8545, help="Anvil's port (default 8545)")
+    args = parser.parse_args()
+    state_dir = ROOT / ".devnet"
+    if args.fresh:
+        shutil.rmtree(state_dir, ignore_errors=True)
+    state_dir.mkdir(exist_ok=True)
+    chain = None
+    try:
+        with step("Chain", f"is port {args.port} free? (--port) run `make setup` first"):
+            chain = start_chain(state_dir, say, port=args.port)
+            target = ROOT / "deployments" / "local.json"
+            target.parent.mkdir(exist_ok=True)
+            shutil.copy(state_dir / "deployment.json", target)
+        asyncio.run(serve(chain, state_dir))
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    except DemoFailed as exc:
+        console.print(f"[bold red]{exc}")
+        return 1
+    finally:
+        if chain is not None:
+            chain.anvil.stop()
+            say("Anvil stopped; state kept in .devnet/ (--fresh to start over)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
