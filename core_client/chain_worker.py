@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from core_client.store import Job, Store
 
 log = logging.getLogger("core_client.chain")
+SENDS_PER_STEP = 25  # starts/rejects sent per worker cycle before receipts and settles get a turn
+RECEIPT_QUERIES_AT_ONCE = 8
 # On-chain states in which a job's work is done (a start is done once the session got past Requested).
 TARGET = {
     "start": {SessionState.ACTIVE, SessionState.SETTLED, SessionState.EXPIRED},
@@ -130,9 +132,12 @@ class ChainWorker:
         """Check receipts, send what is ready; True while work is pending or in flight."""
         await self._check_sent()
         if time.monotonic() >= self._hold_until:
-            for job in self.store.jobs("pending", kind="start") + self.store.jobs("pending", kind="reject"):
-                await self._send([job])
+            # Settles first (they end sessions and free deposits), then a bounded number of starts and
+            # rejects, so that under load neither kind waits behind the whole queue of the other.
             await self._send_settles()
+            waiting = self.store.jobs("pending", kind="start") + self.store.jobs("pending", kind="reject")
+            for job in waiting[:SENDS_PER_STEP]:
+                await self._send([job])
         return bool(self.store.jobs("pending", "sent"))
 
     # ----------------------------------------------------------------- sending
@@ -210,8 +215,13 @@ class ChainWorker:
         groups: dict[str, list[Job]] = {}
         for job in self.store.jobs("sent"):
             groups.setdefault(job.tx_hash or "", []).append(job)
-        for tx_hash, jobs in groups.items():
-            receipt = await asyncio.to_thread(self._receipt, tx_hash)
+        hashes = list(groups)
+        receipts: list[Any] = []
+        for i in range(0, len(hashes), RECEIPT_QUERIES_AT_ONCE):  # a few JSON-RPC requests in parallel
+            chunk = hashes[i : i + RECEIPT_QUERIES_AT_ONCE]
+            receipts += await asyncio.gather(*(asyncio.to_thread(self._receipt, h) for h in chunk))
+        for tx_hash, receipt in zip(hashes, receipts, strict=True):
+            jobs = groups[tx_hash]
             if receipt is None:
                 if not await asyncio.to_thread(self._known, tx_hash):
                     self.sender.resync()  # its nonce may be free again: do not leave a gap

@@ -98,7 +98,10 @@ class Store:
         self.db = sqlite3.connect(self.path, isolation_level=None)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
+        # WAL + NORMAL: a commit survives the process being killed (SIGKILL); only an OS crash or power
+        # loss can lose the last commits, and the chain worker re-checks chain state for exactly that.
+        # FULL would make every StatusNotification wait for the disk inside the event loop.
+        self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
         self._depth = 0
 
