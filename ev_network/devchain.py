@@ -4,6 +4,7 @@ Used by the tests, the demo and the benchmarks. Not needed by a Core Client or w
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
@@ -121,8 +122,14 @@ def deploy_with_brownie(rpc_url: str, out: Path, env: dict[str, str] | None = No
     run_env["PATH"] = f"{ROOT / 'node_modules' / '.bin'}{os.pathsep}{run_env.get('PATH', '')}"
     # Brownie re-checks the contracts it recorded for chain 31337 and fails on a fresh Anvil that
     # reuses the chain id; those records are useless (the deployment file is ours), so drop them.
-    shutil.rmtree(ROOT / "build" / "deployments", ignore_errors=True)
-    result = subprocess.run(command, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=timeout)
+    # Brownie still writes them while deploying: deploys from concurrent processes in this checkout
+    # (two test runs, a test run and the demo) take turns, or one would load the other's records.
+    lock_path = ROOT / "build" / ".deploy.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        shutil.rmtree(ROOT / "build" / "deployments", ignore_errors=True)
+        result = subprocess.run(command, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0 or not out.exists():
         raise EVNetworkError(
             f"brownie deploy failed (exit {result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"

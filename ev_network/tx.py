@@ -62,7 +62,9 @@ class TxSender:
     def estimate(self, fn: ContractFunction) -> int:
         """Gas estimate for ``fn`` sent from this account, raising ContractRevert if it would revert."""
         try:
-            return fn.estimate_gas({"from": self.address})
+            # "pending": judged as the next block will run it (its timestamp), not by the latest block,
+            # which on an idle chain can be older than a deadline that has already passed
+            return fn.estimate_gas({"from": self.address}, block_identifier="pending")
         except ContractLogicError as exc:
             raise decode_revert(exc.data) from None
         except NETWORK_ERRORS as exc:

@@ -1,0 +1,274 @@
+"""Gas benchmark of the EV Network contracts: what each transaction of a charging session costs.
+
+    python -m benchmarks.gas [--batches 1,10,50]      (make bench-gas)
+
+Starts its own Anvil, deploys with the Brownie script, registers an operator and a station, funds
+drivers, and reads ``gasUsed`` from the receipts of: ERC-20 transfer (to an address that already
+holds tokens and to a fresh one), approve, open (allowance given before), openWithPermit, start,
+settle, and settleBatch with 1, 10 and 50 sessions (one driver per session, so every refund goes to
+a different address). Figures are steady-state: a warm-up session was settled first (the payout
+address holds tokens) and another session stays open (the escrow never drops to a zero balance).
+
+Per-session totals are open + start + the session's share of the settle transaction, compared with
+the targets (150,000 gas for all of one session's transactions; 100,000 per session amortised at
+batch 50) and with the peer reference (Share&Charge, about 340,000 gas per session over five
+transactions). Progress goes to stderr; a table, then the JSON result as the last line, to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+
+from ev_network.chain import connect
+from ev_network.contracts import Escrow, Token
+from ev_network.deployment import Deployment
+from ev_network.devchain import Anvil, deploy_with_brownie, dev_account
+from ev_network.pricing import Tariff
+from ev_network.tx import TxSender
+
+TOKEN = 10**18
+TARIFF = Tariff(price_per_kwh=35 * TOKEN // 100, session_fee=TOKEN // 2)
+DEPOSIT = 20 * TOKEN
+TARGET_SESSION, TARGET_BATCH50 = 150_000, 100_000
+PEER = {"name": "Share&Charge", "gas_per_session": 340_000, "transactions": 5}
+FIRST_DRIVER = 10  # dev accounts 0-2 are admin, operator, payout
+
+
+def progress(message: str) -> None:
+    print(f"[gas] {message}", file=sys.stderr, flush=True)
+
+
+def breakdown(w3: Any, receipt: dict) -> dict[str, int]:
+    """Split a transaction's gas: intrinsic (21,000 + calldata), the token calls it made (Anvil's
+    callTracer), and the escrow's own execution (storage, events, checks, call overhead)."""
+    tx = w3.eth.get_transaction(receipt["transactionHash"])
+    intrinsic = 21_000 + sum(4 if b == 0 else 16 for b in bytes(tx["input"]))
+    trace = w3.provider.make_request(
+        "debug_traceTransaction", [receipt["transactionHash"].to_0x_hex(), {"tracer": "callTracer"}]
+    ).get("result", {})
+    token_calls = sum(int(call["gasUsed"], 16) for call in trace.get("calls", []))
+    return {
+        "intrinsic": intrinsic,
+        "token_calls": token_calls,
+        "escrow_own": receipt["gasUsed"] - intrinsic - token_calls,
+    }
+
+
+class Bench:
+    """The deployed network and one TxSender per account used."""
+
+    def __init__(self, rpc_url: str, deployment_file: Path) -> None:
+        self.deployment = Deployment.load(deployment_file)
+        self.w3 = connect(rpc_url, self.deployment)
+        self.admin, self.operator, self.payout = dev_account(0), dev_account(1), dev_account(2)
+        self._senders: dict[str, TxSender] = {}
+
+    def sender(self, account: LocalAccount) -> TxSender:
+        return self._senders.setdefault(account.address, TxSender(self.w3, account))
+
+    def escrow(self, account: LocalAccount) -> Escrow:
+        return Escrow(self.w3, self.deployment, self.sender(account))
+
+    def token(self, account: LocalAccount) -> Token:
+        return Token(self.w3, self.deployment.token, self.sender(account))
+
+    def fund(self, drivers: list[LocalAccount], approve: bool) -> None:
+        """Mint to every driver (and give the escrow an unlimited allowance), all in flight at once."""
+        minter = self.token(self.admin)
+        pending = [(minter.sender, minter.mint(d.address, 1_000 * TOKEN, wait=False)) for d in drivers]
+        if approve:
+            pending += [
+                (self.sender(d), self.token(d).approve(self.deployment.escrow, 2**256 - 1, wait=False)) for d in drivers
+            ]
+        for sender, tx_hash in pending:
+            sender.wait(tx_hash)
+
+    def open_sessions(self, station: int, drivers: list[LocalAccount]) -> tuple[list[int], list[int]]:
+        """Open and start one session per driver; return (session ids, [open gas..., start gas...])."""
+        opened = [self.escrow(d).open(station, 1, DEPOSIT) for d in drivers]
+        ids = [self.escrow(drivers[0]).session_id_from(r) for r in opened]
+        operator = self.escrow(self.operator)
+        hashes = [operator.start(sid, sid, 1_000, wait=False) for sid in ids]
+        started = [operator.sender.wait(h) for h in hashes]
+        return ids, [r["gasUsed"] for r in opened] + [r["gasUsed"] for r in started]
+
+
+def measure(batches: list[int]) -> dict[str, Any]:
+    """Run the whole benchmark on a fresh Anvil; return the result document."""
+    drivers_needed = 4 + sum(batches)
+    with Anvil(accounts=FIRST_DRIVER + drivers_needed + 1) as anvil, tempfile.TemporaryDirectory() as tmp:
+        progress(f"Anvil on {anvil.url}; deploying with Brownie (scripts/deploy.py)")
+        started = time.monotonic()
+        deploy_with_brownie(anvil.url, Path(tmp) / "deployment.json")
+        progress(f"deployed in {time.monotonic() - started:.1f} s")
+        bench = Bench(anvil.url, Path(tmp) / "deployment.json")
+        registrar, operator = bench.escrow(bench.admin), bench.escrow(bench.operator)
+        registrar.register_operator(bench.operator.address, bench.payout.address, "Bench Charging")
+        station = operator.station_id_from(operator.add_station("CP-BENCH-1", 2, TARIFF))
+        progress(f"deriving and funding {drivers_needed} drivers")
+        drivers = [dev_account(FIRST_DRIVER + i) for i in range(drivers_needed)]
+        bench.fund(drivers, approve=True)
+        permit_driver = dev_account(FIRST_DRIVER + drivers_needed)
+        bench.fund([permit_driver], approve=False)
+
+        progress("warm-up: one session settled (payout holds tokens), one left open (escrow never empty)")
+        (warm, _resident), _ = bench.open_sessions(station, drivers[:2])  # _resident stays open
+        operator.settle(warm, 2_000)
+
+        tx: dict[str, int] = {}
+        progress("ERC-20 transfer, approve")
+        token = bench.token(drivers[2])
+        tx["erc20_transfer_to_holder"] = token.transfer(drivers[3].address, TOKEN)["gasUsed"]
+        tx["erc20_transfer_to_fresh_address"] = token.transfer(dev_account(900).address, TOKEN)["gasUsed"]
+        tx["erc20_approve_first"] = bench.token(permit_driver).approve(bench.deployment.escrow, DEPOSIT)["gasUsed"]
+
+        progress("single session: open (allowance), start, settle")
+        opened = bench.escrow(drivers[2]).open(station, 1, DEPOSIT)
+        single = operator.session_id_from(opened)
+        started_receipt = operator.start(single, single, 1_000)
+        settled = operator.settle(single, 12_000)
+        tx["open"], tx["start"], tx["settle"] = (r["gasUsed"] for r in (opened, started_receipt, settled))
+        split = {
+            name: breakdown(bench.w3, r)
+            for name, r in (("open", opened), ("start", started_receipt), ("settle", settled))
+        }
+
+        progress("open with an exact approve before it (allowance back to zero)")
+        tx["open_after_exact_approve"] = bench.escrow(permit_driver).open(station, 1, DEPOSIT)["gasUsed"]
+        progress("openWithPermit (no approval)")
+        permit = bench.token(permit_driver).sign_permit(permit_driver, bench.deployment.escrow, DEPOSIT, 2**40)
+        tx["open_with_permit"] = bench.escrow(permit_driver).open_with_permit(station, 2, DEPOSIT, permit)["gasUsed"]
+
+        per_session: dict[str, Any] = {
+            "single": _session_row(tx["open"], tx["start"], tx["settle"], 1, tx["settle"]),
+            "single_with_permit": _session_row(tx["open_with_permit"], tx["start"], tx["settle"], 1, tx["settle"]),
+            "single_approve_each_time": _session_row(
+                tx["open_after_exact_approve"], tx["start"], tx["settle"], 1, tx["settle"], tx["erc20_approve_first"]
+            ),
+        }
+        pool = drivers[4:]
+        for size in batches:
+            progress(f"settleBatch with {size} sessions (one driver each)")
+            ids, gas = bench.open_sessions(station, pool[:size])
+            pool = pool[size:]
+            batch_gas = operator.settle_batch(ids, [1_000 + 5_000 + i for i in range(size)])["gasUsed"]
+            tx[f"settle_batch_{size}"] = batch_gas
+            opens, starts = gas[:size], gas[size:]
+            per_session[f"batch_{size}"] = _session_row(
+                sum(opens) / size, sum(starts) / size, batch_gas / size, size, batch_gas
+            )
+    doc = _document(tx, per_session, batches)
+    doc["breakdown_single"] = split
+    return doc
+
+
+def _session_row(
+    open_gas: float, start_gas: float, settle_share: float, size: int, settle_tx: int, approve: int = 0
+) -> dict[str, Any]:
+    return {
+        "sessions": size,
+        "approve": approve,
+        "open": round(open_gas),
+        "start": round(start_gas),
+        "settle_share": round(settle_share),
+        "settle_tx": settle_tx,
+        "total": round(approve + open_gas + start_gas + settle_share),
+    }
+
+
+def _document(tx: dict[str, int], per_session: dict[str, Any], batches: list[int]) -> dict[str, Any]:
+    single = per_session["single"]["total"]
+    largest = f"batch_{max(batches)}"
+    amortised = per_session[largest]["total"]
+    return {
+        "benchmark": "gas",
+        "chain": "anvil (local), contracts deployed by scripts/deploy.py",
+        "steady_state": True,
+        "steady_state_note": "measured after a warm-up session: the payout address, the drivers and the escrow "
+        "already hold tokens (one session stays open), the drivers gave the escrow an unlimited allowance "
+        "before (except open_after_exact_approve and open_with_permit); each batch session has its own driver",
+        "transactions": tx,
+        "per_session": per_session,
+        "targets": {
+            "single_session_max": TARGET_SESSION,
+            "single_session": single,
+            "single_session_met": single <= TARGET_SESSION,
+            "single_session_with_permit": per_session["single_with_permit"]["total"],
+            "single_session_with_permit_met": per_session["single_with_permit"]["total"] <= TARGET_SESSION,
+            "batch50_amortised_max": TARGET_BATCH50,
+            "amortised_at": largest,
+            "amortised": amortised,
+            "amortised_met": amortised <= TARGET_BATCH50 if largest == "batch_50" else None,
+        },
+        "peer_reference": {**PEER, "single_session_ratio": round(single / PEER["gas_per_session"], 3)},
+    }
+
+
+def render(doc: dict[str, Any]) -> list[str]:
+    """The human-readable lines printed before the JSON."""
+    lines = ["", "Gas per transaction (gasUsed, steady state)"]
+    lines += [f"  {name:<34} {gas:>10,}" for name, gas in doc["transactions"].items()]
+    lines += [
+        "",
+        "Per session: (approve) + open + start + share of settle",
+        f"  {'':<26}{'approve':>9}{'open':>9}{'start':>9}{'settle':>9}{'total':>10}",
+    ]
+    for name, row in doc["per_session"].items():
+        lines.append(
+            f"  {name:<26}{row['approve']:>9,}{row['open']:>9,}{row['start']:>9,}{row['settle_share']:>9,}{row['total']:>10,}"
+        )
+    t, peer = doc["targets"], doc["peer_reference"]
+
+    def verdict(ok: bool | None) -> str:
+        return "n/a" if ok is None else ("met" if ok else "NOT met")
+
+    lines += [
+        "",
+        "Where a single session's gas goes (intrinsic / token calls / escrow's own execution):",
+        *(
+            f"  {name:<8} {b['intrinsic']:>7,} / {b['token_calls']:>7,} / {b['escrow_own']:>7,}"
+            for name, b in doc.get("breakdown_single", {}).items()
+        ),
+        "",
+        f"Target: one session's transactions <= {t['single_session_max']:,}: {t['single_session']:,} "
+        f"({verdict(t['single_session_met'])}); with permit {t['single_session_with_permit']:,} "
+        f"({verdict(t['single_session_with_permit_met'])})",
+        f"Target: amortised per session at batch 50 <= {t['batch50_amortised_max']:,}: "
+        f"{t['amortised']:,} at {t['amortised_at']} ({verdict(t['amortised_met'])})",
+        f"Peer reference: {peer['name']} ~{peer['gas_per_session']:,} gas per session over "
+        f"{peer['transactions']} transactions; ours is {peer['single_session_ratio']:.0%} of it (single session)",
+        "",
+    ]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.gas",
+        description="Gas used by each EV Network transaction and per charging session, single and batched, "
+        "on a fresh local Anvil. Progress on stderr; a table, then one JSON line (the last line) on stdout.",
+    )
+    parser.add_argument("--batches", default="1,10,50", help="settleBatch sizes, comma separated (default %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        batches = sorted({int(b) for b in args.batches.split(",") if b.strip()})
+    except ValueError:
+        parser.error(f"--batches must be comma-separated whole numbers, got {args.batches!r}")
+    if not batches or batches[0] < 1 or batches[-1] > 200:
+        parser.error("--batches sizes must be between 1 and 200")
+    doc = measure(batches)
+    print("\n".join(render(doc)))
+    print(json.dumps(doc, sort_keys=True), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

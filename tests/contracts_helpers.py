@@ -1,0 +1,121 @@
+"""Helpers shared by the contract tests (escrow, registry, token, property, pricing, bindings).
+
+Nothing here mocks anything: every helper sends real signed transactions to the test Anvil."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_abi import decode, encode
+from web3 import Web3
+from web3.logs import DISCARD
+
+from ev_network.contracts import Escrow
+from ev_network.errors import ContractRevert
+from ev_network.tx import TxSender
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build" / "contracts"
+ZERO = "0x0000000000000000000000000000000000000000"
+
+
+@contextmanager
+def reverts(name: str) -> Iterator[pytest.ExceptionInfo[ContractRevert]]:
+    """Expect a :class:`ContractRevert` whose custom error is ``name``."""
+    with pytest.raises(ContractRevert) as info:
+        yield info
+    assert info.value.name == name, f"expected {name}, got {info.value.name!r} ({info.value})"
+
+
+def events(escrow: Escrow, receipt: dict, name: str) -> list[dict[str, Any]]:
+    """The decoded ``name`` events of ``receipt`` emitted by ``escrow``, as argument dicts."""
+    found = getattr(escrow.contract.events, name)().process_receipt(receipt, errors=DISCARD)
+    return [dict(e["args"]) for e in found if e["address"] == escrow.address]
+
+
+def block_time(w3: Web3, receipt: dict) -> int:
+    """The timestamp of the block ``receipt`` was mined in."""
+    return w3.eth.get_block(receipt["blockNumber"])["timestamp"]
+
+
+def set_next_timestamp(w3: Web3, timestamp: int) -> None:
+    """Make the next mined block carry ``timestamp`` (for exact durations)."""
+    w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])
+
+
+def latest_timestamp(w3: Web3) -> int:
+    return w3.eth.get_block("latest")["timestamp"]
+
+
+def artifact(name: str) -> dict:
+    """Brownie's build artifact of contract ``name`` (``abi`` and ``bytecode``)."""
+    path = BUILD / f"{name}.json"
+    if not path.exists():
+        pytest.fail(f"{path} missing: run `make setup` to compile the contracts")
+    return json.loads(path.read_text())
+
+
+def deploy_artifact(sender: TxSender, name: str, *args: Any) -> str:
+    """Deploy contract ``name`` from its build artifact with a signed transaction from ``sender``'s
+    account; return its address. The sender re-reads its nonce afterwards."""
+    data = artifact(name)
+    w3 = sender.w3
+    factory = w3.eth.contract(abi=data["abi"], bytecode=data["bytecode"])
+    tx = factory.constructor(*args).build_transaction(
+        {"from": sender.address, "nonce": w3.eth.get_transaction_count(sender.address, "pending")}
+    )
+    tx_hash = w3.eth.send_raw_transaction(sender.account.sign_transaction(tx).raw_transaction)
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)
+    sender.resync()
+    assert receipt["status"] == 1, f"deploying {name} failed"
+    return receipt["contractAddress"]
+
+
+class BatchReader:
+    """Reads many token balances and escrow sessions in one JSON-RPC batch (plain eth_call, decoded
+    with eth_abi): the property test checks every account and session after every step, and
+    per-call web3 overhead would dominate its runtime."""
+
+    BALANCE_OF = Web3.keccak(text="balanceOf(address)")[:4]
+    TOTAL_SUPPLY = Web3.keccak(text="totalSupply()")[:4]
+    GET_SESSION = Web3.keccak(text="getSession(uint256)")[:4]
+    SESSION_TYPE = "(address,uint96,uint32,uint8,uint8,uint32,uint40,uint40,uint40,uint32)"
+
+    def __init__(self, w3: Web3, token: str, escrow: str) -> None:
+        self.w3, self.token, self.escrow = w3, token, escrow
+
+    def _calls(self, calls: list[tuple[str, bytes]]) -> list[bytes]:
+        batch = [("eth_call", [{"to": to, "data": "0x" + data.hex()}, "latest"]) for to, data in calls]
+        responses = self.w3.provider.make_batch_request(batch)
+        assert isinstance(responses, list), f"batch call failed: {responses}"
+        return [bytes.fromhex(r["result"].removeprefix("0x")) for r in responses]
+
+    def balances(self, accounts: list[str]) -> tuple[dict[str, int], int]:
+        """({account: balance}, totalSupply) at the latest block."""
+        calls = [(self.token, self.BALANCE_OF + encode(["address"], [a])) for a in accounts]
+        raw = self._calls([*calls, (self.token, self.TOTAL_SUPPLY)])
+        values = [decode(["uint256"], r)[0] for r in raw]
+        return dict(zip(accounts, values[:-1], strict=True)), values[-1]
+
+    def sessions(self, session_ids: list[int]) -> dict[int, tuple]:
+        """{session id: raw getSession tuple (driver, deposit, stationId, connector, state, ...)}."""
+        if not session_ids:
+            return {}
+        raw = self._calls([(self.escrow, self.GET_SESSION + encode(["uint256"], [s])) for s in session_ids])
+        decoded = [decode([self.SESSION_TYPE], r)[0] for r in raw]
+        return {s: (Web3.to_checksum_address(d[0]), *d[1:]) for s, d in zip(session_ids, decoded, strict=True)}
+
+    def transfer_recipients(self, from_block: int, to_block: int) -> set[str]:
+        """Every address the token sent tokens to (mints included) in [from_block, to_block]."""
+        if to_block < from_block:
+            return set()
+        topic = "0x" + Web3.keccak(text="Transfer(address,address,uint256)").hex().removeprefix("0x")
+        logs = self.w3.eth.get_logs(
+            {"address": self.token, "fromBlock": from_block, "toBlock": to_block, "topics": [topic]}
+        )
+        return {Web3.to_checksum_address(bytes(log["topics"][2])[-20:]) for log in logs}
