@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http import HTTPStatus
-from typing import Any
+from typing import Any, ClassVar
 
 import websockets
 from ocpp.routing import on
@@ -91,6 +91,7 @@ class BareCentral:
     """The server, its connected charge points and a process-wide transaction id counter."""
 
     record: bool = True
+    charge_point_class: ClassVar[type[BareChargePoint]] = BareChargePoint  # subclasses may swap it
     server: Server | None = None
     charge_points: dict[str, BareChargePoint] = field(default_factory=dict)
     closed_abruptly: dict[str, bool] = field(default_factory=dict)  # cp id -> no close frame received
@@ -133,7 +134,7 @@ class BareCentral:
 
     async def _handle(self, connection: ServerConnection) -> None:
         cp_id = connection.request.path.rstrip("/").rsplit("/", 1)[-1]
-        cp = BareChargePoint(cp_id, connection, self)
+        cp = self.charge_point_class(cp_id, connection, self)
         self.charge_points[cp_id] = cp
         try:
             await cp.start()

@@ -22,12 +22,11 @@ import logging
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import websockets
 from ocpp.routing import after
 from ocpp.v16.enums import Action
-from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from benchmarks.bare_central import BareCentral, BareChargePoint
@@ -54,6 +53,7 @@ class DrivenChargePoint(BareChargePoint):
 class DrivenCentral(BareCentral):
     """BareCentral plus the session driver of the load benchmark."""
 
+    charge_point_class: ClassVar[type[BareChargePoint]] = DrivenChargePoint
     connector: int = 1
     remaining: dict[str, int] = field(default_factory=dict)
     waiting: set[str] = field(default_factory=set)  # stopped, next RemoteStart once Available
@@ -63,18 +63,6 @@ class DrivenCentral(BareCentral):
     total: int = 0
     all_done: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: set[asyncio.Task] = field(default_factory=set)
-
-    async def _handle(self, connection: ServerConnection) -> None:
-        cp_id = connection.request.path.rstrip("/").rsplit("/", 1)[-1]
-        cp = DrivenChargePoint(cp_id, connection, self)
-        self.charge_points[cp_id] = cp
-        try:
-            await cp.start()
-        except ConnectionClosed as closed:
-            self.closed_abruptly[cp_id] = closed.rcvd is None
-        finally:
-            if self.charge_points.get(cp_id) is cp:
-                del self.charge_points[cp_id]
 
     async def go(self, cp_ids: list[str], sessions: int, open_rate: float, connector: int) -> None:
         """Start ``sessions`` sessions on each charge point, the first ones ramped at ``open_rate`` per second."""

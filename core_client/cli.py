@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
 from core_client.config import ConfigError, Settings, load_settings
 from ev_network.chain import connect
+from ev_network.cli_errors import KNOWN_ERRORS
+from ev_network.cli_errors import clean_errors as _clean_errors
 from ev_network.contracts import Escrow, Token
 from ev_network.deployment import Deployment
-from ev_network.errors import EVNetworkError
 from ev_network.keys import create_keyfile, load_keyfile, resolve_password
 from ev_network.pricing import Tariff
 from ev_network.tx import TxSender
@@ -66,27 +64,7 @@ CpArg = Annotated[str, typer.Argument(help="OCPP charge point id.", metavar="CP_
 KeystoreOpt = Annotated[Path, typer.Option("--keystore", help="Keyfile to write (never overwritten).")]
 PasswordEnvOpt = Annotated[str, typer.Option("--password-env", help="Env variable holding the password.")]
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def clean_errors(fn: F) -> F:
-    """Known errors become one line on stderr and exit code 1 (EVN_DEBUG=1 shows the traceback)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except KeyboardInterrupt:
-            raise typer.Exit(130) from None
-        except (EVNetworkError, ConfigError, FileNotFoundError, ValidationError, ValueError, OSError) as exc:
-            if os.environ.get("EVN_DEBUG"):
-                raise
-            typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
+clean_errors = _clean_errors((*KNOWN_ERRORS, ConfigError))
 
 
 def _settings(config: Path | None) -> Settings:

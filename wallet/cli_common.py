@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from eth_account import Account
@@ -16,6 +14,7 @@ from eth_account.signers.local import LocalAccount
 from pydantic import ValidationError
 from web3 import Web3
 
+from ev_network.cli_errors import clean_errors as _clean_errors
 from ev_network.deployment import Deployment
 from ev_network.errors import ChainUnavailable, EVNetworkError
 from ev_network.keys import KeystoreError, load_keyfile, resolve_password
@@ -41,31 +40,10 @@ StationArg = Annotated[
     str, typer.Argument(help="Station id or OCPP charge point id.", show_default=False, metavar="STATION")
 ]
 
-F = TypeVar("F", bound=Callable[..., Any])
 RPC_TIMEOUT_S = 30
 
 
-def clean_errors(fn: F) -> F:
-    """Errors become one line on stderr and exit code 1 (EVN_DEBUG=1 shows the traceback)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except KeyboardInterrupt:
-            typer.echo("interrupted", err=True)
-            raise typer.Exit(130) from None
-        except Exception as exc:
-            if os.environ.get("EVN_DEBUG"):
-                raise
-            known = isinstance(exc, (EVNetworkError, FileNotFoundError, ValidationError))
-            text = " ".join(str(exc).split()) or type(exc).__name__
-            typer.echo(f"error: {text}" if known else f"error: unexpected {type(exc).__name__}: {text}", err=True)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
+clean_errors = _clean_errors((EVNetworkError, FileNotFoundError, ValidationError))
 
 
 def emit(data: Any) -> None:
