@@ -5,8 +5,8 @@
 Starts its own Anvil, deploys with the Brownie script, registers an operator and a station, funds
 drivers, and reads ``gasUsed`` from the receipts of: ERC-20 transfer (to an address that already
 holds tokens and to a fresh one), approve, open (allowance given before), openWithPermit, start,
-settle, and settleBatch with 1, 10 and 50 sessions (one driver per session, so every refund goes to
-a different address). Figures are steady-state: a warm-up session was settled first (the payout
+settle, and for 1, 10 and 50 sessions one startBatch and one settleBatch (one driver per session, so
+every refund goes to a different address). Figures are steady-state: a warm-up session was settled first (the payout
 address holds tokens) and another session stays open (the escrow never drops to a zero balance).
 
 Per-session totals are open + start + the session's share of the settle transaction, compared with
@@ -91,14 +91,19 @@ class Bench:
         for sender, tx_hash in pending:
             sender.wait(tx_hash)
 
-    def open_sessions(self, station: int, drivers: list[LocalAccount]) -> tuple[list[int], list[int]]:
-        """Open and start one session per driver; return (session ids, [open gas..., start gas...])."""
+    def open_sessions(
+        self, station: int, drivers: list[LocalAccount], batched_start: bool = False
+    ) -> tuple[list[int], list[int], list[int]]:
+        """Open and start one session per driver (with one startBatch if ``batched_start``);
+        return (session ids, open gas of each, start gas of each transaction)."""
         opened = [self.escrow(d).open(station, 1, DEPOSIT) for d in drivers]
         ids = [self.escrow(drivers[0]).session_id_from(r) for r in opened]
         operator = self.escrow(self.operator)
-        hashes = [operator.start(sid, sid, 1_000, wait=False) for sid in ids]
-        started = [operator.sender.wait(h) for h in hashes]
-        return ids, [r["gasUsed"] for r in opened] + [r["gasUsed"] for r in started]
+        if batched_start:
+            started = [operator.start_batch(ids, ids, [1_000] * len(ids))]
+        else:
+            started = [operator.sender.wait(operator.start(sid, sid, 1_000, wait=False)) for sid in ids]
+        return ids, [r["gasUsed"] for r in opened], [r["gasUsed"] for r in started]
 
 
 def measure(batches: list[int]) -> dict[str, Any]:
@@ -120,7 +125,7 @@ def measure(batches: list[int]) -> dict[str, Any]:
         bench.fund([permit_driver], approve=False)
 
         progress("warm-up: one session settled (payout holds tokens), one left open (escrow never empty)")
-        (warm, _resident), _ = bench.open_sessions(station, drivers[:2])  # _resident stays open
+        (warm, _resident), _, _ = bench.open_sessions(station, drivers[:2])  # _resident stays open
         operator.settle(warm, 2_000)
 
         tx: dict[str, int] = {}
@@ -156,14 +161,14 @@ def measure(batches: list[int]) -> dict[str, Any]:
         }
         pool = drivers[4:]
         for size in batches:
-            progress(f"settleBatch with {size} sessions (one driver each)")
-            ids, gas = bench.open_sessions(station, pool[:size])
+            progress(f"startBatch and settleBatch with {size} sessions (one driver each)")
+            ids, opens, starts = bench.open_sessions(station, pool[:size], batched_start=True)
             pool = pool[size:]
             batch_gas = operator.settle_batch(ids, [1_000 + 5_000 + i for i in range(size)])["gasUsed"]
+            tx[f"start_batch_{size}"] = starts[0]
             tx[f"settle_batch_{size}"] = batch_gas
-            opens, starts = gas[:size], gas[size:]
             per_session[f"batch_{size}"] = _session_row(
-                sum(opens) / size, sum(starts) / size, batch_gas / size, size, batch_gas
+                sum(opens) / size, starts[0] / size, batch_gas / size, size, batch_gas
             )
     doc = _document(tx, per_session, batches)
     doc["breakdown_single"] = split

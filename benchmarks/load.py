@@ -78,7 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="Core Client setting for the run, e.g. --cc settle_batch_max=50 (repeatable; JSON values)",
+        help="Core Client setting for the run, e.g. --cc batch_max=50 (repeatable; JSON values)",
     )
     p.add_argument("--keep", action="store_true", help="keep the work directory (configs, logs, raw results)")
     p.add_argument("--json-only", action="store_true", help="print only the JSON line")

@@ -191,14 +191,23 @@ contract SessionEscrow is StationRegistry {
     /// @param transactionId The OCPP transaction id the Core Client gave the charge point.
     /// @param meterStart Meter reading at start, in Wh.
     function start(uint256 sessionId, uint32 transactionId, uint40 meterStart) external {
-        Session storage s = _sessions[sessionId];
-        _requireState(sessionId, s.state, SessionState.Requested);
-        _checkStationOperator(s.stationId);
-        s.state = SessionState.Active;
-        s.startedAt = uint40(block.timestamp);
-        s.meterStart = meterStart;
-        s.transactionId = transactionId;
-        emit SessionStarted(sessionId, s.stationId, transactionId, meterStart, uint40(block.timestamp));
+        _start(sessionId, transactionId, meterStart);
+    }
+
+    /// @notice Start many sessions of the caller's stations in one transaction. All or nothing: one
+    ///         session that cannot start reverts the batch.
+    /// @param sessionIds Requested sessions at the caller's stations.
+    /// @param transactionIds The OCPP transaction id of each session.
+    /// @param meterStarts Meter reading at start of each session, in Wh.
+    function startBatch(uint256[] calldata sessionIds, uint32[] calldata transactionIds, uint40[] calldata meterStarts)
+        external
+    {
+        if (sessionIds.length != transactionIds.length || sessionIds.length != meterStarts.length) {
+            revert LengthMismatch();
+        }
+        for (uint256 i; i < sessionIds.length; ++i) {
+            _start(sessionIds[i], transactionIds[i], meterStarts[i]);
+        }
     }
 
     /// @notice Refuse a session that cannot start (station offline, connector busy, charger rejected).
@@ -275,6 +284,17 @@ contract SessionEscrow is StationRegistry {
         });
         emit SessionRequested(sessionId, msg.sender, stationId, connector, deposit, station.tariffId);
         token.safeTransferFrom(msg.sender, address(this), deposit);
+    }
+
+    function _start(uint256 sessionId, uint32 transactionId, uint40 meterStart) private {
+        Session storage s = _sessions[sessionId];
+        _requireState(sessionId, s.state, SessionState.Requested);
+        _checkStationOperator(s.stationId);
+        s.state = SessionState.Active;
+        s.startedAt = uint40(block.timestamp);
+        s.meterStart = meterStart;
+        s.transactionId = transactionId;
+        emit SessionStarted(sessionId, s.stationId, transactionId, meterStart, uint40(block.timestamp));
     }
 
     /// @dev Effects and the driver's refund; returns the cost, which the caller pays out.

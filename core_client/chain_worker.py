@@ -2,9 +2,9 @@
 
 - Transactions go out without waiting for each other (the TxSender hands out nonces); receipts are
   polled. Job status: pending -> sent (tx hash stored) -> done | failed.
-- Ready settles (their session's start is mined) are batched with ``settleBatch`` (up to
-  ``batch_max``, after waiting ``batch_window`` for more); a batch that reverts is retried as
-  single settles.
+- Pending starts go out at once, batched with ``startBatch`` when several have piled up; ready
+  settles (their session's start is mined) are batched with ``settleBatch`` (up to ``batch_max``,
+  after waiting ``batch_window`` for more). A batch that reverts is retried one job at a time.
 - A revert (at gas estimation or mined) is checked against the session's state on chain: already
   in the job's target state (e.g. Settled, after a crash between sending and recording) -> done;
   otherwise -> failed, with the contract's error name, logged loudly.
@@ -135,8 +135,9 @@ class ChainWorker:
             # Settles first (they end sessions and free deposits), then a bounded number of starts and
             # rejects, so that under load neither kind waits behind the whole queue of the other.
             await self._send_settles()
-            waiting = self.store.jobs("pending", kind="start") + self.store.jobs("pending", kind="reject")
-            for job in waiting[:SENDS_PER_STEP]:
+            # starts are batched as they pile up while earlier transactions are in flight (no waiting)
+            await self._send_batches(self.store.jobs("pending", kind="start")[: self.batch_max * SENDS_PER_STEP])
+            for job in self.store.jobs("pending", kind="reject")[:SENDS_PER_STEP]:
                 await self._send([job])
         return bool(self.store.jobs("pending", "sent"))
 
@@ -148,7 +149,7 @@ class ChainWorker:
             tx_hash = await asyncio.to_thread(self.sender.submit, fn)
         except ContractRevert as error:
             if len(jobs) > 1:
-                log.warning("settleBatch of %d would revert (%s): settling one by one", len(jobs), error)
+                log.warning("%s batch of %d would revert (%s): sending one by one", jobs[0].kind, len(jobs), error)
                 self._singles.update(j.id for j in jobs)
                 return
             await self._resolve(jobs[0], str(error), resendable=False)
@@ -180,6 +181,12 @@ class ChainWorker:
     def _function(self, jobs: list[Job]) -> Any:
         f = self.escrow.contract.functions
         job = jobs[0]
+        if len(jobs) > 1 and job.kind == "start":
+            return f.startBatch(
+                [j.session_id for j in jobs],
+                [j.args["transaction_id"] for j in jobs],
+                [j.args["meter_start"] for j in jobs],
+            )
         if len(jobs) > 1:
             return f.settleBatch([j.session_id for j in jobs], [j.args["meter_stop"] for j in jobs])
         if job.kind == "start":
@@ -202,10 +209,14 @@ class ChainWorker:
         oldest = min(self._seen.setdefault(j.id, now) for j in ready)
         if len(ready) < self.batch_max and now - oldest < self.batch_window:
             return
-        batchable = [j for j in ready if j.id not in self._singles]
+        await self._send_batches(ready)
+
+    async def _send_batches(self, jobs: list[Job]) -> None:
+        """Jobs of one kind in batches of up to ``batch_max``; those of a reverted batch one by one."""
+        batchable = [j for j in jobs if j.id not in self._singles]
         for i in range(0, len(batchable), self.batch_max):
             await self._send(batchable[i : i + self.batch_max])
-        for job in ready:
+        for job in jobs:
             if job.id in self._singles:
                 await self._send([job])
 
@@ -233,7 +244,7 @@ class ChainWorker:
                 for job in jobs:
                     self._done(job, receipt["blockNumber"], tx_hash, settled.get(job.session_id))
             elif len(jobs) > 1:
-                log.warning("settleBatch %s reverted: settling its %d sessions one by one", tx_hash, len(jobs))
+                log.warning("batch %s reverted: sending its %d %ss one by one", tx_hash, len(jobs), jobs[0].kind)
                 self._singles.update(j.id for j in jobs)
                 for job in jobs:
                     self.store.update_job(job.id, status="pending", tx_hash=None, last_error="batch reverted")

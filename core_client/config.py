@@ -46,7 +46,7 @@ class Settings(BaseModel):
     charge_points: dict[str, str] = Field(default_factory=dict)
     budget_margin: float = Field(0.02, ge=0, lt=1)
     start_timeout_s: float = Field(60, gt=0)
-    settle_batch_max: int = Field(20, ge=1, le=200)
+    batch_max: int = Field(20, ge=1, le=200)
     settle_batch_window_s: float = Field(0.3, ge=0)
     poll_interval_s: float = Field(0.5, gt=0)
     confirmations: int = Field(0, ge=0)

@@ -83,7 +83,7 @@ class Daemon:
         )
         await self.watcher.initialize()
         escrow = Escrow(self.w3_tx, self.deployment, TxSender(self.w3_tx, self.account))
-        self.worker = ChainWorker(escrow, self.store, self.service, s.settle_batch_max, s.settle_batch_window_s)
+        self.worker = ChainWorker(escrow, self.store, self.service, s.batch_max, s.settle_batch_window_s)
         self.service.on_job_queued = self.worker.wake
         self.ocpp = OcppServer(s, self.service)
         self.control = ControlServer(s, self.service, self.health)

@@ -164,6 +164,11 @@ class Escrow(_Wrapper):
     def start(self, session_id: int, transaction_id: int, meter_start: int, *, wait: bool = True) -> Any:
         return self._send(self.contract.functions.start(session_id, transaction_id, meter_start), wait)
 
+    def start_batch(
+        self, session_ids: list[int], transaction_ids: list[int], meter_starts: list[int], *, wait: bool = True
+    ) -> Any:
+        return self._send(self.contract.functions.startBatch(session_ids, transaction_ids, meter_starts), wait)
+
     def reject(self, session_id: int, reason: CancelReason, *, wait: bool = True) -> Any:
         return self._send(self.contract.functions.reject(session_id, int(reason)), wait)
 

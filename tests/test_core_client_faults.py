@@ -544,6 +544,43 @@ async def test_start_of_a_session_the_driver_cancelled_fails_loudly(clean_chain,
     store.close()
 
 
+async def test_piled_up_starts_go_out_as_one_start_batch_and_a_bad_one_falls_back_to_singles(
+    clean_chain, tmp_path, keyfile, caplog
+):
+    net = clean_chain
+    [cp] = cp_ids("BATCH")
+    station_id = await asyncio.to_thread(net.add_station, cp, 2)
+    driver = await _funded(net, 4)
+    store, _, worker = _worker_parts(net, tmp_path, keyfile, cp)
+
+    def queue_starts(session_ids: list[int]) -> None:
+        for n, session_id in enumerate(session_ids, start=1):
+            record = dataclasses.replace(
+                _stopped_record(session_id, station_id, cp, driver, 100 + session_id, n, 0),
+                state=State.STARTING,
+                meter_stop=None,
+            )
+            store.insert_session(record)
+            store.enqueue("start", session_id, {"transaction_id": 100 + session_id, "meter_start": n})
+
+    batch = [await open_session(net, driver, station_id, 1, DEPOSIT) for _ in range(3)]
+    queue_starts(batch)
+    await _work(worker, store)
+    jobs = [store.job("start", s) for s in batch]
+    assert {j.status for j in jobs} == {"done"} and len({j.tx_hash for j in jobs}) == 1  # one startBatch
+    for session_id in batch:
+        assert (await asyncio.to_thread(net.escrow().get_session, session_id)).state == SessionState.ACTIVE
+
+    mixed = [await open_session(net, driver, station_id, 2, DEPOSIT) for _ in range(3)]
+    await asyncio.to_thread(net.time_travel, net.deployment.start_timeout + 1)
+    await asyncio.to_thread(net.escrow(driver).cancel, mixed[1])  # the driver gave up on this one
+    queue_starts(mixed)
+    await _work(worker, store)
+    assert [store.job("start", s).status for s in mixed] == ["done", "failed", "done"]
+    assert any("start batch of 3 would revert" in r.message for r in caplog.records)
+    store.close()
+
+
 # ------------------------------------------------- event watcher: exactly once
 
 

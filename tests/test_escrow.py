@@ -401,6 +401,33 @@ def test_settle_batch_is_all_or_nothing(env: Env) -> None:
     operator.settle_batch([], [])  # nothing to do is not an error
 
 
+def test_start_batch_starts_every_session_or_none(env: Env) -> None:
+    net, operator = env.net, env.net.escrow(env.net.operator)
+    first, second, third = env.open(), env.open(), env.open()
+    with reverts("LengthMismatch"):
+        operator.start_batch([first, second], [1, 2], [100])
+    other_station = net.add_station("CP-OTHER-OP2", connectors=1, operator=net.operator2)
+    foreign = env.open(station=other_station)
+    with reverts("NotStationOperator"):
+        operator.start_batch([first, foreign], [1, 2], [100, 200])
+    with reverts("InvalidState"):  # the same session twice: the second start sees it Active
+        operator.start_batch([first, first], [1, 2], [100, 200])
+    assert all(net.escrow().get_session(s).state == SessionState.REQUESTED for s in (first, second, third))
+
+    receipt = operator.start_batch([first, second, third], [11, 12, 13], [100, 200, 300])
+    started = events(net.escrow(), receipt, "SessionStarted")
+    assert [(e["sessionId"], e["transactionId"], e["meterStart"]) for e in started] == [
+        (first, 11, 100),
+        (second, 12, 200),
+        (third, 13, 300),
+    ]
+    for session_id, meter_start in ((first, 100), (second, 200), (third, 300)):
+        session = net.escrow().get_session(session_id)
+        assert session.state == SessionState.ACTIVE and session.meter_start == meter_start
+    with reverts("NotStationOperator"):
+        net.escrow(net.operator2).start_batch([env.open()], [1], [0])
+
+
 def test_time_fee_counts_seconds_and_stops_at_max_duration(env: Env) -> None:
     net, operator = env.net, env.net.escrow(env.net.operator)
     station = net.add_station("CP-TIMED", connectors=2, tariff=TIMED_TARIFF)
