@@ -232,6 +232,7 @@ class ChainWorker:
             chunk = hashes[i : i + RECEIPT_QUERIES_AT_ONCE]
             receipts += await asyncio.gather(*(asyncio.to_thread(self._receipt, h) for h in chunk))
         for tx_hash, receipt in zip(hashes, receipts, strict=True):
+            await asyncio.sleep(0)  # a batch's jobs are many: let OCPP replies through between receipts
             jobs = groups[tx_hash]
             if receipt is None:
                 if not await asyncio.to_thread(self._known, tx_hash):
