@@ -21,6 +21,7 @@ from core_client.config import Settings
 from core_client.server import ControlServer, OcppServer
 from core_client.service import SessionService
 from core_client.store import Store
+from ev_network.chain import http_web3
 from ev_network.contracts import Escrow, SessionState
 from ev_network.deployment import Deployment
 from ev_network.errors import ChainUnavailable, EVNetworkError
@@ -43,10 +44,7 @@ def setup_logging(verbose: bool = False) -> None:
 
 def make_web3(settings: Settings) -> Web3:
     """A Web3 without web3's own retries: the daemon retries (and logs outages) itself."""
-    provider = Web3.HTTPProvider(
-        settings.rpc_url, request_kwargs={"timeout": settings.rpc_timeout_s}, exception_retry_configuration=None
-    )
-    return Web3(provider)
+    return http_web3(settings.rpc_url, settings.rpc_timeout_s, retries=False)
 
 
 class Daemon:

@@ -14,6 +14,7 @@ from eth_account.signers.local import LocalAccount
 from pydantic import ValidationError
 from web3 import Web3
 
+from ev_network.chain import http_web3
 from ev_network.cli_errors import clean_errors as _clean_errors
 from ev_network.deployment import Deployment
 from ev_network.errors import ChainUnavailable, EVNetworkError
@@ -71,7 +72,7 @@ def open_wallet(cfg: WalletConfig, *, unlock: bool = False, need_account: bool =
 
 def open_chain(rpc_url: str, deployment: Deployment) -> Web3:
     """A Web3 on ``rpc_url`` after one probe (a command fails at once when the node is down, no retries)."""
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": RPC_TIMEOUT_S}))
+    w3 = http_web3(rpc_url, RPC_TIMEOUT_S)
     try:
         chain_id = w3.eth.chain_id
     except Exception as exc:
