@@ -133,7 +133,7 @@ class SessionService(ChargePointMixin, LedgerMixin):
             if now - (s.remote_start_at or now) > self.settings.start_timeout_s and s.session_id not in self._inflight:
                 log.warning("session %d: no StartTransaction within %gs", s.session_id, self.settings.start_timeout_s)
                 self.reject(s.session_id, CancelReason.OTHER)
-        for s in self.store.sessions_in({State.STARTING, State.CHARGING}):
+        for s in self.store.sessions_in({State.STARTING, State.CHARGING}, stop_wanted=True):
             if s.stop_wanted and self.online(s.charge_point_id) and self._free(s.session_id, now):
                 self._inflight.add(s.session_id)
                 self.spawn(self._remote_stop(s))

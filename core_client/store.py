@@ -156,11 +156,14 @@ class Store:
         return _session_from(row) if row else None
 
     def sessions_in(
-        self, states: frozenset[State] | set[State], charge_point_id: str | None = None
+        self, states: frozenset[State] | set[State], charge_point_id: str | None = None, stop_wanted: bool = False
     ) -> list[SessionRecord]:
-        """Sessions in any of ``states`` (optionally of one charge point), oldest first."""
+        """Sessions in any of ``states`` (optionally of one charge point, optionally only those whose
+        stop is wanted), oldest first."""
         marks = ", ".join("?" for _ in states)
         query = f"SELECT * FROM sessions WHERE state IN ({marks})"
+        if stop_wanted:
+            query += " AND stop_wanted IS NOT NULL"
         params: list[Any] = [s.value for s in states]
         if charge_point_id is not None:
             query += " AND charge_point_id = ?"
