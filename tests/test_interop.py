@@ -1,0 +1,69 @@
+"""Interoperability: a charge point written with ocpp-rpc (npm), not with the Python `ocpp` package
+the Core Client is built on, runs a whole app-paid session through the Core Client to settlement.
+ocpp-rpc's strict mode checks every message both ways against the OCPP 1.6 JSON schemas."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from ev_network.contracts import SessionState
+from ev_network.pricing import price
+from tests.conftest import TARIFF, TOKEN
+from tests.core_helpers import chain_events, cp_ids, make_keyfile, open_session, running_core, wait_chain
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = Path(__file__).parent / "interop" / "ocpp_rpc_cp.js"
+
+
+async def _next(stdout: asyncio.StreamReader, event: str, timeout: float = 20) -> dict:
+    """The charge point's next JSON line, which must be ``event``."""
+    while True:
+        line = await asyncio.wait_for(stdout.readline(), timeout)
+        assert line, f"the ocpp-rpc charge point exited before {event!r}"
+        message = json.loads(line)
+        assert message["event"] not in ("error", "strict_validation_failure", "unexpected_call"), message
+        if message["event"] == event:
+            return message
+
+
+async def test_an_ocpp_rpc_charge_point_charges_a_paid_session_to_settlement(clean_chain, tmp_path):
+    net = clean_chain
+    [cp_id] = cp_ids("INTEROP")
+    keyfile = make_keyfile(tmp_path / "operator", net.operator)
+    async with running_core(net, tmp_path, keyfile, {cp_id: 1}) as core:
+        node = await asyncio.create_subprocess_exec(
+            "node",
+            str(SCRIPT),
+            core.url,
+            cp_id,
+            core.passwords[cp_id],
+            stdout=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert (await _next(node.stdout, "boot"))["status"] == "Accepted"
+            await _next(node.stdout, "ready")
+            driver = net.drivers[6]
+            await asyncio.to_thread(net.fund, driver)
+            session_id = await open_session(net, driver, core.stations[cp_id], 1, 10 * TOKEN)
+
+            remote_start = await _next(node.stdout, "remote_start")
+            assert remote_start["idTag"] == f"EVN{session_id}"
+            assert (await _next(node.stdout, "started"))["status"] == "Accepted"
+            stopped = await _next(node.stdout, "stopped")
+            assert await asyncio.wait_for(node.wait(), 10) == 0
+
+            await wait_chain(net, session_id, SessionState.SETTLED)
+            [settled] = chain_events(net, "SessionSettled", session_id)
+            energy = stopped["meterStop"] - stopped["meterStart"]
+            assert (settled.args["meterStart"], settled.args["meterStop"]) == (
+                stopped["meterStart"],
+                stopped["meterStop"],
+            )
+            assert settled.args["cost"] == price(TARIFF, energy) and energy == 2100
+            assert settled.args["transactionId"] == stopped["transactionId"]
+        finally:
+            if node.returncode is None:
+                node.kill()
+                await node.wait()
