@@ -105,3 +105,46 @@ def clean_chain(net: Net) -> Iterator[Net]:
     net.w3.provider.make_request("evm_revert", [snapshot])
     for sender in net.senders.values():
         sender.resync()
+
+
+ESCROW_DEPOSIT = 20 * TOKEN
+
+
+@dataclass
+class Env:
+    """A station of net.operator (TARIFF, 2 connectors) and two funded drivers, for escrow tests."""
+
+    net: Net
+    station: int
+    driver: LocalAccount
+    other_driver: LocalAccount
+
+    def balances(self) -> dict[str, int]:
+        token = self.net.token()
+        who = {
+            "driver": self.driver.address,
+            "payout": self.net.payout.address,
+            "escrow": self.net.deployment.escrow,
+        }
+        return {name: token.balance_of(address) for name, address in who.items()}
+
+    def open(self, deposit: int = ESCROW_DEPOSIT, station: int | None = None, connector: int = 1, driver=None) -> int:
+        escrow = self.net.escrow(driver or self.driver)
+        return escrow.session_id_from(escrow.open(station or self.station, connector, deposit))
+
+    def active(
+        self, meter_start: int = 1000, deposit: int = ESCROW_DEPOSIT, station: int | None = None, driver=None
+    ) -> int:
+        session_id = self.open(deposit, station, driver=driver)
+        self.net.escrow(self.net.operator).start(session_id, 7000 + session_id, meter_start)
+        return session_id
+
+
+@pytest.fixture
+def env(clean_chain: Net) -> Env:
+    net = clean_chain
+    station = net.add_station("CP-ESCROW-1", connectors=2, tariff=TARIFF)
+    driver, other = net.drivers[0], net.drivers[1]
+    net.fund(driver)
+    net.fund(other)
+    return Env(net, station, driver, other)
