@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import websockets
 from eth_account.signers.local import LocalAccount
 
@@ -49,6 +50,19 @@ def make_keyfile(directory: Path, account: LocalAccount) -> Path:
     if not path.exists():
         create_keyfile(path, PASSWORD, account.key)
     return path
+
+
+async def funded_driver(net: Any, index: int) -> LocalAccount:
+    """Driver ``index`` of the test network, with tokens and an unlimited allowance for the escrow."""
+    driver = net.drivers[index]
+    await asyncio.to_thread(net.fund, driver)
+    return driver
+
+
+@pytest.fixture(scope="module")
+def keyfile(net: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The operator's key in an encrypted keyfile (password PASSWORD), once per test module."""
+    return make_keyfile(tmp_path_factory.mktemp("operator"), net.operator)
 
 
 def cp_ids(*names: str) -> list[str]:

@@ -11,7 +11,6 @@ import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -29,7 +28,7 @@ from tests.core_helpers import (
     balances,
     chain_events,
     cp_ids,
-    make_keyfile,
+    funded_driver,
     open_session,
     running_core,
     until,
@@ -40,23 +39,12 @@ FAST = Behaviour(power_w=22_000, meter_interval_s=10, time_accel=100)  # 61 Wh e
 DEPOSIT = 20 * TOKEN
 
 
-@pytest.fixture(scope="module")
-def keyfile(net, tmp_path_factory) -> Path:
-    return make_keyfile(tmp_path_factory.mktemp("operator"), net.operator)
-
-
 @pytest.fixture
 async def core(clean_chain, tmp_path, keyfile) -> AsyncIterator[Core]:
     a, b = cp_ids("CPA", "CPB")
     async with running_core(clean_chain, tmp_path, keyfile, {a: 2, b: 2}) as running:
         running.a, running.b = a, b  # type: ignore[attr-defined]
         yield running
-
-
-async def _funded(net, index: int):
-    driver = net.drivers[index]
-    await asyncio.to_thread(net.fund, driver)
-    return driver
 
 
 async def _settled(core: Core, session_id: int):
@@ -69,7 +57,7 @@ async def _settled(core: Core, session_id: int):
 
 async def test_app_started_session_is_settled_with_the_right_cost_and_refund(core: Core):
     net = core.net
-    driver = await _funded(net, 0)
+    driver = await funded_driver(net, 0)
     sim = await core.connect(core.a, FAST)
     before = balances(net, driver.address, net.payout.address, net.deployment.escrow)
 
@@ -95,7 +83,7 @@ async def test_app_started_session_is_settled_with_the_right_cost_and_refund(cor
 
 async def test_driver_stop_request_stops_the_charge_and_settles(core: Core):
     net = core.net
-    driver = await _funded(net, 1)
+    driver = await funded_driver(net, 1)
     sim = await core.connect(core.a, FAST)
     session_id = await open_session(net, driver, core.stations[core.a], 2, DEPOSIT)
     await sim.wait_for_transaction(2, timeout=10)
@@ -112,7 +100,7 @@ async def test_driver_stop_request_stops_the_charge_and_settles(core: Core):
 
 async def test_unplugging_the_car_settles_the_session(core: Core):
     net = core.net
-    driver = await _funded(net, 2)
+    driver = await funded_driver(net, 2)
     sim = await core.connect(core.a, Behaviour(power_w=22_000, time_accel=100, unplug_after_wh=300))
     session_id = await open_session(net, driver, core.stations[core.a], 1, DEPOSIT)
     record = await sim.wait_for_stop(1, timeout=15)
@@ -124,7 +112,7 @@ async def test_unplugging_the_car_settles_the_session(core: Core):
 
 async def test_exhausted_budget_stops_the_charge_and_settles_within_the_deposit(core: Core):
     net = core.net
-    driver = await _funded(net, 3)
+    driver = await funded_driver(net, 3)
     deposit = TOKEN  # 0.5 fee + 0.35/kWh: the 2% margin is reached at 1.371 kWh
     sim = await core.connect(core.a, Behaviour(power_w=36_000, time_accel=100))  # 100 Wh per 0.1 s
     before = balances(net, driver.address, net.payout.address)
@@ -144,7 +132,7 @@ async def test_exhausted_budget_stops_the_charge_and_settles_within_the_deposit(
 
 async def test_offline_station_is_rejected_and_refunded_at_once(core: Core):
     net = core.net
-    driver = await _funded(net, 4)
+    driver = await funded_driver(net, 4)
     [before] = balances(net, driver.address)
     session_id = await open_session(net, driver, core.stations[core.b], 1, DEPOSIT)  # nobody connected as B
     await wait_chain(net, session_id, SessionState.CANCELLED, timeout=10)
@@ -157,7 +145,7 @@ async def test_offline_station_is_rejected_and_refunded_at_once(core: Core):
 
 async def test_charger_that_rejects_the_remote_start_refunds_the_driver(core: Core):
     net = core.net
-    driver = await _funded(net, 5)
+    driver = await funded_driver(net, 5)
     [before] = balances(net, driver.address)
     await core.connect(core.a, Behaviour(accept_remote_start=False))
     session_id = await open_session(net, driver, core.stations[core.a], 1, DEPOSIT)
@@ -169,7 +157,7 @@ async def test_charger_that_rejects_the_remote_start_refunds_the_driver(core: Co
 
 async def test_second_session_on_a_busy_connector_is_rejected(core: Core):
     net = core.net
-    first, second = await _funded(net, 6), await _funded(net, 7)
+    first, second = await funded_driver(net, 6), await funded_driver(net, 7)
     sim = await core.connect(core.a, FAST)
     one = await open_session(net, first, core.stations[core.a], 1, DEPOSIT)
     await wait_chain(net, one, SessionState.ACTIVE)
@@ -183,7 +171,7 @@ async def test_second_session_on_a_busy_connector_is_rejected(core: Core):
 
 async def test_two_connectors_charge_at_once_and_settle_in_one_batch(core: Core):
     net = core.net
-    d1, d2 = await _funded(net, 8), await _funded(net, 9)
+    d1, d2 = await funded_driver(net, 8), await funded_driver(net, 9)
     sim = await core.connect(core.a, FAST)
     s1 = await open_session(net, d1, core.stations[core.a], 1, DEPOSIT)
     s2 = await open_session(net, d2, core.stations[core.a], 2, 2 * DEPOSIT)

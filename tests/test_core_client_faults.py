@@ -10,7 +10,6 @@ import json
 import signal
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import websockets
@@ -38,7 +37,7 @@ from tests.core_helpers import (
     RawCP,
     chain_events,
     cp_ids,
-    make_keyfile,
+    funded_driver,
     now_iso,
     open_session,
     running_core,
@@ -54,23 +53,12 @@ FAST = Behaviour(power_w=22_000, meter_interval_s=10, time_accel=100)
 DEPOSIT = 20 * TOKEN
 
 
-@pytest.fixture(scope="module")
-def keyfile(net, tmp_path_factory) -> Path:
-    return make_keyfile(tmp_path_factory.mktemp("operator"), net.operator)
-
-
 @pytest.fixture
 async def core(clean_chain, tmp_path, keyfile) -> AsyncIterator[Core]:
     a, b = cp_ids("CPA", "CPB")
     async with running_core(clean_chain, tmp_path, keyfile, {a: 2, b: 2}, start_timeout_s=1.5) as running:
         running.a, running.b = a, b  # type: ignore[attr-defined]
         yield running
-
-
-async def _funded(net, index: int):
-    driver = net.drivers[index]
-    await asyncio.to_thread(net.fund, driver)
-    return driver
 
 
 async def _raw(core: Core, cp_id: str, **kwargs) -> RawCP:
@@ -144,7 +132,7 @@ async def test_bad_frames_get_the_callerror_the_spec_names_and_the_link_survives
 
 async def test_duplicated_start_and_stop_transaction_are_idempotent_and_settle_once(core: Core):
     net = core.net
-    driver = await _funded(net, 0)
+    driver = await funded_driver(net, 0)
     raw = await _raw(core, core.a)
     session_id = await open_session(net, driver, core.stations[core.a], 1, DEPOSIT)
     remote_start = await raw.next_call("RemoteStartTransaction")
@@ -178,7 +166,7 @@ async def test_duplicated_start_and_stop_transaction_are_idempotent_and_settle_o
 
 async def test_a_charge_point_cannot_act_for_another(core: Core):
     net = core.net
-    driver = await _funded(net, 1)
+    driver = await funded_driver(net, 1)
     sim = await core.connect(core.a, FAST)
     session_id = await open_session(net, driver, core.stations[core.a], 1, DEPOSIT)
     transaction_id = await sim.wait_for_transaction(1, timeout=10)
@@ -210,7 +198,7 @@ async def test_a_charge_point_cannot_act_for_another(core: Core):
 
 async def test_no_start_transaction_within_the_timeout_rejects_and_refunds(core: Core):
     net = core.net
-    driver = await _funded(net, 2)
+    driver = await funded_driver(net, 2)
     raw = await _raw(core, core.a)  # accepts RemoteStart, never starts
     session_id = await open_session(net, driver, core.stations[core.a], 2, DEPOSIT)
     await raw.next_call("RemoteStartTransaction")
@@ -273,7 +261,7 @@ async def test_a_second_connection_of_a_charge_point_replaces_the_first(core: Co
     second = await core.connect(core.a, FAST)
     await asyncio.wait_for(first.closed.wait(), 5)
     assert core.daemon.service.links[core.a]._connection.remote_address == second._connection.local_address
-    driver = await _funded(net, 5)
+    driver = await funded_driver(net, 5)
     session_id = await open_session(net, driver, core.stations[core.a], 1, DEPOSIT)
     await second.wait_for_transaction(1, timeout=10)
     await wait_chain(net, session_id, SessionState.ACTIVE)
@@ -288,7 +276,7 @@ async def test_chain_outage_ocpp_keeps_answering_and_the_queue_drains_afterwards
     proxy = ChainProxy(int(net.rpc_url.rsplit(":", 1)[1]))
     await proxy.resume()
     [cp] = cp_ids("OUT")
-    driver, second = await _funded(net, 3), await _funded(net, 4)
+    driver, second = await funded_driver(net, 3), await funded_driver(net, 4)
     async with running_core(net, tmp_path, keyfile, {cp: 2}, rpc_url=proxy.url) as core:
         sim = await core.connect(cp, FAST)
         one = await open_session(net, driver, core.stations[cp], 1, DEPOSIT)
@@ -332,7 +320,7 @@ async def test_daemon_killed_mid_session_settles_each_session_exactly_once(clean
     config = write_config(tmp_path / "core.toml", settings)
     url, control = f"ws://127.0.0.1:{settings.listen_port}", f"http://127.0.0.1:{settings.control_port}"
     log_file = tmp_path / "daemon.log"
-    d1, d2 = await _funded(net, 5), await _funded(net, 6)
+    d1, d2 = await funded_driver(net, 5), await funded_driver(net, 6)
 
     daemon = spawn_daemon(config, log_file)
     try:
@@ -446,7 +434,7 @@ async def test_restart_after_send_recorded_checks_the_receipt_and_does_not_resen
     net = clean_chain
     [cp] = cp_ids("SENT")
     station_id = await asyncio.to_thread(net.add_station, cp, 1)
-    driver = await _funded(net, 7)
+    driver = await funded_driver(net, 7)
     session_id = await _active_session(net, driver, station_id, 7, 100)
     # the previous run sent the settle and recorded its hash, then died before the receipt
     tx_hash = await asyncio.to_thread(net.escrow(net.operator).settle, session_id, 600, wait=False)
@@ -467,7 +455,7 @@ async def test_restart_after_an_unrecorded_send_finds_it_done_on_chain(clean_cha
     net = clean_chain
     [cp] = cp_ids("UNREC")
     station_id = await asyncio.to_thread(net.add_station, cp, 1)
-    driver = await _funded(net, 8)
+    driver = await funded_driver(net, 8)
     session_id = await _active_session(net, driver, station_id, 8, 100)
     # the previous run broadcast the settle but died before writing 'sent': the job is still pending
     await asyncio.to_thread(net.escrow(net.operator).settle, session_id, 900)
@@ -485,7 +473,7 @@ async def test_a_dropped_transaction_is_sent_again(clean_chain, tmp_path, keyfil
     net = clean_chain
     [cp] = cp_ids("DROP")
     station_id = await asyncio.to_thread(net.add_station, cp, 1)
-    driver = await _funded(net, 9)
+    driver = await funded_driver(net, 9)
     session_id = await _active_session(net, driver, station_id, 9, 100)
     store, _, worker = _worker_parts(net, tmp_path, keyfile, cp)
     _queue_settle(store, _stopped_record(session_id, station_id, cp, driver, 9, 100, 400), "sent", "0x" + "ab" * 32)
@@ -501,7 +489,7 @@ async def test_a_reverting_batch_falls_back_to_single_settles(clean_chain, tmp_p
     net = clean_chain
     [cp] = cp_ids("BATCH")
     station_id = await asyncio.to_thread(net.add_station, cp, 1)
-    d1, d2, d3 = [await _funded(net, i) for i in (0, 1, 2)]
+    d1, d2, d3 = [await funded_driver(net, i) for i in (0, 1, 2)]
     good = [await _active_session(net, d, station_id, 20 + i, 100) for i, d in enumerate((d1, d2))]
     bad = await _active_session(net, d3, station_id, 30, 5000)
     store, _, worker = _worker_parts(net, tmp_path, keyfile, cp)
@@ -526,7 +514,7 @@ async def test_start_of_a_session_the_driver_cancelled_fails_loudly(clean_chain,
     net = clean_chain
     [cp] = cp_ids("CANC")
     station_id = await asyncio.to_thread(net.add_station, cp, 1)
-    driver = await _funded(net, 3)
+    driver = await funded_driver(net, 3)
     session_id = await open_session(net, driver, station_id, 1, DEPOSIT)
     await asyncio.to_thread(net.time_travel, net.deployment.start_timeout + 1)
     await asyncio.to_thread(net.escrow(driver).cancel, session_id)
@@ -550,7 +538,7 @@ async def test_piled_up_starts_go_out_as_one_start_batch_and_a_bad_one_falls_bac
     net = clean_chain
     [cp] = cp_ids("BATCH")
     station_id = await asyncio.to_thread(net.add_station, cp, 2)
-    driver = await _funded(net, 4)
+    driver = await funded_driver(net, 4)
     store, _, worker = _worker_parts(net, tmp_path, keyfile, cp)
 
     def queue_starts(session_ids: list[int]) -> None:
@@ -601,7 +589,7 @@ async def test_events_are_handled_once_across_crashes_and_restarts(clean_chain, 
     [cp] = cp_ids("EVT")
     station_id = await asyncio.to_thread(net.add_station, cp, 2)
     settings = settings_for(net, tmp_path, keyfile, {cp: "pw"})
-    driver = await _funded(net, 4)
+    driver = await funded_driver(net, 4)
     sessions = [await open_session(net, driver, station_id, 1 + i % 2, DEPOSIT) for i in range(3)]
     store = Store(tmp_path / "events.sqlite")
     w3 = make_web3(settings)
