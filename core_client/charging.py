@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from core_client.store import Store
 
 log = logging.getLogger("core_client.sessions")
+OWNER_CACHE_MAX = 50_000  # transactions whose owner is kept in memory (one per running session)
 UINT40 = 2**40
 ACCEPTED, INVALID = AuthorizationStatus.accepted, AuthorizationStatus.invalid
 
@@ -166,6 +167,7 @@ class ChargePointMixin:
         transaction_data: list | None,
     ) -> str:
         """Record the stop and queue ``settle``; a repeated StopTransaction changes nothing."""
+        self._transaction_owner.pop(transaction_id, None)
         tx = self.store.get_transaction(transaction_id)
         if tx is None or tx.charge_point_id != link.id:
             owner = f"of {tx.charge_point_id}" if tx else "unknown"
@@ -210,11 +212,17 @@ class ChargePointMixin:
 
     def _session_for_meter(self, link: StationLink, connector: int, transaction_id: int | None) -> SessionRecord | None:
         if transaction_id is not None:
-            tx = self.store.get_transaction(transaction_id)
-            if tx is None or tx.charge_point_id != link.id:
+            owner = self._transaction_owner.get(transaction_id)
+            if owner is None:
+                tx = self.store.get_transaction(transaction_id)
+                if tx is not None:
+                    if len(self._transaction_owner) >= OWNER_CACHE_MAX:  # late meter values of old transactions
+                        self._transaction_owner.clear()
+                    owner = self._transaction_owner[transaction_id] = (tx.charge_point_id, tx.session_id)
+            if owner is None or owner[0] != link.id:
                 log.warning("%s: MeterValues for transaction %d that is not its own: ignored", link.id, transaction_id)
                 return None
-            return self.store.get_session(tx.session_id) if tx.session_id is not None else None
+            return self.store.get_session(owner[1]) if owner[1] is not None else None
         return next((s for s in self.store.sessions_in(RUNNING, link.id) if s.connector == connector), None)
 
 

@@ -58,6 +58,9 @@ class SessionService(ChargePointMixin, LedgerMixin):
         self._retry_at: dict[int, float] = {}
         self._tasks: set[asyncio.Task] = set()
         self._stopping = False
+        # transaction id -> (charge point id, session id): fixed once the transaction exists, and
+        # read on every MeterValues, so kept in memory
+        self._transaction_owner: dict[int, tuple[str, int | None]] = {}
 
     # --------------------------------------------------------------- links
 
