@@ -8,7 +8,6 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +22,7 @@ from ev_network.deployment import Deployment
 from ev_network.keys import create_keyfile, load_keyfile, resolve_password
 from ev_network.pricing import Tariff
 from ev_network.tx import TxSender
+from ev_network.units import to_units
 
 HELP = """The Core Client: the Charge Point Operator's daemon between OCPP 1.6J charge points and the
 EV Network escrow. It starts app-paid sessions on charge points, enforces the pre-paid budget and
@@ -81,13 +81,9 @@ def _operator_escrow(settings: Settings) -> tuple[Escrow, Deployment]:
 
 def _amount(text: str, decimals: int, what: str) -> int:
     try:
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        raise ValueError(f"{what}: {text!r} is not a number of tokens (e.g. 0.35)") from None
-    units = value.scaleb(decimals)
-    if not value.is_finite() or value < 0 or units != units.to_integral_value():
-        raise ValueError(f"{what}: {text!r} must be >= 0 with at most {decimals} decimals")
-    return int(units)
+        return to_units(text, decimals)
+    except ValueError as exc:
+        raise ValueError(f"{what}: {exc}") from None
 
 
 # -------------------------------------------------------------------- daemon

@@ -1,7 +1,6 @@
 """Shared by the Brownie admin scripts: accounts from the environment and the deployment file."""
 
 import os
-from decimal import Decimal
 from pathlib import Path
 
 import brownie.network.contract as _brownie_contract
@@ -30,8 +29,3 @@ def account_from_env(var: str, dev_index: int):
 
 def deployment() -> Deployment:
     return Deployment.load(Path(os.environ.get("EVN_DEPLOYMENT", "deployments/local.json")))
-
-
-def to_units(amount: str, decimals: int = 18) -> int:
-    """'12.5' tokens -> smallest units (exact decimal arithmetic)."""
-    return int(Decimal(amount) * (10**decimals))

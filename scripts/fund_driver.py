@@ -7,7 +7,8 @@ local chain); EVN_DEPLOYMENT names the deployment file."""
 
 from brownie import EVToken
 
-from scripts._common import account_from_env, deployment, to_units
+from ev_network.units import to_units
+from scripts._common import account_from_env, deployment
 
 
 def main(driver: str, amount: str):

@@ -12,7 +12,8 @@ import os
 
 from brownie import SessionEscrow
 
-from scripts._common import account_from_env, deployment, to_units
+from ev_network.units import to_units
+from scripts._common import account_from_env, deployment
 
 
 def main(charge_point_id: str, connectors: str, price_per_kwh: str, session_fee: str, time_fee_per_hour: str = "0"):
@@ -24,7 +25,7 @@ def main(charge_point_id: str, connectors: str, price_per_kwh: str, session_fee:
         name = os.environ.get("EVN_OPERATOR_NAME", "Local CPO")
         escrow.registerOperator(operator, payout, name, {"from": registrar})
         print(f"operator {operator.address} registered ({name}), payout {payout}")
-    tariff = (to_units(price_per_kwh), to_units(session_fee), to_units(time_fee_per_hour))
+    tariff = tuple(to_units(price, 18) for price in (price_per_kwh, session_fee, time_fee_per_hour))
     tx = escrow.addStation(charge_point_id, int(connectors), tariff, b"", {"from": operator})
     station_id = tx.events["StationRegistered"]["stationId"]
     print(f"station {station_id}: {charge_point_id}, {connectors} connectors, tariff {tariff}")

@@ -4,25 +4,19 @@ unit (what the chain stores). Decimal only: a float would lose cents on large am
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
+from ev_network.units import to_units
 from wallet.errors import WalletError
 
 
 def parse_amount(text: str, decimals: int) -> int:
-    """``"12.5"`` with 18 decimals -> 12500000000000000000. Rejects negatives, NaN and sub-unit digits."""
+    """``"12.5"`` with 18 decimals -> 12500000000000000000; ``_`` may group digits (``"1_000"``).
+    Rejects negatives, NaN and sub-unit digits with a WalletError."""
     try:
-        value = Decimal(text.strip().replace("_", ""))
-    except InvalidOperation:
-        raise WalletError(f"{text!r} is not an amount: write whole tokens, e.g. 12.5") from None
-    if not value.is_finite() or value < 0:
-        raise WalletError(f"{text!r} is not an amount: it must be a positive number of tokens")
-    if value.adjusted() > 60:
-        raise WalletError(f"{text!r} is too large an amount")
-    units = value.scaleb(decimals)
-    if units != units.to_integral_value():
-        raise WalletError(f"{text!r} has more than {decimals} decimal places, the token's precision")
-    return int(units)
+        return to_units(text.replace("_", ""), decimals)
+    except ValueError as exc:
+        raise WalletError(str(exc)) from None
 
 
 def format_amount(units: int, decimals: int, min_places: int = 2) -> str:
