@@ -19,6 +19,7 @@ from ev_network.deployment import Deployment
 from ev_network.errors import ChainUnavailable, EVNetworkError
 
 ROOT = Path(__file__).resolve().parent.parent
+ANVIL_CHAIN_ID = 31337  # a local Anvil: development accounts and faucets are allowed there
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 
 

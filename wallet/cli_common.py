@@ -17,6 +17,7 @@ from web3 import Web3
 from ev_network.chain import http_web3
 from ev_network.cli_errors import clean_errors as _clean_errors
 from ev_network.deployment import Deployment
+from ev_network.devchain import ANVIL_CHAIN_ID, dev_account
 from ev_network.errors import ChainUnavailable, EVNetworkError
 from ev_network.keys import KeystoreError, load_keyfile, resolve_password
 from wallet import config as cfgmod
@@ -98,9 +99,7 @@ def minter_account(wallet: Wallet, keyfile: Path | None) -> LocalAccount:
             return Account.from_key(os.environ[cfgmod.MINTER_KEY_ENV].strip())
         except Exception:
             raise KeystoreError(f"{cfgmod.MINTER_KEY_ENV} does not hold a valid private key") from None
-    if wallet.deployment.chain_id == cfgmod.DEV_CHAIN_ID:
-        from ev_network.devchain import dev_account
-
+    if wallet.deployment.chain_id == ANVIL_CHAIN_ID:
         return dev_account(0)
     raise WalletError("no minter: give --minter-keyfile or set EVN_MINTER_KEY (an account with MINTER_ROLE)")
 

@@ -25,7 +25,6 @@ MINTER_PASSWORD_ENV = "EVN_MINTER_PASSWORD"
 DEFAULT_HOME = "~/.ev-wallet"
 DEFAULT_RPC_URL = "http://127.0.0.1:8545"
 DEFAULT_DEPLOYMENT = "deployments/local.json"
-DEV_CHAIN_ID = 31337
 
 
 @dataclass(frozen=True)

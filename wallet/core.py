@@ -20,6 +20,7 @@ from web3 import Web3
 
 from ev_network.contracts import Escrow, Operator, SessionState, Station, Token
 from ev_network.deployment import Deployment
+from ev_network.devchain import ANVIL_CHAIN_ID
 from ev_network.errors import ContractRevert
 from ev_network.pricing import price
 from ev_network.tx import TxSender, call_view
@@ -36,7 +37,6 @@ MAX_DEPOSIT = 2**96 - 1  # the escrow stores deposits as uint96
 PERMIT_VALIDITY_S = 3600
 
 
-DEV_CHAIN_ID = 31337  # a local Anvil
 MIN_GAS_WEI = 10**15  # below this an account cannot pay for an open (about 0.001 ether)
 DEV_GAS_GIFT_WEI = 10**18
 
@@ -107,7 +107,7 @@ class Wallet:
             receipt = minter_token.mint(self.address, amount)
         except ContractRevert as exc:
             raise explain_revert(exc, "top up") from None
-        if self.w3.eth.chain_id == DEV_CHAIN_ID and self.w3.eth.get_balance(self.address) < MIN_GAS_WEI:
+        if self.deployment.chain_id == ANVIL_CHAIN_ID and self.w3.eth.get_balance(self.address) < MIN_GAS_WEI:
             # a dev chain's faucet also pays for gas, so a fresh account can open sessions at once
             minter_token.sender.send_ether(self.address, DEV_GAS_GIFT_WEI)
         return Web3.to_hex(receipt["transactionHash"])
