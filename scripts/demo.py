@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ev_network.devchain import ROOT
-from scripts.demo_chain import TOKEN, DemoChain, fund_gas, start_chain
+from scripts.demo_chain import TOKEN, DemoChain, start_chain
 from scripts.demo_parts import connect_charge_points, driver_wallet, health, start_core_client
 from wallet.core import Wallet
 from wallet.invoice import render_text
@@ -108,7 +108,6 @@ async def journey(chain: DemoChain, state_dir: Path, summary: dict) -> None:
             say(f"connected: {', '.join(health(core)['connected_charge_points'])}")
         with step("Driver", "the driver's wallet could not be funded; is the chain still up?"):
             wallet = driver_wallet(chain, state_dir)
-            fund_gas(chain, wallet.address)
             await asyncio.to_thread(wallet.top_up, TOP_UP, chain.admin)
             say(f"driver {wallet.address} topped up by {wallet.fmt(TOP_UP)}")
         before = balances(chain, wallet)

@@ -93,9 +93,3 @@ def _register(chain: DemoChain, say) -> None:
         else:
             station_id = existing.station_id
         chain.station_ids[station.charge_point_id] = station_id
-
-
-def fund_gas(chain: DemoChain, address: str, wei: int = 10**18) -> None:
-    """Give a fresh account ether for gas (a dev chain only)."""
-    if chain.w3.eth.get_balance(address) < wei // 2:
-        TxSender(chain.w3, chain.admin).send_ether(address, wei)
