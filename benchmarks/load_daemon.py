@@ -8,7 +8,6 @@ opened when the previous one's SessionSettled (or SessionCancelled) is seen.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import queue
 import threading
@@ -22,28 +21,31 @@ from benchmarks.load_chain import PASSWORD_ENV, TOKEN, BenchChain, SettlementWat
 from benchmarks.load_proc import Child, ChildFailed, Monitor, cpu_seconds
 from benchmarks.load_report import summary_ms
 from benchmarks.load_runs import Fleet, LoadProfile, central_figures, measure
+from core_client.config import Settings, hash_password, settings_to_toml
 from ev_network.devchain import free_port
 
 
-def write_config(path: Path, chain: BenchChain, passwords: dict[str, str], load: LoadProfile, database: Path) -> dict:
+def write_config(
+    path: Path, chain: BenchChain, passwords: dict[str, str], load: LoadProfile, database: Path
+) -> Settings:
     """The daemon's TOML config (charge point passwords as sha256); returns the settings written."""
-    settings: dict[str, Any] = {
-        "listen_host": "127.0.0.1",
-        "listen_port": free_port(),
-        "control_host": "127.0.0.1",
-        "control_port": free_port(),
-        "rpc_url": chain.anvil.url,
-        "deployment_file": str(chain.deployment_file),
-        "keystore": str(chain.keystore),
-        "password_env": PASSWORD_ENV,
-        "database": str(database),
-        "heartbeat_interval_s": max(1, int(load.heartbeat_s)),
-        **load.cc_settings,
-    }
-    lines = [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
-    lines.append("[charge_points]")
-    lines += [f'"{cp}" = "sha256:{hashlib.sha256(pw.encode()).hexdigest()}"' for cp, pw in passwords.items()]
-    path.write_text("\n".join(lines) + "\n")
+    settings = Settings.model_validate(
+        {
+            "listen_host": "127.0.0.1",
+            "listen_port": free_port(),
+            "control_host": "127.0.0.1",
+            "control_port": free_port(),
+            "rpc_url": chain.anvil.url,
+            "deployment_file": chain.deployment_file,
+            "keystore": chain.keystore,
+            "password_env": PASSWORD_ENV,
+            "database": database,
+            "heartbeat_interval_s": max(1, int(load.heartbeat_s)),
+            "charge_points": {cp: hash_password(pw) for cp, pw in passwords.items()},
+            **load.cc_settings,
+        }
+    )
+    path.write_text(settings_to_toml(settings))
     return settings
 
 
@@ -167,8 +169,8 @@ def run_core_client(
     try:
         cpu_start, monitor = cpu_seconds(daemon.pid), Monitor(daemon.pid)
         monitor.start()
-        wait_ready(daemon, settings["control_port"], head)
-        url = f"ws://127.0.0.1:{settings['listen_port']}"
+        wait_ready(daemon, settings.control_port, head)
+        url = f"ws://127.0.0.1:{settings.listen_port}"
         fleet = Fleet.start(workdir, f"core-client-{n}", url, list(passwords.items()), load)
         say(
             f"  core_client: {fleet.ready['connected']}/{n} connected in {fleet.ready['seconds']:.1f}s; sessions running"
@@ -181,7 +183,7 @@ def run_core_client(
         watcher.stop()
         time.sleep(min(1.0, load.heartbeat_s))  # the last Finishing/Available exchanges
         try:
-            final_health = health(settings["control_port"])
+            final_health = health(settings.control_port)
         except OSError as error:
             final_health = {"queue_depth": f"/health failed: {error}"}
         fleet_result = fleet.finish()
@@ -194,7 +196,9 @@ def run_core_client(
         result["daemon_health_at_end"] = {
             k: final_health.get(k) for k in ("queue_depth", "pending_jobs_by_kind", "failed_jobs", "sessions_by_state")
         }
-        result["daemon_settings"] = {k: v for k, v in settings.items() if k not in ("keystore", "password_env")}
+        result["daemon_settings"] = settings.model_dump(
+            mode="json", exclude_unset=True, exclude={"keystore", "password_env", "charge_points"}
+        )
         result["timed_out"] = not finished or watcher.error is not None
         if result["timed_out"]:
             if watcher.error is not None:

@@ -140,3 +140,15 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
         if value is not None:
             setattr(settings, name, value.expanduser())
     return settings
+
+
+def settings_to_toml(settings: Settings) -> str:
+    """A config file that :func:`load_settings` reads back as ``settings`` (paths written absolute
+    as given; unset optional fields left out)."""
+    lines = []
+    for name, value in settings.model_dump(exclude_none=True).items():
+        if name != "charge_points":
+            lines.append(f"{name} = {json.dumps(str(value) if isinstance(value, Path) else value)}")
+    lines.append("\n[charge_points]")
+    lines += [f"{json.dumps(cp)} = {json.dumps(password)}" for cp, password in settings.charge_points.items()]
+    return "\n".join(lines) + "\n"

@@ -13,7 +13,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from core_client.config import Settings
+from core_client.config import Settings, settings_to_toml
 from ev_network.devchain import ROOT, free_port
 from ev_network.keys import create_keyfile
 from scripts.demo_chain import STATIONS, DemoChain
@@ -71,7 +71,7 @@ def start_core_client(chain: DemoChain, state_dir: Path, echo) -> CoreProcess:
         poll_interval_s=0.2,
     )
     config = state_dir / "core-client.toml"
-    config.write_text(_toml(settings))
+    config.write_text(settings_to_toml(settings))
     env = {**os.environ, "EVN_OPERATOR_PASSWORD": OPERATOR_PASSWORD, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "core_client.cli", "run", "--config", str(config)],
@@ -110,16 +110,6 @@ def driver_wallet(chain: DemoChain, state_dir: Path) -> Wallet:
     keystore = Keystore(config)
     address = keystore.default() if keystore.accounts() else keystore.create(DRIVER_PASSWORD)
     return Wallet(chain.w3, chain.deployment, keystore.unlock(address, DRIVER_PASSWORD), poll_interval=0.2)
-
-
-def _toml(settings: Settings) -> str:
-    lines = []
-    for name, value in settings.model_dump(exclude_none=True).items():
-        if name != "charge_points":
-            lines.append(f"{name} = {json.dumps(str(value) if isinstance(value, Path) else value)}")
-    lines.append("\n[charge_points]")
-    lines += [f"{json.dumps(cp)} = {json.dumps(pw)}" for cp, pw in settings.charge_points.items()]
-    return "\n".join(lines) + "\n"
 
 
 def _pipe_lines(process: subprocess.Popen, echo) -> None:

@@ -23,7 +23,7 @@ import pytest
 import websockets
 from eth_account.signers.local import LocalAccount
 
-from core_client.config import Settings
+from core_client.config import Settings, settings_to_toml
 from core_client.daemon import Daemon
 from core_client.sessions import SessionRecord, State
 from ev_network.contracts import Session, SessionState
@@ -295,14 +295,7 @@ class ChainProxy:
 
 def write_config(path: Path, settings: Settings) -> Path:
     """A TOML config file of ``settings`` (for ``core-client run --config``)."""
-    lines = []
-    for name, value in settings.model_dump(exclude_none=True).items():
-        if name == "charge_points":
-            continue
-        lines.append(f"{name} = {json.dumps(str(value) if isinstance(value, Path) else value)}")
-    lines.append("[charge_points]")
-    lines += [f"{json.dumps(cp)} = {json.dumps(pw)}" for cp, pw in settings.charge_points.items()]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(settings_to_toml(settings))
     return path
 
 
