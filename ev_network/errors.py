@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 from eth_abi import decode
-from eth_utils import function_signature_to_4byte_selector, to_checksum_address
+from eth_utils import function_abi_to_4byte_selector, function_signature_to_4byte_selector, to_checksum_address
 
 from ev_network.deployment import load_abi
 
@@ -40,9 +40,7 @@ def _error_table() -> dict[bytes, tuple[str, list[str]]]:
         for item in load_abi(contract):
             if item["type"] != "error":
                 continue
-            types = [i["type"] for i in item["inputs"]]
-            selector = function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})")
-            table[selector] = (item["name"], types)
+            table[function_abi_to_4byte_selector(item)] = (item["name"], [i["type"] for i in item["inputs"]])
     # Solidity's built-ins
     table[function_signature_to_4byte_selector("Error(string)")] = ("Error", ["string"])
     table[function_signature_to_4byte_selector("Panic(uint256)")] = ("Panic", ["uint256"])

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from eth_utils import event_abi_to_log_topic
 from web3 import Web3
 from web3._utils.events import get_event_data
 
@@ -14,7 +15,8 @@ from ev_network.errors import ChainUnavailable
 from ev_network.tx import NETWORK_ERRORS
 
 ESCROW_EVENTS = {item["name"]: item for item in load_abi("SessionEscrow") if item["type"] == "event"}
-_BY_TOPIC = {Web3.keccak(text=f"{n}({','.join(i['type'] for i in e['inputs'])})"): e for n, e in ESCROW_EVENTS.items()}
+_TOPICS = {name: event_abi_to_log_topic(event) for name, event in ESCROW_EVENTS.items()}
+_BY_TOPIC = {topic0: ESCROW_EVENTS[name] for name, topic0 in _TOPICS.items()}
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,7 @@ class ChainEvent:
 
 def topic(name: str) -> str:
     """topic0 of escrow event ``name``."""
-    event = ESCROW_EVENTS[name]
-    return "0x" + Web3.keccak(text=f"{name}({','.join(i['type'] for i in event['inputs'])})").hex().removeprefix("0x")
+    return "0x" + _TOPICS[name].hex()
 
 
 def indexed_topic(value: int | str) -> str:
