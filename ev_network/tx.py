@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -73,25 +74,9 @@ class TxSender:
     def submit(self, fn: ContractFunction, *, gas: int | None = None) -> HexBytes:
         """Sign and send ``fn``; return its hash without waiting for it to be mined."""
         gas = gas or int(self.estimate(fn) * self.gas_margin)
-        for attempt in range(3):
-            nonce = self._take_nonce()
-            try:
-                tx = fn.build_transaction({"from": self.address, "nonce": nonce, "gas": gas})
-                signed = self.account.sign_transaction(tx)
-                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-                log.debug("sent %s nonce=%d gas=%d hash=%s", fn.fn_name, nonce, gas, tx_hash.hex())
-                return tx_hash
-            except NETWORK_ERRORS as exc:
-                self.resync()
-                raise ChainUnavailable(f"chain unreachable: {exc}") from exc
-            except Web3RPCError as exc:
-                self.resync()
-                message = str(exc).lower()
-                if "nonce" in message and attempt < 2:
-                    log.info("nonce out of step (%s), re-reading it", exc)
-                    continue
-                raise TransactionFailed(f"{fn.fn_name} rejected by the node: {exc}") from exc
-        raise TransactionFailed(f"{fn.fn_name}: could not find a usable nonce")
+        return self._sign_and_send(
+            lambda nonce: fn.build_transaction({"from": self.address, "nonce": nonce, "gas": gas}), fn.fn_name
+        )
 
     def wait(self, tx_hash: HexBytes, *, timeout: float | None = None) -> dict:
         """Wait for the receipt; a reverted transaction raises ContractRevert with the decoded error."""
@@ -113,20 +98,39 @@ class TxSender:
 
     def send_ether(self, to: str, wei: int) -> dict:
         """Send ``wei`` of the chain's native coin (gas money for a fresh account on a dev chain)."""
-        fees = {"maxPriorityFeePerGas": 10**9, "maxFeePerGas": 2 * self.w3.eth.gas_price + 10**9}
-        tx = {"to": to, "value": wei, "gas": 21000, "chainId": self.w3.eth.chain_id, **fees}
-        tx["nonce"] = self._take_nonce()
         try:
-            tx_hash = self.w3.eth.send_raw_transaction(self.account.sign_transaction(tx).raw_transaction)
-        except Exception:
-            self.resync()
-            raise
-        return self.wait(tx_hash)
+            fees = {"maxPriorityFeePerGas": 10**9, "maxFeePerGas": 2 * self.w3.eth.gas_price + 10**9}
+            chain_id = self.w3.eth.chain_id
+        except NETWORK_ERRORS as exc:
+            raise ChainUnavailable(f"chain unreachable: {exc}") from exc
+        transfer = {"to": to, "value": wei, "gas": 21000, "chainId": chain_id, **fees}
+        return self.wait(self._sign_and_send(lambda nonce: {**transfer, "nonce": nonce}, "ether transfer"))
 
     def resync(self) -> None:
         """Forget the local nonce: the next send re-reads the account's pending nonce."""
         with self._lock:
             self._nonce = None
+
+    def _sign_and_send(self, build: Callable[[int], dict], what: str) -> HexBytes:
+        """Build the transaction for the next nonce, sign and send it; a nonce the node refuses is
+        re-read (up to three tries), and any failure leaves the local nonce to be re-read."""
+        for attempt in range(3):
+            nonce = self._take_nonce()
+            try:
+                signed = self.account.sign_transaction(build(nonce))
+                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                log.debug("sent %s nonce=%d hash=%s", what, nonce, tx_hash.hex())
+                return tx_hash
+            except NETWORK_ERRORS as exc:
+                self.resync()
+                raise ChainUnavailable(f"chain unreachable: {exc}") from exc
+            except Web3RPCError as exc:
+                self.resync()
+                if "nonce" in str(exc).lower() and attempt < 2:
+                    log.info("nonce out of step (%s), re-reading it", exc)
+                    continue
+                raise TransactionFailed(f"{what} rejected by the node: {exc}") from exc
+        raise TransactionFailed(f"{what}: could not find a usable nonce")
 
     def _take_nonce(self) -> int:
         with self._lock:
