@@ -10,14 +10,16 @@ default the operator's own)."""
 
 import os
 
-from brownie import SessionEscrow
+from brownie import EVToken, SessionEscrow
 
 from ev_network.units import to_units
 from scripts._common import account_from_env, deployment
 
 
 def main(charge_point_id: str, connectors: str, price_per_kwh: str, session_fee: str, time_fee_per_hour: str = "0"):
-    escrow = SessionEscrow.at(deployment().escrow)
+    network = deployment()
+    escrow = SessionEscrow.at(network.escrow)
+    decimals = EVToken.at(network.token).decimals()  # any ERC-20's decimals(), e.g. 6 for a stablecoin
     operator = account_from_env("EVN_OPERATOR_KEY", 1)
     if not escrow.operatorOf(operator)[1]:
         registrar = account_from_env("EVN_DEPLOYER_KEY", 0)
@@ -25,7 +27,7 @@ def main(charge_point_id: str, connectors: str, price_per_kwh: str, session_fee:
         name = os.environ.get("EVN_OPERATOR_NAME", "Local CPO")
         escrow.registerOperator(operator, payout, name, {"from": registrar})
         print(f"operator {operator.address} registered ({name}), payout {payout}")
-    tariff = tuple(to_units(price, 18) for price in (price_per_kwh, session_fee, time_fee_per_hour))
+    tariff = tuple(to_units(price, decimals) for price in (price_per_kwh, session_fee, time_fee_per_hour))
     tx = escrow.addStation(charge_point_id, int(connectors), tariff, b"", {"from": operator})
     station_id = tx.events["StationRegistered"]["stationId"]
     print(f"station {station_id}: {charge_point_id}, {connectors} connectors, tariff {tariff}")
