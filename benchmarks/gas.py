@@ -91,19 +91,27 @@ class Bench:
         for sender, tx_hash in pending:
             sender.wait(tx_hash)
 
-    def open_sessions(
-        self, station: int, drivers: list[LocalAccount], batched_start: bool = False
-    ) -> tuple[list[int], list[int], list[int]]:
-        """Open and start one session per driver (with one startBatch if ``batched_start``);
-        return (session ids, open gas of each, start gas of each transaction)."""
+    def session(
+        self, station: int, drivers: list[LocalAccount], batched: bool = False
+    ) -> tuple[list[int], int, int, list[dict]]:
+        """Open, start and settle one session per driver (start and settle in one batch each if
+        ``batched``); return (open gas of each, start gas, settle gas, [open, start, settle] receipts
+        of the first session)."""
         opened = [self.escrow(d).open(station, 1, DEPOSIT) for d in drivers]
         ids = [self.escrow(drivers[0]).session_id_from(r) for r in opened]
+        tx_ids = [self.next_transaction_id() for _ in ids]
         operator = self.escrow(self.operator)
-        if batched_start:
-            started = [operator.start_batch(ids, ids, [1_000] * len(ids))]
+        if batched:
+            started = operator.start_batch(ids, tx_ids, [1_000] * len(ids))
+            settled = operator.settle_batch(ids, [1_000 + 5_000 + i for i in range(len(ids))])
         else:
-            started = [operator.sender.wait(operator.start(sid, sid, 1_000, wait=False)) for sid in ids]
-        return ids, [r["gasUsed"] for r in opened], [r["gasUsed"] for r in started]
+            started = operator.start(ids[0], tx_ids[0], 1_000)
+            settled = operator.settle(ids[0], 12_000)
+        return [r["gasUsed"] for r in opened], started["gasUsed"], settled["gasUsed"], [opened[0], started, settled]
+
+    def next_transaction_id(self) -> int:
+        self._transaction_id = getattr(self, "_transaction_id", 0) + 1
+        return self._transaction_id
 
 
 def measure(batches: list[int]) -> dict[str, Any]:
@@ -125,8 +133,8 @@ def measure(batches: list[int]) -> dict[str, Any]:
         bench.fund([permit_driver], approve=False)
 
         progress("warm-up: one session settled (payout holds tokens), one left open (escrow never empty)")
-        (warm, _resident), _, _ = bench.open_sessions(station, drivers[:2])  # _resident stays open
-        operator.settle(warm, 2_000)
+        bench.session(station, drivers[:1])
+        bench.escrow(drivers[1]).open(station, 2, DEPOSIT)  # stays open
 
         tx: dict[str, int] = {}
         progress("ERC-20 transfer, approve")
@@ -135,25 +143,22 @@ def measure(batches: list[int]) -> dict[str, Any]:
         tx["erc20_transfer_to_fresh_address"] = token.transfer(dev_account(900).address, TOKEN)["gasUsed"]
         tx["erc20_approve_first"] = bench.token(permit_driver).approve(bench.deployment.escrow, DEPOSIT)["gasUsed"]
 
-        progress("single session: open (allowance), start, settle")
-        opened = bench.escrow(drivers[2]).open(station, 1, DEPOSIT)
-        single = operator.session_id_from(opened)
-        started_receipt = operator.start(single, single, 1_000)
-        settled = operator.settle(single, 12_000)
-        tx["open"], tx["start"], tx["settle"] = (r["gasUsed"] for r in (opened, started_receipt, settled))
-        split = {
-            name: breakdown(bench.w3, r)
-            for name, r in (("open", opened), ("start", started_receipt), ("settle", settled))
-        }
+        progress("single session of a new driver, then of the same driver again: open, start, settle")
+        (first_open,), tx["start_first_session"], tx["settle_first_session"], _ = bench.session(station, drivers[2:3])
+        tx["open_first_session"] = first_open
+        (tx["open"],), tx["start"], tx["settle"], receipts = bench.session(station, drivers[2:3])
+        split = {name: breakdown(bench.w3, r) for name, r in zip(("open", "start", "settle"), receipts, strict=True)}
 
-        progress("open with an exact approve before it (allowance back to zero)")
+        progress("open with an exact approve before it (allowance back to zero), then openWithPermit")
         tx["open_after_exact_approve"] = bench.escrow(permit_driver).open(station, 1, DEPOSIT)["gasUsed"]
-        progress("openWithPermit (no approval)")
         permit = bench.token(permit_driver).sign_permit(permit_driver, bench.deployment.escrow, DEPOSIT, 2**40)
         tx["open_with_permit"] = bench.escrow(permit_driver).open_with_permit(station, 2, DEPOSIT, permit)["gasUsed"]
 
         per_session: dict[str, Any] = {
             "single": _session_row(tx["open"], tx["start"], tx["settle"], 1, tx["settle"]),
+            "single_new_driver": _session_row(
+                tx["open_first_session"], tx["start_first_session"], tx["settle_first_session"], 1, tx["settle"]
+            ),
             "single_with_permit": _session_row(tx["open_with_permit"], tx["start"], tx["settle"], 1, tx["settle"]),
             "single_approve_each_time": _session_row(
                 tx["open_after_exact_approve"], tx["start"], tx["settle"], 1, tx["settle"], tx["erc20_approve_first"]
@@ -161,15 +166,15 @@ def measure(batches: list[int]) -> dict[str, Any]:
         }
         pool = drivers[4:]
         for size in batches:
-            progress(f"startBatch and settleBatch with {size} sessions (one driver each)")
-            ids, opens, starts = bench.open_sessions(station, pool[:size], batched_start=True)
-            pool = pool[size:]
-            batch_gas = operator.settle_batch(ids, [1_000 + 5_000 + i for i in range(size)])["gasUsed"]
-            tx[f"start_batch_{size}"] = starts[0]
-            tx[f"settle_batch_{size}"] = batch_gas
-            per_session[f"batch_{size}"] = _session_row(
-                sum(opens) / size, starts[0] / size, batch_gas / size, size, batch_gas
-            )
+            group, pool = pool[:size], pool[size:]
+            for label, suffix in (("new drivers", "_new_drivers"), ("the same drivers again", "")):
+                progress(f"startBatch and settleBatch of {size} sessions, one per driver: {label}")
+                opens, start_gas, settle_gas, _ = bench.session(station, group, batched=True)
+                tx[f"start_batch_{size}{suffix}"] = start_gas
+                tx[f"settle_batch_{size}{suffix}"] = settle_gas
+                per_session[f"batch_{size}{suffix}"] = _session_row(
+                    sum(opens) / size, start_gas / size, settle_gas / size, size, settle_gas
+                )
     doc = _document(tx, per_session, batches)
     doc["breakdown_single"] = split
     return doc
@@ -199,7 +204,9 @@ def _document(tx: dict[str, int], per_session: dict[str, Any], batches: list[int
         "steady_state": True,
         "steady_state_note": "measured after a warm-up session: the payout address, the drivers and the escrow "
         "already hold tokens (one session stays open), the drivers gave the escrow an unlimited allowance "
-        "before (except open_after_exact_approve and open_with_permit); each batch session has its own driver",
+        "before (except open_after_exact_approve and open_with_permit); each batch session has its own driver. "
+        "Rows without _new_drivers are returning drivers (their session reuses the storage slot of their "
+        "previous one); _new_drivers rows are each driver's first session (a fresh slot, 17,100 gas more)",
         "transactions": tx,
         "per_session": per_session,
         "targets": {
@@ -212,6 +219,12 @@ def _document(tx: dict[str, int], per_session: dict[str, Any], batches: list[int
             "amortised_at": largest,
             "amortised": amortised,
             "amortised_met": amortised <= TARGET_BATCH50 if largest == "batch_50" else None,
+            "single_session_new_driver": per_session["single_new_driver"]["total"],
+            "single_session_new_driver_met": per_session["single_new_driver"]["total"] <= TARGET_SESSION,
+            "amortised_new_drivers": per_session[f"{largest}_new_drivers"]["total"],
+            "amortised_new_drivers_met": per_session[f"{largest}_new_drivers"]["total"] <= TARGET_BATCH50
+            if largest == "batch_50"
+            else None,
         },
         "peer_reference": {**PEER, "single_session_ratio": round(single / PEER["gas_per_session"], 3)},
     }
@@ -248,6 +261,9 @@ def render(doc: dict[str, Any]) -> list[str]:
         f"({verdict(t['single_session_with_permit_met'])})",
         f"Target: amortised per session at batch 50 <= {t['batch50_amortised_max']:,}: "
         f"{t['amortised']:,} at {t['amortised_at']} ({verdict(t['amortised_met'])})",
+        f"A driver's first session (fresh storage slot): single {t['single_session_new_driver']:,} "
+        f"({verdict(t['single_session_new_driver_met'])}), at {t['amortised_at']} "
+        f"{t['amortised_new_drivers']:,} ({verdict(t['amortised_new_drivers_met'])})",
         f"Peer reference: {peer['name']} ~{peer['gas_per_session']:,} gas per session over "
         f"{peer['transactions']} transactions; ours is {peer['single_session_ratio']:.0%} of it (single session)",
         "",

@@ -199,13 +199,14 @@ def _fund_drivers(chain: BenchChain, admin: str, count: int) -> None:
 
 
 class SettlementWatcher(threading.Thread):
-    """Polls the escrow's SessionSettled / SessionCancelled events and notes when each was first seen.
+    """Polls the escrow's SessionSettled / SessionCancelled events (and SessionStarted, which carries the
+    OCPP transaction id SessionSettled does not) and notes when each was first seen; in chain order.
 
     ``on_event(event, seen_at)`` is called from this thread. The timestamp is wall-clock time of the
     poll that found the event (poll interval ``interval`` seconds: the resolution of settle latencies).
     """
 
-    NAMES: ClassVar[list[str]] = ["SessionSettled", "SessionCancelled"]
+    NAMES: ClassVar[list[str]] = ["SessionStarted", "SessionSettled", "SessionCancelled"]
 
     def __init__(self, chain: BenchChain, on_event: Callable[[Any, float], None], interval: float = 0.02) -> None:
         super().__init__(name="settlement-watcher", daemon=True)

@@ -84,13 +84,18 @@ class SessionDriver:
         self.settled: list[dict[str, Any]] = []
         self.cancelled: list[dict[str, Any]] = []
         self.errors: list[str] = []
+        self.transactions: dict[int, int] = {}  # session id -> OCPP transaction id (from SessionStarted)
         self.total = len(cp_ids) * sessions
         self.done = threading.Event()
         self._queue: queue.Queue[int | None] = queue.Queue()
         self._lock = threading.Lock()
 
     def on_event(self, event: Any, seen: float) -> None:
-        """SessionSettled / SessionCancelled from the watcher thread: note it, open the next session."""
+        """SessionSettled / SessionCancelled from the watcher thread: note it, open the next session.
+        SessionStarted (always in an earlier transaction) gives the session's OCPP transaction id."""
+        if event.name == "SessionStarted":
+            self.transactions[event.args["sessionId"]] = event.args["transactionId"]
+            return
         i = self.index.get(str(event.args["driver"]).lower())
         if i is None:
             return
@@ -98,7 +103,7 @@ class SessionDriver:
         with self._lock:
             if event.name == "SessionSettled":
                 row.update(
-                    transaction_id=event.args["transactionId"],
+                    transaction_id=self.transactions.pop(event.args["sessionId"], None),
                     energy_wh=event.args["meterStop"] - event.args["meterStart"],
                 )
                 self.settled.append(row)

@@ -16,17 +16,27 @@ import {StationRegistry} from "./StationRegistry.sol";
 ///         Requested --start(operator)--> Active --settle(operator)--> Settled
 ///         Requested --reject(operator) | cancel(driver, after startTimeout)--> Cancelled (full refund)
 ///         Active --reclaim(driver, after maxDuration + reclaimGrace, never settled)--> Expired (full refund)
-/// @dev Works with any ERC-20 through SafeERC20; permit is optional (openWithPermit).
+///
+///         Session ids: every driver has LANES lanes, each holding one session at a time, so a driver can
+///         have up to LANES sessions open at once. sessionId = driver << 96 | lane << 16 | seq, where seq
+///         counts the sessions of the lane (from 1). Written in hex, an id is the driver's address followed
+///         by the lane and the sequence number.
+/// @dev Gas: a session is one storage slot, and a lane's slot is reused by its next session, so a
+///      returning driver's open overwrites a non-zero slot (5,000 gas) instead of filling a fresh one
+///      (22,100). Storage keeps only each lane's latest session; an earlier one reads as Closed, and its
+///      events are its record. Works with any ERC-20 through SafeERC20; permit is optional.
 contract SessionEscrow is StationRegistry {
     using SafeERC20 for IERC20;
 
+    /// @notice Closed: the session ended (settled, cancelled or expired) and its lane holds a newer one.
     enum SessionState {
         None,
         Requested,
         Active,
         Settled,
         Cancelled,
-        Expired
+        Expired,
+        Closed
     }
 
     /// @notice Why a session was cancelled.
@@ -38,19 +48,35 @@ contract SessionEscrow is StationRegistry {
         Other
     }
 
-    /// @notice A session, packed in two storage slots. Energy in Wh, times in unix seconds.
+    /// @notice A lane's latest session, packed in one storage slot. Energy in Wh, times in unix seconds.
+    /// @dev `since` is when the session entered its state: opened, started or ended.
     struct Session {
-        address driver;
         uint96 deposit;
         uint32 stationId;
-        uint8 connector;
-        SessionState state;
         uint32 tariffId;
-        uint40 openedAt;
-        uint40 startedAt;
+        SessionState state;
+        uint32 since;
         uint40 meterStart;
-        uint32 transactionId;
+        uint16 seq;
     }
+
+    /// @notice A session as getSession returns it (fields past `state` are zero for None and Closed).
+    struct SessionInfo {
+        address driver;
+        uint8 lane;
+        uint16 seq;
+        SessionState state;
+        uint96 deposit;
+        uint32 stationId;
+        uint32 tariffId;
+        uint32 since;
+        uint40 meterStart;
+    }
+
+    /// @notice Lanes per driver: the most sessions one driver can have open at once.
+    uint256 public constant LANES = 256;
+    /// @dev Bits of a session id between the sequence number (0-15), the lane (16-23) and the driver (96-255).
+    uint256 private constant ID_UNUSED_BITS = ((1 << 96) - 1) ^ ((1 << 24) - 1);
 
     /// @notice The token deposits are paid in.
     IERC20 public immutable token;
@@ -60,25 +86,22 @@ contract SessionEscrow is StationRegistry {
     uint32 public immutable maxDuration;
     /// @notice Seconds after maxDuration from which the driver may reclaim a session never settled.
     uint32 public immutable reclaimGrace;
-    /// @notice Number of sessions ever opened; session ids run from 1 to sessionCount.
-    uint256 public sessionCount;
 
-    mapping(uint256 sessionId => Session) private _sessions;
+    mapping(address driver => Session[LANES]) private _lanes;
 
     event SessionRequested(
         uint256 indexed sessionId, address indexed driver, uint32 indexed stationId, uint8 connector, uint96 deposit, uint32 tariffId
     );
-    event SessionStarted(uint256 indexed sessionId, uint32 indexed stationId, uint32 transactionId, uint40 meterStart, uint40 startedAt);
+    event SessionStarted(uint256 indexed sessionId, uint32 transactionId, uint40 meterStart, uint40 startedAt);
     event StopRequested(uint256 indexed sessionId, uint32 indexed stationId);
-    /// @notice The invoice record: everything an invoice needs, written once per session.
+    /// @notice The invoice record, written once per session. The connector is in SessionRequested and the
+    ///         OCPP transaction id in SessionStarted.
     event SessionSettled(
         uint256 indexed sessionId,
         address indexed driver,
         address indexed operator,
         uint32 stationId,
-        uint8 connector,
         uint32 tariffId,
-        uint32 transactionId,
         uint40 meterStart,
         uint40 meterStop,
         uint40 startedAt,
@@ -97,6 +120,7 @@ contract SessionEscrow is StationRegistry {
     error NotDriver(uint256 sessionId, address account);
     error TooEarly(uint256 sessionId, uint256 allowedAt);
     error MeterBelowStart(uint256 sessionId, uint40 meterStart, uint40 meterStop);
+    error NoFreeLane(address driver);
     error LengthMismatch();
     error InvalidTimeouts();
 
@@ -120,6 +144,7 @@ contract SessionEscrow is StationRegistry {
 
     /// @notice Open a session: lock `deposit` tokens (approved beforehand) for a charge at `stationId`.
     ///         The station's current tariff is snapshotted: its price cannot change under the session.
+    ///         The session takes the caller's first lane without an open session.
     /// @param stationId Station to charge at (must be active).
     /// @param connector Connector number, 1 to the station's connector count.
     /// @param deposit Most the driver will pay; the unused part is refunded at settlement.
@@ -151,9 +176,7 @@ contract SessionEscrow is StationRegistry {
     ///         RemoteStopTransaction and settles when the charge point reports the stop.
     /// @param sessionId An Active session of the caller.
     function requestStop(uint256 sessionId) external {
-        Session storage s = _sessions[sessionId];
-        _requireState(sessionId, s.state, SessionState.Active);
-        if (s.driver != msg.sender) revert NotDriver(sessionId, msg.sender);
+        Session storage s = _sessionOfCaller(sessionId, SessionState.Active);
         emit StopRequested(sessionId, s.stationId);
     }
 
@@ -161,10 +184,8 @@ contract SessionEscrow is StationRegistry {
     ///         Refunds the whole deposit.
     /// @param sessionId A Requested session of the caller.
     function cancel(uint256 sessionId) external {
-        Session storage s = _sessions[sessionId];
-        _requireState(sessionId, s.state, SessionState.Requested);
-        if (s.driver != msg.sender) revert NotDriver(sessionId, msg.sender);
-        uint256 allowedAt = uint256(s.openedAt) + startTimeout;
+        Session storage s = _sessionOfCaller(sessionId, SessionState.Requested);
+        uint256 allowedAt = uint256(s.since) + startTimeout;
         if (block.timestamp < allowedAt) revert TooEarly(sessionId, allowedAt);
         _cancel(sessionId, s, CancelReason.DriverCancelled);
     }
@@ -173,15 +194,12 @@ contract SessionEscrow is StationRegistry {
     ///         plus reclaimGrace have passed since it started.
     /// @param sessionId An Active session of the caller.
     function reclaim(uint256 sessionId) external {
-        Session storage s = _sessions[sessionId];
-        _requireState(sessionId, s.state, SessionState.Active);
-        if (s.driver != msg.sender) revert NotDriver(sessionId, msg.sender);
-        uint256 allowedAt = uint256(s.startedAt) + maxDuration + reclaimGrace;
+        Session storage s = _sessionOfCaller(sessionId, SessionState.Active);
+        uint256 allowedAt = uint256(s.since) + maxDuration + reclaimGrace;
         if (block.timestamp < allowedAt) revert TooEarly(sessionId, allowedAt);
-        s.state = SessionState.Expired;
-        uint96 refund = s.deposit;
-        emit SessionExpired(sessionId, s.driver, refund);
-        token.safeTransfer(s.driver, refund);
+        uint96 refund = _end(s, SessionState.Expired);
+        emit SessionExpired(sessionId, msg.sender, refund);
+        token.safeTransfer(msg.sender, refund);
     }
 
     // --------------------------------------------------------------- operator
@@ -215,8 +233,7 @@ contract SessionEscrow is StationRegistry {
     /// @param sessionId A Requested session at one of the caller's stations.
     /// @param reason Why (recorded in SessionCancelled).
     function reject(uint256 sessionId, CancelReason reason) external {
-        Session storage s = _sessions[sessionId];
-        _requireState(sessionId, s.state, SessionState.Requested);
+        (Session storage s,) = _session(sessionId, SessionState.Requested);
         _checkStationOperator(s.stationId);
         _cancel(sessionId, s, reason);
     }
@@ -245,18 +262,23 @@ contract SessionEscrow is StationRegistry {
 
     // ------------------------------------------------------------------ views
 
-    /// @notice Session `sessionId` (all fields zero and state None if it does not exist).
+    /// @notice Session `sessionId`: state None if it does not exist, Closed if its lane moved on.
     /// @param sessionId The session.
-    function getSession(uint256 sessionId) external view returns (Session memory) {
-        return _sessions[sessionId];
+    function getSession(uint256 sessionId) external view returns (SessionInfo memory info) {
+        (Session storage s, address driver, SessionState state) = _load(sessionId);
+        info.state = state;
+        if (state == SessionState.None) return info;
+        (info.driver, info.lane, info.seq) = (driver, uint8(sessionId >> 16), uint16(sessionId));
+        if (state == SessionState.Closed) return info;
+        (info.deposit, info.stationId, info.tariffId) = (s.deposit, s.stationId, s.tariffId);
+        (info.since, info.meterStart) = (s.since, s.meterStart);
     }
 
     /// @notice What settling `sessionId` now with `meterStop` would charge (capped at the deposit).
     /// @param sessionId An Active session.
     /// @param meterStop Meter reading at stop, in Wh.
     function settlementCost(uint256 sessionId, uint40 meterStop) external view returns (uint256 cost) {
-        Session memory s = _sessions[sessionId];
-        _requireState(sessionId, s.state, SessionState.Active);
+        (Session storage s,) = _session(sessionId, SessionState.Active);
         (cost,) = _cost(sessionId, s, meterStop);
     }
 
@@ -269,64 +291,65 @@ contract SessionEscrow is StationRegistry {
         if (!station.active) revert StationInactive(stationId);
         if (connector == 0 || connector > station.connectors) revert InvalidConnector(stationId, connector);
 
-        sessionId = ++sessionCount;
-        _sessions[sessionId] = Session({
-            driver: msg.sender,
-            deposit: deposit,
-            stationId: stationId,
-            connector: connector,
-            state: SessionState.Requested,
-            tariffId: station.tariffId,
-            openedAt: uint40(block.timestamp),
-            startedAt: 0,
-            meterStart: 0,
-            transactionId: 0
-        });
+        uint256 lane = _freeLane(msg.sender);
+        Session storage s = _lanes[msg.sender][lane];
+        uint16 seq = s.seq + 1;
+        sessionId = (uint256(uint160(msg.sender)) << 96) | (lane << 16) | seq;
+        _lanes[msg.sender][lane] =
+            Session(deposit, stationId, station.tariffId, SessionState.Requested, uint32(block.timestamp), 0, seq);
         emit SessionRequested(sessionId, msg.sender, stationId, connector, deposit, station.tariffId);
         token.safeTransferFrom(msg.sender, address(this), deposit);
     }
 
+    /// @dev The first lane of `driver` that holds no open session and has sequence numbers left.
+    function _freeLane(address driver) private view returns (uint256 lane) {
+        Session[LANES] storage lanes = _lanes[driver];
+        for (; lane < LANES; ++lane) {
+            Session storage s = lanes[lane];
+            if (s.state != SessionState.Requested && s.state != SessionState.Active && s.seq != type(uint16).max) {
+                return lane;
+            }
+        }
+        revert NoFreeLane(driver);
+    }
+
     function _start(uint256 sessionId, uint32 transactionId, uint40 meterStart) private {
-        Session storage s = _sessions[sessionId];
-        _requireState(sessionId, s.state, SessionState.Requested);
+        (Session storage s,) = _session(sessionId, SessionState.Requested);
         _checkStationOperator(s.stationId);
         s.state = SessionState.Active;
-        s.startedAt = uint40(block.timestamp);
+        s.since = uint32(block.timestamp);
         s.meterStart = meterStart;
-        s.transactionId = transactionId;
-        emit SessionStarted(sessionId, s.stationId, transactionId, meterStart, uint40(block.timestamp));
+        emit SessionStarted(sessionId, transactionId, meterStart, uint40(block.timestamp));
     }
 
     /// @dev Effects and the driver's refund; returns the cost, which the caller pays out.
     function _settle(uint256 sessionId, uint40 meterStop) private returns (uint256) {
-        Session storage s = _sessions[sessionId];
-        _requireState(sessionId, s.state, SessionState.Active);
-        _checkStationOperator(s.stationId);
-        (uint96 cost, uint96 refund) = _cost(sessionId, s, meterStop);
-        s.state = SessionState.Settled;
+        (Session storage s, address driver) = _session(sessionId, SessionState.Active);
+        Session memory m = s;
+        _checkStationOperator(m.stationId);
+        (uint96 cost, uint96 refund) = _cost(sessionId, m, meterStop);
+        _end(s, SessionState.Settled);
         emit SessionSettled(
             sessionId,
-            s.driver,
+            driver,
             msg.sender,
-            s.stationId,
-            s.connector,
-            s.tariffId,
-            s.transactionId,
-            s.meterStart,
+            m.stationId,
+            m.tariffId,
+            m.meterStart,
             meterStop,
-            s.startedAt,
+            m.since,
             uint40(block.timestamp),
             cost,
             refund,
             _payoutOf(msg.sender)
         );
-        if (refund != 0) token.safeTransfer(s.driver, refund);
+        if (refund != 0) token.safeTransfer(driver, refund);
         return cost;
     }
 
     function _cost(uint256 sessionId, Session memory s, uint40 meterStop) private view returns (uint96 cost, uint96 refund) {
         if (meterStop < s.meterStart) revert MeterBelowStart(sessionId, s.meterStart, meterStop);
-        uint256 duration = block.timestamp - s.startedAt;
+        uint256 duration = block.timestamp - s.since;
         if (duration > maxDuration) duration = maxDuration;
         uint256 price = _price(_tariff(s.tariffId), meterStop - s.meterStart, duration);
         cost = price < s.deposit ? uint96(price) : s.deposit;
@@ -334,13 +357,39 @@ contract SessionEscrow is StationRegistry {
     }
 
     function _cancel(uint256 sessionId, Session storage s, CancelReason reason) private {
-        s.state = SessionState.Cancelled;
-        uint96 refund = s.deposit;
-        emit SessionCancelled(sessionId, s.driver, refund, reason);
-        token.safeTransfer(s.driver, refund);
+        address driver = address(uint160(sessionId >> 96));
+        uint96 refund = _end(s, SessionState.Cancelled);
+        emit SessionCancelled(sessionId, driver, refund, reason);
+        token.safeTransfer(driver, refund);
     }
 
-    function _requireState(uint256 sessionId, SessionState actual, SessionState expected) private pure {
-        if (actual != expected) revert InvalidState(sessionId, actual);
+    /// @dev Moves `s` to its final state; returns its deposit.
+    function _end(Session storage s, SessionState state) private returns (uint96 deposit) {
+        s.state = state;
+        s.since = uint32(block.timestamp);
+        return s.deposit;
+    }
+
+    /// @dev The lane slot of `sessionId`, its driver and its state (Closed once the lane holds a later session).
+    function _load(uint256 sessionId) private view returns (Session storage s, address driver, SessionState state) {
+        driver = address(uint160(sessionId >> 96));
+        s = _lanes[driver][uint8(sessionId >> 16)];
+        uint16 seq = uint16(sessionId);
+        uint16 current = s.seq;
+        if (seq == 0 || seq > current || sessionId & ID_UNUSED_BITS != 0) state = SessionState.None;
+        else if (seq < current) state = SessionState.Closed;
+        else state = s.state;
+    }
+
+    function _session(uint256 sessionId, SessionState expected) private view returns (Session storage s, address driver) {
+        SessionState state;
+        (s, driver, state) = _load(sessionId);
+        if (state != expected) revert InvalidState(sessionId, state);
+    }
+
+    function _sessionOfCaller(uint256 sessionId, SessionState expected) private view returns (Session storage s) {
+        address driver;
+        (s, driver) = _session(sessionId, expected);
+        if (driver != msg.sender) revert NotDriver(sessionId, msg.sender);
     }
 }

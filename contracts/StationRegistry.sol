@@ -50,7 +50,7 @@ abstract contract StationRegistry is AccessControl {
 
     uint256 private constant MAX_CHARGE_POINT_ID_LENGTH = 48;
 
-    Tariff[] private _tariffs;
+    mapping(uint32 tariffId => Tariff) private _tariffs;
     mapping(uint32 stationId => Station) internal _stations;
     mapping(uint32 stationId => string) private _chargePointIds;
     mapping(uint32 stationId => bytes) private _meterPublicKeys;
@@ -58,6 +58,9 @@ abstract contract StationRegistry is AccessControl {
     mapping(address account => Operator) private _operators;
     /// @notice Number of stations ever registered; station ids run from 1 to stationCount.
     uint32 public stationCount;
+    /// @notice Number of tariffs ever set; tariff ids run from 1 to tariffCount (0 means none).
+    /// @dev A mapping plus a counter, not an array: settle reads a tariff without an array-length load.
+    uint32 public tariffCount;
 
     event OperatorRegistered(address indexed operator, address payout, string name);
     event PayoutChanged(address indexed operator, address payout);
@@ -80,7 +83,6 @@ abstract contract StationRegistry is AccessControl {
         if (admin == address(0)) revert ZeroAddress();
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(REGISTRAR_ROLE, admin);
-        _tariffs.push(); // tariff id 0 means "none"
     }
 
     modifier onlyOperator() {
@@ -180,7 +182,7 @@ abstract contract StationRegistry is AccessControl {
 
     /// @notice The tariff record `tariffId`; reverts UnknownTariff if there is none.
     function getTariff(uint32 tariffId) public view returns (Tariff memory) {
-        if (tariffId == 0 || tariffId >= _tariffs.length) revert UnknownTariff(tariffId);
+        if (tariffId == 0 || tariffId > tariffCount) revert UnknownTariff(tariffId);
         return _tariffs[tariffId];
     }
 
@@ -210,8 +212,8 @@ abstract contract StationRegistry is AccessControl {
     }
 
     function _setTariff(uint32 stationId, Tariff calldata tariff) private returns (uint32 tariffId) {
-        tariffId = uint32(_tariffs.length);
-        _tariffs.push(tariff);
+        tariffId = ++tariffCount;
+        _tariffs[tariffId] = tariff;
         _stations[stationId].tariffId = tariffId;
         emit TariffSet(stationId, tariffId, tariff.pricePerKWh, tariff.sessionFee, tariff.timeFeePerHour);
     }

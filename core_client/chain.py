@@ -24,6 +24,7 @@ from ev_network.deployment import Deployment
 from ev_network.errors import ChainUnavailable, ContractRevert, EVNetworkError
 from ev_network.events import ChainEvent, EventReader, indexed_topic
 from ev_network.pricing import Tariff
+from ev_network.session_ids import hex_session_id
 
 if TYPE_CHECKING:
     from core_client.service import SessionService
@@ -136,5 +137,7 @@ class EventWatcher:
                 try:
                     self.tariffs[tariff_id] = self.escrow.get_tariff(tariff_id)
                 except ContractRevert as error:
-                    raise EVNetworkError(f"tariff {tariff_id} of session {event.args['sessionId']}: {error}") from None
+                    raise EVNetworkError(
+                        f"tariff {tariff_id} of session {hex_session_id(event.args['sessionId'])}: {error}"
+                    ) from None
         return registrations, events

@@ -28,7 +28,8 @@ from web3.logs import DISCARD
 
 from ev_network.contracts import Escrow, SessionState
 from ev_network.errors import ChainUnavailable, ContractRevert, EVNetworkError, TransactionFailed
-from ev_network.events import EventReader, indexed_topic
+from ev_network.events import ChainEvent, EventReader, indexed_topic
+from ev_network.session_ids import hex_session_id
 from ev_network.tx import NETWORK_ERRORS
 
 if TYPE_CHECKING:
@@ -43,6 +44,11 @@ TARGET = {
     "start": {SessionState.ACTIVE, SessionState.SETTLED, SessionState.EXPIRED},
     "reject": {SessionState.CANCELLED},
     "settle": {SessionState.SETTLED},
+}
+_ENDINGS = {
+    "SessionSettled": SessionState.SETTLED,
+    "SessionCancelled": SessionState.CANCELLED,
+    "SessionExpired": SessionState.EXPIRED,
 }
 # On-chain state in which a job can still be sent.
 SENDABLE = {"start": SessionState.REQUESTED, "reject": SessionState.REQUESTED, "settle": SessionState.ACTIVE}
@@ -158,7 +164,7 @@ class ChainWorker:
             log.error(
                 "%s for sessions %s refused by the node: %s; retrying in 5s",
                 jobs[0].kind,
-                [j.session_id for j in jobs],
+                [hex_session_id(j.session_id) for j in jobs],
                 error,
             )
             for job in jobs:
@@ -171,8 +177,8 @@ class ChainWorker:
                 self.store.update_job(job.id, status="sent", tx_hash=hex_hash, attempts=job.attempts + 1)
         for job in jobs:
             log.info(
-                "session %d: %s sent, tx %s%s",
-                job.session_id,
+                "session %s: %s sent, tx %s%s",
+                hex_session_id(job.session_id),
                 job.kind,
                 hex_hash,
                 f" (batch of {len(jobs)})" if len(jobs) > 1 else "",
@@ -255,12 +261,14 @@ class ChainWorker:
     async def _resolve(self, job: Job, error: str, resendable: bool) -> None:
         """A job whose transaction reverted or vanished: decide from the session's state on chain."""
         state = (await asyncio.to_thread(self.escrow.get_session, job.session_id)).state
+        if state is SessionState.CLOSED:  # the driver's lane moved on: the events tell how it ended
+            state = await self._outcome(job.session_id)
         if state in TARGET[job.kind]:
             settled = await self._find_settlement(job.session_id) if job.kind == "settle" else None
-            log.info("session %d: %s already done on chain (%s)", job.session_id, job.kind, state.name)
+            log.info("session %s: %s already done on chain (%s)", hex_session_id(job.session_id), job.kind, state.name)
             self._done(job, None, None, settled)
         elif resendable and state is SENDABLE[job.kind]:
-            log.warning("session %d: %s: %s; sending again", job.session_id, job.kind, error)
+            log.warning("session %s: %s: %s; sending again", hex_session_id(job.session_id), job.kind, error)
             self.store.update_job(job.id, status="pending", tx_hash=None, last_error=error)
         else:
             self._failed(job, f"{error} (session is {state.name} on chain)")
@@ -308,10 +316,16 @@ class ChainWorker:
         return {e["args"]["sessionId"]: {"cost": e["args"]["cost"], "refund": e["args"]["refund"]} for e in events}
 
     async def _find_settlement(self, session_id: int) -> dict[str, int] | None:
+        events = await self._events_of(session_id, ["SessionSettled"])
+        return {"cost": events[0].args["cost"], "refund": events[0].args["refund"]} if events else None
+
+    async def _outcome(self, session_id: int) -> SessionState:
+        """How a Closed session ended, from its final event."""
+        events = await self._events_of(session_id, list(_ENDINGS))
+        return _ENDINGS[events[-1].name] if events else SessionState.CLOSED
+
+    async def _events_of(self, session_id: int, names: list[str]) -> list[ChainEvent]:
         s = self.store.get_session(session_id)
         start = s.requested_block if s else 0
         head = await asyncio.to_thread(self.reader.head)
-        events = await asyncio.to_thread(
-            self.reader.fetch, start, head, ["SessionSettled"], [indexed_topic(session_id)]
-        )
-        return {"cost": events[0].args["cost"], "refund": events[0].args["refund"]} if events else None
+        return await asyncio.to_thread(self.reader.fetch, start, head, names, [indexed_topic(session_id)])

@@ -26,8 +26,9 @@ from core_client.sessions import (
     budget_limit,
     cost_so_far,
     must_stop,
-    session_of_id_tag,
+    tag_of_id_tag,
 )
+from ev_network.session_ids import hex_session_id
 
 if TYPE_CHECKING:
     from core_client.central_system import StationLink
@@ -76,7 +77,7 @@ class ChargePointMixin:
         log.debug("%s/%d: %s (%s)", link.id, connector, status, error_code)
 
     def authorize(self, link: StationLink, id_tag: str) -> str:
-        """Accepted for ``EVN<session>`` tags of a live session at this charge point, Invalid otherwise."""
+        """Accepted for ``EVN<tag>`` idTags of a live session at this charge point, Invalid otherwise."""
         session = self._session_of_tag(id_tag)
         ok = session is not None and session.charge_point_id == link.id and session.state in HOLDS_CONNECTOR
         return ACCEPTED if ok else INVALID
@@ -85,7 +86,11 @@ class ChargePointMixin:
         """Hand out a transaction id; for the session named by the tag, queue ``start`` on chain."""
         s = self._session_of_tag(id_tag)
         if s is not None and s.charge_point_id == link.id and s.connector == connector and s.transaction_id:
-            log.info("session %d: repeated StartTransaction, same transaction %d", s.session_id, s.transaction_id)
+            log.info(
+                "session %s: repeated StartTransaction, same transaction %d",
+                hex_session_id(s.session_id),
+                s.transaction_id,
+            )
             return s.transaction_id, ACCEPTED if s.state in RUNNING else INVALID
         ok = (
             s is not None
@@ -121,8 +126,8 @@ class ChargePointMixin:
             self.spawn(self._stop_foreign(link, tx_id))
             return tx_id, INVALID
         log.info(
-            "session %d: StartTransaction on %s/%d, transaction %d, meter %d Wh; start queued",
-            s.session_id,
+            "session %s: StartTransaction on %s/%d, transaction %d, meter %d Wh; start queued",
+            hex_session_id(s.session_id),
             link.id,
             connector,
             tx_id,
@@ -146,8 +151,8 @@ class ChargePointMixin:
         ):
             cost = cost_so_far(s.tariff, s.energy_wh, duration)
             log.info(
-                "session %d: budget reached at %d Wh: cost %d of deposit %d (limit %d); stopping",
-                s.session_id,
+                "session %s: budget reached at %d Wh: cost %d of deposit %d (limit %d); stopping",
+                hex_session_id(s.session_id),
                 s.energy_wh,
                 cost,
                 s.deposit,
@@ -179,15 +184,15 @@ class ChargePointMixin:
                 self.store.finish_transaction(transaction_id, meter_stop, reason)
             return INVALID
         if s.state in FINISHED:
-            log.info("session %d: repeated StopTransaction, nothing to do", s.session_id)
+            log.info("session %s: repeated StopTransaction, nothing to do", hex_session_id(s.session_id))
             return ACCEPTED
         if s.state not in RUNNING:
             return INVALID
         stop = min(max(meter_stop, s.meter_start or 0), UINT40 - 1)
         if stop != meter_stop:
             log.warning(
-                "session %d: meter stop %d outside [meter start, 2^40): settling with %d",
-                s.session_id,
+                "session %s: meter stop %d outside [meter start, 2^40): settling with %d",
+                hex_session_id(s.session_id),
                 meter_stop,
                 stop,
             )
@@ -197,8 +202,8 @@ class ChargePointMixin:
             self.store.save_session(stopped)
             self.store.enqueue("settle", s.session_id, {"meter_stop": stop})
         log.info(
-            "session %d: StopTransaction (%s) at %d Wh, %d Wh delivered; settle queued",
-            s.session_id,
+            "session %s: StopTransaction (%s) at %d Wh, %d Wh delivered; settle queued",
+            hex_session_id(s.session_id),
             reason or "no reason",
             stop,
             stopped.energy_wh,
@@ -207,8 +212,8 @@ class ChargePointMixin:
         return ACCEPTED
 
     def _session_of_tag(self, id_tag: str | None) -> SessionRecord | None:
-        session_id = session_of_id_tag(id_tag)
-        return self.store.get_session(session_id) if session_id is not None else None
+        tag = tag_of_id_tag(id_tag)
+        return self.store.session_by_tag(tag) if tag is not None else None
 
     def _session_for_meter(self, link: StationLink, connector: int, transaction_id: int | None) -> SessionRecord | None:
         if transaction_id is not None:

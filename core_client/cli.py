@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from core_client.config import ConfigError, Settings, load_settings
+from core_client.store import StoreVersionError
 from ev_network.chain import connect
 from ev_network.cli_errors import KNOWN_ERRORS
 from ev_network.cli_errors import clean_errors as _clean_errors
@@ -64,7 +65,7 @@ CpArg = Annotated[str, typer.Argument(help="OCPP charge point id.", metavar="CP_
 KeystoreOpt = Annotated[Path, typer.Option("--keystore", help="Keyfile to write (never overwritten).")]
 PasswordEnvOpt = Annotated[str, typer.Option("--password-env", help="Env variable holding the password.")]
 
-clean_errors = _clean_errors((*KNOWN_ERRORS, ConfigError))
+clean_errors = _clean_errors((*KNOWN_ERRORS, ConfigError, StoreVersionError))
 
 
 def _settings(config: Path | None) -> Settings:

@@ -20,15 +20,18 @@ from core_client.chain import ChainWorker, EventWatcher
 from core_client.config import Settings
 from core_client.server import ControlServer, OcppServer
 from core_client.service import SessionService
+from core_client.sessions import SessionRecord, State
 from core_client.store import Store
 from ev_network.chain import http_web3
 from ev_network.contracts import Escrow, SessionState
 from ev_network.deployment import Deployment
 from ev_network.errors import ChainUnavailable, EVNetworkError
 from ev_network.keys import load_keyfile
+from ev_network.session_ids import hex_session_id
 from ev_network.tx import TxSender
 
 log = logging.getLogger("core_client")
+FAILED_SHOWN = 20  # the latest failed sessions listed in /health
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -58,16 +61,21 @@ class Daemon:
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
-        """Connect to the chain (waiting for it if needed), open the store, start serving."""
+        """Open the store (refusing one of another version), connect to the chain (waiting for it if
+        needed), check the operator and the store's deployment, start serving."""
         s = self.settings
-        self.w3_events, self.w3_tx = make_web3(s), make_web3(s)
-        await self._wait_for_chain()
-        self.escrow_read = Escrow(self.w3_events, self.deployment)
-        operator = await asyncio.to_thread(self.escrow_read.operator_of, self.account.address)
-        if not operator.registered:
-            raise EVNetworkError(f"{self.account.address} is not a registered operator on this escrow")
-        self.store = Store(s.database)
-        self._check_database()
+        self.store = Store(s.database)  # first: a database of an old version is refused at once
+        try:
+            self.w3_events, self.w3_tx = make_web3(s), make_web3(s)
+            await self._wait_for_chain()
+            self.escrow_read = Escrow(self.w3_events, self.deployment)
+            operator = await asyncio.to_thread(self.escrow_read.operator_of, self.account.address)
+            if not operator.registered:
+                raise EVNetworkError(f"{self.account.address} is not a registered operator on this escrow")
+            self._check_database()
+        except BaseException:
+            self.store.close()
+            raise
         self.service = SessionService(s, self.store, self._chain_state, self._station_lookup)
         self.watcher = EventWatcher(
             self.w3_events,
@@ -129,6 +137,7 @@ class Daemon:
             "chain_reachable": self.watcher.outage.since is None and self.worker.outage.since is None,
             "last_processed_block": self.store.cursor(),
             "sessions_by_state": self.store.counts_by_state(),
+            "failed_sessions": [_failed(s) for s in self.store.sessions_in({State.FAILED})[-FAILED_SHOWN:]],
         }
 
     def _check_database(self) -> None:
@@ -138,7 +147,6 @@ class Daemon:
         if stored is None:
             self.store.set_meta("identity", identity)
         elif stored != identity:
-            self.store.close()
             raise EVNetworkError(
                 f"database {self.settings.database} belongs to chain:escrow:operator {stored}, not {identity}; "
                 "use a new database file for a new deployment or operator"
@@ -172,6 +180,17 @@ class Daemon:
         if station is None or station.operator != self.account.address:
             return None
         return station.station_id, station.connectors
+
+
+def _failed(s: SessionRecord) -> dict[str, Any]:
+    """A failed session in /health: its id as 0x and 64 hex digits, where it was, what failed."""
+    return {
+        "session_id": hex_session_id(s.session_id),
+        "id_tag": s.id_tag,
+        "charge_point_id": s.charge_point_id,
+        "connector": s.connector,
+        "error": s.last_error,
+    }
 
 
 async def run(settings: Settings, password: str) -> None:

@@ -9,9 +9,10 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from core_client.sessions import RUNNING, SessionRecord, State, can
+from core_client.sessions import RUNNING, SessionRecord, State, can, id_tag_for
 from ev_network.contracts import CancelReason
 from ev_network.pricing import Tariff
+from ev_network.session_ids import hex_session_id
 
 if TYPE_CHECKING:
     from core_client.central_system import StationLink
@@ -50,16 +51,18 @@ class LedgerMixin:
             requested_block=block,
             requested_at=time.time(),
         )
-        if not self.store.insert_session(record):
+        tag = self.store.insert_session(record)
+        if tag is None:
             return False
         log.info(
-            "session %d: requested at %s/%d by %s, deposit %d (block %d)",
-            record.session_id,
+            "session %s: requested at %s/%d by %s, deposit %d (block %d), idTag %s",
+            hex_session_id(record.session_id),
             station[0],
             record.connector,
             record.driver,
             record.deposit,
             block,
+            id_tag_for(tag),
         )
         return True
 
@@ -67,13 +70,15 @@ class LedgerMixin:
         """StopRequested by the driver: the reconcile loop sends RemoteStopTransaction."""
         s = self.store.get_session(session_id)
         if s is None:
-            log.warning("session %d: StopRequested for a session this Core Client does not know", session_id)
+            log.warning(
+                "session %s: StopRequested for a session this Core Client does not know", hex_session_id(session_id)
+            )
             return False
         if s.state not in (State.STARTING, State.CHARGING) or s.stop_wanted:
-            log.info("session %d: StopRequested while %s: nothing to do", session_id, s.state.value)
+            log.info("session %s: StopRequested while %s: nothing to do", hex_session_id(session_id), s.state.value)
             return False
         self.store.save_session(_with(s, stop_wanted="driver"))
-        log.info("session %d: driver requested the stop", session_id)
+        log.info("session %s: driver requested the stop", hex_session_id(session_id))
         return True
 
     # ------------------------------------------------------------------- jobs
@@ -86,31 +91,47 @@ class LedgerMixin:
             return
         if job.kind == "start" and can(s.state, "start_mined"):
             self.store.save_session(s.apply("start_mined"))
-            log.info("session %d: start mined %s", s.session_id, where)
+            log.info("session %s: start mined %s", hex_session_id(s.session_id), where)
         elif job.kind == "reject" and can(s.state, "reject_mined"):
             reason = CancelReason(job.args["reason"]).name
             self.store.save_session(s.apply("reject_mined", refund=s.deposit, cost=0))
             log.info(
-                "session %d: rejected on chain (%s), deposit %d refunded %s", s.session_id, reason, s.deposit, where
+                "session %s: rejected on chain (%s), deposit %d refunded %s",
+                hex_session_id(s.session_id),
+                reason,
+                s.deposit,
+                where,
             )
         elif job.kind == "settle" and can(s.state, "settle_mined"):
             cost = settled["cost"] if settled else None
             refund = settled["refund"] if settled else None
             self.store.save_session(s.apply("settle_mined", cost=cost, refund=refund, finished_at=time.time()))
-            log.info("session %d: settled cost=%s refund=%s, %d Wh %s", s.session_id, cost, refund, s.energy_wh, where)
+            log.info(
+                "session %s: settled cost=%s refund=%s, %d Wh %s",
+                hex_session_id(s.session_id),
+                cost,
+                refund,
+                s.energy_wh,
+                where,
+            )
 
     def on_job_failed(self, job: Job, error: str) -> None:
         """A job that can never succeed: the session needs an operator's look."""
         s = self.store.get_session(job.session_id)
         log.error(
-            "session %d: %s FAILED on chain: %s -- needs an operator's attention", job.session_id, job.kind, error
+            "session %s: %s FAILED on chain: %s -- needs an operator's attention",
+            hex_session_id(job.session_id),
+            job.kind,
+            error,
         )
         if s is None or not can(s.state, "job_failed"):
             return
         self.store.save_session(s.apply("job_failed", last_error=f"{job.kind}: {error}"))
         link = self.links.get(s.charge_point_id)
         if job.kind == "start" and s.state in RUNNING and s.transaction_id and link is not None:
-            log.warning("session %d: stopping transaction %d at %s", s.session_id, s.transaction_id, link.id)
+            log.warning(
+                "session %s: stopping transaction %d at %s", hex_session_id(s.session_id), s.transaction_id, link.id
+            )
             self.spawn(self._stop_foreign(link, s.transaction_id))  # type: ignore[attr-defined]
 
 

@@ -28,6 +28,7 @@ from core_client.sessions import HOLDS_CONNECTOR, SessionRecord, State, can
 from core_client.store import Store
 from ev_network.contracts import CancelReason, SessionState
 from ev_network.errors import ChainUnavailable
+from ev_network.session_ids import hex_session_id
 
 log = logging.getLogger("core_client.sessions")
 
@@ -134,7 +135,11 @@ class SessionService(ChargePointMixin, LedgerMixin):
                 self.spawn(self._dispatch(s))
         for s in self.store.sessions_in({State.REMOTE_START_SENT}):
             if now - (s.remote_start_at or now) > self.settings.start_timeout_s and s.session_id not in self._inflight:
-                log.warning("session %d: no StartTransaction within %gs", s.session_id, self.settings.start_timeout_s)
+                log.warning(
+                    "session %s: no StartTransaction within %gs",
+                    hex_session_id(s.session_id),
+                    self.settings.start_timeout_s,
+                )
                 self.reject(s.session_id, CancelReason.OTHER)
         for s in self.store.sessions_in({State.STARTING, State.CHARGING}, stop_wanted=True):
             if s.stop_wanted and self.online(s.charge_point_id) and self._free(s.session_id, now):
@@ -150,33 +155,39 @@ class SessionService(ChargePointMixin, LedgerMixin):
                 if time.time() - self.started < self.settings.reconnect_grace_s:
                     self._retry_at[s.session_id] = time.time() + 1
                     return
-                log.info("session %d: station %s is offline", s.session_id, s.charge_point_id)
+                log.info("session %s: station %s is offline", hex_session_id(s.session_id), s.charge_point_id)
                 self.reject(s.session_id, CancelReason.STATION_OFFLINE)
                 return
             if self._connector_busy(s):
-                log.info("session %d: connector %s/%d is busy", s.session_id, s.charge_point_id, s.connector)
+                log.info(
+                    "session %s: connector %s/%d is busy", hex_session_id(s.session_id), s.charge_point_id, s.connector
+                )
                 self.reject(s.session_id, CancelReason.CONNECTOR_BUSY)
                 return
             if self.chain_state is not None:
                 state = await self.chain_state(s.session_id)
                 if state is not None and state is not SessionState.REQUESTED:
-                    log.warning("session %d: %s on chain, not starting it", s.session_id, state.name)
+                    log.warning("session %s: %s on chain, not starting it", hex_session_id(s.session_id), state.name)
                     self.reject(s.session_id, CancelReason.OTHER)
                     return
             s = self.store.get_session(s.session_id)
             if s is None or s.state is not State.REQUESTED:
                 return
             self.store.save_session(s.apply("remote_start_sent", remote_start_at=time.time()))
-            log.info("session %d: RemoteStart sent to %s/%d", s.session_id, s.charge_point_id, s.connector)
+            log.info(
+                "session %s: RemoteStart sent to %s/%d", hex_session_id(s.session_id), s.charge_point_id, s.connector
+            )
             try:
                 status = await link.remote_start(s.connector, s.id_tag)
             except CommandFailed as error:
                 log.warning(
-                    "session %d: RemoteStart got no answer (%s); waiting for the start timeout", s.session_id, error
+                    "session %s: RemoteStart got no answer (%s); waiting for the start timeout",
+                    hex_session_id(s.session_id),
+                    error,
                 )
                 return
             if status != RemoteStartStopStatus.accepted:
-                log.info("session %d: %s rejected the RemoteStart", s.session_id, s.charge_point_id)
+                log.info("session %s: %s rejected the RemoteStart", hex_session_id(s.session_id), s.charge_point_id)
                 self.reject(s.session_id, CancelReason.CHARGER_REJECTED)
         finally:
             self._inflight.discard(session_id)
@@ -184,15 +195,17 @@ class SessionService(ChargePointMixin, LedgerMixin):
     async def _remote_stop(self, s: SessionRecord) -> None:
         try:
             link = self.links[s.charge_point_id]
-            log.info("session %d: RemoteStop sent to %s (%s)", s.session_id, s.charge_point_id, s.stop_wanted)
+            log.info(
+                "session %s: RemoteStop sent to %s (%s)", hex_session_id(s.session_id), s.charge_point_id, s.stop_wanted
+            )
             try:
                 status = await link.remote_stop(s.transaction_id or 0)
             except CommandFailed as error:
-                log.warning("session %d: RemoteStop failed (%s); retrying", s.session_id, error)
+                log.warning("session %s: RemoteStop failed (%s); retrying", hex_session_id(s.session_id), error)
                 self._retry_at[s.session_id] = time.time() + 5
                 return
             if status != RemoteStartStopStatus.accepted:
-                log.warning("session %d: %s rejected the RemoteStop", s.session_id, s.charge_point_id)
+                log.warning("session %s: %s rejected the RemoteStop", hex_session_id(s.session_id), s.charge_point_id)
             current = self.store.get_session(s.session_id)
             if current is not None and can(current.state, "remote_stop_sent"):
                 self.store.save_session(current.apply("remote_stop_sent", remote_stop_sent=True))
@@ -213,7 +226,7 @@ class SessionService(ChargePointMixin, LedgerMixin):
         with self.store.transaction():
             self.store.save_session(s.apply("reject_queued", reject_reason=int(reason), finished_at=time.time()))
             self.store.enqueue("reject", session_id, {"reason": int(reason)})
-        log.info("session %d: reject queued (%s)", session_id, reason.name)
+        log.info("session %s: reject queued (%s)", hex_session_id(session_id), reason.name)
         self.on_job_queued()
         return True
 
@@ -227,7 +240,7 @@ class SessionService(ChargePointMixin, LedgerMixin):
             if (
                 other.session_id != s.session_id
                 and other.connector == s.connector
-                and (other.state is not State.REQUESTED or other.session_id < s.session_id)
+                and (other.state is not State.REQUESTED or _before(other, s))
             ):
                 return True
         return self.store.connector_status(s.charge_point_id, s.connector) in BUSY_STATUSES
@@ -250,3 +263,11 @@ class SessionService(ChargePointMixin, LedgerMixin):
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _before(a: SessionRecord, b: SessionRecord) -> bool:
+    """Whether ``a`` was requested before ``b``. Session ids do not tell (they are per driver and lane);
+    the store's tags count sessions in the order their SessionRequested events were handled."""
+    if a.tag is not None and b.tag is not None:
+        return a.tag < b.tag
+    return a.requested_block < b.requested_block

@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from ev_network.pricing import Tariff, price
+from ev_network.session_ids import hex_session_id
 
 PPM = 1_000_000
 
@@ -90,7 +91,7 @@ class InvalidTransition(Exception):
     """An event that the session's current state does not allow."""
 
     def __init__(self, session_id: int, state: State, event: str) -> None:
-        super().__init__(f"session {session_id}: '{event}' not allowed in state {state.value}")
+        super().__init__(f"session {hex_session_id(session_id)}: '{event}' not allowed in state {state.value}")
         self.session_id, self.state, self.event = session_id, state, event
 
 
@@ -130,11 +131,14 @@ class SessionRecord:
     meter_at: float | None = None
     stopped_at: float | None = None
     finished_at: float | None = None
+    tag: int | None = None  # the store's short number for the session, set when it is stored
 
     @property
     def id_tag(self) -> str:
-        """The idTag naming this session in OCPP messages."""
-        return id_tag_for(self.session_id)
+        """The idTag naming this session in OCPP messages (a session id is too long for one)."""
+        if self.tag is None:
+            raise ValueError(f"session {hex_session_id(self.session_id)} has no tag before it is stored")
+        return id_tag_for(self.tag)
 
     @property
     def energy_wh(self) -> int:
@@ -152,13 +156,14 @@ class SessionRecord:
         return replace(self, state=target, **changes)
 
 
-def id_tag_for(session_id: int) -> str:
-    """``EVN<session id>``: the idTag the Core Client gives a charge point for an app-started session."""
-    return f"EVN{session_id}"
+def id_tag_for(tag: int) -> str:
+    """``EVN<tag>``: the idTag the Core Client gives a charge point for an app-started session. OCPP
+    allows 20 characters, so the tag is the store's number for the session, not its 256-bit id."""
+    return f"EVN{tag}"
 
 
-def session_of_id_tag(id_tag: str | None) -> int | None:
-    """The session id named by an idTag ``EVN<n>``, or None for any other tag."""
+def tag_of_id_tag(id_tag: str | None) -> int | None:
+    """The session tag named by an idTag ``EVN<n>``, or None for any other tag."""
     if not id_tag or not id_tag.startswith("EVN"):
         return None
     digits = id_tag[3:]

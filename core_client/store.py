@@ -1,8 +1,10 @@
 """The Core Client's persistent state in SQLite: sessions, OCPP transactions, chain jobs, the event
 cursor, our stations and connector statuses.
 
-One connection (WAL), used from the event loop's thread only; short transactions. Amounts and tariff
-prices are TEXT: a uint96 does not fit SQLite's 64-bit integers. ``with store.transaction():`` groups
+One connection (WAL), used from the event loop's thread only; short transactions. Amounts, tariff
+prices and session ids are TEXT: a uint96 or a 256-bit session id does not fit SQLite's 64-bit integers.
+Session ids are stored as 0x and 64 hex digits. Each session also gets a small ``tag`` (its row number),
+which names it in OCPP idTags. ``with store.transaction():`` groups
 several writes atomically (the event watcher commits state changes together with its cursor).
 """
 
@@ -19,10 +21,11 @@ from typing import Any
 
 from core_client.sessions import SessionRecord, State
 from ev_network.pricing import Tariff
+from ev_network.session_ids import hex_session_id
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
-  session_id INTEGER PRIMARY KEY, station_id INTEGER NOT NULL, charge_point_id TEXT NOT NULL,
+  tag INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT NOT NULL UNIQUE, station_id INTEGER NOT NULL, charge_point_id TEXT NOT NULL,
   connector INTEGER NOT NULL, driver TEXT NOT NULL, deposit TEXT NOT NULL,
   price_per_kwh TEXT NOT NULL, session_fee TEXT NOT NULL, time_fee_per_hour TEXT NOT NULL,
   tariff_id INTEGER NOT NULL, state TEXT NOT NULL, requested_block INTEGER NOT NULL,
@@ -34,12 +37,12 @@ CREATE TABLE IF NOT EXISTS sessions (
 CREATE INDEX IF NOT EXISTS sessions_state ON sessions(state);
 CREATE TABLE IF NOT EXISTS transactions (
   transaction_id INTEGER PRIMARY KEY, charge_point_id TEXT NOT NULL, connector INTEGER NOT NULL,
-  id_tag TEXT, session_id INTEGER, meter_start INTEGER NOT NULL, started_at REAL NOT NULL,
+  id_tag TEXT, session_id TEXT, meter_start INTEGER NOT NULL, started_at REAL NOT NULL,
   meter_stop INTEGER, stop_reason TEXT, stopped_at REAL
 );
 CREATE TABLE IF NOT EXISTS jobs (
   id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL CHECK (kind IN ('start', 'reject', 'settle')),
-  session_id INTEGER NOT NULL, args TEXT NOT NULL,
+  session_id TEXT NOT NULL, args TEXT NOT NULL,
   status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'done', 'failed')),
   tx_hash TEXT, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, block INTEGER,
   created_at REAL NOT NULL, updated_at REAL NOT NULL, UNIQUE (kind, session_id)
@@ -54,8 +57,10 @@ CREATE TABLE IF NOT EXISTS connectors (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+SCHEMA_VERSION = 2  # 2: 256-bit session ids (driver, lane, sequence) as TEXT, tags for idTags
 
 _AMOUNTS = ("deposit", "cost", "refund")
+_KEYS = ("session_id", "tag")
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,25 @@ class Transaction:
     stopped_at: float | None
 
 
+class StoreVersionError(Exception):
+    """The store file was written by an incompatible Core Client version (its sessions and chain jobs
+    belong to an escrow of another design: they cannot be carried over)."""
+
+    def __init__(self, path: Path, version: int) -> None:
+        self.path, self.version = path, version
+        if version < SCHEMA_VERSION:
+            why = (
+                f"store version {version}, from before 256-bit session ids (this Core Client needs version "
+                f"{SCHEMA_VERSION}, and an escrow deployed since)"
+            )
+        else:
+            why = f"store version {version}, by a newer Core Client (this one reads version {SCHEMA_VERSION})"
+        super().__init__(
+            f"the database {path} was written with {why}; it cannot be upgraded: point `database` in the "
+            "config at a new file (and `deployment_file` at the new deployment), keep the old file for its records"
+        )
+
+
 class Store:
     """SQLite persistence of the Core Client."""
 
@@ -102,11 +126,20 @@ class Store:
         # loss can lose the last commits, and the chain worker re-checks chain state for exactly that.
         # FULL would make every StatusNotification wait for the disk inside the event loop.
         self.db.execute("PRAGMA synchronous=NORMAL")
+        self._check_version()
         self.db.executescript(SCHEMA)
         self._depth = 0
 
     def close(self) -> None:
         self.db.close()
+
+    def _check_version(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        has_tables = self.db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'sessions'").fetchone()[0]
+        if has_tables and version != SCHEMA_VERSION:
+            self.db.close()
+            raise StoreVersionError(self.path, version)
+        self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -131,24 +164,29 @@ class Store:
 
     # ------------------------------------------------------------- sessions
 
-    def insert_session(self, record: SessionRecord) -> bool:
-        """Store a new session; False (and no change) if it is already known."""
+    def insert_session(self, record: SessionRecord) -> int | None:
+        """Store a new session; returns its tag (the number in its idTag ``EVN<tag>``), or None (and no
+        change) if it is already known."""
         row = _session_row(record)
         names = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         with self.transaction() as db:
             cur = db.execute(f"INSERT OR IGNORE INTO sessions ({names}) VALUES ({marks})", list(row.values()))
-            return cur.rowcount == 1
+            return cur.lastrowid if cur.rowcount == 1 else None
 
     def save_session(self, record: SessionRecord) -> None:
         row = _session_row(record)
-        sets = ", ".join(f"{k} = ?" for k in row if k != "session_id")
-        values = [v for k, v in row.items() if k != "session_id"]
+        sets = ", ".join(f"{k} = ?" for k in row if k not in _KEYS)
+        values = [v for k, v in row.items() if k not in _KEYS]
         with self.transaction() as db:
-            db.execute(f"UPDATE sessions SET {sets} WHERE session_id = ?", [*values, record.session_id])
+            db.execute(f"UPDATE sessions SET {sets} WHERE session_id = ?", [*values, _key(record.session_id)])
 
     def get_session(self, session_id: int) -> SessionRecord | None:
-        row = self.db.execute("SELECT * FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
+        row = self.db.execute("SELECT * FROM sessions WHERE session_id = ?", (_key(session_id),)).fetchone()
+        return _session_from(row) if row else None
+
+    def session_by_tag(self, tag: int) -> SessionRecord | None:
+        row = self.db.execute("SELECT * FROM sessions WHERE tag = ?", (tag,)).fetchone()
         return _session_from(row) if row else None
 
     def session_by_transaction(self, transaction_id: int) -> SessionRecord | None:
@@ -168,7 +206,7 @@ class Store:
         if charge_point_id is not None:
             query += " AND charge_point_id = ?"
             params.append(charge_point_id)
-        return [_session_from(r) for r in self.db.execute(query + " ORDER BY session_id", params)]
+        return [_session_from(r) for r in self.db.execute(query + " ORDER BY tag", params)]
 
     def counts_by_state(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT state, COUNT(*) FROM sessions GROUP BY state").fetchall())
@@ -185,13 +223,13 @@ class Store:
             db.execute(
                 "INSERT INTO transactions (transaction_id, charge_point_id, connector, id_tag, session_id,"
                 " meter_start, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (tx_id, charge_point_id, connector, id_tag, session_id, meter_start, time.time()),
+                (tx_id, charge_point_id, connector, id_tag, _key(session_id), meter_start, time.time()),
             )
             return tx_id
 
     def get_transaction(self, transaction_id: int) -> Transaction | None:
         row = self.db.execute("SELECT * FROM transactions WHERE transaction_id = ?", (transaction_id,)).fetchone()
-        return Transaction(**dict(row)) if row else None
+        return Transaction(**(dict(row) | {"session_id": _id(row["session_id"])})) if row else None
 
     def finish_transaction(self, transaction_id: int, meter_stop: int, reason: str | None) -> None:
         with self.transaction() as db:
@@ -208,7 +246,7 @@ class Store:
         with self.transaction() as db:
             cur = db.execute(
                 "INSERT OR IGNORE INTO jobs (kind, session_id, args, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                (kind, session_id, json.dumps(args), now, now),
+                (kind, _key(session_id), json.dumps(args), now, now),
             )
             return cur.rowcount == 1
 
@@ -222,7 +260,9 @@ class Store:
         return [_job_from(r) for r in self.db.execute(query + " ORDER BY id", params)]
 
     def job(self, kind: str, session_id: int) -> Job | None:
-        row = self.db.execute("SELECT * FROM jobs WHERE kind = ? AND session_id = ?", (kind, session_id)).fetchone()
+        row = self.db.execute(
+            "SELECT * FROM jobs WHERE kind = ? AND session_id = ?", (kind, _key(session_id))
+        ).fetchone()
         return _job_from(row) if row else None
 
     def update_job(self, job_id: int, **changes: Any) -> None:
@@ -300,11 +340,23 @@ class Store:
         return row[0] if row else None
 
 
+def _key(session_id: int | None) -> str | None:
+    return None if session_id is None else hex_session_id(session_id)
+
+
+def _id(key: str | None) -> int | None:
+    return None if key is None else int(key, 16)
+
+
 def _session_row(record: SessionRecord) -> dict[str, Any]:
     row: dict[str, Any] = {}
     for f in fields(record):
         value = getattr(record, f.name)
-        if f.name == "tariff":
+        if f.name == "tag":
+            continue  # the store assigns it
+        if f.name == "session_id":
+            row[f.name] = _key(value)
+        elif f.name == "tariff":
             row["price_per_kwh"] = str(value.price_per_kwh)
             row["session_fee"] = str(value.session_fee)
             row["time_fee_per_hour"] = str(value.time_fee_per_hour)
@@ -325,6 +377,7 @@ def _session_from(row: sqlite3.Row) -> SessionRecord:
     for name in _AMOUNTS:
         data[name] = None if data[name] is None else int(data[name])
     data["state"] = State(data["state"])
+    data["session_id"] = _id(data["session_id"])
     data["remote_stop_sent"] = bool(data["remote_stop_sent"])
     return SessionRecord(tariff=tariff, **data)
 
@@ -334,7 +387,7 @@ def _job_from(row: sqlite3.Row) -> Job:
     return Job(
         id=data["id"],
         kind=data["kind"],
-        session_id=data["session_id"],
+        session_id=_id(data["session_id"]),
         args=json.loads(data["args"]),
         status=data["status"],
         tx_hash=data["tx_hash"],

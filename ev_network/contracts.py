@@ -26,6 +26,7 @@ class SessionState(IntEnum):
     SETTLED = 3
     CANCELLED = 4
     EXPIRED = 5
+    CLOSED = 6  # ended, and its lane holds a later session: the outcome is in its events
 
 
 class CancelReason(IntEnum):
@@ -38,17 +39,19 @@ class CancelReason(IntEnum):
 
 @dataclass(frozen=True)
 class Session:
+    """A session as stored: ``since`` is when it entered its state (opened, started or ended). For None and
+    Closed only the id's parts (driver, lane, seq) are known."""
+
     session_id: int
     driver: str
+    lane: int
+    seq: int
+    state: SessionState
     deposit: int
     station_id: int
-    connector: int
-    state: SessionState
     tariff_id: int
-    opened_at: int
-    started_at: int
+    since: int
     meter_start: int
-    transaction_id: int
 
 
 @dataclass(frozen=True)
@@ -99,10 +102,7 @@ class Escrow(_Wrapper):
     # -- reads
     def get_session(self, session_id: int) -> Session:
         raw = call_view(self.contract.functions.getSession(session_id))
-        return Session(session_id, raw[0], raw[1], raw[2], raw[3], SessionState(raw[4]), *raw[5:])
-
-    def session_count(self) -> int:
-        return call_view(self.contract.functions.sessionCount())
+        return Session(session_id, raw[0], raw[1], raw[2], SessionState(raw[3]), *raw[4:])
 
     def get_station(self, station_id: int) -> Station:
         return Station(*call_view(self.contract.functions.getStation(station_id)))

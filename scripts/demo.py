@@ -24,13 +24,15 @@ from rich.table import Table
 from rich.text import Text
 
 from ev_network.devchain import ROOT
-from scripts.demo_chain import TOKEN, DemoChain, start_chain
+from ev_network.session_ids import driver_of, hex_session_id, session_label
+from scripts.demo_chain import TOKEN, DemoChain, StaleState, start_chain
 from scripts.demo_parts import connect_charge_points, driver_wallet, health, start_core_client
 from wallet.core import Wallet
 from wallet.invoice import render_text
 
 console = Console(highlight=False, width=max(110, Console().width))
 LOG_LINE = re.compile(r"^\S+ \S+ (?P<level>[A-Z]+)\s+[\w.]+: (?P<message>.*)$")
+SESSION_ID = re.compile(r"(?<=session )0x[0-9a-f]{64}\b")  # not tx hashes: same shape
 
 
 class DemoFailed(Exception):
@@ -69,19 +71,30 @@ def say(text: str) -> None:
     console.print(f"  {text}")
 
 
-def core_log(line: str) -> None:
-    """One line of the Core Client's log, without its timestamp and logger name."""
+def core_log(line: str, with_driver: bool = False) -> None:
+    """One line of the Core Client's log, without its timestamp and logger name. The daemon logs full
+    session ids (0x + 64 hex digits); shown here as their labels, which name a session among its
+    driver's (the demo has one driver; ``with_driver`` adds a short form of the driver's address)."""
     match = LOG_LINE.match(line)
     level, message = (match["level"], match["message"]) if match else ("INFO", line)
+    message = SESSION_ID.sub(lambda m: short_session(int(m[0], 16), with_driver), message)
     text = Text("  core-client | ", style="dim")
     text.append(message if level == "INFO" else f"{level}: {message}", style="yellow" if level != "INFO" else "")
     console.print(text)
 
 
+def short_session(session_id: int, with_driver: bool = False) -> str:
+    """``2/1`` (lane 2, first session), or ``2/1 of 0x7099…79C8`` with the driver."""
+    if not with_driver:
+        return session_label(session_id)
+    driver = driver_of(session_id)
+    return f"{session_label(session_id)} of {driver[:6]}…{driver[-4:]}"
+
+
 async def run_session(wallet: Wallet, chain: DemoChain, scenario: Scenario) -> dict:
     station_id = chain.station_ids[scenario.charge_point_id]
     opened = await asyncio.to_thread(wallet.open, station_id, scenario.connector, scenario.deposit)
-    tag = f"[bold]session {opened.session_id}[/bold] ({scenario.title})"
+    tag = f"[bold]session {session_label(opened.session_id)}[/bold] ({scenario.title})"
     say(f"{tag}: opened at {scenario.charge_point_id}/{scenario.connector}, deposit {wallet.fmt(scenario.deposit)}")
     stop_sent = False
     async for update in wallet.tracker.awatch(opened.session_id, poll_interval=0.2, timeout=90):
@@ -93,8 +106,13 @@ async def run_session(wallet: Wallet, chain: DemoChain, scenario: Scenario) -> d
             await asyncio.to_thread(wallet.request_stop, opened.session_id)
     status = await asyncio.to_thread(wallet.session_status, opened.session_id)
     if status.state.lower() != "settled":
-        raise DemoFailed(f"session {opened.session_id} ended {status.state}, not settled")
-    return {"session_id": opened.session_id, "scenario": scenario.ending, "state": "settled"}
+        raise DemoFailed(f"session {hex_session_id(opened.session_id)} ended {status.state}, not settled")
+    return {
+        "session_id": hex_session_id(opened.session_id),
+        "label": session_label(opened.session_id),
+        "scenario": scenario.ending,
+        "state": "settled",
+    }
 
 
 async def journey(chain: DemoChain, state_dir: Path, summary: dict) -> None:
@@ -110,13 +128,17 @@ async def journey(chain: DemoChain, state_dir: Path, summary: dict) -> None:
             wallet = driver_wallet(chain, state_dir)
             await asyncio.to_thread(wallet.top_up, TOP_UP, chain.admin)
             say(f"driver {wallet.address} topped up by {wallet.fmt(TOP_UP)}")
+            say(
+                "a driver's sessions are labelled lane/sequence: the three run at once, each on its own lane "
+                "(lane 0 shows just the sequence number); the full id is the driver's address, lane and sequence"
+            )
         before = balances(chain, wallet)
         with step("Sessions", "a session did not settle; the core-client lines above say where it stopped"):
             results = await asyncio.gather(*(run_session(wallet, chain, s) for s in SCENARIOS))
         after = balances(chain, wallet)
         with step("Invoices", "an invoice could not be built from the chain"):
             for result in results:
-                console.print(render_text(wallet.invoice(result["session_id"])))
+                console.print(render_text(wallet.invoice(int(result["session_id"], 16))))
         summary["sessions"] = list(results)
         summary["balances"] = balance_table(before, after, TOP_UP, wallet)
     finally:
@@ -151,6 +173,22 @@ def balance_table(before: dict[str, int], after: dict[str, int], minted: int, wa
     return {"before": before, "after": after, "minted_before": minted, "adds_up": adds_up}
 
 
+def start_chain_or_start_over(state_dir: Path, port: int | None = None) -> DemoChain:
+    """The chain kept in ``state_dir``; a state of an older EV Network version (its contracts and the
+    Core Client's database cannot be carried over) is put aside in ``state_dir/stale-<time>`` and the
+    demo starts over."""
+    try:
+        return start_chain(state_dir, say, port=port)
+    except StaleState as stale:
+        old = state_dir / f"stale-{time.strftime('%Y%m%d-%H%M%S')}"
+        old.mkdir()
+        for entry in state_dir.iterdir():
+            if not entry.name.startswith("stale-"):
+                entry.rename(old / entry.name)
+        say(f"{stale}: moved it to {old}, starting over")
+        return start_chain(state_dir, say, port=port)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
     parser.add_argument("--fresh", action="store_true", help="start a new chain instead of continuing .demo/")
@@ -165,7 +203,7 @@ def main() -> int:
     chain = None
     try:
         with step("Chain", "is Node/npm set up? run `make setup`; delete .demo/ or use --fresh if the state is broken"):
-            chain = start_chain(args.state_dir, say)
+            chain = start_chain_or_start_over(args.state_dir)
         asyncio.run(journey(chain, args.state_dir, summary))
         summary["ok"] = True
         console.rule(f"[bold green]Done in {time.monotonic() - started:.0f} s: three sessions settled on chain")

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
+from eth_utils import function_abi_to_4byte_selector
 from web3 import Web3
 
 from ev_network.chain import connect
 from ev_network.contracts import Escrow, Token
-from ev_network.deployment import Deployment
+from ev_network.deployment import Deployment, load_abi
 from ev_network.devchain import Anvil, deploy_with_brownie, dev_account
 from ev_network.pricing import Tariff
 from ev_network.tx import TxSender
@@ -34,6 +35,10 @@ STATIONS = (
     DemoStation("VOLT-BER-002", 2, Tariff(59 * TOKEN // 100, TOKEN, 0), "Berlin Adlershof, 150 kW DC"),
     DemoStation("VOLT-POT-001", 1, Tariff(35 * TOKEN // 100, 0, 6 * TOKEN), "Potsdam, AC with time fee"),
 )
+
+
+class StaleState(Exception):
+    """The kept chain state holds contracts of an older EV Network version: start over."""
 
 
 @dataclass
@@ -59,7 +64,11 @@ def start_chain(state_dir: Path, say, port: int | None = None) -> DemoChain:
     say(f"Anvil listening on {anvil.url} (state: {state_dir / 'anvil-state.json'})")
     deployment_file = state_dir / "deployment.json"
     w3 = connect(anvil.url)
-    deployment = _existing_deployment(w3, deployment_file)
+    try:
+        deployment = _existing_deployment(w3, deployment_file)
+    except StaleState:
+        anvil.stop()
+        raise
     if deployment is None:
         say("deploying EVToken and SessionEscrow with Brownie (scripts/deploy.py)")
         deployment = deploy_with_brownie(anvil.url, deployment_file, env={"EVN_START_TIMEOUT": "60"})
@@ -73,10 +82,24 @@ def start_chain(state_dir: Path, say, port: int | None = None) -> DemoChain:
 
 
 def _existing_deployment(w3: Web3, path: Path) -> Deployment | None:
+    """The kept deployment, None if there is none on this chain; StaleState if it is of an older version."""
     if not path.exists():
         return None
     deployment = Deployment.load(path)
-    return deployment if w3.eth.get_code(deployment.escrow) else None
+    code = bytes(w3.eth.get_code(deployment.escrow))
+    if not code:
+        return None
+    missing = [f["name"] for f in load_abi("SessionEscrow") if f["type"] == "function" and not _dispatches(code, f)]
+    if missing:
+        raise StaleState(
+            f"the escrow kept in {path.parent} is of an older EV Network version (no {', '.join(missing[:3])})"
+        )
+    return deployment
+
+
+def _dispatches(code: bytes, function: dict) -> bool:
+    """Whether the contract's dispatcher has ``function``'s selector (PUSH4 <selector>)."""
+    return b"\x63" + function_abi_to_4byte_selector(function) in code
 
 
 def _register(chain: DemoChain, say) -> None:

@@ -16,20 +16,23 @@ import sys
 from pathlib import Path
 
 from ev_network.devchain import ROOT
-from scripts.demo import DemoFailed, console, core_log, say, step
-from scripts.demo_chain import STATIONS, start_chain
+from scripts.demo import DemoFailed, console, core_log, say, start_chain_or_start_over, step
+from scripts.demo_chain import STATIONS
 from scripts.demo_parts import connect_charge_points, start_core_client
 
 
 async def serve(chain, state_dir: Path) -> None:
     with step("Core Client", "see the core-client lines above"):
-        core = start_core_client(chain, state_dir, core_log)
+        core = start_core_client(chain, state_dir, lambda line: core_log(line, with_driver=True))
     charge_points = {}
     try:
         with step("Charge points", "see the core-client lines above"):
             charge_points = await connect_charge_points(core)
         console.rule("[bold green]EV Network running: Ctrl-C to stop")
-        say("RPC http://127.0.0.1:8545, deployment deployments/local.json (the wallet's defaults)")
+        if chain.anvil.url.endswith(":8545"):
+            say(f"RPC {chain.anvil.url}, deployment deployments/local.json (the wallet's defaults)")
+        else:
+            say(f"RPC {chain.anvil.url}, deployment deployments/local.json: export EVN_RPC_URL={chain.anvil.url}")
         for station in STATIONS:
             say(f"station {chain.station_ids[station.charge_point_id]}: {station.charge_point_id} ({station.label})")
         say(
@@ -58,7 +61,7 @@ def main() -> int:
     chain = None
     try:
         with step("Chain", f"is port {args.port} free? (--port) run `make setup` first"):
-            chain = start_chain(state_dir, say, port=args.port)
+            chain = start_chain_or_start_over(state_dir, port=args.port)
             target = ROOT / "deployments" / "local.json"
             target.parent.mkdir(exist_ok=True)
             shutil.copy(state_dir / "deployment.json", target)

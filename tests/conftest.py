@@ -16,6 +16,7 @@ from ev_network.contracts import Escrow, Token
 from ev_network.deployment import Deployment
 from ev_network.devchain import Anvil, deploy_with_brownie, dev_account
 from ev_network.pricing import Tariff
+from ev_network.session_ids import lane_of, seq_of
 from ev_network.tx import TxSender
 from tests.core_helpers import keyfile  # noqa: F401  (fixture shared by the Core Client tests)
 
@@ -137,8 +138,13 @@ class Env:
         self, meter_start: int = 1000, deposit: int = ESCROW_DEPOSIT, station: int | None = None, driver=None
     ) -> int:
         session_id = self.open(deposit, station, driver=driver)
-        self.net.escrow(self.net.operator).start(session_id, 7000 + session_id, meter_start)
+        self.net.escrow(self.net.operator).start(session_id, transaction_id_for(session_id), meter_start)
         return session_id
+
+
+def transaction_id_for(session_id: int) -> int:
+    """The OCPP transaction id the tests' operator gives a session: 7000 + lane * 1000 + seq (fits uint32)."""
+    return 7000 + lane_of(session_id) * 1000 + seq_of(session_id)
 
 
 @pytest.fixture

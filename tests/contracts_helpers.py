@@ -84,7 +84,7 @@ class BatchReader:
     BALANCE_OF = Web3.keccak(text="balanceOf(address)")[:4]
     TOTAL_SUPPLY = Web3.keccak(text="totalSupply()")[:4]
     GET_SESSION = Web3.keccak(text="getSession(uint256)")[:4]
-    SESSION_TYPE = "(address,uint96,uint32,uint8,uint8,uint32,uint40,uint40,uint40,uint32)"
+    SESSION_TYPE = "(address,uint8,uint16,uint8,uint96,uint32,uint32,uint32,uint40)"  # SessionInfo
 
     def __init__(self, w3: Web3, token: str, escrow: str) -> None:
         self.w3, self.token, self.escrow = w3, token, escrow
@@ -103,7 +103,8 @@ class BatchReader:
         return dict(zip(accounts, values[:-1], strict=True)), values[-1]
 
     def sessions(self, session_ids: list[int]) -> dict[int, tuple]:
-        """{session id: raw getSession tuple (driver, deposit, stationId, connector, state, ...)}."""
+        """{session id: raw getSession tuple (driver, lane, seq, state, deposit, stationId, tariffId, since,
+        meterStart)}."""
         if not session_ids:
             return {}
         raw = self._calls([(self.escrow, self.GET_SESSION + encode(["uint256"], [s])) for s in session_ids])
@@ -119,3 +120,50 @@ class BatchReader:
             {"address": self.token, "fromBlock": from_block, "toBlock": to_block, "topics": [topic]}
         )
         return {Web3.to_checksum_address(bytes(log["topics"][2])[-20:]) for log in logs}
+
+
+# ------------------------------------------------------------------ escrow storage (lanes)
+# SessionEscrow's storage, in declaration order along its inheritance (constants and immutables take
+# no slot): AccessControl._roles (0); StationRegistry._tariffs (1), _stations (2), _chargePointIds (3),
+# _meterPublicKeys (4), _stationIdByChargePoint (5), _operators (6), stationCount + tariffCount packed
+# (7); SessionEscrow._lanes (8). tests/test_escrow_lanes.py checks the number against a real session's
+# slot before writing any: a layout change fails there instead of writing to the wrong slot.
+LANES_SLOT = 8
+# The packed Session struct, lowest bits first: (field, bits).
+SESSION_FIELDS = (
+    ("deposit", 96),
+    ("station_id", 32),
+    ("tariff_id", 32),
+    ("state", 8),
+    ("since", 32),
+    ("meter_start", 40),
+    ("seq", 16),
+)
+
+
+def lane_slot(driver: str, lane: int) -> int:
+    """The storage slot of ``driver``'s ``lane``. ``_lanes`` is a ``mapping(address => Session[256])``:
+    the value of key k lives at keccak256(abi.encode(k, LANES_SLOT)), and a fixed-size array of
+    one-slot structs fills the consecutive slots from there."""
+    base = Web3.keccak(encode(["address", "uint256"], [driver, LANES_SLOT]))
+    return int.from_bytes(base, "big") + lane
+
+
+def read_lane(w3: Web3, escrow: str, driver: str, lane: int) -> dict[str, int]:
+    """The lane's stored Session, unpacked into its fields."""
+    word = int.from_bytes(w3.eth.get_storage_at(escrow, lane_slot(driver, lane)), "big")
+    fields = {}
+    for name, bits in SESSION_FIELDS:
+        fields[name], word = word & ((1 << bits) - 1), word >> bits
+    return fields
+
+
+def write_lane(w3: Web3, escrow: str, driver: str, lane: int, **changes: int) -> None:
+    """Overwrite fields of the lane's stored Session with ``anvil_setStorageAt`` (dev chain only)."""
+    fields = {**read_lane(w3, escrow, driver, lane), **changes}
+    word, shift = 0, 0
+    for name, bits in SESSION_FIELDS:
+        assert 0 <= fields[name] < 1 << bits, f"{name}={fields[name]} does not fit {bits} bits"
+        word, shift = word | fields[name] << shift, shift + bits
+    slot, value = f"0x{lane_slot(driver, lane):064x}", f"0x{word:064x}"
+    w3.provider.make_request("anvil_setStorageAt", [escrow, slot, value])

@@ -30,6 +30,7 @@ from ev_network.contracts import Session, SessionState
 from ev_network.devchain import free_port
 from ev_network.events import ChainEvent, EventReader, indexed_topic
 from ev_network.keys import create_keyfile
+from ev_network.session_ids import hex_session_id
 from simulator.charge_point import Behaviour, SimChargePoint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,7 +116,9 @@ class Core:
 
     async def wait_local(self, session_id: int, *states: State, timeout: float = 20) -> SessionRecord:
         """Wait until the daemon's own record of the session is in one of ``states``."""
-        return await until(lambda: _in(self.local(session_id), states), timeout, f"session {session_id} in {states}")
+        return await until(
+            lambda: _in(self.local(session_id), states), timeout, f"session {hex_session_id(session_id)} in {states}"
+        )
 
 
 async def until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
@@ -152,7 +155,9 @@ async def wait_chain(net: Any, session_id: int, state: SessionState, timeout: fl
         if session.state is state:
             return session
         if time.monotonic() > deadline:
-            raise AssertionError(f"session {session_id} is {session.state.name} on chain, expected {state.name}")
+            raise AssertionError(
+                f"session {hex_session_id(session_id)} is {session.state.name} on chain, expected {state.name}"
+            )
         await asyncio.sleep(0.1)
 
 

@@ -1,41 +1,35 @@
-"""The escrow's state machine as a Hypothesis RuleBasedStateMachine, with a Python model of every
-session, station and balance; used by tests/test_property.py.
+"""The escrow's state machine as a Hypothesis RuleBasedStateMachine, checked against the Python model
+of tests/property_model.py; used by tests/test_property.py.
 
-Random sequences of escrow operations against the model.
-
-Three drivers, two operators with two stations each. After every step: the token's supply is held
-by the accounts that ever received tokens; the escrow holds exactly the deposits of open sessions;
-every session on chain equals the model. At the end every open session is drained by its driver
-after the timeouts, so no deposit stays stuck. Runs on the real Anvil; each example starts from an
-evm snapshot and reverts it. Block timestamps advance exactly one second per block while a machine
-runs (``anvil_setBlockTimestampInterval``), so the model knows every block's time: a transaction
-(and its gas estimate, which runs against the pending block) sees the latest block's time + 1."""
+Three drivers, each opening several concurrent sessions (one per lane) and reusing lanes once their
+sessions end; two operators with two stations each. Every call must succeed or revert with exactly
+the custom error and arguments the model predicts; every open must return the id the model predicts
+(driver, first free lane, the lane's next sequence number). After every step: the token's supply is
+held by the accounts that ever received tokens; the escrow holds exactly the deposits of open
+sessions; every session id the machine ever saw reads as the model says (Closed once its lane holds
+a later session). At the end every open session is drained by its driver after the timeouts, so no
+deposit stays stuck. Runs on the real Anvil; each example starts from an evm snapshot and reverts
+it. Block timestamps advance exactly one second per block while a machine runs
+(``anvil_setBlockTimestampInterval``), so the model knows every block's time: a transaction (and
+its gas estimate, which runs against the pending block) sees the latest block's time + 1."""
 
 from __future__ import annotations
 
 import functools
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from hypothesis import strategies as st
-from hypothesis.stateful import (
-    Bundle,
-    RuleBasedStateMachine,
-    invariant,
-    multiple,
-    precondition,
-    rule,
-)
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, multiple, precondition, rule
 
 from ev_network.contracts import CancelReason, SessionState
 from ev_network.pricing import Tariff, settlement
-from tests.conftest import TARIFF, TIMED_TARIFF, TOKEN, Net
-from tests.contracts_helpers import BatchReader, latest_timestamp, reverts, set_next_timestamp
+from ev_network.tx import call_view
+from tests.conftest import TOKEN, transaction_id_for
+from tests.contracts_helpers import ZERO, latest_timestamp, reverts, set_next_timestamp
+from tests.property_model import OPEN, UNKNOWN_KINDS, Expected, Model, ModelSession, World
 
-OPEN = (SessionState.REQUESTED, SessionState.ACTIVE)
-FUNDS = 1_000 * TOKEN
 MOSTLY = st.sampled_from([True, True, True, False])  # the right session / actor, usually
 TARIFFS = st.builds(
     Tariff,
@@ -43,8 +37,10 @@ TARIFFS = st.builds(
     session_fee=st.integers(0, 2 * TOKEN),
     time_fee_per_hour=st.sampled_from([0, 1, TOKEN, 3 * TOKEN + 7]),
 )
+ACTIONS = ("start", "settle", "reject", "cancel", "reclaim", "request_stop")
 
 OUTCOMES: Counter[str] = Counter()  # "rule: ok" or "rule: ExpectedError", over all examples
+LANE_USE: Counter[str] = Counter()  # successful opens: "first" (lane 0, seq 1), "concurrent" (lane > 0), "reused"
 
 
 def step(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -61,45 +57,6 @@ def step(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
-@dataclass
-class ModelSession:
-    driver: int
-    station: int
-    deposit: int
-    tariff: Tariff
-    state: SessionState = SessionState.REQUESTED
-    opened_at: int = 0
-    started_at: int = 0
-    meter_start: int = 0
-
-
-@dataclass
-class ModelStation:
-    station_id: int
-    operator: int
-    tariff: Tariff
-    active: bool = True
-
-
-@dataclass
-class World:
-    """What the test function set up once: accounts, stations and bindings (each machine snapshots
-    on top of it)."""
-
-    net: Net
-    drivers: list
-    operators: list
-    payouts: list
-    stations: list[ModelStation] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        net = self.net
-        self.driver_escrows = [net.escrow(d) for d in self.drivers]
-        self.operator_escrows = [net.escrow(o) for o in self.operators]
-        self.view = net.escrow()
-        self.reader = BatchReader(net.w3, net.deployment.token, net.deployment.escrow)
-
-
 def make_machine(world: World) -> type[RuleBasedStateMachine]:
     net, w3 = world.net, world.net.w3
     dep = net.deployment
@@ -111,8 +68,8 @@ def make_machine(world: World) -> type[RuleBasedStateMachine]:
             super().__init__()
             self.snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
             w3.provider.make_request("anvil_setBlockTimestampInterval", [1])
-            self.model: dict[int, ModelSession] = {}
-            self.stations = [ModelStation(s.station_id, s.operator, s.tariff, s.active) for s in world.stations]
+            self.model = Model(world)
+            self.tariff_count = call_view(world.view.contract.functions.tariffCount())
             tracked = [*(a.address for a in world.drivers + world.payouts), dep.escrow]
             self.balances, _ = world.reader.balances(tracked)
             self.base_escrow = self.balances[dep.escrow]
@@ -129,120 +86,101 @@ def make_machine(world: World) -> type[RuleBasedStateMachine]:
             self.balances[source] -= amount
             self.balances[to] += amount
 
-        def any_in(self, state: SessionState) -> bool:
-            return any(m.state == state for m in self.model.values())
-
         def refund(self, m: ModelSession, amount: int) -> None:
             self.move(dep.escrow, amount, world.drivers[m.driver].address)
 
-        def attempt(self, action: str, error: str | None, call: Callable[[], Any]) -> Any:
-            """Run ``call``: it must revert with ``error``, or succeed when ``error`` is None."""
-            OUTCOMES[f"{action}: {error or 'ok'}"] += 1
-            if error is None:
+        def attempt(self, action: str, expected: Expected, call: Callable[[], Any]) -> Any:
+            """Run ``call``: it must revert with the ``expected`` error and arguments, or succeed when
+            ``expected`` is None."""
+            OUTCOMES[f"{action}: {expected[0] if expected else 'ok'}"] += 1
+            if expected is None:
                 return call()
-            with reverts(error):
+            name, args = expected
+            with reverts(name) as info:
                 call()
+            assert info.value.args_ == args, f"{action}: {name}{info.value.args_} != {name}{args}"
             return None
 
-        def operator_error(self, sid: int, operator: int, wanted: SessionState) -> str | None:
-            m = self.model[sid]
-            if m.state != wanted:
-                return "InvalidState"
-            return "NotStationOperator" if self.stations[m.station].operator != operator else None
-
-        def settle_error(self, sid: int, operator: int, meter_stop: int) -> str | None:
-            error = self.operator_error(sid, operator, SessionState.ACTIVE)
-            return error or ("MeterBelowStart" if meter_stop < self.model[sid].meter_start else None)
-
-        def driver_error(self, sid: int, driver: int, wanted: SessionState, allowed_at: int) -> str | None:
-            m = self.model[sid]
-            if m.state != wanted:
-                return "InvalidState"
-            if m.driver != driver:
-                return "NotDriver"
-            # the gas estimate (against the pending block) and the mined block both see next_ts()
-            return "TooEarly" if self.next_ts() < allowed_at else None
-
         def pick(self, drawn: int, wanted: SessionState, aim: bool) -> int:
-            """Mostly (``aim``) a session in the ``wanted`` state, else the one drawn from the bundle:
-            random sessions alone would almost never walk a session to its end."""
-            fitting = sorted(sid for sid, m in self.model.items() if m.state == wanted)
+            """Mostly (``aim``) a session in the ``wanted`` state, else the one drawn from the bundle
+            (possibly Closed by now): random sessions alone would almost never walk a session to its end."""
+            fitting = sorted(sid for sid, m in self.model.sessions.items() if m.state == wanted)
             return fitting[drawn % len(fitting)] if aim and fitting else drawn
 
         def operator_for(self, sid: int, right: bool) -> int:
             """The operator of the session's station, or the other one."""
-            own = self.stations[self.model[sid].station].operator
+            own = self.model.stations[self.model.sessions[sid].station].operator
             return own if right else 1 - own
 
         def driver_for(self, sid: int, right: bool) -> int:
             """The session's driver, or another one."""
-            own = self.model[sid].driver
+            own = self.model.sessions[sid].driver
             return own if right else (own + 1) % len(world.drivers)
 
         def apply_settle(self, sid: int, meter_stop: int, ts: int) -> int:
-            m = self.model[sid]
-            cost, refund = settlement(
-                m.tariff, m.deposit, meter_stop - m.meter_start, ts - m.started_at, dep.max_duration
-            )
-            m.state = SessionState.SETTLED
+            m = self.model.sessions[sid]
+            cost, refund = settlement(m.tariff, m.deposit, meter_stop - m.meter_start, ts - m.since, dep.max_duration)
+            m.state, m.since = SessionState.SETTLED, ts
             self.refund(m, refund)
             return cost
+
+        def end(self, m: ModelSession, state: SessionState, ts: int) -> None:
+            """Cancelled or expired: the whole deposit goes back to the driver."""
+            m.state, m.since = state, ts
+            self.refund(m, m.deposit)
 
         # -------------------------------------------------------------- rules
         @rule(
             target=sessions,
-            driver=st.integers(0, 2),
+            driver=st.sampled_from([0, 0, 0, 1, 2]),  # driver 0 mostly: more concurrent lanes and reuse
             station=st.integers(0, 3),
             connector=st.sampled_from([1, 2, 1, 2, 1, 2, 0, 3]),  # mostly valid
             deposit=st.sampled_from([TOKEN // 2, 5 * TOKEN, 20 * TOKEN, 60 * TOKEN, 1, 0]),
         )
         @step
         def open(self, driver: int, station: int, connector: int, deposit: int) -> Any:
-            s, escrow = self.stations[station], world.driver_escrows[driver]
-            error = None
-            if deposit == 0:
-                error = "ZeroDeposit"
-            elif not s.active:
-                error = "StationInactive"
-            elif connector not in (1, 2):
-                error = "InvalidConnector"
+            escrow = world.driver_escrows[driver]
+            expected = self.model.open_error(station, connector, deposit)
             ts = self.next_ts()
-            receipt = self.attempt("open", error, lambda: escrow.open(s.station_id, connector, deposit))
-            if error:
+            station_id = self.model.stations[station].station_id
+            receipt = self.attempt("open", expected, lambda: escrow.open(station_id, connector, deposit))
+            if expected:
                 return multiple()
             sid = escrow.session_id_from(receipt)
-            assert sid not in self.model
-            self.model[sid] = ModelSession(driver, station, deposit, s.tariff, opened_at=ts)
+            assert sid == self.model.open(driver, station, deposit, ts), "not the driver's first free lane"
+            m = self.model.sessions[sid]
+            LANE_USE["reused" if m.seq > 1 else "concurrent" if m.lane else "first"] += 1
             self.move(world.drivers[driver].address, deposit, dep.escrow)
             return sid
 
-        @precondition(lambda self: self.any_in(SessionState.REQUESTED))
+        @precondition(lambda self: self.model.any_in(SessionState.REQUESTED))
         @rule(session=sessions, aim=MOSTLY, right=MOSTLY, meter=st.integers(0, 10**9))
         @step
         def start(self, session: int, aim: bool, right: bool, meter: int) -> None:
             sid = self.pick(session, SessionState.REQUESTED, aim)
             operator = self.operator_for(sid, right)
-            error = self.operator_error(sid, operator, SessionState.REQUESTED)
+            expected = self.model.operator_error(sid, operator, SessionState.REQUESTED)
             ts = self.next_ts()
-            self.attempt("start", error, lambda: world.operator_escrows[operator].start(sid, sid, meter))
-            if error is None:
-                m = self.model[sid]
-                m.state, m.started_at, m.meter_start = SessionState.ACTIVE, ts, meter
+            escrow = world.operator_escrows[operator]
+            self.attempt("start", expected, lambda: escrow.start(sid, transaction_id_for(sid), meter))
+            if expected is None:
+                m = self.model.sessions[sid]
+                m.state, m.since, m.meter_start = SessionState.ACTIVE, ts, meter
 
-        @precondition(lambda self: self.any_in(SessionState.ACTIVE))
+        @precondition(lambda self: self.model.any_in(SessionState.ACTIVE))
         @rule(session=sessions, aim=MOSTLY, right=MOSTLY, energy=st.integers(-3, 200_000))
         @step
         def settle(self, session: int, aim: bool, right: bool, energy: int) -> None:
             sid = self.pick(session, SessionState.ACTIVE, aim)
             operator = self.operator_for(sid, right)
-            meter_stop = max(self.model[sid].meter_start + energy, 0)
-            error = self.settle_error(sid, operator, meter_stop)
+            meter_stop = max(self.model.sessions[sid].meter_start + energy, 0)
+            expected = self.model.settle_error(sid, operator, meter_stop)
             ts = self.next_ts()
-            self.attempt("settle", error, lambda: world.operator_escrows[operator].settle(sid, meter_stop))
-            if error is None:
+            self.attempt("settle", expected, lambda: world.operator_escrows[operator].settle(sid, meter_stop))
+            if expected is None:
                 self.move(dep.escrow, self.apply_settle(sid, meter_stop, ts), world.payouts[operator].address)
 
-        @precondition(lambda self: self.any_in(SessionState.ACTIVE))
+        @precondition(lambda self: self.model.any_in(SessionState.ACTIVE))
         @rule(
             drawn=st.lists(sessions, min_size=1, max_size=4),
             aim=MOSTLY,
@@ -254,83 +192,108 @@ def make_machine(world: World) -> type[RuleBasedStateMachine]:
             """``aim``: every Active session of ``operator`` (if any); else the drawn list as it is."""
             own = [
                 sid
-                for sid, m in sorted(self.model.items())
+                for sid, m in sorted(self.model.sessions.items())
                 if m.state == SessionState.ACTIVE and self.operator_for(sid, True) == operator
             ]
             batch = own if aim and own else drawn
-            stops = [self.model[s].meter_start + energy for s in batch]
-            error, seen = None, set()
-            for sid, stop in zip(batch, stops, strict=True):
-                error = "InvalidState" if sid in seen else self.settle_error(sid, operator, stop)
-                seen.add(sid)
-                if error:
+            stops = [self.model.sessions[s].meter_start + energy for s in batch]
+            expected: Expected = None
+            for i, (sid, stop) in enumerate(zip(batch, stops, strict=True)):
+                if sid in batch[:i]:  # the same session twice: the second settle finds it Settled
+                    expected = ("InvalidState", (sid, SessionState.SETTLED))
+                else:
+                    expected = self.model.settle_error(sid, operator, stop)
+                if expected:
                     break
             ts = self.next_ts()
-            self.attempt("settle_batch", error, lambda: world.operator_escrows[operator].settle_batch(batch, stops))
-            if error is None:
+            self.attempt("settle_batch", expected, lambda: world.operator_escrows[operator].settle_batch(batch, stops))
+            if expected is None:
                 total = sum(self.apply_settle(sid, stop, ts) for sid, stop in zip(batch, stops, strict=True))
                 self.move(dep.escrow, total, world.payouts[operator].address)
 
-        @precondition(lambda self: self.any_in(SessionState.REQUESTED))
+        @precondition(lambda self: self.model.any_in(SessionState.REQUESTED))
         @rule(session=sessions, aim=MOSTLY, right=MOSTLY, reason=st.sampled_from(list(CancelReason)))
         @step
         def reject(self, session: int, aim: bool, right: bool, reason: CancelReason) -> None:
             sid = self.pick(session, SessionState.REQUESTED, aim)
             operator = self.operator_for(sid, right)
-            error = self.operator_error(sid, operator, SessionState.REQUESTED)
-            self.attempt("reject", error, lambda: world.operator_escrows[operator].reject(sid, reason))
-            if error is None:
-                self.model[sid].state = SessionState.CANCELLED
-                self.refund(self.model[sid], self.model[sid].deposit)
+            expected = self.model.operator_error(sid, operator, SessionState.REQUESTED)
+            ts = self.next_ts()
+            self.attempt("reject", expected, lambda: world.operator_escrows[operator].reject(sid, reason))
+            if expected is None:
+                self.end(self.model.sessions[sid], SessionState.CANCELLED, ts)
 
-        @precondition(lambda self: self.any_in(SessionState.REQUESTED))
+        @precondition(lambda self: self.model.any_in(SessionState.REQUESTED))
         @rule(session=sessions, aim=MOSTLY, right=MOSTLY)
         @step
         def cancel(self, session: int, aim: bool, right: bool) -> None:
             sid = self.pick(session, SessionState.REQUESTED, aim)
-            m, driver = self.model[sid], self.driver_for(sid, right)
-            error = self.driver_error(sid, driver, SessionState.REQUESTED, m.opened_at + dep.start_timeout)
-            self.attempt("cancel", error, lambda: world.driver_escrows[driver].cancel(sid))
-            if error is None:
-                m.state = SessionState.CANCELLED
-                self.refund(m, m.deposit)
+            m, driver, ts = self.model.sessions[sid], self.driver_for(sid, right), self.next_ts()
+            allowed_at = m.since + dep.start_timeout
+            expected = self.model.driver_error(sid, driver, SessionState.REQUESTED, allowed_at, ts)
+            self.attempt("cancel", expected, lambda: world.driver_escrows[driver].cancel(sid))
+            if expected is None:
+                self.end(m, SessionState.CANCELLED, ts)
 
-        @precondition(lambda self: self.any_in(SessionState.ACTIVE))
+        @precondition(lambda self: self.model.any_in(SessionState.ACTIVE))
         @rule(session=sessions, aim=MOSTLY, right=MOSTLY)
         @step
         def reclaim(self, session: int, aim: bool, right: bool) -> None:
             sid = self.pick(session, SessionState.ACTIVE, aim)
-            m, driver = self.model[sid], self.driver_for(sid, right)
-            allowed_at = m.started_at + dep.max_duration + dep.reclaim_grace
-            error = self.driver_error(sid, driver, SessionState.ACTIVE, allowed_at)
-            self.attempt("reclaim", error, lambda: world.driver_escrows[driver].reclaim(sid))
-            if error is None:
-                m.state = SessionState.EXPIRED
-                self.refund(m, m.deposit)
+            m, driver, ts = self.model.sessions[sid], self.driver_for(sid, right), self.next_ts()
+            allowed_at = m.since + dep.max_duration + dep.reclaim_grace
+            expected = self.model.driver_error(sid, driver, SessionState.ACTIVE, allowed_at, ts)
+            self.attempt("reclaim", expected, lambda: world.driver_escrows[driver].reclaim(sid))
+            if expected is None:
+                self.end(m, SessionState.EXPIRED, ts)
 
-        @precondition(lambda self: self.any_in(SessionState.ACTIVE))
+        @precondition(lambda self: self.model.any_in(SessionState.ACTIVE))
         @rule(session=sessions, aim=MOSTLY, right=MOSTLY)
         @step
         def request_stop(self, session: int, aim: bool, right: bool) -> None:
             sid = self.pick(session, SessionState.ACTIVE, aim)
             driver = self.driver_for(sid, right)
-            error = self.driver_error(sid, driver, SessionState.ACTIVE, 0)
-            receipt = self.attempt("request_stop", error, lambda: world.driver_escrows[driver].request_stop(sid))
-            if error is None:
+            expected = self.model.driver_error(sid, driver, SessionState.ACTIVE, 0, self.next_ts())
+            receipt = self.attempt("request_stop", expected, lambda: world.driver_escrows[driver].request_stop(sid))
+            if expected is None:
                 stops = world.view.contract.events.StopRequested().process_receipt(receipt)
-                assert [e["args"]["sessionId"] for e in stops] == [sid]
+                station_id = self.model.stations[self.model.sessions[sid].station].station_id
+                assert [(e["args"]["sessionId"], e["args"]["stationId"]) for e in stops] == [(sid, station_id)]
+
+        @rule(
+            driver=st.integers(0, 2),
+            kind=st.sampled_from(UNKNOWN_KINDS),
+            action=st.sampled_from(ACTIONS),
+            salt=st.integers(0, 255),
+        )
+        @step
+        def unknown_id(self, driver: int, kind: str, action: str, salt: int) -> None:
+            """An id that names no session reads None, and every call on it is InvalidState(None)."""
+            sid = self.model.unknown_id(driver, kind, salt)
+            assert world.reader.sessions([sid])[sid] == (ZERO, *(0,) * 8), (kind, hex(sid))
+            operator, own = world.operator_escrows[salt % 2], world.driver_escrows[driver]
+            call = {
+                "start": lambda: operator.start(sid, 1, 0),
+                "settle": lambda: operator.settle(sid, 1),
+                "reject": lambda: operator.reject(sid, CancelReason.OTHER),
+                "cancel": lambda: own.cancel(sid),
+                "reclaim": lambda: own.reclaim(sid),
+                "request_stop": lambda: own.request_stop(sid),
+            }[action]
+            self.attempt("unknown_id", ("InvalidState", (sid, SessionState.NONE)), call)
 
         @rule(station=st.integers(0, 3), tariff=TARIFFS, toggle=st.integers(0, 3))
         @step
         def change_station(self, station: int, tariff: Tariff, toggle: int) -> None:
             """A new tariff (running sessions keep theirs), or (toggle == 0) open/close the station."""
-            s = self.stations[station]
+            s = self.model.stations[station]
             if toggle == 0:
                 world.operator_escrows[s.operator].set_active(s.station_id, not s.active)
                 s.active = not s.active
             else:
                 world.operator_escrows[s.operator].set_tariff(s.station_id, tariff)
-                s.tariff = tariff
+                self.tariff_count += 1
+                s.tariff, s.tariff_id = tariff, self.tariff_count
 
         @rule(seconds=st.sampled_from([1, 299, 300, 3_599, 86_400, 89_999, 90_000]))
         @step
@@ -342,7 +305,7 @@ def make_machine(world: World) -> type[RuleBasedStateMachine]:
         @invariant()
         @step
         def chain_matches_the_model(self) -> None:
-            """Supply held by known accounts; escrow == open deposits; every session == the model."""
+            """Supply held by known accounts; escrow == open deposits; every session id == the model."""
             head = w3.eth.block_number
             self.holders |= world.reader.transfer_recipients(self.scanned_block + 1, head)
             self.scanned_block = head
@@ -350,18 +313,10 @@ def make_machine(world: World) -> type[RuleBasedStateMachine]:
             balances, supply = world.reader.balances(accounts)
             assert sum(balances[a] for a in self.holders) == supply, "tokens outside the known holders"
             assert {a: balances[a] for a in self.balances} == self.balances
-            open_deposits = sum(m.deposit for m in self.model.values() if m.state in OPEN)
+            open_deposits = sum(m.deposit for m in self.model.sessions.values() if m.state in OPEN)
             assert balances[dep.escrow] == self.base_escrow + open_deposits, "escrow != open deposits"
-            for sid, raw in world.reader.sessions(list(self.model)).items():
-                m = self.model[sid]
-                driver, deposit, station_id, _, state, _, opened_at, started_at, meter_start, _ = raw
-                assert (SessionState(state), deposit, driver) == (
-                    m.state,
-                    m.deposit,
-                    world.drivers[m.driver].address,
-                ), sid
-                assert (station_id, opened_at) == (self.stations[m.station].station_id, m.opened_at), sid
-                assert (started_at, meter_start) == (m.started_at, m.meter_start), sid
+            for sid, raw in world.reader.sessions(list(self.model.sessions)).items():
+                assert raw == self.model.expected_view(sid), hex(sid)
 
         def teardown(self) -> None:
             try:
@@ -378,7 +333,7 @@ def make_machine(world: World) -> type[RuleBasedStateMachine]:
             longest = dep.start_timeout + dep.max_duration + dep.reclaim_grace
             set_next_timestamp(w3, latest_timestamp(w3) + longest + 1)
             w3.provider.make_request("evm_mine", [])
-            for sid, m in self.model.items():
+            for sid, m in self.model.sessions.items():
                 if m.state == SessionState.REQUESTED:
                     world.driver_escrows[m.driver].cancel(sid)
                 elif m.state == SessionState.ACTIVE:
@@ -392,16 +347,3 @@ def make_machine(world: World) -> type[RuleBasedStateMachine]:
             assert balances == self.balances
 
     return EscrowMachine
-
-
-def build_world(net: Net) -> World:
-    """Three funded drivers, two operators with two stations each (one flat, one timed tariff)."""
-    world = World(
-        net, drivers=net.drivers[3:6], operators=[net.operator, net.operator2], payouts=[net.payout, net.payout2]
-    )
-    for i, (operator, tariff) in enumerate([(0, TARIFF), (0, TIMED_TARIFF), (1, TIMED_TARIFF), (1, TARIFF)]):
-        station_id = net.add_station(f"CP-PROP-{i}", connectors=2, tariff=tariff, operator=world.operators[operator])
-        world.stations.append(ModelStation(station_id, operator, tariff))
-    for driver in world.drivers:
-        net.fund(driver, FUNDS)
-    return world

@@ -76,7 +76,7 @@ def test_closed_port_raises_chain_unavailable(net: Net) -> None:
     sender = TxSender(w3, net.drivers[0])
     escrow = Escrow(w3, net.deployment, sender)
     with pytest.raises(ChainUnavailable):
-        escrow.session_count()
+        escrow.get_session(1)
     with pytest.raises(ChainUnavailable):
         escrow.open(1, 1, TOKEN)
     with pytest.raises(ChainUnavailable):
@@ -141,7 +141,7 @@ def test_time_gated_call_succeeds_once_the_deadline_passed_on_an_idle_chain(clea
     net.fund(net.drivers[0], 10 * TOKEN, approve=False)
     net.token(net.drivers[0]).approve(escrow_address, TOKEN)
     session_id = driver.session_id_from(driver.open(station, 1, TOKEN))
-    allowed_at = driver.get_session(session_id).opened_at + 1
+    allowed_at = driver.get_session(session_id).since + 1
     # wait on the chain's clock (after snapshot reverts it may lag the wall clock); mine nothing
     deadline = time.monotonic() + 15
     while net.w3.eth.get_block("pending")["timestamp"] < allowed_at + 1 and time.monotonic() < deadline:

@@ -63,9 +63,11 @@ async def test_app_started_session_is_settled_with_the_right_cost_and_refund(cor
 
     session_id = await open_session(net, driver, core.stations[core.a], 1, DEPOSIT)
     transaction_id = await sim.wait_for_transaction(1, timeout=10)
-    started = await wait_chain(net, session_id, SessionState.ACTIVE)
-    assert started.transaction_id == transaction_id
-    assert sim.connector(1).id_tag == f"EVN{session_id}"
+    await wait_chain(net, session_id, SessionState.ACTIVE)
+    [started] = chain_events(net, "SessionStarted", session_id)
+    assert started.args["transactionId"] == transaction_id
+    local = core.local(session_id)
+    assert sim.connector(1).id_tag == local.id_tag == f"EVN{local.tag}" and len(local.id_tag) <= 20
     await asyncio.sleep(0.5)
     record = await sim.stop(1)
 
@@ -203,6 +205,7 @@ async def test_health_and_operator_commands(core: Core):
     assert status == 200
     assert health["connected_charge_points"] == [core.a] and health["online_charge_points"] == [core.a]
     assert health["queue_depth"] == 0 and health["sessions_by_state"] == {} and health["chain_reachable"]
+    assert health["failed_sessions"] == []
     assert health["last_processed_block"] <= health["chain_head"]
 
     runner = CliRunner()

@@ -7,7 +7,11 @@ import asyncio
 import base64
 import dataclasses
 import json
+import os
 import signal
+import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 
@@ -21,17 +25,19 @@ from core_client.cli import app
 from core_client.daemon import Daemon, make_web3
 from core_client.service import SessionService
 from core_client.sessions import SessionRecord, State
-from core_client.store import Store
+from core_client.store import Store, StoreVersionError
 from ev_network.contracts import CancelReason, Escrow, SessionState
 from ev_network.devchain import free_port
 from ev_network.errors import EVNetworkError
 from ev_network.keys import KeystoreError
 from ev_network.pricing import price
+from ev_network.session_ids import hex_session_id, lane_of
 from ev_network.tx import TxSender
 from simulator.charge_point import Behaviour, BootRejected, SimChargePoint
 from tests.conftest import TARIFF, TOKEN
 from tests.core_helpers import (
     PASSWORD,
+    ROOT,
     ChainProxy,
     Core,
     RawCP,
@@ -124,9 +130,11 @@ async def test_bad_frames_get_the_callerror_the_spec_names_and_the_link_survives
     assert (await raw.call("DiagnosticsStatusNotification", {"status": "Idle"}))[2] == {}
     assert "currentTime" in (await raw.call("Heartbeat", {}))[2]  # same connection, still served
     assert core.daemon.service.links[core.a].online
-    # a transaction with a local tag gets an id but is refused (Invalid), and no chain job
-    answer = await raw.call("StartTransaction", _start(1, "RFID-123", 500))
-    assert answer[2]["idTagInfo"] == {"status": "Invalid"} and answer[2]["transactionId"] >= 1
+    # a transaction with a local tag, or with an EVN tag that names no session, gets an id but is
+    # refused (Invalid), and no chain job
+    for id_tag in ("RFID-123", "EVN999999", "EVN" + "9" * 17):
+        answer = await raw.call("StartTransaction", _start(1, id_tag, 500))
+        assert answer[2]["idTagInfo"] == {"status": "Invalid"} and answer[2]["transactionId"] >= 1
     assert core.daemon.store.jobs("pending", "sent", "done") == []
 
 
@@ -136,11 +144,12 @@ async def test_duplicated_start_and_stop_transaction_are_idempotent_and_settle_o
     raw = await _raw(core, core.a)
     session_id = await open_session(net, driver, core.stations[core.a], 1, DEPOSIT)
     remote_start = await raw.next_call("RemoteStartTransaction")
-    assert remote_start[3] == {"idTag": f"EVN{session_id}", "connectorId": 1}
-    assert (await raw.call("Authorize", {"idTag": f"EVN{session_id}"}))[2]["idTagInfo"]["status"] == "Accepted"
+    tag = core.local(session_id).id_tag
+    assert remote_start[3] == {"idTag": tag, "connectorId": 1}
+    assert (await raw.call("Authorize", {"idTag": tag}))[2]["idTagInfo"]["status"] == "Accepted"
 
-    first = (await raw.call("StartTransaction", _start(1, f"EVN{session_id}", 10_000)))[2]
-    again = (await raw.call("StartTransaction", _start(1, f"EVN{session_id}", 10_000)))[2]
+    first = (await raw.call("StartTransaction", _start(1, tag, 10_000)))[2]
+    again = (await raw.call("StartTransaction", _start(1, tag, 10_000)))[2]
     assert first == again and first["idTagInfo"]["status"] == "Accepted"
     transaction_id = first["transactionId"]
     await wait_chain(net, session_id, SessionState.ACTIVE)
@@ -152,7 +161,7 @@ async def test_duplicated_start_and_stop_transaction_are_idempotent_and_settle_o
     assert (await raw.call("MeterValues", meter))[2] == {}
     assert core.local(session_id).meter_last == 10_250
 
-    stop = _stop(transaction_id, 10_700, f"EVN{session_id}")
+    stop = _stop(transaction_id, 10_700, tag)
     answers = [(await raw.call("StopTransaction", stop))[2] for _ in range(3)]
     assert answers == [{"idTagInfo": {"status": "Accepted"}}] * 3
     await wait_chain(net, session_id, SessionState.SETTLED)
@@ -173,7 +182,7 @@ async def test_a_charge_point_cannot_act_for_another(core: Core):
     await wait_chain(net, session_id, SessionState.ACTIVE)
 
     impostor = await _raw(core, core.b)
-    tag = f"EVN{session_id}"
+    tag = core.local(session_id).id_tag
     assert (await impostor.call("Authorize", {"idTag": tag}))[2]["idTagInfo"]["status"] == "Invalid"
     assert (await impostor.call("StartTransaction", _start(1, tag, 0)))[2]["idTagInfo"]["status"] == "Invalid"
     meter = {
@@ -206,7 +215,7 @@ async def test_no_start_transaction_within_the_timeout_rejects_and_refunds(core:
     [cancelled] = chain_events(net, "SessionCancelled", session_id)
     assert CancelReason(cancelled.args["reason"]) is CancelReason.OTHER
     # the car shows up too late: refused, and told to stop
-    late = (await raw.call("StartTransaction", _start(2, f"EVN{session_id}", 0)))[2]
+    late = (await raw.call("StartTransaction", _start(2, core.local(session_id).id_tag, 0)))[2]
     assert late["idTagInfo"]["status"] == "Invalid"
     stop = await raw.next_call("RemoteStopTransaction")
     assert stop[3] == {"transactionId": late["transactionId"]}
@@ -329,6 +338,7 @@ async def test_daemon_killed_mid_session_settles_each_session_exactly_once(clean
         charging = await open_session(net, d1, station_id, 1, DEPOSIT)
         stopping = await open_session(net, d2, station_id, 2, DEPOSIT)
         t1, _ = await sim.wait_for_transaction(1, timeout=15), await sim.wait_for_transaction(2, timeout=15)
+        charging_tag = sim.connector(1).id_tag
         await wait_chain(net, charging, SessionState.ACTIVE)
         await wait_chain(net, stopping, SessionState.ACTIVE)
         await asyncio.sleep(0.3)
@@ -343,7 +353,7 @@ async def test_daemon_killed_mid_session_settles_each_session_exactly_once(clean
         raw = await RawCP.connect(url, cp, "pw-kill")
         assert (await raw.boot())[2]["status"] == "Accepted"
         # the charge point reports what it queued while the central system was gone
-        answer = await raw.call("StopTransaction", _stop(t1, meter_now, f"EVN{charging}"))
+        answer = await raw.call("StopTransaction", _stop(t1, meter_now, charging_tag))
         assert answer[2] == {"idTagInfo": {"status": "Accepted"}}
         repeat = await raw.call("StopTransaction", _stop(stopped.transaction_id, stopped.meter_stop, stopped.id_tag))
         assert repeat[2] == {"idTagInfo": {"status": "Accepted"}}
@@ -363,7 +373,7 @@ async def test_daemon_killed_mid_session_settles_each_session_exactly_once(clean
         assert settled.args["meterStop"] == meter_stop, (meter_start, settled.args)
     log = log_file.read_text()
     assert PASSWORD not in log and net.operator.key.hex().removeprefix("0x") not in log
-    assert f"session {charging}: settled" in log
+    assert f"session {hex_session_id(charging)}: settled" in log
 
 
 def _health_settled(url: str) -> dict | None:
@@ -510,6 +520,60 @@ async def test_a_reverting_batch_falls_back_to_single_settles(clean_chain, tmp_p
     store.close()
 
 
+async def test_restart_resolves_sessions_that_read_closed_on_chain_from_their_events(clean_chain, tmp_path, keyfile):
+    """While the daemon was down, its settle of one session went out unrecorded and the driver of another
+    cancelled before its start was sent; both drivers have since opened their next session on the same
+    lane, so both old sessions read Closed on chain. The restarted daemon's sends revert, and it tells
+    from each session's events how it ended: the settle is done (cost from SessionSettled), the start
+    failed (the session was cancelled)."""
+    net = clean_chain
+    ours, theirs = cp_ids("CLOSED", "ELSEWHERE")
+    station_id = await asyncio.to_thread(net.add_station, ours, 2)
+    elsewhere = await asyncio.to_thread(net.add_station, theirs, 2, TARIFF, net.operator2)
+    settings = settings_for(net, tmp_path, keyfile, {ours: "pw"})
+    d1, d2 = await funded_driver(net, 5), await funded_driver(net, 6)
+    settled = await _active_session(net, d1, station_id, 41, 100)
+    await asyncio.to_thread(net.escrow(net.operator).settle, settled, 700)
+    cancelled = await open_session(net, d2, station_id, 2, DEPOSIT)
+    await asyncio.to_thread(net.time_travel, net.deployment.start_timeout + 1)
+    await asyncio.to_thread(net.escrow(d2).cancel, cancelled)
+    following = [await open_session(net, d, elsewhere, 1 + i, DEPOSIT) for i, d in enumerate((d1, d2))]
+    assert {lane_of(s) for s in (settled, cancelled, *following)} == {0}
+    for session_id in (settled, cancelled):
+        assert (await asyncio.to_thread(net.escrow().get_session, session_id)).state is SessionState.CLOSED
+
+    store = Store(settings.database)  # the database as the previous run left it
+    store.add_station(station_id, ours, 2)
+    store.set_cursor(net.w3.eth.block_number)
+    _queue_settle(store, _stopped_record(settled, station_id, ours, d1, 41, 100, 700))
+    starting = _stopped_record(cancelled, station_id, ours, d2, 42, 0, 0)
+    store.insert_session(dataclasses.replace(starting, connector=2, state=State.STARTING, meter_stop=None))
+    store.enqueue("start", cancelled, {"transaction_id": 42, "meter_start": 0})
+    store.close()
+
+    daemon = Daemon(settings, PASSWORD)
+    await daemon.start()
+    try:
+        store = daemon.store
+        await until(lambda: not store.jobs("pending", "sent"), 20, "the restarted daemon's queue to drain")
+        settle = store.job("settle", settled)
+        assert (settle.status, settle.attempts) == ("done", 0)
+        record = store.get_session(settled)
+        assert (record.state, record.cost, record.refund) == (State.SETTLED, price(TARIFF, 600), DEPOSIT - record.cost)
+        start = store.job("start", cancelled)
+        assert start.status == "failed" and "CANCELLED" in start.last_error
+        assert store.get_session(cancelled).state is State.FAILED
+        [failed] = daemon.health()["failed_sessions"]
+        assert failed["session_id"] == hex_session_id(cancelled) and failed["id_tag"] == "EVN2"
+        assert failed["connector"] == 2 and "CANCELLED" in failed["error"]
+    finally:
+        await daemon.stop(drain_timeout=5)
+    assert len(chain_events(net, "SessionSettled", settled)) == 1
+    assert chain_events(net, "SessionStarted", cancelled) == []
+    for session_id in following:  # the drivers' new sessions were left alone
+        assert (await asyncio.to_thread(net.escrow().get_session, session_id)).state is SessionState.REQUESTED
+
+
 async def test_start_of_a_session_the_driver_cancelled_fails_loudly(clean_chain, tmp_path, keyfile, caplog):
     net = clean_chain
     [cp] = cp_ids("CANC")
@@ -541,15 +605,18 @@ async def test_piled_up_starts_go_out_as_one_start_batch_and_a_bad_one_falls_bac
     driver = await funded_driver(net, 4)
     store, _, worker = _worker_parts(net, tmp_path, keyfile, cp)
 
+    transaction_ids = iter(range(100, 200))
+
     def queue_starts(session_ids: list[int]) -> None:
         for n, session_id in enumerate(session_ids, start=1):
+            transaction_id = next(transaction_ids)
             record = dataclasses.replace(
-                _stopped_record(session_id, station_id, cp, driver, 100 + session_id, n, 0),
+                _stopped_record(session_id, station_id, cp, driver, transaction_id, n, 0),
                 state=State.STARTING,
                 meter_stop=None,
             )
             store.insert_session(record)
-            store.enqueue("start", session_id, {"transaction_id": 100 + session_id, "meter_start": n})
+            store.enqueue("start", session_id, {"transaction_id": transaction_id, "meter_start": n})
 
     batch = [await open_session(net, driver, station_id, 1, DEPOSIT) for _ in range(3)]
     queue_starts(batch)
@@ -578,7 +645,7 @@ class _CrashOnce(SessionService):
     crashed = False
 
     def on_session_requested(self, args, block, tariff):
-        if self.store.get_session(args["sessionId"] - 1) is not None and not self.crashed:
+        if self.store.counts_by_state() and not self.crashed:  # the range's second session
             _CrashOnce.crashed = True
             raise RuntimeError("crash between two events")
         return super().on_session_requested(args, block, tariff)
@@ -640,3 +707,29 @@ async def test_daemon_refuses_a_database_of_another_deployment_and_a_wrong_passw
         CliRunner().invoke, app, ["run", "--config", str(config)], env={"EVN_OPERATOR_PASSWORD": "nope"}
     )
     assert result.exit_code == 1 and "wrong password" in result.output and "nope" not in result.output
+
+
+async def test_daemon_and_cli_refuse_a_database_of_an_old_core_client_version(clean_chain, tmp_path, keyfile):
+    net = clean_chain
+    old = tmp_path / "old.sqlite"
+    db = sqlite3.connect(old)  # as written before 256-bit session ids: integer ids, no user_version
+    db.execute("CREATE TABLE sessions (session_id INTEGER PRIMARY KEY, state TEXT NOT NULL)")
+    db.commit()
+    db.close()
+    settings = settings_for(net, tmp_path, keyfile, {}, database=old)
+    with pytest.raises(StoreVersionError, match="store version 0"):
+        await Daemon(settings, PASSWORD).start()
+    config = write_config(tmp_path / "core.toml", settings)
+    result = await asyncio.to_thread(  # the real command (it installs signal handlers: not in a thread)
+        subprocess.run,
+        [sys.executable, "-m", "core_client.cli", "run", "--config", str(config)],
+        cwd=ROOT,
+        env={**os.environ, "EVN_OPERATOR_PASSWORD": PASSWORD},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stderr
+    assert f"error: the database {old} was written with store version 0" in result.stderr
+    assert "point `database` in the config at a new file" in result.stderr
+    assert "Traceback" not in result.stderr and "unexpected" not in result.stderr

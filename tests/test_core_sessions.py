@@ -9,8 +9,9 @@ import sqlite3
 
 import pytest
 
-from core_client.config import ConfigError, hash_password, load_settings
+from core_client.config import ConfigError, Settings, hash_password, load_settings
 from core_client.protocol import FrameError, energy_register_wh, parse_frame, validate_call
+from core_client.service import SessionService
 from core_client.sessions import (
     FINISHED,
     HOLDS_CONNECTOR,
@@ -22,23 +23,26 @@ from core_client.sessions import (
     cost_so_far,
     id_tag_for,
     must_stop,
-    session_of_id_tag,
+    tag_of_id_tag,
 )
-from core_client.store import Store
+from core_client.store import SCHEMA_VERSION, Store, StoreVersionError
 from ev_network.pricing import Tariff, price
+from ev_network.session_ids import LANES, hex_session_id, make_session_id
 
 TOKEN = 10**18
 TARIFF = Tariff(price_per_kwh=35 * TOKEN // 100, session_fee=TOKEN // 2)
 TIMED = Tariff(price_per_kwh=30 * TOKEN // 100, session_fee=TOKEN // 4, time_fee_per_hour=2 * TOKEN)
+DRIVER = "0x" + "ab" * 20
+SID = make_session_id(DRIVER, 0, 7)  # session 7 on lane 0 of DRIVER
 
 
-def record(session_id: int = 7, **changes) -> SessionRecord:
+def record(session_id: int = SID, **changes) -> SessionRecord:
     base = SessionRecord(
         session_id=session_id,
         station_id=3,
         charge_point_id="CP-1",
         connector=1,
-        driver="0x" + "ab" * 20,
+        driver=DRIVER,
         deposit=10 * TOKEN,
         tariff=TARIFF,
         tariff_id=2,
@@ -97,9 +101,16 @@ def test_transition_table_is_consistent():
 
 def test_id_tags_round_trip_and_reject_lookalikes():
     assert id_tag_for(12) == "EVN12"
-    assert session_of_id_tag("EVN12") == 12
+    assert tag_of_id_tag("EVN12") == 12
+    assert tag_of_id_tag("EVN" + "9" * 17) == 10**17 - 1  # the longest: 20 characters, OCPP's limit
     for tag in ("EVN", "EVN-1", "EVN012", "XEVN1", "evn1", None, "", "EVN1a", "EVN" + "9" * 18):
-        assert session_of_id_tag(tag) is None
+        assert tag_of_id_tag(tag) is None
+
+
+def test_a_session_has_no_id_tag_before_the_store_numbers_it():
+    with pytest.raises(ValueError, match=hex_session_id(SID)):
+        _ = record().id_tag
+    assert record(tag=5).id_tag == "EVN5"
 
 
 # ------------------------------------------------------------------ budget
@@ -147,22 +158,25 @@ def store(tmp_path):
 
 def test_session_round_trips_with_uint96_amounts(store):
     big = record(deposit=2**96 - 1, tariff=Tariff(2**95, 2**79, 2**79 - 1), cost=2**90, refund=2**90 + 1)
-    assert store.insert_session(big)
-    assert not store.insert_session(big)  # the same SessionRequested twice: one session
-    assert store.get_session(7) == big
+    assert store.insert_session(big) == 1
+    assert store.insert_session(big) is None  # the same SessionRequested twice: one session
+    big = dataclasses.replace(big, tag=1)
+    assert store.get_session(SID) == big
     moved = big.apply("remote_start_sent", remote_start_at=5.5)
     store.save_session(moved)
-    assert store.get_session(7) == moved
+    assert store.get_session(SID) == moved
     assert store.counts_by_state() == {"remote_start_sent": 1}
     assert store.sessions_in({State.REMOTE_START_SENT}, "CP-1") == [moved]
     assert store.sessions_in({State.REMOTE_START_SENT}, "CP-2") == []
 
 
 def test_jobs_are_enqueued_exactly_once(store):
-    assert store.enqueue("start", 7, {"transaction_id": 1, "meter_start": 10})
-    assert not store.enqueue("start", 7, {"transaction_id": 2, "meter_start": 10})
-    assert store.enqueue("settle", 7, {"meter_stop": 20})
-    job = store.job("start", 7)
+    assert store.enqueue("start", SID, {"transaction_id": 1, "meter_start": 10})
+    assert not store.enqueue("start", SID, {"transaction_id": 2, "meter_start": 10})
+    assert store.enqueue("settle", SID, {"meter_stop": 20})
+    assert store.job("start", make_session_id(DRIVER, 1, 7)) is None  # same seq, another lane
+    job = store.job("start", SID)
+    assert job.session_id == SID
     assert job.args == {"transaction_id": 1, "meter_start": 10} and job.status == "pending"
     store.update_job(job.id, status="sent", tx_hash="0xab", attempts=1)
     assert [j.kind for j in store.jobs("pending")] == ["settle"]
@@ -174,7 +188,7 @@ def test_jobs_are_enqueued_exactly_once(store):
 def test_transaction_ids_count_up_and_survive_reopen(tmp_path):
     path = tmp_path / "cc.sqlite"
     s = Store(path)
-    assert s.new_transaction("CP-1", 1, "EVN1", 1, 100) == 1
+    assert s.new_transaction("CP-1", 1, "EVN1", SID, 100) == 1
     assert s.new_transaction("CP-1", 2, "OTHER", None, 200) == 2
     s.finish_transaction(2, 250, "Local")
     s.set_cursor(41)
@@ -183,6 +197,7 @@ def test_transaction_ids_count_up_and_survive_reopen(tmp_path):
     assert s.new_transaction("CP-2", 1, None, None, 0) == 3
     tx = s.get_transaction(2)
     assert (tx.charge_point_id, tx.session_id, tx.meter_stop, tx.stop_reason) == ("CP-1", None, 250, "Local")
+    assert s.get_transaction(1).session_id == SID
     assert s.cursor() == 41
     s.close()
 
@@ -193,7 +208,80 @@ def test_transaction_block_rolls_back_everything(store):
         store.insert_session(record())
         store.set_cursor(11)
         raise RuntimeError("crash in the middle")
-    assert store.cursor() == 10 and store.get_session(7) is None
+    assert store.cursor() == 10 and store.get_session(SID) is None
+
+
+def test_256_bit_session_ids_round_trip_as_hex_text(store):
+    """The largest id the escrow makes (driver 0xff..ff, lane 255, seq 65535) does not fit SQLite's
+    64-bit integers: it is stored as 0x and 64 hex digits, and comes back as the same int."""
+    top = make_session_id("0x" + "ff" * 20, LANES - 1, 2**16 - 1)
+    assert top >= 2**255
+    store.insert_session(record(top))
+    store.enqueue("settle", top, {"meter_stop": 1})
+    store.new_transaction("CP-1", 1, "EVN1", top, 0)
+    assert store.get_session(top).session_id == top
+    assert store.job("settle", top).session_id == top and store.get_transaction(1).session_id == top
+    stored = store.db.execute("SELECT session_id FROM sessions").fetchone()[0]
+    assert stored == hex_session_id(top) and len(stored) == 66
+    assert store.db.execute("SELECT session_id FROM jobs").fetchone()[0] == stored
+
+
+def test_each_session_gets_its_own_short_tag_and_id_tag(store):
+    # two sessions of one driver with the same sequence number on different lanes, and one of another
+    # driver: ids that share their low digits still get different tags
+    ids = [make_session_id(DRIVER, 0, 1), make_session_id(DRIVER, 1, 1), make_session_id("0x" + "cd" * 20, 0, 1)]
+    tags = [store.insert_session(record(i)) for i in ids]
+    assert tags == [1, 2, 3]
+    id_tags = [store.get_session(i).id_tag for i in ids]
+    assert id_tags == ["EVN1", "EVN2", "EVN3"] and all(len(t) <= 20 for t in id_tags)
+    for session_id, id_tag in zip(ids, id_tags, strict=True):
+        assert store.session_by_tag(tag_of_id_tag(id_tag)).session_id == session_id
+    assert store.session_by_tag(4) is None  # EVN4 names no session: refused by the charge point handlers
+    assert [s.session_id for s in store.sessions_in({State.REQUESTED})] == ids  # in the order requested
+
+
+def test_tags_are_never_reused(tmp_path):
+    path = tmp_path / "cc.sqlite"
+    s = Store(path)
+    assert s.insert_session(record(make_session_id(DRIVER, 0, 1))) == 1
+    assert s.insert_session(record(make_session_id(DRIVER, 0, 2))) == 2
+    s.db.execute("DELETE FROM sessions")  # even after rows are gone (AUTOINCREMENT) ...
+    s.close()
+    s = Store(path)  # ... and across restarts
+    assert s.insert_session(record(make_session_id(DRIVER, 0, 3))) == 3
+    s.close()
+
+
+def _old_store(path) -> None:
+    """A store file as the Core Client wrote it before 256-bit session ids (user_version 0)."""
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE sessions (session_id INTEGER PRIMARY KEY, state TEXT NOT NULL)")
+    db.execute("INSERT INTO sessions VALUES (12, 'charging')")
+    db.commit()
+    db.close()
+
+
+def test_an_old_store_file_is_refused_and_left_as_it_is(tmp_path):
+    path = tmp_path / "old.sqlite"
+    _old_store(path)
+    with pytest.raises(StoreVersionError, match="store version 0, from before 256-bit session ids") as refused:
+        Store(path)
+    assert "point `database` in the config at a new file" in str(refused.value)
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 0
+    assert db.execute("SELECT * FROM sessions").fetchall() == [(12, "charging")]
+    db.close()
+
+
+def test_a_store_of_a_newer_version_is_refused_and_a_new_file_is_stamped(tmp_path):
+    path = tmp_path / "new.sqlite"
+    Store(path).close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(StoreVersionError, match="by a newer Core Client"):
+        Store(path)
 
 
 def test_stations_and_connector_status(store):
@@ -295,3 +383,16 @@ def test_parse_frame_and_validate_a_good_call():
     validate_call(call)
     result = parse_frame('[3, "id-2", {"status": "Accepted"}]')
     assert result.payload == {"status": "Accepted"}
+
+
+def test_of_two_new_sessions_on_one_connector_the_first_requested_gets_it(store):
+    """Session ids are ordered by driver address, not by arrival: the store's tags decide."""
+    first = record(make_session_id("0x" + "ee" * 20, 0, 1))  # requested first, the larger id
+    second = record(make_session_id("0x" + "11" * 20, 0, 1))
+    assert first.session_id > second.session_id
+    store.insert_session(first)
+    store.insert_session(second)
+    service = SessionService(Settings(), store)
+    first, second = store.get_session(first.session_id), store.get_session(second.session_id)
+    assert not service._connector_busy(first)
+    assert service._connector_busy(second)

@@ -1,9 +1,14 @@
 """`make demo` itself: the whole journey on a fresh chain, checked through its JSON summary."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from scripts.demo_chain import StaleState, _existing_deployment
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,7 +38,13 @@ def test_demo_settles_three_sessions_that_end_three_ways_and_its_balances_add_up
     sessions = summary["sessions"]
     assert sorted(s["scenario"] for s in sessions) == ["budget", "driver", "unplug"]
     assert all(s["state"] == "settled" for s in sessions)
-    assert len({s["session_id"] for s in sessions}) == 3
+    assert len({s["session_id"] for s in sessions}) == 3 == len({s["label"] for s in sessions})
+    # one driver, three sessions at once: three lanes; ids in JSON as 0x + 64 hex digits
+    assert all(re.fullmatch(r"0x[0-9a-f]{64}", s["session_id"]) for s in sessions)
+    assert len({s["session_id"][:42] for s in sessions}) == 1  # the same driver in each id
+    for s in sessions:
+        assert f"session {s['label']} (" in result.stdout
+    assert not re.search(r"\d{40}", result.stdout)  # no 78-digit decimal session ids on screen
 
     before, after = summary["balances"]["before"], summary["balances"]["after"]
     changes = {name: after[name] - before[name] for name in before}
@@ -42,3 +53,16 @@ def test_demo_settles_three_sessions_that_end_three_ways_and_its_balances_add_up
     assert changes["driver"] < 0 < changes["operator payout"]
     for line in ("INVOICE EVN-31337-", "TOTAL", "the changes add up to zero", "three sessions settled"):
         assert line in result.stdout
+
+
+def test_kept_demo_state_of_an_older_contract_version_is_recognised(net, tmp_path):
+    """``make demo`` continues its kept chain; an escrow there without a function of the current ABI
+    (here: the token's address standing in for an old escrow) is stale, and the demo starts over."""
+    path = tmp_path / "deployment.json"
+    net.deployment.save(path)
+    assert _existing_deployment(net.w3, path) == net.deployment
+    net.deployment.model_copy(update={"escrow": net.deployment.token}).save(path)
+    with pytest.raises(StaleState, match="older EV Network version"):
+        _existing_deployment(net.w3, path)
+    net.deployment.model_copy(update={"escrow": "0x" + "00" * 19 + "01"}).save(path)
+    assert _existing_deployment(net.w3, path) is None  # nothing deployed there (another chain): deploy

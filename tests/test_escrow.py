@@ -3,8 +3,9 @@ name), exact costs, refunds and balances. Batches and the time fee: test_escrow_
 
 from __future__ import annotations
 
-from ev_network.contracts import CancelReason, SessionState
+from ev_network.contracts import CancelReason, Session, SessionState
 from ev_network.pricing import Tariff, price
+from ev_network.session_ids import make_session_id
 from tests.conftest import ESCROW_DEPOSIT, TARIFF, TOKEN, Env
 from tests.contracts_helpers import (
     block_time,
@@ -23,16 +24,18 @@ def test_open_start_settle_moves_exact_amounts(env: Env) -> None:
     session_id = escrow.session_id_from(receipt)
     session = escrow.get_session(session_id)
     tariff_id = escrow.get_station(env.station).tariff_id
-    assert (session.driver, session.deposit, session.station_id, session.connector) == (
-        env.driver.address,
-        DEPOSIT,
-        env.station,
-        2,
-    )
-    assert (session.state, session.tariff_id, session.opened_at) == (
-        SessionState.REQUESTED,
-        tariff_id,
-        block_time(net.w3, receipt),
+    assert session_id == make_session_id(env.driver.address, 0, 1)
+    assert session == Session(
+        session_id=session_id,
+        driver=env.driver.address,
+        lane=0,
+        seq=1,
+        state=SessionState.REQUESTED,
+        deposit=DEPOSIT,
+        station_id=env.station,
+        tariff_id=tariff_id,
+        since=block_time(net.w3, receipt),
+        meter_start=0,
     )
     assert events(escrow, receipt, "SessionRequested") == [
         {
@@ -51,16 +54,11 @@ def test_open_start_settle_moves_exact_amounts(env: Env) -> None:
     receipt = net.escrow(net.operator).start(session_id, 4242, 100_000)
     started_at = block_time(net.w3, receipt)
     session = escrow.get_session(session_id)
-    assert (session.state, session.transaction_id, session.meter_start, session.started_at) == (
-        SessionState.ACTIVE,
-        4242,
-        100_000,
-        started_at,
-    )
+    assert (session.state, session.meter_start, session.since) == (SessionState.ACTIVE, 100_000, started_at)
+    assert (session.deposit, session.station_id, session.tariff_id) == (DEPOSIT, env.station, tariff_id)
     assert events(escrow, receipt, "SessionStarted") == [
         {
             "sessionId": session_id,
-            "stationId": env.station,
             "transactionId": 4242,
             "meterStart": 100_000,
             "startedAt": started_at,
@@ -72,7 +70,12 @@ def test_open_start_settle_moves_exact_amounts(env: Env) -> None:
     assert escrow.settlement_cost(session_id, 100_000 + energy) == expected_cost
     receipt = net.escrow(net.operator).settle(session_id, 100_000 + energy)
     after = env.balances()
-    assert escrow.get_session(session_id).state == SessionState.SETTLED
+    settled = escrow.get_session(session_id)
+    assert (settled.state, settled.since, settled.deposit) == (
+        SessionState.SETTLED,
+        block_time(net.w3, receipt),
+        DEPOSIT,
+    )
     assert after["payout"] - before["payout"] == expected_cost
     assert before["driver"] - after["driver"] == expected_cost
     assert after["escrow"] == before["escrow"]
@@ -82,9 +85,7 @@ def test_open_start_settle_moves_exact_amounts(env: Env) -> None:
             "driver": env.driver.address,
             "operator": net.operator.address,
             "stationId": env.station,
-            "connector": 2,
             "tariffId": tariff_id,
-            "transactionId": 4242,
             "meterStart": 100_000,
             "meterStop": 100_000 + energy,
             "startedAt": started_at,
@@ -125,8 +126,9 @@ def test_double_settle_and_double_start_are_invalid_state(env: Env) -> None:
     with reverts("InvalidState") as info:
         operator.settle(session_id, 2000)
     assert info.value.args_ == (session_id, SessionState.SETTLED)
-    with reverts("InvalidState"):
+    with reverts("InvalidState") as info:
         operator.settle(999, 1)  # never opened: state None
+    assert info.value.args_ == (999, SessionState.NONE)
 
 
 def test_cancelled_session_cannot_be_started_or_settled(env: Env) -> None:
@@ -145,7 +147,7 @@ def test_cancel_only_after_start_timeout_refunds_all(env: Env) -> None:
     net, driver = env.net, env.net.escrow(env.driver)
     before = env.balances()
     session_id = env.open()
-    opened_at = net.escrow().get_session(session_id).opened_at
+    opened_at = net.escrow().get_session(session_id).since
     with reverts("TooEarly") as info:
         driver.cancel(session_id)
     assert info.value.args_ == (session_id, opened_at + net.deployment.start_timeout)
@@ -184,7 +186,7 @@ def test_reclaim_only_after_max_duration_plus_grace(env: Env) -> None:
         driver.reclaim(requested)
     before = env.balances()
     session_id = env.active()
-    started_at = net.escrow().get_session(session_id).started_at
+    started_at = net.escrow().get_session(session_id).since
     allowed_at = started_at + net.deployment.max_duration + net.deployment.reclaim_grace
     with reverts("TooEarly") as info:
         driver.reclaim(session_id)

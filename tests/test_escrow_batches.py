@@ -9,6 +9,7 @@ from web3.logs import DISCARD
 from ev_network.contracts import Escrow, SessionState, Token
 from ev_network.deployment import Deployment
 from ev_network.pricing import price
+from ev_network.session_ids import make_session_id
 from tests.conftest import ESCROW_DEPOSIT, TARIFF, TIMED_TARIFF, TOKEN, Env
 from tests.contracts_helpers import (
     deploy_artifact,
@@ -162,5 +163,6 @@ def test_escrow_works_with_a_token_without_permit(env: Env) -> None:
     # openWithPermit on a token without permit: the failed permit is ignored, the allowance is used.
     bogus_permit = (2**255, 27, b"\x01" * 32, b"\x02" * 32)
     receipt = escrow(env.driver).open_with_permit(station, 1, TOKEN, bogus_permit)
-    assert escrow(env.driver).session_id_from(receipt) == session_id + 1
+    assert session_id == make_session_id(env.driver.address, 0, 1)  # its lane is free again: reused
+    assert escrow(env.driver).session_id_from(receipt) == make_session_id(env.driver.address, 0, 2)
     assert token().balance_of(escrow_address) == TOKEN

@@ -49,7 +49,7 @@ async def test_an_ocpp_rpc_charge_point_charges_a_paid_session_to_settlement(cle
             session_id = await open_session(net, driver, core.stations[cp_id], 1, 10 * TOKEN)
 
             remote_start = await _next(node.stdout, "remote_start")
-            assert remote_start["idTag"] == f"EVN{session_id}"
+            assert remote_start["idTag"] == core.local(session_id).id_tag
             assert (await _next(node.stdout, "started"))["status"] == "Accepted"
             stopped = await _next(node.stdout, "stopped")
             assert await asyncio.wait_for(node.wait(), 10) == 0
@@ -62,7 +62,8 @@ async def test_an_ocpp_rpc_charge_point_charges_a_paid_session_to_settlement(cle
                 stopped["meterStop"],
             )
             assert settled.args["cost"] == price(TARIFF, energy) and energy == 2100
-            assert settled.args["transactionId"] == stopped["transactionId"]
+            [started] = chain_events(net, "SessionStarted", session_id)
+            assert started.args["transactionId"] == stopped["transactionId"]
         finally:
             if node.returncode is None:
                 node.kill()

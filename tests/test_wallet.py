@@ -3,6 +3,7 @@ operator's side with real signed transactions, invoices, cancel, reclaim, histor
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -11,11 +12,14 @@ import pytest
 from pypdf import PdfReader
 
 from ev_network.contracts import SessionState
+from ev_network.errors import ContractRevert
 from ev_network.keys import KeystoreError
 from ev_network.pricing import Tariff, price
+from ev_network.session_ids import LANES, hex_session_id, lane_of, make_session_id, session_label
 from tests.conftest import TARIFF, TIMED_TARIFF, TOKEN
 from tests.wallet_helpers import (
     PASSWORD,
+    block_time,
     driver_wallet,
     fresh_wallet,
     function_selector,
@@ -23,6 +27,7 @@ from tests.wallet_helpers import (
     nonce,
     operator_settle,
     operator_start,
+    session_events,
     set_next_block_time,
     settled_event,
     tx_selector,
@@ -30,8 +35,16 @@ from tests.wallet_helpers import (
 )
 from wallet.config import WalletConfig
 from wallet.core import Wallet
-from wallet.errors import InsufficientBalance, SessionNotFound, StationUnavailable, TooEarly, WalletError
-from wallet.invoice import render_pdf, render_text
+from wallet.errors import (
+    BadSessionId,
+    InsufficientBalance,
+    SessionNotFound,
+    StationUnavailable,
+    TooEarly,
+    WalletError,
+    explain_revert,
+)
+from wallet.invoice import Invoice, render_json, render_pdf, render_text
 from wallet.keystore import Keystore
 from wallet.units import format_amount, iso_utc
 
@@ -60,11 +73,19 @@ def test_journey_create_topup_quote_open_with_permit_settle_invoice(clean_chain,
     assert nonce(net, wallet.address) == nonce_before + 1
     assert tx_selector(net, opened.open_tx) == function_selector(wallet.escrow, "openWithPermit")
     assert wallet.balance() == 100 * TOKEN - deposit
+    # a fresh account's first session: lane 0, number 1 (label "1"), the id starts with the address
+    assert opened.session_id == make_session_id(wallet.address, 0, 1) and opened.label == "1"
+    assert opened.model_dump(mode="json")["session_id"] == hex_session_id(opened.session_id)
     status = wallet.session_status(opened.session_id)
     assert (status.state, status.phase, status.deposit, status.connector) == ("requested", "requested", deposit, 2)
+    assert status.opened_at == block_time(net, opened.open_tx) and status.label == "1"
+    assert wallet.session_status("1") == status == wallet.session_status(hex_session_id(opened.session_id))
 
     start_receipt = operator_start(net, opened.session_id, transaction_id=4242, meter_start=1_000)
-    assert wallet.session_status(opened.session_id).phase == "charging"
+    charging = wallet.session_status(opened.session_id)
+    assert (charging.phase, charging.transaction_id, charging.meter_start) == ("charging", 4242, 1_000)
+    assert charging.opened_at == status.opened_at  # from the open's block once storage says "started"
+    assert charging.started_at == block_time(net, start_receipt["transactionHash"])
     settle_receipt = operator_settle(net, opened.session_id, meter_stop=1_000 + energy_wh)
     event = settled_event(net, opened.session_id)
 
@@ -75,7 +96,11 @@ def test_journey_create_topup_quote_open_with_permit_settle_invoice(clean_chain,
     assert inv.deposit == deposit
     assert wallet.balance() == 100 * TOKEN - inv.total  # the driver paid exactly the invoice total
     assert net.token().balance_of(net.payout.address) - payout_before == inv.total
-    assert inv.number == f"EVN-{net.deployment.chain_id}-{net.deployment.escrow[2:8].upper()}-{opened.session_id:08d}"
+    escrow6, driver8 = net.deployment.escrow[2:8].upper(), wallet.address[2:10].upper()
+    assert inv.number == f"EVN-{net.deployment.chain_id}-{escrow6}-{driver8}-1"
+    assert (inv.session_id, inv.session_label) == (opened.session_id, "1")
+    assert json.loads(render_json(inv))["session_id"] == hex_session_id(opened.session_id)
+    assert Invoice.model_validate_json(render_json(inv)) == inv  # the JSON form reads back
     assert (inv.issuer.name, inv.issuer.operator, inv.issuer.payout) == (
         "Volt Charging GmbH",
         net.operator.address,
@@ -98,6 +123,7 @@ def test_journey_create_topup_quote_open_with_permit_settle_invoice(clean_chain,
 
     text = render_text(inv)
     assert inv.number in text and format_amount(inv.total, 18) in text
+    assert hex_session_id(opened.session_id) in text
     pdf_path = render_pdf(inv, tmp_path / "invoice.pdf")
     pdf_text = "".join(page.extract_text() for page in PdfReader(pdf_path).pages)
     assert inv.number in pdf_text
@@ -173,7 +199,7 @@ def test_cancel_is_refused_before_the_start_timeout_then_refunds_everything(clea
         "driver_cancelled",
         10 * TOKEN,
     )
-    with pytest.raises(WalletError, match="it is cancelled"):
+    with pytest.raises(WalletError, match="it is already cancelled"):
         wallet.cancel(session_id)
     with pytest.raises(WalletError, match=r"no invoice for session .* cancelled"):
         wallet.invoice(session_id)
@@ -205,12 +231,11 @@ def test_deposit_above_balance_is_refused_without_sending_anything(clean_chain, 
     wallet, _ = fresh_wallet(net, tmp_path / "home")
     wallet.top_up(5 * TOKEN, net.admin)
     before = nonce(net, wallet.address)
-    count_before = wallet.escrow.session_count()
     with pytest.raises(InsufficientBalance) as refused:
         wallet.open_session(station_id, 1, 7 * TOKEN + TOKEN // 2)
     assert "7.50 EVE" in str(refused.value) and "5.00 EVE" in str(refused.value)
     assert nonce(net, wallet.address) == before
-    assert wallet.escrow.session_count() == count_before
+    assert wallet.escrow.get_session(make_session_id(wallet.address, 0, 1)).state is SessionState.NONE
     assert wallet.balance() == 5 * TOKEN
 
 
@@ -343,6 +368,7 @@ def test_history_lists_every_session_of_the_driver_with_its_state(clean_chain):
         (waiting, "requested"),
     ]
     assert foreign not in {h.session_id for h in history}
+    assert len({lane_of(h.session_id) for h in history}) == 4  # all four were open at once: a lane each
     assert history[0].cost == price(TARIFF, 2_000) and history[0].energy_wh == 2_000
     assert history[1].cancel_reason == "connector_busy" and history[1].refund == 5 * TOKEN
     assert all(re.fullmatch(r"0x[0-9a-f]{64}", h.open_tx) for h in history)
@@ -358,8 +384,12 @@ def test_read_only_wallet_reads_but_cannot_write(clean_chain):
     assert reader.station(str(station_id)).charge_point_id == "CP-WAL-RO"
     with pytest.raises(WalletError, match="not unlocked"):
         reader.open_session(station_id, 1, TOKEN)
-    with pytest.raises(SessionNotFound, match="no session 424242"):
-        reader.session_status(424242)
+    with pytest.raises(SessionNotFound, match=r"there is no session 42$"):
+        reader.session_status("42")  # a label of the reader's account that was never used
+    with pytest.raises(SessionNotFound, match="there is no session 0x"):  # not the reader's: the full id
+        reader.session_status(make_session_id(net.drivers[8].address, 3, 42))
+    with pytest.raises(BadSessionId, match="not a session id"):
+        reader.session_status("0x1234")
     views = reader.stations()
     assert any(v.station_id == station_id and v.tariff.price_per_kwh == TARIFF.price_per_kwh for v in views)
     assert Tariff(**reader.station(station_id).tariff.model_dump(exclude={"tariff_id"})) == TARIFF
@@ -418,7 +448,9 @@ async def test_full_journey_with_the_core_client_and_a_simulated_charge_point(cl
     event = settled_event(net, opened.session_id)
     assert inv.total == event["cost"] == price(TARIFF, record.energy_wh)
     assert inv.total == wallet.quote(cp_id, record.energy_wh).total
-    assert inv.charge_point_id == cp_id and inv.ocpp_transaction_id == event["transactionId"] > 0
+    started = session_events(net, opened.session_id, "SessionStarted")[0]
+    assert inv.charge_point_id == cp_id and inv.ocpp_transaction_id == started["transactionId"] > 0
+    assert inv.connector == 2 and final.transaction_id == inv.ocpp_transaction_id
     assert wallet.balance() == 50 * TOKEN - inv.total
     assert net.token().balance_of(net.payout.address) - payout_before == inv.total
     assert [(h.session_id, h.state) for h in wallet.history()] == [(opened.session_id, "settled")]
@@ -439,3 +471,99 @@ def test_fresh_account_without_gas_is_told_before_sending_and_dev_topup_pays_for
     assert net.w3.eth.get_balance(address) > 0
     opened = wallet.open(station_id, 1, 5 * TOKEN)
     assert net.escrow().get_session(opened.session_id).deposit == 5 * TOKEN
+
+
+def test_a_returning_drivers_second_session_reuses_the_lane_and_the_first_still_reads_settled(clean_chain, tmp_path):
+    net = clean_chain
+    station_id = net.add_station("CP-WAL-AGAIN")
+    wallet, _ = fresh_wallet(net, tmp_path / "home")
+    wallet.top_up(50 * TOKEN, net.admin)
+    first = wallet.open_session(station_id, 1, 10 * TOKEN)
+    operator_start(net, first, transaction_id=11, meter_start=100)
+    operator_settle(net, first, meter_stop=2_100)
+    status_before, invoice_before = wallet.session_status(first), wallet.invoice(first)
+    assert wallet.escrow.get_session(first).state is SessionState.SETTLED
+
+    second = wallet.open(station_id, 2, 10 * TOKEN)
+    assert second.session_id == make_session_id(wallet.address, 0, 2) and second.label == "2"  # same lane, seq 2
+    assert wallet.escrow.get_session(first).state is SessionState.CLOSED  # storage forgot it: events tell
+    status = wallet.session_status("1")
+    assert status == status_before
+    assert (status.state, status.phase, status.cost, status.energy_wh) == (
+        "settled",
+        "settled",
+        price(TARIFF, 2_000),
+        2_000,
+    )
+    assert (status.connector, status.transaction_id, status.meter_start) == (1, 11, 100)
+    assert wallet.invoice("1") == invoice_before and invoice_before.number.endswith("-1")
+    assert [u.phase for u in wallet.watch(first, timeout=5)] == ["started", "settled"]
+    assert [(h.label, h.state) for h in wallet.history()] == [("1", "settled"), ("2", "requested")]
+
+    before = nonce(net, wallet.address)
+    with pytest.raises(WalletError, match="cannot stop session 1: it is already settled"):
+        wallet.request_stop(first)
+    with pytest.raises(WalletError, match="cannot cancel session 1: it is already settled"):
+        wallet.cancel("1")
+    assert nonce(net, wallet.address) == before
+    with pytest.raises(ContractRevert) as revert:  # straight to the contract, past the wallet's checks
+        wallet.escrow.cancel(first)
+    assert revert.value.name == "InvalidState"
+    assert "has already ended" in str(explain_revert(revert.value, "cancel session 1"))
+
+    operator_start(net, second.session_id, transaction_id=12, meter_start=0)
+    operator_settle(net, second.session_id, meter_stop=1_000)
+    second_invoice = wallet.invoice("2")
+    assert second_invoice.number.endswith("-2") and second_invoice.number != invoice_before.number
+    assert (second_invoice.connector, second_invoice.ocpp_transaction_id) == (2, 12)
+    assert wallet.invoice(first) == invoice_before  # still the same, stable number
+
+
+def test_closed_sessions_show_how_they_ended_never_just_closed(clean_chain, tmp_path):
+    net = clean_chain
+    station_id = net.add_station("CP-WAL-CLOSED")
+    wallet, _ = fresh_wallet(net, tmp_path / "home")
+    wallet.top_up(30 * TOKEN, net.admin)
+    rejected = wallet.open_session(station_id, 1, 4 * TOKEN)
+    net.escrow(net.operator).reject(rejected, 3)
+    expired = wallet.open_session(station_id, 1, 6 * TOKEN)
+    operator_start(net, expired, meter_start=0)
+    net.time_travel(net.deployment.max_duration + net.deployment.reclaim_grace + 1)
+    wallet.reclaim(expired)
+    latest = wallet.open_session(station_id, 1, 2 * TOKEN)
+    assert [session_label(i) for i in (rejected, expired, latest)] == ["1", "2", "3"]
+    assert {wallet.escrow.get_session(i).state for i in (rejected, expired)} == {SessionState.CLOSED}
+
+    cancelled = wallet.session_status(rejected)
+    assert (cancelled.state, cancelled.phase, cancelled.refund, cancelled.cancel_reason) == (
+        "cancelled",
+        "cancelled",
+        4 * TOKEN,
+        "charger_rejected",
+    )
+    gone = wallet.session_status("2")
+    assert (gone.state, gone.phase, gone.refund, gone.cost) == ("expired", "expired", 6 * TOKEN, 0)
+    assert gone.started_at is not None and gone.ended_at > gone.started_at
+    assert [h.state for h in wallet.history()] == ["cancelled", "expired", "requested"]
+    with pytest.raises(WalletError, match="no invoice for session 1: it is cancelled"):
+        wallet.invoice("1")
+    with pytest.raises(WalletError, match="no invoice for session 2: it is expired"):
+        wallet.invoice(expired)
+    with pytest.raises(WalletError, match="cannot reclaim session 2: it is already expired"):
+        wallet.reclaim(expired)
+
+
+def test_a_driver_with_every_lane_open_is_told_why_it_cannot_open_another(clean_chain, tmp_path):
+    net = clean_chain
+    station_id = net.add_station("CP-WAL-LANES")
+    wallet, _ = fresh_wallet(net, tmp_path / "home")
+    wallet.top_up(LANES + 10, net.admin)  # smallest units: one per session
+    wallet.token.approve(net.deployment.escrow, 2**256 - 1)
+    hashes = [wallet.escrow.open(station_id, 1, 1, wait=False) for _ in range(LANES)]
+    receipts = [net.w3.eth.wait_for_transaction_receipt(h) for h in hashes]
+    ids = [wallet.escrow.session_id_from(r) for r in receipts]
+    assert [lane_of(i) for i in ids] == list(range(LANES)) and session_label(ids[-1]) == "255/1"
+    with pytest.raises(WalletError, match=f"already has {LANES} sessions open"):
+        wallet.open(station_id, 1, 1)
+    net.escrow(net.operator).reject(ids[7], 1)  # a lane frees up: the next open takes it
+    assert wallet.open(station_id, 1, 1).session_id == make_session_id(wallet.address, 7, 2)

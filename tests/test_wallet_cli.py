@@ -12,10 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 from pypdf import PdfReader
 from typer.testing import CliRunner
 
+from ev_network.contracts import SessionState
 from ev_network.pricing import price
+from ev_network.session_ids import driver_of, hex_session_id, make_session_id, session_label
 from tests.conftest import TARIFF, TOKEN
 from tests.wallet_helpers import (
     PASSWORD,
@@ -121,32 +124,41 @@ def test_import_stations_quote_charge_invoice_json_and_pdf(clean_chain, cli, tmp
 
     balance_before = net.token().balance_of(driver.address)
     opened = cli("charge", "CP-CLI-1", "--connector", "2", "--deposit", "10", "--no-wait").stdout
-    session_id = int(opened.split("session ")[1].split()[0])
-    assert "(permit;" in opened
-    assert cli.json("status", str(session_id))["phase"] == "requested"
+    label = opened.split("session ")[1].split()[0]
+    session_id = int(opened.split("session id ")[1].split()[0], 16)
+    assert label == session_label(session_id) and driver_of(session_id) == driver.address
+    assert "(permit;" in opened and f"follow it with: ev-wallet status {label}" in opened
+    requested = cli.json("status", label)
+    assert (requested["phase"], requested["session_id"], requested["label"]) == (
+        "requested",
+        hex_session_id(session_id),
+        label,
+    )
     operator_start(net, session_id, transaction_id=7, meter_start=100)
     operator_settle(net, session_id, meter_stop=100 + 8_250)
     event = settled_event(net, session_id)
 
-    inv = json.loads(cli("invoice", str(session_id), "--format", "json").stdout)
+    inv = json.loads(cli("invoice", label, "--format", "json").stdout)
+    assert (inv["session_id"], inv["session_label"]) == (hex_session_id(session_id), label)
+    assert inv["number"].endswith(f"-{driver.address[2:10].upper()}-{label.replace('/', '-')}")
     assert inv["total"] == event["cost"] == quote["total"]
     assert inv["refund"] == event["refund"] == 10 * TOKEN - quote["total"]
     assert sum(line["amount"] for line in inv["lines"]) == inv["total"]
     assert balance_before - net.token().balance_of(driver.address) == inv["total"]
-    assert cli.json("invoice", str(session_id)) == inv
+    assert cli.json("invoice", hex_session_id(session_id)) == inv == cli.json("invoice", str(session_id))
 
     pdf = tmp_path / "out" / "inv.pdf"
-    cli("invoice", str(session_id), "--format", "pdf", "--output", str(pdf))
+    cli("invoice", label, "--format", "pdf", "--output", str(pdf))
     text = "".join(page.extract_text() for page in PdfReader(pdf).pages)
     assert inv["number"] in text
     assert format_amount(inv["total"], 18) == "3.3875" and "3.3875 EVE" in text  # exact, not rounded
-    cli("invoice", str(session_id))
+    cli("invoice", label)
     assert inv["number"] in cli.outputs[-1] and "TOTAL" in cli.outputs[-1]
 
-    status = cli.json("status", str(session_id))
+    status = cli.json("status", label)
     assert (status["state"], status["cost"]) == ("settled", inv["total"])
     history = cli.json("history")["sessions"]
-    assert [(h["session_id"], h["state"]) for h in history] == [(session_id, "settled")]
+    assert history[-1]["session_id"] == hex_session_id(session_id) and history[-1]["state"] == "settled"
     cli.assert_no_key(driver.key.hex())
 
 
@@ -157,14 +169,15 @@ def test_charge_follows_the_session_live_and_prints_the_invoice(clean_chain, cli
     cli("topup", "20")
     errors: list[BaseException] = []
 
+    session_id = make_session_id(address, 0, 1)  # a fresh account's first session
+
     def operator() -> None:  # the CPO's side, as the Core Client would do it
         try:
             deadline = time.monotonic() + 20
             escrow = net.escrow()
-            while escrow.session_count() == 0 or escrow.get_session(escrow.session_count()).driver != address:
+            while escrow.get_session(session_id).state is not SessionState.REQUESTED:
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
-            session_id = escrow.session_count()
             time.sleep(0.2)
             operator_start(net, session_id, meter_start=0)
             time.sleep(0.4)
@@ -180,7 +193,8 @@ def test_charge_follows_the_session_live_and_prints_the_invoice(clean_chain, cli
     for step in ("requested:", "started:", "charging", "settled:"):
         assert step in out
     assert out.index("requested:") < out.index("started:") < out.index("settled:")
-    assert "INVOICE EVN-" in out and "TOTAL" in out
+    assert "session 1: settled:" in out  # messages name the session by its label
+    assert "INVOICE EVN-" in out and "TOTAL" in out and hex_session_id(session_id) in out
 
 
 def test_errors_are_one_line_without_traceback(clean_chain, cli, tmp_path):
@@ -228,6 +242,7 @@ def test_cancel_too_early_then_cancel_via_cli(clean_chain, cli):
     cli("topup", "10")
     out = cli("charge", str(station_id), "--connector", "1", "--deposit", "6", "--no-wait").stdout
     session_id = out.split("session ")[1].split()[0]
+    assert session_id == "1"
     early = cli("cancel", session_id, ok=False)
     assert early.exit_code == 1 and f"error: cannot cancel session {session_id} yet: possible from" in early.output
     net.time_travel(net.deployment.start_timeout + 1)
@@ -277,9 +292,8 @@ def test_ctrl_c_during_a_live_charge_requests_the_stop_and_waits_for_the_invoice
                 assert process.poll() is None, (what, lines)
                 time.sleep(0.05)
 
-        wait_for(lambda: escrow.session_count() and escrow.get_session(escrow.session_count()).driver == address,
-                 "session opened")  # fmt: skip
-        session_id = escrow.session_count()
+        session_id = make_session_id(address, 0, 1)
+        wait_for(lambda: escrow.get_session(session_id).state is SessionState.REQUESTED, "session opened")
         operator_start(net, session_id, meter_start=10)
         wait_for(lambda: any(": charging" in line for line in lines), "charging shown")
         process.send_signal(signal.SIGINT)
@@ -298,3 +312,61 @@ def test_ctrl_c_during_a_live_charge_requests_the_stop_and_waits_for_the_invoice
     assert out.index("Ctrl-C") < out.index("settled:") < out.index("INVOICE EVN-")
     assert format_amount(price(TARIFF, 6_000), 18) + " EVE" in out
     assert net.token().balance_of(address) == 8 * TOKEN - price(TARIFF, 6_000)
+
+
+def test_a_label_names_the_accounts_session_and_old_sessions_keep_their_outcome(clean_chain, cli, tmp_path):
+    net = clean_chain
+    station_id = net.add_station("CP-CLI-LABEL")
+    address = _create_account(net, cli)
+    cli("topup", "20")
+    cli("charge", str(station_id), "--connector", "1", "--deposit", "5", "--no-wait")
+    first = make_session_id(address, 0, 1)
+    operator_start(net, first, transaction_id=31, meter_start=0)
+    operator_settle(net, first, meter_stop=4_000)
+    out = cli("charge", str(station_id), "--connector", "2", "--deposit", "5", "--no-wait").stdout
+    second = make_session_id(address, 0, 2)  # the returning driver's lane 0 again, number 2
+    assert out.startswith("session 2 opened") and hex_session_id(second) in out
+    assert net.escrow().get_session(first).state is SessionState.CLOSED
+
+    status = cli.json("status", "1")
+    assert (status["session_id"], status["label"], status["state"]) == (hex_session_id(first), "1", "settled")
+    assert (status["cost"], status["connector"], status["transaction_id"]) == (price(TARIFF, 4_000), 1, 31)
+    text = cli("status", "1").stdout
+    assert text.startswith("Session 1: settled") and "OCPP transaction 31" in text and "closed" not in text
+    assert cli.json("status", "2")["state"] == "requested"
+    history = cli.json("history")["sessions"]
+    assert [(h["label"], h["state"], h["session_id"]) for h in history] == [
+        ("1", "settled", hex_session_id(first)),
+        ("2", "requested", hex_session_id(second)),
+    ]
+    table = cli("history").stdout
+    assert "session" in table and hex_session_id(first) not in table  # people see labels
+    assert cli.json("invoice", "1")["total"] == price(TARIFF, 4_000)
+    stopped = cli("stop", "1", ok=False)
+    assert stopped.exit_code == 1 and "error: cannot stop session 1: it is already settled" in stopped.output
+
+    # without an account only full ids work: any driver's session, named in full
+    stranger = Cli(net, tmp_path / "empty-home")
+    assert stranger.json("status", hex_session_id(first))["state"] == "settled"
+    assert stranger("status", str(first)).stdout.startswith(f"Session {hex_session_id(first)}: settled")
+    no_label = stranger("status", "1", ok=False)
+    assert no_label.exit_code == 1 and "a label needs an account" in no_label.output
+    other = cli("status", "1", "--account", Account.create().address, ok=False)  # label of another account
+    assert other.exit_code == 1 and other.output.startswith("error: there is no session 1")
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (("status", "abc"), "'abc' is not a session id (0x and 64 hex digits), or a label such as 7 or 2/7"),
+        (("cancel", "0x1234"), "'0x1234' is not a session id"),
+        (("stop", "1/2/3"), "'1/2/3' is not a session id"),
+        (("invoice", "300/1"), "lane must be 0-255"),
+        (("reclaim", "0"), "seq 1-65535"),
+    ],
+)
+def test_a_malformed_session_argument_is_a_usage_error(net, cli, args, reason):
+    result = cli(*args, ok=False)
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for 'SESSION'" in result.output and reason in result.output
+    assert "Traceback" not in result.output

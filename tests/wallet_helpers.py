@@ -56,14 +56,24 @@ def operator_settle(net, session_id: int, meter_stop: int, operator=None) -> dic
     return net.escrow(operator or net.operator).settle(session_id, meter_stop)
 
 
+def session_events(net, session_id: int, name: str) -> list[dict]:
+    """The arguments of every ``name`` event of ``session_id``."""
+    reader = EventReader(net.w3, net.deployment.escrow)
+    found = reader.fetch(net.deployment.deployment_block, reader.head(), [name], [indexed_topic(session_id)])
+    return [event.args for event in found]
+
+
 def settled_event(net, session_id: int) -> dict:
     """The SessionSettled event's arguments of ``session_id``."""
-    reader = EventReader(net.w3, net.deployment.escrow)
-    found = reader.fetch(
-        net.deployment.deployment_block, reader.head(), ["SessionSettled"], [indexed_topic(session_id)]
-    )
+    found = session_events(net, session_id, "SessionSettled")
     assert len(found) == 1, found
-    return found[0].args
+    return found[0]
+
+
+def block_time(net, tx_hash) -> int:
+    """The timestamp of the block that mined ``tx_hash``."""
+    receipt = net.w3.eth.get_transaction_receipt(tx_hash)
+    return int(net.w3.eth.get_block(receipt["blockNumber"])["timestamp"])
 
 
 def set_next_block_time(net, timestamp: int) -> None:

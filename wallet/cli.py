@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from ev_network.session_ids import hex_session_id
 from wallet.cli_accounts import account_app
 from wallet.cli_common import (
     AccountAddr,
@@ -16,6 +17,7 @@ from wallet.cli_common import (
     JsonOut,
     RpcUrl,
     SessionArg,
+    SessionJsonOut,
     StationArg,
     amount_arg,
     clean_errors,
@@ -24,6 +26,7 @@ from wallet.cli_common import (
     emit,
     minter_account,
     open_wallet,
+    session_arg,
 )
 from wallet.display import LiveSession, history_table, quote_lines, stations_table, status_lines
 from wallet.invoice import render_json, render_pdf, render_text
@@ -33,7 +36,11 @@ HELP = """The driver's EV Wallet: pre-pay a charging session into the EV Network
 and get an invoice built from chain data.
 
 Amounts are whole tokens with decimals (12.5), converted exactly with the token's decimals.
-STATION is a station id or an OCPP charge point id. Read commands take --json.
+STATION is a station id or an OCPP charge point id. SESSION is the short label of one of the
+account's sessions, as shown by charge and history (7: the 7th session of lane 0; 2/7: the 7th of lane
+2, used when sessions overlap), or the full session id (0x + 64 hex digits: the driver's address, the
+lane and the number; decimal also works). Read commands take --json, which gives session ids in full
+(0x + 64 hex digits) next to their label.
 
 Environment: EVN_WALLET_HOME (wallet directory, default ~/.ev-wallet), EVN_RPC_URL (node, default
 http://127.0.0.1:8545), EVN_DEPLOYMENT (deployment file, default deployments/local.json),
@@ -171,13 +178,14 @@ def charge(
     starts (or twice) leaves the session open."""
     wallet = open_wallet(config_from(rpc_url, deployment, account), unlock=True, poll=poll)
     opened = wallet.open(station, connector, amount_arg(wallet, deposit))
-    sid = opened.session_id
+    sid, name = opened.session_id, wallet.name(opened.session_id)
     typer.echo(
-        f"session {sid} opened at station {opened.station_id} connector {connector}, deposit "
+        f"session {name} opened at station {opened.station_id} connector {connector}, deposit "
         f"{wallet.fmt(opened.deposit)} ({opened.method}; tx {opened.open_tx})"
     )
+    typer.echo(f"session id {hex_session_id(sid)}")
     if no_wait:
-        typer.echo(f"follow it with: ev-wallet status {sid}")
+        typer.echo(f"follow it with: ev-wallet status {name}")
         return
     final = LiveSession(wallet, sid, Console(soft_wrap=True, highlight=False), poll).run()
     if final is None:
@@ -185,7 +193,7 @@ def charge(
     if final.phase == "settled":
         typer.echo(render_text(wallet.invoice(sid)))
     else:
-        typer.echo(f"session {sid} {final.phase}: refunded {wallet.fmt(final.status.refund or 0)}")
+        typer.echo(f"session {name} {final.phase}: refunded {wallet.fmt(final.status.refund or 0)}")
 
 
 @app.command()
@@ -197,7 +205,8 @@ def stop(
 
     The charge point stops the charge and the operator settles the session: cost paid, the rest refunded."""
     wallet = open_wallet(config_from(rpc_url, deployment, account), unlock=True)
-    typer.echo(f"stop requested for session {session} (tx {wallet.request_stop(session)})")
+    sid = session_arg(wallet, session)
+    typer.echo(f"stop requested for session {wallet.name(sid)} (tx {wallet.request_stop(sid)})")
 
 
 @app.command()
@@ -209,8 +218,11 @@ def cancel(
 
     Possible once the start timeout has passed since the session was opened."""
     wallet = open_wallet(config_from(rpc_url, deployment, account), unlock=True)
-    tx = wallet.cancel(session)
-    typer.echo(f"session {session} cancelled, deposit refunded: balance {wallet.fmt(wallet.balance())} (tx {tx})")
+    sid = session_arg(wallet, session)
+    tx = wallet.cancel(sid)
+    typer.echo(
+        f"session {wallet.name(sid)} cancelled, deposit refunded: balance {wallet.fmt(wallet.balance())} (tx {tx})"
+    )
 
 
 @app.command()
@@ -222,18 +234,28 @@ def reclaim(
 
     Possible once the maximum duration plus the grace period have passed since the start."""
     wallet = open_wallet(config_from(rpc_url, deployment, account), unlock=True)
-    tx = wallet.reclaim(session)
-    typer.echo(f"session {session} reclaimed, deposit refunded: balance {wallet.fmt(wallet.balance())} (tx {tx})")
+    sid = session_arg(wallet, session)
+    tx = wallet.reclaim(sid)
+    typer.echo(
+        f"session {wallet.name(sid)} reclaimed, deposit refunded: balance {wallet.fmt(wallet.balance())} (tx {tx})"
+    )
 
 
 @app.command()
 @clean_errors
 def status(
-    session: SessionArg, rpc_url: RpcUrl = None, deployment: DeploymentFile = None, as_json: JsonOut = False
+    session: SessionArg,
+    rpc_url: RpcUrl = None,
+    deployment: DeploymentFile = None,
+    account: AccountAddr = None,
+    as_json: SessionJsonOut = False,
 ) -> None:
-    """Show a session's state, times, and cost once it has ended."""
-    wallet = open_wallet(config_from(rpc_url, deployment, None), need_account=False)
-    st = wallet.session_status(session)
+    """Show a session's state, times, and cost once it has ended.
+
+    Any driver's session by its full id; a label (7, 2/7) is one of the account's sessions. An old session
+    shows how it ended (settled, cancelled, expired), read from its events."""
+    wallet = open_wallet(config_from(rpc_url, deployment, account), need_account=False)
+    st = wallet.session_status(session_arg(wallet, session))
     if as_json:
         emit(st.model_dump(mode="json"))
     else:
@@ -243,7 +265,10 @@ def status(
 @app.command()
 @clean_errors
 def history(
-    rpc_url: RpcUrl = None, deployment: DeploymentFile = None, account: AccountAddr = None, as_json: JsonOut = False
+    rpc_url: RpcUrl = None,
+    deployment: DeploymentFile = None,
+    account: AccountAddr = None,
+    as_json: SessionJsonOut = False,
 ) -> None:
     """List the account's sessions and their final state.
 
@@ -274,13 +299,16 @@ def invoice(
     ] = None,
     rpc_url: RpcUrl = None,
     deployment: DeploymentFile = None,
-    as_json: JsonOut = False,
+    account: AccountAddr = None,
+    as_json: SessionJsonOut = False,
 ) -> None:
     """The invoice of a settled session, from chain data only.
 
-    --json is the same as --format json; pdf is written to --output (default <invoice number>.pdf)."""
-    wallet = open_wallet(config_from(rpc_url, deployment, None), need_account=False)
-    inv = wallet.invoice(session)
+    --json is the same as --format json (the session id in full, 0x + 64 hex digits); pdf is written to
+    --output (default <invoice number>.pdf). The invoice number is
+    EVN-<chain>-<escrow>-<driver>-<label>, e.g. EVN-31337-5FBDB2-70997970-7 (label 2/7: ...-2-7)."""
+    wallet = open_wallet(config_from(rpc_url, deployment, account), need_account=False)
+    inv = wallet.invoice(session_arg(wallet, session))
     fmt = InvoiceFormat.json if as_json else fmt
     if fmt is InvoiceFormat.pdf:
         path = render_pdf(inv, output or Path(f"{inv.number}.pdf"))

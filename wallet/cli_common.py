@@ -20,10 +20,11 @@ from ev_network.deployment import Deployment
 from ev_network.devchain import ANVIL_CHAIN_ID, dev_account
 from ev_network.errors import ChainUnavailable, EVNetworkError
 from ev_network.keys import KeystoreError, load_keyfile, resolve_password
+from ev_network.session_ids import parse_session_id
 from wallet import config as cfgmod
 from wallet.config import WalletConfig
 from wallet.core import Wallet
-from wallet.errors import WalletError
+from wallet.errors import BadSessionId, WalletError
 from wallet.keystore import Keystore
 from wallet.units import parse_amount
 
@@ -37,7 +38,30 @@ AccountAddr = Annotated[
     str | None, typer.Option("--account", help="Account address (default: the wallet's default account).")
 ]
 JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
-SessionArg = Annotated[int, typer.Argument(help="Session id.", min=1, show_default=False, metavar="SESSION")]
+_SHAPE_CHECK_DRIVER = "0x" + "00" * 19 + "01"  # any address: the callback only checks the text's form
+
+
+def _session_form(value: str) -> str:
+    """Reject at parse time (a usage error) text that is neither a session id nor a label."""
+    try:
+        parse_session_id(value, driver=_SHAPE_CHECK_DRIVER)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value.strip()
+
+
+SessionArg = Annotated[
+    str,
+    typer.Argument(
+        help="Session label of the account (7, or 2/7 on lane 2) or full session id (0x + 64 hex digits, or decimal).",
+        callback=_session_form,
+        show_default=False,
+        metavar="SESSION",
+    ),
+]
+SessionJsonOut = Annotated[
+    bool, typer.Option("--json", help="Machine-readable JSON output (session ids in full: 0x + 64 hex digits).")
+]
 StationArg = Annotated[
     str, typer.Argument(help="Station id or OCPP charge point id.", show_default=False, metavar="STATION")
 ]
@@ -82,6 +106,16 @@ def open_chain(rpc_url: str, deployment: Deployment) -> Web3:
     if chain_id != deployment.chain_id:
         raise EVNetworkError(f"{rpc_url} is chain {chain_id}, but the deployment is for chain {deployment.chain_id}")
     return w3
+
+
+def session_arg(wallet: Wallet, text: str) -> int:
+    """The session a SESSION argument names: a label resolves among the wallet's account's sessions."""
+    if int(wallet.address, 16) == 0:  # read-only without any account: only full ids
+        try:
+            return parse_session_id(text)
+        except ValueError as exc:
+            raise BadSessionId(f"{exc}; a label needs an account (--account, or ev-wallet account create)") from None
+    return wallet.resolve_session(text)
 
 
 def amount_arg(wallet: Wallet, text: str) -> int:

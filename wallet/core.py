@@ -12,25 +12,21 @@ the escrow's custom errors come back as :class:`~wallet.errors.WalletError` with
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from ev_network.contracts import Escrow, Operator, SessionState, Station, Token
+from ev_network.contracts import Escrow, Operator, Station, Token
 from ev_network.deployment import Deployment
 from ev_network.devchain import ANVIL_CHAIN_ID
 from ev_network.errors import ContractRevert
 from ev_network.pricing import price
 from ev_network.tx import TxSender, call_view
-from wallet.errors import InsufficientBalance, SessionNotFound, StationUnavailable, WalletError, explain_revert
-from wallet.models import HistoryEntry, OpenResult, Progress, Quote, SessionStatus, StationView, TariffView, TokenInfo
+from wallet.errors import InsufficientBalance, StationUnavailable, WalletError, explain_revert
+from wallet.models import OpenResult, Quote, StationView, TariffView, TokenInfo
+from wallet.session_actions import SessionActions
 from wallet.tracking import SessionTracker
-from wallet.units import format_amount, iso_utc
-
-if TYPE_CHECKING:
-    from wallet.invoice import Invoice
+from wallet.units import format_amount
 
 MINTER_ROLE = Web3.keccak(text="MINTER_ROLE")
 MAX_DEPOSIT = 2**96 - 1  # the escrow stores deposits as uint96
@@ -41,7 +37,7 @@ MIN_GAS_WEI = 10**15  # below this an account cannot pay for an open (about 0.00
 DEV_GAS_GIFT_WEI = 10**18
 
 
-class Wallet:
+class Wallet(SessionActions):
     """A driver's account on the EV Network: balance, stations, quotes and sessions."""
 
     def __init__(
@@ -224,87 +220,7 @@ class Wallet:
         """:meth:`open`, returning just the session id."""
         return self.open(station_id, connector, deposit).session_id
 
-    def request_stop(self, session_id: int) -> str:
-        """Ask the operator to stop a running session (the charge stops, then the operator settles)."""
-        session = self._own_session(session_id, "stop")
-        if session.state is SessionState.REQUESTED:
-            raise WalletError(
-                f"session {session_id} has not started yet, so there is nothing to stop; if it does not start, "
-                f"cancel it from {iso_utc(session.opened_at + self.deployment.start_timeout)}"
-            )
-        if session.state is not SessionState.ACTIVE:
-            raise WalletError(f"cannot stop session {session_id}: it is already {session.state.name.lower()}")
-        return self._send(lambda: self.escrow.request_stop(session_id), f"stop session {session_id}")
-
-    def cancel(self, session_id: int) -> str:
-        """Take the deposit back from a session the operator did not start within the start timeout."""
-        session = self._own_session(session_id, "cancel")
-        if session.state is not SessionState.REQUESTED:
-            raise WalletError(
-                f"cannot cancel session {session_id}: it is {session.state.name.lower()} "
-                "(only a session that has not started can be cancelled)"
-            )
-        return self._send(lambda: self.escrow.cancel(session_id), f"cancel session {session_id}")
-
-    def reclaim(self, session_id: int) -> str:
-        """Take the deposit back from a started session the operator never settled (after the maximum
-        duration plus the grace period)."""
-        session = self._own_session(session_id, "reclaim")
-        if session.state is not SessionState.ACTIVE:
-            raise WalletError(
-                f"cannot reclaim session {session_id}: it is {session.state.name.lower()} "
-                "(only a started, unsettled session can be reclaimed)"
-            )
-        return self._send(lambda: self.escrow.reclaim(session_id), f"reclaim session {session_id}")
-
-    def session_status(self, session_id: int) -> SessionStatus:
-        """State and times of a session (any driver's: sessions are public)."""
-        return self.tracker.status(session_id)
-
-    def watch(
-        self, session_id: int, poll_interval: float | None = None, timeout: float | None = None
-    ) -> Iterator[Progress]:
-        """Progress updates until the session is settled, cancelled or expired (see SessionTracker.watch)."""
-        return self.tracker.watch(session_id, poll_interval or self.poll_interval, timeout)
-
-    def awatch(
-        self, session_id: int, poll_interval: float | None = None, timeout: float | None = None
-    ) -> AsyncIterator[Progress]:
-        """:meth:`watch` as an async iterator."""
-        return self.tracker.awatch(session_id, poll_interval or self.poll_interval, timeout)
-
-    def history(self) -> list[HistoryEntry]:
-        """This account's sessions, oldest first, with their final (or current) state."""
-        return self.tracker.history()
-
-    def invoice(self, session_id: int) -> Invoice:
-        """The invoice of a settled session, from chain data only."""
-        from wallet.invoice import build_invoice
-
-        return build_invoice(self.w3, self.deployment, session_id)
-
     # ---------------------------------------------------------------- helpers
-    def _require_key(self, action: str) -> LocalAccount:
-        if self.account is None:
-            raise WalletError(f"cannot {action}: account {self.address} is not unlocked (read-only wallet)")
-        return self.account
-
-    def _own_session(self, session_id: int, action: str) -> Any:
-        self._require_key(f"{action} session {session_id}")
-        session = self.escrow.get_session(session_id)
-        if session.state is SessionState.NONE:
-            raise SessionNotFound(f"cannot {action} session {session_id}: there is no such session")
-        if session.driver.lower() != self.address.lower():
-            raise SessionNotFound(f"cannot {action} session {session_id}: it belongs to another driver")
-        return session
-
-    def _send(self, call: Any, action: str) -> str:
-        try:
-            receipt = call()
-        except ContractRevert as exc:
-            raise explain_revert(exc, action, now=self.tracker.chain_time()) from None
-        return Web3.to_hex(receipt["transactionHash"])
-
     def _view(self, station: Station) -> StationView:
         if station.operator not in self._operators:
             self._operators[station.operator] = self.escrow.operator_of(station.operator)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from ev_network.session_ids import hex_session_id
 from wallet.core import Wallet
 from wallet.models import HistoryEntry, Progress, Quote, SessionStatus, StationView
 from wallet.units import format_amount, format_duration, format_wh_as_kwh, iso_utc
@@ -54,7 +55,8 @@ def quote_lines(wallet: Wallet, quote: Quote) -> list[str]:
 
 def status_lines(wallet: Wallet, st: SessionStatus) -> list[str]:
     lines = [
-        f"Session {st.session_id}: {st.phase or st.state}",
+        f"Session {wallet.name(st.session_id)}: {st.phase or st.state}",
+        f"  id      {hex_session_id(st.session_id)}",
         f"  station {st.station_id}, connector {st.connector}, driver {st.driver}",
         f"  deposit {wallet.fmt(st.deposit)}, tariff #{st.tariff_id}",
         f"  opened  {iso_utc(st.opened_at)}",
@@ -62,7 +64,8 @@ def status_lines(wallet: Wallet, st: SessionStatus) -> list[str]:
     if st.state == "requested":
         lines.append(f"  can be cancelled from {iso_utc(st.cancel_possible_at)} if it does not start")
     if st.started_at:
-        lines.append(f"  started {iso_utc(st.started_at)}")
+        ocpp = f" (OCPP transaction {st.transaction_id})" if st.transaction_id is not None else ""
+        lines.append(f"  started {iso_utc(st.started_at)}{ocpp}")
     if st.state == "active" and st.reclaim_possible_at:
         lines.append(f"  can be reclaimed from {iso_utc(st.reclaim_possible_at)} if never settled")
     if st.stop_requested and st.state == "active":
@@ -81,11 +84,11 @@ def status_lines(wallet: Wallet, st: SessionStatus) -> list[str]:
 def history_table(wallet: Wallet, entries: list[HistoryEntry]) -> Table:
     d = wallet.token_info.decimals
     table = Table(title=f"Sessions of {wallet.address} (amounts in {wallet.token_info.symbol})")
-    for column in ("id", "station", "conn", "state", "deposit", "kWh", "cost", "refund", "ended (UTC)"):
+    for column in ("session", "station", "conn", "state", "deposit", "kWh", "cost", "refund", "ended (UTC)"):
         table.add_column(column, justify="left" if column in ("state", "ended (UTC)") else "right")
     for e in entries:
         table.add_row(
-            str(e.session_id),
+            e.label,
             str(e.station_id),
             str(e.connector),
             e.state,
@@ -119,6 +122,7 @@ class LiveSession:
     def __init__(self, wallet: Wallet, session_id: int, console: Console, poll_interval: float = 1.0) -> None:
         self.wallet = wallet
         self.session_id = session_id
+        self.name = wallet.name(session_id)
         self.console = console
         self.poll_interval = poll_interval
         self.shown: set[str] = set()
@@ -126,7 +130,7 @@ class LiveSession:
         self.interrupts = 0
 
     def run(self) -> Progress | None:
-        with self.console.status(f"session {self.session_id}: connecting...") as status:
+        with self.console.status(f"session {self.name}: connecting...") as status:
             while True:
                 try:
                     for update in self.wallet.watch(self.session_id, self.poll_interval):
@@ -140,27 +144,25 @@ class LiveSession:
     def _show(self, update: Progress, status: object) -> None:
         if update.phase not in self.shown:
             self.shown.add(update.phase)
-            self.console.print(f"session {self.session_id}: {LABELS[update.phase]}", highlight=False)
-        status.update(f"session {self.session_id}: {progress_text(self.wallet, update)}")  # type: ignore[attr-defined]
+            self.console.print(f"session {self.name}: {LABELS[update.phase]}", highlight=False)
+        status.update(f"session {self.name}: {progress_text(self.wallet, update)}")  # type: ignore[attr-defined]
 
     def _interrupted(self) -> bool:
         """Handle Ctrl-C; True to keep watching."""
         self.interrupts += 1
         st = self.wallet.session_status(self.session_id)
         if st.state == "active" and not self.stop_sent:
-            self.console.print(f"session {self.session_id}: Ctrl-C, requesting the stop...")
+            self.console.print(f"session {self.name}: Ctrl-C, requesting the stop...")
             self.wallet.request_stop(self.session_id)
             self.stop_sent = True
             return True
         if st.state == "requested" and self.interrupts == 1:
             self.console.print(
-                f"session {self.session_id} has not started, so it cannot be stopped; it can be cancelled from "
-                f"{iso_utc(st.cancel_possible_at)} (ev-wallet cancel {self.session_id}). Ctrl-C again to leave."
+                f"session {self.name} has not started, so it cannot be stopped; it can be cancelled from "
+                f"{iso_utc(st.cancel_possible_at)} (ev-wallet cancel {self.name}). Ctrl-C again to leave."
             )
             return True
         if st.phase in ("settled", "cancelled", "expired"):
             return True  # the next watch shows the end
-        self.console.print(
-            f"left session {self.session_id} ({st.phase}); follow it with: ev-wallet status {self.session_id}"
-        )
+        self.console.print(f"left session {self.name} ({st.phase}); follow it with: ev-wallet status {self.name}")
         return False

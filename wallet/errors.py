@@ -6,6 +6,7 @@ import time
 
 from ev_network.contracts import SessionState
 from ev_network.errors import ContractRevert, EVNetworkError
+from ev_network.session_ids import LANES
 
 
 class WalletError(EVNetworkError):
@@ -24,6 +25,10 @@ class SessionNotFound(WalletError):
     """No session with that id, or not one of this account's."""
 
 
+class BadSessionId(WalletError, ValueError):
+    """Text that is neither a session id nor a label of the account's sessions."""
+
+
 class TooEarly(WalletError):
     """Cancel or reclaim asked for before the contract allows it; ``allowed_at`` is when it will."""
 
@@ -33,8 +38,8 @@ class TooEarly(WalletError):
 
 
 def explain_revert(exc: ContractRevert, action: str, now: int | None = None) -> WalletError:
-    """Turn the escrow's custom error into a clear message about ``action`` (e.g. ``cancel session 3``);
-    ``now`` is the chain's time (default: the wall clock)."""
+    """Turn the escrow's custom error into a clear message about ``action`` (e.g. ``cancel session 3``,
+    which names the session); ``now`` is the chain's time (default: the wall clock)."""
     from wallet.units import iso_utc  # local: units imports this module
 
     args = exc.args_
@@ -45,10 +50,17 @@ def explain_revert(exc: ContractRevert, action: str, now: int | None = None) -> 
     if exc.name == "InvalidState" and len(args) == 2:
         state = SessionState(int(args[1]))
         if state is SessionState.NONE:
-            return SessionNotFound(f"cannot {action}: there is no session {args[0]}")
+            return SessionNotFound(f"cannot {action}: there is no such session")
+        if state is SessionState.CLOSED:
+            return WalletError(f"cannot {action}: the session has already ended (its lane holds a later session)")
         return WalletError(f"cannot {action}: the session is {state.name.lower()}")
     if exc.name == "NotDriver":
-        return SessionNotFound(f"cannot {action}: session {args[0]} belongs to another driver")
+        return SessionNotFound(f"cannot {action}: the session belongs to another driver")
+    if exc.name == "NoFreeLane":
+        return WalletError(
+            f"cannot {action}: {args[0]} already has {LANES} sessions open (one per lane), the most a driver "
+            "can have at once; stop or cancel one first"
+        )
     if exc.name == "UnknownStation":
         return StationUnavailable(f"cannot {action}: there is no station {args[0]}")
     if exc.name == "StationInactive":

@@ -13,12 +13,13 @@ from fpdf.enums import XPos, YPos
 from pydantic import BaseModel
 from web3 import Web3
 
-from ev_network.contracts import Escrow, Token
+from ev_network.contracts import Escrow, SessionState, Token
 from ev_network.deployment import Deployment
 from ev_network.events import EventReader, indexed_topic
+from ev_network.session_ids import driver_of, hex_session_id, session_label
 from ev_network.tx import call_view
 from wallet.errors import SessionNotFound, WalletError
-from wallet.models import TariffView
+from wallet.models import SessionId, TariffView, session_name
 from wallet.units import format_amount, format_duration, format_wh_as_kwh, iso_utc
 
 
@@ -46,7 +47,8 @@ class Invoice(BaseModel):
     number: str
     chain_id: int
     escrow: str
-    session_id: int
+    session_id: SessionId
+    session_label: str
     issued_at: str
     issuer: Issuer
     driver: str
@@ -80,23 +82,33 @@ class Invoice(BaseModel):
 
 
 def invoice_number(chain_id: int, escrow: str, session_id: int) -> str:
-    """``EVN-<chain id>-<first 6 hex digits of the escrow>-<session id, 8 digits>``: the same session
-    always gets the same number, and no two sessions (of any escrow on any chain) share one."""
-    return f"EVN-{chain_id}-{escrow[2:8].upper()}-{session_id:08d}"
+    """``EVN-<chain id>-<escrow: 6 hex digits>-<driver: 8 hex digits>-<lane->seq>``, e.g.
+    ``EVN-31337-5FBDB2-70997970-7`` (lane 0) or ``EVN-31337-5FBDB2-70997970-2-7`` (lane 2): short, the
+    same every time for a session, and never shared by two sessions of one driver (a driver's label is
+    unique). Two drivers collide only if their addresses share the first 8 hex digits (32 bits) and they
+    have the same label; the invoice carries the full session id. No ``/``: the number is a file name."""
+    driver = driver_of(session_id)[2:10].upper()
+    return f"EVN-{chain_id}-{escrow[2:8].upper()}-{driver}-{session_label(session_id).replace('/', '-')}"
 
 
-def build_invoice(w3: Web3, deployment: Deployment, session_id: int) -> Invoice:
-    """The invoice of ``session_id``; WalletError if the session is not settled."""
+def build_invoice(w3: Web3, deployment: Deployment, session_id: int, own: str | None = None) -> Invoice:
+    """The invoice of ``session_id``; WalletError if the session is not settled. ``own`` (the wallet's
+    account) decides how messages name the session (see :func:`wallet.models.session_name`)."""
     escrow = Escrow(w3, deployment)
     reader = EventReader(w3, deployment.escrow)
-    names = ["SessionRequested", "SessionStarted", "SessionSettled"]
+    names = ["SessionRequested", "SessionStarted", "SessionSettled", "SessionCancelled", "SessionExpired"]
     found = reader.fetch(deployment.deployment_block, reader.head(), names, [indexed_topic(session_id)])
     events = {e.name: e for e in found}
+    name = session_name(session_id, own)
     if "SessionSettled" not in events:
+        ended = [n for n in ("SessionCancelled", "SessionExpired") if n in events]
+        if ended:
+            outcome = ended[0].removeprefix("Session").lower()
+            raise WalletError(f"no invoice for session {name}: it is {outcome}, not settled (nothing was charged)")
         state = escrow.get_session(session_id).state
-        if state.value == 0:
-            raise SessionNotFound(f"there is no session {session_id}")
-        raise WalletError(f"no invoice for session {session_id}: it is {state.name.lower()}, not settled")
+        if state is SessionState.NONE:
+            raise SessionNotFound(f"there is no session {name}")
+        raise WalletError(f"no invoice for session {name}: it is {state.name.lower()}, not settled yet")
     requested, started, settled = events["SessionRequested"], events["SessionStarted"], events["SessionSettled"]
     s = settled.args
     tariff = escrow.get_tariff(s["tariffId"])
@@ -127,20 +139,21 @@ def build_invoice(w3: Web3, deployment: Deployment, session_id: int) -> Invoice:
                         amount=s["cost"] - subtotal)
         )  # fmt: skip
     elif subtotal < s["cost"]:
-        raise WalletError(f"session {session_id}: the tariff gives {subtotal} but the settlement charged {s['cost']}")
+        raise WalletError(f"session {name}: the tariff gives {subtotal} but the settlement charged {s['cost']}")
     chain_id = w3.eth.chain_id
     return Invoice(
         number=invoice_number(chain_id, deployment.escrow, session_id),
         chain_id=chain_id,
         escrow=Web3.to_checksum_address(deployment.escrow),
         session_id=session_id,
+        session_label=session_label(session_id),
         issued_at=iso_utc(s["endedAt"]),
         issuer=Issuer(name=operator.name, operator=s["operator"], payout=s["payout"]),
         driver=s["driver"],
         station_id=s["stationId"],
         charge_point_id=station.charge_point_id,
-        connector=s["connector"],
-        ocpp_transaction_id=s["transactionId"],
+        connector=requested.args["connector"],
+        ocpp_transaction_id=started.args["transactionId"],
         tariff=TariffView(tariff_id=s["tariffId"], **vars(tariff)),
         started_at=iso_utc(s["startedAt"]),
         ended_at=iso_utc(s["endedAt"]),
@@ -197,7 +210,9 @@ def render_text(inv: Invoice) -> str:
         f"  Deposit {inv.amount(inv.deposit)}, refunded {inv.amount(inv.refund)}",
         "",
         f"Paid in {inv.currency} (token {inv.token}, {inv.decimals} decimals) on chain {inv.chain_id}",
-        f"Escrow    {inv.escrow}, session {inv.session_id}",
+        f"Session   {inv.session_label} of driver {inv.driver}",
+        f"          id {hex_session_id(inv.session_id)}",
+        f"Escrow    {inv.escrow}",
         f"Open tx   {inv.open_tx}",
         f"Start tx  {inv.start_tx}",
         f"Settle tx {inv.settle_tx}",
@@ -257,7 +272,8 @@ def render_pdf(inv: Invoice, path: str | Path) -> Path:
     pdf.cell(0, 5, "Proof on chain", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font("Helvetica", "", 8)
     proofs = [
-        ("Chain", f"{inv.chain_id}, escrow {inv.escrow}, session {inv.session_id}"),
+        ("Chain", f"{inv.chain_id}, escrow {inv.escrow}"),
+        ("Session", f"{inv.session_label}, id {hex_session_id(inv.session_id)}"),
         ("Token", f"{inv.currency} {inv.token} ({inv.decimals} decimals)"),
         ("Open tx", inv.open_tx),
         ("Start tx", inv.start_tx),

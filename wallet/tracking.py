@@ -13,8 +13,9 @@ from web3 import Web3
 from ev_network.contracts import CancelReason, Escrow, Session, SessionState
 from ev_network.deployment import Deployment
 from ev_network.events import ChainEvent, EventReader, indexed_topic
-from wallet.errors import SessionNotFound
-from wallet.models import HistoryEntry, Phase, Progress, SessionStatus
+from ev_network.session_ids import driver_of
+from wallet.errors import SessionNotFound, WalletError
+from wallet.models import HistoryEntry, Phase, Progress, SessionStatus, session_name
 
 SESSION_EVENTS = [
     "SessionRequested",
@@ -25,8 +26,10 @@ SESSION_EVENTS = [
     "SessionExpired",
 ]
 FINAL_EVENTS = {"SessionSettled": "settled", "SessionCancelled": "cancelled", "SessionExpired": "expired"}
-_PHASES = {SessionState.REQUESTED: "requested", SessionState.SETTLED: "settled"}
-_PHASES |= {SessionState.CANCELLED: "cancelled", SessionState.EXPIRED: "expired"}
+_STATE_PHASES = frozenset({"requested", "settled", "cancelled", "expired"})
+# how far a stored state is along requested (1) > active (2) > ended (3): events may be a block ahead
+_PROGRESS = {SessionState.REQUESTED: 1, SessionState.ACTIVE: 2, SessionState.SETTLED: 3}
+_PROGRESS |= {SessionState.CANCELLED: 3, SessionState.EXPIRED: 3, SessionState.CLOSED: 3}
 _ID_CHUNK = 200  # session ids per log query (an OR over topic 1)
 
 
@@ -43,11 +46,30 @@ class SessionTracker:
 
     # ------------------------------------------------------------------ status
     def status(self, session_id: int) -> SessionStatus:
-        """The session's state and times now; SessionNotFound if it does not exist."""
+        """The session's state and times now; SessionNotFound if it does not exist. A session whose lane
+        moved on (Closed on chain) shows how it ended: settled, cancelled or expired, from its events."""
+        session = self._session(session_id)  # storage first: the events up to the head then cover it
         head = self.events.head()
-        session = self._session(session_id)
         events = self.events.fetch(self.deployment.deployment_block, head, SESSION_EVENTS, [indexed_topic(session_id)])
-        return self._status(session, events)
+        status = self._status(session, events)
+        if status is None:
+            raise WalletError(
+                f"session {session_name(session_id, self.driver)} exists, but its SessionRequested event is not "
+                f"in blocks {self.deployment.deployment_block} to {head}: is the deployment block right?"
+            )
+        return status
+
+    def outcome(self, session_id: int) -> str:
+        """How an ended session ended (settled, cancelled, expired), from its events; its stored state
+        name if no final event is found."""
+        session = self._session(session_id)
+        if session.state in (SessionState.REQUESTED, SessionState.ACTIVE):
+            return session.state.name.lower()
+        head = self.events.head()
+        found = self.events.fetch(
+            self.deployment.deployment_block, head, list(FINAL_EVENTS), [indexed_topic(session_id)]
+        )
+        return FINAL_EVENTS[found[-1].name] if found else session.state.name.lower()
 
     def watch(self, session_id: int, poll_interval: float = 1.0, timeout: float | None = None) -> Iterator[Progress]:
         """Progress updates until the session ends: ``requested``, ``started``, then ``charging`` (once
@@ -60,14 +82,15 @@ class SessionTracker:
         last: Phase | None = None
         started_shown = False
         while True:
+            session = self._session(session_id)
             head = self.events.head()
             if head >= next_block:
                 events += self.events.fetch(next_block, head, SESSION_EVENTS, [indexed_topic(session_id)])
                 next_block = head + 1
-            status = self._status(self._session(session_id), events)
+            status = self._status(session, events)
             final_seen = any(e.name in FINAL_EVENTS for e in events)
-            phase = status.phase
-            if phase is not None and (phase not in FINAL_EVENTS.values() or final_seen):
+            phase = status.phase if status is not None else None
+            if status is not None and phase is not None and (phase not in FINAL_EVENTS.values() or final_seen):
                 if status.started_at is not None and not started_shown:
                     started_shown = True
                     yield Progress(session_id=session_id, phase="started", elapsed_s=0, status=status)
@@ -112,17 +135,30 @@ class SessionTracker:
     def _session(self, session_id: int) -> Session:
         session = self.escrow.get_session(session_id)
         if session.state is SessionState.NONE:
-            raise SessionNotFound(f"there is no session {session_id}")
+            raise SessionNotFound(f"there is no session {session_name(session_id, self.driver)}")
         return session
 
-    def _status(self, session: Session, events: list[ChainEvent]) -> SessionStatus:
-        data: dict[str, Any] = {}
-        for event in events:
+    def _status(self, session: Session, events: list[ChainEvent]) -> SessionStatus | None:
+        """The status from the session's events (the record: storage keeps only a lane's latest session)
+        and its stored state; None while its SessionRequested event is not seen."""
+        requested = next((e for e in events if e.name == "SessionRequested"), None)
+        if requested is None:
+            return None
+        req = requested.args
+        if session.state is SessionState.REQUESTED:
+            opened_at = session.since
+        else:
+            opened_at = self._block_time(requested.block_number)
+        data: dict[str, Any] = {"open_tx": requested.tx_hash}
+        progress = _PROGRESS.get(session.state, 0)
+        state = session.state.name.lower()
+        for event in sorted(events, key=lambda e: e.position):
             args = event.args
-            if event.name == "SessionRequested":
-                data["open_tx"] = event.tx_hash
-            elif event.name == "SessionStarted":
-                data["start_tx"] = event.tx_hash
+            if event.name == "SessionStarted":
+                data |= {"start_tx": event.tx_hash, "started_at": args["startedAt"], "meter_start": args["meterStart"]}
+                data["transaction_id"] = args["transactionId"]
+                if progress < 2:
+                    progress, state = 2, "active"
             elif event.name == "StopRequested":
                 data["stop_requested"] = True
             elif event.name == "SessionSettled":
@@ -131,31 +167,30 @@ class SessionTracker:
                 data |= {"energy_wh": energy, "cost": args["cost"], "refund": args["refund"]}
             elif event.name in FINAL_EVENTS:
                 data |= {"end_tx": event.tx_hash, "ended_at": self._block_time(event.block_number)}
-                data["refund"] = args["refund"]
-                data["cost"] = 0
+                data |= {"refund": args["refund"], "cost": 0}
                 if event.name == "SessionCancelled":
                     data["cancel_reason"] = CancelReason(args["reason"]).name.lower()
-        started = session.started_at or None
-        if session.state is SessionState.ACTIVE:
+            if event.name in FINAL_EVENTS:
+                progress, state = 3, FINAL_EVENTS[event.name]
+        started = data.get("started_at")
+        if state == "active":
             phase: Phase | None = "stopping" if data.get("stop_requested") else "charging"
         else:
-            phase = _PHASES.get(session.state)  # type: ignore[assignment]
+            phase = state if state in _STATE_PHASES else None  # type: ignore[assignment]
         return SessionStatus(
             session_id=session.session_id,
-            state=session.state.name.lower(),
+            state=state,
             phase=phase,
-            driver=session.driver,
-            station_id=session.station_id,
-            connector=session.connector,
-            deposit=session.deposit,
-            tariff_id=session.tariff_id,
-            opened_at=session.opened_at,
-            cancel_possible_at=session.opened_at + self.deployment.start_timeout,
-            started_at=started,
+            driver=driver_of(session.session_id),
+            station_id=req["stationId"],
+            connector=req["connector"],
+            deposit=req["deposit"],
+            tariff_id=req["tariffId"],
+            opened_at=opened_at,
+            cancel_possible_at=opened_at + self.deployment.start_timeout,
             reclaim_possible_at=(
                 started + self.deployment.max_duration + self.deployment.reclaim_grace if started else None
             ),
-            meter_start=session.meter_start if started else None,
             **data,
         )
 
