@@ -145,10 +145,13 @@ class Escrow(_Wrapper):
         deposit: int,
         permit: tuple[int, int, bytes, bytes],
         *,
+        allowance: int | None = None,
         wait: bool = True,
     ) -> Any:
+        """``permit`` = (deadline, v, r, s) signed for ``allowance`` (default: exactly the deposit)."""
         deadline, v, r, s = permit
-        fn = self.contract.functions.openWithPermit(station_id, connector, deposit, deadline, v, r, s)
+        value = deposit if allowance is None else allowance
+        fn = self.contract.functions.openWithPermit(station_id, connector, deposit, value, deadline, v, r, s)
         return self._send(fn, wait)
 
     def request_stop(self, session_id: int, *, wait: bool = True) -> Any:

@@ -51,6 +51,33 @@ def test_open_with_a_valid_permit_needs_no_approval(clean_chain: Net) -> None:
     assert token.balance_of(escrow_address) == DEPOSIT
 
 
+def test_a_permit_above_the_deposit_leaves_a_standing_allowance_only_its_owner_can_use(clean_chain: Net) -> None:
+    net = clean_chain
+    driver, other, escrow_address = net.drivers[0], net.drivers[1], net.deployment.escrow
+    station = net.add_station("CP-PERMIT")
+    net.fund(driver, 100 * TOKEN, approve=False)
+    net.fund(other, 100 * TOKEN, approve=False)
+    token, escrow = net.token(), net.escrow(driver)
+    unlimited = 2**256 - 1
+    permit = token.sign_permit(driver, escrow_address, unlimited, latest_timestamp(net.w3) + 3600)
+    first = escrow.session_id_from(escrow.open_with_permit(station, 1, DEPOSIT, permit, allowance=unlimited))
+    assert token.allowance(driver.address, escrow_address) == unlimited
+    # the next session opens without a permit; the allowance stays (the token never decrements "unlimited")
+    second = escrow.session_id_from(escrow.open(station, 2, DEPOSIT))
+    assert token.allowance(driver.address, escrow_address) == unlimited
+    assert token.balance_of(driver.address) == 100 * TOKEN - 2 * DEPOSIT
+    assert {net.escrow().get_session(sid).driver for sid in (first, second)} == {driver.address}
+    # someone else's open draws on their own tokens and allowance, never the driver's
+    with reverts("ERC20InsufficientAllowance"):
+        net.escrow(other).open(station, 1, DEPOSIT)
+    assert token.balance_of(driver.address) == 100 * TOKEN - 2 * DEPOSIT
+    # a permit below the deposit does not let the open through
+    small = token.sign_permit(other, escrow_address, DEPOSIT - 1, latest_timestamp(net.w3) + 3600)
+    with reverts("ERC20InsufficientAllowance"):
+        net.escrow(other).open_with_permit(station, 1, DEPOSIT, small, allowance=DEPOSIT - 1)
+    assert token.balance_of(other.address) == 100 * TOKEN
+
+
 def test_replayed_or_invalid_permit_without_allowance_reverts(clean_chain: Net) -> None:
     net = clean_chain
     driver, thief, escrow_address = net.drivers[0], net.drivers[1], net.deployment.escrow

@@ -34,7 +34,7 @@ from tests.wallet_helpers import (
     wallet_config,
 )
 from wallet.config import WalletConfig
-from wallet.core import Wallet
+from wallet.core import STANDING_ALLOWANCE, Wallet
 from wallet.errors import (
     BadSessionId,
     InsufficientBalance,
@@ -73,6 +73,8 @@ def test_journey_create_topup_quote_open_with_permit_settle_invoice(clean_chain,
     assert nonce(net, wallet.address) == nonce_before + 1
     assert tx_selector(net, opened.open_tx) == function_selector(wallet.escrow, "openWithPermit")
     assert wallet.balance() == 100 * TOKEN - deposit
+    # the permit left a standing allowance: the driver's later opens need no permit
+    assert net.token().allowance(wallet.address, net.deployment.escrow) == STANDING_ALLOWANCE
     # a fresh account's first session: lane 0, number 1 (label "1"), the id starts with the address
     assert opened.session_id == make_session_id(wallet.address, 0, 1) and opened.label == "1"
     assert opened.model_dump(mode="json")["session_id"] == hex_session_id(opened.session_id)

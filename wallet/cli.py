@@ -165,6 +165,14 @@ def charge(
         typer.Option("--deposit", help="Most you will pay, in whole tokens; the rest is refunded.", show_default=False),
     ],
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Open the session and return at once.")] = False,
+    exact_allowance: Annotated[
+        bool,
+        typer.Option(
+            "--exact-allowance",
+            help="Allow the escrow exactly this deposit, not a standing allowance: every session then pays "
+            "for its own permit or approve (about 50,000 gas more).",
+        ),
+    ] = False,
     poll: Annotated[float, typer.Option("--poll", help="Seconds between chain polls.", min=0.05)] = 1.0,
     rpc_url: RpcUrl = None,
     deployment: DeploymentFile = None,
@@ -172,11 +180,13 @@ def charge(
 ) -> None:
     """Open a charging session and follow it live.
 
-    The deposit goes into escrow (in one transaction with a permit when the token has one). Progress:
+    The deposit goes into escrow (in one transaction with a permit when the token has one; the first
+    permit leaves the escrow a standing allowance, so later sessions need none). Progress:
     requested > started > charging > stopping > settled. Ctrl-C while charging requests the stop and keeps
     watching until the session is settled; the invoice is printed at the end. Ctrl-C before the charge
     starts (or twice) leaves the session open."""
     wallet = open_wallet(config_from(rpc_url, deployment, account), unlock=True, poll=poll)
+    wallet.standing_allowance = not exact_allowance
     opened = wallet.open(station, connector, amount_arg(wallet, deposit))
     sid, name = opened.session_id, wallet.name(opened.session_id)
     typer.echo(
