@@ -28,7 +28,7 @@ from web3.logs import DISCARD
 
 from ev_network.contracts import Escrow, SessionState
 from ev_network.errors import ChainUnavailable, ContractRevert, EVNetworkError, TransactionFailed
-from ev_network.events import ChainEvent, EventReader, indexed_topic
+from ev_network.events import EventReader, indexed_topic
 from ev_network.session_ids import hex_session_id
 from ev_network.tx import NETWORK_ERRORS
 
@@ -44,11 +44,6 @@ TARGET = {
     "start": {SessionState.ACTIVE, SessionState.SETTLED, SessionState.EXPIRED},
     "reject": {SessionState.CANCELLED},
     "settle": {SessionState.SETTLED},
-}
-_ENDINGS = {
-    "SessionSettled": SessionState.SETTLED,
-    "SessionCancelled": SessionState.CANCELLED,
-    "SessionExpired": SessionState.EXPIRED,
 }
 # On-chain state in which a job can still be sent.
 SENDABLE = {"start": SessionState.REQUESTED, "reject": SessionState.REQUESTED, "settle": SessionState.ACTIVE}
@@ -316,16 +311,17 @@ class ChainWorker:
         return {e["args"]["sessionId"]: {"cost": e["args"]["cost"], "refund": e["args"]["refund"]} for e in events}
 
     async def _find_settlement(self, session_id: int) -> dict[str, int] | None:
-        events = await self._events_of(session_id, ["SessionSettled"])
+        head = await asyncio.to_thread(self.reader.head)
+        events = await asyncio.to_thread(
+            self.reader.fetch, self._from_block(session_id), head, ["SessionSettled"], [indexed_topic(session_id)]
+        )
         return {"cost": events[0].args["cost"], "refund": events[0].args["refund"]} if events else None
 
     async def _outcome(self, session_id: int) -> SessionState:
         """How a Closed session ended, from its final event."""
-        events = await self._events_of(session_id, list(_ENDINGS))
-        return _ENDINGS[events[-1].name] if events else SessionState.CLOSED
+        outcome = await asyncio.to_thread(self.reader.outcome, session_id, self._from_block(session_id))
+        return outcome or SessionState.CLOSED
 
-    async def _events_of(self, session_id: int, names: list[str]) -> list[ChainEvent]:
+    def _from_block(self, session_id: int) -> int:
         s = self.store.get_session(session_id)
-        start = s.requested_block if s else 0
-        head = await asyncio.to_thread(self.reader.head)
-        return await asyncio.to_thread(self.reader.fetch, start, head, names, [indexed_topic(session_id)])
+        return s.requested_block if s else 0

@@ -10,6 +10,7 @@ from eth_utils import event_abi_to_log_topic
 from web3 import Web3
 from web3._utils.events import get_event_data
 
+from ev_network.contracts import SessionState
 from ev_network.deployment import load_abi
 from ev_network.errors import ChainUnavailable
 from ev_network.tx import NETWORK_ERRORS
@@ -17,6 +18,13 @@ from ev_network.tx import NETWORK_ERRORS
 ESCROW_EVENTS = {item["name"]: item for item in load_abi("SessionEscrow") if item["type"] == "event"}
 _TOPICS = {name: event_abi_to_log_topic(event) for name, event in ESCROW_EVENTS.items()}
 _BY_TOPIC = {topic0: ESCROW_EVENTS[name] for name, topic0 in _TOPICS.items()}
+#: The events that end a session, and the state each leaves it in. Storage forgets a session once its
+#: lane holds a later one (it reads Closed); these events still say how it ended.
+SESSION_ENDINGS = {
+    "SessionSettled": SessionState.SETTLED,
+    "SessionCancelled": SessionState.CANCELLED,
+    "SessionExpired": SessionState.EXPIRED,
+}
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,12 @@ class EventReader:
         """Events named in ``names`` (all if None) in [from_block, to_block]; ``filters`` are extra
         topics after topic0 (e.g. ``[indexed_topic(session_id)]``)."""
         return list(self.iter(from_block, to_block, names, filters))
+
+    def outcome(self, session_id: int, from_block: int) -> SessionState | None:
+        """How session ``session_id`` ended (SETTLED, CANCELLED or EXPIRED), from its final event between
+        ``from_block`` and the head; None if it has not ended."""
+        found = self.fetch(from_block, self.head(), list(SESSION_ENDINGS), [indexed_topic(session_id)])
+        return SESSION_ENDINGS[found[-1].name] if found else None
 
     def iter(
         self, from_block: int, to_block: int, names: list[str] | None = None, filters: list[Any] | None = None

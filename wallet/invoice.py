@@ -15,7 +15,7 @@ from web3 import Web3
 
 from ev_network.contracts import Escrow, SessionState, Token
 from ev_network.deployment import Deployment
-from ev_network.events import EventReader, indexed_topic
+from ev_network.events import SESSION_ENDINGS, EventReader, indexed_topic
 from ev_network.session_ids import driver_of, hex_session_id, session_label
 from ev_network.tx import call_view
 from wallet.errors import SessionNotFound, WalletError
@@ -96,15 +96,14 @@ def build_invoice(w3: Web3, deployment: Deployment, session_id: int, own: str | 
     account) decides how messages name the session (see :func:`wallet.models.session_name`)."""
     escrow = Escrow(w3, deployment)
     reader = EventReader(w3, deployment.escrow)
-    names = ["SessionRequested", "SessionStarted", "SessionSettled", "SessionCancelled", "SessionExpired"]
+    names = ["SessionRequested", "SessionStarted", *SESSION_ENDINGS]
     found = reader.fetch(deployment.deployment_block, reader.head(), names, [indexed_topic(session_id)])
     events = {e.name: e for e in found}
     name = session_name(session_id, own)
     if "SessionSettled" not in events:
-        ended = [n for n in ("SessionCancelled", "SessionExpired") if n in events]
+        ended = [state.name.lower() for n, state in SESSION_ENDINGS.items() if n in events]
         if ended:
-            outcome = ended[0].removeprefix("Session").lower()
-            raise WalletError(f"no invoice for session {name}: it is {outcome}, not settled (nothing was charged)")
+            raise WalletError(f"no invoice for session {name}: it is {ended[0]}, not settled (nothing was charged)")
         state = escrow.get_session(session_id).state
         if state is SessionState.NONE:
             raise SessionNotFound(f"there is no session {name}")

@@ -12,7 +12,7 @@ from web3 import Web3
 
 from ev_network.contracts import CancelReason, Escrow, Session, SessionState
 from ev_network.deployment import Deployment
-from ev_network.events import ChainEvent, EventReader, indexed_topic
+from ev_network.events import SESSION_ENDINGS, ChainEvent, EventReader, indexed_topic
 from ev_network.session_ids import driver_of
 from wallet.errors import SessionNotFound, WalletError
 from wallet.models import HistoryEntry, Phase, Progress, SessionStatus, session_name
@@ -25,7 +25,7 @@ SESSION_EVENTS = [
     "SessionCancelled",
     "SessionExpired",
 ]
-FINAL_EVENTS = {"SessionSettled": "settled", "SessionCancelled": "cancelled", "SessionExpired": "expired"}
+FINAL_EVENTS = {name: state.name.lower() for name, state in SESSION_ENDINGS.items()}  # event -> outcome
 _STATE_PHASES = frozenset({"requested", "settled", "cancelled", "expired"})
 # how far a stored state is along requested (1) > active (2) > ended (3): events may be a block ahead
 _PROGRESS = {SessionState.REQUESTED: 1, SessionState.ACTIVE: 2, SessionState.SETTLED: 3}
@@ -65,11 +65,8 @@ class SessionTracker:
         session = self._session(session_id)
         if session.state in (SessionState.REQUESTED, SessionState.ACTIVE):
             return session.state.name.lower()
-        head = self.events.head()
-        found = self.events.fetch(
-            self.deployment.deployment_block, head, list(FINAL_EVENTS), [indexed_topic(session_id)]
-        )
-        return FINAL_EVENTS[found[-1].name] if found else session.state.name.lower()
+        ended = self.events.outcome(session_id, self.deployment.deployment_block)
+        return (ended or session.state).name.lower()
 
     def watch(self, session_id: int, poll_interval: float = 1.0, timeout: float | None = None) -> Iterator[Progress]:
         """Progress updates until the session ends: ``requested``, ``started``, then ``charging`` (once
