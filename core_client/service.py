@@ -240,7 +240,9 @@ class SessionService(ChargePointMixin, LedgerMixin):
             if (
                 other.session_id != s.session_id
                 and other.connector == s.connector
-                and (other.state is not State.REQUESTED or _before(other, s))
+                # of two new sessions the first requested gets the connector: stored sessions have tags, which
+                # count them in arrival order (their ids do not: they are ordered by driver and lane)
+                and (other.state is not State.REQUESTED or other.tag < s.tag)  # type: ignore[operator]
             ):
                 return True
         return self.store.connector_status(s.charge_point_id, s.connector) in BUSY_STATUSES
@@ -263,11 +265,3 @@ class SessionService(ChargePointMixin, LedgerMixin):
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def _before(a: SessionRecord, b: SessionRecord) -> bool:
-    """Whether ``a`` was requested before ``b``. Session ids do not tell (they are per driver and lane);
-    the store's tags count sessions in the order their SessionRequested events were handled."""
-    if a.tag is not None and b.tag is not None:
-        return a.tag < b.tag
-    return a.requested_block < b.requested_block

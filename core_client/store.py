@@ -60,7 +60,6 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 SCHEMA_VERSION = 2  # 2: 256-bit session ids (driver, lane, sequence) as TEXT, tags for idTags
 
 _AMOUNTS = ("deposit", "cost", "refund")
-_KEYS = ("session_id", "tag")
 
 
 @dataclass(frozen=True)
@@ -176,8 +175,8 @@ class Store:
 
     def save_session(self, record: SessionRecord) -> None:
         row = _session_row(record)
-        sets = ", ".join(f"{k} = ?" for k in row if k not in _KEYS)
-        values = [v for k, v in row.items() if k not in _KEYS]
+        sets = ", ".join(f"{k} = ?" for k in row if k != "session_id")
+        values = [v for k, v in row.items() if k != "session_id"]
         with self.transaction() as db:
             db.execute(f"UPDATE sessions SET {sets} WHERE session_id = ?", [*values, _key(record.session_id)])
 
