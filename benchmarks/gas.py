@@ -19,6 +19,7 @@ transactions). Progress goes to stderr; a table, then the JSON result as the las
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import tempfile
@@ -71,6 +72,7 @@ class Bench:
         self.w3 = connect(rpc_url, self.deployment)
         self.admin, self.operator, self.payout = dev_account(0), dev_account(1), dev_account(2)
         self._senders: dict[str, TxSender] = {}
+        self._transaction_ids = itertools.count(1)  # OCPP transaction ids the operator hands out
 
     def sender(self, account: LocalAccount) -> TxSender:
         return self._senders.setdefault(account.address, TxSender(self.w3, account))
@@ -100,7 +102,7 @@ class Bench:
         of the first session)."""
         opened = [self.escrow(d).open(station, 1, DEPOSIT) for d in drivers]
         ids = [self.escrow(drivers[0]).session_id_from(r) for r in opened]
-        tx_ids = [self.next_transaction_id() for _ in ids]
+        tx_ids = [next(self._transaction_ids) for _ in ids]
         operator = self.escrow(self.operator)
         if batched:
             started = operator.start_batch(ids, tx_ids, [1_000] * len(ids))
@@ -109,10 +111,6 @@ class Bench:
             started = operator.start(ids[0], tx_ids[0], 1_000)
             settled = operator.settle(ids[0], 12_000)
         return [r["gasUsed"] for r in opened], started["gasUsed"], settled["gasUsed"], [opened[0], started, settled]
-
-    def next_transaction_id(self) -> int:
-        self._transaction_id = getattr(self, "_transaction_id", 0) + 1
-        return self._transaction_id
 
 
 def measure(batches: list[int]) -> dict[str, Any]:

@@ -138,7 +138,7 @@ async def journey(chain: DemoChain, state_dir: Path, summary: dict) -> None:
         after = balances(chain, wallet)
         with step("Invoices", "an invoice could not be built from the chain"):
             for result in results:
-                console.print(render_text(wallet.invoice(int(result["session_id"], 16))))
+                console.print(render_text(wallet.invoice(result["session_id"])))
         summary["sessions"] = list(results)
         summary["balances"] = balance_table(before, after, TOP_UP, wallet)
     finally:
