@@ -11,8 +11,10 @@ from typing import Any
 
 from eth_account.messages import encode_typed_data
 from web3 import Web3
+from web3.contract.contract import ContractFunction
 from web3.logs import DISCARD
 
+from ev_network.abi_types import check_args
 from ev_network.deployment import Deployment, load_abi
 from ev_network.errors import ContractRevert, EVNetworkError
 from ev_network.pricing import Tariff
@@ -82,6 +84,16 @@ class _Wrapper:
         self.address = Web3.to_checksum_address(address)
         self.contract = w3.eth.contract(address=self.address, abi=load_abi(abi_name))
         self.sender = sender
+        self.abi_name = abi_name
+        self._functions = {item["name"]: item for item in load_abi(abi_name) if item["type"] == "function"}
+
+    def _fn(self, name: str, *args: Any) -> ContractFunction:
+        """The call of function ``name`` with ``args``, each checked against its ABI type first
+        (ValueOutOfRange names the argument and the limit)."""
+        if name not in self._functions:
+            raise EVNetworkError(f"contract {self.address} ({self.abi_name}) has no function {name}")
+        check_args(self._functions[name], args)
+        return getattr(self.contract.functions, name)(*args)
 
     def _send(self, fn: Any, wait: bool) -> Any:
         if self.sender is None:
@@ -101,42 +113,42 @@ class Escrow(_Wrapper):
 
     # -- reads
     def get_session(self, session_id: int) -> Session:
-        raw = call_view(self.contract.functions.getSession(session_id))
+        raw = call_view(self._fn("getSession", session_id))
         return Session(session_id, raw[0], raw[1], raw[2], SessionState(raw[3]), *raw[4:])
 
     def get_station(self, station_id: int) -> Station:
-        return Station(*call_view(self.contract.functions.getStation(station_id)))
+        return Station(*call_view(self._fn("getStation", station_id)))
 
     def station_by_charge_point(self, charge_point_id: str) -> Station | None:
         """The station registered under ``charge_point_id``, or None."""
         try:
-            return Station(*call_view(self.contract.functions.stationByChargePoint(charge_point_id)))
+            return Station(*call_view(self._fn("stationByChargePoint", charge_point_id)))
         except ContractRevert as exc:
             if exc.name == "UnknownStation":
                 return None
             raise
 
     def station_count(self) -> int:
-        return call_view(self.contract.functions.stationCount())
+        return call_view(self._fn("stationCount"))
 
     def stations(self) -> list[Station]:
         return [self.get_station(i) for i in range(1, self.station_count() + 1)]
 
     def get_tariff(self, tariff_id: int) -> Tariff:
-        return Tariff(*call_view(self.contract.functions.getTariff(tariff_id)))
+        return Tariff(*call_view(self._fn("getTariff", tariff_id)))
 
     def operator_of(self, account: str) -> Operator:
-        return Operator(*call_view(self.contract.functions.operatorOf(account)))
+        return Operator(*call_view(self._fn("operatorOf", account)))
 
     def quote(self, tariff_id: int, energy_wh: int, duration_s: int = 0) -> int:
-        return call_view(self.contract.functions.quote(tariff_id, energy_wh, duration_s))
+        return call_view(self._fn("quote", tariff_id, energy_wh, duration_s))
 
     def settlement_cost(self, session_id: int, meter_stop: int) -> int:
-        return call_view(self.contract.functions.settlementCost(session_id, meter_stop))
+        return call_view(self._fn("settlementCost", session_id, meter_stop))
 
     # -- driver
     def open(self, station_id: int, connector: int, deposit: int, *, wait: bool = True) -> Any:
-        return self._send(self.contract.functions.open(station_id, connector, deposit), wait)
+        return self._send(self._fn("open", station_id, connector, deposit), wait)
 
     def open_with_permit(
         self,
@@ -151,35 +163,35 @@ class Escrow(_Wrapper):
         """``permit`` = (deadline, v, r, s) signed for ``allowance`` (default: exactly the deposit)."""
         deadline, v, r, s = permit
         value = deposit if allowance is None else allowance
-        fn = self.contract.functions.openWithPermit(station_id, connector, deposit, value, deadline, v, r, s)
+        fn = self._fn("openWithPermit", station_id, connector, deposit, value, deadline, v, r, s)
         return self._send(fn, wait)
 
     def request_stop(self, session_id: int, *, wait: bool = True) -> Any:
-        return self._send(self.contract.functions.requestStop(session_id), wait)
+        return self._send(self._fn("requestStop", session_id), wait)
 
     def cancel(self, session_id: int, *, wait: bool = True) -> Any:
-        return self._send(self.contract.functions.cancel(session_id), wait)
+        return self._send(self._fn("cancel", session_id), wait)
 
     def reclaim(self, session_id: int, *, wait: bool = True) -> Any:
-        return self._send(self.contract.functions.reclaim(session_id), wait)
+        return self._send(self._fn("reclaim", session_id), wait)
 
     # -- operator
     def start(self, session_id: int, transaction_id: int, meter_start: int, *, wait: bool = True) -> Any:
-        return self._send(self.contract.functions.start(session_id, transaction_id, meter_start), wait)
+        return self._send(self._fn("start", session_id, transaction_id, meter_start), wait)
 
     def start_batch(
         self, session_ids: list[int], transaction_ids: list[int], meter_starts: list[int], *, wait: bool = True
     ) -> Any:
-        return self._send(self.contract.functions.startBatch(session_ids, transaction_ids, meter_starts), wait)
+        return self._send(self._fn("startBatch", session_ids, transaction_ids, meter_starts), wait)
 
     def reject(self, session_id: int, reason: CancelReason, *, wait: bool = True) -> Any:
-        return self._send(self.contract.functions.reject(session_id, int(reason)), wait)
+        return self._send(self._fn("reject", session_id, int(reason)), wait)
 
     def settle(self, session_id: int, meter_stop: int, *, wait: bool = True) -> Any:
-        return self._send(self.contract.functions.settle(session_id, meter_stop), wait)
+        return self._send(self._fn("settle", session_id, meter_stop), wait)
 
     def settle_batch(self, session_ids: list[int], meter_stops: list[int], *, wait: bool = True) -> Any:
-        return self._send(self.contract.functions.settleBatch(session_ids, meter_stops), wait)
+        return self._send(self._fn("settleBatch", session_ids, meter_stops), wait)
 
     def add_station(
         self,
@@ -190,21 +202,21 @@ class Escrow(_Wrapper):
         *,
         wait: bool = True,
     ) -> Any:
-        fn = self.contract.functions.addStation(charge_point_id, connectors, tariff.as_tuple(), meter_public_key)
+        fn = self._fn("addStation", charge_point_id, connectors, tariff.as_tuple(), meter_public_key)
         return self._send(fn, wait)
 
     def set_tariff(self, station_id: int, tariff: Tariff, *, wait: bool = True) -> Any:
-        return self._send(self.contract.functions.setTariff(station_id, tariff.as_tuple()), wait)
+        return self._send(self._fn("setTariff", station_id, tariff.as_tuple()), wait)
 
     def set_active(self, station_id: int, active: bool, *, wait: bool = True) -> Any:
-        return self._send(self.contract.functions.setActive(station_id, active), wait)
+        return self._send(self._fn("setActive", station_id, active), wait)
 
     def set_payout(self, payout: str, *, wait: bool = True) -> Any:
-        return self._send(self.contract.functions.setPayout(payout), wait)
+        return self._send(self._fn("setPayout", payout), wait)
 
     # -- registrar
     def register_operator(self, account: str, payout: str, name: str, *, wait: bool = True) -> Any:
-        return self._send(self.contract.functions.registerOperator(account, payout, name), wait)
+        return self._send(self._fn("registerOperator", account, payout, name), wait)
 
     def session_id_from(self, receipt: dict) -> int:
         """The session id of an ``open`` receipt (from its SessionRequested event)."""
@@ -228,42 +240,42 @@ class Token(_Wrapper):
         return Token(self.w3, self.address, sender)
 
     def balance_of(self, account: str) -> int:
-        return call_view(self.contract.functions.balanceOf(account))
+        return call_view(self._fn("balanceOf", account))
 
     def allowance(self, owner: str, spender: str) -> int:
-        return call_view(self.contract.functions.allowance(owner, spender))
+        return call_view(self._fn("allowance", owner, spender))
 
     def total_supply(self) -> int:
-        return call_view(self.contract.functions.totalSupply())
+        return call_view(self._fn("totalSupply"))
 
     def symbol(self) -> str:
-        return call_view(self.contract.functions.symbol())
+        return call_view(self._fn("symbol"))
 
     def decimals(self) -> int:
-        return call_view(self.contract.functions.decimals())
+        return call_view(self._fn("decimals"))
 
     def supports_permit(self) -> bool:
         """Whether the token answers EIP-2612's nonces() and DOMAIN_SEPARATOR()."""
         try:
-            call_view(self.contract.functions.DOMAIN_SEPARATOR())
-            call_view(self.contract.functions.nonces(self.address))
+            call_view(self._fn("DOMAIN_SEPARATOR"))
+            call_view(self._fn("nonces", self.address))
             return True
         except Exception:
             return False
 
     def approve(self, spender: str, amount: int, *, wait: bool = True) -> Any:
-        return self._send(self.contract.functions.approve(spender, amount), wait)
+        return self._send(self._fn("approve", spender, amount), wait)
 
     def transfer(self, to: str, amount: int, *, wait: bool = True) -> Any:
-        return self._send(self.contract.functions.transfer(to, amount), wait)
+        return self._send(self._fn("transfer", to, amount), wait)
 
     def mint(self, to: str, amount: int, *, wait: bool = True) -> Any:
-        return self._send(self.contract.functions.mint(to, amount), wait)
+        return self._send(self._fn("mint", to, amount), wait)
 
     def sign_permit(self, owner_key: Any, spender: str, value: int, deadline: int) -> tuple[int, int, bytes, bytes]:
         """EIP-2612 permit signed by ``owner_key`` (a LocalAccount): (deadline, v, r, s)."""
-        _, name, version, chain_id, verifying_contract, _, _ = call_view(self.contract.functions.eip712Domain())
-        nonce = call_view(self.contract.functions.nonces(owner_key.address))
+        _, name, version, chain_id, verifying_contract, _, _ = call_view(self._fn("eip712Domain"))
+        nonce = call_view(self._fn("nonces", owner_key.address))
         message = encode_typed_data(
             domain_data={
                 "name": name,

@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel, ValidationError
+from web3 import Web3
+
+from ev_network.errors import DeploymentError
 
 ABI_DIR = Path(__file__).parent / "abi"
+HOW_TO_DEPLOY = "deploy first (make deploy, or brownie run scripts/deploy.py --network evnet-anvil)"
 
 
 @cache
@@ -17,12 +22,21 @@ def load_abi(contract: str) -> list[dict]:
     return json.loads((ABI_DIR / f"{contract}.json").read_text())
 
 
+def _address(value: str) -> str:
+    if not Web3.is_address(value):
+        raise ValueError("not an address (0x and 40 hex digits)")
+    return Web3.to_checksum_address(value)
+
+
+Address = Annotated[str, AfterValidator(_address)]
+
+
 class Deployment(BaseModel):
     """Where the EV Network lives on one chain."""
 
     chain_id: int
-    token: str
-    escrow: str
+    token: Address
+    escrow: Address
     deployment_block: int
     start_timeout: int
     max_duration: int
@@ -31,14 +45,19 @@ class Deployment(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path) -> Deployment:
-        """Read a deployment file; a missing file gets an error that says how to make one."""
+        """Read a deployment file; DeploymentError names the file and says what is wrong with it."""
         path = Path(path)
         if not path.exists():
-            raise FileNotFoundError(
-                f"deployment file {path} not found: deploy first (make deploy, or "
-                "brownie run scripts/deploy.py --network evnet-anvil)"
-            )
-        return cls.model_validate_json(path.read_text())
+            raise DeploymentError(f"deployment file {path} not found: {HOW_TO_DEPLOY}")
+        try:
+            return cls.model_validate_json(path.read_bytes())
+        except OSError as exc:
+            raise DeploymentError(f"cannot read deployment file {path}: {exc.strerror}") from None
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "the file"
+            problem = "missing" if first["type"] == "missing" else first["msg"].removeprefix("Value error, ")
+            raise DeploymentError(f"deployment file {path} is not valid: {where}: {problem}") from None
 
     def save(self, path: str | Path) -> None:
         path = Path(path)

@@ -1,13 +1,22 @@
-"""Errors of the bindings, and decoding of the contracts' custom errors from revert data."""
+"""Errors of the bindings (one base, :class:`EVNetworkError`), the one translation of network errors
+into :class:`ChainUnavailable` (:func:`chain_errors`), and decoding of the contracts' custom errors
+from revert data."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
+from typing import Any
 
 from eth_abi import decode
 from eth_utils import function_abi_to_4byte_selector, function_signature_to_4byte_selector, to_checksum_address
+from requests.exceptions import ConnectionError as RequestsConnectionError
+from requests.exceptions import Timeout as RequestsTimeout
 
-from ev_network.deployment import load_abi
+#: What a JSON-RPC call over HTTP raises when the node cannot be reached or does not answer in time.
+NETWORK_ERRORS = (RequestsConnectionError, RequestsTimeout, ConnectionError, TimeoutError)
 
 
 class EVNetworkError(Exception):
@@ -15,7 +24,15 @@ class EVNetworkError(Exception):
 
 
 class ChainUnavailable(EVNetworkError):
-    """The JSON-RPC endpoint cannot be reached (chain down, wrong URL)."""
+    """The JSON-RPC endpoint cannot be reached (chain down, wrong URL, a server that never answers)."""
+
+
+class DeploymentError(EVNetworkError):
+    """The deployment file is missing or invalid, or names contracts the chain does not have."""
+
+
+class ValueOutOfRange(EVNetworkError, ValueError):
+    """An argument does not fit the contract function's ABI type (checked before anything is sent)."""
 
 
 class ContractRevert(EVNetworkError):
@@ -33,8 +50,36 @@ class TransactionFailed(EVNetworkError):
     """A mined transaction has status 0, or it was never mined in time."""
 
 
+def network_reason(exc: BaseException) -> str:
+    """A short reason for a network error: ``Connection refused``, ``Name or service not known``, ``no
+    answer within 5 s``, instead of urllib3's nested text."""
+    if isinstance(exc, RequestsTimeout | TimeoutError) and not isinstance(exc, RequestsConnectionError):
+        limit = re.search(r"read timeout=([\d.]+)", str(exc))
+        return f"no answer within {float(limit.group(1)):g} s" if limit else "no answer in time"
+    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(exc))
+    return found.group(1).strip() if found else type(exc).__name__
+
+
+def endpoint_of(w3: Any) -> str:
+    """The URL a Web3 talks to (for messages), or ``the node`` if its provider has none."""
+    return str(getattr(getattr(w3, "provider", None), "endpoint_uri", None) or "the node")
+
+
+@contextmanager
+def chain_errors(w3: Any = None) -> Iterator[None]:
+    """Network errors inside the block (or the decorated function) become :class:`ChainUnavailable`,
+    naming ``w3``'s endpoint: ``with chain_errors(w3): w3.eth.get_block("latest")``."""
+    try:
+        yield
+    except NETWORK_ERRORS as exc:
+        where = f" at {endpoint_of(w3)}" if w3 is not None else ""
+        raise ChainUnavailable(f"cannot reach the chain{where}: {network_reason(exc)}") from exc
+
+
 @cache
 def _error_table() -> dict[bytes, tuple[str, list[str]]]:
+    from ev_network.deployment import load_abi  # local: deployment imports this module
+
     table: dict[bytes, tuple[str, list[str]]] = {}
     for contract in ("SessionEscrow", "EVToken", "PlainToken"):
         for item in load_abi(contract):

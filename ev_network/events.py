@@ -12,8 +12,7 @@ from web3._utils.events import get_event_data
 
 from ev_network.contracts import SessionState
 from ev_network.deployment import load_abi
-from ev_network.errors import ChainUnavailable
-from ev_network.tx import NETWORK_ERRORS
+from ev_network.errors import chain_errors
 
 ESCROW_EVENTS = {item["name"]: item for item in load_abi("SessionEscrow") if item["type"] == "event"}
 _TOPICS = {name: event_abi_to_log_topic(event) for name, event in ESCROW_EVENTS.items()}
@@ -64,10 +63,8 @@ class EventReader:
         self.chunk = chunk
 
     def head(self) -> int:
-        try:
+        with chain_errors(self.w3):
             return self.w3.eth.block_number
-        except NETWORK_ERRORS as exc:
-            raise ChainUnavailable(f"chain unreachable: {exc}") from exc
 
     def fetch(
         self, from_block: int, to_block: int, names: list[str] | None = None, filters: list[Any] | None = None
@@ -93,10 +90,8 @@ class EventReader:
             params: dict[str, Any] = {"address": self.address, "fromBlock": start, "toBlock": end}
             if topics:
                 params["topics"] = topics
-            try:
+            with chain_errors(self.w3):
                 logs = self.w3.eth.get_logs(params)
-            except NETWORK_ERRORS as exc:
-                raise ChainUnavailable(f"chain unreachable: {exc}") from exc
             for entry in sorted(logs, key=lambda x: (x["blockNumber"], x["logIndex"])):
                 yield decode_log(self.w3, entry)
             start = end + 1

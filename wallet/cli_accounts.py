@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ev_network.keys import resolve_password
+from ev_network.keys import KeystoreError, has_terminal, resolve_password
 from wallet import config as cfgmod
 from wallet.cli_common import JsonOut, clean_errors, emit
 from wallet.config import WalletConfig
@@ -43,10 +43,24 @@ def account_import(
 ) -> None:
     """Import an existing private key (never given on the command line) and encrypt it with a password."""
     cfg = WalletConfig.resolve()
-    key = key_file.read_text().strip() if key_file else typer.prompt("Private key (hex)", hide_input=True)
+    if key_file is not None:
+        key = read_key(key_file)
+    elif has_terminal():
+        key = typer.prompt("Private key (hex)", hide_input=True)
+    else:
+        raise KeystoreError("no private key: give --key-file (there is no terminal to ask for it)")
     password = resolve_password(cfgmod.PASSWORD_ENV, "New keystore password: ", confirm=True)
     address = Keystore(cfg).import_key(key, password)
     typer.echo(f"imported account {address}")
+
+
+def read_key(path: Path) -> str:
+    """The private key held in ``path`` (never shown, not even in an error)."""
+    try:
+        return path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not text"
+        raise KeystoreError(f"cannot read the key file {path}: {reason}") from None
 
 
 @account_app.command("list")

@@ -11,14 +11,13 @@ from typing import Annotated, Any
 import typer
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from pydantic import ValidationError
 from web3 import Web3
 
-from ev_network.chain import http_web3
+from ev_network.chain import connect
 from ev_network.cli_errors import clean_errors as _clean_errors
 from ev_network.deployment import Deployment
 from ev_network.devchain import ANVIL_CHAIN_ID, dev_account
-from ev_network.errors import ChainUnavailable, EVNetworkError
+from ev_network.errors import EVNetworkError
 from ev_network.keys import KeystoreError, load_keyfile, resolve_password
 from ev_network.session_ids import parse_session_id
 from wallet import config as cfgmod
@@ -66,10 +65,10 @@ StationArg = Annotated[
     str, typer.Argument(help="Station id or OCPP charge point id.", show_default=False, metavar="STATION")
 ]
 
-RPC_TIMEOUT_S = 30
+RPC_TIMEOUT_S = 30  # longest wait for one answer once the node has answered the probe
 
-
-clean_errors = _clean_errors((EVNetworkError, FileNotFoundError, ValidationError))
+#: ev-wallet catches only the bindings' error base (WalletError and KeystoreError are among them)
+clean_errors = _clean_errors((EVNetworkError,))
 
 
 def emit(data: Any) -> None:
@@ -96,16 +95,9 @@ def open_wallet(cfg: WalletConfig, *, unlock: bool = False, need_account: bool =
 
 
 def open_chain(rpc_url: str, deployment: Deployment) -> Web3:
-    """A Web3 on ``rpc_url`` after one probe (a command fails at once when the node is down, no retries)."""
-    w3 = http_web3(rpc_url, RPC_TIMEOUT_S)
-    try:
-        chain_id = w3.eth.chain_id
-    except Exception as exc:
-        reason = type(exc).__name__
-        raise ChainUnavailable(f"cannot reach the chain at {rpc_url}: is the node running? ({reason})") from None
-    if chain_id != deployment.chain_id:
-        raise EVNetworkError(f"{rpc_url} is chain {chain_id}, but the deployment is for chain {deployment.chain_id}")
-    return w3
+    """A Web3 on ``rpc_url`` after one bounded probe: a command fails within seconds when the node is down
+    or does not answer (no waiting, no web3 retries), and when the deployment's contracts are not there."""
+    return connect(rpc_url, deployment, RPC_TIMEOUT_S, wait=False, retries=False)
 
 
 def session_arg(wallet: Wallet, text: str) -> int:

@@ -19,8 +19,8 @@ from web3 import Web3
 from ev_network.contracts import Escrow, Operator, Station, Token
 from ev_network.deployment import Deployment
 from ev_network.devchain import ANVIL_CHAIN_ID
-from ev_network.errors import ContractRevert
-from ev_network.pricing import price
+from ev_network.errors import ContractRevert, ValueOutOfRange, chain_errors
+from ev_network.pricing import breakdown
 from ev_network.tx import TxSender, call_view
 from wallet.errors import InsufficientBalance, StationUnavailable, WalletError, explain_revert
 from wallet.models import OpenResult, Quote, StationView, TariffView, TokenInfo
@@ -95,6 +95,11 @@ class Wallet(SessionActions):
         """The account's token balance, in the token's smallest unit."""
         return self.token.balance_of(self.address)
 
+    def gas_balance(self) -> int:
+        """The account's balance of the chain's native coin (pays for gas), in wei."""
+        with chain_errors(self.w3):
+            return self.w3.eth.get_balance(self.address)
+
     def supports_permit(self) -> bool:
         """Whether the deposit token takes EIP-2612 permits (then a session opens in one transaction)."""
         if self._permit is None:
@@ -116,7 +121,7 @@ class Wallet(SessionActions):
             receipt = minter_token.mint(self.address, amount)
         except ContractRevert as exc:
             raise explain_revert(exc, "top up") from None
-        if self.deployment.chain_id == ANVIL_CHAIN_ID and self.w3.eth.get_balance(self.address) < MIN_GAS_WEI:
+        if self.deployment.chain_id == ANVIL_CHAIN_ID and self.gas_balance() < MIN_GAS_WEI:
             # a dev chain's faucet also pays for gas, so a fresh account can open sessions at once
             minter_token.sender.send_ether(self.address, DEV_GAS_GIFT_WEI)
         return Web3.to_hex(receipt["transactionHash"])
@@ -131,6 +136,9 @@ class Wallet(SessionActions):
         if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
             try:
                 return self._view(self.escrow.get_station(int(ref)))
+            except ValueOutOfRange:  # not a station id: digits may still be a charge point id
+                if isinstance(ref, int):
+                    raise StationUnavailable(f"there is no station {ref} (station ids are uint32)") from None
             except ContractRevert as exc:
                 if exc.name != "UnknownStation":
                     raise explain_revert(exc, f"read station {ref}") from None
@@ -151,22 +159,18 @@ class Wallet(SessionActions):
         if energy_wh < 0 or duration < 0:
             raise WalletError("energy and charging time cannot be negative")
         station = self.station(station_id)
-        tariff = station.tariff
-        billed = min(duration, self.deployment.max_duration)
-        energy_cost = energy_wh * tariff.price_per_kwh // 1000
-        time_cost = billed * tariff.time_fee_per_hour // 3600
-        total = price(self.escrow.get_tariff(tariff.tariff_id), energy_wh, billed)  # = fee + energy + time
+        charge = breakdown(station.tariff.record, energy_wh, duration, max_duration_s=self.deployment.max_duration)
         return Quote(
             station_id=station.station_id,
             charge_point_id=station.charge_point_id,
-            tariff_id=tariff.tariff_id,
+            tariff_id=station.tariff.tariff_id,
             energy_wh=energy_wh,
             duration_s=duration,
-            billed_duration_s=billed,
-            session_fee=tariff.session_fee,
-            energy_cost=energy_cost,
-            time_cost=time_cost,
-            total=total,
+            billed_duration_s=charge.billed_s,
+            session_fee=charge.session_fee,
+            energy_cost=charge.energy,
+            time_cost=charge.time,
+            total=charge.total,
         )
 
     # --------------------------------------------------------------- sessions
@@ -193,7 +197,7 @@ class Wallet(SessionActions):
                 f"deposit {self.fmt(deposit)} is more than the balance {self.fmt(balance)} of {self.address}: "
                 "top up first (ev-wallet topup)"
             )
-        if self.w3.eth.get_balance(self.address) < MIN_GAS_WEI:
+        if self.gas_balance() < MIN_GAS_WEI:
             raise InsufficientBalance(
                 f"{self.address} has no ether to pay the transaction fee (gas): ask your MSP to fund it "
                 "(on a local dev chain, `ev-wallet topup` does)"

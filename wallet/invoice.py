@@ -15,8 +15,11 @@ from web3 import Web3
 
 from ev_network.contracts import Escrow, SessionState, Token
 from ev_network.deployment import Deployment
+from ev_network.errors import chain_errors
 from ev_network.events import SESSION_ENDINGS, EventReader, indexed_topic
+from ev_network.pricing import PriceBreakdown, Tariff, breakdown
 from ev_network.session_ids import driver_of, hex_session_id, session_label
+from ev_network.session_view import SessionEventsIncomplete, SessionView, fold
 from ev_network.tx import call_view
 from wallet.errors import SessionNotFound, WalletError
 from wallet.models import SessionId, TariffView, session_name
@@ -98,81 +101,83 @@ def build_invoice(w3: Web3, deployment: Deployment, session_id: int, own: str | 
     reader = EventReader(w3, deployment.escrow)
     names = ["SessionRequested", "SessionStarted", *SESSION_ENDINGS]
     found = reader.fetch(deployment.deployment_block, reader.head(), names, [indexed_topic(session_id)])
-    events = {e.name: e for e in found}
     name = session_name(session_id, own)
-    if "SessionSettled" not in events:
-        ended = [state.name.lower() for n, state in SESSION_ENDINGS.items() if n in events]
-        if ended:
-            raise WalletError(f"no invoice for session {name}: it is {ended[0]}, not settled (nothing was charged)")
+    try:
+        view: SessionView | None = fold(found)
+    except SessionEventsIncomplete:
+        view = None
+    if view is None or view.state is not SessionState.SETTLED:
+        if view is not None and view.ended:
+            ended = view.state.name.lower()
+            raise WalletError(f"no invoice for session {name}: it is {ended}, not settled (nothing was charged)")
         state = escrow.get_session(session_id).state
         if state is SessionState.NONE:
             raise SessionNotFound(f"there is no session {name}")
         raise WalletError(f"no invoice for session {name}: it is {state.name.lower()}, not settled yet")
-    requested, started, settled = events["SessionRequested"], events["SessionStarted"], events["SessionSettled"]
-    s = settled.args
-    tariff = escrow.get_tariff(s["tariffId"])
-    station = escrow.get_station(s["stationId"])
-    operator = escrow.operator_of(s["operator"])
+    tariff = escrow.get_tariff(view.tariff_id)
+    station = escrow.get_station(view.station_id)
+    operator = escrow.operator_of(view.operator)
     token = Token(w3, call_view(escrow.contract.functions.token()))
     max_duration = call_view(escrow.contract.functions.maxDuration())
-    decimals = token.decimals()
-
-    energy_wh = s["meterStop"] - s["meterStart"]
-    duration = s["endedAt"] - s["startedAt"]
-    billed = min(duration, max_duration)
-    lines = [
-        InvoiceLine(description="Session fee", quantity="1", unit="session", unit_price=tariff.session_fee,
-                    amount=tariff.session_fee),
-        InvoiceLine(description="Energy", quantity=format_wh_as_kwh(energy_wh), unit="kWh",
-                    unit_price=tariff.price_per_kwh, amount=energy_wh * tariff.price_per_kwh // 1000),
-    ]  # fmt: skip
-    if tariff.time_fee_per_hour:
-        lines.append(
-            InvoiceLine(description="Charging time", quantity=format_duration(billed), unit="h",
-                        unit_price=tariff.time_fee_per_hour, amount=billed * tariff.time_fee_per_hour // 3600)
-        )  # fmt: skip
-    subtotal = sum(line.amount for line in lines)
-    if subtotal > s["cost"]:
-        lines.append(
-            InvoiceLine(description="Capped at the deposit", quantity="", unit="", unit_price=None,
-                        amount=s["cost"] - subtotal)
-        )  # fmt: skip
-    elif subtotal < s["cost"]:
-        raise WalletError(f"session {name}: the tariff gives {subtotal} but the settlement charged {s['cost']}")
-    chain_id = w3.eth.chain_id
+    charge = breakdown(tariff, view.energy_wh, view.duration_s, deposit=view.deposit, max_duration_s=max_duration)
+    if charge.total != view.cost:
+        raise WalletError(f"session {name}: the tariff gives {charge.total} but the settlement charged {view.cost}")
+    with chain_errors(w3):
+        chain_id = w3.eth.chain_id
     return Invoice(
         number=invoice_number(chain_id, deployment.escrow, session_id),
         chain_id=chain_id,
         escrow=Web3.to_checksum_address(deployment.escrow),
         session_id=session_id,
         session_label=session_label(session_id),
-        issued_at=iso_utc(s["endedAt"]),
-        issuer=Issuer(name=operator.name, operator=s["operator"], payout=s["payout"]),
-        driver=s["driver"],
-        station_id=s["stationId"],
+        issued_at=iso_utc(view.ended_at),
+        issuer=Issuer(name=operator.name, operator=view.operator, payout=view.payout),
+        driver=view.driver,
+        station_id=view.station_id,
         charge_point_id=station.charge_point_id,
-        connector=requested.args["connector"],
-        ocpp_transaction_id=started.args["transactionId"],
-        tariff=TariffView(tariff_id=s["tariffId"], **vars(tariff)),
-        started_at=iso_utc(s["startedAt"]),
-        ended_at=iso_utc(s["endedAt"]),
-        duration_s=duration,
-        billed_duration_s=billed,
-        meter_start_wh=s["meterStart"],
-        meter_stop_wh=s["meterStop"],
-        energy_wh=energy_wh,
-        energy_kwh=format_wh_as_kwh(energy_wh),
-        lines=lines,
-        total=s["cost"],
-        deposit=requested.args["deposit"],
-        refund=s["refund"],
+        connector=view.connector,
+        ocpp_transaction_id=view.transaction_id,
+        tariff=TariffView(tariff_id=view.tariff_id, **vars(tariff)),
+        started_at=iso_utc(view.started_at),
+        ended_at=iso_utc(view.ended_at),
+        duration_s=view.duration_s,
+        billed_duration_s=charge.billed_s,
+        meter_start_wh=view.meter_start,
+        meter_stop_wh=view.meter_stop,
+        energy_wh=view.energy_wh,
+        energy_kwh=format_wh_as_kwh(view.energy_wh),
+        lines=invoice_lines(tariff, view.energy_wh, charge),
+        total=charge.total,
+        deposit=view.deposit,
+        refund=view.refund,
         currency=token.symbol(),
-        decimals=decimals,
+        decimals=token.decimals(),
         token=token.address,
-        open_tx=requested.tx_hash,
-        start_tx=started.tx_hash,
-        settle_tx=settled.tx_hash,
+        open_tx=view.open_tx,
+        start_tx=view.start_tx,
+        settle_tx=view.end_tx,
     )
+
+
+def invoice_lines(tariff: Tariff, energy_wh: int, charge: PriceBreakdown) -> list[InvoiceLine]:
+    """The priced lines of ``charge``: session fee, energy, charging time (when the tariff has a time
+    fee) and the cap at the deposit (when it applied); they add up to ``charge.total``."""
+    lines = [
+        InvoiceLine(description="Session fee", quantity="1", unit="session", unit_price=tariff.session_fee,
+                    amount=charge.session_fee),
+        InvoiceLine(description="Energy", quantity=format_wh_as_kwh(energy_wh), unit="kWh",
+                    unit_price=tariff.price_per_kwh, amount=charge.energy),
+    ]  # fmt: skip
+    if tariff.time_fee_per_hour:
+        lines.append(
+            InvoiceLine(description="Charging time", quantity=format_duration(charge.billed_s), unit="h",
+                        unit_price=tariff.time_fee_per_hour, amount=charge.time)
+        )  # fmt: skip
+    if charge.cap:
+        lines.append(
+            InvoiceLine(description="Capped at the deposit", quantity="", unit="", unit_price=None, amount=charge.cap)
+        )
+    return lines
 
 
 # ------------------------------------------------------------------ renderers

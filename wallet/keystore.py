@@ -77,8 +77,11 @@ class Keystore:
         """Make ``address`` (which must have a keyfile here) the default account."""
         if not self.path_of(address).exists():
             raise KeystoreError(f"no keystore for account {_checksum(address)} in {self.directory}")
-        self.config.home.mkdir(parents=True, exist_ok=True)
-        self.config.default_marker.write_text(_checksum(address) + "\n")
+        try:
+            self.config.home.mkdir(parents=True, exist_ok=True)
+            self.config.default_marker.write_text(_checksum(address) + "\n")
+        except OSError as exc:
+            raise KeystoreError(f"cannot write {self.config.default_marker}: {exc.strerror}") from None
 
     def resolve(self, address: str | None = None) -> str:
         """The account to use: ``address`` if given (its keyfile must exist), else the default one."""
@@ -102,8 +105,11 @@ class Keystore:
         return load_keyfile(self.path_of(self.resolve(address)), password)
 
     def _store(self, password: str, private_key: str | None) -> str:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.config.home, 0o700)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.config.home, 0o700)
+        except OSError as exc:
+            raise KeystoreError(f"cannot create the wallet folder {self.directory}: {exc.strerror}") from None
         staging = self.directory / f".new-{os.getpid()}.json"
         try:
             address = create_keyfile(staging, password, private_key)

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, PlainSerializer, computed_field
 
+from ev_network.pricing import Tariff
 from ev_network.session_ids import driver_of, hex_session_id, is_session_id, session_label
 
 
@@ -53,6 +54,11 @@ class TariffView(BaseModel):
     price_per_kwh: int
     session_fee: int
     time_fee_per_hour: int
+
+    @property
+    def record(self) -> Tariff:
+        """The tariff as ev_network.pricing prices it."""
+        return Tariff(self.price_per_kwh, self.session_fee, self.time_fee_per_hour)
 
 
 class StationView(BaseModel):

@@ -6,30 +6,26 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from dataclasses import fields
+from typing import Any, TypeVar
 
 from web3 import Web3
 
-from ev_network.contracts import CancelReason, Escrow, Session, SessionState
+from ev_network.contracts import Escrow, Session, SessionState
 from ev_network.deployment import Deployment
+from ev_network.errors import chain_errors
 from ev_network.events import SESSION_ENDINGS, ChainEvent, EventReader, indexed_topic
 from ev_network.session_ids import driver_of
+from ev_network.session_view import SESSION_EVENTS, SessionEventsIncomplete, SessionView, fold
 from wallet.errors import SessionNotFound, WalletError
 from wallet.models import HistoryEntry, Phase, Progress, SessionStatus, session_name
 
-SESSION_EVENTS = [
-    "SessionRequested",
-    "SessionStarted",
-    "StopRequested",
-    "SessionSettled",
-    "SessionCancelled",
-    "SessionExpired",
-]
 FINAL_EVENTS = {name: state.name.lower() for name, state in SESSION_ENDINGS.items()}  # event -> outcome
 _STATE_PHASES = frozenset({"requested", "settled", "cancelled", "expired"})
-# how far a stored state is along requested (1) > active (2) > ended (3): events may be a block ahead
+# how far a state is along requested (1) > active (2) > ended (3): storage may be a block ahead of events
 _PROGRESS = {SessionState.REQUESTED: 1, SessionState.ACTIVE: 2, SessionState.SETTLED: 3}
 _PROGRESS |= {SessionState.CANCELLED: 3, SessionState.EXPIRED: 3, SessionState.CLOSED: 3}
+M = TypeVar("M", SessionStatus, HistoryEntry)
 _ID_CHUNK = 200  # session ids per log query (an OR over topic 1)
 
 
@@ -51,13 +47,13 @@ class SessionTracker:
         session = self._session(session_id)  # storage first: the events up to the head then cover it
         head = self.events.head()
         events = self.events.fetch(self.deployment.deployment_block, head, SESSION_EVENTS, [indexed_topic(session_id)])
-        status = self._status(session, events)
-        if status is None:
+        try:
+            return self._status(session, fold(events, self._block_time))
+        except SessionEventsIncomplete:
             raise WalletError(
                 f"session {session_name(session_id, self.driver)} exists, but its SessionRequested event is not "
                 f"in blocks {self.deployment.deployment_block} to {head}: is the deployment block right?"
-            )
-        return status
+            ) from None
 
     def outcome(self, session_id: int) -> str:
         """How an ended session ended (settled, cancelled, expired), from its events; its stored state
@@ -84,7 +80,10 @@ class SessionTracker:
             if head >= next_block:
                 events += self.events.fetch(next_block, head, SESSION_EVENTS, [indexed_topic(session_id)])
                 next_block = head + 1
-            status = self._status(session, events)
+            try:
+                status: SessionStatus | None = self._status(session, fold(events, self._block_time))
+            except SessionEventsIncomplete:
+                status = None
             final_seen = any(e.name in FINAL_EVENTS for e in events)
             phase = status.phase if status is not None else None
             if status is not None and phase is not None and (phase not in FINAL_EVENTS.values() or final_seen):
@@ -126,7 +125,7 @@ class SessionTracker:
             names = ["SessionStarted", *FINAL_EVENTS]
             for event in self.events.fetch(start, head, names, [topics]):
                 later[event.args["sessionId"]].append(event)
-        return [self._history_entry(req, later[req.args["sessionId"]]) for req in requested]
+        return [self._history_entry(fold([req, *later[req.args["sessionId"]]], self._block_time)) for req in requested]
 
     # ---------------------------------------------------------------- helpers
     def _session(self, session_id: int) -> Session:
@@ -135,87 +134,30 @@ class SessionTracker:
             raise SessionNotFound(f"there is no session {session_name(session_id, self.driver)}")
         return session
 
-    def _status(self, session: Session, events: list[ChainEvent]) -> SessionStatus | None:
+    def _status(self, session: Session, view: SessionView) -> SessionStatus:
         """The status from the session's events (the record: storage keeps only a lane's latest session)
-        and its stored state; None while its SessionRequested event is not seen."""
-        requested = next((e for e in events if e.name == "SessionRequested"), None)
-        if requested is None:
-            return None
-        req = requested.args
-        if session.state is SessionState.REQUESTED:
-            opened_at = session.since
+        and its stored state, which may be a block ahead of the events."""
+        state = view.state if _PROGRESS[view.state] >= _PROGRESS.get(session.state, 0) else session.state
+        name = state.name.lower()
+        if state is SessionState.ACTIVE:
+            phase: Phase | None = "stopping" if view.stop_requested else "charging"
         else:
-            opened_at = self._block_time(requested.block_number)
-        data: dict[str, Any] = {"open_tx": requested.tx_hash}
-        progress = _PROGRESS.get(session.state, 0)
-        state = session.state.name.lower()
-        for event in sorted(events, key=lambda e: e.position):
-            args = event.args
-            if event.name == "SessionStarted":
-                data |= {"start_tx": event.tx_hash, "started_at": args["startedAt"], "meter_start": args["meterStart"]}
-                data["transaction_id"] = args["transactionId"]
-                if progress < 2:
-                    progress, state = 2, "active"
-            elif event.name == "StopRequested":
-                data["stop_requested"] = True
-            elif event.name == "SessionSettled":
-                energy = args["meterStop"] - args["meterStart"]
-                data |= {"end_tx": event.tx_hash, "ended_at": args["endedAt"], "meter_stop": args["meterStop"]}
-                data |= {"energy_wh": energy, "cost": args["cost"], "refund": args["refund"]}
-            elif event.name in FINAL_EVENTS:
-                data |= {"end_tx": event.tx_hash, "ended_at": self._block_time(event.block_number)}
-                data |= {"refund": args["refund"], "cost": 0}
-                if event.name == "SessionCancelled":
-                    data["cancel_reason"] = CancelReason(args["reason"]).name.lower()
-            if event.name in FINAL_EVENTS:
-                progress, state = 3, FINAL_EVENTS[event.name]
-        started = data.get("started_at")
-        if state == "active":
-            phase: Phase | None = "stopping" if data.get("stop_requested") else "charging"
-        else:
-            phase = state if state in _STATE_PHASES else None  # type: ignore[assignment]
-        return SessionStatus(
-            session_id=session.session_id,
-            state=state,
+            phase = name if name in _STATE_PHASES else None  # type: ignore[assignment]
+        started = view.started_at
+        return _from_view(
+            SessionStatus,
+            view,
+            state=name,
             phase=phase,
             driver=driver_of(session.session_id),
-            station_id=req["stationId"],
-            connector=req["connector"],
-            deposit=req["deposit"],
-            tariff_id=req["tariffId"],
-            opened_at=opened_at,
-            cancel_possible_at=opened_at + self.deployment.start_timeout,
+            cancel_possible_at=view.opened_at + self.deployment.start_timeout,
             reclaim_possible_at=(
                 started + self.deployment.max_duration + self.deployment.reclaim_grace if started else None
             ),
-            **data,
         )
 
-    def _history_entry(self, requested: ChainEvent, later: list[ChainEvent]) -> HistoryEntry:
-        args = requested.args
-        entry: dict[str, Any] = {"state": "requested"}
-        for event in sorted(later, key=lambda e: e.position):
-            if event.name == "SessionStarted":
-                entry |= {"state": "active", "started_at": event.args["startedAt"]}
-            elif event.name == "SessionSettled":
-                a = event.args
-                entry |= {"state": "settled", "ended_at": a["endedAt"], "cost": a["cost"], "refund": a["refund"]}
-                entry["energy_wh"] = a["meterStop"] - a["meterStart"]
-            else:
-                entry |= {"state": FINAL_EVENTS[event.name], "cost": 0, "refund": event.args["refund"]}
-                entry["ended_at"] = self._block_time(event.block_number)
-                if event.name == "SessionCancelled":
-                    entry["cancel_reason"] = CancelReason(event.args["reason"]).name.lower()
-        return HistoryEntry(
-            session_id=args["sessionId"],
-            station_id=args["stationId"],
-            connector=args["connector"],
-            deposit=args["deposit"],
-            tariff_id=args["tariffId"],
-            opened_block=requested.block_number,
-            open_tx=requested.tx_hash,
-            **entry,
-        )
+    def _history_entry(self, view: SessionView) -> HistoryEntry:
+        return _from_view(HistoryEntry, view, state=view.state.name.lower())
 
     def _elapsed(self, status: SessionStatus) -> int | None:
         if status.started_at is None:
@@ -226,9 +168,19 @@ class SessionTracker:
 
     def chain_time(self) -> int:
         """The chain's clock: the latest block's time, or the wall clock if blocks lag behind it."""
-        return max(int(self.w3.eth.get_block("latest")["timestamp"]), int(time.time()))
+        with chain_errors(self.w3):
+            latest = int(self.w3.eth.get_block("latest")["timestamp"])
+        return max(latest, int(time.time()))
 
     def _block_time(self, block_number: int) -> int:
         if block_number not in self._block_times:
-            self._block_times[block_number] = int(self.w3.eth.get_block(block_number)["timestamp"])
+            with chain_errors(self.w3):
+                self._block_times[block_number] = int(self.w3.eth.get_block(block_number)["timestamp"])
         return self._block_times[block_number]
+
+
+def _from_view(model: type[M], view: SessionView, **extra: Any) -> M:
+    """``model`` filled from the view's fields of the same name (the cancel reason as text), then ``extra``."""
+    shared = {f.name: getattr(view, f.name) for f in fields(view) if f.name in model.model_fields}
+    shared["cancel_reason"] = view.cancel_reason.name.lower() if view.cancel_reason is not None else None
+    return model(**(shared | extra))
