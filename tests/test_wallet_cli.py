@@ -22,6 +22,7 @@ from ev_network.session_ids import driver_of, hex_session_id, make_session_id, s
 from tests.conftest import TARIFF, TOKEN
 from tests.wallet_helpers import (
     PASSWORD,
+    Cli,
     give_gas,
     nonce,
     operator_settle,
@@ -34,35 +35,6 @@ from wallet.keystore import Keystore
 from wallet.units import format_amount
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-class Cli:
-    """Runs ev-wallet commands in-process with the test chain's environment; keeps every output."""
-
-    def __init__(self, net, home: Path) -> None:
-        self.runner = CliRunner()
-        self.env = {
-            "EVN_WALLET_HOME": str(home),
-            "EVN_RPC_URL": net.rpc_url,
-            "EVN_DEPLOYMENT": str(net.deployment_file),
-            "EVN_WALLET_PASSWORD": PASSWORD,
-        }
-        self.outputs: list[str] = []
-
-    def __call__(self, *args: str, ok: bool = True, env: dict | None = None):
-        result = self.runner.invoke(app, list(args), env={**self.env, **(env or {})})
-        self.outputs.append(result.output)
-        if ok:
-            assert result.exit_code == 0, (args, result.output, result.exception)
-        return result
-
-    def json(self, *args: str) -> dict:
-        return json.loads(self(*args, "--json").stdout)
-
-    def assert_no_key(self, key_hex: str) -> None:
-        key_hex = key_hex.lower().removeprefix("0x")
-        for output in self.outputs:
-            assert key_hex not in output.lower()
 
 
 @pytest.fixture

@@ -3,19 +3,51 @@ the operator's side driven with real signed transactions, and receipts/balances 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
+from typer.testing import CliRunner
 from web3 import Web3
 
 from ev_network.contracts import Escrow
 from ev_network.events import EventReader, indexed_topic
+from wallet.cli import app
 from wallet.config import WalletConfig
 from wallet.core import Wallet
 from wallet.keystore import Keystore
 
 PASSWORD = "correct horse battery staple"
 GAS_MONEY = 10 * 10**18
+
+
+class Cli:
+    """Runs ev-wallet commands in-process with the test chain's environment; keeps every output."""
+
+    def __init__(self, net, home: Path) -> None:
+        self.runner = CliRunner()
+        self.env = {
+            "EVN_WALLET_HOME": str(home),
+            "EVN_RPC_URL": net.rpc_url,
+            "EVN_DEPLOYMENT": str(net.deployment_file),
+            "EVN_WALLET_PASSWORD": PASSWORD,
+        }
+        self.outputs: list[str] = []
+
+    def __call__(self, *args: str, ok: bool = True, env: dict | None = None):
+        result = self.runner.invoke(app, list(args), env={**self.env, **(env or {})})
+        self.outputs.append(result.output)
+        if ok:
+            assert result.exit_code == 0, (args, result.output, result.exception)
+        return result
+
+    def json(self, *args: str) -> dict:
+        return json.loads(self(*args, "--json").stdout)
+
+    def assert_no_key(self, key_hex: str) -> None:
+        key_hex = key_hex.lower().removeprefix("0x")
+        for output in self.outputs:
+            assert key_hex not in output.lower()
 
 
 def wallet_config(net, home: Path) -> WalletConfig:
