@@ -22,7 +22,7 @@ from wallet.models import HistoryEntry, Phase, Progress, SessionStatus, session_
 
 FINAL_EVENTS = {name: state.name.lower() for name, state in SESSION_ENDINGS.items()}  # event -> outcome
 _STATE_PHASES = frozenset({"requested", "settled", "cancelled", "expired"})
-# how far a state is along requested (1) > active (2) > ended (3): storage may be a block ahead of events
+# how far a state is along requested (1) > active (2) > ended (3): status takes the further of storage and events
 _PROGRESS = {SessionState.REQUESTED: 1, SessionState.ACTIVE: 2, SessionState.SETTLED: 3}
 _PROGRESS |= {SessionState.CANCELLED: 3, SessionState.EXPIRED: 3, SessionState.CLOSED: 3}
 M = TypeVar("M", SessionStatus, HistoryEntry)
@@ -136,7 +136,7 @@ class SessionTracker:
 
     def _status(self, session: Session, view: SessionView) -> SessionStatus:
         """The status from the session's events (the record: storage keeps only a lane's latest session)
-        and its stored state, which may be a block ahead of the events."""
+        and its stored state, whichever is further along (a block may separate the two reads)."""
         state = view.state if _PROGRESS[view.state] >= _PROGRESS.get(session.state, 0) else session.state
         name = state.name.lower()
         if state is SessionState.ACTIVE:
