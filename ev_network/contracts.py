@@ -227,7 +227,10 @@ class Escrow(_Wrapper):
 
     def station_id_from(self, receipt: dict) -> int:
         """The station id of an ``addStation`` receipt."""
-        return self.contract.events.StationRegistered().process_receipt(receipt, errors=DISCARD)[0]["args"]["stationId"]
+        events = self.contract.events.StationRegistered().process_receipt(receipt, errors=DISCARD)
+        if not events:
+            raise EVNetworkError("receipt holds no StationRegistered event")
+        return events[0]["args"]["stationId"]
 
 
 class Token(_Wrapper):

@@ -24,8 +24,9 @@ from ev_network.cli_errors import clean_errors
 from ev_network.deployment import Deployment
 from ev_network.errors import ChainUnavailable, DeploymentError, EVNetworkError, ValueOutOfRange, chain_errors
 from ev_network.pricing import Tariff
+from ev_network.session_ids import session_label
 from tests.conftest import Net
-from tests.wallet_helpers import PASSWORD, Cli, nonce, wallet_config
+from tests.wallet_helpers import PASSWORD, Cli, driver_wallet, nonce, operator_settle, operator_start, wallet_config
 from wallet.keystore import Keystore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -222,3 +223,20 @@ def test_the_cli_catches_only_the_error_base_and_the_runtime_package_has_no_type
     code = "import sys\n" + "".join(f"import ev_network.{m}\n" for m in modules) + "print('typer' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False", done
+
+
+# ------------------------------------------------------------- files it cannot write
+def test_an_invoice_that_cannot_be_written_names_the_path(clean_chain: Net, tmp_path: Path) -> None:
+    net = clean_chain
+    station = net.add_station("CP-WRITE")
+    driver = net.drivers[3]
+    net.fund(driver, 10 * 10**18)
+    session_id = driver_wallet(net, driver).open_session(station, 1, 5 * 10**18)
+    operator_start(net, session_id)
+    operator_settle(net, session_id, meter_stop=1_000)
+    cli = Cli(net, tmp_path / "home")
+    Keystore(wallet_config(net, tmp_path / "home")).import_key(driver.key.hex(), PASSWORD)
+    for fmt in ("text", "pdf"):
+        target = Path("/dev/null") / f"invoice.{fmt}"
+        result = cli("invoice", session_label(session_id), "--format", fmt, "--output", str(target), ok=False)
+        one_line_error(result, f"cannot write the invoice to {target}: ")

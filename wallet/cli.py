@@ -29,7 +29,7 @@ from wallet.cli_common import (
     session_arg,
 )
 from wallet.display import LiveSession, history_table, quote_lines, stations_table, status_lines
-from wallet.invoice import render_json, render_pdf, render_text
+from wallet.invoice import render_json, render_pdf, render_text, save_invoice
 from wallet.units import format_amount
 
 HELP = """The driver's EV Wallet: pre-pay a charging session into the EV Network escrow, follow it live,
@@ -326,7 +326,7 @@ def invoice(
         return
     text = render_json(inv) if fmt is InvoiceFormat.json else render_text(inv)
     if output is not None:
-        output.write_text(text if text.endswith("\n") else text + "\n")
+        save_invoice(output, text if text.endswith("\n") else text + "\n")
         typer.echo(f"invoice {inv.number} written to {output}", err=True)
     else:
         typer.echo(text.rstrip("\n"))

@@ -286,7 +286,15 @@ def render_pdf(inv: Invoice, path: str | Path) -> Path:
     for label, value in proofs:
         pdf.cell(20, 4.5, label)
         pdf.multi_cell(0, 4.5, _ascii(value), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    return save_invoice(path, bytes(pdf.output()))
+
+
+def save_invoice(path: str | Path, data: bytes | str) -> Path:
+    """Write a rendered invoice to ``path`` (making its folder); WalletError naming the path if it cannot."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pdf.output(str(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data.encode() if isinstance(data, str) else data)
+    except OSError as exc:
+        raise WalletError(f"cannot write the invoice to {path}: {exc.strerror}") from None
     return path
