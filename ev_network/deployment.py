@@ -7,7 +7,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, NonNegativeInt, PositiveInt, ValidationError
 from web3 import Web3
 
 from ev_network.errors import DeploymentError
@@ -34,13 +34,13 @@ Address = Annotated[str, AfterValidator(_address)]
 class Deployment(BaseModel):
     """Where the EV Network lives on one chain."""
 
-    chain_id: int
+    chain_id: PositiveInt
     token: Address
     escrow: Address
-    deployment_block: int
-    start_timeout: int
-    max_duration: int
-    reclaim_grace: int
+    deployment_block: NonNegativeInt
+    start_timeout: NonNegativeInt
+    max_duration: NonNegativeInt
+    reclaim_grace: NonNegativeInt
     rpc_url: str | None = None
 
     @classmethod
@@ -56,7 +56,7 @@ class Deployment(BaseModel):
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"]) or "the file"
-            problem = "missing" if first["type"] == "missing" else first["msg"].removeprefix("Value error, ")
+            problem = "missing" if first["type"] == "missing" else first["msg"].removeprefix("Value error, ").lower()
             raise DeploymentError(f"deployment file {path} is not valid: {where}: {problem}") from None
 
     def save(self, path: str | Path) -> None:

@@ -27,6 +27,10 @@ class ChainUnavailable(EVNetworkError):
     """The JSON-RPC endpoint cannot be reached (chain down, wrong URL, a server that never answers)."""
 
 
+class NodeError(EVNetworkError):
+    """The node answered a read with an error of its own (say, a log query over more blocks than it serves)."""
+
+
 class DeploymentError(EVNetworkError):
     """The deployment file is missing or invalid, or names contracts the chain does not have."""
 

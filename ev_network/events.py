@@ -9,10 +9,11 @@ from typing import Any
 from eth_utils import event_abi_to_log_topic
 from web3 import Web3
 from web3._utils.events import get_event_data
+from web3.exceptions import Web3RPCError
 
 from ev_network.contracts import SessionState
 from ev_network.deployment import load_abi
-from ev_network.errors import chain_errors
+from ev_network.errors import NodeError, chain_errors, endpoint_of
 
 ESCROW_EVENTS = {item["name"]: item for item in load_abi("SessionEscrow") if item["type"] == "event"}
 _TOPICS = {name: event_abi_to_log_topic(event) for name, event in ESCROW_EVENTS.items()}
@@ -91,10 +92,20 @@ class EventReader:
             if topics:
                 params["topics"] = topics
             with chain_errors(self.w3):
-                logs = self.w3.eth.get_logs(params)
+                try:
+                    logs = self.w3.eth.get_logs(params)
+                except Web3RPCError as exc:
+                    where = f"{endpoint_of(self.w3)} refused the escrow's logs of blocks {start} to {end}"
+                    raise NodeError(f"{where}: {rpc_message(exc)}") from None
             for entry in sorted(logs, key=lambda x: (x["blockNumber"], x["logIndex"])):
                 yield decode_log(self.w3, entry)
             start = end + 1
+
+
+def rpc_message(exc: Web3RPCError) -> str:
+    """What the node said in a JSON-RPC error (its ``message``), else web3's text."""
+    error = (exc.rpc_response or {}).get("error")
+    return str(error.get("message", error)) if isinstance(error, dict) else str(exc.message)
 
 
 def decode_log(w3: Web3, entry: Any) -> ChainEvent:

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,7 +23,15 @@ from eth_account import Account
 from ev_network.chain import BadRpcUrl, connect, http_web3
 from ev_network.cli_errors import clean_errors
 from ev_network.deployment import Deployment
-from ev_network.errors import ChainUnavailable, DeploymentError, EVNetworkError, ValueOutOfRange, chain_errors
+from ev_network.errors import (
+    ChainUnavailable,
+    DeploymentError,
+    EVNetworkError,
+    NodeError,
+    ValueOutOfRange,
+    chain_errors,
+)
+from ev_network.events import EventReader
 from ev_network.pricing import Tariff
 from ev_network.session_ids import session_label
 from tests.conftest import Net
@@ -158,6 +167,9 @@ def test_a_broken_deployment_file_names_the_file_and_the_field(tmp_path: Path) -
     broken.write_text(json.dumps({**json.loads(FAKE.model_dump_json()), "token": "0x1234"}))
     one_line_error(cli("balance", "--deployment", str(broken), ok=False),
                    f"deployment file {broken} is not valid: token: not an address")  # fmt: skip
+    broken.write_text(json.dumps({**json.loads(FAKE.model_dump_json()), "deployment_block": -1}))
+    one_line_error(cli("balance", "--deployment", str(broken), ok=False),
+                   "deployment_block: input should be greater than or equal to 0")  # fmt: skip
     broken.write_text("{")
     one_line_error(cli("balance", "--deployment", str(broken), ok=False), f"deployment file {broken} is not valid")
 
@@ -240,3 +252,37 @@ def test_an_invoice_that_cannot_be_written_names_the_path(clean_chain: Net, tmp_
         target = Path("/dev/null") / f"invoice.{fmt}"
         result = cli("invoice", session_label(session_id), "--format", fmt, "--output", str(target), ok=False)
         one_line_error(result, f"cannot write the invoice to {target}: ")
+
+
+class _RefusingNode(BaseHTTPRequestHandler):
+    """A JSON-RPC node that answers eth_chainId and refuses every log query, as public providers do
+    for ranges they do not serve."""
+
+    def do_POST(self) -> None:
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if request["method"] == "eth_chainId":
+            answer = {"result": "0x7a69"}
+        else:
+            answer = {"error": {"code": -32005, "message": "query exceeds max block range 1000"}}
+        body = json.dumps({"jsonrpc": "2.0", "id": request["id"], **answer}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_node_that_refuses_a_log_query_is_named_with_the_blocks_and_its_reason() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RefusingNode)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        reader = EventReader(connect(url, timeout=2), FAKE.escrow)
+        with pytest.raises(NodeError, match=f"{url} refused the escrow's logs of blocks 0 to 4999: query exceeds max"):
+            reader.fetch(0, 20_000)
+    finally:
+        server.shutdown()
+        server.server_close()
