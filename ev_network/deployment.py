@@ -13,7 +13,7 @@ ABI_DIR = Path(__file__).parent / "abi"
 
 @cache
 def load_abi(contract: str) -> list[dict]:
-    """The ABI of ``contract`` (EVToken, SessionEscrow, PlainToken) as shipped with the package."""
+    """The ABI of ``contract`` (EVToken, SessionEscrow, PlainToken, RecordAnchor) as shipped with the package."""
     return json.loads((ABI_DIR / f"{contract}.json").read_text())
 
 
@@ -28,6 +28,7 @@ class Deployment(BaseModel):
     max_duration: int
     reclaim_grace: int
     rpc_url: str | None = None
+    record_anchor: str | None = None  # the RecordAnchor contract; None in files from before it existed
 
     @classmethod
     def load(cls, path: str | Path) -> Deployment:

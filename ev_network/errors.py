@@ -36,7 +36,7 @@ class TransactionFailed(EVNetworkError):
 @cache
 def _error_table() -> dict[bytes, tuple[str, list[str]]]:
     table: dict[bytes, tuple[str, list[str]]] = {}
-    for contract in ("SessionEscrow", "EVToken", "PlainToken"):
+    for contract in ("SessionEscrow", "EVToken", "PlainToken", "RecordAnchor"):
         for item in load_abi(contract):
             if item["type"] != "error":
                 continue
