@@ -107,6 +107,7 @@ class TransactionLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # as the Core Client's store: a commit survives SIGKILL
         self._db.executescript(SCHEMA)
         self._lock = threading.RLock()
         self._anchoring = asyncio.Lock()
