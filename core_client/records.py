@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ev_network.errors import ContractRevert
+from ev_network.errors import ChainUnavailable, ContractRevert, TransactionFailed
 from ev_network.records import (
     ZERO,
     AnchorRef,
@@ -323,11 +323,16 @@ class TransactionLog:
         return anchored
 
     async def anchor_due(self, sender: TxSender) -> ChainAnchor | None:
-        """Anchor the waiting records when the policy says so (one at a time; chain I/O off the event loop)."""
+        """Anchor the waiting records when the policy says so (one at a time; chain I/O off the event loop).
+        The chain unreachable or the transaction not mined: logged, None, tried again at the next call."""
         if self._anchoring.locked() or not self.is_due():
             return None
         async with self._anchoring:
-            return await asyncio.to_thread(self.anchor, sender)
+            try:
+                return await asyncio.to_thread(self.anchor, sender)
+            except (ChainUnavailable, TransactionFailed) as exc:
+                log.warning("anchoring records from %d postponed: %s", self.anchored_until(), exc)
+                return None
 
     def export(self, entry: LogEntry, operator: str) -> RecordExport:
         """The record of ``entry`` with its inclusion proof when a known anchor covers it."""

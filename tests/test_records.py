@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from core_client.records import LogMismatch, TransactionLog
+from ev_network.chain import http_web3
+from ev_network.devchain import free_port
 from ev_network.errors import ContractRevert
 from ev_network.records import (
     ZERO,
@@ -20,6 +22,7 @@ from ev_network.records import (
     process_proof,
     verify_export,
 )
+from ev_network.tx import TxSender
 from tests.conftest import Net
 
 T0 = 1_764_547_200  # 2025-12-01T00:00:00Z
@@ -232,3 +235,13 @@ async def test_anchor_due_follows_the_policy(tmp_path: Path, clean_chain: Net) -
     assert not log.is_due() and log.is_due(now=log.entry(3).appended_at + 3600)
     log.anchor_interval_s = 0
     assert (await log.anchor_due(sender)).first_index == 3
+
+
+async def test_anchor_due_postpones_while_the_chain_is_unreachable(tmp_path: Path, clean_chain: Net) -> None:
+    net = clean_chain
+    log = log_for(net, tmp_path / "cc.sqlite", anchor_every=1)
+    add_transactions(log, 1, 2)
+    unreachable = TxSender(http_web3(f"http://127.0.0.1:{free_port()}", timeout=1, retries=False), net.operator)
+    assert await log.anchor_due(unreachable) is None  # logged, nothing lost
+    assert log.anchored_until() == 0 and log.anchors.next_index(net.operator.address) == 0
+    assert (await log.anchor_due(net.sender(net.operator))).count == 2
