@@ -16,7 +16,9 @@ from wallet.cli_common import DeploymentFile, JsonOut, RpcUrl, clean_errors, con
 
 @clean_errors
 def verify_record(
-    file: Annotated[Path, typer.Argument(help="Record file written by `core-client records export --proof`.", metavar="FILE")],
+    file: Annotated[
+        Path, typer.Argument(help="Record file written by `core-client records export --proof`.", metavar="FILE")
+    ],
     id_tag: Annotated[
         str | None, typer.Option("--id-tag", help="Also check the record is of this idTag (the MSP's own card).")
     ] = None,
