@@ -22,14 +22,14 @@ import sqlite3
 import threading
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from ev_network.errors import ChainUnavailable, ContractRevert, TransactionFailed
+from ev_network.merkle import MerkleTree
 from ev_network.records import (
     ZERO,
     AnchorRef,
-    MerkleTree,
     Record,
     RecordAnchor,
     RecordError,
@@ -37,6 +37,7 @@ from ev_network.records import (
     id_tag_hash,
     leaf_hash,
     new_salt,
+    unix_seconds,
 )
 from ev_network.records import Anchor as ChainAnchor
 from ev_network.tx import TxSender
@@ -62,6 +63,8 @@ CREATE TABLE IF NOT EXISTS record_anchors (
     count INTEGER NOT NULL, timestamp INTEGER NOT NULL, block INTEGER NOT NULL
 );
 """
+ANCHOR_FIELDS = ("anchor_id", "operator", "root", "first_index", "count", "timestamp", "block")  # the table's order
+ANCHOR_COLUMNS = ", ".join(f":{name}" for name in ANCHOR_FIELDS)
 
 
 class LogMismatch(RecordError):
@@ -75,17 +78,6 @@ class LogEntry:
     previous: str
     leaf: str
     appended_at: float
-
-
-def unix_seconds(timestamp: datetime | str | int | float) -> int:
-    """An OCPP timestamp (ISO 8601 text or datetime; naive means UTC) or Unix time, as whole seconds."""
-    if isinstance(timestamp, int | float):
-        return int(timestamp)
-    if isinstance(timestamp, str):
-        timestamp = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    if timestamp.tzinfo is None:
-        timestamp = timestamp.replace(tzinfo=UTC)
-    return int(timestamp.timestamp())
 
 
 class TransactionLog:
@@ -125,13 +117,36 @@ class TransactionLog:
         meter_start: int,
         timestamp: datetime | str | int,
     ) -> None:
-        """Remember a started transaction (its idTag only as a salted hash). A repeat is ignored."""
+        """Remember a started transaction (its idTag only as a salted hash). A repeat of the same start is
+        ignored; another start under an id still open replaces it (the earlier one never stopped).
+        Raises RecordError for values a record cannot hold."""
         salt = new_salt()
-        row = (transaction_id, charge_point_id, connector, salt, id_tag_hash(salt, id_tag))
+        opened = Record.checked(
+            charge_point_id=charge_point_id,
+            connector=connector,
+            transaction_id=transaction_id,
+            id_tag_salt=salt,
+            id_tag_hash=id_tag_hash(salt, id_tag),
+            start_time=unix_seconds(timestamp),
+            stop_time=0,
+            meter_start=meter_start,
+            meter_stop=0,
+        )
+        start = (opened.charge_point_id, opened.connector, opened.start_time, opened.meter_start)
         with self._lock:
+            known = self._db.execute(
+                "SELECT charge_point_id, connector, start_time, meter_start FROM record_open WHERE transaction_id = ?",
+                (transaction_id,),
+            ).fetchone()
+            if known == start:
+                return
+            if known is not None:
+                log.warning(
+                    "transaction %s started again at %s/%s: the earlier start never stopped", transaction_id, *start[:2]
+                )
             self._db.execute(
-                "INSERT OR IGNORE INTO record_open VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (*row, unix_seconds(timestamp), meter_start),
+                "INSERT OR REPLACE INTO record_open VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (transaction_id, *start[:2], salt, opened.id_tag_hash, *start[2:]),
             )
 
     def record_stop(
@@ -168,7 +183,7 @@ class TransactionLog:
                 return None
             return self.entry(done[0])
         _, cp, connector, salt, tag_hash, start_time, meter_start = row
-        record = Record(
+        record = Record.checked(
             charge_point_id=cp,
             connector=connector,
             transaction_id=transaction_id,
@@ -224,24 +239,24 @@ class TransactionLog:
         return self._db.execute("SELECT leaf FROM record_log WHERE idx = ?", (index,)).fetchone()[0]
 
     def find(self, transaction_id: int, charge_point_id: str | None = None) -> LogEntry:
-        """The logged record of ``transaction_id`` (of ``charge_point_id`` when ids repeat across charge points)."""
+        """The logged record of ``transaction_id``; when ids repeat, the latest one of ``charge_point_id``."""
         query, args = "SELECT idx, charge_point_id FROM record_log WHERE transaction_id = ?", [transaction_id]
         if charge_point_id is not None:
             query, args = query + " AND charge_point_id = ?", [transaction_id, charge_point_id]
         with self._lock:
-            rows = self._db.execute(query, args).fetchall()
+            rows = self._db.execute(query + " ORDER BY idx", args).fetchall()
         if not rows:
             at = f" of {charge_point_id}" if charge_point_id else ""
             raise RecordError(f"no record of transaction {transaction_id}{at} in the log (not stopped yet?)")
-        if len(rows) > 1:
+        if charge_point_id is None and len({cp for _, cp in rows}) > 1:
             cps = ", ".join(sorted({cp for _, cp in rows}))
             raise RecordError(f"transaction {transaction_id} is logged for several charge points ({cps}): name one")
-        return self.entry(rows[0][0])
+        return self.entry(rows[-1][0])
 
     def local_anchors(self) -> list[ChainAnchor]:
         with self._lock:
             rows = self._db.execute("SELECT * FROM record_anchors ORDER BY anchor_id").fetchall()
-        return [ChainAnchor(op, aid, root, first, count, ts, block) for aid, op, root, first, count, ts, block in rows]
+        return [ChainAnchor(**dict(zip(ANCHOR_FIELDS, row, strict=True))) for row in rows]
 
     def anchor_for(self, index: int) -> ChainAnchor | None:
         return next((a for a in self.local_anchors() if a.covers(index)), None)
@@ -251,8 +266,16 @@ class TransactionLog:
         anchors = self.local_anchors()
         return anchors[-1].first_index + anchors[-1].count if anchors else 0
 
+    def tree_of(self, first_index: int, count: int) -> MerkleTree:
+        """The Merkle tree of the log's leaves ``first_index`` .. ``first_index + count - 1``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT leaf FROM record_log WHERE idx >= ? AND idx < ?", (first_index, first_index + count)
+            ).fetchall()
+        return MerkleTree([leaf for (leaf,) in rows])
+
     def root_of(self, first_index: int, count: int) -> str:
-        return MerkleTree([e.leaf for e in self.entries(first_index, first_index + count)]).root
+        return self.tree_of(first_index, count).root
 
     # -- anchoring
     def sync(self, operator: str) -> list[ChainAnchor]:
@@ -270,18 +293,7 @@ class TransactionLog:
                     f"{anchor.root}) does not match this log {self.path}: is it the operator's log?"
                 )
             with self._lock:
-                self._db.execute(
-                    "INSERT INTO record_anchors VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        anchor.anchor_id,
-                        anchor.operator,
-                        anchor.root,
-                        anchor.first_index,
-                        anchor.count,
-                        anchor.timestamp,
-                        anchor.block,
-                    ),
-                )
+                self._db.execute(f"INSERT INTO record_anchors VALUES ({ANCHOR_COLUMNS})", asdict(anchor))
         return found
 
     def is_due(self, now: float | None = None) -> bool:
@@ -312,14 +324,7 @@ class TransactionLog:
             return None
         anchored = self.anchors.anchored_from(receipt)
         self.sync(sender.address)
-        log.info(
-            "records %d-%d anchored: anchor %d, root %s, block %d",
-            first,
-            end - 1,
-            anchored.anchor_id,
-            root,
-            anchored.block,
-        )
+        log.info("records %d-%d anchored: anchor %d in block %d", first, end - 1, anchored.anchor_id, anchored.block)
         return anchored
 
     async def anchor_due(self, sender: TxSender) -> ChainAnchor | None:
@@ -342,6 +347,6 @@ class TransactionLog:
         anchor = self.anchor_for(entry.index)
         if anchor is None:
             return exported
-        tree = MerkleTree([e.leaf for e in self.entries(anchor.first_index, anchor.first_index + anchor.count)])
+        tree = self.tree_of(anchor.first_index, anchor.count)
         ref = AnchorRef(chain_id=self.anchors.w3.eth.chain_id, contract=self.anchors.address, **asdict(anchor))
         return exported.model_copy(update={"anchor": ref, "proof": tree.proof(entry.leaf)})

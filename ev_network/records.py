@@ -29,17 +29,17 @@ from typing import Any
 
 from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from web3 import Web3
 from web3.logs import DISCARD
 
 from ev_network.contracts import Escrow, _Wrapper
 from ev_network.errors import ContractRevert, EVNetworkError
+from ev_network.merkle import Hex32, bytes32, hex32, process_proof
 from ev_network.tx import TxSender, call_view
 
 ZERO = "0x" + "00" * 32
 EXPORT_FORMAT = "evn-transaction-record/1"
-Hex32 = str  # "0x" + 64 hex digits
 
 
 class RecordError(EVNetworkError):
@@ -54,24 +54,27 @@ class VerificationFailed(RecordError):
     """The record does not match what the chain holds: changed, dropped or reordered, or a forged anchor."""
 
 
-def _hex(data: bytes) -> Hex32:
-    return "0x" + data.hex()
-
-
-def _bytes(value: Hex32) -> bytes:
-    raw = bytes.fromhex(value.removeprefix("0x"))
-    if len(raw) != 32:
-        raise RecordError(f"{value!r} is not a 32-byte hex value")
-    return raw
-
-
 def new_salt() -> Hex32:
-    return _hex(secrets.token_bytes(32))
+    return hex32(secrets.token_bytes(32))
 
 
 def id_tag_hash(salt: Hex32, id_tag: str) -> Hex32:
     """The salted hash of an OCPP idTag (case-insensitive in OCPP 1.6, so upper-cased first)."""
-    return _hex(keccak(_bytes(salt) + id_tag.upper().encode()))
+    return hex32(keccak(bytes32(salt) + id_tag.upper().encode()))
+
+
+def unix_seconds(timestamp: datetime | str | int | float) -> int:
+    """An OCPP timestamp (ISO 8601 text or datetime; naive means UTC) or Unix time, as whole seconds."""
+    if isinstance(timestamp, int | float):
+        return int(timestamp)
+    if isinstance(timestamp, str):
+        try:
+            timestamp = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+        except ValueError:
+            raise RecordError(f"timestamp {timestamp!r} is not ISO 8601") from None
+    if timestamp.tzinfo is None:
+        timestamp = timestamp.replace(tzinfo=UTC)
+    return int(timestamp.timestamp())
 
 
 class Record(BaseModel):
@@ -91,6 +94,15 @@ class Record(BaseModel):
     stop_reason: str = ""
     signed_meter_data: str = ""
 
+    @classmethod
+    def checked(cls, **fields: Any) -> Record:
+        """A Record, or a one-line RecordError naming what it cannot hold (for values from a charge point)."""
+        try:
+            return cls(**fields)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+            raise RecordError(f"transaction {fields.get('transaction_id')}: not a valid record: {problems}") from None
+
     def encoded(self) -> bytes:
         """The canonical encoding (ABI), the same in any language with an ABI encoder."""
         types = ["string", "uint32", "int64", "bytes32", "bytes32"] + ["uint64"] * 4 + ["string", "string"]
@@ -98,8 +110,8 @@ class Record(BaseModel):
             self.charge_point_id,
             self.connector,
             self.transaction_id,
-            _bytes(self.id_tag_salt),
-            _bytes(self.id_tag_hash),
+            bytes32(self.id_tag_salt),
+            bytes32(self.id_tag_hash),
             self.start_time,
             self.stop_time,
             self.meter_start,
@@ -110,7 +122,7 @@ class Record(BaseModel):
         return encode(types, values)
 
     def hash(self) -> Hex32:
-        return _hex(keccak(self.encoded()))
+        return hex32(keccak(self.encoded()))
 
     def matches_id_tag(self, id_tag: str) -> bool:
         """Whether this record is of ``id_tag`` (what an MSP checks with its own driver's tag)."""
@@ -119,52 +131,8 @@ class Record(BaseModel):
 
 def leaf_hash(index: int, previous: Hex32, record_hash: Hex32) -> Hex32:
     """The log entry's leaf, OpenZeppelin StandardMerkleTree style (double keccak of the ABI encoding)."""
-    inner = keccak(encode(["uint256", "bytes32", "bytes32"], [index, _bytes(previous), _bytes(record_hash)]))
-    return _hex(keccak(inner))
-
-
-def _hash_pair(a: bytes, b: bytes) -> bytes:
-    return keccak(a + b) if a < b else keccak(b + a)
-
-
-class MerkleTree:
-    """OpenZeppelin StandardMerkleTree's layout over already hashed leaves: leaves sorted, stored at the
-    end of one array, node ``i`` the sorted-pair hash of nodes ``2i+1`` and ``2i+2``, root at 0."""
-
-    def __init__(self, leaves: list[Hex32]) -> None:
-        if not leaves:
-            raise RecordError("a Merkle tree needs at least one leaf")
-        ordered = sorted(_bytes(leaf) for leaf in leaves)
-        n = len(ordered)
-        self._nodes: list[bytes] = [b""] * (2 * n - 1)
-        for i, leaf in enumerate(ordered):
-            self._nodes[len(self._nodes) - 1 - i] = leaf
-        for i in range(n - 2, -1, -1):
-            self._nodes[i] = _hash_pair(self._nodes[2 * i + 1], self._nodes[2 * i + 2])
-        self._position = {leaf: len(self._nodes) - 1 - i for i, leaf in enumerate(ordered)}
-
-    @property
-    def root(self) -> Hex32:
-        return _hex(self._nodes[0])
-
-    def proof(self, leaf: Hex32) -> list[Hex32]:
-        """The sibling hashes from ``leaf`` up to the root (OpenZeppelin MerkleProof's order)."""
-        i = self._position.get(_bytes(leaf))
-        if i is None:
-            raise RecordError(f"leaf {leaf} is not in this tree")
-        path = []
-        while i > 0:
-            path.append(_hex(self._nodes[i + 1 if i % 2 else i - 1]))
-            i = (i - 1) // 2
-        return path
-
-
-def process_proof(leaf: Hex32, proof: list[Hex32]) -> Hex32:
-    """The root that ``proof`` leads to from ``leaf`` (OpenZeppelin ``MerkleProof.processProof``)."""
-    node = _bytes(leaf)
-    for sibling in proof:
-        node = _hash_pair(node, _bytes(sibling))
-    return _hex(node)
+    inner = keccak(encode(["uint256", "bytes32", "bytes32"], [index, bytes32(previous), bytes32(record_hash)]))
+    return hex32(keccak(inner))
 
 
 @dataclass(frozen=True)
@@ -198,7 +166,7 @@ class RecordAnchor(_Wrapper):
 
     def anchor_of(self, operator: str, anchor_id: int) -> Anchor:
         root, first, count, timestamp, block = self._view("anchorOf", to_checksum_address(operator), anchor_id)
-        return Anchor(to_checksum_address(operator), anchor_id, _hex(root), first, count, timestamp, block)
+        return Anchor(to_checksum_address(operator), anchor_id, hex32(root), first, count, timestamp, block)
 
     def anchor_count(self, operator: str) -> int:
         return self._view("anchorCount", to_checksum_address(operator))
@@ -210,11 +178,13 @@ class RecordAnchor(_Wrapper):
         return self._view("registry")
 
     def verify_on_chain(self, operator: str, anchor_id: int, proof: list[Hex32], leaf: Hex32) -> bool:
-        return self._view("verify", to_checksum_address(operator), anchor_id, [_bytes(p) for p in proof], _bytes(leaf))
+        return self._view(
+            "verify", to_checksum_address(operator), anchor_id, [bytes32(p) for p in proof], bytes32(leaf)
+        )
 
     def anchor(self, root: Hex32, first_index: int, count: int) -> dict:
         """Send one anchor and wait for it; return the receipt."""
-        return self._send(self.contract.functions.anchor(_bytes(root), first_index, count), True)
+        return self._send(self.contract.functions.anchor(bytes32(root), first_index, count), True)
 
     def anchored_from(self, receipt: dict) -> Anchor:
         """The anchor an ``anchor`` receipt made (from its Anchored event and block)."""
@@ -257,11 +227,12 @@ class RecordExport(BaseModel):
 
 @dataclass(frozen=True)
 class Verified:
-    """A record the chain vouches for: in ``anchor``, made by ``operator`` (registered as ``operator_name``)."""
+    """A record the chain vouches for: in ``anchor``, made by its operator (registered as ``operator_name``)."""
 
     index: int
     anchor: Anchor
     operator_name: str
+    station_id: int | None  # the charge point's station on chain; None when it is not registered there
 
     def describe(self) -> str:
         when = datetime.fromtimestamp(self.anchor.timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -269,13 +240,15 @@ class Verified:
             f"record {self.index} is in anchor {self.anchor.anchor_id} of operator {self.anchor.operator} "
             f"({self.operator_name}), anchored {when} in block {self.anchor.block} "
             f"(records {self.anchor.first_index}-{self.anchor.last_index}, root {self.anchor.root})"
+            + ("" if self.station_id is None else f"; its charge point is the operator's station {self.station_id}")
         )
 
 
 def verify_export(exported: RecordExport, anchors: RecordAnchor, escrow: Escrow) -> Verified:
     """Check ``exported`` against the chain only: its leaf is recomputed from the record, its proof must
-    lead to the root the contract holds for the operator's anchor covering its index, and the operator
-    must be registered in the deployment's registry. Raises NotAnchored or VerificationFailed."""
+    lead to the root the contract holds for the operator's anchor covering its index, the operator must be
+    registered in the deployment's registry, and a charge point registered there must be one of the
+    operator's stations. Raises NotAnchored or VerificationFailed."""
     if exported.format != EXPORT_FORMAT:
         raise VerificationFailed(f"unknown record format {exported.format!r} (this verifier reads {EXPORT_FORMAT})")
     operator, index = to_checksum_address(exported.operator), exported.index
@@ -308,4 +281,10 @@ def verify_export(exported: RecordExport, anchors: RecordAnchor, escrow: Escrow)
     registered = escrow.operator_of(operator)
     if not registered.registered:
         raise VerificationFailed(f"{operator} is not a registered operator of this deployment")
-    return Verified(index, anchor, registered.name)
+    station = escrow.station_by_charge_point(exported.record.charge_point_id)
+    if station is not None and station.operator != operator:  # unregistered: a station only its CSMS knows
+        raise VerificationFailed(
+            f"charge point {exported.record.charge_point_id} is station {station.station_id} of operator "
+            f"{station.operator}, not of {operator}, who anchored this record"
+        )
+    return Verified(index, anchor, registered.name, station and station.station_id)

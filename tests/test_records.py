@@ -12,14 +12,14 @@ from core_client.records import LogMismatch, TransactionLog
 from ev_network.chain import http_web3
 from ev_network.devchain import free_port
 from ev_network.errors import ContractRevert
+from ev_network.merkle import MerkleTree, process_proof
 from ev_network.records import (
     ZERO,
-    MerkleTree,
     NotAnchored,
     RecordAnchor,
+    RecordError,
     VerificationFailed,
     leaf_hash,
-    process_proof,
     verify_export,
 )
 from ev_network.tx import TxSender
@@ -245,3 +245,47 @@ async def test_anchor_due_postpones_while_the_chain_is_unreachable(tmp_path: Pat
     assert await log.anchor_due(unreachable) is None  # logged, nothing lost
     assert log.anchored_until() == 0 and log.anchors.next_index(net.operator.address) == 0
     assert (await log.anchor_due(net.sender(net.operator))).count == 2
+
+
+def test_bad_values_get_one_line_errors_and_lose_nothing(tmp_path: Path, net: Net) -> None:
+    log = log_for(net, tmp_path / "cc.sqlite")
+    with pytest.raises(RecordError, match="transaction 5: not a valid record: connector"):
+        log.record_start("CP-REC-1", -1, 5, "tag", 0, T0)
+    with pytest.raises(RecordError, match="is not ISO 8601"):
+        log.record_start("CP-REC-1", 1, 5, "tag", 0, "yesterday")
+    log.record_start("CP-REC-1", 1, 5, "tag", 100, "2025-12-01T00:00:00Z")
+    with pytest.raises(RecordError, match="meter_stop"):
+        log.record_stop(5, -7, "Local", "2025-12-01T01:00:00.250Z")
+    assert len(log) == 0
+    entry = log.record_stop(5, 900, None, "2025-12-01T01:00:00.250Z")  # the start was kept
+    assert (entry.record.start_time, entry.record.stop_time, entry.record.stop_reason) == (T0, T0 + 3600, "")
+
+
+def test_a_transaction_id_started_again_replaces_the_start_that_never_stopped(tmp_path: Path, net: Net) -> None:
+    log = log_for(net, tmp_path / "cc.sqlite")
+    log.record_start("CP-REC-1", 1, 9, "tag-a", 100, T0)
+    salt = log._db.execute("SELECT id_tag_salt FROM record_open").fetchone()[0]
+    log.record_start("CP-REC-1", 1, 9, "tag-a", 100, T0)  # the same start again: kept as it was
+    assert log._db.execute("SELECT id_tag_salt FROM record_open").fetchone()[0] == salt
+    log.record_start("CP-REC-1", 2, 9, "tag-b", 5000, T0 + 600)  # a new transaction under the same id
+    record = log.record_stop(9, 6000, "Local", T0 + 900).record
+    assert (record.connector, record.meter_start, record.matches_id_tag("tag-b")) == (2, 5000, True)
+    log.record_start("CP-REC-2", 1, 9, "tag-c", 0, T0 + 1000)
+    log.record_stop(9, 10, "Local", T0 + 1100)
+    with pytest.raises(RecordError, match=r"several charge points \(CP-REC-1, CP-REC-2\)"):
+        log.find(9)
+    assert log.find(9, "CP-REC-2").index == 1
+
+
+def test_a_charge_point_of_another_operator_fails(tmp_path: Path, clean_chain: Net) -> None:
+    net = clean_chain
+    ours = net.add_station("CP-REC-OURS")
+    net.add_station("CP-REC-THEIRS", operator=net.operator2)
+    log = log_for(net, tmp_path / "cc.sqlite")
+    add_transactions(log, 1, 1, cp="CP-REC-OURS")
+    add_transactions(log, 2, 1, cp="CP-REC-THEIRS")
+    log.anchor(net.sender(net.operator))
+    assert verify(net, log, 0).station_id == ours
+    with pytest.raises(VerificationFailed, match=f"CP-REC-THEIRS is station .* of operator {net.operator2.address}"):
+        verify(net, log, 1)
+    assert verify(net, log, 0).describe().endswith(f"its charge point is the operator's station {ours}")

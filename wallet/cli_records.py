@@ -41,6 +41,7 @@ def verify_record(
         raise RecordError(f"record {exported.index} is anchored, but it is not of idTag {id_tag}")
     if as_json:
         anchor = verified.anchor
-        emit({"verified": True, "index": verified.index, "operator_name": verified.operator_name, **vars(anchor)})
+        names = {"index": verified.index, "operator_name": verified.operator_name, "station_id": verified.station_id}
+        emit({"verified": True, **names, **vars(anchor)})
     else:
         typer.echo(verified.describe())
