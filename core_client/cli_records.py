@@ -35,6 +35,8 @@ records_errors = clean_errors((*KNOWN_ERRORS, ConfigError))
 def _open(config: Path | None) -> tuple[Settings, TransactionLog]:
     """The config and the transaction log in its database, bound to the deployment's RecordAnchor."""
     settings = load_settings(config)
+    if not settings.database.exists():
+        raise RecordError(f"no Core Client database at {settings.database}: is this the daemon's config?")
     deployment = Deployment.load(settings.deployment_file)
     if deployment.record_anchor is None:
         raise RecordError(

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
-from ev_network.errors import ChainUnavailable, ContractRevert, TransactionFailed
+from ev_network.errors import ChainUnavailable, ContractRevert, EVNetworkError, TransactionFailed
 from ev_network.merkle import MerkleTree
 from ev_network.records import (
     ZERO,
@@ -329,7 +329,9 @@ class TransactionLog:
 
     async def anchor_due(self, sender: TxSender) -> ChainAnchor | None:
         """Anchor the waiting records when the policy says so (one at a time; chain I/O off the event loop).
-        The chain unreachable or the transaction not mined: logged, None, tried again at the next call."""
+        Never raises into the daemon's loop: the chain unreachable or the transaction not mined is logged
+        as a warning, a refusal (an unregistered operator key, a log that does not match the chain's
+        anchors) as an error; either way None, and the next call tries again."""
         if self._anchoring.locked() or not self.is_due():
             return None
         async with self._anchoring:
@@ -337,7 +339,9 @@ class TransactionLog:
                 return await asyncio.to_thread(self.anchor, sender)
             except (ChainUnavailable, TransactionFailed) as exc:
                 log.warning("anchoring records from %d postponed: %s", self.anchored_until(), exc)
-                return None
+            except EVNetworkError as exc:
+                log.error("anchoring records from %d failed: %s", self.anchored_until(), exc)
+            return None
 
     def export(self, entry: LogEntry, operator: str) -> RecordExport:
         """The record of ``entry`` with its inclusion proof when a known anchor covers it."""

@@ -289,3 +289,14 @@ def test_a_charge_point_of_another_operator_fails(tmp_path: Path, clean_chain: N
     with pytest.raises(VerificationFailed, match=f"CP-REC-THEIRS is station .* of operator {net.operator2.address}"):
         verify(net, log, 1)
     assert verify(net, log, 0).describe().endswith(f"its charge point is the operator's station {ours}")
+
+
+async def test_anchor_due_logs_a_refused_anchor_and_keeps_going(
+    tmp_path: Path, clean_chain: Net, caplog: pytest.LogCaptureFixture
+) -> None:
+    net = clean_chain
+    log = log_for(net, tmp_path / "cc.sqlite", anchor_every=1)
+    add_transactions(log, 1, 1)
+    assert await log.anchor_due(net.sender(net.drivers[0])) is None  # not a registered operator
+    assert "anchoring records from 0 failed: NotRegisteredOperator" in caplog.text
+    assert (await log.anchor_due(net.sender(net.operator))).count == 1
