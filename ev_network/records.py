@@ -25,7 +25,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
@@ -39,6 +39,8 @@ from ev_network.merkle import Hex32, bytes32, hex32, process_proof
 from ev_network.tx import TxSender, call_view
 
 ZERO = "0x" + "00" * 32
+Bytes32 = Annotated[Hex32, Field(pattern=r"^0x[0-9a-fA-F]{64}$")]
+Address = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{40}$")]
 EXPORT_FORMAT = "evn-transaction-record/1"
 
 
@@ -85,8 +87,8 @@ class Record(BaseModel):
     charge_point_id: str = Field(min_length=1, max_length=48)
     connector: int = Field(ge=0, lt=2**32)
     transaction_id: int = Field(ge=-(2**63), lt=2**63)
-    id_tag_salt: Hex32 = Field(pattern=r"^0x[0-9a-f]{64}$")
-    id_tag_hash: Hex32 = Field(pattern=r"^0x[0-9a-f]{64}$")
+    id_tag_salt: Bytes32
+    id_tag_hash: Bytes32
     start_time: int = Field(ge=0, lt=2**64)
     stop_time: int = Field(ge=0, lt=2**64)
     meter_start: int = Field(ge=0, lt=2**64)
@@ -126,7 +128,7 @@ class Record(BaseModel):
 
     def matches_id_tag(self, id_tag: str) -> bool:
         """Whether this record is of ``id_tag`` (what an MSP checks with its own driver's tag)."""
-        return id_tag_hash(self.id_tag_salt, id_tag) == self.id_tag_hash
+        return bytes32(id_tag_hash(self.id_tag_salt, id_tag)) == bytes32(self.id_tag_hash)
 
 
 def leaf_hash(index: int, previous: Hex32, record_hash: Hex32) -> Hex32:
@@ -202,10 +204,10 @@ class AnchorRef(BaseModel):
     """Where an exported record's anchor lives (the verifier re-reads all of it from the chain)."""
 
     chain_id: int
-    contract: str
-    operator: str
+    contract: Address
+    operator: Address
     anchor_id: int
-    root: Hex32
+    root: Bytes32
     first_index: int
     count: int
     block: int
@@ -217,12 +219,12 @@ class RecordExport(BaseModel):
 
     format: str = EXPORT_FORMAT
     record: Record
-    index: int = Field(ge=0)
-    previous: Hex32
-    leaf: Hex32
-    operator: str
+    index: int = Field(ge=0, lt=2**64)
+    previous: Bytes32
+    leaf: Bytes32
+    operator: Address
     anchor: AnchorRef | None = None
-    proof: list[Hex32] = Field(default_factory=list)
+    proof: list[Bytes32] = Field(default_factory=list, max_length=64)
 
 
 @dataclass(frozen=True)

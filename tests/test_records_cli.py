@@ -79,3 +79,35 @@ def test_export_anchor_and_verify_from_the_command_lines(tmp_path: Path, clean_c
     assert result.exit_code == 1 and result.output.startswith("error: ") and "Traceback" not in result.output
     result = core("export", "999")
     assert result.exit_code == 1 and "no record of transaction 999" in result.output
+
+
+def test_verify_record_refuses_malformed_files_in_one_line(tmp_path: Path, net: Net) -> None:
+    runner = CliRunner()
+    exported = {
+        "record": {
+            "charge_point_id": "CP",
+            "connector": 1,
+            "transaction_id": 1,
+            "id_tag_salt": "0x" + "00" * 32,
+            "id_tag_hash": "0x" + "00" * 32,
+            "start_time": 0,
+            "stop_time": 0,
+            "meter_start": 0,
+            "meter_stop": 0,
+        },
+        "index": 0,
+        "previous": "0xzz",
+        "leaf": "0x" + "00" * 32,
+        "operator": net.operator.address,
+    }
+    for change in (
+        {},
+        {"previous": "0x" + "00" * 32, "operator": "nobody"},
+        {"previous": "0x" + "00" * 32, "index": 2**70},
+    ):
+        path = tmp_path / "bad.json"
+        path.write_text(json.dumps({**exported, **change}))
+        args = ["verify-record", str(path), "--rpc-url", net.rpc_url, "--deployment", str(net.deployment_file)]
+        result = runner.invoke(wallet_app, args)
+        assert result.exit_code == 1 and result.output.startswith("error: ") and "unexpected" not in result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
