@@ -190,6 +190,7 @@ def test_the_contract_refuses_double_empty_and_foreign_anchors(tmp_path: Path, c
     with pytest.raises(ContractRevert, match="UnknownAnchor"):
         log.anchors.anchor_of(net.operator.address, 1)
     assert log.anchors.next_index(net.operator.address) == 3 and log.anchors.anchor_count(net.operator2.address) == 0
+    assert log.anchors.registry() == net.deployment.escrow
 
 
 def test_gas_of_an_anchor_does_not_grow_with_volume(tmp_path: Path, clean_chain: Net) -> None:
