@@ -80,6 +80,19 @@ class LogEntry:
     appended_at: float
 
 
+def signed_meter_data(transaction_data: list[dict] | None) -> str | None:
+    """The signed meter values (``format`` SignedData, e.g. OCMF) of a StopTransaction's transactionData,
+    in the order sent and one per line; None when there are none. Takes the ocpp package's snake_case
+    keys or the wire's camelCase."""
+    signed = [
+        sample["value"]
+        for reading in transaction_data or []
+        for sample in reading.get("sampled_value", reading.get("sampledValue", []))
+        if sample.get("format") == "SignedData"
+    ]
+    return "\n".join(signed) or None
+
+
 class TransactionLog:
     """The append-only, hash-linked log of transaction records and its anchors (tables ``record_*``;
     they can live in the Core Client's own database file)."""
