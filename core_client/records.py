@@ -45,10 +45,7 @@ from ev_network.tx import TxSender
 log = logging.getLogger("core_client.records")
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS record_open (
-    transaction_id INTEGER PRIMARY KEY, charge_point_id TEXT NOT NULL, connector INTEGER NOT NULL,
-    id_tag_salt TEXT NOT NULL, id_tag_hash TEXT NOT NULL, start_time INTEGER NOT NULL, meter_start INTEGER NOT NULL
-);
+CREATE TABLE IF NOT EXISTS record_open (transaction_id INTEGER PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS record_log (
     idx INTEGER PRIMARY KEY, transaction_id INTEGER NOT NULL, charge_point_id TEXT NOT NULL,
     body TEXT NOT NULL, leaf TEXT NOT NULL, appended_at REAL NOT NULL
@@ -91,6 +88,10 @@ def signed_meter_data(transaction_data: list[dict] | None) -> str | None:
         if sample.get("format") == "SignedData"
     ]
     return "\n".join(signed) or None
+
+
+def _start_of(record: Record) -> tuple:
+    return record.charge_point_id, record.connector, record.start_time, record.meter_start
 
 
 class TransactionLog:
@@ -145,21 +146,18 @@ class TransactionLog:
             meter_start=meter_start,
             meter_stop=0,
         )
-        start = (opened.charge_point_id, opened.connector, opened.start_time, opened.meter_start)
         with self._lock:
-            known = self._db.execute(
-                "SELECT charge_point_id, connector, start_time, meter_start FROM record_open WHERE transaction_id = ?",
-                (transaction_id,),
-            ).fetchone()
-            if known == start:
+            known = self._open(transaction_id)
+            if known is not None and _start_of(known) == _start_of(opened):
                 return
             if known is not None:
                 log.warning(
-                    "transaction %s started again at %s/%s: the earlier start never stopped", transaction_id, *start[:2]
+                    "transaction %s started again at %s: the earlier start never stopped",
+                    transaction_id,
+                    charge_point_id,
                 )
             self._db.execute(
-                "INSERT OR REPLACE INTO record_open VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (transaction_id, *start[:2], salt, opened.id_tag_hash, *start[2:]),
+                "INSERT OR REPLACE INTO record_open VALUES (?, ?)", (transaction_id, opened.model_dump_json())
             )
 
     def record_stop(
@@ -184,10 +182,15 @@ class TransactionLog:
         return entry
 
     def _append(
-        self, transaction_id: int, meter_stop: int, reason: str | None, timestamp: object, meter_data: str | None
+        self,
+        transaction_id: int,
+        meter_stop: int,
+        reason: str | None,
+        timestamp: datetime | str | int,
+        meter_data: str | None,
     ) -> LogEntry | None:
-        row = self._db.execute("SELECT * FROM record_open WHERE transaction_id = ?", (transaction_id,)).fetchone()
-        if row is None:
+        opened = self._open(transaction_id)
+        if opened is None:
             done = self._db.execute(
                 "SELECT idx FROM record_log WHERE transaction_id = ? ORDER BY idx DESC LIMIT 1", (transaction_id,)
             ).fetchone()
@@ -195,20 +198,9 @@ class TransactionLog:
                 log.warning("transaction %s: stop without a recorded start, not in the record log", transaction_id)
                 return None
             return self.entry(done[0])
-        _, cp, connector, salt, tag_hash, start_time, meter_start = row
-        record = Record.checked(
-            charge_point_id=cp,
-            connector=connector,
-            transaction_id=transaction_id,
-            id_tag_salt=salt,
-            id_tag_hash=tag_hash,
-            start_time=start_time,
-            stop_time=unix_seconds(timestamp),  # type: ignore[arg-type]
-            meter_start=meter_start,
-            meter_stop=meter_stop,
-            stop_reason=reason or "",
-            signed_meter_data=meter_data or "",
-        )
+        stop = {"stop_time": unix_seconds(timestamp), "meter_stop": meter_stop, "stop_reason": reason or ""}
+        record = Record.checked(**{**opened.model_dump(), **stop, "signed_meter_data": meter_data or ""})
+        cp, connector = record.charge_point_id, record.connector
         index, previous = self._head()
         leaf = leaf_hash(index, previous, record.hash())
         now = time.time()
@@ -219,6 +211,11 @@ class TransactionLog:
         self._db.execute("DELETE FROM record_open WHERE transaction_id = ?", (transaction_id,))
         log.info("transaction %s at %s/%s: record %d logged", transaction_id, cp, connector, index)
         return LogEntry(index, record, previous, leaf, now)
+
+    def _open(self, transaction_id: int) -> Record | None:
+        """The started record of an open transaction (its stop fields still zero)."""
+        row = self._db.execute("SELECT body FROM record_open WHERE transaction_id = ?", (transaction_id,)).fetchone()
+        return None if row is None else Record.model_validate_json(row[0])
 
     def _head(self) -> tuple[int, str]:
         """The next index and the leaf it links to."""

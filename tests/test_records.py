@@ -265,9 +265,9 @@ def test_bad_values_get_one_line_errors_and_lose_nothing(tmp_path: Path, net: Ne
 def test_a_transaction_id_started_again_replaces_the_start_that_never_stopped(tmp_path: Path, net: Net) -> None:
     log = log_for(net, tmp_path / "cc.sqlite")
     log.record_start("CP-REC-1", 1, 9, "tag-a", 100, T0)
-    salt = log._db.execute("SELECT id_tag_salt FROM record_open").fetchone()[0]
+    salt = log._open(9).id_tag_salt
     log.record_start("CP-REC-1", 1, 9, "tag-a", 100, T0)  # the same start again: kept as it was
-    assert log._db.execute("SELECT id_tag_salt FROM record_open").fetchone()[0] == salt
+    assert log._open(9).id_tag_salt == salt
     log.record_start("CP-REC-1", 2, 9, "tag-b", 5000, T0 + 600)  # a new transaction under the same id
     record = log.record_stop(9, 6000, "Local", T0 + 900).record
     assert (record.connector, record.meter_start, record.matches_id_tag("tag-b")) == (2, 5000, True)
