@@ -236,13 +236,17 @@ class Verified:
     operator_name: str
     station_id: int | None  # the charge point's station on chain; None when it is not registered there
 
-    def describe(self) -> str:
+    def describe(self, record: Record) -> str:
+        """Two lines: what the record says, and where the chain vouches for it."""
         when = datetime.fromtimestamp(self.anchor.timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        station = "" if self.station_id is None else f", station {self.station_id}"
+        stopped = datetime.fromtimestamp(record.stop_time, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return (
+            f"transaction {record.transaction_id} at {record.charge_point_id}/{record.connector}{station}: "
+            f"{record.meter_stop - record.meter_start} Wh, stopped {stopped} ({record.stop_reason or 'no reason'})\n"
             f"record {self.index} is in anchor {self.anchor.anchor_id} of operator {self.anchor.operator} "
             f"({self.operator_name}), anchored {when} in block {self.anchor.block} "
             f"(records {self.anchor.first_index}-{self.anchor.last_index}, root {self.anchor.root})"
-            + ("" if self.station_id is None else f"; its charge point is the operator's station {self.station_id}")
         )
 
 

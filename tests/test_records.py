@@ -104,7 +104,9 @@ def test_anchored_records_verify_against_the_chain_only(tmp_path: Path, clean_ch
         assert (verified.anchor.anchor_id, verified.operator_name) == (0, "Volt Charging GmbH")
         exported = log.export(log.entry(index), net.operator.address)
         assert log.anchors.verify_on_chain(net.operator.address, 0, exported.proof, exported.leaf)  # OZ MerkleProof
-    assert "anchor 0 of operator" in verified.describe() and "Volt Charging GmbH" in verified.describe()
+    shown = verified.describe(log.entry(4).record)
+    assert shown.startswith("transaction 5 at CP-REC-1/2: 777 Wh, stopped 2025-12-01T00:05:30Z (EVDisconnected)\n")
+    assert "record 4 is in anchor 0 of operator" in shown and "(Volt Charging GmbH)" in shown
     add_transactions(log, 6, 2)
     second = log.anchor(net.sender(net.operator))
     assert (second.anchor_id, second.first_index, second.count) == (1, 5, 2)
@@ -289,7 +291,9 @@ def test_a_charge_point_of_another_operator_fails(tmp_path: Path, clean_chain: N
     assert verify(net, log, 0).station_id == ours
     with pytest.raises(VerificationFailed, match=f"CP-REC-THEIRS is station .* of operator {net.operator2.address}"):
         verify(net, log, 1)
-    assert verify(net, log, 0).describe().endswith(f"its charge point is the operator's station {ours}")
+    assert (
+        verify(net, log, 0).describe(log.entry(0).record).startswith(f"transaction 1 at CP-REC-OURS/2, station {ours}:")
+    )
 
 
 async def test_anchor_due_logs_a_refused_anchor_and_keeps_going(

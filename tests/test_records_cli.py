@@ -60,6 +60,9 @@ def test_export_anchor_and_verify_from_the_command_lines(tmp_path: Path, clean_c
     assert core("export", "42", "--proof", "-o", str(proved)).exit_code == 0
     result = verify(proved, "--id-tag", "RFID-0042")
     assert result.exit_code == 0, result.output
+    assert result.output.startswith(
+        "transaction 42 at CP-REC-1/1: 777 Wh, stopped 2025-12-01T00:42:30Z (EVDisconnected)"
+    )
     assert f"record 1 is in anchor 0 of operator {net.operator.address} (Volt Charging GmbH)" in result.output
     answer = json.loads(verify(proved, "--json").stdout)
     assert answer["verified"] and answer["anchor_id"] == 0 and answer["count"] == 3

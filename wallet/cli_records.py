@@ -44,4 +44,4 @@ def verify_record(
         names = {"index": verified.index, "operator_name": verified.operator_name, "station_id": verified.station_id}
         emit({"verified": True, **names, **vars(anchor)})
     else:
-        typer.echo(verified.describe())
+        typer.echo(verified.describe(exported.record))
