@@ -99,6 +99,12 @@ def test_anchored_records_verify_against_the_chain_only(tmp_path: Path, clean_ch
     add_transactions(log, 1, 5)
     anchor = log.anchor(net.sender(net.operator))
     assert (anchor.anchor_id, anchor.first_index, anchor.count, anchor.operator) == (0, 0, 5, net.operator.address)
+    sent = net.w3.eth.get_transaction(_anchor_tx(net, anchor.block))  # all that goes on chain: root and range
+    assert bytes(sent["input"]) == bytes.fromhex(
+        log.anchors.contract.encode_abi("anchor", [bytes.fromhex(anchor.root[2:]), 0, 5])[2:]
+    )
+    logged = b"".join(bytes(entry["data"]) for entry in net.w3.eth.get_transaction_receipt(sent["hash"])["logs"])
+    assert not any(bytes.fromhex(e.record.id_tag_hash[2:]) in bytes(sent["input"]) + logged for e in log.entries())
     for index in range(5):
         verified = verify(net, log, index)
         assert (verified.anchor.anchor_id, verified.operator_name) == (0, "Volt Charging GmbH")
