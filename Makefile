@@ -4,7 +4,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/.venv/bin:$(PATH)
 export EVN_RPC_URL ?= http://127.0.0.1:8545
 PY := .venv/bin/python
 
-.PHONY: setup test demo devnet bench-gas bench-load lint abi docs deploy clean
+.PHONY: setup test demo devnet bench-gas bench-anchor bench-load lint abi docs deploy clean
 
 setup:
 	@tools/setup.sh
@@ -21,6 +21,10 @@ devnet: setup
 
 bench-gas: setup
 	$(PY) -m benchmarks.gas
+
+# Gas per record of the transaction record's anchors at 1, 100 and 10,000 records per anchor (JSON last line).
+bench-anchor: setup
+	$(PY) -m benchmarks.anchor_gas $(BENCH_ARGS)
 
 bench-load: setup
 	$(PY) -m benchmarks.load $(BENCH_ARGS)

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from core_client.cli_records import records_app
 from core_client.config import ConfigError, Settings, load_settings
 from core_client.store import StoreVersionError
 from ev_network.chain import connect
@@ -50,6 +51,7 @@ command_app = typer.Typer(
 app.add_typer(keys_app, name="keys")
 app.add_typer(stations_app, name="stations")
 app.add_typer(command_app, name="command")
+app.add_typer(records_app, name="records")
 
 ConfigOpt = Annotated[
     Path | None,

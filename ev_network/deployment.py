@@ -18,7 +18,7 @@ HOW_TO_DEPLOY = "deploy first (make deploy, or brownie run scripts/deploy.py --n
 
 @cache
 def load_abi(contract: str) -> list[dict]:
-    """The ABI of ``contract`` (EVToken, SessionEscrow, PlainToken) as shipped with the package."""
+    """The ABI of ``contract`` (EVToken, SessionEscrow, PlainToken, RecordAnchor) as shipped with the package."""
     return json.loads((ABI_DIR / f"{contract}.json").read_text())
 
 
@@ -42,6 +42,7 @@ class Deployment(BaseModel):
     max_duration: NonNegativeInt
     reclaim_grace: NonNegativeInt
     rpc_url: str | None = None
+    record_anchor: str | None = None  # the RecordAnchor contract; None in files from before it existed
 
     @classmethod
     def load(cls, path: str | Path) -> Deployment:

@@ -28,6 +28,7 @@ from wallet.cli_common import (
     open_wallet,
     session_arg,
 )
+from wallet.cli_records import verify_record
 from wallet.display import LiveSession, history_table, quote_lines, stations_table, status_lines
 from wallet.invoice import render_json, render_pdf, render_text, save_invoice
 from wallet.units import format_amount
@@ -56,6 +57,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(account_app, name="account")
+app.command("verify-record")(verify_record)
 
 
 @app.command()
