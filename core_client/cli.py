@@ -153,7 +153,8 @@ def check(config: ConfigOpt = None) -> None:
         typer.echo(f"operator {state.address}: registered as {state.name!r}, payout {state.payout}")
     else:
         typer.echo(f"operator {state.address}: not registered (core-client operator register -c CONFIG)")
-    typer.echo(f"gas: {Web3.from_wei(state.balance_wei, 'ether')} (needs {Web3.from_wei(state.needed_wei, 'ether')})")
+    balance, needed = (Web3.from_wei(wei, "ether") for wei in (state.balance_wei, state.needed_wei))
+    typer.echo(f"gas: {balance} of the chain's coin (needs {needed} for about 20 transactions)")
     if state.problems:
         raise CliError(f"not ready: {', '.join(state.problems)}")
     typer.echo("ready")

@@ -37,6 +37,7 @@ class FrameError(Exception):
     """A CP-to-CSMS message that gets a CALLERROR (or, for a broken result, is dropped)."""
 
     def __init__(self, code: str, description: str, unique_id: str = "-1", reply: bool = True) -> None:
+        description = wire_text(description, 300)  # it quotes the peer's action names and values
         super().__init__(f"{code}: {description}")
         self.code, self.description, self.unique_id, self.reply = code, description, unique_id, reply
 

@@ -4,13 +4,22 @@ settings that can never work (#10, #12)."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import pytest
 
 from core_client.config import ConfigError, Settings, check_charge_point_id, control_token, load_settings
-from core_client.protocol import MAX_WH, FrameError, energy_register_wh, parse_frame, wire_text
+from core_client.protocol import (
+    MAX_WH,
+    FrameError,
+    check_action,
+    energy_register_wh,
+    parse_frame,
+    validate_call,
+    wire_text,
+)
 
 
 def _reading(value: str, unit: str = "Wh") -> list[dict]:
@@ -102,3 +111,14 @@ def test_control_token_is_made_once_private_and_read_back(tmp_path: Path):
     assert control_token(Settings(database=tmp_path / "core.sqlite", control_token="x" * 20)) == "x" * 20
     with pytest.raises(ValueError):
         Settings(control_token="short")
+
+
+def test_frame_errors_quote_the_peer_escaped_and_bounded():
+    forged = "Heart\nbeat 2026-01-01 INFO core_client: forged"
+    with pytest.raises(FrameError) as caught:
+        check_action(parse_frame(json.dumps([2, "m-1", forged, {}])), set())
+    assert "\n" not in str(caught.value) and "Heart\\nbeat" in caught.value.description
+    huge = {"chargePointVendor": "v" * 200_000, "chargePointModel": "m"}
+    with pytest.raises(FrameError) as caught:
+        validate_call(parse_frame(json.dumps([2, "m-2", "BootNotification", huge])))
+    assert caught.value.code == "TypeConstraintViolation" and len(str(caught.value)) < 400
