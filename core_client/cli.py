@@ -21,9 +21,7 @@ from ev_network.contracts import Escrow, Token
 from ev_network.deployment import Deployment
 from ev_network.errors import EVNetworkError
 from ev_network.keys import create_keyfile, keyfile_address, load_keyfile, resolve_password
-from ev_network.pricing import Tariff
 from ev_network.tx import TxSender
-from ev_network.units import to_units
 
 HELP = """The Core Client: the Charge Point Operator's daemon between OCPP 1.6J charge points and the
 EV Network escrow. It starts app-paid sessions on charge points, enforces the pre-paid budget and
@@ -69,8 +67,6 @@ PasswordEnvOpt = Annotated[str, typer.Option("--password-env", help="Env variabl
 
 # One line for the package's own errors; anything else is "unexpected" (a bug to report).
 clean_errors = _clean_errors((CoreClientError, EVNetworkError, StoreVersionError))
-# The contract's Tariff fields: uint96 pricePerKWh, uint80 sessionFee, uint80 timeFeePerHour
-TARIFF_BITS = {"--price-per-kwh": 96, "--session-fee": 80, "--time-fee-per-hour": 80}
 
 
 class CliError(CoreClientError):
@@ -95,17 +91,6 @@ def _operator_escrow(settings: Settings) -> tuple[Escrow, Deployment]:
     w3, deployment = onboarding.connect_settings(settings)
     account = load_keyfile(settings.keystore, _password(settings.password_env, f"Password for {settings.keystore}: "))
     return Escrow(w3, deployment, TxSender(w3, account)), deployment
-
-
-def _amount(text: str, decimals: int, what: str) -> int:
-    try:
-        units = to_units(text, decimals)
-    except ValueError as exc:
-        raise CliError(f"{what}: {exc}") from None
-    bits = TARIFF_BITS[what]
-    if units >= 2**bits:
-        raise CliError(f"{what} {text}: at most {(2**bits - 1) / 10**decimals:.6g} tokens (uint{bits} in the contract)")
-    return units
 
 
 # -------------------------------------------------------------------- daemon
@@ -242,10 +227,9 @@ def stations_add(
     settings = _settings(config)
     escrow, deployment = _operator_escrow(settings)
     decimals = Token(escrow.w3, deployment.token).decimals()
-    tariff = Tariff(
-        _amount(price_per_kwh, decimals, "--price-per-kwh"),
-        _amount(session_fee, decimals, "--session-fee"),
-        _amount(time_fee_per_hour, decimals, "--time-fee-per-hour"),
+    tariff = onboarding.tariff_from_tokens(
+        {"--price-per-kwh": price_per_kwh, "--session-fee": session_fee, "--time-fee-per-hour": time_fee_per_hour},
+        decimals,
     )
     station_id = escrow.station_id_from(escrow.add_station(cp_id, connectors, tariff))
     typer.echo(f"station {station_id} registered for charge point {cp_id} ({connectors} connectors)")

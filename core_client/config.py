@@ -44,8 +44,8 @@ def check_charge_point_id(cp_id: str) -> str:
     it), else ValueError saying why."""
     if not CHARGE_POINT_ID.fullmatch(cp_id):
         raise ValueError(
-            f"charge point id {cp_id!r}: 1-48 characters of A-Z a-z 0-9 * - _ = + | @ . "
-            "(it is the user name of HTTP Basic auth and the last segment of the URL path)"
+            f"charge point id {cp_id!r}: 1-48 characters of A-Z a-z 0-9 * - _ = + | @ . (no '/' or ':': "
+            "it is the last segment of the URL path and the user name of HTTP Basic auth)"
         )
     return cp_id
 

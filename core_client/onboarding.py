@@ -14,17 +14,40 @@ import requests
 from pydantic import ValidationError
 from web3 import Web3
 
-from core_client.config import ConfigError, Settings
+from core_client.config import ConfigError, CoreClientError, Settings
 from ev_network.chain import http_web3
 from ev_network.contracts import Escrow
 from ev_network.deployment import Deployment
 from ev_network.devchain import ANVIL_CHAIN_ID, dev_account
 from ev_network.errors import ChainUnavailable, EVNetworkError
+from ev_network.pricing import Tariff
 from ev_network.tx import TxSender
+from ev_network.units import to_units
 
 GAS_FOR_READY = 2_000_000  # gas units the key must be able to pay for: about 20 starts and settlements
 DEV_GAS_WEI = 10 * 10**18  # what `operator register --dev` sends: 10 ETH of a dev chain
 DEV_REGISTRAR = 0  # Anvil's account 0 deploys and holds REGISTRAR_ROLE (scripts/deploy.py)
+TARIFF_BITS = (96, 80, 80)  # the contract's Tariff: uint96 pricePerKWh, uint80 sessionFee, uint80 timeFeePerHour
+
+
+class InvalidTariff(CoreClientError):
+    """A tariff amount that is not a number of tokens, or too large for the contract."""
+
+
+def tariff_from_tokens(amounts: dict[str, str], decimals: int) -> Tariff:
+    """A Tariff from whole-token texts named by their option (price per kWh, session fee, time fee
+    per hour, in that order), each checked against its field in the contract before any transaction."""
+    units = []
+    for (what, text), bits in zip(amounts.items(), TARIFF_BITS, strict=True):
+        try:
+            value = to_units(text, decimals)
+        except ValueError as error:
+            raise InvalidTariff(f"{what}: {error}") from None
+        if value >= 2**bits:
+            limit = (2**bits - 1) / 10**decimals
+            raise InvalidTariff(f"{what} {text}: at most {limit:.6g} tokens (uint{bits} in the contract)")
+        units.append(value)
+    return Tariff(*units)
 
 
 def connect_settings(settings: Settings) -> tuple[Web3, Deployment]:
