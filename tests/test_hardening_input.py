@@ -30,7 +30,7 @@ def _reading(value: str, unit: str = "Wh") -> list[dict]:
 def test_huge_meter_values_are_skipped_in_microseconds(value):
     started = time.perf_counter()
     assert energy_register_wh(_reading(value)) in (None, 0)
-    assert time.perf_counter() - started < 0.05  # was 24 s for 1e999999
+    assert time.perf_counter() - started < 0.5  # was 24 s for 1e999999 (microseconds now; slack for a busy machine)
 
 
 def test_meter_values_up_to_the_bound_are_read_and_beyond_it_skipped():
@@ -46,7 +46,7 @@ def test_integers_beyond_64_bits_are_a_formation_violation_with_the_message_id()
         started = time.perf_counter()
         with pytest.raises(FrameError) as caught:
             parse_frame(f'[2,"m-1","MeterValues",{{"connectorId":{number},"meterValue":[]}}]')
-        assert time.perf_counter() - started < 0.05
+        assert time.perf_counter() - started < 0.5
         assert (caught.value.code, caught.value.unique_id) == ("FormationViolation", "m-1")
         assert "64 bits" in caught.value.description
         assert len(caught.value.call_error()) < 300  # the answer carries no copy of the number
