@@ -5,26 +5,24 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import urllib.error
-import urllib.parse
-import urllib.request
+import sqlite3
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from web3 import Web3
 
+from core_client import onboarding
 from core_client.cli_records import records_app
-from core_client.config import ConfigError, Settings, load_settings
+from core_client.config import CoreClientError, Settings, check_charge_point_id, load_settings
+from core_client.control_client import call_control
 from core_client.store import StoreVersionError
-from ev_network.chain import connect
-from ev_network.cli_errors import KNOWN_ERRORS
 from ev_network.cli_errors import clean_errors as _clean_errors
 from ev_network.contracts import Escrow, Token
 from ev_network.deployment import Deployment
-from ev_network.keys import create_keyfile, load_keyfile, resolve_password
-from ev_network.pricing import Tariff
+from ev_network.errors import EVNetworkError
+from ev_network.keys import create_keyfile, keyfile_address, load_keyfile, resolve_password
 from ev_network.tx import TxSender
-from ev_network.units import to_units
 
 HELP = """The Core Client: the Charge Point Operator's daemon between OCPP 1.6J charge points and the
 EV Network escrow. It starts app-paid sessions on charge points, enforces the pre-paid budget and
@@ -45,11 +43,13 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Create or import the operator's encrypted key.", no_args_is_help=True)
 stations_app = typer.Typer(help="Register and list this operator's stations on chain.", no_args_is_help=True)
+operator_app = typer.Typer(help="Onboard this Core Client's key as an operator.", no_args_is_help=True)
 command_app = typer.Typer(
     help="Send an OCPP command to a connected charge point (via the control endpoint).", no_args_is_help=True
 )
 app.add_typer(keys_app, name="keys")
 app.add_typer(stations_app, name="stations")
+app.add_typer(operator_app, name="operator")
 app.add_typer(command_app, name="command")
 app.add_typer(records_app, name="records")
 
@@ -67,26 +67,32 @@ CpArg = Annotated[str, typer.Argument(help="OCPP charge point id.", metavar="CP_
 KeystoreOpt = Annotated[Path, typer.Option("--keystore", help="Keyfile to write (never overwritten).")]
 PasswordEnvOpt = Annotated[str, typer.Option("--password-env", help="Env variable holding the password.")]
 
-clean_errors = _clean_errors((*KNOWN_ERRORS, ConfigError, StoreVersionError))
+# One line for the package's own errors; anything else is "unexpected" (a bug to report).
+clean_errors = _clean_errors((CoreClientError, EVNetworkError, StoreVersionError))
+
+
+class CliError(CoreClientError):
+    """A command that cannot do what was asked (bad argument, no password, control endpoint refused)."""
 
 
 def _settings(config: Path | None) -> Settings:
     return load_settings(config)
 
 
-def _operator_escrow(settings: Settings) -> tuple[Escrow, Deployment]:
-    deployment = Deployment.load(settings.deployment_file)
-    w3 = connect(settings.rpc_url, deployment)
-    password = resolve_password(settings.password_env, f"Password for {settings.keystore}: ")
-    account = load_keyfile(settings.keystore, password)
-    return Escrow(w3, deployment, TxSender(w3, account)), deployment
-
-
-def _amount(text: str, decimals: int, what: str) -> int:
+def _password(env_var: str, prompt: str, confirm: bool = False) -> str:
+    """The password from ``env_var``, else asked at the terminal; without one, say which variable to set."""
     try:
-        return to_units(text, decimals)
-    except ValueError as exc:
-        raise ValueError(f"{what}: {exc}") from None
+        if env_var not in os.environ:
+            os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))  # where getpass asks
+        return resolve_password(env_var, prompt, confirm)
+    except (OSError, EOFError):
+        raise CliError(f"no password: set {env_var} (there is no terminal to ask on)") from None
+
+
+def _operator_escrow(settings: Settings) -> tuple[Escrow, Deployment]:
+    w3, deployment = onboarding.connect_settings(settings)
+    account = load_keyfile(settings.keystore, _password(settings.password_env, f"Password for {settings.keystore}: "))
+    return Escrow(w3, deployment, TxSender(w3, account)), deployment
 
 
 # -------------------------------------------------------------------- daemon
@@ -106,9 +112,12 @@ def run(
     from core_client.daemon import setup_logging
 
     settings = _settings(config)
-    password = resolve_password(settings.password_env, f"Password for {settings.keystore}: ")
+    password = _password(settings.password_env, f"Password for {settings.keystore}: ")
     setup_logging(verbose)
-    asyncio.run(run_daemon(settings, password))
+    try:
+        asyncio.run(run_daemon(settings, password))
+    except sqlite3.Error as error:  # a corrupt file, a folder that does not exist, a full disk...
+        raise CliError(f"database {settings.database}: {error}") from None
 
 
 @app.command()
@@ -118,19 +127,28 @@ def health(config: ConfigOpt = None, url: UrlOpt = None) -> None:
     typer.echo(json.dumps(_control(config, url, "/health"), indent=2))
 
 
+@app.command()
+@clean_errors
+def check(config: ConfigOpt = None) -> None:
+    """Say whether this Core Client can run (no daemon needed): chain reachable, key registered as
+    operator, gas to pay for transactions. Exit 1 when it is not ready."""
+    settings = _settings(config)
+    w3, deployment = onboarding.connect_settings(settings)
+    state = onboarding.readiness(w3, deployment, keyfile_address(settings.keystore))
+    typer.echo(f"chain {state.chain_id} at {settings.rpc_url}: block {state.head}, escrow {deployment.escrow}")
+    if state.registered:
+        typer.echo(f"operator {state.address}: registered as {state.name!r}, payout {state.payout}")
+    else:
+        typer.echo(f"operator {state.address}: not registered (core-client operator register -c CONFIG)")
+    balance, needed = (Web3.from_wei(wei, "ether") for wei in (state.balance_wei, state.needed_wei))
+    typer.echo(f"gas: {balance} of the chain's coin (needs {needed} for about 20 transactions)")
+    if state.problems:
+        raise CliError(f"not ready: {', '.join(state.problems)}")
+    typer.echo("ready")
+
+
 def _control(config: Path | None, url: str | None, path: str, params: dict[str, Any] | None = None) -> Any:
-    if url is None:
-        settings = _settings(config) if config else Settings()
-        url = f"http://{settings.control_host}:{settings.control_port}"
-    query = "?" + urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v is not None}) if params else ""
-    try:
-        with urllib.request.urlopen(url.rstrip("/") + path + query, timeout=30) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        body = json.loads(error.read() or b"{}")
-        raise ValueError(body.get("error", f"HTTP {error.code}")) from None
-    except urllib.error.URLError as error:
-        raise OSError(f"no Core Client control endpoint at {url} ({error.reason}): is the daemon running?") from None
+    return call_control(_settings(config), url, path, params)
 
 
 # ---------------------------------------------------------------------- keys
@@ -140,7 +158,7 @@ def _control(config: Path | None, url: str | None, path: str, params: dict[str, 
 @clean_errors
 def keys_create(keystore: KeystoreOpt, password_env: PasswordEnvOpt = "EVN_OPERATOR_PASSWORD") -> None:
     """Create a new operator key, encrypted in KEYSTORE; prints only its address."""
-    password = resolve_password(password_env, "New keystore password: ", confirm=True)
+    password = _password(password_env, "New keystore password: ", confirm=True)
     typer.echo(create_keyfile(keystore, password))
 
 
@@ -155,8 +173,39 @@ def keys_import(
 ) -> None:
     """Import an existing private key into an encrypted KEYSTORE; prints only its address."""
     key = os.environ.get(key_env) or typer.prompt("Private key (hex)", hide_input=True)
-    password = resolve_password(password_env, "New keystore password: ", confirm=True)
-    typer.echo(create_keyfile(keystore, password, key.strip()))
+    password = _password(password_env, "New keystore password: ", confirm=True)
+    try:
+        typer.echo(create_keyfile(keystore, password, key.strip()))
+    except (ValueError, TypeError):  # eth-account's message could echo the key: never show it
+        raise CliError(f"{key_env} does not hold a private key (64 hex digits)") from None
+
+
+# ------------------------------------------------------------------ operator
+
+
+@operator_app.command("register")
+@clean_errors
+def operator_register(
+    config: ConfigOpt = None,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="Local Anvil only: register with its registrar account, send gas.")
+    ] = False,
+    payout: Annotated[
+        str | None, typer.Option("--payout", help="Payout address (default: the key's own).", show_default=False)
+    ] = None,
+    name: Annotated[str, typer.Option("--name", help="Operator name shown on invoices.")] = "Local CPO",
+) -> None:
+    """Register the config's key as an operator: with --dev on a local Anvil, at once (and fund it
+    with gas); on any other chain, print what the registrar runs."""
+    settings = _settings(config)
+    w3, deployment = onboarding.connect_settings(settings)
+    address = keyfile_address(settings.keystore)
+    payout = Web3.to_checksum_address(payout) if payout else address
+    if not dev:
+        typer.echo(onboarding.registrar_instructions(deployment, settings.rpc_url, address, payout, name))
+        return
+    for line in onboarding.register_on_dev_chain(w3, deployment, address, payout, name) or ["nothing to do"]:
+        typer.echo(line)
 
 
 # ------------------------------------------------------------------ stations
@@ -173,13 +222,16 @@ def stations_add(
     config: ConfigOpt = None,
 ) -> None:
     """Register a station (charge point CP_ID) with its tariff on chain, for this operator."""
+    try:
+        check_charge_point_id(cp_id)  # the same rule as [charge_points]: refused before any transaction
+    except ValueError as error:
+        raise CliError(str(error)) from None
     settings = _settings(config)
     escrow, deployment = _operator_escrow(settings)
     decimals = Token(escrow.w3, deployment.token).decimals()
-    tariff = Tariff(
-        _amount(price_per_kwh, decimals, "--price-per-kwh"),
-        _amount(session_fee, decimals, "--session-fee"),
-        _amount(time_fee_per_hour, decimals, "--time-fee-per-hour"),
+    tariff = onboarding.tariff_from_tokens(
+        {"--price-per-kwh": price_per_kwh, "--session-fee": session_fee, "--time-fee-per-hour": time_fee_per_hour},
+        decimals,
     )
     station_id = escrow.station_id_from(escrow.add_station(cp_id, connectors, tariff))
     typer.echo(f"station {station_id} registered for charge point {cp_id} ({connectors} connectors)")

@@ -12,11 +12,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from core_client.config import ConfigError, Settings, load_settings
+from core_client.config import CoreClientError, Settings, load_settings
 from core_client.records import TransactionLog
 from ev_network.chain import connect
-from ev_network.cli_errors import KNOWN_ERRORS, clean_errors
+from ev_network.cli_errors import clean_errors
 from ev_network.deployment import Deployment
+from ev_network.errors import EVNetworkError
 from ev_network.keys import keyfile_address, load_keyfile, resolve_password
 from ev_network.records import RecordAnchor, RecordError
 from ev_network.tx import TxSender
@@ -29,7 +30,7 @@ ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", "-c", envvar="EVN_CC_CONFIG", help="Core Client TOML config file.", show_default=False),
 ]
-records_errors = clean_errors((*KNOWN_ERRORS, ConfigError))
+records_errors = clean_errors((CoreClientError, EVNetworkError))
 
 
 def _open(config: Path | None) -> tuple[Settings, TransactionLog]:
@@ -43,7 +44,7 @@ def _open(config: Path | None) -> tuple[Settings, TransactionLog]:
             f"the deployment {settings.deployment_file} has no record_anchor: deploy the network again "
             "(make deploy) with a version that deploys RecordAnchor"
         )
-    anchors = RecordAnchor(connect(settings.rpc_url, deployment), deployment.record_anchor)
+    anchors = RecordAnchor(connect(settings.rpc_url, deployment, wait=False, retries=False), deployment.record_anchor)
     return settings, TransactionLog(settings.database, anchors)
 
 

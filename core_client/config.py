@@ -12,8 +12,11 @@ import hashlib
 import hmac
 import json
 import os
+import re
+import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 try:
     import tomllib
@@ -23,10 +26,28 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 ENV_PREFIX = "EVN_CC_"
 PATH_FIELDS = ("deployment_file", "keystore", "database", "tls_cert", "tls_key")
+# OCPP's identifierString (a-z A-Z 0-9 * - _ = + | @ .) without ':', which HTTP Basic's user cannot hold
+CHARGE_POINT_ID = re.compile(r"[A-Za-z0-9*\-_=+|@.]{1,48}")
+SHA256_PASSWORD = re.compile(r"sha256:[0-9a-fA-F]{64}")
 
 
-class ConfigError(Exception):
+class CoreClientError(Exception):
+    """Base of the errors the Core Client raises for its operator: each message is one clear line."""
+
+
+class ConfigError(CoreClientError):
     """A configuration that cannot be loaded (missing file, bad TOML, invalid value)."""
+
+
+def check_charge_point_id(cp_id: str) -> str:
+    """``cp_id`` if a charge point can log in with it (the config and ``stations add`` both check
+    it), else ValueError saying why."""
+    if not CHARGE_POINT_ID.fullmatch(cp_id):
+        raise ValueError(
+            f"charge point id {cp_id!r}: 1-48 characters of A-Z a-z 0-9 * - _ = + | @ . (no '/' or ':': "
+            "it is the last segment of the URL path and the user name of HTTP Basic auth)"
+        )
+    return cp_id
 
 
 class Settings(BaseModel):
@@ -57,18 +78,31 @@ class Settings(BaseModel):
     rpc_timeout_s: float = Field(5, gt=0)
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    control_token: str | None = Field(None, min_length=16)
 
     @field_validator("charge_points")
     @classmethod
     def _check_charge_points(cls, value: dict[str, str]) -> dict[str, str]:
         for cp_id, password in value.items():
-            if not cp_id or "/" in cp_id or len(cp_id) > 48:
-                raise ValueError(f"charge point id {cp_id!r}: 1-48 characters, no '/'")
-            if password.startswith("sha256:") and len(password) != 7 + 64:
+            check_charge_point_id(cp_id)
+            if password.startswith("sha256:") and not SHA256_PASSWORD.fullmatch(password):
                 raise ValueError(f"charge point {cp_id}: 'sha256:' must be followed by 64 hex digits")
             if not password:
                 raise ValueError(f"charge point {cp_id}: empty password")
         return value
+
+    @field_validator("rpc_url")
+    @classmethod
+    def _check_rpc_url(cls, value: str) -> str:
+        url = urlsplit(value)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"{value!r} is not an http:// or https:// URL of a JSON-RPC node")
+        return value
+
+    @property
+    def control_token_file(self) -> Path:
+        """Where the daemon keeps its control token when ``control_token`` is not set."""
+        return self.database.with_name(self.database.name + ".control-token")
 
     @property
     def tls(self) -> bool:
@@ -84,6 +118,29 @@ class Settings(BaseModel):
             digest = hashlib.sha256(password.encode()).hexdigest()
             return hmac.compare_digest(digest, expected[7:].lower())
         return hmac.compare_digest(password.encode(), expected.encode())
+
+
+def control_token(settings: Settings, create: bool = False) -> str | None:
+    """The control endpoint's token: ``control_token`` if set, else the one in
+    :attr:`Settings.control_token_file` (a new random one, mode 0600, when ``create`` and there is none)."""
+    if settings.control_token:
+        return settings.control_token
+    path = settings.control_token_file
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        if not create:
+            return None
+    token = secrets.token_urlsafe(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it meanwhile
+        return path.read_text().strip()
+    except OSError as error:
+        raise ConfigError(f"cannot write the control token file {path}: {error.strerror}") from None
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    return token
 
 
 def hash_password(password: str) -> str:
@@ -104,7 +161,7 @@ def env_overrides(environ: dict[str, str] | None = None) -> dict[str, Any]:
                 values[name] = json.loads(raw)
             except json.JSONDecodeError as exc:
                 raise ConfigError(f"{ENV_PREFIX}CHARGE_POINTS must be a JSON object: {exc}") from None
-        elif name in ("start_block", "tls_cert", "tls_key") and raw == "":
+        elif name in ("start_block", "tls_cert", "tls_key", "control_token") and raw == "":
             values[name] = None
         else:
             values[name] = raw
@@ -139,6 +196,10 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
         value = getattr(settings, name)
         if value is not None:
             setattr(settings, name, value.expanduser())
+    for name in ("tls_cert", "tls_key"):
+        value = getattr(settings, name)
+        if value is not None and not value.is_file():
+            raise ConfigError(f"{name}: no file at {value}")
     return settings
 
 

@@ -16,6 +16,7 @@ The ``ocpp`` package silently drops frames it cannot parse and uses OCPP 2.0 err
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -26,12 +27,17 @@ from ocpp.v16.enums import Action
 
 KNOWN_ACTIONS = frozenset(a.value for a in Action)
 ENERGY_REGISTER = "Energy.Active.Import.Register"
+MAX_INT_DIGITS = 19  # JSON integers up to 64 bits: no OCPP 1.6 field needs more
+MAX_WH = 2**40  # an energy register beyond this (about 1.1 TWh) is not a reading
+MAX_READING_CHARS = 40  # a meter value's text: "1099511627776.000" fits easily
+_MESSAGE_ID = re.compile(r'\s*\[\s*[234]\s*,\s*"([^"\\]{1,36})"')
 
 
 class FrameError(Exception):
     """A CP-to-CSMS message that gets a CALLERROR (or, for a broken result, is dropped)."""
 
     def __init__(self, code: str, description: str, unique_id: str = "-1", reply: bool = True) -> None:
+        description = wire_text(description, 300)  # it quotes the peer's action names and values
         super().__init__(f"{code}: {description}")
         self.code, self.description, self.unique_id, self.reply = code, description, unique_id, reply
 
@@ -45,9 +51,11 @@ def parse_frame(raw: str | bytes) -> Call | CallResult | CallError:
     if isinstance(raw, bytes):
         raise FrameError("FormationViolation", "OCPP-J messages are text frames, not binary")
     try:
-        frame = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):
-        raise FrameError("FormationViolation", "message is not valid JSON") from None
+        frame = json.loads(raw, parse_int=_bounded_int, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
+        why = str(error) if isinstance(error, _NumberError) else "message is not valid JSON"
+        match = _MESSAGE_ID.match(raw)
+        raise FrameError("FormationViolation", why, match.group(1) if match else "-1") from None
     if not isinstance(frame, list) or not frame:
         raise FrameError("FormationViolation", "an OCPP-J message is a JSON array [type, id, ...]")
     unique_id = frame[1] if len(frame) > 1 and isinstance(frame[1], str) and 0 < len(frame[1]) <= 36 else None
@@ -67,6 +75,32 @@ def parse_frame(raw: str | bytes) -> Call | CallResult | CallError:
     if message_type in (3, 4):
         raise FrameError("FormationViolation", "malformed CALLRESULT/CALLERROR", unique_id, reply=False)
     raise FrameError("FormationViolation", f"message type {message_type!r} is not 2, 3 or 4", unique_id)
+
+
+class _NumberError(ValueError):
+    """A JSON number no OCPP field can hold."""
+
+
+def _bounded_int(text: str) -> int:
+    """json's parse_int: refuse integers beyond 64 bits before converting them (a 4,300-digit
+    integer would raise, a longer one take quadratic time)."""
+    if len(text.lstrip("-")) > MAX_INT_DIGITS or not -(2**63) <= (value := int(text)) < 2**63:
+        raise _NumberError(f"an integer of {len(text)} characters: OCPP integers fit in 64 bits")
+    return value
+
+
+def _no_constant(text: str) -> float:
+    """json's parse_constant: NaN and Infinity are not JSON."""
+    raise _NumberError(f"{text} is not a JSON number")
+
+
+def wire_text(value: object, limit: int = 120) -> str:
+    """``value`` (from the wire: a charge point id, an idTag, a frame) made safe for one log line:
+    control characters and quotes escaped as in a Python literal, cut to ``limit`` characters.
+    Use it for everything a peer sent before putting it in a log message."""
+    text = value if isinstance(value, str) else str(value)
+    shown = text[:limit].encode("unicode_escape").decode("ascii")
+    return shown + (f"...[{len(text)} chars]" if len(text) > limit else "")
 
 
 def check_action(call: Call, handled: set[str]) -> None:
@@ -111,7 +145,8 @@ def energy_register_wh(meter_values: list[dict[str, Any]]) -> int | None:
 
     Entries are the snake_case dicts the ``ocpp`` package hands to handlers (``sampled_value``,
     ``measurand``, ``unit``, ``value``). A sample without measurand is the energy register (the
-    spec's default); kWh readings are converted; unparsable values are skipped.
+    spec's default); kWh readings are converted; unparsable values, and values beyond
+    :data:`MAX_WH`, are skipped, checked before any conversion so that no text takes long.
     """
     latest: int | None = None
     for entry in meter_values or []:
@@ -120,13 +155,16 @@ def energy_register_wh(meter_values: list[dict[str, Any]]) -> int | None:
                 continue
             if sample.get("format") == "SignedData" or sample.get("phase"):
                 continue
+            text = str(sample.get("value"))
             try:
-                value = Decimal(str(sample.get("value")))
+                value = Decimal(text) if len(text) <= MAX_READING_CHARS else None
             except InvalidOperation:
                 continue
-            if not value.is_finite() or value < 0:
+            if value is None or not value.is_finite() or value < 0:
                 continue
             if sample.get("unit", "Wh") == "kWh":
                 value *= 1000
+            if value > MAX_WH:  # compares exponents: fast even for 1e999999
+                continue
             latest = int(value)
     return latest

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from websockets.exceptions import InvalidMessage
 
 from core_client.cli import app
+from core_client.config import control_token
 from core_client.sessions import State, budget_limit
 from ev_network.contracts import CancelReason, SessionState
 from ev_network.keys import keyfile_address
@@ -191,15 +192,21 @@ async def test_two_connectors_charge_at_once_and_settle_in_one_batch(core: Core)
     assert ev1.tx_hash == ev2.tx_hash  # stopped together: one settleBatch
 
 
-def _get_json(url: str) -> tuple[int, dict]:
+def _get_json(url: str, form: str | None = None, token: str | None = None) -> tuple[int, dict]:
+    """GET ``url``, or POST the ``form`` body with the control token."""
+    request = urllib.request.Request(url, data=form.encode() if form is not None else None)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
 
 
-async def test_health_and_operator_commands(core: Core):
+async def test_health_and_operator_commands(core: Core, monkeypatch):
+    token = control_token(core.daemon.settings)
+    monkeypatch.setenv("EVN_CC_CONTROL_TOKEN", token)  # what `core-client command --url` sends
     sim = await core.connect(core.a, FAST)
     status, health = await asyncio.to_thread(_get_json, core.control_url + "/health")
     assert status == 200
@@ -241,13 +248,13 @@ async def test_health_and_operator_commands(core: Core):
     result = await asyncio.to_thread(runner.invoke, app, ["health", "--url", core.control_url])
     assert result.exit_code == 0 and json.loads(result.output)["connected_charge_points"] == [core.a]
 
-    for query, code, message in [
-        ("?cp=NOPE&action=reset", 404, "not connected"),
-        (f"?cp={core.a}&action=explode", 400, "action must be one of"),
-        (f"?cp={core.a}&action=reset&type=Gentle", 400, "type must be one of"),
-        (f"?cp={core.a}&action=change_availability&connector=x", 400, "connector must be a number"),
+    for form, code, message in [
+        ("cp=NOPE&action=reset", 404, "not connected"),
+        (f"cp={core.a}&action=explode", 400, "action must be one of"),
+        (f"cp={core.a}&action=reset&type=Gentle", 400, "type must be one of"),
+        (f"cp={core.a}&action=change_availability&connector=x", 400, "connector must be a number"),
     ]:
-        status, body = await asyncio.to_thread(_get_json, core.control_url + "/command" + query)
+        status, body = await asyncio.to_thread(_get_json, core.control_url + "/command", form, token)
         assert (status, message in body["error"]) == (code, True), body
     result = await asyncio.to_thread(runner.invoke, app, ["command", "reset", "NOPE", "--url", core.control_url])
     assert result.exit_code == 1 and "not connected" in result.output

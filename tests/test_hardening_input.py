@@ -1,0 +1,124 @@
+"""Issue 9, hostile input at the Core Client's edges, without a chain: meter values that would take
+seconds to convert (#1), integers beyond 64 bits (#7), text from the wire in log lines (#6) and
+settings that can never work (#10, #12)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from core_client.config import ConfigError, Settings, check_charge_point_id, control_token, load_settings
+from core_client.protocol import (
+    MAX_WH,
+    FrameError,
+    check_action,
+    energy_register_wh,
+    parse_frame,
+    validate_call,
+    wire_text,
+)
+
+
+def _reading(value: str, unit: str = "Wh") -> list[dict]:
+    return [{"timestamp": "2026-01-01T00:00:00Z", "sampled_value": [{"value": value, "unit": unit}]}]
+
+
+@pytest.mark.parametrize("value", ["1e999999", "1e400000", "9" * 5000, "-1e999999", "1e-999999999"])
+def test_huge_meter_values_are_skipped_in_microseconds(value):
+    started = time.perf_counter()
+    assert energy_register_wh(_reading(value)) in (None, 0)
+    assert time.perf_counter() - started < 0.5  # was 24 s for 1e999999 (microseconds now; slack for a busy machine)
+
+
+def test_meter_values_up_to_the_bound_are_read_and_beyond_it_skipped():
+    assert energy_register_wh(_reading(str(MAX_WH))) == MAX_WH
+    assert energy_register_wh(_reading(str(MAX_WH + 1))) is None
+    assert energy_register_wh(_reading("1e9", "kWh")) == 10**12
+    assert energy_register_wh(_reading("2e9", "kWh")) is None  # 2 x 10^12 Wh is beyond 2^40
+    assert energy_register_wh(_reading("12.5", "kWh")) == 12_500
+
+
+def test_integers_beyond_64_bits_are_a_formation_violation_with_the_message_id():
+    for number in ("9" * 5000, str(2**63), str(-(2**63) - 1)):
+        started = time.perf_counter()
+        with pytest.raises(FrameError) as caught:
+            parse_frame(f'[2,"m-1","MeterValues",{{"connectorId":{number},"meterValue":[]}}]')
+        assert time.perf_counter() - started < 0.5
+        assert (caught.value.code, caught.value.unique_id) == ("FormationViolation", "m-1")
+        assert "64 bits" in caught.value.description
+        assert len(caught.value.call_error()) < 300  # the answer carries no copy of the number
+    assert parse_frame(f'[2,"m-2","Heartbeat",{{"n":{2**63 - 1}}}]').payload == {"n": 2**63 - 1}
+
+
+def test_nan_and_infinity_are_not_json():
+    with pytest.raises(FrameError, match="NaN is not a JSON number"):
+        parse_frame('[2,"m-1","Heartbeat",{"x":NaN}]')
+    with pytest.raises(FrameError) as caught:
+        parse_frame('[2,"m-3","Heartbeat",{"x":Infinity}]')
+    assert caught.value.unique_id == "m-3"
+
+
+def test_wire_text_keeps_a_log_line_one_line_and_bounded():
+    forged = "CP-1\n2026-01-01 00:00:00,000 INFO    core_client: session 0xdead: settled cost=0\r\x1b[2J"
+    shown = wire_text(forged)
+    assert "\n" not in shown and "\r" not in shown and "\x1b" not in shown and "\\n2026" in shown
+    long = wire_text("x" * 100_000)
+    assert len(long) < 200 and long.endswith("[100000 chars]")
+
+
+@pytest.mark.parametrize("cp_id", ["CLI/SLASH", "with:colon", "space d", "", "x" * 49, "new\nline", "caf\u00e9"])
+def test_charge_point_ids_that_can_never_log_in_are_refused_by_config_and_cli_check(cp_id):
+    with pytest.raises(ValueError, match="charge point id"):
+        check_charge_point_id(cp_id)
+    with pytest.raises(ConfigError, match="charge point id"):
+        load_settings(None, {"EVN_CC_CHARGE_POINTS": f'{{"{cp_id}": "pw"}}'.replace("\n", "\\n")})
+
+
+def test_usual_charge_point_ids_are_accepted():
+    for cp_id in ("CP-0001", "VOLT-BER-001", "cp_1.a@site+x", "A" * 48):
+        assert check_charge_point_id(cp_id) == cp_id
+
+
+def test_sha256_password_must_be_hex():
+    with pytest.raises(ConfigError, match="64 hex digits"):
+        load_settings(None, {"EVN_CC_CHARGE_POINTS": '{"CP-1": "sha256:' + "z" * 64 + '"}'})
+    ok = load_settings(None, {"EVN_CC_CHARGE_POINTS": '{"CP-1": "sha256:' + "A" * 64 + '"}'})
+    assert list(ok.charge_points) == ["CP-1"]
+
+
+@pytest.mark.parametrize("url", ["notaurl", "localhost:8545", "ftp://node:21", "http://"])
+def test_rpc_url_that_is_no_http_url_is_refused_at_load_time(url):
+    with pytest.raises(ConfigError, match="rpc_url"):
+        load_settings(None, {"EVN_CC_RPC_URL": url})
+
+
+def test_missing_tls_files_are_named_with_their_setting(tmp_path: Path):
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not really a certificate")
+    with pytest.raises(ConfigError, match=f"tls_key: no file at {tmp_path / 'missing.key'}"):
+        load_settings(None, {"EVN_CC_TLS_CERT": str(cert), "EVN_CC_TLS_KEY": str(tmp_path / "missing.key")})
+
+
+def test_control_token_is_made_once_private_and_read_back(tmp_path: Path):
+    settings = Settings(database=tmp_path / "core.sqlite")
+    assert control_token(settings) is None
+    token = control_token(settings, create=True)
+    assert token and len(token) >= 32 and control_token(settings) == token
+    assert settings.control_token_file.stat().st_mode & 0o077 == 0
+    assert control_token(Settings(database=tmp_path / "core.sqlite", control_token="x" * 20)) == "x" * 20
+    with pytest.raises(ValueError):
+        Settings(control_token="short")
+
+
+def test_frame_errors_quote_the_peer_escaped_and_bounded():
+    forged = "Heart\nbeat 2026-01-01 INFO core_client: forged"
+    with pytest.raises(FrameError) as caught:
+        check_action(parse_frame(json.dumps([2, "m-1", forged, {}])), set())
+    assert "\n" not in str(caught.value) and "Heart\\nbeat" in caught.value.description
+    huge = {"chargePointVendor": "v" * 200_000, "chargePointModel": "m"}
+    with pytest.raises(FrameError) as caught:
+        validate_call(parse_frame(json.dumps([2, "m-2", "BootNotification", huge])))
+    assert caught.value.code == "TypeConstraintViolation" and len(str(caught.value)) < 400
