@@ -112,7 +112,8 @@ class Core:
         return sim
 
     def local(self, session_id: int) -> SessionRecord | None:
-        return self.daemon.store.get_session(session_id)
+        """The daemon's record of the session (with its latest meter reading, kept in memory)."""
+        return self.daemon.service.session(session_id)
 
     async def wait_local(self, session_id: int, *states: State, timeout: float = 20) -> SessionRecord:
         """Wait until the daemon's own record of the session is in one of ``states``."""

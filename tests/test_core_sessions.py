@@ -62,7 +62,8 @@ def test_happy_path_walks_every_state_to_settled():
     s = s.apply("start_transaction", transaction_id=5, meter_start=1000)
     s = s.apply("start_mined")
     assert s.state is State.CHARGING
-    s = s.apply("remote_stop_sent", remote_stop_sent=True)
+    s = s.apply("remote_stop_sent")
+    assert s.state is State.STOPPING
     s = s.apply("stop_transaction", meter_stop=1500)
     assert s.state is State.STOPPED and s.energy_wh == 500
     s = s.apply("settle_mined", cost=1, refund=2)
@@ -394,5 +395,5 @@ def test_of_two_new_sessions_on_one_connector_the_first_requested_gets_it(store)
     store.insert_session(second)
     service = SessionService(Settings(), store)
     first, second = store.get_session(first.session_id), store.get_session(second.session_id)
-    assert not service._connector_busy(first)
-    assert service._connector_busy(second)
+    assert not service.connector_busy(first)
+    assert service.connector_busy(second)
