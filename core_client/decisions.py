@@ -71,7 +71,7 @@ class OutOfRange(ValueError):
     """An integer in an OCPP message outside the range the Core Client (and SQLite) can take."""
 
     def __init__(self, name: str, value: int, low: int, high: int) -> None:
-        shown = str(value) if len(str(value)) <= 30 else f"a number of {len(str(value))} digits"
+        shown = str(value) if abs(value) < 10**30 else f"a number of {value.bit_length()} bits"
         super().__init__(f"{name} must be in [{low}, {high}), got {shown}")
         self.name, self.value, self.low, self.high = name, value, low, high
 
