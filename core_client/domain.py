@@ -18,6 +18,7 @@ settles with the last trusted reading, and the difference is logged.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from ocpp.v16.enums import AuthorizationStatus, RegistrationStatus
 
@@ -35,6 +36,7 @@ from core_client.decisions import (
 from core_client.jobs import Job, JobKind
 from core_client.sessions import FINISHED, HOLDS_CONNECTOR, RUNNING, Event, SessionRecord, State, can, must_stop
 from ev_network.contracts import CancelReason, SessionState
+from ev_network.pricing import Tariff
 from ev_network.session_ids import hex_session_id
 
 ACCEPTED, INVALID = AuthorizationStatus.accepted, AuthorizationStatus.invalid
@@ -178,6 +180,22 @@ def stop(s: SessionRecord, meter_stop: int, reason: str | None, now: float) -> D
 
 
 # --------------------------------------------------------------- chain -> sessions
+
+
+def requested(args: dict[str, Any], charge_point_id: str, block: int, tariff: Tariff, now: float) -> SessionRecord:
+    """The new session of a SessionRequested event at one of our stations."""
+    return SessionRecord(
+        session_id=args["sessionId"],
+        station_id=args["stationId"],
+        charge_point_id=charge_point_id,
+        connector=args["connector"],
+        driver=args["driver"],
+        deposit=args["deposit"],
+        tariff=tariff,
+        tariff_id=args["tariffId"],
+        requested_block=block,
+        requested_at=now,
+    )
 
 
 def stop_requested(s: SessionRecord | None, session_id: int) -> Decision:

@@ -49,7 +49,7 @@ class Service(Protocol):
     def session(self, session_id: int) -> SessionRecord | None: ...
     def online(self, cp_id: str) -> bool: ...
     def connector_busy(self, s: SessionRecord) -> bool: ...
-    def flush_meters(self) -> None: ...
+    def flush(self) -> None: ...
 
 
 class Reconciler:
@@ -74,7 +74,7 @@ class Reconciler:
         while not self._stopping:
             try:
                 self.reconcile()
-                self.service.flush_meters()
+                self.service.flush()
             except Exception:
                 log.exception("reconcile failed; retrying")
             with contextlib.suppress(asyncio.TimeoutError):

@@ -9,8 +9,8 @@ in one SQLite transaction, then logs, then a wake-up of the chain worker. Calls 
 (:class:`core_client.reconcile.Reconciler`), which reads its to-do list from the store and so picks up
 where it left off after a restart.
 
-Live meter readings are kept in memory (the budget check needs nothing else) and written to SQLite
-in batches every :data:`METER_FLUSH_S`; a session change written meanwhile carries them too.
+Live meter readings and connector statuses are kept in memory and written in batches
+(:mod:`core_client.live`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from core_client.config import Settings
 from core_client.decisions import Decision, Log, QueueJob, SaveSession, SendRemoteStop, check_range
 from core_client.domain import INT32
 from core_client.jobs import Job
+from core_client.live import Live
 from core_client.protocol import energy_register_wh
 from core_client.reconcile import Reconciler
 from core_client.sessions import HOLDS_CONNECTOR, RUNNING, SessionRecord, id_tag_for, tag_of_id_tag
@@ -38,7 +39,6 @@ from ev_network.session_ids import hex_session_id
 
 log = logging.getLogger("core_client.sessions")
 OWNER_CACHE_MAX = 50_000  # transactions whose owner is kept in memory (one per running session)
-METER_FLUSH_S = 1.0
 INT64 = 2**63  # what SQLite's INTEGER holds
 ChainStateLookup = Callable[[int], Awaitable[SessionState | None]]
 StationLookup = Callable[[str], Awaitable[tuple[int, int] | None]]
@@ -58,8 +58,7 @@ class SessionService:
         self.links: dict[str, StationLink] = {}
         self.on_job_queued: Callable[[], None] = lambda: None
         self.reconciler = Reconciler(self, chain_state)
-        self._live: dict[int, SessionRecord] = {}  # running sessions with their latest meter reading
-        self._unsaved: set[int] = set()  # ... not written to SQLite yet
+        self.live = Live(store)
         # transaction id -> (charge point id, session id): fixed once the transaction exists, and
         # read on every MeterValues, so kept in memory
         self._transaction_owner: dict[int, tuple[str, int | None]] = {}
@@ -76,7 +75,7 @@ class SessionService:
             with self.store.transaction():
                 for record in saves:
                     self.store.save_session(record)
-                    self.store.on_commit(lambda record=record: self._remember(record))
+                    self.store.on_commit(lambda record=record: self.live.saved(record))
                 for job in jobs:
                     self.store.enqueue(job.kind, job.session_id, job.args)
         for action in decision.actions:
@@ -93,23 +92,11 @@ class SessionService:
 
     def session(self, session_id: int) -> SessionRecord | None:
         """The session as it is now (with its latest meter reading)."""
-        return self._live.get(session_id) or self.store.get_session(session_id)
+        return self.live.session(session_id)
 
-    def _remember(self, record: SessionRecord) -> None:
-        self._unsaved.discard(record.session_id)
-        if record.state in RUNNING:
-            self._live[record.session_id] = record
-        else:
-            self._live.pop(record.session_id, None)
-
-    def flush_meters(self) -> None:
-        """Write the live meter readings not yet in SQLite (one transaction)."""
-        readings = [
-            (r.session_id, r.meter_last or 0, r.meter_at or 0.0) for i in self._unsaved if (r := self._live.get(i))
-        ]
-        self._unsaved.clear()
-        if readings:
-            self.store.save_meters(readings)
+    def flush(self) -> None:
+        """Write the live meter readings and connector statuses to SQLite."""
+        self.live.flush()
 
     async def _stop_foreign(self, link: StationLink, transaction_id: int) -> None:
         """Stop a transaction we refused or cannot bill (in case the charge point does not stop by itself)."""
@@ -175,7 +162,7 @@ class SessionService:
 
     def on_status(self, link: StationLink, connector: int, status: str, error_code: str) -> None:
         check_range("connectorId", connector, INT32)
-        self.store.set_connector_status(link.id, connector, status, error_code)
+        self.live.status(link.id, connector, status, error_code)
 
     def authorize(self, link: StationLink, id_tag: str) -> str:
         return domain.authorize(self._session_of_tag(id_tag), link.id)
@@ -210,8 +197,7 @@ class SessionService:
         if reading is None:
             return
         record, decision = reading
-        self._live[record.session_id] = record
-        self._unsaved.add(record.session_id)
+        self.live.reading(record)
         if decision.actions:
             self.apply(decision)
             self.reconciler.wake()
@@ -240,7 +226,7 @@ class SessionService:
     def _session_of_tag(self, id_tag: str | None) -> SessionRecord | None:
         tag = tag_of_id_tag(id_tag)
         s = self.store.session_by_tag(tag) if tag is not None else None
-        return self._live.get(s.session_id, s) if s is not None else None
+        return self.live.current(s) if s is not None else None
 
     def _session_for_meter(self, link: StationLink, connector: int, transaction_id: int | None) -> SessionRecord | None:
         if transaction_id is None:
@@ -270,30 +256,14 @@ class SessionService:
         station = self.store.station(args["stationId"])
         if station is None:
             return False
-        record = SessionRecord(
-            session_id=args["sessionId"],
-            station_id=args["stationId"],
-            charge_point_id=station[0],
-            connector=args["connector"],
-            driver=args["driver"],
-            deposit=args["deposit"],
-            tariff=tariff,
-            tariff_id=args["tariffId"],
-            requested_block=block,
-            requested_at=time.time(),
-        )
+        record = domain.requested(args, station[0], block, tariff, time.time())
         tag = self.store.insert_session(record)
         if tag is None:
             return False
         log.info(
             "session %s: requested at %s/%d by %s, deposit %d (block %d), idTag %s",
-            hex_session_id(record.session_id),
-            station[0],
-            record.connector,
-            record.driver,
-            record.deposit,
-            block,
-            id_tag_for(tag),
+            *(hex_session_id(record.session_id), station[0], record.connector, record.driver, record.deposit),
+            *(block, id_tag_for(tag)),
         )
         return True
 
@@ -321,7 +291,7 @@ class SessionService:
     def connector_busy(self, s: SessionRecord) -> bool:
         """Whether another session or the charge point's status holds the connector of ``s``."""
         others = self.store.sessions_in(HOLDS_CONNECTOR, s.charge_point_id)
-        return domain.connector_busy(s, others, self.store.connector_status(s.charge_point_id, s.connector))
+        return domain.connector_busy(s, others, self.live.connector_status(s.charge_point_id, s.connector))
 
     def wake(self) -> None:
         """Run the reconcile loop now (new event, new session, stop wanted)."""
@@ -334,4 +304,4 @@ class SessionService:
     async def close(self) -> None:
         """Stop the loop and the tasks talking to charge points; write the last meter readings."""
         await self.reconciler.close()
-        self.flush_meters()
+        self.flush()
