@@ -210,11 +210,10 @@ class ChainWorker:
 
     async def _send_settles(self) -> None:
         ready: list[Job] = []
-        for job in self.store.jobs(JobStatus.PENDING, kind=JobKind.SETTLE):
-            start = self.store.job(JobKind.START, job.session_id)
-            if start is not None and start.status is JobStatus.FAILED:
+        for job, start in self.store.pending_settles():
+            if start is JobStatus.FAILED:
                 self._failed(job, "its start failed")
-            elif start is not None and start.status is JobStatus.DONE:
+            elif start is JobStatus.DONE:
                 ready.append(job)
         if not ready:
             return

@@ -33,6 +33,7 @@ from ev_network.tx import TxSender
 
 log = logging.getLogger("core_client")
 FAILED_SHOWN = 20  # the latest failed sessions listed in /health
+CHECKPOINT_EVERY_S = 2.0
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -63,7 +64,8 @@ class Daemon:
         self.chain_started = False
         self.operator_name = ""
         self._warned = False
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task] = []  # ended by stop(): the reconcile loop, the watcher, the worker
+        self._background: list[asyncio.Task] = []
 
     async def start(self) -> None:
         """Open the store (refusing one of another version) and start serving OCPP and control. If the
@@ -100,11 +102,12 @@ class Daemon:
         await self.control.start()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self.service.run())]
+        self._background = [loop.create_task(self._checkpoints())]  # cancelled at shutdown
         if reachable:
             await self._start_chain_side()
         else:
             log.warning("chain unreachable at %s: serving OCPP; the chain side starts when it is back", s.rpc_url)
-            self._tasks.append(loop.create_task(self._chain_later()))
+            self._background.append(loop.create_task(self._chain_later()))
 
     async def _start_chain_side(self) -> None:
         await self.watcher.initialize()
@@ -134,6 +137,15 @@ class Daemon:
             if self.fatal is not None and not self.fatal.done():
                 self.fatal.set_exception(error)
 
+    async def _checkpoints(self) -> None:
+        """Move the database's write-ahead log into its file now and then, in a thread (see Store)."""
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY_S)
+            try:
+                await asyncio.to_thread(self.store.checkpoint)
+            except Exception as error:  # a busy or full disk: the next one catches up
+                log.warning("database checkpoint failed: %s", error)
+
     async def stop(self, drain_timeout: float = 10) -> None:
         """Clean shutdown (see the module docstring)."""
         log.info("shutting down")
@@ -142,10 +154,9 @@ class Daemon:
         self.watcher.stop()
         self.worker.stop()
         await self.service.close()
-        for task in self._tasks:
-            if not task.done():
-                task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
         if self.chain_started:
             await self.worker.drain(drain_timeout)
         left = len(self.store.jobs(*OPEN))

@@ -111,6 +111,9 @@ class Store:
         # loss can lose the last commits, and the chain worker re-checks chain state for exactly that.
         # FULL would make every StatusNotification wait for the disk inside the event loop.
         self.db.execute("PRAGMA synchronous=NORMAL")
+        # no checkpoints (the only writes that wait for the disk) on this connection: the daemon runs
+        # checkpoint() in a thread; SQLite checkpoints at close as well
+        self.db.execute("PRAGMA wal_autocheckpoint=0")
         self._check_version()
         self.db.executescript(SCHEMA)
         self._depth = 0
@@ -262,6 +265,24 @@ class Store:
             query += " AND kind = ?"
             params.append(JobKind(kind).value)
         return [_job_from(r) for r in self.db.execute(query + " ORDER BY id", params)]
+
+    def pending_settles(self) -> list[tuple[Job, JobStatus | None]]:
+        """Pending settles, each with the status of its session's start job (None: no start queued)."""
+        rows = self.db.execute(
+            "SELECT s.*, st.status AS start_status FROM jobs s LEFT JOIN jobs st"
+            " ON st.session_id = s.session_id AND st.kind = 'start'"
+            " WHERE s.kind = 'settle' AND s.status = 'pending' ORDER BY s.id"
+        )
+        return [(_job_from(r), JobStatus(r["start_status"]) if r["start_status"] else None) for r in rows]
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file, on a connection of the calling thread (run it
+        in a worker thread: it waits for the disk, which the event loop must not)."""
+        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            db.close()
 
     def job(self, kind: JobKind | str, session_id: int) -> Job | None:
         row = self.db.execute(
