@@ -43,12 +43,6 @@ async def core(clean_chain, tmp_path, keyfile) -> AsyncIterator[Core]:
         yield running
 
 
-async def _raw(core: Core, cp_id: str, **kwargs) -> RawCP:
-    raw = await RawCP.connect(core.url, cp_id, core.passwords[cp_id], **kwargs)
-    assert (await raw.boot())[2]["status"] == "Accepted"
-    return raw
-
-
 async def _charging(core: Core, raw: RawCP, driver_index: int, meter_start: int = 1_000) -> tuple[int, int, str]:
     """A session started by ``raw`` on connector 1 and active on chain: (session id, transaction, idTag)."""
     driver = await funded_driver(core.net, driver_index)
@@ -80,7 +74,7 @@ def test_the_ocpp_internals_the_adapter_relies_on_are_there():
 
 
 async def test_unsolicited_results_are_dropped_and_commands_still_work(core: Core):
-    raw = await _raw(core, core.a, answers={"Reset": {"status": "Accepted"}})
+    raw = await core.raw(core.a, answers={"Reset": {"status": "Accepted"}})
     junk = json.dumps({"blob": "x" * 1_000})
     for i in range(3_000):
         await raw.connection.send(f'[3, "stale-{i}", {junk}]' if i % 2 else f'[4, "e{i}", "GenericError", "", {{}}]')
@@ -95,7 +89,7 @@ async def test_unsolicited_results_are_dropped_and_commands_still_work(core: Cor
 
 
 async def test_the_remote_stop_of_a_refused_transaction_follows_its_answer(core: Core):
-    raw = await _raw(core, core.a)
+    raw = await core.raw(core.a)
     answer = await raw.call(
         "StartTransaction", {"connectorId": 1, "idTag": "RFID-9", "meterStart": 0, "timestamp": now_iso()}
     )
@@ -109,7 +103,7 @@ async def test_the_remote_stop_of_a_refused_transaction_follows_its_answer(core:
 
 
 async def test_numbers_sqlite_cannot_hold_get_property_constraint_violation_and_a_short_log(core: Core, caplog):
-    raw = await _raw(core, core.a)
+    raw = await core.raw(core.a)
     huge = 2**64
     long_values = [{"value": str(i), "measurand": "Voltage"} for i in range(3_000)]  # a ~100 KB payload
     frames = [
@@ -142,7 +136,7 @@ async def test_numbers_sqlite_cannot_hold_get_property_constraint_violation_and_
 
 async def test_an_implausible_meter_stop_holds_the_session_and_a_low_one_settles_with_the_last_reading(core: Core):
     net = core.net
-    raw = await _raw(core, core.a)
+    raw = await core.raw(core.a)
     session_id, transaction_id, tag = await _charging(core, raw, 0)
     meter = {
         "connectorId": 1,
@@ -160,7 +154,7 @@ async def test_an_implausible_meter_stop_holds_the_session_and_a_low_one_settles
     assert core.daemon.store.job("settle", session_id) is None
     assert (await asyncio.to_thread(net.escrow().get_session, session_id)).state is SessionState.ACTIVE
 
-    raw_b = await _raw(core, core.b)
+    raw_b = await core.raw(core.b)
     low_id, low_tx, low_tag = await _charging(core, raw_b, 1, meter_start=10_000)
     meter = {
         "connectorId": 1,
@@ -278,7 +272,7 @@ async def test_a_remote_start_lost_with_its_connection_is_sent_again_on_reconnec
     session_id = await open_session(net, driver, core.stations[core.a], 2, DEPOSIT)
     first = await raw.next_call("RemoteStartTransaction")
     await raw.close()  # gone before it could start the transaction
-    again = await _raw(core, core.a)
+    again = await core.raw(core.a)
     resent = await again.next_call("RemoteStartTransaction", timeout=5)
     assert resent[3] == first[3]
     payload = {"connectorId": 2, "idTag": first[3]["idTag"], "meterStart": 0, "timestamp": now_iso()}
