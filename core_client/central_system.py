@@ -87,6 +87,10 @@ class StationLink(OcppLink):
         status, interval = self.service.on_boot(self, charge_point_vendor, charge_point_model)
         return call_result.BootNotification(current_time=utc_now(), interval=interval, status=status)
 
+    @after(Action.boot_notification)
+    def after_boot_notification(self, **_: Any) -> None:
+        self._send_after_reply()
+
     @on(Action.heartbeat)
     def on_heartbeat(self, **_: Any):
         return call_result.Heartbeat(current_time=utc_now())

@@ -152,13 +152,16 @@ class SessionService:
     def on_boot(self, link: StationLink, vendor: str, model: str) -> tuple[str, int]:
         station = self.station_of(link.id)
         decision = self.apply(domain.boot(link.id, station, link.lookup_failed, self.settings.heartbeat_interval_s))
-        if station is not None:
+        if station is not None:  # sessions may start here once the answer is out
             link.station_id, link.connectors = station
-            link.boot_accepted = True
-            self.reconciler.wake()
+            link.after_reply(lambda: self._accepted(link))
         elif link.lookup_failed:
             self.reconciler.spawn(self.resolve(link))
         return decision.reply
+
+    async def _accepted(self, link: StationLink) -> None:
+        link.boot_accepted = True
+        self.reconciler.wake()
 
     def on_status(self, link: StationLink, connector: int, status: str, error_code: str) -> None:
         check_range("connectorId", connector, INT32)

@@ -278,3 +278,18 @@ async def test_a_remote_start_lost_with_its_connection_is_sent_again_on_reconnec
     payload = {"connectorId": 2, "idTag": first[3]["idTag"], "meterStart": 0, "timestamp": now_iso()}
     assert (await again.call("StartTransaction", payload))[2]["idTagInfo"]["status"] == "Accepted"
     await wait_chain(net, session_id, SessionState.ACTIVE)
+
+
+async def test_a_waiting_session_is_started_only_after_the_boot_is_answered(clean_chain, tmp_path, keyfile):
+    net = clean_chain
+    [cp] = cp_ids("BOOTFIRST")
+    driver = await funded_driver(net, 5)
+    async with running_core(net, tmp_path, keyfile, {cp: 2}, reconnect_grace_s=60) as core:
+        session_id = await open_session(net, driver, core.stations[cp], 1, DEPOSIT)
+        await until(lambda: core.local(session_id), 10, "the session requested")
+        raw = await RawCP.connect(core.url, cp, core.passwords[cp])
+        boot = await raw.boot()
+        assert boot[2]["status"] == "Accepted"
+        remote_start = await raw.next_call("RemoteStartTransaction", timeout=5)
+        assert raw.received.index(boot) < raw.received.index(remote_start)
+        await raw.close()
