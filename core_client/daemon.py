@@ -103,9 +103,12 @@ class Daemon:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self.service.run())]
         self._background = [loop.create_task(self._checkpoints())]  # cancelled at shutdown
-        if reachable:
-            await self._start_chain_side()
-        else:
+        try:
+            if reachable:
+                await self._start_chain_side()
+        except ChainUnavailable:  # gone again between the check and the first read
+            reachable = False
+        if not reachable:
             log.warning("chain unreachable at %s: serving OCPP; the chain side starts when it is back", s.rpc_url)
             self._background.append(loop.create_task(self._chain_later()))
 

@@ -54,10 +54,12 @@ def _sid(s: SessionRecord) -> str:
 # --------------------------------------------------- charge point -> central system
 
 
-def boot(cp_id: str, station: tuple[int, int] | None, lookup_failed: bool, heartbeat_s: int) -> Decision:
+def boot(cp_id: str, model: str, station: tuple[int, int] | None, lookup_failed: bool, heartbeat_s: int) -> Decision:
     """BootNotification: Accepted only for a station of our operator; Pending while the chain cannot say."""
     if station is not None:
-        return decide((RegistrationStatus.accepted, heartbeat_s), info(f"{cp_id}: booted, station {station[0]}"))
+        return decide(
+            (RegistrationStatus.accepted, heartbeat_s), info(f"{cp_id}: booted ({model}), station {station[0]}")
+        )
     if lookup_failed:
         return decide(
             (RegistrationStatus.pending, 10),

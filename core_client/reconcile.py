@@ -88,7 +88,11 @@ class Reconciler:
             if self._free(s.session_id, now):
                 self._run(s.session_id, self._start(s))
         in_grace = now - self.started < self.settings.reconnect_grace_s
-        for s in self.store.sessions_in({State.REMOTE_START_SENT}):
+        waiting = self.store.sessions_in({State.REMOTE_START_SENT})
+        self._sent_over = {
+            s.session_id: self._sent_over[s.session_id] for s in waiting if s.session_id in self._sent_over
+        }
+        for s in waiting:
             link = self.service.links.get(s.charge_point_id)
             if s.session_id in self._inflight:
                 continue
@@ -139,8 +143,10 @@ class Reconciler:
             self.service.apply(domain.remote_start_answered(current, accepted, again, time.time()))
 
     async def _stop(self, s: SessionRecord) -> None:
-        link = self.service.links[s.charge_point_id]
-        current = self.service.session(s.session_id) or s
+        link = self.service.links.get(s.charge_point_id)
+        current = self.service.session(s.session_id)
+        if link is None or current is None:
+            return
         self.service.apply(domain.remote_stop(current))
         try:
             status = await link.remote_stop(current.transaction_id or 0)

@@ -151,7 +151,9 @@ class SessionService:
 
     def on_boot(self, link: StationLink, vendor: str, model: str) -> tuple[str, int]:
         station = self.station_of(link.id)
-        decision = self.apply(domain.boot(link.id, station, link.lookup_failed, self.settings.heartbeat_interval_s))
+        decision = self.apply(
+            domain.boot(link.id, f"{vendor} {model}", station, link.lookup_failed, self.settings.heartbeat_interval_s)
+        )
         if station is not None:  # sessions may start here once the answer is out
             link.station_id, link.connectors = station
             link.after_reply(lambda: self._accepted(link))

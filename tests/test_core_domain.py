@@ -254,3 +254,9 @@ def test_core_client_modules_import_each_other_without_cycles():
     io = {"core_client.store", "core_client.service", "core_client.central_system", "core_client.chain"}
     for pure in ("core_client.domain", "core_client.decisions", "core_client.sessions", "core_client.jobs"):
         assert not graph[pure] & io, (pure, graph[pure] & io)
+
+
+def test_boot_accepts_our_stations_and_says_pending_while_the_chain_cannot_tell():
+    assert domain.boot("CP-1", "V M", (3, 2), False, 300).reply == ("Accepted", 300)
+    assert domain.boot("CP-1", "V M", None, True, 300).reply == ("Pending", 10)
+    assert domain.boot("CP-1", "V M", None, False, 300).reply == ("Rejected", 60)
