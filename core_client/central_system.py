@@ -1,30 +1,32 @@
-"""One charge point's OCPP 1.6J connection, central-system side: one short handler per action.
+"""One charge point's OCPP 1.6J connection, central-system side: OCPP in and out, nothing else.
 
-Handlers answer at once and hand the work to the session service (:mod:`core_client.service`);
-they never wait for the chain. Frames are parsed and validated by :mod:`core_client.protocol`, so
-bad input gets the CALLERROR OCPP 1.6 names and the connection stays up. Methods for the calls the
-central system starts (RemoteStart/Stop, Reset, ChangeAvailability, TriggerMessage) raise
-:class:`CommandFailed` when the charge point answers with a CALLERROR, times out or is gone.
+One short ``@on`` handler per action hands its input to the sessions (:class:`Sessions`, implemented
+by :class:`core_client.service.SessionService`) and answers with what they decide, at once: they never
+wait for the chain. Calls that must follow an answer (the RemoteStop of a refused transaction) are
+queued with :meth:`StationLink.after_reply` and sent by the ``@after`` handler, once the answer is out.
+Framing, validation with 1.6's error codes and unsolicited results: :mod:`core_client.ocpp_adapter`.
+Methods for the calls the central system starts (RemoteStart/Stop, Reset, ChangeAvailability,
+TriggerMessage) raise :class:`CommandFailed` when the charge point answers with a CALLERROR, times
+out or is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, Protocol
 
-from ocpp.exceptions import OCPPError
+from ocpp.exceptions import OCPPError, PropertyConstraintViolationError
 from ocpp.exceptions import ValidationError as OCPPValidationError
-from ocpp.messages import Call
-from ocpp.routing import on
-from ocpp.v16 import ChargePoint, call, call_result, datatypes
+from ocpp.routing import after
+from ocpp.v16 import call, call_result, datatypes
 from ocpp.v16.enums import Action, DataTransferStatus
 from websockets.exceptions import ConnectionClosed
 
-from core_client.protocol import FrameError, check_action, parse_frame, utc_now, validate_call
-
-if TYPE_CHECKING:
-    from core_client.service import SessionService
+from core_client.decisions import OutOfRange
+from core_client.ocpp_adapter import OcppLink, on
+from core_client.protocol import utc_now
 
 log = logging.getLogger("core_client.ocpp")
 wire_log = logging.getLogger("core_client.ocpp.wire")
@@ -34,74 +36,89 @@ class CommandFailed(Exception):
     """A central-system call got no usable answer (CALLERROR, timeout, connection lost)."""
 
 
-class StationLink(ChargePoint):
+class Sessions(Protocol):
+    """What a link hands its charge point's messages to (:class:`core_client.service.SessionService`)."""
+
+    def on_boot(self, link: StationLink, vendor: str, model: str) -> tuple[str, int]: ...
+    def on_status(self, link: StationLink, connector: int, status: str, error_code: str) -> None: ...
+    def authorize(self, link: StationLink, id_tag: str) -> str: ...
+    def start_transaction(
+        self, link: StationLink, connector: int, id_tag: str, meter_start: int
+    ) -> tuple[int, str]: ...
+    def meter_values(self, link: StationLink, connector: int, transaction_id: int | None, values: list) -> None: ...
+    def stop_transaction(self, link: StationLink, transaction_id: int, meter_stop: int, reason: str | None) -> str: ...
+
+
+class StationLink(OcppLink):
     """The central system's side of one connected charge point."""
 
-    def __init__(self, cp_id: str, connection: Any, service: SessionService, response_timeout: float = 20) -> None:
-        super().__init__(cp_id, connection, response_timeout=response_timeout, logger=wire_log)
+    error_codes: ClassVar[dict[type[Exception], type[OCPPError]]] = {OutOfRange: PropertyConstraintViolationError}
+
+    def __init__(self, cp_id: str, connection: Any, service: Sessions, response_timeout: float = 20) -> None:
+        super().__init__(cp_id, connection, response_timeout, wire_log)
         self.service = service
         self.station_id: int | None = None
         self.connectors = 0
         self.boot_accepted = False
         self.lookup_failed = False
-        self._handled = {action for action, hooks in self.route_map.items() if "_on_action" in hooks}
+        self._after_reply: list[Callable[[], Awaitable[Any]]] = []
+        self._tasks: set[asyncio.Task] = set()
 
     @property
     def online(self) -> bool:
         """Booted and registered on chain for this operator: sessions may be started here."""
         return self.station_id is not None and self.boot_accepted
 
-    async def route_message(self, raw_msg: str | bytes) -> None:
-        """Route one frame; errors get 1.6's CALLERROR instead of being dropped or crashing the link."""
-        try:
-            msg = parse_frame(raw_msg)
-            if isinstance(msg, Call):
-                check_action(msg, self._handled)
-                validate_call(msg)
-        except FrameError as error:
-            log.warning("%s: %s (frame %.200r)", self.id, error, raw_msg)
-            if error.reply:
-                await self._send(error.call_error())
-            return
-        if not isinstance(msg, Call):
-            self._response_queue.put_nowait(msg)
-            return
-        try:
-            await self._handle_call(msg)
-        except OCPPError as error:
-            await self._send(msg.create_call_error(error).to_json())
+    def after_reply(self, send: Callable[[], Awaitable[Any]]) -> None:
+        """Send ``send()`` once the answer to the message being handled is out (see ``@after``)."""
+        self._after_reply.append(send)
+
+    def _send_after_reply(self, **_: Any) -> None:
+        sends, self._after_reply = self._after_reply, []
+        for send in sends:
+            task = asyncio.get_running_loop().create_task(send())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     # ------------------------------------------------- charge point -> central system
 
-    @on(Action.boot_notification, skip_schema_validation=True)
+    @on(Action.boot_notification)
     def on_boot_notification(self, charge_point_vendor: str, charge_point_model: str, **_: Any):
         status, interval = self.service.on_boot(self, charge_point_vendor, charge_point_model)
         return call_result.BootNotification(current_time=utc_now(), interval=interval, status=status)
 
-    @on(Action.heartbeat, skip_schema_validation=True)
+    @after(Action.boot_notification)
+    def after_boot_notification(self, **_: Any) -> None:
+        self._send_after_reply()
+
+    @on(Action.heartbeat)
     def on_heartbeat(self, **_: Any):
         return call_result.Heartbeat(current_time=utc_now())
 
-    @on(Action.status_notification, skip_schema_validation=True)
+    @on(Action.status_notification)
     def on_status_notification(self, connector_id: int, error_code: str, status: str, **_: Any):
         self.service.on_status(self, connector_id, status, error_code)
         return call_result.StatusNotification()
 
-    @on(Action.authorize, skip_schema_validation=True)
+    @on(Action.authorize)
     def on_authorize(self, id_tag: str, **_: Any):
         return call_result.Authorize(id_tag_info=datatypes.IdTagInfo(status=self.service.authorize(self, id_tag)))
 
-    @on(Action.start_transaction, skip_schema_validation=True)
+    @on(Action.start_transaction)
     def on_start_transaction(self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **_: Any):
         tx_id, status = self.service.start_transaction(self, connector_id, id_tag, meter_start)
         return call_result.StartTransaction(transaction_id=tx_id, id_tag_info=datatypes.IdTagInfo(status=status))
 
-    @on(Action.meter_values, skip_schema_validation=True)
+    @after(Action.start_transaction)
+    def after_start_transaction(self, **_: Any) -> None:
+        self._send_after_reply()
+
+    @on(Action.meter_values)
     def on_meter_values(self, connector_id: int, meter_value: list, transaction_id: int | None = None, **_: Any):
         self.service.meter_values(self, connector_id, transaction_id, meter_value)
         return call_result.MeterValues()
 
-    @on(Action.stop_transaction, skip_schema_validation=True)
+    @on(Action.stop_transaction)
     def on_stop_transaction(
         self,
         transaction_id: int,
@@ -109,24 +126,23 @@ class StationLink(ChargePoint):
         timestamp: str,
         reason: str | None = None,
         id_tag: str | None = None,
-        transaction_data: list | None = None,
         **_: Any,
     ):
-        status = self.service.stop_transaction(self, transaction_id, meter_stop, reason, id_tag, transaction_data)
+        status = self.service.stop_transaction(self, transaction_id, meter_stop, reason)
         info = datatypes.IdTagInfo(status=status) if id_tag is not None else None
         return call_result.StopTransaction(id_tag_info=info)
 
-    @on(Action.data_transfer, skip_schema_validation=True)
+    @on(Action.data_transfer)
     def on_data_transfer(self, vendor_id: str, message_id: str | None = None, **_: Any):
         log.info("%s: DataTransfer from vendor %r (message %r): unknown vendor", self.id, vendor_id, message_id)
         return call_result.DataTransfer(status=DataTransferStatus.unknown_vendor_id)
 
-    @on(Action.diagnostics_status_notification, skip_schema_validation=True)
+    @on(Action.diagnostics_status_notification)
     def on_diagnostics_status(self, status: str, **_: Any):
         log.info("%s: diagnostics upload %s", self.id, status)
         return call_result.DiagnosticsStatusNotification()
 
-    @on(Action.firmware_status_notification, skip_schema_validation=True)
+    @on(Action.firmware_status_notification)
     def on_firmware_status(self, status: str, **_: Any):
         log.info("%s: firmware update %s", self.id, status)
         return call_result.FirmwareStatusNotification()
@@ -135,8 +151,7 @@ class StationLink(ChargePoint):
 
     async def remote_start(self, connector: int, id_tag: str) -> str:
         """RemoteStartTransaction; returns the status (Accepted or Rejected)."""
-        result = await self._command(call.RemoteStartTransaction(id_tag=id_tag, connector_id=connector))
-        return result.status
+        return (await self._command(call.RemoteStartTransaction(id_tag=id_tag, connector_id=connector))).status
 
     async def remote_stop(self, transaction_id: int) -> str:
         """RemoteStopTransaction; returns the status (Accepted or Rejected)."""

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from web3 import Web3
 
 from core_client.chain_worker import ChainWorker, Outage
+from core_client.store import Store
 from ev_network.contracts import Escrow
 from ev_network.deployment import Deployment
 from ev_network.errors import ChainUnavailable, ContractRevert, EVNetworkError
@@ -26,13 +27,19 @@ from ev_network.events import ChainEvent, EventReader, indexed_topic
 from ev_network.pricing import Tariff
 from ev_network.session_ids import hex_session_id
 
-if TYPE_CHECKING:
-    from core_client.service import SessionService
-    from core_client.store import Store
-
-__all__ = ["MAX_RANGE", "ChainWorker", "EventWatcher", "Outage"]
+__all__ = ["MAX_RANGE", "ChainWorker", "EventWatcher", "Events", "Outage"]
 log = logging.getLogger("core_client.chain")
 MAX_RANGE = 2000
+
+
+class Events(Protocol):
+    """Where escrow events go (:class:`core_client.service.SessionService`), inside the transaction
+    that moves the cursor."""
+
+    def on_station_registered(self, station_id: int, charge_point_id: str, connectors: int) -> None: ...
+    def on_session_requested(self, args: dict, block: int, tariff: Tariff) -> bool: ...
+    def on_stop_requested(self, session_id: int) -> bool: ...
+    def wake(self) -> None: ...
 
 
 class EventWatcher:
@@ -44,7 +51,7 @@ class EventWatcher:
         deployment: Deployment,
         operator: str,
         store: Store,
-        service: SessionService,
+        service: Events,
         poll_interval: float = 0.5,
         confirmations: int = 0,
         start_block: int | None = None,

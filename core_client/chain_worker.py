@@ -20,33 +20,43 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from hexbytes import HexBytes
 from web3.exceptions import TransactionNotFound
 from web3.logs import DISCARD
 
+from core_client.jobs import OPEN, Job, JobKind, JobStatus
+from core_client.store import Store
 from ev_network.contracts import Escrow, SessionState
 from ev_network.errors import ChainUnavailable, ContractRevert, EVNetworkError, TransactionFailed
 from ev_network.events import EventReader, indexed_topic
 from ev_network.session_ids import hex_session_id
 from ev_network.tx import NETWORK_ERRORS
 
-if TYPE_CHECKING:
-    from core_client.service import SessionService
-    from core_client.store import Job, Store
-
 log = logging.getLogger("core_client.chain")
 SENDS_PER_STEP = 25  # starts/rejects sent per worker cycle before receipts and settles get a turn
 RECEIPT_QUERIES_AT_ONCE = 8
 # On-chain states in which a job's work is done (a start is done once the session got past Requested).
 TARGET = {
-    "start": {SessionState.ACTIVE, SessionState.SETTLED, SessionState.EXPIRED},
-    "reject": {SessionState.CANCELLED},
-    "settle": {SessionState.SETTLED},
+    JobKind.START: {SessionState.ACTIVE, SessionState.SETTLED, SessionState.EXPIRED},
+    JobKind.REJECT: {SessionState.CANCELLED},
+    JobKind.SETTLE: {SessionState.SETTLED},
 }
 # On-chain state in which a job can still be sent.
-SENDABLE = {"start": SessionState.REQUESTED, "reject": SessionState.REQUESTED, "settle": SessionState.ACTIVE}
+SENDABLE = {
+    JobKind.START: SessionState.REQUESTED,
+    JobKind.REJECT: SessionState.REQUESTED,
+    JobKind.SETTLE: SessionState.ACTIVE,
+}
+
+
+class Ledger(Protocol):
+    """Where the outcome of a job goes (:class:`core_client.service.SessionService`), in the same
+    SQLite transaction as the job's new status."""
+
+    def on_job_done(self, job: Job, block: int | None, tx_hash: str | None, settled: dict[str, int] | None) -> None: ...
+    def on_job_failed(self, job: Job, error: str) -> None: ...
 
 
 class Outage:
@@ -78,7 +88,7 @@ class ChainWorker:
         self,
         escrow: Escrow,
         store: Store,
-        service: SessionService,
+        service: Ledger,
         batch_max: int = 20,
         batch_window: float = 0.3,
         poll_interval: float = 0.1,
@@ -122,7 +132,7 @@ class ChainWorker:
     async def drain(self, timeout: float) -> None:
         """Shutdown: wait (up to ``timeout``) for the receipts of transactions already sent."""
         deadline = time.monotonic() + timeout
-        while self.store.jobs("sent") and time.monotonic() < deadline:
+        while self.store.jobs(JobStatus.SENT) and time.monotonic() < deadline:
             try:
                 await self._check_sent()
             except ChainUnavailable:
@@ -137,10 +147,12 @@ class ChainWorker:
             # rejects, so that under load neither kind waits behind the whole queue of the other.
             await self._send_settles()
             # starts are batched as they pile up while earlier transactions are in flight (no waiting)
-            await self._send_batches(self.store.jobs("pending", kind="start")[: self.batch_max * SENDS_PER_STEP])
-            for job in self.store.jobs("pending", kind="reject")[:SENDS_PER_STEP]:
+            await self._send_batches(
+                self.store.jobs(JobStatus.PENDING, kind=JobKind.START)[: self.batch_max * SENDS_PER_STEP]
+            )
+            for job in self.store.jobs(JobStatus.PENDING, kind=JobKind.REJECT)[:SENDS_PER_STEP]:
                 await self._send([job])
-        return bool(self.store.jobs("pending", "sent"))
+        return bool(self.store.jobs(*OPEN))
 
     # ----------------------------------------------------------------- sending
 
@@ -169,7 +181,7 @@ class ChainWorker:
         hex_hash = "0x" + bytes(tx_hash).hex()
         with self.store.transaction():
             for job in jobs:
-                self.store.update_job(job.id, status="sent", tx_hash=hex_hash, attempts=job.attempts + 1)
+                self.store.update_job(job.id, status=JobStatus.SENT, tx_hash=hex_hash, attempts=job.attempts + 1)
         for job in jobs:
             log.info(
                 "session %s: %s sent, tx %s%s",
@@ -182,7 +194,7 @@ class ChainWorker:
     def _function(self, jobs: list[Job]) -> Any:
         f = self.escrow.contract.functions
         job = jobs[0]
-        if len(jobs) > 1 and job.kind == "start":
+        if len(jobs) > 1 and job.kind is JobKind.START:
             return f.startBatch(
                 [j.session_id for j in jobs],
                 [j.args["transaction_id"] for j in jobs],
@@ -190,19 +202,18 @@ class ChainWorker:
             )
         if len(jobs) > 1:
             return f.settleBatch([j.session_id for j in jobs], [j.args["meter_stop"] for j in jobs])
-        if job.kind == "start":
+        if job.kind is JobKind.START:
             return f.start(job.session_id, job.args["transaction_id"], job.args["meter_start"])
-        if job.kind == "reject":
+        if job.kind is JobKind.REJECT:
             return f.reject(job.session_id, job.args["reason"])
         return f.settle(job.session_id, job.args["meter_stop"])
 
     async def _send_settles(self) -> None:
         ready: list[Job] = []
-        for job in self.store.jobs("pending", kind="settle"):
-            start = self.store.job("start", job.session_id)
-            if start is not None and start.status == "failed":
+        for job, start in self.store.pending_settles():
+            if start is JobStatus.FAILED:
                 self._failed(job, "its start failed")
-            elif start is not None and start.status == "done":
+            elif start is JobStatus.DONE:
                 ready.append(job)
         if not ready:
             return
@@ -225,7 +236,7 @@ class ChainWorker:
 
     async def _check_sent(self) -> None:
         groups: dict[str, list[Job]] = {}
-        for job in self.store.jobs("sent"):
+        for job in self.store.jobs(JobStatus.SENT):
             groups.setdefault(job.tx_hash or "", []).append(job)
         hashes = list(groups)
         receipts: list[Any] = []
@@ -249,7 +260,7 @@ class ChainWorker:
                 log.warning("batch %s reverted: sending its %d %ss one by one", tx_hash, len(jobs), jobs[0].kind)
                 self._singles.update(j.id for j in jobs)
                 for job in jobs:
-                    self.store.update_job(job.id, status="pending", tx_hash=None, last_error="batch reverted")
+                    self.store.update_job(job.id, status=JobStatus.PENDING, tx_hash=None, last_error="batch reverted")
             else:
                 await self._resolve(jobs[0], await self._revert_reason(tx_hash), resendable=False)
 
@@ -259,25 +270,25 @@ class ChainWorker:
         if state is SessionState.CLOSED:  # the driver's lane moved on: the events tell how it ended
             state = await self._outcome(job.session_id)
         if state in TARGET[job.kind]:
-            settled = await self._find_settlement(job.session_id) if job.kind == "settle" else None
+            settled = await self._find_settlement(job.session_id) if job.kind is JobKind.SETTLE else None
             log.info("session %s: %s already done on chain (%s)", hex_session_id(job.session_id), job.kind, state.name)
             self._done(job, None, None, settled)
         elif resendable and state is SENDABLE[job.kind]:
             log.warning("session %s: %s: %s; sending again", hex_session_id(job.session_id), job.kind, error)
-            self.store.update_job(job.id, status="pending", tx_hash=None, last_error=error)
+            self.store.update_job(job.id, status=JobStatus.PENDING, tx_hash=None, last_error=error)
         else:
             self._failed(job, f"{error} (session is {state.name} on chain)")
 
     def _done(self, job: Job, block: int | None, tx_hash: str | None, settled: dict[str, int] | None) -> None:
         with self.store.transaction():
-            self.store.update_job(job.id, status="done", block=block, last_error=None)
+            self.store.update_job(job.id, status=JobStatus.DONE, block=block, last_error=None)
             self.service.on_job_done(job, block, tx_hash, settled)
         self._seen.pop(job.id, None)
         self._singles.discard(job.id)
 
     def _failed(self, job: Job, error: str) -> None:
         with self.store.transaction():
-            self.store.update_job(job.id, status="failed", last_error=error)
+            self.store.update_job(job.id, status=JobStatus.FAILED, last_error=error)
             self.service.on_job_failed(job, error)
 
     # ------------------------------------------------------------ chain reads

@@ -18,6 +18,7 @@ from web3 import Web3
 
 from core_client.chain import ChainWorker, EventWatcher
 from core_client.config import Settings
+from core_client.jobs import OPEN, JobStatus
 from core_client.server import ControlServer, OcppServer
 from core_client.service import SessionService
 from core_client.sessions import SessionRecord, State
@@ -32,6 +33,7 @@ from ev_network.tx import TxSender
 
 log = logging.getLogger("core_client")
 FAILED_SHOWN = 20  # the latest failed sessions listed in /health
+CHECKPOINT_EVERY_S = 2.0
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -58,21 +60,25 @@ class Daemon:
         self.account = load_keyfile(settings.keystore, password)
         self.deployment = Deployment.load(settings.deployment_file)
         self.stopped = asyncio.Event()
-        self._tasks: list[asyncio.Task] = []
+        self.fatal: asyncio.Future[None] | None = None  # set to the error that ends the daemon
+        self.chain_started = False
+        self.operator_name = ""
+        self._warned = False
+        self._tasks: list[asyncio.Task] = []  # ended by stop(): the reconcile loop, the watcher, the worker
+        self._background: list[asyncio.Task] = []
 
     async def start(self) -> None:
-        """Open the store (refusing one of another version), connect to the chain (waiting for it if
-        needed), check the operator and the store's deployment, start serving."""
+        """Open the store (refusing one of another version) and start serving OCPP and control. If the
+        chain answers, check it (chain id, operator, the store's deployment) first and start the chain
+        side; if not, serve OCPP anyway (known stations boot, unknown ones get Pending) and start the
+        chain side once the chain is back (a failed check then ends :func:`run` with its error)."""
         s = self.settings
+        self.fatal = asyncio.get_running_loop().create_future()
         self.store = Store(s.database)  # first: a database of an old version is refused at once
         try:
             self.w3_events, self.w3_tx = make_web3(s), make_web3(s)
-            await self._wait_for_chain()
             self.escrow_read = Escrow(self.w3_events, self.deployment)
-            operator = await asyncio.to_thread(self.escrow_read.operator_of, self.account.address)
-            if not operator.registered:
-                raise EVNetworkError(f"{self.account.address} is not a registered operator on this escrow")
-            self._check_database()
+            reachable = await self._check_chain()
         except BaseException:
             self.store.close()
             raise
@@ -87,7 +93,6 @@ class Daemon:
             s.confirmations,
             s.start_block,
         )
-        await self.watcher.initialize()
         escrow = Escrow(self.w3_tx, self.deployment, TxSender(self.w3_tx, self.account))
         self.worker = ChainWorker(escrow, self.store, self.service, s.batch_max, s.settle_batch_window_s)
         self.service.on_job_queued = self.worker.wake
@@ -96,13 +101,53 @@ class Daemon:
         await self.ocpp.start()
         await self.control.start()
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(c) for c in (self.service.run(), self.watcher.run(), self.worker.run())]
+        self._tasks = [loop.create_task(self.service.run())]
+        self._background = [loop.create_task(self._checkpoints())]  # cancelled at shutdown
+        try:
+            if reachable:
+                await self._start_chain_side()
+        except ChainUnavailable:  # gone again between the check and the first read
+            reachable = False
+        if not reachable:
+            log.warning("chain unreachable at %s: serving OCPP; the chain side starts when it is back", s.rpc_url)
+            self._background.append(loop.create_task(self._chain_later()))
+
+    async def _start_chain_side(self) -> None:
+        await self.watcher.initialize()
+        loop = asyncio.get_running_loop()
+        self._tasks += [loop.create_task(self.watcher.run()), loop.create_task(self.worker.run())]
+        self.chain_started = True
         log.info(
             "Core Client of operator %s (%s) running; events from block %s",
             self.account.address,
-            operator.name,
+            self.operator_name,
             (self.store.cursor() or 0) + 1,
         )
+
+    async def _chain_later(self) -> None:
+        delay = 0.5
+        try:
+            while not await self._check_chain():
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5)
+            while True:
+                try:
+                    return await self._start_chain_side()
+                except ChainUnavailable:  # gone again between the check and the first read
+                    await asyncio.sleep(delay)
+        except Exception as error:
+            log.error("cannot start the chain side: %s", error)
+            if self.fatal is not None and not self.fatal.done():
+                self.fatal.set_exception(error)
+
+    async def _checkpoints(self) -> None:
+        """Move the database's write-ahead log into its file now and then, in a thread (see Store)."""
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY_S)
+            try:
+                await asyncio.to_thread(self.store.checkpoint)
+            except Exception as error:  # a busy or full disk: the next one catches up
+                log.warning("database checkpoint failed: %s", error)
 
     async def stop(self, drain_timeout: float = 10) -> None:
         """Clean shutdown (see the module docstring)."""
@@ -112,9 +157,12 @@ class Daemon:
         self.watcher.stop()
         self.worker.stop()
         await self.service.close()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.worker.drain(drain_timeout)
-        left = len(self.store.jobs("pending", "sent"))
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
+        if self.chain_started:
+            await self.worker.drain(drain_timeout)
+        left = len(self.store.jobs(*OPEN))
         self.store.close()
         log.info("stopped (%d chain jobs left for the next start)", left)
         self.stopped.set()
@@ -123,7 +171,7 @@ class Daemon:
         """The /health document."""
         counts = self.store.job_counts()
         open_jobs: dict[str, int] = {}
-        for status in ("pending", "sent"):
+        for status in OPEN:
             for kind, n in counts.get(status, {}).items():
                 open_jobs[kind] = open_jobs.get(kind, 0) + n
         return {
@@ -132,12 +180,15 @@ class Daemon:
             "online_charge_points": sorted(cp for cp, link in self.service.links.items() if link.online),
             "queue_depth": sum(open_jobs.values()),
             "pending_jobs_by_kind": open_jobs,
-            "failed_jobs": sum(counts.get("failed", {}).values()),
+            "failed_jobs": sum(counts.get(JobStatus.FAILED, {}).values()),
             "chain_head": self.watcher.head,
-            "chain_reachable": self.watcher.outage.since is None and self.worker.outage.since is None,
+            "chain_reachable": self.chain_started
+            and self.watcher.outage.since is None
+            and self.worker.outage.since is None,
             "last_processed_block": self.store.cursor(),
             "sessions_by_state": self.store.counts_by_state(),
             "failed_sessions": [_failed(s) for s in self.store.sessions_in({State.FAILED})[-FAILED_SHOWN:]],
+            "held_sessions": [_failed(s) for s in self.store.sessions_in({State.HELD})[-FAILED_SHOWN:]],
         }
 
     def _check_database(self) -> None:
@@ -152,22 +203,29 @@ class Daemon:
                 "use a new database file for a new deployment or operator"
             )
 
-    async def _wait_for_chain(self) -> None:
-        delay, warned = 0.5, False
-        while True:
-            try:
-                chain_id = await asyncio.to_thread(lambda: self.w3_events.eth.chain_id)
-                break
-            except Exception as error:
-                if not warned:
-                    log.warning("waiting for the chain at %s (%s)", self.settings.rpc_url, error)
-                    warned = True
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5)
+    async def _check_chain(self) -> bool:
+        """False if the chain does not answer; else check it is the deployment's chain, that our key is
+        a registered operator there, and that the store belongs to this deployment (raising if not)."""
+        try:
+            chain_id = await asyncio.to_thread(lambda: self.w3_events.eth.chain_id)
+        except Exception as error:
+            if not self._warned:
+                log.warning("waiting for the chain at %s (%s)", self.settings.rpc_url, error)
+                self._warned = True
+            return False
         if chain_id != self.deployment.chain_id:
             raise EVNetworkError(
                 f"{self.settings.rpc_url} is chain {chain_id}, the deployment is for chain {self.deployment.chain_id}"
             )
+        try:
+            operator = await asyncio.to_thread(self.escrow_read.operator_of, self.account.address)
+        except ChainUnavailable:
+            return False
+        if not operator.registered:
+            raise EVNetworkError(f"{self.account.address} is not a registered operator on this escrow")
+        self.operator_name = operator.name
+        self._check_database()
+        return True
 
     async def _chain_state(self, session_id: int) -> SessionState | None:
         try:
@@ -211,6 +269,11 @@ async def run(settings: Settings, password: str) -> None:
         stopping.cancel()
         raise starting.exception()  # type: ignore[misc]
     started = time.monotonic()
-    await stopping
+    assert daemon.fatal is not None
+    await asyncio.wait({stopping, daemon.fatal}, return_when=asyncio.FIRST_COMPLETED)
+    if daemon.fatal.done():
+        stopping.cancel()
+        await daemon.stop()
+        raise daemon.fatal.exception()  # type: ignore[misc]
     log.info("signal received after %.0fs", time.monotonic() - started)
     await daemon.stop()

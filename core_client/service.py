@@ -1,12 +1,16 @@
-"""The session service: joins the OCPP links, the session state machine, the store and the chain queue.
+"""The session service: feeds inputs to the session decisions and applies what they decide.
 
-OCPP handlers call the ``on_*``/``authorize``/``*_transaction``/``meter_values`` methods
-(:class:`core_client.charging.ChargePointMixin`): they only touch SQLite and answer at once. Chain work is queued as jobs (start, reject, settle) that the chain
-worker sends. A reconcile loop (:meth:`SessionService.run`) drives what needs a call to a charge
-point: RemoteStart for new sessions, RemoteStop for sessions that must stop, and the start timeout.
-It reads its to-do list from the store, so it picks up where it left off after a restart.
+Inputs come from the station links (OCPP messages, :class:`core_client.central_system.Sessions`), the
+event watcher (escrow events) and the chain worker (jobs mined or failed). For each, the service
+reads the session(s) concerned, asks :mod:`core_client.domain` (pure) what to do, and applies the
+:class:`~core_client.domain.Decision` (:meth:`SessionService.apply`): session changes and chain jobs
+in one SQLite transaction, then logs, then a wake-up of the chain worker. Calls to charge points
+(RemoteStart, RemoteStop, start timeouts) are driven by the reconcile loop
+(:class:`core_client.reconcile.Reconciler`), which reads its to-do list from the store and so picks up
+where it left off after a restart.
 
-Chain-side handlers (events read, jobs mined or failed) live in :class:`core_client.ledger.LedgerMixin`.
+Live meter readings and connector statuses are kept in memory and written in batches
+(:mod:`core_client.live`).
 """
 
 from __future__ import annotations
@@ -16,29 +20,32 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-from ocpp.v16.enums import RemoteStartStopStatus
-
+from core_client import domain
 from core_client.central_system import CommandFailed, StationLink
-from core_client.charging import ChargePointMixin
 from core_client.config import Settings
-from core_client.ledger import LedgerMixin
-from core_client.sessions import HOLDS_CONNECTOR, SessionRecord, State, can
+from core_client.decisions import Decision, Log, QueueJob, SaveSession, SendRemoteStop, check_range
+from core_client.domain import INT32
+from core_client.jobs import Job
+from core_client.live import Live
+from core_client.protocol import energy_register_wh
+from core_client.reconcile import Reconciler
+from core_client.sessions import HOLDS_CONNECTOR, RUNNING, SessionRecord, id_tag_for, tag_of_id_tag
 from core_client.store import Store
-from ev_network.contracts import CancelReason, SessionState
+from ev_network.contracts import SessionState
 from ev_network.errors import ChainUnavailable
+from ev_network.pricing import Tariff
 from ev_network.session_ids import hex_session_id
 
 log = logging.getLogger("core_client.sessions")
-
-BUSY_STATUSES = frozenset({"Charging", "SuspendedEV", "SuspendedEVSE", "Finishing", "Reserved"})
+OWNER_CACHE_MAX = 50_000  # transactions whose owner is kept in memory (one per running session)
+INT64 = 2**63  # what SQLite's INTEGER holds
 ChainStateLookup = Callable[[int], Awaitable[SessionState | None]]
 StationLookup = Callable[[str], Awaitable[tuple[int, int] | None]]
 
 
-class SessionService(ChargePointMixin, LedgerMixin):
-    """Session logic of one Core Client (one operator)."""
+class SessionService:
+    """Session logic of one Core Client (one operator), and its registry of connected charge points."""
 
     def __init__(
         self,
@@ -47,23 +54,56 @@ class SessionService(ChargePointMixin, LedgerMixin):
         chain_state: ChainStateLookup | None = None,
         station_lookup: StationLookup | None = None,
     ) -> None:
-        self.settings = settings
-        self.store = store
-        self.chain_state = chain_state
-        self.station_lookup = station_lookup
+        self.settings, self.store, self.station_lookup = settings, store, station_lookup
         self.links: dict[str, StationLink] = {}
         self.on_job_queued: Callable[[], None] = lambda: None
-        self.started = time.time()
-        self._wake = asyncio.Event()
-        self._inflight: set[int] = set()
-        self._retry_at: dict[int, float] = {}
-        self._tasks: set[asyncio.Task] = set()
-        self._stopping = False
+        self.reconciler = Reconciler(self, chain_state)
+        self.live = Live(store)
         # transaction id -> (charge point id, session id): fixed once the transaction exists, and
         # read on every MeterValues, so kept in memory
         self._transaction_owner: dict[int, tuple[str, int | None]] = {}
 
-    # --------------------------------------------------------------- links
+    # -------------------------------------------------------------- applying
+
+    def apply(self, decision: Decision, answering: StationLink | None = None) -> Decision:
+        """Write the decision's sessions and jobs (one transaction), log, wake the chain worker, and
+        send a RemoteStop of a refused transaction (after the answer, if it answers ``answering``).
+        RemoteStart and the RemoteStop of a session are the reconcile loop's (it awaits their answers)."""
+        saves = [a.record for a in decision.actions if isinstance(a, SaveSession)]
+        jobs = [a for a in decision.actions if isinstance(a, QueueJob)]
+        if saves or jobs:
+            with self.store.transaction():
+                for record in saves:
+                    self.store.save_session(record)
+                    self.store.on_commit(lambda record=record: self.live.saved(record))
+                for job in jobs:
+                    self.store.enqueue(job.kind, job.session_id, job.args)
+        for action in decision.actions:
+            if isinstance(action, Log):
+                log.log(action.level, action.message)
+            elif isinstance(action, SendRemoteStop) and action.session_id is None:
+                link = self.links.get(action.charge_point_id)
+                if link is not None:
+                    send = lambda link=link, tx=action.transaction_id: self._stop_foreign(link, tx)  # noqa: E731
+                    link.after_reply(send) if link is answering else self.reconciler.spawn(send())
+        if jobs:
+            self.on_job_queued()
+        return decision
+
+    def session(self, session_id: int) -> SessionRecord | None:
+        """The session as it is now (with its latest meter reading)."""
+        return self.live.session(session_id)
+
+    def flush(self) -> None:
+        """Write the live meter readings and connector statuses to SQLite."""
+        self.live.flush()
+
+    async def _stop_foreign(self, link: StationLink, transaction_id: int) -> None:
+        """Stop a transaction we refused or cannot bill (in case the charge point does not stop by itself)."""
+        with contextlib.suppress(CommandFailed):
+            await link.remote_stop(transaction_id)
+
+    # ----------------------------------------------------------------- links
 
     def attach(self, link: StationLink) -> StationLink | None:
         """Register a connected charge point; returns the link it replaces, if any."""
@@ -76,9 +116,7 @@ class SessionService(ChargePointMixin, LedgerMixin):
 
     async def resolve(self, link: StationLink) -> None:
         """Look a charge point up on chain if it is not one of our known stations yet.
-
-        (Stations registered while the daemon runs are also picked up by the event watcher.)
-        """
+        (Stations registered while the daemon runs are also picked up by the event watcher.)"""
         if self.station_of(link.id) is not None or self.station_lookup is None:
             return
         try:
@@ -109,159 +147,166 @@ class SessionService(ChargePointMixin, LedgerMixin):
         link = self.links.get(cp_id)
         return link is not None and link.online
 
-    def wake(self) -> None:
-        """Run the reconcile loop now (new event, new session, stop wanted)."""
-        self._wake.set()
+    # ------------------------------------------------------ charge point inputs
 
-    # ----------------------------------------------------------- reconcile loop
+    def on_boot(self, link: StationLink, vendor: str, model: str) -> tuple[str, int]:
+        station = self.station_of(link.id)
+        decision = self.apply(
+            domain.boot(link.id, f"{vendor} {model}", station, link.lookup_failed, self.settings.heartbeat_interval_s)
+        )
+        if station is not None:  # sessions may start here once the answer is out
+            link.station_id, link.connectors = station
+            link.after_reply(lambda: self._accepted(link))
+        elif link.lookup_failed:
+            self.reconciler.spawn(self.resolve(link))
+        return decision.reply
 
-    async def run(self) -> None:
-        """Drive RemoteStart, RemoteStop and start timeouts until :meth:`close`."""
-        while not self._stopping:
-            try:
-                self.reconcile()
-            except Exception:
-                log.exception("reconcile failed; retrying")
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=0.5)
-            self._wake.clear()
+    async def _accepted(self, link: StationLink) -> None:
+        link.boot_accepted = True
+        self.reconciler.wake()
 
-    def reconcile(self) -> None:
-        """One pass over the sessions that wait for something from us."""
-        now = time.time()
-        for s in self.store.sessions_in({State.REQUESTED}):
-            if self._free(s.session_id, now):
-                self._inflight.add(s.session_id)
-                self.spawn(self._dispatch(s))
-        for s in self.store.sessions_in({State.REMOTE_START_SENT}):
-            if now - (s.remote_start_at or now) > self.settings.start_timeout_s and s.session_id not in self._inflight:
-                log.warning(
-                    "session %s: no StartTransaction within %gs",
-                    hex_session_id(s.session_id),
-                    self.settings.start_timeout_s,
-                )
-                self.reject(s.session_id, CancelReason.OTHER)
-        for s in self.store.sessions_in({State.STARTING, State.CHARGING}, stop_wanted=True):
-            if s.stop_wanted and self.online(s.charge_point_id) and self._free(s.session_id, now):
-                self._inflight.add(s.session_id)
-                self.spawn(self._remote_stop(s))
+    def on_status(self, link: StationLink, connector: int, status: str, error_code: str) -> None:
+        check_range("connectorId", connector, INT32)
+        self.live.status(link.id, connector, status, error_code)
 
-    async def _dispatch(self, s: SessionRecord) -> None:
-        """RemoteStart for a new session, or reject it (station offline, connector busy)."""
-        session_id = s.session_id
-        try:
-            link = self.links.get(s.charge_point_id)
-            if link is None or not link.online:
-                if time.time() - self.started < self.settings.reconnect_grace_s:
-                    self._retry_at[s.session_id] = time.time() + 1
-                    return
-                log.info("session %s: station %s is offline", hex_session_id(s.session_id), s.charge_point_id)
-                self.reject(s.session_id, CancelReason.STATION_OFFLINE)
-                return
-            if self._connector_busy(s):
-                log.info(
-                    "session %s: connector %s/%d is busy", hex_session_id(s.session_id), s.charge_point_id, s.connector
-                )
-                self.reject(s.session_id, CancelReason.CONNECTOR_BUSY)
-                return
-            if self.chain_state is not None:
-                state = await self.chain_state(s.session_id)
-                if state is not None and state is not SessionState.REQUESTED:
-                    log.warning("session %s: %s on chain, not starting it", hex_session_id(s.session_id), state.name)
-                    self.reject(s.session_id, CancelReason.OTHER)
-                    return
-            s = self.store.get_session(s.session_id)
-            if s is None or s.state is not State.REQUESTED:
-                return
-            self.store.save_session(s.apply("remote_start_sent", remote_start_at=time.time()))
-            log.info(
-                "session %s: RemoteStart sent to %s/%d", hex_session_id(s.session_id), s.charge_point_id, s.connector
-            )
-            try:
-                status = await link.remote_start(s.connector, s.id_tag)
-            except CommandFailed as error:
-                log.warning(
-                    "session %s: RemoteStart got no answer (%s); waiting for the start timeout",
-                    hex_session_id(s.session_id),
-                    error,
-                )
-                return
-            if status != RemoteStartStopStatus.accepted:
-                log.info("session %s: %s rejected the RemoteStart", hex_session_id(s.session_id), s.charge_point_id)
-                self.reject(s.session_id, CancelReason.CHARGER_REJECTED)
-        finally:
-            self._inflight.discard(session_id)
+    def authorize(self, link: StationLink, id_tag: str) -> str:
+        return domain.authorize(self._session_of_tag(id_tag), link.id)
 
-    async def _remote_stop(self, s: SessionRecord) -> None:
-        try:
-            link = self.links[s.charge_point_id]
-            log.info(
-                "session %s: RemoteStop sent to %s (%s)", hex_session_id(s.session_id), s.charge_point_id, s.stop_wanted
-            )
-            try:
-                status = await link.remote_stop(s.transaction_id or 0)
-            except CommandFailed as error:
-                log.warning("session %s: RemoteStop failed (%s); retrying", hex_session_id(s.session_id), error)
-                self._retry_at[s.session_id] = time.time() + 5
-                return
-            if status != RemoteStartStopStatus.accepted:
-                log.warning("session %s: %s rejected the RemoteStop", hex_session_id(s.session_id), s.charge_point_id)
-            current = self.store.get_session(s.session_id)
-            if current is not None and can(current.state, "remote_stop_sent"):
-                self.store.save_session(current.apply("remote_stop_sent", remote_stop_sent=True))
-        finally:
-            self._inflight.discard(s.session_id)
-
-    async def _stop_foreign(self, link: StationLink, transaction_id: int) -> None:
-        """Stop a transaction started with a tag we refused (in case the CP does not stop by itself)."""
-        await asyncio.sleep(0.5)
-        with contextlib.suppress(CommandFailed):
-            await link.remote_stop(transaction_id)
-
-    def reject(self, session_id: int, reason: CancelReason) -> bool:
-        """Queue ``reject`` (full refund) if the session can still be rejected."""
-        s = self.store.get_session(session_id)
-        if s is None or not can(s.state, "reject_queued"):
-            return False
+    def start_transaction(self, link: StationLink, connector: int, id_tag: str, meter_start: int) -> tuple[int, str]:
+        """Hand out a transaction id; for the session named by the tag, queue ``start`` on chain."""
+        check_range("connectorId", connector, INT32)
+        check_range("meterStart", meter_start, INT64, -INT64)  # any value SQLite holds
+        s = self._session_of_tag(id_tag)
+        repeated = domain.repeated_start(s, link.id, connector)
+        if repeated is not None:
+            return self.apply(repeated).reply
+        why = domain.start_refusal(s, link.id, connector, meter_start) if meter_start >= 0 else "negative meterStart"
         with self.store.transaction():
-            self.store.save_session(s.apply("reject_queued", reject_reason=int(reason), finished_at=time.time()))
-            self.store.enqueue("reject", session_id, {"reason": int(reason)})
-        log.info("session %s: reject queued (%s)", hex_session_id(session_id), reason.name)
-        self.on_job_queued()
+            owner = s.session_id if s is not None and why is None else None
+            tx_id = self.store.new_transaction(link.id, connector, id_tag, owner, meter_start)
+            if s is None or why is not None:
+                decision = domain.refuse_start(link.id, connector, id_tag, tx_id, why or "")
+            else:
+                decision = domain.start(s, tx_id, meter_start, time.time())
+            return self.apply(decision, answering=link).reply
+
+    def meter_values(self, link: StationLink, connector: int, transaction_id: int | None, values: list) -> None:
+        """Track energy in memory; when the budget is used up, mark the session to be stopped."""
+        check_range("connectorId", connector, INT32)
+        check_range("transactionId", transaction_id, INT32)
+        s = self._session_for_meter(link, connector, transaction_id)
+        energy = energy_register_wh(values) if s is not None else None
+        if s is None or energy is None:
+            return
+        reading = domain.meter_reading(s, energy, time.time(), self.settings.budget_margin)
+        if reading is None:
+            return
+        record, decision = reading
+        self.live.reading(record)
+        if decision.actions:
+            self.apply(decision)
+            self.reconciler.wake()
+
+    def stop_transaction(self, link: StationLink, transaction_id: int, meter_stop: int, reason: str | None) -> str:
+        """Record the stop and queue ``settle``; a repeated StopTransaction changes nothing."""
+        check_range("transactionId", transaction_id, INT32)
+        check_range("meterStop", meter_stop, INT64, -INT64)
+        self._transaction_owner.pop(transaction_id, None)
+        tx = self.store.get_transaction(transaction_id)
+        if tx is None or tx.charge_point_id != link.id:
+            owner = f"of {tx.charge_point_id}" if tx else "unknown"
+            log.warning("%s: StopTransaction for transaction %d (%s) ignored", link.id, transaction_id, owner)
+            return domain.INVALID
+        s = self.session(tx.session_id) if tx.session_id is not None else None
+        if s is None:
+            if tx.meter_stop is None:
+                self.store.finish_transaction(transaction_id, meter_stop, reason)
+            return domain.INVALID
+        decision = domain.stop(s, meter_stop, reason, time.time())
+        with self.store.transaction():
+            if any(isinstance(a, SaveSession) for a in decision.actions):
+                self.store.finish_transaction(transaction_id, meter_stop, reason)
+            return self.apply(decision).reply
+
+    def _session_of_tag(self, id_tag: str | None) -> SessionRecord | None:
+        tag = tag_of_id_tag(id_tag)
+        s = self.store.session_by_tag(tag) if tag is not None else None
+        return self.live.current(s) if s is not None else None
+
+    def _session_for_meter(self, link: StationLink, connector: int, transaction_id: int | None) -> SessionRecord | None:
+        if transaction_id is None:
+            running = self.store.sessions_in(RUNNING, link.id)
+            return next((self.session(s.session_id) for s in running if s.connector == connector), None)
+        owner = self._transaction_owner.get(transaction_id)
+        if owner is None:
+            tx = self.store.get_transaction(transaction_id)
+            if tx is not None:
+                if len(self._transaction_owner) >= OWNER_CACHE_MAX:  # late meter values of old transactions
+                    self._transaction_owner.clear()
+                owner = self._transaction_owner[transaction_id] = (tx.charge_point_id, tx.session_id)
+        if owner is None or owner[0] != link.id:
+            log.warning("%s: MeterValues for transaction %d that is not its own: ignored", link.id, transaction_id)
+            return None
+        return self.session(owner[1]) if owner[1] is not None else None
+
+    # ------------------------------------------------------------ chain inputs
+
+    def on_station_registered(self, station_id: int, charge_point_id: str, connectors: int) -> None:
+        """StationRegistered for our operator: charge points with this id may now boot."""
+        self.store.add_station(station_id, charge_point_id, connectors)
+        log.info("station %d registered for charge point %s (%d connectors)", station_id, charge_point_id, connectors)
+
+    def on_session_requested(self, args: dict, block: int, tariff: Tariff) -> bool:
+        """SessionRequested at one of our stations: a new session in REQUESTED. False if not ours or known."""
+        station = self.store.station(args["stationId"])
+        if station is None:
+            return False
+        record = domain.requested(args, station[0], block, tariff, time.time())
+        tag = self.store.insert_session(record)
+        if tag is None:
+            return False
+        log.info(
+            "session %s: requested at %s/%d by %s, deposit %d (block %d), idTag %s",
+            *(hex_session_id(record.session_id), station[0], record.connector, record.driver, record.deposit),
+            *(block, id_tag_for(tag)),
+        )
         return True
 
-    # ------------------------------------------------------------------ helpers
+    def on_stop_requested(self, session_id: int) -> bool:
+        """StopRequested by the driver: the reconcile loop sends RemoteStopTransaction."""
+        return bool(self.apply(domain.stop_requested(self.session(session_id), session_id)).reply)
 
-    def _free(self, session_id: int, now: float) -> bool:
-        return session_id not in self._inflight and self._retry_at.get(session_id, 0) <= now
+    def on_job_done(self, job: Job, block: int | None, tx_hash: str | None, settled: dict[str, int] | None) -> None:
+        """A start, reject or settle is on chain (mined by us now, or found already done)."""
+        s = self.session(job.session_id)
+        where = f"in block {block}, tx {tx_hash}" if tx_hash else "(found already done on chain)"
+        if s is not None:
+            self.apply(domain.job_done(s, job, where, settled, time.time()))
 
-    def _connector_busy(self, s: SessionRecord) -> bool:
-        for other in self.store.sessions_in(HOLDS_CONNECTOR, s.charge_point_id):
-            if (
-                other.session_id != s.session_id
-                and other.connector == s.connector
-                # of two new sessions the first requested gets the connector: stored sessions have tags, which
-                # count them in arrival order (their ids do not: they are ordered by driver and lane)
-                and (other.state is not State.REQUESTED or other.tag < s.tag)  # type: ignore[operator]
-            ):
-                return True
-        return self.store.connector_status(s.charge_point_id, s.connector) in BUSY_STATUSES
+    def on_job_failed(self, job: Job, error: str) -> None:
+        """A job that can never succeed: the session needs an operator's look."""
+        sid = hex_session_id(job.session_id)
+        log.error("session %s: %s FAILED on chain: %s -- needs an operator's attention", sid, job.kind.value, error)
+        s = self.session(job.session_id)
+        if s is not None:
+            self.apply(domain.job_failed(s, job, error))
 
-    def spawn(self, coroutine: Any) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-        return task
+    # --------------------------------------------------------------- helpers
 
-    def _done(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("session task failed", exc_info=task.exception())
+    def connector_busy(self, s: SessionRecord) -> bool:
+        """Whether another session or the charge point's status holds the connector of ``s``."""
+        others = self.store.sessions_in(HOLDS_CONNECTOR, s.charge_point_id)
+        return domain.connector_busy(s, others, self.live.connector_status(s.charge_point_id, s.connector))
+
+    def wake(self) -> None:
+        """Run the reconcile loop now (new event, new session, stop wanted)."""
+        self.reconciler.wake()
+
+    async def run(self) -> None:
+        """The reconcile loop (RemoteStart, RemoteStop, start timeouts) until :meth:`close`."""
+        await self.reconciler.run()
 
     async def close(self) -> None:
-        """Stop the loop and the tasks talking to charge points."""
-        self._stopping = True
-        self._wake.set()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Stop the loop and the tasks talking to charge points; write the last meter readings."""
+        await self.reconciler.close()
+        self.flush()

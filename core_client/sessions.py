@@ -9,8 +9,8 @@ States (the only place they are defined; :data:`TRANSITIONS` lists every allowed
                                v                                                | remote_stop_sent
                             REJECTED             STARTING / CHARGING / STOPPING v
                                                  --stop_transaction-->  STOPPED <-- STOPPING
-                                                                           | settle_mined
-                                                                           v
+                                                 --stop_held--> HELD       | settle_mined
+                                                 (implausible meterStop)   v
                                                                         SETTLED
 
 - REQUESTED: SessionRequested read from the chain; nothing sent to the charge point yet.
@@ -18,6 +18,8 @@ States (the only place they are defined; :data:`TRANSITIONS` lists every allowed
 - STARTING: StartTransaction received and answered, ``start`` queued for the chain.
 - CHARGING: ``start`` mined. STOPPING: RemoteStopTransaction sent (driver's requestStop or budget).
 - STOPPED: StopTransaction received and answered, ``settle`` queued. SETTLED: ``settle`` mined.
+- HELD: StopTransaction received, but its meterStop is not plausible (see
+  :func:`core_client.domain.trusted_meter_stop`): nothing is settled until an operator looks at it.
 - REJECTING / REJECTED: ``reject`` queued / mined (full refund).
 - FAILED: a chain job failed for good (e.g. the driver cancelled meanwhile); needs an operator's look.
 
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import Enum
+from typing import Any
 
 from ev_network.pricing import Tariff, price
 from ev_network.session_ids import hex_session_id
@@ -41,7 +44,14 @@ from ev_network.session_ids import hex_session_id
 PPM = 1_000_000
 
 
-class State(str, Enum):
+class Name(str, Enum):
+    """A str enum that prints as its value, like ``ocpp``'s enums (``f"{State.CHARGING}"`` is "charging")."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class State(Name):
     REQUESTED = "requested"
     REMOTE_START_SENT = "remote_start_sent"
     STARTING = "starting"
@@ -51,31 +61,52 @@ class State(str, Enum):
     SETTLED = "settled"
     REJECTING = "rejecting"
     REJECTED = "rejected"
+    HELD = "held"
     FAILED = "failed"
 
 
-S = State
-TRANSITIONS: dict[tuple[State, str], State] = {
-    (S.REQUESTED, "remote_start_sent"): S.REMOTE_START_SENT,
-    (S.REQUESTED, "reject_queued"): S.REJECTING,
-    (S.REQUESTED, "start_transaction"): S.STARTING,
-    (S.REMOTE_START_SENT, "start_transaction"): S.STARTING,
-    (S.REMOTE_START_SENT, "reject_queued"): S.REJECTING,
-    (S.STARTING, "start_mined"): S.CHARGING,
-    (S.STARTING, "remote_stop_sent"): S.STOPPING,
-    (S.CHARGING, "remote_stop_sent"): S.STOPPING,
-    (S.STOPPING, "start_mined"): S.STOPPING,
-    (S.STARTING, "stop_transaction"): S.STOPPED,
-    (S.CHARGING, "stop_transaction"): S.STOPPED,
-    (S.STOPPING, "stop_transaction"): S.STOPPED,
-    (S.STOPPED, "start_mined"): S.STOPPED,
-    (S.STOPPED, "settle_mined"): S.SETTLED,
-    (S.REJECTING, "reject_mined"): S.REJECTED,
-    (S.STARTING, "job_failed"): S.FAILED,
-    (S.CHARGING, "job_failed"): S.FAILED,
-    (S.STOPPING, "job_failed"): S.FAILED,
-    (S.STOPPED, "job_failed"): S.FAILED,
-    (S.REJECTING, "job_failed"): S.FAILED,
+class Event(Name):
+    """What moves a session from one state to the next."""
+
+    REMOTE_START_SENT = "remote_start_sent"
+    START_TRANSACTION = "start_transaction"
+    START_MINED = "start_mined"
+    REMOTE_STOP_SENT = "remote_stop_sent"
+    STOP_TRANSACTION = "stop_transaction"
+    STOP_HELD = "stop_held"
+    SETTLE_MINED = "settle_mined"
+    REJECT_QUEUED = "reject_queued"
+    REJECT_MINED = "reject_mined"
+    JOB_FAILED = "job_failed"
+
+
+S, E = State, Event
+TRANSITIONS: dict[tuple[State, Event], State] = {
+    (S.REQUESTED, E.REMOTE_START_SENT): S.REMOTE_START_SENT,
+    (S.REQUESTED, E.REJECT_QUEUED): S.REJECTING,
+    (S.REQUESTED, E.START_TRANSACTION): S.STARTING,
+    (S.REMOTE_START_SENT, E.START_TRANSACTION): S.STARTING,
+    (S.REMOTE_START_SENT, E.REJECT_QUEUED): S.REJECTING,
+    (S.STARTING, E.START_MINED): S.CHARGING,
+    (S.STARTING, E.REMOTE_STOP_SENT): S.STOPPING,
+    (S.CHARGING, E.REMOTE_STOP_SENT): S.STOPPING,
+    (S.STOPPING, E.START_MINED): S.STOPPING,
+    (S.STARTING, E.STOP_TRANSACTION): S.STOPPED,
+    (S.CHARGING, E.STOP_TRANSACTION): S.STOPPED,
+    (S.STOPPING, E.STOP_TRANSACTION): S.STOPPED,
+    (S.STARTING, E.STOP_HELD): S.HELD,
+    (S.CHARGING, E.STOP_HELD): S.HELD,
+    (S.STOPPING, E.STOP_HELD): S.HELD,
+    (S.STOPPED, E.START_MINED): S.STOPPED,
+    (S.HELD, E.START_MINED): S.HELD,
+    (S.STOPPED, E.SETTLE_MINED): S.SETTLED,
+    (S.REJECTING, E.REJECT_MINED): S.REJECTED,
+    (S.STARTING, E.JOB_FAILED): S.FAILED,
+    (S.CHARGING, E.JOB_FAILED): S.FAILED,
+    (S.STOPPING, E.JOB_FAILED): S.FAILED,
+    (S.STOPPED, E.JOB_FAILED): S.FAILED,
+    (S.HELD, E.JOB_FAILED): S.FAILED,
+    (S.REJECTING, E.JOB_FAILED): S.FAILED,
 }
 
 #: States in which the session holds its connector (a second session there is ConnectorBusy).
@@ -83,21 +114,21 @@ HOLDS_CONNECTOR = frozenset({S.REQUESTED, S.REMOTE_START_SENT, S.STARTING, S.CHA
 #: States in which the charge point is (or is about to be) charging for the session.
 RUNNING = frozenset({S.STARTING, S.CHARGING, S.STOPPING})
 #: States after StopTransaction: a repeated StopTransaction gets the same answer and nothing else.
-FINISHED = frozenset({S.STOPPED, S.SETTLED})
+FINISHED = frozenset({S.STOPPED, S.HELD, S.SETTLED})
 TERMINAL = frozenset({S.SETTLED, S.REJECTED, S.FAILED})
 
 
 class InvalidTransition(Exception):
     """An event that the session's current state does not allow."""
 
-    def __init__(self, session_id: int, state: State, event: str) -> None:
-        super().__init__(f"session {hex_session_id(session_id)}: '{event}' not allowed in state {state.value}")
+    def __init__(self, session_id: int, state: State, event: Event) -> None:
+        super().__init__(f"session {hex_session_id(session_id)}: '{event.value}' not allowed in state {state.value}")
         self.session_id, self.state, self.event = session_id, state, event
 
 
-def can(state: State, event: str) -> bool:
+def can(state: State, event: Event | str) -> bool:
     """Whether ``event`` is allowed in ``state``."""
-    return (state, event) in TRANSITIONS
+    return (state, Event(event)) in TRANSITIONS
 
 
 @dataclass(frozen=True)
@@ -120,7 +151,6 @@ class SessionRecord:
     meter_stop: int | None = None
     stop_reason: str | None = None
     stop_wanted: str | None = None
-    remote_stop_sent: bool = False
     reject_reason: int | None = None
     cost: int | None = None
     refund: int | None = None
@@ -148,12 +178,19 @@ class SessionRecord:
         last = self.meter_stop if self.meter_stop is not None else self.meter_last
         return max(0, (last or self.meter_start) - self.meter_start)
 
-    def apply(self, event: str, **changes: object) -> SessionRecord:
+    def apply(self, event: Event | str, **changes: Any) -> SessionRecord:
         """The session after ``event``, with ``changes`` to its fields; raises InvalidTransition."""
+        event = Event(event)
         target = TRANSITIONS.get((self.state, event))
         if target is None:
             raise InvalidTransition(self.session_id, self.state, event)
         return replace(self, state=target, **changes)
+
+    def update(self, **changes: Any) -> SessionRecord:
+        """The session with field changes that are not state transitions (meter readings, stop wishes)."""
+        if "state" in changes:
+            raise ValueError("a state changes only through apply(event)")
+        return replace(self, **changes)
 
 
 def id_tag_for(tag: int) -> str:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from core_client.jobs import Job, JobKind, JobStatus
 from core_client.sessions import SessionRecord, State
 from ev_network.pricing import Tariff
 from ev_network.session_ids import hex_session_id
@@ -60,21 +61,6 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 SCHEMA_VERSION = 2  # 2: 256-bit session ids (driver, lane, sequence) as TEXT, tags for idTags
 
 _AMOUNTS = ("deposit", "cost", "refund")
-
-
-@dataclass(frozen=True)
-class Job:
-    """One piece of chain work: start, reject or settle a session."""
-
-    id: int
-    kind: str
-    session_id: int
-    args: dict[str, Any]
-    status: str
-    tx_hash: str | None
-    attempts: int
-    last_error: str | None
-    block: int | None
 
 
 @dataclass(frozen=True)
@@ -125,9 +111,13 @@ class Store:
         # loss can lose the last commits, and the chain worker re-checks chain state for exactly that.
         # FULL would make every StatusNotification wait for the disk inside the event loop.
         self.db.execute("PRAGMA synchronous=NORMAL")
+        # no checkpoints (the only writes that wait for the disk) on this connection: the daemon runs
+        # checkpoint() in a thread; SQLite checkpoints at close as well
+        self.db.execute("PRAGMA wal_autocheckpoint=0")
         self._check_version()
         self.db.executescript(SCHEMA)
         self._depth = 0
+        self._committed: list[Callable[[], None]] = []
 
     def close(self) -> None:
         self.db.close()
@@ -155,11 +145,21 @@ class Store:
         try:
             yield self.db
         except BaseException:
-            self._depth = 0
+            self._depth, self._committed = 0, []
             self.db.execute("ROLLBACK")
             raise
         self._depth = 0
         self.db.execute("COMMIT")
+        callbacks, self._committed = self._committed, []
+        for callback in callbacks:
+            callback()
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the current transaction is committed (never if it is rolled back)."""
+        if self._depth:
+            self._committed.append(callback)
+        else:
+            callback()
 
     # ------------------------------------------------------------- sessions
 
@@ -179,6 +179,14 @@ class Store:
         values = [v for k, v in row.items() if k != "session_id"]
         with self.transaction() as db:
             db.execute(f"UPDATE sessions SET {sets} WHERE session_id = ?", [*values, _key(record.session_id)])
+
+    def save_meters(self, readings: list[tuple[int, int, float]]) -> None:
+        """Write many live meter readings (session id, Wh, time) in one transaction."""
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE sessions SET meter_last = ?, meter_at = ? WHERE session_id = ?",
+                [(wh, at, _key(session_id)) for session_id, wh, at in readings],
+            )
 
     def get_session(self, session_id: int) -> SessionRecord | None:
         row = self.db.execute("SELECT * FROM sessions WHERE session_id = ?", (_key(session_id),)).fetchone()
@@ -239,33 +247,53 @@ class Store:
 
     # ----------------------------------------------------------------- jobs
 
-    def enqueue(self, kind: str, session_id: int, args: dict[str, Any]) -> bool:
+    def enqueue(self, kind: JobKind | str, session_id: int, args: dict[str, Any]) -> bool:
         """Queue a chain job; False if this (kind, session) was queued before: each runs exactly once."""
         now = time.time()
         with self.transaction() as db:
             cur = db.execute(
                 "INSERT OR IGNORE INTO jobs (kind, session_id, args, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                (kind, _key(session_id), json.dumps(args), now, now),
+                (JobKind(kind).value, _key(session_id), json.dumps(args), now, now),
             )
             return cur.rowcount == 1
 
-    def jobs(self, *statuses: str, kind: str | None = None) -> list[Job]:
+    def jobs(self, *statuses: JobStatus | str, kind: JobKind | str | None = None) -> list[Job]:
         marks = ", ".join("?" for _ in statuses)
         query = f"SELECT * FROM jobs WHERE status IN ({marks})"
-        params: list[Any] = list(statuses)
+        params: list[Any] = [JobStatus(s).value for s in statuses]
         if kind is not None:
             query += " AND kind = ?"
-            params.append(kind)
+            params.append(JobKind(kind).value)
         return [_job_from(r) for r in self.db.execute(query + " ORDER BY id", params)]
 
-    def job(self, kind: str, session_id: int) -> Job | None:
+    def pending_settles(self) -> list[tuple[Job, JobStatus | None]]:
+        """Pending settles, each with the status of its session's start job (None: no start queued)."""
+        rows = self.db.execute(
+            "SELECT s.*, st.status AS start_status FROM jobs s LEFT JOIN jobs st"
+            " ON st.session_id = s.session_id AND st.kind = 'start'"
+            " WHERE s.kind = 'settle' AND s.status = 'pending' ORDER BY s.id"
+        )
+        return [(_job_from(r), JobStatus(r["start_status"]) if r["start_status"] else None) for r in rows]
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file, on a connection of the calling thread (run it
+        in a worker thread: it waits for the disk, which the event loop must not)."""
+        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            db.close()
+
+    def job(self, kind: JobKind | str, session_id: int) -> Job | None:
         row = self.db.execute(
-            "SELECT * FROM jobs WHERE kind = ? AND session_id = ?", (kind, _key(session_id))
+            "SELECT * FROM jobs WHERE kind = ? AND session_id = ?", (JobKind(kind).value, _key(session_id))
         ).fetchone()
         return _job_from(row) if row else None
 
     def update_job(self, job_id: int, **changes: Any) -> None:
         """Set job fields (status, tx_hash, attempts, last_error, block)."""
+        if isinstance(changes.get("status"), JobStatus):
+            changes["status"] = changes["status"].value
         sets = ", ".join(f"{k} = ?" for k in changes)
         with self.transaction() as db:
             db.execute(f"UPDATE jobs SET {sets}, updated_at = ? WHERE id = ?", [*changes.values(), time.time(), job_id])
@@ -363,8 +391,6 @@ def _session_row(record: SessionRecord) -> dict[str, Any]:
             row["state"] = value.value
         elif f.name in _AMOUNTS:
             row[f.name] = None if value is None else str(value)
-        elif f.name == "remote_stop_sent":
-            row[f.name] = int(value)
         else:
             row[f.name] = value
     return row
@@ -377,7 +403,7 @@ def _session_from(row: sqlite3.Row) -> SessionRecord:
         data[name] = None if data[name] is None else int(data[name])
     data["state"] = State(data["state"])
     data["session_id"] = _id(data["session_id"])
-    data["remote_stop_sent"] = bool(data["remote_stop_sent"])
+    del data["remote_stop_sent"]  # a column of older versions, unused (the STOPPING state says it)
     return SessionRecord(tariff=tariff, **data)
 
 
@@ -385,10 +411,10 @@ def _job_from(row: sqlite3.Row) -> Job:
     data = dict(row)
     return Job(
         id=data["id"],
-        kind=data["kind"],
+        kind=JobKind(data["kind"]),
         session_id=_id(data["session_id"]),
         args=json.loads(data["args"]),
-        status=data["status"],
+        status=JobStatus(data["status"]),
         tx_hash=data["tx_hash"],
         attempts=data["attempts"],
         last_error=data["last_error"],

@@ -106,13 +106,20 @@ class Core:
     def control_url(self) -> str:
         return f"http://127.0.0.1:{self.daemon.control.address[1]}"
 
+    async def raw(self, cp_id: str, **kwargs: Any) -> RawCP:
+        """A bare OCPP client of ``cp_id``, booted (Accepted)."""
+        raw = await RawCP.connect(self.url, cp_id, self.passwords[cp_id], **kwargs)
+        assert (await raw.boot())[2]["status"] == "Accepted"
+        return raw
+
     async def connect(self, cp_id: str, behaviour: Behaviour | None = None, connectors: int = 2) -> SimChargePoint:
         sim = await SimChargePoint.connect(self.url, cp_id, self.passwords[cp_id], connectors, behaviour)
         self.sims.append(sim)
         return sim
 
     def local(self, session_id: int) -> SessionRecord | None:
-        return self.daemon.store.get_session(session_id)
+        """The daemon's record of the session (with its latest meter reading, kept in memory)."""
+        return self.daemon.service.session(session_id)
 
     async def wait_local(self, session_id: int, *states: State, timeout: float = 20) -> SessionRecord:
         """Wait until the daemon's own record of the session is in one of ``states``."""

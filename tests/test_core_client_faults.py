@@ -67,12 +67,6 @@ async def core(clean_chain, tmp_path, keyfile) -> AsyncIterator[Core]:
         yield running
 
 
-async def _raw(core: Core, cp_id: str, **kwargs) -> RawCP:
-    raw = await RawCP.connect(core.url, cp_id, core.passwords[cp_id], **kwargs)
-    assert (await raw.boot())[2]["status"] == "Accepted"
-    return raw
-
-
 def _start(connector: int, id_tag: str, meter: int) -> dict:
     return {"connectorId": connector, "idTag": id_tag, "meterStart": meter, "timestamp": now_iso()}
 
@@ -116,7 +110,7 @@ BAD_FRAMES = [
 
 
 async def test_bad_frames_get_the_callerror_the_spec_names_and_the_link_survives(core: Core):
-    raw = await _raw(core, core.a)
+    raw = await core.raw(core.a)
     for frame, unique_id, code in BAD_FRAMES:
         answer = await raw.send_raw(frame)
         assert answer[:3] == [4, unique_id, code], (frame, answer)
@@ -141,7 +135,7 @@ async def test_bad_frames_get_the_callerror_the_spec_names_and_the_link_survives
 async def test_duplicated_start_and_stop_transaction_are_idempotent_and_settle_once(core: Core):
     net = core.net
     driver = await funded_driver(net, 0)
-    raw = await _raw(core, core.a)
+    raw = await core.raw(core.a)
     session_id = await open_session(net, driver, core.stations[core.a], 1, DEPOSIT)
     remote_start = await raw.next_call("RemoteStartTransaction")
     tag = core.local(session_id).id_tag
@@ -181,7 +175,7 @@ async def test_a_charge_point_cannot_act_for_another(core: Core):
     transaction_id = await sim.wait_for_transaction(1, timeout=10)
     await wait_chain(net, session_id, SessionState.ACTIVE)
 
-    impostor = await _raw(core, core.b)
+    impostor = await core.raw(core.b)
     tag = core.local(session_id).id_tag
     assert (await impostor.call("Authorize", {"idTag": tag}))[2]["idTagInfo"]["status"] == "Invalid"
     assert (await impostor.call("StartTransaction", _start(1, tag, 0)))[2]["idTagInfo"]["status"] == "Invalid"
@@ -208,7 +202,7 @@ async def test_a_charge_point_cannot_act_for_another(core: Core):
 async def test_no_start_transaction_within_the_timeout_rejects_and_refunds(core: Core):
     net = core.net
     driver = await funded_driver(net, 2)
-    raw = await _raw(core, core.a)  # accepts RemoteStart, never starts
+    raw = await core.raw(core.a)  # accepts RemoteStart, never starts
     session_id = await open_session(net, driver, core.stations[core.a], 2, DEPOSIT)
     await raw.next_call("RemoteStartTransaction")
     await wait_chain(net, session_id, SessionState.CANCELLED, timeout=10)

@@ -62,7 +62,8 @@ def test_happy_path_walks_every_state_to_settled():
     s = s.apply("start_transaction", transaction_id=5, meter_start=1000)
     s = s.apply("start_mined")
     assert s.state is State.CHARGING
-    s = s.apply("remote_stop_sent", remote_stop_sent=True)
+    s = s.apply("remote_stop_sent")
+    assert s.state is State.STOPPING
     s = s.apply("stop_transaction", meter_stop=1500)
     assert s.state is State.STOPPED and s.energy_wh == 500
     s = s.apply("settle_mined", cost=1, refund=2)
@@ -394,5 +395,33 @@ def test_of_two_new_sessions_on_one_connector_the_first_requested_gets_it(store)
     store.insert_session(second)
     service = SessionService(Settings(), store)
     first, second = store.get_session(first.session_id), store.get_session(second.session_id)
-    assert not service._connector_busy(first)
-    assert service._connector_busy(second)
+    assert not service.connector_busy(first)
+    assert service.connector_busy(second)
+
+
+def test_pending_settles_come_with_the_status_of_their_start(store):
+    other = make_session_id(DRIVER, 1, 7)
+    for session_id in (SID, other):
+        store.enqueue("settle", session_id, {"meter_stop": 5})
+    store.enqueue("start", SID, {"transaction_id": 1, "meter_start": 1})
+    store.update_job(store.job("start", SID).id, status="done")
+    assert [(j.session_id, start) for j, start in store.pending_settles()] == [(SID, "done"), (other, None)]
+
+
+def test_a_checkpoint_in_another_thread_keeps_every_commit(tmp_path):
+    import threading
+
+    path = tmp_path / "cp.sqlite"
+    store = Store(path)
+    for i in range(200):
+        store.set_meta(f"k{i}", "v" * 500)
+    wal = path.with_name(path.name + "-wal")
+    assert wal.stat().st_size > 100_000  # no automatic checkpoint on the daemon's connection
+    worker = threading.Thread(target=store.checkpoint)
+    worker.start()
+    worker.join()
+    store.set_meta("after", "1")
+    store.close()
+    reopened = Store(path)
+    assert reopened.meta("k199") == "v" * 500 and reopened.meta("after") == "1"
+    reopened.close()
