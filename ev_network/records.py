@@ -25,6 +25,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from eth_abi import encode
@@ -225,6 +226,18 @@ class RecordExport(BaseModel):
     operator: Address
     anchor: AnchorRef | None = None
     proof: list[Bytes32] = Field(default_factory=list, max_length=64)
+
+    @classmethod
+    def load(cls, path: Path) -> RecordExport:
+        """The export in the file ``path``, or a one-line RecordError naming the file and what is wrong."""
+        try:
+            return cls.model_validate_json(path.read_bytes())
+        except OSError as exc:
+            raise RecordError(f"cannot read the record file {path}: {exc.strerror}") from None
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise RecordError(f"{path} is not a record export: {where + ': ' if where else ''}{first['msg']}") from None
 
 
 @dataclass(frozen=True)

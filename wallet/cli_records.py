@@ -31,7 +31,7 @@ def verify_record(
     when; a record changed, dropped or reordered after anchoring fails, one not anchored yet says so.
     Nothing in the file is trusted but the record itself: contract, root and operator come from the chain."""
     cfg = config_from(rpc_url, deployment, None)
-    exported = RecordExport.model_validate_json(file.read_text())
+    exported = RecordExport.load(file)
     network = Deployment.load(cfg.deployment_file)
     if network.record_anchor is None:
         raise RecordError(f"the deployment {cfg.deployment_file} has no record_anchor contract to verify against")
