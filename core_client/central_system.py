@@ -25,14 +25,15 @@ from ocpp.v16.enums import Action, DataTransferStatus
 from websockets.exceptions import ConnectionClosed
 
 from core_client.decisions import OutOfRange
+from core_client.errors import CoreClientError
 from core_client.ocpp_adapter import OcppLink, on
-from core_client.protocol import utc_now
+from core_client.protocol import utc_now, wire_text
 
 log = logging.getLogger("core_client.ocpp")
 wire_log = logging.getLogger("core_client.ocpp.wire")
 
 
-class CommandFailed(Exception):
+class CommandFailed(CoreClientError):
     """A central-system call got no usable answer (CALLERROR, timeout, connection lost)."""
 
 
@@ -134,7 +135,12 @@ class StationLink(OcppLink):
 
     @on(Action.data_transfer)
     def on_data_transfer(self, vendor_id: str, message_id: str | None = None, **_: Any):
-        log.info("%s: DataTransfer from vendor %r (message %r): unknown vendor", self.id, vendor_id, message_id)
+        log.info(
+            "%s: DataTransfer from vendor %s (message %s): unknown vendor",
+            self.id,
+            wire_text(vendor_id),
+            wire_text(message_id),
+        )
         return call_result.DataTransfer(status=DataTransferStatus.unknown_vendor_id)
 
     @on(Action.diagnostics_status_notification)

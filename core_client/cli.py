@@ -14,9 +14,9 @@ from web3 import Web3
 
 from core_client import onboarding
 from core_client.cli_records import records_app
-from core_client.config import CoreClientError, Settings, check_charge_point_id, load_settings
+from core_client.config import Settings, check_charge_point_id, load_settings
 from core_client.control_client import call_control
-from core_client.store import StoreVersionError
+from core_client.errors import CoreClientError
 from ev_network.cli_errors import clean_errors as _clean_errors
 from ev_network.contracts import Escrow, Token
 from ev_network.deployment import Deployment
@@ -68,7 +68,7 @@ KeystoreOpt = Annotated[Path, typer.Option("--keystore", help="Keyfile to write 
 PasswordEnvOpt = Annotated[str, typer.Option("--password-env", help="Env variable holding the password.")]
 
 # One line for the package's own errors; anything else is "unexpected" (a bug to report).
-clean_errors = _clean_errors((CoreClientError, EVNetworkError, StoreVersionError))
+clean_errors = _clean_errors((CoreClientError, EVNetworkError))
 
 
 class CliError(CoreClientError):

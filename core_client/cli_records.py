@@ -12,7 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from core_client.config import CoreClientError, Settings, load_settings
+from core_client.config import Settings, load_settings
+from core_client.errors import CoreClientError
 from core_client.records import TransactionLog
 from ev_network.chain import connect
 from ev_network.cli_errors import clean_errors

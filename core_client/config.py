@@ -24,15 +24,13 @@ except ModuleNotFoundError:  # Python 3.10: the tomli backport
     import tomli as tomllib  # type: ignore[no-redef]
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from core_client.errors import CoreClientError
+
 ENV_PREFIX = "EVN_CC_"
 PATH_FIELDS = ("deployment_file", "keystore", "database", "tls_cert", "tls_key")
 # OCPP's identifierString (a-z A-Z 0-9 * - _ = + | @ .) without ':', which HTTP Basic's user cannot hold
 CHARGE_POINT_ID = re.compile(r"[A-Za-z0-9*\-_=+|@.]{1,48}")
 SHA256_PASSWORD = re.compile(r"sha256:[0-9a-fA-F]{64}")
-
-
-class CoreClientError(Exception):
-    """Base of the errors the Core Client raises for its operator: each message is one clear line."""
 
 
 class ConfigError(CoreClientError):

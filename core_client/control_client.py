@@ -9,7 +9,8 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from core_client.config import CoreClientError, Settings, control_token
+from core_client.config import Settings, control_token
+from core_client.errors import CoreClientError
 
 
 class ControlError(CoreClientError):

@@ -34,6 +34,7 @@ from core_client.decisions import (
     warning,
 )
 from core_client.jobs import Job, JobKind
+from core_client.protocol import wire_text
 from core_client.sessions import FINISHED, HOLDS_CONNECTOR, RUNNING, Event, SessionRecord, State, can, must_stop
 from ev_network.contracts import CancelReason, SessionState
 from ev_network.pricing import Tariff
@@ -118,7 +119,7 @@ def refuse_start(cp_id: str, connector: int, id_tag: str, transaction_id: int, w
     """A StartTransaction we do not take: Invalid, and a RemoteStop after the answer (in case the charge
     point does not stop by itself)."""
     note = warning(
-        f"{cp_id}/{connector}: StartTransaction for {id_tag!r} refused ({why}): transaction {transaction_id} Invalid"
+        f"{cp_id}/{connector}: StartTransaction for {wire_text(id_tag)!s} refused ({why}): transaction {transaction_id} Invalid"
     )
     return decide((transaction_id, INVALID), note, SendRemoteStop(cp_id, transaction_id))
 

@@ -34,7 +34,8 @@ from ocpp.messages import Call
 from ocpp.routing import on as ocpp_on
 from ocpp.v16 import ChargePoint
 
-from core_client.protocol import FrameError, check_action, parse_frame, validate_call
+from core_client.errors import CoreClientError
+from core_client.protocol import FrameError, check_action, parse_frame, validate_call, wire_text
 
 log = logging.getLogger("core_client.ocpp")
 EXCERPT = 300  # characters of a frame or payload that go into a log line
@@ -47,7 +48,7 @@ RELIED_ON = {
 }
 
 
-class OcppIncompatible(RuntimeError):
+class OcppIncompatible(CoreClientError):
     """The installed ``ocpp`` package no longer has what :class:`OcppLink` relies on."""
 
 
@@ -76,9 +77,8 @@ def on(action: Any) -> Callable:
 
 
 def excerpt(value: Any) -> str:
-    """A value as it may appear in a log line: repr, at most :data:`EXCERPT` characters."""
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= EXCERPT else f"{text[:EXCERPT]}... ({len(text)} characters)"
+    """A value as it may appear in a log line: escaped (see :func:`~core_client.protocol.wire_text`), at most :data:`EXCERPT` characters."""
+    return wire_text(value if isinstance(value, str) else repr(value), EXCERPT)
 
 
 class _Excerpts(logging.LoggerAdapter):

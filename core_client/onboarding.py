@@ -14,7 +14,8 @@ import requests
 from pydantic import ValidationError
 from web3 import Web3
 
-from core_client.config import ConfigError, CoreClientError, Settings
+from core_client.config import ConfigError, Settings
+from core_client.errors import CoreClientError
 from ev_network.chain import http_web3
 from ev_network.contracts import Escrow
 from ev_network.deployment import Deployment

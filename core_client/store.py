@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from core_client.errors import CoreClientError
 from core_client.jobs import Job, JobKind, JobStatus
 from core_client.sessions import SessionRecord, State
 from ev_network.pricing import Tariff
@@ -79,7 +80,7 @@ class Transaction:
     stopped_at: float | None
 
 
-class StoreVersionError(Exception):
+class StoreVersionError(CoreClientError):
     """The store file was written by an incompatible Core Client version (its sessions and chain jobs
     belong to an escrow of another design: they cannot be carried over)."""
 
