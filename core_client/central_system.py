@@ -27,7 +27,8 @@ from websockets.exceptions import ConnectionClosed
 from core_client.decisions import OutOfRange
 from core_client.errors import CoreClientError
 from core_client.ocpp_adapter import OcppLink, on
-from core_client.protocol import utc_now, wire_text
+from core_client.protocol import signed_meter_data, utc_now, wire_text
+from ev_network.errors import EVNetworkError
 
 log = logging.getLogger("core_client.ocpp")
 wire_log = logging.getLogger("core_client.ocpp.wire")
@@ -50,14 +51,39 @@ class Sessions(Protocol):
     def stop_transaction(self, link: StationLink, transaction_id: int, meter_stop: int, reason: str | None) -> str: ...
 
 
+class Recorder(Protocol):
+    """Where a link reports every OCPP transaction (:class:`core_client.records.TransactionLog`)."""
+
+    def record_start(
+        self, charge_point_id: str, connector: int, transaction_id: int, id_tag: str, meter_start: int, timestamp: str
+    ) -> None: ...
+    def record_stop(
+        self,
+        transaction_id: int,
+        meter_stop: int,
+        reason: str | None,
+        timestamp: str,
+        signed_meter_data: str | None = None,
+        charge_point_id: str | None = None,
+    ) -> Any: ...
+
+
 class StationLink(OcppLink):
     """The central system's side of one connected charge point."""
 
     error_codes: ClassVar[dict[type[Exception], type[OCPPError]]] = {OutOfRange: PropertyConstraintViolationError}
 
-    def __init__(self, cp_id: str, connection: Any, service: Sessions, response_timeout: float = 20) -> None:
+    def __init__(
+        self,
+        cp_id: str,
+        connection: Any,
+        service: Sessions,
+        response_timeout: float = 20,
+        records: Recorder | None = None,
+    ) -> None:
         super().__init__(cp_id, connection, response_timeout, wire_log)
         self.service = service
+        self.records = records
         self.station_id: int | None = None
         self.connectors = 0
         self.boot_accepted = False
@@ -108,6 +134,8 @@ class StationLink(OcppLink):
     @on(Action.start_transaction)
     def on_start_transaction(self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **_: Any):
         tx_id, status = self.service.start_transaction(self, connector_id, id_tag, meter_start)
+        if self.records is not None:  # every transaction, paid on chain or not, where its id is decided
+            self._record(self.records.record_start, self.id, connector_id, tx_id, id_tag, meter_start, timestamp)
         return call_result.StartTransaction(transaction_id=tx_id, id_tag_info=datatypes.IdTagInfo(status=status))
 
     @after(Action.start_transaction)
@@ -132,6 +160,27 @@ class StationLink(OcppLink):
         status = self.service.stop_transaction(self, transaction_id, meter_stop, reason)
         info = datatypes.IdTagInfo(status=status) if id_tag is not None else None
         return call_result.StopTransaction(id_tag_info=info)
+
+    @after(Action.stop_transaction)
+    def after_stop_transaction(
+        self,
+        transaction_id: int,
+        meter_stop: int,
+        timestamp: str,
+        reason: str | None = None,
+        transaction_data: list | None = None,
+        **_: Any,
+    ) -> None:
+        if self.records is not None:
+            data = signed_meter_data(transaction_data)
+            self._record(self.records.record_stop, transaction_id, meter_stop, reason, timestamp, data, self.id)
+
+    def _record(self, write: Callable[..., Any], *args: Any) -> None:
+        """A write to the transaction record; values it cannot hold are logged, the answer goes out anyway."""
+        try:
+            write(*args)
+        except EVNetworkError as error:  # RecordError: a value a record cannot hold
+            log.warning("%s: transaction not recorded: %s", self.id, wire_text(str(error)))
 
     @on(Action.data_transfer)
     def on_data_transfer(self, vendor_id: str, message_id: str | None = None, **_: Any):

@@ -77,6 +77,8 @@ class Settings(BaseModel):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     control_token: str | None = Field(None, min_length=16)
+    anchor_every_records: int = Field(1000, ge=1)
+    anchor_interval_s: float = Field(600, gt=0)
 
     @field_validator("charge_points")
     @classmethod

@@ -19,6 +19,8 @@ from web3 import Web3
 from core_client.chain import ChainWorker, EventWatcher
 from core_client.config import Settings
 from core_client.jobs import OPEN, JobStatus
+from core_client.recording import anchor_loop, records_health, transaction_log
+from core_client.records import TransactionLog
 from core_client.server import ControlServer, OcppServer
 from core_client.service import SessionService
 from core_client.sessions import SessionRecord, State
@@ -66,6 +68,8 @@ class Daemon:
         self._warned = False
         self._tasks: list[asyncio.Task] = []  # ended by stop(): the reconcile loop, the watcher, the worker
         self._background: list[asyncio.Task] = []
+        self._stopping = asyncio.Event()
+        self.records: TransactionLog | None = None
 
     async def start(self) -> None:
         """Open the store (refusing one of another version) and start serving OCPP and control. If the
@@ -78,9 +82,12 @@ class Daemon:
         try:
             self.w3_events, self.w3_tx = make_web3(s), make_web3(s)
             self.escrow_read = Escrow(self.w3_events, self.deployment)
+            self.records = transaction_log(s, self.deployment, make_web3(s))
             reachable = await self._check_chain()
         except BaseException:
             self.store.close()
+            if self.records is not None:
+                self.records.close()
             raise
         self.service = SessionService(s, self.store, self._chain_state, self._station_lookup)
         self.watcher = EventWatcher(
@@ -93,10 +100,11 @@ class Daemon:
             s.confirmations,
             s.start_block,
         )
-        escrow = Escrow(self.w3_tx, self.deployment, TxSender(self.w3_tx, self.account))
+        self.sender = TxSender(self.w3_tx, self.account)  # one sender: escrow jobs and anchors share its nonces
+        escrow = Escrow(self.w3_tx, self.deployment, self.sender)
         self.worker = ChainWorker(escrow, self.store, self.service, s.batch_max, s.settle_batch_window_s)
         self.service.on_job_queued = self.worker.wake
-        self.ocpp = OcppServer(s, self.service)
+        self.ocpp = OcppServer(s, self.service, self.records)
         self.control = ControlServer(s, self.service, self.health)
         await self.ocpp.start()
         await self.control.start()
@@ -116,6 +124,8 @@ class Daemon:
         await self.watcher.initialize()
         loop = asyncio.get_running_loop()
         self._tasks += [loop.create_task(self.watcher.run()), loop.create_task(self.worker.run())]
+        if self.records is not None:
+            self._tasks.append(loop.create_task(anchor_loop(self.records, self.sender, self._stopping)))
         self.chain_started = True
         log.info(
             "Core Client of operator %s (%s) running; events from block %s",
@@ -156,6 +166,7 @@ class Daemon:
         await self.control.close()
         self.watcher.stop()
         self.worker.stop()
+        self._stopping.set()
         await self.service.close()
         for task in self._background:
             task.cancel()
@@ -164,6 +175,8 @@ class Daemon:
             await self.worker.drain(drain_timeout)
         left = len(self.store.jobs(*OPEN))
         self.store.close()
+        if self.records is not None:
+            self.records.close()
         log.info("stopped (%d chain jobs left for the next start)", left)
         self.stopped.set()
 
@@ -189,6 +202,7 @@ class Daemon:
             "sessions_by_state": self.store.counts_by_state(),
             "failed_sessions": [_failed(s) for s in self.store.sessions_in({State.FAILED})[-FAILED_SHOWN:]],
             "held_sessions": [_failed(s) for s in self.store.sessions_in({State.HELD})[-FAILED_SHOWN:]],
+            "records": records_health(self.records),
         }
 
     def _check_database(self) -> None:

@@ -168,3 +168,16 @@ def energy_register_wh(meter_values: list[dict[str, Any]]) -> int | None:
                 continue
             latest = int(value)
     return latest
+
+
+def signed_meter_data(transaction_data: list[dict] | None) -> str | None:
+    """The signed meter values (``format`` SignedData, e.g. OCMF) of a StopTransaction's transactionData,
+    in the order sent and one per line; None when there are none. Takes the ocpp package's snake_case
+    keys or the wire's camelCase."""
+    signed = [
+        sample["value"]
+        for reading in transaction_data or []
+        for sample in reading.get("sampled_value", reading.get("sampledValue", []))
+        if sample.get("format") == "SignedData"
+    ]
+    return "\n".join(signed) or None

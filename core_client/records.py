@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
+from core_client.protocol import signed_meter_data
 from ev_network.errors import ChainUnavailable, ContractRevert, EVNetworkError, TransactionFailed
 from ev_network.merkle import MerkleTree
 from ev_network.records import (
@@ -41,6 +42,8 @@ from ev_network.records import (
 )
 from ev_network.records import Anchor as ChainAnchor
 from ev_network.tx import TxSender
+
+__all__ = ["LogEntry", "LogMismatch", "TransactionLog", "signed_meter_data"]
 
 log = logging.getLogger("core_client.records")
 
@@ -75,19 +78,6 @@ class LogEntry:
     previous: str
     leaf: str
     appended_at: float
-
-
-def signed_meter_data(transaction_data: list[dict] | None) -> str | None:
-    """The signed meter values (``format`` SignedData, e.g. OCMF) of a StopTransaction's transactionData,
-    in the order sent and one per line; None when there are none. Takes the ocpp package's snake_case
-    keys or the wire's camelCase."""
-    signed = [
-        sample["value"]
-        for reading in transaction_data or []
-        for sample in reading.get("sampled_value", reading.get("sampledValue", []))
-        if sample.get("format") == "SignedData"
-    ]
-    return "\n".join(signed) or None
 
 
 def _start_of(record: Record) -> tuple:
@@ -167,14 +157,17 @@ class TransactionLog:
         reason: str | None,
         timestamp: datetime | str | int,
         signed_meter_data: str | None = None,
+        charge_point_id: str | None = None,
     ) -> LogEntry | None:
         """Complete the transaction's record and append it to the log; return its entry. A repeated stop
         returns the entry already logged; a stop of a transaction never started here is logged and
-        skipped (None): without its start there is no complete record to vouch for."""
+        skipped (None): without its start there is no complete record to vouch for. With
+        ``charge_point_id`` (the daemon passes the sender's), a stop of another charge point's
+        transaction is logged and skipped too: no charge point can close another's record."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                entry = self._append(transaction_id, meter_stop, reason, timestamp, signed_meter_data)
+                entry = self._append(transaction_id, meter_stop, reason, timestamp, signed_meter_data, charge_point_id)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -188,8 +181,17 @@ class TransactionLog:
         reason: str | None,
         timestamp: datetime | str | int,
         meter_data: str | None,
+        charge_point_id: str | None = None,
     ) -> LogEntry | None:
         opened = self._open(transaction_id)
+        if opened is not None and charge_point_id not in (None, opened.charge_point_id):
+            log.warning(
+                "transaction %s: stop from %s, but it started at %s: not recorded",
+                transaction_id,
+                charge_point_id,
+                opened.charge_point_id,
+            )
+            return None
         if opened is None:
             done = self._db.execute(
                 "SELECT idx FROM record_log WHERE transaction_id = ? ORDER BY idx DESC LIMIT 1", (transaction_id,)

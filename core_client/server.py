@@ -36,7 +36,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from core_client.central_system import CommandFailed, StationLink
+from core_client.central_system import CommandFailed, Recorder, StationLink
 from core_client.config import ConfigError, Settings, control_token
 from core_client.protocol import wire_text
 from core_client.service import SessionService
@@ -90,8 +90,8 @@ class HandshakeFailures(logging.Filter):
 class OcppServer:
     """Accepts charge points and runs one StationLink per connection."""
 
-    def __init__(self, settings: Settings, service: SessionService) -> None:
-        self.settings, self.service = settings, service
+    def __init__(self, settings: Settings, service: SessionService, records: Recorder | None = None) -> None:
+        self.settings, self.service, self.records = settings, service, records
         self.server: Server | None = None
 
     async def start(self) -> None:
@@ -146,7 +146,7 @@ class OcppServer:
 
     async def handle(self, connection: ServerConnection) -> None:
         cp_id = charge_point_id(connection.request.path)
-        link = StationLink(cp_id, connection, self.service, self.settings.ocpp_response_timeout_s)
+        link = StationLink(cp_id, connection, self.service, self.settings.ocpp_response_timeout_s, self.records)
         await self.service.resolve(link)
         old = self.service.attach(link)
         if old is not None:

@@ -311,3 +311,12 @@ async def test_anchor_due_logs_a_refused_anchor_and_keeps_going(
     assert await log.anchor_due(net.sender(net.drivers[0])) is None  # not a registered operator
     assert "anchoring records from 0 failed: NotRegisteredOperator" in caplog.text
     assert (await log.anchor_due(net.sender(net.operator))).count == 1
+
+
+def test_a_charge_point_cannot_close_the_record_of_another(tmp_path: Path, net: Net) -> None:
+    log = log_for(net, tmp_path / "cc.sqlite")
+    log.record_start("CP-A", 1, 7, "rfid-a", 1000, T0)
+    assert log.record_stop(7, 999_999, "Other", T0 + 10, charge_point_id="CP-B") is None
+    assert len(log) == 0
+    entry = log.record_stop(7, 2000, "Local", T0 + 20, charge_point_id="CP-A")
+    assert (entry.index, entry.record.charge_point_id, entry.record.meter_stop) == (0, "CP-A", 2000)
