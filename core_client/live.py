@@ -290,8 +290,13 @@ class HttpServer:
                 raise OSError("the HTTP server stopped before it started")
             await asyncio.sleep(0.02)
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 2) -> None:
+        """Stop serving; connections still open after ``grace_s`` (event streams) are closed."""
         self.server.should_exit = True
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
+        if self._task is None:
+            return
+        done, _ = await asyncio.wait({self._task}, timeout=grace_s)
+        if not done:
+            self.server.force_exit = True
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._task, 5)

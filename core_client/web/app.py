@@ -65,6 +65,7 @@ def create_dashboard_app(source: DashboardSource, settings: DashboardSettings) -
             sessions=source.sessions_in_flight(),
             jobs=source.jobs(),
             problems=source.problems(),
+            settled=source.settled(),
             revenue=source.revenue(time.time()),
             refresh_s=REFRESH_S,
             notice=request.session.pop("notice", None),

@@ -23,6 +23,7 @@ IN_FLIGHT = frozenset({State.REQUESTED, State.REMOTE_START_SENT, *RUNNING, State
 #: the state a session goes back to when its failed job is retried
 RETRY_STATE = {"start": State.STARTING, "settle": State.STOPPED, "reject": State.REJECTING}
 PROBLEMS_SHOWN = 50
+RECENT_SHOWN = 10
 
 
 class SessionRow(BaseModel):
@@ -75,6 +76,8 @@ class DashboardSource(Protocol):
 
     def problems(self) -> list[SessionRow]: ...
 
+    def settled(self) -> list[SessionRow]: ...
+
     def revenue(self, now: float) -> Revenue: ...
 
     async def chain(self) -> ChainInfo: ...
@@ -113,6 +116,9 @@ class StoreDashboardSource:
     def problems(self) -> list[SessionRow]:
         found = self.store.sessions_in({State.FAILED, State.REJECTED, State.REJECTING})
         return [self._row(s) for s in found[-PROBLEMS_SHOWN:]][::-1]
+
+    def settled(self) -> list[SessionRow]:
+        return [self._row(s) for s in self.store.sessions_in({State.SETTLED})[-RECENT_SHOWN:]][::-1]
 
     def revenue(self, now: float) -> Revenue:
         day = datetime.fromtimestamp(now, timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)

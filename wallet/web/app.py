@@ -104,10 +104,10 @@ def create_app(config: WalletConfig, live_url: str | None = None, idle_lock_s: f
         return RedirectResponse(f"/?next={request.url.path}", status_code=303)
 
     async def csrf_failed(request: Request, exc: Exception) -> Response:
-        return render(request, "message.html", status=403, error=str(exc))
+        return render(request, "message.html", code=403, error=str(exc))
 
     async def refused(request: Request, exc: Exception) -> Response:
-        return render(request, "message.html", status=400, error=str(exc))
+        return render(request, "message.html", code=400, error=str(exc))
 
     app = Starlette(
         routes=[

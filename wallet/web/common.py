@@ -34,7 +34,8 @@ def unlocked(request: Request, touch: bool = True) -> Unlocked:
     return found
 
 
-def render(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+def render(request: Request, name: str, code: int = 200, **context: Any) -> Response:
+    """Page ``name`` with the flashed error or notice; ``code`` is the HTTP status."""
     context = {
         "app_name": "EV Wallet",
         "nav": NAV,
@@ -42,7 +43,7 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> Re
         "notice": request.session.pop("notice", None),
         **context,
     }
-    return TEMPLATES.TemplateResponse(request, name, context, status_code=status)
+    return TEMPLATES.TemplateResponse(request, name, context, status_code=code)
 
 
 class Failed(Exception):

@@ -20,7 +20,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from wallet.units import format_amount
+from wallet.units import format_amount, format_wh_as_kwh
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
@@ -65,7 +65,7 @@ def templates(own: Path | None = None) -> Jinja2Templates:
     env = Environment(loader=ChoiceLoader([*loaders, FileSystemLoader(TEMPLATES)]), autoescape=True)
     result = Jinja2Templates(env=env)
     result.env.filters["amount"] = lambda units, decimals=18: "-" if units is None else format_amount(units, decimals)
-    result.env.filters["kwh"] = lambda wh: "-" if wh is None else f"{wh / 1000:.3f}"
+    result.env.filters["kwh"] = lambda wh: "-" if wh is None else format_wh_as_kwh(wh)
     result.env.filters["utc"] = lambda t: (
         "-" if not t else datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     )
