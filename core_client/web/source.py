@@ -135,15 +135,15 @@ class StoreDashboardSource:
     async def chain(self) -> ChainInfo:
         def read() -> tuple[int | None, int | None]:
             try:
+                if self._token is None:
+                    token = Token(self.w3, self.deployment.token)
+                    self._token = (token.symbol(), token.decimals())
                 return self.w3.eth.block_number, self.w3.eth.get_balance(self.operator)
             except Exception:  # the chain is down: the dashboard says so
                 return None, None
 
-        if self._token is None:
-            token = Token(self.w3, self.deployment.token)
-            self._token = await asyncio.to_thread(lambda: (token.symbol(), token.decimals()))
         head, gas = await asyncio.to_thread(read)
-        symbol, decimals = self._token
+        symbol, decimals = self._token or ("", 18)
         return ChainInfo(
             reachable=head is not None,
             head=head,
