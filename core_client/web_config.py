@@ -10,16 +10,23 @@
     password = "sha256:<hex>"   # or the password itself; hash_password() makes the sha256 form
 
 The integrator adds them to :class:`core_client.config.Settings` as ``live: LiveSettings | None = None``
-and ``dashboard: DashboardSettings | None = None``.
+and ``dashboard: DashboardSettings | None = None``. Until then they live in a file of their own, read by
+:func:`load_web_settings` for ``python -m core_client.web`` (which serves both next to the daemon).
 """
 
 from __future__ import annotations
 
 import hmac
+from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from core_client.config import hash_password
+from core_client.config import ConfigError, hash_password
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 
 class LiveSettings(BaseModel):
@@ -55,3 +62,24 @@ class DashboardSettings(BaseModel):
         """Whether ``password`` is the configured one (constant-time compare)."""
         expected = self.password.lower() if self.password.startswith("sha256:") else hash_password(self.password)
         return hmac.compare_digest(hash_password(password), expected)
+
+
+def load_web_settings(path: str | Path) -> tuple[LiveSettings | None, DashboardSettings | None]:
+    """The ``[live]`` and ``[dashboard]`` sections of a TOML file (each None when absent)."""
+    path = Path(path)
+    try:
+        values = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"web config file {path} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    unknown = set(values) - {"live", "dashboard"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown sections {sorted(unknown)} (only [live] and [dashboard])")
+    try:
+        live = LiveSettings.model_validate(values["live"]) if "live" in values else None
+        dashboard = DashboardSettings.model_validate(values["dashboard"]) if "dashboard" in values else None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid web configuration in {path}: {problems}") from None
+    return live, dashboard

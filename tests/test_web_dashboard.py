@@ -4,7 +4,12 @@ only write) needs the CSRF token, queues the job again and puts its session back
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,6 +26,7 @@ from ev_network.contracts import CancelReason
 from ev_network.devchain import free_port
 from ev_network.pricing import Tariff
 from ev_network.session_ids import make_session_id
+from tests.core_helpers import settings_for, write_config
 from tests.test_web_wallet import WebClient
 
 TOKEN = 10**18
@@ -115,3 +121,37 @@ async def test_a_chain_that_is_down_is_shown(net, store: Store):
         assert status == 200 and "the chain is not reachable" in page and "rejected: station offline" in page
     finally:
         await server.stop()
+
+
+def test_python_m_core_client_web_serves_both_next_to_the_daemon(net, tmp_path: Path, keyfile: Path, store: Store):
+    settings = settings_for(net, tmp_path, keyfile, {})  # database: tmp_path/core.sqlite, the store above
+    config = write_config(tmp_path / "core-client.toml", settings)
+    live_port, dashboard_port = free_port(), free_port()
+    web = tmp_path / "web.toml"
+    web.write_text(
+        f'[live]\nport = {live_port}\n\n[dashboard]\nport = {dashboard_port}\npassword = "{hash_password(PASSWORD)}"\n'
+    )
+    command = [sys.executable, "-m", "core_client.web", "--config", str(config), "--web-config", str(web)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
+        try:
+            assert process.stdout.readline().strip() == f"live data on http://127.0.0.1:{live_port}/"
+            assert process.stdout.readline().strip() == f"dashboard on http://127.0.0.1:{dashboard_port}/"
+            with urllib.request.urlopen(f"http://127.0.0.1:{live_port}/stations", timeout=5) as response:
+                assert json.loads(response.read())["stations"][0]["connectors"][0]["status"] == "Faulted"
+            with urllib.request.urlopen(f"http://127.0.0.1:{dashboard_port}/", timeout=5) as response:
+                assert response.url.endswith("/login")
+        finally:
+            process.send_signal(signal.SIGINT)
+            assert process.wait(10) == 0
+
+
+def test_a_web_config_without_sections_is_refused_in_one_line(net, tmp_path: Path, keyfile: Path):
+    config = write_config(tmp_path / "core-client.toml", settings_for(net, tmp_path, keyfile, {}))
+    (tmp_path / "web.toml").write_text('[dashbord]\npassword = "x"\n')
+    command = [sys.executable, "-m", "core_client.web", "-c", str(config), "--web-config", str(tmp_path / "web.toml")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert (
+        done.stderr.strip()
+        == f"error: {tmp_path / 'web.toml'}: unknown sections ['dashbord'] (only [live] and [dashboard])"
+    )

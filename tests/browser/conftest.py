@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from core_client.config import hash_password
-from core_client.live import HttpServer, StoreLiveSource, create_live_app
-from core_client.web import StoreDashboardSource, create_dashboard_app
+from core_client.live import HttpServer
+from core_client.web.serve import start_front_ends, stop_front_ends
 from core_client.web_config import DashboardSettings, LiveSettings
 from simulator.charge_point import Behaviour
 from tests.core_helpers import Core, cp_ids, running_core
@@ -79,28 +79,21 @@ async def web_stack(net: Any, tmp_path: Path, keyfile: Path) -> AsyncIterator[We
     dashboard on its Store, and the driver's web app with a fresh wallet home: each on a free port."""
     (cp,) = cp_ids("WEB")
     async with running_core(net, tmp_path, keyfile, {cp: 2}) as core:
-        store = core.daemon.store
-        live = HttpServer(
-            create_live_app(StoreLiveSource(store), LiveSettings(port=0, poll_interval_s=0.2)), "127.0.0.1", 0
+        live, dashboard = await start_front_ends(
+            LiveSettings(port=0, poll_interval_s=0.2),
+            DashboardSettings(port=0, password=hash_password(DASHBOARD_PASSWORD)),
+            core.daemon.store,
+            net.w3,
+            net.deployment,
+            net.operator.address,
         )
-        dashboard = HttpServer(
-            create_dashboard_app(
-                StoreDashboardSource(store, net.w3, net.deployment, net.operator.address),
-                DashboardSettings(port=0, password=hash_password(DASHBOARD_PASSWORD)),
-            ),
-            "127.0.0.1",
-            0,
-        )
-        await live.start()
-        await dashboard.start()
         wallet = HttpServer(create_app(wallet_config(net, tmp_path / "wallet-home"), live.url), "127.0.0.1", 0)
         await wallet.start()
         await core.connect(cp, CHARGING)
         try:
             yield WebStack(core, cp, wallet.url, live.url, dashboard.url)
         finally:
-            for server in (wallet, dashboard, live):
-                await server.stop()
+            await stop_front_ends([wallet, dashboard, live])
 
 
 @contextlib.asynccontextmanager
