@@ -26,6 +26,7 @@ from tests.wallet_helpers import PASSWORD, nonce, wallet_config
 from wallet.config import WalletConfig
 from wallet.keystore import Keystore
 from wallet.web import create_app
+from wallet.web.security import short_amount
 
 
 class WebClient:
@@ -160,3 +161,10 @@ def test_ev_wallet_web_serves_on_localhost(net, tmp_path: Path):
         finally:
             process.send_signal(signal.SIGINT)
             assert process.wait(10) == 0
+
+
+def test_figures_round_amounts_down_for_small_screens():
+    assert short_amount(1_075_416_666_666_666_666, 18) == "1.0754"
+    assert short_amount(2 * 10**18, 18) == "2.00"
+    assert short_amount(1_234_567, 6) == "1.2345"
+    assert short_amount(1_234, 2) == "12.34"

@@ -19,6 +19,7 @@ from ev_network.session_ids import hex_session_id, parse_session_id
 from tests.browser.conftest import DASHBOARD_PASSWORD, PHONE, screenshots_on_failure, snap, web_stack
 from tests.core_helpers import funded_driver, open_session, wait_chain
 from tests.wallet_helpers import PASSWORD, settled_event
+from wallet.web.security import short_amount
 
 TOKEN = 10**18
 
@@ -74,6 +75,7 @@ async def test_driver_journey_and_dashboard(net, tmp_path: Path, keyfile: Path, 
             await expect(page.locator("#cost")).not_to_have_text(str(first), timeout=10_000)
             assert figure(await page.locator("#cost").inner_text()) > first > 0
             assert figure(await page.locator("#deposit-left").inner_text()) < 10
+            await fits_the_phone(page)
             await snap(page, "wallet-live")
 
             # the CPO: a wrong password is refused; then the session in flight
@@ -94,9 +96,12 @@ async def test_driver_journey_and_dashboard(net, tmp_path: Path, keyfile: Path, 
             await page.get_by_role("button", name="Stop charging").click()
             await expect(page.locator("#phase")).to_have_text("settled", timeout=30_000)
             settled = settled_event(net, session_id)
-            await expect(page.locator("#cost")).to_have_text(re.compile(rf"^{figure_text(settled['cost'])}"))
+            await expect(page.locator("#cost")).to_have_text(short_amount(settled["cost"], 18))
+            await expect(page.locator("#cost")).to_have_attribute("title", figure_text(settled["cost"]))
+            await fits_the_phone(page)
             await page.locator("#invoice-link").click()
             await expect(page.locator("#invoice-total")).to_have_text(figure_text(settled["cost"]))
+            await fits_the_phone(page)
             await snap(page, "wallet-invoice")
             async with page.expect_download() as download_info:
                 await page.locator("#pdf").click()
@@ -106,7 +111,7 @@ async def test_driver_journey_and_dashboard(net, tmp_path: Path, keyfile: Path, 
 
             # the dashboard shows the settlement and today's revenue
             await expect(cpo.locator("#settled")).to_contain_text(tag, timeout=10_000)
-            await expect(cpo.locator("#revenue")).to_contain_text(figure_text(settled["cost"]))
+            await expect(cpo.locator("#revenue")).to_contain_text(short_amount(settled["cost"], 18))
             await snap(cpo, "dashboard")
 
             # someone else's session: the wallet refuses its page, the Core Client its live data
@@ -118,6 +123,12 @@ async def test_driver_journey_and_dashboard(net, tmp_path: Path, keyfile: Path, 
             await page.goto(f"{stack.wallet_url}/history")
             await expect(page.locator("main")).to_contain_text("settled")
             await asyncio.to_thread(net.escrow(other).request_stop, theirs)
+
+
+async def fits_the_phone(page) -> None:
+    """Nothing wider than the 390 px screen (no sideways scrolling)."""
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"{page.url} is {width} px wide on a {PHONE['width']} px phone"
 
 
 def figure_text(units: int) -> str:

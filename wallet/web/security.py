@@ -55,6 +55,12 @@ async def check_csrf(request: Request) -> None:
         raise CsrfError("the form has expired or came from another site: reload the page and try again")
 
 
+def short_amount(units: int, decimals: int, places: int = 4) -> str:
+    """An amount for a figure on a small screen: rounded down to ``places`` decimals (the invoice keeps them all)."""
+    step = 10 ** max(0, decimals - places)
+    return format_amount(units - units % step, decimals)
+
+
 def static_mount() -> Mount:
     return Mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -65,6 +71,7 @@ def templates(own: Path | None = None) -> Jinja2Templates:
     env = Environment(loader=ChoiceLoader([*loaders, FileSystemLoader(TEMPLATES)]), autoescape=True)
     result = Jinja2Templates(env=env)
     result.env.filters["amount"] = lambda units, decimals=18: "-" if units is None else format_amount(units, decimals)
+    result.env.filters["short"] = lambda units, decimals=18: "-" if units is None else short_amount(units, decimals)
     result.env.filters["kwh"] = lambda wh: "-" if wh is None else format_wh_as_kwh(wh)
     result.env.filters["utc"] = lambda t: (
         "-" if not t else datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
