@@ -137,6 +137,8 @@ async def test_the_account_locks_itself_when_idle(net, tmp_path: Path, serve):
     assert (await client.get("/sessions/0x" + "00" * 32 + "/events"))[0] == 401
     _, page = await client.post("/unlock", {"password": "wrong password!"})
     assert "wrong password for keystore" in page
+    status, page = await client.post("/unlock", {"password": PASSWORD, "next": "//elsewhere.example/"})
+    assert status == 200 and 'id="balance"' in page  # back on this site, unlocked
 
 
 def test_ev_wallet_web_serves_on_localhost(net, tmp_path: Path):

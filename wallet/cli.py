@@ -358,6 +358,10 @@ def web(
         config_from(rpc_url, deployment, None), live_url or os.environ.get("EVN_LIVE_URL"), idle_lock * 60
     )
     typer.echo(f"EV Wallet on http://{host}:{port}/ (Ctrl-C stops)")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo(
+            f"warning: {host} is reachable from other machines: anyone there can use an unlocked account", err=True
+        )
     uvicorn.run(web_app, host=host, port=port, log_level="warning")
 
 

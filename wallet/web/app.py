@@ -67,7 +67,8 @@ async def unlock(request: Request) -> Response:
 
     def work() -> str:
         request.session["key"] = state.unlock(str(form.get("account") or "") or None, str(form.get("password", "")))
-        return str(form.get("next") or "/") if str(form.get("next") or "/").startswith("/") else "/"
+        target = str(form.get("next") or "/")
+        return target if target.startswith("/") and not target.startswith("//") else "/"  # this site only
 
     return await act(request, work, "/")
 

@@ -11,9 +11,10 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from ev_network.errors import ChainUnavailable, EVNetworkError
 from wallet.core import Wallet
 from wallet.web.security import check_csrf, templates
-from wallet.web.state import Unlocked, WebWallet, chain_down_message
+from wallet.web.state import Unlocked, WebWallet, driver_message
 
 TEMPLATES = templates()
 NAV = [("/", "Account"), ("/stations", "Stations"), ("/history", "History")]
@@ -47,7 +48,11 @@ def render(request: Request, name: str, code: int = 200, **context: Any) -> Resp
 
 
 class Failed(Exception):
-    """Work that failed with a message for the driver."""
+    """Work that failed with a message for the driver; ``status``: 503 when the chain is down, else 400."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 async def in_thread(request: Request, work: Callable[[], Any]) -> Any:
@@ -55,10 +60,12 @@ async def in_thread(request: Request, work: Callable[[], Any]) -> Any:
     try:
         return await asyncio.to_thread(work)
     except Exception as exc:
-        message = chain_down_message(exc, web(request).config.rpc_url)
+        message = driver_message(exc, web(request).config.rpc_url)
         if message is None:
             raise
-        raise Failed(message) from None
+        raise Failed(
+            message, 400 if isinstance(exc, EVNetworkError) and not isinstance(exc, ChainUnavailable) else 503
+        ) from None
 
 
 async def act(request: Request, work: Callable[[], str], back: str) -> Response:
@@ -80,8 +87,9 @@ async def read(request: Request, name: str, work: Callable[[], dict[str, Any]]) 
     try:
         context = await in_thread(request, work)
     except Failed as exc:
-        status = 503 if "reach" in str(exc) else 400
-        return render(request, name if request.headers.get("hx-request") else "message.html", status, error=str(exc))
+        return render(
+            request, name if request.headers.get("hx-request") else "message.html", exc.status, error=str(exc)
+        )
     return render(request, name, **context)
 
 

@@ -95,7 +95,7 @@ class WebWallet:
             self._unlocked.pop(key or "", None)
 
 
-def chain_down_message(exc: Exception, rpc_url: str) -> str | None:
+def driver_message(exc: Exception, rpc_url: str) -> str | None:
     """A driver's sentence for an error, or None for one that is a bug."""
     if isinstance(exc, EVNetworkError):
         return str(exc)
