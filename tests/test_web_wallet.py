@@ -22,7 +22,7 @@ import pytest
 
 from core_client.live import HttpServer
 from ev_network.devchain import free_port
-from tests.wallet_helpers import PASSWORD, nonce, wallet_config
+from tests.wallet_helpers import PASSWORD, latest_time, nonce, set_next_block_time, wallet_config
 from wallet.config import WalletConfig
 from wallet.keystore import Keystore
 from wallet.web import create_app
@@ -72,8 +72,12 @@ async def serve():
 
 
 @pytest.fixture
-async def driver(net, tmp_path: Path, serve) -> AsyncIterator[tuple[WebClient, str]]:
-    """A fresh account created (and unlocked) in the web app, with gas but no tokens; and its address."""
+async def driver(clean_chain, tmp_path: Path, serve) -> AsyncIterator[tuple[WebClient, str]]:
+    """A fresh account created (and unlocked) in the web app, with gas but no tokens; and its address.
+    The chain's clock is set to the wall clock (earlier tests move it), and reverted after the test."""
+    net = clean_chain
+    set_next_block_time(net, max(latest_time(net), int(time.time())) + 1)
+    net.w3.provider.make_request("evm_mine", [])
     client = await serve(wallet_config(net, tmp_path / "home"))
     await client.get("/")
     status, page = await client.post("/account/create", {"password": PASSWORD, "confirm": PASSWORD})

@@ -11,14 +11,15 @@ import re
 from decimal import Decimal
 from pathlib import Path
 
+from eth_account import Account
 from playwright.async_api import expect
 from pypdf import PdfReader
 
 from ev_network.contracts import SessionState
 from ev_network.session_ids import hex_session_id, parse_session_id
 from tests.browser.conftest import DASHBOARD_PASSWORD, PHONE, screenshots_on_failure, snap, web_stack
-from tests.core_helpers import funded_driver, open_session, wait_chain
-from tests.wallet_helpers import PASSWORD, settled_event
+from tests.core_helpers import open_session, wait_chain
+from tests.wallet_helpers import PASSWORD, give_gas, settled_event
 from wallet.web.security import short_amount
 
 TOKEN = 10**18
@@ -28,7 +29,8 @@ def figure(text: str) -> Decimal:
     return Decimal(text.strip().split()[0])
 
 
-async def test_driver_journey_and_dashboard(net, tmp_path: Path, keyfile: Path, browser):
+async def test_driver_journey_and_dashboard(clean_chain, tmp_path: Path, keyfile: Path, browser):
+    net = clean_chain
     async with web_stack(net, tmp_path, keyfile) as stack:
         context = await browser.new_context(viewport=PHONE, accept_downloads=True)
         page = await context.new_page()
@@ -115,14 +117,15 @@ async def test_driver_journey_and_dashboard(net, tmp_path: Path, keyfile: Path, 
             await snap(cpo, "dashboard")
 
             # someone else's session: the wallet refuses its page, the Core Client its live data
-            other = await funded_driver(net, 3)
+            other = Account.create()
+            give_gas(net, other.address)
+            await asyncio.to_thread(net.fund, other)
             theirs = await open_session(net, other, stack.core.stations[stack.cp], 2, 5 * TOKEN)
             await wait_chain(net, theirs, SessionState.ACTIVE)
             await page.goto(f"{stack.wallet_url}/sessions/{hex_session_id(theirs)}")
             await expect(page.locator(".error")).to_contain_text("belongs to another driver")
             await page.goto(f"{stack.wallet_url}/history")
             await expect(page.locator("main")).to_contain_text("settled")
-            await asyncio.to_thread(net.escrow(other).request_stop, theirs)
 
 
 async def fits_the_phone(page) -> None:

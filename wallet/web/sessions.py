@@ -22,7 +22,7 @@ from wallet.invoice import render_pdf
 from wallet.live_client import LiveClient, LiveUnavailable
 from wallet.models import TERMINAL_PHASES
 from wallet.units import parse_amount
-from wallet.web.common import TEMPLATES, act, posted, read, unlocked, web
+from wallet.web.common import TEMPLATES, Failed, act, in_thread, posted, read, render, unlocked, web
 
 LIVE_INTERVAL_S = 1.0
 
@@ -141,8 +141,8 @@ async def session_events(request: Request) -> EventSourceResponse:
                 }
                 return
             try:
-                view = await asyncio.to_thread(session_view, found.wallet, found.live, session_id)
-            except Exception as exc:  # the chain is down for a moment: say so, keep watching
+                view = await in_thread(request, lambda: session_view(found.wallet, found.live, session_id))
+            except Failed as exc:  # the chain is down for a moment: say so, keep watching
                 view = {"error": str(exc)}
             html = fragment.render(request=request, **view)
             ended = bool(view.get("ended"))
@@ -156,23 +156,25 @@ async def session_events(request: Request) -> EventSourceResponse:
     return EventSourceResponse(stream())
 
 
-def _session_action(name: str):
-    async def endpoint(request: Request) -> Response:
-        wallet, _ = await posted(request)
-        session_id = session_id_of(request)
-        done = {
-            "stop": "stop requested: the charge point stops, then the operator settles",
-            "cancel": "cancelled: the deposit is back in your balance",
-            "reclaim": "reclaimed: the deposit is back in your balance",
-        }[name]
+ACTIONS = {  # what the session page's buttons do: the wallet's method, and what the driver is told
+    "stop": ("request_stop", "stop requested: the charge point stops, then the operator settles"),
+    "cancel": ("cancel", "cancelled: the deposit is back in your balance"),
+    "reclaim": ("reclaim", "reclaimed: the deposit is back in your balance"),
+}
 
-        def work() -> str:
-            {"stop": wallet.request_stop, "cancel": wallet.cancel, "reclaim": wallet.reclaim}[name](session_id)
-            return done
 
-        return await act(request, work, f"/sessions/{hex_session_id(session_id)}")
+async def session_action(request: Request) -> Response:
+    if request.path_params["action"] not in ACTIONS:
+        return Response("no such action", status_code=404)
+    wallet, _ = await posted(request)
+    session_id = session_id_of(request)
+    method, done = ACTIONS[request.path_params["action"]]
 
-    return endpoint
+    def work() -> str:
+        getattr(wallet, method)(session_id)
+        return done
+
+    return await act(request, work, f"/sessions/{hex_session_id(session_id)}")
 
 
 # ------------------------------------------------------- history, invoices
@@ -209,9 +211,9 @@ async def invoice_pdf(request: Request) -> Response:
         return {"pdf": data, "name": f"invoice-{inv.session_label.replace('/', '-')}.pdf"}
 
     try:
-        result = await asyncio.to_thread(work)
-    except Exception:
-        return await read(request, "invoice.html", lambda: {"invoice": found.wallet.invoice(session_id)})
+        result = await in_thread(request, work)
+    except Failed as exc:
+        return render(request, "message.html", exc.status, error=str(exc))
     headers = {"Content-Disposition": f'attachment; filename="{result["name"]}"'}
     return Response(result["pdf"], media_type="application/pdf", headers=headers)
 
@@ -226,8 +228,5 @@ def routes() -> list[Route]:
         Route("/sessions/{session_id}/events", session_events),
         Route("/sessions/{session_id}/invoice", invoice),
         Route("/sessions/{session_id}/invoice.pdf", invoice_pdf),
-        *[
-            Route(f"/sessions/{{session_id}}/{name}", _session_action(name), methods=["POST"])
-            for name in ("stop", "cancel", "reclaim")
-        ],
+        Route("/sessions/{session_id}/{action:str}", session_action, methods=["POST"]),
     ]
