@@ -27,6 +27,7 @@ from wallet.config import WalletConfig
 from wallet.keystore import Keystore
 from wallet.web import create_app
 from wallet.web.security import short_amount
+from wallet.web.state import WebWallet
 
 
 class WebClient:
@@ -174,3 +175,13 @@ def test_figures_round_amounts_down_for_small_screens():
     assert short_amount(2 * 10**18, 18) == "2.00"
     assert short_amount(1_234_567, 6) == "1.2345"
     assert short_amount(1_234, 2) == "12.34"
+
+
+def test_idle_accounts_leave_memory_even_if_their_browser_never_comes_back(net, tmp_path: Path):
+    state = WebWallet(wallet_config(net, tmp_path / "home"), idle_lock_s=0.3)
+    address = state.create(PASSWORD, PASSWORD)
+    abandoned = state.unlock(address, PASSWORD)
+    time.sleep(0.4)
+    active = state.unlock(address, PASSWORD)
+    assert state.get(active) is not None
+    assert len(state) == 1 and state.get(abandoned) is None

@@ -77,18 +77,20 @@ class WebWallet:
         return key
 
     def get(self, key: str | None, touch: bool = True) -> Unlocked | None:
-        """The account unlocked under ``key``, or None (never unlocked, locked, or idle too long)."""
+        """The account unlocked under ``key``, or None (never unlocked, locked, or idle too long). Every
+        call also forgets the accounts of all sessions idle too long: their keys leave memory."""
         with self._lock:
-            found = self._unlocked.get(key or "")
-            if found is None:
-                return None
             now = time.monotonic()
-            if now - found.last_used > self.idle_lock_s:
-                del self._unlocked[key or ""]
-                return None
-            if touch:
+            for idle in [k for k, u in self._unlocked.items() if now - u.last_used > self.idle_lock_s]:
+                del self._unlocked[idle]
+            found = self._unlocked.get(key or "")
+            if found is not None and touch:
                 found.last_used = now
             return found
+
+    def __len__(self) -> int:
+        """How many browser sessions hold an unlocked account."""
+        return len(self._unlocked)
 
     def lock(self, key: str | None) -> None:
         with self._lock:
