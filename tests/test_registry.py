@@ -46,10 +46,12 @@ def test_add_station_needs_an_operator_and_valid_input(clean_chain: Net) -> None
         net.escrow(net.drivers[0]).add_station("CP-DRIVER", 1, TARIFF)
     assert info.value.args_ == (net.drivers[0].address,)
     operator = net.escrow(net.operator)
-    with reverts("InvalidChargePointId"):
+    with reverts("InvalidChargePointId") as info:
         operator.add_station("", 1, TARIFF)
-    with reverts("InvalidChargePointId"):
+    assert info.value.args_ == (0, 48)
+    with reverts("InvalidChargePointId") as info:
         operator.add_station("X" * 49, 1, TARIFF)
+    assert info.value.args_ == (49, 48)
     with reverts("InvalidConnectorCount") as info:
         operator.add_station("CP-NO-CONNECTORS", 0, TARIFF)
     assert info.value.args_ == (0,)

@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {IStationRegistry} from "./IStationRegistry.sol";
+
+/// @title Session escrow interface
+/// @notice Pre-paid charging sessions, settled one by one in real time.
+///
+///         Requested --start(operator)--> Active --settle(operator)--> Settled
+///         Requested --reject(operator) | cancel(driver, after startTimeout)--> Cancelled (full refund)
+///         Active --reclaim(driver, after maxDuration + reclaimGrace, never settled)--> Expired (full refund)
+interface ISessionEscrow is IStationRegistry {
+    /// @notice A session's state. Closed: the session ended (settled, cancelled or expired) and its lane
+    ///         holds a newer one.
+    enum SessionState {
+        None,
+        Requested,
+        Active,
+        Settled,
+        Cancelled,
+        Expired,
+        Closed
+    }
+
+    /// @notice Why a session was cancelled.
+    enum CancelReason {
+        DriverCancelled,
+        StationOffline,
+        ConnectorBusy,
+        ChargerRejected,
+        Other
+    }
+
+    /// @notice A session as getSession returns it (fields past `state` are zero for None and Closed).
+    /// @param driver The driver who opened it.
+    /// @param lane The driver's lane that holds it.
+    /// @param seq Its sequence number in the lane (from 1).
+    /// @param state Its state.
+    /// @param deposit Tokens locked for it.
+    /// @param stationId The station.
+    /// @param tariffId The tariff snapshotted at open.
+    /// @param since When it entered its state: opened, started or ended (unix seconds).
+    /// @param meterStart Meter reading at start, in Wh.
+    struct SessionInfo {
+        address driver;
+        uint8 lane;
+        uint16 seq;
+        SessionState state;
+        uint96 deposit;
+        uint32 stationId;
+        uint32 tariffId;
+        uint32 since;
+        uint40 meterStart;
+    }
+
+    /// @notice `driver` opened session `sessionId` at `stationId` with `deposit` under tariff `tariffId`.
+    event SessionRequested(
+        uint256 indexed sessionId, address indexed driver, uint32 indexed stationId, uint8 connector, uint96 deposit, uint32 tariffId
+    );
+    /// @notice The operator started session `sessionId` as OCPP transaction `transactionId`.
+    event SessionStarted(uint256 indexed sessionId, uint32 transactionId, uint40 meterStart, uint40 startedAt);
+    /// @notice The driver asked to stop session `sessionId`.
+    event StopRequested(uint256 indexed sessionId, uint32 indexed stationId);
+    /// @notice The invoice record, written once per session. The connector is in SessionRequested and the
+    ///         OCPP transaction id in SessionStarted.
+    event SessionSettled(
+        uint256 indexed sessionId,
+        address indexed driver,
+        address indexed operator,
+        uint32 stationId,
+        uint32 tariffId,
+        uint40 meterStart,
+        uint40 meterStop,
+        uint40 startedAt,
+        uint40 endedAt,
+        uint96 cost,
+        uint96 refund,
+        address payout
+    );
+    /// @notice Session `sessionId` was cancelled and `refund` (its whole deposit) returned.
+    event SessionCancelled(uint256 indexed sessionId, address indexed driver, uint96 refund, CancelReason reason);
+    /// @notice The driver reclaimed the whole deposit of session `sessionId`, which was never settled.
+    event SessionExpired(uint256 indexed sessionId, address indexed driver, uint96 refund);
+
+    /// @notice A session needs a deposit.
+    error ZeroDeposit();
+    /// @notice Station `stationId` takes no new sessions.
+    error StationInactive(uint32 stationId);
+    /// @notice Station `stationId` has no connector `connector`.
+    error InvalidConnector(uint32 stationId, uint8 connector);
+    /// @notice Session `sessionId` is in `state`, not the state the call needs.
+    error InvalidState(uint256 sessionId, SessionState state);
+    /// @notice `account` is not the driver of session `sessionId`.
+    error NotDriver(uint256 sessionId, address account);
+    /// @notice The call on session `sessionId` is allowed from `allowedAt` (unix seconds) on.
+    error TooEarly(uint256 sessionId, uint256 allowedAt);
+    /// @notice The stop reading `meterStop` of session `sessionId` is below its start reading `meterStart`.
+    error MeterBelowStart(uint256 sessionId, uint40 meterStart, uint40 meterStop);
+    /// @notice Every lane of `driver` holds an open session (or has used all its sequence numbers).
+    error NoFreeLane(address driver);
+    /// @notice A batch's arrays have different lengths: `expected` and `actual`.
+    error LengthMismatch(uint256 expected, uint256 actual);
+    /// @notice Start timeout and longest duration must not be zero.
+    error InvalidTimeouts(uint32 startTimeout, uint32 maxDuration);
+
+    /// @notice Open a session: lock `deposit` tokens (approved beforehand) for a charge at `stationId`.
+    ///         The station's current tariff is snapshotted: its price cannot change under the session.
+    ///         The session takes the caller's first lane without an open session.
+    /// @param stationId Station to charge at (must be active).
+    /// @param connector Connector number, 1 to the station's connector count.
+    /// @param deposit Most the driver will pay; the unused part is refunded at settlement.
+    /// @return sessionId The new session's id.
+    function open(uint32 stationId, uint8 connector, uint96 deposit) external returns (uint256 sessionId);
+
+    /// @notice Open a session with an EIP-2612 permit instead of a prior approval, in one transaction.
+    ///         A permit for more than the deposit leaves a standing allowance, so the driver's later
+    ///         sessions open with `open` (no permit to verify or allowance to write: about 50,000 gas
+    ///         less). The escrow only ever pulls tokens from the caller of open, for the caller's own
+    ///         deposit, so no one else can use that allowance.
+    /// @dev A permit that fails (e.g. already used by a front-runner) is ignored; the transfer then
+    ///      needs an existing allowance.
+    /// @param stationId Station to charge at (must be active).
+    /// @param connector Connector number, 1 to the station's connector count.
+    /// @param deposit Most the driver will pay; the unused part is refunded at settlement.
+    /// @param allowance The permit's value: at least the deposit.
+    /// @param deadline Permit deadline (unix seconds).
+    /// @param v Permit signature v.
+    /// @param r Permit signature r.
+    /// @param s Permit signature s.
+    /// @return sessionId The new session's id.
+    function openWithPermit(
+        uint32 stationId,
+        uint8 connector,
+        uint96 deposit,
+        uint256 allowance,
+        uint256 deadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external returns (uint256 sessionId);
+
+    /// @notice Ask the operator to stop a running session. Only an event: the Core Client sends
+    ///         RemoteStopTransaction and settles when the charge point reports the stop.
+    /// @param sessionId An Active session of the caller.
+    function requestStop(uint256 sessionId) external;
+
+    /// @notice Cancel a session that the operator neither started nor rejected within startTimeout.
+    ///         Refunds the whole deposit.
+    /// @param sessionId A Requested session of the caller.
+    function cancel(uint256 sessionId) external;
+
+    /// @notice Take back the whole deposit of a session the operator never settled, once maxDuration
+    ///         plus reclaimGrace have passed since it started.
+    /// @param sessionId An Active session of the caller.
+    function reclaim(uint256 sessionId) external;
+
+    /// @notice Mark a session started: the charge point began the OCPP transaction.
+    /// @param sessionId A Requested session at one of the caller's stations.
+    /// @param transactionId The OCPP transaction id the Core Client gave the charge point.
+    /// @param meterStart Meter reading at start, in Wh.
+    function start(uint256 sessionId, uint32 transactionId, uint40 meterStart) external;
+
+    /// @notice Start many sessions of the caller's stations in one transaction. All or nothing: one
+    ///         session that cannot start reverts the batch.
+    /// @param sessionIds Requested sessions at the caller's stations.
+    /// @param transactionIds The OCPP transaction id of each session.
+    /// @param meterStarts Meter reading at start of each session, in Wh.
+    function startBatch(uint256[] calldata sessionIds, uint32[] calldata transactionIds, uint40[] calldata meterStarts)
+        external;
+
+    /// @notice Refuse a session that cannot start (station offline, connector busy, charger rejected).
+    ///         Refunds the whole deposit at once.
+    /// @param sessionId A Requested session at one of the caller's stations.
+    /// @param reason Why (recorded in SessionCancelled).
+    function reject(uint256 sessionId, CancelReason reason) external;
+
+    /// @notice Settle a session: cost = session fee + energy x price (+ time fee), capped at the deposit,
+    ///         paid to the operator's payout address; the rest is refunded to the driver.
+    /// @param sessionId An Active session at one of the caller's stations.
+    /// @param meterStop Meter reading at stop, in Wh (not below the start reading).
+    function settle(uint256 sessionId, uint40 meterStop) external;
+
+    /// @notice Settle many sessions of the caller's stations in one transaction, with one payout
+    ///         transfer for their summed cost. All or nothing: one invalid session reverts the batch.
+    /// @param sessionIds Active sessions at the caller's stations.
+    /// @param meterStops Meter reading at stop for each session, in Wh.
+    function settleBatch(uint256[] calldata sessionIds, uint40[] calldata meterStops) external;
+
+    /// @notice Session `sessionId`: state None if it does not exist, Closed if its lane moved on.
+    /// @param sessionId The session.
+    function getSession(uint256 sessionId) external view returns (SessionInfo memory info);
+
+    /// @notice What settling `sessionId` now with `meterStop` would charge (capped at the deposit).
+    /// @param sessionId An Active session.
+    /// @param meterStop Meter reading at stop, in Wh.
+    function settlementCost(uint256 sessionId, uint40 meterStop) external view returns (uint256 cost);
+}
