@@ -7,6 +7,7 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {Time} from "@openzeppelin/contracts/utils/types/Time.sol";
 import {ISessionEscrow} from "./interfaces/ISessionEscrow.sol";
+import {MeterReadings} from "./MeterReadings.sol";
 import {StationRegistry} from "./StationRegistry.sol";
 import {SessionIds} from "./utils/SessionIds.sol";
 
@@ -29,7 +30,7 @@ import {SessionIds} from "./utils/SessionIds.sol";
 ///      returning driver's open overwrites a non-zero slot (5,000 gas) instead of filling a fresh one
 ///      (22,100). Storage keeps only each lane's latest session; an earlier one reads as Closed, and its
 ///      events are its record. Works with any ERC-20 through SafeERC20; permit is optional.
-contract SessionEscrow is ISessionEscrow, StationRegistry {
+contract SessionEscrow is StationRegistry, MeterReadings {
     using SafeERC20 for IERC20;
     using SafeCast for uint256;
 
@@ -164,7 +165,29 @@ contract SessionEscrow is ISessionEscrow, StationRegistry {
         if (total != 0) token.safeTransfer(payout, total);
     }
 
+    /// @inheritdoc ISessionEscrow
+    function settleSigned(SignedSettlement calldata settlement) external {
+        address payout = _payoutOf(msg.sender);
+        uint256 cost = _settleSigned(settlement, payout);
+        if (cost != 0) token.safeTransfer(payout, cost);
+    }
+
+    /// @inheritdoc ISessionEscrow
+    function settleSignedBatch(SignedSettlement[] calldata settlements) external {
+        address payout = _payoutOf(msg.sender);
+        uint256 total;
+        for (uint256 i; i < settlements.length; ++i) {
+            total += _settleSigned(settlements[i], payout);
+        }
+        if (total != 0) token.safeTransfer(payout, total);
+    }
+
     // ------------------------------------------------------------------ views
+
+    /// @inheritdoc ISessionEscrow
+    function sessionIdTag(uint256 sessionId) external pure returns (bytes20) {
+        return SessionIds.idTag(sessionId);
+    }
 
     /// @inheritdoc ISessionEscrow
     function getSession(uint256 sessionId) external view returns (SessionInfo memory info) {
@@ -181,23 +204,25 @@ contract SessionEscrow is ISessionEscrow, StationRegistry {
     /// @inheritdoc ISessionEscrow
     function settlementCost(uint256 sessionId, uint40 meterStop) external view returns (uint256 cost) {
         (Session storage s,) = _session(sessionId, SessionState.Active);
-        (cost,) = _cost(sessionId, s, meterStop, _now());
+        (cost,) = _cost(sessionId, s, s.meterStart, meterStop, _now());
     }
 
     // --------------------------------------------------------------- internal
 
     function _open(uint32 stationId, uint8 connector, uint96 deposit) private returns (uint256 sessionId) {
         if (deposit == 0) revert ZeroDeposit();
-        Station memory station = _station(stationId);
-        if (station.operator == address(0)) revert UnknownStation(stationId);
-        if (!station.active) revert StationInactive(stationId);
-        if (connector == 0 || connector > station.connectors) revert InvalidConnector(stationId, connector);
+        Station storage station = _station(stationId);
+        (address operator, uint32 tariffId, uint8 connectors, bool active) =
+            (station.operator, station.tariffId, station.connectors, station.active);
+        if (operator == address(0)) revert UnknownStation(stationId);
+        if (!active) revert StationInactive(stationId);
+        if (connector == 0 || connector > connectors) revert InvalidConnector(stationId, connector);
 
         (uint256 lane, uint16 seq) = _freeLane(msg.sender);
         sessionId = SessionIds.pack(msg.sender, lane, seq);
         _lanes[msg.sender][lane] =
-            Session(deposit, stationId, station.tariffId, SessionState.Requested, _now(), 0, seq);
-        emit SessionRequested(sessionId, msg.sender, stationId, connector, deposit, station.tariffId);
+            Session(deposit, stationId, tariffId, SessionState.Requested, _now(), 0, seq);
+        emit SessionRequested(sessionId, msg.sender, stationId, connector, deposit, tariffId);
         token.safeTransferFrom(msg.sender, address(this), deposit);
     }
 
@@ -225,13 +250,44 @@ contract SessionEscrow is ISessionEscrow, StationRegistry {
         emit SessionStarted(sessionId, transactionId, meterStart, now_);
     }
 
-    /// @dev Effects and the driver's refund; returns the cost, which the caller pays out.
     function _settle(uint256 sessionId, uint40 meterStop, address payout) private returns (uint256) {
         (Session storage s, address driver) = _session(sessionId, SessionState.Active);
         Session memory m = s;
-        _checkStationOperator(m.stationId);
+        if (_stationToSettle(m)) revert MeterSignatureRequired(m.stationId);
+        return _close(sessionId, s, m, driver, m.meterStart, meterStop, payout);
+    }
+
+    function _settleSigned(SignedSettlement calldata x, address payout) private returns (uint256) {
+        (Session storage s, address driver) = _session(x.sessionId, SessionState.Active);
+        Session memory m = s;
+        if (!_stationToSettle(m)) revert NoMeterKey(m.stationId);
+        (bytes32 qx, bytes32 qy) = _meterKey(m.stationId);
+        (uint40 meterStart, uint40 meterStop) = _signedReadings(x.sessionId, qx, qy, x.begin, x.end);
+        if (x.meterStop != meterStop) revert ReadingMismatch(x.sessionId, meterStop, x.meterStop);
+        return _close(x.sessionId, s, m, driver, meterStart, meterStop, payout);
+    }
+
+    /// @dev Whether the station of the Active session `m` has a meter key, after checking that the caller
+    ///      operates it and that its key did not change since the session started.
+    function _stationToSettle(Session memory m) private view returns (bool metered) {
+        uint32 meterKeySince;
+        (metered, meterKeySince) = _operatedStationMeter(m.stationId);
+        if (meterKeySince > m.since) revert MeterKeyChanged(m.stationId, meterKeySince);
+    }
+
+    /// @dev Settles `s` (loaded as `m`) on the readings given: effects, the invoice event and the driver's
+    ///      refund; returns the cost, which the caller pays out.
+    function _close(
+        uint256 sessionId,
+        Session storage s,
+        Session memory m,
+        address driver,
+        uint40 meterStart,
+        uint40 meterStop,
+        address payout
+    ) private returns (uint256) {
         uint32 now_ = _now();
-        (uint96 cost, uint96 refund) = _cost(sessionId, m, meterStop, now_);
+        (uint96 cost, uint96 refund) = _cost(sessionId, m, meterStart, meterStop, now_);
         s.state = SessionState.Settled;
         s.since = now_;
         emit SessionSettled(
@@ -240,7 +296,7 @@ contract SessionEscrow is ISessionEscrow, StationRegistry {
             msg.sender,
             m.stationId,
             m.tariffId,
-            m.meterStart,
+            meterStart,
             meterStop,
             m.since,
             now_,
@@ -252,16 +308,16 @@ contract SessionEscrow is ISessionEscrow, StationRegistry {
         return cost;
     }
 
-    /// @dev Cost and refund of settling `s` at time `now_` with reading `meterStop`.
-    function _cost(uint256 sessionId, Session memory s, uint40 meterStop, uint32 now_)
+    /// @dev Cost and refund of settling `s` at time `now_` on the readings `meterStart` and `meterStop`.
+    function _cost(uint256 sessionId, Session memory s, uint40 meterStart, uint40 meterStop, uint32 now_)
         private
         view
         returns (uint96 cost, uint96 refund)
     {
-        if (meterStop < s.meterStart) revert MeterBelowStart(sessionId, s.meterStart, meterStop);
+        if (meterStop < meterStart) revert MeterBelowStart(sessionId, meterStart, meterStop);
         uint256 duration = now_ - s.since;
         if (duration > maxDuration) duration = maxDuration;
-        uint256 price = _price(_tariff(s.tariffId), meterStop - s.meterStart, duration);
+        uint256 price = _price(_tariff(s.tariffId), meterStop - meterStart, duration);
         cost = price < s.deposit ? uint96(price) : s.deposit;
         refund = s.deposit - cost;
     }

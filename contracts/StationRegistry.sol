@@ -2,6 +2,8 @@
 pragma solidity ^0.8.24;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {P256} from "@openzeppelin/contracts/utils/cryptography/P256.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IStationRegistry} from "./interfaces/IStationRegistry.sol";
 
 /// @title Station registry
@@ -11,23 +13,37 @@ import {IStationRegistry} from "./interfaces/IStationRegistry.sol";
 /// @dev Abstract: the session escrow inherits it, so the hot paths (open, start, settle) read stations
 ///      and tariffs from their own storage instead of paying for a call into another contract.
 abstract contract StationRegistry is IStationRegistry, AccessControl {
+    using SafeCast for uint256;
+
     /// @notice Role allowed to onboard operators (the network's governance).
     bytes32 public constant REGISTRAR_ROLE = keccak256("REGISTRAR_ROLE");
 
-    /// @notice The hot part of a station, packed in one storage slot.
+    /// @notice The hot part of a station, packed in one storage slot. `metered`: it has a meter key;
+    ///         `meterKeySince`: when its meter key was last set, rotated or removed (0: never).
     struct Station {
         address operator;
         uint32 tariffId;
         uint8 connectors;
         bool active;
+        bool metered;
+        uint32 meterKeySince;
     }
+
+    /// @notice A P-256 public key.
+    struct MeterKey {
+        bytes32 x;
+        bytes32 y;
+    }
+
+    /// @dev DER SubjectPublicKeyInfo of a P-256 key up to the point's 04: the form meters publish their keys in.
+    bytes27 private constant SPKI_P256_PREFIX = 0x3059301306072a8648ce3d020106082a8648ce3d03010703420004;
 
     uint256 private constant MAX_CHARGE_POINT_ID_LENGTH = 48;
 
     mapping(uint32 tariffId => Tariff) private _tariffs;
     mapping(uint32 stationId => Station) private _stations;
     mapping(uint32 stationId => string) private _chargePointIds;
-    mapping(uint32 stationId => bytes) private _meterPublicKeys;
+    mapping(uint32 stationId => MeterKey) private _meterKeys;
     mapping(bytes32 chargePointIdHash => uint32) private _stationIdByChargePoint;
     mapping(address account => Operator) private _operators;
     /// @notice Number of stations ever registered; station ids run from 1 to stationCount.
@@ -82,7 +98,7 @@ abstract contract StationRegistry is IStationRegistry, AccessControl {
         stationId = ++stationCount;
         _stationIdByChargePoint[key] = stationId;
         _chargePointIds[stationId] = chargePointId;
-        _stations[stationId] = Station(msg.sender, 0, connectors, true);
+        _stations[stationId] = Station(msg.sender, 0, connectors, true, false, 0);
         emit StationRegistered(stationId, msg.sender, chargePointId, connectors);
         _setTariff(stationId, tariff);
         if (meterPublicKey.length != 0) _setMeterPublicKey(stationId, meterPublicKey);
@@ -113,7 +129,9 @@ abstract contract StationRegistry is IStationRegistry, AccessControl {
     function getStation(uint32 stationId) public view returns (StationInfo memory) {
         Station memory s = _stations[stationId];
         if (s.operator == address(0)) revert UnknownStation(stationId);
-        return StationInfo(stationId, s.operator, s.tariffId, s.connectors, s.active, _chargePointIds[stationId], _meterPublicKeys[stationId]);
+        MeterKey memory key = _meterKeys[stationId];
+        bytes memory meterKey = s.metered ? abi.encodePacked(bytes1(0x04), key.x, key.y) : bytes("");
+        return StationInfo(stationId, s.operator, s.tariffId, s.connectors, s.active, _chargePointIds[stationId], meterKey);
     }
 
     /// @inheritdoc IStationRegistry
@@ -136,7 +154,7 @@ abstract contract StationRegistry is IStationRegistry, AccessControl {
         return t.sessionFee + (energyWh * t.pricePerKWh) / 1000 + (durationSeconds * t.timeFeePerHour) / 3600;
     }
 
-    function _station(uint32 stationId) internal view returns (Station memory) {
+    function _station(uint32 stationId) internal view returns (Station storage) {
         return _stations[stationId];
     }
 
@@ -148,8 +166,22 @@ abstract contract StationRegistry is IStationRegistry, AccessControl {
         return _operators[operator].payout;
     }
 
+    function _meterKey(uint32 stationId) internal view returns (bytes32 x, bytes32 y) {
+        MeterKey storage key = _meterKeys[stationId];
+        return (key.x, key.y);
+    }
+
     function _checkStationOperator(uint32 stationId) internal view {
         address operator = _stations[stationId].operator;
+        if (operator == address(0)) revert UnknownStation(stationId);
+        if (operator != msg.sender) revert NotStationOperator(stationId, msg.sender);
+    }
+
+    /// @dev The meter flags of station `stationId`, which must exist and be the caller's.
+    function _operatedStationMeter(uint32 stationId) internal view returns (bool metered, uint32 meterKeySince) {
+        Station storage station = _stations[stationId];
+        address operator = station.operator;
+        (metered, meterKeySince) = (station.metered, station.meterKeySince);
         if (operator == address(0)) revert UnknownStation(stationId);
         if (operator != msg.sender) revert NotStationOperator(stationId, msg.sender);
     }
@@ -162,7 +194,20 @@ abstract contract StationRegistry is IStationRegistry, AccessControl {
     }
 
     function _setMeterPublicKey(uint32 stationId, bytes calldata publicKey) private {
-        _meterPublicKeys[stationId] = publicKey;
+        Station storage station = _stations[stationId];
+        uint256 length = publicKey.length;
+        if (length == 0) {
+            delete _meterKeys[stationId];
+        } else {
+            bool framed = length == 64 || (length == 65 && publicKey[0] == 0x04)
+                || (length == 91 && bytes27(publicKey[:27]) == SPKI_P256_PREFIX);
+            bytes32 x = framed ? bytes32(publicKey[length - 64:length - 32]) : bytes32(0);
+            bytes32 y = framed ? bytes32(publicKey[length - 32:]) : bytes32(0);
+            if (!framed || !P256.isValidPublicKey(x, y)) revert InvalidMeterKey(stationId, length);
+            _meterKeys[stationId] = MeterKey(x, y);
+        }
+        station.metered = length != 0;
+        station.meterKeySince = block.timestamp.toUint32();
         emit MeterPublicKeySet(stationId, publicKey);
     }
 }

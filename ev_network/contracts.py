@@ -131,6 +131,10 @@ class Escrow(_Wrapper):
     def quote(self, tariff_id: int, energy_wh: int, duration_s: int = 0) -> int:
         return call_view(self.contract.functions.quote(tariff_id, energy_wh, duration_s))
 
+    def session_id_tag(self, session_id: int) -> str:
+        """The idTag naming ``session_id`` at a metered station, as the escrow computes it."""
+        return bytes(call_view(self.contract.functions.sessionIdTag(session_id))).decode()
+
     def settlement_cost(self, session_id: int, meter_stop: int) -> int:
         return call_view(self.contract.functions.settlementCost(session_id, meter_stop))
 
@@ -180,6 +184,18 @@ class Escrow(_Wrapper):
 
     def settle_batch(self, session_ids: list[int], meter_stops: list[int], *, wait: bool = True) -> Any:
         return self._send(self.contract.functions.settleBatch(session_ids, meter_stops), wait)
+
+    def settle_signed(self, settlement: tuple, *, wait: bool = True) -> Any:
+        """Settle a metered station's session on its signed records: ``settlement`` as
+        :func:`ev_network.ocmf.signed_settlement` builds it."""
+        return self._send(self.contract.functions.settleSigned(settlement), wait)
+
+    def settle_signed_batch(self, settlements: list[tuple], *, wait: bool = True) -> Any:
+        return self._send(self.contract.functions.settleSignedBatch(settlements), wait)
+
+    def set_meter_public_key(self, station_id: int, public_key: bytes, *, wait: bool = True) -> Any:
+        """Register, rotate (or, with ``b""``, remove) the station's P-256 meter key (DER, 65 or 64 bytes)."""
+        return self._send(self.contract.functions.setMeterPublicKey(station_id, public_key), wait)
 
     def add_station(
         self,

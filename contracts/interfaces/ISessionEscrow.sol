@@ -53,6 +53,37 @@ interface ISessionEscrow is IStationRegistry {
         uint40 meterStart;
     }
 
+    /// @notice Which of a session's two signed records: its Begin or its End.
+    enum Record {
+        Begin,
+        End
+    }
+
+    /// @notice A signed OCMF record (a meter reading) as the escrow reads it.
+    /// @param payload The payload section (the JSON between `OCMF|` and `|{`), byte for byte as the meter signed it.
+    /// @param r The signature's r.
+    /// @param s The signature's s, in the lower half of the curve order (flip a high s to N - s: both verify).
+    /// @param offsets Byte offsets in `payload` of the keys the escrow reads, 16 bits each, lowest first:
+    ///        `"ID":`, `"MS":`, `"PG":`, and of the billed reading `"TX":`, `"RV":`, `"RU":`.
+    struct MeterRecord {
+        bytes payload;
+        bytes32 r;
+        bytes32 s;
+        uint96 offsets;
+    }
+
+    /// @notice What settles a session at a station with a meter key: the session's signed Begin and End records.
+    /// @param sessionId An Active session at one of the caller's stations.
+    /// @param meterStop The stop reading billed, in Wh: must equal End's signed reading (rounded down to Wh).
+    /// @param begin The Begin record (reading reason B).
+    /// @param end The End record (reading reason E, L, R, A or P).
+    struct SignedSettlement {
+        uint256 sessionId;
+        uint40 meterStop;
+        MeterRecord begin;
+        MeterRecord end;
+    }
+
     /// @notice `driver` opened session `sessionId` at `stationId` with `deposit` under tariff `tariffId`.
     event SessionRequested(
         uint256 indexed sessionId, address indexed driver, uint32 indexed stationId, uint8 connector, uint96 deposit, uint32 tariffId
@@ -102,6 +133,27 @@ interface ISessionEscrow is IStationRegistry {
     error LengthMismatch(uint256 expected, uint256 actual);
     /// @notice Start timeout and longest duration must not be zero.
     error InvalidTimeouts(uint32 startTimeout, uint32 maxDuration);
+    /// @notice Station `stationId` has a meter key: its sessions settle only with signed records (settleSigned).
+    error MeterSignatureRequired(uint32 stationId);
+    /// @notice Station `stationId` has no meter key: its sessions settle with settle.
+    error NoMeterKey(uint32 stationId);
+    /// @notice Station `stationId`'s meter key was set, rotated or removed at `changedAt`, after the session
+    ///         started: the session cannot be settled (the driver reclaims the deposit).
+    error MeterKeyChanged(uint32 stationId, uint32 changedAt);
+    /// @notice The `record` of session `sessionId` was not signed by the station's registered meter key.
+    error InvalidMeterSignature(uint256 sessionId, Record record);
+    /// @notice The signature of `record` has a high s (above N/2): submit N - s instead.
+    error HighSSignature(uint256 sessionId, Record record);
+    /// @notice The `record`'s signed identification is not session `sessionId`'s idTag.
+    error RecordNotForSession(uint256 sessionId, Record record);
+    /// @notice The `record`'s reading reason `reason` is not B (Begin) or an end reason (E, L, R, A, P).
+    error UnexpectedReadingReason(uint256 sessionId, Record record, bytes1 reason);
+    /// @notice End's pagination `endPage` does not follow Begin's `beginPage`.
+    error PaginationNotAdvancing(uint256 sessionId, uint256 beginPage, uint256 endPage);
+    /// @notice Begin and End were signed by meters with different serial numbers.
+    error MeterSerialMismatch(uint256 sessionId, bytes beginSerial, bytes endSerial);
+    /// @notice The billed stop reading `billed` is not End's signed reading `signed` (Wh).
+    error ReadingMismatch(uint256 sessionId, uint40 signed, uint40 billed);
 
     /// @notice Open a session: lock `deposit` tokens (approved beforehand) for a charge at `stationId`.
     ///         The station's current tariff is snapshotted: its price cannot change under the session.
@@ -185,6 +237,26 @@ interface ISessionEscrow is IStationRegistry {
     /// @param sessionIds Active sessions at the caller's stations.
     /// @param meterStops Meter reading at stop for each session, in Wh.
     function settleBatch(uint256[] calldata sessionIds, uint40[] calldata meterStops) external;
+
+    /// @notice Settle a session of a station with a meter key ("no proof, no pay"): the escrow verifies the
+    ///         Begin and End records against the station's registered key (P-256, SHA-256), checks that both
+    ///         name the session (signed ID = the session's idTag), come from one meter (same MS), in order
+    ///         (End's pagination after Begin's), and bills the energy between their signed readings. Cost and
+    ///         payout as settle; the event carries the signed readings as meterStart and meterStop. Without
+    ///         valid records the session cannot be settled: after maxDuration + reclaimGrace the driver
+    ///         reclaims the whole deposit.
+    /// @param settlement The session, the billed stop reading and its signed records.
+    function settleSigned(SignedSettlement calldata settlement) external;
+
+    /// @notice Settle many sessions of the caller's metered stations with their signed records, with one
+    ///         payout transfer. All or nothing: one invalid session reverts the batch.
+    /// @param settlements One per session.
+    function settleSignedBatch(SignedSettlement[] calldata settlements) external;
+
+    /// @notice The OCPP idTag naming session `sessionId` (`EV` + 18 hex digits): the identification its
+    ///         signed records must carry.
+    /// @param sessionId The session.
+    function sessionIdTag(uint256 sessionId) external pure returns (bytes20);
 
     /// @notice Session `sessionId`: state None if it does not exist, Closed if its lane moved on.
     /// @param sessionId The session.

@@ -22,7 +22,7 @@ interface IStationRegistry {
     /// @param connectors Number of connectors, numbered from 1.
     /// @param active Whether drivers may open sessions there.
     /// @param chargePointId The OCPP charge point identity.
-    /// @param meterPublicKey The station's meter key, empty if none is registered.
+    /// @param meterPublicKey The station's P-256 meter key as 65 bytes 04 || x || y, empty if none is registered.
     struct StationInfo {
         uint32 id;
         address operator;
@@ -74,6 +74,9 @@ interface IStationRegistry {
     error InvalidConnectorCount(uint8 connectors);
     /// @notice There is no tariff `tariffId`.
     error UnknownTariff(uint32 tariffId);
+    /// @notice A meter key must be a P-256 point: 64 bytes x || y, 65 bytes 04 || x || y, or 91 bytes of
+    ///         DER SubjectPublicKeyInfo; the one given for station `stationId` (`length` bytes) is not.
+    error InvalidMeterKey(uint32 stationId, uint256 length);
 
     /// @notice Onboard a CPO. Only REGISTRAR_ROLE.
     /// @param account The operator's account: it registers stations and starts and settles their sessions.
@@ -89,7 +92,7 @@ interface IStationRegistry {
     /// @param chargePointId The OCPP charge point identity (unique in the network, 1 to 48 bytes).
     /// @param connectors Number of connectors (1 to 255).
     /// @param tariff The station's first tariff.
-    /// @param meterPublicKey Public key of the station's signing meter, or empty.
+    /// @param meterPublicKey Public key of the station's signing meter (as for setMeterPublicKey), or empty.
     /// @return stationId The new station's id.
     function addStation(string calldata chargePointId, uint8 connectors, Tariff calldata tariff, bytes calldata meterPublicKey)
         external
@@ -106,9 +109,12 @@ interface IStationRegistry {
     /// @param active Whether drivers may open sessions there.
     function setActive(uint32 stationId, bool active) external;
 
-    /// @notice Record the public key of the station's signing meter (for signed meter values).
+    /// @notice Register, rotate or remove the P-256 public key of the station's signing meter. With a key the
+    ///         station's sessions settle only on records that key signed (settleSigned). A session that
+    ///         started before the change cannot be settled (the driver reclaims its deposit).
     /// @param stationId The station (the caller must be its operator).
-    /// @param publicKey The key, encoded as the meter publishes it; empty to remove.
+    /// @param publicKey 64 bytes x || y, 65 bytes 04 || x || y, or the 91-byte DER SubjectPublicKeyInfo
+    ///        meters publish; empty to remove.
     function setMeterPublicKey(uint32 stationId, bytes calldata publicKey) external;
 
     /// @notice The operator record of `account` (payout is zero if not registered).

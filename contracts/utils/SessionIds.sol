@@ -20,6 +20,18 @@ library SessionIds {
         return (driverOf(sessionId), uint8(sessionId >> 16), uint16(sessionId), sessionId & UNUSED_BITS == 0);
     }
 
+    /// @notice The OCPP idTag that names session `sessionId` at a station with a signing meter, and that its
+    ///         meter signs as the identification (ID) of the session's records: `EV` and the first 9 bytes of
+    ///         keccak256(sessionId) in upper-case hex, 20 characters (OCPP 1.6's longest idTag).
+    function idTag(uint256 sessionId) internal pure returns (bytes20 tag) {
+        bytes32 hash = keccak256(abi.encode(sessionId));
+        tag = bytes20(bytes2("EV"));
+        for (uint256 i; i < 18; ++i) {
+            uint8 nibble = uint8(hash[i / 2]) >> (i % 2 == 0 ? 4 : 0) & 0x0f;
+            tag |= bytes20(bytes1(nibble < 10 ? nibble + 0x30 : nibble + 0x37)) >> (8 * (i + 2));
+        }
+    }
+
     /// @notice The driver of `sessionId`.
     function driverOf(uint256 sessionId) internal pure returns (address) {
         return address(uint160(sessionId >> 96));

@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {P256} from "@openzeppelin/contracts/utils/cryptography/P256.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {ISessionEscrow} from "./interfaces/ISessionEscrow.sol";
+import {OCMF} from "./utils/OCMF.sol";
+import {SessionIds} from "./utils/SessionIds.sol";
+
+/// @title Meter readings
+/// @notice "No proof, no pay": the billed readings of a session at a station with a meter key come from the
+///         session's OCMF Begin and End records, signed by that key (ECDSA P-256 over SHA-256 of the payload,
+///         verified with OpenZeppelin's P256: the P256VERIFY precompile, a Solidity fallback elsewhere).
+/// @dev High-s signatures are refused (HighSSignature), not normalised: OCMF meters sign with either half, and
+///      the submitter flips s to N - s (ev_network.ocmf does), which keeps one accepted form per signature.
+abstract contract MeterReadings is ISessionEscrow {
+    using SafeCast for uint256;
+
+    /// @dev The signed readings (Wh) of a session's Begin and End records, after checking that the key
+    ///      (qx, qy) signed both, that both name `sessionId`, come from one meter, in order, and that End is
+    ///      not below Begin.
+    function _signedReadings(
+        uint256 sessionId,
+        bytes32 qx,
+        bytes32 qy,
+        MeterRecord calldata begin,
+        MeterRecord calldata end
+    ) internal view returns (uint40 meterStart, uint40 meterStop) {
+        _checkSignature(sessionId, Record.Begin, begin, qx, qy);
+        _checkSignature(sessionId, Record.End, end, qx, qy);
+
+        bytes32 tag = bytes32(SessionIds.idTag(sessionId));
+        if (!OCMF.textEquals(begin.payload, begin.offsets, OCMF.Field.ID, tag, 20)) {
+            revert RecordNotForSession(sessionId, Record.Begin);
+        }
+        if (!OCMF.textEquals(end.payload, end.offsets, OCMF.Field.ID, tag, 20)) {
+            revert RecordNotForSession(sessionId, Record.End);
+        }
+        bytes1 reason = OCMF.firstChar(begin.payload, begin.offsets, OCMF.Field.TX);
+        if (reason != "B") revert UnexpectedReadingReason(sessionId, Record.Begin, reason);
+        reason = OCMF.firstChar(end.payload, end.offsets, OCMF.Field.TX);
+        if (reason != "E" && reason != "L" && reason != "R" && reason != "A" && reason != "P") {
+            revert UnexpectedReadingReason(sessionId, Record.End, reason);
+        }
+
+        bytes calldata beginSerial = OCMF.text(begin.payload, begin.offsets, OCMF.Field.MS);
+        bytes calldata endSerial = OCMF.text(end.payload, end.offsets, OCMF.Field.MS);
+        if (keccak256(beginSerial) != keccak256(endSerial)) revert MeterSerialMismatch(sessionId, beginSerial, endSerial);
+        uint256 beginPage = OCMF.pagination(begin.payload, begin.offsets);
+        uint256 endPage = OCMF.pagination(end.payload, end.offsets);
+        if (endPage <= beginPage) revert PaginationNotAdvancing(sessionId, beginPage, endPage);
+
+        meterStart = OCMF.wattHours(begin.payload, begin.offsets).toUint40();
+        meterStop = OCMF.wattHours(end.payload, end.offsets).toUint40();
+        if (meterStop < meterStart) revert MeterBelowStart(sessionId, meterStart, meterStop);
+    }
+
+    function _checkSignature(uint256 sessionId, Record which, MeterRecord calldata record, bytes32 qx, bytes32 qy)
+        private
+        view
+    {
+        if (uint256(record.s) > P256.N / 2) revert HighSSignature(sessionId, which);
+        if (!P256.verifyNative(sha256(record.payload), record.r, record.s, qx, qy)) {
+            revert InvalidMeterSignature(sessionId, which);
+        }
+    }
+}
