@@ -29,29 +29,29 @@ abstract contract MeterReadings is ISessionEscrow {
         _checkSignature(sessionId, Record.Begin, begin, qx, qy);
         _checkSignature(sessionId, Record.End, end, qx, qy);
 
+        (bytes calldata first, uint96 firstAt) = (begin.payload, begin.offsets);
+        (bytes calldata last, uint96 lastAt) = (end.payload, end.offsets);
         bytes32 tag = bytes32(SessionIds.idTag(sessionId));
-        if (!OCMF.textEquals(begin.payload, begin.offsets, OCMF.Field.ID, tag, 20)) {
-            revert RecordNotForSession(sessionId, Record.Begin);
-        }
-        if (!OCMF.textEquals(end.payload, end.offsets, OCMF.Field.ID, tag, 20)) {
-            revert RecordNotForSession(sessionId, Record.End);
-        }
-        bytes1 reason = OCMF.firstChar(begin.payload, begin.offsets, OCMF.Field.TX);
+        if (!OCMF.textEquals(first, firstAt, OCMF.Field.ID, tag, 20)) revert RecordNotForSession(sessionId, Record.Begin);
+        if (!OCMF.textEquals(last, lastAt, OCMF.Field.ID, tag, 20)) revert RecordNotForSession(sessionId, Record.End);
+        bytes1 reason = OCMF.firstChar(first, firstAt, OCMF.Field.TX);
         if (reason != "B") revert UnexpectedReadingReason(sessionId, Record.Begin, reason);
-        reason = OCMF.firstChar(end.payload, end.offsets, OCMF.Field.TX);
+        reason = OCMF.firstChar(last, lastAt, OCMF.Field.TX);
         if (reason != "E" && reason != "L" && reason != "R" && reason != "A" && reason != "P") {
             revert UnexpectedReadingReason(sessionId, Record.End, reason);
         }
 
-        bytes calldata beginSerial = OCMF.text(begin.payload, begin.offsets, OCMF.Field.MS);
-        bytes calldata endSerial = OCMF.text(end.payload, end.offsets, OCMF.Field.MS);
-        if (keccak256(beginSerial) != keccak256(endSerial)) revert MeterSerialMismatch(sessionId, beginSerial, endSerial);
-        uint256 beginPage = OCMF.pagination(begin.payload, begin.offsets);
-        uint256 endPage = OCMF.pagination(end.payload, end.offsets);
+        (bytes32 beginSerial, uint256 beginLength) = OCMF.text(first, firstAt, OCMF.Field.MS);
+        (bytes32 endSerial, uint256 endLength) = OCMF.text(last, lastAt, OCMF.Field.MS);
+        if (beginSerial != endSerial || beginLength != endLength) {
+            revert MeterSerialMismatch(sessionId, beginSerial, endSerial);
+        }
+        uint256 beginPage = OCMF.pagination(first, firstAt);
+        uint256 endPage = OCMF.pagination(last, lastAt);
         if (endPage <= beginPage) revert PaginationNotAdvancing(sessionId, beginPage, endPage);
 
-        meterStart = OCMF.wattHours(begin.payload, begin.offsets).toUint40();
-        meterStop = OCMF.wattHours(end.payload, end.offsets).toUint40();
+        meterStart = OCMF.wattHours(first, firstAt).toUint40();
+        meterStop = OCMF.wattHours(last, lastAt).toUint40();
         if (meterStop < meterStart) revert MeterBelowStart(sessionId, meterStart, meterStop);
     }
 

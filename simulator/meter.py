@@ -51,6 +51,7 @@ class SigningMeter:
     """A P-256 signing meter: ``record`` makes a signed OCMF record of a register reading."""
 
     def __init__(self, serial: str, gateway: str, key: ec.EllipticCurvePrivateKey, mode: MeterMode) -> None:
+        """``serial`` is the meter's (MS), ``gateway`` the charge point's serial (GS)."""
         self.serial, self.gateway, self.mode = serial, gateway, MeterMode(mode)
         self._key = key
         self._signer = _key(b"foreign:" + serial.encode()) if self.mode is MeterMode.FOREIGN else key
@@ -63,6 +64,10 @@ class SigningMeter:
         return cls(
             f"SIM{hashlib.sha256(cp_id.encode()).hexdigest()[:10].upper()}", cp_id, _key(seed + cp_id.encode()), mode
         )
+
+    def variant(self, mode: MeterMode | str, serial: str | None = None) -> SigningMeter:
+        """This meter's key in another mode (or under another serial), for tests."""
+        return SigningMeter(serial or self.serial, self.gateway, self._key, mode)
 
     @property
     def public_key_der(self) -> bytes:
@@ -88,7 +93,7 @@ class SigningMeter:
         }
         payload = {
             "FV": "1.0",
-            "GI": "EVN Simulator",
+            "GI": "EVN-SIM",
             "GS": self.gateway,
             "PG": f"T{self._page}",
             "MV": "EVN",

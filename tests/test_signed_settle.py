@@ -105,10 +105,10 @@ def test_each_bad_record_reverts_with_its_own_error(metered: Metered) -> None:
             assert info.value.args_ == args
 
     begin, end = metered.records(session_id, 5000)
-    tampered = SigningMeter(metered.meter.serial, "CP-METERED", metered.meter._key, MeterMode.TAMPERED)
+    tampered = metered.meter.variant(MeterMode.TAMPERED)
     _, bad_end = metered.records(session_id, 5000, meter=tampered)
     refused("InvalidMeterSignature", metered.settlement(session_id, begin, bad_end), (session_id, 1))
-    foreign = SigningMeter(metered.meter.serial, "CP-METERED", metered.meter._key, MeterMode.FOREIGN)
+    foreign = metered.meter.variant(MeterMode.FOREIGN)
     bad_begin, _ = metered.records(session_id, 5000, meter=foreign)
     refused("InvalidMeterSignature", metered.settlement(session_id, bad_begin, end), (session_id, 0))
 
@@ -123,12 +123,12 @@ def test_each_bad_record_reverts_with_its_own_error(metered: Metered) -> None:
     low_begin, low_end = metered.records(session_id, 0, end_wh=BEGIN_WH - 1)
     refused("MeterBelowStart", metered.settlement(session_id, low_begin, low_end), (session_id, BEGIN_WH, BEGIN_WH - 1))
 
-    second_meter = SigningMeter("OTHER-SERIAL", "CP-METERED", metered.meter._key, MeterMode.SIGNED)
+    second_meter = metered.meter.variant(MeterMode.SIGNED, serial="OTHER-SERIAL")
     _, swapped_end = metered.records(session_id, 5000, meter=second_meter)
     refused(
         "MeterSerialMismatch",
         metered.settlement(session_id, begin, swapped_end),
-        (session_id, metered.meter.serial.encode(), b"OTHER-SERIAL"),
+        (session_id, metered.meter.serial.encode().ljust(32, b"\0"), b"OTHER-SERIAL".ljust(32, b"\0")),
     )
 
     tag = session_id_tag(session_id)
@@ -162,7 +162,7 @@ def test_python_refuses_a_bad_record_before_any_transaction(metered: Metered) ->
     session_id = metered.session()
     key = metered.meter.public_key_der
     begin, end = metered.records(session_id, 5000)
-    tampered = SigningMeter(metered.meter.serial, "CP-METERED", metered.meter._key, MeterMode.TAMPERED)
+    tampered = metered.meter.variant(MeterMode.TAMPERED)
     _, bad_end = metered.records(session_id, 5000, meter=tampered)
     with pytest.raises(OCMFError, match="not signed by the registered meter key"):
         signed_settlement(session_id, begin, bad_end, key)

@@ -150,8 +150,8 @@ interface ISessionEscrow is IStationRegistry {
     error UnexpectedReadingReason(uint256 sessionId, Record record, bytes1 reason);
     /// @notice End's pagination `endPage` does not follow Begin's `beginPage`.
     error PaginationNotAdvancing(uint256 sessionId, uint256 beginPage, uint256 endPage);
-    /// @notice Begin and End were signed by meters with different serial numbers.
-    error MeterSerialMismatch(uint256 sessionId, bytes beginSerial, bytes endSerial);
+    /// @notice Begin and End were signed by meters with different serial numbers (as text, zero-padded).
+    error MeterSerialMismatch(uint256 sessionId, bytes32 beginSerial, bytes32 endSerial);
     /// @notice The billed stop reading `billed` is not End's signed reading `signed` (Wh).
     error ReadingMismatch(uint256 sessionId, uint40 signed, uint40 billed);
 

@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+
 /// @title OCMF field reader
 /// @notice Reads single fields of a signed OCMF payload (the JSON between `OCMF|` and `|{`, byte for byte
 ///         as the meter signed it) without parsing the JSON: the caller names the byte offset of each
 ///         field's key, and the reader checks that the key is there before it reads the value behind it.
 ///         Only the meter can produce a signed payload, so a caller cannot add keys of its own; payloads
 ///         must be compact JSON (no space between a key, its colon and its value), as meters write them.
+/// @dev Values are read a 32-byte word at a time (zero past the payload's end): strings of at most 31
+///      bytes (an idTag is at most 20, a meter serial in practice under 20), numbers of at most 31 characters.
 library OCMF {
     /// @notice The fields the escrow reads: ID (identification), MS (meter serial), PG (pagination), and of
     ///         the reading: TX (reason), RV (value) and RU (unit).
@@ -22,86 +26,105 @@ library OCMF {
     /// @notice The payload does not hold `field` at byte `offset` in the form the reader accepts.
     error OCMFMalformedField(Field field, uint256 offset);
 
+    bytes32 private constant QUOTES = 0x2222222222222222222222222222222222222222222222222222222222222222;
+    uint256 private constant LOW7 = 0x7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f;
+    uint256 private constant HIGH1 = 0x8080808080808080808080808080808080808080808080808080808080808080;
+
     /// @dev The two-letter names of the fields, in Field order.
-    bytes12 private constant NAMES = "IDMSPGTXRVRU";
+    uint96 private constant NAMES = 0x49444d535047545852565255; // "IDMSPGTXRVRU"
 
-    /// @notice The byte offset of `field`'s key in a record's packed offsets (16 bits a field, ID lowest).
-    function offsetOf(uint96 offsets, Field field) internal pure returns (uint256) {
-        return uint16(offsets >> (16 * uint256(field)));
+    /// @notice The string field `field` as a word (its bytes, zero after them) and its length.
+    function text(bytes calldata payload, uint96 offsets, Field field) internal pure returns (bytes32 value, uint256 length) {
+        (bytes32 word, uint256 start) = _value(payload, offsets, field, true);
+        // The first quote: XOR makes its byte zero; a byte's top bit of `zeros` is set exactly when it is zero.
+        uint256 x = uint256(word ^ QUOTES);
+        uint256 zeros = ~(((x & LOW7) + LOW7) | x) & HIGH1;
+        if (zeros == 0) revert OCMFMalformedField(field, start);
+        length = (255 - Math.log2(zeros)) / 8;
+        value = word & ~(bytes32(type(uint256).max) >> (8 * length));
     }
 
-    /// @notice The value of the string field `field`: the bytes between `"XX":"` and the next `"`.
-    function text(bytes calldata payload, uint96 offsets, Field field) internal pure returns (bytes calldata value) {
-        uint256 start = _valueStart(payload, offsets, field, true);
-        for (uint256 end = start; end < payload.length; ++end) {
-            if (payload[end] == '"') return payload[start:end];
-        }
-        revert OCMFMalformedField(field, start);
-    }
-
-    /// @notice Whether the string field `field` is exactly the first `length` bytes of `value`.
+    /// @notice Whether the string field `field` is exactly the `length` first bytes of `value` (zero after them).
     function textEquals(bytes calldata payload, uint96 offsets, Field field, bytes32 value, uint256 length)
         internal
         pure
         returns (bool)
     {
-        uint256 start = _valueStart(payload, offsets, field, true);
-        if (start + length >= payload.length || payload[start + length] != '"') return false;
-        return bytes32(payload[start:start + length]) == value;
+        (bytes32 word,) = _value(payload, offsets, field, true);
+        bytes32 quote = bytes32(bytes1('"')) >> (8 * length);
+        return word & ~(bytes32(type(uint256).max) >> (8 * length + 8)) == value | quote;
     }
 
     /// @notice The first byte of the string field `field` (e.g. the reading reason `B` of `"TX":"B"`).
     function firstChar(bytes calldata payload, uint96 offsets, Field field) internal pure returns (bytes1) {
-        uint256 start = _valueStart(payload, offsets, field, true);
-        if (start >= payload.length) revert OCMFMalformedField(field, start);
-        return payload[start];
+        (bytes32 word,) = _value(payload, offsets, field, true);
+        return word[0];
     }
 
     /// @notice The transaction pagination number: `n` of `"PG":"Tn"` (fiscal records, `Fn`, are refused).
     function pagination(bytes calldata payload, uint96 offsets) internal pure returns (uint256 page) {
-        uint256 start = _valueStart(payload, offsets, Field.PG, true);
-        if (start >= payload.length || payload[start] != "T") revert OCMFMalformedField(Field.PG, start);
+        (bytes32 word, uint256 start) = _value(payload, offsets, Field.PG, true);
         uint256 end;
-        (page, end) = _digits(payload, start + 1);
-        if (end == start + 1 || end >= payload.length || payload[end] != '"') revert OCMFMalformedField(Field.PG, start);
+        (page, end) = _digits(word, 1);
+        if (word[0] != "T" || end == 1 || end == 32 || word[end] != '"') revert OCMFMalformedField(Field.PG, start);
     }
 
     /// @notice The reading's value in whole Wh (rounded down), from RV in the unit RU names (`kWh` or `Wh`).
     function wattHours(bytes calldata payload, uint96 offsets) internal pure returns (uint256) {
-        uint256 start = _valueStart(payload, offsets, Field.RV, false);
-        (uint256 whole, uint256 end) = _digits(payload, start);
-        if (end == start) revert OCMFMalformedField(Field.RV, start);
-        uint256 fraction;
-        uint256 decimals;
-        if (end < payload.length && payload[end] == ".") {
-            uint256 point = end;
-            (fraction, end) = _digits(payload, point + 1);
-            decimals = end - point - 1;
-            if (decimals == 0 || decimals > 18) revert OCMFMalformedField(Field.RV, start);
+        (bytes32 word, uint256 start) = _value(payload, offsets, Field.RV, false);
+        (uint256 whole, uint256 end) = _digits(word, 0);
+        uint256 milli;
+        if (end < 31 && word[end] == ".") {
+            (uint256 fraction, uint256 stop) = _digits(word, end + 1);
+            uint256 decimals = stop - end - 1;
+            if (decimals == 0) revert OCMFMalformedField(Field.RV, start);
+            unchecked {
+                milli = decimals > 3 ? fraction / 10 ** (decimals - 3) : fraction * 10 ** (3 - decimals);
+            }
+            end = stop;
         }
-        bytes calldata unit = text(payload, offsets, Field.RU);
-        if (keccak256(unit) == keccak256("Wh")) return whole;
-        if (keccak256(unit) != keccak256("kWh")) revert OCMFMalformedField(Field.RU, offsetOf(offsets, Field.RU));
-        return whole * 1000 + (fraction * 1000) / 10 ** decimals;
+        if (end == 0 || end == 32 || (word[end] != "," && word[end] != "}")) revert OCMFMalformedField(Field.RV, start);
+        (bytes32 unit,) = _value(payload, offsets, Field.RU, true);
+        if (bytes4(unit) == 'kWh"') return whole * 1000 + milli;
+        if (bytes3(unit) == 'Wh"') return whole;
+        revert OCMFMalformedField(Field.RU, uint16(offsets >> (16 * uint256(Field.RU))));
     }
 
-    /// @dev Offset of the value behind `"XX":` (and the opening quote of a string), after checking the key.
-    function _valueStart(bytes calldata payload, uint96 offsets, Field field, bool quoted) private pure returns (uint256) {
-        uint256 at = offsetOf(offsets, field);
-        uint256 length = quoted ? 6 : 5;
-        bytes2 name = bytes2(NAMES << (16 * uint256(field)));
-        bytes6 key = bytes6(bytes1('"')) | (bytes6(name) >> 8) | (bytes6(bytes2('":')) >> 24);
-        if (quoted) key |= bytes6(bytes1('"')) >> 40;
-        if (at + length > payload.length || bytes6(payload[at:at + length]) != key) revert OCMFMalformedField(field, at);
-        return at + length;
+    /// @dev The word after `"XX":` (after `"XX":"` for a string) and its offset, after checking the key.
+    ///      The word is zero past the payload's end; calldataload past it reads other calldata, hence the mask.
+    function _value(bytes calldata payload, uint96 offsets, Field field, bool quoted)
+        private
+        pure
+        returns (bytes32 word, uint256 start)
+    {
+        uint256 at;
+        bool found;
+        assembly ("memory-safe") {
+            let shift := mul(16, field)
+            at := and(shr(shift, offsets), 0xffff)
+            let keyLength := add(5, quoted)
+            start := add(at, keyLength)
+            let name := and(shr(sub(80, shift), NAMES), 0xffff)
+            let key := or(or(shl(248, 0x22), shl(232, name)), shl(216, 0x223a))
+            if quoted { key := or(key, shl(208, 0x22)) }
+            let keyMask := not(shr(mul(8, keyLength), not(0)))
+            let length := payload.length
+            found := and(iszero(gt(start, length)), eq(and(calldataload(add(payload.offset, at)), keyMask), key))
+            word := calldataload(add(payload.offset, start))
+            let left := sub(length, start)
+            if lt(left, 32) { word := and(word, not(shr(mul(8, left), not(0)))) }
+        }
+        if (!found) revert OCMFMalformedField(field, at);
     }
 
-    /// @dev The decimal number of the digits from `start` on, and the offset of the first byte after them.
-    function _digits(bytes calldata payload, uint256 start) private pure returns (uint256 value, uint256 end) {
-        for (end = start; end < payload.length && end < start + 30; ++end) {
-            uint8 c = uint8(payload[end]);
-            if (c < 0x30 || c > 0x39) break;
-            value = value * 10 + (c - 0x30);
+    /// @dev The decimal number of the digits of `word` from byte `start` on, and the index after them.
+    function _digits(bytes32 word, uint256 start) private pure returns (uint256 value, uint256 end) {
+        unchecked {
+            for (end = start; end < 32; ++end) {
+                uint8 c = uint8(word[end]);
+                if (c < 0x30 || c > 0x39) break;
+                value = value * 10 + (c - 0x30);
+            }
         }
     }
 }

@@ -23,13 +23,19 @@ library SessionIds {
     /// @notice The OCPP idTag that names session `sessionId` at a station with a signing meter, and that its
     ///         meter signs as the identification (ID) of the session's records: `EV` and the first 9 bytes of
     ///         keccak256(sessionId) in upper-case hex, 20 characters (OCPP 1.6's longest idTag).
-    function idTag(uint256 sessionId) internal pure returns (bytes20 tag) {
-        bytes32 hash = keccak256(abi.encode(sessionId));
-        tag = bytes20(bytes2("EV"));
-        for (uint256 i; i < 18; ++i) {
-            uint8 nibble = uint8(hash[i / 2]) >> (i % 2 == 0 ? 4 : 0) & 0x0f;
-            tag |= bytes20(bytes1(nibble < 10 ? nibble + 0x30 : nibble + 0x37)) >> (8 * (i + 2));
-        }
+    function idTag(uint256 sessionId) internal pure returns (bytes20) {
+        // The 9 bytes, each spread into a 16-bit lane, then split into its two nibbles (one a byte, high first).
+        uint256 x = uint256(keccak256(abi.encode(sessionId))) >> 184;
+        x = (x | (x << 64)) & 0x0000000000000000ffffffffffffffff0000000000000000ffffffffffffffff;
+        x = (x | (x << 32)) & 0x00000000ffffffff00000000ffffffff00000000ffffffff00000000ffffffff;
+        x = (x | (x << 16)) & 0x0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff;
+        x = (x | (x << 8)) & 0x00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff;
+        x = ((x << 4) & 0x0f000f000f000f000f000f000f000f000f000f000f000f000f000f000f000f00) | (x & 0x000f000f000f000f000f000f000f000f000f000f000f000f000f000f000f000f);
+        // Each nibble to its upper-case hex digit: '0' + n, and 7 more from 10 (A) on.
+        uint256 letters = ((x + 0x0606060606060606060606060606060606060606060606060606060606060606) >> 4)
+            & 0x0101010101010101010101010101010101010101010101010101010101010101;
+        x += 0x3030303030303030303030303030303030303030303030303030303030303030 + letters * 7;
+        return bytes20(uint160(0x4556 << 144 | (x & ((1 << 144) - 1))));
     }
 
     /// @notice The driver of `sessionId`.
