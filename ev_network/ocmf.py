@@ -12,6 +12,7 @@ Chargers in the field also write ``signedMeterValue`` for the data. A key that a
 never trusted: :func:`verify` checks against a key the caller got elsewhere (the one registered on chain).
 
     record = parse(sampled_value)                         # OCMFError on anything malformed
+    begin = signed_record(meter_value, "Transaction.Begin")   # from MeterValues / StopTransaction
     verify(record, station.meter_public_key)              # OCMFError unless that key signed it
     settlement = signed_settlement(session_id, begin, end, station.meter_public_key)
     escrow.settle_signed(settlement)
@@ -135,6 +136,18 @@ def parse(value: str | bytes) -> Record:
     return Record(text, payload_text.encode(), fields, _decode(signature["SD"], encoding), algorithm)
 
 
+def signed_record(meter_values: list[dict], context: str) -> Record | None:
+    """The signed record among OCPP MeterValue dicts (MeterValues' ``meter_value``, StopTransaction's
+    ``transaction_data``; snake_case as ``ocpp`` handlers get them, or camelCase as on the wire) whose
+    SampledValue has ``format: SignedData`` and ``context`` (``Transaction.Begin`` / ``Transaction.End``);
+    None if there is none. Raises OCMFError if that value is not a readable record."""
+    for reading in meter_values:
+        for sample in reading.get("sampled_value", reading.get("sampledValue", [])):
+            if sample.get("format") == "SignedData" and sample.get("context") == context:
+                return parse(sample["value"])
+    return None
+
+
 def public_key(data: str | bytes) -> ec.EllipticCurvePublicKey:
     """A P-256 key from any form meters and the registry use: DER SubjectPublicKeyInfo, 65 bytes
     04 || x || y or 64 bytes x || y, as bytes, hex or base64 (or PEM text)."""
@@ -188,6 +201,8 @@ def low_s(signature: bytes) -> tuple[bytes, bytes]:
 def meter_record(record: Record, reason: Reason) -> tuple[bytes, bytes, bytes, int]:
     """The escrow's MeterRecord (payload, r, s, offsets) billing the ``reason`` reading of ``record``."""
     payload = record.payload
+    if len(payload) >= 1 << 16:
+        raise OCMFError(f"record of {len(payload)} bytes: the escrow reads payloads under 64 KiB")
     data_start = payload.find(b'"RD":')
     head = payload[:data_start] if data_start >= 0 else payload
     entry_start, entry_end = _entry_span(payload, record.reading(reason), data_start)

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from benchmarks.bare_central import BareCentral, BareChargePoint, serve_bare
-from ev_network.ocmf import OCMFError, Reason, parse, session_id_tag, signed_settlement, verify
+from ev_network.ocmf import OCMFError, Reason, parse, session_id_tag, signed_record, signed_settlement, verify
 from simulator.charge_point import Behaviour, SimChargePoint
 from simulator.meter import SigningMeter
 from tests.test_simulator import FAST, eventually
@@ -63,6 +63,12 @@ async def test_signed_meter_sends_begin_and_end_that_verify_and_settle(central: 
     for record in (begin, end):
         verify(record, key)
         assert record.identification == session_id_tag(SESSION_ID)
+    peer = central.charge_points["CP-SIGNING"]
+    all_metered = [reading for p in peer.of("MeterValues") for reading in p["meter_value"]]
+    [stop] = peer.of("StopTransaction")
+    assert signed_record(all_metered, "Transaction.Begin") == begin  # how a central system finds them
+    assert signed_record(stop["transaction_data"], "Transaction.End") == end
+    assert signed_record(stop["transaction_data"], "Transaction.Begin") is None
     settlement = signed_settlement(SESSION_ID, begin, end, key)
     assert settlement[1] == end.reading(Reason.END).wh == meter_stop  # the signed End is the OCPP meterStop
     assert end.reading(Reason.END).wh - begin.reading(Reason.BEGIN).wh >= 200
