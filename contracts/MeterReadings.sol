@@ -16,6 +16,9 @@ import {SessionIds} from "./utils/SessionIds.sol";
 abstract contract MeterReadings is ISessionEscrow {
     using SafeCast for uint256;
 
+    /// @dev The reading reasons that end a transaction, as bits: E (end), L (local), R (remote), A (abort), P (power).
+    uint256 private constant END_REASONS = (1 << 0x45) | (1 << 0x4c) | (1 << 0x52) | (1 << 0x41) | (1 << 0x50);
+
     /// @dev The signed readings (Wh) of a session's Begin and End records, after checking that the key
     ///      (qx, qy) signed both, that both name `sessionId`, come from one meter, in order, and that End is
     ///      not below Begin.
@@ -37,9 +40,7 @@ abstract contract MeterReadings is ISessionEscrow {
         bytes1 reason = OCMF.firstChar(first, firstAt, OCMF.Field.TX);
         if (reason != "B") revert UnexpectedReadingReason(sessionId, Record.Begin, reason);
         reason = OCMF.firstChar(last, lastAt, OCMF.Field.TX);
-        if (reason != "E" && reason != "L" && reason != "R" && reason != "A" && reason != "P") {
-            revert UnexpectedReadingReason(sessionId, Record.End, reason);
-        }
+        if ((END_REASONS >> uint8(reason)) & 1 == 0) revert UnexpectedReadingReason(sessionId, Record.End, reason);
 
         (bytes32 beginSerial, uint256 beginLength) = OCMF.text(first, firstAt, OCMF.Field.MS);
         (bytes32 endSerial, uint256 endLength) = OCMF.text(last, lastAt, OCMF.Field.MS);
@@ -50,6 +51,8 @@ abstract contract MeterReadings is ISessionEscrow {
         uint256 endPage = OCMF.pagination(last, lastAt);
         if (endPage <= beginPage) revert PaginationNotAdvancing(sessionId, beginPage, endPage);
 
+        if (!OCMF.oneReading(first, firstAt)) revert MixedReading(sessionId, Record.Begin);
+        if (!OCMF.oneReading(last, lastAt)) revert MixedReading(sessionId, Record.End);
         meterStart = OCMF.wattHours(first, firstAt).toUint40();
         meterStop = OCMF.wattHours(last, lastAt).toUint40();
         if (meterStop < meterStart) revert MeterBelowStart(sessionId, meterStart, meterStop);

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from ev_network.contracts import SessionState
 from ev_network.ocmf import CURVE_ORDER, OCMFError, Reason, meter_record, parse, session_id_tag, signed_settlement
@@ -220,3 +222,36 @@ def test_signed_batch_settles_every_session_or_none(metered: Metered) -> None:
     costs = [price(TARIFF, e) for e in energies]
     assert [e["cost"] for e in events(net.escrow(), receipt, "SessionSettled")] == costs
     assert env.balances()["payout"] - before["payout"] == sum(costs)
+
+
+def test_fields_of_two_readings_cannot_be_mixed(metered: Metered) -> None:
+    """A record with several readings: the escrow bills one reading's value only with that reading's
+    reason and unit (TX, RV, RU in order, no '}' between them)."""
+    env = metered.env
+    key = ec.generate_private_key(ec.SECP256R1())
+    operator = metered.operator()
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    station = operator.station_id_from(operator.add_station("CP-TWO-READINGS", 1, TARIFF, public))
+    session_id = env.active(meter_start=BEGIN_WH, station=station)
+    tag = session_id_tag(session_id)
+
+    def signed(readings: str, page: int) -> str:
+        payload = (
+            f'{{"FV":"1.0","GI":"X","GS":"G1","PG":"T{page}","MV":"X","MS":"M1","IS":true,"IT":"CENTRAL",'
+            f'"ID":"{tag}","RD":[{readings}]}}'
+        )
+        der = key.sign(payload.encode(), ec.ECDSA(hashes.SHA256()))
+        return f'OCMF|{payload}|{{"SD":"{der.hex()}"}}'
+
+    reading = '{{"TM":"2026-01-01T00:00:0{n},000+0000 S","TX":"{tx}","RV":{rv},"RI":"1-b:1.8.0","RU":"kWh","ST":"G"}}'
+    begin = parse(signed(reading.format(n=1, tx="B", rv="1234.567") + "," + reading.format(n=2, tx="C", rv="1200"), 1))
+    end = parse(signed(reading.format(n=3, tx="E", rv="1240"), 2))
+    payload, r, s, offsets = meter_record(begin, Reason.BEGIN)
+    charging_rv = payload.find(b'"RV":', payload.find(b'"TX":"C"'))
+    mixed = offsets & ~(0xFFFF << 64) | charging_rv << 64  # B's reason with C's (lower) value
+    stop = end.reading(Reason.END).wh
+    with reverts("MixedReading") as info:
+        operator.settle_signed((session_id, stop, (payload, r, s, mixed), meter_record(end, Reason.END)))
+    assert info.value.args_ == (session_id, 0)
+    receipt = operator.settle_signed(signed_settlement(session_id, begin, end, public))
+    assert events(env.net.escrow(), receipt, "SessionSettled")[0]["meterStart"] == BEGIN_WH

@@ -148,6 +148,8 @@ interface ISessionEscrow is IStationRegistry {
     error RecordNotForSession(uint256 sessionId, Record record);
     /// @notice The `record`'s reading reason `reason` is not B (Begin) or an end reason (E, L, R, A, P).
     error UnexpectedReadingReason(uint256 sessionId, Record record, bytes1 reason);
+    /// @notice The reason, value and unit named in `record` are not fields of one reading.
+    error MixedReading(uint256 sessionId, Record record);
     /// @notice End's pagination `endPage` does not follow Begin's `beginPage`.
     error PaginationNotAdvancing(uint256 sessionId, uint256 beginPage, uint256 endPage);
     /// @notice Begin and End were signed by meters with different serial numbers (as text, zero-padded).

@@ -26,6 +26,7 @@ library OCMF {
     /// @notice The payload does not hold `field` at byte `offset` in the form the reader accepts.
     error OCMFMalformedField(Field field, uint256 offset);
 
+    uint256 private constant BRACES = 0x7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d; // "}"
     bytes32 private constant QUOTES = 0x2222222222222222222222222222222222222222222222222222222222222222;
     uint256 private constant LOW7 = 0x7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f;
     uint256 private constant HIGH1 = 0x8080808080808080808080808080808080808080808080808080808080808080;
@@ -59,6 +60,25 @@ library OCMF {
     function firstChar(bytes calldata payload, uint96 offsets, Field field) internal pure returns (bytes1) {
         (bytes32 word,) = _value(payload, offsets, field, true);
         return word[0];
+    }
+
+    /// @notice Whether TX, RV and RU are fields of one reading: in that order (as OCMF lists them), at most
+    ///         96 bytes from TX to RU, no `}` between them; so a record with several readings cannot mix them.
+    function oneReading(bytes calldata payload, uint96 offsets) internal pure returns (bool ok) {
+        uint256 from = uint16(offsets >> (16 * uint256(Field.TX)));
+        uint256 rv = uint16(offsets >> (16 * uint256(Field.RV)));
+        uint256 to = uint16(offsets >> (16 * uint256(Field.RU)));
+        if (!(from < rv && rv < to && to - from <= 96 && to <= payload.length)) return false;
+        assembly ("memory-safe") {
+            ok := 1
+            for { let at := from } lt(at, to) { at := add(at, 32) } {
+                let word := calldataload(add(payload.offset, at))
+                let left := sub(to, at)
+                if lt(left, 32) { word := and(word, not(shr(mul(8, left), not(0)))) }
+                let x := xor(word, BRACES)
+                if and(not(or(add(and(x, LOW7), LOW7), x)), HIGH1) { ok := 0 }
+            }
+        }
     }
 
     /// @notice The transaction pagination number: `n` of `"PG":"Tn"` (fiscal records, `Fn`, are refused).
