@@ -213,6 +213,9 @@ def meter_record(record: Record, reason: Reason) -> tuple[bytes, bytes, bytes, i
         if at < 0 or payload[at + len(key) : at + len(key) + 1] == b" ":
             raise OCMFError(f"record {record.pagination or '?'}: no compact {name} field for the escrow to read")
         offsets |= at << (16 * i)
+    tx, rv, ru = (offsets >> (16 * i) & 0xFFFF for i in (3, 4, 5))
+    if not tx < rv < ru:
+        raise OCMFError(f"record {record.pagination or '?'}: the escrow needs TX, RV, RU in that order in a reading")
     return (payload, *low_s(record.signature), offsets)
 
 
@@ -290,8 +293,8 @@ def _page(record: Record) -> int:
 
 
 def _entry_span(payload: bytes, reading: Reading, data_start: int) -> tuple[int, int]:
-    """Byte span of the RD entry holding ``reading`` (found by its reason and time)."""
-    at = payload.find(f'"TM":"{reading.time}"'.encode(), data_start)
+    """Byte span of the RD entry holding ``reading`` (found by its reason)."""
+    at = payload.find(f'"TX":"{reading.reason}"'.encode(), data_start)
     if at < 0:
-        raise OCMFError(f"reading at {reading.time} not found in the payload")
+        raise OCMFError(f"reading {reading.reason} at {reading.time} not found in the payload")
     return payload.rfind(b"{", 0, at), payload.find(b"}", at) + 1

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from ev_network.ocmf import CURVE_ORDER, OCMFError, Reason, low_s, parse, public_key, registry_key, verify
+from ev_network.ocmf import CURVE_ORDER, OCMFError, Reason, low_s, meter_record, parse, public_key, registry_key, verify
 
 KEBA = (
     'OCMF|{"FV":"1.0","GI":"KEBA_KCP30","GS":"17619300","GV":"2.8.5","PG":"T32","IS":false,"IL":"NONE",'
@@ -157,3 +157,20 @@ def test_other_algorithms_and_keys_are_refused() -> None:
         public_key(k1.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
     with pytest.raises(OCMFError):
         public_key("00" * 33)
+
+
+def test_meter_record_points_at_the_billed_readings_fields() -> None:
+    """The escrow's offsets for a published two-reading record: the head fields once, TX/RV/RU of the
+    reading billed (the E entry for End, the B entry for Begin)."""
+    record = parse(ISKRA)
+    for reason, value in ((Reason.BEGIN, b"80.77"), (Reason.END, b"80.97")):
+        payload, r, s, offsets = meter_record(record, reason)
+        at = [offsets >> (16 * i) & 0xFFFF for i in range(6)]
+        keys = [payload[a : a + 5] for a in at]
+        assert keys == [b'"ID":', b'"MS":', b'"PG":', b'"TX":', b'"RV":', b'"RU":']
+        assert payload[at[3] + 6 : at[3] + 7] == reason.value.encode()
+        assert payload[at[4] + 5 :].startswith(value)
+        assert at[3] < at[4] < at[5] and b"}" not in payload[at[3] : at[5]]
+        assert int.from_bytes(s, "big") <= CURVE_ORDER // 2 and len(r) == 32
+    with pytest.raises(OCMFError, match="no compact MS field"):
+        meter_record(parse(KEBA), Reason.BEGIN)  # KEBA's record names no meter serial
