@@ -229,6 +229,26 @@ class Escrow(_Wrapper):
             raise EVNetworkError("receipt holds no SessionRequested event")
         return events[0]["args"]["sessionId"]
 
+    def signed_settlement_of(self, tx_hash: Any, session_id: int) -> tuple | None:
+        """The SignedSettlement (sessionId, meterStop, begin, end; records as (payload, r, s, offsets)) that
+        settled ``session_id`` in transaction ``tx_hash`` (settleSigned or settleSignedBatch), read from the
+        transaction's input: the signed records as the escrow checked them. None for any other transaction."""
+        try:
+            fn, args = self.contract.decode_function_input(self.w3.eth.get_transaction(tx_hash)["input"])
+        except ValueError:
+            return None
+        if fn.fn_name == "settleSigned":
+            candidates = [args["settlement"]]
+        elif fn.fn_name == "settleSignedBatch":
+            candidates = list(args["settlements"])
+        else:
+            return None
+        for c in candidates:
+            if c["sessionId"] == session_id:
+                records = [(r["payload"], r["r"], r["s"], r["offsets"]) for r in (c["begin"], c["end"])]
+                return (c["sessionId"], c["meterStop"], *records)
+        return None
+
     def station_id_from(self, receipt: dict) -> int:
         """The station id of an ``addStation`` receipt."""
         return self.contract.events.StationRegistered().process_receipt(receipt, errors=DISCARD)[0]["args"]["stationId"]

@@ -31,7 +31,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from web3 import Web3
 
 from ev_network.errors import EVNetworkError
@@ -182,6 +182,17 @@ def verify(record: Record, key: str | bytes | ec.EllipticCurvePublicKey) -> None
         key.verify(record.signature, record.payload, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
         raise OCMFError(f"record {record.pagination or '?'} was not signed by the registered meter key") from None
+
+
+def verify_settled(payload: bytes, r: bytes, s: bytes, key: str | bytes | ec.EllipticCurvePublicKey) -> None:
+    """Like :func:`verify`, for a record as the escrow received it (a MeterRecord of a settleSigned
+    transaction: the payload bytes and r, s), so a driver can re-check what was billed from the chain alone."""
+    key = key if isinstance(key, ec.EllipticCurvePublicKey) else public_key(key)
+    signature = encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big"))
+    try:
+        key.verify(signature, payload, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise OCMFError("the settled record was not signed by the registered meter key") from None
 
 
 def session_id_tag(session_id: int) -> str:

@@ -11,7 +11,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ev_network.contracts import SessionState
-from ev_network.ocmf import CURVE_ORDER, OCMFError, Reason, meter_record, parse, session_id_tag, signed_settlement
+from ev_network.ocmf import (
+    CURVE_ORDER,
+    OCMFError,
+    Reason,
+    meter_record,
+    parse,
+    session_id_tag,
+    signed_settlement,
+    verify_settled,
+)
 from ev_network.pricing import price
 from simulator.meter import MeterMode, SigningMeter
 from tests.conftest import ESCROW_DEPOSIT, TARIFF, Env
@@ -77,6 +86,15 @@ def test_a_signed_session_settles_with_exactly_the_signed_energy(metered: Metere
     assert net.escrow().get_session(session_id).state == SessionState.SETTLED
     with reverts("InvalidState"):  # once
         metered.operator().settle_signed(signed_settlement(session_id, begin, end, key))
+
+    # the driver re-checks from the chain alone: the records in the settle transaction, the key on chain
+    on_chain = net.escrow().signed_settlement_of(receipt["transactionHash"], session_id)
+    assert on_chain is not None and on_chain[1] == BEGIN_WH + 12_345
+    for payload, r, s, _ in on_chain[2:]:
+        verify_settled(payload, r, s, key)
+    with pytest.raises(OCMFError, match="not signed"):
+        verify_settled(on_chain[3][0].replace(b'"TX":"E"', b'"TX":"L"'), *on_chain[3][1:3], key)
+    assert net.escrow().signed_settlement_of(receipt["transactionHash"], session_id + 1) is None
 
 
 def test_a_metered_station_cannot_be_settled_on_the_operators_word(metered: Metered) -> None:
@@ -219,6 +237,7 @@ def test_signed_batch_settles_every_session_or_none(metered: Metered) -> None:
     assert all(net.escrow().get_session(s).state == SessionState.ACTIVE for s in sessions)
     before = env.balances()
     receipt = metered.operator().settle_signed_batch(settlements)
+    assert net.escrow().signed_settlement_of(receipt["transactionHash"], sessions[2]) == settlements[2]
     costs = [price(TARIFF, e) for e in energies]
     assert [e["cost"] for e in events(net.escrow(), receipt, "SessionSettled")] == costs
     assert env.balances()["payout"] - before["payout"] == sum(costs)
