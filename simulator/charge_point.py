@@ -25,6 +25,7 @@ from ocpp.v16.enums import ChargePointErrorCode, Reason, RegistrationStatus
 from websockets.exceptions import ConnectionClosed
 
 from simulator.commands import CentralSystemCommands
+from simulator.meter import SigningMeter
 from simulator.session import TransactionFlow
 from simulator.state import Behaviour, Connector, StopRecord, meter_value, utc_now
 
@@ -43,6 +44,8 @@ class SimChargePoint(CentralSystemCommands, TransactionFlow, ChargePoint):
     def __init__(self, cp_id: str, connection: Any, connectors: int = 2, behaviour: Behaviour | None = None):
         super().__init__(cp_id, connection)
         self.behaviour = replace(behaviour) if behaviour else Behaviour()
+        mode = self.behaviour.signing_meter
+        self.meter = SigningMeter.for_charge_point(cp_id, mode) if mode else None
         start = self.behaviour.initial_meter_wh
         self.connectors = {n: Connector(n, float(start + n * 1000)) for n in range(connectors + 1)}
         self.configuration = {
