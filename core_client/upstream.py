@@ -33,7 +33,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.typing import Subprotocol
 
-from core_client.outbox import Outbox
+from core_client.outbox import Entry, Outbox
 from core_client.protocol import FrameError, parse_frame
 from core_client.proxy_policy import NOT_QUEUED, to_charge_point, to_csms
 from core_client.upstream_config import UpstreamSettings
@@ -134,7 +134,11 @@ class Upstream:
             future = self._sent[call.unique_id] = asyncio.get_running_loop().create_future()
             future.add_done_callback(_retrieved)
             payload = to_csms(call.action, call.payload, self._ids)
-            await ws.send(Call(call.unique_id, call.action, payload).to_json())
+            try:
+                await ws.send(Call(call.unique_id, call.action, payload).to_json())
+            except ConnectionClosed:
+                self._sent.pop(call.unique_id, None)
+                raise
         return future
 
     # ------------------------------------------------------------------ the connection
@@ -174,7 +178,7 @@ class Upstream:
 
     async def _serve(self, ws: ClientConnection) -> None:
         """Read the CSMS's frames and deliver the backlog until the connection closes."""
-        self._ws = ws
+        self._ws, self._sent = ws, {}
         self._attempted.set()
         drain = asyncio.get_running_loop().create_task(self._drain(ws))
         try:
@@ -205,31 +209,37 @@ class Upstream:
 
     async def _drain(self, ws: ClientConnection) -> None:
         """Deliver the outbox in order, one CALL at a time, each removed once the CSMS answered it."""
-        while True:
-            await self._backlog.wait()
-            async with self._lock:
-                entry = self.outbox.first(self.cp_id)
-                if entry is None:
-                    self._backlog.clear()
-                    continue
-                future = await self._send(ws, entry.call)
-                try:
-                    answer = await asyncio.wait_for(asyncio.shield(future), self.settings.resend_after_s)
-                except asyncio.TimeoutError:
-                    log.warning("%s: CSMS silent on queued %s: reconnecting", self.cp_id, entry.call.action)
-                    await ws.close(1011, "no answer")
-                    return
-                except (UpstreamGone, ConnectionClosed):
-                    return
-                self._sent.pop(entry.call.unique_id, None)
-                csms_id = None
-                if entry.call.action == "StartTransaction" and isinstance(answer, CallResult):
-                    csms_id = answer.payload.get("transactionId")
-                self.outbox.delivered(entry, csms_id)
-                if csms_id is not None and entry.offline_transaction_id is not None:
-                    self._ids[entry.offline_transaction_id] = csms_id
-                if isinstance(answer, CallError):
-                    log.warning("%s: CSMS refused queued %s: %s", self.cp_id, entry.call.action, answer.error_code)
+        try:
+            while True:
+                await self._backlog.wait()
+                async with self._lock:
+                    entry = self.outbox.first(self.cp_id)
+                    if entry is None:
+                        self._backlog.clear()
+                    elif not await self._deliver(ws, entry):
+                        return
+        except (UpstreamGone, ConnectionClosed):
+            return  # the connection is gone: the next one starts over from the outbox
+
+    async def _deliver(self, ws: ClientConnection, entry: Entry) -> bool:
+        """Send one queued CALL (or await the answer to it if already sent); False if the CSMS stays silent."""
+        future = await self._send(ws, entry.call)
+        try:
+            answer = await asyncio.wait_for(asyncio.shield(future), self.settings.resend_after_s)
+        except asyncio.TimeoutError:
+            log.warning("%s: CSMS silent on queued %s: reconnecting", self.cp_id, entry.call.action)
+            await ws.close(1011, "no answer")
+            return False
+        self._sent.pop(entry.call.unique_id, None)
+        csms_id = None
+        if entry.call.action == "StartTransaction" and isinstance(answer, CallResult):
+            csms_id = answer.payload.get("transactionId")
+        self.outbox.delivered(entry, csms_id)
+        if csms_id is not None and entry.offline_transaction_id is not None:
+            self._ids[entry.offline_transaction_id] = csms_id
+        if isinstance(answer, CallError):
+            log.warning("%s: CSMS refused queued %s: %s", self.cp_id, entry.call.action, answer.error_code)
+        return True
 
     async def _relay(self, ws: ClientConnection, call: Call) -> None:
         """Forward a CSMS's CALL to the charge point under a new message id; its answer back to the CSMS."""

@@ -71,3 +71,26 @@ async def test_a_slow_csms_the_charge_point_is_answered_locally_and_the_late_ans
             ("StopTransaction", 1001),  # the id of the late answer
         ]
         assert relay.upstreams["CP-1"].csms_transaction_id(started["transactionId"]) == 1001
+
+
+async def test_a_csms_silent_past_resend_after_gets_the_call_again_under_its_original_message_id(tmp_path):
+    async with running_proxy(tmp_path, response_timeout_s=0.5, resend_after_s=1) as (csms, relay):
+        async with ChargePoint(relay.url, "CP-1") as cp:
+            await cp.call("Heartbeat", {})
+            csms.command(cmd="delay", ms=2500)
+            await csms.event("delay")
+            started = await cp.call("StartTransaction", start("CARD-1"))
+            csms.command(cmd="delay", ms=0)
+            await cp.call("StopTransaction", stop(started["transactionId"], 1700))
+            await until(lambda: not relay.outbox.pending("CP-1"))
+        first, again, stopped = csms.received("CP-1")[1:]
+        assert (first["method"], again["method"], first["messageId"]) == ("StartTransaction",) * 2 + (
+            again["messageId"],
+        )
+        assert [e["kind"] for e in csms.received("CP-1", ("connect", "disconnect"))][:3] == [
+            "connect",
+            "disconnect",
+            "connect",
+        ]
+        csms_id = relay.upstreams["CP-1"].csms_transaction_id(started["transactionId"])
+        assert stopped["method"] == "StopTransaction" and stopped["params"]["transactionId"] == csms_id
