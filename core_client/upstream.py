@@ -89,7 +89,13 @@ class Upstream:
         return self._ids.get(offline_id)
 
     async def open(self) -> None:
-        """Start connecting (and reconnecting); returns after the first attempt, at most connect_timeout_s."""
+        """Start connecting (and reconnecting); returns after the first attempt, at most connect_timeout_s.
+        An Upstream still open for the same charge point (its old connection lingers) is closed first:
+        one deliverer per queue, or a CALL could go twice."""
+        previous = self.outbox.deliverers.get(self.cp_id)
+        if previous is not None and previous is not self:
+            await previous.close()
+        self.outbox.deliverers[self.cp_id] = self
         self._ids = self.outbox.csms_ids(self.cp_id)
         if self.outbox.first(self.cp_id) is not None:
             self._backlog.set()
@@ -98,6 +104,8 @@ class Upstream:
 
     async def close(self) -> None:
         """Close the connection to the CSMS (the charge point went away); the outbox keeps what is queued."""
+        if self.outbox.deliverers.get(self.cp_id) is self:
+            del self.outbox.deliverers[self.cp_id]
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -120,7 +128,8 @@ class Upstream:
             offline_id = self.outbox.new_offline_id(self.cp_id) if call.action == "StartTransaction" else None
             if call.action not in NOT_QUEUED:
                 self.outbox.append(self.cp_id, call, offline_id)
-                self._backlog.set()
+                deliverer = self.outbox.deliverers.get(self.cp_id)  # this one, or the one that took over
+                (deliverer or self)._backlog.set()
             return Forwarded(None, offline_id)
 
     @property
@@ -157,6 +166,7 @@ class Upstream:
                     subprotocols=[SUBPROTOCOL],
                     additional_headers=headers,
                     open_timeout=self.settings.connect_timeout_s,
+                    compression=None,  # OCPP frames are small: deflate would cost CPU and memory per connection
                     logger=logging.getLogger("core_client.upstream.websockets"),
                 ) as ws:
                     if ws.subprotocol != SUBPROTOCOL:

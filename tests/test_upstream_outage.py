@@ -94,3 +94,20 @@ async def test_a_csms_silent_past_resend_after_gets_the_call_again_under_its_ori
         ]
         csms_id = relay.upstreams["CP-1"].csms_transaction_id(started["transactionId"])
         assert stopped["method"] == "StopTransaction" and stopped["params"]["transactionId"] == csms_id
+
+
+async def test_a_second_connection_of_the_same_charge_point_takes_over_the_backlog_without_sending_it_twice(tmp_path):
+    states = ["Preparing", "Charging", "SuspendedEV", "Finishing", "Available"] * 4
+    async with running_proxy(tmp_path) as (csms, relay):
+        await csms.stop()
+        async with ChargePoint(relay.url, "CP-1") as old:
+            for state in states:
+                await old.call("StatusNotification", status(state))
+            async with ChargePoint(relay.url, "CP-1") as new:  # the charge point reconnected; the old socket lingers
+                await new.call("StatusNotification", status("Unavailable"))
+                await csms.start()
+                csms.command(cmd="delay", ms=20)  # slow enough for two deliverers to overlap, were there two
+                await until(lambda: not relay.outbox.pending("CP-1"))
+        received = csms.received("CP-1")
+        assert [r["params"]["status"] for r in received] == [*states, "Unavailable"]
+        assert len({r["messageId"] for r in received}) == len(states) + 1
