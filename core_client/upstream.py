@@ -118,7 +118,8 @@ class Upstream:
             ws = self._ws
             if ws is not None and not self._backlog.is_set():
                 try:
-                    answer = await asyncio.wait_for(asyncio.shield(await self._send(ws, call)), self._timeout)
+                    future = await self._send(ws, call)
+                    answer = await asyncio.wait_for(asyncio.shield(future), self.settings.response_timeout_s)
                 except (asyncio.TimeoutError, UpstreamGone, ConnectionClosed):
                     log.warning("%s: CSMS did not answer %s in time: answered locally, queued", self.cp_id, call.action)
                 else:
@@ -131,10 +132,6 @@ class Upstream:
                 deliverer = self.outbox.deliverers.get(self.cp_id)  # this one, or the one that took over
                 (deliverer or self)._backlog.set()
             return Forwarded(None, offline_id)
-
-    @property
-    def _timeout(self) -> float:
-        return self.settings.response_timeout_s
 
     async def _send(self, ws: ClientConnection, call: Call) -> asyncio.Future:
         """Send ``call`` (its transaction id rewritten for the CSMS); the future gets the CSMS's answer."""
