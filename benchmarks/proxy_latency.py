@@ -9,7 +9,9 @@ its own process), which forwards each CALL to the CSMS and returns the answer ch
 :mod:`core_client.proxy_policy`. Each charge point connects and sends a Heartbeat (not measured: the relay's connection to the CSMS
 is up after it), then sends ``--messages`` MeterValues, one at a time,
 paced so that all together send about ``--rate`` messages per second (random gaps, same seed both
-runs). Measured: CALL -> CALLRESULT as the charge point saw it, p50/p99, and the differences (b - a).
+runs). Measured: CALL -> CALLRESULT as the charge point saw it, p50/p99, and the differences (b - a);
+the relay's CPU time per message (connects and keepalives included), which a loaded machine does
+not skew the way it skews the tails.
 The CSMS, the relay and this process (the charge points) each run in their own process.
 
 The relay stands in for the Core Client's station link: it has no chain and no ``ocpp`` routing, so
@@ -70,9 +72,11 @@ async def relay_process(csms_port: int, outbox_path: str) -> None:
     outbox = Outbox(outbox_path)
     relay = await Relay(settings, outbox).start()
     print("LISTENING", relay.url.rsplit(":", 1)[1], flush=True)
+    started = time.process_time()  # start-up (imports) not counted
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     await relay.close()
     outbox.close()
+    print("CPU", time.process_time() - started, flush=True)
 
 
 async def start_relay(csms_port: int, outbox: Path) -> tuple[asyncio.subprocess.Process, str]:
@@ -95,8 +99,9 @@ async def measure(size: int, messages: int, rate: float, work: Path) -> dict[str
             proxied = await run_fleet(url, size, messages, rate, seed=size)
             queued = len(Outbox(work / f"outbox-{size}.sqlite").pending())  # left undelivered: must be 0
         finally:
-            assert relay.stdin is not None
+            assert relay.stdin is not None and relay.stdout is not None
             relay.stdin.close()
+            relay_cpu = float((await relay.stdout.readline()).split()[1])
             await relay.wait()
         received = len(csms.received())
     finally:
@@ -110,6 +115,8 @@ async def measure(size: int, messages: int, rate: float, work: Path) -> dict[str
         "proxied": b,
         "added_p50_ms": round(b["p50_ms"] - a["p50_ms"], 2),
         "added_p99_ms": round(b["p99_ms"] - a["p99_ms"], 2),
+        "relay_cpu_s": round(relay_cpu, 2),  # the relay's CPU time over the proxied run: connects, keepalives, messages
+        "relay_cpu_ms_per_message": round(relay_cpu * 1000 / len(proxied), 3),
         "csms_received": received,
         "outbox_left": queued,
         "load_avg_1m": round(os.getloadavg()[0], 2),  # a shared machine: other work skews the tails
