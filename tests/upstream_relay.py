@@ -115,7 +115,7 @@ class Relay:
         self._transaction_ids = itertools.count(1)
 
     async def start(self, port: int = 0) -> Relay:
-        self.server = await serve(self.handle, "127.0.0.1", port, subprotocols=["ocpp1.6"], max_queue=None)
+        self.server = await serve(self.handle, "127.0.0.1", port, subprotocols=["ocpp1.6"], compression=None)
         return self
 
     @property
