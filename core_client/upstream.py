@@ -114,24 +114,29 @@ class Upstream:
 
     async def forward(self, call: Call) -> Forwarded:
         """Send the charge point's ``call`` to the CSMS; see the module's docstring."""
-        async with self._lock:
-            ws = self._ws
-            if ws is not None and not self._backlog.is_set():
-                try:
-                    future = await self._send(ws, call)
-                    answer = await asyncio.wait_for(asyncio.shield(future), self.settings.response_timeout_s)
-                except (asyncio.TimeoutError, UpstreamGone, ConnectionClosed):
-                    log.warning("%s: CSMS did not answer %s in time: answered locally, queued", self.cp_id, call.action)
-                else:
-                    self._sent.pop(call.unique_id, None)
-                    rejected = call.action == "StartTransaction" and isinstance(answer, CallError)
-                    return Forwarded(answer, self.outbox.new_offline_id(self.cp_id) if rejected else None)
-            offline_id = self.outbox.new_offline_id(self.cp_id) if call.action == "StartTransaction" else None
-            if call.action not in NOT_QUEUED:
-                self.outbox.append(self.cp_id, call, offline_id)
-                deliverer = self.outbox.deliverers.get(self.cp_id)  # this one, or the one that took over
-                (deliverer or self)._backlog.set()
-            return Forwarded(None, offline_id)
+        if self._ws is not None and not self._backlog.is_set():  # else queue at once: never wait for the drain
+            async with self._lock:
+                ws = self._ws
+                if ws is not None and not self._backlog.is_set():
+                    try:
+                        future = await self._send(ws, call)
+                        answer = await asyncio.wait_for(asyncio.shield(future), self.settings.response_timeout_s)
+                    except (asyncio.TimeoutError, UpstreamGone, ConnectionClosed):
+                        log.warning("%s: CSMS did not answer %s in time: answered locally", self.cp_id, call.action)
+                    else:
+                        self._sent.pop(call.unique_id, None)
+                        rejected = call.action == "StartTransaction" and isinstance(answer, CallError)
+                        return Forwarded(answer, self.outbox.new_offline_id(self.cp_id) if rejected else None)
+        return self._queue(call)  # no await since the lock was released: nothing can overtake it
+
+    def _queue(self, call: Call) -> Forwarded:
+        """Put ``call`` into the outbox (a Heartbeat is only answered); the caller answers locally."""
+        offline_id = self.outbox.new_offline_id(self.cp_id) if call.action == "StartTransaction" else None
+        if call.action not in NOT_QUEUED:
+            self.outbox.append(self.cp_id, call, offline_id)
+            deliverer = self.outbox.deliverers.get(self.cp_id)  # this one, or the one that took over
+            (deliverer or self)._backlog.set()
+        return Forwarded(None, offline_id)
 
     async def _send(self, ws: ClientConnection, call: Call) -> asyncio.Future:
         """Send ``call`` (its transaction id rewritten for the CSMS); the future gets the CSMS's answer."""
