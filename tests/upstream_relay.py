@@ -222,12 +222,14 @@ def settings(csms: Csms, **changes: Any) -> UpstreamSettings:
 async def running_proxy(
     tmp_path: Path, passwords: dict[str, str] | None = None, **changes: Any
 ) -> AsyncIterator[tuple[Csms, Relay]]:
-    """The ocpp-rpc CSMS and a relay in front of it (outbox in tmp_path); both stopped at the end."""
+    """The ocpp-rpc CSMS and a relay in front of it (outbox in tmp_path); both stopped at the end, where
+    the CSMS must have had nothing to refuse (strict schema failures, answers to CALLs it never sent)."""
     csms = await Csms(tmp_path / "csms.jsonl", passwords=passwords).start()
     outbox = Outbox(tmp_path / "outbox.sqlite")
     relay = await Relay(settings(csms, **changes), outbox).start()
     try:
         yield csms, relay
+        assert not csms.received(kinds=("invalid", "bad_message")), "the CSMS got frames it refused"
     finally:
         await relay.close()
         outbox.close()

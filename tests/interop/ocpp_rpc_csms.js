@@ -7,7 +7,7 @@
 // - Every message it receives is appended, in order, to LOG.jsonl: {"kind":"call","identity","method","params",
 //   "messageId"} for CALLs, {"kind":"result"|"error",...} for answers to its own CALLs, and {"kind":"connect"|
 //   "disconnect","identity"} for connections, {"kind":"bad_message"} for a frame it cannot place (e.g. an answer
-//   to a CALL it never sent). A restart appends to the same file.
+//   to a CALL it never sent), {"kind":"invalid"} for a frame strict mode refused. A restart appends to the same file.
 // - Its own RFID cards are the idTags starting with "CARD"; any other idTag (an EV Network tag) is Invalid to it.
 // - Transaction ids are its own: 1001, 1002, ... continued across restarts (it counts StartTransactions in LOG).
 // - Commands, one JSON line each on stdin: {"cmd":"call","identity","method","params"} sends a CALL to a charge
@@ -63,7 +63,7 @@ server.on("client", (client) => {
     record({ kind: "disconnect", identity });
   });
   client.on("badMessage", (e) => record({ kind: "bad_message", identity, message: String(e.buffer || e) }));
-  client.on("strictValidationFailure", (e) => say("strict_validation_failure", { identity, error: String(e.error || e) }));
+  client.on("strictValidationFailure", (e) => record({ kind: "invalid", identity, method: e.method, error: String(e.error || e) }));
   client.handle(async ({ method, params, messageId }) => {
     record({ kind: "call", identity, method, params, messageId });
     if (delayMs) await sleep(delayMs);
