@@ -4,11 +4,16 @@ Used by the tests, the demo and the benchmarks. Not needed by a Core Client or w
 
 from __future__ import annotations
 
+import atexit
+import ctypes
 import fcntl
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -34,6 +39,30 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent() -> None:
+    """In a child between fork and exec (Linux): get SIGTERM when the parent dies, even by SIGKILL."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def child_options() -> dict:
+    """Popen options for a helper process (Anvil, a Core Client) that must not outlive its starter.
+
+    On Linux the child is signalled when the starting thread ends, so this applies only to children
+    started from the main thread (whose end is the process's end); atexit and signal handlers cover
+    the orderly exits."""
+    if sys.platform.startswith("linux") and threading.current_thread() is threading.main_thread():
+        return {"preexec_fn": _die_with_parent}
+    return {}
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so ``finally`` blocks and atexit stop what was started."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def anvil_binary() -> str:
@@ -77,11 +106,13 @@ class Anvil:
             cmd += ["--state", str(self.state)]
         if self.block_time:
             cmd += ["--block-time", str(self.block_time)]
-        self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **child_options())
+        atexit.register(self.stop)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 err = self.process.stderr.read().decode() if self.process.stderr else ""
+                self.process = None
                 raise ChainUnavailable(f"anvil exited at start (port {self.port}): {err.strip()}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
@@ -101,6 +132,7 @@ class Anvil:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+        atexit.unregister(self.stop)
 
     def __enter__(self) -> Anvil:
         return self.start()
@@ -110,11 +142,15 @@ class Anvil:
 
 
 def deploy_with_brownie(rpc_url: str, out: Path, env: dict[str, str] | None = None, timeout: float = 300) -> Deployment:
-    """Run ``brownie run scripts/deploy.py --network evnet-anvil`` against ``rpc_url``; return the deployment."""
-    brownie = ROOT / ".venv" / "bin" / "brownie"
+    """Run scripts/deploy.py through Brownie against ``rpc_url``; return the deployment.
+
+    Through ``tools/brownie_run.py`` (like ``brownie run scripts/deploy.py --network evnet-anvil``,
+    which fails in a checkout whose path has a dot in a folder name)."""
+    python = ROOT / ".venv" / "bin" / "python"
     command = [
-        str(brownie) if brownie.exists() else "brownie",
-        "run",
+        str(python) if python.exists() else sys.executable,
+        "-m",
+        "tools.brownie_run",
         "scripts/deploy.py",
         "--network",
         "evnet-anvil",
@@ -130,7 +166,9 @@ def deploy_with_brownie(rpc_url: str, out: Path, env: dict[str, str] | None = No
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         shutil.rmtree(ROOT / "build" / "deployments", ignore_errors=True)
-        result = subprocess.run(command, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(
+            command, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=timeout, **child_options()
+        )
     if result.returncode != 0 or not out.exists():
         raise EVNetworkError(
             f"brownie deploy failed (exit {result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
