@@ -27,10 +27,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from benchmarks.chaos_parts import ChainCut, Daemon
+from benchmarks.chaos_parts import Daemon
 from benchmarks.load_chain import TOKEN, BenchChain, send_tx, setup_chain
 from ev_network.contracts import Escrow, SessionState, Token
-from ev_network.devchain import dev_account, exit_on_sigterm
+from ev_network.devchain import ChainProxy, dev_account, exit_on_sigterm
 from ev_network.events import EventReader
 from simulator.charge_point import Behaviour, Reconnect, SimChargePoint
 from simulator.fleet import close_all, fleet_ids
@@ -59,7 +59,7 @@ class Plan:
 
 
 class Campaign:
-    def __init__(self, plan: Plan, chain: BenchChain, daemon: Daemon, cut: ChainCut, cp_ids: list[str]) -> None:
+    def __init__(self, plan: Plan, chain: BenchChain, daemon: Daemon, cut: ChainProxy, cp_ids: list[str]) -> None:
         self.plan, self.chain, self.daemon, self.cut, self.cp_ids = plan, chain, daemon, cut, cp_ids
         self.rng = random.Random(plan.seed)
         self.escrow = Escrow(chain.w3, chain.deployment)
@@ -101,10 +101,10 @@ class Campaign:
                 self.daemon.start()
             else:
                 self.outage = {"after_ended": len(self.ended), "seconds": self.plan.outage_s}
-                await self.cut.cut()
+                await self.cut.pause()
                 caught = set(self.open_now)
                 await asyncio.sleep(self.plan.outage_s)
-                await self.cut.restore()
+                await self.cut.resume()
                 back = time.monotonic()
                 self.outage["caught"] = len(caught)
                 while caught - self.ended:
@@ -152,9 +152,9 @@ class Campaign:
 async def run(plan: Plan, workdir: Path, say=lambda text: print(text, file=sys.stderr)) -> dict:
     cp_ids = fleet_ids(plan.charge_points, "CHAOS-")
     chain = await asyncio.to_thread(setup_chain, workdir, cp_ids, 1, say)
-    cut, daemon, sims = ChainCut(chain.anvil.port), None, []
+    cut, daemon, sims = ChainProxy(chain.anvil.port), None, []
     try:
-        await cut.restore()
+        await cut.resume()
         passwords = {cp: f"pw-{cp}" for cp in cp_ids}
         daemon = Daemon.configure(workdir, cut.url, chain, passwords, **DAEMON_SETTINGS)
         daemon.start()
@@ -202,7 +202,7 @@ async def run(plan: Plan, workdir: Path, say=lambda text: print(text, file=sys.s
         await close_all(sims)
         if daemon is not None:
             daemon.stop()
-        await cut.cut()
+        await cut.pause()
         chain.stop()
 
 

@@ -1,6 +1,5 @@
-"""Moving parts of the chaos benchmark (:mod:`benchmarks.chaos`): the Core Client as a process that
-can be SIGKILLed and started again on the same config and database, and a TCP proxy between it and
-the chain that can be cut (a chain outage)."""
+"""The Core Client as a process of the chaos benchmark (:mod:`benchmarks.chaos`), SIGKILLed and started
+again on the same config and database."""
 
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core_client.config import Settings, hash_password, settings_to_toml
-from ev_network.devchain import ROOT, child_options, free_port
+from ev_network.devchain import ROOT, child_options, free_port, stop_process
 
 PASSWORD_ENV = "EVN_CHAOS_OPERATOR_PASSWORD"
 
@@ -73,16 +72,7 @@ class Daemon:
 
     def stop(self, timeout: float = 30) -> int | None:
         """SIGTERM (drains what was sent), SIGKILL after ``timeout``."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, timeout) if self.process is not None else None
 
     def health(self) -> dict | None:
         try:
@@ -101,51 +91,3 @@ class Daemon:
                 return health
             await asyncio.sleep(0.2)
         raise RuntimeError(f"the Core Client did not answer /health within {timeout:.0f}s: see {self.log_file}")
-
-
-class ChainCut:
-    """A TCP forwarder to the chain's node; :meth:`cut` drops every connection and refuses new ones
-    (the chain is unreachable), :meth:`restore` listens again on the same port."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port, self.port = target_port, free_port()
-        self.server: asyncio.Server | None = None
-        self._pipes: set[asyncio.StreamWriter] = set()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def restore(self) -> None:
-        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
-
-    async def cut(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            self.server = None
-        for writer in list(self._pipes):
-            writer.transport.abort()
-        self._pipes.clear()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._pipes.update({writer, up_writer})
-        try:
-            await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer), return_exceptions=True)
-        except asyncio.CancelledError:  # the benchmark's loop is closing: end quietly
-            writer.transport.abort()
-            up_writer.transport.abort()
-        self._pipes.difference_update({writer, up_writer})
-
-    @staticmethod
-    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        finally:
-            writer.transport.abort()

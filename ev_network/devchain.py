@@ -4,6 +4,7 @@ Used by the tests, the demo and the benchmarks. Not needed by a Core Client or w
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import ctypes
 import fcntl
@@ -65,6 +66,18 @@ def exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
+def stop_process(process: subprocess.Popen, timeout: float) -> int:
+    """SIGTERM (a clean shutdown), SIGKILL if it has not ended after ``timeout`` seconds; the exit code."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 def anvil_binary() -> str:
     """Anvil from npm (@foundry-rs/anvil): the platform binary itself, else npm's wrapper, else PATH."""
     for local in [
@@ -124,13 +137,8 @@ class Anvil:
 
     def stop(self) -> None:
         """Stop Anvil (SIGTERM, so ``--state`` is written), then make sure it is gone."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout=10)
         self.process = None
         atexit.unregister(self.stop)
 
@@ -174,3 +182,51 @@ def deploy_with_brownie(rpc_url: str, out: Path, env: dict[str, str] | None = No
             f"brownie deploy failed (exit {result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         )
     return Deployment.load(out)
+
+
+class ChainProxy:
+    """A TCP forwarder to the chain's node; :meth:`pause` drops every connection and refuses new ones
+    (the chain is unreachable), :meth:`resume` listens again on the same port."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port, self.port = target_port, free_port()
+        self.server: asyncio.Server | None = None
+        self._pipes: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def resume(self) -> None:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def pause(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        for writer in list(self._pipes):
+            writer.transport.abort()
+        self._pipes.clear()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._pipes.update({writer, up_writer})
+        try:
+            await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer), return_exceptions=True)
+        except asyncio.CancelledError:  # the caller's loop is closing: end quietly
+            writer.transport.abort()
+            up_writer.transport.abort()
+        self._pipes.difference_update({writer, up_writer})
+
+    @staticmethod
+    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.transport.abort()
