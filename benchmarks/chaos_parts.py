@@ -33,6 +33,8 @@ class Daemon:
 
     @classmethod
     def configure(cls, workdir: Path, rpc_url: str, chain: Any, passwords: dict[str, str], **extra: Any) -> Daemon:
+        """A daemon for ``chain`` (deployment_file, keystore, password, w3: a BenchChain or the tests'
+        network) with these charge point passwords, reading events from the next block on."""
         settings = Settings.model_validate(
             {
                 "listen_port": free_port(),
