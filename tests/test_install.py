@@ -4,6 +4,7 @@ a demo that fails, or is killed, leaves no Anvil behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -107,3 +108,28 @@ def test_a_demo_killed_while_deploying_leaves_no_anvil(tmp_path, sig):
         if process.poll() is None:
             process.kill()
     assert gone(str(state_dir)), f"left running: {processes_mentioning(str(state_dir))}"
+
+
+def test_slither_triage_passes_triaged_findings_and_fails_on_new_or_stale_ones(tmp_path, capsys):
+    """``make lint`` runs slither, then tools/slither_triage.py against tools/slither-triage.toml."""
+    from tools.slither_triage import main as triage
+
+    def finding(check: str, name: str, parent: str) -> dict:
+        element = {"type": "function", "name": name, "type_specific_fields": {"parent": {"name": parent}}}
+        return {"check": check, "impact": "Low", "description": f"{check} in {name}\n", "elements": [element]}
+
+    rules = tmp_path / "triage.toml"
+    rules.write_text('[[accepted]]\ncheck = "timestamp"\nelement = "SessionEscrow.cancel"\nreason = "minutes"\n')
+    report = tmp_path / "slither.json"
+
+    def run(*findings: dict) -> int:
+        report.write_text(json.dumps({"success": True, "results": {"detectors": list(findings)}}))
+        return triage([str(report), str(rules)])
+
+    assert run(finding("timestamp", "cancel", "SessionEscrow")) == 0
+    assert (
+        run(finding("timestamp", "cancel", "SessionEscrow"), finding("reentrancy-eth", "settle", "SessionEscrow")) == 1
+    )
+    assert "reentrancy-eth in SessionEscrow.settle (not triaged)" in capsys.readouterr().out
+    assert run() == 1  # the triaged finding is gone: the entry must go too
+    assert "no longer reported" in capsys.readouterr().out
