@@ -93,7 +93,7 @@ class SimChargePoint(CentralSystemCommands, TransactionFlow, ReconnectingLink, C
             )
 
         cp = cls(cp_id, await dial(), connectors, behaviour)
-        cp._init_link(dial, reconnect)
+        cp._dial, cp.reconnect = dial, reconnect
         cp.spawn(cp._serve())
         try:
             await cp.boot()
