@@ -35,7 +35,7 @@ from benchmarks.chaos_parts import Daemon
 from benchmarks.fuzz_frames import KNOWN_DEFECTS, Frame, FrameGenerator
 from benchmarks.load_chain import setup_chain
 from ev_network.devchain import exit_on_sigterm
-from simulator.charge_point import SimChargePoint
+from simulator.charge_point import Reconnect, SimChargePoint
 
 RSS_GROWTH_MAX_MB = 150
 GOOD_P99_MAX_MS = 500
@@ -116,8 +116,15 @@ class FuzzLink:
 
 
 async def heartbeats(good: SimChargePoint, latencies: list[float], misses: list[float], stop: asyncio.Event) -> None:
-    """The well-behaved charge point: a Heartbeat every 0.1 s, each answer timed."""
+    """The well-behaved charge point: a Heartbeat every 0.1 s, each answer timed. After a lost
+    connection (the daemon froze past the keepalive timeout) it waits until it is back."""
     while not stop.is_set():
+        if not good.online.is_set():
+            waiters = {asyncio.ensure_future(good.online.wait()), asyncio.ensure_future(stop.wait())}
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+            continue
         sent = time.perf_counter()
         try:
             await asyncio.wait_for(good.call(call.Heartbeat(), suppress=False), 10)
@@ -136,7 +143,7 @@ async def fuzz(
 ) -> dict:
     """Send ``frames`` from the charge point ``fuzzer`` (id, password) while ``good_cp`` heartbeats."""
     pid = daemon.process.pid
-    good = await SimChargePoint.connect(daemon.ocpp_url, *good_cp, 1)
+    good = await SimChargePoint.connect(daemon.ocpp_url, *good_cp, 1, reconnect=Reconnect(0.2, 2.0))
     link = FuzzLink(daemon.ocpp_url, *fuzzer)
     await link.connect()
     rss = [rss_mb(pid) or 0.0]
@@ -185,6 +192,7 @@ async def fuzz(
         "good_charge_point": {
             "heartbeats": len(latencies),
             "missed": len(misses),
+            "connection_lost": good.reconnects,
             "p50_ms": round(statistics.median(ms), 1),
             "p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 1),
             "max_ms": round(ms[-1], 1),
@@ -196,6 +204,7 @@ async def fuzz(
         alive
         and rss[-1] - rss[0] < RSS_GROWTH_MAX_MB
         and not misses
+        and not good.reconnects
         and result["good_charge_point"]["p99_ms"] < GOOD_P99_MAX_MS
         and not any(n for k, n in unanswered.items() if k not in KNOWN_DEFECTS)
     )
