@@ -88,6 +88,7 @@ class FuzzLink:
             pass
         finally:
             self.closes[str(ws.close_code)] += 1
+            self.arrived.set()  # whoever waits for an answer on this connection stops waiting
 
     async def answer(self, call_id: str, timeout: float) -> list | None:
         deadline = time.monotonic() + timeout
