@@ -53,7 +53,6 @@ docs: setup
 
 # Deploy to the Anvil at $(EVN_RPC_URL) with Brownie (writes deployments/local.json).
 deploy: setup
-	rm -rf build/deployments  # Brownie's records of earlier local chains
 	$(PY) -m tools.brownie_run scripts/deploy.py --network evnet-anvil
 
 clean:

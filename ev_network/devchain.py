@@ -166,14 +166,13 @@ def deploy_with_brownie(rpc_url: str, out: Path, env: dict[str, str] | None = No
     run_env = {**os.environ, "EVN_RPC_URL": rpc_url, "EVN_DEPLOYMENT": str(out), **(env or {})}
     run_env["PATH"] = f"{ROOT / 'node_modules' / '.bin'}{os.pathsep}{run_env.get('PATH', '')}"
     # Brownie re-checks the contracts it recorded for chain 31337 and fails on a fresh Anvil that
-    # reuses the chain id; those records are useless (the deployment file is ours), so drop them.
-    # Brownie still writes them while deploying: deploys from concurrent processes in this checkout
-    # (two test runs, a test run and the demo) take turns, or one would load the other's records.
+    # reuses the chain id; those records are useless (the deployment file is ours): the runner drops
+    # them. Brownie still writes them while deploying: deploys from concurrent processes in this
+    # checkout (two test runs, a test run and the demo) take turns, or one would load the other's.
     lock_path = ROOT / "build" / ".deploy.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        shutil.rmtree(ROOT / "build" / "deployments", ignore_errors=True)
         result = subprocess.run(
             command, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=timeout, **child_options()
         )

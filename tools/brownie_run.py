@@ -7,12 +7,14 @@ named after its whole absolute path joined with dots, so it fails when any folde
 dot in it (``/home/jane.doe/...``: "No module named 'home.jane'"; upstream PRs #1070 and #1654 were
 never merged). This runner does what ``brownie run`` does (load the project, compiling what changed,
 connect to the network, call the function with the arguments as strings), but imports the script by
-its name inside the project (``scripts.deploy``). Run it from the project root, like Brownie."""
+its name inside the project (``scripts.deploy``), and first drops Brownie's records of earlier
+chains (``build/deployments``). Run it from the project root, like Brownie."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import shutil
 import sys
 from pathlib import Path
 
@@ -40,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from brownie import network, project  # imported late: --help works without loading Brownie
 
+    # Brownie's records of contracts on earlier chains (our deployment file is what counts): on a fresh
+    # Anvil that reuses chain id 31337, loading the project would fail on them ("No contract deployed at")
+    shutil.rmtree(ROOT / "build" / "deployments", ignore_errors=True)
     active = project.load(ROOT, name="EvNetworkProject")
     active.load_config()
     network.connect(options.network)
