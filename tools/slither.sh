@@ -12,7 +12,10 @@ PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv-lint/bin/slither ] || ! .venv-lint/bin/slither --version | grep -qx "$SLITHER_VERSION"; then
   printf '\033[1m[lint]\033[0m installing slither-analyzer %s into .venv-lint\n' "$SLITHER_VERSION"
   [ -x .venv-lint/bin/python ] || "$PYTHON" -m venv .venv-lint
-  .venv-lint/bin/pip install --quiet "slither-analyzer==$SLITHER_VERSION"
+  if ! .venv-lint/bin/pip install --quiet "slither-analyzer==$SLITHER_VERSION" > .venv-lint/pip-install.log 2>&1; then
+    grep -v 'is ignored: it is neither' .venv-lint/pip-install.log >&2
+    printf '\033[1m[lint]\033[0m pip install failed (full log: .venv-lint/pip-install.log)\n'; exit 1
+  fi
 fi
 mkdir -p build
 rm -f build/slither.json
