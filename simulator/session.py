@@ -35,7 +35,8 @@ class TransactionFlow:
         response = await self._call(
             call.StartTransaction(
                 connector_id=c.connector_id, id_tag=id_tag, meter_start=c.meter_start, timestamp=c.started_at
-            )
+            ),
+            queued=True,
         )
         if response is None:
             await self._release(c)
@@ -99,7 +100,8 @@ class TransactionFlow:
                 reason=reason,
                 id_tag=record.id_tag,
                 transaction_data=readings,
-            )
+            ),
+            queued=True,
         )
         log.info("%s: transaction %s stopped (%s), %s Wh", self.id, record.transaction_id, reason, record.energy_wh)
         c.transaction_id = c.id_tag = None
