@@ -53,9 +53,11 @@ def parse_frame(raw: str | bytes) -> Call | CallResult | CallError:
     try:
         frame = json.loads(raw, parse_int=_bounded_int, parse_constant=_no_constant)
     except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
-        why = str(error) if isinstance(error, _NumberError) else "message is not valid JSON"
         match = _MESSAGE_ID.match(raw)
-        raise FrameError("FormationViolation", why, match.group(1) if match else "-1") from None
+        unique_id = match.group(1) if match else "-1"
+        if isinstance(error, _NumberError):  # valid JSON, but a value no OCPP field can hold
+            raise FrameError(error.code, str(error), unique_id) from None
+        raise FrameError("FormationViolation", "message is not valid JSON", unique_id) from None
     if not isinstance(frame, list) or not frame:
         raise FrameError("FormationViolation", "an OCPP-J message is a JSON array [type, id, ...]")
     unique_id = frame[1] if len(frame) > 1 and isinstance(frame[1], str) and 0 < len(frame[1]) <= 36 else None
@@ -78,7 +80,12 @@ def parse_frame(raw: str | bytes) -> Call | CallResult | CallError:
 
 
 class _NumberError(ValueError):
-    """A JSON number no OCPP field can hold."""
+    """A JSON number no OCPP field can hold: an integer beyond 64 bits is a valid JSON value outside
+    every field's range (PropertyConstraintViolation); NaN and Infinity are not JSON (FormationViolation)."""
+
+    def __init__(self, message: str, code: str = "PropertyConstraintViolation") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def _bounded_int(text: str) -> int:
@@ -91,7 +98,7 @@ def _bounded_int(text: str) -> int:
 
 def _no_constant(text: str) -> float:
     """json's parse_constant: NaN and Infinity are not JSON."""
-    raise _NumberError(f"{text} is not a JSON number")
+    raise _NumberError(f"{text} is not a JSON number", "FormationViolation")
 
 
 def wire_text(value: object, limit: int = 120) -> str:

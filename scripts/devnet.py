@@ -15,7 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
-from ev_network.devchain import ROOT
+from ev_network.devchain import ROOT, exit_on_sigterm
 from scripts.demo import DemoFailed, console, core_log, say, start_chain_or_start_over, step
 from scripts.demo_chain import STATIONS
 from scripts.demo_parts import connect_charge_points, start_core_client
@@ -54,6 +54,7 @@ def main() -> int:
     parser.add_argument("--fresh", action="store_true", help="start a new chain instead of continuing .devnet/")
     parser.add_argument("--port", type=int, default=8545, help="Anvil's port (default 8545)")
     args = parser.parse_args()
+    exit_on_sigterm()  # a SIGTERM runs the finally blocks below: Core Client and Anvil are stopped
     state_dir = ROOT / ".devnet"
     if args.fresh:
         shutil.rmtree(state_dir, ignore_errors=True)

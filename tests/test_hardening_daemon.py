@@ -56,7 +56,7 @@ async def test_integers_beyond_64_bits_get_formation_violation_and_the_link_stay
     frame = f'[2,"big-1","StopTransaction",{{"transactionId":1,"meterStop":{"9" * 5000},"timestamp":"{now_iso()}"}}]'
     with caplog.at_level(logging.WARNING, logger="core_client"):
         answer = await cp.send_raw(frame)
-    assert answer[:3] == [4, "big-1", "FormationViolation"] and "64 bits" in answer[3]
+    assert answer[:3] == [4, "big-1", "PropertyConstraintViolation"] and "64 bits" in answer[3]
     assert (await cp.call("Heartbeat", {}))[0] == 3  # the connection was not closed (was 1011)
     assert caplog.records and max(len(r.getMessage()) for r in caplog.records) < 1000
     await cp.close()

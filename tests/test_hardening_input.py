@@ -41,13 +41,13 @@ def test_meter_values_up_to_the_bound_are_read_and_beyond_it_skipped():
     assert energy_register_wh(_reading("12.5", "kWh")) == 12_500
 
 
-def test_integers_beyond_64_bits_are_a_formation_violation_with_the_message_id():
+def test_integers_beyond_64_bits_are_a_property_constraint_violation_with_the_message_id():
     for number in ("9" * 5000, str(2**63), str(-(2**63) - 1)):
         started = time.perf_counter()
         with pytest.raises(FrameError) as caught:
             parse_frame(f'[2,"m-1","MeterValues",{{"connectorId":{number},"meterValue":[]}}]')
         assert time.perf_counter() - started < 0.5
-        assert (caught.value.code, caught.value.unique_id) == ("FormationViolation", "m-1")
+        assert (caught.value.code, caught.value.unique_id) == ("PropertyConstraintViolation", "m-1")
         assert "64 bits" in caught.value.description
         assert len(caught.value.call_error()) < 300  # the answer carries no copy of the number
     assert parse_frame(f'[2,"m-2","Heartbeat",{{"n":{2**63 - 1}}}]').payload == {"n": 2**63 - 1}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -332,6 +333,38 @@ def invoice(
         typer.echo(f"invoice {inv.number} written to {output}", err=True)
     else:
         typer.echo(text.rstrip("\n"))
+
+
+@app.command()
+@clean_errors
+def web(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to serve on (keep it local: the page unlocks the key).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to serve on.")] = 8600,
+    live_url: Annotated[
+        str | None, typer.Option("--live-url", help="The Core Client's live data endpoint [env EVN_LIVE_URL].")
+    ] = None,
+    idle_lock: Annotated[int, typer.Option("--idle-lock", help="Lock the account after this many idle minutes.")] = 5,
+    rpc_url: RpcUrl = None,
+    deployment: DeploymentFile = None,
+) -> None:
+    """The wallet in a browser: account, stations, quotes, charging live, history and invoices.
+
+    Open http://HOST:PORT/ and unlock the account with its password; the key stays in this process."""
+    import uvicorn
+
+    from wallet.web import create_app
+
+    web_app = create_app(
+        config_from(rpc_url, deployment, None), live_url or os.environ.get("EVN_LIVE_URL"), idle_lock * 60
+    )
+    typer.echo(f"EV Wallet on http://{host}:{port}/ (Ctrl-C stops)")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo(
+            f"warning: {host} is reachable from other machines: anyone there can use an unlocked account", err=True
+        )
+    uvicorn.run(web_app, host=host, port=port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,123 @@
+"""Browser tests: Debian's headless Chromium driven by Playwright (its own browser download is not
+available here, so it launches the system browser), against the real apps on the real Core Client,
+Anvil and simulated charge points (:func:`web_stack`). A failing test leaves a screenshot of each of its
+pages in build/browser-failures/; with EVN_SCREENSHOTS=DIR, :func:`snap` saves phone and desktop shots."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core_client.config import hash_password
+from core_client.live_api import HttpServer
+from core_client.web.serve import start_front_ends, stop_front_ends
+from core_client.web_config import DashboardSettings, LiveSettings
+from simulator.charge_point import Behaviour
+from tests.core_helpers import Core, cp_ids, running_core
+from tests.wallet_helpers import wallet_config
+from wallet.web import create_app
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("EVN_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 860}
+DASHBOARD_PASSWORD = "dashboard password of the CPO"
+FAILURES = ROOT / "build" / "browser-failures"
+# 11 kW, a MeterValues every 0.25 s of 10 simulated seconds (about 30 Wh each)
+CHARGING = Behaviour(power_w=11_000, meter_interval_s=10, time_accel=40)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Install the browser when it is missing (tools/setup_browser.sh: apt-get as root), once."""
+    if any("tests/browser" in str(item.path) for item in items) and not os.access(CHROMIUM, os.X_OK):
+        subprocess.run([str(ROOT / "tools" / "setup_browser.sh")], check=False)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"no Chromium at {CHROMIUM}: run tools/setup_browser.sh (as root it installs Debian's chromium)")
+    async with async_playwright() as pw:
+        launched = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@dataclass
+class WebStack:
+    core: Core
+    cp: str
+    wallet_url: str
+    live_url: str
+    dashboard_url: str
+
+
+@contextlib.asynccontextmanager
+async def web_stack(net: Any, tmp_path: Path, keyfile: Path) -> AsyncIterator[WebStack]:
+    """A Core Client with one 2-connector station and a charging simulator, its live data server and
+    dashboard on its Store, and the driver's web app with a fresh wallet home: each on a free port."""
+    (cp,) = cp_ids("WEB")
+    async with running_core(net, tmp_path, keyfile, {cp: 2}) as core:
+        live, dashboard = await start_front_ends(
+            LiveSettings(port=0, poll_interval_s=0.2),
+            DashboardSettings(port=0, password=hash_password(DASHBOARD_PASSWORD)),
+            core.daemon.store,
+            net.w3,
+            net.deployment,
+            net.operator.address,
+        )
+        wallet = HttpServer(create_app(wallet_config(net, tmp_path / "wallet-home"), live.url), "127.0.0.1", 0)
+        await wallet.start()
+        await core.connect(cp, CHARGING)
+        try:
+            yield WebStack(core, cp, wallet.url, live.url, dashboard.url)
+        finally:
+            await stop_front_ends([wallet, dashboard, live])
+
+
+@contextlib.asynccontextmanager
+async def screenshots_on_failure(name: str, pages: list[Any]) -> AsyncIterator[None]:
+    """On an exception, save a screenshot of every page in ``pages`` (build/browser-failures/)."""
+    try:
+        yield
+    except BaseException:
+        FAILURES.mkdir(parents=True, exist_ok=True)
+        for i, page in enumerate(pages):
+            with contextlib.suppress(Exception):
+                path = FAILURES / f"{name}-{i}.png"
+                await page.screenshot(path=str(path), full_page=True)
+                print(f"screenshot of the failing page {page.url}: {path}")
+        raise
+
+
+async def snap(page: Any, name: str) -> None:
+    """With EVN_SCREENSHOTS=DIR: ``DIR/<name>-phone.png`` (390x844) and ``DIR/<name>-desktop.png``."""
+    target = os.environ.get("EVN_SCREENSHOTS")
+    if not target:
+        return
+    Path(target).mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(Path(target) / f"{name}-phone.png"))
+    await page.set_viewport_size(DESKTOP)
+    await page.screenshot(path=str(Path(target) / f"{name}-desktop.png"))
+    await page.set_viewport_size(PHONE)

@@ -1,0 +1,163 @@
+"""The Core Client's live data server (core_client.live_api) on a real SQLite Store, served by a real uvicorn
+and read over HTTP by the wallet's LiveClient: only the session's driver, with a fresh signature, reads
+a session; the station list is public; requests beyond the rate limit get 429."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+from core_client.live_api import HttpServer, LiveRefused, StoreLiveSource, create_live_app, verify_request
+from core_client.sessions import SessionRecord, State
+from core_client.store import Store
+from core_client.web_config import LiveSettings
+from ev_network.pricing import Tariff
+from ev_network.session_ids import hex_session_id, make_session_id
+from wallet.live_client import LiveClient, LiveUnavailable, sign_live_request
+
+TOKEN = 10**18
+TARIFF = Tariff(price_per_kwh=35 * TOKEN // 100, session_fee=TOKEN // 2, time_fee_per_hour=0)
+DRIVER = Account.create()
+STRANGER = Account.create()
+SESSION = make_session_id(DRIVER.address, 0, 1)
+T0 = time.time()  # the first meter reading
+
+
+def charging_record(store: Store, meter_last: int, at: float) -> SessionRecord:
+    record = SessionRecord(
+        session_id=SESSION,
+        station_id=7,
+        charge_point_id="CP-LIVE",
+        connector=1,
+        driver=DRIVER.address,
+        deposit=10 * TOKEN,
+        tariff=TARIFF,
+        state=State.CHARGING,
+        transaction_id=1,
+        meter_start=1000,
+        meter_last=meter_last,
+        started_at=at - 60,
+        meter_at=at,
+        requested_at=at - 70,
+    )
+    if store.get_session(SESSION) is None:
+        store.insert_session(record)
+    else:
+        store.save_session(record)
+    return record
+
+
+@pytest.fixture
+async def live(tmp_path: Path) -> AsyncIterator[tuple[Store, str]]:
+    """A Store with station 7 (CP-LIVE) and DRIVER's session charging, served on a free port."""
+    store = Store(tmp_path / "core.sqlite")
+    store.add_station(7, "CP-LIVE", 2)
+    store.set_connector_status("CP-LIVE", 1, "Charging", None)
+    charging_record(store, 1000 + 500, T0)
+    server = HttpServer(
+        create_live_app(StoreLiveSource(store), LiveSettings(port=0, requests_per_minute=30)), "127.0.0.1", 0
+    )
+    await server.start()
+    try:
+        yield store, server.url
+    finally:
+        await server.stop()
+        store.close()
+
+
+async def status_of(url: str) -> tuple[int, dict]:
+    """GET ``url`` in a thread (the server runs in this event loop): status and JSON body."""
+    return await asyncio.to_thread(_get, url)
+
+
+def _get(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def signed(base: str, account, expires: int, session_id: int = SESSION) -> str:
+    signature = sign_live_request(account, session_id, expires)
+    return f"{base}/sessions/{hex_session_id(session_id)}/live?expires={expires}&signature={signature}"
+
+
+async def test_the_driver_reads_energy_power_cost_and_deposit_left(live):
+    store, url = live
+    client = LiveClient(url, DRIVER)
+    data = await asyncio.to_thread(client.session, SESSION)
+    assert data["energy_wh"] == 500
+    assert data["cost"] == TARIFF.session_fee + 500 * TARIFF.price_per_kwh // 1000  # ev_network.pricing
+    assert data["deposit_left"] == 10 * TOKEN - data["cost"]
+    assert data["connector_status"] == "Charging"
+    assert data["power_w"] == 30_000  # 500 Wh in the 60 s since the start
+    charging_record(store, 1000 + 600, T0 + 30)  # 100 Wh more in 30 s
+    assert (await asyncio.to_thread(client.session, SESSION))["power_w"] == 12_000
+
+
+async def test_someone_else_expired_or_far_future_signatures_are_refused(live):
+    _, url = live
+    now = int(time.time())
+    assert (await status_of(signed(url, STRANGER, now + 60)))[0] == 403
+    assert (await status_of(signed(url, DRIVER, now - 1)))[0] == 401  # a replay after its expiry
+    assert (await status_of(signed(url, DRIVER, now + 100_000)))[0] == 401
+    code, body = await status_of(f"{url}/sessions/{hex_session_id(SESSION)}/live")
+    assert code == 401 and "sign the request" in body["error"]
+    code, body = await status_of(f"{url}/sessions/{hex_session_id(SESSION)}/live?expires={now + 60}&signature=0x1234")
+    assert code == 401 and "malformed" in body["error"]
+    assert (await status_of(signed(url, DRIVER, now + 60, make_session_id(DRIVER.address, 0, 2))))[0] == 404
+    with pytest.raises(LiveUnavailable, match="403"):
+        await asyncio.to_thread(LiveClient(url, STRANGER).session, SESSION)
+
+
+async def test_the_station_list_is_public_and_requests_are_rate_limited(live):
+    _, url = live
+    stations = await asyncio.to_thread(LiveClient(url).stations)
+    assert stations == [
+        {
+            "station_id": 7,
+            "charge_point_id": "CP-LIVE",
+            "connectors": [{"connector": 1, "status": "Charging"}, {"connector": 2, "status": "Unknown"}],
+        }
+    ]
+    codes = [(await status_of(f"{url}/stations"))[0] for _ in range(30)]
+    assert codes.count(429) >= 1 and codes[0] == 200  # 30 per minute, one used above
+
+
+async def test_the_event_stream_sends_the_live_data(live):
+    _, url = live
+    stream_url = LiveClient(url, DRIVER).session_url(SESSION, suffix="/events")
+
+    def first_event() -> dict:
+        with urllib.request.urlopen(stream_url, timeout=5) as response:
+            for raw in response:
+                line = raw.decode().strip()
+                if line.startswith("data:"):
+                    return json.loads(line[5:])
+        raise AssertionError("no event")
+
+    assert (await asyncio.to_thread(first_event))["energy_wh"] == 500
+
+
+def test_verify_request_checks_expiry_window_and_signer():
+    now = 1_000_000
+    good = sign_live_request(DRIVER, SESSION, now + 60)
+    assert verify_request(SESSION, DRIVER.address, str(now + 60), good, 300, now) == now + 60
+    for expires, signature, status in [
+        (str(now + 60), sign_live_request(STRANGER, SESSION, now + 60), 403),
+        (str(now + 61), good, 403),  # the signature covers the expiry: changing it changes the signer
+        (str(now - 1), sign_live_request(DRIVER, SESSION, now - 1), 401),
+        ("soon", good, 400),
+    ]:
+        with pytest.raises(LiveRefused) as refused:
+            verify_request(SESSION, DRIVER.address, expires, signature, 300, now)
+        assert refused.value.status == status
