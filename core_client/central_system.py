@@ -84,6 +84,10 @@ class StationLink(OcppLink):
         super().__init__(cp_id, connection, response_timeout, wire_log)
         self.service = service
         self.records = records
+        #: Proxy mode (core_client.proxy): transactions that are not chain sessions are the CSMS's (never
+        #: stopped here), and the id of the StartTransaction being handled was decided upstream.
+        self.proxied = False
+        self.transaction_id: int | None = None
         self.station_id: int | None = None
         self.connectors = 0
         self.boot_accepted = False

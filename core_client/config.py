@@ -25,6 +25,7 @@ except ModuleNotFoundError:  # Python 3.10: the tomli backport
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core_client.errors import CoreClientError
+from core_client.upstream_config import UpstreamSettings
 
 ENV_PREFIX = "EVN_CC_"
 PATH_FIELDS = ("deployment_file", "keystore", "database", "tls_cert", "tls_key")
@@ -79,6 +80,7 @@ class Settings(BaseModel):
     control_token: str | None = Field(None, min_length=16)
     anchor_every_records: int = Field(1000, ge=1)
     anchor_interval_s: float = Field(600, gt=0)
+    upstream: UpstreamSettings | None = None  # proxy mode: the CPO's CSMS (core_client.proxy)
 
     @field_validator("charge_points")
     @classmethod
@@ -156,11 +158,11 @@ def env_overrides(environ: dict[str, str] | None = None) -> dict[str, Any]:
         raw = environ.get(ENV_PREFIX + name.upper())
         if raw is None:
             continue
-        if name == "charge_points":
+        if name in ("charge_points", "upstream"):
             try:
                 values[name] = json.loads(raw)
             except json.JSONDecodeError as exc:
-                raise ConfigError(f"{ENV_PREFIX}CHARGE_POINTS must be a JSON object: {exc}") from None
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be a JSON object: {exc}") from None
         elif name in ("start_block", "tls_cert", "tls_key", "control_token") and raw == "":
             values[name] = None
         else:
@@ -181,9 +183,11 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}") from None
         base = path.resolve().parent
-        for name in PATH_FIELDS:
-            if isinstance(values.get(name), str) and not Path(values[name]).expanduser().is_absolute():
-                values[name] = os.path.normpath(base / values[name])
+        upstream = values.get("upstream")
+        for table, name in [(values, n) for n in PATH_FIELDS] + [(upstream, "outbox")]:
+            relative = isinstance(table, dict) and isinstance(table.get(name), str)
+            if relative and not Path(table[name]).expanduser().is_absolute():
+                table[name] = os.path.normpath(base / table[name])
     values.update(env_overrides(environ))
     try:
         settings = Settings.model_validate(values)
@@ -196,6 +200,8 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
         value = getattr(settings, name)
         if value is not None:
             setattr(settings, name, value.expanduser())
+    if settings.upstream is not None:
+        settings.upstream.outbox = settings.upstream.outbox.expanduser()
     for name in ("tls_cert", "tls_key"):
         value = getattr(settings, name)
         if value is not None and not value.is_file():
@@ -206,10 +212,18 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
 def settings_to_toml(settings: Settings) -> str:
     """A config file that :func:`load_settings` reads back as ``settings`` (paths written absolute
     as given; unset optional fields left out)."""
-    lines = []
-    for name, value in settings.model_dump(exclude_none=True).items():
-        if name != "charge_points":
-            lines.append(f"{name} = {json.dumps(str(value) if isinstance(value, Path) else value)}")
-    lines.append("\n[charge_points]")
-    lines += [f"{json.dumps(cp)} = {json.dumps(password)}" for cp, password in settings.charge_points.items()]
+    values = settings.model_dump(exclude_none=True)
+    tables = {name: values.pop(name) for name in ("charge_points", "upstream") if name in values}
+    upstream = tables.get("upstream", {})
+    tables["upstream.credentials"] = upstream.pop("credentials", None)
+    lines = _toml_pairs(values)
+    for name, table in tables.items():
+        if table is not None:
+            lines += [f"\n[{name}]", *_toml_pairs(table)]
     return "\n".join(lines) + "\n"
+
+
+def _toml_pairs(values: dict[str, Any]) -> list[str]:
+    """``key = value`` lines (keys quoted; paths as strings; enums by value)."""
+    plain = {k: str(v) if isinstance(v, Path) else getattr(v, "value", v) for k, v in values.items()}
+    return [f"{json.dumps(k)} = {json.dumps(v)}" for k, v in plain.items()]

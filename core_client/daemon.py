@@ -19,6 +19,7 @@ from web3 import Web3
 from core_client.chain import ChainWorker, EventWatcher
 from core_client.config import Settings
 from core_client.jobs import OPEN, JobStatus
+from core_client.proxy import proxy_for
 from core_client.recording import anchor_loop, records_health, transaction_log
 from core_client.records import TransactionLog
 from core_client.server import ControlServer, OcppServer
@@ -104,7 +105,8 @@ class Daemon:
         escrow = Escrow(self.w3_tx, self.deployment, self.sender)
         self.worker = ChainWorker(escrow, self.store, self.service, s.batch_max, s.settle_batch_window_s)
         self.service.on_job_queued = self.worker.wake
-        self.ocpp = OcppServer(s, self.service, self.records)
+        self.proxy = proxy_for(s)
+        self.ocpp = OcppServer(s, self.service, self.records, self.proxy)
         self.control = ControlServer(s, self.service, self.health)
         await self.ocpp.start()
         await self.control.start()
@@ -177,6 +179,8 @@ class Daemon:
         self.store.close()
         if self.records is not None:
             self.records.close()
+        if self.proxy is not None:
+            self.proxy.outbox.close()
         log.info("stopped (%d chain jobs left for the next start)", left)
         self.stopped.set()
 
@@ -203,6 +207,7 @@ class Daemon:
             "failed_sessions": [_failed(s) for s in self.store.sessions_in({State.FAILED})[-FAILED_SHOWN:]],
             "held_sessions": [_failed(s) for s in self.store.sessions_in({State.HELD})[-FAILED_SHOWN:]],
             "records": records_health(self.records),
+            "upstream": None if self.proxy is None else self.proxy.health(),
         }
 
     def _check_database(self) -> None:

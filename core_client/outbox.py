@@ -18,14 +18,11 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from ocpp.messages import Call
 
 from core_client.proxy_policy import OFFLINE_ID_BASE
-
-if TYPE_CHECKING:
-    from core_client.upstream import Upstream
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS upstream_outbox (
@@ -61,7 +58,7 @@ class Outbox:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
         #: The one deliverer of each charge point's queue (an Upstream): a new connection takes over.
-        self.deliverers: dict[str, Upstream] = {}
+        self.deliverers: dict[str, Any] = {}  # core_client.upstream.Upstream (which imports this module)
         if self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'upstream_offline_ids'").fetchone() is None:
             # Offline ids count up from OFFLINE_ID_BASE (AUTOINCREMENT continues after the largest id ever used).
             self.db.execute(

@@ -28,7 +28,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ocpp.v16.enums import AvailabilityType, MessageTrigger, ResetType
@@ -40,6 +40,9 @@ from core_client.central_system import CommandFailed, Recorder, StationLink
 from core_client.config import ConfigError, Settings, control_token
 from core_client.protocol import wire_text
 from core_client.service import SessionService
+
+if TYPE_CHECKING:
+    from core_client.proxy import Proxy
 
 log = logging.getLogger("core_client.server")
 SUBPROTOCOL = "ocpp1.6"
@@ -90,8 +93,10 @@ class HandshakeFailures(logging.Filter):
 class OcppServer:
     """Accepts charge points and runs one StationLink per connection."""
 
-    def __init__(self, settings: Settings, service: SessionService, records: Recorder | None = None) -> None:
-        self.settings, self.service, self.records = settings, service, records
+    def __init__(
+        self, settings: Settings, service: SessionService, records: Recorder | None = None, proxy: Proxy | None = None
+    ) -> None:
+        self.settings, self.service, self.records, self.proxy = settings, service, records, proxy
         self.server: Server | None = None
 
     async def start(self) -> None:
@@ -146,7 +151,17 @@ class OcppServer:
 
     async def handle(self, connection: ServerConnection) -> None:
         cp_id = charge_point_id(connection.request.path)
-        link = StationLink(cp_id, connection, self.service, self.settings.ocpp_response_timeout_s, self.records)
+        relay = None
+        if self.proxy is not None:  # proxy mode: a relay to the CSMS between the websocket and the link
+            credentials = basic_credentials(connection.request.headers.get("Authorization"))
+            relay = self.proxy.relay(cp_id, connection, credentials and credentials[1])
+        link = StationLink(
+            cp_id,
+            connection if relay is None else relay.local,
+            self.service,
+            self.settings.ocpp_response_timeout_s,
+            self.records,
+        )
         await self.service.resolve(link)
         old = self.service.attach(link)
         if old is not None:
@@ -154,7 +169,7 @@ class OcppServer:
             asyncio.get_running_loop().create_task(old._connection.close(1000, "replaced by a new connection"))
         log.info("%s: connected from %s", wire_text(cp_id), connection.remote_address)
         try:
-            await link.start()
+            await (link.start() if relay is None else relay.run(link))
         except ConnectionClosed:
             pass
         finally:

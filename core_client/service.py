@@ -83,7 +83,7 @@ class SessionService:
                 log.log(action.level, action.message)
             elif isinstance(action, SendRemoteStop) and action.session_id is None:
                 link = self.links.get(action.charge_point_id)
-                if link is not None:
+                if link is not None and not link.proxied:  # in proxy mode, the CSMS's transactions run
                     send = lambda link=link, tx=action.transaction_id: self._stop_foreign(link, tx)  # noqa: E731
                     link.after_reply(send) if link is answering else self.reconciler.spawn(send())
         if jobs:
@@ -183,7 +183,7 @@ class SessionService:
         why = domain.start_refusal(s, link.id, connector, meter_start) if meter_start >= 0 else "negative meterStart"
         with self.store.transaction():
             owner = s.session_id if s is not None and why is None else None
-            tx_id = self.store.new_transaction(link.id, connector, id_tag, owner, meter_start)
+            tx_id = self.store.new_transaction(link.id, connector, id_tag, owner, meter_start, link.transaction_id)
             if s is None or why is not None:
                 decision = domain.refuse_start(link.id, connector, id_tag, tx_id, why or "")
             else:

@@ -222,14 +222,23 @@ class Store:
     # --------------------------------------------------------- transactions
 
     def new_transaction(
-        self, charge_point_id: str, connector: int, id_tag: str | None, session_id: int | None, meter_start: int
+        self,
+        charge_point_id: str,
+        connector: int,
+        id_tag: str | None,
+        session_id: int | None,
+        meter_start: int,
+        transaction_id: int | None = None,
     ) -> int:
-        """Hand out the next OCPP transaction id (1, 2, ...; fits the contract's uint32)."""
+        """Hand out the next OCPP transaction id (1, 2, ...; fits the contract's uint32), or take
+        ``transaction_id`` as decided elsewhere (proxy mode: the CSMS's id, or an offline one)."""
         with self.transaction() as db:
-            tx_id = int(self.meta("next_transaction_id") or 1)
-            self.set_meta("next_transaction_id", str(tx_id + 1))
+            tx_id = transaction_id
+            if tx_id is None:
+                tx_id = int(self.meta("next_transaction_id") or 1)
+                self.set_meta("next_transaction_id", str(tx_id + 1))
             db.execute(
-                "INSERT INTO transactions (transaction_id, charge_point_id, connector, id_tag, session_id,"
+                "INSERT OR REPLACE INTO transactions (transaction_id, charge_point_id, connector, id_tag, session_id,"
                 " meter_start, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (tx_id, charge_point_id, connector, id_tag, _key(session_id), meter_start, time.time()),
             )
