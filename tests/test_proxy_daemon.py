@@ -5,6 +5,10 @@ settle under the CSMS's transaction id; the Core Client's own CALLs never reach 
 
 from __future__ import annotations
 
+import asyncio
+import json
+import signal
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,6 +16,7 @@ import pytest
 
 from core_client.upstream_config import UpstreamSettings
 from ev_network.contracts import SessionState
+from ev_network.devchain import free_port
 from tests.conftest import TOKEN, Net
 from tests.core_helpers import (
     Core,
@@ -21,8 +26,12 @@ from tests.core_helpers import (
     funded_driver,
     open_session,
     running_core,
+    settings_for,
+    spawn_daemon,
     until,
     wait_chain,
+    wait_health,
+    write_config,
 )
 from tests.upstream_relay import Csms, meter, start, stop
 
@@ -97,6 +106,7 @@ async def test_proxy_mode_csms_sessions_are_recorded_never_settled_and_chain_ses
         ]
         assert records.entries()[0].record.matches_id_tag("CARD-7")
         assert core.daemon.store.get_transaction(1001).session_id is None  # observed, never a chain session
+        assert [f[2] for f in raw.received if f[0] == 2] == ["RemoteStartTransaction"] * 2  # the CSMS's, ours
         await raw.close()
 
     seen = [(e["method"], e["params"].get("transactionId")) for e in csms.received(cp)]
@@ -161,3 +171,74 @@ async def test_csms_down_in_the_middle_of_both_kinds_loses_nothing_keeps_order_a
         ("StopTransaction", 1003, None),  # the offline id rewritten to the id the CSMS gave it later
     ]
     assert len(chain_events(net, "SessionSettled", session_id)) == 1
+
+
+async def test_core_client_killed_in_proxy_mode_sessions_finish_and_settle_exactly_once(
+    clean_chain: Net, tmp_path: Path, keyfile: Path, csms: Csms
+) -> None:
+    net = clean_chain
+    [cp] = cp_ids("CPK")
+    station_id = await asyncio.to_thread(net.add_station, cp, 2)
+    settings = settings_for(
+        net,
+        tmp_path,
+        keyfile,
+        {cp: "pw-kill"},
+        listen_port=free_port(),
+        control_port=free_port(),
+        upstream=upstream(csms, tmp_path),
+    )
+    config = write_config(tmp_path / "core.toml", settings)
+    url, control = f"ws://127.0.0.1:{settings.listen_port}", f"http://127.0.0.1:{settings.control_port}"
+    log_file = tmp_path / "daemon.log"
+    driver = await funded_driver(net, 0)
+
+    daemon = spawn_daemon(config, log_file)
+    try:
+        await wait_health(control)
+        raw = await RawCP.connect(url, cp, "pw-kill")
+        assert (await raw.boot())[2]["status"] == "Accepted"
+        assert (await raw.call("StartTransaction", at(2, start("CARD-1", 500))))[2]["transactionId"] == 1001
+        session_id = await open_session(net, driver, station_id, 1, 20 * TOKEN)
+        id_tag = (await raw.next_call("RemoteStartTransaction", timeout=15))[3]["idTag"]
+        assert (await raw.call("StartTransaction", at(1, start(id_tag, 2000))))[2]["transactionId"] == 1002
+        await wait_chain(net, session_id, SessionState.ACTIVE)
+        await raw.call("StopTransaction", stop(1002, 3000))  # answered: the settle is queued (maybe sent) ...
+        daemon.send_signal(signal.SIGKILL)  # ... and the Core Client dies at once
+        daemon.wait(10)
+        await raw.close()
+
+        daemon = spawn_daemon(config, log_file)
+        await wait_health(control)
+        raw = await RawCP.connect(url, cp, "pw-kill")  # the charge point reconnects
+        assert (await raw.boot())[2]["status"] == "Accepted"
+        await raw.call("StopTransaction", stop(1002, 3000))  # it did not know its stop was answered
+        await raw.call("MeterValues", {**meter(1001, 900), "connectorId": 2})
+        await raw.call("StopTransaction", stop(1001, 1500))
+        await wait_chain(net, session_id, SessionState.SETTLED)
+        health = await until(lambda: (h := _health(control)) and h["records"]["logged"] == 2 and h, 10, "records")
+        assert health["upstream"] == {"csms_connected": [cp], "outbox": 0}
+        await raw.close()
+    finally:
+        if daemon.poll() is None:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(20)
+    assert daemon.returncode == 0, log_file.read_text()[-3000:]
+    [settled] = chain_events(net, "SessionSettled", session_id)
+    assert settled.args["meterStop"] == 3000
+    seen = [(e["method"], e["params"].get("transactionId")) for e in csms.received(cp)]
+    assert seen == [
+        ("BootNotification", None),
+        ("StartTransaction", None),
+        ("StartTransaction", None),
+        ("StopTransaction", 1002),
+        ("BootNotification", None),
+        ("StopTransaction", 1002),  # the charge point's own repeat: passed on as it sent it
+        ("MeterValues", 1001),
+        ("StopTransaction", 1001),
+    ]
+
+
+def _health(url: str) -> dict:
+    with urllib.request.urlopen(url + "/health", timeout=2) as response:
+        return json.loads(response.read())
