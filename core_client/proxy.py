@@ -37,6 +37,7 @@ from core_client.upstream_config import UpstreamSettings
 
 log = logging.getLogger("core_client.proxy")
 ANSWER = (3, 4)  # CALLRESULT, CALLERROR
+LOCAL_ANSWER_TIMEOUT_S = 10.0  # the station link answers at once (it never waits for the chain)
 
 
 class Proxy:
@@ -169,22 +170,30 @@ class Relay:
                 given = csms.payload.get("transactionId") if isinstance(csms, CallResult) else None
                 link.transaction_id = given if given is not None else forwarded.offline_transaction_id
             try:
-                local = await self.local.handle(call, raw)
+                local = await asyncio.wait_for(self.local.handle(call, raw), LOCAL_ANSWER_TIMEOUT_S)
+            except asyncio.TimeoutError:  # a bug, not the charge point's fault: the CSMS's answer, if any
+                log.error("%s: no local answer to %s within %ss", self.cp_id, call.action, LOCAL_ANSWER_TIMEOUT_S)
+                local = CallError(call.unique_id, "InternalError", "no answer from the Core Client", {})
             finally:
                 link.transaction_id = None
-            if isinstance(local, CallError) and (csms is None or source(call.action, call.payload) is not Source.CSMS):
-                answer: CallResult | CallError = local  # the Core Client refuses it (bad values): its error stands
-            elif isinstance(local, CallError):
-                answer = reply(call, csms, {}, forwarded.offline_transaction_id, self.proxy.settings.offline_id_tags)
-            else:
-                settings = self.proxy.settings
-                answer = reply(call, csms, local.payload, forwarded.offline_transaction_id, settings.offline_id_tags)
+            answer = self._answer(call, csms, local, forwarded.offline_transaction_id)
             try:
                 await self.connection.send(answer.to_json())
             except ConnectionClosed:
                 return
             finally:
                 self.local.answered(call)
+
+    def _answer(
+        self, call: Call, csms: CallResult | CallError | None, local: CallResult | CallError, offline_id: int | None
+    ) -> CallResult | CallError:
+        """The answer for the charge point: the policy's choice; the Core Client's CALLERROR (values it
+        refuses) stands wherever its own answer would be used."""
+        if isinstance(local, CallError):
+            if csms is None or source(call.action, call.payload) is not Source.CSMS:
+                return local
+            return reply(call, csms, {}, offline_id, self.proxy.settings.offline_id_tags)
+        return reply(call, csms, local.payload, offline_id, self.proxy.settings.offline_id_tags)
 
     async def _to_charge_point(self, call: Call) -> CallResult | CallError:
         """A CSMS's CALL (under our message id) to the charge point; its answer."""

@@ -17,6 +17,7 @@ import pytest
 from core_client.upstream_config import UpstreamSettings
 from ev_network.contracts import SessionState
 from ev_network.devchain import free_port
+from ev_network.records import verify_export
 from tests.conftest import TOKEN, Net
 from tests.core_helpers import (
     Core,
@@ -104,7 +105,10 @@ async def test_proxy_mode_csms_sessions_are_recorded_never_settled_and_chain_ses
             (1001, 1500),
             (1002, 3000),
         ]
-        assert records.entries()[0].record.matches_id_tag("CARD-7")
+        card_record = records.entries()[0]
+        assert card_record.record.matches_id_tag("CARD-7")
+        verified = verify_export(records.export(card_record, net.operator.address), records.anchors, net.escrow())
+        assert (verified.anchor.anchor_id, verified.anchor.count) == (0, 2)  # the CSMS's session, anchored
         assert core.daemon.store.get_transaction(1001).session_id is None  # observed, never a chain session
         assert [f[2] for f in raw.received if f[0] == 2] == ["RemoteStartTransaction"] * 2  # the CSMS's, ours
         await raw.close()
