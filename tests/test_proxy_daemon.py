@@ -48,6 +48,8 @@ async def csms(tmp_path: Path) -> AsyncIterator[Csms]:
     running = await Csms(tmp_path / "csms.jsonl").start()
     yield running
     await running.stop()
+    # strict mode refused nothing, and no answer to a CALL it never sent (the Core Client's own) reached it
+    assert not running.received(kinds=("invalid", "bad_message")), "the CSMS got frames it refused"
 
 
 def at(connector: int, payload: dict) -> dict:
