@@ -124,6 +124,13 @@ def refuse_start(cp_id: str, connector: int, id_tag: str, transaction_id: int, w
     return decide((transaction_id, INVALID), note, SendRemoteStop(cp_id, transaction_id))
 
 
+def observe_start(cp_id: str, connector: int, id_tag: str, transaction_id: int) -> Decision:
+    """Proxy mode: a StartTransaction of the CSMS's (not an EV Network idTag). The CSMS answers it; the
+    Core Client's answer (Invalid: no session of its own) is not used, and nothing is stopped."""
+    note = info(f"{cp_id}/{connector}: transaction {transaction_id} of the CSMS ({wire_text(id_tag)!s}): observed")
+    return decide((transaction_id, INVALID), note)
+
+
 def meter_reading(
     s: SessionRecord, energy_wh: int, now: float, budget_margin: float
 ) -> tuple[SessionRecord, Decision] | None:

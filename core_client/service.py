@@ -83,7 +83,7 @@ class SessionService:
                 log.log(action.level, action.message)
             elif isinstance(action, SendRemoteStop) and action.session_id is None:
                 link = self.links.get(action.charge_point_id)
-                if link is not None and not link.proxied:  # in proxy mode, the CSMS's transactions run
+                if link is not None:
                     send = lambda link=link, tx=action.transaction_id: self._stop_foreign(link, tx)  # noqa: E731
                     link.after_reply(send) if link is answering else self.reconciler.spawn(send())
         if jobs:
@@ -184,7 +184,9 @@ class SessionService:
         with self.store.transaction():
             owner = s.session_id if s is not None and why is None else None
             tx_id = self.store.new_transaction(link.id, connector, id_tag, owner, meter_start, link.transaction_id)
-            if s is None or why is not None:
+            if s is None and link.proxied and tag_of_id_tag(id_tag) is None:
+                decision = domain.observe_start(link.id, connector, id_tag, tx_id)
+            elif s is None or why is not None:
                 decision = domain.refuse_start(link.id, connector, id_tag, tx_id, why or "")
             else:
                 decision = domain.start(s, tx_id, meter_start, time.time())

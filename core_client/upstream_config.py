@@ -1,4 +1,4 @@
-"""Settings of proxy mode: the ``[upstream]`` section of the Core Client config (proposed; see docs/proxy.md).
+"""Settings of proxy mode: the ``[upstream]`` section of the Core Client config (see docs/operations.md, "Two modes").
 
 Example::
 

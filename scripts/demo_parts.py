@@ -12,6 +12,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from core_client.config import Settings, settings_to_toml
 from ev_network.devchain import ROOT, child_options, free_port, stop_process
@@ -45,8 +46,9 @@ class CoreProcess:
         return stop_process(self.process, timeout)
 
 
-def start_core_client(chain: DemoChain, state_dir: Path, echo) -> CoreProcess:
-    """Write the operator's keyfile and config, start ``core-client run``, wait for /health."""
+def start_core_client(chain: DemoChain, state_dir: Path, echo, **overrides: Any) -> CoreProcess:
+    """Write the operator's keyfile and config (``overrides``: more settings), start ``core-client run``,
+    wait for /health."""
     keyfile = state_dir / "operator-key.json"
     if not keyfile.exists():
         create_keyfile(keyfile, OPERATOR_PASSWORD, chain.operator.key)
@@ -62,6 +64,7 @@ def start_core_client(chain: DemoChain, state_dir: Path, echo) -> CoreProcess:
         reconnect_grace_s=5,
         settle_batch_window_s=0.2,
         poll_interval_s=0.2,
+        **overrides,
     )
     config = state_dir / "core-client.toml"
     config.write_text(settings_to_toml(settings))

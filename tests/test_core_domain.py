@@ -91,6 +91,12 @@ def test_a_refused_start_answers_invalid_then_stops_the_transaction():
     assert of(SaveSession, decision) == [] and of(QueueJob, decision) == []
 
 
+def test_proxy_mode_observes_a_csms_start_and_stops_nothing():
+    decision = domain.observe_start("CP-1", 2, "CARD-7", 1001)
+    assert decision.reply == (1001, INVALID)  # the CSMS's answer goes to the charge point, not this one
+    assert not [a for a in decision.actions if isinstance(a, (SendRemoteStop, SaveSession, QueueJob))]
+
+
 def test_a_repeated_start_transaction_gets_the_same_transaction():
     assert domain.repeated_start(charging(), "CP-1", 1).reply == (9, ACCEPTED)
     assert domain.repeated_start(charging(), "CP-2", 1) is None

@@ -66,3 +66,18 @@ def test_kept_demo_state_of_an_older_contract_version_is_recognised(net, tmp_pat
         _existing_deployment(net.w3, path)
     net.deployment.model_copy(update={"escrow": "0x" + "00" * 19 + "01"}).save(path)
     assert _existing_deployment(net.w3, path) is None  # nothing deployed there (another chain): deploy
+
+
+def test_proxy_demo_runs_a_csms_session_and_a_paid_one_and_verifies_the_record(tmp_path):
+    summary_file = tmp_path / "summary.json"
+    command = [sys.executable, "-m", "scripts.demo", "--proxy", "--state-dir", str(tmp_path / "state")]
+    result = subprocess.run(
+        [*command, "--summary", str(summary_file)], cwd=ROOT, capture_output=True, text=True, timeout=240
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    proxy = json.loads(summary_file.read_text())["proxy"]
+    assert proxy["card_transaction"] == 1001 and proxy["paid_transaction"] == 1002  # both the CSMS's ids
+    assert proxy["paid_session"]["state"] == "settled"
+    assert proxy["records"] == {"logged": 2, "anchored": 2, "waiting": 0}
+    assert proxy["csms_calls"]["StartTransaction"] == 2 == proxy["csms_calls"]["StopTransaction"]
+    assert "record 0 is in anchor 0 of operator" in result.stdout  # ev-wallet verify-record accepted it
