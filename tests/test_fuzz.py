@@ -1,7 +1,6 @@
 """Hostile OCPP frames against the real Core Client (a subprocess) over websockets, short and seeded;
-the full run is ``make fuzz``. The shapes of defects being fixed elsewhere (issue 9) each have a test
-marked xfail(strict=True) naming the defect: when its fix merges the test passes, strict xfail
-reports XPASS as a failure, and the integrator removes the mark."""
+the full run is ``make fuzz``. The shapes of issue 9's defects (now fixed) each keep a test of their own,
+and the seeded run sends them among the others."""
 
 from __future__ import annotations
 
@@ -15,7 +14,7 @@ from ocpp.v16 import call
 
 from benchmarks.chaos_parts import Daemon
 from benchmarks.fuzz import FuzzLink, fuzz, rss_mb
-from benchmarks.fuzz_frames import KNOWN_DEFECTS, Frame, FrameGenerator
+from benchmarks.fuzz_frames import DEFECT_SHAPES, Frame, FrameGenerator
 from simulator.charge_point import SimChargePoint
 from tests.core_helpers import PASSWORD, cp_ids
 
@@ -47,11 +46,11 @@ def test_the_generator_is_seeded_and_draws_from_the_ocpp_schemas() -> None:
     assert {"valid", "mutated", "bad_frame", "binary", "deep"} <= kinds
     valid = [json.loads(f.data) for f in FrameGenerator(5).frames(300) if f.kind == "valid"]
     assert {frame[2] for frame in valid} >= {"BootNotification", "MeterValues", "StartTransaction"}
-    assert not {f.kind for f in FrameGenerator(5, skip=frozenset(KNOWN_DEFECTS)).frames(3000)} & set(KNOWN_DEFECTS)
+    assert not {f.kind for f in FrameGenerator(5, skip=frozenset(DEFECT_SHAPES)).frames(3000)} & set(DEFECT_SHAPES)
 
 
 async def test_hundreds_of_hostile_frames_crash_nothing_and_the_good_charge_point_stays_served(core) -> None:
-    frames = FrameGenerator(11, skip=frozenset(KNOWN_DEFECTS)).frames(400)
+    frames = FrameGenerator(11).frames(400)
     result = await fuzz(core.daemon, frames, reply_timeout=10, fuzzer=core.fuzzer, good_cp=core.good)
     assert result["daemon_alive"] and result["frames"] == 400
     assert result["unanswered_calls_by_kind"] == {}, result  # every CALL with a readable id was answered
@@ -70,18 +69,16 @@ async def answer_to(core, frame: Frame, timeout: float) -> tuple[list | None, fl
     return answer, time.perf_counter() - sent, link
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_DEFECTS["int_over_4300_digits"])
-async def test_an_integer_over_4300_digits_gets_a_formation_violation_and_the_link_stays(core) -> None:
+async def test_an_integer_over_4300_digits_gets_a_property_constraint_violation_and_the_link_stays(core) -> None:
     frame = FrameGenerator(1).make("int_over_4300_digits")
     answer, _, link = await answer_to(core, frame, timeout=5)
     try:
-        assert answer is not None and answer[0] == 4 and answer[2] == "FormationViolation"
+        assert answer is not None and answer[0] == 4 and answer[2] == "PropertyConstraintViolation"
         assert link.ws.close_code is None
     finally:
         await link.close()
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_DEFECTS["int_2_63"])
 async def test_a_number_of_2_to_the_63_is_refused_by_the_ocpp_rules_not_an_internal_error(core) -> None:
     frame = FrameGenerator(1).make("int_2_63")
     answer, _, link = await answer_to(core, frame, timeout=5)
@@ -89,7 +86,6 @@ async def test_a_number_of_2_to_the_63_is_refused_by_the_ocpp_rules_not_an_inter
     assert answer is not None and (answer[0] == 3 or answer[2] != "InternalError"), answer
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_DEFECTS["unsolicited_callresult"])
 async def test_unsolicited_callresults_do_not_keep_memory_after_the_connection_closes(core) -> None:
     pid = core.daemon.process.pid
     before = rss_mb(pid)
@@ -105,10 +101,9 @@ async def test_unsolicited_callresults_do_not_keep_memory_after_the_connection_c
     assert rss_mb(pid) - before < 20
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_DEFECTS["meter_huge_exponent"])
 async def test_a_meter_value_with_a_huge_exponent_does_not_keep_other_charge_points_waiting(core) -> None:
-    """Last in the module: until the fix, the daemon is busy for seconds after this frame
-    (``1e400000``: about 4 s; ``1e999999``: 24 s)."""
+    """Before the fix the daemon was busy for seconds after this frame (``1e400000``: about 4 s;
+    ``1e999999``: 24 s); last in the module, so a regression does not slow the others."""
     good = await SimChargePoint.connect(core.daemon.ocpp_url, *core.good, 1)
     link = FuzzLink(core.daemon.ocpp_url, *core.fuzzer)
     await link.connect()
