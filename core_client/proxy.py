@@ -188,12 +188,22 @@ class Relay:
         self, call: Call, csms: CallResult | CallError | None, local: CallResult | CallError, offline_id: int | None
     ) -> CallResult | CallError:
         """The answer for the charge point: the policy's choice; the Core Client's CALLERROR (values it
-        refuses) stands wherever its own answer would be used."""
+        refuses) stands wherever its own answer would be used, and so does the transaction id of a chain
+        session started before."""
         if isinstance(local, CallError):
             if csms is None or source(call.action, call.payload) is not Source.CSMS:
                 return local
             return reply(call, csms, {}, offline_id, self.proxy.settings.offline_id_tags)
-        return reply(call, csms, local.payload, offline_id, self.proxy.settings.offline_id_tags)
+        answer = reply(call, csms, local.payload, offline_id, self.proxy.settings.offline_id_tags)
+        known = local.payload.get("transactionId")
+        if source(call.action, call.payload) is Source.MERGED and answer.payload.get("transactionId") != known:
+            # a repeated StartTransaction of a chain session (the charge point missed the first answer):
+            # its transaction keeps the id it was started under on chain, not the CSMS's new one
+            log.warning(
+                "%s: StartTransaction repeated: transaction %s (the CSMS's new id is not used)", self.cp_id, known
+            )
+            return CallResult(call.unique_id, {**answer.payload, "transactionId": known})
+        return answer
 
     async def _to_charge_point(self, call: Call) -> CallResult | CallError:
         """A CSMS's CALL (under our message id) to the charge point; its answer."""

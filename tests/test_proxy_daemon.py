@@ -140,6 +140,8 @@ async def test_csms_down_in_the_middle_of_both_kinds_loses_nothing_keeps_order_a
         session_id, paid = await chain_session_started(core, raw, cp, 1)
         assert paid["transactionId"] == 1002
         await wait_chain(net, session_id, SessionState.ACTIVE)
+        repeat = await raw.call("StartTransaction", at(1, start(csms.received(cp)[-1]["params"]["idTag"], 2000)))
+        assert repeat[2]["transactionId"] == 1002  # a resent start keeps its id (the CSMS's second, 1003, unused)
 
         await csms.stop()  # SIGKILL: both sessions go on without it
         await until(lambda: not core.daemon.proxy.upstreams[cp].connected, 5, "the CSMS gone")
@@ -169,12 +171,13 @@ async def test_csms_down_in_the_middle_of_both_kinds_loses_nothing_keeps_order_a
         ("BootNotification", None, None),
         ("StartTransaction", None, "CARD-1"),
         ("StartTransaction", None, paid_tag),
+        ("StartTransaction", None, paid_tag),  # the repeat: the CSMS must tolerate a transaction never stopped
         ("MeterValues", 1001, None),
         ("MeterValues", 1002, None),
         ("StopTransaction", 1002, None),
         ("StopTransaction", 1001, None),
         ("StartTransaction", None, "CARD-2"),
-        ("StopTransaction", 1003, None),  # the offline id rewritten to the id the CSMS gave it later
+        ("StopTransaction", 1004, None),  # the offline id rewritten to the id the CSMS gave it later
     ]
     assert len(chain_events(net, "SessionSettled", session_id)) == 1
 
