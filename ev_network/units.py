@@ -35,3 +35,10 @@ def format_amount(units: int, decimals: int, min_places: int = 2) -> str:
 def format_wh_as_kwh(energy_wh: int) -> str:
     """Energy in Wh as kWh with three decimals (exact): 12345 -> ``"12.345"``."""
     return f"{Decimal(energy_wh).scaleb(-3):.3f}"
+
+
+def short_amount(units: int, decimals: int, places: int = 4) -> str:
+    """An amount for a figure on a small screen or a status line: rounded down to ``places`` decimals
+    (invoices keep them all)."""
+    step = 10 ** max(0, decimals - places)
+    return format_amount(units - units % step, decimals)
