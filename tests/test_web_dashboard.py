@@ -5,6 +5,7 @@ where the job needs it (through the session state machine) and wakes the chain w
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -138,3 +139,13 @@ async def test_a_chain_that_is_down_is_shown(net, store: Store):
         assert status == 200 and "the chain is not reachable" in page and "rejected: station offline" in page
     finally:
         await server.stop()
+
+
+def test_sessions_in_flight_show_the_reading_held_in_memory(net, store: Store):
+    sid = make_session_id(DRIVER, 0, 5)
+    store.insert_session(record(5, State.CHARGING, transaction_id=5, meter_start=0, meter_last=100, meter_at=1.0))
+    service = SessionService(Settings(), store)
+    service.live.reading(dataclasses.replace(store.get_session(sid), meter_last=2_500, meter_at=2.0))  # not flushed
+    source = ServiceDashboardSource(service, net.w3, net.deployment, net.operator.address)
+    (row,) = [r for r in source.sessions_in_flight() if r.connector == 5]
+    assert row.energy_wh == 2_500 and store.get_session(sid).energy_wh == 100
