@@ -12,6 +12,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from core_client.config import Settings, settings_to_toml
 from ev_network.devchain import ROOT, free_port
@@ -52,8 +53,9 @@ class CoreProcess:
         return self.process.returncode
 
 
-def start_core_client(chain: DemoChain, state_dir: Path, echo) -> CoreProcess:
-    """Write the operator's keyfile and config, start ``core-client run``, wait for /health."""
+def start_core_client(chain: DemoChain, state_dir: Path, echo, **config: Any) -> CoreProcess:
+    """Write the operator's keyfile and config (plus ``config``: say, ``live`` and ``dashboard``), start
+    ``core-client run``, wait for /health."""
     keyfile = state_dir / "operator-key.json"
     if not keyfile.exists():
         create_keyfile(keyfile, OPERATOR_PASSWORD, chain.operator.key)
@@ -69,12 +71,13 @@ def start_core_client(chain: DemoChain, state_dir: Path, echo) -> CoreProcess:
         reconnect_grace_s=5,
         settle_batch_window_s=0.2,
         poll_interval_s=0.2,
+        **config,
     )
-    config = state_dir / "core-client.toml"
-    config.write_text(settings_to_toml(settings))
+    config_file = state_dir / "core-client.toml"
+    config_file.write_text(settings_to_toml(settings))
     env = {**os.environ, "EVN_OPERATOR_PASSWORD": OPERATOR_PASSWORD, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "core_client.cli", "run", "--config", str(config)],
+        [sys.executable, "-m", "core_client.cli", "run", "--config", str(config_file)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
