@@ -1,10 +1,15 @@
 # EV Network. `make demo` runs the whole journey; `make test` runs the tests. Both set up what is missing.
+# Works from any checkout path, also one with dots and spaces ("/home/jane.doe/ev network"): recipes
+# run from the checkout (make's own directory) with relative paths, and the Brownie scripts go through
+# tools/brownie_run.py (`brownie run` cannot import scripts from a path with a dot in a folder name).
 SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/.venv/bin:$(PATH)
 export EVN_RPC_URL ?= http://127.0.0.1:8545
 PY := .venv/bin/python
+CHAOS_ARGS ?=
+FUZZ_ARGS ?=
 
-.PHONY: setup test demo devnet bench-gas bench-anchor bench-load lint abi docs deploy clean
+.PHONY: setup test demo devnet bench-gas bench-anchor bench-load bench-chaos fuzz lint abi docs deploy clean
 
 setup:
 	@tools/setup.sh
@@ -29,8 +34,18 @@ bench-anchor: setup
 bench-load: setup
 	$(PY) -m benchmarks.load $(BENCH_ARGS)
 
+# 200 paid sessions, the Core Client SIGKILLed 10 times and a chain outage; prints JSON (CHAOS_ARGS="--help").
+bench-chaos: setup
+	$(PY) -m benchmarks.chaos $(CHAOS_ARGS)
+
+# 10,000 hostile OCPP frames against a real Core Client; prints JSON (FUZZ_ARGS="--help").
+fuzz: setup
+	$(PY) -m benchmarks.fuzz $(FUZZ_ARGS)
+
+# ruff, and slither on our contracts (in its own .venv-lint: its pins cannot share Brownie's venv).
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+	@tools/slither.sh
 
 # Refresh the ABIs shipped with the Python package after changing a contract (tests fail until you do).
 abi: setup
@@ -42,8 +57,7 @@ docs: setup
 
 # Deploy to the Anvil at $(EVN_RPC_URL) with Brownie (writes deployments/local.json).
 deploy: setup
-	rm -rf build/deployments  # Brownie's records of earlier local chains
-	.venv/bin/brownie run scripts/deploy.py --network evnet-anvil
+	$(PY) -m tools.brownie_run scripts/deploy.py --network evnet-anvil
 
 clean:
 	rm -rf build .demo .pytest_cache

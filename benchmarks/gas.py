@@ -13,7 +13,10 @@ address holds tokens) and another session stays open (the escrow never drops to 
 Per-session totals are open + start + the session's share of the settle transaction, compared with
 the targets (150,000 gas for all of one session's transactions; 100,000 per session amortised at
 batch 50) and with the peer reference (Share&Charge, about 340,000 gas per session over five
-transactions). Progress goes to stderr; a table, then the JSON result as the last line, to stdout.
+transactions). The signed path ("no proof, no pay") is measured the same way at a station with a
+registered meter key: settleSigned and settleSignedBatch with the simulator meter's OCMF Begin and End
+records; its extra gas per session over the plain settle (target: at most 30,000) is reported single and
+at each batch size. Progress goes to stderr; a table, then the JSON result as the last line, to stdout.
 """
 
 from __future__ import annotations
@@ -33,13 +36,15 @@ from ev_network.chain import connect
 from ev_network.contracts import Escrow, Token
 from ev_network.deployment import Deployment
 from ev_network.devchain import Anvil, deploy_with_brownie, dev_account
+from ev_network.ocmf import Reason, parse, session_id_tag, signed_settlement
 from ev_network.pricing import Tariff
 from ev_network.tx import TxSender
+from simulator.meter import SigningMeter
 
 TOKEN = 10**18
 TARIFF = Tariff(price_per_kwh=35 * TOKEN // 100, session_fee=TOKEN // 2)
 DEPOSIT = 20 * TOKEN
-TARGET_SESSION, TARGET_BATCH50 = 150_000, 100_000
+TARGET_SESSION, TARGET_BATCH50, TARGET_SIGNED_EXTRA = 150_000, 100_000, 30_000
 PEER = {"name": "Share&Charge", "gas_per_session": 340_000, "transactions": 5}
 FIRST_DRIVER = 10  # dev accounts 0-2 are admin, operator, payout
 
@@ -112,6 +117,22 @@ class Bench:
             settled = operator.settle(ids[0], 12_000)
         return [r["gasUsed"] for r in opened], started["gasUsed"], settled["gasUsed"], [opened[0], started, settled]
 
+    def signed_session(self, station: int, meter: SigningMeter, drivers: list[LocalAccount], batched: bool) -> int:
+        """Open and start one session per driver at the metered ``station``, then settle them on their signed
+        records (settleSignedBatch if ``batched``); return the settle transaction's gas."""
+        opened = [self.escrow(d).open(station, 1, DEPOSIT) for d in drivers]
+        ids = [self.escrow(drivers[0]).session_id_from(r) for r in opened]
+        operator = self.escrow(self.operator)
+        operator.start_batch(ids, [next(self._transaction_ids) for _ in ids], [1_000] * len(ids))
+        settlements = []
+        for i, session_id in enumerate(ids):
+            tag = session_id_tag(session_id)
+            begin, end = meter.record(Reason.BEGIN, 1_000, tag), meter.record(Reason.END, 6_000 + i, tag)
+            settlements.append(signed_settlement(session_id, parse(begin), parse(end), meter.public_key_der))
+        if batched:
+            return operator.settle_signed_batch(settlements)["gasUsed"]
+        return operator.settle_signed(settlements[0])["gasUsed"]
+
 
 def measure(batches: list[int]) -> dict[str, Any]:
     """Run the whole benchmark on a fresh Anvil; return the result document."""
@@ -125,6 +146,8 @@ def measure(batches: list[int]) -> dict[str, Any]:
         registrar, operator = bench.escrow(bench.admin), bench.escrow(bench.operator)
         registrar.register_operator(bench.operator.address, bench.payout.address, "Bench Charging")
         station = operator.station_id_from(operator.add_station("CP-BENCH-1", 2, TARIFF))
+        meter = SigningMeter.for_charge_point("CP-BENCH-SIGNED")
+        metered = operator.station_id_from(operator.add_station("CP-BENCH-SIGNED", 2, TARIFF, meter.public_key_der))
         progress(f"deriving and funding {drivers_needed} drivers")
         drivers = [dev_account(FIRST_DRIVER + i) for i in range(drivers_needed)]
         bench.fund(drivers, approve=True)
@@ -172,6 +195,9 @@ def measure(batches: list[int]) -> dict[str, Any]:
                 tx["open_after_exact_approve"], tx["start"], tx["settle"], 1, tx["settle"], tx["erc20_approve_first"]
             ),
         }
+        progress("signed path: settleSigned of one session (a returning driver) at the metered station")
+        tx["settle_signed"] = bench.signed_session(metered, meter, drivers[3:4], batched=False)
+        signed: dict[str, Any] = {"single": _signed_row(tx["settle_signed"], tx["settle"], 1)}
         pool = drivers[4:]
         for size in batches:
             group, pool = pool[:size], pool[size:]
@@ -183,9 +209,24 @@ def measure(batches: list[int]) -> dict[str, Any]:
                 per_session[f"batch_{size}{suffix}"] = _session_row(
                     sum(opens) / size, start_gas / size, settle_gas / size, size, settle_gas
                 )
+            progress(f"signed path: settleSignedBatch of {size} sessions, the same drivers again")
+            signed_gas = bench.signed_session(
+                metered, meter, group, batched=True
+            )  # returning drivers, as the plain row
+            tx[f"settle_signed_batch_{size}"] = signed_gas
+            signed[f"batch_{size}"] = _signed_row(signed_gas, tx[f"settle_batch_{size}"], size)
     doc = _document(tx, per_session, batches)
     doc["breakdown_single"] = split
+    doc["signed"] = signed
+    doc["targets"]["signed_extra_max"] = TARGET_SIGNED_EXTRA
+    doc["targets"]["signed_extra_met"] = all(row["extra"] <= TARGET_SIGNED_EXTRA for row in signed.values())
     return doc
+
+
+def _signed_row(signed_tx: int, plain_tx: int, size: int) -> dict[str, Any]:
+    """Per session: the signed settle's share next to the plain settle's, and the difference."""
+    signed, plain = round(signed_tx / size), round(plain_tx / size)
+    return {"sessions": size, "settle_signed_share": signed, "settle_share": plain, "extra": signed - plain}
 
 
 def _session_row(
@@ -277,6 +318,15 @@ def render(doc: dict[str, Any]) -> list[str]:
         f"{t['amortised_new_drivers']:,} ({verdict(t['amortised_new_drivers_met'])})",
         f"Peer reference: {peer['name']} ~{peer['gas_per_session']:,} gas per session over "
         f"{peer['transactions']} transactions; ours is {peer['single_session_ratio']:.0%} of it (single session)",
+        "",
+        "Signed path (settleSigned on OCMF Begin/End records) per session, next to the plain settle:",
+        f"  {'':<12}{'signed':>9}{'plain':>9}{'extra':>9}",
+        *(
+            f"  {name:<12}{r['settle_signed_share']:>9,}{r['settle_share']:>9,}{r['extra']:>9,}"
+            for name, r in doc.get("signed", {}).items()
+        ),
+        f"Target: signed path at most {TARGET_SIGNED_EXTRA:,} gas per session over the plain one: "
+        f"{verdict(t.get('signed_extra_met'))}",
         "",
     ]
     return lines

@@ -4,7 +4,12 @@ pragma solidity ^0.8.24;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {Time} from "@openzeppelin/contracts/utils/types/Time.sol";
+import {ISessionEscrow} from "./interfaces/ISessionEscrow.sol";
+import {MeterReadings} from "./MeterReadings.sol";
 import {StationRegistry} from "./StationRegistry.sol";
+import {SessionIds} from "./utils/SessionIds.sol";
 
 /// @title Session escrow
 /// @notice Pre-paid charging sessions settled one by one, in real time. A driver opens a session with a
@@ -25,28 +30,9 @@ import {StationRegistry} from "./StationRegistry.sol";
 ///      returning driver's open overwrites a non-zero slot (5,000 gas) instead of filling a fresh one
 ///      (22,100). Storage keeps only each lane's latest session; an earlier one reads as Closed, and its
 ///      events are its record. Works with any ERC-20 through SafeERC20; permit is optional.
-contract SessionEscrow is StationRegistry {
+contract SessionEscrow is StationRegistry, MeterReadings {
     using SafeERC20 for IERC20;
-
-    /// @notice Closed: the session ended (settled, cancelled or expired) and its lane holds a newer one.
-    enum SessionState {
-        None,
-        Requested,
-        Active,
-        Settled,
-        Cancelled,
-        Expired,
-        Closed
-    }
-
-    /// @notice Why a session was cancelled.
-    enum CancelReason {
-        DriverCancelled,
-        StationOffline,
-        ConnectorBusy,
-        ChargerRejected,
-        Other
-    }
+    using SafeCast for uint256;
 
     /// @notice A lane's latest session, packed in one storage slot. Energy in Wh, times in unix seconds.
     /// @dev `since` is when the session entered its state: opened, started or ended.
@@ -60,23 +46,8 @@ contract SessionEscrow is StationRegistry {
         uint16 seq;
     }
 
-    /// @notice A session as getSession returns it (fields past `state` are zero for None and Closed).
-    struct SessionInfo {
-        address driver;
-        uint8 lane;
-        uint16 seq;
-        SessionState state;
-        uint96 deposit;
-        uint32 stationId;
-        uint32 tariffId;
-        uint32 since;
-        uint40 meterStart;
-    }
-
     /// @notice Lanes per driver: the most sessions one driver can have open at once.
     uint256 public constant LANES = 256;
-    /// @dev Bits of a session id between the sequence number (0-15), the lane (16-23) and the driver (96-255).
-    uint256 private constant ID_UNUSED_BITS = ((1 << 96) - 1) ^ ((1 << 24) - 1);
 
     /// @notice The token deposits are paid in.
     IERC20 public immutable token;
@@ -89,41 +60,6 @@ contract SessionEscrow is StationRegistry {
 
     mapping(address driver => Session[LANES]) private _lanes;
 
-    event SessionRequested(
-        uint256 indexed sessionId, address indexed driver, uint32 indexed stationId, uint8 connector, uint96 deposit, uint32 tariffId
-    );
-    event SessionStarted(uint256 indexed sessionId, uint32 transactionId, uint40 meterStart, uint40 startedAt);
-    event StopRequested(uint256 indexed sessionId, uint32 indexed stationId);
-    /// @notice The invoice record, written once per session. The connector is in SessionRequested and the
-    ///         OCPP transaction id in SessionStarted.
-    event SessionSettled(
-        uint256 indexed sessionId,
-        address indexed driver,
-        address indexed operator,
-        uint32 stationId,
-        uint32 tariffId,
-        uint40 meterStart,
-        uint40 meterStop,
-        uint40 startedAt,
-        uint40 endedAt,
-        uint96 cost,
-        uint96 refund,
-        address payout
-    );
-    event SessionCancelled(uint256 indexed sessionId, address indexed driver, uint96 refund, CancelReason reason);
-    event SessionExpired(uint256 indexed sessionId, address indexed driver, uint96 refund);
-
-    error ZeroDeposit();
-    error StationInactive(uint32 stationId);
-    error InvalidConnector(uint32 stationId, uint8 connector);
-    error InvalidState(uint256 sessionId, SessionState state);
-    error NotDriver(uint256 sessionId, address account);
-    error TooEarly(uint256 sessionId, uint256 allowedAt);
-    error MeterBelowStart(uint256 sessionId, uint40 meterStart, uint40 meterStop);
-    error NoFreeLane(address driver);
-    error LengthMismatch();
-    error InvalidTimeouts();
-
     /// @param token_ Deposit token (any ERC-20).
     /// @param startTimeout_ Seconds before a driver may cancel an unstarted session.
     /// @param maxDuration_ Longest billable session, in seconds.
@@ -133,7 +69,7 @@ contract SessionEscrow is StationRegistry {
         StationRegistry(admin)
     {
         if (address(token_) == address(0)) revert ZeroAddress();
-        if (startTimeout_ == 0 || maxDuration_ == 0) revert InvalidTimeouts();
+        if (startTimeout_ == 0 || maxDuration_ == 0) revert InvalidTimeouts(startTimeout_, maxDuration_);
         token = token_;
         startTimeout = startTimeout_;
         maxDuration = maxDuration_;
@@ -142,33 +78,12 @@ contract SessionEscrow is StationRegistry {
 
     // ----------------------------------------------------------------- driver
 
-    /// @notice Open a session: lock `deposit` tokens (approved beforehand) for a charge at `stationId`.
-    ///         The station's current tariff is snapshotted: its price cannot change under the session.
-    ///         The session takes the caller's first lane without an open session.
-    /// @param stationId Station to charge at (must be active).
-    /// @param connector Connector number, 1 to the station's connector count.
-    /// @param deposit Most the driver will pay; the unused part is refunded at settlement.
-    /// @return sessionId The new session's id.
+    /// @inheritdoc ISessionEscrow
     function open(uint32 stationId, uint8 connector, uint96 deposit) external returns (uint256 sessionId) {
         return _open(stationId, connector, deposit);
     }
 
-    /// @notice Open a session with an EIP-2612 permit instead of a prior approval, in one transaction.
-    ///         A permit for more than the deposit leaves a standing allowance, so the driver's later
-    ///         sessions open with `open` (no permit to verify or allowance to write: about 50,000 gas
-    ///         less). The escrow only ever pulls tokens from the caller of open, for the caller's own
-    ///         deposit, so no one else can use that allowance.
-    /// @dev A permit that fails (e.g. already used by a front-runner) is ignored; the transfer then
-    ///      needs an existing allowance.
-    /// @param stationId Station to charge at (must be active).
-    /// @param connector Connector number, 1 to the station's connector count.
-    /// @param deposit Most the driver will pay; the unused part is refunded at settlement.
-    /// @param allowance The permit's value: at least the deposit.
-    /// @param deadline Permit deadline (unix seconds).
-    /// @param v Permit signature v.
-    /// @param r Permit signature r.
-    /// @param s Permit signature s.
-    /// @return sessionId The new session's id.
+    /// @inheritdoc ISessionEscrow
     function openWithPermit(
         uint32 stationId,
         uint8 connector,
@@ -183,31 +98,25 @@ contract SessionEscrow is StationRegistry {
         return _open(stationId, connector, deposit);
     }
 
-    /// @notice Ask the operator to stop a running session. Only an event: the Core Client sends
-    ///         RemoteStopTransaction and settles when the charge point reports the stop.
-    /// @param sessionId An Active session of the caller.
+    /// @inheritdoc ISessionEscrow
     function requestStop(uint256 sessionId) external {
         Session storage s = _sessionOfCaller(sessionId, SessionState.Active);
         emit StopRequested(sessionId, s.stationId);
     }
 
-    /// @notice Cancel a session that the operator neither started nor rejected within startTimeout.
-    ///         Refunds the whole deposit.
-    /// @param sessionId A Requested session of the caller.
+    /// @inheritdoc ISessionEscrow
     function cancel(uint256 sessionId) external {
         Session storage s = _sessionOfCaller(sessionId, SessionState.Requested);
         uint256 allowedAt = uint256(s.since) + startTimeout;
-        if (block.timestamp < allowedAt) revert TooEarly(sessionId, allowedAt);
+        if (Time.timestamp() < allowedAt) revert TooEarly(sessionId, allowedAt);
         _cancel(sessionId, s, CancelReason.DriverCancelled);
     }
 
-    /// @notice Take back the whole deposit of a session the operator never settled, once maxDuration
-    ///         plus reclaimGrace have passed since it started.
-    /// @param sessionId An Active session of the caller.
+    /// @inheritdoc ISessionEscrow
     function reclaim(uint256 sessionId) external {
         Session storage s = _sessionOfCaller(sessionId, SessionState.Active);
         uint256 allowedAt = uint256(s.since) + maxDuration + reclaimGrace;
-        if (block.timestamp < allowedAt) revert TooEarly(sessionId, allowedAt);
+        if (Time.timestamp() < allowedAt) revert TooEarly(sessionId, allowedAt);
         uint96 refund = _end(s, SessionState.Expired);
         emit SessionExpired(sessionId, msg.sender, refund);
         token.safeTransfer(msg.sender, refund);
@@ -215,110 +124,117 @@ contract SessionEscrow is StationRegistry {
 
     // --------------------------------------------------------------- operator
 
-    /// @notice Mark a session started: the charge point began the OCPP transaction.
-    /// @param sessionId A Requested session at one of the caller's stations.
-    /// @param transactionId The OCPP transaction id the Core Client gave the charge point.
-    /// @param meterStart Meter reading at start, in Wh.
+    /// @inheritdoc ISessionEscrow
     function start(uint256 sessionId, uint32 transactionId, uint40 meterStart) external {
         _start(sessionId, transactionId, meterStart);
     }
 
-    /// @notice Start many sessions of the caller's stations in one transaction. All or nothing: one
-    ///         session that cannot start reverts the batch.
-    /// @param sessionIds Requested sessions at the caller's stations.
-    /// @param transactionIds The OCPP transaction id of each session.
-    /// @param meterStarts Meter reading at start of each session, in Wh.
+    /// @inheritdoc ISessionEscrow
     function startBatch(uint256[] calldata sessionIds, uint32[] calldata transactionIds, uint40[] calldata meterStarts)
         external
     {
-        if (sessionIds.length != transactionIds.length || sessionIds.length != meterStarts.length) {
-            revert LengthMismatch();
-        }
+        if (transactionIds.length != sessionIds.length) revert LengthMismatch(sessionIds.length, transactionIds.length);
+        if (meterStarts.length != sessionIds.length) revert LengthMismatch(sessionIds.length, meterStarts.length);
         for (uint256 i; i < sessionIds.length; ++i) {
             _start(sessionIds[i], transactionIds[i], meterStarts[i]);
         }
     }
 
-    /// @notice Refuse a session that cannot start (station offline, connector busy, charger rejected).
-    ///         Refunds the whole deposit at once.
-    /// @param sessionId A Requested session at one of the caller's stations.
-    /// @param reason Why (recorded in SessionCancelled).
+    /// @inheritdoc ISessionEscrow
     function reject(uint256 sessionId, CancelReason reason) external {
         (Session storage s,) = _session(sessionId, SessionState.Requested);
         _checkStationOperator(s.stationId);
         _cancel(sessionId, s, reason);
     }
 
-    /// @notice Settle a session: cost = session fee + energy x price (+ time fee), capped at the deposit,
-    ///         paid to the operator's payout address; the rest is refunded to the driver.
-    /// @param sessionId An Active session at one of the caller's stations.
-    /// @param meterStop Meter reading at stop, in Wh (not below the start reading).
+    /// @inheritdoc ISessionEscrow
     function settle(uint256 sessionId, uint40 meterStop) external {
-        uint256 cost = _settle(sessionId, meterStop);
-        if (cost != 0) token.safeTransfer(_payoutOf(msg.sender), cost);
+        address payout = _payoutOf(msg.sender);
+        uint256 cost = _settle(sessionId, meterStop, payout);
+        if (cost != 0) token.safeTransfer(payout, cost);
     }
 
-    /// @notice Settle many sessions of the caller's stations in one transaction, with one payout
-    ///         transfer for their summed cost. All or nothing: one invalid session reverts the batch.
-    /// @param sessionIds Active sessions at the caller's stations.
-    /// @param meterStops Meter reading at stop for each session, in Wh.
+    /// @inheritdoc ISessionEscrow
     function settleBatch(uint256[] calldata sessionIds, uint40[] calldata meterStops) external {
-        if (sessionIds.length != meterStops.length) revert LengthMismatch();
+        if (meterStops.length != sessionIds.length) revert LengthMismatch(sessionIds.length, meterStops.length);
+        address payout = _payoutOf(msg.sender);
         uint256 total;
         for (uint256 i; i < sessionIds.length; ++i) {
-            total += _settle(sessionIds[i], meterStops[i]);
+            total += _settle(sessionIds[i], meterStops[i], payout);
         }
-        if (total != 0) token.safeTransfer(_payoutOf(msg.sender), total);
+        if (total != 0) token.safeTransfer(payout, total);
+    }
+
+    /// @inheritdoc ISessionEscrow
+    function settleSigned(SignedSettlement calldata settlement) external {
+        address payout = _payoutOf(msg.sender);
+        uint256 cost = _settleSigned(settlement, payout);
+        if (cost != 0) token.safeTransfer(payout, cost);
+    }
+
+    /// @inheritdoc ISessionEscrow
+    function settleSignedBatch(SignedSettlement[] calldata settlements) external {
+        address payout = _payoutOf(msg.sender);
+        uint256 total;
+        for (uint256 i; i < settlements.length; ++i) {
+            total += _settleSigned(settlements[i], payout);
+        }
+        if (total != 0) token.safeTransfer(payout, total);
     }
 
     // ------------------------------------------------------------------ views
 
-    /// @notice Session `sessionId`: state None if it does not exist, Closed if its lane moved on.
-    /// @param sessionId The session.
+    /// @inheritdoc ISessionEscrow
+    function sessionIdTag(uint256 sessionId) external pure returns (bytes20) {
+        return SessionIds.idTag(sessionId);
+    }
+
+    /// @inheritdoc ISessionEscrow
     function getSession(uint256 sessionId) external view returns (SessionInfo memory info) {
         (Session storage s, address driver, SessionState state) = _load(sessionId);
         info.state = state;
         if (state == SessionState.None) return info;
-        (info.driver, info.lane, info.seq) = (driver, uint8(sessionId >> 16), uint16(sessionId));
+        (, info.lane, info.seq,) = SessionIds.unpack(sessionId);
+        info.driver = driver;
         if (state == SessionState.Closed) return info;
         (info.deposit, info.stationId, info.tariffId) = (s.deposit, s.stationId, s.tariffId);
         (info.since, info.meterStart) = (s.since, s.meterStart);
     }
 
-    /// @notice What settling `sessionId` now with `meterStop` would charge (capped at the deposit).
-    /// @param sessionId An Active session.
-    /// @param meterStop Meter reading at stop, in Wh.
+    /// @inheritdoc ISessionEscrow
     function settlementCost(uint256 sessionId, uint40 meterStop) external view returns (uint256 cost) {
         (Session storage s,) = _session(sessionId, SessionState.Active);
-        (cost,) = _cost(sessionId, s, meterStop);
+        (cost,) = _cost(sessionId, s, s.meterStart, meterStop, _now());
     }
 
     // --------------------------------------------------------------- internal
 
     function _open(uint32 stationId, uint8 connector, uint96 deposit) private returns (uint256 sessionId) {
         if (deposit == 0) revert ZeroDeposit();
-        Station memory station = _stations[stationId];
-        if (station.operator == address(0)) revert UnknownStation(stationId);
-        if (!station.active) revert StationInactive(stationId);
-        if (connector == 0 || connector > station.connectors) revert InvalidConnector(stationId, connector);
+        Station storage station = _station(stationId);
+        (address operator, uint32 tariffId, uint8 connectors, bool active) =
+            (station.operator, station.tariffId, station.connectors, station.active);
+        if (operator == address(0)) revert UnknownStation(stationId);
+        if (!active) revert StationInactive(stationId);
+        if (connector == 0 || connector > connectors) revert InvalidConnector(stationId, connector);
 
-        uint256 lane = _freeLane(msg.sender);
-        Session storage s = _lanes[msg.sender][lane];
-        uint16 seq = s.seq + 1;
-        sessionId = (uint256(uint160(msg.sender)) << 96) | (lane << 16) | seq;
+        (uint256 lane, uint16 seq) = _freeLane(msg.sender);
+        sessionId = SessionIds.pack(msg.sender, lane, seq);
         _lanes[msg.sender][lane] =
-            Session(deposit, stationId, station.tariffId, SessionState.Requested, uint32(block.timestamp), 0, seq);
-        emit SessionRequested(sessionId, msg.sender, stationId, connector, deposit, station.tariffId);
+            Session(deposit, stationId, tariffId, SessionState.Requested, _now(), 0, seq);
+        emit SessionRequested(sessionId, msg.sender, stationId, connector, deposit, tariffId);
         token.safeTransferFrom(msg.sender, address(this), deposit);
     }
 
-    /// @dev The first lane of `driver` that holds no open session and has sequence numbers left.
-    function _freeLane(address driver) private view returns (uint256 lane) {
+    /// @dev The first lane of `driver` that holds no open session and has sequence numbers left, and the
+    ///      sequence number of its next session.
+    function _freeLane(address driver) private view returns (uint256 lane, uint16 seq) {
         Session[LANES] storage lanes = _lanes[driver];
         for (; lane < LANES; ++lane) {
             Session storage s = lanes[lane];
-            if (s.state != SessionState.Requested && s.state != SessionState.Active && s.seq != type(uint16).max) {
-                return lane;
+            (SessionState state, uint16 current) = (s.state, s.seq);
+            if (state != SessionState.Requested && state != SessionState.Active && current != type(uint16).max) {
+                return (lane, current + 1);
             }
         }
         revert NoFreeLane(driver);
@@ -328,47 +244,86 @@ contract SessionEscrow is StationRegistry {
         (Session storage s,) = _session(sessionId, SessionState.Requested);
         _checkStationOperator(s.stationId);
         s.state = SessionState.Active;
-        s.since = uint32(block.timestamp);
+        uint32 now_ = _now();
+        s.since = now_;
         s.meterStart = meterStart;
-        emit SessionStarted(sessionId, transactionId, meterStart, uint40(block.timestamp));
+        emit SessionStarted(sessionId, transactionId, meterStart, now_);
     }
 
-    /// @dev Effects and the driver's refund; returns the cost, which the caller pays out.
-    function _settle(uint256 sessionId, uint40 meterStop) private returns (uint256) {
+    function _settle(uint256 sessionId, uint40 meterStop, address payout) private returns (uint256) {
         (Session storage s, address driver) = _session(sessionId, SessionState.Active);
         Session memory m = s;
-        _checkStationOperator(m.stationId);
-        (uint96 cost, uint96 refund) = _cost(sessionId, m, meterStop);
-        _end(s, SessionState.Settled);
+        if (_stationToSettle(m)) revert MeterSignatureRequired(m.stationId);
+        return _close(sessionId, s, m, driver, m.meterStart, meterStop, payout);
+    }
+
+    function _settleSigned(SignedSettlement calldata x, address payout) private returns (uint256) {
+        (Session storage s, address driver) = _session(x.sessionId, SessionState.Active);
+        Session memory m = s;
+        if (!_stationToSettle(m)) revert NoMeterKey(m.stationId);
+        (bytes32 qx, bytes32 qy) = _meterKey(m.stationId);
+        (uint40 meterStart, uint40 meterStop) = _signedReadings(x.sessionId, qx, qy, x.begin, x.end);
+        if (x.meterStop != meterStop) revert ReadingMismatch(x.sessionId, meterStop, x.meterStop);
+        return _close(x.sessionId, s, m, driver, meterStart, meterStop, payout);
+    }
+
+    /// @dev Whether the station of the Active session `m` has a meter key, after checking that the caller
+    ///      operates it and that its key did not change since the session started.
+    function _stationToSettle(Session memory m) private view returns (bool metered) {
+        uint32 meterKeySince;
+        (metered, meterKeySince) = _operatedStationMeter(m.stationId);
+        if (meterKeySince > m.since) revert MeterKeyChanged(m.stationId, meterKeySince);
+    }
+
+    /// @dev Settles `s` (loaded as `m`) on the readings given: effects, the invoice event and the driver's
+    ///      refund; returns the cost, which the caller pays out.
+    function _close(
+        uint256 sessionId,
+        Session storage s,
+        Session memory m,
+        address driver,
+        uint40 meterStart,
+        uint40 meterStop,
+        address payout
+    ) private returns (uint256) {
+        uint32 now_ = _now();
+        (uint96 cost, uint96 refund) = _cost(sessionId, m, meterStart, meterStop, now_);
+        s.state = SessionState.Settled;
+        s.since = now_;
         emit SessionSettled(
             sessionId,
             driver,
             msg.sender,
             m.stationId,
             m.tariffId,
-            m.meterStart,
+            meterStart,
             meterStop,
             m.since,
-            uint40(block.timestamp),
+            now_,
             cost,
             refund,
-            _payoutOf(msg.sender)
+            payout
         );
         if (refund != 0) token.safeTransfer(driver, refund);
         return cost;
     }
 
-    function _cost(uint256 sessionId, Session memory s, uint40 meterStop) private view returns (uint96 cost, uint96 refund) {
-        if (meterStop < s.meterStart) revert MeterBelowStart(sessionId, s.meterStart, meterStop);
-        uint256 duration = block.timestamp - s.since;
+    /// @dev Cost and refund of settling `s` at time `now_` on the readings `meterStart` and `meterStop`.
+    function _cost(uint256 sessionId, Session memory s, uint40 meterStart, uint40 meterStop, uint32 now_)
+        private
+        view
+        returns (uint96 cost, uint96 refund)
+    {
+        if (meterStop < meterStart) revert MeterBelowStart(sessionId, meterStart, meterStop);
+        uint256 duration = now_ - s.since;
         if (duration > maxDuration) duration = maxDuration;
-        uint256 price = _price(_tariff(s.tariffId), meterStop - s.meterStart, duration);
+        uint256 price = _price(_tariff(s.tariffId), meterStop - meterStart, duration);
         cost = price < s.deposit ? uint96(price) : s.deposit;
         refund = s.deposit - cost;
     }
 
     function _cancel(uint256 sessionId, Session storage s, CancelReason reason) private {
-        address driver = address(uint160(sessionId >> 96));
+        address driver = SessionIds.driverOf(sessionId);
         uint96 refund = _end(s, SessionState.Cancelled);
         emit SessionCancelled(sessionId, driver, refund, reason);
         token.safeTransfer(driver, refund);
@@ -377,17 +332,24 @@ contract SessionEscrow is StationRegistry {
     /// @dev Moves `s` to its final state; returns its deposit.
     function _end(Session storage s, SessionState state) private returns (uint96 deposit) {
         s.state = state;
-        s.since = uint32(block.timestamp);
+        s.since = _now();
         return s.deposit;
+    }
+
+    /// @dev The block's timestamp as a session stores it (SafeCast: reverts after year 2106).
+    function _now() private view returns (uint32) {
+        return block.timestamp.toUint32();
     }
 
     /// @dev The lane slot of `sessionId`, its driver and its state (Closed once the lane holds a later session).
     function _load(uint256 sessionId) private view returns (Session storage s, address driver, SessionState state) {
-        driver = address(uint160(sessionId >> 96));
-        s = _lanes[driver][uint8(sessionId >> 16)];
-        uint16 seq = uint16(sessionId);
+        uint8 lane;
+        uint16 seq;
+        bool wellFormed;
+        (driver, lane, seq, wellFormed) = SessionIds.unpack(sessionId);
+        s = _lanes[driver][lane];
         uint16 current = s.seq;
-        if (seq == 0 || seq > current || sessionId & ID_UNUSED_BITS != 0) state = SessionState.None;
+        if (seq == 0 || seq > current || !wellFormed) state = SessionState.None;
         else if (seq < current) state = SessionState.Closed;
         else state = s.state;
     }

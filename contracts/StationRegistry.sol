@@ -2,6 +2,9 @@
 pragma solidity ^0.8.24;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {P256} from "@openzeppelin/contracts/utils/cryptography/P256.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {IStationRegistry} from "./interfaces/IStationRegistry.sol";
 
 /// @title Station registry
 /// @notice Charge Point Operators (CPOs), their payout addresses, their stations (keyed by OCPP charge
@@ -9,51 +12,38 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 ///         price appends a new tariff, so a session that snapshotted the old tariff id keeps its price.
 /// @dev Abstract: the session escrow inherits it, so the hot paths (open, start, settle) read stations
 ///      and tariffs from their own storage instead of paying for a call into another contract.
-abstract contract StationRegistry is AccessControl {
+abstract contract StationRegistry is IStationRegistry, AccessControl {
+    using SafeCast for uint256;
+
     /// @notice Role allowed to onboard operators (the network's governance).
     bytes32 public constant REGISTRAR_ROLE = keccak256("REGISTRAR_ROLE");
 
-    /// @notice A price list. Amounts are in the token's smallest unit. Packed in one storage slot.
-    /// @param pricePerKWh Energy price per kWh (billed per Wh, rounded down).
-    /// @param sessionFee Fixed fee per session.
-    /// @param timeFeePerHour Time fee per hour of charging (billed per second, rounded down); 0 for none.
-    struct Tariff {
-        uint96 pricePerKWh;
-        uint80 sessionFee;
-        uint80 timeFeePerHour;
-    }
-
-    /// @notice The hot part of a station, packed in one storage slot.
+    /// @notice The hot part of a station, packed in one storage slot. `metered`: it has a meter key;
+    ///         `meterKeySince`: when its meter key was last set, rotated or removed (0: never).
     struct Station {
         address operator;
         uint32 tariffId;
         uint8 connectors;
         bool active;
+        bool metered;
+        uint32 meterKeySince;
     }
 
-    /// @notice A station with everything an off-chain reader needs.
-    struct StationInfo {
-        uint32 id;
-        address operator;
-        uint32 tariffId;
-        uint8 connectors;
-        bool active;
-        string chargePointId;
-        bytes meterPublicKey;
+    /// @notice A P-256 public key.
+    struct MeterKey {
+        bytes32 x;
+        bytes32 y;
     }
 
-    struct Operator {
-        address payout;
-        bool registered;
-        string name;
-    }
+    /// @dev DER SubjectPublicKeyInfo of a P-256 key up to the point's 04: the form meters publish their keys in.
+    bytes27 private constant SPKI_P256_PREFIX = 0x3059301306072a8648ce3d020106082a8648ce3d03010703420004;
 
     uint256 private constant MAX_CHARGE_POINT_ID_LENGTH = 48;
 
     mapping(uint32 tariffId => Tariff) private _tariffs;
-    mapping(uint32 stationId => Station) internal _stations;
+    mapping(uint32 stationId => Station) private _stations;
     mapping(uint32 stationId => string) private _chargePointIds;
-    mapping(uint32 stationId => bytes) private _meterPublicKeys;
+    mapping(uint32 stationId => MeterKey) private _meterKeys;
     mapping(bytes32 chargePointIdHash => uint32) private _stationIdByChargePoint;
     mapping(address account => Operator) private _operators;
     /// @notice Number of stations ever registered; station ids run from 1 to stationCount.
@@ -61,23 +51,6 @@ abstract contract StationRegistry is AccessControl {
     /// @notice Number of tariffs ever set; tariff ids run from 1 to tariffCount (0 means none).
     /// @dev A mapping plus a counter, not an array: settle reads a tariff without an array-length load.
     uint32 public tariffCount;
-
-    event OperatorRegistered(address indexed operator, address payout, string name);
-    event PayoutChanged(address indexed operator, address payout);
-    event StationRegistered(uint32 indexed stationId, address indexed operator, string chargePointId, uint8 connectors);
-    event TariffSet(uint32 indexed stationId, uint32 indexed tariffId, uint96 pricePerKWh, uint80 sessionFee, uint80 timeFeePerHour);
-    event StationActiveSet(uint32 indexed stationId, bool active);
-    event MeterPublicKeySet(uint32 indexed stationId, bytes publicKey);
-
-    error ZeroAddress();
-    error OperatorAlreadyRegistered(address operator);
-    error NotOperator(address account);
-    error UnknownStation(uint32 stationId);
-    error NotStationOperator(uint32 stationId, address account);
-    error ChargePointIdTaken(string chargePointId);
-    error InvalidChargePointId();
-    error InvalidConnectorCount(uint8 connectors);
-    error UnknownTariff(uint32 tariffId);
 
     constructor(address admin) {
         if (admin == address(0)) revert ZeroAddress();
@@ -95,10 +68,7 @@ abstract contract StationRegistry is AccessControl {
         _;
     }
 
-    /// @notice Onboard a CPO. Only REGISTRAR_ROLE.
-    /// @param account The operator's account: it registers stations and starts and settles their sessions.
-    /// @param payout Address that receives the cost of every settled session.
-    /// @param name Display name shown on invoices.
+    /// @inheritdoc IStationRegistry
     function registerOperator(address account, address payout, string calldata name) external onlyRole(REGISTRAR_ROLE) {
         if (account == address(0) || payout == address(0)) revert ZeroAddress();
         if (_operators[account].registered) revert OperatorAlreadyRegistered(account);
@@ -106,27 +76,21 @@ abstract contract StationRegistry is AccessControl {
         emit OperatorRegistered(account, payout, name);
     }
 
-    /// @notice Change the caller's payout address. Applies to sessions settled from now on.
-    /// @param payout New payout address.
+    /// @inheritdoc IStationRegistry
     function setPayout(address payout) external onlyOperator {
         if (payout == address(0)) revert ZeroAddress();
         _operators[msg.sender].payout = payout;
         emit PayoutChanged(msg.sender, payout);
     }
 
-    /// @notice Register a station of the caller (an operator), active from now on.
-    /// @param chargePointId The OCPP charge point identity (unique in the network, 1 to 48 bytes).
-    /// @param connectors Number of connectors (1 to 255).
-    /// @param tariff The station's first tariff.
-    /// @param meterPublicKey Public key of the station's signing meter, or empty.
-    /// @return stationId The new station's id.
+    /// @inheritdoc IStationRegistry
     function addStation(string calldata chargePointId, uint8 connectors, Tariff calldata tariff, bytes calldata meterPublicKey)
         external
         onlyOperator
         returns (uint32 stationId)
     {
         uint256 length = bytes(chargePointId).length;
-        if (length == 0 || length > MAX_CHARGE_POINT_ID_LENGTH) revert InvalidChargePointId();
+        if (length == 0 || length > MAX_CHARGE_POINT_ID_LENGTH) revert InvalidChargePointId(length, MAX_CHARGE_POINT_ID_LENGTH);
         if (connectors == 0) revert InvalidConnectorCount(connectors);
         bytes32 key = keccak256(bytes(chargePointId));
         if (_stationIdByChargePoint[key] != 0) revert ChargePointIdTaken(chargePointId);
@@ -134,67 +98,64 @@ abstract contract StationRegistry is AccessControl {
         stationId = ++stationCount;
         _stationIdByChargePoint[key] = stationId;
         _chargePointIds[stationId] = chargePointId;
-        _stations[stationId] = Station(msg.sender, 0, connectors, true);
+        _stations[stationId] = Station(msg.sender, 0, connectors, true, false, 0);
         emit StationRegistered(stationId, msg.sender, chargePointId, connectors);
         _setTariff(stationId, tariff);
         if (meterPublicKey.length != 0) _setMeterPublicKey(stationId, meterPublicKey);
     }
 
-    /// @notice Give a station a new tariff. Running and requested sessions keep the tariff they opened with.
-    /// @param stationId The station (the caller must be its operator).
-    /// @param tariff The new prices.
-    /// @return tariffId Id of the new tariff record.
+    /// @inheritdoc IStationRegistry
     function setTariff(uint32 stationId, Tariff calldata tariff) external onlyStationOperator(stationId) returns (uint32 tariffId) {
         return _setTariff(stationId, tariff);
     }
 
-    /// @notice Open or close a station for new sessions. Running sessions are not affected.
-    /// @param stationId The station (the caller must be its operator).
-    /// @param active Whether drivers may open sessions there.
+    /// @inheritdoc IStationRegistry
     function setActive(uint32 stationId, bool active) external onlyStationOperator(stationId) {
         _stations[stationId].active = active;
         emit StationActiveSet(stationId, active);
     }
 
-    /// @notice Record the public key of the station's signing meter (for signed meter values).
-    /// @param stationId The station (the caller must be its operator).
-    /// @param publicKey The key, encoded as the meter publishes it; empty to remove.
+    /// @inheritdoc IStationRegistry
     function setMeterPublicKey(uint32 stationId, bytes calldata publicKey) external onlyStationOperator(stationId) {
         _setMeterPublicKey(stationId, publicKey);
     }
 
-    /// @notice The operator record of `account` (payout is zero if not registered).
+    /// @inheritdoc IStationRegistry
     function operatorOf(address account) external view returns (Operator memory) {
         return _operators[account];
     }
 
-    /// @notice Everything about station `stationId`; reverts UnknownStation if there is none.
+    /// @inheritdoc IStationRegistry
     function getStation(uint32 stationId) public view returns (StationInfo memory) {
         Station memory s = _stations[stationId];
         if (s.operator == address(0)) revert UnknownStation(stationId);
-        return StationInfo(stationId, s.operator, s.tariffId, s.connectors, s.active, _chargePointIds[stationId], _meterPublicKeys[stationId]);
+        MeterKey memory key = _meterKeys[stationId];
+        bytes memory meterKey = s.metered ? abi.encodePacked(bytes1(0x04), key.x, key.y) : bytes("");
+        return StationInfo(stationId, s.operator, s.tariffId, s.connectors, s.active, _chargePointIds[stationId], meterKey);
     }
 
-    /// @notice The station registered under an OCPP charge point id; reverts UnknownStation(0) if none.
+    /// @inheritdoc IStationRegistry
     function stationByChargePoint(string calldata chargePointId) external view returns (StationInfo memory) {
         return getStation(_stationIdByChargePoint[keccak256(bytes(chargePointId))]);
     }
 
-    /// @notice The tariff record `tariffId`; reverts UnknownTariff if there is none.
+    /// @inheritdoc IStationRegistry
     function getTariff(uint32 tariffId) public view returns (Tariff memory) {
         if (tariffId == 0 || tariffId > tariffCount) revert UnknownTariff(tariffId);
         return _tariffs[tariffId];
     }
 
-    /// @notice Price of a session under tariff `tariffId`, before the cap at the deposit.
-    /// @param energyWh Energy delivered in Wh.
-    /// @param durationSeconds Charging time in seconds (only matters with a time fee).
+    /// @inheritdoc IStationRegistry
     function quote(uint32 tariffId, uint256 energyWh, uint256 durationSeconds) external view returns (uint256) {
         return _price(getTariff(tariffId), energyWh, durationSeconds);
     }
 
     function _price(Tariff memory t, uint256 energyWh, uint256 durationSeconds) internal pure returns (uint256) {
         return t.sessionFee + (energyWh * t.pricePerKWh) / 1000 + (durationSeconds * t.timeFeePerHour) / 3600;
+    }
+
+    function _station(uint32 stationId) internal view returns (Station storage) {
+        return _stations[stationId];
     }
 
     function _tariff(uint32 tariffId) internal view returns (Tariff memory) {
@@ -205,8 +166,22 @@ abstract contract StationRegistry is AccessControl {
         return _operators[operator].payout;
     }
 
+    function _meterKey(uint32 stationId) internal view returns (bytes32 x, bytes32 y) {
+        MeterKey storage key = _meterKeys[stationId];
+        return (key.x, key.y);
+    }
+
     function _checkStationOperator(uint32 stationId) internal view {
         address operator = _stations[stationId].operator;
+        if (operator == address(0)) revert UnknownStation(stationId);
+        if (operator != msg.sender) revert NotStationOperator(stationId, msg.sender);
+    }
+
+    /// @dev The meter flags of station `stationId`, which must exist and be the caller's.
+    function _operatedStationMeter(uint32 stationId) internal view returns (bool metered, uint32 meterKeySince) {
+        Station storage station = _stations[stationId];
+        address operator = station.operator;
+        (metered, meterKeySince) = (station.metered, station.meterKeySince);
         if (operator == address(0)) revert UnknownStation(stationId);
         if (operator != msg.sender) revert NotStationOperator(stationId, msg.sender);
     }
@@ -219,7 +194,20 @@ abstract contract StationRegistry is AccessControl {
     }
 
     function _setMeterPublicKey(uint32 stationId, bytes calldata publicKey) private {
-        _meterPublicKeys[stationId] = publicKey;
+        Station storage station = _stations[stationId];
+        uint256 length = publicKey.length;
+        if (length == 0) {
+            delete _meterKeys[stationId];
+        } else {
+            bool framed = length == 64 || (length == 65 && publicKey[0] == 0x04)
+                || (length == 91 && bytes27(publicKey[:27]) == SPKI_P256_PREFIX);
+            bytes32 x = framed ? bytes32(publicKey[length - 64:length - 32]) : bytes32(0);
+            bytes32 y = framed ? bytes32(publicKey[length - 32:]) : bytes32(0);
+            if (!framed || !P256.isValidPublicKey(x, y)) revert InvalidMeterKey(stationId, length);
+            _meterKeys[stationId] = MeterKey(x, y);
+        }
+        station.metered = length != 0;
+        station.meterKeySince = block.timestamp.toUint32();
         emit MeterPublicKeySet(stationId, publicKey);
     }
 }

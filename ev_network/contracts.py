@@ -143,6 +143,10 @@ class Escrow(_Wrapper):
     def quote(self, tariff_id: int, energy_wh: int, duration_s: int = 0) -> int:
         return call_view(self._fn("quote", tariff_id, energy_wh, duration_s))
 
+    def session_id_tag(self, session_id: int) -> str:
+        """The idTag naming ``session_id`` at a metered station, as the escrow computes it."""
+        return bytes(call_view(self.contract.functions.sessionIdTag(session_id))).decode()
+
     def settlement_cost(self, session_id: int, meter_stop: int) -> int:
         return call_view(self._fn("settlementCost", session_id, meter_stop))
 
@@ -193,6 +197,18 @@ class Escrow(_Wrapper):
     def settle_batch(self, session_ids: list[int], meter_stops: list[int], *, wait: bool = True) -> Any:
         return self._send(self._fn("settleBatch", session_ids, meter_stops), wait)
 
+    def settle_signed(self, settlement: tuple, *, wait: bool = True) -> Any:
+        """Settle a metered station's session on its signed records: ``settlement`` as
+        :func:`ev_network.ocmf.signed_settlement` builds it."""
+        return self._send(self.contract.functions.settleSigned(settlement), wait)
+
+    def settle_signed_batch(self, settlements: list[tuple], *, wait: bool = True) -> Any:
+        return self._send(self.contract.functions.settleSignedBatch(settlements), wait)
+
+    def set_meter_public_key(self, station_id: int, public_key: bytes, *, wait: bool = True) -> Any:
+        """Register, rotate (or, with ``b""``, remove) the station's P-256 meter key (DER, 65 or 64 bytes)."""
+        return self._send(self.contract.functions.setMeterPublicKey(station_id, public_key), wait)
+
     def add_station(
         self,
         charge_point_id: str,
@@ -224,6 +240,26 @@ class Escrow(_Wrapper):
         if not events:
             raise EVNetworkError("receipt holds no SessionRequested event")
         return events[0]["args"]["sessionId"]
+
+    def signed_settlement_of(self, tx_hash: Any, session_id: int) -> tuple | None:
+        """The SignedSettlement (sessionId, meterStop, begin, end; records as (payload, r, s, offsets)) that
+        settled ``session_id`` in transaction ``tx_hash`` (settleSigned or settleSignedBatch), read from the
+        transaction's input: the signed records as the escrow checked them. None for any other transaction."""
+        try:
+            fn, args = self.contract.decode_function_input(self.w3.eth.get_transaction(tx_hash)["input"])
+        except ValueError:
+            return None
+        if fn.fn_name == "settleSigned":
+            candidates = [args["settlement"]]
+        elif fn.fn_name == "settleSignedBatch":
+            candidates = list(args["settlements"])
+        else:
+            return None
+        for c in candidates:
+            if c["sessionId"] == session_id:
+                records = [(r["payload"], r["r"], r["s"], r["offsets"]) for r in (c["begin"], c["end"])]
+                return (c["sessionId"], c["meterStop"], *records)
+        return None
 
     def station_id_from(self, receipt: dict) -> int:
         """The station id of an ``addStation`` receipt."""

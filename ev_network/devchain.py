@@ -4,11 +4,17 @@ Used by the tests, the demo and the benchmarks. Not needed by a Core Client or w
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import ctypes
 import fcntl
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -34,6 +40,42 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent() -> None:
+    """In a child between fork and exec (Linux): get SIGTERM when the parent dies, even by SIGKILL."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def child_options() -> dict:
+    """Popen options for a helper process (Anvil, a Core Client) that must not outlive its starter.
+
+    On Linux the child is signalled when the starting thread ends, so this applies only to children
+    started from the main thread (whose end is the process's end); atexit and signal handlers cover
+    the orderly exits."""
+    if sys.platform.startswith("linux") and threading.current_thread() is threading.main_thread():
+        return {"preexec_fn": _die_with_parent}
+    return {}
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so ``finally`` blocks and atexit stop what was started."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
+def stop_process(process: subprocess.Popen, timeout: float) -> int:
+    """SIGTERM (a clean shutdown), SIGKILL if it has not ended after ``timeout`` seconds; the exit code."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
 
 
 def anvil_binary() -> str:
@@ -77,11 +119,13 @@ class Anvil:
             cmd += ["--state", str(self.state)]
         if self.block_time:
             cmd += ["--block-time", str(self.block_time)]
-        self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **child_options())
+        atexit.register(self.stop)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 err = self.process.stderr.read().decode() if self.process.stderr else ""
+                self.process = None
                 raise ChainUnavailable(f"anvil exited at start (port {self.port}): {err.strip()}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
@@ -93,14 +137,10 @@ class Anvil:
 
     def stop(self) -> None:
         """Stop Anvil (SIGTERM, so ``--state`` is written), then make sure it is gone."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout=10)
         self.process = None
+        atexit.unregister(self.stop)
 
     def __enter__(self) -> Anvil:
         return self.start()
@@ -110,11 +150,15 @@ class Anvil:
 
 
 def deploy_with_brownie(rpc_url: str, out: Path, env: dict[str, str] | None = None, timeout: float = 300) -> Deployment:
-    """Run ``brownie run scripts/deploy.py --network evnet-anvil`` against ``rpc_url``; return the deployment."""
-    brownie = ROOT / ".venv" / "bin" / "brownie"
+    """Run scripts/deploy.py through Brownie against ``rpc_url``; return the deployment.
+
+    Through ``tools/brownie_run.py`` (like ``brownie run scripts/deploy.py --network evnet-anvil``,
+    which fails in a checkout whose path has a dot in a folder name)."""
+    python = ROOT / ".venv" / "bin" / "python"
     command = [
-        str(brownie) if brownie.exists() else "brownie",
-        "run",
+        str(python) if python.exists() else sys.executable,
+        "-m",
+        "tools.brownie_run",
         "scripts/deploy.py",
         "--network",
         "evnet-anvil",
@@ -122,17 +166,66 @@ def deploy_with_brownie(rpc_url: str, out: Path, env: dict[str, str] | None = No
     run_env = {**os.environ, "EVN_RPC_URL": rpc_url, "EVN_DEPLOYMENT": str(out), **(env or {})}
     run_env["PATH"] = f"{ROOT / 'node_modules' / '.bin'}{os.pathsep}{run_env.get('PATH', '')}"
     # Brownie re-checks the contracts it recorded for chain 31337 and fails on a fresh Anvil that
-    # reuses the chain id; those records are useless (the deployment file is ours), so drop them.
-    # Brownie still writes them while deploying: deploys from concurrent processes in this checkout
-    # (two test runs, a test run and the demo) take turns, or one would load the other's records.
+    # reuses the chain id; those records are useless (the deployment file is ours): the runner drops
+    # them. Brownie still writes them while deploying: deploys from concurrent processes in this
+    # checkout (two test runs, a test run and the demo) take turns, or one would load the other's.
     lock_path = ROOT / "build" / ".deploy.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        shutil.rmtree(ROOT / "build" / "deployments", ignore_errors=True)
-        result = subprocess.run(command, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(
+            command, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=timeout, **child_options()
+        )
     if result.returncode != 0 or not out.exists():
         raise EVNetworkError(
             f"brownie deploy failed (exit {result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         )
     return Deployment.load(out)
+
+
+class ChainProxy:
+    """A TCP forwarder to the chain's node; :meth:`pause` drops every connection and refuses new ones
+    (the chain is unreachable), :meth:`resume` listens again on the same port."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port, self.port = target_port, free_port()
+        self.server: asyncio.Server | None = None
+        self._pipes: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def resume(self) -> None:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def pause(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        for writer in list(self._pipes):
+            writer.transport.abort()
+        self._pipes.clear()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._pipes.update({writer, up_writer})
+        try:
+            await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer), return_exceptions=True)
+        except asyncio.CancelledError:  # the caller's loop is closing: end quietly
+            writer.transport.abort()
+            up_writer.transport.abort()
+        self._pipes.difference_update({writer, up_writer})
+
+    @staticmethod
+    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.transport.abort()

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ev_network.devchain import ROOT
+from ev_network.devchain import ROOT, exit_on_sigterm
 from ev_network.session_ids import driver_of, hex_session_id, session_label
 from scripts.demo_chain import TOKEN, DemoChain, StaleState, start_chain
 from scripts.demo_parts import connect_charge_points, driver_wallet, health, start_core_client
@@ -195,6 +195,7 @@ def main() -> int:
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".demo", help="where chain and daemon state live")
     parser.add_argument("--summary", type=Path, help="also write a JSON summary to this file (used by the tests)")
     args = parser.parse_args()
+    exit_on_sigterm()  # a SIGTERM runs the finally blocks below: Core Client and Anvil are stopped
     if args.fresh:
         shutil.rmtree(args.state_dir, ignore_errors=True)
     args.state_dir.mkdir(parents=True, exist_ok=True)

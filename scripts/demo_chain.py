@@ -61,14 +61,18 @@ class DemoChain:
 def start_chain(state_dir: Path, say, port: int | None = None) -> DemoChain:
     """Start Anvil (state in ``state_dir``), deploy unless the deployment is still there, register."""
     anvil = Anvil(port=port, state=state_dir / "anvil-state.json").start()
+    try:
+        return _deploy_and_register(anvil, state_dir, say)
+    except BaseException:
+        anvil.stop()  # whatever failed (stale state, deploy, Ctrl-C): stop the Anvil started here
+        raise
+
+
+def _deploy_and_register(anvil: Anvil, state_dir: Path, say) -> DemoChain:
     say(f"Anvil listening on {anvil.url} (state: {state_dir / 'anvil-state.json'})")
     deployment_file = state_dir / "deployment.json"
     w3 = connect(anvil.url)
-    try:
-        deployment = _existing_deployment(w3, deployment_file)
-    except StaleState:
-        anvil.stop()
-        raise
+    deployment = _existing_deployment(w3, deployment_file)
     if deployment is None:
         say("deploying EVToken and SessionEscrow with Brownie (scripts/deploy.py)")
         deployment = deploy_with_brownie(anvil.url, deployment_file, env={"EVN_START_TIMEOUT": "60"})

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core_client.config import Settings, settings_to_toml
-from ev_network.devchain import ROOT, free_port
+from ev_network.devchain import ROOT, child_options, free_port, stop_process
 from ev_network.keys import create_keyfile
 from scripts.demo_chain import STATIONS, DemoChain
 from simulator.charge_point import Behaviour, SimChargePoint
@@ -43,14 +43,7 @@ class CoreProcess:
 
     def stop(self, timeout: float = 15) -> int:
         """SIGTERM (a clean shutdown), SIGKILL if it does not stop in time."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, timeout)
 
 
 def start_core_client(chain: DemoChain, state_dir: Path, echo, **config: Any) -> CoreProcess:
@@ -83,10 +76,15 @@ def start_core_client(chain: DemoChain, state_dir: Path, echo, **config: Any) ->
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        **child_options(),
     )
     threading.Thread(target=_pipe_lines, args=(process, echo), daemon=True).start()
     core = CoreProcess(process, f"ws://127.0.0.1:{settings.listen_port}", f"http://127.0.0.1:{settings.control_port}")
-    _wait_health(core)
+    try:
+        _wait_health(core)
+    except BaseException:
+        core.stop()
+        raise
     return core
 
 

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from core_client.config import DashboardSettings, LiveSettings
-from ev_network.devchain import ROOT
+from ev_network.devchain import ROOT, exit_on_sigterm
 from scripts.demo import DemoFailed, console, core_log, say, start_chain_or_start_over, step
 from scripts.demo_chain import STATIONS
 from scripts.demo_parts import connect_charge_points, start_core_client
@@ -68,6 +68,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8545, help="Anvil's port (default 8545)")
     parser.add_argument("--no-web", action="store_true", help="without the live data and dashboard (ports 9002, 9003)")
     args = parser.parse_args()
+    exit_on_sigterm()  # a SIGTERM runs the finally blocks below: Core Client and Anvil are stopped
     state_dir = ROOT / ".devnet"
     if args.fresh:
         shutil.rmtree(state_dir, ignore_errors=True)

@@ -6,12 +6,14 @@
 Prices in whole tokens ("0.35"). Environment: EVN_DEPLOYMENT (deployment file), EVN_OPERATOR_KEY
 (the operator's key; Anvil dev account 1 on a local chain), EVN_DEPLOYER_KEY (the registrar, who
 onboards a new operator; Anvil dev account 0), EVN_OPERATOR_NAME, EVN_PAYOUT (payout address,
-default the operator's own)."""
+default the operator's own), EVN_METER_KEY (the station meter's P-256 public key, hex, base64 or PEM, as
+the meter publishes it: the station then settles only on records that meter signed)."""
 
 import os
 
 from brownie import EVToken, SessionEscrow
 
+from ev_network.ocmf import registry_key
 from ev_network.units import to_units
 from scripts._common import account_from_env, deployment
 
@@ -28,7 +30,9 @@ def main(charge_point_id: str, connectors: str, price_per_kwh: str, session_fee:
         escrow.registerOperator(operator, payout, name, {"from": registrar})
         print(f"operator {operator.address} registered ({name}), payout {payout}")
     tariff = tuple(to_units(price, decimals) for price in (price_per_kwh, session_fee, time_fee_per_hour))
-    tx = escrow.addStation(charge_point_id, int(connectors), tariff, b"", {"from": operator})
+    meter_key = registry_key(os.environ["EVN_METER_KEY"]) if os.environ.get("EVN_METER_KEY") else b""
+    tx = escrow.addStation(charge_point_id, int(connectors), tariff, meter_key, {"from": operator})
     station_id = tx.events["StationRegistered"]["stationId"]
-    print(f"station {station_id}: {charge_point_id}, {connectors} connectors, tariff {tariff}")
+    signed = f", meter key {meter_key.hex()[:16]}..." if meter_key else ""
+    print(f"station {station_id}: {charge_point_id}, {connectors} connectors, tariff {tariff}{signed}")
     return station_id

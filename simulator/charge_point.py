@@ -3,6 +3,7 @@
 Usage::
 
     cp = await SimChargePoint.connect("ws://127.0.0.1:9000", "CP-0001", "secret", behaviour=Behaviour(time_accel=60))
+    cp = await SimChargePoint.connect(..., reconnect=Reconnect())  # comes back after a lost connection
     tx = await cp.wait_for_transaction(1, timeout=30)   # after the central system's RemoteStartTransaction
     record = await cp.wait_for_stop(1, timeout=60)      # after RemoteStopTransaction, unplug, ...
 """
@@ -13,22 +14,22 @@ import asyncio
 import base64
 import logging
 import ssl as ssl_module
-import time
 from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any
 
 import websockets
-from ocpp.exceptions import OCPPError, ValidationError
 from ocpp.v16 import ChargePoint, call
 from ocpp.v16.enums import ChargePointErrorCode, Reason, RegistrationStatus
 from websockets.exceptions import ConnectionClosed
 
 from simulator.commands import CentralSystemCommands
+from simulator.link import Reconnect, ReconnectingLink
+from simulator.meter import SigningMeter
 from simulator.session import TransactionFlow
 from simulator.state import Behaviour, Connector, StopRecord, meter_value, utc_now
 
-__all__ = ["Behaviour", "BootRejected", "Connector", "SimChargePoint", "StopRecord"]
+__all__ = ["Behaviour", "BootRejected", "Connector", "Reconnect", "SimChargePoint", "StopRecord"]
 
 log = logging.getLogger("simulator")
 
@@ -37,12 +38,14 @@ class BootRejected(Exception):
     """The central system answered BootNotification with Rejected."""
 
 
-class SimChargePoint(CentralSystemCommands, TransactionFlow, ChargePoint):
+class SimChargePoint(CentralSystemCommands, TransactionFlow, ReconnectingLink, ChargePoint):
     """An OCPP 1.6J charge point with ``connectors`` connectors and a simulated meter per connector."""
 
     def __init__(self, cp_id: str, connection: Any, connectors: int = 2, behaviour: Behaviour | None = None):
         super().__init__(cp_id, connection)
         self.behaviour = replace(behaviour) if behaviour else Behaviour()
+        mode = self.behaviour.signing_meter
+        self.meter = SigningMeter.for_charge_point(cp_id, mode) if mode else None
         start = self.behaviour.initial_meter_wh
         self.connectors = {n: Connector(n, float(start + n * 1000)) for n in range(connectors + 1)}
         self.configuration = {
@@ -58,6 +61,7 @@ class SimChargePoint(CentralSystemCommands, TransactionFlow, ChargePoint):
         self._tasks: set[asyncio.Task] = set()
         self._heartbeat: asyncio.Task | None = None
         self._pending_remote_start: int | None = None
+        self._init_link(None, None)
 
     # Connection lifecycle
 
@@ -71,22 +75,28 @@ class SimChargePoint(CentralSystemCommands, TransactionFlow, ChargePoint):
         behaviour: Behaviour | None = None,
         ssl: ssl_module.SSLContext | None = None,
         open_timeout: float = 10,
+        reconnect: Reconnect | None = None,
     ) -> SimChargePoint:
         """Open ``{url_base}/{cp_id}`` with HTTP Basic auth (security profile 1), boot and report status.
 
         Raises websockets' InvalidStatus if the central system refuses the handshake and
-        BootRejected if it rejects the BootNotification.
+        BootRejected if it rejects the BootNotification. With ``reconnect``, a connection lost later
+        is made again with that backoff, and unanswered transaction messages are sent again.
         """
         token = base64.b64encode(f"{cp_id}:{password}".encode()).decode()
         options: dict[str, Any] = {"ssl": ssl} if ssl is not None else {}
-        connection = await websockets.connect(
-            f"{url_base.rstrip('/')}/{cp_id}",
-            subprotocols=["ocpp1.6"],
-            additional_headers={"Authorization": f"Basic {token}"},
-            open_timeout=open_timeout,
-            **options,
-        )
-        cp = cls(cp_id, connection, connectors, behaviour)
+
+        def dial():
+            return websockets.connect(
+                f"{url_base.rstrip('/')}/{cp_id}",
+                subprotocols=["ocpp1.6"],
+                additional_headers={"Authorization": f"Basic {token}"},
+                open_timeout=open_timeout,
+                **options,
+            )
+
+        cp = cls(cp_id, await dial(), connectors, behaviour)
+        cp._dial, cp.reconnect = dial, reconnect
         cp.spawn(cp._serve())
         try:
             await cp.boot()
@@ -114,32 +124,47 @@ class SimChargePoint(CentralSystemCommands, TransactionFlow, ChargePoint):
         self._restart_heartbeat()
         for connector in self.connectors.values():
             await self._send_status(connector)
+        self.online.set()
 
     async def _serve(self) -> None:
-        """Read and route incoming messages until the connection ends, then stop everything."""
+        """Read and route incoming messages until the connection ends; then reconnect, or stop everything."""
         try:
             await self.start()
         except ConnectionClosed as closed:
             log.info("%s: connection closed (%s)", self.id, closed)
         finally:
-            self.closed.set()
-            for task in [self._heartbeat, *(c.session for c in self.connectors.values())]:
-                if task is not None:
-                    task.cancel()
+            self.online.clear()
+            self.link_lost.set()
+            if self.reconnecting:  # sessions go on charging; their messages wait in the queue
+                if self._heartbeat is not None:
+                    self._heartbeat.cancel()
+                self.spawn(self._redial())
+            else:
+                self._shut_down()
+
+    def _shut_down(self) -> None:
+        self.closed.set()
+        for task in [self._heartbeat, *(c.session for c in self.connectors.values())]:
+            if task is not None:
+                task.cancel()
 
     async def close(self, stop_reason: str | None = None) -> None:
         """Close the websocket cleanly; with ``stop_reason``, first stop running transactions."""
         if stop_reason is not None:
             await asyncio.gather(*(self.stop(n, stop_reason) for n in self.connectors if n))
+        self._closing = True
+        if self.link_lost.is_set() and not self.closed.is_set():  # between two connections
+            self._shut_down()
         await self._connection.close()
         await self.closed.wait()
         for task in list(self._tasks):
             task.cancel()
 
     async def drop(self) -> None:
-        """Lose the connection abruptly: abort the TCP transport, no websocket close handshake."""
+        """Lose the connection abruptly: abort the TCP transport, no websocket close handshake.
+        Returns once the charge point noticed (and, with ``reconnect``, started to reconnect)."""
         self._connection.transport.abort()
-        await self.closed.wait()
+        await (self.link_lost if self.reconnecting else self.closed).wait()
 
     # Public API for tests, the demo and benchmarks
 
@@ -202,23 +227,6 @@ class SimChargePoint(CentralSystemCommands, TransactionFlow, ChargePoint):
 
     # Sending CALLs
 
-    async def _call(self, payload: Any) -> Any | None:
-        """Send a CALL; returns the CALLRESULT payload, or None after a CALLERROR, timeout or lost link."""
-        sent = time.perf_counter()
-        try:
-            response = await self.call(payload, suppress=False)
-        except OCPPError as error:
-            log.warning("%s: %s got CALLERROR %s", self.id, type(payload).__name__, error)
-            return None
-        except (asyncio.TimeoutError, ValidationError) as error:
-            log.warning("%s: %s failed: %s", self.id, type(payload).__name__, error)
-            return None
-        except ConnectionClosed:
-            log.debug("%s: %s not sent, connection closed", self.id, type(payload).__name__)
-            return None
-        self.reply_latencies.append(time.perf_counter() - sent)
-        return response
-
     async def _send_status(self, c: Connector, status: str | None = None) -> None:
         if status is not None:
             c.status = status
@@ -235,7 +243,8 @@ class SimChargePoint(CentralSystemCommands, TransactionFlow, ChargePoint):
         power = self.behaviour.power_w if c.charging else 0.0
         sample = meter_value(c.meter_wh, context, power)
         await self._call(
-            call.MeterValues(connector_id=c.connector_id, meter_value=[sample], transaction_id=c.transaction_id)
+            call.MeterValues(connector_id=c.connector_id, meter_value=[sample], transaction_id=c.transaction_id),
+            queued=c.transaction_id is not None,
         )
 
     def _restart_heartbeat(self) -> None:

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from simulator.charge_point import Behaviour, SimChargePoint
+from simulator.charge_point import Behaviour, Reconnect, SimChargePoint
 from simulator.fleet import close_all, fleet_ids, run_fleet
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
@@ -64,6 +64,12 @@ def run(
         None, min=0, help="Heartbeat interval in seconds (default: the interval of the BootNotification answer)."
     ),
     cafile: Path | None = typer.Option(None, exists=True, help="CA certificate to verify a wss:// server."),
+    reconnect: bool = typer.Option(
+        False,
+        "--reconnect",
+        help="After a lost connection, reconnect (backoff 1 s doubling to 30 s) and re-send unanswered "
+        "StartTransaction, StopTransaction and MeterValues, as real charge points do.",
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every OCPP frame."),
 ) -> None:
     """Connect COUNT charge points, answer the central system's commands, log what happens.
@@ -83,7 +89,8 @@ def run(
     ids = fleet_ids(count, prefix, first)
     credentials = [(i, password if password is not None else password_template.format(id=i)) for i in ids]
     ssl = ssl_module.create_default_context(cafile=str(cafile)) if cafile else None
-    fleet = asyncio.run(_run(url, credentials, connectors, behaviour, ssl, local_start, drop_after, duration))
+    policy = Reconnect() if reconnect else None
+    fleet = asyncio.run(_run(url, credentials, connectors, behaviour, ssl, local_start, drop_after, duration, policy))
     _summary(fleet)
     if not fleet:
         raise typer.Exit(code=1)
@@ -98,13 +105,14 @@ async def _run(
     local_start: str | None,
     drop_after: float | None,
     duration: float | None,
+    reconnect: Reconnect | None = None,
 ) -> list[SimChargePoint]:
     finished = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, finished.set)
-    fleet = await run_fleet(url, credentials, connectors, behaviour, ssl)
+    fleet = await run_fleet(url, credentials, connectors, behaviour, ssl, reconnect=reconnect)
     log.info("%d of %d charge points connected to %s", len(fleet), len(credentials), url)
     if not fleet:
         return fleet
@@ -126,7 +134,7 @@ async def _run(
 
 
 async def _all_closed(fleet: list[SimChargePoint], finished: asyncio.Event) -> None:
-    """End the run when the central system has closed every connection (there is no reconnect)."""
+    """End the run when the central system has closed every connection for good (without --reconnect)."""
     await asyncio.gather(*(cp.closed.wait() for cp in fleet))
     if not finished.is_set():
         log.warning("every connection is closed")

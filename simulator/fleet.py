@@ -7,7 +7,7 @@ import logging
 import ssl as ssl_module
 from collections.abc import Iterable
 
-from simulator.charge_point import Behaviour, SimChargePoint
+from simulator.charge_point import Behaviour, Reconnect, SimChargePoint
 
 log = logging.getLogger("simulator")
 
@@ -25,9 +25,11 @@ async def run_fleet(
     ssl: ssl_module.SSLContext | None = None,
     max_concurrent_connects: int = 50,
     fail_fast: bool = False,
+    reconnect: Reconnect | None = None,
 ) -> list[SimChargePoint]:
     """Connect (and boot) every ``(cp_id, password)`` with at most ``max_concurrent_connects`` handshakes
-    in flight. Each charge point gets its own copy of ``behaviour``.
+    in flight. Each charge point gets its own copy of ``behaviour``; with ``reconnect`` each one
+    reconnects after a lost connection (see :class:`simulator.link.Reconnect`).
 
     Returns the charge points that connected, in the given order. A charge point that fails to connect is
     logged and left out, unless ``fail_fast``: then the others are closed and the first error is raised.
@@ -37,7 +39,9 @@ async def run_fleet(
 
     async def connect_one(cp_id: str, password: str) -> SimChargePoint:
         async with gate:
-            return await SimChargePoint.connect(url_base, cp_id, password, connectors, behaviour, ssl)
+            return await SimChargePoint.connect(
+                url_base, cp_id, password, connectors, behaviour, ssl, reconnect=reconnect
+            )
 
     results = await asyncio.gather(*(connect_one(i, p) for i, p in pairs), return_exceptions=True)
     connected = [r for r in results if isinstance(r, SimChargePoint)]

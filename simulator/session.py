@@ -35,7 +35,8 @@ class TransactionFlow:
         response = await self._call(
             call.StartTransaction(
                 connector_id=c.connector_id, id_tag=id_tag, meter_start=c.meter_start, timestamp=c.started_at
-            )
+            ),
+            queued=True,
         )
         if response is None:
             await self._release(c)
@@ -53,6 +54,10 @@ class TransactionFlow:
         """Charge and meter until a stop is requested (or the car unplugs), then finish the transaction."""
         if reason is None:
             await self._send_status(c, Status.charging)
+            if self.meter and (
+                begin := self.meter.begin_values(c.connector_id, c.transaction_id, c.meter_start, c.id_tag)
+            ):
+                await self._call(begin)
             reason = await self._meter_until_stop(c)
         return await self._finish(c, reason)
 
@@ -75,6 +80,8 @@ class TransactionFlow:
             meter_value(c.meter_start, "Transaction.Begin", timestamp=c.started_at),
             meter_value(c.meter_wh, "Transaction.End", timestamp=stopped_at),
         ]
+        if self.meter and (end := self.meter.end_value(c.meter_wh, c.id_tag, stopped_at)):
+            readings.append(end)
         record = StopRecord(
             connector_id=c.connector_id,
             transaction_id=c.transaction_id,
@@ -93,7 +100,8 @@ class TransactionFlow:
                 reason=reason,
                 id_tag=record.id_tag,
                 transaction_data=readings,
-            )
+            ),
+            queued=True,
         )
         log.info("%s: transaction %s stopped (%s), %s Wh", self.id, record.transaction_id, reason, record.energy_wh)
         c.transaction_id = c.id_tag = None

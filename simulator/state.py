@@ -31,6 +31,7 @@ class Behaviour:
     authorize_remote: bool = False
     heartbeat_s: float | None = None
     initial_meter_wh: int = 1_000_000
+    signing_meter: str | None = None  # a simulator.meter.MeterMode: the meter signs OCMF Begin/End records
 
     def __post_init__(self) -> None:
         if self.time_accel <= 0 or self.meter_interval_s <= 0 or self.power_w < 0:

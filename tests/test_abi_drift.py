@@ -60,3 +60,10 @@ def test_drift_is_detected() -> None:
 def test_every_shipped_abi_is_exported() -> None:
     shipped = {p.stem for p in Path(ABI_DIR).glob("*.json")}
     assert shipped == set(CONTRACTS), "ev_network/abi holds other files than abi_export.CONTRACTS: run `make abi`"
+
+
+def test_the_escrow_fits_the_contract_size_limit() -> None:
+    """EIP-170: a deployed contract has at most 24,576 bytes of code (the escrow is close to it; a chain
+    refuses a larger deploy, so this fails first, with the size)."""
+    size = len(bytes.fromhex(artifact("SessionEscrow")["deployedBytecode"].removeprefix("0x")))
+    assert size <= 24_576, f"SessionEscrow's code is {size} bytes, over EIP-170's 24,576"

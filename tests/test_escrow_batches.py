@@ -50,8 +50,9 @@ def test_settle_batch_is_all_or_nothing(env: Env) -> None:
     net, operator = env.net, env.net.escrow(env.net.operator)
     first, second = env.active(), env.active()
     requested = env.open()
-    with reverts("LengthMismatch"):
+    with reverts("LengthMismatch") as mismatch:
         operator.settle_batch([first, second], [2000])
+    assert mismatch.value.args_ == (2, 1)  # (sessions, readings)
     with reverts("InvalidState") as info:
         operator.settle_batch([first, requested, second], [2000, 2000, 2000])
     assert info.value.args_ == (requested, SessionState.REQUESTED)
@@ -74,8 +75,12 @@ def test_settle_batch_is_all_or_nothing(env: Env) -> None:
 def test_start_batch_starts_every_session_or_none(env: Env) -> None:
     net, operator = env.net, env.net.escrow(env.net.operator)
     first, second, third = env.open(), env.open(), env.open()
-    with reverts("LengthMismatch"):
+    with reverts("LengthMismatch") as mismatch:
         operator.start_batch([first, second], [1, 2], [100])
+    assert mismatch.value.args_ == (2, 1)
+    with reverts("LengthMismatch") as mismatch:
+        operator.start_batch([first, second], [1, 2, 3], [100, 100])
+    assert mismatch.value.args_ == (2, 3)
     other_station = net.add_station("CP-OTHER-OP2", connectors=1, operator=net.operator2)
     foreign = env.open(station=other_station)
     with reverts("NotStationOperator"):

@@ -6,7 +6,9 @@ from __future__ import annotations
 from web3 import Web3
 
 from ev_network.contracts import SessionState
+from ev_network.ocmf import registry_key
 from ev_network.pricing import Tariff, price
+from simulator.meter import SigningMeter
 from tests.conftest import TARIFF, TIMED_TARIFF, TOKEN, Net
 from tests.contracts_helpers import ZERO, events, reverts
 
@@ -46,10 +48,12 @@ def test_add_station_needs_an_operator_and_valid_input(clean_chain: Net) -> None
         net.escrow(net.drivers[0]).add_station("CP-DRIVER", 1, TARIFF)
     assert info.value.args_ == (net.drivers[0].address,)
     operator = net.escrow(net.operator)
-    with reverts("InvalidChargePointId"):
+    with reverts("InvalidChargePointId") as info:
         operator.add_station("", 1, TARIFF)
-    with reverts("InvalidChargePointId"):
+    assert info.value.args_ == (0, 48)
+    with reverts("InvalidChargePointId") as info:
         operator.add_station("X" * 49, 1, TARIFF)
+    assert info.value.args_ == (49, 48)
     with reverts("InvalidConnectorCount") as info:
         operator.add_station("CP-NO-CONNECTORS", 0, TARIFF)
     assert info.value.args_ == (0,)
@@ -66,7 +70,8 @@ def test_add_station_needs_an_operator_and_valid_input(clean_chain: Net) -> None
 
 def test_station_record_and_lookup_by_charge_point(clean_chain: Net) -> None:
     net = clean_chain
-    receipt = net.escrow(net.operator).add_station("CP-LOOKUP", 3, TIMED_TARIFF, b"\x04meter-key")
+    meter = SigningMeter.for_charge_point("CP-LOOKUP")
+    receipt = net.escrow(net.operator).add_station("CP-LOOKUP", 3, TIMED_TARIFF, meter.public_key_der)
     station_id = net.escrow().station_id_from(receipt)
     assert events(net.escrow(), receipt, "StationRegistered") == [
         {"stationId": station_id, "operator": net.operator.address, "chargePointId": "CP-LOOKUP", "connectors": 3}
@@ -75,7 +80,7 @@ def test_station_record_and_lookup_by_charge_point(clean_chain: Net) -> None:
     assert station is not None
     assert station == net.escrow().get_station(station_id)
     assert (station.operator, station.connectors, station.active) == (net.operator.address, 3, True)
-    assert (station.charge_point_id, station.meter_public_key) == ("CP-LOOKUP", b"\x04meter-key")
+    assert (station.charge_point_id, station.meter_public_key) == ("CP-LOOKUP", registry_key(meter.public_key_der))
     assert net.escrow().get_tariff(station.tariff_id) == TIMED_TARIFF
     assert net.escrow().station_by_charge_point("CP-NOBODY") is None
     with reverts("UnknownStation"):
@@ -131,8 +136,9 @@ def test_only_the_station_operator_changes_a_station(clean_chain: Net) -> None:
     assert not net.escrow().get_station(station_id).active
     operator.set_active(station_id, True)
     assert net.escrow().get_station(station_id).active
-    operator._send(operator.contract.functions.setMeterPublicKey(station_id, b"\x02new-key"), True)
-    assert net.escrow().get_station(station_id).meter_public_key == b"\x02new-key"
+    new_key = registry_key(SigningMeter.for_charge_point("CP-MINE").public_key_der)
+    operator.set_meter_public_key(station_id, new_key)
+    assert net.escrow().get_station(station_id).meter_public_key == new_key
 
 
 def test_set_payout_applies_to_later_settlements(clean_chain: Net) -> None:
@@ -164,3 +170,25 @@ def test_set_payout_applies_to_later_settlements(clean_chain: Net) -> None:
     assert token.balance_of(new_payout.address) - new_balance == price(TARIFF, 2000)
     assert token.balance_of(net.payout.address) - old_balance == price(TARIFF, 1000)
     assert net.escrow().get_session(second).state == SessionState.SETTLED
+
+
+def test_meter_keys_in_every_published_form_and_refused_otherwise(clean_chain: Net) -> None:
+    """DER SubjectPublicKeyInfo, 04 || x || y and x || y register the same point; anything else, or a
+    point off the curve, reverts InvalidMeterKey; each change emits MeterPublicKeySet with the key as given."""
+    net = clean_chain
+    station_id = net.add_station("CP-METER-KEY")
+    operator, reader = net.escrow(net.operator), net.escrow()
+    meter = SigningMeter.for_charge_point("CP-METER-KEY")
+    point = registry_key(meter.public_key_der)
+    for form in (meter.public_key_der, point, point[1:]):
+        receipt = operator.set_meter_public_key(station_id, form)
+        assert events(reader, receipt, "MeterPublicKeySet") == [{"stationId": station_id, "publicKey": form}]
+        assert reader.get_station(station_id).meter_public_key == point
+    off_curve = point[:-1] + bytes([point[-1] ^ 1])
+    for bad in (b"\x04meter-key", off_curve, b"\x05" + point[1:], meter.public_key_der[:-1]):
+        with reverts("InvalidMeterKey") as info:
+            operator.set_meter_public_key(station_id, bad)
+        assert info.value.args_ == (station_id, len(bad))
+    assert reader.get_station(station_id).meter_public_key == point  # a refused key changes nothing
+    operator.set_meter_public_key(station_id, b"")
+    assert reader.get_station(station_id).meter_public_key == b""

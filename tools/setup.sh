@@ -31,12 +31,18 @@ if [ ! -d node_modules/solc ] || [ ! -x node_modules/.bin/anvil ] || [ package.j
   touch node_modules/.installed
 fi
 
-# 3. solc stand-in for py-solc-x and Brownie (a native solc already installed there is kept)
+# 3. solc stand-in for py-solc-x and Brownie (a native solc already installed there is kept).
+#    It runs tools/solc.js of the project it is called from (Brownie runs from the project root),
+#    else that of this checkout; the path is written shell-quoted (it may hold spaces, quotes, $).
 SOLCX_DIR="${SOLCX_BINARY_PATH:-$HOME/.solcx}"
 SOLC_BIN="$SOLCX_DIR/solc-v$SOLC_VERSION"
 if [ ! -e "$SOLC_BIN" ] || grep -q "EV Network solc stand-in" "$SOLC_BIN" 2>/dev/null; then
   mkdir -p "$SOLCX_DIR"
-  printf '#!/bin/sh\n# EV Network solc stand-in: solc-js from %s\nexec node "%s/tools/solc.js" "$@"\n' "$ROOT" "$ROOT" > "$SOLC_BIN.tmp"
+  {
+    printf '#!/usr/bin/env bash\n# EV Network solc stand-in: solc-js (npm) through tools/solc.js\n'
+    printf 'if [ -f tools/solc.js ] && [ -d node_modules/solc ]; then exec node tools/solc.js "$@"; fi\n'
+    printf 'exec node %q "$@"\n' "$ROOT/tools/solc.js"
+  } > "$SOLC_BIN.tmp"
   chmod +x "$SOLC_BIN.tmp" && mv "$SOLC_BIN.tmp" "$SOLC_BIN"
 fi
 

@@ -1,0 +1,271 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {IStationRegistry} from "./IStationRegistry.sol";
+
+/// @title Session escrow interface
+/// @notice Pre-paid charging sessions, settled one by one in real time.
+///
+///         Requested --start(operator)--> Active --settle(operator)--> Settled
+///         Requested --reject(operator) | cancel(driver, after startTimeout)--> Cancelled (full refund)
+///         Active --reclaim(driver, after maxDuration + reclaimGrace, never settled)--> Expired (full refund)
+interface ISessionEscrow is IStationRegistry {
+    /// @notice A session's state. Closed: the session ended (settled, cancelled or expired) and its lane
+    ///         holds a newer one.
+    enum SessionState {
+        None,
+        Requested,
+        Active,
+        Settled,
+        Cancelled,
+        Expired,
+        Closed
+    }
+
+    /// @notice Why a session was cancelled.
+    enum CancelReason {
+        DriverCancelled,
+        StationOffline,
+        ConnectorBusy,
+        ChargerRejected,
+        Other
+    }
+
+    /// @notice A session as getSession returns it (fields past `state` are zero for None and Closed).
+    /// @param driver The driver who opened it.
+    /// @param lane The driver's lane that holds it.
+    /// @param seq Its sequence number in the lane (from 1).
+    /// @param state Its state.
+    /// @param deposit Tokens locked for it.
+    /// @param stationId The station.
+    /// @param tariffId The tariff snapshotted at open.
+    /// @param since When it entered its state: opened, started or ended (unix seconds).
+    /// @param meterStart Meter reading at start, in Wh.
+    struct SessionInfo {
+        address driver;
+        uint8 lane;
+        uint16 seq;
+        SessionState state;
+        uint96 deposit;
+        uint32 stationId;
+        uint32 tariffId;
+        uint32 since;
+        uint40 meterStart;
+    }
+
+    /// @notice Which of a session's two signed records: its Begin or its End.
+    enum Record {
+        Begin,
+        End
+    }
+
+    /// @notice A signed OCMF record (a meter reading) as the escrow reads it.
+    /// @param payload The payload section (the JSON between `OCMF|` and `|{`), byte for byte as the meter signed it.
+    /// @param r The signature's r.
+    /// @param s The signature's s, in the lower half of the curve order (flip a high s to N - s: both verify).
+    /// @param offsets Byte offsets in `payload` of the keys the escrow reads, 16 bits each, lowest first:
+    ///        `"ID":`, `"MS":`, `"PG":`, and of the billed reading `"TX":`, `"RV":`, `"RU":`.
+    struct MeterRecord {
+        bytes payload;
+        bytes32 r;
+        bytes32 s;
+        uint96 offsets;
+    }
+
+    /// @notice What settles a session at a station with a meter key: the session's signed Begin and End records.
+    /// @param sessionId An Active session at one of the caller's stations.
+    /// @param meterStop The stop reading billed, in Wh: must equal End's signed reading (rounded down to Wh).
+    /// @param begin The Begin record (reading reason B).
+    /// @param end The End record (reading reason E, L, R, A or P).
+    struct SignedSettlement {
+        uint256 sessionId;
+        uint40 meterStop;
+        MeterRecord begin;
+        MeterRecord end;
+    }
+
+    /// @notice `driver` opened session `sessionId` at `stationId` with `deposit` under tariff `tariffId`.
+    event SessionRequested(
+        uint256 indexed sessionId, address indexed driver, uint32 indexed stationId, uint8 connector, uint96 deposit, uint32 tariffId
+    );
+    /// @notice The operator started session `sessionId` as OCPP transaction `transactionId`.
+    event SessionStarted(uint256 indexed sessionId, uint32 transactionId, uint40 meterStart, uint40 startedAt);
+    /// @notice The driver asked to stop session `sessionId`.
+    event StopRequested(uint256 indexed sessionId, uint32 indexed stationId);
+    /// @notice The invoice record, written once per session. The connector is in SessionRequested and the
+    ///         OCPP transaction id in SessionStarted.
+    event SessionSettled(
+        uint256 indexed sessionId,
+        address indexed driver,
+        address indexed operator,
+        uint32 stationId,
+        uint32 tariffId,
+        uint40 meterStart,
+        uint40 meterStop,
+        uint40 startedAt,
+        uint40 endedAt,
+        uint96 cost,
+        uint96 refund,
+        address payout
+    );
+    /// @notice Session `sessionId` was cancelled and `refund` (its whole deposit) returned.
+    event SessionCancelled(uint256 indexed sessionId, address indexed driver, uint96 refund, CancelReason reason);
+    /// @notice The driver reclaimed the whole deposit of session `sessionId`, which was never settled.
+    event SessionExpired(uint256 indexed sessionId, address indexed driver, uint96 refund);
+
+    /// @notice A session needs a deposit.
+    error ZeroDeposit();
+    /// @notice Station `stationId` takes no new sessions.
+    error StationInactive(uint32 stationId);
+    /// @notice Station `stationId` has no connector `connector`.
+    error InvalidConnector(uint32 stationId, uint8 connector);
+    /// @notice Session `sessionId` is in `state`, not the state the call needs.
+    error InvalidState(uint256 sessionId, SessionState state);
+    /// @notice `account` is not the driver of session `sessionId`.
+    error NotDriver(uint256 sessionId, address account);
+    /// @notice The call on session `sessionId` is allowed from `allowedAt` (unix seconds) on.
+    error TooEarly(uint256 sessionId, uint256 allowedAt);
+    /// @notice The stop reading `meterStop` of session `sessionId` is below its start reading `meterStart`.
+    error MeterBelowStart(uint256 sessionId, uint40 meterStart, uint40 meterStop);
+    /// @notice Every lane of `driver` holds an open session (or has used all its sequence numbers).
+    error NoFreeLane(address driver);
+    /// @notice A batch's arrays have different lengths: `expected` and `actual`.
+    error LengthMismatch(uint256 expected, uint256 actual);
+    /// @notice Start timeout and longest duration must not be zero.
+    error InvalidTimeouts(uint32 startTimeout, uint32 maxDuration);
+    /// @notice Station `stationId` has a meter key: its sessions settle only with signed records (settleSigned).
+    error MeterSignatureRequired(uint32 stationId);
+    /// @notice Station `stationId` has no meter key: its sessions settle with settle.
+    error NoMeterKey(uint32 stationId);
+    /// @notice Station `stationId`'s meter key was set, rotated or removed at `changedAt`, after the session
+    ///         started: the session cannot be settled (the driver reclaims the deposit).
+    error MeterKeyChanged(uint32 stationId, uint32 changedAt);
+    /// @notice The `record` of session `sessionId` was not signed by the station's registered meter key.
+    error InvalidMeterSignature(uint256 sessionId, Record record);
+    /// @notice The signature of `record` has a high s (above N/2): submit N - s instead.
+    error HighSSignature(uint256 sessionId, Record record);
+    /// @notice The `record`'s signed identification is not session `sessionId`'s idTag.
+    error RecordNotForSession(uint256 sessionId, Record record);
+    /// @notice The `record`'s reading reason `reason` is not B (Begin) or an end reason (E, L, R, A, P).
+    error UnexpectedReadingReason(uint256 sessionId, Record record, bytes1 reason);
+    /// @notice The reason, value and unit named in `record` are not fields of one reading.
+    error MixedReading(uint256 sessionId, Record record);
+    /// @notice End's pagination `endPage` does not follow Begin's `beginPage`.
+    error PaginationNotAdvancing(uint256 sessionId, uint256 beginPage, uint256 endPage);
+    /// @notice Begin and End were signed by meters with different serial numbers (as text, zero-padded).
+    error MeterSerialMismatch(uint256 sessionId, bytes32 beginSerial, bytes32 endSerial);
+    /// @notice The billed stop reading `billed` is not End's signed reading `signed` (Wh).
+    error ReadingMismatch(uint256 sessionId, uint40 signed, uint40 billed);
+
+    /// @notice Open a session: lock `deposit` tokens (approved beforehand) for a charge at `stationId`.
+    ///         The station's current tariff is snapshotted: its price cannot change under the session.
+    ///         The session takes the caller's first lane without an open session.
+    /// @param stationId Station to charge at (must be active).
+    /// @param connector Connector number, 1 to the station's connector count.
+    /// @param deposit Most the driver will pay; the unused part is refunded at settlement.
+    /// @return sessionId The new session's id.
+    function open(uint32 stationId, uint8 connector, uint96 deposit) external returns (uint256 sessionId);
+
+    /// @notice Open a session with an EIP-2612 permit instead of a prior approval, in one transaction.
+    ///         A permit for more than the deposit leaves a standing allowance, so the driver's later
+    ///         sessions open with `open` (no permit to verify or allowance to write: about 50,000 gas
+    ///         less). The escrow only ever pulls tokens from the caller of open, for the caller's own
+    ///         deposit, so no one else can use that allowance.
+    /// @dev A permit that fails (e.g. already used by a front-runner) is ignored; the transfer then
+    ///      needs an existing allowance.
+    /// @param stationId Station to charge at (must be active).
+    /// @param connector Connector number, 1 to the station's connector count.
+    /// @param deposit Most the driver will pay; the unused part is refunded at settlement.
+    /// @param allowance The permit's value: at least the deposit.
+    /// @param deadline Permit deadline (unix seconds).
+    /// @param v Permit signature v.
+    /// @param r Permit signature r.
+    /// @param s Permit signature s.
+    /// @return sessionId The new session's id.
+    function openWithPermit(
+        uint32 stationId,
+        uint8 connector,
+        uint96 deposit,
+        uint256 allowance,
+        uint256 deadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external returns (uint256 sessionId);
+
+    /// @notice Ask the operator to stop a running session. Only an event: the Core Client sends
+    ///         RemoteStopTransaction and settles when the charge point reports the stop.
+    /// @param sessionId An Active session of the caller.
+    function requestStop(uint256 sessionId) external;
+
+    /// @notice Cancel a session that the operator neither started nor rejected within startTimeout.
+    ///         Refunds the whole deposit.
+    /// @param sessionId A Requested session of the caller.
+    function cancel(uint256 sessionId) external;
+
+    /// @notice Take back the whole deposit of a session the operator never settled, once maxDuration
+    ///         plus reclaimGrace have passed since it started.
+    /// @param sessionId An Active session of the caller.
+    function reclaim(uint256 sessionId) external;
+
+    /// @notice Mark a session started: the charge point began the OCPP transaction.
+    /// @param sessionId A Requested session at one of the caller's stations.
+    /// @param transactionId The OCPP transaction id the Core Client gave the charge point.
+    /// @param meterStart Meter reading at start, in Wh.
+    function start(uint256 sessionId, uint32 transactionId, uint40 meterStart) external;
+
+    /// @notice Start many sessions of the caller's stations in one transaction. All or nothing: one
+    ///         session that cannot start reverts the batch.
+    /// @param sessionIds Requested sessions at the caller's stations.
+    /// @param transactionIds The OCPP transaction id of each session.
+    /// @param meterStarts Meter reading at start of each session, in Wh.
+    function startBatch(uint256[] calldata sessionIds, uint32[] calldata transactionIds, uint40[] calldata meterStarts)
+        external;
+
+    /// @notice Refuse a session that cannot start (station offline, connector busy, charger rejected).
+    ///         Refunds the whole deposit at once.
+    /// @param sessionId A Requested session at one of the caller's stations.
+    /// @param reason Why (recorded in SessionCancelled).
+    function reject(uint256 sessionId, CancelReason reason) external;
+
+    /// @notice Settle a session: cost = session fee + energy x price (+ time fee), capped at the deposit,
+    ///         paid to the operator's payout address; the rest is refunded to the driver.
+    /// @param sessionId An Active session at one of the caller's stations.
+    /// @param meterStop Meter reading at stop, in Wh (not below the start reading).
+    function settle(uint256 sessionId, uint40 meterStop) external;
+
+    /// @notice Settle many sessions of the caller's stations in one transaction, with one payout
+    ///         transfer for their summed cost. All or nothing: one invalid session reverts the batch.
+    /// @param sessionIds Active sessions at the caller's stations.
+    /// @param meterStops Meter reading at stop for each session, in Wh.
+    function settleBatch(uint256[] calldata sessionIds, uint40[] calldata meterStops) external;
+
+    /// @notice Settle a session of a station with a meter key ("no proof, no pay"): the escrow verifies the
+    ///         Begin and End records against the station's registered key (P-256, SHA-256), checks that both
+    ///         name the session (signed ID = the session's idTag), come from one meter (same MS), in order
+    ///         (End's pagination after Begin's), and bills the energy between their signed readings. Cost and
+    ///         payout as settle; the event carries the signed readings as meterStart and meterStop. Without
+    ///         valid records the session cannot be settled: after maxDuration + reclaimGrace the driver
+    ///         reclaims the whole deposit.
+    /// @param settlement The session, the billed stop reading and its signed records.
+    function settleSigned(SignedSettlement calldata settlement) external;
+
+    /// @notice Settle many sessions of the caller's metered stations with their signed records, with one
+    ///         payout transfer. All or nothing: one invalid session reverts the batch.
+    /// @param settlements One per session.
+    function settleSignedBatch(SignedSettlement[] calldata settlements) external;
+
+    /// @notice The OCPP idTag naming session `sessionId` (`EV` + 18 hex digits): the identification its
+    ///         signed records must carry.
+    /// @param sessionId The session.
+    function sessionIdTag(uint256 sessionId) external pure returns (bytes20);
+
+    /// @notice Session `sessionId`: state None if it does not exist, Closed if its lane moved on.
+    /// @param sessionId The session.
+    function getSession(uint256 sessionId) external view returns (SessionInfo memory info);
+
+    /// @notice What settling `sessionId` now with `meterStop` would charge (capped at the deposit).
+    /// @param sessionId An Active session.
+    /// @param meterStop Meter reading at stop, in Wh.
+    function settlementCost(uint256 sessionId, uint40 meterStop) external view returns (uint256 cost);
+}

@@ -1,0 +1,311 @@
+"""Signed meter readings in the Open Charge Metering Format (OCMF, S.A.F.E. e.V.).
+
+A record is ``OCMF|{payload}|{signature}``: the meter signs the payload bytes exactly as written
+(ECDSA secp256r1 over SHA-256 unless SA says otherwise; the signature DER-encoded, hex unless SE says
+base64). In OCPP 1.6 a charger sends it in a SampledValue with ``format: SignedData``, either raw or
+wrapped in the OCA application note's JSON (OCPP 2.0.1's SignedMeterValueType carried in 1.6)::
+
+    {"signedMeterData": "<OCMF|... or its base64>", "signingMethod": "", "encodingMethod": "OCMF",
+     "publicKey": "<base64 or hex>"}
+
+Chargers in the field also write ``signedMeterValue`` for the data. A key that arrives with a reading is
+never trusted: :func:`verify` checks against a key the caller got elsewhere (the one registered on chain).
+
+    record = parse(sampled_value)                         # OCMFError on anything malformed
+    begin = signed_record(meter_value, "Transaction.Begin")   # from MeterValues / StopTransaction
+    verify(record, station.meter_public_key)              # OCMFError unless that key signed it
+    settlement = signed_settlement(session_id, begin, end, station.meter_public_key)
+    escrow.settle_signed(settlement)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from web3 import Web3
+
+from ev_network.errors import EVNetworkError
+
+ALGORITHM = "ECDSA-secp256r1-SHA256"
+CURVE_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+END_REASONS = frozenset("ELRAP")  # End, Local, Remote, Abort, Power failure
+WRAPPER_DATA_KEYS = ("signedMeterData", "signedMeterValue")
+OFFSET_FIELDS = ("ID", "MS", "PG", "TX", "RV", "RU")  # the escrow's order (OCMF.Field)
+
+
+class OCMFError(EVNetworkError):
+    """A record that cannot be read, or whose signature does not verify against the given key."""
+
+
+class Reason(StrEnum):
+    """Reading reasons (TX) that start and end a transaction."""
+
+    BEGIN = "B"
+    END = "E"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One entry of a record's RD list. ``value`` is RV as written (a Decimal, never a float)."""
+
+    time: str
+    reason: str | None
+    value: Decimal
+    unit: str
+    register: str | None
+    status: str
+
+    @property
+    def wh(self) -> int:
+        """The value in whole Wh, rounded down as the escrow does."""
+        if self.unit == "Wh":
+            return int(self.value)
+        if self.unit == "kWh":
+            return int(self.value * 1000)
+        raise OCMFError(f"reading unit {self.unit!r} is neither kWh nor Wh")
+
+
+@dataclass(frozen=True)
+class Record:
+    """A parsed OCMF record: ``payload`` is the signed bytes, ``fields`` their JSON."""
+
+    text: str
+    payload: bytes
+    fields: dict[str, Any]
+    signature: bytes  # DER
+    algorithm: str
+
+    @property
+    def serial(self) -> str | None:
+        return self.fields.get("MS")
+
+    @property
+    def identification(self) -> str | None:
+        return self.fields.get("ID")
+
+    @property
+    def pagination(self) -> str:
+        return self.fields.get("PG", "")
+
+    @property
+    def readings(self) -> list[Reading]:
+        return [_reading(entry) for entry in self.fields.get("RD", [])]
+
+    def reading(self, reason: Reason) -> Reading:
+        """The record's Begin reading, or its End reading (any end reason)."""
+        for candidate in self.readings:
+            if candidate.reason == reason.value or (reason is Reason.END and candidate.reason in END_REASONS):
+                return candidate
+        raise OCMFError(f"record {self.pagination or '?'} has no {reason.name.lower()} reading")
+
+
+def parse(value: str | bytes) -> Record:
+    """A record from a SampledValue's value: ``OCMF|...|...``, or the JSON wrapper around it."""
+    text = value.decode() if isinstance(value, bytes) else value
+    text = text.strip()
+    if text.startswith("{"):
+        text = _unwrap(text)
+    if not text.startswith("OCMF|"):
+        raise OCMFError("not an OCMF record (it must start with 'OCMF|')")
+    payload_text, sep, signature_text = text[5:].rpartition("|")
+    if not sep:
+        raise OCMFError("OCMF record without a signature section")
+    try:
+        fields = json.loads(payload_text, parse_float=Decimal)
+        signature = json.loads(signature_text)
+    except json.JSONDecodeError as exc:
+        raise OCMFError(f"OCMF record is not JSON: {exc.msg} at {exc.pos}") from None
+    if not isinstance(fields, dict) or not isinstance(signature, dict) or "SD" not in signature:
+        raise OCMFError("OCMF record needs a payload object and a signature object with SD")
+    algorithm = signature.get("SA", ALGORITHM)
+    if signature.get("SM", "application/x-der") != "application/x-der":
+        raise OCMFError(f"signature mime type {signature['SM']!r} is not application/x-der")
+    encoding = signature.get("SE", "hex")
+    if encoding not in ("hex", "base64"):
+        raise OCMFError(f"signature encoding {encoding!r} is neither hex nor base64")
+    return Record(text, payload_text.encode(), fields, _decode(signature["SD"], encoding), algorithm)
+
+
+def signed_record(meter_values: list[dict], context: str) -> Record | None:
+    """The signed record among OCPP MeterValue dicts (MeterValues' ``meter_value``, StopTransaction's
+    ``transaction_data``; snake_case as ``ocpp`` handlers get them, or camelCase as on the wire) whose
+    SampledValue has ``format: SignedData`` and ``context`` (``Transaction.Begin`` / ``Transaction.End``);
+    None if there is none. Raises OCMFError if that value is not a readable record."""
+    for reading in meter_values:
+        for sample in reading.get("sampled_value", reading.get("sampledValue", [])):
+            if sample.get("format") == "SignedData" and sample.get("context") == context:
+                return parse(sample["value"])
+    return None
+
+
+def public_key(data: str | bytes) -> ec.EllipticCurvePublicKey:
+    """A P-256 key from any form meters and the registry use: DER SubjectPublicKeyInfo, 65 bytes
+    04 || x || y or 64 bytes x || y, as bytes, hex or base64 (or PEM text)."""
+    raw = data.encode() if isinstance(data, str) else data
+    try:
+        if raw.startswith(b"-----BEGIN"):
+            key = serialization.load_pem_public_key(raw)
+        else:
+            if all(32 <= c < 127 for c in raw):  # text: hex or base64
+                text = raw.decode().strip()
+                raw = _decode(text, "hex" if _is_hex(raw) else "base64")
+            key = _load_binary_key(raw)
+    except (ValueError, TypeError):
+        raise OCMFError(f"not a P-256 public key ({len(raw)} bytes)") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise OCMFError("the meter key is not a P-256 (secp256r1) key")
+    return key
+
+
+def registry_key(key: str | bytes | ec.EllipticCurvePublicKey) -> bytes:
+    """The key as the registry returns it: 65 bytes 04 || x || y."""
+    key = key if isinstance(key, ec.EllipticCurvePublicKey) else public_key(key)
+    return key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+
+
+def verify(record: Record, key: str | bytes | ec.EllipticCurvePublicKey) -> None:
+    """Raise OCMFError unless ``key`` (the registered one, never the record's own) signed ``record``."""
+    if record.algorithm != ALGORITHM:
+        raise OCMFError(f"signature algorithm {record.algorithm!r} is not {ALGORITHM}")
+    key = key if isinstance(key, ec.EllipticCurvePublicKey) else public_key(key)
+    try:
+        key.verify(record.signature, record.payload, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise OCMFError(f"record {record.pagination or '?'} was not signed by the registered meter key") from None
+
+
+def verify_settled(payload: bytes, r: bytes, s: bytes, key: str | bytes | ec.EllipticCurvePublicKey) -> None:
+    """Like :func:`verify`, for a record as the escrow received it (a MeterRecord of a settleSigned
+    transaction: the payload bytes and r, s), so a driver can re-check what was billed from the chain alone."""
+    key = key if isinstance(key, ec.EllipticCurvePublicKey) else public_key(key)
+    signature = encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big"))
+    try:
+        key.verify(signature, payload, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise OCMFError("the settled record was not signed by the registered meter key") from None
+
+
+def session_id_tag(session_id: int) -> str:
+    """The idTag naming ``session_id`` at a station with a signing meter (the escrow's sessionIdTag): ``EV``
+    and the first 9 bytes of keccak256(sessionId) in upper-case hex. Its meter signs it as ID."""
+    return "EV" + Web3.keccak(session_id.to_bytes(32, "big"))[:9].hex().upper()
+
+
+def low_s(signature: bytes) -> tuple[bytes, bytes]:
+    """(r, s) of a DER signature, s flipped to the lower half of the curve order (both verify; the escrow
+    accepts only the lower)."""
+    r, s = decode_dss_signature(signature)
+    s = min(s, CURVE_ORDER - s)
+    return r.to_bytes(32, "big"), s.to_bytes(32, "big")
+
+
+def meter_record(record: Record, reason: Reason) -> tuple[bytes, bytes, bytes, int]:
+    """The escrow's MeterRecord (payload, r, s, offsets) billing the ``reason`` reading of ``record``."""
+    payload = record.payload
+    if len(payload) >= 1 << 16:
+        raise OCMFError(f"record of {len(payload)} bytes: the escrow reads payloads under 64 KiB")
+    data_start = payload.find(b'"RD":')
+    head = payload[:data_start] if data_start >= 0 else payload
+    entry_start, entry_end = _entry_span(payload, record.reading(reason), data_start)
+    offsets = 0
+    for i, name in enumerate(OFFSET_FIELDS):
+        key = f'"{name}":'.encode()
+        at = head.find(key) if i < 3 else payload.find(key, entry_start, entry_end)
+        if at < 0 or payload[at + len(key) : at + len(key) + 1] == b" ":
+            raise OCMFError(f"record {record.pagination or '?'}: no compact {name} field for the escrow to read")
+        offsets |= at << (16 * i)
+    tx, rv, ru = (offsets >> (16 * i) & 0xFFFF for i in (3, 4, 5))
+    if not tx < rv < ru:
+        raise OCMFError(f"record {record.pagination or '?'}: the escrow needs TX, RV, RU in that order in a reading")
+    return (payload, *low_s(record.signature), offsets)
+
+
+def signed_settlement(session_id: int, begin: Record, end: Record, key: str | bytes) -> tuple:
+    """The escrow's SignedSettlement for ``session_id``, after checking what the escrow will check, so a
+    bad record is refused here, before any gas is spent. Raises OCMFError naming the problem."""
+    for record in (begin, end):
+        verify(record, key)
+        if record.identification != session_id_tag(session_id):
+            raise OCMFError(f"record {record.pagination}: ID {record.identification!r} does not name this session")
+    if begin.serial != end.serial:
+        raise OCMFError(f"Begin and End come from different meters ({begin.serial} and {end.serial})")
+    first, last = begin.reading(Reason.BEGIN), end.reading(Reason.END)
+    if _page(end) <= _page(begin):
+        raise OCMFError(f"End's pagination {end.pagination} does not follow Begin's {begin.pagination}")
+    if last.wh < first.wh:
+        raise OCMFError(f"End reading {last.value} {last.unit} is below Begin's {first.value} {first.unit}")
+    return (session_id, last.wh, meter_record(begin, Reason.BEGIN), meter_record(end, Reason.END))
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _unwrap(text: str) -> str:
+    try:
+        wrapper = json.loads(text)
+    except json.JSONDecodeError:
+        raise OCMFError("signed meter value is neither OCMF nor JSON") from None
+    data = next((wrapper[k] for k in WRAPPER_DATA_KEYS if isinstance(wrapper, dict) and k in wrapper), None)
+    if not isinstance(data, str):
+        raise OCMFError("signed meter value JSON has no signedMeterData")
+    if wrapper.get("encodingMethod", "OCMF") not in ("OCMF", ""):
+        raise OCMFError(f"encoding method {wrapper['encodingMethod']!r} is not OCMF")
+    data = data.strip()
+    if data.startswith("OCMF|"):
+        return data
+    try:
+        return base64.b64decode(data, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise OCMFError("signedMeterData is neither OCMF text nor its base64") from None
+
+
+def _decode(text: str, encoding: str) -> bytes:
+    try:
+        return bytes.fromhex(text) if encoding == "hex" else base64.b64decode(text, validate=True)
+    except (ValueError, binascii.Error):
+        raise OCMFError(f"{text[:16]!r}... is not valid {encoding}") from None
+
+
+def _is_hex(raw: bytes) -> bool:
+    return all(c in b"0123456789abcdefABCDEF" for c in raw.strip())
+
+
+def _load_binary_key(raw: bytes) -> Any:
+    if len(raw) == 64:
+        raw = b"\x04" + raw
+    if len(raw) == 65 and raw[0] == 4:
+        return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
+    return serialization.load_der_public_key(raw)
+
+
+def _reading(entry: dict) -> Reading:
+    try:
+        value = Decimal(entry["RV"]) if not isinstance(entry["RV"], Decimal) else entry["RV"]
+        return Reading(entry["TM"], entry.get("TX"), value, entry["RU"], entry.get("RI"), entry["ST"])
+    except (KeyError, TypeError, InvalidOperation) as exc:
+        raise OCMFError(f"reading without a valid {exc}") from None
+
+
+def _page(record: Record) -> int:
+    page = record.pagination
+    if not page.startswith("T") or not page[1:].isdigit():
+        raise OCMFError(f"pagination {page!r} is not a transaction page (T<n>)")
+    return int(page[1:])
+
+
+def _entry_span(payload: bytes, reading: Reading, data_start: int) -> tuple[int, int]:
+    """Byte span of the RD entry holding ``reading`` (found by its reason)."""
+    at = payload.find(f'"TX":"{reading.reason}"'.encode(), data_start)
+    if at < 0:
+        raise OCMFError(f"reading {reading.reason} at {reading.time} not found in the payload")
+    return payload.rfind(b"{", 0, at), payload.find(b"}", at) + 1
