@@ -258,6 +258,18 @@ def job_failed(s: SessionRecord, job: Job, error: str) -> Decision:
     return decide(None, *actions)
 
 
+def retry_refusal(s: SessionRecord, job: Job) -> str | None:
+    """Why the operator's retry of ``job`` would do harm, or None. A start that failed while the
+    session ran stopped its charge (RemoteStop, see :func:`job_failed`) and lost the stop reading: a
+    retried start would leave the session active on chain with nothing to settle it."""
+    if job.kind is JobKind.START and s.state is State.FAILED and s.stopped_at is None and s.transaction_id:
+        return (
+            "its charge was stopped when the start failed, so nothing could settle it after a start; "
+            "the driver's cancel refunds the whole deposit"
+        )
+    return None
+
+
 def retry_job(s: SessionRecord, job: Job) -> Decision:
     """The operator queued a failed job again: a FAILED session goes back to the state the job needs
     (:func:`core_client.sessions.job_retried`); a start retried after the charge point's stop goes on

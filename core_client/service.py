@@ -298,11 +298,14 @@ class SessionService:
         job = next((j for j in self.store.jobs(JobStatus.FAILED) if j.id == job_id), None)
         if job is None:
             return f"job {job_id} is not a failed job (already retried, or done)"
+        s = self.session(job.session_id)
+        why = domain.retry_refusal(s, job) if s is not None else None
+        if why is not None:
+            return f"job {job_id} ({job.kind} of {hex_session_id(job.session_id)}) not queued again: {why}"
         again = [job]
         settle = self.store.job(JobKind.SETTLE, job.session_id) if job.kind is JobKind.START else None
         if settle is not None and settle.status is JobStatus.FAILED:
             again.append(settle)
-        s = self.session(job.session_id)
         with self.store.transaction():
             for retried in again:
                 self.store.update_job(retried.id, status=JobStatus.PENDING, tx_hash=None, attempts=0, last_error=None)

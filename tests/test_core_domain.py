@@ -188,6 +188,11 @@ def test_a_retried_job_moves_its_failed_session_back_through_the_state_machine()
     assert retried(dataclasses.replace(failed, stopped_at=NOW), JobKind.START).state is State.HELD
     # a session that is not FAILED (its job failed after it moved on) stays where it is
     assert retried(session(State.STOPPED), JobKind.SETTLE) is None
+    # a start that failed while charging stopped the charge: no retry (nothing could settle it)
+    assert "driver's cancel refunds" in domain.retry_refusal(failed, job(JobKind.START))
+    stopped = dataclasses.replace(failed, stopped_at=NOW, meter_stop=7_000)
+    assert domain.retry_refusal(stopped, job(JobKind.START)) is None
+    assert domain.retry_refusal(failed, job(JobKind.SETTLE)) is None
 
 
 def test_stop_requested_only_for_a_running_session_once():

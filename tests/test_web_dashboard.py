@@ -149,3 +149,14 @@ def test_sessions_in_flight_show_the_reading_held_in_memory(net, store: Store):
     source = ServiceDashboardSource(service, net.w3, net.deployment, net.operator.address)
     (row,) = [r for r in source.sessions_in_flight() if r.connector == 5]
     assert row.energy_wh == 2_500 and store.get_session(sid).energy_wh == 100
+
+
+def test_a_start_that_failed_while_charging_is_not_retried(store: Store):
+    sid = make_session_id(DRIVER, 0, 6)
+    store.insert_session(record(6, State.FAILED, transaction_id=6, meter_start=0, last_error="start: InvalidState"))
+    store.enqueue("start", sid, {"transaction_id": 6, "meter_start": 0})
+    start = store.job("start", sid)
+    store.update_job(start.id, status="failed", last_error="InvalidState")
+    answer = SessionService(Settings(), store).retry_job(start.id)
+    assert "not queued again: its charge was stopped when the start failed" in answer
+    assert store.job("start", sid).status == "failed" and store.get_session(sid).state is State.FAILED
