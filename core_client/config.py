@@ -1,9 +1,13 @@
 """The Core Client's settings: a TOML file, each field overridable by an environment variable.
 
 Precedence: ``EVN_CC_<FIELD>`` environment variables (``EVN_CC_LISTEN_PORT=9100``,
-``EVN_CC_RPC_URL=...``; ``EVN_CC_CHARGE_POINTS`` takes a JSON object) win over the file, which wins
-over the defaults below. Relative paths in the file are resolved against the file's directory.
-See ``examples/core-client.toml`` for a commented example.
+``EVN_CC_RPC_URL=...``; ``EVN_CC_CHARGE_POINTS``, ``EVN_CC_LIVE`` and ``EVN_CC_DASHBOARD`` take a JSON
+object) win over the file, which wins over the defaults below. Relative paths in the file are resolved
+against the file's directory. See ``examples/core-client.toml`` for a commented example.
+
+The daemon's two HTTP front ends have a section each, both off unless given: ``[live]``
+(:class:`LiveSettings`: drivers' live session data, public station list) and ``[dashboard]``
+(:class:`DashboardSettings`: the CPO's dashboard, behind a password).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from core_client.errors import CoreClientError
 from core_client.upstream_config import UpstreamSettings
 
 ENV_PREFIX = "EVN_CC_"
+JSON_FIELDS = ("charge_points", "upstream", "live", "dashboard")  # given as a JSON object in the environment
 PATH_FIELDS = ("deployment_file", "keystore", "database", "tls_cert", "tls_key")
 # OCPP's identifierString (a-z A-Z 0-9 * - _ = + | @ .) without ':', which HTTP Basic's user cannot hold
 CHARGE_POINT_ID = re.compile(r"[A-Za-z0-9*\-_=+|@.]{1,48}")
@@ -47,6 +52,55 @@ def check_charge_point_id(cp_id: str) -> str:
             "it is the last segment of the URL path and the user name of HTTP Basic auth)"
         )
     return cp_id
+
+
+def check_password_form(what: str, password: str) -> str:
+    """``password`` if it can be configured (the password itself, or ``sha256:`` and 64 hex digits)."""
+    if not password:
+        raise ValueError(f"{what}: empty password")
+    if password.startswith("sha256:") and not SHA256_PASSWORD.fullmatch(password):
+        raise ValueError(f"{what}: 'sha256:' must be followed by 64 hex digits")
+    return password
+
+
+def password_matches(expected: str, password: str) -> bool:
+    """Whether ``password`` is the configured ``expected`` (itself, or its :func:`hash_password` form);
+    constant-time compare."""
+    if expected.startswith("sha256:"):
+        return hmac.compare_digest(hash_password(password), expected.lower())
+    return hmac.compare_digest(password.encode(), expected.encode())
+
+
+class LiveSettings(BaseModel):
+    """``[live]``: GET /sessions/{id}/live (the session's driver only, signed request) and GET /stations."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(9002, ge=0, le=65535)
+    requests_per_minute: int = Field(120, ge=1)  # per client address; beyond: 429
+    max_validity_s: int = Field(300, ge=10, le=3600)  # how far in the future a signed request may expire
+    poll_interval_s: float = Field(1.0, gt=0)  # how often an event stream looks for new readings
+
+
+class DashboardSettings(BaseModel):
+    """``[dashboard]``: the CPO's dashboard, behind a password."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(9003, ge=0, le=65535)
+    password: str  # the password itself, or "sha256:<hex>" (hash_password)
+    idle_timeout_s: int = Field(1800, ge=60)  # a login ends after this long without a request
+
+    @field_validator("password")
+    @classmethod
+    def _check_password(cls, value: str) -> str:
+        return check_password_form("dashboard password", value)
+
+    def check_password(self, password: str) -> bool:
+        """Whether ``password`` is the dashboard's (constant-time compare)."""
+        return password_matches(self.password, password)
 
 
 class Settings(BaseModel):
@@ -81,16 +135,15 @@ class Settings(BaseModel):
     anchor_every_records: int = Field(1000, ge=1)
     anchor_interval_s: float = Field(600, gt=0)
     upstream: UpstreamSettings | None = None  # proxy mode: the CPO's CSMS (core_client.proxy)
+    live: LiveSettings | None = None
+    dashboard: DashboardSettings | None = None
 
     @field_validator("charge_points")
     @classmethod
     def _check_charge_points(cls, value: dict[str, str]) -> dict[str, str]:
         for cp_id, password in value.items():
             check_charge_point_id(cp_id)
-            if password.startswith("sha256:") and not SHA256_PASSWORD.fullmatch(password):
-                raise ValueError(f"charge point {cp_id}: 'sha256:' must be followed by 64 hex digits")
-            if not password:
-                raise ValueError(f"charge point {cp_id}: empty password")
+            check_password_form(f"charge point {cp_id}", password)
         return value
 
     @field_validator("rpc_url")
@@ -114,12 +167,7 @@ class Settings(BaseModel):
     def check_password(self, cp_id: str, password: str) -> bool:
         """Whether ``password`` is the configured one of ``cp_id`` (constant-time compare)."""
         expected = self.charge_points.get(cp_id)
-        if expected is None:
-            return False
-        if expected.startswith("sha256:"):
-            digest = hashlib.sha256(password.encode()).hexdigest()
-            return hmac.compare_digest(digest, expected[7:].lower())
-        return hmac.compare_digest(password.encode(), expected.encode())
+        return expected is not None and password_matches(expected, password)
 
 
 def control_token(settings: Settings, create: bool = False) -> str | None:
@@ -146,7 +194,7 @@ def control_token(settings: Settings, create: bool = False) -> str | None:
 
 
 def hash_password(password: str) -> str:
-    """The ``sha256:<hex>`` form of a charge point password, for the config file."""
+    """The ``sha256:<hex>`` form of a password (a charge point's, the dashboard's), for the config file."""
     return "sha256:" + hashlib.sha256(password.encode()).hexdigest()
 
 
@@ -158,12 +206,12 @@ def env_overrides(environ: dict[str, str] | None = None) -> dict[str, Any]:
         raw = environ.get(ENV_PREFIX + name.upper())
         if raw is None:
             continue
-        if name in ("charge_points", "upstream"):
+        if name in JSON_FIELDS and raw != "":
             try:
                 values[name] = json.loads(raw)
             except json.JSONDecodeError as exc:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be a JSON object: {exc}") from None
-        elif name in ("start_block", "tls_cert", "tls_key", "control_token") and raw == "":
+        elif name in ("start_block", "tls_cert", "tls_key", "control_token", "live", "dashboard") and raw == "":
             values[name] = None
         else:
             values[name] = raw
@@ -211,11 +259,11 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
 
 def settings_to_toml(settings: Settings) -> str:
     """A config file that :func:`load_settings` reads back as ``settings`` (paths written absolute
-    as given; unset optional fields left out)."""
+    as given; unset optional fields and sections left out)."""
     values = settings.model_dump(exclude_none=True)
-    tables = {name: values.pop(name) for name in ("charge_points", "upstream") if name in values}
-    upstream = tables.get("upstream", {})
-    tables["upstream.credentials"] = upstream.pop("credentials", None)
+    tables = {name: values.pop(name) for name in JSON_FIELDS if name in values}
+    if "upstream" in tables:
+        tables["upstream.credentials"] = tables["upstream"].pop("credentials", None)
     lines = _toml_pairs(values)
     for name, table in tables.items():
         if table is not None:

@@ -1,9 +1,10 @@
-"""The Core Client daemon: wires settings, key, chain, store, session service, OCPP and control servers.
+"""The Core Client daemon: wires settings, key, chain, store, session service, OCPP and control servers,
+and the HTTP front ends (live data, dashboard) when configured.
 
 ``await run(settings, password)`` runs until SIGINT/SIGTERM; :class:`Daemon` is the same thing with
-``start()``/``stop()`` for embedding (tests, demo). Shutdown order: stop accepting and close the
-charge point links, stop reading events and sending new transactions, wait for the receipts of the
-transactions already sent, close the database. Logs never contain keys or passwords.
+``start()``/``stop()`` for embedding (tests, demo). Shutdown order: stop the front ends, stop
+accepting and close the charge point links, stop reading events and sending new transactions, wait
+for the receipts of the transactions already sent, close the database. Logs never contain keys or passwords.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from web3 import Web3
 
 from core_client.chain import ChainWorker, EventWatcher
 from core_client.config import Settings
+from core_client.front_ends import start_front_ends, stop_front_ends
 from core_client.jobs import OPEN, JobStatus
 from core_client.proxy import proxy_for
 from core_client.recording import anchor_loop, records_health, transaction_log
@@ -33,6 +35,7 @@ from ev_network.errors import ChainUnavailable, EVNetworkError
 from ev_network.keys import load_keyfile
 from ev_network.session_ids import hex_session_id
 from ev_network.tx import TxSender
+from ev_network.web.server import HttpServer
 
 log = logging.getLogger("core_client")
 FAILED_SHOWN = 20  # the latest failed sessions listed in /health
@@ -71,6 +74,7 @@ class Daemon:
         self._background: list[asyncio.Task] = []
         self._stopping = asyncio.Event()
         self.records: TransactionLog | None = None
+        self.front_ends: dict[str, HttpServer] = {}  # by config section: "live", "dashboard"
 
     async def start(self) -> None:
         """Open the store (refusing one of another version) and start serving OCPP and control. If the
@@ -110,6 +114,15 @@ class Daemon:
         self.control = ControlServer(s, self.service, self.health)
         await self.ocpp.start()
         await self.control.start()
+        try:
+            self.front_ends = await start_front_ends(
+                s, self.service, make_web3(s), self.deployment, self.account.address
+            )
+        except BaseException:
+            await self.ocpp.close()
+            await self.control.close()
+            self.store.close()
+            raise
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self.service.run())]
         self._background = [loop.create_task(self._checkpoints())]  # cancelled at shutdown
@@ -164,6 +177,7 @@ class Daemon:
     async def stop(self, drain_timeout: float = 10) -> None:
         """Clean shutdown (see the module docstring)."""
         log.info("shutting down")
+        await stop_front_ends(self.front_ends)
         await self.ocpp.close()
         await self.control.close()
         self.watcher.stop()

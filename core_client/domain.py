@@ -35,7 +35,17 @@ from core_client.decisions import (
 )
 from core_client.jobs import Job, JobKind
 from core_client.protocol import wire_text
-from core_client.sessions import FINISHED, HOLDS_CONNECTOR, RUNNING, Event, SessionRecord, State, can, must_stop
+from core_client.sessions import (
+    FINISHED,
+    HOLDS_CONNECTOR,
+    RUNNING,
+    Event,
+    SessionRecord,
+    State,
+    can,
+    job_retried,
+    must_stop,
+)
 from ev_network.contracts import CancelReason, SessionState
 from ev_network.pricing import Tariff
 from ev_network.session_ids import hex_session_id
@@ -253,6 +263,32 @@ def job_failed(s: SessionRecord, job: Job, error: str) -> Decision:
         actions.append(warning(f"{_sid(s)}: stopping transaction {s.transaction_id} at {s.charge_point_id}"))
         actions.append(SendRemoteStop(s.charge_point_id, s.transaction_id))
     return decide(None, *actions)
+
+
+def retry_refusal(s: SessionRecord, job: Job) -> str | None:
+    """Why the operator's retry of ``job`` would do harm, or None. A start that failed while the
+    session ran stopped its charge (RemoteStop, see :func:`job_failed`) and lost the stop reading: a
+    retried start would leave the session active on chain with nothing to settle it."""
+    if job.kind is JobKind.START and s.state is State.FAILED and s.stopped_at is None and s.transaction_id:
+        return (
+            "its charge was stopped when the start failed, so nothing could settle it after a start; "
+            "the driver's cancel refunds the whole deposit"
+        )
+    return None
+
+
+def retry_job(s: SessionRecord, job: Job) -> Decision:
+    """The operator queued a failed job again: a FAILED session goes back to the state the job needs
+    (:func:`core_client.sessions.job_retried`); a start retried after the charge point's stop goes on
+    to that stop again (STOPPED, or HELD without a settle reading). Any other session stays as it is."""
+    if not can(s.state, job_retried(job.kind)):
+        return decide(None, info(f"{_sid(s)}: {job.kind.value} queued again by the operator"))
+    back = s.apply(job_retried(job.kind), last_error=None)
+    if job.kind is JobKind.START and s.stopped_at is not None:
+        back = back.apply(Event.STOP_TRANSACTION if s.meter_stop is not None else Event.STOP_HELD)
+    return decide(
+        None, SaveSession(back), info(f"{_sid(s)}: {job.kind.value} queued again by the operator, {back.state}")
+    )
 
 
 # ----------------------------------------------------------------- reconcile loop

@@ -4,25 +4,25 @@ configured).
 - ``GET /stations``: the operator's stations with each connector's live availability (public, read-only).
 - ``GET /sessions/{id}/live?expires=T&signature=S``: one session's live data, to that session's driver
   only. ``S`` is the driver's EIP-191 signature of ``evn-live:<session id>:<T>``
-  (:func:`wallet.live_client.live_message`); refused once ``T`` has passed, when ``T`` is further ahead
+  (:func:`ev_network.live_auth.live_message`); refused once ``T`` has passed, when ``T`` is further ahead
   than ``max_validity_s``, or when the signer is not the session's driver.
 - ``GET /sessions/{id}/live/events?...``: the same data as server-sent events, one per change, until
   the session ends or the signature expires.
 
 Every client address gets ``requests_per_minute`` requests (429 beyond). The server reads through
-:class:`LiveSource`, which the Core Client implements; :class:`StoreLiveSource` reads today's Store.
+:class:`LiveSource`; :class:`ReadingsSource` implements it on the daemon's session readings
+(:class:`core_client.live.Live`: the latest meter readings and connector statuses are in memory, the
+store lags them by a flush). The daemon serves it (:mod:`core_client.front_ends`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-import uvicorn
 from pydantic import BaseModel
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
@@ -31,11 +31,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from core_client.config import LiveSettings
+from core_client.live import Live
 from core_client.sessions import RUNNING, TERMINAL, SessionRecord, cost_so_far
-from core_client.store import Store
-from core_client.web_config import LiveSettings
+from ev_network.live_auth import live_signer
 from ev_network.session_ids import hex_session_id, parse_session_id
-from wallet.live_client import live_signer
 
 
 class ConnectorLive(BaseModel):
@@ -80,12 +80,12 @@ class LiveSource(Protocol):
     def stations(self) -> list[StationLive]: ...
 
 
-class StoreLiveSource:
-    """:class:`LiveSource` on the Core Client's Store (read-only). Power comes from the last two meter
-    readings this source saw of a session (the average since the start for the first one)."""
+class ReadingsSource:
+    """:class:`LiveSource` on the Core Client's session readings (read-only). Power comes from the last
+    two meter readings this source saw of a session (the average since the start for the first one)."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, live: Live) -> None:
+        self.live = live
         self._last: dict[int, tuple[float, int, int]] = {}  # session -> (meter_at, meter_last, power_w)
 
     def stations(self) -> list[StationLive]:
@@ -94,15 +94,15 @@ class StoreLiveSource:
                 station_id=sid,
                 charge_point_id=cp,
                 connectors=[
-                    ConnectorLive(connector=n, status=self.store.connector_status(cp, n) or "Unknown")
+                    ConnectorLive(connector=n, status=self.live.connector_status(cp, n) or "Unknown")
                     for n in range(1, count + 1)
                 ],
             )
-            for sid, (cp, count) in self.store.stations().items()
+            for sid, (cp, count) in self.live.store.stations().items()
         ]
 
     def session(self, session_id: int) -> LiveSession | None:
-        record = self.store.get_session(session_id)
+        record = self.live.session(session_id)
         if record is None:
             return None
         energy = record.energy_wh
@@ -118,7 +118,7 @@ class StoreLiveSource:
             station_id=record.station_id,
             charge_point_id=record.charge_point_id,
             connector=record.connector,
-            connector_status=self.store.connector_status(record.charge_point_id, record.connector) or "Unknown",
+            connector_status=self.live.connector_status(record.charge_point_id, record.connector) or "Unknown",
             energy_wh=energy,
             power_w=self._power(record),
             cost=cost,
@@ -256,47 +256,3 @@ def create_live_app(source: LiveSource, settings: LiveSettings) -> ASGIApp:
         exception_handlers={LiveRefused: refused},
     )
     return RateLimit(app, settings.requests_per_minute)
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:  # the daemon handles SIGINT/SIGTERM itself
-        yield
-
-
-class HttpServer:
-    """An ASGI app served by uvicorn inside the running event loop (``await start()``, ``await stop()``).
-    No access log: live requests carry signatures in their query."""
-
-    def __init__(self, app: ASGIApp, host: str, port: int) -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
-        self.server = _Server(config)
-        self._task: asyncio.Task | None = None
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return self.server.servers[0].sockets[0].getsockname()[:2]
-
-    @property
-    def url(self) -> str:
-        host, port = self.address
-        return f"http://{host}:{port}"
-
-    async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self.server.serve())
-        while not self.server.started:
-            if self._task.done():
-                self._task.result()  # raises why it could not start (say, the port is taken)
-                raise OSError("the HTTP server stopped before it started")
-            await asyncio.sleep(0.02)
-
-    async def stop(self, grace_s: float = 2) -> None:
-        """Stop serving; connections still open after ``grace_s`` (event streams) are closed."""
-        self.server.should_exit = True
-        if self._task is None:
-            return
-        done, _ = await asyncio.wait({self._task}, timeout=grace_s)
-        if not done:
-            self.server.force_exit = True
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(self._task, 5)

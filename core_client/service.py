@@ -26,7 +26,7 @@ from core_client.central_system import CommandFailed, StationLink
 from core_client.config import Settings
 from core_client.decisions import Decision, Log, QueueJob, SaveSession, SendRemoteStop, check_range
 from core_client.domain import INT32
-from core_client.jobs import Job
+from core_client.jobs import Job, JobKind, JobStatus
 from core_client.live import Live
 from core_client.protocol import energy_register_wh
 from core_client.reconcile import Reconciler
@@ -292,6 +292,29 @@ class SessionService:
         s = self.session(job.session_id)
         if s is not None:
             self.apply(domain.job_failed(s, job, error))
+
+    def retry_job(self, job_id: int) -> str:
+        """The operator's retry of a failed job (the dashboard): queued again (with a start, its settle
+        that failed for it), the session back in the state the job needs, the chain worker woken.
+        Returns what happened, in one line."""
+        job = next((j for j in self.store.jobs(JobStatus.FAILED) if j.id == job_id), None)
+        if job is None:
+            return f"job {job_id} is not a failed job (already retried, or done)"
+        s = self.session(job.session_id)
+        why = domain.retry_refusal(s, job) if s is not None else None
+        if why is not None:
+            return f"job {job_id} ({job.kind} of {hex_session_id(job.session_id)}) not queued again: {why}"
+        again = [job]
+        settle = self.store.job(JobKind.SETTLE, job.session_id) if job.kind is JobKind.START else None
+        if settle is not None and settle.status is JobStatus.FAILED:
+            again.append(settle)
+        with self.store.transaction():
+            for retried in again:
+                self.store.update_job(retried.id, status=JobStatus.PENDING, tx_hash=None, attempts=0, last_error=None)
+            if s is not None:
+                self.apply(domain.retry_job(s, job))
+        self.on_job_queued()
+        return f"job {job_id} ({job.kind} of {hex_session_id(job.session_id)}) queued again"
 
     # --------------------------------------------------------------- helpers
 

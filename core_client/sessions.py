@@ -22,6 +22,9 @@ States (the only place they are defined; :data:`TRANSITIONS` lists every allowed
   :func:`core_client.domain.trusted_meter_stop`): nothing is settled until an operator looks at it.
 - REJECTING / REJECTED: ``reject`` queued / mined (full refund).
 - FAILED: a chain job failed for good (e.g. the driver cancelled meanwhile); needs an operator's look.
+  The operator's Retry (the dashboard) queues the job again and moves the session back to the state
+  that job needs: FAILED --start_retried--> STARTING, --settle_retried--> STOPPED,
+  --reject_retried--> REJECTING (:func:`job_retried` names the event of a job kind).
 
 A StopTransaction can arrive before ``start`` is mined (STARTING -> STOPPED): the chain worker only
 sends a settle once the session's start is mined, so the order on chain is always start, settle.
@@ -78,6 +81,9 @@ class Event(Name):
     REJECT_QUEUED = "reject_queued"
     REJECT_MINED = "reject_mined"
     JOB_FAILED = "job_failed"
+    START_RETRIED = "start_retried"
+    SETTLE_RETRIED = "settle_retried"
+    REJECT_RETRIED = "reject_retried"
 
 
 S, E = State, Event
@@ -107,6 +113,9 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (S.STOPPED, E.JOB_FAILED): S.FAILED,
     (S.HELD, E.JOB_FAILED): S.FAILED,
     (S.REJECTING, E.JOB_FAILED): S.FAILED,
+    (S.FAILED, E.START_RETRIED): S.STARTING,
+    (S.FAILED, E.SETTLE_RETRIED): S.STOPPED,
+    (S.FAILED, E.REJECT_RETRIED): S.REJECTING,
 }
 
 #: States in which the session holds its connector (a second session there is ConnectorBusy).
@@ -115,6 +124,7 @@ HOLDS_CONNECTOR = frozenset({S.REQUESTED, S.REMOTE_START_SENT, S.STARTING, S.CHA
 RUNNING = frozenset({S.STARTING, S.CHARGING, S.STOPPING})
 #: States after StopTransaction: a repeated StopTransaction gets the same answer and nothing else.
 FINISHED = frozenset({S.STOPPED, S.HELD, S.SETTLED})
+#: States a session does not leave (FAILED only by the operator's retry of its job).
 TERMINAL = frozenset({S.SETTLED, S.REJECTED, S.FAILED})
 
 
@@ -124,6 +134,11 @@ class InvalidTransition(Exception):
     def __init__(self, session_id: int, state: State, event: Event) -> None:
         super().__init__(f"session {hex_session_id(session_id)}: '{event.value}' not allowed in state {state.value}")
         self.session_id, self.state, self.event = session_id, state, event
+
+
+def job_retried(kind: str) -> Event:
+    """The event of the operator's retry of a failed job of ``kind`` (start, settle, reject)."""
+    return Event(f"{kind}_retried")
 
 
 def can(state: State, event: Event | str) -> bool:

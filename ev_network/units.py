@@ -1,5 +1,5 @@
-"""Token amounts as people write them (whole tokens with decimals, ``"12.5"``) -> the token's
-smallest unit, which the chain stores. Decimal only: a float would lose cents on large amounts."""
+"""Token amounts as people write and read them (whole tokens with decimals, ``"12.5"``) <-> the
+token's smallest unit, which the chain stores. Decimal only: a float would lose cents on large amounts."""
 
 from __future__ import annotations
 
@@ -21,3 +21,24 @@ def to_units(text: str, decimals: int) -> int:
     if units != units.to_integral_value():
         raise ValueError(f"{text!r} has more than {decimals} decimal places, the token's precision")
     return int(units)
+
+
+def format_amount(units: int, decimals: int, min_places: int = 2) -> str:
+    """12500000000000000000 with 18 decimals -> ``"12.50"``: exact, trailing zeros trimmed to ``min_places``."""
+    sign = "-" if units < 0 else ""
+    text = f"{Decimal(abs(units)).scaleb(-decimals):f}" if decimals else str(abs(units))
+    whole, _, frac = text.partition(".")
+    frac = frac.rstrip("0").ljust(min(min_places, decimals), "0")
+    return f"{sign}{whole}.{frac}" if frac else f"{sign}{whole}"
+
+
+def format_wh_as_kwh(energy_wh: int) -> str:
+    """Energy in Wh as kWh with three decimals (exact): 12345 -> ``"12.345"``."""
+    return f"{Decimal(energy_wh).scaleb(-3):.3f}"
+
+
+def short_amount(units: int, decimals: int, places: int = 4) -> str:
+    """An amount for a figure on a small screen or a status line: rounded down to ``places`` decimals
+    (invoices keep them all)."""
+    step = 10 ** max(0, decimals - places)
+    return format_amount(units - units % step, decimals)

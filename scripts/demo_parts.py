@@ -46,9 +46,9 @@ class CoreProcess:
         return stop_process(self.process, timeout)
 
 
-def start_core_client(chain: DemoChain, state_dir: Path, echo, **overrides: Any) -> CoreProcess:
-    """Write the operator's keyfile and config (``overrides``: more settings), start ``core-client run``,
-    wait for /health."""
+def start_core_client(chain: DemoChain, state_dir: Path, echo, **config: Any) -> CoreProcess:
+    """Write the operator's keyfile and config (plus ``config``: say, ``live`` and ``dashboard``), start
+    ``core-client run``, wait for /health."""
     keyfile = state_dir / "operator-key.json"
     if not keyfile.exists():
         create_keyfile(keyfile, OPERATOR_PASSWORD, chain.operator.key)
@@ -64,13 +64,13 @@ def start_core_client(chain: DemoChain, state_dir: Path, echo, **overrides: Any)
         reconnect_grace_s=5,
         settle_batch_window_s=0.2,
         poll_interval_s=0.2,
-        **overrides,
+        **config,
     )
-    config = state_dir / "core-client.toml"
-    config.write_text(settings_to_toml(settings))
+    config_file = state_dir / "core-client.toml"
+    config_file.write_text(settings_to_toml(settings))
     env = {**os.environ, "EVN_OPERATOR_PASSWORD": OPERATOR_PASSWORD, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "core_client.cli", "run", "--config", str(config)],
+        [sys.executable, "-m", "core_client.cli", "run", "--config", str(config_file)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

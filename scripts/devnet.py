@@ -1,10 +1,12 @@
 """A local EV Network to use by hand (``make devnet``): Anvil on port 8545 (state kept in .devnet/),
 the contracts deployed with Brownie (deployments/local.json), the demo operator with three stations,
-the Core Client daemon and the simulated charge points, running until Ctrl-C.
+the Core Client daemon with its live data (http://127.0.0.1:9002) and dashboard (http://127.0.0.1:9003,
+password "devnet"; --no-web: neither) and the simulated charge points, running until Ctrl-C.
 
 With it running, the wallet's defaults (EVN_RPC_URL=http://127.0.0.1:8545,
 EVN_DEPLOYMENT=deployments/local.json) point at it: `ev-wallet account create`, `ev-wallet topup 50`,
-`ev-wallet charge VOLT-BER-001 --connector 1 --deposit 10`."""
+`ev-wallet charge VOLT-BER-001 --connector 1 --deposit 10 --live-url http://127.0.0.1:9002`, and
+`ev-wallet web --live-url http://127.0.0.1:9002` is the driver's app in a browser."""
 
 from __future__ import annotations
 
@@ -15,15 +17,21 @@ import signal
 import sys
 from pathlib import Path
 
+from core_client.config import DashboardSettings, LiveSettings
 from ev_network.devchain import ROOT, exit_on_sigterm
 from scripts.demo import DemoFailed, console, core_log, say, start_chain_or_start_over, step
 from scripts.demo_chain import STATIONS
 from scripts.demo_parts import connect_charge_points, start_core_client
 
+LIVE_PORT, DASHBOARD_PORT, DASHBOARD_PASSWORD = 9002, 9003, "devnet"
 
-async def serve(chain, state_dir: Path) -> None:
-    with step("Core Client", "see the core-client lines above"):
-        core = start_core_client(chain, state_dir, lambda line: core_log(line, with_driver=True))
+
+async def serve(chain, state_dir: Path, web: bool) -> None:
+    front_ends = {"live": LiveSettings(port=LIVE_PORT)} if web else {}
+    if web:
+        front_ends["dashboard"] = DashboardSettings(port=DASHBOARD_PORT, password=DASHBOARD_PASSWORD)
+    with step("Core Client", "see the core-client lines above (ports 9002/9003 taken? --no-web)"):
+        core = start_core_client(chain, state_dir, lambda line: core_log(line, with_driver=True), **front_ends)
     charge_points = {}
     try:
         with step("Charge points", "see the core-client lines above"):
@@ -38,6 +46,11 @@ async def serve(chain, state_dir: Path) -> None:
         say(
             "try: ev-wallet account create && ev-wallet topup 50 && ev-wallet charge VOLT-BER-001 --connector 1 --deposit 10"
         )
+        if web:
+            live = f"http://127.0.0.1:{LIVE_PORT}"
+            say(f"live data on {live}: export EVN_LIVE_URL={live} (charge and status show energy and cost)")
+            say(f"the driver's app: ev-wallet web --live-url {live}, then http://127.0.0.1:8600/")
+            say(f"the CPO dashboard: http://127.0.0.1:{DASHBOARD_PORT}/ (password {DASHBOARD_PASSWORD!r})")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -53,6 +66,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="make devnet", description=__doc__)
     parser.add_argument("--fresh", action="store_true", help="start a new chain instead of continuing .devnet/")
     parser.add_argument("--port", type=int, default=8545, help="Anvil's port (default 8545)")
+    parser.add_argument("--no-web", action="store_true", help="without the live data and dashboard (ports 9002, 9003)")
     args = parser.parse_args()
     exit_on_sigterm()  # a SIGTERM runs the finally blocks below: Core Client and Anvil are stopped
     state_dir = ROOT / ".devnet"
@@ -66,7 +80,7 @@ def main() -> int:
             target = ROOT / "deployments" / "local.json"
             target.parent.mkdir(exist_ok=True)
             shutil.copy(state_dir / "deployment.json", target)
-        asyncio.run(serve(chain, state_dir))
+        asyncio.run(serve(chain, state_dir, web=not args.no_web))
         return 0
     except KeyboardInterrupt:
         return 0

@@ -179,6 +179,28 @@ def test_a_failed_start_of_a_running_session_stops_its_transaction():
     assert of(SendRemoteStop, domain.job_failed(session(State.STOPPED), job(JobKind.SETTLE), "x")) == []
 
 
+def test_a_retried_job_moves_its_failed_session_back_through_the_state_machine():
+    def retried(s: SessionRecord, kind: JobKind) -> SessionRecord | None:
+        saved = of(SaveSession, domain.retry_job(s, job(kind)))
+        return saved[0].record if saved else None
+
+    failed = session(State.FAILED, transaction_id=9, last_error="start: InvalidState")
+    assert retried(failed, JobKind.START).state is State.STARTING
+    assert retried(failed, JobKind.START).last_error is None
+    assert retried(failed, JobKind.SETTLE).state is State.STOPPED
+    assert retried(failed, JobKind.REJECT).state is State.REJECTING
+    # a start that failed after the charge point's stop goes on to that stop: settle, or hold
+    assert retried(dataclasses.replace(failed, stopped_at=NOW, meter_stop=7_000), JobKind.START).state is State.STOPPED
+    assert retried(dataclasses.replace(failed, stopped_at=NOW), JobKind.START).state is State.HELD
+    # a session that is not FAILED (its job failed after it moved on) stays where it is
+    assert retried(session(State.STOPPED), JobKind.SETTLE) is None
+    # a start that failed while charging stopped the charge: no retry (nothing could settle it)
+    assert "driver's cancel refunds" in domain.retry_refusal(failed, job(JobKind.START))
+    stopped = dataclasses.replace(failed, stopped_at=NOW, meter_stop=7_000)
+    assert domain.retry_refusal(stopped, job(JobKind.START)) is None
+    assert domain.retry_refusal(failed, job(JobKind.SETTLE)) is None
+
+
 def test_stop_requested_only_for_a_running_session_once():
     decision = domain.stop_requested(charging(), SID)
     assert decision.reply is True and of(SaveSession, decision)[0].record.stop_wanted == "driver"

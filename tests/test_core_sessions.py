@@ -22,6 +22,7 @@ from core_client.sessions import (
     budget_limit,
     cost_so_far,
     id_tag_for,
+    job_retried,
     must_stop,
     tag_of_id_tag,
 )
@@ -95,8 +96,14 @@ def test_forbidden_transitions_raise(state, event):
 def test_transition_table_is_consistent():
     for (source, _), target in TRANSITIONS.items():
         assert isinstance(source, State) and isinstance(target, State)
-    # nothing leaves a terminal state
-    assert not [k for k in TRANSITIONS if k[0] in (State.SETTLED, State.REJECTED, State.FAILED)]
+    # nothing leaves a terminal state, but for the operator's retry of a failed job
+    assert not [k for k in TRANSITIONS if k[0] in (State.SETTLED, State.REJECTED)]
+    leaving_failed = {event: target for (source, event), target in TRANSITIONS.items() if source is State.FAILED}
+    assert leaving_failed == {
+        job_retried("start"): State.STARTING,
+        job_retried("settle"): State.STOPPED,
+        job_retried("reject"): State.REJECTING,
+    }
     assert State.STOPPED in FINISHED and State.CHARGING in HOLDS_CONNECTOR
 
 

@@ -1,32 +1,28 @@
-"""The CPO dashboard (core_client.web) over HTTP on a real Store and the test chain: only the password
-gets in, it shows failed jobs and rejected sessions with their reasons, and retrying a failed job (the
-only write) needs the CSRF token, queues the job again and puts its session back where the job needs it."""
+"""The CPO dashboard (core_client.web) over HTTP on a session service over a real Store and the test
+chain: only the password gets in, it shows failed jobs and rejected sessions with their reasons, and
+retrying a failed job (the only write) needs the CSRF token, queues the job again, puts its session back
+where the job needs it (through the session state machine) and wakes the chain worker."""
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
-import sys
+import dataclasses
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from eth_account import Account
 from web3 import Web3
 
-from core_client.config import hash_password
-from core_client.live_api import HttpServer
+from core_client.config import DashboardSettings, Settings, hash_password
+from core_client.service import SessionService
 from core_client.sessions import SessionRecord, State
 from core_client.store import Store
-from core_client.web import StoreDashboardSource, create_dashboard_app
-from core_client.web_config import DashboardSettings
+from core_client.web import ServiceDashboardSource, create_dashboard_app
 from ev_network.contracts import CancelReason
 from ev_network.devchain import free_port
 from ev_network.pricing import Tariff
 from ev_network.session_ids import make_session_id
-from tests.core_helpers import settings_for, write_config
+from ev_network.web.server import HttpServer
 from tests.test_web_wallet import WebClient
 
 TOKEN = 10**18
@@ -65,9 +61,13 @@ def store(tmp_path: Path) -> Store:
     db.close()
 
 
-async def dashboard(store: Store, net, rpc_url: str | None = None) -> tuple[HttpServer, WebClient]:
+async def dashboard(
+    store: Store, net, rpc_url: str | None = None, service: SessionService | None = None
+) -> tuple[HttpServer, WebClient]:
     w3 = Web3(Web3.HTTPProvider(rpc_url)) if rpc_url else net.w3
-    source = StoreDashboardSource(store, w3, net.deployment, net.operator.address)
+    source = ServiceDashboardSource(
+        service or SessionService(Settings(), store), w3, net.deployment, net.operator.address
+    )
     app = create_dashboard_app(source, DashboardSettings(port=0, password=hash_password(PASSWORD)))
     server = HttpServer(app, "127.0.0.1", 0)
     await server.start()
@@ -96,7 +96,10 @@ async def test_only_the_password_gets_in(net, store: Store):
 
 
 async def test_retrying_a_failed_job_queues_it_again(net, store: Store):
-    server, client = await dashboard(store, net)
+    service = SessionService(Settings(), store)
+    woken = []
+    service.on_job_queued = lambda: woken.append(True)  # the daemon's: ChainWorker.wake
+    server, client = await dashboard(store, net, service=service)
     try:
         await client.get("/login")
         await client.post("/login", {"password": PASSWORD})
@@ -105,12 +108,27 @@ async def test_retrying_a_failed_job_queues_it_again(net, store: Store):
         assert status == 403 and store.jobs("failed") == [job]
         status, page = await client.post(f"/jobs/{job.id}/retry", {})
         assert status == 200 and f"job {job.id} (settle of" in page and "queued again" in page
-        assert [j.id for j in store.jobs("pending")] == [job.id]
-        assert store.get_session(job.session_id).state is State.STOPPED
+        assert [j.id for j in store.jobs("pending")] == [job.id] and woken == [True]
+        session = store.get_session(job.session_id)
+        assert session.state is State.STOPPED and session.last_error is None
         status, page = await client.post(f"/jobs/{job.id}/retry", {})
-        assert "is not a failed job" in page
+        assert "is not a failed job" in page and woken == [True]
     finally:
         await server.stop()
+
+
+async def test_retrying_a_start_that_failed_after_the_stop_retries_its_settle_too(net, store: Store):
+    sid = make_session_id(DRIVER, 0, 4)
+    store.insert_session(record(4, State.FAILED, meter_start=0, meter_stop=900, stopped_at=time.time()))
+    store.enqueue("start", sid, {"transaction_id": 4, "meter_start": 0})
+    store.enqueue("settle", sid, {"meter_stop": 900})
+    start, settle = store.job("start", sid), store.job("settle", sid)
+    store.update_job(start.id, status="failed", last_error="OperatorNotRegistered")
+    store.update_job(settle.id, status="failed", last_error="its start failed")
+    service = SessionService(Settings(), store)
+    assert "queued again" in service.retry_job(start.id)
+    assert store.job("start", sid).status == store.job("settle", sid).status == "pending"
+    assert store.get_session(sid).state is State.STOPPED  # STARTING, then the stop it had seen
 
 
 async def test_a_chain_that_is_down_is_shown(net, store: Store):
@@ -123,35 +141,22 @@ async def test_a_chain_that_is_down_is_shown(net, store: Store):
         await server.stop()
 
 
-def test_python_m_core_client_web_serves_both_next_to_the_daemon(net, tmp_path: Path, keyfile: Path, store: Store):
-    settings = settings_for(net, tmp_path, keyfile, {})  # database: tmp_path/core.sqlite, the store above
-    config = write_config(tmp_path / "core-client.toml", settings)
-    live_port, dashboard_port = free_port(), free_port()
-    web = tmp_path / "web.toml"
-    web.write_text(
-        f'[live]\nport = {live_port}\n\n[dashboard]\nport = {dashboard_port}\npassword = "{hash_password(PASSWORD)}"\n'
-    )
-    command = [sys.executable, "-m", "core_client.web", "--config", str(config), "--web-config", str(web)]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
-        try:
-            assert process.stdout.readline().strip() == f"live data on http://127.0.0.1:{live_port}/"
-            assert process.stdout.readline().strip() == f"dashboard on http://127.0.0.1:{dashboard_port}/"
-            with urllib.request.urlopen(f"http://127.0.0.1:{live_port}/stations", timeout=5) as response:
-                assert json.loads(response.read())["stations"][0]["connectors"][0]["status"] == "Faulted"
-            with urllib.request.urlopen(f"http://127.0.0.1:{dashboard_port}/", timeout=5) as response:
-                assert response.url.endswith("/login")
-        finally:
-            process.send_signal(signal.SIGINT)
-            assert process.wait(10) == 0
+def test_sessions_in_flight_show_the_reading_held_in_memory(net, store: Store):
+    sid = make_session_id(DRIVER, 0, 5)
+    store.insert_session(record(5, State.CHARGING, transaction_id=5, meter_start=0, meter_last=100, meter_at=1.0))
+    service = SessionService(Settings(), store)
+    service.live.reading(dataclasses.replace(store.get_session(sid), meter_last=2_500, meter_at=2.0))  # not flushed
+    source = ServiceDashboardSource(service, net.w3, net.deployment, net.operator.address)
+    (row,) = [r for r in source.sessions_in_flight() if r.connector == 5]
+    assert row.energy_wh == 2_500 and store.get_session(sid).energy_wh == 100
 
 
-def test_a_web_config_without_sections_is_refused_in_one_line(net, tmp_path: Path, keyfile: Path):
-    config = write_config(tmp_path / "core-client.toml", settings_for(net, tmp_path, keyfile, {}))
-    (tmp_path / "web.toml").write_text('[dashbord]\npassword = "x"\n')
-    command = [sys.executable, "-m", "core_client.web", "-c", str(config), "--web-config", str(tmp_path / "web.toml")]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=30)
-    assert done.returncode == 1
-    assert (
-        done.stderr.strip()
-        == f"error: {tmp_path / 'web.toml'}: unknown sections ['dashbord'] (only [live] and [dashboard])"
-    )
+def test_a_start_that_failed_while_charging_is_not_retried(store: Store):
+    sid = make_session_id(DRIVER, 0, 6)
+    store.insert_session(record(6, State.FAILED, transaction_id=6, meter_start=0, last_error="start: InvalidState"))
+    store.enqueue("start", sid, {"transaction_id": 6, "meter_start": 0})
+    start = store.job("start", sid)
+    store.update_job(start.id, status="failed", last_error="InvalidState")
+    answer = SessionService(Settings(), store).retry_job(start.id)
+    assert "not queued again: its charge was stopped when the start failed" in answer
+    assert store.job("start", sid).status == "failed" and store.get_session(sid).state is State.FAILED

@@ -1,6 +1,7 @@
-"""The Core Client's live data server (core_client.live_api) on a real SQLite Store, served by a real uvicorn
-and read over HTTP by the wallet's LiveClient: only the session's driver, with a fresh signature, reads
-a session; the station list is public; requests beyond the rate limit get 429."""
+"""The Core Client's live data server (core_client.live_api) on the session readings over a real SQLite
+Store, served by a real uvicorn and read over HTTP by the wallet's LiveClient: only the session's driver,
+with a fresh signature, reads a session; the readings kept in memory show before they are written to the
+store; the station list is public; requests beyond the rate limit get 429."""
 
 from __future__ import annotations
 
@@ -10,18 +11,22 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from eth_account import Account
 
-from core_client.live_api import HttpServer, LiveRefused, StoreLiveSource, create_live_app, verify_request
+from core_client.config import LiveSettings
+from core_client.live import Live
+from core_client.live_api import LiveRefused, ReadingsSource, create_live_app, verify_request
 from core_client.sessions import SessionRecord, State
 from core_client.store import Store
-from core_client.web_config import LiveSettings
+from ev_network.live_auth import sign_live_request
 from ev_network.pricing import Tariff
 from ev_network.session_ids import hex_session_id, make_session_id
-from wallet.live_client import LiveClient, LiveUnavailable, sign_live_request
+from ev_network.web.server import HttpServer
+from wallet.live_client import LiveClient, LiveUnavailable
 
 TOKEN = 10**18
 TARIFF = Tariff(price_per_kwh=35 * TOKEN // 100, session_fee=TOKEN // 2, time_fee_per_hour=0)
@@ -56,18 +61,20 @@ def charging_record(store: Store, meter_last: int, at: float) -> SessionRecord:
 
 
 @pytest.fixture
-async def live(tmp_path: Path) -> AsyncIterator[tuple[Store, str]]:
-    """A Store with station 7 (CP-LIVE) and DRIVER's session charging, served on a free port."""
+async def live(tmp_path: Path) -> AsyncIterator[tuple[Store, str, Live]]:
+    """A Store with station 7 (CP-LIVE) and DRIVER's session charging, its readings (core_client.live.Live,
+    as the daemon keeps them) served on a free port."""
     store = Store(tmp_path / "core.sqlite")
     store.add_station(7, "CP-LIVE", 2)
     store.set_connector_status("CP-LIVE", 1, "Charging", None)
     charging_record(store, 1000 + 500, T0)
+    readings = Live(store)
     server = HttpServer(
-        create_live_app(StoreLiveSource(store), LiveSettings(port=0, requests_per_minute=30)), "127.0.0.1", 0
+        create_live_app(ReadingsSource(readings), LiveSettings(port=0, requests_per_minute=30)), "127.0.0.1", 0
     )
     await server.start()
     try:
-        yield store, server.url
+        yield store, server.url, readings
     finally:
         await server.stop()
         store.close()
@@ -92,7 +99,7 @@ def signed(base: str, account, expires: int, session_id: int = SESSION) -> str:
 
 
 async def test_the_driver_reads_energy_power_cost_and_deposit_left(live):
-    store, url = live
+    store, url, _ = live
     client = LiveClient(url, DRIVER)
     data = await asyncio.to_thread(client.session, SESSION)
     assert data["energy_wh"] == 500
@@ -104,8 +111,22 @@ async def test_the_driver_reads_energy_power_cost_and_deposit_left(live):
     assert (await asyncio.to_thread(client.session, SESSION))["power_w"] == 12_000
 
 
+async def test_readings_and_statuses_show_before_they_are_written_to_the_store(live):
+    store, url, readings = live
+    client = LiveClient(url, DRIVER)
+    newer = replace(store.get_session(SESSION), meter_last=1000 + 800, meter_at=T0 + 60)
+    readings.reading(newer)  # a MeterValues, in memory until the next flush
+    readings.status("CP-LIVE", 1, "SuspendedEV", "NoError")
+    data = await asyncio.to_thread(client.session, SESSION)
+    assert store.get_session(SESSION).energy_wh == 500  # the store lags by a flush
+    assert data["energy_wh"] == 800 and data["last_meter_at"] == T0 + 60
+    assert data["connector_status"] == "SuspendedEV"
+    stations = await asyncio.to_thread(LiveClient(url).stations)
+    assert stations[0]["connectors"][0]["status"] == "SuspendedEV"
+
+
 async def test_someone_else_expired_or_far_future_signatures_are_refused(live):
-    _, url = live
+    _, url, _ = live
     now = int(time.time())
     assert (await status_of(signed(url, STRANGER, now + 60)))[0] == 403
     assert (await status_of(signed(url, DRIVER, now - 1)))[0] == 401  # a replay after its expiry
@@ -120,7 +141,7 @@ async def test_someone_else_expired_or_far_future_signatures_are_refused(live):
 
 
 async def test_the_station_list_is_public_and_requests_are_rate_limited(live):
-    _, url = live
+    _, url, _ = live
     stations = await asyncio.to_thread(LiveClient(url).stations)
     assert stations == [
         {
@@ -134,7 +155,7 @@ async def test_the_station_list_is_public_and_requests_are_rate_limited(live):
 
 
 async def test_the_event_stream_sends_the_live_data(live):
-    _, url = live
+    _, url, _ = live
     stream_url = LiveClient(url, DRIVER).session_url(SESSION, suffix="/events")
 
     def first_event() -> dict:

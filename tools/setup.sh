@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs whatever this checkout is missing, and nothing it already has:
 #   .venv (Python packages), node_modules (Anvil, solc-js, OpenZeppelin), the offline solc stand-in,
-#   the Brownie network `evnet-anvil`, and the compiled contracts.
+#   the Brownie network `evnet-anvil`, the compiled contracts, and the browser tests' Chromium.
 # Safe to run again; `make test`, `make demo` and the benchmarks call it first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,3 +60,7 @@ if [ ! -f build/.compiled ] || [ -n "$(find contracts -newer build/.compiled -na
   .venv/bin/brownie compile >/dev/null
   touch build/.compiled
 fi
+
+# 6. Headless Chromium for tests/browser (Debian's package, installed with apt-get when run as root;
+#    otherwise it says what to do, and everything else still works: only the browser tests need it)
+tools/setup_browser.sh || true

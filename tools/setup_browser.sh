@@ -20,6 +20,6 @@ if [ -x "$BROWSER" ]; then
   say "chromium installed: $("$BROWSER" --version 2>/dev/null || echo "$BROWSER")"
   exit 0
 fi
-say "no Chromium at $BROWSER: the browser tests are skipped."
+say "no Chromium at $BROWSER: the browser tests (tests/browser) fail until it is there."
 say "install it as root: apt-get update && apt-get install -y chromium  (or set EVN_CHROMIUM to a Chromium binary)"
 exit 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +15,7 @@ from wallet.cli_common import (
     AccountAddr,
     DeploymentFile,
     JsonOut,
+    LiveUrl,
     RpcUrl,
     SessionArg,
     SessionJsonOut,
@@ -25,13 +25,15 @@ from wallet.cli_common import (
     config_from,
     decimal_arg,
     emit,
+    live_data,
     minter_account,
     open_wallet,
     session_arg,
 )
 from wallet.cli_records import verify_record
-from wallet.display import LiveSession, history_table, quote_lines, stations_table, status_lines
+from wallet.display import LiveSession, history_table, live_lines, quote_lines, stations_table, status_lines
 from wallet.invoice import render_json, render_pdf, render_text, save_invoice
+from wallet.live_client import LiveClient
 from wallet.units import format_amount
 
 HELP = """The driver's EV Wallet: pre-pay a charging session into the EV Network escrow, follow it live,
@@ -46,7 +48,9 @@ lane and the number; decimal also works). Read commands take --json, which gives
 
 Environment: EVN_WALLET_HOME (wallet directory, default ~/.ev-wallet), EVN_RPC_URL (node, default
 http://127.0.0.1:8545), EVN_DEPLOYMENT (deployment file, default deployments/local.json),
-EVN_WALLET_PASSWORD (keystore password; asked for when unset).
+EVN_WALLET_PASSWORD (keystore password; asked for when unset), EVN_LIVE_URL (the Core Client's live data
+endpoint: charge and status then show a running session's energy and cost; the invoice is built from
+chain data only).
 """
 
 app = typer.Typer(
@@ -177,6 +181,7 @@ def charge(
         ),
     ] = False,
     poll: Annotated[float, typer.Option("--poll", help="Seconds between chain polls.", min=0.05)] = 1.0,
+    live_url: LiveUrl = None,
     rpc_url: RpcUrl = None,
     deployment: DeploymentFile = None,
     account: AccountAddr = None,
@@ -185,10 +190,12 @@ def charge(
 
     The deposit goes into escrow (in one transaction with a permit when the token has one; the first
     permit leaves the escrow a standing allowance, so later sessions need none). Progress:
-    requested > started > charging > stopping > settled. Ctrl-C while charging requests the stop and keeps
-    watching until the session is settled; the invoice is printed at the end. Ctrl-C before the charge
-    starts (or twice) leaves the session open."""
-    wallet = open_wallet(config_from(rpc_url, deployment, account), unlock=True, poll=poll)
+    requested > started > charging > stopping > settled; with the Core Client's live data (--live-url),
+    energy, power, cost and deposit left as they rise, a line per meter reading. Ctrl-C while charging
+    requests the stop and keeps watching until the session is settled; the invoice (from chain data) is
+    printed at the end. Ctrl-C before the charge starts (or twice) leaves the session open."""
+    cfg = config_from(rpc_url, deployment, account, live_url)
+    wallet = open_wallet(cfg, unlock=True, poll=poll)
     wallet.standing_allowance = not exact_allowance
     opened = wallet.open(station, connector, amount_arg(wallet, deposit))
     sid, name = opened.session_id, wallet.name(opened.session_id)
@@ -200,7 +207,8 @@ def charge(
     if no_wait:
         typer.echo(f"follow it with: ev-wallet status {name}")
         return
-    final = LiveSession(wallet, sid, Console(soft_wrap=True, highlight=False), poll).run()
+    live = LiveClient(cfg.live_url, wallet.account) if cfg.live_url else None
+    final = LiveSession(wallet, sid, Console(soft_wrap=True, highlight=False), poll, live).run()
     if final is None:
         raise typer.Exit(130)
     if final.phase == "settled":
@@ -258,6 +266,7 @@ def reclaim(
 @clean_errors
 def status(
     session: SessionArg,
+    live_url: LiveUrl = None,
     rpc_url: RpcUrl = None,
     deployment: DeploymentFile = None,
     account: AccountAddr = None,
@@ -266,13 +275,17 @@ def status(
     """Show a session's state, times, and cost once it has ended.
 
     Any driver's session by its full id; a label (7, 2/7) is one of the account's sessions. An old session
-    shows how it ended (settled, cancelled, expired), read from its events."""
-    wallet = open_wallet(config_from(rpc_url, deployment, account), need_account=False)
+    shows how it ended (settled, cancelled, expired), read from its events. With a live URL, a running
+    session of the account also shows the Core Client's live energy, power, cost and deposit left (the
+    account is unlocked: it signs the request)."""
+    cfg = config_from(rpc_url, deployment, account, live_url)
+    wallet = open_wallet(cfg, need_account=False)
     st = wallet.session_status(session_arg(wallet, session))
+    live, live_error = live_data(cfg, wallet, st)
     if as_json:
-        emit(st.model_dump(mode="json"))
+        emit(st.model_dump(mode="json") | ({"live": live, "live_error": live_error} if cfg.live_url else {}))
     else:
-        typer.echo("\n".join(status_lines(wallet, st)))
+        typer.echo("\n".join(status_lines(wallet, st) + live_lines(wallet, live, live_error)))
 
 
 @app.command()
@@ -342,9 +355,7 @@ def web(
         str, typer.Option("--host", help="Address to serve on (keep it local: the page unlocks the key).")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to serve on.")] = 8600,
-    live_url: Annotated[
-        str | None, typer.Option("--live-url", help="The Core Client's live data endpoint [env EVN_LIVE_URL].")
-    ] = None,
+    live_url: LiveUrl = None,
     idle_lock: Annotated[int, typer.Option("--idle-lock", help="Lock the account after this many idle minutes.")] = 5,
     rpc_url: RpcUrl = None,
     deployment: DeploymentFile = None,
@@ -356,9 +367,8 @@ def web(
 
     from wallet.web import create_app
 
-    web_app = create_app(
-        config_from(rpc_url, deployment, None), live_url or os.environ.get("EVN_LIVE_URL"), idle_lock * 60
-    )
+    cfg = config_from(rpc_url, deployment, None, live_url)
+    web_app = create_app(cfg, cfg.live_url, idle_lock * 60)
     typer.echo(f"EV Wallet on http://{host}:{port}/ (Ctrl-C stops)")
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(

@@ -25,6 +25,8 @@ from wallet.config import WalletConfig
 from wallet.core import Wallet
 from wallet.errors import BadSessionId, WalletError
 from wallet.keystore import Keystore
+from wallet.live_client import LiveClient, LiveUnavailable
+from wallet.models import SessionStatus
 from wallet.units import parse_amount
 
 RpcUrl = Annotated[
@@ -37,6 +39,15 @@ AccountAddr = Annotated[
     str | None, typer.Option("--account", help="Account address (default: the wallet's default account).")
 ]
 JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+LiveUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--live-url",
+        help="The Core Client's live data endpoint, e.g. http://cpo.example:9002 [env EVN_LIVE_URL]; "
+        "without it, the chain's view only.",
+        show_default=False,
+    ),
+]
 _SHAPE_CHECK_DRIVER = "0x" + "00" * 19 + "01"  # any address: the callback only checks the text's form
 
 
@@ -75,8 +86,10 @@ def emit(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2))
 
 
-def config_from(rpc_url: str | None, deployment: Path | None, account: str | None) -> WalletConfig:
-    return WalletConfig.resolve(rpc_url=rpc_url, deployment_file=deployment, account=account)
+def config_from(
+    rpc_url: str | None, deployment: Path | None, account: str | None, live_url: str | None = None
+) -> WalletConfig:
+    return WalletConfig.resolve(rpc_url=rpc_url, deployment_file=deployment, account=account, live_url=live_url)
 
 
 def open_wallet(cfg: WalletConfig, *, unlock: bool = False, need_account: bool = True, poll: float = 1.0) -> Wallet:
@@ -86,12 +99,26 @@ def open_wallet(cfg: WalletConfig, *, unlock: bool = False, need_account: bool =
         address = keystore.resolve(cfg.account)
     else:  # reading public data: any known account, else the zero address
         address = cfg.account or keystore.default() or "0x" + "00" * 20
-    account: LocalAccount | str = address
-    if unlock:
-        password = resolve_password(cfgmod.PASSWORD_ENV, f"Password for {address}: ")
-        account = keystore.unlock(address, password)
+    account: LocalAccount | str = unlock_account(keystore, address) if unlock else address
     deployment = Deployment.load(cfg.deployment_file)
     return Wallet(open_chain(cfg.rpc_url, deployment), deployment, account, poll_interval=poll)
+
+
+def unlock_account(keystore: Keystore, address: str) -> LocalAccount:
+    """The account's key, with its password from EVN_WALLET_PASSWORD or asked for."""
+    return keystore.unlock(address, resolve_password(cfgmod.PASSWORD_ENV, f"Password for {address}: "))
+
+
+def live_data(cfg: WalletConfig, wallet: Wallet, status: SessionStatus) -> tuple[dict[str, Any] | None, str | None]:
+    """(the Core Client's live data of a running session of the wallet's account, or None; why not, or
+    None). Read only with a live URL; it unlocks the account, which signs the request."""
+    if cfg.live_url is None or status.state != "active" or status.driver.lower() != wallet.address.lower():
+        return None, None
+    account = unlock_account(Keystore(cfg), wallet.address)
+    try:
+        return LiveClient(cfg.live_url, account).session(status.session_id), None
+    except LiveUnavailable as error:
+        return None, str(error)
 
 
 def open_chain(rpc_url: str, deployment: Deployment) -> Web3:

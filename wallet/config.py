@@ -6,7 +6,10 @@ Everything has a default and an environment variable; the CLI's options override
   and a ``default-account`` marker naming the account used when none is given;
 - node ``EVN_RPC_URL`` (default ``http://127.0.0.1:8545``);
 - deployment file ``EVN_DEPLOYMENT`` (default ``deployments/local.json``);
-- keystore password ``EVN_WALLET_PASSWORD`` (asked at the terminal when unset).
+- keystore password ``EVN_WALLET_PASSWORD`` (asked at the terminal when unset);
+- the Core Client's live data endpoint ``EVN_LIVE_URL`` (default none: the chain's view only), which
+  ``charge``, ``status`` and ``web`` read a running session's energy and cost from. It is the CPO's
+  (``[live]`` in its Core Client's config), not the network's, so it is not in the deployment file.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ HOME_ENV = "EVN_WALLET_HOME"
 RPC_ENV = "EVN_RPC_URL"
 DEPLOYMENT_ENV = "EVN_DEPLOYMENT"
 PASSWORD_ENV = "EVN_WALLET_PASSWORD"
+LIVE_ENV = "EVN_LIVE_URL"
 MINTER_KEY_ENV = "EVN_MINTER_KEY"
 MINTER_PASSWORD_ENV = "EVN_MINTER_PASSWORD"
 
@@ -35,6 +39,7 @@ class WalletConfig:
     rpc_url: str
     deployment_file: Path
     account: str | None = None
+    live_url: str | None = None
 
     @classmethod
     def resolve(
@@ -44,6 +49,7 @@ class WalletConfig:
         rpc_url: str | None = None,
         deployment_file: str | Path | None = None,
         account: str | None = None,
+        live_url: str | None = None,
     ) -> WalletConfig:
         """Explicit values win over environment variables, which win over the defaults."""
         return cls(
@@ -51,6 +57,7 @@ class WalletConfig:
             rpc_url=rpc_url or os.environ.get(RPC_ENV) or DEFAULT_RPC_URL,
             deployment_file=Path(deployment_file or os.environ.get(DEPLOYMENT_ENV) or DEFAULT_DEPLOYMENT),
             account=account,
+            live_url=live_url or os.environ.get(LIVE_ENV) or None,
         )
 
     @property

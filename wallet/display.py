@@ -1,15 +1,22 @@
-"""Terminal output of the CLI: rich tables, and the live view of a charging session."""
+"""Terminal output of the CLI: rich tables, and the live view of a charging session (with the Core
+Client's live data when it publishes it: energy, power, cost and deposit left)."""
 
 from __future__ import annotations
+
+import time
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from ev_network.session_ids import hex_session_id
+from ev_network.units import short_amount
 from wallet.core import Wallet
+from wallet.live_client import LiveClient, LiveUnavailable
 from wallet.models import HistoryEntry, Progress, Quote, SessionStatus, StationView
 from wallet.units import format_amount, format_duration, format_wh_as_kwh, iso_utc
 
+LIVE_RETRY_S = 30  # after the live data failed, the chain's view alone for this long
 STEPS = ["requested", "started", "charging", "stopping", "settled"]
 LABELS = {
     "requested": "requested: deposit in escrow, waiting for the operator to start the charge",
@@ -81,6 +88,24 @@ def status_lines(wallet: Wallet, st: SessionStatus) -> list[str]:
     return lines
 
 
+def live_figures(wallet: Wallet, data: dict[str, Any]) -> str:
+    """The Core Client's live data in one line: ``1.234 kWh, 11.0 kW, cost 1.2345 EVE, deposit left 8.76 EVE``."""
+    d, sym = wallet.token_info.decimals, wallet.token_info.symbol
+    return (
+        f"{format_wh_as_kwh(data['energy_wh'])} kWh, {data['power_w'] / 1000:.1f} kW, "
+        f"cost {short_amount(data['cost'], d)} {sym}, deposit left {short_amount(data['deposit_left'], d)} {sym}"
+    )
+
+
+def live_lines(wallet: Wallet, data: dict[str, Any] | None, error: str | None) -> list[str]:
+    """What ``status`` adds for a running session when a live URL is given."""
+    if data is not None:
+        meter = iso_utc(int(data["last_meter_at"])) if data["last_meter_at"] else "none yet"
+        status = data["connector_status"]
+        return [f"  live    {live_figures(wallet, data)} (last meter reading {meter}, connector {status})"]
+    return [f"  live    none: {error} (the chain's view above)"] if error else []
+
+
 def history_table(wallet: Wallet, entries: list[HistoryEntry]) -> Table:
     d = wallet.token_info.decimals
     table = Table(title=f"Sessions of {wallet.address} (amounts in {wallet.token_info.symbol})")
@@ -119,8 +144,16 @@ class LiveSession:
     """Follows a session on the terminal until it ends. Ctrl-C while charging requests the stop and keeps
     watching; Ctrl-C before the start (or a second one) leaves the session running and returns None."""
 
-    def __init__(self, wallet: Wallet, session_id: int, console: Console, poll_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        wallet: Wallet,
+        session_id: int,
+        console: Console,
+        poll_interval: float = 1.0,
+        live: LiveClient | None = None,
+    ) -> None:
         self.wallet = wallet
+        self.live = live
         self.session_id = session_id
         self.name = wallet.name(session_id)
         self.console = console
@@ -128,6 +161,10 @@ class LiveSession:
         self.shown: set[str] = set()
         self.stop_sent = False
         self.interrupts = 0
+        self.figures = ""  # the latest live figures
+        self._last_meter: float | None = None
+        self._live_from = 0.0  # monotonic time from which to read live data (again)
+        self._live_failed = False
 
     def run(self) -> Progress | None:
         with self.console.status(f"session {self.name}: connecting...") as status:
@@ -145,7 +182,32 @@ class LiveSession:
         if update.phase not in self.shown:
             self.shown.add(update.phase)
             self.console.print(f"session {self.name}: {LABELS[update.phase]}", highlight=False)
-        status.update(f"session {self.name}: {progress_text(self.wallet, update)}")  # type: ignore[attr-defined]
+        figures = self._live(update)
+        line = progress_text(self.wallet, update) + (f" | {figures}" if figures else "")
+        status.update(f"session {self.name}: {line}")  # type: ignore[attr-defined]
+
+    def _live(self, update: Progress) -> str:
+        """The live figures while the session charges ('' without them), and a line for each new meter
+        reading. When the live data fails: one line saying so, the chain's view alone for a while."""
+        if self.live is None or update.phase not in ("charging", "stopping") or time.monotonic() < self._live_from:
+            return self.figures if update.phase in ("charging", "stopping") else ""
+        try:
+            data = self.live.session(self.session_id)
+        except LiveUnavailable as error:
+            self._live_from, self.figures = time.monotonic() + LIVE_RETRY_S, ""
+            if not self._live_failed:
+                self._live_failed = True
+                self._say(f"session {self.name}: no live data ({error}); following the chain")
+            return ""
+        self._live_failed = False
+        self.figures = live_figures(self.wallet, data)
+        if data["last_meter_at"] is not None and data["last_meter_at"] != self._last_meter:
+            self._last_meter = data["last_meter_at"]
+            self._say(f"session {self.name}: {self.figures}")
+        return self.figures
+
+    def _say(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False)
 
     def _interrupted(self) -> bool:
         """Handle Ctrl-C; True to keep watching."""

@@ -2,8 +2,8 @@
 
 A session's live data (energy so far, power, cost so far, deposit left, connector status) is served to
 that session's driver only. The wallet proves it is the driver by signing, with the account's key, a
-short-lived request over the session id: EIP-191 ``personal_sign`` of :func:`live_message`. Nothing
-secret leaves the wallet: the signature is only good for that session and until it expires.
+short-lived request over the session id (:mod:`ev_network.live_auth`). Nothing secret leaves the
+wallet: the signature is only good for that session and until it expires.
 
     client = LiveClient("http://cpo.example:9002", account)
     live = client.session(session_id)   # dict: energy_wh, power_w, cost, deposit_left, ...
@@ -19,32 +19,14 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from eth_account import Account
-from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
+from ev_network.live_auth import sign_live_request
 from ev_network.session_ids import hex_session_id
 from wallet.errors import WalletError
 
-LIVE_PREFIX = "evn-live"
 VALIDITY_S = 120  # a signed request is good for two minutes
 TIMEOUT_S = 5
-
-
-def live_message(session_id: int, expires: int) -> str:
-    """The text a driver signs to read ``session_id``'s live data until ``expires`` (unix seconds)."""
-    return f"{LIVE_PREFIX}:{hex_session_id(session_id)}:{expires}"
-
-
-def sign_live_request(account: LocalAccount, session_id: int, expires: int) -> str:
-    """The EIP-191 signature (0x hex) of :func:`live_message` by ``account``."""
-    signed = account.sign_message(encode_defunct(text=live_message(session_id, expires)))
-    return "0x" + signed.signature.hex().removeprefix("0x")
-
-
-def live_signer(session_id: int, expires: int, signature: str) -> str:
-    """The address that signed this request (raises ValueError for a malformed signature)."""
-    return Account.recover_message(encode_defunct(text=live_message(session_id, expires)), signature=signature)
 
 
 class LiveUnavailable(WalletError):

@@ -4,10 +4,11 @@ unit (what the chain stores). Decimal only: a float would lose cents on large am
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from decimal import Decimal
 
-from ev_network.units import to_units
+from ev_network.units import format_amount, format_wh_as_kwh, to_units
 from wallet.errors import WalletError
+
+__all__ = ["format_amount", "format_duration", "format_wh_as_kwh", "iso_utc", "parse_amount"]
 
 
 def parse_amount(text: str, decimals: int) -> int:
@@ -17,20 +18,6 @@ def parse_amount(text: str, decimals: int) -> int:
         return to_units(text.replace("_", ""), decimals)
     except ValueError as exc:
         raise WalletError(str(exc)) from None
-
-
-def format_amount(units: int, decimals: int, min_places: int = 2) -> str:
-    """12500000000000000000 with 18 decimals -> ``"12.50"``: exact, trailing zeros trimmed to ``min_places``."""
-    sign = "-" if units < 0 else ""
-    text = f"{Decimal(abs(units)).scaleb(-decimals):f}" if decimals else str(abs(units))
-    whole, _, frac = text.partition(".")
-    frac = frac.rstrip("0").ljust(min(min_places, decimals), "0")
-    return f"{sign}{whole}.{frac}" if frac else f"{sign}{whole}"
-
-
-def format_wh_as_kwh(energy_wh: int) -> str:
-    """Energy in Wh as kWh with three decimals (exact): 12345 -> ``"12.345"``."""
-    return f"{Decimal(energy_wh).scaleb(-3):.3f}"
 
 
 def iso_utc(timestamp: int) -> str:

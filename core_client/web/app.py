@@ -15,9 +15,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from core_client.config import DashboardSettings
 from core_client.web.source import DashboardSource
-from core_client.web_config import DashboardSettings
-from wallet.web.security import CsrfError, check_csrf, session_middleware, static_mount, templates
+from ev_network.web import CsrfError, check_csrf, session_middleware, static_mount, templates
 
 TEMPLATES = templates(Path(__file__).resolve().parent / "templates")
 REFRESH_S = 3

@@ -1,27 +1,25 @@
-"""What the CPO dashboard reads (:class:`DashboardSource`, implemented by the Core Client) and its
-implementation on today's Store plus a chain connection (:class:`StoreDashboardSource`)."""
+"""What the CPO dashboard reads (:class:`DashboardSource`) and its implementation on the running
+daemon's session service plus a chain connection (:class:`ServiceDashboardSource`): sessions in flight
+with their latest readings (in memory, ahead of the store), the store's job queue and history."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Protocol
 
 from pydantic import BaseModel
 from web3 import Web3
 
-from core_client.live_api import StationLive, StoreLiveSource
-from core_client.sessions import RUNNING, State
-from core_client.store import Store
+from core_client.live_api import ReadingsSource, StationLive
+from core_client.service import SessionService
+from core_client.sessions import RUNNING, SessionRecord, State
 from ev_network.contracts import CancelReason, Token
 from ev_network.deployment import Deployment
 from ev_network.session_ids import hex_session_id
 
 IN_FLIGHT = frozenset({State.REQUESTED, State.REMOTE_START_SENT, *RUNNING, State.STOPPED})
-#: the state a session goes back to when its failed job is retried
-RETRY_STATE = {"start": State.STARTING, "settle": State.STOPPED, "reject": State.REJECTING}
 PROBLEMS_SHOWN = 50
 RECENT_SHOWN = 10
 
@@ -85,19 +83,20 @@ class DashboardSource(Protocol):
     def retry_job(self, job_id: int) -> str: ...
 
 
-class StoreDashboardSource:
-    """:class:`DashboardSource` on the Core Client's Store (from the event loop's thread) and the chain."""
+class ServiceDashboardSource:
+    """:class:`DashboardSource` on the daemon's :class:`SessionService` (from its event loop) and the chain."""
 
-    def __init__(self, store: Store, w3: Web3, deployment: Deployment, operator: str) -> None:
-        self.store, self.w3, self.deployment, self.operator = store, w3, deployment, operator
-        self._live = StoreLiveSource(store)
+    def __init__(self, service: SessionService, w3: Web3, deployment: Deployment, operator: str) -> None:
+        self.service, self.store = service, service.store
+        self.w3, self.deployment, self.operator = w3, deployment, operator
+        self._readings = ReadingsSource(service.live)
         self._token: tuple[str, int] | None = None
 
     def stations(self) -> list[StationLive]:
-        return self._live.stations()
+        return self._readings.stations()
 
     def sessions_in_flight(self) -> list[SessionRow]:
-        return [self._row(s) for s in self.store.sessions_in(IN_FLIGHT)]
+        return [self._row(self.service.live.current(s)) for s in self.store.sessions_in(IN_FLIGHT)]
 
     def jobs(self) -> list[JobRow]:
         return [
@@ -154,18 +153,9 @@ class StoreDashboardSource:
         )
 
     def retry_job(self, job_id: int) -> str:
-        """Queue a failed job again and put its session back in the state the job needs."""
-        job = next((j for j in self.store.jobs("failed") if j.id == job_id), None)
-        if job is None:
-            return f"job {job_id} is not a failed job (already retried, or done)"
-        with self.store.transaction():
-            self.store.update_job(job.id, status="pending", tx_hash=None, attempts=0)
-            session = self.store.get_session(job.session_id)
-            if session is not None and session.state is State.FAILED:
-                self.store.save_session(replace(session, state=RETRY_STATE[job.kind]))
-        return f"job {job_id} ({job.kind} of {hex_session_id(job.session_id)}) queued again"
+        return self.service.retry_job(job_id)
 
-    def _row(self, s) -> SessionRow:
+    def _row(self, s: SessionRecord) -> SessionRow:
         reason = s.last_error
         if s.state in (State.REJECTED, State.REJECTING) and s.reject_reason is not None:
             reason = f"rejected: {CancelReason(s.reject_reason).name.lower().replace('_', ' ')}"

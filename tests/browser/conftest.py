@@ -15,10 +15,8 @@ from typing import Any
 
 import pytest
 
-from core_client.config import hash_password
-from core_client.live_api import HttpServer
-from core_client.web.serve import start_front_ends, stop_front_ends
-from core_client.web_config import DashboardSettings, LiveSettings
+from core_client.config import DashboardSettings, LiveSettings, hash_password
+from ev_network.web.server import HttpServer
 from simulator.charge_point import Behaviour
 from tests.core_helpers import Core, cp_ids, running_core
 from tests.wallet_helpers import wallet_config
@@ -75,25 +73,21 @@ class WebStack:
 
 @contextlib.asynccontextmanager
 async def web_stack(net: Any, tmp_path: Path, keyfile: Path) -> AsyncIterator[WebStack]:
-    """A Core Client with one 2-connector station and a charging simulator, its live data server and
-    dashboard on its Store, and the driver's web app with a fresh wallet home: each on a free port."""
+    """A Core Client with one 2-connector station and a charging simulator, serving its live data and
+    dashboard ([live] and [dashboard] in its config), and the driver's web app with a fresh wallet home:
+    each on a free port."""
     (cp,) = cp_ids("WEB")
-    async with running_core(net, tmp_path, keyfile, {cp: 2}) as core:
-        live, dashboard = await start_front_ends(
-            LiveSettings(port=0, poll_interval_s=0.2),
-            DashboardSettings(port=0, password=hash_password(DASHBOARD_PASSWORD)),
-            core.daemon.store,
-            net.w3,
-            net.deployment,
-            net.operator.address,
-        )
-        wallet = HttpServer(create_app(wallet_config(net, tmp_path / "wallet-home"), live.url), "127.0.0.1", 0)
+    live = LiveSettings(port=0, poll_interval_s=0.2)
+    dashboard = DashboardSettings(port=0, password=hash_password(DASHBOARD_PASSWORD))
+    async with running_core(net, tmp_path, keyfile, {cp: 2}, live=live, dashboard=dashboard) as core:
+        live_url, dashboard_url = (core.daemon.front_ends[name].url for name in ("live", "dashboard"))
+        wallet = HttpServer(create_app(wallet_config(net, tmp_path / "wallet-home"), live_url), "127.0.0.1", 0)
         await wallet.start()
         await core.connect(cp, CHARGING)
         try:
-            yield WebStack(core, cp, wallet.url, live.url, dashboard.url)
+            yield WebStack(core, cp, wallet.url, live_url, dashboard_url)
         finally:
-            await stop_front_ends([wallet, dashboard, live])
+            await wallet.stop()
 
 
 @contextlib.asynccontextmanager

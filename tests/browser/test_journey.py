@@ -17,10 +17,10 @@ from pypdf import PdfReader
 
 from ev_network.contracts import SessionState
 from ev_network.session_ids import hex_session_id, parse_session_id
+from ev_network.web import short_amount
 from tests.browser.conftest import DASHBOARD_PASSWORD, PHONE, screenshots_on_failure, snap, web_stack
 from tests.core_helpers import open_session, wait_chain
 from tests.wallet_helpers import PASSWORD, give_gas, settled_event
-from wallet.web.security import short_amount
 
 TOKEN = 10**18
 

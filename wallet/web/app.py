@@ -17,12 +17,12 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from ev_network.errors import EVNetworkError
+from ev_network.web import CsrfError, check_csrf, session_middleware, static_mount
 from wallet.cli_common import minter_account
 from wallet.config import WalletConfig
 from wallet.units import parse_amount
 from wallet.web import sessions
 from wallet.web.common import NeedUnlock, act, posted, read, render, web
-from wallet.web.security import CsrfError, check_csrf, session_middleware, static_mount
 from wallet.web.state import IDLE_LOCK_S, WebWallet
 
 # ------------------------------------------------------------------ account

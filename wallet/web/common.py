@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -12,11 +13,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from ev_network.errors import ChainUnavailable, EVNetworkError
+from ev_network.web import check_csrf, templates
 from wallet.core import Wallet
-from wallet.web.security import check_csrf, templates
 from wallet.web.state import Unlocked, WebWallet, driver_message
 
-TEMPLATES = templates()
+TEMPLATES = templates(Path(__file__).resolve().parent / "templates")
 NAV = [("/", "Account"), ("/stations", "Stations"), ("/history", "History")]
 
 

@@ -1,5 +1,6 @@
-"""What the driver's app and the CPO dashboard share: signed session cookies, CSRF tokens, the
-templates' look (layout, filters) and the static assets shipped with the package (no CDN).
+"""What the web front ends share (the driver's app ``wallet.web`` and the CPO's dashboard
+``core_client.web``): signed session cookies, CSRF tokens, the look (``templates/layout.html``, the
+template filters) and the static assets shipped with the package (htmx, the style sheet; no CDN).
 
 CSRF: every state-changing request (POST) must carry the session's random token (a hidden form field
 ``csrf``, or the ``X-CSRF-Token`` header); the session cookie is also ``SameSite=strict``, so a
@@ -20,7 +21,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from wallet.units import format_amount, format_wh_as_kwh
+from ev_network.units import format_amount, format_wh_as_kwh, short_amount
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
@@ -53,12 +54,6 @@ async def check_csrf(request: Request) -> None:
     expected = request.session.get("csrf")
     if not expected or not hmac.compare_digest(str(sent), expected):
         raise CsrfError("the form has expired or came from another site: reload the page and try again")
-
-
-def short_amount(units: int, decimals: int, places: int = 4) -> str:
-    """An amount for a figure on a small screen: rounded down to ``places`` decimals (the invoice keeps them all)."""
-    step = 10 ** max(0, decimals - places)
-    return format_amount(units - units % step, decimals)
 
 
 def static_mount() -> Mount:
