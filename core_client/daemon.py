@@ -82,7 +82,7 @@ class Daemon:
         except BaseException:
             self.store.close()
             raise
-        self.service = SessionService(s, self.store, self._chain_state, self._station_lookup)
+        self.service = SessionService(s, self.store, self._chain_state, self._station_lookup, self._meter_key)
         self.watcher = EventWatcher(
             self.w3_events,
             self.deployment,
@@ -189,6 +189,8 @@ class Daemon:
             "sessions_by_state": self.store.counts_by_state(),
             "failed_sessions": [_failed(s) for s in self.store.sessions_in({State.FAILED})[-FAILED_SHOWN:]],
             "held_sessions": [_failed(s) for s in self.store.sessions_in({State.HELD})[-FAILED_SHOWN:]],
+            "signing_stations": sorted(i for i, key in self.service.meter_keys.items() if key),
+            "meter_problems": self.service.meter_problems,
         }
 
     def _check_database(self) -> None:
@@ -238,6 +240,9 @@ class Daemon:
         if station is None or station.operator != self.account.address:
             return None
         return station.station_id, station.connectors
+
+    async def _meter_key(self, station_id: int) -> bytes:
+        return bytes((await asyncio.to_thread(self.escrow_read.get_station, station_id)).meter_public_key)
 
 
 def _failed(s: SessionRecord) -> dict[str, Any]:

@@ -252,7 +252,13 @@ def test_core_client_modules_import_each_other_without_cycles():
         assert cycle_from(module, [module]) is None, " -> ".join(cycle_from(module, [module]) or [])
     # the decisions need no I/O: nothing of the link, the store, the chain or the daemon
     io = {"core_client.store", "core_client.service", "core_client.central_system", "core_client.chain"}
-    for pure in ("core_client.domain", "core_client.decisions", "core_client.sessions", "core_client.jobs"):
+    for pure in (
+        "core_client.domain",
+        "core_client.metering",
+        "core_client.decisions",
+        "core_client.sessions",
+        "core_client.jobs",
+    ):
         assert not graph[pure] & io, (pure, graph[pure] & io)
 
 
