@@ -23,6 +23,7 @@ from simulator.charge_point import Behaviour
 from simulator.meter import SigningMeter
 from tests.conftest import TARIFF, TOKEN
 from tests.core_helpers import Core, chain_events, cp_ids, funded_driver, open_session, running_core, wait_chain
+from wallet.invoice import build_invoice, render_text
 
 FAST = Behaviour(power_w=22_000, meter_interval_s=10, time_accel=100)
 DEPOSIT = 20 * TOKEN
@@ -76,6 +77,13 @@ async def test_signed_session_settles_exactly_the_signed_energy(core: Core):
     assert local.meter_start == first and local.energy_wh == last - first
     report = await health(core)
     assert core.stations[core.signing] in report["signing_stations"] and not report["meter_problems"]
+    inv = await asyncio.to_thread(build_invoice, core.net.w3, core.net.deployment, session_id)  # the driver's
+    assert (
+        inv.meter_proof is not None
+        and inv.meter_proof.verified
+        and parse(inv.meter_proof.end.record).payload == end.payload
+    )
+    assert "Meter     VERIFIED" in render_text(inv)
 
 
 @pytest.mark.parametrize("mode", ["tampered", "unsigned"])
