@@ -220,7 +220,7 @@ def render_text(inv: Invoice) -> str:
     rows += [
         "-" * width,
         *_vat_rows(inv, width),
-        "  TOTAL".ljust(width - len(total)) + total,
+        ("  TOTAL (gross)" if inv.seller else "  TOTAL").ljust(width - len(total)) + total,
         f"  Deposit {inv.amount(inv.deposit)}, refunded {inv.amount(inv.refund)}",
         "",
         f"Paid in {inv.currency} (token {inv.token}, {inv.decimals} decimals) on chain {inv.chain_id}",
