@@ -33,7 +33,7 @@ DEPOSIT = 20 * TOKEN
 async def core(clean_chain, tmp_path, keyfile) -> AsyncIterator[Core]:
     signing, tampering, plain = cp_ids("CPSIG", "CPTAMPER", "CPPLAIN")
     net = clean_chain
-    async with running_core(net, tmp_path, keyfile, {signing: 1, tampering: 1, plain: 1}) as running:
+    async with running_core(net, tmp_path, keyfile, {signing: 2, tampering: 2, plain: 2}) as running:
         for cp in (signing, tampering):  # the operator registers the meters' keys (before they connect)
             key = SigningMeter.for_charge_point(cp).public_key_der
             await asyncio.to_thread(net.escrow(net.operator).set_meter_public_key, running.stations[cp], key)
@@ -52,7 +52,7 @@ async def health(core: Core) -> dict:
 async def charge(core: Core, cp: str, mode: str | None) -> tuple[int, object]:
     """A driver's app-started session at ``cp`` (its meter in ``mode``), charged a little and stopped."""
     driver = await funded_driver(core.net, 0)
-    sim = await core.connect(cp, replace(FAST, signing_meter=mode), connectors=1)
+    sim = await core.connect(cp, replace(FAST, signing_meter=mode))
     session_id = await open_session(core.net, driver, core.stations[cp], 1, DEPOSIT)
     await sim.wait_for_transaction(1, timeout=10)
     await wait_chain(core.net, session_id, SessionState.ACTIVE)
@@ -84,6 +84,27 @@ async def test_signed_session_settles_exactly_the_signed_energy(core: Core):
         and parse(inv.meter_proof.end.record).payload == end.payload
     )
     assert "Meter     VERIFIED" in render_text(inv)
+
+
+async def test_signed_sessions_stopped_together_settle_in_one_signed_batch(core: Core):
+    drivers = [await funded_driver(core.net, i) for i in (1, 2)]
+    sim = await core.connect(core.signing, replace(FAST, signing_meter="signed"))
+    station = core.stations[core.signing]
+    sessions = [await open_session(core.net, d, station, n, DEPOSIT) for n, d in enumerate(drivers, 1)]
+    for n, session_id in enumerate(sessions, 1):
+        await sim.wait_for_transaction(n, timeout=10)
+        await wait_chain(core.net, session_id, SessionState.ACTIVE)
+    await asyncio.sleep(0.5)
+    stops = await asyncio.gather(sim.stop(1), sim.stop(2))
+    escrow = core.net.escrow()
+    hashes = set()
+    for session_id, stop in zip(sessions, stops, strict=True):
+        await wait_chain(core.net, session_id, SessionState.SETTLED)
+        [settled] = chain_events(core.net, "SessionSettled", session_id)
+        assert settled.args["meterStop"] == stop.meter_stop
+        assert await asyncio.to_thread(escrow.signed_settlement_of, settled.tx_hash, session_id) is not None
+        hashes.add(settled.tx_hash)
+    assert len(hashes) == 1  # settleSignedBatch
 
 
 @pytest.mark.parametrize("mode", ["tampered", "unsigned"])
