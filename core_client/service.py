@@ -259,7 +259,7 @@ class SessionService:
                 self.store.finish_transaction(transaction_id, meter_stop, reason)
             return domain.INVALID
         key = self.meter_keys.get(s.station_id, b"")
-        if key:
+        if key and s.state in RUNNING:  # a repeated StopTransaction does not replace the records
             kept = self.store.meter_records(s.session_id)
             for context in (metering.END,) if metering.BEGIN in kept else (metering.BEGIN, metering.END):
                 self._keep_record(link, s, transaction_data or [], context)
