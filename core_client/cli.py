@@ -268,7 +268,8 @@ def stations_add(
 @stations_app.command("list")
 @clean_errors
 def stations_list(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """List this operator's stations on chain (id, charge point, connectors, active, tariff)."""
+    """List this operator's stations on chain (id, charge point, connectors, active, tariff, and whether
+    they settle on signed meter records: a meter key registered)."""
     settings = _settings(config)
     escrow, _ = _operator_escrow(settings)
     assert escrow.sender is not None
@@ -288,6 +289,7 @@ def stations_list(config: ConfigOpt = None, as_json: Annotated[bool, typer.Optio
                 "session_fee": str(tariff.session_fee),
                 "time_fee_per_hour": str(tariff.time_fee_per_hour),
                 "configured": station.charge_point_id in settings.charge_points,
+                "meter_public_key": bytes(station.meter_public_key).hex(),  # empty: plain settlement
             }
         )
     if as_json:
@@ -296,7 +298,8 @@ def stations_list(config: ConfigOpt = None, as_json: Annotated[bool, typer.Optio
     for r in rows:
         typer.echo(
             f"{r['station_id']:>5}  {r['charge_point_id']:<20} connectors={r['connectors']} "
-            f"active={r['active']} tariff={r['tariff_id']} configured={r['configured']}"
+            f"active={r['active']} tariff={r['tariff_id']} configured={r['configured']} "
+            f"settles={'signed' if r['meter_public_key'] else 'plain'}"
         )
     if not rows:
         typer.echo("no stations for this operator")
