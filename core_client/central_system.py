@@ -48,7 +48,9 @@ class Sessions(Protocol):
         self, link: StationLink, connector: int, id_tag: str, meter_start: int
     ) -> tuple[int, str]: ...
     def meter_values(self, link: StationLink, connector: int, transaction_id: int | None, values: list) -> None: ...
-    def stop_transaction(self, link: StationLink, transaction_id: int, meter_stop: int, reason: str | None) -> str: ...
+    def stop_transaction(
+        self, link: StationLink, transaction_id: int, meter_stop: int, reason: str | None, transaction_data: list | None
+    ) -> str: ...
 
 
 class Recorder(Protocol):
@@ -159,9 +161,10 @@ class StationLink(OcppLink):
         timestamp: str,
         reason: str | None = None,
         id_tag: str | None = None,
+        transaction_data: list | None = None,
         **_: Any,
     ):
-        status = self.service.stop_transaction(self, transaction_id, meter_stop, reason)
+        status = self.service.stop_transaction(self, transaction_id, meter_stop, reason, transaction_data)
         info = datatypes.IdTagInfo(status=status) if id_tag is not None else None
         return call_result.StopTransaction(id_tag_info=info)
 

@@ -5,6 +5,9 @@
 - Pending starts go out at once, batched with ``startBatch`` when several have piled up; ready
   settles (their session's start is mined) are batched with ``settleBatch`` (up to ``batch_max``,
   after waiting ``batch_window`` for more). A batch that reverts is retried one job at a time.
+- A settle queued with signed meter records (a station with a meter key, :mod:`core_client.metering`)
+  goes out as ``settleSigned`` / ``settleSignedBatch`` on those records; its reverts (a key rotated
+  meanwhile, MeterSignatureRequired, InvalidMeterSignature, ...) are permanent like any other.
 - A revert (at gas estimation or mined) is checked against the session's state on chain: already
   in the job's target state (e.g. Settled, after a crash between sending and recording) -> done;
   otherwise -> failed, with the contract's error name, logged loudly.
@@ -28,6 +31,7 @@ from web3.logs import DISCARD
 
 from core_client.jobs import OPEN, Job, JobKind, JobStatus
 from core_client.store import Store
+from ev_network import ocmf
 from ev_network.contracts import Escrow, SessionState
 from ev_network.errors import ChainUnavailable, ContractRevert, EVNetworkError, TransactionFailed
 from ev_network.events import EventReader, indexed_topic
@@ -200,6 +204,9 @@ class ChainWorker:
                 [j.args["transaction_id"] for j in jobs],
                 [j.args["meter_start"] for j in jobs],
             )
+        if "begin" in job.args:
+            settlements = [_signed(j) for j in jobs]
+            return f.settleSignedBatch(settlements) if len(jobs) > 1 else f.settleSigned(settlements[0])
         if len(jobs) > 1:
             return f.settleBatch([j.session_id for j in jobs], [j.args["meter_stop"] for j in jobs])
         if job.kind is JobKind.START:
@@ -221,7 +228,8 @@ class ChainWorker:
         oldest = min(self._seen.setdefault(j.id, now) for j in ready)
         if len(ready) < self.batch_max and now - oldest < self.batch_window:
             return
-        await self._send_batches(ready)
+        await self._send_batches([j for j in ready if "begin" not in j.args])  # settleBatch
+        await self._send_batches([j for j in ready if "begin" in j.args])  # settleSignedBatch
 
     async def _send_batches(self, jobs: list[Job]) -> None:
         """Jobs of one kind in batches of up to ``batch_max``; those of a reverted batch one by one."""
@@ -336,3 +344,9 @@ class ChainWorker:
     def _from_block(self, session_id: int) -> int:
         s = self.store.get_session(session_id)
         return s.requested_block if s else 0
+
+
+def _signed(job: Job) -> tuple:
+    """The escrow's SignedSettlement of a signed settle job (its records were checked when it was queued)."""
+    begin, end = ocmf.parse(job.args["begin"]), ocmf.parse(job.args["end"])
+    return ocmf.signed_settlement(job.session_id, begin, end, bytes.fromhex(job.args["meter_key"]))

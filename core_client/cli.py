@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sqlite3
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +23,7 @@ from ev_network.contracts import Escrow, Token
 from ev_network.deployment import Deployment
 from ev_network.errors import EVNetworkError
 from ev_network.keys import create_keyfile, keyfile_address, load_keyfile, resolve_password
+from ev_network.operator_profile import OperatorProfiles, Profile
 from ev_network.tx import TxSender
 
 HELP = """The Core Client: the Charge Point Operator's daemon between OCPP 1.6J charge points and the
@@ -208,6 +210,30 @@ def operator_register(
         typer.echo(line)
 
 
+@operator_app.command("profile")
+@clean_errors
+def operator_profile(
+    legal_name: Annotated[str, typer.Option("--legal-name", help="Registered legal name, for invoices.")],
+    address: Annotated[str, typer.Option("--address", help="Postal address; separate lines with ';'.")],
+    vat_id: Annotated[str, typer.Option("--vat-id", help="VAT identification number (e.g. DE123456789).")] = "",
+    vat_rate: Annotated[str, typer.Option("--vat-rate", help="VAT rate in % included in the prices.")] = "19",
+    config: ConfigOpt = None,
+) -> None:
+    """Publish the operator's legal data on chain (OperatorProfile): drivers' invoices carry it, with net,
+    VAT and gross lines at --vat-rate."""
+    try:
+        rate_bp = int(Decimal(vat_rate) * 100)
+    except (InvalidOperation, ValueError, OverflowError):
+        raise CliError(f"--vat-rate {vat_rate!r} is not a number") from None
+    escrow, deployment = _operator_escrow(_settings(config))
+    if deployment.operator_profile is None:
+        raise CliError("this deployment has no operator_profile contract (redeploy with scripts/deploy.py)")
+    lines = "\n".join(part.strip() for part in address.split(";"))
+    profile = Profile(legal_name, lines, vat_id, rate_bp)
+    OperatorProfiles(escrow.w3, deployment.operator_profile, escrow.sender).set_profile(profile)
+    typer.echo(f"legal data published on chain: {legal_name}, VAT id {vat_id or '-'}, VAT {vat_rate} %")
+
+
 # ------------------------------------------------------------------ stations
 
 
@@ -242,7 +268,8 @@ def stations_add(
 @stations_app.command("list")
 @clean_errors
 def stations_list(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """List this operator's stations on chain (id, charge point, connectors, active, tariff)."""
+    """List this operator's stations on chain (id, charge point, connectors, active, tariff, and whether
+    they settle on signed meter records: a meter key registered)."""
     settings = _settings(config)
     escrow, _ = _operator_escrow(settings)
     assert escrow.sender is not None
@@ -262,6 +289,7 @@ def stations_list(config: ConfigOpt = None, as_json: Annotated[bool, typer.Optio
                 "session_fee": str(tariff.session_fee),
                 "time_fee_per_hour": str(tariff.time_fee_per_hour),
                 "configured": station.charge_point_id in settings.charge_points,
+                "meter_public_key": bytes(station.meter_public_key).hex(),  # empty: plain settlement
             }
         )
     if as_json:
@@ -270,7 +298,8 @@ def stations_list(config: ConfigOpt = None, as_json: Annotated[bool, typer.Optio
     for r in rows:
         typer.echo(
             f"{r['station_id']:>5}  {r['charge_point_id']:<20} connectors={r['connectors']} "
-            f"active={r['active']} tariff={r['tariff_id']} configured={r['configured']}"
+            f"active={r['active']} tariff={r['tariff_id']} configured={r['configured']} "
+            f"settles={'signed' if r['meter_public_key'] else 'plain'}"
         )
     if not rows:
         typer.echo("no stations for this operator")

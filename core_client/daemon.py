@@ -94,7 +94,7 @@ class Daemon:
             if self.records is not None:
                 self.records.close()
             raise
-        self.service = SessionService(s, self.store, self._chain_state, self._station_lookup)
+        self.service = SessionService(s, self.store, self._chain_state, self._station_lookup, self._meter_key)
         self.watcher = EventWatcher(
             self.w3_events,
             self.deployment,
@@ -222,6 +222,8 @@ class Daemon:
             "held_sessions": [_failed(s) for s in self.store.sessions_in({State.HELD})[-FAILED_SHOWN:]],
             "records": records_health(self.records),
             "upstream": None if self.proxy is None else self.proxy.health(),
+            "signing_stations": sorted(i for i, key in self.service.meter_keys.items() if key),
+            "meter_problems": self.service.meter_problems,
         }
 
     def _check_database(self) -> None:
@@ -271,6 +273,9 @@ class Daemon:
         if station is None or station.operator != self.account.address:
             return None
         return station.station_id, station.connectors
+
+    async def _meter_key(self, station_id: int) -> bytes:
+        return bytes((await asyncio.to_thread(self.escrow_read.get_station, station_id)).meter_public_key)
 
 
 def _failed(s: SessionRecord) -> dict[str, Any]:

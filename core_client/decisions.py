@@ -39,12 +39,20 @@ class SendRemoteStop:
 
 
 @dataclass(frozen=True)
+class MeterProblem:
+    """A charge point whose signed meter records failed the check (listed in /health)."""
+
+    charge_point_id: str
+    error: str
+
+
+@dataclass(frozen=True)
 class Log:
     level: int
     message: str
 
 
-Action = SaveSession | QueueJob | SendRemoteStart | SendRemoteStop | Log
+Action = SaveSession | QueueJob | SendRemoteStart | SendRemoteStop | MeterProblem | Log
 
 
 @dataclass(frozen=True)

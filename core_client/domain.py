@@ -7,7 +7,9 @@ QueueJob in one SQLite transaction, then Log, then SendRemoteStart/SendRemoteSto
 registry (after the answer has gone out). Transitions go through :meth:`SessionRecord.apply`, the
 one state machine (:mod:`core_client.sessions`).
 
-Meter stop rule (until signed meter data): a StopTransaction's meterStop is taken on trust only if it
+Signed meter rule: see :mod:`core_client.metering` (stations with a meter key on chain).
+
+Meter stop rule (stations without a meter key): a StopTransaction's meterStop is taken on trust only if it
 lies between the last trusted reading (the last MeterValues, else meterStart) and that reading plus
 what the connector can deliver since then at :data:`MAX_POWER_W`, plus :data:`METER_SLACK_WH`.
 Above that, the session is HELD for the operator and nothing is settled (the driver's reclaim on
@@ -22,6 +24,7 @@ from typing import Any
 
 from ocpp.v16.enums import AuthorizationStatus, RegistrationStatus
 
+from core_client import metering
 from core_client.decisions import (
     Action,
     Decision,
@@ -177,12 +180,23 @@ def trusted_meter_stop(s: SessionRecord, meter_stop: int, now: float) -> tuple[i
     return meter_stop, None
 
 
-def stop(s: SessionRecord, meter_stop: int, reason: str | None, now: float) -> Decision:
-    """StopTransaction of session ``s``: ``settle`` queued (or the session held, see the meter stop rule)."""
+def stop(
+    s: SessionRecord,
+    meter_stop: int,
+    reason: str | None,
+    now: float,
+    meter_key: bytes = b"",
+    records: dict[str, str] | None = None,
+) -> Decision:
+    """StopTransaction of session ``s``: ``settle`` queued (or the session held, see the meter stop rule).
+    With the station's ``meter_key``, the session settles on its signed ``records`` ({context: OCMF text})
+    instead (see the signed meter rule)."""
     if s.state in FINISHED:
         return decide(ACCEPTED, info(f"{_sid(s)}: repeated StopTransaction, nothing to do"))
     if s.state not in RUNNING:
         return decide(INVALID)
+    if meter_key:
+        return metering.signed_stop(s, reason, now, meter_key, records or {})
     reading, problem = trusted_meter_stop(s, meter_stop, now)
     if reading is None:
         held = s.apply(Event.STOP_HELD, stop_reason=reason, stopped_at=now, last_error=problem)
@@ -319,7 +333,13 @@ def connector_busy(s: SessionRecord, others: list[SessionRecord], status: str | 
 
 
 def dispatch(
-    s: SessionRecord, online: bool, in_grace: bool, busy: bool, chain_state: SessionState | None, now: float
+    s: SessionRecord,
+    online: bool,
+    in_grace: bool,
+    busy: bool,
+    chain_state: SessionState | None,
+    now: float,
+    signed: bool = False,
 ) -> Decision | None:
     """A new session: RemoteStart, or reject (station offline, connector busy, not Requested on chain).
     None: wait (the station may reconnect within the grace period after a start)."""
@@ -333,13 +353,16 @@ def dispatch(
         return reject(s, CancelReason.CONNECTOR_BUSY, now, f"connector {s.charge_point_id}/{s.connector} is busy")
     if chain_state is not None and chain_state is not SessionState.REQUESTED:
         return reject(s, CancelReason.OTHER, now, f"{chain_state.name} on chain, not starting it")
-    return remote_start(s.apply(Event.REMOTE_START_SENT, remote_start_at=now))
+    return remote_start(s.apply(Event.REMOTE_START_SENT, remote_start_at=now), signed=signed)
 
 
-def remote_start(s: SessionRecord, again: bool = False) -> Decision:
+def remote_start(s: SessionRecord, again: bool = False, signed: bool = False) -> Decision:
     """Send (or, after a restart or reconnect, send again) the RemoteStart of a session in REMOTE_START_SENT."""
-    note = info(f"{_sid(s)}: RemoteStart {'sent again' if again else 'sent'} to {s.charge_point_id}/{s.connector}")
-    return decide(None, SaveSession(s), note, SendRemoteStart(s.session_id, s.charge_point_id, s.connector, s.id_tag))
+    tag = metering.id_tag(s, signed)
+    note = info(
+        f"{_sid(s)}: RemoteStart {'sent again' if again else 'sent'} to {s.charge_point_id}/{s.connector} ({tag})"
+    )
+    return decide(None, SaveSession(s), note, SendRemoteStart(s.session_id, s.charge_point_id, s.connector, tag))
 
 
 def remote_start_answered(s: SessionRecord, accepted: bool, again: bool, now: float) -> Decision:

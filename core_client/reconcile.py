@@ -50,6 +50,7 @@ class Service(Protocol):
     def online(self, cp_id: str) -> bool: ...
     def connector_busy(self, s: SessionRecord) -> bool: ...
     def flush(self) -> None: ...
+    async def meter_key(self, station_id: int, refresh: bool = False) -> bytes | None: ...
 
 
 class Reconciler:
@@ -109,8 +110,12 @@ class Reconciler:
     async def _start(self, s: SessionRecord, again: bool = False) -> None:
         """RemoteStart for a new session (or again, see the module), or reject it."""
         link = self.service.links.get(s.charge_point_id)
+        key = await self.service.meter_key(s.station_id)
+        if key is None:  # the chain cannot say yet which idTag the station's meter signs: wait
+            self._retry_at[s.session_id] = time.time() + 1
+            return
         if again and link is not None:
-            decision = domain.remote_start(s.update(remote_start_at=time.time()), again=True)
+            decision = domain.remote_start(s.update(remote_start_at=time.time()), again=True, signed=bool(key))
         else:
             online = link is not None and link.online
             in_grace = time.time() - self.started < self.settings.reconnect_grace_s
@@ -119,7 +124,7 @@ class Reconciler:
             current = self.service.session(s.session_id)
             if current is None or current.state is not State.REQUESTED:
                 return
-            decision = domain.dispatch(current, online, in_grace, busy, state, time.time())
+            decision = domain.dispatch(current, online, in_grace, busy, state, time.time(), signed=bool(key))
             if decision is None:
                 self._retry_at[s.session_id] = time.time() + 1
                 return

@@ -21,10 +21,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from core_client import domain
+from core_client import domain, metering
 from core_client.central_system import CommandFailed, StationLink
 from core_client.config import Settings
-from core_client.decisions import Decision, Log, QueueJob, SaveSession, SendRemoteStop, check_range
+from core_client.decisions import Decision, Log, MeterProblem, QueueJob, SaveSession, SendRemoteStop, check_range
 from core_client.domain import INT32
 from core_client.jobs import Job, JobKind, JobStatus
 from core_client.live import Live
@@ -32,6 +32,7 @@ from core_client.protocol import energy_register_wh
 from core_client.reconcile import Reconciler
 from core_client.sessions import HOLDS_CONNECTOR, RUNNING, SessionRecord, id_tag_for, tag_of_id_tag
 from core_client.store import Store
+from ev_network import ocmf
 from ev_network.contracts import SessionState
 from ev_network.errors import ChainUnavailable
 from ev_network.pricing import Tariff
@@ -42,6 +43,7 @@ OWNER_CACHE_MAX = 50_000  # transactions whose owner is kept in memory (one per 
 INT64 = 2**63  # what SQLite's INTEGER holds
 ChainStateLookup = Callable[[int], Awaitable[SessionState | None]]
 StationLookup = Callable[[str], Awaitable[tuple[int, int] | None]]
+MeterKeyLookup = Callable[[int], Awaitable[bytes]]
 
 
 class SessionService:
@@ -53,8 +55,12 @@ class SessionService:
         store: Store,
         chain_state: ChainStateLookup | None = None,
         station_lookup: StationLookup | None = None,
+        meter_key_lookup: MeterKeyLookup | None = None,
     ) -> None:
         self.settings, self.store, self.station_lookup = settings, store, station_lookup
+        self.meter_key_lookup = meter_key_lookup
+        self.meter_keys: dict[int, bytes] = {}  # station id -> its meter key on chain (b"": none)
+        self.meter_problems: dict[str, dict] = {}  # charge point id -> its last refused record (/health)
         self.links: dict[str, StationLink] = {}
         self.on_job_queued: Callable[[], None] = lambda: None
         self.reconciler = Reconciler(self, chain_state)
@@ -81,6 +87,8 @@ class SessionService:
         for action in decision.actions:
             if isinstance(action, Log):
                 log.log(action.level, action.message)
+            elif isinstance(action, MeterProblem):
+                self.meter_problems[action.charge_point_id] = {"error": action.error, "at": time.time()}
             elif isinstance(action, SendRemoteStop) and action.session_id is None:
                 link = self.links.get(action.charge_point_id)
                 if link is not None:
@@ -117,7 +125,10 @@ class SessionService:
     async def resolve(self, link: StationLink) -> None:
         """Look a charge point up on chain if it is not one of our known stations yet.
         (Stations registered while the daemon runs are also picked up by the event watcher.)"""
-        if self.station_of(link.id) is not None or self.station_lookup is None:
+        known = self.station_of(link.id)
+        if known is not None:
+            await self.meter_key(known[0], refresh=True)
+        if known is not None or self.station_lookup is None:
             return
         try:
             found = await asyncio.wait_for(self.station_lookup(link.id), self.settings.rpc_timeout_s + 1)
@@ -133,6 +144,21 @@ class SessionService:
         if found is not None:
             self.store.add_station(found[0], link.id, found[1])
             link.station_id, link.connectors = found
+            await self.meter_key(found[0], refresh=True)
+
+    async def meter_key(self, station_id: int, refresh: bool = False) -> bytes | None:
+        """The station's meter key as registered on chain (b"": none, the plain path), read on connect and
+        cached; None while the chain cannot say."""
+        if (refresh or station_id not in self.meter_keys) and self.meter_key_lookup is not None:
+            try:
+                key = await asyncio.wait_for(self.meter_key_lookup(station_id), self.settings.rpc_timeout_s + 1)
+            except (ChainUnavailable, asyncio.TimeoutError) as error:
+                log.warning("station %d: cannot read its meter key, chain unreachable (%s)", station_id, error)
+            else:
+                if key != self.meter_keys.get(station_id, key):
+                    log.warning("station %d: meter key changed on chain", station_id)
+                self.meter_keys[station_id] = key
+        return self.meter_keys.get(station_id, None if self.meter_key_lookup else b"")
 
     def detach(self, link: StationLink) -> None:
         if self.links.get(link.id) is link:
@@ -170,13 +196,13 @@ class SessionService:
         self.live.status(link.id, connector, status, error_code)
 
     def authorize(self, link: StationLink, id_tag: str) -> str:
-        return domain.authorize(self._session_of_tag(id_tag), link.id)
+        return domain.authorize(self._session_of_tag(id_tag, link.id), link.id)
 
     def start_transaction(self, link: StationLink, connector: int, id_tag: str, meter_start: int) -> tuple[int, str]:
         """Hand out a transaction id; for the session named by the tag, queue ``start`` on chain."""
         check_range("connectorId", connector, INT32)
         check_range("meterStart", meter_start, INT64, -INT64)  # any value SQLite holds
-        s = self._session_of_tag(id_tag)
+        s = self._session_of_tag(id_tag, link.id)
         repeated = domain.repeated_start(s, link.id, connector)
         if repeated is not None:
             return self.apply(repeated).reply
@@ -197,6 +223,8 @@ class SessionService:
         check_range("connectorId", connector, INT32)
         check_range("transactionId", transaction_id, INT32)
         s = self._session_for_meter(link, connector, transaction_id)
+        if s is not None and self.meter_keys.get(s.station_id):
+            self._keep_record(link, s, values, metering.BEGIN)
         energy = energy_register_wh(values) if s is not None else None
         if s is None or energy is None:
             return
@@ -209,8 +237,16 @@ class SessionService:
             self.apply(decision)
             self.reconciler.wake()
 
-    def stop_transaction(self, link: StationLink, transaction_id: int, meter_stop: int, reason: str | None) -> str:
-        """Record the stop and queue ``settle``; a repeated StopTransaction changes nothing."""
+    def stop_transaction(
+        self,
+        link: StationLink,
+        transaction_id: int,
+        meter_stop: int,
+        reason: str | None,
+        transaction_data: list | None = None,
+    ) -> str:
+        """Record the stop and queue ``settle`` (on the signed records at a station with a meter key); a
+        repeated StopTransaction changes nothing."""
         check_range("transactionId", transaction_id, INT32)
         check_range("meterStop", meter_stop, INT64, -INT64)
         self._transaction_owner.pop(transaction_id, None)
@@ -224,15 +260,40 @@ class SessionService:
             if tx.meter_stop is None:
                 self.store.finish_transaction(transaction_id, meter_stop, reason)
             return domain.INVALID
-        decision = domain.stop(s, meter_stop, reason, time.time())
+        key = self.meter_keys.get(s.station_id, b"")
+        if key and s.state in RUNNING:  # a repeated StopTransaction does not replace the records
+            kept = self.store.meter_records(s.session_id)
+            for context in (metering.END,) if metering.BEGIN in kept else (metering.BEGIN, metering.END):
+                self._keep_record(link, s, transaction_data or [], context)
+        decision = domain.stop(s, meter_stop, reason, time.time(), key, self.store.meter_records(s.session_id))
         with self.store.transaction():
             if any(isinstance(a, SaveSession) for a in decision.actions):
                 self.store.finish_transaction(transaction_id, meter_stop, reason)
             return self.apply(decision).reply
 
-    def _session_of_tag(self, id_tag: str | None) -> SessionRecord | None:
+    def _keep_record(self, link: StationLink, s: SessionRecord, values: list, context: str) -> None:
+        """Keep the session's signed record of ``context`` found in ``values`` (an unreadable one is
+        logged and flags the charge point)."""
+        try:
+            record = ocmf.signed_record(values, context)
+        except ocmf.OCMFError as error:
+            log.warning(
+                "%s: unreadable %s record of session %s: %s", link.id, context, hex_session_id(s.session_id), error
+            )
+            self.meter_problems[link.id] = {"error": str(error), "at": time.time()}
+            return
+        if record is not None:
+            self.store.save_meter_record(s.session_id, context, record.text)
+
+    def _session_of_tag(self, id_tag: str | None, cp_id: str) -> SessionRecord | None:
+        """The session an idTag names: ``EVN<tag>``, or at a station with a meter key the tag its meter
+        signs (:func:`ev_network.ocmf.session_id_tag`, found among the charge point's live sessions)."""
         tag = tag_of_id_tag(id_tag)
-        s = self.store.session_by_tag(tag) if tag is not None else None
+        if tag is not None:
+            s = self.store.session_by_tag(tag)
+        else:
+            live = self.store.sessions_in(HOLDS_CONNECTOR, cp_id) if id_tag and id_tag.startswith("EV") else []
+            s = next((c for c in live if ocmf.session_id_tag(c.session_id) == id_tag), None)
         return self.live.current(s) if s is not None else None
 
     def _session_for_meter(self, link: StationLink, connector: int, transaction_id: int | None) -> SessionRecord | None:

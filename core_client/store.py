@@ -58,6 +58,9 @@ CREATE TABLE IF NOT EXISTS connectors (
   updated_at REAL NOT NULL, PRIMARY KEY (charge_point_id, connector)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meter_records (
+  session_id TEXT NOT NULL, context TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (session_id, context)
+);
 """
 SCHEMA_VERSION = 2  # 2: 256-bit session ids (driver, lane, sequence) as TEXT, tags for idTags
 
@@ -361,6 +364,19 @@ class Store:
             "SELECT station_id, connectors FROM stations WHERE charge_point_id = ?", (charge_point_id,)
         ).fetchone()
         return (row[0], row[1]) if row else None
+
+    def save_meter_record(self, session_id: int, context: str, record: str) -> None:
+        """Keep a session's signed meter record (OCMF text) for ``context`` (Transaction.Begin / End)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO meter_records VALUES (?, ?, ?) ON CONFLICT(session_id, context) DO UPDATE SET record = ?",
+                (_key(session_id), context, record, record),
+            )
+
+    def meter_records(self, session_id: int) -> dict[str, str]:
+        """{context: OCMF text} of the session's signed meter records."""
+        rows = self.db.execute("SELECT context, record FROM meter_records WHERE session_id = ?", (_key(session_id),))
+        return {r[0]: r[1] for r in rows}
 
     def set_connector_status(self, charge_point_id: str, connector: int, status: str, error_code: str | None) -> None:
         with self.transaction() as db:

@@ -18,7 +18,7 @@ HOW_TO_DEPLOY = "deploy first (make deploy, or brownie run scripts/deploy.py --n
 
 @cache
 def load_abi(contract: str) -> list[dict]:
-    """The ABI of ``contract`` (EVToken, SessionEscrow, PlainToken, RecordAnchor) as shipped with the package."""
+    """The ABI of ``contract`` (EVToken, SessionEscrow, PlainToken, RecordAnchor, OperatorProfile) as shipped with the package."""
     return json.loads((ABI_DIR / f"{contract}.json").read_text())
 
 
@@ -43,6 +43,7 @@ class Deployment(BaseModel):
     reclaim_grace: NonNegativeInt
     rpc_url: str | None = None
     record_anchor: str | None = None  # the RecordAnchor contract; None in files from before it existed
+    operator_profile: str | None = None  # the OperatorProfile contract (invoices' legal data); optional
 
     @classmethod
     def load(cls, path: str | Path) -> Deployment:

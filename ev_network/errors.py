@@ -85,7 +85,7 @@ def _error_table() -> dict[bytes, tuple[str, list[str]]]:
     from ev_network.deployment import load_abi  # local: deployment imports this module
 
     table: dict[bytes, tuple[str, list[str]]] = {}
-    for contract in ("SessionEscrow", "EVToken", "PlainToken", "RecordAnchor"):
+    for contract in ("SessionEscrow", "EVToken", "PlainToken", "RecordAnchor", "OperatorProfile"):
         for item in load_abi(contract):
             if item["type"] != "error":
                 continue

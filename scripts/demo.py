@@ -4,7 +4,9 @@ Starts Anvil (state kept in .demo/ so a second run continues; --fresh starts ove
 the Brownie script, registers an operator with three stations and tariffs, funds a driver, starts
 the Core Client daemon and simulated OCPP charge points, and runs three sessions that end the three
 ways a session ends: the driver stops it, the pre-paid budget runs out, the car is unplugged. Each
-is settled on chain; the demo prints the invoices and a balance table that must add up."""
+is settled on chain; the demo prints the invoices and a balance table that must add up. The first
+station's meter signs its readings (OCMF): that session settles on the signed records, and its
+invoice shows the wallet's verification of them against the key registered on chain."""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from scripts.demo_chain import TOKEN, DemoChain, StaleState, start_chain
 from scripts.demo_parts import connect_charge_points, driver_wallet, health, start_core_client
 from wallet.core import Wallet
 from wallet.invoice import render_text
+from wallet.meter_proof import check_invoice_proof
 
 console = Console(highlight=False, width=max(110, Console().width))
 LOG_LINE = re.compile(r"^\S+ \S+ (?P<level>[A-Z]+)\s+[\w.]+: (?P<message>.*)$")
@@ -138,7 +141,12 @@ async def journey(chain: DemoChain, state_dir: Path, summary: dict) -> None:
         after = balances(chain, wallet)
         with step("Invoices", "an invoice could not be built from the chain"):
             for result in results:
-                console.print(render_text(wallet.invoice(result["session_id"])))
+                inv = wallet.invoice(result["session_id"])
+                console.print(render_text(inv))
+                result["meter_verified"] = inv.meter_proof.verified if inv.meter_proof else None
+                if inv.meter_proof is not None:  # what `ev-wallet verify` checks
+                    check_invoice_proof(inv.meter_proof, inv.session_id, inv.meter_start_wh, inv.meter_stop_wh)
+                    say(f"session {result['label']}: the meter's signed records verify (ev-wallet verify)")
         summary["sessions"] = list(results)
         summary["balances"] = balance_table(before, after, TOP_UP, wallet)
     finally:

@@ -1,5 +1,6 @@
-"""The demo's chain side: a local Anvil with kept state, the Brownie deployment, the operator,
-its stations and tariffs, and a funded driver. Idempotent: a second run continues where the first
+"""The demo's chain side: a local Anvil with kept state, the Brownie deployment, the operator (with its
+legal data for invoices), its stations and tariffs (VOLT-BER-001's meter key registered: its sessions
+settle only on signed records), and a funded driver. Idempotent: a second run continues where the first
 stopped (same chain state, same deployment, stations already registered)."""
 
 from __future__ import annotations
@@ -15,11 +16,15 @@ from ev_network.chain import connect
 from ev_network.contracts import Escrow, Token
 from ev_network.deployment import Deployment, load_abi
 from ev_network.devchain import Anvil, deploy_with_brownie, dev_account
+from ev_network.operator_profile import OperatorProfiles, Profile
 from ev_network.pricing import Tariff
 from ev_network.tx import TxSender
+from simulator.meter import SigningMeter
 
 TOKEN = 10**18
 OPERATOR_NAME = "Volt Charging GmbH"
+LEGAL = Profile(OPERATOR_NAME, "Invalidenstrasse 1\n10115 Berlin\nGermany", "DE123456789", 1900)
+SIGNING_STATION = "VOLT-BER-001"  # its simulated meter signs OCMF records; the key is registered on chain
 
 
 @dataclass(frozen=True)
@@ -120,3 +125,15 @@ def _register(chain: DemoChain, say) -> None:
         else:
             station_id = existing.station_id
         chain.station_ids[station.charge_point_id] = station_id
+    key = SigningMeter.for_charge_point(SIGNING_STATION).public_key_der
+    signing = chain.station_ids[SIGNING_STATION]
+    if not escrow.get_station(signing).meter_public_key:
+        escrow.set_meter_public_key(signing, key)
+        say(f"station {signing} {SIGNING_STATION}: meter key registered (its sessions settle on signed records)")
+    if chain.deployment.operator_profile is not None:
+        profiles = OperatorProfiles(chain.w3, chain.deployment.operator_profile, escrow.sender)
+        if profiles.profile_of(chain.operator.address) != LEGAL:
+            profiles.set_profile(LEGAL)
+            say(
+                f"operator legal data published: {LEGAL.legal_name}, VAT id {LEGAL.vat_id}, VAT {LEGAL.vat_rate_bp / 100:g} %"
+            )

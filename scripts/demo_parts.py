@@ -29,7 +29,7 @@ CP_PASSWORD = "demo-secret-{}"
 
 # How each simulated charge point behaves: time runs 120x faster than the wall clock.
 BEHAVIOURS = {
-    "VOLT-BER-001": Behaviour(power_w=22_000, meter_interval_s=10, time_accel=120),
+    "VOLT-BER-001": Behaviour(power_w=22_000, meter_interval_s=10, time_accel=120, signing_meter="signed"),
     "VOLT-BER-002": Behaviour(power_w=150_000, meter_interval_s=10, time_accel=120),
     "VOLT-POT-001": Behaviour(power_w=11_000, meter_interval_s=10, time_accel=120, unplug_after_wh=3_000),
 }

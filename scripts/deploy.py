@@ -1,4 +1,4 @@
-"""Deploy the EV Network (token, session escrow, record anchor) and write the deployment file.
+"""Deploy the EV Network (token, session escrow, record anchor, operator profiles) and write the deployment file.
 
     brownie run scripts/deploy.py --network evnet-anvil      (make deploy)
 
@@ -11,7 +11,7 @@ ERC-20 to use instead of deploying EVToken, e.g. a stablecoin)."""
 import os
 from pathlib import Path
 
-from brownie import EVToken, RecordAnchor, SessionEscrow, chain, network
+from brownie import EVToken, OperatorProfile, RecordAnchor, SessionEscrow, chain, network
 
 from ev_network.deployment import Deployment
 from scripts._common import account_from_env
@@ -30,6 +30,7 @@ def main() -> Deployment:
         token_address = EVToken.deploy("EV Network Euro", "EVE", admin, tx).address
     escrow = SessionEscrow.deploy(token_address, start_timeout, max_duration, reclaim_grace, admin, tx)
     record_anchor = RecordAnchor.deploy(escrow.address, tx)  # operators of this escrow anchor their records
+    profiles = OperatorProfile.deploy(escrow.address, tx)  # and publish their invoices' legal data
 
     deployment = Deployment(
         chain_id=chain.id,
@@ -41,6 +42,7 @@ def main() -> Deployment:
         reclaim_grace=reclaim_grace,
         rpc_url=network.web3.provider.endpoint_uri,
         record_anchor=record_anchor.address,
+        operator_profile=profiles.address,
     )
     out = Path(os.environ.get("EVN_DEPLOYMENT", "deployments/local.json"))
     deployment.save(out)

@@ -21,6 +21,7 @@ from core_client.config import control_token
 from core_client.sessions import State, budget_limit
 from ev_network.contracts import CancelReason, SessionState
 from ev_network.keys import keyfile_address
+from ev_network.operator_profile import OperatorProfiles, Profile
 from ev_network.pricing import Tariff, price
 from simulator.charge_point import Behaviour, SimChargePoint
 from tests.conftest import TARIFF, TOKEN
@@ -292,6 +293,13 @@ def test_cli_keys_and_stations(clean_chain, tmp_path, monkeypatch):
     assert [(r["charge_point_id"], r["configured"]) for r in rows] == [(cp, True)]
     result = runner.invoke(app, [*add[:-1], "-1", "--config", str(config)])
     assert result.exit_code == 1 and "--session-fee" in result.output
+    legal = ["operator", "profile", "--legal-name", "Second Ampere SA", "--address", "1 Rue X; 75001 Paris"]
+    result = runner.invoke(app, [*legal, "--vat-id", "FR12345678901", "--vat-rate", "20", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    profile = OperatorProfiles(net.w3, net.deployment.operator_profile).profile_of(net.operator2.address)
+    assert profile == Profile("Second Ampere SA", "1 Rue X\n75001 Paris", "FR12345678901", 2000)
+    result = runner.invoke(app, [*legal, "--vat-rate", "101", "--config", str(config)])
+    assert result.exit_code == 1 and "InvalidVatRate" in result.output and len(result.output.splitlines()) == 1
 
 
 async def test_tls_charge_points_connect_over_wss(clean_chain, tmp_path, keyfile):

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from core_client import domain
+from core_client import domain, metering
 from core_client.decisions import (
     Log,
+    MeterProblem,
     OutOfRange,
     QueueJob,
     SaveSession,
@@ -23,9 +24,11 @@ from core_client.decisions import (
 from core_client.domain import ACCEPTED, INVALID, MAX_POWER_W, METER_SLACK_WH
 from core_client.jobs import Job, JobKind, JobStatus
 from core_client.sessions import SessionRecord, State
+from ev_network import ocmf
 from ev_network.contracts import CancelReason, SessionState
 from ev_network.pricing import Tariff
 from ev_network.session_ids import make_session_id
+from simulator.meter import SigningMeter
 
 TOKEN = 10**18
 TARIFF = Tariff(price_per_kwh=35 * TOKEN // 100, session_fee=TOKEN // 2)
@@ -280,7 +283,13 @@ def test_core_client_modules_import_each_other_without_cycles():
         assert cycle_from(module, [module]) is None, " -> ".join(cycle_from(module, [module]) or [])
     # the decisions need no I/O: nothing of the link, the store, the chain or the daemon
     io = {"core_client.store", "core_client.service", "core_client.central_system", "core_client.chain"}
-    for pure in ("core_client.domain", "core_client.decisions", "core_client.sessions", "core_client.jobs"):
+    for pure in (
+        "core_client.domain",
+        "core_client.metering",
+        "core_client.decisions",
+        "core_client.sessions",
+        "core_client.jobs",
+    ):
         assert not graph[pure] & io, (pure, graph[pure] & io)
 
 
@@ -288,3 +297,44 @@ def test_boot_accepts_our_stations_and_says_pending_while_the_chain_cannot_tell(
     assert domain.boot("CP-1", "V M", (3, 2), False, 300).reply == ("Accepted", 300)
     assert domain.boot("CP-1", "V M", None, True, 300).reply == ("Pending", 10)
     assert domain.boot("CP-1", "V M", None, False, 300).reply == ("Rejected", 60)
+
+
+# ------------------------------------------------------------ signed meter rule
+
+
+def test_signed_stop_settles_the_signed_readings_or_holds_without_queueing():
+    meter = SigningMeter.for_charge_point("CP-1")
+    key, tag = meter.public_key_der, ocmf.session_id_tag(SID)
+    records = {
+        metering.BEGIN: meter.record(ocmf.Reason.BEGIN, 1_200, tag),
+        metering.END: meter.record(ocmf.Reason.END, 4_321, tag),
+    }
+    s = charging()
+    decision = domain.stop(s, 9_999, "Local", NOW, key, records)  # the OCPP meterStop is not what is billed
+    [job] = [a for a in decision.actions if isinstance(a, QueueJob)]
+    [saved] = [a.record for a in decision.actions if isinstance(a, SaveSession)]
+    assert (
+        decision.reply == ACCEPTED and job.args["meter_stop"] == 4_321 and job.args["begin"] == records[metering.BEGIN]
+    )
+    assert (saved.state, saved.meter_start, saved.energy_wh) == (State.STOPPED, 1_200, 3_121)
+    assert domain.stop(s, 6_000, "Local", NOW).actions[1].args == {"meter_stop": 6_000}  # no key: plain
+
+    other = SigningMeter.for_charge_point("CP-2")  # not the registered key
+    for bad in (
+        {metering.BEGIN: records[metering.BEGIN]},
+        {**records, metering.END: other.record(ocmf.Reason.END, 4_321, tag)},
+        {**records, metering.END: meter.record(ocmf.Reason.END, 4_321, ocmf.session_id_tag(SID + 1))},
+    ):
+        held = domain.stop(s, 4_321, "Local", NOW, key, bad)
+        assert not [a for a in held.actions if isinstance(a, QueueJob)]
+        [problem] = [a for a in held.actions if isinstance(a, MeterProblem)]
+        [saved] = [a.record for a in held.actions if isinstance(a, SaveSession)]
+        assert problem.charge_point_id == "CP-1" and saved.state is State.HELD
+        assert saved.last_error.startswith("meter records refused")
+
+
+def test_remote_start_at_a_signing_station_sends_the_tag_its_meter_signs():
+    [send] = [a for a in domain.remote_start(session(), signed=True).actions if isinstance(a, SendRemoteStart)]
+    assert send.id_tag == ocmf.session_id_tag(SID) and len(send.id_tag) == 20
+    [plain] = [a for a in domain.remote_start(session()).actions if isinstance(a, SendRemoteStart)]
+    assert plain.id_tag == "EVN4"

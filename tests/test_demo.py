@@ -38,6 +38,9 @@ def test_demo_settles_three_sessions_that_end_three_ways_and_its_balances_add_up
     sessions = summary["sessions"]
     assert sorted(s["scenario"] for s in sessions) == ["budget", "driver", "unplug"]
     assert all(s["state"] == "settled" for s in sessions)
+    # the driver's session at the signing station settled on its meter's records, verified by the wallet
+    assert {s["scenario"]: s["meter_verified"] for s in sessions} == {"driver": True, "budget": None, "unplug": None}
+    assert "Meter     VERIFIED" in result.stdout and "VAT 19 %" in result.stdout
     assert len({s["session_id"] for s in sessions}) == 3 == len({s["label"] for s in sessions})
     # one driver, three sessions at once: three lanes; ids in JSON as 0x + 64 hex digits
     assert all(re.fullmatch(r"0x[0-9a-f]{64}", s["session_id"]) for s in sessions)

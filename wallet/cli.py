@@ -30,7 +30,7 @@ from wallet.cli_common import (
     open_wallet,
     session_arg,
 )
-from wallet.cli_records import verify_record
+from wallet.cli_records import verify, verify_record
 from wallet.display import LiveSession, history_table, live_lines, quote_lines, stations_table, status_lines
 from wallet.invoice import render_json, render_pdf, render_text, save_invoice
 from wallet.live_client import LiveClient
@@ -63,6 +63,7 @@ app = typer.Typer(
 )
 app.add_typer(account_app, name="account")
 app.command("verify-record")(verify_record)
+app.command("verify")(verify)
 
 
 @app.command()

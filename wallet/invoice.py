@@ -1,6 +1,8 @@
 """Invoices of settled sessions, built only from chain data: the SessionSettled event (the immutable
 invoice record), the session's SessionRequested and SessionStarted events, the snapshotted tariff, the
-operator's registry entry and the token's metadata. Rendered as text, JSON or PDF (fpdf2)."""
+operator's registry entry and legal data (:mod:`wallet.invoice_legal`: name, address, VAT id, net / VAT /
+gross), the meter's signed records with the wallet's verification (:mod:`wallet.meter_proof`) and the
+token's metadata. Rendered as text, JSON or PDF (fpdf2)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from ev_network.session_ids import driver_of, hex_session_id, session_label
 from ev_network.session_view import SessionEventsIncomplete, SessionView, fold
 from ev_network.tx import call_view
 from wallet.errors import SessionNotFound, WalletError
+from wallet.invoice_legal import Seller, seller_lines, seller_of
+from wallet.meter_proof import MeterProof, describe, meter_proof
 from wallet.models import SessionId, TariffView, session_name
 from wallet.units import format_amount, format_duration, format_wh_as_kwh, iso_utc
 
@@ -78,6 +82,8 @@ class Invoice(BaseModel):
     open_tx: str
     start_tx: str
     settle_tx: str
+    seller: Seller | None = None  # None: the operator published no legal data (no VAT lines)
+    meter_proof: MeterProof | None = None  # None: a station without a meter key (the operator's reading)
 
     def amount(self, units: int) -> str:
         """``units`` formatted as whole tokens with the currency symbol."""
@@ -156,6 +162,8 @@ def build_invoice(w3: Web3, deployment: Deployment, session_id: int, own: str | 
         open_tx=view.open_tx,
         start_tx=view.start_tx,
         settle_tx=view.end_tx,
+        seller=seller_of(w3, deployment, view.operator, charge.total),
+        meter_proof=meter_proof(escrow, session_id, view.station_id, view.end_tx),
     )
 
 
@@ -194,6 +202,7 @@ def render_text(inv: Invoice) -> str:
     rows = [
         f"INVOICE {inv.number}".ljust(width - 20) + f"issued {inv.issued_at}",
         "=" * width,
+        *seller_lines(inv.seller),
         f"Issuer    {inv.issuer.name} (operator {inv.issuer.operator})",
         f"Payout    {inv.issuer.payout}",
         f"Driver    {inv.driver}",
@@ -210,7 +219,8 @@ def render_text(inv: Invoice) -> str:
     total = inv.amount(inv.total)
     rows += [
         "-" * width,
-        "  TOTAL".ljust(width - len(total)) + total,
+        *_vat_rows(inv, width),
+        ("  TOTAL (gross)" if inv.seller else "  TOTAL").ljust(width - len(total)) + total,
         f"  Deposit {inv.amount(inv.deposit)}, refunded {inv.amount(inv.refund)}",
         "",
         f"Paid in {inv.currency} (token {inv.token}, {inv.decimals} decimals) on chain {inv.chain_id}",
@@ -220,8 +230,17 @@ def render_text(inv: Invoice) -> str:
         f"Open tx   {inv.open_tx}",
         f"Start tx  {inv.start_tx}",
         f"Settle tx {inv.settle_tx}",
+        *describe(inv.meter_proof),
     ]
     return "\n".join(rows) + "\n"
+
+
+def _vat_rows(inv: Invoice, width: int) -> list[str]:
+    if inv.seller is None:
+        return []
+    net, vat = inv.amount(inv.seller.net), inv.amount(inv.seller.vat)
+    label = f"  VAT {inv.seller.vat_rate}"
+    return ["  Net".ljust(width - len(net)) + net, label.ljust(width - len(vat)) + vat]
 
 
 def render_json(inv: Invoice) -> str:
@@ -243,6 +262,8 @@ def render_pdf(inv: Invoice, path: str | Path) -> Path:
     pdf.set_font("Helvetica", "B", 16)
     pdf.cell(0, 10, _ascii(f"Invoice {inv.number}"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font("Helvetica", "", 9)
+    for line in seller_lines(inv.seller):
+        pdf.cell(0, 5, _ascii(line), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     details = [
         ("Issued", inv.issued_at),
         ("Issuer", f"{inv.issuer.name} (operator {inv.issuer.operator})"),
@@ -265,8 +286,12 @@ def render_pdf(inv: Invoice, path: str | Path) -> Path:
     for line in inv.lines:
         pdf.cell(130, 6, _ascii(_line_text(inv, line)))
         pdf.cell(0, 6, _ascii(inv.amount(line.amount)), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    if inv.seller is not None:
+        for label, units in (("Net", inv.seller.net), (f"VAT {inv.seller.vat_rate}", inv.seller.vat)):
+            pdf.cell(130, 6, _ascii(label))
+            pdf.cell(0, 6, _ascii(inv.amount(units)), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font("Helvetica", "B", 11)
-    pdf.cell(130, 8, "Total", border="T")
+    pdf.cell(130, 8, "Total (gross)" if inv.seller is not None else "Total", border="T")
     pdf.cell(0, 8, _ascii(inv.amount(inv.total)), border="T", align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font("Helvetica", "", 9)
     pdf.cell(0, 6, _ascii(f"Deposit {inv.amount(inv.deposit)}, refunded {inv.amount(inv.refund)}"),
@@ -286,6 +311,12 @@ def render_pdf(inv: Invoice, path: str | Path) -> Path:
     for label, value in proofs:
         pdf.cell(20, 4.5, label)
         pdf.multi_cell(0, 4.5, _ascii(value), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    for line in describe(inv.meter_proof):
+        pdf.multi_cell(0, 4.5, _ascii(line), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    if inv.meter_proof is not None:  # the records themselves, for any OCMF checker
+        pdf.set_font("Courier", "", 5)
+        for reading in (inv.meter_proof.begin, inv.meter_proof.end):
+            pdf.multi_cell(0, 2.5, _ascii(reading.record), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     return save_invoice(path, bytes(pdf.output()))
 
 
