@@ -26,9 +26,10 @@ from core_client.records import TransactionLog
 from ev_network.chain import connect
 from ev_network.contracts import Escrow
 from ev_network.deployment import Deployment
-from ev_network.devchain import Anvil, deploy_with_brownie, dev_account
+from ev_network.devaccounts import dev_account
 from ev_network.records import RecordAnchor, verify_export
 from ev_network.tx import TxSender
+from tools.devchain import Anvil, deploy_with_brownie
 
 
 def progress(message: str) -> None:

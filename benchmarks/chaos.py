@@ -30,10 +30,11 @@ from pathlib import Path
 from benchmarks.chaos_parts import Daemon
 from benchmarks.load_chain import TOKEN, BenchChain, send_tx, setup_chain
 from ev_network.contracts import Escrow, SessionState, Token
-from ev_network.devchain import ChainProxy, dev_account, exit_on_sigterm
+from ev_network.devaccounts import dev_account
 from ev_network.events import EventReader
 from simulator.charge_point import Behaviour, Reconnect, SimChargePoint
 from simulator.fleet import close_all, fleet_ids
+from tools.devchain import ChainProxy, exit_on_sigterm
 
 ENDED = (SessionState.SETTLED, SessionState.CANCELLED, SessionState.EXPIRED, SessionState.CLOSED)
 ENDINGS = ["SessionSettled", "SessionCancelled", "SessionExpired"]

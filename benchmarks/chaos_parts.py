@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core_client.config import Settings, hash_password, settings_to_toml
-from ev_network.devchain import ROOT, child_options, free_port, stop_process
+from tools.devchain import ROOT, child_options, free_port, stop_process
 
 PASSWORD_ENV = "EVN_CHAOS_OPERATOR_PASSWORD"
 

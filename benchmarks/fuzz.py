@@ -34,8 +34,8 @@ from websockets.exceptions import ConnectionClosed
 from benchmarks.chaos_parts import Daemon
 from benchmarks.fuzz_frames import DEFECT_SHAPES, Frame, FrameGenerator
 from benchmarks.load_chain import setup_chain
-from ev_network.devchain import exit_on_sigterm
 from simulator.charge_point import Reconnect, SimChargePoint
+from tools.devchain import exit_on_sigterm
 
 RSS_GROWTH_MAX_MB = 150
 GOOD_P99_MAX_MS = 500

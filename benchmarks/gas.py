@@ -35,11 +35,12 @@ from eth_account.signers.local import LocalAccount
 from ev_network.chain import connect
 from ev_network.contracts import Escrow, Token
 from ev_network.deployment import Deployment
-from ev_network.devchain import Anvil, deploy_with_brownie, dev_account
+from ev_network.devaccounts import dev_account
 from ev_network.ocmf import Reason, parse, session_id_tag, signed_settlement
 from ev_network.pricing import Tariff
 from ev_network.tx import TxSender
 from simulator.meter import SigningMeter
+from tools.devchain import Anvil, deploy_with_brownie
 
 TOKEN = 10**18
 TARIFF = Tariff(price_per_kwh=35 * TOKEN // 100, session_fee=TOKEN // 2)

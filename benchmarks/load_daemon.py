@@ -22,7 +22,7 @@ from benchmarks.load_proc import Child, ChildFailed, Monitor, cpu_seconds
 from benchmarks.load_report import summary_ms
 from benchmarks.load_runs import Fleet, LoadProfile, central_figures, measure
 from core_client.config import Settings, hash_password, settings_to_toml
-from ev_network.devchain import free_port
+from tools.devchain import free_port
 
 
 def write_config(

@@ -29,8 +29,8 @@ from benchmarks.load_report import summary_ms
 from benchmarks.proxy_latency import run_fleet
 from core_client.config import Settings, hash_password, settings_to_toml
 from core_client.upstream_config import UpstreamSettings
-from ev_network.devchain import free_port
 from tests.upstream_relay import Csms
+from tools.devchain import free_port
 
 
 def start_daemon(chain: BenchChain, csms: Csms, size: int, work: Path) -> tuple[Child, str, int]:

@@ -19,7 +19,7 @@ from core_client.errors import CoreClientError
 from ev_network.chain import http_web3
 from ev_network.contracts import Escrow
 from ev_network.deployment import Deployment
-from ev_network.devchain import ANVIL_CHAIN_ID, dev_account
+from ev_network.devaccounts import ANVIL_CHAIN_ID, dev_account
 from ev_network.errors import ChainUnavailable, EVNetworkError
 from ev_network.pricing import Tariff
 from ev_network.tx import TxSender

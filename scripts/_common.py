@@ -7,7 +7,7 @@ import brownie.network.contract as _brownie_contract
 from brownie import accounts, chain
 
 from ev_network.deployment import Deployment
-from ev_network.devchain import ANVIL_CHAIN_ID, dev_account
+from ev_network.devaccounts import ANVIL_CHAIN_ID, dev_account
 
 # Brownie 1.22 fails recording deployments of live networks ("TypeError: dict object expected; got
 # ...Sources"), in a background thread after deploy() and directly in Contract.at(). We keep our own

@@ -25,10 +25,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ev_network.devchain import ROOT, exit_on_sigterm
 from ev_network.session_ids import driver_of, hex_session_id, session_label
 from scripts.demo_chain import TOKEN, DemoChain, StaleState, start_chain
 from scripts.demo_parts import connect_charge_points, driver_wallet, health, start_core_client
+from tools.devchain import ROOT, exit_on_sigterm
 from wallet.core import Wallet
 from wallet.invoice import render_text
 from wallet.meter_proof import check_invoice_proof

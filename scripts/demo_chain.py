@@ -15,11 +15,12 @@ from web3 import Web3
 from ev_network.chain import connect
 from ev_network.contracts import Escrow, Token
 from ev_network.deployment import Deployment, load_abi
-from ev_network.devchain import Anvil, deploy_with_brownie, dev_account
+from ev_network.devaccounts import dev_account
 from ev_network.operator_profile import OperatorProfiles, Profile
 from ev_network.pricing import Tariff
 from ev_network.tx import TxSender
 from simulator.meter import SigningMeter
+from tools.devchain import Anvil, deploy_with_brownie
 
 TOKEN = 10**18
 OPERATOR_NAME = "Volt Charging GmbH"

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from core_client.config import Settings, settings_to_toml
-from ev_network.devchain import ROOT, child_options, free_port, stop_process
 from ev_network.keys import create_keyfile
 from scripts.demo_chain import STATIONS, DemoChain
 from simulator.charge_point import Behaviour, SimChargePoint
+from tools.devchain import ROOT, child_options, free_port, stop_process
 from wallet.config import WalletConfig
 from wallet.core import Wallet
 from wallet.keystore import Keystore

@@ -16,10 +16,10 @@ from pathlib import Path
 from types import ModuleType
 
 from core_client.upstream_config import UpstreamSettings
-from ev_network.devchain import ROOT, child_options, free_port, stop_process
 from scripts.demo_chain import TOKEN, DemoChain
 from scripts.demo_parts import OPERATOR_PASSWORD, CoreProcess, connect_charge_points, driver_wallet, health
 from scripts.demo_parts import start_core_client as start_core_process
+from tools.devchain import ROOT, child_options, free_port, stop_process
 
 CSMS_SCRIPT = ROOT / "tests" / "interop" / "ocpp_rpc_csms.js"
 CHARGE_POINT = "VOLT-BER-001"

@@ -18,10 +18,10 @@ import sys
 from pathlib import Path
 
 from core_client.config import DashboardSettings, LiveSettings
-from ev_network.devchain import ROOT, exit_on_sigterm
 from scripts.demo import DemoFailed, console, core_log, say, start_chain_or_start_over, step
 from scripts.demo_chain import STATIONS
 from scripts.demo_parts import connect_charge_points, start_core_client
+from tools.devchain import ROOT, exit_on_sigterm
 
 LIVE_PORT, DASHBOARD_PORT, DASHBOARD_PASSWORD = 9002, 9003, "devnet"
 

@@ -14,11 +14,12 @@ from web3 import Web3
 from ev_network.chain import connect
 from ev_network.contracts import Escrow, Token
 from ev_network.deployment import Deployment
-from ev_network.devchain import Anvil, deploy_with_brownie, dev_account
+from ev_network.devaccounts import dev_account
 from ev_network.pricing import Tariff
 from ev_network.session_ids import lane_of, seq_of
 from ev_network.tx import TxSender
 from tests.core_helpers import keyfile  # noqa: F401  (fixture shared by the Core Client tests)
+from tools.devchain import Anvil, deploy_with_brownie
 
 TOKEN = 10**18
 TARIFF = Tariff(price_per_kwh=35 * TOKEN // 100, session_fee=TOKEN // 2, time_fee_per_hour=0)

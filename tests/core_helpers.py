@@ -27,11 +27,11 @@ from core_client.config import Settings, settings_to_toml
 from core_client.daemon import Daemon
 from core_client.sessions import SessionRecord, State
 from ev_network.contracts import Session, SessionState
-from ev_network.devchain import free_port
 from ev_network.events import ChainEvent, EventReader, indexed_topic
 from ev_network.keys import create_keyfile
 from ev_network.session_ids import hex_session_id
 from simulator.charge_point import Behaviour, SimChargePoint
+from tools.devchain import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "operator keystore password"

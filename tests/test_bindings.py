@@ -13,12 +13,13 @@ from web3 import Web3
 
 from ev_network.chain import connect
 from ev_network.contracts import Escrow, SessionState, Token
-from ev_network.devchain import dev_account, free_port
+from ev_network.devaccounts import dev_account
 from ev_network.errors import ChainUnavailable, ContractRevert
 from ev_network.keys import KeystoreError, create_keyfile, keyfile_address, load_keyfile
 from ev_network.tx import TxSender, call_view
 from tests.conftest import TARIFF, TOKEN, Net
 from tests.contracts_helpers import deploy_artifact, reverts
+from tools.devchain import free_port
 
 
 def test_twenty_transactions_in_flight_get_consecutive_nonces(clean_chain: Net) -> None:

@@ -27,7 +27,6 @@ from core_client.service import SessionService
 from core_client.sessions import SessionRecord, State
 from core_client.store import Store, StoreVersionError
 from ev_network.contracts import CancelReason, Escrow, SessionState
-from ev_network.devchain import free_port
 from ev_network.errors import EVNetworkError
 from ev_network.keys import KeystoreError
 from ev_network.pricing import price
@@ -54,6 +53,7 @@ from tests.core_helpers import (
     wait_health,
     write_config,
 )
+from tools.devchain import free_port
 
 FAST = Behaviour(power_w=22_000, meter_interval_s=10, time_accel=100)
 DEPOSIT = 20 * TOKEN

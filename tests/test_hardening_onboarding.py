@@ -13,9 +13,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from ev_network.devchain import free_port
 from simulator.charge_point import SimChargePoint
 from tests.core_helpers import ROOT
+from tools.devchain import free_port
 
 
 def readme_cpo_steps() -> list[str]:

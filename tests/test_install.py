@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ev_network.deployment import Deployment
-from ev_network.devchain import Anvil
+from tools.devchain import Anvil
 
 ROOT = Path(__file__).resolve().parent.parent
 UNFUNDED_KEY = "0x" + "11" * 32  # a valid key with no ether on a fresh Anvil: the deploy fails

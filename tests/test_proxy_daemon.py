@@ -16,7 +16,6 @@ import pytest
 
 from core_client.upstream_config import UpstreamSettings
 from ev_network.contracts import SessionState
-from ev_network.devchain import free_port
 from ev_network.records import verify_export
 from tests.conftest import TOKEN, Net
 from tests.core_helpers import (
@@ -35,6 +34,7 @@ from tests.core_helpers import (
     write_config,
 )
 from tests.upstream_relay import Csms, meter, start, stop
+from tools.devchain import free_port
 
 QUICK = {"response_timeout_s": 2, "reconnect_min_s": 0.1, "reconnect_max_s": 0.3, "resend_after_s": 10}
 

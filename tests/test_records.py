@@ -10,7 +10,6 @@ import pytest
 
 from core_client.records import LogMismatch, TransactionLog
 from ev_network.chain import http_web3
-from ev_network.devchain import free_port
 from ev_network.errors import ContractRevert
 from ev_network.merkle import MerkleTree, process_proof
 from ev_network.records import (
@@ -24,6 +23,7 @@ from ev_network.records import (
 )
 from ev_network.tx import TxSender
 from tests.conftest import Net
+from tools.devchain import free_port
 
 T0 = 1_764_547_200  # 2025-12-01T00:00:00Z
 

@@ -17,11 +17,11 @@ from ocpp.v16 import ChargePoint, call_result, datatypes
 from ocpp.v16.enums import Action, AuthorizationStatus, RegistrationStatus
 
 from core_client.records import TransactionLog, signed_meter_data
-from ev_network.devchain import free_port
 from ev_network.records import RecordAnchor, verify_export
 from simulator.charge_point import SimChargePoint
 from tests.conftest import Net
 from tests.core_helpers import RawCP, now_iso, until
+from tools.devchain import free_port
 
 OCMF = 'OCMF|{"FV":"1.0","RD":[{"TM":"2025-12-01T10:00:00,000+0000 S","RV":1.234,"RU":"kWh"}]}|{"SD":"3045..."}'
 ACCEPTED = datatypes.IdTagInfo(status=AuthorizationStatus.accepted)

@@ -11,7 +11,6 @@ import signal
 import pytest
 
 from ev_network.contracts import SessionState
-from ev_network.devchain import free_port
 from simulator.charge_point import Behaviour, Reconnect, SimChargePoint
 from tests.conftest import TOKEN
 from tests.core_helpers import (
@@ -27,6 +26,7 @@ from tests.core_helpers import (
     wait_health,
     write_config,
 )
+from tools.devchain import free_port
 
 FAST = Behaviour(power_w=22_000, meter_interval_s=10, time_accel=100)
 QUICK = Reconnect(initial_s=0.1, max_s=0.5)

@@ -12,8 +12,9 @@ import pytest
 from web3 import Web3
 
 from ev_network.chain import connect
-from ev_network.devchain import Anvil, dev_account
+from ev_network.devaccounts import dev_account
 from ev_network.tx import TxSender
+from tools.devchain import Anvil
 
 RECIPIENT = "0x000000000000000000000000000000000000dEaD"
 

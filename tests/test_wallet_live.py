@@ -16,12 +16,12 @@ from pathlib import Path
 
 from core_client.config import LiveSettings
 from core_client.sessions import State
-from ev_network.devchain import free_port
 from ev_network.session_ids import make_session_id
 from ev_network.units import format_amount
 from simulator.charge_point import Behaviour
 from tests.core_helpers import ROOT, cp_ids, running_core, until
 from tests.wallet_helpers import Cli, give_gas, settled_event
+from tools.devchain import free_port
 
 # 22 kW, a MeterValues every 0.25 s (about 61 Wh each); the car unplugs after 1.5 kWh (about 6 s)
 CHARGING = Behaviour(power_w=22_000, meter_interval_s=10, time_accel=40, unplug_after_wh=1_500)

@@ -19,11 +19,11 @@ from core_client.sessions import SessionRecord, State
 from core_client.store import Store
 from core_client.web import ServiceDashboardSource, create_dashboard_app
 from ev_network.contracts import CancelReason
-from ev_network.devchain import free_port
 from ev_network.pricing import Tariff
 from ev_network.session_ids import make_session_id
 from ev_network.web.server import HttpServer
 from tests.test_web_wallet import WebClient
+from tools.devchain import free_port
 
 TOKEN = 10**18
 PASSWORD = "the dashboard password"

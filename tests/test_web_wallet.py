@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from ev_network.devchain import free_port
 from ev_network.web import short_amount
 from ev_network.web.server import HttpServer
 from tests.wallet_helpers import PASSWORD, latest_time, nonce, set_next_block_time, wallet_config
+from tools.devchain import free_port
 from wallet.config import WalletConfig
 from wallet.keystore import Keystore
 from wallet.web import create_app

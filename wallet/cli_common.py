@@ -16,7 +16,7 @@ from web3 import Web3
 from ev_network.chain import connect
 from ev_network.cli_errors import clean_errors as _clean_errors
 from ev_network.deployment import Deployment
-from ev_network.devchain import ANVIL_CHAIN_ID, dev_account
+from ev_network.devaccounts import ANVIL_CHAIN_ID, dev_account
 from ev_network.errors import EVNetworkError
 from ev_network.keys import KeystoreError, load_keyfile, resolve_password
 from ev_network.session_ids import parse_session_id

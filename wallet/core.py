@@ -18,7 +18,7 @@ from web3 import Web3
 
 from ev_network.contracts import Escrow, Operator, Station, Token
 from ev_network.deployment import Deployment
-from ev_network.devchain import ANVIL_CHAIN_ID
+from ev_network.devaccounts import ANVIL_CHAIN_ID
 from ev_network.errors import ContractRevert, ValueOutOfRange, chain_errors
 from ev_network.pricing import breakdown
 from ev_network.tx import TxSender, call_view

@@ -1,6 +1,7 @@
 """Development chains: start a local Anvil on a free port and deploy with the Brownie script.
 
-Used by the tests, the demo and the benchmarks. Not needed by a Core Client or wallet in production."""
+Used by the tests, the demo and the benchmarks; not part of the runtime packages (a Core Client or
+wallet in production needs none of it). Anvil's accounts are in :mod:`ev_network.devaccounts`."""
 
 from __future__ import annotations
 
@@ -18,21 +19,10 @@ import threading
 import time
 from pathlib import Path
 
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
-
 from ev_network.deployment import Deployment
 from ev_network.errors import ChainUnavailable, EVNetworkError
 
 ROOT = Path(__file__).resolve().parent.parent
-ANVIL_CHAIN_ID = 31337  # a local Anvil: development accounts and faucets are allowed there
-ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
-
-
-def dev_account(index: int) -> LocalAccount:
-    """Anvil's well-known development account ``index`` (public keys: never use on a real chain)."""
-    Account.enable_unaudited_hdwallet_features()
-    return Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
 
 
 def free_port() -> int:
