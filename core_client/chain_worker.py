@@ -33,10 +33,9 @@ from core_client.jobs import OPEN, Job, JobKind, JobStatus
 from core_client.store import Store
 from ev_network import ocmf
 from ev_network.contracts import Escrow, SessionState
-from ev_network.errors import ChainUnavailable, ContractRevert, EVNetworkError, TransactionFailed
+from ev_network.errors import ChainUnavailable, ContractRevert, EVNetworkError, TransactionFailed, chain_errors
 from ev_network.events import EventReader, indexed_topic
 from ev_network.session_ids import hex_session_id
-from ev_network.tx import NETWORK_ERRORS
 
 log = logging.getLogger("core_client.chain")
 SENDS_PER_STEP = 25  # starts/rejects sent per worker cycle before receipts and settles get a turn
@@ -302,21 +301,16 @@ class ChainWorker:
     # ------------------------------------------------------------ chain reads
 
     def _receipt(self, tx_hash: str) -> Any:
-        try:
-            return self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
-        except TransactionNotFound:
-            return None
-        except NETWORK_ERRORS as exc:
-            raise ChainUnavailable(f"chain unreachable: {exc}") from exc
+        """The receipt of the job's transaction (or of a version of it the sender re-sent with a higher fee)."""
+        return self.sender.receipt(HexBytes(tx_hash))
 
     def _known(self, tx_hash: str) -> bool:
         try:
-            self.w3.eth.get_transaction(HexBytes(tx_hash))
+            with chain_errors(self.w3):
+                self.w3.eth.get_transaction(HexBytes(tx_hash))
             return True
         except TransactionNotFound:
             return False
-        except NETWORK_ERRORS as exc:
-            raise ChainUnavailable(f"chain unreachable: {exc}") from exc
 
     async def _revert_reason(self, tx_hash: str) -> str:
         try:

@@ -15,16 +15,13 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
-from requests.exceptions import ConnectionError as RequestsConnectionError
-from requests.exceptions import Timeout as RequestsTimeout
 from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
-from ev_network.errors import ChainUnavailable, ContractRevert, TransactionFailed, decode_revert
+from ev_network.errors import ChainUnavailable, ContractRevert, TransactionFailed, chain_errors, decode_revert
 
 log = logging.getLogger("ev_network.tx")
-NETWORK_ERRORS = (RequestsConnectionError, RequestsTimeout, ConnectionError, TimeoutError)
 MIN_BUMP = 1.125  # a replacement (same nonce) must pay at least 12.5% more, or nodes refuse it
 TRACKED_MAX = 10_000  # unmined transactions whose versions are kept for bumping
 
@@ -42,11 +39,10 @@ class Pending:
 def call_view(fn: ContractFunction, block: Any = "latest") -> Any:
     """Call a view function; reverts become :class:`ContractRevert`, network errors :class:`ChainUnavailable`."""
     try:
-        return fn.call(block_identifier=block)
+        with chain_errors(fn.w3):
+            return fn.call(block_identifier=block)
     except ContractLogicError as exc:
         raise decode_revert(exc.data) from None
-    except NETWORK_ERRORS as exc:
-        raise ChainUnavailable(f"chain unreachable: {exc}") from exc
 
 
 class TxSender:
@@ -93,11 +89,10 @@ class TxSender:
         try:
             # "pending": judged as the next block will run it (its timestamp), not by the latest block,
             # which on an idle chain can be older than a deadline that has already passed
-            return fn.estimate_gas({"from": self.address}, block_identifier="pending")
+            with chain_errors(self.w3):
+                return fn.estimate_gas({"from": self.address}, block_identifier="pending")
         except ContractLogicError as exc:
             raise decode_revert(exc.data) from None
-        except NETWORK_ERRORS as exc:
-            raise ChainUnavailable(f"chain unreachable: {exc}") from exc
 
     def submit(self, fn: ContractFunction, *, gas: int | None = None) -> HexBytes:
         """Sign and send ``fn``; return its hash without waiting for it to be mined."""
@@ -125,11 +120,10 @@ class TxSender:
         pending = self._pending.get(HexBytes(tx_hash))
         for version in reversed(pending.hashes if pending else [HexBytes(tx_hash)]):
             try:
-                found = self.w3.eth.get_transaction_receipt(version)
+                with chain_errors(self.w3):
+                    found = self.w3.eth.get_transaction_receipt(version)
             except TransactionNotFound:
                 continue
-            except NETWORK_ERRORS as exc:
-                raise ChainUnavailable(f"chain unreachable: {exc}") from exc
             self._forget(pending)
             return found
         due = pending is not None and self.bump_after is not None
@@ -148,11 +142,9 @@ class TxSender:
 
     def send_ether(self, to: str, wei: int) -> dict:
         """Send ``wei`` of the chain's native coin (gas money for a fresh account on a dev chain)."""
-        try:
+        with chain_errors(self.w3):
             fees = {"maxPriorityFeePerGas": 10**9, "maxFeePerGas": 2 * self.w3.eth.gas_price + 10**9}
             chain_id = self.w3.eth.chain_id
-        except NETWORK_ERRORS as exc:
-            raise ChainUnavailable(f"chain unreachable: {exc}") from exc
         transfer = {"to": to, "value": wei, "gas": 21000, "chainId": chain_id, **fees}
         return self.wait(self._sign_and_send(lambda nonce: {**transfer, "nonce": nonce}, "ether transfer"))
 
@@ -167,15 +159,16 @@ class TxSender:
         for attempt in range(3):
             nonce = self._take_nonce()
             try:
-                tx = build(nonce)
-                tx_hash = self.w3.eth.send_raw_transaction(self.account.sign_transaction(tx).raw_transaction)
+                with chain_errors(self.w3):
+                    tx = build(nonce)
+                    tx_hash = self.w3.eth.send_raw_transaction(self.account.sign_transaction(tx).raw_transaction)
                 log.debug("sent %s nonce=%d hash=%s", what, nonce, tx_hash.hex())
                 if self.bump_after is not None:
                     self._track(Pending(tx, what, [HexBytes(tx_hash)]))
                 return tx_hash
-            except NETWORK_ERRORS as exc:
+            except ChainUnavailable:
                 self.resync()
-                raise ChainUnavailable(f"chain unreachable: {exc}") from exc
+                raise
             except Web3RPCError as exc:
                 self.resync()
                 if "nonce" in str(exc).lower() and attempt < 2:
@@ -188,10 +181,8 @@ class TxSender:
         """Send ``pending`` again, same nonce, fees raised by bump_factor (and to the current gas price)."""
         tx = dict(pending.tx)
         cap = self.max_fee_per_gas
-        try:
+        with chain_errors(self.w3):
             floor = self.w3.eth.gas_price
-        except NETWORK_ERRORS as exc:
-            raise ChainUnavailable(f"chain unreachable: {exc}") from exc
         keys = ("maxFeePerGas", "maxPriorityFeePerGas") if "maxFeePerGas" in tx else ("gasPrice",)
         for key in keys:
             tx[key] = math.ceil(tx[key] * self.bump_factor)
@@ -203,9 +194,9 @@ class TxSender:
             pending.sent_at = time.monotonic()
             return
         try:
-            tx_hash = HexBytes(self.w3.eth.send_raw_transaction(self.account.sign_transaction(tx).raw_transaction))
-        except NETWORK_ERRORS as exc:
-            raise ChainUnavailable(f"chain unreachable: {exc}") from exc
+            with chain_errors(self.w3):
+                signed = self.account.sign_transaction(tx).raw_transaction
+                tx_hash = HexBytes(self.w3.eth.send_raw_transaction(signed))
         except Web3RPCError as exc:  # e.g. "nonce too low": a version was mined meanwhile
             log.info("%s nonce=%d: bumped version refused (%s)", pending.what, tx["nonce"], exc)
             pending.sent_at = time.monotonic()
@@ -232,10 +223,8 @@ class TxSender:
     def _take_nonce(self) -> int:
         with self._lock:
             if self._nonce is None:
-                try:
+                with chain_errors(self.w3):
                     self._nonce = self.w3.eth.get_transaction_count(self.address, "pending")
-                except NETWORK_ERRORS as exc:
-                    raise ChainUnavailable(f"chain unreachable: {exc}") from exc
             nonce = self._nonce
             self._nonce += 1
             return nonce
@@ -252,15 +241,3 @@ class TxSender:
         except Exception as exc:
             return TransactionFailed(f"transaction {tx_hash.hex()} reverted: {exc}")
         return TransactionFailed(f"transaction {tx_hash.hex()} reverted (out of gas?)")
-
-
-def wait_for_chain(w3: Web3, timeout: float = 10.0) -> int:
-    """Block until the node answers; return the chain id or raise ChainUnavailable."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return w3.eth.chain_id
-        except Exception as exc:
-            if time.monotonic() > deadline:
-                raise ChainUnavailable(f"no JSON-RPC node answers at {w3.provider}: {exc}") from exc
-            time.sleep(0.1)
