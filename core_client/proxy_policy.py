@@ -16,7 +16,7 @@ StopTransaction               the CSMS's answer                   the Core Clien
 anything else                 the CSMS's answer (or CALLERROR)    the Core Client's own answer
 ============================  ==================================  =============================================
 
-An EV Network tag is ``EVN<n>`` (:func:`core_client.sessions.tag_of_id_tag`): the chain is the
+An EV Network tag is ``EVN<n>``, or the tag a signing meter signs (:func:`core_client.sessions.is_network_tag`): the chain is the
 authority over it, whatever the CSMS thinks of a tag it has never issued.
 
 Transaction ids: a StartTransaction answered while the CSMS could not be asked gets an *offline id*
@@ -34,7 +34,7 @@ from typing import Any
 
 from ocpp.messages import Call, CallError, CallResult
 
-from core_client.sessions import tag_of_id_tag
+from core_client.sessions import is_network_tag
 from core_client.upstream_config import OfflineIdTags
 
 #: Transaction ids handed out while the CSMS is unreachable start here (int32-safe, above any CSMS counter).
@@ -53,7 +53,7 @@ class Source(str, Enum):
 
 def chain_paid(payload: Mapping[str, Any]) -> bool:
     """Whether the CALL names an EV Network idTag (a session paid on chain)."""
-    return tag_of_id_tag(payload.get("idTag")) is not None
+    return is_network_tag(payload.get("idTag"))
 
 
 def source(action: str, payload: Mapping[str, Any]) -> Source:

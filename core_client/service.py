@@ -30,7 +30,7 @@ from core_client.jobs import Job, JobKind, JobStatus
 from core_client.live import Live
 from core_client.protocol import energy_register_wh
 from core_client.reconcile import Reconciler
-from core_client.sessions import HOLDS_CONNECTOR, RUNNING, SessionRecord, id_tag_for, tag_of_id_tag
+from core_client.sessions import HOLDS_CONNECTOR, RUNNING, SessionRecord, id_tag_for, is_network_tag, tag_of_id_tag
 from core_client.store import Store
 from ev_network import ocmf
 from ev_network.contracts import SessionState
@@ -210,7 +210,7 @@ class SessionService:
         with self.store.transaction():
             owner = s.session_id if s is not None and why is None else None
             tx_id = self.store.new_transaction(link.id, connector, id_tag, owner, meter_start, link.transaction_id)
-            if s is None and link.proxied and tag_of_id_tag(id_tag) is None:
+            if s is None and link.proxied and not is_network_tag(id_tag):
                 decision = domain.observe_start(link.id, connector, id_tag, tx_id)
             elif s is None or why is not None:
                 decision = domain.refuse_start(link.id, connector, id_tag, tx_id, why or "")

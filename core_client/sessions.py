@@ -37,6 +37,7 @@ CPO delivers but cannot bill (cost is capped at the deposit on chain) stays near
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
@@ -212,6 +213,16 @@ def id_tag_for(tag: int) -> str:
     """``EVN<tag>``: the idTag the Core Client gives a charge point for an app-started session. OCPP
     allows 20 characters, so the tag is the store's number for the session, not its 256-bit id."""
     return f"EVN{tag}"
+
+
+SIGNED_ID_TAG = re.compile(r"EV[0-9A-F]{18}")  # ev_network.ocmf.session_id_tag: what a signing meter signs
+
+
+def is_network_tag(id_tag: str | None) -> bool:
+    """Whether an idTag is one the Core Client hands out for a session paid on chain: ``EVN<n>``, or at a
+    station with a signing meter ``EV`` and 18 upper-case hex digits. In proxy mode the chain is the
+    authority over these; every other tag is the CSMS's."""
+    return tag_of_id_tag(id_tag) is not None or (id_tag is not None and SIGNED_ID_TAG.fullmatch(id_tag) is not None)
 
 
 def tag_of_id_tag(id_tag: str | None) -> int | None:

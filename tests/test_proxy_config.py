@@ -48,3 +48,16 @@ def test_upstream_from_the_environment_and_bad_values_are_one_line_errors(tmp_pa
 
 def test_without_upstream_the_core_client_is_standalone() -> None:
     assert Settings().upstream is None and proxy_for(Settings()) is None
+
+
+def test_the_tags_a_signing_meter_signs_are_chain_tags_in_proxy_mode() -> None:
+    from core_client.proxy_policy import Source, source
+    from ev_network.ocmf import session_id_tag
+
+    signed = session_id_tag(0x70997970C51812DC3A010C7D01B50E0D17DC79C8 << 96 | 1)
+    assert source("StartTransaction", {"idTag": signed}) is Source.MERGED  # the chain's idTagInfo
+    assert source("Authorize", {"idTag": signed}) is Source.CORE
+    assert (
+        source("Authorize", {"idTag": "EV12"}) is Source.CSMS
+        and source("Authorize", {"idTag": "CARD-1"}) is Source.CSMS
+    )
