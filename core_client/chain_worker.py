@@ -132,7 +132,7 @@ class ChainWorker:
     async def drain(self, timeout: float) -> None:
         """Shutdown: wait (up to ``timeout``) for the receipts of transactions already sent."""
         deadline = time.monotonic() + timeout
-        while self.store.jobs(JobStatus.SENT) and time.monotonic() < deadline:
+        while self.store.has_jobs(JobStatus.SENT) and time.monotonic() < deadline:
             try:
                 await self._check_sent()
             except ChainUnavailable:
@@ -148,11 +148,11 @@ class ChainWorker:
             await self._send_settles()
             # starts are batched as they pile up while earlier transactions are in flight (no waiting)
             await self._send_batches(
-                self.store.jobs(JobStatus.PENDING, kind=JobKind.START)[: self.batch_max * SENDS_PER_STEP]
+                self.store.jobs(JobStatus.PENDING, kind=JobKind.START, limit=self.batch_max * SENDS_PER_STEP)
             )
-            for job in self.store.jobs(JobStatus.PENDING, kind=JobKind.REJECT)[:SENDS_PER_STEP]:
+            for job in self.store.jobs(JobStatus.PENDING, kind=JobKind.REJECT, limit=SENDS_PER_STEP):
                 await self._send([job])
-        return bool(self.store.jobs(*OPEN))
+        return self.store.has_jobs(*OPEN)
 
     # ----------------------------------------------------------------- sending
 
@@ -242,8 +242,8 @@ class ChainWorker:
         receipts: list[Any] = []
         for i in range(0, len(hashes), RECEIPT_QUERIES_AT_ONCE):  # a few JSON-RPC requests in parallel
             chunk = hashes[i : i + RECEIPT_QUERIES_AT_ONCE]
-            receipts += await asyncio.gather(*(asyncio.to_thread(self._receipt, h) for h in chunk))
-        for tx_hash, receipt in zip(hashes, receipts, strict=True):
+            receipts += await asyncio.gather(*(asyncio.to_thread(self._mined, h) for h in chunk))
+        for tx_hash, (receipt, settled) in zip(hashes, receipts, strict=True):
             await asyncio.sleep(0)  # a batch's jobs are many: let OCPP replies through between receipts
             jobs = groups[tx_hash]
             if receipt is None:
@@ -253,7 +253,6 @@ class ChainWorker:
                         await self._resolve(job, f"transaction {tx_hash} was dropped", resendable=True)
                 continue
             if receipt["status"] == 1:
-                settled = self._settled_in(receipt)
                 for job in jobs:
                     self._done(job, receipt["blockNumber"], tx_hash, settled.get(job.session_id))
             elif len(jobs) > 1:
@@ -292,6 +291,12 @@ class ChainWorker:
             self.service.on_job_failed(job, error)
 
     # ------------------------------------------------------------ chain reads
+
+    def _mined(self, tx_hash: str) -> tuple[Any, dict[int, dict[str, int]]]:
+        """The receipt (None: not mined yet) and the settlements in it, decoded here in the calling
+        (worker) thread: decoding events is pure Python that would hold up the event loop."""
+        receipt = self._receipt(tx_hash)
+        return receipt, self._settled_in(receipt) if receipt is not None and receipt["status"] == 1 else {}
 
     def _receipt(self, tx_hash: str) -> Any:
         try:
