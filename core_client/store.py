@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS sessions (
   started_at REAL, meter_at REAL, stopped_at REAL, finished_at REAL
 );
 CREATE INDEX IF NOT EXISTS sessions_state ON sessions(state);
+CREATE INDEX IF NOT EXISTS sessions_charge_point ON sessions(charge_point_id, state);
 CREATE TABLE IF NOT EXISTS transactions (
   transaction_id INTEGER PRIMARY KEY, charge_point_id TEXT NOT NULL, connector INTEGER NOT NULL,
   id_tag TEXT, session_id TEXT, meter_start INTEGER NOT NULL, started_at REAL NOT NULL,
