@@ -136,15 +136,11 @@ class EventWatcher:
             return registrations, []
         topics = [indexed_topic(i) for i in sorted(station_ids)]
         requested = self.reader.fetch(from_block, to_block, ["SessionRequested"], [None, None, topics])
-        # the station is the first indexed argument of both: one query (a tariff record never changes,
-        # so the TariffSet events of our stations spare a getTariff call per tariff)
-        stops = []
-        for event in self.reader.fetch(from_block, to_block, ["StopRequested", "TariffSet"], [topics]):
-            if event.name == "TariffSet":
-                args = event.args
-                self.tariffs[args["tariffId"]] = Tariff(args["pricePerKWh"], args["sessionFee"], args["timeFeePerHour"])
-            else:
-                stops.append(event)
+        stops = self.reader.fetch(from_block, to_block, ["StopRequested"], [None, topics])
+        # a tariff record never changes: the TariffSet events of our stations spare a getTariff per tariff
+        for event in self.reader.fetch(from_block, to_block, ["TariffSet"], [topics]):
+            args = event.args
+            self.tariffs[args["tariffId"]] = Tariff(args["pricePerKWh"], args["sessionFee"], args["timeFeePerHour"])
         events = sorted(requested + stops, key=lambda e: e.position)
         for event in requested:  # tariffs set before the first block read
             tariff_id = event.args["tariffId"]
