@@ -37,6 +37,12 @@ from ev_network.tx import NETWORK_ERRORS
 log = logging.getLogger("core_client.chain")
 SENDS_PER_STEP = 25  # starts/rejects sent per worker cycle before receipts and settles get a turn
 RECEIPT_QUERIES_AT_ONCE = 8
+# Receipts are looked for when a block came since the last look (no receipt can appear without one),
+# else every RECHECK_S; a transaction still without receipt is asked for again (dropped?) every
+# DROP_CHECK_S, not on every poll: under load a poll per 0.1 s of every transaction in flight
+# (hundreds) swamps the node that is meant to mine them.
+RECHECK_S = 2.0
+DROP_CHECK_S = 5.0
 # On-chain states in which a job's work is done (a start is done once the session got past Requested).
 TARGET = {
     JobKind.START: {SessionState.ACTIVE, SessionState.SETTLED, SessionState.EXPIRED},
@@ -103,6 +109,9 @@ class ChainWorker:
         self._seen: dict[int, float] = {}
         self._singles: set[int] = set()
         self._hold_until = 0.0
+        self._checked_head: int | None = None
+        self._recheck_at = 0.0
+        self._known_checked: dict[str, float] = {}  # tx hash -> when we last asked whether the node knows it
         self._stopping = False
         self.outage = Outage("chain worker")
 
@@ -238,6 +247,13 @@ class ChainWorker:
         groups: dict[str, list[Job]] = {}
         for job in self.store.jobs(JobStatus.SENT):
             groups.setdefault(job.tx_hash or "", []).append(job)
+        if not groups:
+            return
+        head, now = await asyncio.to_thread(self.reader.head), time.monotonic()
+        if head == self._checked_head and now < self._recheck_at:
+            return  # no block since the last look
+        self._checked_head, self._recheck_at = head, now + RECHECK_S
+        self._known_checked = {h: t for h, t in self._known_checked.items() if h in groups}
         hashes = list(groups)
         receipts: list[Any] = []
         for i in range(0, len(hashes), RECEIPT_QUERIES_AT_ONCE):  # a few JSON-RPC requests in parallel
@@ -247,6 +263,9 @@ class ChainWorker:
             await asyncio.sleep(0)  # a batch's jobs are many: let OCPP replies through between receipts
             jobs = groups[tx_hash]
             if receipt is None:
+                if now - self._known_checked.get(tx_hash, -DROP_CHECK_S) < DROP_CHECK_S:
+                    continue
+                self._known_checked[tx_hash] = now
                 if not await asyncio.to_thread(self._known, tx_hash):
                     self.sender.resync()  # its nonce may be free again: do not leave a gap
                     for job in jobs:
