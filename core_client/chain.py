@@ -2,8 +2,8 @@
 worker (job queue -> transactions). Blocking web3 calls run in threads; SQLite stays on the loop.
 
 Event watcher: reads from the stored cursor + 1 to the head (minus ``confirmations``), at most
-``MAX_RANGE`` blocks per poll: StationRegistered for our operator first, then SessionRequested and
-StopRequested filtered to our station ids by their indexed topic. All of a range's events are
+``MAX_RANGE`` blocks per poll: StationRegistered for our operator first, then SessionRequested,
+StopRequested and TariffSet (the tariffs sessions name) filtered to our station ids by their indexed topic. All of a range's events are
 handled in chain order and the cursor moves in the same SQLite transaction: after a crash the range
 is read again and nothing was half-applied, so no event is skipped or handled twice.
 
@@ -137,8 +137,12 @@ class EventWatcher:
         topics = [indexed_topic(i) for i in sorted(station_ids)]
         requested = self.reader.fetch(from_block, to_block, ["SessionRequested"], [None, None, topics])
         stops = self.reader.fetch(from_block, to_block, ["StopRequested"], [None, topics])
+        # a tariff record never changes: the TariffSet events of our stations spare a getTariff per tariff
+        for event in self.reader.fetch(from_block, to_block, ["TariffSet"], [topics]):
+            args = event.args
+            self.tariffs[args["tariffId"]] = Tariff(args["pricePerKWh"], args["sessionFee"], args["timeFeePerHour"])
         events = sorted(requested + stops, key=lambda e: e.position)
-        for event in requested:
+        for event in requested:  # tariffs set before the first block read
             tariff_id = event.args["tariffId"]
             if tariff_id not in self.tariffs:
                 try:

@@ -40,6 +40,12 @@ from ev_network.session_ids import hex_session_id
 log = logging.getLogger("core_client.chain")
 SENDS_PER_STEP = 25  # starts/rejects sent per worker cycle before receipts and settles get a turn
 RECEIPT_QUERIES_AT_ONCE = 8
+# Receipts are looked for when a block came since the last look (no receipt can appear without one),
+# else every RECHECK_S; a transaction still without receipt is asked for again (dropped?) every
+# DROP_CHECK_S, not on every poll: under load a poll per 0.1 s of every transaction in flight
+# (hundreds) swamps the node that is meant to mine them.
+RECHECK_S = 2.0
+DROP_CHECK_S = 5.0
 # On-chain states in which a job's work is done (a start is done once the session got past Requested).
 TARGET = {
     JobKind.START: {SessionState.ACTIVE, SessionState.SETTLED, SessionState.EXPIRED},
@@ -106,6 +112,9 @@ class ChainWorker:
         self._seen: dict[int, float] = {}
         self._singles: set[int] = set()
         self._hold_until = 0.0
+        self._checked_head: int | None = None
+        self._recheck_at = 0.0
+        self._known_checked: dict[str, float] = {}  # tx hash -> when we last asked whether the node knows it
         self._stopping = False
         self.outage = Outage("chain worker")
 
@@ -135,7 +144,7 @@ class ChainWorker:
     async def drain(self, timeout: float) -> None:
         """Shutdown: wait (up to ``timeout``) for the receipts of transactions already sent."""
         deadline = time.monotonic() + timeout
-        while self.store.jobs(JobStatus.SENT) and time.monotonic() < deadline:
+        while self.store.has_jobs(JobStatus.SENT) and time.monotonic() < deadline:
             try:
                 await self._check_sent()
             except ChainUnavailable:
@@ -151,11 +160,11 @@ class ChainWorker:
             await self._send_settles()
             # starts are batched as they pile up while earlier transactions are in flight (no waiting)
             await self._send_batches(
-                self.store.jobs(JobStatus.PENDING, kind=JobKind.START)[: self.batch_max * SENDS_PER_STEP]
+                self.store.jobs(JobStatus.PENDING, kind=JobKind.START, limit=self.batch_max * SENDS_PER_STEP)
             )
-            for job in self.store.jobs(JobStatus.PENDING, kind=JobKind.REJECT)[:SENDS_PER_STEP]:
+            for job in self.store.jobs(JobStatus.PENDING, kind=JobKind.REJECT, limit=SENDS_PER_STEP):
                 await self._send([job])
-        return bool(self.store.jobs(*OPEN))
+        return self.store.has_jobs(*OPEN)
 
     # ----------------------------------------------------------------- sending
 
@@ -245,22 +254,31 @@ class ChainWorker:
         groups: dict[str, list[Job]] = {}
         for job in self.store.jobs(JobStatus.SENT):
             groups.setdefault(job.tx_hash or "", []).append(job)
+        if not groups:
+            return
+        head, now = await asyncio.to_thread(self.reader.head), time.monotonic()
+        if head == self._checked_head and now < self._recheck_at:
+            return  # no block since the last look
+        self._checked_head, self._recheck_at = head, now + RECHECK_S
+        self._known_checked = {h: t for h, t in self._known_checked.items() if h in groups}
         hashes = list(groups)
         receipts: list[Any] = []
         for i in range(0, len(hashes), RECEIPT_QUERIES_AT_ONCE):  # a few JSON-RPC requests in parallel
             chunk = hashes[i : i + RECEIPT_QUERIES_AT_ONCE]
-            receipts += await asyncio.gather(*(asyncio.to_thread(self._receipt, h) for h in chunk))
-        for tx_hash, receipt in zip(hashes, receipts, strict=True):
+            receipts += await asyncio.gather(*(asyncio.to_thread(self._mined, h) for h in chunk))
+        for tx_hash, (receipt, settled) in zip(hashes, receipts, strict=True):
             await asyncio.sleep(0)  # a batch's jobs are many: let OCPP replies through between receipts
             jobs = groups[tx_hash]
             if receipt is None:
+                if now - self._known_checked.get(tx_hash, -DROP_CHECK_S) < DROP_CHECK_S:
+                    continue
+                self._known_checked[tx_hash] = now
                 if not await asyncio.to_thread(self._known, tx_hash):
                     self.sender.resync()  # its nonce may be free again: do not leave a gap
                     for job in jobs:
                         await self._resolve(job, f"transaction {tx_hash} was dropped", resendable=True)
                 continue
             if receipt["status"] == 1:
-                settled = self._settled_in(receipt)
                 for job in jobs:
                     self._done(job, receipt["blockNumber"], tx_hash, settled.get(job.session_id))
             elif len(jobs) > 1:
@@ -299,6 +317,12 @@ class ChainWorker:
             self.service.on_job_failed(job, error)
 
     # ------------------------------------------------------------ chain reads
+
+    def _mined(self, tx_hash: str) -> tuple[Any, dict[int, dict[str, int]]]:
+        """The receipt (None: not mined yet) and the settlements in it, decoded here in the calling
+        (worker) thread: decoding events is pure Python that would hold up the event loop."""
+        receipt = self._receipt(tx_hash)
+        return receipt, self._settled_in(receipt) if receipt is not None and receipt["status"] == 1 else {}
 
     def _receipt(self, tx_hash: str) -> Any:
         """The receipt of the job's transaction (or of a version of it the sender re-sent with a higher fee)."""

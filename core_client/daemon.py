@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 import time
 from typing import Any
 
@@ -40,6 +41,10 @@ from ev_network.web.server import HttpServer
 log = logging.getLogger("core_client")
 FAILED_SHOWN = 20  # the latest failed sessions listed in /health
 CHECKPOINT_EVERY_S = 2.0
+# How long a thread may hold the GIL while another waits for it (Python's default: 5 ms). Chain reads
+# and signing run in worker threads; each time the event loop gives the GIL up (a socket write, a poll)
+# it could wait that long to get it back, per OCPP reply. The daemon's loop should wait far less.
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -291,6 +296,7 @@ def _failed(s: SessionRecord) -> dict[str, Any]:
 
 async def run(settings: Settings, password: str) -> None:
     """Run the Core Client until SIGINT or SIGTERM (also while it still waits for the chain at start)."""
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     daemon = Daemon(settings, password)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

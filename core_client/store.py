@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS sessions (
   started_at REAL, meter_at REAL, stopped_at REAL, finished_at REAL
 );
 CREATE INDEX IF NOT EXISTS sessions_state ON sessions(state);
+CREATE INDEX IF NOT EXISTS sessions_charge_point ON sessions(charge_point_id, state);
 CREATE TABLE IF NOT EXISTS transactions (
   transaction_id INTEGER PRIMARY KEY, charge_point_id TEXT NOT NULL, connector INTEGER NOT NULL,
   id_tag TEXT, session_id TEXT, meter_start INTEGER NOT NULL, started_at REAL NOT NULL,
@@ -270,14 +271,15 @@ class Store:
             )
             return cur.rowcount == 1
 
-    def jobs(self, *statuses: JobStatus | str, kind: JobKind | str | None = None) -> list[Job]:
-        marks = ", ".join("?" for _ in statuses)
-        query = f"SELECT * FROM jobs WHERE status IN ({marks})"
-        params: list[Any] = [JobStatus(s).value for s in statuses]
-        if kind is not None:
-            query += " AND kind = ?"
-            params.append(JobKind(kind).value)
-        return [_job_from(r) for r in self.db.execute(query + " ORDER BY id", params)]
+    def jobs(self, *statuses: JobStatus | str, kind: JobKind | str | None = None, limit: int = -1) -> list[Job]:
+        """Jobs in any of ``statuses`` (optionally of one kind), oldest first, at most ``limit`` (-1: all)."""
+        query, params = _jobs_query(statuses, kind)
+        return [_job_from(r) for r in self.db.execute(f"SELECT * {query} ORDER BY id LIMIT ?", [*params, limit])]
+
+    def has_jobs(self, *statuses: JobStatus | str) -> bool:
+        """Whether any job is in one of ``statuses`` (without reading them all)."""
+        query, params = _jobs_query(statuses, None)
+        return self.db.execute(f"SELECT EXISTS (SELECT 1 {query})", params).fetchone()[0] == 1
 
     def pending_settles(self) -> list[tuple[Job, JobStatus | None]]:
         """Pending settles, each with the status of its session's start job (None: no start queued)."""
@@ -391,6 +393,15 @@ class Store:
             "SELECT status FROM connectors WHERE charge_point_id = ? AND connector = ?", (charge_point_id, connector)
         ).fetchone()
         return row[0] if row else None
+
+
+def _jobs_query(statuses: tuple[JobStatus | str, ...], kind: JobKind | str | None) -> tuple[str, list[Any]]:
+    query = f"FROM jobs WHERE status IN ({', '.join('?' for _ in statuses)})"
+    params: list[Any] = [JobStatus(s).value for s in statuses]
+    if kind is not None:
+        query += " AND kind = ?"
+        params.append(JobKind(kind).value)
+    return query, params
 
 
 def _key(session_id: int | None) -> str | None:

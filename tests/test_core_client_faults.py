@@ -727,3 +727,28 @@ async def test_daemon_and_cli_refuse_a_database_of_an_old_core_client_version(cl
     assert f"error: the database {old} was written with store version 0" in result.stderr
     assert "point `database` in the config at a new file" in result.stderr
     assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
+
+
+async def test_the_watcher_learns_our_tariffs_from_their_events(clean_chain, tmp_path, keyfile):
+    """The TariffSet events of our stations fill the tariff cache, also with tariffs no session used yet
+    (so no getTariff call per tariff); a session carries the tariff it was opened under."""
+    net = clean_chain
+    [cp] = cp_ids("TRF")
+    settings = settings_for(net, tmp_path, keyfile, {cp: "pw"})
+    station_id = await asyncio.to_thread(net.add_station, cp, 2)
+    driver = await funded_driver(net, 3)
+    before = await open_session(net, driver, station_id, 1, DEPOSIT)
+    dearer, dearest = (dataclasses.replace(TARIFF, price_per_kwh=TARIFF.price_per_kwh * k) for k in (2, 3))
+    operator = net.escrow(net.operator)
+    await asyncio.to_thread(operator.set_tariff, station_id, dearer)
+    after = await open_session(net, driver, station_id, 2, DEPOSIT)
+    await asyncio.to_thread(operator.set_tariff, station_id, dearest)
+    store = Store(tmp_path / "tariffs.sqlite")
+    service = SessionService(settings, store)
+    watcher = EventWatcher(make_web3(settings), net.deployment, net.operator.address, store, service)
+    watcher.start_block = settings.start_block
+    await watcher.initialize()
+    assert await watcher.poll_once() > 0
+    assert sorted(watcher.tariffs.values(), key=lambda t: t.price_per_kwh) == [TARIFF, dearer, dearest]
+    assert store.get_session(before).tariff == TARIFF and store.get_session(after).tariff == dearer
+    store.close()
