@@ -43,14 +43,14 @@ class BenchChargePoint(SimChargePoint):
         self.starts: list[float] = []
         self.stops: list[tuple[int, float]] = []
 
-    async def _call(self, payload: Any) -> Any | None:
+    async def _call(self, payload: Any, **kwargs: Any) -> Any | None:
         sent = time.time()
         before = len(self.reply_latencies)
         if isinstance(payload, call.StartTransaction):
             self.starts.append(sent)
         elif isinstance(payload, call.StopTransaction):
             self.stops.append((payload.transaction_id, sent))
-        response = await super()._call(payload)
+        response = await super()._call(payload, **kwargs)
         latency = self.reply_latencies[-1] if len(self.reply_latencies) > before else None
         if latency is None and self.closing:
             self.aborted += 1
