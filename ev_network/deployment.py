@@ -7,10 +7,10 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, NonNegativeInt, PositiveInt, ValidationError
+from pydantic import AfterValidator, BaseModel, NonNegativeInt, PositiveInt
 from web3 import Web3
 
-from ev_network.errors import DeploymentError
+from ev_network.errors import DeploymentError, read_json_model
 
 ABI_DIR = Path(__file__).parent / "abi"
 HOW_TO_DEPLOY = "deploy first (make deploy, or brownie run scripts/deploy.py --network evnet-anvil)"
@@ -51,15 +51,7 @@ class Deployment(BaseModel):
         path = Path(path)
         if not path.exists():
             raise DeploymentError(f"deployment file {path} not found: {HOW_TO_DEPLOY}")
-        try:
-            return cls.model_validate_json(path.read_bytes())
-        except OSError as exc:
-            raise DeploymentError(f"cannot read deployment file {path}: {exc.strerror}") from None
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "the file"
-            problem = "missing" if first["type"] == "missing" else first["msg"].removeprefix("Value error, ").lower()
-            raise DeploymentError(f"deployment file {path} is not valid: {where}: {problem}") from None
+        return read_json_model(cls, path, DeploymentError, "deployment file")
 
     def save(self, path: str | Path) -> None:
         path = Path(path)

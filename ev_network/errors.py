@@ -8,10 +8,12 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 from eth_abi import decode
 from eth_utils import function_abi_to_4byte_selector, function_signature_to_4byte_selector, to_checksum_address
+from pydantic import BaseModel, ValidationError
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import Timeout as RequestsTimeout
 
@@ -78,6 +80,23 @@ def chain_errors(w3: Any = None) -> Iterator[None]:
     except NETWORK_ERRORS as exc:
         where = f" at {endpoint_of(w3)}" if w3 is not None else ""
         raise ChainUnavailable(f"cannot reach the chain{where}: {network_reason(exc)}") from exc
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def read_json_model(model: type[Model], path: Path, error: type[EVNetworkError], what: str) -> Model:
+    """``model`` read from the JSON file ``path``; a file that cannot be read or is not valid raises
+    ``error`` in one line naming ``what`` (say, "deployment file"), the path and the first problem."""
+    try:
+        return model.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the file"
+        problem = "missing" if first["type"] == "missing" else first["msg"].removeprefix("Value error, ").lower()
+        raise error(f"{what} {path} is not valid: {where}: {problem}") from None
 
 
 @cache

@@ -35,7 +35,7 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from ev_network.contracts import Escrow, _Wrapper
-from ev_network.errors import ContractRevert, EVNetworkError
+from ev_network.errors import ContractRevert, EVNetworkError, read_json_model
 from ev_network.merkle import Hex32, bytes32, hex32, process_proof
 from ev_network.tx import TxSender, call_view
 
@@ -230,14 +230,7 @@ class RecordExport(BaseModel):
     @classmethod
     def load(cls, path: Path) -> RecordExport:
         """The export in the file ``path``, or a one-line RecordError naming the file and what is wrong."""
-        try:
-            return cls.model_validate_json(path.read_bytes())
-        except OSError as exc:
-            raise RecordError(f"cannot read the record file {path}: {exc.strerror}") from None
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise RecordError(f"{path} is not a record export: {where + ': ' if where else ''}{first['msg']}") from None
+        return read_json_model(cls, path, RecordError, "record export")
 
 
 @dataclass(frozen=True)

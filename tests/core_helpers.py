@@ -31,7 +31,6 @@ from ev_network.events import ChainEvent, EventReader, indexed_topic
 from ev_network.keys import create_keyfile
 from ev_network.session_ids import hex_session_id
 from simulator.charge_point import Behaviour, SimChargePoint
-from tools.devchain import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "operator keystore password"
@@ -251,55 +250,6 @@ def now_iso() -> str:
 
 
 # ---------------------------------------------------------- pausable TCP proxy
-
-
-class ChainProxy:
-    """A TCP forwarder between the daemon and Anvil. ``pause()`` drops every connection and refuses new
-    ones (the chain is unreachable); ``resume()`` listens again on the same port."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = free_port()
-        self.server: asyncio.Server | None = None
-        self._pipes: set[asyncio.StreamWriter] = set()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def resume(self) -> None:
-        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
-
-    async def pause(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            self.server = None
-        for writer in list(self._pipes):
-            writer.transport.abort()
-        self._pipes.clear()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._pipes.update({writer, up_writer})
-        try:
-            await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer), return_exceptions=True)
-        except asyncio.CancelledError:  # the test's loop is closing: end quietly
-            writer.transport.abort()
-            up_writer.transport.abort()
-        self._pipes.difference_update({writer, up_writer})
-
-    @staticmethod
-    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        finally:
-            writer.transport.abort()
 
 
 # ------------------------------------------------------------ daemon as a process

@@ -18,7 +18,6 @@ from ev_network.contracts import SessionState
 from tests.conftest import TARIFF, TOKEN
 from tests.core_helpers import (
     PASSWORD,
-    ChainProxy,
     Core,
     RawCP,
     chain_events,
@@ -31,6 +30,7 @@ from tests.core_helpers import (
     until,
     wait_chain,
 )
+from tools.devchain import ChainProxy
 
 DEPOSIT = 20 * TOKEN
 

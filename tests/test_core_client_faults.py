@@ -37,7 +37,6 @@ from tests.conftest import TARIFF, TOKEN
 from tests.core_helpers import (
     PASSWORD,
     ROOT,
-    ChainProxy,
     Core,
     RawCP,
     chain_events,
@@ -53,7 +52,7 @@ from tests.core_helpers import (
     wait_health,
     write_config,
 )
-from tools.devchain import free_port
+from tools.devchain import ChainProxy, free_port
 
 FAST = Behaviour(power_w=22_000, meter_interval_s=10, time_accel=100)
 DEPOSIT = 20 * TOKEN

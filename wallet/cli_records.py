@@ -12,6 +12,7 @@ import typer
 
 from ev_network.contracts import Escrow
 from ev_network.deployment import Deployment
+from ev_network.errors import read_json_model
 from ev_network.records import RecordAnchor, RecordError, RecordExport, verify_export
 from ev_network.session_ids import session_label
 from wallet.cli_common import (
@@ -81,10 +82,7 @@ def verify(
     Online (default) everything is read from the chain; with --invoice FILE nothing is (the key is the
     one the invoice names). Exit 1 with one line saying what failed."""
     if invoice is not None:
-        try:
-            inv = Invoice.model_validate_json(invoice.read_bytes())
-        except (OSError, ValueError) as exc:
-            raise WalletError(f"{invoice} is not an invoice JSON of ev-wallet: {str(exc).splitlines()[0]}") from None
+        inv = read_json_model(Invoice, invoice, WalletError, "ev-wallet invoice JSON")
         if session != session_label(inv.session_id) and _as_int(session) != inv.session_id:
             raise WalletError(f"{invoice} is the invoice of session {session_label(inv.session_id)}, not {session}")
     else:
