@@ -17,11 +17,9 @@ from core_client import onboarding
 from core_client.cli_records import records_app
 from core_client.config import Settings, check_charge_point_id, load_settings
 from core_client.control_client import call_control
-from core_client.errors import CoreClientError
-from ev_network.cli_errors import clean_errors as _clean_errors
+from core_client.errors import CoreClientError, clean_errors
 from ev_network.contracts import Escrow, Token
 from ev_network.deployment import Deployment
-from ev_network.errors import EVNetworkError
 from ev_network.keys import create_keyfile, keyfile_address, load_keyfile, resolve_password
 from ev_network.operator_profile import OperatorProfiles, Profile
 from ev_network.tx import TxSender
@@ -68,9 +66,6 @@ UrlOpt = Annotated[
 CpArg = Annotated[str, typer.Argument(help="OCPP charge point id.", metavar="CP_ID", show_default=False)]
 KeystoreOpt = Annotated[Path, typer.Option("--keystore", help="Keyfile to write (never overwritten).")]
 PasswordEnvOpt = Annotated[str, typer.Option("--password-env", help="Env variable holding the password.")]
-
-# One line for the package's own errors; anything else is "unexpected" (a bug to report).
-clean_errors = _clean_errors((CoreClientError, EVNetworkError))
 
 
 class CliError(CoreClientError):

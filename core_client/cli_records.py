@@ -13,12 +13,10 @@ from rich.console import Console
 from rich.table import Table
 
 from core_client.config import Settings, load_settings
-from core_client.errors import CoreClientError
+from core_client.errors import clean_errors
 from core_client.records import TransactionLog
 from ev_network.chain import connect
-from ev_network.cli_errors import clean_errors
 from ev_network.deployment import Deployment
-from ev_network.errors import EVNetworkError
 from ev_network.keys import keyfile_address, load_keyfile, resolve_password
 from ev_network.records import RecordAnchor, RecordError
 from ev_network.tx import TxSender
@@ -31,7 +29,6 @@ ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", "-c", envvar="EVN_CC_CONFIG", help="Core Client TOML config file.", show_default=False),
 ]
-records_errors = clean_errors((CoreClientError, EVNetworkError))
 
 
 def _open(config: Path | None) -> tuple[Settings, TransactionLog]:
@@ -54,7 +51,7 @@ def _when(seconds: int) -> str:
 
 
 @records_app.command("list")
-@records_errors
+@clean_errors
 def records_list(
     config: ConfigOpt = None,
     start: Annotated[int, typer.Option("--from", help="First log index to show.")] = 0,
@@ -86,7 +83,7 @@ def records_list(
 
 
 @records_app.command("export")
-@records_errors
+@clean_errors
 def records_export(
     transaction: Annotated[int, typer.Argument(help="OCPP transaction id.", show_default=False)],
     config: ConfigOpt = None,
@@ -117,7 +114,7 @@ def records_export(
 
 
 @records_app.command("anchor")
-@records_errors
+@clean_errors
 def records_anchor(config: ConfigOpt = None) -> None:
     """Anchor every record not anchored yet, now, in one transaction (the daemon does it by its policy).
     Sends from the operator key; the keystore password comes from password_env or is asked for."""
