@@ -41,6 +41,7 @@ FAST = {
     "reconnect_grace_s": 0,
     "ocpp_response_timeout_s": 5,
     "rpc_timeout_s": 2,
+    "max_power_kw": 100_000,  # the simulators' time runs 40-200x fast: 22 kW look like 4.4 MW
 }
 
 
