@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 import websockets
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from eth_account.signers.local import LocalAccount
 
 from core_client.config import Settings, settings_to_toml
@@ -314,3 +316,16 @@ async def running_core(
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(sim.close(), 5)
         await daemon.stop(drain_timeout=5)
+
+
+def ocmf_record(
+    key: ec.EllipticCurvePrivateKey, id_tag: str, tx: str, rv: str, unit: str = "Wh", page: str = "T7"
+) -> str:
+    """A compact OCMF record of one reading, written and signed here, numbers and pagination as given
+    (an independent signer: it shares no code with ev_network.ocmf)."""
+    payload = (
+        f'{{"FV":"1.0","GI":"Independent","PG":"{page}","MS":"IND-0001","ID":"{id_tag}",'
+        f'"RD":[{{"TM":"2024-01-02T03:04:05,000+0000 S","TX":"{tx}","RV":{rv},"RU":"{unit}","ST":"G"}}]}}'
+    )
+    der = key.sign(payload.encode(), ec.ECDSA(hashes.SHA256()))
+    return f'OCMF|{payload}|{{"SA":"ECDSA-secp256r1-SHA256","SD":"{der.hex()}"}}'
