@@ -5,7 +5,6 @@
 // during a session is priced with the element active at its start. Amounts are rounded to 4 decimals.
 "use strict";
 
-
 const round4 = (x) => Math.round(x * 10000) / 10000;
 
 function localParts(at, timeZone) {
