@@ -329,3 +329,86 @@ def test_down_resets_connections_until_up(peer, emsp):
     assert call("GET", peer.ocpi("versions"), TOKEN_A).http == 503
     peer.control("up", {})
     assert call("GET", peer.ocpi("versions"), "unknown").http == 401  # answering again
+
+
+def test_a_handshake_the_cpo_cannot_complete_answers_3001_and_registers_nothing(peer, emsp):
+    credentials = {"token": TOKEN_B, "url": f"{emsp.url}/nothing-here", "roles": [EMSP_ROLE]}
+    answer = call("POST", peer.ocpi("2.2.1/credentials"), TOKEN_A, credentials)
+    assert (answer.http, answer.body["status_code"]) == (200, 3001)
+    no_emsp = call(
+        "POST", peer.ocpi("2.2.1/credentials"), TOKEN_A, {**credentials, "roles": [{**EMSP_ROLE, "role": "CPO"}]}
+    )
+    assert no_emsp.body["status_code"] == 3003
+    assert call("GET", peer.ocpi("versions"), TOKEN_A).http == 200  # token A still admits a registration
+
+
+def test_put_rotates_token_c_delete_unregisters_and_revoke_locks_the_emsp_out(peer, emsp):
+    token_c = register(peer, emsp)
+    credentials = {"token": "token-b-2", "url": f"{emsp.url}/emsp/versions", "roles": [EMSP_ROLE]}
+    token_c2 = call("PUT", peer.ocpi("2.2.1/credentials"), token_c, credentials).body["data"]["token"]
+    assert token_c2 != token_c and call("GET", peer.ocpi("2.2.1/locations"), token_c).http == 401
+    assert call("GET", peer.ocpi("2.2.1/locations"), token_c2).http == 200
+    peer.control("revoke", {})
+    assert call("GET", peer.ocpi("2.2.1/locations"), token_c2).http == 401
+
+    peer.control("token-a", {"token": TOKEN_A})
+    token_c3 = register(peer, emsp)
+    assert call("DELETE", peer.ocpi("2.2.1/credentials"), token_c3).body["status_code"] == 1000
+    assert call("DELETE", peer.ocpi("2.2.1/credentials"), token_c3).http == 401
+    assert call("PUT", peer.ocpi("2.2.1/credentials"), TOKEN_A, credentials).http == 405  # not registered
+    register(peer, emsp)  # token A admits a new registration after DELETE
+
+
+def test_tokens_pushed_by_the_emsp_are_kept_and_checked_against_the_url(peer, emsp):
+    token_c = register(peer, emsp)
+    token = start_session(emsp, "LOC-1", "EVSE-1")["token"] | {"type": "RFID", "uid": "04A1B2C3"}
+    url = peer.ocpi("2.2.1/tokens/NL/EMS/04A1B2C3")
+    assert call("PUT", url, token_c, token).http == 201
+    assert call("PUT", url, token_c, token).http == 200
+    assert call("GET", url, token_c).body["data"] == token
+    assert call("PATCH", url, token_c, {"valid": False}).body["status_code"] == 2001  # no last_updated
+    assert (
+        call("PATCH", url, token_c, {"valid": False, "last_updated": "2026-12-06T12:30:00Z"}).body["status_code"]
+        == 1000
+    )
+    assert call("GET", url, token_c).body["data"]["valid"] is False
+    assert call("PUT", peer.ocpi("2.2.1/tokens/NL/EMS/OTHER"), token_c, token).body["status_code"] == 2001
+    assert call("GET", peer.ocpi("2.2.1/tokens/NL/EMS/04A1B2C3?type=APP_USER"), token_c).http == 404
+
+
+def test_garbage_gets_an_ocpi_error_and_the_peer_keeps_serving(peer, emsp):
+    token_c = register(peer, emsp)
+    for path, raw in [
+        ("2.2.1/commands/START_SESSION", b"[1,2,3]"),
+        ("2.2.1/commands/STOP_SESSION", b"\xff\xfe"),
+        ("2.2.1/tokens/NL/EMS/%E0%A4%A", b"{}"),
+    ]:
+        answer = call("POST" if "commands" in path else "PUT", peer.ocpi(path), token_c, raw=raw)
+        assert 400 <= answer.http < 500 or answer.body["status_code"] == 2001, (path, answer)
+        assert answer.body["status_code"] >= 2000 and answer.body["timestamp"]
+    assert call("GET", peer.ocpi("2.2.1/locations"), token_c).http == 200
+    assert not [v for v in peer.control("violations") if "stand-in error" in v["violation"]]
+
+
+def test_sessions_pushed_in_order_pending_first_and_a_cdr_made_while_down_only_by_pull(peer, emsp):
+    token_c = register(peer, emsp)
+    peer.control("scenario", {"pending_ms": 200, "tick_ms": 50, "result_delay_ms": 10, "cdr": "duplicate"})
+    call("POST", peer.ocpi("2.2.1/commands/START_SESSION"), token_c, start_session(emsp, "LOC-2", "EVSE-4"))
+    put = emsp.next("PUT", "/sessions/DE/EVP/")["body"]
+    assert put["status"] == "PENDING"
+    active = emsp.next("PATCH", f"/sessions/DE/EVP/{put['id']}")["body"]
+    assert active["status"] == "ACTIVE" and active["start_date_time"] >= put["start_date_time"]
+    peer.control("stop", {"session_id": put["id"]})
+    first, second = emsp.next("POST", "/emsp/2.2.1/cdrs")["body"], emsp.next("POST", "/emsp/2.2.1/cdrs")["body"]
+    assert first == second  # the duplicate scenario POSTs the same CDR twice
+
+    peer.control("scenario", {"pending_ms": 0, "cdr": "push"})
+    call("POST", peer.ocpi("2.2.1/commands/START_SESSION"), token_c, start_session(emsp, "LOC-2", "EVSE-4"))
+    session = emsp.next("PUT", "/sessions/DE/EVP/")["body"]
+    peer.control("down", {"mode": "503"})
+    peer.control("stop", {"session_id": session["id"]})
+    peer.control("up", {})
+    pulled = call("GET", peer.ocpi("2.2.1/cdrs?limit=1&offset=1"), token_c)
+    assert pulled.headers["X-Total-Count"] == "2" and pulled.body["data"][0]["session_id"] == session["id"]
+    skipped = [e for e in peer.control("log") if e.get("skipped") == "platform down"]
+    assert {e["purpose"] for e in skipped} >= {"Session PATCH (COMPLETED)", f"CDR POST {pulled.body['data'][0]['id']}"}

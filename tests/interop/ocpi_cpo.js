@@ -27,7 +27,7 @@
 //                             "cdr": "push"|"pull_only"|"duplicate"|"none", "signed": "valid"|"tampered"|"foreign"|"none",
 //                             "kwh_per_second": 0.5, "tick_ms": 1000, "result_delay_ms": 100, "command_timeout": 30,
 //                             "authorize": "never"|"before_start", "push_down": false, "push_on_register": false,
-//                             "cost_offset": 0, "meter_start_wh": 1000000, "reset": true (back to defaults first)}
+//                             "cost_offset": 0, "meter_start_wh": 1000000, "pending_ms": 0, "reset": true (defaults first)}
 //                            refuse = CommandResponse REJECTED; reject/fail/timeout/occupied = CommandResult
 //                            REJECTED/FAILED/TIMEOUT/EVSE_OCCUPIED after an ACCEPTED response; no_result = no POST.
 //   GET  /control/state      registration, scenario, sessions, CDRs, tokens, meter public key
@@ -46,6 +46,9 @@
 //   POST /control/cdr        {"token": CdrToken, "location_id","evse_uid","kwh"?,"minutes"?}: a completed session
 //                            and its CDR that are never pushed (pull only)
 //   POST /control/repost-cdr {"cdr_id"}: POST a stored CDR again
+//   POST /control/revoke     the eMSP's token C stops working (401), as when the CPO revokes it
+//   POST /control/update-credentials  the CPO PUTs new credentials to the eMSP (new token C; token B from the answer)
+//   POST /control/unregister the CPO DELETEs its credentials at the eMSP and forgets the registration
 //   POST /control/token-a    {"token"}: a new CREDENTIALS_TOKEN_A
 "use strict";
 const http = require("http");
@@ -71,7 +74,12 @@ function options(argv) {
 // ------------------------------------------------------------------ OCPI requests
 
 async function serveOcpi(platform, charging, req, res, url) {
-  const parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent); // ["ocpi", "2.2.1", module, ...]
+  let parts; // ["ocpi", "2.2.1", module, ...]
+  try {
+    parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
+  } catch {
+    parts = [];
+  }
   const module = parts[1] === "versions" && parts.length === 2 ? "versions" : parts[1] === "2.2.1" ? parts[2] || "details" : null;
   const functional = module && !["versions", "details", "credentials"].includes(module);
   const requestId = req.headers["x-request-id"] || uuid();
@@ -93,6 +101,7 @@ async function serveOcpi(platform, charging, req, res, url) {
     let body;
     const ctx = { platform, charging, req, url, method: req.method, segments: parts.slice(3), who, correlation, body: () => (body ??= parseJson(text)) };
     const result = await route.handler(ctx);
+    if (ctx.warnings) violations.push(...ctx.warnings);
     Object.assign(headers, result.headers || {});
     const answered = reply(res, result.http, envelope(result.code, result.message, result.data), headers);
     if (result.code !== STATUS.SUCCESS) violations.push(`refused (HTTP ${result.http}, status ${result.code}): ${result.message}`);
@@ -152,7 +161,12 @@ function main() {
   const party = { country_code: opts["country-code"], party_id: opts["party-id"] };
   let platform, charging;
   const server = http.createServer((req, res) => {
-    const url = new URL(req.url, "http://localhost");
+    let url;
+    try {
+      url = new URL(req.url, "http://localhost");
+    } catch {
+      return reply(res, 400, envelope(STATUS.CLIENT_ERROR, "malformed request target"));
+    }
     const serve = url.pathname.startsWith("/control/") ? serveControl : url.pathname.startsWith("/ocpi/") ? serveOcpi : null;
     if (serve === serveOcpi && platform.outage) {
       platform.journal.add({ direction: "in", method: req.method, url: req.url, refused: `down (${platform.outage})` });
@@ -188,6 +202,11 @@ function main() {
     if (platform) platform.save();
     process.exit(0);
   };
+  process.on("uncaughtException", (exc) => {
+    // never die on what a peer sends: record it as the stand-in's own error and go on
+    if (platform) platform.journal.add({ direction: "self", method: "ERROR", url: "", violations: [`stand-in error: ${exc.stack}`] });
+    else process.stderr.write(`ocpi_cpo: ${exc.stack}\n`);
+  });
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
 }

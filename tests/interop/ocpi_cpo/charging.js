@@ -15,6 +15,7 @@ const cdrToken = (t) => ({ country_code: t.country_code, party_id: t.party_id, u
 class Charging {
   constructor(platform, meter) {
     Object.assign(this, { platform, meter });
+    this.inflight = new Map(); // session id -> its push being answered
   }
   get scenario() {
     return this.platform.scenario;
@@ -81,7 +82,7 @@ class Charging {
     if (!session) return this.response("UNKNOWN_SESSION", `unknown session ${body.session_id}`);
     const emsp = this.platform.emsp;
     if (session.cdr_token.country_code.toUpperCase() !== emsp.country_code.toUpperCase() || session.cdr_token.party_id.toUpperCase() !== emsp.party_id.toUpperCase()) return this.response("REJECTED", "the session is not one of this eMSP's");
-    if (session.status !== "ACTIVE" && session.status !== "PENDING") return this.response("REJECTED", `session ${session.id} is ${session.status}`);
+    if (session.status !== "ACTIVE") return this.response("REJECTED", `session ${session.id} is ${session.status}`);
     if (this.scenario.stop === "refuse") return this.response("REJECTED", "refused by the scenario");
     setTimeout(async () => {
       try {
@@ -125,15 +126,45 @@ class Charging {
     };
     if (authorizationReference) session.authorization_reference = authorizationReference;
     if (tariff) session.total_cost = cost(tariff, { wh: 0, seconds: 0, start: at, timeZone: location.time_zone }).total;
-    const meta = { wh: 0, register_start_wh: registerStart, started_ms: at.getTime(), last_tick_ms: at.getTime(), correlation, tariff_id: tariffId, signed: this.scenario.signed };
+    const meta = { wh: 0, pending: [], register_start_wh: registerStart, started_ms: at.getTime(), last_tick_ms: at.getTime(), correlation, tariff_id: tariffId, signed: this.scenario.signed };
     if (meta.signed !== "none") meta.begin = this.meter.record("B", registerStart, token.uid, evse.uid, at, meta.signed);
     p.state.sessions.push(session);
     p.state.meta[id] = meta;
     await this.setStatus(location, evse, "CHARGING", correlation);
-    await p.toEmsp("PUT", "sessions", `${p.party.country_code}/${p.party.party_id}/${id}`, this.selfCheck("Session", O.Session, session), { purpose: "Session PUT", correlation });
-    this.run(session);
+    const pendingMs = this.scenario.pending_ms;
+    if (pendingMs > 0) session.status = "PENDING";
     p.save();
+    await this.push(id, "PUT", () => this.selfCheck("Session", O.Session, session), "Session PUT");
+    if (pendingMs > 0) {
+      await sleep(pendingMs); // the EV is plugged in: ACTIVE, and start_date_time moves to this moment
+      Object.assign(session, { status: "ACTIVE", start_date_time: now(), last_updated: now() });
+      Object.assign(meta, { started_ms: Date.now(), last_tick_ms: Date.now() });
+      await this.push(id, "PATCH", () => ({ status: "ACTIVE", start_date_time: session.start_date_time, last_updated: session.last_updated }), "Session PATCH (ACTIVE)");
+    }
+    this.run(session);
     return session;
+  }
+
+  /**
+   * Send a Session PUT or PATCH once the session's previous push is answered, so they arrive in order. A PATCH
+   * carries the ChargingPeriods not yet delivered (kept when the push is skipped or gets no answer).
+   */
+  push(id, method, build, purpose) {
+    const p = this.platform;
+    const previous = this.inflight.get(id) || Promise.resolve();
+    const sent = previous.then(async () => {
+      const meta = p.state.meta[id];
+      const body = build();
+      const periods = method === "PATCH" && meta.pending && meta.pending.length ? meta.pending.splice(0) : [];
+      if (periods.length) body.charging_periods = periods;
+      const r = await p.toEmsp(method, "sessions", `${p.party.country_code}/${p.party.party_id}/${id}`, body, { purpose, correlation: meta.correlation });
+      if (r.skipped || r.error) meta.pending.unshift(...periods);
+      return r;
+    });
+    const settled = sent.catch((e) => this.crash(e));
+    this.inflight.set(id, settled);
+    settled.then(() => this.inflight.get(id) === settled && this.inflight.delete(id));
+    return settled;
   }
 
   /** Charge ``session``: every tick_ms the energy grows and a PATCH with kwh, a ChargingPeriod and total_cost goes out. */
@@ -155,6 +186,7 @@ class Charging {
     meta.last_tick_ms = nowMs;
     session.kwh = meta.wh / 1000;
     session.charging_periods.push(period);
+    (meta.pending ||= []).push(period);
     session.last_updated = now();
     const tariff = meta.tariff_id && this.platform.tariff(meta.tariff_id);
     if (tariff) session.total_cost = cost(tariff, { wh: meta.wh, seconds: (nowMs - meta.started_ms) / 1000, start: new Date(meta.started_ms), timeZone: this.platform.location(session.location_id).time_zone }).total;
@@ -165,12 +197,9 @@ class Charging {
     const p = this.platform;
     const session = p.session(id);
     if (!session || session.status !== "ACTIVE") return;
-    const period = this.advance(session);
-    if (!period) return;
+    if (this.inflight.has(id) || !this.advance(session)) return; // a slow eMSP: the next PATCH carries it all
     p.touch();
-    const patch = { kwh: session.kwh, charging_periods: [period], last_updated: session.last_updated };
-    if (session.total_cost) patch.total_cost = session.total_cost;
-    await p.toEmsp("PATCH", "sessions", `${p.party.country_code}/${p.party.party_id}/${id}`, patch, { purpose: "Session PATCH", correlation: p.state.meta[id].correlation });
+    await this.push(id, "PATCH", () => ({ kwh: session.kwh, last_updated: session.last_updated, ...(session.total_cost ? { total_cost: session.total_cost } : {}) }), "Session PATCH");
   }
 
   /** End a session (STOP_SESSION accepted, or the EV left): final Session PATCH, EVSE AVAILABLE, the CDR. */
@@ -192,7 +221,7 @@ class Charging {
     meta.reason = reason;
     const patch = { status: "COMPLETED", end_date_time: session.end_date_time, kwh: session.kwh, last_updated: session.last_updated };
     if (session.total_cost) patch.total_cost = session.total_cost;
-    await p.toEmsp("PATCH", "sessions", `${p.party.country_code}/${p.party.party_id}/${id}`, patch, { purpose: "Session PATCH (COMPLETED)", correlation: meta.correlation });
+    await this.push(id, "PATCH", () => patch, "Session PATCH (COMPLETED)");
     await this.setStatus(location, evse, "AVAILABLE", meta.correlation);
     const mode = this.scenario.cdr;
     if (mode === "none") return p.save();

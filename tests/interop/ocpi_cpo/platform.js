@@ -20,6 +20,7 @@ const DEFAULT_SCENARIO = {
   push_on_register: false, // true: PUT every Location and Tariff to the eMSP after the credentials handshake
   cost_offset: 0, // added to the CDR's total_cost (excl. and incl. VAT), for a cost the eMSP must notice
   meter_start_wh: 1000000, // the meter register at the first session's start
+  pending_ms: 0, // > 0: the Session is PUT as PENDING, and PATCHed ACTIVE (new start_date_time) after pending_ms
 };
 
 class Platform {
