@@ -261,8 +261,11 @@ def test_bad_commands_are_refused_as_the_spec_says(peer, emsp):
     assert call("POST", peer.ocpi("2.2.1/commands/SELF_DESTRUCT"), token_c, {}).http == 404
 
 
+UID = ocmf.session_id_tag(42)  # the token uid the eMSP would choose for chain session 42
+
+
 def start_session(emsp: Emsp, location: str, evse: str) -> dict:
-    token = {"country_code": "NL", "party_id": "EMS", "uid": "EV0123456789ABCDEF01", "type": "APP_USER", "contract_id": "NL-EMS-C00000001",
+    token = {"country_code": "NL", "party_id": "EMS", "uid": UID, "type": "APP_USER", "contract_id": "NL-EMS-C00000001",
              "issuer": "Test eMSP", "valid": True, "whitelist": "NEVER", "last_updated": "2026-12-06T12:00:00Z"}  # fmt: skip
     return {
         "response_url": f"{emsp.url}/emsp/2.2.1/commands/START_SESSION/1",
@@ -282,7 +285,7 @@ def test_a_started_session_is_pushed_charged_stopped_and_billed_with_a_verifiabl
     assert status["body"]["status"] == "CHARGING" and status["headers"]["OCPI-to-party-id"] == "EMS"
     put = emsp.next("PUT", "/emsp/2.2.1/sessions/DE/EVP/")
     session = put["body"]
-    assert session["status"] == "ACTIVE" and session["cdr_token"]["uid"] == "EV0123456789ABCDEF01"
+    assert session["status"] == "ACTIVE" and session["cdr_token"]["uid"] == UID
     assert put["headers"]["Authorization"] == auth(TOKEN_B) and put["headers"]["X-Request-ID"]
     assert emsp.next("PATCH", f"/sessions/DE/EVP/{session['id']}")["body"]["kwh"] > 0
 
@@ -297,10 +300,11 @@ def test_a_started_session_is_pushed_charged_stopped_and_billed_with_a_verifiabl
 
     key = peer.ready["meter"]["der_hex"]
     begin, end = (ocmf.parse(base64.b64decode(v["signed_data"]).decode()) for v in cdr["signed_data"]["signed_values"])
-    for record in (begin, end):
-        ocmf.verify(record, key)
-        assert record.identification == "EV0123456789ABCDEF01"
+    settlement = ocmf.signed_settlement(42, begin, end, key)  # verifies both, as the escrow's signed path will
     assert end.reading(ocmf.Reason.END).wh - begin.reading(ocmf.Reason.BEGIN).wh == round(cdr["total_energy"] * 1000)
+    assert settlement[1] == end.reading(ocmf.Reason.END).wh
+    energy = [d["volume"] for p in cdr["charging_periods"] for d in p["dimensions"] if d["type"] == "ENERGY"]
+    assert sum(energy) == pytest.approx(cdr["total_energy"])
 
     pulled = call("GET", peer.ocpi("2.2.1/cdrs"), token_c)
     assert [c["id"] for c in pulled.body["data"]] == [cdr["id"]]

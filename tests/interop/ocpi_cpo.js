@@ -25,7 +25,8 @@
 //   POST /control/scenario   {"start": "accept"|"refuse"|"reject"|"fail"|"timeout"|"occupied"|"no_result",
 //                             "stop": "accept"|"refuse"|"reject"|"fail"|"timeout"|"no_result",
 //                             "cdr": "push"|"pull_only"|"duplicate"|"none", "signed": "valid"|"tampered"|"foreign"|"none",
-//                             "kwh_per_second": 0.5, "tick_ms": 1000, "result_delay_ms": 100, "command_timeout": 30,
+//                             "kwh_per_second": 0.5, "tick_ms": 1000, "period_ms": 60000, "result_delay_ms": 100,
+//                             "command_timeout": 30,
 //                             "authorize": "never"|"before_start", "push_down": false, "push_on_register": false,
 //                             "cost_offset": 0, "meter_start_wh": 1000000, "pending_ms": 0, "reset": true (defaults first)}
 //                            refuse = CommandResponse REJECTED; reject/fail/timeout/occupied = CommandResult

@@ -12,7 +12,8 @@ const DEFAULT_SCENARIO = {
   cdr: "push", // push | pull_only | duplicate | none
   signed: "none", // valid | tampered | foreign | none
   kwh_per_second: 0.5, // energy the simulated EV takes, per (real) second
-  tick_ms: 1000, // a Session PATCH (kwh, a ChargingPeriod, total_cost) every tick_ms
+  tick_ms: 1000, // a Session PATCH (kwh, total_cost) every tick_ms
+  period_ms: 60000, // a ChargingPeriod (ENERGY, TIME) closed every period_ms, and one at the session's end
   result_delay_ms: 100, // CommandResponse -> CommandResult
   command_timeout: 30, // CommandResponse.timeout, seconds
   authorize: "never", // never (2.2.1 for APP_USER/AD_HOC_USER tokens) | before_start (POST tokens/{uid}/authorize first)
@@ -67,7 +68,7 @@ class Platform {
     this.saveTimer = setTimeout(() => {
       this.saveTimer = null;
       this.save();
-    }, 100);
+    }, 500);
   }
   nextId(kind, prefix) {
     this.state.counters[kind] += 1;
