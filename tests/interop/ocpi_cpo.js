@@ -30,7 +30,9 @@
 //                             "kwh_per_second": 0.5, "tick_ms": 1000, "period_ms": 60000, "result_delay_ms": 100,
 //                             "command_timeout": 30,
 //                             "authorize": "never"|"before_start", "push_down": false, "push_on_register": false,
-//                             "cost_offset": 0, "meter_start_wh": 1000000, "pending_ms": 0, "reset": true (defaults first)}
+//                             "cost_offset": 0, "meter_start_wh": 1000000, "pending_ms": 0,
+//                             "plain_token": false (true: Authorization unencoded, as pre-2.2 peers),
+//                             "reset": true (back to the defaults first)}
 //                            refuse = CommandResponse REJECTED; reject/fail/timeout/occupied = CommandResult
 //                            REJECTED/FAILED/TIMEOUT/EVSE_OCCUPIED after an ACCEPTED response; no_result = no POST.
 //   GET  /control/state      registration, scenario, sessions, CDRs, tokens, meter public key
@@ -38,7 +40,8 @@
 //                            bodies, and the spec violations found ("self" entries: the stand-in's own errors)
 //   GET  /control/violations  just the violations, each with its log seq
 //   POST /control/status     {"location_id","evse_uid","status"}: set an EVSE status and PATCH it to the eMSP
-//   POST /control/push       {} PUT every Location and Tariff; {"tariff": {...}} add/replace one Tariff and PUT it
+//   POST /control/push       {} PUT every Location and Tariff; {"location_id"} PUT one Location;
+//                            {"tariff": {...}} add/replace one Tariff and PUT it
 //   POST /control/down       {"mode": "reset"|"503"}: refuse every OCPI request (connection reset, or HTTP 503 /
 //                            status 3000) and send nothing; POST /control/up ends it (nothing sent while down is
 //                            replayed: OCPI messages are not queued, the eMSP pulls)

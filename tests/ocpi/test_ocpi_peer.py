@@ -83,8 +83,8 @@ def emsp_server() -> tuple[ThreadingHTTPServer, Emsp]:
         def log_message(self, *args: object) -> None:
             pass
 
-        def answer(self, status: int, data: object = None, extra: dict | None = None) -> None:
-            body = {"status_code": 1000, "timestamp": "2026-12-06T12:00:00Z"} | ({} if data is None else {"data": data})
+        def answer(self, status: int, data: object = None, extra: dict | None = None, code: int = 1000) -> None:
+            body = {"status_code": code, "timestamp": "2026-12-06T12:00:00Z"} | ({} if data is None else {"data": data})
             text = json.dumps(body).encode()
             self.send_response(status)
             for name in ("X-Request-ID", "X-Correlation-ID"):
@@ -108,6 +108,16 @@ def emsp_server() -> tuple[ThreadingHTTPServer, Emsp]:
                            ("cdrs", "RECEIVER"), ("commands", "SENDER"), ("tokens", "SENDER")]  # fmt: skip
                 endpoints = [{"identifier": m, "role": r, "url": f"{base}/emsp/2.2.1/{m}"} for m, r in modules]
                 return self.answer(200, {"version": "2.2.1", "endpoints": endpoints})
+            if self.command == "POST" and "/authorize" in self.path:
+                uid = self.path.split("/")[-2]
+                if uid == "UNKNOWN":
+                    return self.answer(404, code=2004)
+                token = start_session(emsp, "LOC-1", "EVSE-1")["token"] | {
+                    "uid": uid,
+                    "type": self.path.split("type=")[1],
+                }
+                info = {"allowed": "ALLOWED", "token": token, "location": body, "authorization_reference": "AUTH-REF-1"}
+                return self.answer(200, info)
             if self.command == "POST" and self.path.endswith("/cdrs"):
                 return self.answer(201, extra={"Location": f"{base}/emsp/2.2.1/cdrs/{body['id']}"})
             return self.answer(200)
@@ -379,3 +389,21 @@ async def test_sessions_pushed_in_order_pending_first_and_a_cdr_made_while_down_
     cdr_id = pulled.body["data"][0]["id"]
     skipped = await peer.wait_log(lambda e: e.get("purpose") == f"CDR POST {cdr_id}")
     assert skipped["skipped"] == "platform down" and "http" not in skipped
+
+
+def test_real_time_authorization_before_a_start_and_for_an_rfid_tap(peer, emsp):
+    token_c = register(peer, emsp)
+    peer.control("scenario", {"authorize": "before_start", "result_delay_ms": 10})
+    call("POST", peer.ocpi("2.2.1/commands/START_SESSION"), token_c, start_session(emsp, "LOC-1", "EVSE-3"))
+    asked = emsp.next("POST", "/authorize")
+    assert asked["path"] == f"/emsp/2.2.1/tokens/{UID}/authorize?type=APP_USER"
+    assert asked["body"] == {"location_id": "LOC-1", "evse_uids": ["EVSE-3"]}
+    assert emsp.next("POST", "/commands/START_SESSION/1")["body"] == {"result": "ACCEPTED"}
+    assert emsp.next("PUT", "/sessions/DE/EVP/")["body"]["authorization_reference"] == "AUTH-REF-1"
+
+    tapped = peer.control("tap", {"uid": "04AABBCC", "location_id": "LOC-2", "evse_uid": "EVSE-4"})
+    assert tapped["started"] is True
+    session = emsp.next("PUT", "/sessions/DE/EVP/")["body"]
+    assert session["auth_method"] == "AUTH_REQUEST" and session["cdr_token"]["uid"] == "04AABBCC"
+    refused = peer.control("tap", {"uid": "UNKNOWN", "location_id": "LOC-2", "evse_uid": "EVSE-6"})
+    assert refused["started"] is False

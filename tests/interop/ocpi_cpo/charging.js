@@ -285,11 +285,13 @@ class Charging {
     return p.toEmsp("PATCH", "locations", `${p.party.country_code}/${p.party.party_id}/${location.id}/${evse.uid}`, { status, last_updated: stamp }, { purpose: `EVSE status ${status}`, correlation });
   }
 
-  async pushAll() {
+  /** PUT every Location and Tariff (or only the Location ``locationId``). */
+  async pushAll(locationId) {
     const p = this.platform;
     const results = [];
-    for (const l of p.state.locations) results.push(await p.toEmsp("PUT", "locations", `${p.party.country_code}/${p.party.party_id}/${l.id}`, l, { purpose: "Location PUT" }));
-    for (const t of p.state.tariffs) results.push(await this.pushTariff(t));
+    const locations = locationId ? [p.location(locationId)].filter(Boolean) : p.state.locations;
+    for (const l of locations) results.push(await p.toEmsp("PUT", "locations", `${p.party.country_code}/${p.party.party_id}/${l.id}`, l, { purpose: "Location PUT" }));
+    if (!locationId) for (const t of p.state.tariffs) results.push(await this.pushTariff(t));
     return results.map((r) => r.ok);
   }
 

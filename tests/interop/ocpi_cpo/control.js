@@ -57,6 +57,8 @@ async function tap(platform, charging, body) {
     const info = await charging.authorizeAtEmsp(body.uid, type, location.id, evse.uid);
     if (!info) return { started: false, reason: "the eMSP did not authorize (unknown token or no answer)" };
     if (info.allowed !== "ALLOWED") return { started: false, reason: info.allowed };
+    const allowedEvses = (info.location && info.location.evse_uids) || [];
+    if (allowedEvses.length && !allowedEvses.includes(evse.uid)) return { started: false, reason: `allowed only at ${allowedEvses.join(", ")}` };
     [token, authMethod, reference] = [info.token, "AUTH_REQUEST", info.authorization_reference];
   } else if (!known.valid) return { started: false, reason: "token not valid" };
   const connector = evse.connectors[0];
@@ -163,7 +165,7 @@ const POST = {
       p.save();
       return { pushed: [!!(await c.pushTariff(body.tariff)).ok] };
     }
-    return { pushed: await c.pushAll() };
+    return { pushed: await c.pushAll(body.location_id) };
   },
   down: (p, c, body) => {
     const mode = body.mode || "reset";

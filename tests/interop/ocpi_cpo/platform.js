@@ -21,6 +21,7 @@ const DEFAULT_SCENARIO = {
   push_on_register: false, // true: PUT every Location and Tariff to the eMSP after the credentials handshake
   cost_offset: 0, // added to the CDR's total_cost (excl. and incl. VAT), for a cost the eMSP must notice
   meter_start_wh: 1000000, // the meter register at the first session's start
+  plain_token: false, // true: send "Authorization: Token <token>" unencoded, as pre-2.2 peers do (2.2.1: Base64)
   pending_ms: 0, // > 0: the Session is PUT as PENDING, and PATCHed ACTIVE (new start_date_time) after pending_ms
 };
 
@@ -126,7 +127,7 @@ class Platform {
       this.journal.add({ direction: "out", method, url: url || String(target), purpose, skipped: skip, body });
       return { ok: false, skipped: skip };
     }
-    return send(this.journal, method, url, body, { token: reg.token_b, functional, us: this.party, them: this.emsp, purpose, expect, correlation: correlation || uuid() });
+    return send(this.journal, method, url, body, { token: reg.token_b, plainToken: this.scenario.plain_token, functional, us: this.party, them: this.emsp, purpose, expect, correlation: correlation || uuid() });
   }
 }
 
