@@ -4,7 +4,7 @@
 // incoming requests, and every request to the eMSP (with the scenario's outage switches applied).
 "use strict";
 const fs = require("fs");
-const { STATUS, OcpiError, send, uuid } = require("./transport");
+const { STATUS, OcpiError, send } = require("./transport");
 
 const DEFAULT_SCENARIO = {
   start: "accept", // accept | refuse (CommandResponse REJECTED) | reject | fail | timeout | occupied (CommandResult) | no_result
@@ -127,7 +127,9 @@ class Platform {
       this.journal.add({ direction: "out", method, url: url || String(target), purpose, skipped: skip, body });
       return { ok: false, skipped: skip };
     }
-    return send(this.journal, method, url, body, { token: reg.token_b, plainToken: this.scenario.plain_token, functional, us: this.party, them: this.emsp, purpose, expect, correlation: correlation || uuid() });
+    // each request we originate gets its own X-Correlation-ID; ``correlation`` (the eMSP's request that started
+    // this flow, e.g. its START_SESSION) is kept in the log as ``flow`` to follow a session through it
+    return send(this.journal, method, url, body, { token: reg.token_b, plainToken: this.scenario.plain_token, functional, us: this.party, them: this.emsp, purpose, expect, flow: correlation });
   }
 }
 
