@@ -1,4 +1,4 @@
-"""The stand-in OCPI 2.2.1 CPO platform (tests/interop/ocpi_cpo.js) checked on its own, with plain HTTP and a
+"""The stand-in OCPI 2.2.1 CPO platform (tests/interop/ocpi_cpo.js, run by tests.ocpi.cpo_peer) checked on its own, with plain HTTP and a
 minimal eMSP written here (stdlib http.server): versions and the 401 envelope, the credentials handshake,
 paginated GETs, a START_SESSION -> Session pushes -> STOP_SESSION -> signed CDR, refusals and the outage switch.
 It keeps the peer the OCPI tests and the demo rely on working; the Core Client is not involved."""
@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import queue
-import subprocess
 import threading
 import urllib.error
 import urllib.request
@@ -21,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from ev_network import ocmf
+from tests.ocpi.cpo_peer import CpoPeer, cpo_peer
 
-PEER = Path(__file__).resolve().parent / "interop" / "ocpi_cpo.js"
 TOKEN_A, TOKEN_B = "token-a-for-the-test", "token-b-of-the-emsp"
 EMSP_ROLE = {"role": "EMSP", "business_details": {"name": "Test eMSP"}, "party_id": "EMS", "country_code": "NL"}
 WAIT = 15
@@ -121,47 +120,10 @@ def emsp_server() -> tuple[ThreadingHTTPServer, Emsp]:
     return server, emsp
 
 
-@dataclass
-class Peer:
-    base: str
-    ready: dict
-    process: subprocess.Popen
-
-    def ocpi(self, path: str) -> str:
-        return f"{self.base}/ocpi/{path}"
-
-    def control(self, name: str, body: dict | None = None) -> object:
-        request = urllib.request.Request(f"{self.base}/control/{name}", method="GET" if body is None else "POST",
-                                         data=None if body is None else json.dumps(body).encode())  # fmt: skip
-        with urllib.request.urlopen(request, timeout=WAIT) as response:
-            return json.loads(response.read())
-
-
 @pytest.fixture
-def peer(tmp_path: Path) -> Iterator[Peer]:
-    process = subprocess.Popen(
-        [
-            "node",
-            str(PEER),
-            "--port",
-            "0",
-            "--token-a",
-            TOKEN_A,
-            "--max-limit",
-            "2",
-            "--state",
-            str(tmp_path / "cpo.json"),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        ready = json.loads(process.stdout.readline())
-        assert ready["event"] == "ready"
-        yield Peer(f"http://127.0.0.1:{ready['port']}", ready, process)
-    finally:
-        process.terminate()
-        process.wait(10)
+def peer(tmp_path: Path) -> Iterator[CpoPeer]:
+    with cpo_peer(tmp_path, token_a=TOKEN_A, max_limit=2) as running:
+        yield running
 
 
 @pytest.fixture
@@ -171,7 +133,7 @@ def emsp() -> Iterator[Emsp]:
     server.shutdown()
 
 
-def register(peer: Peer, emsp: Emsp) -> str:
+def register(peer: CpoPeer, emsp: Emsp) -> str:
     """The credentials handshake; returns token C."""
     credentials = {"token": TOKEN_B, "url": f"{emsp.url}/emsp/versions", "roles": [EMSP_ROLE]}
     answer = call("POST", peer.ocpi("2.2.1/credentials"), TOKEN_A, credentials)
@@ -298,7 +260,7 @@ def test_a_started_session_is_pushed_charged_stopped_and_billed_with_a_verifiabl
     assert cdr["session_id"] == session["id"] and cdr["total_energy"] == patch["body"]["kwh"]
     assert cdr["total_cost"]["excl_vat"] == round(cdr["total_energy"] * 0.3, 4)  # T-ENERGY: 0.30 per kWh
 
-    key = peer.ready["meter"]["der_hex"]
+    key = peer.meter_key
     begin, end = (ocmf.parse(base64.b64decode(v["signed_data"]).decode()) for v in cdr["signed_data"]["signed_values"])
     settlement = ocmf.signed_settlement(42, begin, end, key)  # verifies both, as the escrow's signed path will
     assert end.reading(ocmf.Reason.END).wh - begin.reading(ocmf.Reason.BEGIN).wh == round(cdr["total_energy"] * 1000)
@@ -308,7 +270,7 @@ def test_a_started_session_is_pushed_charged_stopped_and_billed_with_a_verifiabl
 
     pulled = call("GET", peer.ocpi("2.2.1/cdrs"), token_c)
     assert [c["id"] for c in pulled.body["data"]] == [cdr["id"]]
-    assert not [v for v in peer.control("violations") if not v["violation"].startswith("refused")]
+    assert not peer.violations(refusals=False)
 
 
 def test_a_tampered_end_value_does_not_verify(peer, emsp):
@@ -319,9 +281,9 @@ def test_a_tampered_end_value_does_not_verify(peer, emsp):
     peer.control("stop", {"session_id": session["id"]})
     [cdr] = call("GET", peer.ocpi("2.2.1/cdrs"), token_c).body["data"]
     begin, end = (ocmf.parse(base64.b64decode(v["signed_data"]).decode()) for v in cdr["signed_data"]["signed_values"])
-    ocmf.verify(begin, peer.ready["meter"]["der_hex"])
+    ocmf.verify(begin, peer.meter_key)
     with pytest.raises(ocmf.OCMFError):
-        ocmf.verify(end, peer.ready["meter"]["der_hex"])
+        ocmf.verify(end, peer.meter_key)
 
 
 def test_down_resets_connections_until_up(peer, emsp):
@@ -391,10 +353,10 @@ def test_garbage_gets_an_ocpi_error_and_the_peer_keeps_serving(peer, emsp):
         assert 400 <= answer.http < 500 or answer.body["status_code"] == 2001, (path, answer)
         assert answer.body["status_code"] >= 2000 and answer.body["timestamp"]
     assert call("GET", peer.ocpi("2.2.1/locations"), token_c).http == 200
-    assert not [v for v in peer.control("violations") if "stand-in error" in v["violation"]]
+    assert not [v for v in peer.violations() if "stand-in error" in v]
 
 
-def test_sessions_pushed_in_order_pending_first_and_a_cdr_made_while_down_only_by_pull(peer, emsp):
+async def test_sessions_pushed_in_order_pending_first_and_a_cdr_made_while_down_only_by_pull(peer, emsp):
     token_c = register(peer, emsp)
     peer.control("scenario", {"pending_ms": 200, "tick_ms": 50, "result_delay_ms": 10, "cdr": "duplicate"})
     call("POST", peer.ocpi("2.2.1/commands/START_SESSION"), token_c, start_session(emsp, "LOC-2", "EVSE-4"))
@@ -414,5 +376,6 @@ def test_sessions_pushed_in_order_pending_first_and_a_cdr_made_while_down_only_b
     peer.control("up", {})
     pulled = call("GET", peer.ocpi("2.2.1/cdrs?limit=1&offset=1"), token_c)
     assert pulled.headers["X-Total-Count"] == "2" and pulled.body["data"][0]["session_id"] == session["id"]
-    skipped = [e for e in peer.control("log") if e.get("skipped") == "platform down"]
-    assert {e["purpose"] for e in skipped} >= {"Session PATCH (COMPLETED)", f"CDR POST {pulled.body['data'][0]['id']}"}
+    cdr_id = pulled.body["data"][0]["id"]
+    skipped = await peer.wait_log(lambda e: e.get("purpose") == f"CDR POST {cdr_id}")
+    assert skipped["skipped"] == "platform down" and "http" not in skipped
