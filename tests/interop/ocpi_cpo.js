@@ -4,11 +4,13 @@
 //
 // Usage: node tests/interop/ocpi_cpo.js --port P --token-a TOKEN [--state FILE] [--fixture FILE]
 //          [--country-code DE] [--party-id EVP] [--max-limit 3] [--public-url URL] [--meter-seed S] [--scenario JSON]
+//          [--bench-evses N]
 //   --port 0 picks a free port. When ready it prints one JSON line:
 //   {"event":"ready","port":P,"versions_url":".../ocpi/versions","token_a":...,"party":{...},"meter":{serial,der_hex,base64,uncompressed_hex}}
 //   --state FILE keeps registration, sessions, CDRs, tokens and counters across restarts (ACTIVE sessions go on).
 //   --fixture FILE: {"locations":[...],"tariffs":[...]} (OCPI objects; see ocpi_cpo/fixtures.js for the defaults:
-//   3 locations, 11 EVSEs, tariffs ENERGY/FLAT/TIME and some a chain cannot express).
+//   3 locations, 11 EVSEs, tariffs ENERGY/FLAT/TIME and some a chain cannot express). --bench-evses N adds a
+//   location LOC-BENCH with EVSE-B1..EVSE-BN (T-ENERGY) for many concurrent sessions.
 //
 // OCPI (base {url}/ocpi): GET /versions, GET /2.2.1 (version details), and the 2.2.1 modules:
 //   credentials (POST with token A registers: GETs the eMSP's versions + details with token B, returns token C;
@@ -25,9 +27,12 @@
 //   POST /control/scenario   {"start": "accept"|"refuse"|"reject"|"fail"|"timeout"|"occupied"|"no_result",
 //                             "stop": "accept"|"refuse"|"reject"|"fail"|"timeout"|"no_result",
 //                             "cdr": "push"|"pull_only"|"duplicate"|"none", "signed": "valid"|"tampered"|"foreign"|"none",
-//                             "kwh_per_second": 0.5, "tick_ms": 1000, "result_delay_ms": 100, "command_timeout": 30,
+//                             "kwh_per_second": 0.5, "tick_ms": 1000, "period_ms": 60000, "result_delay_ms": 100,
+//                             "command_timeout": 30,
 //                             "authorize": "never"|"before_start", "push_down": false, "push_on_register": false,
-//                             "cost_offset": 0, "meter_start_wh": 1000000, "reset": true (back to defaults first)}
+//                             "cost_offset": 0, "meter_start_wh": 1000000, "pending_ms": 0,
+//                             "plain_token": false (true: Authorization unencoded, as pre-2.2 peers),
+//                             "reset": true (back to the defaults first)}
 //                            refuse = CommandResponse REJECTED; reject/fail/timeout/occupied = CommandResult
 //                            REJECTED/FAILED/TIMEOUT/EVSE_OCCUPIED after an ACCEPTED response; no_result = no POST.
 //   GET  /control/state      registration, scenario, sessions, CDRs, tokens, meter public key
@@ -35,7 +40,8 @@
 //                            bodies, and the spec violations found ("self" entries: the stand-in's own errors)
 //   GET  /control/violations  just the violations, each with its log seq
 //   POST /control/status     {"location_id","evse_uid","status"}: set an EVSE status and PATCH it to the eMSP
-//   POST /control/push       {} PUT every Location and Tariff; {"tariff": {...}} add/replace one Tariff and PUT it
+//   POST /control/push       {} PUT every Location and Tariff; {"location_id"} PUT one Location;
+//                            {"tariff": {...}} add/replace one Tariff and PUT it
 //   POST /control/down       {"mode": "reset"|"503"}: refuse every OCPI request (connection reset, or HTTP 503 /
 //                            status 3000) and send nothing; POST /control/up ends it (nothing sent while down is
 //                            replayed: OCPI messages are not queued, the eMSP pulls)
@@ -46,6 +52,9 @@
 //   POST /control/cdr        {"token": CdrToken, "location_id","evse_uid","kwh"?,"minutes"?}: a completed session
 //                            and its CDR that are never pushed (pull only)
 //   POST /control/repost-cdr {"cdr_id"}: POST a stored CDR again
+//   POST /control/revoke     the eMSP's token C stops working (401), as when the CPO revokes it
+//   POST /control/update-credentials  the CPO PUTs new credentials to the eMSP (new token C; token B from the answer)
+//   POST /control/unregister the CPO DELETEs its credentials at the eMSP and forgets the registration
 //   POST /control/token-a    {"token"}: a new CREDENTIALS_TOKEN_A
 "use strict";
 const http = require("http");
@@ -71,7 +80,12 @@ function options(argv) {
 // ------------------------------------------------------------------ OCPI requests
 
 async function serveOcpi(platform, charging, req, res, url) {
-  const parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent); // ["ocpi", "2.2.1", module, ...]
+  let parts; // ["ocpi", "2.2.1", module, ...]
+  try {
+    parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
+  } catch {
+    parts = [];
+  }
   const module = parts[1] === "versions" && parts.length === 2 ? "versions" : parts[1] === "2.2.1" ? parts[2] || "details" : null;
   const functional = module && !["versions", "details", "credentials"].includes(module);
   const requestId = req.headers["x-request-id"] || uuid();
@@ -93,6 +107,7 @@ async function serveOcpi(platform, charging, req, res, url) {
     let body;
     const ctx = { platform, charging, req, url, method: req.method, segments: parts.slice(3), who, correlation, body: () => (body ??= parseJson(text)) };
     const result = await route.handler(ctx);
+    if (ctx.warnings) violations.push(...ctx.warnings);
     Object.assign(headers, result.headers || {});
     const answered = reply(res, result.http, envelope(result.code, result.message, result.data), headers);
     if (result.code !== STATUS.SUCCESS) violations.push(`refused (HTTP ${result.http}, status ${result.code}): ${result.message}`);
@@ -152,7 +167,12 @@ function main() {
   const party = { country_code: opts["country-code"], party_id: opts["party-id"] };
   let platform, charging;
   const server = http.createServer((req, res) => {
-    const url = new URL(req.url, "http://localhost");
+    let url;
+    try {
+      url = new URL(req.url, "http://localhost");
+    } catch {
+      return reply(res, 400, envelope(STATUS.CLIENT_ERROR, "malformed request target"));
+    }
     const serve = url.pathname.startsWith("/control/") ? serveControl : url.pathname.startsWith("/ocpi/") ? serveOcpi : null;
     if (serve === serveOcpi && platform.outage) {
       platform.journal.add({ direction: "in", method: req.method, url: req.url, refused: `down (${platform.outage})` });
@@ -171,7 +191,7 @@ function main() {
     const port = server.address().port;
     const baseUrl = opts["public-url"] ? opts["public-url"].replace(/\/+$/, "") : `http://${opts.host}:${port}`;
     try {
-      const fixture = fixtures.load(opts.fixture, party, now());
+      const fixture = fixtures.load(opts.fixture, party, now(), Number(opts["bench-evses"] || 0));
       platform = new Platform({ party, baseUrl, tokenA: opts["token-a"], maxLimit: Number(opts["max-limit"]), stateFile: opts.state, journal: new Journal(), fixture });
       if (opts.scenario) control.POST.scenario(platform, null, JSON.parse(opts.scenario));
     } catch (exc) {
@@ -188,6 +208,11 @@ function main() {
     if (platform) platform.save();
     process.exit(0);
   };
+  process.on("uncaughtException", (exc) => {
+    // never die on what a peer sends: record it as the stand-in's own error and go on
+    if (platform) platform.journal.add({ direction: "self", method: "ERROR", url: "", violations: [`stand-in error: ${exc.stack}`] });
+    else process.stderr.write(`ocpi_cpo: ${exc.stack}\n`);
+  });
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
 }

@@ -15,6 +15,7 @@ const cdrToken = (t) => ({ country_code: t.country_code, party_id: t.party_id, u
 class Charging {
   constructor(platform, meter) {
     Object.assign(this, { platform, meter });
+    this.inflight = new Map(); // session id -> its push being answered
   }
   get scenario() {
     return this.platform.scenario;
@@ -81,7 +82,7 @@ class Charging {
     if (!session) return this.response("UNKNOWN_SESSION", `unknown session ${body.session_id}`);
     const emsp = this.platform.emsp;
     if (session.cdr_token.country_code.toUpperCase() !== emsp.country_code.toUpperCase() || session.cdr_token.party_id.toUpperCase() !== emsp.party_id.toUpperCase()) return this.response("REJECTED", "the session is not one of this eMSP's");
-    if (session.status !== "ACTIVE" && session.status !== "PENDING") return this.response("REJECTED", `session ${session.id} is ${session.status}`);
+    if (session.status !== "ACTIVE") return this.response("REJECTED", `session ${session.id} is ${session.status}`);
     if (this.scenario.stop === "refuse") return this.response("REJECTED", "refused by the scenario");
     setTimeout(async () => {
       try {
@@ -125,15 +126,45 @@ class Charging {
     };
     if (authorizationReference) session.authorization_reference = authorizationReference;
     if (tariff) session.total_cost = cost(tariff, { wh: 0, seconds: 0, start: at, timeZone: location.time_zone }).total;
-    const meta = { wh: 0, register_start_wh: registerStart, started_ms: at.getTime(), last_tick_ms: at.getTime(), correlation, tariff_id: tariffId, signed: this.scenario.signed };
+    const meta = { wh: 0, pending: [], register_start_wh: registerStart, started_ms: at.getTime(), last_tick_ms: at.getTime(), correlation, tariff_id: tariffId, signed: this.scenario.signed };
     if (meta.signed !== "none") meta.begin = this.meter.record("B", registerStart, token.uid, evse.uid, at, meta.signed);
     p.state.sessions.push(session);
     p.state.meta[id] = meta;
     await this.setStatus(location, evse, "CHARGING", correlation);
-    await p.toEmsp("PUT", "sessions", `${p.party.country_code}/${p.party.party_id}/${id}`, this.selfCheck("Session", O.Session, session), { purpose: "Session PUT", correlation });
-    this.run(session);
+    const pendingMs = this.scenario.pending_ms;
+    if (pendingMs > 0) session.status = "PENDING";
     p.save();
+    await this.push(id, "PUT", () => this.selfCheck("Session", O.Session, session), "Session PUT");
+    if (pendingMs > 0) {
+      await sleep(pendingMs); // the EV is plugged in: ACTIVE, and start_date_time moves to this moment
+      Object.assign(session, { status: "ACTIVE", start_date_time: now(), last_updated: now() });
+      Object.assign(meta, { started_ms: Date.now(), last_tick_ms: Date.now(), period_start_ms: Date.now() });
+      await this.push(id, "PATCH", () => ({ status: "ACTIVE", start_date_time: session.start_date_time, last_updated: session.last_updated }), "Session PATCH (ACTIVE)");
+    }
+    this.run(session);
     return session;
+  }
+
+  /**
+   * Send a Session PUT or PATCH once the session's previous push is answered, so they arrive in order. A PATCH
+   * carries the ChargingPeriods not yet delivered (kept when the push is skipped or gets no answer).
+   */
+  push(id, method, build, purpose) {
+    const p = this.platform;
+    const previous = this.inflight.get(id) || Promise.resolve();
+    const sent = previous.then(async () => {
+      const meta = p.state.meta[id];
+      const body = build();
+      const periods = method === "PATCH" && meta.pending && meta.pending.length ? meta.pending.splice(0) : [];
+      if (periods.length) body.charging_periods = periods;
+      const r = await p.toEmsp(method, "sessions", `${p.party.country_code}/${p.party.party_id}/${id}`, body, { purpose, correlation: meta.correlation });
+      if (r.skipped || r.error) meta.pending.unshift(...periods);
+      return r;
+    });
+    const settled = sent.catch((e) => this.crash(e));
+    this.inflight.set(id, settled);
+    settled.then(() => this.inflight.get(id) === settled && this.inflight.delete(id));
+    return settled;
   }
 
   /** Charge ``session``: every tick_ms the energy grows and a PATCH with kwh, a ChargingPeriod and total_cost goes out. */
@@ -143,34 +174,42 @@ class Charging {
   }
 
   /** Advance the session's energy to now; returns the new ChargingPeriod (null if nothing changed). */
-  advance(session) {
+  /**
+   * Advance the session's energy to now (true if time passed). A ChargingPeriod is closed every period_ms (and
+   * when the session ends, ``close``): not one per tick, as mod_sessions advises against too many periods.
+   */
+  advance(session, close = false) {
     const meta = this.platform.state.meta[session.id];
     const nowMs = Date.now();
     const seconds = (nowMs - meta.last_tick_ms) / 1000;
-    if (seconds <= 0) return null;
-    const wh = Math.round(this.scenario.kwh_per_second * 1000 * seconds);
-    const period = { start_date_time: new Date(meta.last_tick_ms).toISOString().replace(/\.\d+Z$/, "Z"), dimensions: [{ type: "ENERGY", volume: wh / 1000 }, { type: "TIME", volume: round4(seconds / 3600) }] };
-    if (meta.tariff_id) period.tariff_id = meta.tariff_id;
+    if (seconds <= 0 && !close) return false;
+    const wh = Math.round(this.scenario.kwh_per_second * 1000 * Math.max(seconds, 0));
     meta.wh += wh;
     meta.last_tick_ms = nowMs;
+    meta.period_start_ms ??= meta.started_ms;
+    meta.period_wh = (meta.period_wh || 0) + wh;
+    if (close || nowMs - meta.period_start_ms >= this.scenario.period_ms) {
+      const period = { start_date_time: new Date(meta.period_start_ms).toISOString().replace(/\.\d+Z$/, "Z"), dimensions: [{ type: "ENERGY", volume: meta.period_wh / 1000 }, { type: "TIME", volume: round4((nowMs - meta.period_start_ms) / 3600000) }] };
+      if (meta.tariff_id) period.tariff_id = meta.tariff_id;
+      session.charging_periods.push(period);
+      (meta.pending ||= []).push(period);
+      Object.assign(meta, { period_start_ms: nowMs, period_wh: 0 });
+    }
     session.kwh = meta.wh / 1000;
-    session.charging_periods.push(period);
     session.last_updated = now();
     const tariff = meta.tariff_id && this.platform.tariff(meta.tariff_id);
     if (tariff) session.total_cost = cost(tariff, { wh: meta.wh, seconds: (nowMs - meta.started_ms) / 1000, start: new Date(meta.started_ms), timeZone: this.platform.location(session.location_id).time_zone }).total;
-    return period;
+    return true;
   }
+
 
   async tick(id) {
     const p = this.platform;
     const session = p.session(id);
     if (!session || session.status !== "ACTIVE") return;
-    const period = this.advance(session);
-    if (!period) return;
+    if (this.inflight.has(id) || !this.advance(session)) return; // a slow eMSP: the next PATCH carries it all
     p.touch();
-    const patch = { kwh: session.kwh, charging_periods: [period], last_updated: session.last_updated };
-    if (session.total_cost) patch.total_cost = session.total_cost;
-    await p.toEmsp("PATCH", "sessions", `${p.party.country_code}/${p.party.party_id}/${id}`, patch, { purpose: "Session PATCH", correlation: p.state.meta[id].correlation });
+    await this.push(id, "PATCH", () => ({ kwh: session.kwh, last_updated: session.last_updated, ...(session.total_cost ? { total_cost: session.total_cost } : {}) }), "Session PATCH");
   }
 
   /** End a session (STOP_SESSION accepted, or the EV left): final Session PATCH, EVSE AVAILABLE, the CDR. */
@@ -180,7 +219,7 @@ class Charging {
     if (!session || session.status !== "ACTIVE") return null;
     clearInterval(p.timers.get(id));
     p.timers.delete(id);
-    this.advance(session);
+    this.advance(session, true);
     const meta = p.state.meta[id];
     session.status = "COMPLETED";
     session.end_date_time = now();
@@ -192,7 +231,7 @@ class Charging {
     meta.reason = reason;
     const patch = { status: "COMPLETED", end_date_time: session.end_date_time, kwh: session.kwh, last_updated: session.last_updated };
     if (session.total_cost) patch.total_cost = session.total_cost;
-    await p.toEmsp("PATCH", "sessions", `${p.party.country_code}/${p.party.party_id}/${id}`, patch, { purpose: "Session PATCH (COMPLETED)", correlation: meta.correlation });
+    await this.push(id, "PATCH", () => patch, "Session PATCH (COMPLETED)");
     await this.setStatus(location, evse, "AVAILABLE", meta.correlation);
     const mode = this.scenario.cdr;
     if (mode === "none") return p.save();
@@ -223,7 +262,7 @@ class Charging {
       session_id: session.id, cdr_token: session.cdr_token, auth_method: session.auth_method,
       cdr_location: { id: location.id, name: location.name, address: location.address, city: location.city, postal_code: location.postal_code, country: location.country, coordinates: location.coordinates, evse_uid: evse.uid, evse_id: evse.evse_id || "#NA", connector_id: connector.id, connector_standard: connector.standard, connector_format: connector.format, connector_power_type: connector.power_type },
       meter_id: this.meter.serial, currency: session.currency, tariffs: tariff ? [tariff] : [],
-      charging_periods: [{ start_date_time: session.start_date_time, dimensions: dims, ...(meta.tariff_id ? { tariff_id: meta.tariff_id } : {}) }],
+      charging_periods: session.charging_periods.length ? session.charging_periods : [{ start_date_time: session.start_date_time, dimensions: dims, ...(meta.tariff_id ? { tariff_id: meta.tariff_id } : {}) }],
       total_cost: { excl_vat: round4(costs.total.excl_vat + offset), incl_vat: round4(costs.total.incl_vat + offset) },
       total_energy: meta.wh / 1000, total_time: round4(seconds / 3600), total_parking_time: 0, last_updated: now(),
     };
@@ -246,11 +285,13 @@ class Charging {
     return p.toEmsp("PATCH", "locations", `${p.party.country_code}/${p.party.party_id}/${location.id}/${evse.uid}`, { status, last_updated: stamp }, { purpose: `EVSE status ${status}`, correlation });
   }
 
-  async pushAll() {
+  /** PUT every Location and Tariff (or only the Location ``locationId``). */
+  async pushAll(locationId) {
     const p = this.platform;
     const results = [];
-    for (const l of p.state.locations) results.push(await p.toEmsp("PUT", "locations", `${p.party.country_code}/${p.party.party_id}/${l.id}`, l, { purpose: "Location PUT" }));
-    for (const t of p.state.tariffs) results.push(await this.pushTariff(t));
+    const locations = locationId ? [p.location(locationId)].filter(Boolean) : p.state.locations;
+    for (const l of locations) results.push(await p.toEmsp("PUT", "locations", `${p.party.country_code}/${p.party.party_id}/${l.id}`, l, { purpose: "Location PUT" }));
+    if (!locationId) for (const t of p.state.tariffs) results.push(await this.pushTariff(t));
     return results.map((r) => r.ok);
   }
 

@@ -2,7 +2,7 @@
 // the demo only). Documented at the top of ../ocpi_cpo.js.
 "use strict";
 const { O, ENUMS, validate, errorsOnly } = require("./spec");
-const { now } = require("./transport");
+const { now, uuid } = require("./transport");
 const { DEFAULT_SCENARIO } = require("./platform");
 
 const CHOICES = {
@@ -25,13 +25,13 @@ function need(body, ...fields) {
   if (missing.length) throw new ControlError(400, `missing ${missing.join(", ")}`);
 }
 
-function scenario(platform, body) {
+function scenario(platform, { reset, ...body }) {
   for (const [key, value] of Object.entries(body)) {
     if (!(key in DEFAULT_SCENARIO)) throw new ControlError(400, `unknown scenario key ${key} (known: ${Object.keys(DEFAULT_SCENARIO).join(", ")})`);
     if (CHOICES[key] && !CHOICES[key].includes(value)) throw new ControlError(400, `${key} must be one of ${CHOICES[key].join(", ")}`);
     if (!CHOICES[key] && typeof value !== typeof DEFAULT_SCENARIO[key]) throw new ControlError(400, `${key} must be a ${typeof DEFAULT_SCENARIO[key]}`);
   }
-  if (body.reset) Object.assign(platform.scenario, DEFAULT_SCENARIO);
+  if (reset) Object.assign(platform.scenario, DEFAULT_SCENARIO);
   Object.assign(platform.scenario, body);
   return platform.scenario;
 }
@@ -57,6 +57,8 @@ async function tap(platform, charging, body) {
     const info = await charging.authorizeAtEmsp(body.uid, type, location.id, evse.uid);
     if (!info) return { started: false, reason: "the eMSP did not authorize (unknown token or no answer)" };
     if (info.allowed !== "ALLOWED") return { started: false, reason: info.allowed };
+    const allowedEvses = (info.location && info.location.evse_uids) || [];
+    if (allowedEvses.length && !allowedEvses.includes(evse.uid)) return { started: false, reason: `allowed only at ${allowedEvses.join(", ")}` };
     [token, authMethod, reference] = [info.token, "AUTH_REQUEST", info.authorization_reference];
   } else if (!known.valid) return { started: false, reason: "token not valid" };
   const connector = evse.connectors[0];
@@ -121,6 +123,28 @@ function pastCdr(platform, charging, body) {
   return cdr;
 }
 
+/**
+ * The CPO as the client of the eMSP's credentials module: PUT (a new token C for the eMSP, its new token B
+ * back) or DELETE (unregister: both sides end automated communication).
+ */
+async function credentialsAtEmsp(platform, charging, method) {
+  const reg = platform.registration;
+  if (!reg) throw new ControlError(409, "not registered");
+  const url = reg.endpoints.credentials.SENDER || reg.endpoints.credentials.RECEIVER;
+  const tokenC = uuid();
+  const body = method === "PUT" ? platform.credentials(tokenC) : undefined;
+  const r = await platform.toEmsp(method, { url }, "", body, { purpose: `credentials ${method} by the CPO`, functional: false, push: false, expect: method === "PUT" ? O.Credentials : undefined });
+  if (!r.ok) return { ok: false, http: r.http, status_code: r.status_code, error: r.error || r.status_message };
+  if (method === "PUT") Object.assign(reg, { token_c: tokenC, token_b: r.data.token });
+  else {
+    charging.stopTimers();
+    platform.state.registration = null;
+    platform.state.token_a = platform.initialTokenA;
+  }
+  platform.save();
+  return { ok: true };
+}
+
 /** POST /control/<name> handlers: (platform, charging, body) -> JSON. GET handlers take the query. */
 const POST = {
   scenario: (p, c, body) => scenario(p, body),
@@ -141,7 +165,7 @@ const POST = {
       p.save();
       return { pushed: [!!(await c.pushTariff(body.tariff)).ok] };
     }
-    return { pushed: await c.pushAll() };
+    return { pushed: await c.pushAll(body.location_id) };
   },
   down: (p, c, body) => {
     const mode = body.mode || "reset";
@@ -169,6 +193,14 @@ const POST = {
     const r = await c.postCdr(cdr);
     return { http: r.http, status_code: r.status_code, skipped: r.skipped };
   },
+  revoke: (p) => {
+    if (!p.registration) throw new ControlError(409, "not registered");
+    p.registration.token_c = `revoked-${uuid()}`; // the eMSP's token C stops working: 401 from now on
+    p.save();
+    return { revoked: true };
+  },
+  unregister: async (p, c) => credentialsAtEmsp(p, c, "DELETE"),
+  "update-credentials": async (p, c) => credentialsAtEmsp(p, c, "PUT"),
   "token-a": (p, c, body) => {
     need(body, "token");
     p.state.token_a = p.initialTokenA = String(body.token);

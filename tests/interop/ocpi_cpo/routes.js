@@ -19,10 +19,15 @@ const ok = (data, http = 200, headers) => ({ http, code: STATUS.SUCCESS, data, h
 const notFound = (what) => new OcpiError(404, STATUS.UNKNOWN_LOCATION, `unknown ${what}`);
 const invalid = (problems) => new OcpiError(200, STATUS.INVALID, problems.slice(0, 8).join("; "));
 
-/** Refuse (HTTP 200, OCPI 2001: the request reached the OCPI layer) a body with errors against ``schema``. */
-function valid(schema, body) {
-  const problems = errorsOnly(validate(schema, body));
-  if (problems.length) throw invalid(problems);
+/**
+ * Refuse (HTTP 200, OCPI 2001: the request reached the OCPI layer) a body with errors against ``schema``;
+ * fields the 2.2.1 table does not have are tolerated but recorded as violations of the request.
+ */
+function valid(ctx, schema, body) {
+  const problems = validate(schema, body);
+  const errors = errorsOnly(problems);
+  if (errors.length) throw invalid(errors);
+  (ctx.warnings ||= []).push(...problems.filter((p) => !errors.includes(p)));
   return body;
 }
 
@@ -58,7 +63,7 @@ async function fetchEndpoints(platform, credentials) {
 
 async function register(ctx, again) {
   const { platform } = ctx;
-  const credentials = valid(O.Credentials, ctx.body());
+  const credentials = valid(ctx, O.Credentials, ctx.body());
   const keys = credentials.roles.map((r) => `${r.role}/${r.country_code}/${r.party_id}`.toUpperCase());
   if (new Set(keys).size !== keys.length) throw invalid(["roles: every role needs a unique combination of role, party_id and country_code"]);
   if (!credentials.roles.some((r) => r.role === "EMSP")) throw new OcpiError(200, STATUS.NO_MATCHING_ENDPOINTS, "no EMSP role: this CPO platform connects to eMSPs");
@@ -125,7 +130,7 @@ function sessions(ctx) {
   if (ctx.method !== "PUT" || suffix !== "charging_preferences" || extra !== undefined) throw new OcpiError(405, STATUS.CLIENT_ERROR, "only PUT {session_id}/charging_preferences is allowed here");
   const session = ctx.platform.session(sessionId);
   if (!session) throw new OcpiError(404, STATUS.INVALID, `unknown session ${sessionId}`);
-  valid(O.ChargingPreferences, ctx.body());
+  valid(ctx, O.ChargingPreferences, ctx.body());
   const evse = ctx.platform.evse(ctx.platform.location(session.location_id), session.evse_uid);
   if (!evse || !(evse.capabilities || []).includes("CHARGING_PREFERENCES_CAPABLE")) throw new OcpiError(404, STATUS.INVALID, `EVSE ${session.evse_uid} is not CHARGING_PREFERENCES_CAPABLE`);
   return ok("ACCEPTED");
@@ -139,7 +144,7 @@ async function commands(ctx) {
   if (!ENUMS.CommandType.includes(command) || extra !== undefined) throw new OcpiError(404, STATUS.INVALID, `unknown command ${command}`);
   const body = ctx.body();
   const schema = { START_SESSION: O.StartSession, STOP_SESSION: O.StopSession, RESERVE_NOW: O.ReserveNow, CANCEL_RESERVATION: O.CancelReservation, UNLOCK_CONNECTOR: O.UnlockConnector }[command];
-  valid(schema, body);
+  valid(ctx, schema, body);
   const answer = command === "START_SESSION" ? ctx.charging.startCommand(body, ctx.correlation) : command === "STOP_SESSION" ? ctx.charging.stopCommand(body, ctx.correlation) : { result: "NOT_SUPPORTED", timeout: ctx.platform.scenario.command_timeout, message: [{ language: "en", text: `${command} is not supported by this CPO` }] };
   if (answer.code) return { http: 200, code: answer.code, message: answer.message, data: answer.response };
   return ok(answer);
@@ -161,7 +166,7 @@ function tokens(ctx) {
   }
   const body = ctx.body();
   if (ctx.method === "PUT") {
-    valid(O.Token, body);
+    valid(ctx, O.Token, body);
     const mismatch = [["country_code", countryCode], ["party_id", partyId], ["uid", uid], ["type", type]].filter(([k, v]) => String(body[k]).toUpperCase() !== v.toUpperCase());
     if (mismatch.length) throw invalid(mismatch.map(([k, v]) => `${k}: ${body[k]} differs from the URL's ${v}`));
     if (index < 0) platform.state.tokens.push(body);
@@ -170,8 +175,9 @@ function tokens(ctx) {
     return ok(undefined, index < 0 ? 201 : 200);
   }
   if (ctx.method === "PATCH") {
-    const problems = errorsOnly(validatePatch(O.Token, body));
-    if (problems.length) throw invalid(problems);
+    const problems = validatePatch(O.Token, body);
+    if (errorsOnly(problems).length) throw invalid(errorsOnly(problems));
+    (ctx.warnings ||= []).push(...problems.filter((x) => x.endsWith(": unknown field")));
     if (index < 0) throw new OcpiError(404, STATUS.UNKNOWN_TOKEN, `unknown token ${uid} (${type}): PUT it first`);
     for (const k of ["country_code", "party_id", "uid", "type"]) if (body[k] !== undefined && String(body[k]).toUpperCase() !== String(platform.state.tokens[index][k]).toUpperCase()) throw invalid([`${k} cannot be changed by PATCH`]);
     Object.assign(platform.state.tokens[index], body);

@@ -1,4 +1,4 @@
-"""The stand-in OCPI 2.2.1 CPO platform (tests/interop/ocpi_cpo.js) checked on its own, with plain HTTP and a
+"""The stand-in OCPI 2.2.1 CPO platform (tests/interop/ocpi_cpo.js, run by tests.ocpi.cpo_peer) checked on its own, with plain HTTP and a
 minimal eMSP written here (stdlib http.server): versions and the 401 envelope, the credentials handshake,
 paginated GETs, a START_SESSION -> Session pushes -> STOP_SESSION -> signed CDR, refusals and the outage switch.
 It keeps the peer the OCPI tests and the demo rely on working; the Core Client is not involved."""
@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import queue
-import subprocess
 import threading
 import urllib.error
 import urllib.request
@@ -21,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from ev_network import ocmf
+from tests.ocpi.cpo_peer import CpoPeer, cpo_peer
 
-PEER = Path(__file__).resolve().parent / "interop" / "ocpi_cpo.js"
 TOKEN_A, TOKEN_B = "token-a-for-the-test", "token-b-of-the-emsp"
 EMSP_ROLE = {"role": "EMSP", "business_details": {"name": "Test eMSP"}, "party_id": "EMS", "country_code": "NL"}
 WAIT = 15
@@ -84,8 +83,8 @@ def emsp_server() -> tuple[ThreadingHTTPServer, Emsp]:
         def log_message(self, *args: object) -> None:
             pass
 
-        def answer(self, status: int, data: object = None, extra: dict | None = None) -> None:
-            body = {"status_code": 1000, "timestamp": "2026-12-06T12:00:00Z"} | ({} if data is None else {"data": data})
+        def answer(self, status: int, data: object = None, extra: dict | None = None, code: int = 1000) -> None:
+            body = {"status_code": code, "timestamp": "2026-12-06T12:00:00Z"} | ({} if data is None else {"data": data})
             text = json.dumps(body).encode()
             self.send_response(status)
             for name in ("X-Request-ID", "X-Correlation-ID"):
@@ -109,6 +108,16 @@ def emsp_server() -> tuple[ThreadingHTTPServer, Emsp]:
                            ("cdrs", "RECEIVER"), ("commands", "SENDER"), ("tokens", "SENDER")]  # fmt: skip
                 endpoints = [{"identifier": m, "role": r, "url": f"{base}/emsp/2.2.1/{m}"} for m, r in modules]
                 return self.answer(200, {"version": "2.2.1", "endpoints": endpoints})
+            if self.command == "POST" and "/authorize" in self.path:
+                uid = self.path.split("/")[-2]
+                if uid == "UNKNOWN":
+                    return self.answer(404, code=2004)
+                token = start_session(emsp, "LOC-1", "EVSE-1")["token"] | {
+                    "uid": uid,
+                    "type": self.path.split("type=")[1],
+                }
+                info = {"allowed": "ALLOWED", "token": token, "location": body, "authorization_reference": "AUTH-REF-1"}
+                return self.answer(200, info)
             if self.command == "POST" and self.path.endswith("/cdrs"):
                 return self.answer(201, extra={"Location": f"{base}/emsp/2.2.1/cdrs/{body['id']}"})
             return self.answer(200)
@@ -121,47 +130,10 @@ def emsp_server() -> tuple[ThreadingHTTPServer, Emsp]:
     return server, emsp
 
 
-@dataclass
-class Peer:
-    base: str
-    ready: dict
-    process: subprocess.Popen
-
-    def ocpi(self, path: str) -> str:
-        return f"{self.base}/ocpi/{path}"
-
-    def control(self, name: str, body: dict | None = None) -> object:
-        request = urllib.request.Request(f"{self.base}/control/{name}", method="GET" if body is None else "POST",
-                                         data=None if body is None else json.dumps(body).encode())  # fmt: skip
-        with urllib.request.urlopen(request, timeout=WAIT) as response:
-            return json.loads(response.read())
-
-
 @pytest.fixture
-def peer(tmp_path: Path) -> Iterator[Peer]:
-    process = subprocess.Popen(
-        [
-            "node",
-            str(PEER),
-            "--port",
-            "0",
-            "--token-a",
-            TOKEN_A,
-            "--max-limit",
-            "2",
-            "--state",
-            str(tmp_path / "cpo.json"),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        ready = json.loads(process.stdout.readline())
-        assert ready["event"] == "ready"
-        yield Peer(f"http://127.0.0.1:{ready['port']}", ready, process)
-    finally:
-        process.terminate()
-        process.wait(10)
+def peer(tmp_path: Path) -> Iterator[CpoPeer]:
+    with cpo_peer(tmp_path, token_a=TOKEN_A, max_limit=2) as running:
+        yield running
 
 
 @pytest.fixture
@@ -171,7 +143,7 @@ def emsp() -> Iterator[Emsp]:
     server.shutdown()
 
 
-def register(peer: Peer, emsp: Emsp) -> str:
+def register(peer: CpoPeer, emsp: Emsp) -> str:
     """The credentials handshake; returns token C."""
     credentials = {"token": TOKEN_B, "url": f"{emsp.url}/emsp/versions", "roles": [EMSP_ROLE]}
     answer = call("POST", peer.ocpi("2.2.1/credentials"), TOKEN_A, credentials)
@@ -261,8 +233,11 @@ def test_bad_commands_are_refused_as_the_spec_says(peer, emsp):
     assert call("POST", peer.ocpi("2.2.1/commands/SELF_DESTRUCT"), token_c, {}).http == 404
 
 
+UID = ocmf.session_id_tag(42)  # the token uid the eMSP would choose for chain session 42
+
+
 def start_session(emsp: Emsp, location: str, evse: str) -> dict:
-    token = {"country_code": "NL", "party_id": "EMS", "uid": "EV0123456789ABCDEF01", "type": "APP_USER", "contract_id": "NL-EMS-C00000001",
+    token = {"country_code": "NL", "party_id": "EMS", "uid": UID, "type": "APP_USER", "contract_id": "NL-EMS-C00000001",
              "issuer": "Test eMSP", "valid": True, "whitelist": "NEVER", "last_updated": "2026-12-06T12:00:00Z"}  # fmt: skip
     return {
         "response_url": f"{emsp.url}/emsp/2.2.1/commands/START_SESSION/1",
@@ -282,7 +257,7 @@ def test_a_started_session_is_pushed_charged_stopped_and_billed_with_a_verifiabl
     assert status["body"]["status"] == "CHARGING" and status["headers"]["OCPI-to-party-id"] == "EMS"
     put = emsp.next("PUT", "/emsp/2.2.1/sessions/DE/EVP/")
     session = put["body"]
-    assert session["status"] == "ACTIVE" and session["cdr_token"]["uid"] == "EV0123456789ABCDEF01"
+    assert session["status"] == "ACTIVE" and session["cdr_token"]["uid"] == UID
     assert put["headers"]["Authorization"] == auth(TOKEN_B) and put["headers"]["X-Request-ID"]
     assert emsp.next("PATCH", f"/sessions/DE/EVP/{session['id']}")["body"]["kwh"] > 0
 
@@ -295,16 +270,17 @@ def test_a_started_session_is_pushed_charged_stopped_and_billed_with_a_verifiabl
     assert cdr["session_id"] == session["id"] and cdr["total_energy"] == patch["body"]["kwh"]
     assert cdr["total_cost"]["excl_vat"] == round(cdr["total_energy"] * 0.3, 4)  # T-ENERGY: 0.30 per kWh
 
-    key = peer.ready["meter"]["der_hex"]
+    key = peer.meter_key
     begin, end = (ocmf.parse(base64.b64decode(v["signed_data"]).decode()) for v in cdr["signed_data"]["signed_values"])
-    for record in (begin, end):
-        ocmf.verify(record, key)
-        assert record.identification == "EV0123456789ABCDEF01"
+    settlement = ocmf.signed_settlement(42, begin, end, key)  # verifies both, as the escrow's signed path will
     assert end.reading(ocmf.Reason.END).wh - begin.reading(ocmf.Reason.BEGIN).wh == round(cdr["total_energy"] * 1000)
+    assert settlement[1] == end.reading(ocmf.Reason.END).wh
+    energy = [d["volume"] for p in cdr["charging_periods"] for d in p["dimensions"] if d["type"] == "ENERGY"]
+    assert sum(energy) == pytest.approx(cdr["total_energy"])
 
     pulled = call("GET", peer.ocpi("2.2.1/cdrs"), token_c)
     assert [c["id"] for c in pulled.body["data"]] == [cdr["id"]]
-    assert not [v for v in peer.control("violations") if not v["violation"].startswith("refused")]
+    assert not peer.violations(refusals=False)
 
 
 def test_a_tampered_end_value_does_not_verify(peer, emsp):
@@ -315,9 +291,9 @@ def test_a_tampered_end_value_does_not_verify(peer, emsp):
     peer.control("stop", {"session_id": session["id"]})
     [cdr] = call("GET", peer.ocpi("2.2.1/cdrs"), token_c).body["data"]
     begin, end = (ocmf.parse(base64.b64decode(v["signed_data"]).decode()) for v in cdr["signed_data"]["signed_values"])
-    ocmf.verify(begin, peer.ready["meter"]["der_hex"])
+    ocmf.verify(begin, peer.meter_key)
     with pytest.raises(ocmf.OCMFError):
-        ocmf.verify(end, peer.ready["meter"]["der_hex"])
+        ocmf.verify(end, peer.meter_key)
 
 
 def test_down_resets_connections_until_up(peer, emsp):
@@ -329,3 +305,105 @@ def test_down_resets_connections_until_up(peer, emsp):
     assert call("GET", peer.ocpi("versions"), TOKEN_A).http == 503
     peer.control("up", {})
     assert call("GET", peer.ocpi("versions"), "unknown").http == 401  # answering again
+
+
+def test_a_handshake_the_cpo_cannot_complete_answers_3001_and_registers_nothing(peer, emsp):
+    credentials = {"token": TOKEN_B, "url": f"{emsp.url}/nothing-here", "roles": [EMSP_ROLE]}
+    answer = call("POST", peer.ocpi("2.2.1/credentials"), TOKEN_A, credentials)
+    assert (answer.http, answer.body["status_code"]) == (200, 3001)
+    no_emsp = call(
+        "POST", peer.ocpi("2.2.1/credentials"), TOKEN_A, {**credentials, "roles": [{**EMSP_ROLE, "role": "CPO"}]}
+    )
+    assert no_emsp.body["status_code"] == 3003
+    assert call("GET", peer.ocpi("versions"), TOKEN_A).http == 200  # token A still admits a registration
+
+
+def test_put_rotates_token_c_delete_unregisters_and_revoke_locks_the_emsp_out(peer, emsp):
+    token_c = register(peer, emsp)
+    credentials = {"token": "token-b-2", "url": f"{emsp.url}/emsp/versions", "roles": [EMSP_ROLE]}
+    token_c2 = call("PUT", peer.ocpi("2.2.1/credentials"), token_c, credentials).body["data"]["token"]
+    assert token_c2 != token_c and call("GET", peer.ocpi("2.2.1/locations"), token_c).http == 401
+    assert call("GET", peer.ocpi("2.2.1/locations"), token_c2).http == 200
+    peer.control("revoke", {})
+    assert call("GET", peer.ocpi("2.2.1/locations"), token_c2).http == 401
+
+    peer.control("token-a", {"token": TOKEN_A})
+    token_c3 = register(peer, emsp)
+    assert call("DELETE", peer.ocpi("2.2.1/credentials"), token_c3).body["status_code"] == 1000
+    assert call("DELETE", peer.ocpi("2.2.1/credentials"), token_c3).http == 401
+    assert call("PUT", peer.ocpi("2.2.1/credentials"), TOKEN_A, credentials).http == 405  # not registered
+    register(peer, emsp)  # token A admits a new registration after DELETE
+
+
+def test_tokens_pushed_by_the_emsp_are_kept_and_checked_against_the_url(peer, emsp):
+    token_c = register(peer, emsp)
+    token = start_session(emsp, "LOC-1", "EVSE-1")["token"] | {"type": "RFID", "uid": "04A1B2C3"}
+    url = peer.ocpi("2.2.1/tokens/NL/EMS/04A1B2C3")
+    assert call("PUT", url, token_c, token).http == 201
+    assert call("PUT", url, token_c, token).http == 200
+    assert call("GET", url, token_c).body["data"] == token
+    assert call("PATCH", url, token_c, {"valid": False}).body["status_code"] == 2001  # no last_updated
+    assert (
+        call("PATCH", url, token_c, {"valid": False, "last_updated": "2026-12-06T12:30:00Z"}).body["status_code"]
+        == 1000
+    )
+    assert call("GET", url, token_c).body["data"]["valid"] is False
+    assert call("PUT", peer.ocpi("2.2.1/tokens/NL/EMS/OTHER"), token_c, token).body["status_code"] == 2001
+    assert call("GET", peer.ocpi("2.2.1/tokens/NL/EMS/04A1B2C3?type=APP_USER"), token_c).http == 404
+
+
+def test_garbage_gets_an_ocpi_error_and_the_peer_keeps_serving(peer, emsp):
+    token_c = register(peer, emsp)
+    for path, raw in [
+        ("2.2.1/commands/START_SESSION", b"[1,2,3]"),
+        ("2.2.1/commands/STOP_SESSION", b"\xff\xfe"),
+        ("2.2.1/tokens/NL/EMS/%E0%A4%A", b"{}"),
+    ]:
+        answer = call("POST" if "commands" in path else "PUT", peer.ocpi(path), token_c, raw=raw)
+        assert 400 <= answer.http < 500 or answer.body["status_code"] == 2001, (path, answer)
+        assert answer.body["status_code"] >= 2000 and answer.body["timestamp"]
+    assert call("GET", peer.ocpi("2.2.1/locations"), token_c).http == 200
+    assert not [v for v in peer.violations() if "stand-in error" in v]
+
+
+async def test_sessions_pushed_in_order_pending_first_and_a_cdr_made_while_down_only_by_pull(peer, emsp):
+    token_c = register(peer, emsp)
+    peer.control("scenario", {"pending_ms": 200, "tick_ms": 50, "result_delay_ms": 10, "cdr": "duplicate"})
+    call("POST", peer.ocpi("2.2.1/commands/START_SESSION"), token_c, start_session(emsp, "LOC-2", "EVSE-4"))
+    put = emsp.next("PUT", "/sessions/DE/EVP/")["body"]
+    assert put["status"] == "PENDING"
+    active = emsp.next("PATCH", f"/sessions/DE/EVP/{put['id']}")["body"]
+    assert active["status"] == "ACTIVE" and active["start_date_time"] >= put["start_date_time"]
+    peer.control("stop", {"session_id": put["id"]})
+    first, second = emsp.next("POST", "/emsp/2.2.1/cdrs")["body"], emsp.next("POST", "/emsp/2.2.1/cdrs")["body"]
+    assert first == second  # the duplicate scenario POSTs the same CDR twice
+
+    peer.control("scenario", {"pending_ms": 0, "cdr": "push"})
+    call("POST", peer.ocpi("2.2.1/commands/START_SESSION"), token_c, start_session(emsp, "LOC-2", "EVSE-4"))
+    session = emsp.next("PUT", "/sessions/DE/EVP/")["body"]
+    peer.control("down", {"mode": "503"})
+    peer.control("stop", {"session_id": session["id"]})
+    peer.control("up", {})
+    pulled = call("GET", peer.ocpi("2.2.1/cdrs?limit=1&offset=1"), token_c)
+    assert pulled.headers["X-Total-Count"] == "2" and pulled.body["data"][0]["session_id"] == session["id"]
+    cdr_id = pulled.body["data"][0]["id"]
+    skipped = await peer.wait_log(lambda e: e.get("purpose") == f"CDR POST {cdr_id}")
+    assert skipped["skipped"] == "platform down" and "http" not in skipped
+
+
+def test_real_time_authorization_before_a_start_and_for_an_rfid_tap(peer, emsp):
+    token_c = register(peer, emsp)
+    peer.control("scenario", {"authorize": "before_start", "result_delay_ms": 10})
+    call("POST", peer.ocpi("2.2.1/commands/START_SESSION"), token_c, start_session(emsp, "LOC-1", "EVSE-3"))
+    asked = emsp.next("POST", "/authorize")
+    assert asked["path"] == f"/emsp/2.2.1/tokens/{UID}/authorize?type=APP_USER"
+    assert asked["body"] == {"location_id": "LOC-1", "evse_uids": ["EVSE-3"]}
+    assert emsp.next("POST", "/commands/START_SESSION/1")["body"] == {"result": "ACCEPTED"}
+    assert emsp.next("PUT", "/sessions/DE/EVP/")["body"]["authorization_reference"] == "AUTH-REF-1"
+
+    tapped = peer.control("tap", {"uid": "04AABBCC", "location_id": "LOC-2", "evse_uid": "EVSE-4"})
+    assert tapped["started"] is True
+    session = emsp.next("PUT", "/sessions/DE/EVP/")["body"]
+    assert session["auth_method"] == "AUTH_REQUEST" and session["cdr_token"]["uid"] == "04AABBCC"
+    refused = peer.control("tap", {"uid": "UNKNOWN", "location_id": "LOC-2", "evse_uid": "EVSE-6"})
+    assert refused["started"] is False
