@@ -4,13 +4,14 @@
 //
 // Usage: node tests/interop/ocpi_cpo.js --port P --token-a TOKEN [--state FILE] [--fixture FILE]
 //          [--country-code DE] [--party-id EVP] [--max-limit 3] [--public-url URL] [--meter-seed S] [--scenario JSON]
-//          [--bench-evses N]
+//          [--bench-evses N] [--verbose 1]
 //   --port 0 picks a free port. When ready it prints one JSON line:
 //   {"event":"ready","port":P,"versions_url":".../ocpi/versions","token_a":...,"party":{...},"meter":{serial,der_hex,base64,uncompressed_hex}}
 //   --state FILE keeps registration, sessions, CDRs, tokens and counters across restarts (ACTIVE sessions go on).
 //   --fixture FILE: {"locations":[...],"tariffs":[...]} (OCPI objects; see ocpi_cpo/fixtures.js for the defaults:
 //   3 locations, 11 EVSEs, tariffs ENERGY/FLAT/TIME and some a chain cannot express). --bench-evses N adds a
-//   location LOC-BENCH with EVSE-B1..EVSE-BN (T-ENERGY) for many concurrent sessions.
+//   location LOC-BENCH with EVSE-B1..EVSE-BN (T-ENERGY) for many concurrent sessions. --verbose 1 prints one
+//   line per exchange on stderr (for the demo).
 //
 // OCPI (base {url}/ocpi): GET /versions, GET /2.2.1 (version details), and the 2.2.1 modules:
 //   credentials (POST with token A registers: GETs the eMSP's versions + details with token B, returns token C;
@@ -192,7 +193,7 @@ function main() {
     const baseUrl = opts["public-url"] ? opts["public-url"].replace(/\/+$/, "") : `http://${opts.host}:${port}`;
     try {
       const fixture = fixtures.load(opts.fixture, party, now(), Number(opts["bench-evses"] || 0));
-      platform = new Platform({ party, baseUrl, tokenA: opts["token-a"], maxLimit: Number(opts["max-limit"]), stateFile: opts.state, journal: new Journal(), fixture });
+      platform = new Platform({ party, baseUrl, tokenA: opts["token-a"], maxLimit: Number(opts["max-limit"]), stateFile: opts.state, journal: new Journal(opts.verbose === "1" ? (line) => process.stderr.write(line + "\n") : null), fixture });
       if (opts.scenario) control.POST.scenario(platform, null, JSON.parse(opts.scenario));
     } catch (exc) {
       process.stderr.write(`ocpi_cpo: ${exc.message}\n`);
