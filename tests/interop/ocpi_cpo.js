@@ -4,13 +4,14 @@
 //
 // Usage: node tests/interop/ocpi_cpo.js --port P --token-a TOKEN [--state FILE] [--fixture FILE]
 //          [--country-code DE] [--party-id EVP] [--max-limit 3] [--public-url URL] [--meter-seed S] [--scenario JSON]
-//          [--bench-evses N]
+//          [--bench-evses N] [--verbose 1]
 //   --port 0 picks a free port. When ready it prints one JSON line:
 //   {"event":"ready","port":P,"versions_url":".../ocpi/versions","token_a":...,"party":{...},"meter":{serial,der_hex,base64,uncompressed_hex}}
 //   --state FILE keeps registration, sessions, CDRs, tokens and counters across restarts (ACTIVE sessions go on).
 //   --fixture FILE: {"locations":[...],"tariffs":[...]} (OCPI objects; see ocpi_cpo/fixtures.js for the defaults:
 //   3 locations, 11 EVSEs, tariffs ENERGY/FLAT/TIME and some a chain cannot express). --bench-evses N adds a
-//   location LOC-BENCH with EVSE-B1..EVSE-BN (T-ENERGY) for many concurrent sessions.
+//   location LOC-BENCH with EVSE-B1..EVSE-BN (T-ENERGY) for many concurrent sessions. --verbose 1 prints one
+//   line per exchange on stderr (for the demo).
 //
 // OCPI (base {url}/ocpi): GET /versions, GET /2.2.1 (version details), and the 2.2.1 modules:
 //   credentials (POST with token A registers: GETs the eMSP's versions + details with token B, returns token C;
@@ -56,6 +57,20 @@
 //   POST /control/update-credentials  the CPO PUTs new credentials to the eMSP (new token C; token B from the answer)
 //   POST /control/unregister the CPO DELETEs its credentials at the eMSP and forgets the registration
 //   POST /control/token-a    {"token"}: a new CREDENTIALS_TOKEN_A
+//
+// What it checks: every body against the 2.2.1 property tables (types, lengths, enums, cardinality, DateTime
+// format; ocpi_cpo/spec.js), the Authorization header (Token + Base64), X-Request-ID / X-Correlation-ID, routing
+// headers (present and naming the parties on functional modules, absent on versions/credentials), Content-Type;
+// and in the answers to its own requests: the envelope, echoed X-Request-ID / X-Correlation-ID, CDR POST's
+// Location header, the data schema where one is expected, pagination headers when it pulls Tokens.
+// Choices where 2.2.1 leaves room (a strict reading): a body that is not JSON -> HTTP 400 / 2001; valid JSON with
+// wrong or missing fields -> HTTP 200 / 2001 ("a HTTP error MUST NOT be returned"); malformed query parameters ->
+// HTTP 400 / 2001; unknown objects -> 404 (2003 locations, 2004 tokens); wrong token -> 401 / 2000; an unencoded
+// token is a wrong token; token A is void once registered (DELETE admits a new POST with it); unknown fields and
+// missing headers are served but logged as violations; STOP_SESSION of an unknown session -> 1000 + UNKNOWN_SESSION;
+// START_SESSION with another party's Token -> REJECTED. Deviation, opt-in only: "authorize": "before_start" asks
+// for real-time authorization of APP_USER tokens, which mod_commands says a CPO SHALL NOT do.
+// Limits: one registered eMSP at a time; tariff costs evaluate restrictions at the session's start (tariff.js).
 "use strict";
 const http = require("http");
 const { Platform } = require("./ocpi_cpo/platform");
@@ -192,7 +207,7 @@ function main() {
     const baseUrl = opts["public-url"] ? opts["public-url"].replace(/\/+$/, "") : `http://${opts.host}:${port}`;
     try {
       const fixture = fixtures.load(opts.fixture, party, now(), Number(opts["bench-evses"] || 0));
-      platform = new Platform({ party, baseUrl, tokenA: opts["token-a"], maxLimit: Number(opts["max-limit"]), stateFile: opts.state, journal: new Journal(), fixture });
+      platform = new Platform({ party, baseUrl, tokenA: opts["token-a"], maxLimit: Number(opts["max-limit"]), stateFile: opts.state, journal: new Journal(opts.verbose === "1" ? (line) => process.stderr.write(line + "\n") : null), fixture });
       if (opts.scenario) control.POST.scenario(platform, null, JSON.parse(opts.scenario));
     } catch (exc) {
       process.stderr.write(`ocpi_cpo: ${exc.message}\n`);

@@ -23,12 +23,15 @@ class OcpiError extends Error {
 
 /** Every request received and sent, with status and the spec violations found; kept for GET /control/log. */
 class Journal {
-  constructor() {
+  /** ``print``: a function given one summary line per exchange (--verbose), or null. */
+  constructor(print = null) {
     this.entries = [];
+    this.print = print;
   }
   add(entry) {
     const record = { seq: this.entries.length + 1, at: new Date().toISOString(), ...entry, violations: entry.violations || [] };
     this.entries.push(record);
+    if (this.print) this.print(summary(record));
     return record;
   }
   since(seq = 0) {
@@ -37,6 +40,13 @@ class Journal {
   violations() {
     return this.entries.flatMap((e) => e.violations.map((v) => ({ seq: e.seq, direction: e.direction, method: e.method, url: e.url, violation: v })));
   }
+}
+
+function summary(e) {
+  const outcome = e.skipped ? `skipped (${e.skipped})` : e.refused ? e.refused : e.error ? `error: ${e.error}` : `${e.http} ${e.status_code ?? ""}`;
+  const what = e.purpose ? ` [${e.purpose}]` : "";
+  const problems = e.violations.length ? `  ! ${e.violations.join(" | ")}` : "";
+  return `${e.at.slice(11, 23)} ${e.direction.padEnd(4)} ${e.method} ${e.url}${what} -> ${outcome}${problems}`;
 }
 
 // ------------------------------------------------------------------ answering
