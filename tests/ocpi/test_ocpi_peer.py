@@ -118,6 +118,8 @@ def emsp_server() -> tuple[ThreadingHTTPServer, Emsp]:
                 }
                 info = {"allowed": "ALLOWED", "token": token, "location": body, "authorization_reference": "AUTH-REF-1"}
                 return self.answer(200, info)
+            if self.command == "PUT" and self.path.endswith("/credentials"):
+                return self.answer(200, {"token": "token-b-2", "url": f"{base}/emsp/versions", "roles": [EMSP_ROLE]})
             if self.command == "POST" and self.path.endswith("/cdrs"):
                 return self.answer(201, extra={"Location": f"{base}/emsp/2.2.1/cdrs/{body['id']}"})
             return self.answer(200)
@@ -407,3 +409,19 @@ async def test_real_time_authorization_before_a_start_and_for_an_rfid_tap(peer, 
     assert session["auth_method"] == "AUTH_REQUEST" and session["cdr_token"]["uid"] == "04AABBCC"
     refused = await peer.control("tap", {"uid": "UNKNOWN", "location_id": "LOC-2", "evse_uid": "EVSE-6"})
     assert refused["started"] is False
+
+
+async def test_the_cpo_rotates_the_tokens_and_unregisters_through_the_emsp_credentials_endpoint(peer, emsp):
+    token_c = register(peer, emsp)
+    assert (await peer.control("update-credentials", {}))["ok"] is True
+    put = emsp.next("PUT", "/emsp/2.2.1/credentials")
+    assert put["headers"]["Authorization"] == auth(TOKEN_B) and "OCPI-to-party-id" not in put["headers"]
+    new_token_c = put["body"]["token"]
+    assert put["body"]["roles"][0]["role"] == "CPO" and new_token_c != token_c
+    assert call("GET", peer.ocpi("2.2.1/locations"), token_c).http == 401
+    assert call("GET", peer.ocpi("2.2.1/locations"), new_token_c).http == 200
+
+    assert (await peer.control("unregister", {}))["ok"] is True
+    assert emsp.next("DELETE", "/emsp/2.2.1/credentials")["headers"]["Authorization"] == auth("token-b-2")
+    assert (await peer.control("state"))["registration"] is None
+    assert call("GET", peer.ocpi("2.2.1/locations"), new_token_c).http == 401
