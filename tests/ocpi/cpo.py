@@ -1,0 +1,54 @@
+"""The independent OCPI 2.2.1 CPO platform (tests/interop/ocpi_cpo.js, Node, written from the
+specification by another hand) as a process for our tests, with its control API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+PEER = Path(__file__).resolve().parents[1] / "interop" / "ocpi_cpo.js"
+TOKEN_A = "token-a-from-the-cpo"
+
+
+@dataclass
+class Cpo:
+    base: str
+    ready: dict[str, Any]
+    http: aiohttp.ClientSession
+
+    @property
+    def versions_url(self) -> str:
+        return self.ready["versions_url"]
+
+    async def control(self, name: str, body: dict[str, Any] | None = None) -> Any:
+        method = "GET" if body is None else "POST"
+        async with self.http.request(method, f"{self.base}/control/{name}", json=body) as response:
+            return await response.json()
+
+    async def violations(self) -> list[Any]:
+        """What the platform found against 2.2.1 in what we sent it (and its own refusals)."""
+        return await self.control("violations")
+
+
+@asynccontextmanager
+async def cpo_platform(tmp_path: Path, *options: str) -> AsyncIterator[Cpo]:
+    process = await asyncio.create_subprocess_exec(
+        "node", str(PEER), "--port", "0", "--token-a", TOKEN_A, "--state", str(tmp_path / "cpo-state.json"), *options,
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        ready = json.loads(await asyncio.wait_for(process.stdout.readline(), 20))
+        assert ready["event"] == "ready", ready
+        async with aiohttp.ClientSession() as http:
+            yield Cpo(f"http://127.0.0.1:{ready['port']}", ready, http)
+    finally:
+        process.terminate()
+        await process.wait()
