@@ -57,6 +57,20 @@
 //   POST /control/update-credentials  the CPO PUTs new credentials to the eMSP (new token C; token B from the answer)
 //   POST /control/unregister the CPO DELETEs its credentials at the eMSP and forgets the registration
 //   POST /control/token-a    {"token"}: a new CREDENTIALS_TOKEN_A
+//
+// What it checks: every body against the 2.2.1 property tables (types, lengths, enums, cardinality, DateTime
+// format; ocpi_cpo/spec.js), the Authorization header (Token + Base64), X-Request-ID / X-Correlation-ID, routing
+// headers (present and naming the parties on functional modules, absent on versions/credentials), Content-Type;
+// and in the answers to its own requests: the envelope, echoed X-Request-ID / X-Correlation-ID, CDR POST's
+// Location header, the data schema where one is expected, pagination headers when it pulls Tokens.
+// Choices where 2.2.1 leaves room (a strict reading): a body that is not JSON -> HTTP 400 / 2001; valid JSON with
+// wrong or missing fields -> HTTP 200 / 2001 ("a HTTP error MUST NOT be returned"); malformed query parameters ->
+// HTTP 400 / 2001; unknown objects -> 404 (2003 locations, 2004 tokens); wrong token -> 401 / 2000; an unencoded
+// token is a wrong token; token A is void once registered (DELETE admits a new POST with it); unknown fields and
+// missing headers are served but logged as violations; STOP_SESSION of an unknown session -> 1000 + UNKNOWN_SESSION;
+// START_SESSION with another party's Token -> REJECTED. Deviation, opt-in only: "authorize": "before_start" asks
+// for real-time authorization of APP_USER tokens, which mod_commands says a CPO SHALL NOT do.
+// Limits: one registered eMSP at a time; tariff costs evaluate restrictions at the session's start (tariff.js).
 "use strict";
 const http = require("http");
 const { Platform } = require("./ocpi_cpo/platform");
