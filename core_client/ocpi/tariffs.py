@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from core_client.chain.onboarding import TARIFF_BITS
 from core_client.ocpi.errors import TariffNotExpressible
 from core_client.ocpi.models import Tariff as OcpiTariff
 from core_client.ocpi.models import TariffRestrictions
 from core_client.ocpi.models.enums import TariffDimensionType, TariffType
-from core_client.onboarding import TARIFF_BITS
 from ev_network.pricing import Tariff
 
 # what each group of restrictions limits, by its fields
