@@ -31,7 +31,7 @@
 //                             "kwh_per_second": 0.5, "tick_ms": 1000, "period_ms": 60000, "result_delay_ms": 100,
 //                             "command_timeout": 30,
 //                             "authorize": "never"|"before_start", "push_down": false, "push_on_register": false,
-//                             "cost_offset": 0, "meter_start_wh": 1000000, "pending_ms": 0,
+//                             "cost_offset": 0, "cdr_delay_ms": 0, "meter_start_wh": 1000000, "pending_ms": 0,
 //                             "plain_token": false (true: Authorization unencoded, as pre-2.2 peers),
 //                             "reset": true (back to the defaults first)}
 //                            refuse = CommandResponse REJECTED; reject/fail/timeout/occupied = CommandResult
@@ -50,8 +50,8 @@
 //   POST /control/tap        {"uid","type"?,"location_id","evse_uid"}: an RFID tap: whitelist or real-time
 //                            authorization (POST tokens/{uid}/authorize), then a session (AUTH_REQUEST / WHITELIST)
 //   POST /control/pull-tokens  GET the eMSP's Tokens, all pages
-//   POST /control/cdr        {"token": CdrToken, "location_id","evse_uid","kwh"?,"minutes"?}: a completed session
-//                            and its CDR that are never pushed (pull only)
+//   POST /control/cdr        {"token": CdrToken, "location_id","evse_uid","kwh"?,"minutes"?,"push"?}: a completed
+//                            session the eMSP never heard of, and its CDR (pull only; POSTed too with "push": true)
 //   POST /control/repost-cdr {"cdr_id"}: POST a stored CDR again
 //   POST /control/revoke     the eMSP's token C stops working (401), as when the CPO revokes it
 //   POST /control/update-credentials  the CPO PUTs new credentials to the eMSP (new token C; token B from the answer)

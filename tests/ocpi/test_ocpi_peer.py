@@ -425,3 +425,20 @@ async def test_the_cpo_rotates_the_tokens_and_unregisters_through_the_emsp_crede
     assert emsp.next("DELETE", "/emsp/2.2.1/credentials")["headers"]["Authorization"] == auth("token-b-2")
     assert (await peer.control("state"))["registration"] is None
     assert call("GET", peer.ocpi("2.2.1/locations"), new_token_c).http == 401
+
+
+async def test_a_cdr_for_a_session_the_emsp_never_heard_of(peer, emsp):
+    token_c = register(peer, emsp)
+    cdr_token = {
+        "country_code": "NL",
+        "party_id": "EMS",
+        "uid": UID,
+        "type": "APP_USER",
+        "contract_id": "NL-EMS-C00000001",
+    }
+    made = await peer.control(
+        "cdr", {"token": cdr_token, "location_id": "LOC-1", "evse_uid": "EVSE-2", "kwh": 7.5, "push": True}
+    )
+    posted = emsp.next("POST", "/emsp/2.2.1/cdrs")["body"]
+    assert posted == made and posted["total_energy"] == 7.5 and posted["total_cost"]["excl_vat"] == 2.25
+    assert [c["id"] for c in call("GET", peer.ocpi("2.2.1/cdrs"), token_c).body["data"]] == [made["id"]]

@@ -238,6 +238,7 @@ class Charging {
     const cdr = this.cdr(session, meta, location, evse);
     p.state.cdrs.push(cdr);
     p.save();
+    if (this.scenario.cdr_delay_ms > 0 && mode !== "pull_only") await sleep(this.scenario.cdr_delay_ms);
     if (mode === "push" || mode === "duplicate") await this.postCdr(cdr, meta.correlation);
     if (mode === "duplicate") await this.postCdr(cdr, meta.correlation);
     return cdr;

@@ -97,8 +97,11 @@ async function pullTokens(platform) {
   return { received, pages };
 }
 
-/** A completed session and its CDR that were never pushed (the eMSP can only pull them). */
-function pastCdr(platform, charging, body) {
+/**
+ * A completed session the eMSP never heard of (no Session pushes) and its CDR: pull only, or POSTed too
+ * with ``"push": true`` (a CDR for a session id unknown to the eMSP).
+ */
+async function pastCdr(platform, charging, body) {
   need(body, "token");
   const { location, evse } = findEvse(platform, body);
   const problems = errorsOnly(validate(O.CdrToken, body.token, "token"));
@@ -120,6 +123,7 @@ function pastCdr(platform, charging, body) {
   const cdr = charging.cdr(session, meta, location, evse);
   platform.state.cdrs.push(cdr);
   platform.save();
+  if (body.push) await charging.postCdr(cdr);
   return cdr;
 }
 

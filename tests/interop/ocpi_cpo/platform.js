@@ -19,6 +19,7 @@ const DEFAULT_SCENARIO = {
   authorize: "never", // never (2.2.1 for APP_USER/AD_HOC_USER tokens) | before_start (POST tokens/{uid}/authorize first)
   push_down: false, // true: nothing is pushed to the eMSP (sessions, CDRs, statuses only by pull); nothing is queued
   push_on_register: false, // true: PUT every Location and Tariff to the eMSP after the credentials handshake
+  cdr_delay_ms: 0, // the CDR is POSTed this long after the session completed (it is pullable at once)
   cost_offset: 0, // added to the CDR's total_cost (excl. and incl. VAT), for a cost the eMSP must notice
   meter_start_wh: 1000000, // the meter register at the first session's start
   plain_token: false, // true: send "Authorization: Token <token>" unencoded, as pre-2.2 peers do (2.2.1: Base64)
