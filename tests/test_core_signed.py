@@ -13,9 +13,9 @@ from dataclasses import replace
 
 import pytest
 
-from core_client.jobs import JobKind
-from core_client.metering import BEGIN, END
-from core_client.sessions import State
+from core_client.sessions.jobs import JobKind
+from core_client.sessions.machine import State
+from core_client.sessions.metering import BEGIN, END
 from ev_network.contracts import SessionState
 from ev_network.ocmf import Reason, parse, session_id_tag
 from ev_network.pricing import price
