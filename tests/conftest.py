@@ -19,6 +19,7 @@ from ev_network.pricing import Tariff
 from ev_network.session_ids import lane_of, seq_of
 from ev_network.tx import TxSender
 from tests.core_helpers import keyfile  # noqa: F401  (fixture shared by the Core Client tests)
+from tests.pg_fixtures import db_location, pg_url, postgres  # noqa: F401  (both storage engines)
 from tools.devchain import Anvil, deploy_with_brownie
 
 TOKEN = 10**18
