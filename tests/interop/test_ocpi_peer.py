@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from ev_network import ocmf
+from tools.harness.interop import PEERS
 
-PEER = Path(__file__).resolve().parent / "interop" / "ocpi_cpo.js"
+PEER = PEERS / "ocpi_cpo.js"
 TOKEN_A, TOKEN_B = "token-a-for-the-test", "token-b-of-the-emsp"
 EMSP_ROLE = {"role": "EMSP", "business_details": {"name": "Test eMSP"}, "party_id": "EMS", "country_code": "NL"}
 WAIT = 15
