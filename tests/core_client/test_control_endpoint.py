@@ -39,7 +39,7 @@ def _http(core: Core, method: str, path: str, body: dict | None = None, **header
 
 @pytest.mark.issue(9, item=5)
 async def test_the_control_endpoint_takes_orders_only_by_post_with_the_token_from_no_web_page(core: Core, tmp_path):
-    cp = await core.raw(core.a)
+    cp = await core.raw(core.a, answers={"Reset": {"status": "Accepted"}, "TriggerMessage": {"status": "Accepted"}})
     token = control_token(core.daemon.settings)
     assert token and core.daemon.settings.control_token_file.exists()
     auth = {"Authorization": f"Bearer {token}"}
