@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs whatever this checkout is missing, and nothing it already has:
 #   .venv (Python packages), node_modules (Anvil, solc-js, OpenZeppelin), the offline solc stand-in,
-#   the Brownie network `evnet-anvil`, the compiled contracts, and the browser tests' Chromium.
+#   the Brownie network `evnet-anvil`, the compiled contracts, the browser tests' Chromium and the
+#   PostgreSQL server binaries (the tests start their own server).
 # Safe to run again; `make test`, `make demo` and the benchmarks call it first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,3 +65,7 @@ fi
 # 6. Headless Chromium for tests/browser (Debian's package, installed with apt-get when run as root;
 #    otherwise it says what to do, and everything else still works: only the browser tests need it)
 tools/setup_browser.sh || true
+
+# 7. PostgreSQL server binaries (Debian's package, with apt-get when run as root; tools/pgserver.py starts
+#    a throwaway server for the tests: none is left running, the system's service is not used)
+tools/setup_postgres.sh || true

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from core_client.daemon import Daemon
-from core_client.sessions import State
-from core_client.store import Store
+from core_client.sessions.machine import State
+from core_client.storage.store import Store
 from ev_network.contracts import SessionState
 from ev_network.pricing import price
 from tools.devchain import ChainProxy

@@ -8,11 +8,11 @@ import asyncio
 import dataclasses
 import time
 
-from core_client.chain import ChainWorker
+from core_client.chain.watcher import ChainWorker
 from core_client.daemon import Daemon, make_web3
-from core_client.service import SessionService
-from core_client.sessions import SessionRecord, State
-from core_client.store import Store
+from core_client.sessions.machine import SessionRecord, State
+from core_client.sessions.service import SessionService
+from core_client.storage.store import Store
 from ev_network.contracts import Escrow, SessionState
 from ev_network.pricing import price
 from ev_network.session_ids import hex_session_id, lane_of

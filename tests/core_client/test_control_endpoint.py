@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import pytest
 from typer.testing import CliRunner
 
-from core_client.cli import app
+from core_client.cli.main import app
 from core_client.config import (
     control_token,
     settings_to_toml,

@@ -8,11 +8,11 @@ import dataclasses
 
 import pytest
 
-from core_client.chain import EventWatcher
+from core_client.chain.watcher import EventWatcher
 from core_client.daemon import make_web3
-from core_client.service import SessionService
-from core_client.sessions import State
-from core_client.store import Store
+from core_client.sessions.machine import State
+from core_client.sessions.service import SessionService
+from core_client.storage.store import Store
 from tools.harness.chain import TARIFF, TOKEN
 from tools.harness.core import (
     cp_ids,

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from core_client.sessions import State
+from core_client.sessions.machine import State
 from ev_network.contracts import SessionState
 from ev_network.pricing import price
 from tools.harness.chain import TARIFF, TOKEN
@@ -31,8 +31,8 @@ DEPOSIT = 20 * TOKEN
 
 
 def test_the_ocpp_internals_the_adapter_relies_on_are_there():
-    """Fails loudly when a new ocpp version changes what core_client.ocpp_adapter uses."""
-    from core_client import ocpp_adapter
+    """Fails loudly when a new ocpp version changes what core_client.ocpp.adapter uses."""
+    from core_client.ocpp import adapter as ocpp_adapter
 
     assert ocpp_adapter.problems() == []
 

@@ -15,10 +15,10 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from core_client.cli import app
+from core_client.cli.main import app
 from core_client.daemon import Daemon
-from core_client.sessions import SessionRecord, State
-from core_client.store import Store, StoreVersionError
+from core_client.sessions.machine import SessionRecord, State
+from core_client.storage.store import Store, StoreVersionError
 from ev_network.contracts import SessionState
 from ev_network.errors import EVNetworkError
 from ev_network.keys import KeystoreError

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from core_client.sessions import State
+from core_client.sessions.machine import State
 from ev_network.contracts import CancelReason, SessionState
 from ev_network.pricing import price
 from tools.harness.chain import TARIFF, TOKEN

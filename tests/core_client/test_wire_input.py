@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from core_client.protocol import (
+from core_client.ocpp.wire import (
     MAX_WH,
     FrameError,
     check_action,

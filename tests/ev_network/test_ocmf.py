@@ -1,8 +1,7 @@
 """ev_network.ocmf against published records and an independent signer (no chain).
 
-The two fixed vectors are real chargers' records with the meter keys they were signed with, as
-published by pyocmf (paul-ww/pyocmf, docs/demo/examples/examples.json): a KEBA KCP30 and an Iskra
-WM3M4C. Both carry a high-s signature, so they also check that low_s() keeps the signature valid.
+The two fixed vectors (tools/harness/ocmf_records.py) are real chargers' records with the meter keys
+they were signed with: a KEBA KCP30 and an Iskra WM3M4C. Both carry a high-s signature, so they also check that low_s() keeps the signature valid.
 Independent records are written and signed here with Python ``cryptography`` directly, not by the
 simulator's meter."""
 
@@ -18,32 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from ev_network.ocmf import CURVE_ORDER, OCMFError, Reason, low_s, meter_record, parse, public_key, registry_key, verify
-
-KEBA = (
-    'OCMF|{"FV":"1.0","GI":"KEBA_KCP30","GS":"17619300","GV":"2.8.5","PG":"T32","IS":false,"IL":"NONE",'
-    '"IF":["RFID_NONE","OCPP_NONE","ISO15118_NONE","PLMN_NONE"],"IT":"NONE","ID":"","RD":[{"TM":'
-    '"2019-08-13T10:03:15,000+0000 I","TX":"B","EF":"","ST":"G","RV":0.2596,"RI":"1-b:1.8.0","RU":"kWh"},'
-    '{"TM":"2019-08-13T10:03:36,000+0000 R","TX":"E","EF":"","ST":"G","RV":0.2597,"RI":"1-b:1.8.0",'
-    '"RU":"kWh"}]}|{"SD":"304502200E2F107C987A300AC1695CA89EA149A8CDFA16188AF0A33EE64B67964AA943F90221'
-    '00889A72B6D65364BEA8562E7F6A0253157ACFF84FE4929A93B5964D23C4265699"}'
-)
-KEBA_KEY = (
-    "3059301306072A8648CE3D020106082A8648CE3D030107034200043AEEB45C392357820A58FDFB0857BD77ADA31585C61C"
-    "430531DFA53B440AFBFDD95AC887C658EA55260F808F55CA948DF235C2108A0D6DC7D4AB1A5E1A7955BE"
-)
-ISKRA = (
-    'OCMF|{"FV":"1.0","GI":"eSystemsMtg OcppChargePoint_v0 ESY-00101.01.2201234567","GS":"000007",'
-    '"GV":"PWR P0037","PG":"T241","MV":"Iskra","MM":"WM3M4C","MS":"W4155775","MF":"2.05","IS":true,'
-    '"IT":"UNDEFINED","ID":"0480423a4b5880","CT":"CBIDC","CI":"KHStation","RD":[{"TM":'
-    '"2023-04-14T11:51:06,000+0000 S","TX":"B","RV":80.77,"RI":"1-b:1.8.0","RU":"kWh","RT":"AC","EF":"t",'
-    '"ST":"G"},{"TM":"2023-04-14T11:54:43,000+0000 S","TX":"E","RV":80.97,"RI":"1-b:1.8.0","RU":"kWh",'
-    '"RT":"AC","EF":"t","ST":"G"}]}|{"SD":"30450220331E469735684E31F6F5903457C6DD8873CEAE1DFDBE4001FFBF9'
-    '4D124481DE7022100B8375F730A0B719B99B2DB89BA5B03CFDF4CE1A8829816BF7BBB75C3042C289D"}'
-)
-ISKRA_KEY = (
-    "3059301306072A8648CE3D020106082A8648CE3D03010703420004890ADD61803B4665C9BFC3F4E40C4696DF54C8FB8E06"
-    "7613CC465D7EA67411C0A9517C0D1A021B0859A829B85D5F6FA567047E5CBD91CD9C01F643003FEA3646"
-)
+from tools.harness.ocmf_records import ISKRA, ISKRA_KEY, KEBA, KEBA_KEY
 
 
 @pytest.mark.parametrize(("text", "key"), [(KEBA, KEBA_KEY), (ISKRA, ISKRA_KEY)], ids=["keba", "iskra"])

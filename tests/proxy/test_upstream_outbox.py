@@ -8,8 +8,8 @@ import sqlite3
 import pytest
 from ocpp.messages import Call
 
-from core_client.outbox import Outbox
-from core_client.proxy_policy import OFFLINE_ID_BASE
+from core_client.proxy.outbox import Outbox
+from core_client.proxy.policy import OFFLINE_ID_BASE
 from tools.harness.upstream_relay import ChargePoint, Csms, Relay, meter, settings, start, until
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core_client.records import TransactionLog
+from core_client.records.log import TransactionLog
 
 T0 = 1_764_547_200  # 2025-12-01T00:00:00Z
 

@@ -138,7 +138,7 @@ class Charging {
     if (pendingMs > 0) {
       await sleep(pendingMs); // the EV is plugged in: ACTIVE, and start_date_time moves to this moment
       Object.assign(session, { status: "ACTIVE", start_date_time: now(), last_updated: now() });
-      Object.assign(meta, { started_ms: Date.now(), last_tick_ms: Date.now() });
+      Object.assign(meta, { started_ms: Date.now(), last_tick_ms: Date.now(), period_start_ms: Date.now() });
       await this.push(id, "PATCH", () => ({ status: "ACTIVE", start_date_time: session.start_date_time, last_updated: session.last_updated }), "Session PATCH (ACTIVE)");
     }
     this.run(session);
@@ -174,24 +174,34 @@ class Charging {
   }
 
   /** Advance the session's energy to now; returns the new ChargingPeriod (null if nothing changed). */
-  advance(session) {
+  /**
+   * Advance the session's energy to now (true if time passed). A ChargingPeriod is closed every period_ms (and
+   * when the session ends, ``close``): not one per tick, as mod_sessions advises against too many periods.
+   */
+  advance(session, close = false) {
     const meta = this.platform.state.meta[session.id];
     const nowMs = Date.now();
     const seconds = (nowMs - meta.last_tick_ms) / 1000;
-    if (seconds <= 0) return null;
-    const wh = Math.round(this.scenario.kwh_per_second * 1000 * seconds);
-    const period = { start_date_time: new Date(meta.last_tick_ms).toISOString().replace(/\.\d+Z$/, "Z"), dimensions: [{ type: "ENERGY", volume: wh / 1000 }, { type: "TIME", volume: round4(seconds / 3600) }] };
-    if (meta.tariff_id) period.tariff_id = meta.tariff_id;
+    if (seconds <= 0 && !close) return false;
+    const wh = Math.round(this.scenario.kwh_per_second * 1000 * Math.max(seconds, 0));
     meta.wh += wh;
     meta.last_tick_ms = nowMs;
+    meta.period_start_ms ??= meta.started_ms;
+    meta.period_wh = (meta.period_wh || 0) + wh;
+    if (close || nowMs - meta.period_start_ms >= this.scenario.period_ms) {
+      const period = { start_date_time: new Date(meta.period_start_ms).toISOString().replace(/\.\d+Z$/, "Z"), dimensions: [{ type: "ENERGY", volume: meta.period_wh / 1000 }, { type: "TIME", volume: round4((nowMs - meta.period_start_ms) / 3600000) }] };
+      if (meta.tariff_id) period.tariff_id = meta.tariff_id;
+      session.charging_periods.push(period);
+      (meta.pending ||= []).push(period);
+      Object.assign(meta, { period_start_ms: nowMs, period_wh: 0 });
+    }
     session.kwh = meta.wh / 1000;
-    session.charging_periods.push(period);
-    (meta.pending ||= []).push(period);
     session.last_updated = now();
     const tariff = meta.tariff_id && this.platform.tariff(meta.tariff_id);
     if (tariff) session.total_cost = cost(tariff, { wh: meta.wh, seconds: (nowMs - meta.started_ms) / 1000, start: new Date(meta.started_ms), timeZone: this.platform.location(session.location_id).time_zone }).total;
-    return period;
+    return true;
   }
+
 
   async tick(id) {
     const p = this.platform;
@@ -209,7 +219,7 @@ class Charging {
     if (!session || session.status !== "ACTIVE") return null;
     clearInterval(p.timers.get(id));
     p.timers.delete(id);
-    this.advance(session);
+    this.advance(session, true);
     const meta = p.state.meta[id];
     session.status = "COMPLETED";
     session.end_date_time = now();
@@ -228,6 +238,7 @@ class Charging {
     const cdr = this.cdr(session, meta, location, evse);
     p.state.cdrs.push(cdr);
     p.save();
+    if (this.scenario.cdr_delay_ms > 0 && mode !== "pull_only") await sleep(this.scenario.cdr_delay_ms);
     if (mode === "push" || mode === "duplicate") await this.postCdr(cdr, meta.correlation);
     if (mode === "duplicate") await this.postCdr(cdr, meta.correlation);
     return cdr;
@@ -252,7 +263,7 @@ class Charging {
       session_id: session.id, cdr_token: session.cdr_token, auth_method: session.auth_method,
       cdr_location: { id: location.id, name: location.name, address: location.address, city: location.city, postal_code: location.postal_code, country: location.country, coordinates: location.coordinates, evse_uid: evse.uid, evse_id: evse.evse_id || "#NA", connector_id: connector.id, connector_standard: connector.standard, connector_format: connector.format, connector_power_type: connector.power_type },
       meter_id: this.meter.serial, currency: session.currency, tariffs: tariff ? [tariff] : [],
-      charging_periods: [{ start_date_time: session.start_date_time, dimensions: dims, ...(meta.tariff_id ? { tariff_id: meta.tariff_id } : {}) }],
+      charging_periods: session.charging_periods.length ? session.charging_periods : [{ start_date_time: session.start_date_time, dimensions: dims, ...(meta.tariff_id ? { tariff_id: meta.tariff_id } : {}) }],
       total_cost: { excl_vat: round4(costs.total.excl_vat + offset), incl_vat: round4(costs.total.incl_vat + offset) },
       total_energy: meta.wh / 1000, total_time: round4(seconds / 3600), total_parking_time: 0, last_updated: now(),
     };
@@ -275,11 +286,13 @@ class Charging {
     return p.toEmsp("PATCH", "locations", `${p.party.country_code}/${p.party.party_id}/${location.id}/${evse.uid}`, { status, last_updated: stamp }, { purpose: `EVSE status ${status}`, correlation });
   }
 
-  async pushAll() {
+  /** PUT every Location and Tariff (or only the Location ``locationId``). */
+  async pushAll(locationId) {
     const p = this.platform;
     const results = [];
-    for (const l of p.state.locations) results.push(await p.toEmsp("PUT", "locations", `${p.party.country_code}/${p.party.party_id}/${l.id}`, l, { purpose: "Location PUT" }));
-    for (const t of p.state.tariffs) results.push(await this.pushTariff(t));
+    const locations = locationId ? [p.location(locationId)].filter(Boolean) : p.state.locations;
+    for (const l of locations) results.push(await p.toEmsp("PUT", "locations", `${p.party.country_code}/${p.party.party_id}/${l.id}`, l, { purpose: "Location PUT" }));
+    if (!locationId) for (const t of p.state.tariffs) results.push(await this.pushTariff(t));
     return results.map((r) => r.ok);
   }
 

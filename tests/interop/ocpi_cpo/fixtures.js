@@ -65,8 +65,17 @@ const DEFAULT_LOCATIONS = [
   ]),
 ];
 
-/** Locations and tariffs owned by ``party``, stamped ``stamp`` where last_updated is missing, validated. */
-function load(file, party, stamp) {
+/** ``count`` more EVSEs (EVSE-B1 ...) at a location LOC-BENCH, T-ENERGY, for many concurrent sessions. */
+function bench(count) {
+  const evses = Array.from({ length: count }, (_, i) => ({ ...evse(i + 1, "T-ENERGY"), uid: `EVSE-B${i + 1}`, evse_id: `DE*EVP*EB${String(i + 1).padStart(5, "0")}` }));
+  return location("LOC-BENCH", "Benchmark Yard", "Benchmarkweg 1", "52.40000", "13.40000", evses);
+}
+
+/**
+ * Locations and tariffs owned by ``party``, stamped ``stamp`` where last_updated is missing, validated;
+ * ``benchEvses`` > 0 adds a location with that many EVSEs.
+ */
+function load(file, party, stamp, benchEvses = 0) {
   let fixture = { locations: DEFAULT_LOCATIONS, tariffs: DEFAULT_TARIFFS };
   if (file) {
     try {
@@ -75,6 +84,7 @@ function load(file, party, stamp) {
       throw new Error(`fixture ${file}: ${exc.message}`);
     }
   }
+  if (benchEvses > 0) fixture = { ...fixture, locations: [...(fixture.locations || []), bench(benchEvses)] };
   const own = (o) => ({ country_code: party.country_code, party_id: party.party_id, ...structuredClone(o), last_updated: o.last_updated || stamp });
   const locations = (fixture.locations || []).map((l) => {
     const loc = own(l);

@@ -1,0 +1,1 @@
+"""The persistent state: sessions, the job queue, the chain cursor, stations (SQLite)."""
