@@ -1,8 +1,9 @@
 // The control API of the stand-in CPO platform (plain JSON, no OCPI envelope, no authorization: local tests and
 // the demo only). Documented at the top of ../ocpi_cpo.js.
 "use strict";
-const { O, ENUMS, validate, errorsOnly } = require("./spec");
-const { now, uuid } = require("./transport");
+const { O, ENUMS, validate, errorsOnly } = require("../ocpi_shared/spec");
+const { now, uuid } = require("../ocpi_shared/transport");
+const { ControlError } = require("../ocpi_shared/serve");
 const { DEFAULT_SCENARIO } = require("./platform");
 
 const CHOICES = {
@@ -13,12 +14,6 @@ const CHOICES = {
   authorize: ["never", "before_start"],
 };
 
-class ControlError extends Error {
-  constructor(status, message) {
-    super(message);
-    this.status = status;
-  }
-}
 
 function need(body, ...fields) {
   const missing = fields.filter((f) => body[f] === undefined);
@@ -219,4 +214,4 @@ const GET = {
   violations: (p) => p.journal.violations(),
 };
 
-module.exports = { POST, GET, ControlError };
+module.exports = { POST, GET };

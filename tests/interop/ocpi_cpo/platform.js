@@ -4,7 +4,7 @@
 // incoming requests, and every request to the eMSP (with the scenario's outage switches applied).
 "use strict";
 const fs = require("fs");
-const { STATUS, OcpiError, send } = require("./transport");
+const { STATUS, OcpiError, send } = require("../ocpi_shared/transport");
 
 const DEFAULT_SCENARIO = {
   start: "accept", // accept | refuse (CommandResponse REJECTED) | reject | fail | timeout | occupied (CommandResult) | no_result
@@ -53,6 +53,10 @@ class Platform {
     const reg = this.state.registration;
     const role = reg && (reg.roles.find((r) => r.role === "EMSP") || reg.roles[0]);
     return role ? { country_code: role.country_code, party_id: role.party_id } : null;
+  }
+  /** The registered party, as the shared server names it. */
+  get counterpart() {
+    return this.emsp;
   }
   credentials(token) {
     return { token, url: this.versionsUrl, roles: [{ role: "CPO", business_details: { name: "EVN Stand-in CPO" }, party_id: this.party.party_id, country_code: this.party.country_code }] };

@@ -3,8 +3,8 @@
 // Each handler gets (ctx) = {platform, charging, req, url, segments, who, body()} and returns
 // {http, code, message, data, headers} or throws OcpiError.
 "use strict";
-const { O, ENUMS, validate, validatePatch, errorsOnly } = require("./spec");
-const { STATUS, OcpiError, pageQuery, page, send, uuid } = require("./transport");
+const { O, ENUMS, validate, validatePatch, errorsOnly } = require("../ocpi_shared/spec");
+const { STATUS, OcpiError, pageQuery, page, send, uuid } = require("../ocpi_shared/transport");
 
 const MODULES = [
   ["credentials", "SENDER"],

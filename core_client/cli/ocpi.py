@@ -14,6 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
+from core_client.chain.onboarding import connect_settings
+from core_client.cli.common import ConfigOpt, operator_escrow
 from core_client.config import load_settings
 from core_client.errors import clean_errors
 from core_client.ocpi.bridge import Bridge
@@ -28,10 +30,6 @@ ocpi_app = typer.Typer(
     help="Connect to the CPO's CSMS over OCPI 2.2.1 as an eMSP (the [ocpi] section of the config).",
     no_args_is_help=True,
 )
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", envvar="EVN_CC_CONFIG", help="Core Client TOML config file.", show_default=False),
-]
 
 
 def _bridge(config: Path | None) -> Bridge:
@@ -79,8 +77,6 @@ def status(config: ConfigOpt = None) -> None:
 def stations(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List the CSMS's EVSEs and what each maps to on chain: its station, what it would register as, or
     why it cannot be imported."""
-    from core_client.onboarding import connect_settings
-
     settings = load_settings(config)
     bridge = _bridge(config)
     w3, deployment = connect_settings(settings)
@@ -102,13 +98,11 @@ def import_(
     config: ConfigOpt = None,
 ) -> None:
     """Register EVSEs of the CSMS as stations on chain, each with its tariff converted."""
-    from core_client.cli import _operator_escrow
-
     if not evses and not everything:
         raise OcpiError("name the EVSEs to import, or give --all")
     settings = load_settings(config)
     bridge = _bridge(config)
-    escrow, deployment = _operator_escrow(settings)
+    escrow, deployment = operator_escrow(settings)
     _echo(asyncio.run(bridge.import_evses(EscrowRegistry(escrow, deployment), evses or [], everything)))
 
 
