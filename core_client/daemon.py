@@ -20,6 +20,7 @@ from web3 import Web3
 
 from core_client.chain.watcher import ChainWorker, EventWatcher
 from core_client.config import Settings
+from core_client.ocpp.adapter import load_schemas
 from core_client.ocpp.server import ControlServer, OcppServer
 from core_client.proxy.relay import proxy_for
 from core_client.records.anchoring import anchor_loop, records_health, transaction_log
@@ -89,6 +90,7 @@ class Daemon:
         s = self.settings
         self.fatal = asyncio.get_running_loop().create_future()
         self.store = Store(s.database)  # first: a database of an old version is refused at once
+        load_schemas()  # every OCPP 1.6 schema in memory: no frame needs a file descriptor later
         try:
             self.w3_events, self.w3_tx = make_web3(s), make_web3(s)
             self.escrow_read = Escrow(self.w3_events, self.deployment)

@@ -397,7 +397,7 @@ def remote_start(s: SessionRecord, again: bool = False, signed: bool = False) ->
     """Send (or, after a restart or reconnect, send again) the RemoteStart of a session in REMOTE_START_SENT."""
     tag = metering.id_tag(s, signed)
     note = info(
-        f"{_sid(s)}: RemoteStart {'sent again' if again else 'sent'} to {s.charge_point_id}/{s.connector} ({tag})"
+        f"{_sid(s)}: sending RemoteStart{' again' if again else ''} to {s.charge_point_id}/{s.connector} ({tag})"
     )
     return decide(None, SaveSession(s), note, SendRemoteStart(s.session_id, s.charge_point_id, s.connector, tag))
 
@@ -417,7 +417,7 @@ def start_timed_out(s: SessionRecord, now: float, timeout_s: float) -> Decision 
 
 
 def remote_stop(s: SessionRecord) -> Decision:
-    note = info(f"{_sid(s)}: RemoteStop sent to {s.charge_point_id} ({s.stop_wanted})")
+    note = info(f"{_sid(s)}: sending RemoteStop to {s.charge_point_id} ({s.stop_wanted})")
     return decide(None, note, SendRemoteStop(s.charge_point_id, s.transaction_id or 0, s.session_id))
 
 

@@ -137,8 +137,9 @@ class Reconciler:
             status = await link.remote_start(send.connector, send.id_tag)
         except CommandFailed as error:
             log.warning(
-                "session %s: RemoteStart got no answer (%s); waiting for the start timeout",
+                "session %s: RemoteStart %s (%s); waiting for the start timeout",
                 hex_session_id(s.session_id),
+                "got no answer" if error.sent else "was not sent",
                 error,
             )
             return
