@@ -6,6 +6,7 @@ a violation."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -79,3 +80,29 @@ async def test_a_session_by_command_ends_in_a_signed_cdr_and_tokens_authorize_in
         for v in await cpo.violations() + await emsp.violations()
         if not v["violation"].startswith("refused")
     ] == []
+
+
+async def test_the_emsp_refuses_what_2_2_1_does_not_allow(pair):
+    _, emsp = pair
+    token = (await emsp.control("state"))["registration"]["our_token"]
+
+    async def call(method: str, path: str, body: object = None) -> tuple[int, dict]:
+        headers = {
+            "Authorization": "Token " + base64.b64encode(token.encode()).decode(),
+            "X-Request-ID": "r",
+            "X-Correlation-ID": "c",
+        }
+        async with emsp.http.request(method, emsp.ocpi(f"2.2.1/{path}"), json=body, headers=headers) as response:
+            return response.status, await response.json()
+
+    session = {"id": "S-1", "country_code": "DE", "party_id": "EVP"}
+    assert (await call("PUT", "sessions/DE/EVP/S-2", session))[1]["status_code"] == 2001  # incomplete, and not S-2
+    assert (await call("PATCH", "locations/DE/EVP/LOC-1", {"name": "x"}))[1]["status_code"] == 2001  # no last_updated
+    assert (await call("PUT", "tariffs/XX/ABC/T-1", {}))[0] == 404  # not the registered CPO
+    assert (await call("POST", "cdrs", {"id": "CDR-1"}))[1]["status_code"] == 2001
+    assert (await call("POST", "tokens/APP-0001/authorize?type=APP_USER"))[1]["status_code"] == 2002  # no location
+    unknown = await call("POST", "tokens/NOPE/authorize", {"location_id": "LOC-1"})
+    assert (unknown[0], unknown[1]["status_code"]) == (404, 2004) and "data" not in unknown[1]
+    listed = await call("GET", "tokens?limit=2")
+    assert [t["uid"] for t in listed[1]["data"]] == ["APP-0001", "04A1B2C3D4"]
+    assert len([v for v in await emsp.violations() if v["violation"].startswith("refused")]) == 6
