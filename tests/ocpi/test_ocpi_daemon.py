@@ -8,10 +8,10 @@ from pathlib import Path
 
 from core_client.cli.ocpi import EscrowRegistry
 from core_client.ocpi.bridge import Bridge
-from tests.conftest import Net
-from tests.core_helpers import running_core, until
 from tests.ocpi.cpo import TOKEN_A, cpo_platform
 from tests.ocpi.harness import free_port, settings
+from tools.harness.chain import Net
+from tools.harness.core import running_core, until
 
 
 async def test_daemon_serves_ocpi_and_feeds_availability(tmp_path: Path, clean_chain: Net, keyfile: Path) -> None:
