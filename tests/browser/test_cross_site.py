@@ -13,8 +13,8 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from ev_network.web.server import HttpServer
-from tests.browser.conftest import screenshots_on_failure, watched_page
-from tests.wallet_helpers import PASSWORD, wallet_config
+from tools.harness.browser import screenshots_on_failure, watched_page
+from tools.harness.wallet import PASSWORD, wallet_config
 from wallet.web import create_app
 
 

@@ -12,8 +12,8 @@ from playwright.async_api import expect
 
 from ev_network.session_ids import parse_session_id
 from ev_network.web.server import HttpServer
-from tests.browser.conftest import screenshots_on_failure, watched_page
-from tests.wallet_helpers import PASSWORD, operator_settle, operator_start, wallet_config
+from tools.harness.browser import screenshots_on_failure, watched_page
+from tools.harness.wallet import PASSWORD, operator_settle, operator_start, wallet_config
 from wallet.web import create_app
 
 LONG_ID = "CP-PAGES-BERLIN-0001"  # a long charge point id (OCPP allows 20 characters here)

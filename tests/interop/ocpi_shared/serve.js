@@ -165,7 +165,23 @@ function run(name, defaults, required, setup) {
   process.on("SIGINT", stop);
 }
 
+/** POST /control/down {"mode": "reset"|"503"} and /control/up, and GET /control/log and /control/violations. */
+const outage = {
+  down: (platform, body) => {
+    const mode = body.mode || "reset";
+    if (!["reset", "503"].includes(mode)) throw new ControlError(400, "mode must be reset or 503");
+    platform.outage = mode;
+    return { down: mode };
+  },
+  up: (platform) => {
+    platform.outage = null;
+    return { down: null };
+  },
+  log: (platform, query) => platform.journal.since(Number(query.get("since") || 0)),
+  violations: (platform) => platform.journal.violations(),
+};
+
 /** A journal printer for --verbose 1: one line per exchange on stderr. */
 const verbosePrinter = (opts) => (opts.verbose === "1" ? (line) => process.stderr.write(line + "\n") : null);
 
-module.exports = { run, ControlError, verbosePrinter };
+module.exports = { run, ControlError, verbosePrinter, outage };
