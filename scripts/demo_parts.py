@@ -64,6 +64,7 @@ def start_core_client(chain: DemoChain, state_dir: Path, echo, **config: Any) ->
         reconnect_grace_s=5,
         settle_batch_window_s=0.2,
         poll_interval_s=0.2,
+        max_power_kw=20_000,  # the stations' time runs 120x fast: 150 kW look like 18 MW
         **config,
     )
     config_file = state_dir / "core-client.toml"
