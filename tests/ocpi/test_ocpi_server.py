@@ -54,7 +54,7 @@ async def test_versions_and_details_list_our_modules_at_our_public_url(emsp: Ems
         ("sessions", "RECEIVER", f"{emsp.url}/2.2.1/sessions"),
         ("cdrs", "RECEIVER", f"{emsp.url}/2.2.1/cdrs"),
         ("commands", "SENDER", f"{emsp.url}/2.2.1/commands"),
-        ("tokens", "SENDER", f"{emsp.url}/2.2.1/tokens"),
+        ("tokens", "SENDER", f"{emsp.url}/2.2.1/tokens/"),
     }
 
 
@@ -293,6 +293,10 @@ async def test_real_time_authorization(emsp: Emsp) -> None:
 
 async def test_slashes_as_peers_join_them(emsp: Emsp) -> None:
     emsp.inbox.issue(issued("LIVE", 1))
+    details = (await emsp.call("GET", "2.2.1")).data
+    tokens_url = next(e["url"] for e in details["endpoints"] if e["identifier"] == "tokens")
+    literal = await emsp.call("POST", f"{tokens_url}LIVE/authorize?type=APP_USER", {"location_id": "LOC1"})
+    assert literal.data["allowed"] == "ALLOWED"  # {tokens_endpoint_url}{token_uid}/authorize, as 2.2.1 writes it
     answer = await emsp.call("POST", "2.2.1/tokens//LIVE/authorize/?type=APP_USER", {"location_id": "LOC1"})
     assert answer.data["allowed"] == "ALLOWED"
     assert (await emsp.call("GET", "2.2.1/tokens/")).status_code == 1000
