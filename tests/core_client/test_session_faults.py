@@ -60,7 +60,7 @@ async def test_duplicated_start_and_stop_transaction_are_idempotent_and_settle_o
     answers = [(await raw.call("StopTransaction", stop))[2] for _ in range(3)]
     assert answers == [{"idTagInfo": {"status": "Accepted"}}] * 3
     await wait_chain(net, session_id, SessionState.SETTLED)
-    await asyncio.sleep(0.5)  # room for a (wrong) second settle
+    await core.wait_idle()  # a (wrong) second settle would be on the queue until it reached the chain
     [settled] = chain_events(net, "SessionSettled", session_id)
     assert settled.args["cost"] == price(TARIFF, 700)
     assert len(chain_events(net, "SessionStarted", session_id)) == 1
@@ -118,7 +118,7 @@ async def test_an_implausible_meter_stop_holds_the_session_and_a_low_one_settles
     await until(lambda: core.local(session_id).state is State.HELD, 5, "held")
     [held] = core.daemon.health()["held_sessions"]
     assert held["id_tag"] == tag and str(2**40 + 5) in held["error"]
-    await asyncio.sleep(1.0)
+    await core.wait_idle()
     assert core.daemon.store.job("settle", session_id) is None
     assert (await asyncio.to_thread(net.escrow().get_session, session_id)).state is SessionState.ACTIVE
 

@@ -124,8 +124,8 @@ async def test_bad_records_are_caught_before_any_transaction(core: Core, mode: s
     session_id, _ = await charge(core, core.tampering, mode)
     local = await core.wait_local(session_id, State.HELD)
     assert local.last_error.startswith("meter records refused")
+    await core.wait_idle()
     assert core.daemon.store.job(JobKind.SETTLE, session_id) is None  # nothing queued: no gas spent
-    await asyncio.sleep(1)
     assert (await asyncio.to_thread(core.net.escrow().get_session, session_id)).state is SessionState.ACTIVE
     assert chain_events(core.net, "SessionSettled", session_id) == []
     problems = (await health(core))["meter_problems"]

@@ -117,6 +117,11 @@ class Core:
         """The daemon's record of the session (with its latest meter reading, kept in memory)."""
         return self.daemon.service.session(session_id)
 
+    async def wait_idle(self, timeout: float = 20) -> None:
+        """Wait until the daemon's chain queue is empty (no job pending or sent): whatever its decisions so
+        far put on the queue has reached the chain, and nothing more is on its way."""
+        await until(lambda: self.daemon.health()["queue_depth"] == 0, timeout, "an empty chain queue")
+
     async def wait_local(self, session_id: int, *states: State, timeout: float = 20) -> SessionRecord:
         """Wait until the daemon's own record of the session is in one of ``states``."""
         return await until(
