@@ -12,8 +12,8 @@ from web3 import Web3
 from ev_network.contracts import SessionState
 from ev_network.mandates import Mandates, new_salt, token_ref
 from ev_network.pricing import price
-from tests.conftest import TARIFF, TOKEN, Env
-from tests.contracts_helpers import events, latest_timestamp, reverts
+from tools.harness.chain import TARIFF, TOKEN, Env
+from tools.harness.contracts import events, latest_timestamp, reverts
 
 CAP, TOTAL = 20 * TOKEN, 50 * TOKEN
 CARD = "04A2B3C4D5E6F7"

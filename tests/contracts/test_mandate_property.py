@@ -24,8 +24,8 @@ from hypothesis.stateful import (
 
 from ev_network.errors import ContractRevert
 from ev_network.mandates import Mandates, token_ref
-from tests.conftest import TOKEN, Net
-from tests.contracts_helpers import latest_timestamp
+from tools.harness.chain import TOKEN, Net
+from tools.harness.contracts import latest_timestamp
 
 SALT = b"\x11" * 32
 CARD, OTHER_CARD = "04A2B3C4D5E6F7", "0000DEAD"
