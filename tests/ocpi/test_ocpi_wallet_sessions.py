@@ -5,6 +5,7 @@ cost of the chain's tariff; a start the charge point rejects is refunded."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from core_client.cli.ocpi import EscrowRegistry
 from core_client.daemon import Daemon
 from core_client.ocpi.bridge import Bridge
 from core_client.ocpi.models.enums import ModuleID
+from core_client.ocpi.transport import Party
 from ev_network.contracts import SessionState
 from ev_network.pricing import price
 from tests.ocpi.cpo import TOKEN_A, Cpo, cpo_platform
@@ -80,3 +82,48 @@ def _cpo_session(daemon: Daemon) -> str | None:
     """The id of the first Session the CSMS pushed to the daemon."""
     found = daemon.ocpi.mirror.all(ModuleID.SESSIONS)
     return found[0]["id"] if found else None
+
+
+async def test_no_command_result_in_time_is_refunded(core, cpo: Cpo) -> None:
+    net, station_id = core[0].net, core[1]
+    await cpo.control("scenario", {"start": "no_result", "command_timeout": 1})
+    session_id = await open_session(net, await funded_driver(net, 2), station_id, 1, DEPOSIT)
+    await wait_chain(net, session_id, SessionState.CANCELLED, timeout=30)  # the start timeout (5 s here)
+
+
+async def test_the_budget_stops_the_charge_through_stop_session(core, cpo: Cpo) -> None:
+    net, station_id = core[0].net, core[1]
+    deposit = TOKEN  # 0.357 per kWh: the budget is used up after about 2.7 kWh, half a second of charging here
+    session_id = await open_session(net, await funded_driver(net, 3), station_id, 1, deposit)
+    await wait_chain(net, session_id, SessionState.SETTLED, timeout=40)
+    log = await cpo.control("log")
+    assert any(e["direction"] == "in" and e["url"].endswith("/commands/STOP_SESSION") for e in log)
+    [settled] = chain_events(net, "SessionSettled", session_id)
+    assert 0 < settled.args["cost"] <= deposit
+
+
+async def test_the_drivers_stop_on_chain_and_a_cdr_that_only_comes_by_pull(core, cpo: Cpo) -> None:
+    daemon, net, station_id = core[0].daemon, core[0].net, core[1]
+    await cpo.control("scenario", {"cdr": "pull_only"})
+    driver = await funded_driver(net, 4)
+    session_id = await open_session(net, driver, station_id, 1, DEPOSIT)
+    await wait_chain(net, session_id, SessionState.ACTIVE, timeout=30)
+    await until(lambda: (daemon.service.session(session_id).meter_last or 0) > 0, 15, "energy in the live data")
+    await asyncio.to_thread(net.escrow(driver).request_stop, session_id)
+    await cpo.wait_log(lambda e: e["direction"] == "in" and e["url"].endswith("/commands/STOP_SESSION"))
+    [cdr] = await cdrs_of(cpo)
+    assert daemon.ocpi.mirror.get(ModuleID.CDRS, Party("DE", "EVP"), cdr["id"]) is None  # never pushed
+    await daemon.ocpi.pull()
+    await wait_chain(net, session_id, SessionState.SETTLED, timeout=30)
+    [settled] = chain_events(net, "SessionSettled", session_id)
+    assert settled.args["meterStop"] - settled.args["meterStart"] == round(cdr["total_energy"] * 1000)
+
+
+async def cdrs_of(cpo: Cpo, timeout: float = 20) -> list[dict]:
+    """The CDRs the CPO platform made, once there is one."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (cdrs := (await cpo.control("state"))["cdrs"]):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("the CPO platform made no CDR")
+        await asyncio.sleep(0.1)
+    return cdrs
