@@ -48,6 +48,7 @@ from ev_network.web.server import HttpServer
 log = logging.getLogger("core_client")
 FAILED_SHOWN = 20  # the latest failed sessions listed in /health
 CHECKPOINT_EVERY_S = 2.0
+START_PROBE_S = 0.5  # how long start waits for the chain before serving OCPP without it
 # How long a thread may hold the GIL while another waits for it (Python's default: 5 ms). Chain reads
 # and signing run in worker threads; each time the event loop gives the GIL up (a socket write, a poll)
 # it could wait that long to get it back, per OCPP reply. The daemon's loop should wait far less.
@@ -113,7 +114,10 @@ class Daemon:
             self.w3_events, self.w3_tx = make_web3(s), make_web3(s)
             self.escrow_read = Escrow(self.w3_events, self.deployment)
             self.records = transaction_log(s, self.deployment, make_web3(s))
-            reachable = await self._check_chain()
+            try:  # a node that accepts and never answers must not keep OCPP closed: the chain side starts later
+                reachable = await asyncio.wait_for(self._check_chain(), START_PROBE_S)
+            except asyncio.TimeoutError:
+                reachable = False
         except BaseException:
             self.store.close()
             if self.records is not None:

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("core_client.server")
 SUBPROTOCOL = "ocpp1.6"
 MAX_HEADERS = 64
+CONNECT_LOOKUP_S = 0.5  # a connecting charge point's registration lookup: then Pending, and the lookup goes on
 CONNECTOR = re.compile(r"[0-9]{1,10}")  # ASCII digits only: str.isdigit() takes "²", which int() refuses
 
 
@@ -165,7 +166,7 @@ class OcppServer:
             self.settings.ocpp_response_timeout_s,
             self.records,
         )
-        await self.service.resolve(link)
+        await self.service.resolve(link, CONNECT_LOOKUP_S)
         old = self.service.attach(link)
         if old is not None:
             log.warning("%s: new connection replaces the old one", wire_text(cp_id))
