@@ -27,7 +27,7 @@ from core_client.ocpi.mirror import Mirror
 from core_client.ocpi.service import OcpiService
 from core_client.ocpi.sessions import SessionBridge
 from core_client.ocpp.adapter import load_schemas
-from core_client.ocpp.server import ControlServer, OcppServer
+from core_client.ocpp.server import AcceptFailures, ControlServer, OcppServer
 from core_client.proxy.relay import proxy_for
 from core_client.records.anchoring import anchor_loop, records_health, transaction_log
 from core_client.records.log import TransactionLog
@@ -108,6 +108,7 @@ class Daemon:
         chain side once the chain is back (a failed check then ends :func:`run` with its error)."""
         s = self.settings
         self.fatal = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().set_exception_handler(AcceptFailures())  # no traceback per failed accept
         self.store = Store(s.database)  # first: a database of an old version is refused at once
         load_schemas()  # every OCPP 1.6 schema in memory: no frame needs a file descriptor later
         try:
