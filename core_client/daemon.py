@@ -20,7 +20,10 @@ from web3 import Web3
 
 from core_client.chain.watcher import ChainWorker, EventWatcher
 from core_client.config import ConfigError, Settings
-from core_client.ocpi.service import OcpiService, StationInbox
+from core_client.ocpi.csms import Csms
+from core_client.ocpi.mirror import Mirror
+from core_client.ocpi.service import OcpiService
+from core_client.ocpi.sessions import SessionBridge
 from core_client.ocpp.server import ControlServer, OcppServer
 from core_client.proxy.relay import proxy_for
 from core_client.records.anchoring import anchor_loop, records_health, transaction_log
@@ -134,7 +137,7 @@ class Daemon:
             raise
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self.service.run())]
-        self._background = [loop.create_task(self._checkpoints())]  # cancelled at shutdown
+        self._background.append(loop.create_task(self._checkpoints()))  # cancelled at shutdown
         try:
             if reachable:
                 await self._start_chain_side()
@@ -145,21 +148,43 @@ class Daemon:
             self._background.append(loop.create_task(self._chain_later()))
 
     async def _start_ocpi(self) -> None:
-        """OCPI mode (an [ocpi] section): our endpoints for the CPO's CSMS; EVSE statuses it pushes become
-        the public availability of the stations imported from it."""
-        if self.settings.ocpi is None:
+        """OCPI mode (an [ocpi] section): our endpoints for the CPO's CSMS, and wallet sessions at the
+        stations imported from it run through its commands (core_client.ocpi.sessions); EVSE statuses it
+        pushes become those stations' public availability."""
+        ocpi = self.settings.ocpi
+        if ocpi is None:
             return
 
         def availability(cp_id: str, connector: int, status: str) -> None:
             self.service.live.status(cp_id, connector, status, "NoError")
 
-        self.ocpi = OcpiService(self.settings.ocpi, self.settings.database, lambda m: StationInbox(m, availability))
+        def bridge(mirror: Mirror, csms: Csms) -> SessionBridge:
+            return SessionBridge(mirror, availability, ocpi, self.service, csms)
+
+        self.ocpi = OcpiService(ocpi, self.settings.database, bridge)
         try:
             await self.ocpi.start()
         except OSError as error:
             self.ocpi.mirror.close()
             self.ocpi = None
             raise ConfigError(f"[ocpi] endpoints: {error}") from None
+        self._background.append(asyncio.get_running_loop().create_task(self._ocpi_loop()))
+
+    async def _ocpi_loop(self) -> None:
+        """Link the stations imported from the CSMS (new ones within seconds) and pull the CDRs it could
+        not push, every pull_interval_s."""
+        assert self.ocpi is not None
+        bridge = self.ocpi.inbox
+        assert isinstance(bridge, SessionBridge)
+        pulled_at = 0.0
+        while True:
+            for link in bridge.refresh_links():
+                self.service.attach(link)  # type: ignore[arg-type]  # a charge point reached through the CSMS
+                self.service.reconciler.wake()
+            if time.monotonic() - pulled_at >= self.ocpi.settings.pull_interval_s:
+                pulled_at = time.monotonic()
+                await self.ocpi.pull()
+            await asyncio.sleep(2)
 
     async def _start_chain_side(self) -> None:
         await self.watcher.initialize()
