@@ -84,3 +84,16 @@ def test_proxy_demo_runs_a_csms_session_and_a_paid_one_and_verifies_the_record(t
     assert proxy["records"] == {"logged": 2, "anchored": 2, "waiting": 0}
     assert proxy["csms_calls"]["StartTransaction"] == 2 == proxy["csms_calls"]["StopTransaction"]
     assert "record 0 is in anchor 0 of operator" in result.stdout  # ev-wallet verify-record accepted it
+
+
+def test_ocpi_demo_settles_a_wallet_session_through_the_csms_ocpi_interface(tmp_path):
+    summary_file = tmp_path / "summary.json"
+    command = [sys.executable, "-m", "scripts.demo", "--ocpi", "--state-dir", str(tmp_path / "state")]
+    result = subprocess.run(
+        [*command, "--summary", str(summary_file)], cwd=ROOT, capture_output=True, text=True, timeout=240
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    ocpi = json.loads(summary_file.read_text())["ocpi"]
+    assert ocpi["session"]["state"] == "settled" and ocpi["cdr"] == "CDR-00001"
+    assert ocpi["violations"] == []  # the stand-in CPO found nothing against 2.2.1 in what the Core Client sent
+    assert "registered with the CSMS at" in result.stdout and "LOC-1/EVSE-2: station 4 registered" in result.stdout
