@@ -150,6 +150,24 @@ async def test_a_signed_cdr_settles_through_the_signed_path_and_a_tampered_one_i
         assert (await asyncio.to_thread(net.escrow().get_session, session_id)).state is SessionState.ACTIVE
 
 
+async def test_the_csms_down_mid_session_the_stop_waits_for_it_and_the_cdr_is_pulled(core, cpo: Cpo) -> None:
+    daemon, net, station_id = core[0].daemon, core[0].net, core[1]
+    driver = await funded_driver(net, 6)
+    session_id = await open_session(net, driver, station_id, 1, DEPOSIT)
+    await wait_chain(net, session_id, SessionState.ACTIVE, timeout=30)
+    await until(lambda: (daemon.service.session(session_id).meter_last or 0) > 0, 15, "energy in the live data")
+    await cpo.control("down", {"mode": "reset"})  # connections reset, nothing pushed (and nothing queued)
+    await asyncio.to_thread(net.escrow(driver).request_stop, session_id)
+    await until(lambda: daemon.service.session(session_id).stop_wanted, 10, "the stop wanted")
+    assert (await cpo.control("state"))["cdrs"] == []  # STOP_SESSION cannot reach it while it is down
+    await cpo.control("up", {})
+    await cpo.wait_log(lambda e: e["direction"] == "in" and e["url"].endswith("/commands/STOP_SESSION"), timeout=30)
+    await cdrs_of(cpo)
+    await daemon.ocpi.pull()  # whether or not its CDR push got through, it is taken once
+    await wait_chain(net, session_id, SessionState.SETTLED, timeout=30)
+    assert len(chain_events(net, "SessionSettled", session_id)) == 1
+
+
 async def cdrs_of(cpo: Cpo, timeout: float = 20) -> list[dict]:
     """The CDRs the CPO platform made, once there is one."""
     deadline = asyncio.get_running_loop().time() + timeout
