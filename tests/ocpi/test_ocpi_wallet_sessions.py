@@ -66,6 +66,9 @@ async def test_a_wallet_session_through_the_csms_settles_once_at_the_tariff(core
     [settled] = chain_events(net, "SessionSettled", session_id)
     tariff = net.escrow().get_tariff(net.escrow().get_station(station_id).tariff_id)
     assert settled.args["cost"] == price(tariff, energy_wh) and energy_wh > 0
+    transaction = daemon.ocpi.mirror.transaction_of(Party("DE", "EVP"), ocpi_session)
+    recorded = daemon.records.find(transaction, "DE*EVP*E0002").record  # in the anchored transaction record
+    assert (recorded.meter_start, recorded.meter_stop, recorded.stop_reason) == (0, energy_wh, "Remote")
     assert await cpo.violations() == []
 
 
@@ -138,6 +141,9 @@ async def test_a_signed_cdr_settles_through_the_signed_path_and_a_tampered_one_i
         [cdr] = await cdrs_of(cpo)
         [settled] = chain_events(net, "SessionSettled", session_id)
         assert settled.args["meterStop"] - settled.args["meterStart"] == round(cdr["total_energy"] * 1000)
+        transaction = daemon.ocpi.mirror.transaction_of(Party("DE", "EVP"), cdr["session_id"])
+        recorded = daemon.records.find(transaction, "DE*EVP*E0002").record
+        assert recorded.signed_meter_data.count("OCMF|") == 2  # the Begin and End records, as signed
     else:
         await until(lambda: daemon.service.session(session_id).state is State.HELD, 20, "the session HELD")
         assert "meter records refused" in daemon.service.session(session_id).last_error
