@@ -48,7 +48,7 @@ from ev_network.web.server import HttpServer
 log = logging.getLogger("core_client")
 FAILED_SHOWN = 20  # the latest failed sessions listed in /health
 CHECKPOINT_EVERY_S = 2.0
-START_PROBE_S = 0.5  # how long start waits for the chain before serving OCPP without it
+START_PROBE_S = 0.25  # how long start waits for the chain before serving OCPP without it
 # How long a thread may hold the GIL while another waits for it (Python's default: 5 ms). Chain reads
 # and signing run in worker threads; each time the event loop gives the GIL up (a socket write, a poll)
 # it could wait that long to get it back, per OCPP reply. The daemon's loop should wait far less.
