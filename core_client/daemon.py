@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import sys
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from web3 import Web3
@@ -24,6 +26,7 @@ from core_client.ocpi.csms import Csms
 from core_client.ocpi.mirror import Mirror
 from core_client.ocpi.service import OcpiService
 from core_client.ocpi.sessions import SessionBridge
+from core_client.ocpp.adapter import load_schemas
 from core_client.ocpp.server import ControlServer, OcppServer
 from core_client.proxy.relay import proxy_for
 from core_client.records.anchoring import anchor_loop, records_health, transaction_log
@@ -49,6 +52,17 @@ CHECKPOINT_EVERY_S = 2.0
 # and signing run in worker threads; each time the event loop gives the GIL up (a socket write, a poll)
 # it could wait that long to get it back, per OCPP reply. The daemon's loop should wait far less.
 GIL_SWITCH_INTERVAL_S = 0.0005
+
+
+async def _listening(start: Awaitable[None], setting: str, host: str, port: int) -> None:
+    """Await a server's ``start``; a port taken or a host that does not resolve is a ConfigError naming
+    the ``{setting}_host`` / ``{setting}_port`` setting, in one line."""
+    try:
+        await start
+    except socket.gaierror as error:
+        raise ConfigError(f"{setting}_host {host!r} does not resolve ({error.strerror})") from None
+    except OSError as error:
+        raise ConfigError(f"{setting}_port {port} on {host}: {error.strerror or error}") from None
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -94,6 +108,7 @@ class Daemon:
         s = self.settings
         self.fatal = asyncio.get_running_loop().create_future()
         self.store = Store(s.database)  # first: a database of an old version is refused at once
+        load_schemas()  # every OCPP 1.6 schema in memory: no frame needs a file descriptor later
         try:
             self.w3_events, self.w3_tx = make_web3(s), make_web3(s)
             self.escrow_read = Escrow(self.w3_events, self.deployment)
@@ -122,9 +137,9 @@ class Daemon:
         self.proxy = proxy_for(s)
         self.ocpp = OcppServer(s, self.service, self.records, self.proxy)
         self.control = ControlServer(s, self.service, self.health)
-        await self.ocpp.start()
-        await self.control.start()
         try:
+            await _listening(self.ocpp.start(), "listen", s.listen_host, s.listen_port)
+            await _listening(self.control.start(), "control", s.control_host, s.control_port)
             self.front_ends = await start_front_ends(
                 s, self.service, make_web3(s), self.deployment, self.account.address
             )

@@ -18,6 +18,7 @@ one more charge point (:class:`OcpiStationLink`), so the one session state machi
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -42,9 +43,11 @@ from core_client.ocpi.service import StationInbox, StatusSink
 from core_client.ocpi.settings import OcpiSettings
 from core_client.ocpi.transport import Party
 from core_client.ocpp.link import CommandFailed
+from core_client.sessions.metering import BEGIN, END
 
 log = logging.getLogger("core_client.ocpi")
 ACCEPTED, REJECTED = "Accepted", "Rejected"  # OCPP RemoteStartStopStatus, as the reconcile loop reads it
+CONTEXTS = {"START": BEGIN, "END": END}  # a SignedValue's nature -> the context of the record in OCPP
 
 
 class Sessions(Protocol):
@@ -231,7 +234,8 @@ class SessionBridge(StationInbox):
         transaction = self.mirror.transaction_of(party, cdr.session_id) if cdr.session_id else None
         if link is None or transaction is None:
             return await super().on_cdr(cdr)  # not a session of ours: recorded, not settled
-        result = self.sessions.stop_transaction(link, transaction, wh(cdr.total_energy), "Remote")
+        signed = transaction_data(cdr)
+        result = self.sessions.stop_transaction(link, transaction, wh(cdr.total_energy), "Remote", signed)
         self._end_token(cdr.cdr_token.uid)
         log.info("%s: CDR %s settles transaction %d (%s)", link.id, cdr.id, transaction, result)
 
@@ -262,3 +266,27 @@ class SessionBridge(StationInbox):
 def wh(kwh: Decimal) -> int:
     """kWh as whole Wh (OCPI numbers carry 4 decimals: 0.1 Wh), rounded half up."""
     return int((kwh * 1000).to_integral_value(rounding="ROUND_HALF_UP"))
+
+
+def transaction_data(cdr: CDR) -> list[dict[str, Any]]:
+    """The CDR's OCMF signed values as the StopTransaction ``transactionData`` the signed meter rule reads
+    (:mod:`core_client.sessions.metering`): nature Start -> ``Transaction.Begin``, End -> ``Transaction.End``,
+    each the whole record ``OCMF|payload|signature`` (Base64 in ``signed_data``). Empty without OCMF data:
+    at a station with a meter key that holds the session (no proof, no pay)."""
+    signed = cdr.signed_data
+    if signed is None or ci(signed.encoding_method) != "OCMF":
+        return []
+    readings = []
+    for value in signed.signed_values:
+        context = CONTEXTS.get(ci(value.nature))
+        if context is None:
+            continue
+        try:
+            record = base64.b64decode(value.signed_data, validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            record = value.signed_data  # not Base64: the record as given (the rule refuses what it cannot read)
+        stamp = (cdr.start_date_time if context == BEGIN else cdr.end_date_time).isoformat()
+        readings.append(
+            {"timestamp": stamp, "sampled_value": [{"value": record, "format": "SignedData", "context": context}]}
+        )
+    return readings

@@ -24,6 +24,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import re
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -39,6 +40,7 @@ from websockets.http11 import Request, Response
 from core_client.config import ConfigError, Settings, control_token
 from core_client.ocpp.link import CommandFailed, Recorder, StationLink
 from core_client.ocpp.wire import wire_text
+from core_client.sessions.decisions import INT32
 from core_client.sessions.service import SessionService
 
 if TYPE_CHECKING:
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("core_client.server")
 SUBPROTOCOL = "ocpp1.6"
 MAX_HEADERS = 64
+CONNECTOR = re.compile(r"[0-9]{1,10}")  # ASCII digits only: str.isdigit() takes "²", which int() refuses
 
 
 def charge_point_id(path: str) -> str:
@@ -303,8 +306,8 @@ def _check_command(action: str, params: dict[str, str]) -> str | None:
     if name in params and params[name] not in values:
         return f"{name} must be one of {values}"
     connector = params.get("connector")
-    if connector is not None and connector != "" and not connector.isdigit():
-        return "connector must be a number (0: the whole charge point)"
+    if connector is not None and connector != "" and not (CONNECTOR.fullmatch(connector) and int(connector) < INT32):
+        return f"connector must be a number from 0 to {INT32 - 1} in digits 0-9 (0: the whole charge point)"
     return None
 
 

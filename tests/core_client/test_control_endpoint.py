@@ -75,3 +75,19 @@ async def test_the_control_endpoint_takes_orders_only_by_post_with_the_token_fro
     await cp.next_call("TriggerMessage")
     assert [frame[3] for frame in cp.received if frame[0] == 2 and frame[2] == "Reset"] == [{"type": "Hard"}]
     await cp.close()
+
+
+@pytest.mark.issue(17, item=9)
+async def test_a_connector_beyond_ocpps_integers_or_in_other_digits_gets_a_clear_error_and_nothing_is_sent(core: Core):
+    cp = await core.raw(core.a, answers={"ChangeAvailability": {"status": "Accepted"}})
+    auth = {"Authorization": f"Bearer {control_token(core.daemon.settings)}"}
+    for connector in (str(10**23), "2147483648", "²", "\u0661", "-1", " 1"):  # \u0661: Arabic-Indic one
+        for action in ("change_availability", "trigger_message"):
+            command = {"cp": core.a, "action": action, "connector": connector}
+            status, answer = await asyncio.to_thread(_http, core, "POST", "/command", command, **auth)
+            assert status == 400 and answer["error"].startswith("connector must be"), (connector, answer)
+    assert (await cp.call("Heartbeat", {}))[2]["currentTime"]
+    assert not [frame for frame in cp.received if frame[0] == 2]  # nothing reached the charge point
+    command = {"cp": core.a, "action": "change_availability", "connector": "2147483647"}
+    status, answer = await asyncio.to_thread(_http, core, "POST", "/command", command, **auth)
+    assert status == 200 and (await cp.next_call("ChangeAvailability"))[3]["connectorId"] == 2147483647

@@ -16,6 +16,7 @@ from core_client.daemon import Daemon
 from core_client.ocpi.bridge import Bridge
 from core_client.ocpi.models.enums import ModuleID
 from core_client.ocpi.transport import Party
+from core_client.sessions.machine import State
 from ev_network.contracts import SessionState
 from ev_network.pricing import price
 from tests.ocpi.cpo import TOKEN_A, Cpo, cpo_platform
@@ -54,8 +55,7 @@ async def test_a_wallet_session_through_the_csms_settles_once_at_the_tariff(core
     driver = await funded_driver(net, 0)
     session_id = await open_session(net, driver, station_id, 1, DEPOSIT)
     await wait_chain(net, session_id, SessionState.ACTIVE, timeout=30)
-    starts = [e for e in await cpo.control("log") if e["direction"] == "in" and "START_SESSION" in e["url"]]
-    token = starts[0]["body"]["token"]
+    token = await start_token(cpo)
     assert token["type"] == "APP_USER" and token["country_code"] == "DE" and token["party_id"] == "EVN"
     ocpi_session = await until(lambda: _cpo_session(daemon), 10, "the CSMS's session")
     await until(lambda: (daemon.service.session(session_id).meter_last or 0) > 0, 15, "energy in the live data")
@@ -119,6 +119,31 @@ async def test_the_drivers_stop_on_chain_and_a_cdr_that_only_comes_by_pull(core,
     assert settled.args["meterStop"] - settled.args["meterStart"] == round(cdr["total_energy"] * 1000)
 
 
+@pytest.mark.parametrize("signed, settles", [("valid", True), ("tampered", False)])
+async def test_a_signed_cdr_settles_through_the_signed_path_and_a_tampered_one_is_held(
+    core, cpo: Cpo, signed, settles
+) -> None:
+    daemon, net, station_id = core[0].daemon, core[0].net, core[1]
+    await asyncio.to_thread(net.escrow(net.operator).set_meter_public_key, station_id, bytes.fromhex(cpo.meter_key))
+    await cpo.control("scenario", {"signed": signed})
+    driver = await funded_driver(net, 5)
+    session_id = await open_session(net, driver, station_id, 1, DEPOSIT)
+    await wait_chain(net, session_id, SessionState.ACTIVE, timeout=30)
+    token = await start_token(cpo)
+    assert token["uid"].startswith("EV") and not token["uid"].startswith("EVN")  # the idTag the meter signs
+    await until(lambda: (daemon.service.session(session_id).meter_last or 0) > 0, 15, "energy in the live data")
+    await cpo.control("stop", {"session_id": _cpo_session(daemon)})
+    if settles:
+        await wait_chain(net, session_id, SessionState.SETTLED, timeout=30)
+        [cdr] = await cdrs_of(cpo)
+        [settled] = chain_events(net, "SessionSettled", session_id)
+        assert settled.args["meterStop"] - settled.args["meterStart"] == round(cdr["total_energy"] * 1000)
+    else:
+        await until(lambda: daemon.service.session(session_id).state is State.HELD, 20, "the session HELD")
+        assert "meter records refused" in daemon.service.session(session_id).last_error
+        assert (await asyncio.to_thread(net.escrow().get_session, session_id)).state is SessionState.ACTIVE
+
+
 async def cdrs_of(cpo: Cpo, timeout: float = 20) -> list[dict]:
     """The CDRs the CPO platform made, once there is one."""
     deadline = asyncio.get_running_loop().time() + timeout
@@ -127,3 +152,9 @@ async def cdrs_of(cpo: Cpo, timeout: float = 20) -> list[dict]:
             raise AssertionError("the CPO platform made no CDR")
         await asyncio.sleep(0.1)
     return cdrs
+
+
+async def start_token(cpo: Cpo) -> dict:
+    """The Token of the first START_SESSION the CPO platform received."""
+    log = await cpo.control("log")
+    return next(e for e in log if e["direction"] == "in" and e["url"].endswith("/START_SESSION"))["body"]["token"]
