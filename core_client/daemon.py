@@ -174,7 +174,7 @@ class Daemon:
             self.service.live.status(cp_id, connector, status, "NoError")
 
         def bridge(mirror: Mirror, csms: Csms) -> SessionBridge:
-            return SessionBridge(mirror, availability, ocpi, self.service, csms)
+            return SessionBridge(mirror, availability, ocpi, self.service, csms, self.records)
 
         self.ocpi = OcpiService(ocpi, self.settings.database, bridge)
         try:

@@ -10,7 +10,8 @@ one more charge point (:class:`OcpiStationLink`), so the one session state machi
   (PATCHes) -> meter readings (live data, the budget rule);
 - RemoteStop (budget, the driver's stop on chain) -> STOP_SESSION;
 - the CDR (POSTed or pulled) -> StopTransaction with its energy: settled once (a CDR id is taken once,
-  the service ignores a repeated stop). A CDR of a session that is not ours is recorded, not settled.
+  the service ignores a repeated stop). A CDR of a session that is not ours is recorded, not settled;
+- each transaction goes into the anchored transaction record, as OCPP ones do.
 
 :class:`SessionBridge` is the daemon's :class:`~core_client.ocpi.inbox.OcpiInbox`; the tokens it issued
 (kept in the mirror) answer the CSMS's real-time authorization."""
@@ -29,7 +30,7 @@ from core_client.ocpi.errors import OcpiError
 from core_client.ocpi.inbox import IssuedToken
 from core_client.ocpi.mirror import ImportedStation, Mirror
 from core_client.ocpi.models import CDR, CommandResult, Session, Token
-from core_client.ocpi.models.base import ci
+from core_client.ocpi.models.base import ci, format_datetime
 from core_client.ocpi.models.enums import (
     CommandResponseType,
     CommandResultType,
@@ -42,8 +43,10 @@ from core_client.ocpi.models.enums import (
 from core_client.ocpi.service import StationInbox, StatusSink
 from core_client.ocpi.settings import OcpiSettings
 from core_client.ocpi.transport import Party
-from core_client.ocpp.link import CommandFailed
+from core_client.ocpp.link import CommandFailed, Recorder
+from core_client.ocpp.wire import signed_meter_data
 from core_client.sessions.metering import BEGIN, END
+from ev_network.errors import EVNetworkError
 
 log = logging.getLogger("core_client.ocpi")
 ACCEPTED, REJECTED = "Accepted", "Rejected"  # OCPP RemoteStartStopStatus, as the reconcile loop reads it
@@ -94,12 +97,19 @@ class SessionBridge(StationInbox):
     """The daemon's inbox in OCPI mode: availability (as :class:`StationInbox`), and wallet sessions."""
 
     def __init__(
-        self, mirror: Mirror, set_status: StatusSink, settings: OcpiSettings, sessions: Sessions, csms: Csms
+        self,
+        mirror: Mirror,
+        set_status: StatusSink,
+        settings: OcpiSettings,
+        sessions: Sessions,
+        csms: Csms,
+        records: Recorder | None = None,
     ) -> None:
         super().__init__(mirror, set_status)
         self.settings = settings
         self.sessions = sessions
         self.csms = csms
+        self.records = records  # the anchored transaction record, as the OCPP links write it
         self.links: dict[str, OcpiStationLink] = {}  # charge point id -> link
         self._results: dict[str, asyncio.Future[CommandResult]] = {}  # command uid -> its CommandResult
         self._tasks: set[asyncio.Task] = set()
@@ -221,6 +231,8 @@ class SessionBridge(StationInbox):
         if transaction is None and session.status in (SessionStatus.ACTIVE, SessionStatus.COMPLETED):
             transaction, status = self.sessions.start_transaction(link, connector, session.cdr_token.uid, 0)
             self.mirror.link_transaction(party, session.id, transaction)
+            when = format_datetime(session.start_date_time)
+            self._record("record_start", link.id, connector, transaction, session.cdr_token.uid, 0, when)
             log.info("%s: OCPI session %s is transaction %d (%s)", link.id, session.id, transaction, status)
         if transaction is not None and session.kwh > 0:
             stamp = session.last_updated.isoformat()
@@ -236,8 +248,21 @@ class SessionBridge(StationInbox):
             return await super().on_cdr(cdr)  # not a session of ours: recorded, not settled
         signed = transaction_data(cdr)
         result = self.sessions.stop_transaction(link, transaction, wh(cdr.total_energy), "Remote", signed)
+        when = format_datetime(cdr.end_date_time)
+        self._record(
+            "record_stop", transaction, wh(cdr.total_energy), "Remote", when, signed_meter_data(signed), link.id
+        )
         self._end_token(cdr.cdr_token.uid)
         log.info("%s: CDR %s settles transaction %d (%s)", link.id, cdr.id, transaction, result)
+
+    def _record(self, what: str, *args: Any) -> None:
+        """A write to the transaction record (values it cannot hold are logged; the session goes on)."""
+        if self.records is None:
+            return
+        try:
+            getattr(self.records, what)(*args)
+        except EVNetworkError as error:
+            log.warning("OCPI transaction not recorded: %s", error)
 
     async def tokens(self) -> list[Token]:
         issued = self.mirror.all(ModuleID.TOKENS)

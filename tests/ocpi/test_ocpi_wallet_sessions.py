@@ -66,6 +66,9 @@ async def test_a_wallet_session_through_the_csms_settles_once_at_the_tariff(core
     [settled] = chain_events(net, "SessionSettled", session_id)
     tariff = net.escrow().get_tariff(net.escrow().get_station(station_id).tariff_id)
     assert settled.args["cost"] == price(tariff, energy_wh) and energy_wh > 0
+    transaction = daemon.ocpi.mirror.transaction_of(Party("DE", "EVP"), ocpi_session)
+    recorded = daemon.records.find(transaction, "DE*EVP*E0002").record  # in the anchored transaction record
+    assert (recorded.meter_start, recorded.meter_stop, recorded.stop_reason) == (0, energy_wh, "Remote")
     assert await cpo.violations() == []
 
 
@@ -138,10 +141,31 @@ async def test_a_signed_cdr_settles_through_the_signed_path_and_a_tampered_one_i
         [cdr] = await cdrs_of(cpo)
         [settled] = chain_events(net, "SessionSettled", session_id)
         assert settled.args["meterStop"] - settled.args["meterStart"] == round(cdr["total_energy"] * 1000)
+        transaction = daemon.ocpi.mirror.transaction_of(Party("DE", "EVP"), cdr["session_id"])
+        recorded = daemon.records.find(transaction, "DE*EVP*E0002").record
+        assert recorded.signed_meter_data.count("OCMF|") == 2  # the Begin and End records, as signed
     else:
         await until(lambda: daemon.service.session(session_id).state is State.HELD, 20, "the session HELD")
         assert "meter records refused" in daemon.service.session(session_id).last_error
         assert (await asyncio.to_thread(net.escrow().get_session, session_id)).state is SessionState.ACTIVE
+
+
+async def test_the_csms_down_mid_session_the_stop_waits_for_it_and_the_cdr_is_pulled(core, cpo: Cpo) -> None:
+    daemon, net, station_id = core[0].daemon, core[0].net, core[1]
+    driver = await funded_driver(net, 6)
+    session_id = await open_session(net, driver, station_id, 1, DEPOSIT)
+    await wait_chain(net, session_id, SessionState.ACTIVE, timeout=30)
+    await until(lambda: (daemon.service.session(session_id).meter_last or 0) > 0, 15, "energy in the live data")
+    await cpo.control("down", {"mode": "reset"})  # connections reset, nothing pushed (and nothing queued)
+    await asyncio.to_thread(net.escrow(driver).request_stop, session_id)
+    await until(lambda: daemon.service.session(session_id).stop_wanted, 10, "the stop wanted")
+    assert (await cpo.control("state"))["cdrs"] == []  # STOP_SESSION cannot reach it while it is down
+    await cpo.control("up", {})
+    await cpo.wait_log(lambda e: e["direction"] == "in" and e["url"].endswith("/commands/STOP_SESSION"), timeout=30)
+    await cdrs_of(cpo)
+    await daemon.ocpi.pull()  # whether or not its CDR push got through, it is taken once
+    await wait_chain(net, session_id, SessionState.SETTLED, timeout=30)
+    assert len(chain_events(net, "SessionSettled", session_id)) == 1
 
 
 async def cdrs_of(cpo: Cpo, timeout: float = 20) -> list[dict]:
