@@ -114,7 +114,7 @@ async def test_the_drivers_stop_on_chain_and_a_cdr_that_only_comes_by_pull(core,
     await until(lambda: (daemon.service.session(session_id).meter_last or 0) > 0, 15, "energy in the live data")
     await asyncio.to_thread(net.escrow(driver).request_stop, session_id)
     await cpo.wait_log(lambda e: e["direction"] == "in" and e["url"].endswith("/commands/STOP_SESSION"))
-    [cdr] = await cdrs_of(cpo)
+    [cdr] = await cpo.cdrs()
     assert daemon.ocpi.mirror.get(ModuleID.CDRS, Party("DE", "EVP"), cdr["id"]) is None  # never pushed
     await daemon.ocpi.pull()
     await wait_chain(net, session_id, SessionState.SETTLED, timeout=30)
@@ -138,7 +138,7 @@ async def test_a_signed_cdr_settles_through_the_signed_path_and_a_tampered_one_i
     await cpo.control("stop", {"session_id": _cpo_session(daemon)})
     if settles:
         await wait_chain(net, session_id, SessionState.SETTLED, timeout=30)
-        [cdr] = await cdrs_of(cpo)
+        [cdr] = await cpo.cdrs()
         [settled] = chain_events(net, "SessionSettled", session_id)
         assert settled.args["meterStop"] - settled.args["meterStart"] == round(cdr["total_energy"] * 1000)
         transaction = daemon.ocpi.mirror.transaction_of(Party("DE", "EVP"), cdr["session_id"])
@@ -162,20 +162,10 @@ async def test_the_csms_down_mid_session_the_stop_waits_for_it_and_the_cdr_is_pu
     assert (await cpo.control("state"))["cdrs"] == []  # STOP_SESSION cannot reach it while it is down
     await cpo.control("up", {})
     await cpo.wait_log(lambda e: e["direction"] == "in" and e["url"].endswith("/commands/STOP_SESSION"), timeout=30)
-    await cdrs_of(cpo)
+    await cpo.cdrs()
     await daemon.ocpi.pull()  # whether or not its CDR push got through, it is taken once
     await wait_chain(net, session_id, SessionState.SETTLED, timeout=30)
     assert len(chain_events(net, "SessionSettled", session_id)) == 1
-
-
-async def cdrs_of(cpo: Cpo, timeout: float = 20) -> list[dict]:
-    """The CDRs the CPO platform made, once there is one."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not (cdrs := (await cpo.control("state"))["cdrs"]):
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("the CPO platform made no CDR")
-        await asyncio.sleep(0.1)
-    return cdrs
 
 
 async def start_token(cpo: Cpo) -> dict:
