@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sqlite3
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,10 +13,12 @@ import typer
 from web3 import Web3
 
 from core_client import onboarding
+from core_client.cli_db import db_app
 from core_client.cli_records import records_app
 from core_client.config import Settings, check_charge_point_id, load_settings
 from core_client.control_client import call_control
 from core_client.errors import CoreClientError, clean_errors
+from core_client.storage.database import describe, is_database_error
 from ev_network.contracts import Escrow, Token
 from ev_network.deployment import Deployment
 from ev_network.keys import create_keyfile, keyfile_address, load_keyfile, resolve_password
@@ -52,6 +53,7 @@ app.add_typer(stations_app, name="stations")
 app.add_typer(operator_app, name="operator")
 app.add_typer(command_app, name="command")
 app.add_typer(records_app, name="records")
+app.add_typer(db_app, name="db")
 
 ConfigOpt = Annotated[
     Path | None,
@@ -113,8 +115,10 @@ def run(
     setup_logging(verbose)
     try:
         asyncio.run(run_daemon(settings, password))
-    except sqlite3.Error as error:  # a corrupt file, a folder that does not exist, a full disk...
-        raise CliError(f"database {settings.database}: {error}") from None
+    except Exception as error:  # a corrupt file, a full disk, the PostgreSQL server gone...
+        if not is_database_error(error):
+            raise
+        raise CliError(f"database {describe(settings.database)}: {error}") from None
 
 
 @app.command()

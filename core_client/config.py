@@ -29,6 +29,7 @@ except ModuleNotFoundError:  # Python 3.10: the tomli backport
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core_client.errors import CoreClientError
+from core_client.storage.database import Location, is_postgres_url
 from core_client.upstream_config import UpstreamSettings
 
 ENV_PREFIX = "EVN_CC_"
@@ -116,7 +117,7 @@ class Settings(BaseModel):
     deployment_file: Path = Path("deployments/local.json")
     keystore: Path = Path("operator.json")
     password_env: str = "EVN_OPERATOR_PASSWORD"
-    database: Path = Path("core-client.sqlite")
+    database: Location = Path("core-client.sqlite")  # a SQLite file, or postgresql://... (several instances)
     charge_points: dict[str, str] = Field(default_factory=dict)
     budget_margin: float = Field(0.02, ge=0, lt=1)
     start_timeout_s: float = Field(60, gt=0)
@@ -156,8 +157,10 @@ class Settings(BaseModel):
 
     @property
     def control_token_file(self) -> Path:
-        """Where the daemon keeps its control token when ``control_token`` is not set."""
-        return self.database.with_name(self.database.name + ".control-token")
+        """Where the daemon keeps its control token when ``control_token`` is not set: next to the
+        database file, or to the keystore when the database is on a PostgreSQL server."""
+        beside = self.keystore if isinstance(self.database, str) else self.database
+        return beside.with_name(beside.name + ".control-token")
 
     @property
     def tls(self) -> bool:
@@ -233,7 +236,7 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
         base = path.resolve().parent
         upstream = values.get("upstream")
         for table, name in [(values, n) for n in PATH_FIELDS] + [(upstream, "outbox")]:
-            relative = isinstance(table, dict) and isinstance(table.get(name), str)
+            relative = isinstance(table, dict) and isinstance(table.get(name), str) and not is_postgres_url(table[name])
             if relative and not Path(table[name]).expanduser().is_absolute():
                 table[name] = os.path.normpath(base / table[name])
     values.update(env_overrides(environ))
@@ -246,9 +249,9 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
         raise ConfigError("tls_cert and tls_key go together: set both (wss://) or neither (ws://)")
     for name in PATH_FIELDS:
         value = getattr(settings, name)
-        if value is not None:
+        if isinstance(value, Path):
             setattr(settings, name, value.expanduser())
-    if settings.upstream is not None:
+    if settings.upstream is not None and isinstance(settings.upstream.outbox, Path):
         settings.upstream.outbox = settings.upstream.outbox.expanduser()
     for name in ("tls_cert", "tls_key"):
         value = getattr(settings, name)

@@ -1,5 +1,6 @@
 """The Core Client end to end: real Anvil, the real daemon, real websockets and the simulated charge
-point. Each test pays with real tokens and checks the money on chain."""
+point. Each test pays with real tokens and checks the money on chain, once with the daemon's state in a
+SQLite file and once on a real PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -42,9 +43,10 @@ DEPOSIT = 20 * TOKEN
 
 
 @pytest.fixture
-async def core(clean_chain, tmp_path, keyfile) -> AsyncIterator[Core]:
+async def core(clean_chain, tmp_path, keyfile, db_location) -> AsyncIterator[Core]:
+    """A daemon with two stations, its state in a SQLite file or on a real PostgreSQL (each test runs on both)."""
     a, b = cp_ids("CPA", "CPB")
-    async with running_core(clean_chain, tmp_path, keyfile, {a: 2, b: 2}) as running:
+    async with running_core(clean_chain, tmp_path, keyfile, {a: 2, b: 2}, database=db_location) as running:
         running.a, running.b = a, b  # type: ignore[attr-defined]
         yield running
 
