@@ -17,6 +17,7 @@ import hashlib
 import logging
 from typing import Any
 
+from core_client.errors import CoreClientError
 from core_client.storage.database import Database, PostgresDatabase, describe
 
 log = logging.getLogger("core_client.storage.lease")
@@ -32,6 +33,10 @@ KEEPALIVES = {
     "tcp_user_timeout": 5000,
 }
 SERVER_KEEPALIVES = ("SET tcp_keepalives_idle = 5", "SET tcp_keepalives_interval = 2", "SET tcp_keepalives_count = 3")
+
+
+class LeaseLost(CoreClientError):
+    """This instance no longer holds the signer lease (its connection to PostgreSQL ended)."""
 
 
 def lease_key(name: str) -> int:
