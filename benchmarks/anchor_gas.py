@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core_client.records import TransactionLog
+from core_client.records.log import TransactionLog
 from ev_network.chain import connect
 from ev_network.contracts import Escrow
 from ev_network.deployment import Deployment

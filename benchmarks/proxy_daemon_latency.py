@@ -28,7 +28,7 @@ from benchmarks.load_proc import Child, cpu_seconds
 from benchmarks.load_report import summary_ms
 from benchmarks.proxy_latency import run_fleet
 from core_client.config import Settings, hash_password, settings_to_toml
-from core_client.upstream_config import UpstreamSettings
+from core_client.proxy.config import UpstreamSettings
 from tests.upstream_relay import Csms
 from tools.devchain import free_port
 

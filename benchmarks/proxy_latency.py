@@ -4,9 +4,9 @@
 
 For each size N, the same load twice against the same ocpp-rpc CSMS (tests/interop/ocpp_rpc_csms.js,
 strict mode): (a) N charge points connected to the CSMS directly, (b) N charge points connected to a
-relay running :class:`core_client.upstream.Upstream` per charge point (tests.upstream_relay.Relay, in
+relay running :class:`core_client.proxy.upstream.Upstream` per charge point (tests.upstream_relay.Relay, in
 its own process), which forwards each CALL to the CSMS and returns the answer chosen by
-:mod:`core_client.proxy_policy`. Each charge point connects and sends a Heartbeat (not measured: the relay's connection to the CSMS
+:mod:`core_client.proxy.policy`. Each charge point connects and sends a Heartbeat (not measured: the relay's connection to the CSMS
 is up after it), then sends ``--messages`` MeterValues, one at a time,
 paced so that all together send about ``--rate`` messages per second (random gaps, same seed both
 runs). Measured: CALL -> CALLRESULT as the charge point saw it, p50/p99, and the differences (b - a);
@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.load_report import summary_ms
-from core_client.outbox import Outbox
-from core_client.upstream_config import UpstreamSettings
+from core_client.proxy.config import UpstreamSettings
+from core_client.proxy.outbox import Outbox
 from tests.upstream_relay import ChargePoint, Csms, Relay, meter
 
 CONNECT_BATCH = 50

@@ -2,16 +2,16 @@
 Network escrow.
 
 Data goes one way (see docs/architecture.md, "Core Client modules"): charge point ->
-:mod:`~core_client.central_system` (OCPP in and out, on :mod:`~core_client.ocpp_adapter`) ->
-:mod:`~core_client.service` (reads, applies) -> :mod:`~core_client.domain` (pure decisions, returning
-:mod:`~core_client.decisions`) -> :mod:`~core_client.store` (sessions, job queue) ->
-:mod:`~core_client.chain_worker` -> chain; chain events -> :mod:`~core_client.chain` (watcher) ->
-service -> :mod:`~core_client.reconcile` (RemoteStart/Stop) -> the links.
+:mod:`~core_client.ocpp` (the websocket server, one station link per charge point) ->
+:mod:`~core_client.sessions` (the service reads, the pure decisions decide, the service applies) ->
+:mod:`~core_client.storage` (sessions, job queue) -> :mod:`~core_client.chain` (worker) -> chain;
+chain events -> :mod:`~core_client.chain` (watcher) -> the session service -> the reconcile loop
+(RemoteStart/Stop) -> the links.
 
-- :mod:`core_client.sessions`: the session state machine and the budget rule (pure);
-  :mod:`core_client.jobs`: job kinds and statuses (pure).
-- :mod:`core_client.protocol`: OCPP-J framing, validation with 1.6's error codes, meter values (pure).
-- :mod:`core_client.config`: ``Settings`` from a TOML file and ``EVN_CC_*`` environment variables.
-- :mod:`core_client.server`: the websocket server (auth at the handshake) and the control endpoint.
-- :mod:`core_client.daemon`: wiring by composition, startup and clean shutdown. :mod:`core_client.cli`: ``core-client``.
+- :mod:`core_client.proxy`: proxy mode, a relay per charge point to the CPO's own CSMS.
+- :mod:`core_client.records`: the transaction record (hash-linked log, anchoring).
+- :mod:`core_client.web`: the HTTP front ends (drivers' live data, the CPO dashboard).
+- :mod:`core_client.cli`: ``core-client``; :mod:`core_client.config`: ``Settings`` (TOML file and
+  ``EVN_CC_*`` variables); :mod:`core_client.daemon`: wiring by composition, startup and clean shutdown;
+  :mod:`core_client.errors`: the error base.
 """

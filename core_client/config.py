@@ -29,8 +29,8 @@ except ModuleNotFoundError:  # Python 3.10: the tomli backport
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core_client.errors import CoreClientError
+from core_client.proxy.config import UpstreamSettings
 from core_client.storage.database import Location, is_postgres_url
-from core_client.upstream_config import UpstreamSettings
 
 ENV_PREFIX = "EVN_CC_"
 JSON_FIELDS = ("charge_points", "upstream", "live", "dashboard")  # given as a JSON object in the environment
@@ -135,7 +135,7 @@ class Settings(BaseModel):
     control_token: str | None = Field(None, min_length=16)
     anchor_every_records: int = Field(1000, ge=1)
     anchor_interval_s: float = Field(600, gt=0)
-    upstream: UpstreamSettings | None = None  # proxy mode: the CPO's CSMS (core_client.proxy)
+    upstream: UpstreamSettings | None = None  # proxy mode: the CPO's CSMS (core_client.proxy.relay)
     live: LiveSettings | None = None
     dashboard: DashboardSettings | None = None
 

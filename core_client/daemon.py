@@ -18,19 +18,19 @@ from typing import Any
 
 from web3 import Web3
 
-from core_client.chain import ChainWorker, EventWatcher
+from core_client.chain.watcher import ChainWorker, EventWatcher
 from core_client.config import Settings
-from core_client.front_ends import start_front_ends, stop_front_ends
-from core_client.jobs import OPEN, JobStatus
-from core_client.proxy import proxy_for
-from core_client.recording import anchor_loop, records_health, transaction_log
-from core_client.records import TransactionLog
-from core_client.server import ControlServer, OcppServer
-from core_client.service import SessionService
-from core_client.sessions import SessionRecord, State
+from core_client.ocpp.server import ControlServer, OcppServer
+from core_client.proxy.relay import proxy_for
+from core_client.records.anchoring import anchor_loop, records_health, transaction_log
+from core_client.records.log import TransactionLog
+from core_client.sessions.jobs import OPEN, JobStatus
+from core_client.sessions.machine import SessionRecord, State
+from core_client.sessions.service import SessionService
 from core_client.storage.database import describe
 from core_client.storage.lease import Lease, LeaseLost
-from core_client.store import Store
+from core_client.storage.store import Store
+from core_client.web.front_ends import start_front_ends, stop_front_ends
 from ev_network.chain import http_web3
 from ev_network.contracts import Escrow, SessionState
 from ev_network.deployment import Deployment

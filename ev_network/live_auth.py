@@ -1,4 +1,4 @@
-"""The signed request for a session's live data, shared by the server (``core_client.live_api``) and the
+"""The signed request for a session's live data, shared by the server (``core_client.web.live``) and the
 client (``wallet.live_client``).
 
 A Core Client shows a session's live data to that session's driver only. The driver proves it by

@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 from types import ModuleType
 
-from core_client.upstream_config import UpstreamSettings
+from core_client.proxy.config import UpstreamSettings
 from scripts.demo_chain import TOKEN, DemoChain
 from scripts.demo_parts import OPERATOR_PASSWORD, CoreProcess, connect_charge_points, driver_wallet, health
 from scripts.demo_parts import start_core_client as start_core_process

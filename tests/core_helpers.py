@@ -25,7 +25,7 @@ from eth_account.signers.local import LocalAccount
 
 from core_client.config import Settings, settings_to_toml
 from core_client.daemon import Daemon
-from core_client.sessions import SessionRecord, State
+from core_client.sessions.machine import SessionRecord, State
 from ev_network.contracts import Session, SessionState
 from ev_network.events import ChainEvent, EventReader, indexed_topic
 from ev_network.keys import create_keyfile

@@ -17,9 +17,9 @@ import pytest
 from typer.testing import CliRunner
 from websockets.exceptions import InvalidMessage
 
-from core_client.cli import app
+from core_client.cli.main import app
 from core_client.config import control_token
-from core_client.sessions import State, budget_limit
+from core_client.sessions.machine import State, budget_limit
 from ev_network.contracts import CancelReason, SessionState
 from ev_network.keys import keyfile_address
 from ev_network.operator_profile import OperatorProfiles, Profile

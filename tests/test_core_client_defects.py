@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from core_client.daemon import Daemon
-from core_client.sessions import SessionRecord, State
-from core_client.store import Store
+from core_client.sessions.machine import SessionRecord, State
+from core_client.storage.store import Store
 from ev_network.contracts import SessionState
 from tests.conftest import TARIFF, TOKEN
 from tests.core_helpers import (
@@ -64,8 +64,8 @@ def _stop(transaction_id: int, meter: int, id_tag: str) -> dict:
 
 
 def test_the_ocpp_internals_the_adapter_relies_on_are_there():
-    """Fails loudly when a new ocpp version changes what core_client.ocpp_adapter uses."""
-    from core_client import ocpp_adapter
+    """Fails loudly when a new ocpp version changes what core_client.ocpp.adapter uses."""
+    from core_client.ocpp import adapter as ocpp_adapter
 
     assert ocpp_adapter.problems() == []
 

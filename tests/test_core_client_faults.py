@@ -20,12 +20,12 @@ import websockets
 from typer.testing import CliRunner
 from websockets.exceptions import InvalidStatus
 
-from core_client.chain import ChainWorker, EventWatcher
-from core_client.cli import app
+from core_client.chain.watcher import ChainWorker, EventWatcher
+from core_client.cli.main import app
 from core_client.daemon import Daemon, make_web3
-from core_client.service import SessionService
-from core_client.sessions import SessionRecord, State
-from core_client.store import Store, StoreVersionError
+from core_client.sessions.machine import SessionRecord, State
+from core_client.sessions.service import SessionService
+from core_client.storage.store import Store, StoreVersionError
 from ev_network.contracts import CancelReason, Escrow, SessionState
 from ev_network.errors import EVNetworkError
 from ev_network.keys import KeystoreError

@@ -13,9 +13,8 @@ import psycopg
 import pytest
 
 from core_client.config import ConfigError, Settings, hash_password, load_settings
-from core_client.protocol import FrameError, energy_register_wh, parse_frame, validate_call
-from core_client.service import SessionService
-from core_client.sessions import (
+from core_client.ocpp.wire import FrameError, energy_register_wh, parse_frame, validate_call
+from core_client.sessions.machine import (
     FINISHED,
     HOLDS_CONNECTOR,
     TRANSITIONS,
@@ -29,9 +28,10 @@ from core_client.sessions import (
     must_stop,
     tag_of_id_tag,
 )
+from core_client.sessions.service import SessionService
 from core_client.storage.database import open_database
 from core_client.storage.migrations import SchemaVersionError, schema_version
-from core_client.store import SCHEMA_VERSION, Store, StoreVersionError
+from core_client.storage.store import SCHEMA_VERSION, Store, StoreVersionError
 from ev_network.pricing import Tariff, price
 from ev_network.session_ids import LANES, hex_session_id, make_session_id
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from core_client.cli import app
+from core_client.cli.main import app
 from ev_network.keys import create_keyfile
 from tests.core_helpers import PASSWORD, ROOT, cp_ids
 

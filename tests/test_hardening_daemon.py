@@ -16,7 +16,7 @@ import pytest
 import websockets
 from typer.testing import CliRunner
 
-from core_client.cli import app
+from core_client.cli.main import app
 from core_client.config import control_token, settings_to_toml
 from tests.core_helpers import Core, RawCP, cp_ids, now_iso, running_core, until
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core_client.config import ConfigError, Settings, check_charge_point_id, control_token, load_settings
-from core_client.protocol import (
+from core_client.ocpp.wire import (
     MAX_WH,
     FrameError,
     check_action,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from core_client.config import ConfigError, Settings, load_settings, settings_to_toml
-from core_client.proxy import proxy_for
-from core_client.upstream_config import OfflineIdTags
+from core_client.proxy.config import OfflineIdTags
+from core_client.proxy.relay import proxy_for
 
 CONFIG = """
 database = "cc.sqlite"
@@ -51,7 +51,7 @@ def test_without_upstream_the_core_client_is_standalone() -> None:
 
 
 def test_the_tags_a_signing_meter_signs_are_chain_tags_in_proxy_mode() -> None:
-    from core_client.proxy_policy import Source, source
+    from core_client.proxy.policy import Source, source
     from ev_network.ocmf import session_id_tag
 
     signed = session_id_tag(0x70997970C51812DC3A010C7D01B50E0D17DC79C8 << 96 | 1)

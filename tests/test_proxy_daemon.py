@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from core_client.upstream_config import UpstreamSettings
+from core_client.proxy.config import UpstreamSettings
 from ev_network.contracts import SessionState
 from ev_network.records import verify_export
 from tests.conftest import TOKEN, Net

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from ocpp.messages import Call, CallError, CallResult
 
-from core_client.proxy_policy import Source, offline_answer, reply, source, to_charge_point, to_csms
-from core_client.upstream_config import OfflineIdTags
+from core_client.proxy.config import OfflineIdTags
+from core_client.proxy.policy import Source, offline_answer, reply, source, to_charge_point, to_csms
 from tests.upstream_relay import meter, start, stop
 
 ACCEPTED, INVALID = {"status": "Accepted"}, {"status": "Invalid"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from core_client.records import LogMismatch, TransactionLog
+from core_client.records.log import LogMismatch, TransactionLog
 from ev_network.chain import http_web3
 from ev_network.errors import ContractRevert
 from ev_network.merkle import MerkleTree, process_proof

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from core_client.cli import app as core_app
+from core_client.cli.main import app as core_app
 from core_client.config import settings_to_toml
-from core_client.records import TransactionLog
+from core_client.records.log import TransactionLog
 from ev_network.records import RecordAnchor
 from tests.conftest import Net
 from tests.core_helpers import PASSWORD, settings_for

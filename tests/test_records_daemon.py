@@ -11,7 +11,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from core_client.cli import app as core_app
+from core_client.cli.main import app as core_app
 from core_client.config import settings_to_toml
 from ev_network.contracts import SessionState
 from simulator.charge_point import Behaviour

@@ -16,7 +16,7 @@ from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call_result, datatypes
 from ocpp.v16.enums import Action, AuthorizationStatus, RegistrationStatus
 
-from core_client.records import TransactionLog, signed_meter_data
+from core_client.records.log import TransactionLog, signed_meter_data
 from ev_network.records import RecordAnchor, verify_export
 from simulator.charge_point import SimChargePoint
 from tests.conftest import Net

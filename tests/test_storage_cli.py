@@ -7,10 +7,10 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from core_client.cli import app
+from core_client.cli.main import app
 from core_client.storage.database import open_database
 from core_client.storage.migrations import schema_version
-from core_client.store import SCHEMA_VERSION
+from core_client.storage.store import SCHEMA_VERSION
 
 
 def _config(tmp_path: Path, database: str | Path) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from core_client.upstream_config import OfflineIdTags, UpstreamSettings
+from core_client.proxy.config import OfflineIdTags, UpstreamSettings
 
 
 def test_the_url_names_the_charge_point_by_template_or_as_last_segment():

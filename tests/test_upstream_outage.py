@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from core_client.proxy_policy import OFFLINE_ID_BASE
+from core_client.proxy.policy import OFFLINE_ID_BASE
 from tests.upstream_relay import ChargePoint, meter, running_proxy, start, status, stop, until
 
 

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from ocpp.messages import Call
 
-from core_client.outbox import Outbox
-from core_client.proxy_policy import OFFLINE_ID_BASE
+from core_client.proxy.outbox import Outbox
+from core_client.proxy.policy import OFFLINE_ID_BASE
 from tests.upstream_relay import ChargePoint, Csms, Relay, meter, settings, start, until
 
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from core_client.config import LiveSettings
-from core_client.sessions import State
+from core_client.sessions.machine import State
 from ev_network.session_ids import make_session_id
 from ev_network.units import format_amount
 from simulator.charge_point import Behaviour

@@ -14,9 +14,9 @@ from eth_account import Account
 from web3 import Web3
 
 from core_client.config import DashboardSettings, Settings, hash_password
-from core_client.service import SessionService
-from core_client.sessions import SessionRecord, State
-from core_client.store import Store
+from core_client.sessions.machine import SessionRecord, State
+from core_client.sessions.service import SessionService
+from core_client.storage.store import Store
 from core_client.web import ServiceDashboardSource, create_dashboard_app
 from ev_network.contracts import CancelReason
 from ev_network.pricing import Tariff

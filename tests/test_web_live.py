@@ -1,4 +1,4 @@
-"""The Core Client's live data server (core_client.live_api) on the session readings over a real SQLite
+"""The Core Client's live data server (core_client.web.live) on the session readings over a real SQLite
 Store, served by a real uvicorn and read over HTTP by the wallet's LiveClient: only the session's driver,
 with a fresh signature, reads a session; the readings kept in memory show before they are written to the
 store; the station list is public; requests beyond the rate limit get 429."""
@@ -18,10 +18,10 @@ import pytest
 from eth_account import Account
 
 from core_client.config import LiveSettings
-from core_client.live import Live
-from core_client.live_api import LiveRefused, ReadingsSource, create_live_app, verify_request
-from core_client.sessions import SessionRecord, State
-from core_client.store import Store
+from core_client.sessions.machine import SessionRecord, State
+from core_client.sessions.readings import Live
+from core_client.storage.store import Store
+from core_client.web.live import LiveRefused, ReadingsSource, create_live_app, verify_request
 from ev_network.live_auth import sign_live_request
 from ev_network.pricing import Tariff
 from ev_network.session_ids import hex_session_id, make_session_id
@@ -62,7 +62,7 @@ def charging_record(store: Store, meter_last: int, at: float) -> SessionRecord:
 
 @pytest.fixture
 async def live(tmp_path: Path) -> AsyncIterator[tuple[Store, str, Live]]:
-    """A Store with station 7 (CP-LIVE) and DRIVER's session charging, its readings (core_client.live.Live,
+    """A Store with station 7 (CP-LIVE) and DRIVER's session charging, its readings (core_client.sessions.readings.Live,
     as the daemon keeps them) served on a free port."""
     store = Store(tmp_path / "core.sqlite")
     store.add_station(7, "CP-LIVE", 2)

@@ -2,8 +2,8 @@
 
 - :class:`Csms`: the ocpp-rpc CSMS stand-in (tests/interop/ocpp_rpc_csms.js) as a child process.
 - :class:`Relay`: a websocket server in the place of the Core Client's station link in proxy mode:
-  per charge point an :class:`~core_client.upstream.Upstream`, a small local answer table standing in
-  for the Core Client's own handlers, and :func:`core_client.proxy_policy.reply` choosing the answer.
+  per charge point an :class:`~core_client.proxy.upstream.Upstream`, a small local answer table standing in
+  for the Core Client's own handlers, and :func:`core_client.proxy.policy.reply` choosing the answer.
 - :class:`ChargePoint`: a raw OCPP-J charge point on websockets that answers the CSMS's CALLs.
 """
 
@@ -24,12 +24,12 @@ from ocpp.messages import Call, CallError, CallResult
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
-from core_client.outbox import Outbox
-from core_client.protocol import parse_frame, utc_now
-from core_client.proxy_policy import chain_paid, reply
-from core_client.server import basic_credentials, charge_point_id
-from core_client.upstream import Upstream
-from core_client.upstream_config import UpstreamSettings
+from core_client.ocpp.server import basic_credentials, charge_point_id
+from core_client.ocpp.wire import parse_frame, utc_now
+from core_client.proxy.config import UpstreamSettings
+from core_client.proxy.outbox import Outbox
+from core_client.proxy.policy import chain_paid, reply
+from core_client.proxy.upstream import Upstream
 
 CSMS_SCRIPT = Path(__file__).parent / "interop" / "ocpp_rpc_csms.js"
 NOW = "2026-12-01T08:00:00.000Z"

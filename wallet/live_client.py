@@ -1,4 +1,4 @@
-"""The wallet's client of a Core Client's live data (``core_client.live_api``).
+"""The wallet's client of a Core Client's live data (``core_client.web.live``).
 
 A session's live data (energy so far, power, cost so far, deposit left, connector status) is served to
 that session's driver only. The wallet proves it is the driver by signing, with the account's key, a

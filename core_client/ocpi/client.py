@@ -14,17 +14,20 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
+from pydantic import BaseModel, ValidationError
 
 from core_client.ocpi.errors import OcpiProtocolError, OcpiRejected, OcpiUnauthorized, OcpiUnreachable
+from core_client.ocpi.models.base import explain
 from core_client.ocpi.transport import Header, Party, TokenEncoding, dumps, loads, next_link, request_headers
 
 RETRY_FIRST_S = 0.2
 RETRY_MAX_S = 2.0
 MAX_PAGES = 10_000
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -177,3 +180,17 @@ def _answer(what: str, http_status: int, raw: bytes, headers: Mapping[str, str])
     if not 1000 <= status_code < 2000:
         raise OcpiRejected(f"{what}: refused ({detail})", http_status=http_status, status_code=status_code)
     return Answer(http_status, status_code, message, envelope.get("data"), headers)
+
+
+def parse(model: type[M], data: object, what: str) -> M:
+    """``data`` as ``model``, or OcpiProtocolError saying why not (what the peer sent us is not 2.2.1)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise OcpiProtocolError(f"{what}: not a valid {model.__name__}: {explain(error)}") from None
+
+
+def parse_list(model: type[M], data: object, what: str) -> list[M]:
+    if not isinstance(data, list):
+        raise OcpiProtocolError(f"{what}: data is not a list of {model.__name__}")
+    return [parse(model, item, what) for item in data]

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from core_client.chain.onboarding import TARIFF_BITS
 from core_client.ocpi.errors import TariffNotExpressible
 from core_client.ocpi.models import Tariff as OcpiTariff
 from core_client.ocpi.models import TariffRestrictions
 from core_client.ocpi.models.enums import TariffDimensionType, TariffType
-from core_client.onboarding import TARIFF_BITS
 from ev_network.pricing import Tariff
 
 # what each group of restrictions limits, by its fields
@@ -56,6 +56,11 @@ class ChainTariff:
     tariff: Tariff
     vat_percent: Decimal | None
     source: str  # country/party/id of the OCPI tariff
+
+    @property
+    def vat_text(self) -> str:
+        """``incl. 19% VAT`` or ``no VAT``."""
+        return "no VAT" if self.vat_percent is None else f"incl. {self.vat_percent.normalize():f}% VAT"
 
     @property
     def vat_rate_bp(self) -> int | None:

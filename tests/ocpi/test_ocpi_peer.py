@@ -1,4 +1,4 @@
-"""The stand-in OCPI 2.2.1 CPO platform (tests/interop/ocpi_cpo.js, run by tests.ocpi.cpo_peer) checked on its own, with plain HTTP and a
+"""The stand-in OCPI 2.2.1 CPO platform (tests/interop/ocpi_cpo.js, run by tests.ocpi.cpo) checked on its own, with plain HTTP and a
 minimal eMSP written here (stdlib http.server): versions and the 401 envelope, the credentials handshake,
 paginated GETs, a START_SESSION -> Session pushes -> STOP_SESSION -> signed CDR, refusals and the outage switch.
 It keeps the peer the OCPI tests and the demo rely on working; the Core Client is not involved."""
@@ -12,7 +12,7 @@ import threading
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from ev_network import ocmf
-from tests.ocpi.cpo_peer import CpoPeer, cpo_peer
+from tests.ocpi.cpo import TOKEN_A, Cpo, cpo_platform
 
-TOKEN_A, TOKEN_B = "token-a-for-the-test", "token-b-of-the-emsp"
+TOKEN_B = "token-b-of-the-emsp"
 EMSP_ROLE = {"role": "EMSP", "business_details": {"name": "Test eMSP"}, "party_id": "EMS", "country_code": "NL"}
 WAIT = 15
 
@@ -83,8 +83,8 @@ def emsp_server() -> tuple[ThreadingHTTPServer, Emsp]:
         def log_message(self, *args: object) -> None:
             pass
 
-        def answer(self, status: int, data: object = None, extra: dict | None = None) -> None:
-            body = {"status_code": 1000, "timestamp": "2026-12-06T12:00:00Z"} | ({} if data is None else {"data": data})
+        def answer(self, status: int, data: object = None, extra: dict | None = None, code: int = 1000) -> None:
+            body = {"status_code": code, "timestamp": "2026-12-06T12:00:00Z"} | ({} if data is None else {"data": data})
             text = json.dumps(body).encode()
             self.send_response(status)
             for name in ("X-Request-ID", "X-Correlation-ID"):
@@ -108,6 +108,18 @@ def emsp_server() -> tuple[ThreadingHTTPServer, Emsp]:
                            ("cdrs", "RECEIVER"), ("commands", "SENDER"), ("tokens", "SENDER")]  # fmt: skip
                 endpoints = [{"identifier": m, "role": r, "url": f"{base}/emsp/2.2.1/{m}"} for m, r in modules]
                 return self.answer(200, {"version": "2.2.1", "endpoints": endpoints})
+            if self.command == "POST" and "/authorize" in self.path:
+                uid = self.path.split("/")[-2]
+                if uid == "UNKNOWN":
+                    return self.answer(404, code=2004)
+                token = start_session(emsp, "LOC-1", "EVSE-1")["token"] | {
+                    "uid": uid,
+                    "type": self.path.split("type=")[1],
+                }
+                info = {"allowed": "ALLOWED", "token": token, "location": body, "authorization_reference": "AUTH-REF-1"}
+                return self.answer(200, info)
+            if self.command == "PUT" and self.path.endswith("/credentials"):
+                return self.answer(200, {"token": "token-b-2", "url": f"{base}/emsp/versions", "roles": [EMSP_ROLE]})
             if self.command == "POST" and self.path.endswith("/cdrs"):
                 return self.answer(201, extra={"Location": f"{base}/emsp/2.2.1/cdrs/{body['id']}"})
             return self.answer(200)
@@ -121,8 +133,8 @@ def emsp_server() -> tuple[ThreadingHTTPServer, Emsp]:
 
 
 @pytest.fixture
-def peer(tmp_path: Path) -> Iterator[CpoPeer]:
-    with cpo_peer(tmp_path, token_a=TOKEN_A, max_limit=2) as running:
+async def peer(tmp_path: Path) -> AsyncIterator[Cpo]:
+    async with cpo_platform(tmp_path, "--max-limit", "2") as running:
         yield running
 
 
@@ -133,7 +145,7 @@ def emsp() -> Iterator[Emsp]:
     server.shutdown()
 
 
-def register(peer: CpoPeer, emsp: Emsp) -> str:
+def register(peer: Cpo, emsp: Emsp) -> str:
     """The credentials handshake; returns token C."""
     credentials = {"token": TOKEN_B, "url": f"{emsp.url}/emsp/versions", "roles": [EMSP_ROLE]}
     answer = call("POST", peer.ocpi("2.2.1/credentials"), TOKEN_A, credentials)
@@ -141,7 +153,7 @@ def register(peer: CpoPeer, emsp: Emsp) -> str:
     return answer.body["data"]["token"]
 
 
-def test_versions_answer_with_the_envelope_and_wrong_tokens_get_401_with_it(peer):
+async def test_versions_answer_with_the_envelope_and_wrong_tokens_get_401_with_it(peer):
     versions = call("GET", peer.ocpi("versions"), TOKEN_A)
     assert versions.http == 200 and versions.body["status_code"] == 1000
     assert versions.body["data"] == [{"version": "2.2.1", "url": peer.ocpi("2.2.1")}]
@@ -163,7 +175,7 @@ def test_versions_answer_with_the_envelope_and_wrong_tokens_get_401_with_it(peer
         assert answer.body["status_code"] == 2000 and answer.body["timestamp"] and "data" not in answer.body
 
 
-def test_the_handshake_fetches_the_emsp_endpoints_with_token_b_and_a_second_post_is_405(peer, emsp):
+async def test_the_handshake_fetches_the_emsp_endpoints_with_token_b_and_a_second_post_is_405(peer, emsp):
     token_c = register(peer, emsp)
     versions = emsp.next("GET", "/emsp/versions")
     assert versions["headers"]["Authorization"] == auth(TOKEN_B)
@@ -180,7 +192,7 @@ def test_the_handshake_fetches_the_emsp_endpoints_with_token_b_and_a_second_post
     assert call("GET", peer.ocpi("2.2.1/credentials"), token_c).body["data"]["token"] == token_c
 
 
-def test_locations_and_tariffs_are_paginated_with_link_total_count_and_limit(peer, emsp):
+async def test_locations_and_tariffs_are_paginated_with_link_total_count_and_limit(peer, emsp):
     token_c = register(peer, emsp)
     collected, url, pages = [], peer.ocpi("2.2.1/tariffs?limit=50"), 0
     while url:
@@ -203,7 +215,7 @@ def test_locations_and_tariffs_are_paginated_with_link_total_count_and_limit(pee
     assert (bad.http, bad.body["status_code"]) == (400, 2001)
 
 
-def test_bad_commands_are_refused_as_the_spec_says(peer, emsp):
+async def test_bad_commands_are_refused_as_the_spec_says(peer, emsp):
     token_c = register(peer, emsp)
     url = peer.ocpi("2.2.1/commands/START_SESSION")
     not_json = call("POST", url, token_c, raw=b"{not json")
@@ -237,9 +249,9 @@ def start_session(emsp: Emsp, location: str, evse: str) -> dict:
     }
 
 
-def test_a_started_session_is_pushed_charged_stopped_and_billed_with_a_verifiable_signed_cdr(peer, emsp):
+async def test_a_started_session_is_pushed_charged_stopped_and_billed_with_a_verifiable_signed_cdr(peer, emsp):
     token_c = register(peer, emsp)
-    peer.control("scenario", {"signed": "valid", "kwh_per_second": 3.0, "tick_ms": 100, "result_delay_ms": 10})
+    await peer.control("scenario", {"signed": "valid", "kwh_per_second": 3.0, "tick_ms": 100, "result_delay_ms": 10})
     started = call("POST", peer.ocpi("2.2.1/commands/START_SESSION"), token_c, start_session(emsp, "LOC-1", "EVSE-2"))
     assert started.body["data"]["result"] == "ACCEPTED" and started.body["data"]["timeout"] > 0
     assert emsp.next("POST", "/commands/START_SESSION/1")["body"] == {"result": "ACCEPTED"}
@@ -270,15 +282,15 @@ def test_a_started_session_is_pushed_charged_stopped_and_billed_with_a_verifiabl
 
     pulled = call("GET", peer.ocpi("2.2.1/cdrs"), token_c)
     assert [c["id"] for c in pulled.body["data"]] == [cdr["id"]]
-    assert not peer.violations(refusals=False)
+    assert not [v for v in await peer.violations() if not v["violation"].startswith("refused")]
 
 
-def test_a_tampered_end_value_does_not_verify(peer, emsp):
+async def test_a_tampered_end_value_does_not_verify(peer, emsp):
     token_c = register(peer, emsp)
-    peer.control("scenario", {"signed": "tampered", "tick_ms": 100, "result_delay_ms": 10, "cdr": "pull_only"})
+    await peer.control("scenario", {"signed": "tampered", "tick_ms": 100, "result_delay_ms": 10, "cdr": "pull_only"})
     call("POST", peer.ocpi("2.2.1/commands/START_SESSION"), token_c, start_session(emsp, "LOC-1", "EVSE-1"))
     session = emsp.next("PUT", "/sessions/DE/EVP/")["body"]
-    peer.control("stop", {"session_id": session["id"]})
+    await peer.control("stop", {"session_id": session["id"]})
     [cdr] = call("GET", peer.ocpi("2.2.1/cdrs"), token_c).body["data"]
     begin, end = (ocmf.parse(base64.b64decode(v["signed_data"]).decode()) for v in cdr["signed_data"]["signed_values"])
     ocmf.verify(begin, peer.meter_key)
@@ -286,18 +298,18 @@ def test_a_tampered_end_value_does_not_verify(peer, emsp):
         ocmf.verify(end, peer.meter_key)
 
 
-def test_down_resets_connections_until_up(peer, emsp):
+async def test_down_resets_connections_until_up(peer, emsp):
     register(peer, emsp)
-    peer.control("down", {"mode": "reset"})
+    await peer.control("down", {"mode": "reset"})
     with pytest.raises((ConnectionError, urllib.error.URLError)):
         call("GET", peer.ocpi("versions"), TOKEN_A)
-    peer.control("down", {"mode": "503"})
+    await peer.control("down", {"mode": "503"})
     assert call("GET", peer.ocpi("versions"), TOKEN_A).http == 503
-    peer.control("up", {})
+    await peer.control("up", {})
     assert call("GET", peer.ocpi("versions"), "unknown").http == 401  # answering again
 
 
-def test_a_handshake_the_cpo_cannot_complete_answers_3001_and_registers_nothing(peer, emsp):
+async def test_a_handshake_the_cpo_cannot_complete_answers_3001_and_registers_nothing(peer, emsp):
     credentials = {"token": TOKEN_B, "url": f"{emsp.url}/nothing-here", "roles": [EMSP_ROLE]}
     answer = call("POST", peer.ocpi("2.2.1/credentials"), TOKEN_A, credentials)
     assert (answer.http, answer.body["status_code"]) == (200, 3001)
@@ -308,16 +320,16 @@ def test_a_handshake_the_cpo_cannot_complete_answers_3001_and_registers_nothing(
     assert call("GET", peer.ocpi("versions"), TOKEN_A).http == 200  # token A still admits a registration
 
 
-def test_put_rotates_token_c_delete_unregisters_and_revoke_locks_the_emsp_out(peer, emsp):
+async def test_put_rotates_token_c_delete_unregisters_and_revoke_locks_the_emsp_out(peer, emsp):
     token_c = register(peer, emsp)
     credentials = {"token": "token-b-2", "url": f"{emsp.url}/emsp/versions", "roles": [EMSP_ROLE]}
     token_c2 = call("PUT", peer.ocpi("2.2.1/credentials"), token_c, credentials).body["data"]["token"]
     assert token_c2 != token_c and call("GET", peer.ocpi("2.2.1/locations"), token_c).http == 401
     assert call("GET", peer.ocpi("2.2.1/locations"), token_c2).http == 200
-    peer.control("revoke", {})
+    await peer.control("revoke", {})
     assert call("GET", peer.ocpi("2.2.1/locations"), token_c2).http == 401
 
-    peer.control("token-a", {"token": TOKEN_A})
+    await peer.control("token-a", {"token": TOKEN_A})
     token_c3 = register(peer, emsp)
     assert call("DELETE", peer.ocpi("2.2.1/credentials"), token_c3).body["status_code"] == 1000
     assert call("DELETE", peer.ocpi("2.2.1/credentials"), token_c3).http == 401
@@ -325,7 +337,7 @@ def test_put_rotates_token_c_delete_unregisters_and_revoke_locks_the_emsp_out(pe
     register(peer, emsp)  # token A admits a new registration after DELETE
 
 
-def test_tokens_pushed_by_the_emsp_are_kept_and_checked_against_the_url(peer, emsp):
+async def test_tokens_pushed_by_the_emsp_are_kept_and_checked_against_the_url(peer, emsp):
     token_c = register(peer, emsp)
     token = start_session(emsp, "LOC-1", "EVSE-1")["token"] | {"type": "RFID", "uid": "04A1B2C3"}
     url = peer.ocpi("2.2.1/tokens/NL/EMS/04A1B2C3")
@@ -342,7 +354,7 @@ def test_tokens_pushed_by_the_emsp_are_kept_and_checked_against_the_url(peer, em
     assert call("GET", peer.ocpi("2.2.1/tokens/NL/EMS/04A1B2C3?type=APP_USER"), token_c).http == 404
 
 
-def test_garbage_gets_an_ocpi_error_and_the_peer_keeps_serving(peer, emsp):
+async def test_garbage_gets_an_ocpi_error_and_the_peer_keeps_serving(peer, emsp):
     token_c = register(peer, emsp)
     for path, raw in [
         ("2.2.1/commands/START_SESSION", b"[1,2,3]"),
@@ -353,29 +365,80 @@ def test_garbage_gets_an_ocpi_error_and_the_peer_keeps_serving(peer, emsp):
         assert 400 <= answer.http < 500 or answer.body["status_code"] == 2001, (path, answer)
         assert answer.body["status_code"] >= 2000 and answer.body["timestamp"]
     assert call("GET", peer.ocpi("2.2.1/locations"), token_c).http == 200
-    assert not [v for v in peer.violations() if "stand-in error" in v]
+    assert not [v for v in await peer.violations() if "stand-in error" in v["violation"]]
 
 
 async def test_sessions_pushed_in_order_pending_first_and_a_cdr_made_while_down_only_by_pull(peer, emsp):
     token_c = register(peer, emsp)
-    peer.control("scenario", {"pending_ms": 200, "tick_ms": 50, "result_delay_ms": 10, "cdr": "duplicate"})
+    await peer.control("scenario", {"pending_ms": 200, "tick_ms": 50, "result_delay_ms": 10, "cdr": "duplicate"})
     call("POST", peer.ocpi("2.2.1/commands/START_SESSION"), token_c, start_session(emsp, "LOC-2", "EVSE-4"))
     put = emsp.next("PUT", "/sessions/DE/EVP/")["body"]
     assert put["status"] == "PENDING"
     active = emsp.next("PATCH", f"/sessions/DE/EVP/{put['id']}")["body"]
     assert active["status"] == "ACTIVE" and active["start_date_time"] >= put["start_date_time"]
-    peer.control("stop", {"session_id": put["id"]})
+    await peer.control("stop", {"session_id": put["id"]})
     first, second = emsp.next("POST", "/emsp/2.2.1/cdrs")["body"], emsp.next("POST", "/emsp/2.2.1/cdrs")["body"]
     assert first == second  # the duplicate scenario POSTs the same CDR twice
 
-    peer.control("scenario", {"pending_ms": 0, "cdr": "push"})
+    await peer.control("scenario", {"pending_ms": 0, "cdr": "push"})
     call("POST", peer.ocpi("2.2.1/commands/START_SESSION"), token_c, start_session(emsp, "LOC-2", "EVSE-4"))
     session = emsp.next("PUT", "/sessions/DE/EVP/")["body"]
-    peer.control("down", {"mode": "503"})
-    peer.control("stop", {"session_id": session["id"]})
-    peer.control("up", {})
+    await peer.control("down", {"mode": "503"})
+    await peer.control("stop", {"session_id": session["id"]})
+    await peer.control("up", {})
     pulled = call("GET", peer.ocpi("2.2.1/cdrs?limit=1&offset=1"), token_c)
     assert pulled.headers["X-Total-Count"] == "2" and pulled.body["data"][0]["session_id"] == session["id"]
     cdr_id = pulled.body["data"][0]["id"]
     skipped = await peer.wait_log(lambda e: e.get("purpose") == f"CDR POST {cdr_id}")
     assert skipped["skipped"] == "platform down" and "http" not in skipped
+
+
+async def test_real_time_authorization_before_a_start_and_for_an_rfid_tap(peer, emsp):
+    token_c = register(peer, emsp)
+    await peer.control("scenario", {"authorize": "before_start", "result_delay_ms": 10})
+    call("POST", peer.ocpi("2.2.1/commands/START_SESSION"), token_c, start_session(emsp, "LOC-1", "EVSE-3"))
+    asked = emsp.next("POST", "/authorize")
+    assert asked["path"] == f"/emsp/2.2.1/tokens/{UID}/authorize?type=APP_USER"
+    assert asked["body"] == {"location_id": "LOC-1", "evse_uids": ["EVSE-3"]}
+    assert emsp.next("POST", "/commands/START_SESSION/1")["body"] == {"result": "ACCEPTED"}
+    assert emsp.next("PUT", "/sessions/DE/EVP/")["body"]["authorization_reference"] == "AUTH-REF-1"
+
+    tapped = await peer.control("tap", {"uid": "04AABBCC", "location_id": "LOC-2", "evse_uid": "EVSE-4"})
+    assert tapped["started"] is True
+    session = emsp.next("PUT", "/sessions/DE/EVP/")["body"]
+    assert session["auth_method"] == "AUTH_REQUEST" and session["cdr_token"]["uid"] == "04AABBCC"
+    refused = await peer.control("tap", {"uid": "UNKNOWN", "location_id": "LOC-2", "evse_uid": "EVSE-6"})
+    assert refused["started"] is False
+
+
+async def test_the_cpo_rotates_the_tokens_and_unregisters_through_the_emsp_credentials_endpoint(peer, emsp):
+    token_c = register(peer, emsp)
+    assert (await peer.control("update-credentials", {}))["ok"] is True
+    put = emsp.next("PUT", "/emsp/2.2.1/credentials")
+    assert put["headers"]["Authorization"] == auth(TOKEN_B) and "OCPI-to-party-id" not in put["headers"]
+    new_token_c = put["body"]["token"]
+    assert put["body"]["roles"][0]["role"] == "CPO" and new_token_c != token_c
+    assert call("GET", peer.ocpi("2.2.1/locations"), token_c).http == 401
+    assert call("GET", peer.ocpi("2.2.1/locations"), new_token_c).http == 200
+
+    assert (await peer.control("unregister", {}))["ok"] is True
+    assert emsp.next("DELETE", "/emsp/2.2.1/credentials")["headers"]["Authorization"] == auth("token-b-2")
+    assert (await peer.control("state"))["registration"] is None
+    assert call("GET", peer.ocpi("2.2.1/locations"), new_token_c).http == 401
+
+
+async def test_a_cdr_for_a_session_the_emsp_never_heard_of(peer, emsp):
+    token_c = register(peer, emsp)
+    cdr_token = {
+        "country_code": "NL",
+        "party_id": "EMS",
+        "uid": UID,
+        "type": "APP_USER",
+        "contract_id": "NL-EMS-C00000001",
+    }
+    made = await peer.control(
+        "cdr", {"token": cdr_token, "location_id": "LOC-1", "evse_uid": "EVSE-2", "kwh": 7.5, "push": True}
+    )
+    posted = emsp.next("POST", "/emsp/2.2.1/cdrs")["body"]
+    assert posted == made and posted["total_energy"] == 7.5 and posted["total_cost"]["excl_vat"] == 2.25
+    assert [c["id"] for c in call("GET", peer.ocpi("2.2.1/cdrs"), token_c).body["data"]] == [made["id"]]

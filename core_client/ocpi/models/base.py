@@ -19,7 +19,16 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, StrictBool, StrictInt, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+)
 
 PRINTABLE_ASCII = r"^[\x20-\x7E]*$"
 PRINTABLE_UTF8 = r"^[^\x00-\x1F\x7F]*$"
@@ -82,6 +91,13 @@ Bool = StrictBool
 URL = Annotated[str, StringConstraints(max_length=255, pattern=r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\x00-\x20\x7F]+$")]
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")]  # ISO-3166 alpha-2, CiString(2)
 PartyId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{3}$")]  # ISO-15118 party id, CiString(3)
+
+
+def explain(error: ValidationError, most: int = 5) -> str:
+    """A validation error in one line: ``field.path: message; ...`` (at most ``most`` of them)."""
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in error.errors()[:most]]
+    more = error.error_count() - most
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
 class OcpiModel(BaseModel):

@@ -238,6 +238,7 @@ class Charging {
     const cdr = this.cdr(session, meta, location, evse);
     p.state.cdrs.push(cdr);
     p.save();
+    if (this.scenario.cdr_delay_ms > 0 && mode !== "pull_only") await sleep(this.scenario.cdr_delay_ms);
     if (mode === "push" || mode === "duplicate") await this.postCdr(cdr, meta.correlation);
     if (mode === "duplicate") await this.postCdr(cdr, meta.correlation);
     return cdr;
@@ -285,11 +286,13 @@ class Charging {
     return p.toEmsp("PATCH", "locations", `${p.party.country_code}/${p.party.party_id}/${location.id}/${evse.uid}`, { status, last_updated: stamp }, { purpose: `EVSE status ${status}`, correlation });
   }
 
-  async pushAll() {
+  /** PUT every Location and Tariff (or only the Location ``locationId``). */
+  async pushAll(locationId) {
     const p = this.platform;
     const results = [];
-    for (const l of p.state.locations) results.push(await p.toEmsp("PUT", "locations", `${p.party.country_code}/${p.party.party_id}/${l.id}`, l, { purpose: "Location PUT" }));
-    for (const t of p.state.tariffs) results.push(await this.pushTariff(t));
+    const locations = locationId ? [p.location(locationId)].filter(Boolean) : p.state.locations;
+    for (const l of locations) results.push(await p.toEmsp("PUT", "locations", `${p.party.country_code}/${p.party.party_id}/${l.id}`, l, { purpose: "Location PUT" }));
+    if (!locationId) for (const t of p.state.tariffs) results.push(await this.pushTariff(t));
     return results.map((r) => r.ok);
   }
 

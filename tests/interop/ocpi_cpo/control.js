@@ -57,6 +57,8 @@ async function tap(platform, charging, body) {
     const info = await charging.authorizeAtEmsp(body.uid, type, location.id, evse.uid);
     if (!info) return { started: false, reason: "the eMSP did not authorize (unknown token or no answer)" };
     if (info.allowed !== "ALLOWED") return { started: false, reason: info.allowed };
+    const allowedEvses = (info.location && info.location.evse_uids) || [];
+    if (allowedEvses.length && !allowedEvses.includes(evse.uid)) return { started: false, reason: `allowed only at ${allowedEvses.join(", ")}` };
     [token, authMethod, reference] = [info.token, "AUTH_REQUEST", info.authorization_reference];
   } else if (!known.valid) return { started: false, reason: "token not valid" };
   const connector = evse.connectors[0];
@@ -95,8 +97,11 @@ async function pullTokens(platform) {
   return { received, pages };
 }
 
-/** A completed session and its CDR that were never pushed (the eMSP can only pull them). */
-function pastCdr(platform, charging, body) {
+/**
+ * A completed session the eMSP never heard of (no Session pushes) and its CDR: pull only, or POSTed too
+ * with ``"push": true`` (a CDR for a session id unknown to the eMSP).
+ */
+async function pastCdr(platform, charging, body) {
   need(body, "token");
   const { location, evse } = findEvse(platform, body);
   const problems = errorsOnly(validate(O.CdrToken, body.token, "token"));
@@ -118,6 +123,7 @@ function pastCdr(platform, charging, body) {
   const cdr = charging.cdr(session, meta, location, evse);
   platform.state.cdrs.push(cdr);
   platform.save();
+  if (body.push) await charging.postCdr(cdr);
   return cdr;
 }
 
@@ -163,7 +169,7 @@ const POST = {
       p.save();
       return { pushed: [!!(await c.pushTariff(body.tariff)).ok] };
     }
-    return { pushed: await c.pushAll() };
+    return { pushed: await c.pushAll(body.location_id) };
   },
   down: (p, c, body) => {
     const mode = body.mode || "reset";

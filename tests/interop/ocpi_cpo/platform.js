@@ -4,7 +4,7 @@
 // incoming requests, and every request to the eMSP (with the scenario's outage switches applied).
 "use strict";
 const fs = require("fs");
-const { STATUS, OcpiError, send, uuid } = require("./transport");
+const { STATUS, OcpiError, send } = require("./transport");
 
 const DEFAULT_SCENARIO = {
   start: "accept", // accept | refuse (CommandResponse REJECTED) | reject | fail | timeout | occupied (CommandResult) | no_result
@@ -19,8 +19,10 @@ const DEFAULT_SCENARIO = {
   authorize: "never", // never (2.2.1 for APP_USER/AD_HOC_USER tokens) | before_start (POST tokens/{uid}/authorize first)
   push_down: false, // true: nothing is pushed to the eMSP (sessions, CDRs, statuses only by pull); nothing is queued
   push_on_register: false, // true: PUT every Location and Tariff to the eMSP after the credentials handshake
+  cdr_delay_ms: 0, // the CDR is POSTed this long after the session completed (it is pullable at once)
   cost_offset: 0, // added to the CDR's total_cost (excl. and incl. VAT), for a cost the eMSP must notice
   meter_start_wh: 1000000, // the meter register at the first session's start
+  plain_token: false, // true: send "Authorization: Token <token>" unencoded, as pre-2.2 peers do (2.2.1: Base64)
   pending_ms: 0, // > 0: the Session is PUT as PENDING, and PATCHed ACTIVE (new start_date_time) after pending_ms
 };
 
@@ -126,7 +128,9 @@ class Platform {
       this.journal.add({ direction: "out", method, url: url || String(target), purpose, skipped: skip, body });
       return { ok: false, skipped: skip };
     }
-    return send(this.journal, method, url, body, { token: reg.token_b, functional, us: this.party, them: this.emsp, purpose, expect, correlation: correlation || uuid() });
+    // each request we originate gets its own X-Correlation-ID; ``correlation`` (the eMSP's request that started
+    // this flow, e.g. its START_SESSION) is kept in the log as ``flow`` to follow a session through it
+    return send(this.journal, method, url, body, { token: reg.token_b, plainToken: this.scenario.plain_token, functional, us: this.party, them: this.emsp, purpose, expect, flow: correlation });
   }
 }
 

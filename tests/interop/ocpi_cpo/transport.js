@@ -23,12 +23,15 @@ class OcpiError extends Error {
 
 /** Every request received and sent, with status and the spec violations found; kept for GET /control/log. */
 class Journal {
-  constructor() {
+  /** ``print``: a function given one summary line per exchange (--verbose), or null. */
+  constructor(print = null) {
     this.entries = [];
+    this.print = print;
   }
   add(entry) {
     const record = { seq: this.entries.length + 1, at: new Date().toISOString(), ...entry, violations: entry.violations || [] };
     this.entries.push(record);
+    if (this.print) this.print(summary(record));
     return record;
   }
   since(seq = 0) {
@@ -37,6 +40,13 @@ class Journal {
   violations() {
     return this.entries.flatMap((e) => e.violations.map((v) => ({ seq: e.seq, direction: e.direction, method: e.method, url: e.url, violation: v })));
   }
+}
+
+function summary(e) {
+  const outcome = e.skipped ? `skipped (${e.skipped})` : e.refused ? e.refused : e.error ? `error: ${e.error}` : `${e.http} ${e.status_code ?? ""}`;
+  const what = e.purpose ? ` [${e.purpose}]` : "";
+  const problems = e.violations.length ? `  ! ${e.violations.join(" | ")}` : "";
+  return `${e.at.slice(11, 23)} ${e.direction.padEnd(4)} ${e.method} ${e.url}${what} -> ${outcome}${problems}`;
 }
 
 // ------------------------------------------------------------------ answering
@@ -162,19 +172,19 @@ function requestHeaderViolations(req, { functional, hasBody, us, them }) {
 
 /**
  * Send one OCPI request and check the answer. Returns {ok, http, status_code, data, headers, error}.
- * ``opts``: token (the other party's credentials token, sent Base64), functional (adds routing headers),
- * us/them (the parties for those headers), correlation (X-Correlation-ID of the flow), expect (schema of data).
+ * ``opts``: token (the other party's credentials token, sent Base64 unless plainToken), functional (adds routing headers),
+ * us/them (the parties for those headers), flow (logged: the request that started this flow), expect (schema of data).
  */
 function send(journal, method, url, body, opts) {
   const requestId = uuid();
-  const correlationId = opts.correlation || uuid();
-  const headers = { Authorization: encodeToken(opts.token), "X-Request-ID": requestId, "X-Correlation-ID": correlationId, Accept: "application/json" };
+  const correlationId = uuid();
+  const headers = { Authorization: opts.plainToken ? `Token ${opts.token}` : encodeToken(opts.token), "X-Request-ID": requestId, "X-Correlation-ID": correlationId, Accept: "application/json" };
   if (opts.functional) {
     Object.assign(headers, { "OCPI-from-country-code": opts.us.country_code, "OCPI-from-party-id": opts.us.party_id, "OCPI-to-country-code": opts.them.country_code, "OCPI-to-party-id": opts.them.party_id });
   }
   const text = body === undefined ? null : JSON.stringify(body);
   if (text !== null) Object.assign(headers, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(text) });
-  const entry = { direction: "out", method, url, request_id: requestId, correlation_id: correlationId, body, purpose: opts.purpose };
+  const entry = { direction: "out", method, url, request_id: requestId, correlation_id: correlationId, flow: opts.flow, body, purpose: opts.purpose };
   return new Promise((resolve) => {
     let target;
     try {
@@ -211,6 +221,7 @@ function send(journal, method, url, body, opts) {
     const code = json && json.status_code;
     const ok = res.statusCode >= 200 && res.statusCode < 300 && code === STATUS.SUCCESS;
     if (ok && opts.expect) violations.push(...errorsOnly(validate(opts.expect, json.data, "data")));
+    if (!ok) violations.push(`refused by the other party (HTTP ${res.statusCode}, status ${code}): ${json && json.status_message}`);
     return { ok, http: res.statusCode, status_code: code, status_message: json && json.status_message, data: json && json.data, headers: res.headers, violations };
   }
 

@@ -1,0 +1,370 @@
+"""The chain worker: drains the job queue (start, reject, settle) into transactions, exactly once.
+
+- Transactions go out without waiting for each other (the TxSender hands out nonces); receipts are
+  polled. Job status: pending -> sent (tx hash stored) -> done | failed.
+- Pending starts go out at once, batched with ``startBatch`` when several have piled up; ready
+  settles (their session's start is mined) are batched with ``settleBatch`` (up to ``batch_max``,
+  after waiting ``batch_window`` for more). A batch that reverts is retried one job at a time.
+- A settle queued with signed meter records (a station with a meter key, :mod:`core_client.sessions.metering`)
+  goes out as ``settleSigned`` / ``settleSignedBatch`` on those records; its reverts (a key rotated
+  meanwhile, MeterSignatureRequired, InvalidMeterSignature, ...) are permanent like any other.
+- A revert (at gas estimation or mined) is checked against the session's state on chain: already
+  in the job's target state (e.g. Settled, after a crash between sending and recording) -> done;
+  otherwise -> failed, with the contract's error name, logged loudly.
+- After a restart, ``sent`` jobs are re-checked (receipt, transaction still known, or state on
+  chain) before anything is resent. The contract refuses a second start/reject/settle of a session,
+  so even a resend cannot act twice.
+- ChainUnavailable: back off and retry forever (logged once per outage).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any, Protocol
+
+from hexbytes import HexBytes
+from web3.exceptions import TransactionNotFound
+from web3.logs import DISCARD
+
+from core_client.sessions.jobs import OPEN, Job, JobKind, JobStatus
+from core_client.storage.store import Store
+from ev_network import ocmf
+from ev_network.contracts import Escrow, SessionState
+from ev_network.errors import ChainUnavailable, ContractRevert, EVNetworkError, TransactionFailed, chain_errors
+from ev_network.events import EventReader, indexed_topic
+from ev_network.session_ids import hex_session_id
+
+log = logging.getLogger("core_client.chain")
+SENDS_PER_STEP = 25  # starts/rejects sent per worker cycle before receipts and settles get a turn
+RECEIPT_QUERIES_AT_ONCE = 8
+# Receipts are looked for when a block came since the last look (no receipt can appear without one),
+# else every RECHECK_S; a transaction still without receipt is asked for again (dropped?) every
+# DROP_CHECK_S, not on every poll: under load a poll per 0.1 s of every transaction in flight
+# (hundreds) swamps the node that is meant to mine them.
+RECHECK_S = 2.0
+DROP_CHECK_S = 5.0
+# On-chain states in which a job's work is done (a start is done once the session got past Requested).
+TARGET = {
+    JobKind.START: {SessionState.ACTIVE, SessionState.SETTLED, SessionState.EXPIRED},
+    JobKind.REJECT: {SessionState.CANCELLED},
+    JobKind.SETTLE: {SessionState.SETTLED},
+}
+# On-chain state in which a job can still be sent.
+SENDABLE = {
+    JobKind.START: SessionState.REQUESTED,
+    JobKind.REJECT: SessionState.REQUESTED,
+    JobKind.SETTLE: SessionState.ACTIVE,
+}
+
+
+class Ledger(Protocol):
+    """Where the outcome of a job goes (:class:`core_client.sessions.service.SessionService`), in the same
+    SQLite transaction as the job's new status."""
+
+    def on_job_done(self, job: Job, block: int | None, tx_hash: str | None, settled: dict[str, int] | None) -> None: ...
+    def on_job_failed(self, job: Job, error: str) -> None: ...
+
+
+class Outage:
+    """Logs a chain outage once when it starts and once when it ends; gives the retry delay."""
+
+    def __init__(self, what: str, first: float = 0.5, longest: float = 5.0) -> None:
+        self.what, self.first, self.longest = what, first, longest
+        self.since: float | None = None
+        self.delay = first
+
+    def failed(self, error: Exception) -> float:
+        if self.since is None:
+            self.since = time.monotonic()
+            log.warning("%s: chain unreachable (%s); retrying until it is back", self.what, error)
+        else:
+            self.delay = min(self.delay * 2, self.longest)
+        return self.delay
+
+    def ok(self) -> None:
+        if self.since is not None:
+            log.warning("%s: chain reachable again after %.1fs", self.what, time.monotonic() - self.since)
+        self.since, self.delay = None, self.first
+
+
+class ChainWorker:
+    """Sends the queued jobs of one operator account."""
+
+    def __init__(
+        self,
+        escrow: Escrow,
+        store: Store,
+        service: Ledger,
+        batch_max: int = 20,
+        batch_window: float = 0.3,
+        poll_interval: float = 0.1,
+    ) -> None:
+        if escrow.sender is None:
+            raise EVNetworkError("the chain worker needs an escrow wrapper with the operator's TxSender")
+        self.escrow, self.sender, self.w3 = escrow, escrow.sender, escrow.w3
+        self.reader = EventReader(escrow.w3, escrow.address)
+        self.store, self.service = store, service
+        self.batch_max, self.batch_window, self.poll_interval = batch_max, batch_window, poll_interval
+        self._wake = asyncio.Event()
+        self._seen: dict[int, float] = {}
+        self._singles: set[int] = set()
+        self._hold_until = 0.0
+        self._checked_head: int | None = None
+        self._recheck_at = 0.0
+        self._known_checked: dict[str, float] = {}  # tx hash -> when we last asked whether the node knows it
+        self._stopping = False
+        self.outage = Outage("chain worker")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Work until :meth:`stop`."""
+        while not self._stopping:
+            try:
+                busy = await self.step()
+                self.outage.ok()
+                delay = self.poll_interval if busy else 1.0
+            except ChainUnavailable as error:
+                delay = self.outage.failed(error)
+            except Exception:
+                log.exception("chain worker: unexpected error; retrying")
+                delay = 5.0
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            self._wake.clear()
+
+    async def drain(self, timeout: float) -> None:
+        """Shutdown: wait (up to ``timeout``) for the receipts of transactions already sent."""
+        deadline = time.monotonic() + timeout
+        while self.store.has_jobs(JobStatus.SENT) and time.monotonic() < deadline:
+            try:
+                await self._check_sent()
+            except ChainUnavailable:
+                break
+            await asyncio.sleep(self.poll_interval)
+
+    async def step(self) -> bool:
+        """Check receipts, send what is ready; True while work is pending or in flight."""
+        await self._check_sent()
+        if time.monotonic() >= self._hold_until:
+            # Settles first (they end sessions and free deposits), then a bounded number of starts and
+            # rejects, so that under load neither kind waits behind the whole queue of the other.
+            await self._send_settles()
+            # starts are batched as they pile up while earlier transactions are in flight (no waiting)
+            await self._send_batches(
+                self.store.jobs(JobStatus.PENDING, kind=JobKind.START, limit=self.batch_max * SENDS_PER_STEP)
+            )
+            for job in self.store.jobs(JobStatus.PENDING, kind=JobKind.REJECT, limit=SENDS_PER_STEP):
+                await self._send([job])
+        return self.store.has_jobs(*OPEN)
+
+    # ----------------------------------------------------------------- sending
+
+    async def _send(self, jobs: list[Job]) -> None:
+        fn = self._function(jobs)
+        try:
+            tx_hash = await asyncio.to_thread(self.sender.submit, fn)
+        except ContractRevert as error:
+            if len(jobs) > 1:
+                log.warning("%s batch of %d would revert (%s): sending one by one", jobs[0].kind, len(jobs), error)
+                self._singles.update(j.id for j in jobs)
+                return
+            await self._resolve(jobs[0], str(error), resendable=False)
+            return
+        except TransactionFailed as error:
+            log.error(
+                "%s for sessions %s refused by the node: %s; retrying in 5s",
+                jobs[0].kind,
+                [hex_session_id(j.session_id) for j in jobs],
+                error,
+            )
+            for job in jobs:
+                self.store.update_job(job.id, attempts=job.attempts + 1, last_error=str(error))
+            self._hold_until = time.monotonic() + 5
+            return
+        hex_hash = "0x" + bytes(tx_hash).hex()
+        with self.store.transaction():
+            for job in jobs:
+                self.store.update_job(job.id, status=JobStatus.SENT, tx_hash=hex_hash, attempts=job.attempts + 1)
+        for job in jobs:
+            log.info(
+                "session %s: %s sent, tx %s%s",
+                hex_session_id(job.session_id),
+                job.kind,
+                hex_hash,
+                f" (batch of {len(jobs)})" if len(jobs) > 1 else "",
+            )
+
+    def _function(self, jobs: list[Job]) -> Any:
+        f = self.escrow.contract.functions
+        job = jobs[0]
+        if len(jobs) > 1 and job.kind is JobKind.START:
+            return f.startBatch(
+                [j.session_id for j in jobs],
+                [j.args["transaction_id"] for j in jobs],
+                [j.args["meter_start"] for j in jobs],
+            )
+        if "begin" in job.args:
+            settlements = [_signed(j) for j in jobs]
+            return f.settleSignedBatch(settlements) if len(jobs) > 1 else f.settleSigned(settlements[0])
+        if len(jobs) > 1:
+            return f.settleBatch([j.session_id for j in jobs], [j.args["meter_stop"] for j in jobs])
+        if job.kind is JobKind.START:
+            return f.start(job.session_id, job.args["transaction_id"], job.args["meter_start"])
+        if job.kind is JobKind.REJECT:
+            return f.reject(job.session_id, job.args["reason"])
+        return f.settle(job.session_id, job.args["meter_stop"])
+
+    async def _send_settles(self) -> None:
+        ready: list[Job] = []
+        for job, start in self.store.pending_settles():
+            if start is JobStatus.FAILED:
+                self._failed(job, "its start failed")
+            elif start is JobStatus.DONE:
+                ready.append(job)
+        if not ready:
+            return
+        now = time.monotonic()
+        oldest = min(self._seen.setdefault(j.id, now) for j in ready)
+        if len(ready) < self.batch_max and now - oldest < self.batch_window:
+            return
+        await self._send_batches([j for j in ready if "begin" not in j.args])  # settleBatch
+        await self._send_batches([j for j in ready if "begin" in j.args])  # settleSignedBatch
+
+    async def _send_batches(self, jobs: list[Job]) -> None:
+        """Jobs of one kind in batches of up to ``batch_max``; those of a reverted batch one by one."""
+        batchable = [j for j in jobs if j.id not in self._singles]
+        for i in range(0, len(batchable), self.batch_max):
+            await self._send(batchable[i : i + self.batch_max])
+        for job in jobs:
+            if job.id in self._singles:
+                await self._send([job])
+
+    # ----------------------------------------------------------------- receipts
+
+    async def _check_sent(self) -> None:
+        groups: dict[str, list[Job]] = {}
+        for job in self.store.jobs(JobStatus.SENT):
+            groups.setdefault(job.tx_hash or "", []).append(job)
+        if not groups:
+            return
+        head, now = await asyncio.to_thread(self.reader.head), time.monotonic()
+        if head == self._checked_head and now < self._recheck_at:
+            return  # no block since the last look
+        self._checked_head, self._recheck_at = head, now + RECHECK_S
+        self._known_checked = {h: t for h, t in self._known_checked.items() if h in groups}
+        hashes = list(groups)
+        receipts: list[Any] = []
+        for i in range(0, len(hashes), RECEIPT_QUERIES_AT_ONCE):  # a few JSON-RPC requests in parallel
+            chunk = hashes[i : i + RECEIPT_QUERIES_AT_ONCE]
+            receipts += await asyncio.gather(*(asyncio.to_thread(self._mined, h) for h in chunk))
+        for tx_hash, (receipt, settled) in zip(hashes, receipts, strict=True):
+            await asyncio.sleep(0)  # a batch's jobs are many: let OCPP replies through between receipts
+            jobs = groups[tx_hash]
+            if receipt is None:
+                if now - self._known_checked.get(tx_hash, -DROP_CHECK_S) < DROP_CHECK_S:
+                    continue
+                self._known_checked[tx_hash] = now
+                if not await asyncio.to_thread(self._known, tx_hash):
+                    self.sender.resync()  # its nonce may be free again: do not leave a gap
+                    for job in jobs:
+                        await self._resolve(job, f"transaction {tx_hash} was dropped", resendable=True)
+                continue
+            if receipt["status"] == 1:
+                for job in jobs:
+                    self._done(job, receipt["blockNumber"], tx_hash, settled.get(job.session_id))
+            elif len(jobs) > 1:
+                log.warning("batch %s reverted: sending its %d %ss one by one", tx_hash, len(jobs), jobs[0].kind)
+                self._singles.update(j.id for j in jobs)
+                for job in jobs:
+                    self.store.update_job(job.id, status=JobStatus.PENDING, tx_hash=None, last_error="batch reverted")
+            else:
+                await self._resolve(jobs[0], await self._revert_reason(tx_hash), resendable=False)
+
+    async def _resolve(self, job: Job, error: str, resendable: bool) -> None:
+        """A job whose transaction reverted or vanished: decide from the session's state on chain."""
+        state = (await asyncio.to_thread(self.escrow.get_session, job.session_id)).state
+        if state is SessionState.CLOSED:  # the driver's lane moved on: the events tell how it ended
+            state = await self._outcome(job.session_id)
+        if state in TARGET[job.kind]:
+            settled = await self._find_settlement(job.session_id) if job.kind is JobKind.SETTLE else None
+            log.info("session %s: %s already done on chain (%s)", hex_session_id(job.session_id), job.kind, state.name)
+            self._done(job, None, None, settled)
+        elif resendable and state is SENDABLE[job.kind]:
+            log.warning("session %s: %s: %s; sending again", hex_session_id(job.session_id), job.kind, error)
+            self.store.update_job(job.id, status=JobStatus.PENDING, tx_hash=None, last_error=error)
+        else:
+            self._failed(job, f"{error} (session is {state.name} on chain)")
+
+    def _done(self, job: Job, block: int | None, tx_hash: str | None, settled: dict[str, int] | None) -> None:
+        with self.store.transaction():
+            self.store.update_job(job.id, status=JobStatus.DONE, block=block, last_error=None)
+            self.service.on_job_done(job, block, tx_hash, settled)
+        self._seen.pop(job.id, None)
+        self._singles.discard(job.id)
+
+    def _failed(self, job: Job, error: str) -> None:
+        with self.store.transaction():
+            self.store.update_job(job.id, status=JobStatus.FAILED, last_error=error)
+            self.service.on_job_failed(job, error)
+
+    # ------------------------------------------------------------ chain reads
+
+    def _mined(self, tx_hash: str) -> tuple[Any, dict[int, dict[str, int]]]:
+        """The receipt (None: not mined yet) and the settlements in it, decoded here in the calling
+        (worker) thread: decoding events is pure Python that would hold up the event loop."""
+        receipt = self._receipt(tx_hash)
+        return receipt, self._settled_in(receipt) if receipt is not None and receipt["status"] == 1 else {}
+
+    def _receipt(self, tx_hash: str) -> Any:
+        """The receipt of the job's transaction (or of a version of it the sender re-sent with a higher fee)."""
+        return self.sender.receipt(HexBytes(tx_hash))
+
+    def _known(self, tx_hash: str) -> bool:
+        try:
+            with chain_errors(self.w3):
+                self.w3.eth.get_transaction(HexBytes(tx_hash))
+            return True
+        except TransactionNotFound:
+            return False
+
+    async def _revert_reason(self, tx_hash: str) -> str:
+        try:
+            await asyncio.to_thread(self.sender.wait, HexBytes(tx_hash))
+        except (ContractRevert, TransactionFailed) as error:
+            return str(error)
+        return "reverted"
+
+    def _settled_in(self, receipt: Any) -> dict[int, dict[str, int]]:
+        events = self.escrow.contract.events.SessionSettled().process_receipt(receipt, errors=DISCARD)
+        return {e["args"]["sessionId"]: {"cost": e["args"]["cost"], "refund": e["args"]["refund"]} for e in events}
+
+    async def _find_settlement(self, session_id: int) -> dict[str, int] | None:
+        head = await asyncio.to_thread(self.reader.head)
+        events = await asyncio.to_thread(
+            self.reader.fetch, self._from_block(session_id), head, ["SessionSettled"], [indexed_topic(session_id)]
+        )
+        return {"cost": events[0].args["cost"], "refund": events[0].args["refund"]} if events else None
+
+    async def _outcome(self, session_id: int) -> SessionState:
+        """How a Closed session ended, from its final event."""
+        outcome = await asyncio.to_thread(self.reader.outcome, session_id, self._from_block(session_id))
+        return outcome or SessionState.CLOSED
+
+    def _from_block(self, session_id: int) -> int:
+        s = self.store.get_session(session_id)
+        return s.requested_block if s else 0
+
+
+def _signed(job: Job) -> tuple:
+    """The escrow's SignedSettlement of a signed settle job (its records were checked when it was queued)."""
+    begin, end = ocmf.parse(job.args["begin"]), ocmf.parse(job.args["end"])
+    return ocmf.signed_settlement(job.session_id, begin, end, bytes.fromhex(job.args["meter_key"]))

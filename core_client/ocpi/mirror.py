@@ -1,0 +1,146 @@
+"""What the CSMS pushed to our receivers, as we hold it (its GET of our copy reads it back), and which
+EVSEs were imported as which chain stations: one SQLite file next to the Core Client's database.
+
+Objects are kept as their OCPI JSON, keyed by module, owner (country code, party id) and id, all
+compared case-insensitively (CiStrings). One object per write, each write one transaction."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from core_client.ocpi.models.base import ci, parse_datetime
+from core_client.ocpi.models.enums import ModuleID
+from core_client.ocpi.transport import Party
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS ocpi_objects (
+    module TEXT NOT NULL, country_code TEXT NOT NULL, party_id TEXT NOT NULL, id TEXT NOT NULL,
+    last_updated TEXT NOT NULL, body TEXT NOT NULL, seq INTEGER NOT NULL,
+    PRIMARY KEY (module, country_code, party_id, id)
+);
+CREATE TABLE IF NOT EXISTS ocpi_stations (
+    station_id INTEGER PRIMARY KEY, charge_point_id TEXT NOT NULL UNIQUE,
+    country_code TEXT NOT NULL, party_id TEXT NOT NULL, location_id TEXT NOT NULL, evse_uid TEXT NOT NULL,
+    connector_ids TEXT NOT NULL, tariff TEXT NOT NULL,
+    UNIQUE (country_code, party_id, location_id, evse_uid)
+);
+"""
+
+
+@dataclass(frozen=True)
+class ImportedStation:
+    """An EVSE registered as a chain station: connector n on chain is ``connector_ids[n - 1]``."""
+
+    station_id: int
+    charge_point_id: str
+    party: Party
+    location_id: str
+    evse_uid: str
+    connector_ids: list[str]
+    tariff: str  # the OCPI tariff it was converted from (country/party/id)
+
+
+class Mirror:
+    """The OCPI objects the CSMS gave us, and the stations imported from them."""
+
+    def __init__(self, path: Path | str) -> None:
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def get(self, module: ModuleID, party: Party, object_id: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT body FROM ocpi_objects WHERE module=? AND country_code=? AND party_id=? AND id=?",
+            (module.value, *party.key(), ci(object_id)),
+        ).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def put(self, module: ModuleID, party: Party, object_id: str, body: dict[str, Any], last_updated: str) -> bool:
+        """Store (create or replace) an object; True when it is new."""
+        with self._transaction():
+            created = self.get(module, party, object_id) is None
+            self._db.execute(
+                "INSERT INTO ocpi_objects VALUES (?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM ocpi_objects))"
+                " ON CONFLICT (module, country_code, party_id, id) DO UPDATE SET last_updated=excluded.last_updated,"
+                " body=excluded.body",
+                (module.value, *party.key(), ci(object_id), last_updated, json.dumps(body)),
+            )
+        return created
+
+    def add(self, module: ModuleID, party: Party, object_id: str, body: dict[str, Any], last_updated: str) -> bool:
+        """Store a new object only: False (nothing written) when one with this id exists (a CDR is never
+        replaced)."""
+        cursor = self._db.execute(
+            "INSERT INTO ocpi_objects VALUES (?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM ocpi_objects))"
+            " ON CONFLICT DO NOTHING",
+            (module.value, *party.key(), ci(object_id), last_updated, json.dumps(body)),
+        )
+        return cursor.rowcount == 1
+
+    def delete(self, module: ModuleID, party: Party, object_id: str) -> bool:
+        cursor = self._db.execute(
+            "DELETE FROM ocpi_objects WHERE module=? AND country_code=? AND party_id=? AND id=?",
+            (module.value, *party.key(), ci(object_id)),
+        )
+        return cursor.rowcount == 1
+
+    def all(self, module: ModuleID) -> list[dict[str, Any]]:
+        """Every object of ``module``, in the order they were first stored."""
+        rows = self._db.execute("SELECT body FROM ocpi_objects WHERE module=? ORDER BY seq", (module.value,))
+        return [json.loads(body) for (body,) in rows]
+
+    def latest(self, module: ModuleID) -> datetime | None:
+        """The newest ``last_updated`` of ``module``'s objects (where a pull resumes)."""
+        rows = self._db.execute("SELECT last_updated FROM ocpi_objects WHERE module=?", (module.value,))
+        return max((parse_datetime(stamp) for (stamp,) in rows), default=None)
+
+    # ------------------------------------------------------------------------------ imported stations
+
+    def add_station(self, station: ImportedStation) -> None:
+        self._db.execute(
+            "INSERT INTO ocpi_stations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                station.station_id,
+                station.charge_point_id,
+                *station.party.key(),
+                ci(station.location_id),
+                ci(station.evse_uid),
+                json.dumps(station.connector_ids),
+                station.tariff,
+            ),
+        )
+
+    def stations(self) -> list[ImportedStation]:
+        rows = self._db.execute("SELECT * FROM ocpi_stations ORDER BY station_id").fetchall()
+        return [ImportedStation(r[0], r[1], Party(r[2], r[3]), r[4], r[5], json.loads(r[6]), r[7]) for r in rows]
+
+    def station_of(self, party: Party, location_id: str, evse_uid: str) -> ImportedStation | None:
+        return next(
+            (
+                s
+                for s in self.stations()
+                if s.party.key() == party.key() and s.location_id == ci(location_id) and s.evse_uid == ci(evse_uid)
+            ),
+            None,
+        )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")

@@ -1,0 +1,78 @@
+"""The ``[ocpi]`` section of the Core Client's config: the CSMS to connect to as an eMSP, our party, and
+where our OCPI endpoints listen. See ``examples/core-client.toml`` and ``docs/operations.md``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
+
+from core_client.ocpi.models import BusinessDetails, CredentialsRole
+from core_client.ocpi.models.enums import Role
+from core_client.ocpi.transport import VERSION, Party, TokenEncoding
+
+
+def _http_url(value: str) -> str:
+    url = urlsplit(value)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+class OcpiSettings(BaseModel):
+    """``[ocpi]``: the OCPI bridge to the CPO's CSMS (the Core Client as one more eMSP)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    versions_url: str  # the CSMS's OCPI versions endpoint, given with token A
+    token_a: SecretStr | None = None  # the CSMS's registration token (only `core-client ocpi register` uses it)
+    country_code: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")]  # our party (ISO-3166 alpha-2)
+    party_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{3}$")]  # our party id (ISO-15118)
+    business_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    business_website: str | None = None
+    host: str = "127.0.0.1"  # our OCPI endpoints listen here
+    port: int = Field(9004, ge=0, le=65535)
+    public_url: str  # where the CSMS reaches them, e.g. https://emsp.example.com/ocpi (a path is kept)
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "EUR"  # what one chain token is worth
+    token_encoding: TokenEncoding = TokenEncoding.BASE64  # "plain" only for a pre-2.2.1 peer
+    request_timeout_s: float = Field(30, gt=0)  # one request to the CSMS, retries included
+    page_limit: int = Field(100, ge=1, le=1000)  # most objects we return in one page
+    registration_file: Path | None = None  # default: next to the database, <database>.ocpi-registration
+
+    @field_validator("versions_url", "public_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        return _http_url(value)
+
+    @property
+    def party(self) -> Party:
+        return Party(self.country_code.upper(), self.party_id.upper())
+
+    @property
+    def base_path(self) -> str:
+        """The URL path our endpoints are served under (that of ``public_url``)."""
+        return urlsplit(self.public_url).path.rstrip("/")
+
+    def url(self, *segments: str) -> str:
+        """The public URL of one of our endpoints: ``public_url/segment/...``."""
+        return "/".join([self.public_url, *segments])
+
+    @property
+    def versions_endpoint(self) -> str:
+        return self.url("versions")
+
+    @property
+    def details_endpoint(self) -> str:
+        return self.url(VERSION)
+
+    def role(self) -> CredentialsRole:
+        """Our role in the credentials object: an eMSP with our business details."""
+        details = BusinessDetails(name=self.business_name, website=self.business_website)
+        return CredentialsRole(
+            role=Role.EMSP, business_details=details, party_id=self.party.party_id, country_code=self.party.country_code
+        )
+
+    def registration_path(self, database: Path) -> Path:
+        return self.registration_file or database.with_name(database.name + ".ocpi-registration")

@@ -1,0 +1,158 @@
+"""The one place the Core Client depends on the inside of the ``ocpp`` package (written for ocpp 2.1).
+
+``ocpp``'s ``ChargePoint.route_message`` drops frames it cannot parse, answers with OCPP 2.0's error
+names, logs whole payloads, and queues every CALLRESULT/CALLERROR it receives in an unbounded queue
+(read only by the call in flight). :class:`OcppLink` replaces it, and keeps the rest of ``ocpp``:
+
+- every frame is parsed and every CALL validated against ``ocpp``'s own OCPP 1.6 JSON schemas by
+  :mod:`core_client.ocpp.wire`, answering with 1.6's error codes; handlers are therefore declared with
+  :func:`on` (``ocpp``'s ``@on`` without its second, 2.0-coded validation of the same schema);
+- a CALL then goes to ``ocpp``'s ``_handle_call``: the ``@on`` handler answers, the answer is sent,
+  then the ``@after`` handler runs (follow-up calls go there, never before the answer);
+- a CALLRESULT/CALLERROR is passed on only if its id is that of a call of ours in flight; any other
+  is dropped (and the first few per connection logged), so nothing piles up;
+- exceptions a handler raises that are listed in :attr:`OcppLink.error_codes` become the CALLERROR
+  named there; ``ocpp``'s own logs of frames and errors are cut to :data:`EXCERPT` characters.
+
+:data:`RELIED_ON` names what this needs of ``ocpp``'s private side; :func:`problems` checks it (a
+test runs it, and so does every new link), so a new ``ocpp`` version that changes it fails loudly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import sys
+import uuid
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from ocpp.exceptions import OCPPError
+from ocpp.messages import Call
+from ocpp.routing import on as ocpp_on
+from ocpp.v16 import ChargePoint
+
+from core_client.errors import CoreClientError
+from core_client.ocpp.wire import FrameError, check_action, parse_frame, validate_call, wire_text
+
+log = logging.getLogger("core_client.ocpp")
+EXCERPT = 300  # characters of a frame or payload that go into a log line
+DROPS_LOGGED = 5  # unsolicited results logged per connection (all are counted)
+#: ``ocpp`` internals used here: ChargePoint methods, instance attributes, and parameters of call().
+RELIED_ON = {
+    "methods": ("_handle_call", "_send", "call", "start"),
+    "attributes": ("_response_queue", "_response_timeout", "_connection", "_ocpp_version", "route_map", "logger"),
+    "call parameters": ("payload", "suppress", "unique_id"),
+}
+
+
+class OcppIncompatible(CoreClientError):
+    """The installed ``ocpp`` package no longer has what :class:`OcppLink` relies on."""
+
+
+def problems(link: ChargePoint | None = None) -> list[str]:
+    """What of :data:`RELIED_ON` is missing in the installed ``ocpp`` (empty: all there)."""
+    found = []
+    for name in RELIED_ON["methods"]:
+        if not callable(getattr(ChargePoint, name, None)):
+            found.append(f"ChargePoint.{name}() is gone")
+    handle_call = getattr(ChargePoint, "_handle_call", None)
+    if callable(handle_call) and list(inspect.signature(handle_call).parameters) != ["self", "msg"]:
+        found.append("ChargePoint._handle_call(self, msg) changed its signature")
+    if callable(getattr(ChargePoint, "call", None)):
+        parameters = inspect.signature(ChargePoint.call).parameters
+        found += [f"ChargePoint.call() has no '{p}'" for p in RELIED_ON["call parameters"] if p not in parameters]
+    if link is not None:
+        found += [f"ChargePoint().{a} is gone" for a in RELIED_ON["attributes"] if not hasattr(link, a)]
+        if not isinstance(getattr(link, "_response_queue", None), asyncio.Queue):
+            found.append("ChargePoint()._response_queue is not an asyncio.Queue")
+    return found
+
+
+def on(action: Any) -> Callable:
+    """``ocpp``'s ``@on(action)`` for a link whose CALLs :class:`OcppLink` has validated already."""
+    return ocpp_on(action, skip_schema_validation=True)
+
+
+def excerpt(value: Any) -> str:
+    """A value as it may appear in a log line: escaped (see :func:`~core_client.ocpp.wire.wire_text`), at most :data:`EXCERPT` characters."""
+    return wire_text(value if isinstance(value, str) else repr(value), EXCERPT)
+
+
+class _Excerpts(logging.LoggerAdapter):
+    """The logger handed to ``ocpp``: its frame and error logs name at most an excerpt of a payload."""
+
+    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("exc_info") and isinstance(sys.exc_info()[1], OCPPError):
+            level, kwargs["exc_info"] = logging.WARNING, False  # answered with its CALLERROR: no traceback
+        if self.isEnabledFor(level):
+            self.logger.log(level, msg, *(excerpt(a) for a in args), **kwargs)
+
+
+class OcppLink(ChargePoint):
+    """One OCPP 1.6J connection with 1.6 error codes, answers before follow-ups, bounded results."""
+
+    #: Exceptions of handlers that are the charge point's fault -> the OCPP error answering them.
+    error_codes: ClassVar[dict[type[Exception], type[OCPPError]]] = {}
+
+    def __init__(self, cp_id: str, connection: Any, response_timeout: float, wire_log: logging.Logger) -> None:
+        super().__init__(cp_id, connection, response_timeout=response_timeout, logger=_Excerpts(wire_log, {}))
+        missing = problems(self)
+        if missing:
+            raise OcppIncompatible(f"the installed ocpp package does not fit core_client: {'; '.join(missing)}")
+        self._handled = {action for action, hooks in self.route_map.items() if "_on_action" in hooks}
+        for hooks in self.route_map.values():
+            if "_on_action" in hooks:
+                hooks["_on_action"] = self._mapping_errors(hooks["_on_action"])
+        self._in_flight: set[str] = set()
+        self.dropped_results = 0
+
+    async def route_message(self, raw_msg: str | bytes) -> None:
+        """Route one frame; errors get 1.6's CALLERROR instead of being dropped or crashing the link."""
+        try:
+            msg = parse_frame(raw_msg)
+            if isinstance(msg, Call):
+                check_action(msg, self._handled)
+                validate_call(msg)
+        except FrameError as error:
+            log.warning("%s: %s (frame %s)", self.id, error, excerpt(raw_msg))
+            if error.reply:
+                await self._send(error.call_error())
+            return
+        if not isinstance(msg, Call):
+            if msg.unique_id in self._in_flight:
+                self._response_queue.put_nowait(msg)
+                return
+            self.dropped_results += 1
+            if self.dropped_results <= DROPS_LOGGED:
+                log.warning("%s: result for no call in flight dropped (id %s)", self.id, excerpt(msg.unique_id))
+            return
+        try:
+            await self._handle_call(msg)
+        except OCPPError as error:
+            await self._send(msg.create_call_error(error).to_json())
+
+    async def call(self, payload: Any, suppress: bool = True, unique_id: str | None = None, **kwargs: Any) -> Any:
+        """``ocpp``'s call(), with its id registered as in flight while it waits for the answer."""
+        unique_id = unique_id or str(uuid.uuid4())
+        self._in_flight.add(unique_id)
+        try:
+            return await super().call(payload, suppress=suppress, unique_id=unique_id, **kwargs)
+        finally:
+            self._in_flight.discard(unique_id)
+
+    def _mapping_errors(self, handler: Callable) -> Callable:
+        codes = self.error_codes
+
+        @functools.wraps(handler)
+        def answering(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return handler(*args, **kwargs)
+            except tuple(codes) as error:
+                code = next(c for e, c in codes.items() if isinstance(error, e))
+                log.warning("%s: %s", self.id, excerpt(str(error)))
+                raise code(description=str(error)) from None
+
+        return answering

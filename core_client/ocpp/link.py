@@ -1,0 +1,248 @@
+"""One charge point's OCPP 1.6J connection, central-system side: OCPP in and out, nothing else.
+
+One short ``@on`` handler per action hands its input to the sessions (:class:`Sessions`, implemented
+by :class:`core_client.sessions.service.SessionService`) and answers with what they decide, at once: they never
+wait for the chain. Calls that must follow an answer (the RemoteStop of a refused transaction) are
+queued with :meth:`StationLink.after_reply` and sent by the ``@after`` handler, once the answer is out.
+Framing, validation with 1.6's error codes and unsolicited results: :mod:`core_client.ocpp.adapter`.
+Methods for the calls the central system starts (RemoteStart/Stop, Reset, ChangeAvailability,
+TriggerMessage) raise :class:`CommandFailed` when the charge point answers with a CALLERROR, times
+out or is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, Protocol
+
+from ocpp.exceptions import OCPPError, PropertyConstraintViolationError
+from ocpp.exceptions import ValidationError as OCPPValidationError
+from ocpp.routing import after
+from ocpp.v16 import call, call_result, datatypes
+from ocpp.v16.enums import Action, DataTransferStatus
+from websockets.exceptions import ConnectionClosed
+
+from core_client.errors import CoreClientError
+from core_client.ocpp.adapter import OcppLink, on
+from core_client.ocpp.wire import signed_meter_data, utc_now, wire_text
+from core_client.sessions.actions import OutOfRange
+from ev_network.errors import EVNetworkError
+
+log = logging.getLogger("core_client.ocpp")
+wire_log = logging.getLogger("core_client.ocpp.wire")
+
+
+class CommandFailed(CoreClientError):
+    """A central-system call got no usable answer (CALLERROR, timeout, connection lost)."""
+
+
+class Sessions(Protocol):
+    """What a link hands its charge point's messages to (:class:`core_client.sessions.service.SessionService`)."""
+
+    def on_boot(self, link: StationLink, vendor: str, model: str) -> tuple[str, int]: ...
+    def on_status(self, link: StationLink, connector: int, status: str, error_code: str) -> None: ...
+    def authorize(self, link: StationLink, id_tag: str) -> str: ...
+    def start_transaction(
+        self, link: StationLink, connector: int, id_tag: str, meter_start: int
+    ) -> tuple[int, str]: ...
+    def meter_values(self, link: StationLink, connector: int, transaction_id: int | None, values: list) -> None: ...
+    def stop_transaction(
+        self, link: StationLink, transaction_id: int, meter_stop: int, reason: str | None, transaction_data: list | None
+    ) -> str: ...
+
+
+class Recorder(Protocol):
+    """Where a link reports every OCPP transaction (:class:`core_client.records.log.TransactionLog`)."""
+
+    def record_start(
+        self, charge_point_id: str, connector: int, transaction_id: int, id_tag: str, meter_start: int, timestamp: str
+    ) -> None: ...
+    def record_stop(
+        self,
+        transaction_id: int,
+        meter_stop: int,
+        reason: str | None,
+        timestamp: str,
+        signed_meter_data: str | None = None,
+        charge_point_id: str | None = None,
+    ) -> Any: ...
+
+
+class StationLink(OcppLink):
+    """The central system's side of one connected charge point."""
+
+    error_codes: ClassVar[dict[type[Exception], type[OCPPError]]] = {OutOfRange: PropertyConstraintViolationError}
+
+    def __init__(
+        self,
+        cp_id: str,
+        connection: Any,
+        service: Sessions,
+        response_timeout: float = 20,
+        records: Recorder | None = None,
+    ) -> None:
+        super().__init__(cp_id, connection, response_timeout, wire_log)
+        self.service = service
+        self.records = records
+        #: Proxy mode (core_client.proxy.relay): transactions that are not chain sessions are the CSMS's (never
+        #: stopped here), and the id of the StartTransaction being handled was decided upstream.
+        self.proxied = False
+        self.transaction_id: int | None = None
+        self.station_id: int | None = None
+        self.connectors = 0
+        self.boot_accepted = False
+        self.lookup_failed = False
+        self._after_reply: list[Callable[[], Awaitable[Any]]] = []
+        self._tasks: set[asyncio.Task] = set()
+
+    @property
+    def online(self) -> bool:
+        """Booted and registered on chain for this operator: sessions may be started here."""
+        return self.station_id is not None and self.boot_accepted
+
+    def after_reply(self, send: Callable[[], Awaitable[Any]]) -> None:
+        """Send ``send()`` once the answer to the message being handled is out (see ``@after``)."""
+        self._after_reply.append(send)
+
+    def _send_after_reply(self, **_: Any) -> None:
+        sends, self._after_reply = self._after_reply, []
+        for send in sends:
+            task = asyncio.get_running_loop().create_task(send())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------- charge point -> central system
+
+    @on(Action.boot_notification)
+    def on_boot_notification(self, charge_point_vendor: str, charge_point_model: str, **_: Any):
+        status, interval = self.service.on_boot(self, charge_point_vendor, charge_point_model)
+        return call_result.BootNotification(current_time=utc_now(), interval=interval, status=status)
+
+    @after(Action.boot_notification)
+    def after_boot_notification(self, **_: Any) -> None:
+        self._send_after_reply()
+
+    @on(Action.heartbeat)
+    def on_heartbeat(self, **_: Any):
+        return call_result.Heartbeat(current_time=utc_now())
+
+    @on(Action.status_notification)
+    def on_status_notification(self, connector_id: int, error_code: str, status: str, **_: Any):
+        self.service.on_status(self, connector_id, status, error_code)
+        return call_result.StatusNotification()
+
+    @on(Action.authorize)
+    def on_authorize(self, id_tag: str, **_: Any):
+        return call_result.Authorize(id_tag_info=datatypes.IdTagInfo(status=self.service.authorize(self, id_tag)))
+
+    @on(Action.start_transaction)
+    def on_start_transaction(self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **_: Any):
+        tx_id, status = self.service.start_transaction(self, connector_id, id_tag, meter_start)
+        if self.records is not None:  # every transaction, paid on chain or not, where its id is decided
+            self._record(self.records.record_start, self.id, connector_id, tx_id, id_tag, meter_start, timestamp)
+        return call_result.StartTransaction(transaction_id=tx_id, id_tag_info=datatypes.IdTagInfo(status=status))
+
+    @after(Action.start_transaction)
+    def after_start_transaction(self, **_: Any) -> None:
+        self._send_after_reply()
+
+    @on(Action.meter_values)
+    def on_meter_values(self, connector_id: int, meter_value: list, transaction_id: int | None = None, **_: Any):
+        self.service.meter_values(self, connector_id, transaction_id, meter_value)
+        return call_result.MeterValues()
+
+    @on(Action.stop_transaction)
+    def on_stop_transaction(
+        self,
+        transaction_id: int,
+        meter_stop: int,
+        timestamp: str,
+        reason: str | None = None,
+        id_tag: str | None = None,
+        transaction_data: list | None = None,
+        **_: Any,
+    ):
+        status = self.service.stop_transaction(self, transaction_id, meter_stop, reason, transaction_data)
+        info = datatypes.IdTagInfo(status=status) if id_tag is not None else None
+        return call_result.StopTransaction(id_tag_info=info)
+
+    @after(Action.stop_transaction)
+    def after_stop_transaction(
+        self,
+        transaction_id: int,
+        meter_stop: int,
+        timestamp: str,
+        reason: str | None = None,
+        transaction_data: list | None = None,
+        **_: Any,
+    ) -> None:
+        if self.records is not None:
+            data = signed_meter_data(transaction_data)
+            self._record(self.records.record_stop, transaction_id, meter_stop, reason, timestamp, data, self.id)
+
+    def _record(self, write: Callable[..., Any], *args: Any) -> None:
+        """A write to the transaction record; values it cannot hold are logged, the answer goes out anyway."""
+        try:
+            write(*args)
+        except EVNetworkError as error:  # RecordError: a value a record cannot hold
+            log.warning("%s: transaction not recorded: %s", self.id, wire_text(str(error)))
+
+    @on(Action.data_transfer)
+    def on_data_transfer(self, vendor_id: str, message_id: str | None = None, **_: Any):
+        log.info(
+            "%s: DataTransfer from vendor %s (message %s): unknown vendor",
+            self.id,
+            wire_text(vendor_id),
+            wire_text(message_id),
+        )
+        return call_result.DataTransfer(status=DataTransferStatus.unknown_vendor_id)
+
+    @on(Action.diagnostics_status_notification)
+    def on_diagnostics_status(self, status: str, **_: Any):
+        log.info("%s: diagnostics upload %s", self.id, status)
+        return call_result.DiagnosticsStatusNotification()
+
+    @on(Action.firmware_status_notification)
+    def on_firmware_status(self, status: str, **_: Any):
+        log.info("%s: firmware update %s", self.id, status)
+        return call_result.FirmwareStatusNotification()
+
+    # ------------------------------------------------- central system -> charge point
+
+    async def remote_start(self, connector: int, id_tag: str) -> str:
+        """RemoteStartTransaction; returns the status (Accepted or Rejected)."""
+        return (await self._command(call.RemoteStartTransaction(id_tag=id_tag, connector_id=connector))).status
+
+    async def remote_stop(self, transaction_id: int) -> str:
+        """RemoteStopTransaction; returns the status (Accepted or Rejected)."""
+        return (await self._command(call.RemoteStopTransaction(transaction_id=transaction_id))).status
+
+    async def reset(self, type: str) -> str:
+        """Reset (Soft or Hard)."""
+        return (await self._command(call.Reset(type=type))).status
+
+    async def change_availability(self, connector: int, type: str) -> str:
+        """ChangeAvailability (Operative or Inoperative; connector 0 is the whole charge point)."""
+        return (await self._command(call.ChangeAvailability(connector_id=connector, type=type))).status
+
+    async def trigger_message(self, requested_message: str, connector: int | None = None) -> str:
+        """TriggerMessage (BootNotification, Heartbeat, StatusNotification, MeterValues, ...)."""
+        payload = call.TriggerMessage(requested_message=requested_message, connector_id=connector)
+        return (await self._command(payload)).status
+
+    async def _command(self, payload: Any) -> Any:
+        name = type(payload).__name__
+        try:
+            return await self.call(payload, suppress=False)
+        except OCPPError as error:
+            raise CommandFailed(
+                f"{self.id}: {name} answered with CALLERROR {error.code}: {error.description}"
+            ) from None
+        except asyncio.TimeoutError:
+            raise CommandFailed(f"{self.id}: no answer to {name} within {self._response_timeout}s") from None
+        except ConnectionClosed:
+            raise CommandFailed(f"{self.id}: connection closed before {name} was answered") from None
+        except OCPPValidationError as error:
+            raise CommandFailed(f"{self.id}: invalid {name}: {error}") from None

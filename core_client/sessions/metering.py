@@ -1,0 +1,59 @@
+"""The signed meter rule: sessions at a station whose meter key is registered on chain. Pure: no I/O.
+
+The service hands in the station's key (read from the chain and cached). At such a station the
+session's idTag is :func:`ev_network.ocmf.session_id_tag` (the meter signs it as ID), and
+StopTransaction settles exactly the signed energy: the Begin record (MeterValues, context
+``Transaction.Begin``) and the End record (StopTransaction's ``transactionData``, ``Transaction.End``)
+are checked as the escrow will check them (:func:`ev_network.ocmf.signed_settlement`) before
+``settle`` is queued. Records that fail hold the session (no transaction, no gas spent: "no proof, no
+pay"; the driver's reclaim refunds the whole deposit) and flag the charge point (:class:`MeterProblem`,
+listed in /health).
+"""
+
+from __future__ import annotations
+
+from ocpp.v16.enums import AuthorizationStatus
+
+from core_client.sessions.actions import Decision, MeterProblem, QueueJob, SaveSession, decide, info, warning
+from core_client.sessions.jobs import JobKind
+from core_client.sessions.machine import Event, SessionRecord
+from ev_network import ocmf
+from ev_network.session_ids import hex_session_id
+
+BEGIN, END = "Transaction.Begin", "Transaction.End"  # the contexts of signed records
+ACCEPTED = AuthorizationStatus.accepted
+
+
+def id_tag(s: SessionRecord, signed: bool) -> str:
+    """The idTag naming ``s`` at its charge point: the one its meter signs at a station with a meter key."""
+    return ocmf.session_id_tag(s.session_id) if signed else s.id_tag
+
+
+def signed_stop(
+    s: SessionRecord, reason: str | None, now: float, meter_key: bytes, records: dict[str, str]
+) -> Decision:
+    """StopTransaction at a station with a meter key: settle the signed energy, or hold the session."""
+    begin, end = records.get(BEGIN), records.get(END)
+    try:
+        if begin is None or end is None:
+            raise ocmf.OCMFError(f"no signed {'Transaction.Begin' if begin is None else 'Transaction.End'} record")
+        settlement = ocmf.signed_settlement(s.session_id, ocmf.parse(begin), ocmf.parse(end), meter_key)
+    except ocmf.OCMFError as error:
+        problem = f"meter records refused: {error}"
+        held = s.apply(Event.STOP_HELD, stop_reason=reason, stopped_at=now, last_error=problem)
+        return decide(
+            ACCEPTED,
+            SaveSession(held),
+            MeterProblem(s.charge_point_id, str(error)),
+            warning(f"session {hex_session_id(s.session_id)}: HELD, not settled ({s.charge_point_id}): {problem}"),
+        )
+    first = ocmf.parse(begin).reading(ocmf.Reason.BEGIN).wh
+    stopped = s.apply(
+        Event.STOP_TRANSACTION, meter_start=first, meter_stop=settlement[1], stop_reason=reason, stopped_at=now
+    )
+    args = {"meter_stop": settlement[1], "begin": begin, "end": end, "meter_key": meter_key.hex()}
+    note = info(
+        f"session {hex_session_id(s.session_id)}: StopTransaction ({reason or 'no reason'}), signed {first}..{settlement[1]} Wh verified, "
+        f"{stopped.energy_wh} Wh; signed settle queued"
+    )
+    return decide(ACCEPTED, SaveSession(stopped), QueueJob(JobKind.SETTLE, s.session_id, args), note)

@@ -1,0 +1,193 @@
+"""The reconcile loop: the calls to charge points that sessions wait for.
+
+One pass (:meth:`Reconciler.reconcile`) reads from the store the sessions that wait for something
+from us and asks :mod:`core_client.sessions.decisions` what to do about each:
+
+- REQUESTED: RemoteStart, or reject (station offline after the reconnect grace, connector busy, not
+  Requested on chain);
+- REMOTE_START_SENT: the RemoteStart again if it was not sent over the charge point's current
+  connection (a restart between recording it and sending it, or a reconnect): the same idTag, so a
+  charge point that had started answers with the same transaction; else the start timeout;
+- STARTING/CHARGING with a stop wanted (driver, budget): RemoteStop, retried until it is answered.
+
+The loop runs on a wake-up (new session, stop wanted, boot) or every half second, and writes the
+live meter readings of the session service on each pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
+
+from ocpp.v16.enums import RemoteStartStopStatus
+
+from core_client.config import Settings
+from core_client.ocpp.link import CommandFailed, StationLink
+from core_client.sessions import decisions
+from core_client.sessions.actions import Decision, SendRemoteStart
+from core_client.sessions.machine import SessionRecord, State
+from core_client.storage.store import Store
+from ev_network.contracts import SessionState
+from ev_network.session_ids import hex_session_id
+
+log = logging.getLogger("core_client.sessions")
+ChainStateLookup = Callable[[int], Awaitable[SessionState | None]]
+
+
+class Service(Protocol):
+    """What the loop needs of :class:`core_client.sessions.service.SessionService`."""
+
+    settings: Settings
+    store: Store
+    links: dict[str, StationLink]
+
+    def apply(self, decision: Decision) -> Decision: ...
+    def session(self, session_id: int) -> SessionRecord | None: ...
+    def online(self, cp_id: str) -> bool: ...
+    def connector_busy(self, s: SessionRecord) -> bool: ...
+    def flush(self) -> None: ...
+    async def meter_key(self, station_id: int, refresh: bool = False) -> bytes | None: ...
+
+
+class Reconciler:
+    """Drives RemoteStart, RemoteStop and start timeouts for one session service."""
+
+    def __init__(self, service: Service, chain_state: ChainStateLookup | None = None) -> None:
+        self.service, self.chain_state = service, chain_state
+        self.settings, self.store = service.settings, service.store
+        self.started = time.time()
+        self._wake = asyncio.Event()
+        self._inflight: set[int] = set()
+        self._retry_at: dict[int, float] = {}
+        self._sent_over: dict[int, StationLink] = {}  # session -> the connection its RemoteStart went out on
+        self._tasks: set[asyncio.Task] = set()
+        self._stopping = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Reconcile until :meth:`close`."""
+        while not self._stopping:
+            try:
+                self.reconcile()
+                self.service.flush()
+            except Exception:
+                log.exception("reconcile failed; retrying")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=0.5)
+            self._wake.clear()
+
+    def reconcile(self) -> None:
+        """One pass over the sessions that wait for something from us."""
+        now = time.time()
+        for s in self.store.sessions_in({State.REQUESTED}):
+            if self._free(s.session_id, now):
+                self._run(s.session_id, self._start(s))
+        in_grace = now - self.started < self.settings.reconnect_grace_s
+        waiting = self.store.sessions_in({State.REMOTE_START_SENT})
+        self._sent_over = {
+            s.session_id: self._sent_over[s.session_id] for s in waiting if s.session_id in self._sent_over
+        }
+        for s in waiting:
+            link = self.service.links.get(s.charge_point_id)
+            if s.session_id in self._inflight:
+                continue
+            if link is not None and link.online and self._sent_over.get(s.session_id) is not link:
+                self._run(s.session_id, self._start(s, again=True))
+            elif (s.session_id in self._sent_over or not in_grace) and (
+                timed_out := decisions.start_timed_out(s, now, self.settings.start_timeout_s)
+            ) is not None:
+                self.service.apply(timed_out)
+        for s in self.store.sessions_in({State.STARTING, State.CHARGING}, stop_wanted=True):
+            if self.service.online(s.charge_point_id) and self._free(s.session_id, now):
+                self._run(s.session_id, self._stop(s))
+
+    async def _start(self, s: SessionRecord, again: bool = False) -> None:
+        """RemoteStart for a new session (or again, see the module), or reject it."""
+        link = self.service.links.get(s.charge_point_id)
+        key = await self.service.meter_key(s.station_id)
+        if key is None:  # the chain cannot say yet which idTag the station's meter signs: wait
+            self._retry_at[s.session_id] = time.time() + 1
+            return
+        if again and link is not None:
+            decision = decisions.remote_start(s.update(remote_start_at=time.time()), again=True, signed=bool(key))
+        else:
+            online = link is not None and link.online
+            in_grace = time.time() - self.started < self.settings.reconnect_grace_s
+            busy = online and self.service.connector_busy(s)
+            state = await self.chain_state(s.session_id) if online and not busy and self.chain_state else None
+            current = self.service.session(s.session_id)
+            if current is None or current.state is not State.REQUESTED:
+                return
+            decision = decisions.dispatch(current, online, in_grace, busy, state, time.time(), signed=bool(key))
+            if decision is None:
+                self._retry_at[s.session_id] = time.time() + 1
+                return
+        self.service.apply(decision)
+        send = next((a for a in decision.actions if isinstance(a, SendRemoteStart)), None)
+        if send is None or link is None:
+            return
+        self._sent_over[s.session_id] = link
+        try:
+            status = await link.remote_start(send.connector, send.id_tag)
+        except CommandFailed as error:
+            log.warning(
+                "session %s: RemoteStart got no answer (%s); waiting for the start timeout",
+                hex_session_id(s.session_id),
+                error,
+            )
+            return
+        current = self.service.session(s.session_id)
+        if current is not None:
+            accepted = status == RemoteStartStopStatus.accepted
+            self.service.apply(decisions.remote_start_answered(current, accepted, again, time.time()))
+
+    async def _stop(self, s: SessionRecord) -> None:
+        link = self.service.links.get(s.charge_point_id)
+        current = self.service.session(s.session_id)
+        if link is None or current is None:
+            return
+        self.service.apply(decisions.remote_stop(current))
+        try:
+            status = await link.remote_stop(current.transaction_id or 0)
+        except CommandFailed as error:
+            log.warning("session %s: RemoteStop failed (%s); retrying", hex_session_id(s.session_id), error)
+            self._retry_at[s.session_id] = time.time() + 5
+            return
+        current = self.service.session(s.session_id)
+        if current is not None:
+            self.service.apply(decisions.remote_stop_answered(current, status == RemoteStartStopStatus.accepted))
+
+    # ------------------------------------------------------------------ tasks
+
+    def _free(self, session_id: int, now: float) -> bool:
+        return session_id not in self._inflight and self._retry_at.get(session_id, 0) <= now
+
+    def _run(self, session_id: int, coroutine: Coroutine[Any, Any, None]) -> None:
+        self._inflight.add(session_id)
+        task = self.spawn(coroutine)
+        task.add_done_callback(lambda _: self._inflight.discard(session_id))
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("session task failed", exc_info=task.exception())
+
+    async def close(self) -> None:
+        """Stop the loop and the tasks talking to charge points."""
+        self._stopping = True
+        self._wake.set()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,407 @@
+"""The session service: feeds inputs to the session decisions and applies what they decide.
+
+Inputs come from the station links (OCPP messages, :class:`core_client.ocpp.link.Sessions`), the
+event watcher (escrow events) and the chain worker (jobs mined or failed). For each, the service
+reads the session(s) concerned, asks :mod:`core_client.sessions.decisions` (pure) what to do, and applies the
+:class:`~core_client.sessions.decisions.Decision` (:meth:`SessionService.apply`): session changes and chain jobs
+in one SQLite transaction, then logs, then a wake-up of the chain worker. Calls to charge points
+(RemoteStart, RemoteStop, start timeouts) are driven by the reconcile loop
+(:class:`core_client.sessions.reconcile.Reconciler`), which reads its to-do list from the store and so picks up
+where it left off after a restart.
+
+Live meter readings and connector statuses are kept in memory and written in batches
+(:mod:`core_client.sessions.readings`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from core_client.config import Settings
+from core_client.ocpp.link import CommandFailed, StationLink
+from core_client.ocpp.wire import energy_register_wh
+from core_client.sessions import decisions, metering
+from core_client.sessions.actions import Decision, Log, MeterProblem, QueueJob, SaveSession, SendRemoteStop, check_range
+from core_client.sessions.decisions import INT32
+from core_client.sessions.jobs import Job, JobKind, JobStatus
+from core_client.sessions.machine import (
+    HOLDS_CONNECTOR,
+    RUNNING,
+    SessionRecord,
+    id_tag_for,
+    is_network_tag,
+    tag_of_id_tag,
+)
+from core_client.sessions.readings import Live
+from core_client.sessions.reconcile import Reconciler
+from core_client.storage.store import Store
+from ev_network import ocmf
+from ev_network.contracts import SessionState
+from ev_network.errors import ChainUnavailable
+from ev_network.pricing import Tariff
+from ev_network.session_ids import hex_session_id
+
+log = logging.getLogger("core_client.sessions")
+OWNER_CACHE_MAX = 50_000  # transactions whose owner is kept in memory (one per running session)
+INT64 = 2**63  # what SQLite's INTEGER holds
+ChainStateLookup = Callable[[int], Awaitable[SessionState | None]]
+StationLookup = Callable[[str], Awaitable[tuple[int, int] | None]]
+MeterKeyLookup = Callable[[int], Awaitable[bytes]]
+
+
+class SessionService:
+    """Session logic of one Core Client (one operator), and its registry of connected charge points."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        chain_state: ChainStateLookup | None = None,
+        station_lookup: StationLookup | None = None,
+        meter_key_lookup: MeterKeyLookup | None = None,
+    ) -> None:
+        self.settings, self.store, self.station_lookup = settings, store, station_lookup
+        self.meter_key_lookup = meter_key_lookup
+        self.meter_keys: dict[int, bytes] = {}  # station id -> its meter key on chain (b"": none)
+        self.meter_problems: dict[str, dict] = {}  # charge point id -> its last refused record (/health)
+        self.links: dict[str, StationLink] = {}
+        self.on_job_queued: Callable[[], None] = lambda: None
+        self.reconciler = Reconciler(self, chain_state)
+        self.live = Live(store)
+        # transaction id -> (charge point id, session id): fixed once the transaction exists, and
+        # read on every MeterValues, so kept in memory
+        self._transaction_owner: dict[int, tuple[str, int | None]] = {}
+
+    # -------------------------------------------------------------- applying
+
+    def apply(self, decision: Decision, answering: StationLink | None = None) -> Decision:
+        """Write the decision's sessions and jobs (one transaction), log, wake the chain worker, and
+        send a RemoteStop of a refused transaction (after the answer, if it answers ``answering``).
+        RemoteStart and the RemoteStop of a session are the reconcile loop's (it awaits their answers)."""
+        saves = [a.record for a in decision.actions if isinstance(a, SaveSession)]
+        jobs = [a for a in decision.actions if isinstance(a, QueueJob)]
+        if saves or jobs:
+            with self.store.transaction():
+                for record in saves:
+                    self.store.save_session(record)
+                    self.store.on_commit(lambda record=record: self.live.saved(record))
+                for job in jobs:
+                    self.store.enqueue(job.kind, job.session_id, job.args)
+        for action in decision.actions:
+            if isinstance(action, Log):
+                log.log(action.level, action.message)
+            elif isinstance(action, MeterProblem):
+                self.meter_problems[action.charge_point_id] = {"error": action.error, "at": time.time()}
+            elif isinstance(action, SendRemoteStop) and action.session_id is None:
+                link = self.links.get(action.charge_point_id)
+                if link is not None:
+                    send = lambda link=link, tx=action.transaction_id: self._stop_foreign(link, tx)  # noqa: E731
+                    link.after_reply(send) if link is answering else self.reconciler.spawn(send())
+        if jobs:
+            self.on_job_queued()
+        return decision
+
+    def session(self, session_id: int) -> SessionRecord | None:
+        """The session as it is now (with its latest meter reading)."""
+        return self.live.session(session_id)
+
+    def flush(self) -> None:
+        """Write the live meter readings and connector statuses to SQLite."""
+        self.live.flush()
+
+    async def _stop_foreign(self, link: StationLink, transaction_id: int) -> None:
+        """Stop a transaction we refused or cannot bill (in case the charge point does not stop by itself)."""
+        with contextlib.suppress(CommandFailed):
+            await link.remote_stop(transaction_id)
+
+    # ----------------------------------------------------------------- links
+
+    def attach(self, link: StationLink) -> StationLink | None:
+        """Register a connected charge point; returns the link it replaces, if any."""
+        old = self.links.get(link.id)
+        self.links[link.id] = link
+        station = self.station_of(link.id)
+        if station is not None:
+            link.station_id, link.connectors = station
+        return old if old is not link else None
+
+    async def resolve(self, link: StationLink) -> None:
+        """Look a charge point up on chain if it is not one of our known stations yet.
+        (Stations registered while the daemon runs are also picked up by the event watcher.)"""
+        known = self.station_of(link.id)
+        if known is not None:
+            await self.meter_key(known[0], refresh=True)
+        if known is not None or self.station_lookup is None:
+            return
+        try:
+            found = await asyncio.wait_for(self.station_lookup(link.id), self.settings.rpc_timeout_s + 1)
+        except (ChainUnavailable, asyncio.TimeoutError) as error:
+            log.warning("%s: cannot check its registration, chain unreachable (%s)", link.id, error)
+            link.lookup_failed = True
+            return
+        except Exception:
+            log.exception("%s: station lookup failed", link.id)
+            link.lookup_failed = True
+            return
+        link.lookup_failed = False
+        if found is not None:
+            self.store.add_station(found[0], link.id, found[1])
+            link.station_id, link.connectors = found
+            await self.meter_key(found[0], refresh=True)
+
+    async def meter_key(self, station_id: int, refresh: bool = False) -> bytes | None:
+        """The station's meter key as registered on chain (b"": none, the plain path), read on connect and
+        cached; None while the chain cannot say."""
+        if (refresh or station_id not in self.meter_keys) and self.meter_key_lookup is not None:
+            try:
+                key = await asyncio.wait_for(self.meter_key_lookup(station_id), self.settings.rpc_timeout_s + 1)
+            except (ChainUnavailable, asyncio.TimeoutError) as error:
+                log.warning("station %d: cannot read its meter key, chain unreachable (%s)", station_id, error)
+            else:
+                if key != self.meter_keys.get(station_id, key):
+                    log.warning("station %d: meter key changed on chain", station_id)
+                self.meter_keys[station_id] = key
+        return self.meter_keys.get(station_id, None if self.meter_key_lookup else b"")
+
+    def detach(self, link: StationLink) -> None:
+        if self.links.get(link.id) is link:
+            del self.links[link.id]
+            log.info("%s: disconnected", link.id)
+
+    def station_of(self, cp_id: str) -> tuple[int, int] | None:
+        """(station id, connectors) of one of our stations, by charge point id."""
+        return self.store.station_of(cp_id)
+
+    def online(self, cp_id: str) -> bool:
+        link = self.links.get(cp_id)
+        return link is not None and link.online
+
+    # ------------------------------------------------------ charge point inputs
+
+    def on_boot(self, link: StationLink, vendor: str, model: str) -> tuple[str, int]:
+        station = self.station_of(link.id)
+        decision = self.apply(
+            decisions.boot(
+                link.id, f"{vendor} {model}", station, link.lookup_failed, self.settings.heartbeat_interval_s
+            )
+        )
+        if station is not None:  # sessions may start here once the answer is out
+            link.station_id, link.connectors = station
+            link.after_reply(lambda: self._accepted(link))
+        elif link.lookup_failed:
+            self.reconciler.spawn(self.resolve(link))
+        return decision.reply
+
+    async def _accepted(self, link: StationLink) -> None:
+        link.boot_accepted = True
+        self.reconciler.wake()
+
+    def on_status(self, link: StationLink, connector: int, status: str, error_code: str) -> None:
+        check_range("connectorId", connector, INT32)
+        self.live.status(link.id, connector, status, error_code)
+
+    def authorize(self, link: StationLink, id_tag: str) -> str:
+        return decisions.authorize(self._session_of_tag(id_tag, link.id), link.id)
+
+    def start_transaction(self, link: StationLink, connector: int, id_tag: str, meter_start: int) -> tuple[int, str]:
+        """Hand out a transaction id; for the session named by the tag, queue ``start`` on chain."""
+        check_range("connectorId", connector, INT32)
+        check_range("meterStart", meter_start, INT64, -INT64)  # any value SQLite holds
+        s = self._session_of_tag(id_tag, link.id)
+        repeated = decisions.repeated_start(s, link.id, connector)
+        if repeated is not None:
+            return self.apply(repeated).reply
+        why = decisions.start_refusal(s, link.id, connector, meter_start) if meter_start >= 0 else "negative meterStart"
+        with self.store.transaction():
+            owner = s.session_id if s is not None and why is None else None
+            tx_id = self.store.new_transaction(link.id, connector, id_tag, owner, meter_start, link.transaction_id)
+            if s is None and link.proxied and not is_network_tag(id_tag):
+                decision = decisions.observe_start(link.id, connector, id_tag, tx_id)
+            elif s is None or why is not None:
+                decision = decisions.refuse_start(link.id, connector, id_tag, tx_id, why or "")
+            else:
+                decision = decisions.start(s, tx_id, meter_start, time.time())
+            return self.apply(decision, answering=link).reply
+
+    def meter_values(self, link: StationLink, connector: int, transaction_id: int | None, values: list) -> None:
+        """Track energy in memory; when the budget is used up, mark the session to be stopped."""
+        check_range("connectorId", connector, INT32)
+        check_range("transactionId", transaction_id, INT32)
+        s = self._session_for_meter(link, connector, transaction_id)
+        if s is not None and self.meter_keys.get(s.station_id):
+            self._keep_record(link, s, values, metering.BEGIN)
+        energy = energy_register_wh(values) if s is not None else None
+        if s is None or energy is None:
+            return
+        reading = decisions.meter_reading(s, energy, time.time(), self.settings.budget_margin)
+        if reading is None:
+            return
+        record, decision = reading
+        self.live.reading(record)
+        if decision.actions:
+            self.apply(decision)
+            self.reconciler.wake()
+
+    def stop_transaction(
+        self,
+        link: StationLink,
+        transaction_id: int,
+        meter_stop: int,
+        reason: str | None,
+        transaction_data: list | None = None,
+    ) -> str:
+        """Record the stop and queue ``settle`` (on the signed records at a station with a meter key); a
+        repeated StopTransaction changes nothing."""
+        check_range("transactionId", transaction_id, INT32)
+        check_range("meterStop", meter_stop, INT64, -INT64)
+        self._transaction_owner.pop(transaction_id, None)
+        tx = self.store.get_transaction(transaction_id)
+        if tx is None or tx.charge_point_id != link.id:
+            owner = f"of {tx.charge_point_id}" if tx else "unknown"
+            log.warning("%s: StopTransaction for transaction %d (%s) ignored", link.id, transaction_id, owner)
+            return decisions.INVALID
+        s = self.session(tx.session_id) if tx.session_id is not None else None
+        if s is None:
+            if tx.meter_stop is None:
+                self.store.finish_transaction(transaction_id, meter_stop, reason)
+            return decisions.INVALID
+        key = self.meter_keys.get(s.station_id, b"")
+        if key and s.state in RUNNING:  # a repeated StopTransaction does not replace the records
+            kept = self.store.meter_records(s.session_id)
+            for context in (metering.END,) if metering.BEGIN in kept else (metering.BEGIN, metering.END):
+                self._keep_record(link, s, transaction_data or [], context)
+        decision = decisions.stop(s, meter_stop, reason, time.time(), key, self.store.meter_records(s.session_id))
+        with self.store.transaction():
+            if any(isinstance(a, SaveSession) for a in decision.actions):
+                self.store.finish_transaction(transaction_id, meter_stop, reason)
+            return self.apply(decision).reply
+
+    def _keep_record(self, link: StationLink, s: SessionRecord, values: list, context: str) -> None:
+        """Keep the session's signed record of ``context`` found in ``values`` (an unreadable one is
+        logged and flags the charge point)."""
+        try:
+            record = ocmf.signed_record(values, context)
+        except ocmf.OCMFError as error:
+            log.warning(
+                "%s: unreadable %s record of session %s: %s", link.id, context, hex_session_id(s.session_id), error
+            )
+            self.meter_problems[link.id] = {"error": str(error), "at": time.time()}
+            return
+        if record is not None:
+            self.store.save_meter_record(s.session_id, context, record.text)
+
+    def _session_of_tag(self, id_tag: str | None, cp_id: str) -> SessionRecord | None:
+        """The session an idTag names: ``EVN<tag>``, or at a station with a meter key the tag its meter
+        signs (:func:`ev_network.ocmf.session_id_tag`, found among the charge point's live sessions)."""
+        tag = tag_of_id_tag(id_tag)
+        if tag is not None:
+            s = self.store.session_by_tag(tag)
+        else:
+            live = self.store.sessions_in(HOLDS_CONNECTOR, cp_id) if id_tag and id_tag.startswith("EV") else []
+            s = next((c for c in live if ocmf.session_id_tag(c.session_id) == id_tag), None)
+        return self.live.current(s) if s is not None else None
+
+    def _session_for_meter(self, link: StationLink, connector: int, transaction_id: int | None) -> SessionRecord | None:
+        if transaction_id is None:
+            running = self.store.sessions_in(RUNNING, link.id)
+            return next((self.session(s.session_id) for s in running if s.connector == connector), None)
+        owner = self._transaction_owner.get(transaction_id)
+        if owner is None:
+            tx = self.store.get_transaction(transaction_id)
+            if tx is not None:
+                if len(self._transaction_owner) >= OWNER_CACHE_MAX:  # late meter values of old transactions
+                    self._transaction_owner.clear()
+                owner = self._transaction_owner[transaction_id] = (tx.charge_point_id, tx.session_id)
+        if owner is None or owner[0] != link.id:
+            log.warning("%s: MeterValues for transaction %d that is not its own: ignored", link.id, transaction_id)
+            return None
+        return self.session(owner[1]) if owner[1] is not None else None
+
+    # ------------------------------------------------------------ chain inputs
+
+    def on_station_registered(self, station_id: int, charge_point_id: str, connectors: int) -> None:
+        """StationRegistered for our operator: charge points with this id may now boot."""
+        self.store.add_station(station_id, charge_point_id, connectors)
+        log.info("station %d registered for charge point %s (%d connectors)", station_id, charge_point_id, connectors)
+
+    def on_session_requested(self, args: dict, block: int, tariff: Tariff) -> bool:
+        """SessionRequested at one of our stations: a new session in REQUESTED. False if not ours or known."""
+        station = self.store.station(args["stationId"])
+        if station is None:
+            return False
+        record = decisions.requested(args, station[0], block, tariff, time.time())
+        tag = self.store.insert_session(record)
+        if tag is None:
+            return False
+        log.info(
+            "session %s: requested at %s/%d by %s, deposit %d (block %d), idTag %s",
+            *(hex_session_id(record.session_id), station[0], record.connector, record.driver, record.deposit),
+            *(block, id_tag_for(tag)),
+        )
+        return True
+
+    def on_stop_requested(self, session_id: int) -> bool:
+        """StopRequested by the driver: the reconcile loop sends RemoteStopTransaction."""
+        return bool(self.apply(decisions.stop_requested(self.session(session_id), session_id)).reply)
+
+    def on_job_done(self, job: Job, block: int | None, tx_hash: str | None, settled: dict[str, int] | None) -> None:
+        """A start, reject or settle is on chain (mined by us now, or found already done)."""
+        s = self.session(job.session_id)
+        where = f"in block {block}, tx {tx_hash}" if tx_hash else "(found already done on chain)"
+        if s is not None:
+            self.apply(decisions.job_done(s, job, where, settled, time.time()))
+
+    def on_job_failed(self, job: Job, error: str) -> None:
+        """A job that can never succeed: the session needs an operator's look."""
+        sid = hex_session_id(job.session_id)
+        log.error("session %s: %s FAILED on chain: %s -- needs an operator's attention", sid, job.kind.value, error)
+        s = self.session(job.session_id)
+        if s is not None:
+            self.apply(decisions.job_failed(s, job, error))
+
+    def retry_job(self, job_id: int) -> str:
+        """The operator's retry of a failed job (the dashboard): queued again (with a start, its settle
+        that failed for it), the session back in the state the job needs, the chain worker woken.
+        Returns what happened, in one line."""
+        job = next((j for j in self.store.jobs(JobStatus.FAILED) if j.id == job_id), None)
+        if job is None:
+            return f"job {job_id} is not a failed job (already retried, or done)"
+        s = self.session(job.session_id)
+        why = decisions.retry_refusal(s, job) if s is not None else None
+        if why is not None:
+            return f"job {job_id} ({job.kind} of {hex_session_id(job.session_id)}) not queued again: {why}"
+        again = [job]
+        settle = self.store.job(JobKind.SETTLE, job.session_id) if job.kind is JobKind.START else None
+        if settle is not None and settle.status is JobStatus.FAILED:
+            again.append(settle)
+        with self.store.transaction():
+            for retried in again:
+                self.store.update_job(retried.id, status=JobStatus.PENDING, tx_hash=None, attempts=0, last_error=None)
+            if s is not None:
+                self.apply(decisions.retry_job(s, job))
+        self.on_job_queued()
+        return f"job {job_id} ({job.kind} of {hex_session_id(job.session_id)}) queued again"
+
+    # --------------------------------------------------------------- helpers
+
+    def connector_busy(self, s: SessionRecord) -> bool:
+        """Whether another session or the charge point's status holds the connector of ``s``."""
+        others = self.store.sessions_in(HOLDS_CONNECTOR, s.charge_point_id)
+        return decisions.connector_busy(s, others, self.live.connector_status(s.charge_point_id, s.connector))
+
+    def wake(self) -> None:
+        """Run the reconcile loop now (new event, new session, stop wanted)."""
+        self.reconciler.wake()
+
+    async def run(self) -> None:
+        """The reconcile loop (RemoteStart, RemoteStop, start timeouts) until :meth:`close`."""
+        await self.reconciler.run()
+
+    async def close(self) -> None:
+        """Stop the loop and the tasks talking to charge points; write the last meter readings."""
+        await self.reconciler.close()
+        self.flush()

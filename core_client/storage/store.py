@@ -1,0 +1,441 @@
+"""The Core Client's persistent state: sessions, OCPP transactions, chain jobs, the event cursor, our
+stations and connector statuses; in a SQLite file (the default) or a PostgreSQL database
+(``database = "postgresql://..."``), through :mod:`core_client.storage.database`.
+
+Used from the event loop's thread; short transactions. Amounts, tariff prices and session ids are TEXT:
+a uint96 or a 256-bit session id fits neither engine's 64-bit integers. Session ids are stored as 0x and
+64 hex digits. Each session also gets a small ``tag`` (its row number), which names it in OCPP idTags.
+``with store.transaction():`` groups several writes atomically (the event watcher commits state changes
+together with its cursor). Counters shared by several instances (transaction ids, tags) are taken in
+one statement each, so two instances on one PostgreSQL never hand out the same number.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from core_client.errors import CoreClientError
+from core_client.sessions.jobs import Job, JobKind, JobStatus
+from core_client.sessions.machine import SessionRecord, State
+from core_client.storage.database import Database, SqliteDatabase, describe, open_database
+from core_client.storage.migrations import Migration, migrate, schema_version
+from ev_network.pricing import Tariff
+from ev_network.session_ids import hex_session_id
+
+STEPS = (
+    # 2: 256-bit session ids (driver, lane, sequence) as TEXT, tags for idTags (1: integer ids, not kept)
+    Migration(
+        2,
+        (
+            """CREATE TABLE IF NOT EXISTS sessions (
+  tag INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT NOT NULL UNIQUE, station_id INTEGER NOT NULL, charge_point_id TEXT NOT NULL,
+  connector INTEGER NOT NULL, driver TEXT NOT NULL, deposit TEXT NOT NULL,
+  price_per_kwh TEXT NOT NULL, session_fee TEXT NOT NULL, time_fee_per_hour TEXT NOT NULL,
+  tariff_id INTEGER NOT NULL, state TEXT NOT NULL, requested_block INTEGER NOT NULL,
+  transaction_id INTEGER UNIQUE, meter_start INTEGER, meter_last INTEGER, meter_stop INTEGER,
+  stop_reason TEXT, stop_wanted TEXT, remote_stop_sent INTEGER NOT NULL DEFAULT 0, reject_reason INTEGER,
+  cost TEXT, refund TEXT, last_error TEXT, requested_at REAL NOT NULL, remote_start_at REAL,
+  started_at REAL, meter_at REAL, stopped_at REAL, finished_at REAL
+)""",
+            "CREATE INDEX IF NOT EXISTS sessions_state ON sessions(state)",
+            "CREATE INDEX IF NOT EXISTS sessions_charge_point ON sessions(charge_point_id, state)",
+            """CREATE TABLE IF NOT EXISTS transactions (
+  transaction_id INTEGER PRIMARY KEY, charge_point_id TEXT NOT NULL, connector INTEGER NOT NULL,
+  id_tag TEXT, session_id TEXT, meter_start INTEGER NOT NULL, started_at REAL NOT NULL,
+  meter_stop INTEGER, stop_reason TEXT, stopped_at REAL
+)""",
+            """CREATE TABLE IF NOT EXISTS jobs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL CHECK (kind IN ('start', 'reject', 'settle')),
+  session_id TEXT NOT NULL, args TEXT NOT NULL,
+  status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'done', 'failed')),
+  tx_hash TEXT, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, block INTEGER,
+  created_at REAL NOT NULL, updated_at REAL NOT NULL, UNIQUE (kind, session_id)
+)""",
+            "CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status)",
+            """CREATE TABLE IF NOT EXISTS stations (
+  station_id INTEGER PRIMARY KEY, charge_point_id TEXT NOT NULL UNIQUE, connectors INTEGER NOT NULL
+)""",
+            """CREATE TABLE IF NOT EXISTS connectors (
+  charge_point_id TEXT NOT NULL, connector INTEGER NOT NULL, status TEXT NOT NULL, error_code TEXT,
+  updated_at REAL NOT NULL, PRIMARY KEY (charge_point_id, connector)
+)""",
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            """CREATE TABLE IF NOT EXISTS meter_records (
+  session_id TEXT NOT NULL, context TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (session_id, context)
+)""",
+        ),
+        # a file of this version written before schema_versions existed says so here (and old readers look here)
+        sqlite=("PRAGMA user_version = 2",),
+    ),
+)
+SCHEMA_VERSION = STEPS[-1].version
+
+_AMOUNTS = ("deposit", "cost", "refund")
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """An OCPP transaction id handed out to a charge point (with or without a session)."""
+
+    transaction_id: int
+    charge_point_id: str
+    connector: int
+    id_tag: str | None
+    session_id: int | None
+    meter_start: int
+    started_at: float
+    meter_stop: int | None
+    stop_reason: str | None
+    stopped_at: float | None
+
+
+class StoreVersionError(CoreClientError):
+    """The store file was written by an incompatible Core Client version (its sessions and chain jobs
+    belong to an escrow of another design: they cannot be carried over)."""
+
+    def __init__(self, path: str | Path, version: int) -> None:
+        self.path, self.version = path, version
+        if version < SCHEMA_VERSION:
+            why = (
+                f"store version {version}, from before 256-bit session ids (this Core Client needs version "
+                f"{SCHEMA_VERSION}, and an escrow deployed since)"
+            )
+        else:
+            why = f"store version {version}, by a newer Core Client (this one reads version {SCHEMA_VERSION})"
+        super().__init__(
+            f"the database {path} was written with {why}; it cannot be upgraded: point `database` in the "
+            "config at a new file (and `deployment_file` at the new deployment), keep the old file for its records"
+        )
+
+
+class Store:
+    """The Core Client's persistent state, on either engine (see the module docstring)."""
+
+    def __init__(self, location: str | Path | Database) -> None:
+        self.db = location if isinstance(location, Database) else open_database(location)
+        self.location = self.db.location
+        try:
+            self._check_legacy_version()
+            migrate(self.db, "store", STEPS)
+        except BaseException:
+            self.db.close()
+            raise
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _check_legacy_version(self) -> None:
+        """A SQLite file of before the migrations: its version is SQLite's ``user_version``."""
+        db = self.db
+        if isinstance(db, SqliteDatabase) and schema_version(db, "store") == 0 and db.has_table("sessions"):
+            version = db.user_version()
+            if version != SCHEMA_VERSION:
+                raise StoreVersionError(describe(db.location), version)
+
+    def transaction(self) -> AbstractContextManager[Database]:
+        """An atomic group of writes; nested uses join the outer transaction."""
+        return self.db.transaction()
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the current transaction is committed (never if it is rolled back)."""
+        self.db.on_commit(callback)
+
+    # ------------------------------------------------------------- sessions
+
+    def insert_session(self, record: SessionRecord) -> int | None:
+        """Store a new session; returns its tag (the number in its idTag ``EVN<tag>``), or None (and no
+        change) if it is already known."""
+        row = _session_row(record)
+        names = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        added = self.db.execute(
+            f"INSERT INTO sessions ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING RETURNING tag", list(row.values())
+        )
+        return added[0][0] if added else None
+
+    def save_session(self, record: SessionRecord) -> None:
+        row = _session_row(record)
+        sets = ", ".join(f"{k} = ?" for k in row if k != "session_id")
+        values = [v for k, v in row.items() if k != "session_id"]
+        self.db.execute(f"UPDATE sessions SET {sets} WHERE session_id = ?", [*values, _key(record.session_id)])
+
+    def save_meters(self, readings: list[tuple[int, int, float]]) -> None:
+        """Write many live meter readings (session id, Wh, time) in one transaction."""
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE sessions SET meter_last = ?, meter_at = ? WHERE session_id = ?",
+                [(wh, at, _key(session_id)) for session_id, wh, at in readings],
+            )
+
+    def get_session(self, session_id: int) -> SessionRecord | None:
+        row = self.db.execute("SELECT * FROM sessions WHERE session_id = ?", (_key(session_id),)).fetchone()
+        return _session_from(row) if row else None
+
+    def session_by_tag(self, tag: int) -> SessionRecord | None:
+        row = self.db.execute("SELECT * FROM sessions WHERE tag = ?", (tag,)).fetchone()
+        return _session_from(row) if row else None
+
+    def session_by_transaction(self, transaction_id: int) -> SessionRecord | None:
+        row = self.db.execute("SELECT * FROM sessions WHERE transaction_id = ?", (transaction_id,)).fetchone()
+        return _session_from(row) if row else None
+
+    def sessions_in(
+        self, states: frozenset[State] | set[State], charge_point_id: str | None = None, stop_wanted: bool = False
+    ) -> list[SessionRecord]:
+        """Sessions in any of ``states`` (optionally of one charge point, optionally only those whose
+        stop is wanted), oldest first."""
+        marks = ", ".join("?" for _ in states)
+        query = f"SELECT * FROM sessions WHERE state IN ({marks})"
+        if stop_wanted:
+            query += " AND stop_wanted IS NOT NULL"
+        params: list[Any] = [s.value for s in states]
+        if charge_point_id is not None:
+            query += " AND charge_point_id = ?"
+            params.append(charge_point_id)
+        return [_session_from(r) for r in self.db.execute(query + " ORDER BY tag", params)]
+
+    def counts_by_state(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT state, COUNT(*) FROM sessions GROUP BY state").fetchall())
+
+    # --------------------------------------------------------- transactions
+
+    def new_transaction(
+        self,
+        charge_point_id: str,
+        connector: int,
+        id_tag: str | None,
+        session_id: int | None,
+        meter_start: int,
+        transaction_id: int | None = None,
+    ) -> int:
+        """Hand out the next OCPP transaction id (1, 2, ...; fits the contract's uint32), or take
+        ``transaction_id`` as decided elsewhere (proxy mode: the CSMS's id, or an offline one)."""
+        with self.transaction() as db:
+            tx_id = transaction_id
+            if tx_id is None:  # one statement: instances sharing the database never take the same id
+                taken = db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('next_transaction_id', '2') ON CONFLICT (key)"
+                    " DO UPDATE SET value = CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT) RETURNING value"
+                )
+                tx_id = int(taken[0][0]) - 1
+            db.execute(
+                "INSERT INTO transactions (transaction_id, charge_point_id, connector, id_tag, session_id, meter_start,"
+                " started_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (transaction_id) DO UPDATE SET"
+                " charge_point_id = excluded.charge_point_id, connector = excluded.connector, id_tag = excluded.id_tag,"
+                " session_id = excluded.session_id, meter_start = excluded.meter_start, started_at = excluded.started_at,"
+                " meter_stop = NULL, stop_reason = NULL, stopped_at = NULL",
+                (tx_id, charge_point_id, connector, id_tag, _key(session_id), meter_start, time.time()),
+            )
+            return tx_id
+
+    def get_transaction(self, transaction_id: int) -> Transaction | None:
+        row = self.db.execute("SELECT * FROM transactions WHERE transaction_id = ?", (transaction_id,)).fetchone()
+        return Transaction(**(dict(row) | {"session_id": _id(row["session_id"])})) if row else None
+
+    def finish_transaction(self, transaction_id: int, meter_stop: int, reason: str | None) -> None:
+        self.db.execute(
+            "UPDATE transactions SET meter_stop = ?, stop_reason = ?, stopped_at = ? WHERE transaction_id = ?",
+            (meter_stop, reason, time.time(), transaction_id),
+        )
+
+    # ----------------------------------------------------------------- jobs
+
+    def enqueue(self, kind: JobKind | str, session_id: int, args: dict[str, Any]) -> bool:
+        """Queue a chain job; False if this (kind, session) was queued before: each runs exactly once."""
+        now = time.time()
+        added = self.db.execute(
+            "INSERT INTO jobs (kind, session_id, args, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            (JobKind(kind).value, _key(session_id), json.dumps(args), now, now),
+        )
+        return added.rowcount == 1
+
+    def jobs(self, *statuses: JobStatus | str, kind: JobKind | str | None = None, limit: int = -1) -> list[Job]:
+        """Jobs in any of ``statuses`` (optionally of one kind), oldest first, at most ``limit`` (-1: all)."""
+        query, params = _jobs_query(statuses, kind)
+        query = f"SELECT * {query} ORDER BY id"
+        if limit >= 0:
+            query, params = query + " LIMIT ?", [*params, limit]
+        return [_job_from(r) for r in self.db.execute(query, params)]
+
+    def has_jobs(self, *statuses: JobStatus | str) -> bool:
+        """Whether any job is in one of ``statuses`` (without reading them all)."""
+        query, params = _jobs_query(statuses, None)
+        return bool(self.db.execute(f"SELECT EXISTS (SELECT 1 {query})", params).fetchone()[0])
+
+    def pending_settles(self) -> list[tuple[Job, JobStatus | None]]:
+        """Pending settles, each with the status of its session's start job (None: no start queued)."""
+        rows = self.db.execute(
+            "SELECT s.*, st.status AS start_status FROM jobs s LEFT JOIN jobs st"
+            " ON st.session_id = s.session_id AND st.kind = 'start'"
+            " WHERE s.kind = 'settle' AND s.status = 'pending' ORDER BY s.id"
+        )
+        return [(_job_from(r), JobStatus(r["start_status"]) if r["start_status"] else None) for r in rows]
+
+    def checkpoint(self) -> None:
+        """The database's housekeeping that waits for the disk (SQLite: copy the write-ahead log into the
+        file); run it in a worker thread, never on the event loop."""
+        self.db.checkpoint()
+
+    def job(self, kind: JobKind | str, session_id: int) -> Job | None:
+        row = self.db.execute(
+            "SELECT * FROM jobs WHERE kind = ? AND session_id = ?", (JobKind(kind).value, _key(session_id))
+        ).fetchone()
+        return _job_from(row) if row else None
+
+    def update_job(self, job_id: int, **changes: Any) -> None:
+        """Set job fields (status, tx_hash, attempts, last_error, block)."""
+        if isinstance(changes.get("status"), JobStatus):
+            changes["status"] = changes["status"].value
+        sets = ", ".join(f"{k} = ?" for k in changes)
+        self.db.execute(
+            f"UPDATE jobs SET {sets}, updated_at = ? WHERE id = ?", [*changes.values(), time.time(), job_id]
+        )
+
+    def job_counts(self) -> dict[str, dict[str, int]]:
+        """{status: {kind: count}}."""
+        counts: dict[str, dict[str, int]] = {}
+        for status, kind, n in self.db.execute("SELECT status, kind, COUNT(*) FROM jobs GROUP BY status, kind"):
+            counts.setdefault(status, {})[kind] = n
+        return counts
+
+    # ----------------------------------------------- cursor, stations, meta
+
+    def cursor(self) -> int | None:
+        """The last block whose events are fully processed, or None before the first run."""
+        value = self.meta("event_cursor")
+        return int(value) if value is not None else None
+
+    def set_cursor(self, block: int) -> None:
+        self.set_meta("event_cursor", str(block))
+
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def add_station(self, station_id: int, charge_point_id: str, connectors: int) -> None:
+        self.db.execute(
+            "INSERT INTO stations (station_id, charge_point_id, connectors) VALUES (?, ?, ?) "
+            "ON CONFLICT(station_id) DO UPDATE SET connectors = excluded.connectors",
+            (station_id, charge_point_id, connectors),
+        )
+
+    def stations(self) -> dict[int, tuple[str, int]]:
+        """Our stations: {station_id: (charge_point_id, connectors)}."""
+        return {r[0]: (r[1], r[2]) for r in self.db.execute("SELECT * FROM stations ORDER BY station_id")}
+
+    def station(self, station_id: int) -> tuple[str, int] | None:
+        """(charge point id, connectors) of our station ``station_id``, or None."""
+        row = self.db.execute(
+            "SELECT charge_point_id, connectors FROM stations WHERE station_id = ?", (station_id,)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def station_of(self, charge_point_id: str) -> tuple[int, int] | None:
+        """(station id, connectors) of our station with this charge point id, or None."""
+        row = self.db.execute(
+            "SELECT station_id, connectors FROM stations WHERE charge_point_id = ?", (charge_point_id,)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def save_meter_record(self, session_id: int, context: str, record: str) -> None:
+        """Keep a session's signed meter record (OCMF text) for ``context`` (Transaction.Begin / End)."""
+        self.db.execute(
+            "INSERT INTO meter_records VALUES (?, ?, ?) ON CONFLICT (session_id, context)"
+            " DO UPDATE SET record = excluded.record",
+            (_key(session_id), context, record),
+        )
+
+    def meter_records(self, session_id: int) -> dict[str, str]:
+        """{context: OCMF text} of the session's signed meter records."""
+        rows = self.db.execute("SELECT context, record FROM meter_records WHERE session_id = ?", (_key(session_id),))
+        return {r[0]: r[1] for r in rows}
+
+    def set_connector_status(self, charge_point_id: str, connector: int, status: str, error_code: str | None) -> None:
+        self.db.execute(
+            "INSERT INTO connectors VALUES (?, ?, ?, ?, ?) ON CONFLICT(charge_point_id, connector) "
+            "DO UPDATE SET status = excluded.status, error_code = excluded.error_code, updated_at = excluded.updated_at",
+            (charge_point_id, connector, status, error_code, time.time()),
+        )
+
+    def connector_status(self, charge_point_id: str, connector: int) -> str | None:
+        row = self.db.execute(
+            "SELECT status FROM connectors WHERE charge_point_id = ? AND connector = ?", (charge_point_id, connector)
+        ).fetchone()
+        return row[0] if row else None
+
+
+def _jobs_query(statuses: tuple[JobStatus | str, ...], kind: JobKind | str | None) -> tuple[str, list[Any]]:
+    query = f"FROM jobs WHERE status IN ({', '.join('?' for _ in statuses)})"
+    params: list[Any] = [JobStatus(s).value for s in statuses]
+    if kind is not None:
+        query += " AND kind = ?"
+        params.append(JobKind(kind).value)
+    return query, params
+
+
+def _key(session_id: int | None) -> str | None:
+    return None if session_id is None else hex_session_id(session_id)
+
+
+def _id(key: str | None) -> int | None:
+    return None if key is None else int(key, 16)
+
+
+def _session_row(record: SessionRecord) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for f in fields(record):
+        value = getattr(record, f.name)
+        if f.name == "tag":
+            continue  # the store assigns it
+        if f.name == "session_id":
+            row[f.name] = _key(value)
+        elif f.name == "tariff":
+            row["price_per_kwh"] = str(value.price_per_kwh)
+            row["session_fee"] = str(value.session_fee)
+            row["time_fee_per_hour"] = str(value.time_fee_per_hour)
+        elif f.name == "state":
+            row["state"] = value.value
+        elif f.name in _AMOUNTS:
+            row[f.name] = None if value is None else str(value)
+        else:
+            row[f.name] = value
+    return row
+
+
+def _session_from(row: Any) -> SessionRecord:
+    data = dict(row)
+    tariff = Tariff(int(data.pop("price_per_kwh")), int(data.pop("session_fee")), int(data.pop("time_fee_per_hour")))
+    for name in _AMOUNTS:
+        data[name] = None if data[name] is None else int(data[name])
+    data["state"] = State(data["state"])
+    data["session_id"] = _id(data["session_id"])
+    del data["remote_stop_sent"]  # a column of older versions, unused (the STOPPING state says it)
+    return SessionRecord(tariff=tariff, **data)
+
+
+def _job_from(row: Any) -> Job:
+    data = dict(row)
+    return Job(
+        id=data["id"],
+        kind=JobKind(data["kind"]),
+        session_id=_id(data["session_id"]),
+        args=json.loads(data["args"]),
+        status=JobStatus(data["status"]),
+        tx_hash=data["tx_hash"],
+        attempts=data["attempts"],
+        last_error=data["last_error"],
+        block=data["block"],
+    )

@@ -1,0 +1,53 @@
+"""The Core Client's two HTTP front ends, served by the daemon in its own event loop, each only when
+its config section is given: the drivers' live data (``[live]``, :mod:`core_client.web.live`) and the
+CPO's dashboard (``[dashboard]``, :mod:`core_client.web`). Both read the running session service, so
+they show the latest meter readings (kept in memory) and act through it (the dashboard's Retry)."""
+
+from __future__ import annotations
+
+import logging
+
+from web3 import Web3
+
+from core_client.config import ConfigError, Settings
+from core_client.sessions.service import SessionService
+from core_client.web import ServiceDashboardSource, create_dashboard_app
+from core_client.web.live import ReadingsSource, create_live_app
+from ev_network.deployment import Deployment
+from ev_network.web.server import HttpServer
+
+log = logging.getLogger("core_client")
+NAMES = {"live": "live data", "dashboard": "dashboard"}
+
+
+async def start_front_ends(
+    settings: Settings, service: SessionService, w3: Web3, deployment: Deployment, operator: str
+) -> dict[str, HttpServer]:
+    """Start the configured front ends (by config section); ConfigError if one cannot listen."""
+    servers: dict[str, HttpServer] = {}
+    if settings.live is not None:
+        app = create_live_app(ReadingsSource(service.live), settings.live)
+        servers["live"] = HttpServer(app, settings.live.host, settings.live.port)
+    if settings.dashboard is not None:
+        source = ServiceDashboardSource(service, w3, deployment, operator)
+        app = create_dashboard_app(source, settings.dashboard)
+        servers["dashboard"] = HttpServer(app, settings.dashboard.host, settings.dashboard.port)
+    started: dict[str, HttpServer] = {}
+    try:
+        for section, server in servers.items():
+            try:
+                await server.start()
+            except OSError as error:
+                raise ConfigError(f"[{section}] {NAMES[section]}: {error}") from None
+            started[section] = server
+            log.info("%s on %s/", NAMES[section], server.url)
+    except BaseException:
+        await stop_front_ends(started)
+        raise
+    return started
+
+
+async def stop_front_ends(servers: dict[str, HttpServer]) -> None:
+    """Stop serving (open event streams are closed after a short grace)."""
+    for server in servers.values():
+        await server.stop()

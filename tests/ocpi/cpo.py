@@ -1,0 +1,77 @@
+"""The independent OCPI 2.2.1 CPO platform (tests/interop/ocpi_cpo.js, Node, written from the
+specification by another hand) as a process for our tests, with its control API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+PEER = Path(__file__).resolve().parents[1] / "interop" / "ocpi_cpo.js"
+TOKEN_A = "token-a-from-the-cpo"
+
+
+@dataclass
+class Cpo:
+    base: str
+    ready: dict[str, Any]
+    http: aiohttp.ClientSession
+
+    @property
+    def versions_url(self) -> str:
+        return self.ready["versions_url"]
+
+    @property
+    def meter_key(self) -> str:
+        """The public key (DER SubjectPublicKeyInfo, hex) of the meter that signs its CDRs' OCMF values."""
+        return self.ready["meter"]["der_hex"]
+
+    def ocpi(self, path: str) -> str:
+        """The URL of ``path`` under the platform's /ocpi (e.g. "2.2.1/cdrs")."""
+        return f"{self.base}/ocpi/{path}"
+
+    async def control(self, name: str, body: dict[str, Any] | None = None) -> Any:
+        method = "GET" if body is None else "POST"
+        async with self.http.request(method, f"{self.base}/control/{name}", json=body) as response:
+            return await response.json()
+
+    async def wait_log(
+        self, matches: Callable[[dict[str, Any]], bool], timeout: float = 20, since: int = 0
+    ) -> dict[str, Any]:
+        """The first exchange in the platform's log after ``since`` for which ``matches`` is true, once logged."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            for entry in await self.control(f"log?since={since}"):
+                if matches(entry):
+                    return entry
+                since = entry["seq"]
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"no matching exchange in the CPO platform's log within {timeout} s")
+            await asyncio.sleep(0.05)
+
+    async def violations(self) -> list[Any]:
+        """What the platform found against 2.2.1 in what we sent it (and its own refusals)."""
+        return await self.control("violations")
+
+
+@asynccontextmanager
+async def cpo_platform(tmp_path: Path, *options: str) -> AsyncIterator[Cpo]:
+    process = await asyncio.create_subprocess_exec(
+        "node", str(PEER), "--port", "0", "--token-a", TOKEN_A, "--state", str(tmp_path / "cpo-state.json"), *options,
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        ready = json.loads(await asyncio.wait_for(process.stdout.readline(), 20))
+        assert ready["event"] == "ready", ready
+        async with aiohttp.ClientSession() as http:
+            yield Cpo(f"http://127.0.0.1:{ready['port']}", ready, http)
+    finally:
+        process.terminate()
+        await process.wait()
