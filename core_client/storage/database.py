@@ -312,11 +312,15 @@ class PostgresDatabase(Database):
             self.pool.putconn(connection)  # a broken connection is thrown away by the pool
 
     def lock(self, name: str) -> None:
-        key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
-        self.execute("SELECT pg_advisory_xact_lock(?)", (key,))
+        self.execute("SELECT pg_advisory_xact_lock(?)", (advisory_key(name),))
 
     def close(self) -> None:
         self.pool.close()
+
+
+def advisory_key(name: str) -> int:
+    """The 64-bit number of PostgreSQL's advisory lock called ``name``."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 @lru_cache(maxsize=512)

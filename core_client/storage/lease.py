@@ -4,21 +4,20 @@ signs with the operator's key (runs the chain worker and its TxSender) at a time
 On PostgreSQL the lease is a session-level advisory lock, held on a connection of its own (never a
 pooled one): PostgreSQL releases it the moment that connection ends, so an instance that dies (even
 SIGKILLed: its kernel closes the socket) or loses the server (TCP keepalives, a few seconds) stops
-holding it, and another instance's next :meth:`Lease.try_acquire` gets it. The holder calls
-:meth:`Lease.still_held` before each round of sending: a lost connection means the lease may already
-be another's, so it stops signing at once.
+holding it, and another instance's next :meth:`Lease.try_acquire` gets it. The leading daemon calls
+:meth:`Lease.still_held` every second: a lost connection means the lease may soon be another's, so the
+daemon ends itself (and signs nothing more) before the server lets the lock go.
 
 On SQLite there is one instance (the file is its own), so the lease is always held.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Any
 
 from core_client.errors import CoreClientError
-from core_client.storage.database import Database, PostgresDatabase, describe
+from core_client.storage.database import Database, PostgresDatabase, advisory_key, describe
 
 log = logging.getLogger("core_client.storage.lease")
 
@@ -39,16 +38,11 @@ class LeaseLost(CoreClientError):
     """This instance no longer holds the signer lease (its connection to PostgreSQL ended)."""
 
 
-def lease_key(name: str) -> int:
-    """The advisory lock number of the lease ``name`` (e.g. ``signer:<chain id>:<escrow>:<operator>``)."""
-    return int.from_bytes(hashlib.blake2b(f"lease:{name}".encode(), digest_size=8).digest(), "big", signed=True)
-
-
 class Lease:
     """One named lease in ``db`` (see the module docstring). Not thread-safe: use it from one thread."""
 
     def __init__(self, db: Database, name: str) -> None:
-        self.db, self.name, self.key = db, name, lease_key(name)
+        self.db, self.name, self.key = db, name, advisory_key(f"lease:{name}")
         self._connection: Any = None  # PostgreSQL: the connection that holds the lock
 
     @property
