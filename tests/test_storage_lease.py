@@ -53,3 +53,16 @@ def test_on_sqlite_the_one_instance_always_holds_it(tmp_path):
     lease = Lease(db, NAME)
     assert not lease.shared and lease.held and lease.try_acquire() and lease.still_held()
     db.close()
+
+
+def test_a_server_restart_ends_the_lease_and_it_can_be_taken_again(postgres, pg_url):
+    db = open_database(pg_url)
+    lease = Lease(db, NAME)
+    try:
+        assert lease.try_acquire()
+        postgres.restart()
+        assert not lease.still_held()  # the holder knows: it stops signing
+        assert lease.try_acquire()  # and once the server is back, an instance leads again
+    finally:
+        lease.release()
+        db.close()
