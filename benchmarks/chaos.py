@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from benchmarks.chaos_parts import Daemon
-from benchmarks.load_chain import TOKEN, BenchChain, send_tx, setup_chain
+from benchmarks.load.chain import TOKEN, BenchChain, send_tx, setup_chain
 from ev_network.contracts import Escrow, SessionState, Token
 from ev_network.devaccounts import dev_account
 from ev_network.events import EventReader

@@ -3,11 +3,9 @@ several instances) on its own, without the daemon."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
 import typer
 
+from core_client.cli.common import ConfigOpt
 from core_client.config import Settings, load_settings
 from core_client.errors import clean_errors
 from core_client.proxy.outbox import STEPS as OUTBOX_STEPS
@@ -17,10 +15,6 @@ from core_client.storage.migrations import migrate
 from core_client.storage.store import SCHEMA_VERSION, Store
 
 db_app = typer.Typer(help="The Core Client's database: SQLite file or PostgreSQL.", no_args_is_help=True)
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", envvar="EVN_CC_CONFIG", help="Core Client TOML config file.", show_default=False),
-]
 
 
 def migrate_all(settings: Settings) -> list[tuple[str, str, int]]:

@@ -177,16 +177,24 @@ class Receivers:
         party = Party(cdr.country_code, cdr.party_id)
         if not call.registration.is_cpo(party.country_code, party.party_id):
             raise invalid(f"CDR of party {party}, which is not one of the CSMS's")
+        if not await self.take_cdr(cdr):
+            raise Fault(
+                200, StatusCode.CLIENT_ERROR, f"CDR {party}/{cdr.id} was received before: a CDR is never replaced"
+            )
+        where = self.settings.url(VERSION, "cdrs", party.country_code, party.party_id, cdr.id)
+        return Reply(http_status=201, headers={Header.LOCATION.value: where})
+
+    async def take_cdr(self, cdr: CDR) -> bool:
+        """Hand a new CDR (POSTed or pulled) to the inbox, then keep it; False, and nothing done, when we
+        hold one with its id already. An inbox's Refusal propagates (nothing kept)."""
+        party = Party(cdr.country_code, cdr.party_id)
         async with self.writing:
             if self.mirror.get(ModuleID.CDRS, party, cdr.id) is not None:
-                raise Fault(
-                    200, StatusCode.CLIENT_ERROR, f"CDR {party}/{cdr.id} was received before: a CDR is never replaced"
-                )
+                return False
             await self.inbox.on_cdr(cdr)
             data = cdr.to_json()
             self.mirror.add(ModuleID.CDRS, party, cdr.id, data, data["last_updated"])
-        where = self.settings.url(VERSION, "cdrs", party.country_code, party.party_id, cdr.id)
-        return Reply(http_status=201, headers={Header.LOCATION.value: where})
+        return True
 
     async def get_cdr(self, call: Call) -> Reply:
         party = call.party()

@@ -18,9 +18,9 @@ from pypdf import PdfReader
 from ev_network.contracts import SessionState
 from ev_network.session_ids import hex_session_id, parse_session_id
 from ev_network.web import short_amount
-from tests.browser.conftest import DASHBOARD_PASSWORD, PHONE, screenshots_on_failure, snap, web_stack
-from tests.core_helpers import open_session, wait_chain
-from tests.wallet_helpers import PASSWORD, give_gas, settled_event
+from tools.harness.browser import DASHBOARD_PASSWORD, PHONE, screenshots_on_failure, snap, web_stack
+from tools.harness.core import open_session, wait_chain
+from tools.harness.wallet import PASSWORD, give_gas, settled_event
 
 TOKEN = 10**18
 

@@ -7,7 +7,8 @@ import os
 import shutil
 import subprocess
 
-from tests.browser.conftest import CHROMIUM, ROOT
+from tools.devchain import ROOT
+from tools.harness.browser import CHROMIUM
 
 SCRIPT = str(ROOT / "tools" / "setup_browser.sh")
 

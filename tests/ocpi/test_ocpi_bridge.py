@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from core_client.cli.ocpi import EscrowRegistry
 from core_client.ocpi.bridge import Bridge
-from core_client.ocpi.cli import EscrowRegistry
 from core_client.ocpi.errors import OcpiError
 from core_client.ocpi.inbox import RecordingInbox
 from core_client.ocpi.server import OcpiServer

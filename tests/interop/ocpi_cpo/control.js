@@ -1,8 +1,9 @@
 // The control API of the stand-in CPO platform (plain JSON, no OCPI envelope, no authorization: local tests and
 // the demo only). Documented at the top of ../ocpi_cpo.js.
 "use strict";
-const { O, ENUMS, validate, errorsOnly } = require("./spec");
-const { now, uuid } = require("./transport");
+const { O, ENUMS, validate, errorsOnly } = require("../ocpi_shared/spec");
+const { now, uuid } = require("../ocpi_shared/transport");
+const { ControlError, outage } = require("../ocpi_shared/serve");
 const { DEFAULT_SCENARIO } = require("./platform");
 
 const CHOICES = {
@@ -13,12 +14,6 @@ const CHOICES = {
   authorize: ["never", "before_start"],
 };
 
-class ControlError extends Error {
-  constructor(status, message) {
-    super(message);
-    this.status = status;
-  }
-}
 
 function need(body, ...fields) {
   const missing = fields.filter((f) => body[f] === undefined);
@@ -171,16 +166,8 @@ const POST = {
     }
     return { pushed: await c.pushAll(body.location_id) };
   },
-  down: (p, c, body) => {
-    const mode = body.mode || "reset";
-    if (!["reset", "503"].includes(mode)) throw new ControlError(400, "mode must be reset or 503");
-    p.outage = mode;
-    return { down: mode };
-  },
-  up: (p) => {
-    p.outage = null;
-    return { down: null };
-  },
+  down: (p, c, body) => outage.down(p, body),
+  up: (p) => outage.up(p),
   stop: async (p, c, body) => {
     need(body, "session_id");
     const cdr = await c.finish(body.session_id, "EV left (stopped at the charge point)");
@@ -215,8 +202,8 @@ const POST = {
 
 const GET = {
   state: (p, c) => ({ party: p.party, versions_url: p.versionsUrl, token_a: p.state.token_a, registration: p.state.registration, scenario: p.scenario, down: p.outage, sessions: p.state.sessions, cdrs: p.state.cdrs, tokens: p.state.tokens, meter: { serial: c.meter.serial, ...c.meter.publicKey } }),
-  log: (p, c, query) => p.journal.since(Number(query.get("since") || 0)),
-  violations: (p) => p.journal.violations(),
+  log: (p, c, query) => outage.log(p, query),
+  violations: (p) => outage.violations(p),
 };
 
-module.exports = { POST, GET, ControlError };
+module.exports = { POST, GET };
