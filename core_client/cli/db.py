@@ -12,8 +12,9 @@ from core_client.proxy.outbox import STEPS as OUTBOX_STEPS
 from core_client.records.log import STEPS as RECORDS_STEPS
 from core_client.storage.database import StorageError, describe, is_database_error, open_database
 from core_client.storage.migrations import migrate
-from core_client.storage.store import SCHEMA_VERSION, Store
+from core_client.storage.schema import migrate_store
 
+STEPS = {"records": RECORDS_STEPS, "outbox": OUTBOX_STEPS}
 db_app = typer.Typer(help="The Core Client's database: SQLite file or PostgreSQL.", no_args_is_help=True)
 
 
@@ -25,15 +26,11 @@ def migrate_all(settings: Settings) -> list[tuple[str, str, int]]:
     done = []
     for part, location in parts:
         try:
-            if part == "store":
-                Store(location).close()  # also refuses a file from before the migrations
-                version = SCHEMA_VERSION
-            else:
-                db = open_database(location)
-                try:
-                    version = migrate(db, part, RECORDS_STEPS if part == "records" else OUTBOX_STEPS)
-                finally:
-                    db.close()
+            db = open_database(location)
+            try:
+                version = migrate_store(db) if part == "store" else migrate(db, part, STEPS[part])
+            finally:
+                db.close()
         except Exception as error:
             if not is_database_error(error):
                 raise
