@@ -46,6 +46,7 @@ DAEMON_SETTINGS = {
     "reconnect_grace_s": 10,
     "ocpp_response_timeout_s": 5,
     "rpc_timeout_s": 2,
+    "max_power_kw": 10_000,  # the simulators' time runs 100x fast: 22 kW look like 2.2 MW
 }
 
 

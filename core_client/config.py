@@ -122,6 +122,7 @@ class Settings(BaseModel):
     database: Location = Path("core-client.sqlite")  # a SQLite file, or postgresql://... (several instances)
     charge_points: dict[str, str] = Field(default_factory=dict)
     budget_margin: float = Field(0.02, ge=0, lt=1)
+    max_power_kw: float = Field(350, gt=0, le=1e6)  # the most a connector delivers: readings beyond are not trusted
     start_timeout_s: float = Field(60, gt=0)
     batch_max: int = Field(20, ge=1, le=200)
     settle_batch_window_s: float = Field(0.3, ge=0)
@@ -250,6 +251,8 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
         raise ConfigError(f"invalid configuration: {problems}") from None
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise ConfigError("tls_cert and tls_key go together: set both (wss://) or neither (ws://)")
+    if settings.ocpi is not None and isinstance(settings.database, str):
+        raise ConfigError("[ocpi] keeps its files next to a SQLite database: not yet with a postgresql:// database")
     for name in PATH_FIELDS:
         value = getattr(settings, name)
         if isinstance(value, Path):

@@ -1,8 +1,8 @@
 """The Core Client daemon: wires settings, key, chain, store, session service, OCPP and control servers,
-and the HTTP front ends (live data, dashboard) when configured.
+the HTTP front ends (live data, dashboard) and the OCPI endpoints for the CPO's CSMS, each when configured.
 
 ``await run(settings, password)`` runs until SIGINT/SIGTERM; :class:`Daemon` is the same thing with
-``start()``/``stop()`` for embedding (tests, demo). Shutdown order: stop the front ends, stop
+``start()``/``stop()`` for embedding (tests, demo). Shutdown order: stop the front ends and OCPI, stop
 accepting and close the charge point links, stop reading events and sending new transactions, wait
 for the receipts of the transactions already sent, close the database. Logs never contain keys or passwords.
 """
@@ -19,7 +19,8 @@ from typing import Any
 from web3 import Web3
 
 from core_client.chain.watcher import ChainWorker, EventWatcher
-from core_client.config import Settings
+from core_client.config import ConfigError, Settings
+from core_client.ocpi.service import OcpiService, StationInbox
 from core_client.ocpp.server import ControlServer, OcppServer
 from core_client.proxy.relay import proxy_for
 from core_client.records.anchoring import anchor_loop, records_health, transaction_log
@@ -85,6 +86,7 @@ class Daemon:
         self._stopping = asyncio.Event()
         self.records: TransactionLog | None = None
         self.front_ends: dict[str, HttpServer] = {}  # by config section: "live", "dashboard"
+        self.ocpi: OcpiService | None = None  # OCPI mode: our endpoints for the CPO's CSMS
 
     async def start(self) -> None:
         """Open the store (refusing one of another version) and start serving OCPP and control. If the
@@ -140,7 +142,9 @@ class Daemon:
             self.front_ends = await start_front_ends(
                 s, self.service, make_web3(s), self.deployment, self.account.address
             )
+            await self._start_ocpi()
         except BaseException:
+            await stop_front_ends(self.front_ends)
             await self.ocpp.close()
             await self.control.close()
             self.store.close()
@@ -181,6 +185,23 @@ class Daemon:
         log.error("%s", error)
         if self.fatal is not None and not self.fatal.done():
             self.fatal.set_exception(error)
+
+    async def _start_ocpi(self) -> None:
+        """OCPI mode (an [ocpi] section): our endpoints for the CPO's CSMS; EVSE statuses it pushes become
+        the public availability of the stations imported from it."""
+        if self.settings.ocpi is None:
+            return
+
+        def availability(cp_id: str, connector: int, status: str) -> None:
+            self.service.live.status(cp_id, connector, status, "NoError")
+
+        self.ocpi = OcpiService(self.settings.ocpi, self.settings.database, lambda m: StationInbox(m, availability))
+        try:
+            await self.ocpi.start()
+        except OSError as error:
+            self.ocpi.mirror.close()
+            self.ocpi = None
+            raise ConfigError(f"[ocpi] endpoints: {error}") from None
 
     async def _start_chain_side(self) -> None:
         await self.watcher.initialize()
@@ -223,6 +244,8 @@ class Daemon:
         """Clean shutdown (see the module docstring)."""
         log.info("shutting down")
         await stop_front_ends(self.front_ends)
+        if self.ocpi is not None:
+            await self.ocpi.stop()
         await self.ocpp.close()
         await self.control.close()
         self.watcher.stop()
@@ -269,6 +292,7 @@ class Daemon:
             "held_sessions": [_failed(s) for s in self.store.sessions_in({State.HELD})[-FAILED_SHOWN:]],
             "records": records_health(self.records),
             "upstream": None if self.proxy is None else self.proxy.health(),
+            "ocpi": None if self.ocpi is None else self.ocpi.health(),
             "signing_stations": sorted(i for i, key in self.service.meter_keys.items() if key),
             "meter_problems": self.service.meter_problems,
         }

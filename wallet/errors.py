@@ -40,13 +40,15 @@ class TooEarly(WalletError):
 def explain_revert(exc: ContractRevert, action: str, now: int | None = None) -> WalletError:
     """Turn the escrow's custom error into a clear message about ``action`` (e.g. ``cancel session 3``,
     which names the session); ``now`` is the chain's time (default: the wall clock)."""
-    from wallet.units import iso_utc  # local: units imports this module
+    from wallet.units import format_time, format_wait  # local: units imports this module
 
     args = exc.args_
     if exc.name == "TooEarly" and len(args) == 2:
         allowed_at = int(args[1])
         wait = max(0, allowed_at - (int(time.time()) if now is None else now))
-        return TooEarly(f"cannot {action} yet: possible from {iso_utc(allowed_at)} (in about {wait} s)", allowed_at)
+        return TooEarly(
+            f"cannot {action} yet: possible from {format_time(allowed_at)} (in {format_wait(wait)})", allowed_at
+        )
     if exc.name == "InvalidState" and len(args) == 2:
         state = SessionState(int(args[1]))
         if state is SessionState.NONE:

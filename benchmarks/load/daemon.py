@@ -42,6 +42,8 @@ def write_config(
             "database": database,
             "heartbeat_interval_s": max(1, int(load.heartbeat_s)),
             "charge_points": {cp: hash_password(pw) for cp, pw in passwords.items()},
+            # the simulators' time runs fast: their readings must stay plausible (core_client.sessions.decisions)
+            "max_power_kw": 2 * load.power_w * load.behaviour()["time_accel"] / 1000,
             **load.cc_settings,
         }
     )

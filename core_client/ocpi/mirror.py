@@ -71,13 +71,28 @@ class Mirror:
         """Store (create or replace) an object; True when it is new."""
         with self._transaction():
             created = self.get(module, party, object_id) is None
-            self._db.execute(
-                "INSERT INTO ocpi_objects VALUES (?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM ocpi_objects))"
-                " ON CONFLICT (module, country_code, party_id, id) DO UPDATE SET last_updated=excluded.last_updated,"
-                " body=excluded.body",
-                (module.value, *party.key(), ci(object_id), last_updated, json.dumps(body)),
-            )
+            self._write(module, party, object_id, body, last_updated)
         return created
+
+    def refresh(self, module: ModuleID, party: Party, object_id: str, body: dict[str, Any], last_updated: str) -> bool:
+        """Store a pulled object unless we hold a newer one (a push may have come meanwhile); True if stored."""
+        with self._transaction():
+            row = self._db.execute(
+                "SELECT last_updated FROM ocpi_objects WHERE module=? AND country_code=? AND party_id=? AND id=?",
+                (module.value, *party.key(), ci(object_id)),
+            ).fetchone()
+            if row is not None and parse_datetime(row[0]) > parse_datetime(last_updated):
+                return False
+            self._write(module, party, object_id, body, last_updated)
+        return True
+
+    def _write(self, module: ModuleID, party: Party, object_id: str, body: dict[str, Any], last_updated: str) -> None:
+        self._db.execute(
+            "INSERT INTO ocpi_objects VALUES (?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM ocpi_objects))"
+            " ON CONFLICT (module, country_code, party_id, id) DO UPDATE SET last_updated=excluded.last_updated,"
+            " body=excluded.body",
+            (module.value, *party.key(), ci(object_id), last_updated, json.dumps(body)),
+        )
 
     def add(self, module: ModuleID, party: Party, object_id: str, body: dict[str, Any], last_updated: str) -> bool:
         """Store a new object only: False (nothing written) when one with this id exists (a CDR is never

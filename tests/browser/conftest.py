@@ -1,7 +1,9 @@
 """Browser tests: Debian's headless Chromium driven by Playwright (its own browser download is not
 available here, so it launches the system browser), against the real apps on the real Core Client,
 Anvil and simulated charge points (tools/harness/browser.py). A failing test leaves a screenshot of each
-of its pages in build/browser-failures/; with EVN_SCREENSHOTS=DIR, ``snap`` saves phone and desktop shots."""
+of its pages in build/browser-failures/; with EVN_SCREENSHOTS=DIR, ``snap`` saves phone and desktop shots.
+Every page a test shows is checked (``Watched.looks_right``): it fits a 390 px phone and has logged no
+console error."""
 
 from __future__ import annotations
 

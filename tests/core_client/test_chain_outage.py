@@ -54,7 +54,8 @@ async def test_chain_outage_ocpp_keeps_answering_and_the_queue_drains_afterwards
         await core.wait_local(one, State.STOPPED)
         health = await until(lambda: (h := core.daemon.health()) and not h["chain_reachable"] and h, 10, "outage")
         assert health["pending_jobs_by_kind"] == {"settle": 1}
-        await asyncio.sleep(1.0)
+        # the worker tries again and again (its back-off doubles after each failed round: 0.5, 1, 2 s)
+        await until(lambda: core.daemon.worker.outage.delay >= 2, 10, "three failed rounds of the chain worker")
         assert (await asyncio.to_thread(net.escrow().get_session, one)).state is SessionState.ACTIVE
 
         await proxy.resume()

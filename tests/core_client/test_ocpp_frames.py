@@ -194,7 +194,8 @@ async def test_a_charge_point_cannot_act_for_another(core: Core):
     assert (await impostor.call("MeterValues", meter))[2] == {}
     answer = (await impostor.call("StopTransaction", stop_payload(transaction_id, 2_000_000, tag)))[2]
     assert answer == {"idTagInfo": {"status": "Invalid"}}
-    await asyncio.sleep(0.5)
+    await core.wait_idle()  # a (wrong) settle of the impostor's stop would be on the queue
+    assert core.daemon.store.job("settle", session_id) is None
     local = core.local(session_id)
     assert local.state is State.CHARGING and local.meter_last < 2_000_000
     assert (await asyncio.to_thread(net.escrow().get_session, session_id)).state is SessionState.ACTIVE

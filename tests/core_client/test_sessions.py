@@ -372,6 +372,11 @@ def test_a_postgresql_database_is_a_url_as_given_and_a_file_a_path(tmp_path):
     assert from_env.database == "postgres:///evn"
     assert load_settings(cfg, environ={"EVN_CC_DATABASE": "cc.sqlite"}).database == Path("cc.sqlite")
     assert Settings().database == Path("core-client.sqlite")  # SQLite stays the default
+    ocpi = 'versions_url = "https://csms.example/ocpi/versions"\ncountry_code = "DE"\nparty_id = "EVN"\n'
+    ocpi += 'business_name = "EV Network"\npublic_url = "https://emsp.example/ocpi"\n'
+    cfg.write_text(f'database = "{url}"\n[ocpi]\n{ocpi}')
+    with pytest.raises(ConfigError, match="not yet with a postgresql:// database"):
+        load_settings(cfg, environ={})
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from core_client.sessions.jobs import JobKind
 from core_client.sessions.machine import State
@@ -22,7 +24,17 @@ from ev_network.pricing import price
 from simulator.charge_point import Behaviour
 from simulator.meter import SigningMeter
 from tools.harness.chain import TARIFF, TOKEN
-from tools.harness.core import Core, chain_events, cp_ids, funded_driver, open_session, running_core, wait_chain
+from tools.harness.core import (
+    Core,
+    chain_events,
+    cp_ids,
+    funded_driver,
+    now_iso,
+    ocmf_record,
+    open_session,
+    running_core,
+    wait_chain,
+)
 from wallet.invoice import build_invoice, render_text
 
 FAST = Behaviour(power_w=22_000, meter_interval_s=10, time_accel=100)
@@ -112,8 +124,8 @@ async def test_bad_records_are_caught_before_any_transaction(core: Core, mode: s
     session_id, _ = await charge(core, core.tampering, mode)
     local = await core.wait_local(session_id, State.HELD)
     assert local.last_error.startswith("meter records refused")
+    await core.wait_idle()
     assert core.daemon.store.job(JobKind.SETTLE, session_id) is None  # nothing queued: no gas spent
-    await asyncio.sleep(1)
     assert (await asyncio.to_thread(core.net.escrow().get_session, session_id)).state is SessionState.ACTIVE
     assert chain_events(core.net, "SessionSettled", session_id) == []
     problems = (await health(core))["meter_problems"]
@@ -129,3 +141,51 @@ async def test_station_without_a_meter_key_settles_the_plain_way(core: Core):
     assert await asyncio.to_thread(escrow.signed_settlement_of, settled.tx_hash, session_id) is None
     assert core.daemon.store.meter_records(session_id) == {}
     assert core.stations[core.plain] not in (await health(core))["signing_stations"]
+
+
+# ----------------------------------------- issue 17 #3: absurd numbers and nesting in signed records
+
+
+@pytest.mark.issue(17, item=3)
+async def test_absurd_signed_records_hold_the_session_at_once_and_deep_nesting_is_a_formation_violation(
+    clean_chain, tmp_path, keyfile
+):
+    """A validly signed End record with RV 1E+999999 Wh (froze the daemon for 75 s, then InternalError)
+    or a pagination of 5,000 digits: answered at once, the session held, the meter in /health; JSON
+    nested 100,000 deep in a signed value: FormationViolation."""
+    [cp] = cp_ids("CPABSURD")
+    meter = ec.generate_private_key(ec.SECP256R1())
+    der = meter.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    async with running_core(clean_chain, tmp_path, keyfile, {cp: 2}) as core:
+        await asyncio.to_thread(core.net.escrow(core.net.operator).set_meter_public_key, core.stations[cp], der)
+        raw = await core.raw(cp)
+        for connector, (rv, page) in enumerate((("1E+999999", "T8"), ("20", "T" + "9" * 5_000)), 1):
+            driver = await funded_driver(core.net, connector)
+            session_id = await open_session(core.net, driver, core.stations[cp], connector, DEPOSIT)
+            tag = (await raw.next_call("RemoteStartTransaction"))[3]["idTag"]
+            assert tag == session_id_tag(session_id)
+            start = {"connectorId": connector, "idTag": tag, "meterStart": 10, "timestamp": now_iso()}
+            transaction_id = (await raw.call("StartTransaction", start))[2]["transactionId"]
+            begin = signed_value(ocmf_record(meter, tag, "B", "10"), BEGIN)
+            meter_values = {"connectorId": connector, "transactionId": transaction_id, "meterValue": [begin]}
+            assert (await raw.call("MeterValues", meter_values))[2] == {}
+            end = signed_value(ocmf_record(meter, tag, "E", rv, page=page), END)
+            stop = {"transactionId": transaction_id, "meterStop": 20, "timestamp": now_iso(), "idTag": tag}
+            stop["transactionData"] = [end]
+            answer = await raw.call("StopTransaction", stop, timeout=3)
+            assert answer[2]["idTagInfo"]["status"] == "Accepted", answer
+            held = await core.wait_local(session_id, State.HELD, timeout=3)
+            assert held.last_error.startswith("meter records refused") and len(held.last_error) < 300
+            assert core.daemon.store.job(JobKind.SETTLE, session_id) is None
+            assert cp in (await health(core))["meter_problems"]
+        deep = signed_value('{"signedMeterData":' + "[" * 100_000 + "]" * 100_000 + "}", BEGIN)
+        meter_values = {"connectorId": 1, "meterValue": [deep]}
+        answer = await raw.call("MeterValues", meter_values, timeout=3)
+        assert answer[:3] == [4, answer[1], "FormationViolation"], answer[:4]
+        assert "currentTime" in (await raw.call("Heartbeat", {}, timeout=1))[2]
+
+
+def signed_value(record: str, context: str) -> dict:
+    """A MeterValue carrying one signed record (camelCase, as on the wire)."""
+    sample = {"value": record, "context": context, "format": "SignedData", "unit": "Wh"}
+    return {"timestamp": now_iso(), "sampledValue": [sample]}

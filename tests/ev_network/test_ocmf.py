@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from decimal import Decimal
 
 import pytest
@@ -16,7 +17,20 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from ev_network.ocmf import CURVE_ORDER, OCMFError, Reason, low_s, meter_record, parse, public_key, registry_key, verify
+from ev_network.ocmf import (
+    CURVE_ORDER,
+    OCMFError,
+    Reason,
+    low_s,
+    meter_record,
+    parse,
+    public_key,
+    registry_key,
+    session_id_tag,
+    signed_settlement,
+    verify,
+)
+from tools.harness.core import ocmf_record
 from tools.harness.ocmf_records import ISKRA, ISKRA_KEY, KEBA, KEBA_KEY
 
 
@@ -148,3 +162,71 @@ def test_meter_record_points_at_the_billed_readings_fields() -> None:
         assert int.from_bytes(s, "big") <= CURVE_ORDER // 2 and len(r) == 32
     with pytest.raises(OCMFError, match="no compact MS field"):
         meter_record(parse(KEBA), Reason.BEGIN)  # KEBA's record names no meter serial
+
+
+# ------------------------------------------- issue 17 #3: numbers and nesting in signed records
+
+
+SESSION = 7
+
+
+def signed(key: ec.EllipticCurvePrivateKey, tx: str, rv: str, unit: str = "Wh", page: str = "T7") -> str:
+    return ocmf_record(key, session_id_tag(SESSION), tx, rv, unit, page)
+
+
+@pytest.mark.issue(17, item=3)
+@pytest.mark.parametrize(
+    ("rv", "unit", "page"),
+    [
+        ("1E+999999", "Wh", "T8"),  # froze the event loop for 75 s in int(Decimal(...))
+        ("1E+999999", "kWh", "T8"),
+        ('"1E+999999"', "Wh", "T8"),  # as a string
+        ("1" + "0" * 5_000, "Wh", "T8"),  # beyond Python's 4,300-digit int limit: ValueError
+        ("-5", "Wh", "T8"),
+        ('"NaN"', "Wh", "T8"),
+        ("NaN", "Wh", "T8"),
+        ("Infinity", "kWh", "T8"),
+        ("1099511627.776", "kWh", "T8"),  # 2^40 Wh: beyond uint40
+        ("20", "Wh", "T" + "9" * 5_000),  # pagination beyond the int limit
+        ("20", "Wh", "T²"),  # not an ASCII digit
+    ],
+    ids=[
+        "1E+999999 Wh",
+        "1E+999999 kWh",
+        "string",
+        "5000 digits",
+        "negative",
+        "NaN string",
+        "NaN",
+        "Infinity",
+        "2^40 Wh",
+        "5000-digit page",
+        "superscript page",
+    ],
+)
+def test_absurd_numbers_in_a_validly_signed_record_are_refused_at_once(rv: str, unit: str, page: str) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    begin, end = parse(signed(key, "B", "10", page="T7")), signed(key, "E", rv, unit, page)
+    started = time.monotonic()
+    with pytest.raises(OCMFError) as info:
+        signed_settlement(SESSION, begin, parse(end), registry_key(key.public_key()))
+    assert time.monotonic() - started < 0.5 and len(str(info.value)) < 200
+
+
+@pytest.mark.issue(17, item=3)
+def test_a_plausible_signed_record_still_settles() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    begin, end = parse(signed(key, "B", "10.5", "kWh")), parse(signed(key, "E", "1099511627.775", "kWh", "T8"))
+    assert signed_settlement(SESSION, begin, end, registry_key(key.public_key()))[1] == 2**40 - 1
+
+
+@pytest.mark.parametrize("depth", [5_000, 100_000])
+@pytest.mark.issue(17, item=3)
+def test_deeply_nested_json_in_a_signed_value_is_a_one_line_error(depth: int) -> None:
+    for value in (
+        "OCMF|" + "[" * depth + "]" * depth + '|{"SD":"00"}',
+        '{"signedMeterData":' + "[" * depth + "]" * depth + "}",
+        'OCMF|{"FV":"1.0","RD":' + "[" * depth + "]" * depth + '}|{"SD":"00"}',
+    ):
+        with pytest.raises(OCMFError, match="nested too deeply"):
+            parse(value)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import signal
 
 import pytest
@@ -40,8 +41,12 @@ def test_backoff_grows_to_its_cap_with_bounded_jitter() -> None:
     assert list(itertools.islice(Reconnect(1, 8, 2, jitter=0).delays(), 5)) == [1, 2, 4, 8, 8]
 
 
+def _failed_reconnects(caplog: pytest.LogCaptureFixture) -> int:
+    return sum("reconnect failed" in record.getMessage() for record in caplog.records)
+
+
 async def test_daemon_killed_and_restarted_the_simulator_comes_back_and_its_queued_stop_settles_once(
-    clean_chain, tmp_path, keyfile
+    clean_chain, tmp_path, keyfile, caplog
 ):
     net = clean_chain
     [cp] = cp_ids("RECONNECT")
@@ -71,8 +76,9 @@ async def test_daemon_killed_and_restarted_the_simulator_comes_back_and_its_queu
         daemon.wait(10)
         await sim.link_lost.wait()
         assert not sim.closed.is_set()  # a reconnecting charge point does not give up
-        stopping = asyncio.create_task(sim.stop(2))  # the car leaves while the central system is gone
-        await asyncio.sleep(1.0)  # a few failed reconnects
+        with caplog.at_level(logging.INFO, logger="simulator"):
+            stopping = asyncio.create_task(sim.stop(2))  # the car leaves while the central system is gone
+            await until(lambda: _failed_reconnects(caplog) >= 3, 10, "three failed reconnects")
         assert not stopping.done() and sim.reconnects == 0
 
         daemon = spawn_daemon(config, log_file)

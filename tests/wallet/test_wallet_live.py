@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -107,7 +108,9 @@ async def test_without_live_data_charge_and_status_follow_the_chain(clean_chain,
     address = await asyncio.to_thread(account, net, cli, "20")
     dead = f"http://127.0.0.1:{free_port()}"  # no Core Client publishes live data there
     async with running_core(net, tmp_path, keyfile, {cp: 2}) as core:
-        await core.connect(cp, CHARGING)
+        # the car stays plugged in until both status lines are read (on a busy machine the CLI takes longer
+        # than CHARGING's 1.5 kWh), then unplugs
+        sim = await core.connect(cp, replace(CHARGING, unplug_after_wh=None))
         charge = Charge(cli, cp, "--connector", "1", "--deposit", "5", "--live-url", dead)
         session_id = make_session_id(address, 0, 1)
         await until(lambda: core.local(session_id) is not None, 60, "session requested")
@@ -117,6 +120,7 @@ async def test_without_live_data_charge_and_status_follow_the_chain(clean_chain,
         assert "Session 1: charging" in shown
         plain = (await asyncio.to_thread(cli, "status", "1")).stdout  # no live URL: today's output
         assert "live" not in plain and plain.splitlines()[0] == "Session 1: charging"
+        await sim.unplug(1)
         out = await charge.output()
     assert out.count("no live data (cannot reach the Core Client's live data at") == 1, out
     assert not FIGURES.search(out)

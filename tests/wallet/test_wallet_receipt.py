@@ -1,22 +1,30 @@
 """The driver's receipt of a signed session (issue 12), on a real Anvil: the invoice carries the meter's
 OCMF records, the key as registered on chain and the wallet's own verification, and the operator's
-legal data with net / VAT / gross lines (OperatorProfile); `ev-wallet verify` re-checks it online from
-the chain and offline from the invoice JSON, and fails with one line on a changed record or reading."""
+legal data with net / VAT / gross lines (OperatorProfile), the same on the web page, in the PDF and in
+`ev-wallet invoice`, amounts rounded as money there; `ev-wallet verify` re-checks it online from the
+chain and offline from the invoice JSON, and fails with one line on a changed record or reading."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+from pypdf import PdfReader
 
 from ev_network.ocmf import Reason, parse, session_id_tag, signed_settlement
 from ev_network.operator_profile import OperatorProfiles, Profile, vat_split
 from ev_network.session_ids import hex_session_id
+from ev_network.units import format_amount, money
+from ev_network.web.server import HttpServer
 from simulator.meter import SigningMeter
 from tools.harness.chain import TARIFF, Env
 from tools.harness.contracts import reverts
-from tools.harness.wallet import Cli
+from tools.harness.wallet import PASSWORD, Cli, wallet_config
+from tools.harness.web import WebClient
 from wallet.invoice import build_invoice, render_pdf, render_text
+from wallet.keystore import Keystore
+from wallet.web import create_app
 
 BEGIN_WH, ENERGY_WH = 1_234_567, 12_345
 LEGAL = Profile("Volt Charging GmbH", "Hauptstrasse 1\n10115 Berlin\nDeutschland", "DE123456789", 1900)
@@ -62,6 +70,50 @@ def test_invoice_of_a_signed_session_carries_the_verified_records_and_vat_lines(
     for expected in ("Seller    Volt Charging GmbH", "VAT id DE123456789", "VAT 19 %", "Meter     VERIFIED"):
         assert expected in text, expected
     assert render_pdf(inv, tmp_path / "inv.pdf").read_bytes().startswith(b"%PDF")
+
+
+async def test_the_page_the_pdf_and_the_text_show_the_same_invoice_in_money(env: Env, tmp_path):
+    profiles(env).set_profile(LEGAL)
+    session_id = signed_session(env)
+    inv = build_invoice(env.net.w3, env.net.deployment, session_id)
+    config = wallet_config(env.net, tmp_path / "home")
+    Keystore(config).import_key(env.driver.key.hex(), PASSWORD)
+    server = HttpServer(create_app(config), "127.0.0.1", 0)
+    await server.start()
+    try:
+        client = WebClient(server.url)
+        await client.get("/")
+        await client.post("/unlock", {"password": PASSWORD})
+        status, html = await client.get(f"/sessions/{hex_session_id(session_id)}/invoice")
+    finally:
+        await server.stop()
+    assert status == 200
+    page = " ".join(re.sub(r"<[^>]+>", " ", html).split())
+    pdf = "".join(p.extract_text() for p in PdfReader(render_pdf(inv, tmp_path / "inv.pdf")).pages)
+    text = render_text(inv)
+    net, vat = (f"{money(units, 18)} EVE" for units in vat_split(inv.total, 1900))
+    assert (net, vat, format_amount(inv.total, 18)) == (
+        "4.0511 EVE",
+        "0.7697 EVE",
+        "4.82075",
+    )  # 4.0511 + 0.7697 = 4.8208
+    shown = [
+        "Volt Charging GmbH",
+        "Hauptstrasse 1, 10115 Berlin, Deutschland",
+        "VAT id DE123456789",
+        net,
+        "VAT 19 %",
+        vat,
+        "4.8208 EVE",
+        "charged exactly 4.82075 EVE",
+        "VERIFIED: both records verified against the meter key registered on chain",
+        f"Begin {BEGIN_WH} Wh",
+        inv.settle_tx,
+    ]
+    for rendering in (page, " ".join(pdf.split()), " ".join(text.split())):
+        missing = [item for item in shown if item not in rendering]
+        assert not missing, (missing, rendering)
+        assert not re.search(r"\d\.\d{6,} EVE", rendering)  # no amount with 18 decimals
 
 
 def test_verify_online_and_offline_and_refuses_a_changed_record(env: Env, cli: Cli, tmp_path):

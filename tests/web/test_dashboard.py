@@ -91,6 +91,8 @@ async def test_only_the_password_gets_in(net, store: Store):
         assert "rejected: station offline" in page
         assert "1: Faulted" in page
         assert "2.00 EVE" in page  # revenue settled today
+        for seq in (1, 2, 3):  # named as its driver names it, with the driver: not by the idTag
+            assert f"Session {seq} of {DRIVER[:6]}…{DRIVER[-4:]}</td>" in page
     finally:
         await server.stop()
 

@@ -1,6 +1,7 @@
 """The driver's web app (wallet.web) over HTTP, without a browser, on the test Anvil: requests without
-the CSRF token change nothing, errors come back as the wallet's one-line messages (chain down, balance
-too low, cancel too early, with the time until it is allowed), and the account locks itself when idle."""
+the CSRF token change nothing, nor do forms of other sites (by the headers a browser sends), which sign
+nobody out; errors come back as the wallet's one-line messages (chain down, balance too low, cancel
+too early, with the time until it is allowed), and the account locks itself when idle."""
 
 from __future__ import annotations
 
@@ -19,10 +20,20 @@ from pathlib import Path
 
 import pytest
 
+from ev_network.session_ids import parse_session_id
+from ev_network.units import format_time, format_wait, money
 from ev_network.web import short_amount
 from ev_network.web.server import HttpServer
 from tools.devchain import free_port
-from tools.harness.wallet import PASSWORD, latest_time, nonce, set_next_block_time, wallet_config
+from tools.harness.wallet import (
+    PASSWORD,
+    latest_time,
+    nonce,
+    operator_settle,
+    operator_start,
+    set_next_block_time,
+    wallet_config,
+)
 from tools.harness.web import WebClient
 from wallet.config import WalletConfig
 from wallet.keystore import Keystore
@@ -36,10 +47,13 @@ async def serve():
     servers: list[HttpServer] = []
 
     async def start(config: WalletConfig, **options) -> WebClient:
-        server = HttpServer(create_app(config, **options), "127.0.0.1", 0)
+        app = create_app(config, **options)
+        server = HttpServer(app, "127.0.0.1", 0)
         await server.start()
         servers.append(server)
-        return WebClient(server.url)
+        client = WebClient(server.url)
+        client.wallet = app.state.web
+        return client
 
     yield start
     for server in servers:
@@ -72,6 +86,44 @@ async def test_posts_without_the_csrf_token_change_nothing(net, tmp_path: Path, 
     assert Keystore(config).accounts() == []
 
 
+# what Chromium sends with a form posted, or a link followed, from a page of another site
+FORM_OF_ANOTHER_SITE = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Origin": "http://other.example"}
+LINK_OF_ANOTHER_SITE = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-User": "?1"}
+
+
+async def test_forms_of_other_sites_are_refused_and_sign_nobody_out(net, tmp_path: Path, serve):
+    client = await serve(wallet_config(net, tmp_path / "home"))
+    await client.get("/")
+    assert any("samesite=lax" in c.lower() for c in client.set_cookie)  # sent along when a link is followed
+    await client.post("/account/create", {"password": PASSWORD, "confirm": PASSWORD})
+    status, page = await client.get("/history", headers=LINK_OF_ANOTHER_SITE)
+    assert status == 200 and "<h1>History</h1>" in page  # a link from elsewhere arrives signed in
+
+    # refused before the session is read: even with the cookie and the token, and no new cookie
+    older_browser = {"Origin": "http://other.example"}  # no Sec-Fetch-* headers: Origin decides
+    for headers in (FORM_OF_ANOTHER_SITE, older_browser, {"Sec-Fetch-Site": "same-site"}):
+        status, page = await client.post("/lock", {}, headers=headers)
+        assert status == 403 and "sent from another site" in page and client.set_cookie == []
+    assert len(client.wallet) == 1
+    status, page = await client.get("/")
+    assert 'id="balance"' in page
+
+    # this site's own forms go through
+    same_origin = {"Sec-Fetch-Site": "same-origin", "Origin": client.base}
+    status, page = await client.post("/lock", {}, headers=same_origin)
+    assert status == 200 and "locked: the key is gone from memory" in page and len(client.wallet) == 0
+
+
+async def test_unlocking_again_locks_the_account_unlocked_before(net, tmp_path: Path, serve):
+    client = await serve(wallet_config(net, tmp_path / "home"))
+    await client.get("/")
+    await client.post("/account/create", {"password": PASSWORD, "confirm": PASSWORD})
+    await client.post("/account/create", {"password": PASSWORD, "confirm": PASSWORD})
+    status, page = await client.post("/unlock", {"password": PASSWORD})
+    assert status == 200 and 'id="balance"' in page
+    assert len(client.wallet) == 1  # one browser session, one key in memory
+
+
 async def test_a_chain_that_is_down_is_named_in_one_line(net, tmp_path: Path, serve):
     dead = f"http://127.0.0.1:{free_port()}"
     config = WalletConfig.resolve(home=tmp_path / "home", rpc_url=dead, deployment_file=net.deployment_file)
@@ -98,11 +150,45 @@ async def test_cancel_before_the_start_timeout_says_when_it_is_allowed(net, driv
     station = net.add_station(f"WEB-CAN-{address[2:8]}", 2)  # no Core Client: the session never starts
     status, page = await client.post("/charge", {"station": str(station), "connector": "1", "deposit": "5"})
     assert status == 200 and 'Phase <span class="badge requested"' in page
-    assert re.search(r"cancel possible in \d+ s", page)
+    assert f"cancel possible in {format_wait(net.deployment.start_timeout)}, if" in page
     session_path = re.search(r"/sessions/0x[0-9a-f]{64}", page).group(0)
     status, page = await client.post(f"{session_path}/cancel", {})
     assert "cannot cancel session 1 yet: possible from" in page
     assert (await client.get("/history"))[1].count("badge requested") == 1
+
+
+async def test_a_session_in_peoples_units_from_start_to_invoice(net, driver):
+    """The session page leads with the charge point's name; waits in minutes and hours; no notice of a
+    stop left above the settled result; the settled cost as on the invoice; history by name."""
+    client, address = driver
+    await client.get("/")
+    await client.post("/topup", {"amount": "20"})
+    charge_point = f"WEB-UNITS-{address[2:8]}"
+    station = net.add_station(charge_point, 2)
+    _, page = await client.post("/charge", {"station": str(station), "connector": "2", "deposit": "5"})
+    assert f'<h1 id="station-name">{charge_point}</h1>' in page and "Session 1 · connector 2" in page
+    assert "station #" not in page
+    assert f"cancel possible in {format_wait(net.deployment.start_timeout)}, if" in page
+    path = re.search(r"/sessions/0x[0-9a-f]{64}", page).group(0)
+    session_id = parse_session_id(path.rsplit("/", 1)[1])
+
+    operator_start(net, session_id)
+    _, page = await client.get(path)
+    reclaim_in = net.deployment.max_duration + net.deployment.reclaim_grace  # 25 h on the test chain
+    assert f"reclaim possible in {format_wait(reclaim_in)} if never settled" in page and " s if" not in page
+    _, page = await client.post(f"{path}/stop", {})
+    assert 'class="message notice"' not in page  # the live part says it, and goes when the session ends
+    assert "stop requested: waiting for the charge point and the settlement" in page
+
+    operator_settle(net, session_id, 189)  # 0.50 + 0.189 kWh x 0.35 = 0.56615
+    _, page = await client.get(path)
+    cost = re.search(r'id="cost" title="([0-9.]+)">([0-9.]+)<', page).groups()
+    assert cost == ("0.56615", "0.5662") and "stop requested" not in page
+    _, invoice = await client.get(f"{path}/invoice")
+    assert re.search(r'title="0.56615 EVE" id="invoice-total">0.5662 EVE<', invoice)
+    _, history = await client.get("/history")
+    assert f">{charge_point}</a>" in history and "Session 1 · connector 2" in history
+    assert not re.search(r"#\d+/\d+", history)
 
 
 async def test_the_account_locks_itself_when_idle(net, tmp_path: Path, serve):
@@ -149,6 +235,15 @@ def test_figures_round_amounts_down_for_small_screens():
     assert short_amount(2 * 10**18, 18) == "2.00"
     assert short_amount(1_234_567, 6) == "1.2345"
     assert short_amount(1_234, 2) == "12.34"
+
+
+def test_money_waits_and_times_as_people_read_them():
+    assert money(566_150_000_000_000_000, 18) == "0.5662"  # half up, to 4 decimals
+    assert money(475_756_302_521_008_403, 18) == "0.4758"  # not 0.475756302521008403
+    assert money(2 * 10**18, 18) == "2.00" and money(-66_150_000_000_000_000, 18) == "-0.0662"
+    waits = [format_wait(s) for s in (0, 45, 59.5, 300, 301, 5400, 89_993)]
+    assert waits == ["0 s", "45 s", "1 min", "5 min", "6 min", "1 h 30 min", "25 h"]  # rounded up: never too soon
+    assert format_time(1_796_558_400) == "2026-12-06 12:00:00 UTC"
 
 
 def test_idle_accounts_leave_memory_even_if_their_browser_never_comes_back(net, tmp_path: Path):

@@ -1,7 +1,7 @@
 """The browser tests' stack and helpers: Debian's headless Chromium (its path and flags), the real apps
 on the real Core Client, Anvil and simulated charge points (:func:`web_stack`), a screenshot of each page
-of a failing test in build/browser-failures/, and with EVN_SCREENSHOTS=DIR, :func:`snap`'s phone and
-desktop shots."""
+of a failing test in build/browser-failures/, with EVN_SCREENSHOTS=DIR :func:`snap`'s phone and desktop
+shots, and every page checked for a phone's width and console errors (:class:`Watched`)."""
 
 from __future__ import annotations
 
@@ -80,6 +80,35 @@ async def screenshots_on_failure(name: str, pages: list[Any]) -> AsyncIterator[N
                 await page.screenshot(path=str(path), full_page=True)
                 print(f"screenshot of the failing page {page.url}: {path}")
         raise
+
+
+class Watched:
+    """A page and what went wrong on it: console errors and uncaught exceptions, except the failed load
+    the browser logs for a page whose own HTTP status is an error (a refused form is meant to be 4xx)."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
+
+    def _console(self, message: Any) -> None:
+        own_status = message.text.startswith("Failed to load resource") and message.location.get("url") == self.page.url
+        if message.type == "error" and not own_status:
+            self.errors.append(f"{message.text} ({message.location.get('url')})")
+
+    async def looks_right(self) -> None:
+        """Nothing wider than the 390 px phone (no sideways scrolling) and no console error so far."""
+        await self.page.wait_for_load_state("load")
+        width = await self.page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"{self.page.url} is {width} px wide on a {PHONE['width']} px phone"
+        assert not self.errors, f"console errors on {self.page.url}: {self.errors}"
+
+
+async def watched_page(browser: Any, **options: Any) -> Watched:
+    """A new phone-sized page in its own browser context (its own cookies), watched for errors."""
+    context = await browser.new_context(viewport=PHONE, **options)
+    return Watched(await context.new_page())
 
 
 async def snap(page: Any, name: str) -> None:

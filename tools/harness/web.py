@@ -17,20 +17,28 @@ class WebClient:
         self.base = base
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
         self.csrf = ""
+        self.set_cookie: list[str] = []  # the Set-Cookie headers of the last answer
 
-    async def get(self, path: str) -> tuple[int, str]:
-        status, text = await asyncio.to_thread(self._open, path, None)
+    async def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+        status, text = await asyncio.to_thread(self._open, path, None, headers or {})
         if found := re.search(r'name="csrf" value="([^"]+)"', text):
             self.csrf = found.group(1)
         return status, text
 
-    async def post(self, path: str, fields: dict[str, str], csrf: bool = True) -> tuple[int, str]:
+    async def post(
+        self, path: str, fields: dict[str, str], csrf: bool = True, headers: dict[str, str] | None = None
+    ) -> tuple[int, str]:
+        """POST a form (with the CSRF token of the last page, unless ``csrf`` is False); ``headers`` as a
+        browser would add them (say, ``Sec-Fetch-Site``)."""
         data = {**fields, **({"csrf": self.csrf} if csrf else {})}
-        return await asyncio.to_thread(self._open, path, urllib.parse.urlencode(data).encode())
+        return await asyncio.to_thread(self._open, path, urllib.parse.urlencode(data).encode(), headers or {})
 
-    def _open(self, path: str, data: bytes | None) -> tuple[int, str]:
+    def _open(self, path: str, data: bytes | None, headers: dict[str, str]) -> tuple[int, str]:
+        request = urllib.request.Request(self.base + path, data=data, headers=headers)
         try:
-            with self.opener.open(self.base + path, data=data, timeout=30) as response:
+            with self.opener.open(request, timeout=30) as response:
+                self.set_cookie = response.headers.get_all("set-cookie") or []
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as exc:
+            self.set_cookie = exc.headers.get_all("set-cookie") or []
             return exc.code, exc.read().decode()
