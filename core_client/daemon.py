@@ -125,19 +125,21 @@ class Daemon:
         self.ocpp = OcppServer(s, self.service, self.records, self.proxy)
         self.control = ControlServer(s, self.service, self.health)
         self.lease = Lease(self.store.db, f"signer:{self.identity}")
+        leading = await asyncio.to_thread(self.lease.try_acquire)  # before /health answers: it tells the role
+        if leading:
+            self.role = "leader"
         await self.control.start()
-        loop = asyncio.get_running_loop()
-        if await asyncio.to_thread(self.lease.try_acquire):
+        if leading:
             await self._lead(reachable)
         else:  # several instances on one PostgreSQL: another signs for the operator; stand by for it
             log.info("standing by: another instance holds the signer lease of operator %s", self.account.address)
-            self._background = [loop.create_task(self._stand_by())]
+            self._background = [asyncio.get_running_loop().create_task(self._stand_by())]
 
     async def _lead(self, reachable: bool) -> None:
         """Serve the charge points and run the chain side: this instance holds the signer lease."""
         s = self.settings
-        self.role = "leader"
         await self.ocpp.start()
+        self.role = "leader"  # (after the OCPP port is open: a standby's /health says so once it serves)
         try:
             self.front_ends = await start_front_ends(
                 s, self.service, make_web3(s), self.deployment, self.account.address
