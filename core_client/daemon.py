@@ -12,16 +12,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import sys
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from web3 import Web3
 
 from core_client.chain.watcher import ChainWorker, EventWatcher
 from core_client.config import ConfigError, Settings
-from core_client.ocpi.service import OcpiService, StationInbox
-from core_client.ocpp.server import ControlServer, OcppServer
+from core_client.ocpi.csms import Csms
+from core_client.ocpi.mirror import Mirror
+from core_client.ocpi.service import OcpiService
+from core_client.ocpi.sessions import SessionBridge
+from core_client.ocpp.adapter import load_schemas
+from core_client.ocpp.server import AcceptFailures, ControlServer, OcppServer
 from core_client.proxy.relay import proxy_for
 from core_client.records.anchoring import anchor_loop, records_health, transaction_log
 from core_client.records.log import TransactionLog
@@ -44,12 +50,24 @@ from ev_network.web.server import HttpServer
 log = logging.getLogger("core_client")
 FAILED_SHOWN = 20  # the latest failed sessions listed in /health
 CHECKPOINT_EVERY_S = 2.0
+START_PROBE_S = 0.25  # how long start waits for the chain before serving OCPP without it
 LEASE_RETRY_S = 1.0  # a standby instance asks for the signer lease this often
 LEASE_CHECK_S = 1.0  # the leader checks it still holds it this often (see core_client.storage.lease)
 # How long a thread may hold the GIL while another waits for it (Python's default: 5 ms). Chain reads
 # and signing run in worker threads; each time the event loop gives the GIL up (a socket write, a poll)
 # it could wait that long to get it back, per OCPP reply. The daemon's loop should wait far less.
 GIL_SWITCH_INTERVAL_S = 0.0005
+
+
+async def _listening(start: Awaitable[None], setting: str, host: str, port: int) -> None:
+    """Await a server's ``start``; a port taken or a host that does not resolve is a ConfigError naming
+    the ``{setting}_host`` / ``{setting}_port`` setting, in one line."""
+    try:
+        await start
+    except socket.gaierror as error:
+        raise ConfigError(f"{setting}_host {host!r} does not resolve ({error.strerror})") from None
+    except OSError as error:
+        raise ConfigError(f"{setting}_port {port} on {host}: {error.strerror or error}") from None
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -95,12 +113,17 @@ class Daemon:
         chain side once the chain is back (a failed check then ends :func:`run` with its error)."""
         s = self.settings
         self.fatal = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().set_exception_handler(AcceptFailures())  # no traceback per failed accept
         self.store = Store(s.database)  # first: a database of an old version is refused at once
+        load_schemas()  # every OCPP 1.6 schema in memory: no frame needs a file descriptor later
         try:
             self.w3_events, self.w3_tx = make_web3(s), make_web3(s)
             self.escrow_read = Escrow(self.w3_events, self.deployment)
             self.records = transaction_log(s, self.deployment, make_web3(s))
-            reachable = await self._check_chain()
+            try:  # a node that accepts and never answers must not keep OCPP closed: the chain side starts later
+                reachable = await asyncio.wait_for(self._check_chain(), START_PROBE_S)
+            except asyncio.TimeoutError:
+                reachable = False
         except BaseException:
             self.store.close()
             if self.records is not None:
@@ -128,19 +151,24 @@ class Daemon:
         leading = await asyncio.to_thread(self.lease.try_acquire)  # before /health answers: it tells the role
         if leading:
             self.role = "leader"
-        await self.control.start()
+        try:
+            await _listening(self.control.start(), "control", s.control_host, s.control_port)
+        except BaseException:
+            self.lease.release()
+            self.store.close()
+            raise
         if leading:
             await self._lead(reachable)
         else:  # several instances on one PostgreSQL: another signs for the operator; stand by for it
             log.info("standing by: another instance holds the signer lease of operator %s", self.account.address)
-            self._background = [asyncio.get_running_loop().create_task(self._stand_by())]
+            self._background.append(asyncio.get_running_loop().create_task(self._stand_by()))
 
     async def _lead(self, reachable: bool) -> None:
         """Serve the charge points and run the chain side: this instance holds the signer lease."""
         s = self.settings
-        await self.ocpp.start()
-        self.role = "leader"  # (after the OCPP port is open: a standby's /health says so once it serves)
         try:
+            await _listening(self.ocpp.start(), "listen", s.listen_host, s.listen_port)
+            self.role = "leader"  # (after the OCPP port is open: a standby's /health says so once it serves)
             self.front_ends = await start_front_ends(
                 s, self.service, make_web3(s), self.deployment, self.account.address
             )
@@ -149,11 +177,12 @@ class Daemon:
             await stop_front_ends(self.front_ends)
             await self.ocpp.close()
             await self.control.close()
+            self.lease.release()
             self.store.close()
             raise
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self.service.run())]
-        self._background += [loop.create_task(self._checkpoints())]  # cancelled at shutdown
+        self._background.append(loop.create_task(self._checkpoints()))  # cancelled at shutdown
         if self.lease.shared:
             self._background.append(loop.create_task(self._hold_lease()))
         try:
@@ -189,21 +218,43 @@ class Daemon:
             self.fatal.set_exception(error)
 
     async def _start_ocpi(self) -> None:
-        """OCPI mode (an [ocpi] section): our endpoints for the CPO's CSMS; EVSE statuses it pushes become
-        the public availability of the stations imported from it."""
-        if self.settings.ocpi is None:
+        """OCPI mode (an [ocpi] section): our endpoints for the CPO's CSMS, and wallet sessions at the
+        stations imported from it run through its commands (core_client.ocpi.sessions); EVSE statuses it
+        pushes become those stations' public availability."""
+        ocpi = self.settings.ocpi
+        if ocpi is None:
             return
 
         def availability(cp_id: str, connector: int, status: str) -> None:
             self.service.live.status(cp_id, connector, status, "NoError")
 
-        self.ocpi = OcpiService(self.settings.ocpi, self.settings.database, lambda m: StationInbox(m, availability))
+        def bridge(mirror: Mirror, csms: Csms) -> SessionBridge:
+            return SessionBridge(mirror, availability, ocpi, self.service, csms, self.records)
+
+        self.ocpi = OcpiService(ocpi, self.settings.database, bridge)
         try:
             await self.ocpi.start()
         except OSError as error:
             self.ocpi.mirror.close()
             self.ocpi = None
             raise ConfigError(f"[ocpi] endpoints: {error}") from None
+        self._background.append(asyncio.get_running_loop().create_task(self._ocpi_loop()))
+
+    async def _ocpi_loop(self) -> None:
+        """Link the stations imported from the CSMS (new ones within seconds) and pull the CDRs it could
+        not push, every pull_interval_s."""
+        assert self.ocpi is not None
+        bridge = self.ocpi.inbox
+        assert isinstance(bridge, SessionBridge)
+        pulled_at = 0.0
+        while True:
+            for link in bridge.refresh_links():
+                self.service.attach(link)  # type: ignore[arg-type]  # a charge point reached through the CSMS
+                self.service.reconciler.wake()
+            if time.monotonic() - pulled_at >= self.ocpi.settings.pull_interval_s:
+                pulled_at = time.monotonic()
+                await self.ocpi.pull()
+            await asyncio.sleep(2)
 
     async def _start_chain_side(self) -> None:
         await self.watcher.initialize()

@@ -104,7 +104,7 @@ def _error_table() -> dict[bytes, tuple[str, list[str]]]:
     from ev_network.deployment import load_abi  # local: deployment imports this module
 
     table: dict[bytes, tuple[str, list[str]]] = {}
-    for contract in ("SessionEscrow", "EVToken", "PlainToken", "RecordAnchor", "OperatorProfile"):
+    for contract in ("SessionEscrow", "EVToken", "PlainToken", "RecordAnchor", "OperatorProfile", "PaymentMandates"):
         for item in load_abi(contract):
             if item["type"] != "error":
                 continue

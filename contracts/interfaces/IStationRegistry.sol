@@ -130,7 +130,7 @@ interface IStationRegistry {
     ///         if it had none: the key that settles a session started at `at`.
     /// @param stationId The station.
     /// @param at The time, e.g. a session's start.
-    function meterKeyAt(uint32 stationId, uint32 at) external view returns (bytes memory);
+    function meterPublicKeyAtTime(uint32 stationId, uint32 at) external view returns (bytes memory);
 
     /// @notice The station registered under an OCPP charge point id; reverts UnknownStation(0) if none.
     /// @param chargePointId The OCPP charge point identity.

@@ -366,5 +366,6 @@ class ChainWorker:
 
 def _signed(job: Job) -> tuple:
     """The escrow's SignedSettlement of a signed settle job (its records were checked when it was queued)."""
-    begin, end = ocmf.parse(job.args["begin"]), ocmf.parse(job.args["end"])
+    begin = ocmf.parse(job.args["begin"]) if job.args["begin"] is not None else None  # None: End holds both
+    end = ocmf.parse(job.args["end"])
     return ocmf.signed_settlement(job.session_id, begin, end, bytes.fromhex(job.args["meter_key"]))

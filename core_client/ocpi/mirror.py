@@ -25,6 +25,10 @@ CREATE TABLE IF NOT EXISTS ocpi_objects (
     last_updated TEXT NOT NULL, body TEXT NOT NULL, seq INTEGER NOT NULL,
     PRIMARY KEY (module, country_code, party_id, id)
 );
+CREATE TABLE IF NOT EXISTS ocpi_transactions (
+    country_code TEXT NOT NULL, party_id TEXT NOT NULL, session_id TEXT NOT NULL,
+    transaction_id INTEGER NOT NULL UNIQUE, PRIMARY KEY (country_code, party_id, session_id)
+);
 CREATE TABLE IF NOT EXISTS ocpi_cursors (name TEXT PRIMARY KEY, at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ocpi_stations (
     station_id INTEGER PRIMARY KEY, charge_point_id TEXT NOT NULL UNIQUE,
@@ -131,6 +135,29 @@ class Mirror:
             "INSERT INTO ocpi_cursors VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET at=excluded.at",
             (name, format_datetime(at)),
         )
+
+    # ------------------------------------------------------------------------------ sessions <-> transactions
+
+    def link_transaction(self, party: Party, session_id: str, transaction_id: int) -> None:
+        """The CSMS's Session ``session_id`` is our transaction ``transaction_id`` (kept for good)."""
+        self._db.execute(
+            "INSERT INTO ocpi_transactions VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (*party.key(), ci(session_id), transaction_id),
+        )
+
+    def transaction_of(self, party: Party, session_id: str) -> int | None:
+        row = self._db.execute(
+            "SELECT transaction_id FROM ocpi_transactions WHERE country_code=? AND party_id=? AND session_id=?",
+            (*party.key(), ci(session_id)),
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def session_of(self, transaction_id: int) -> tuple[Party, str] | None:
+        """The CSMS's Session (owner, id) that is our transaction ``transaction_id``."""
+        row = self._db.execute(
+            "SELECT country_code, party_id, session_id FROM ocpi_transactions WHERE transaction_id=?", (transaction_id,)
+        ).fetchone()
+        return None if row is None else (Party(row[0], row[1]), row[2])
 
     # ------------------------------------------------------------------------------ imported stations
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from core_client.ocpi.client import OcpiClient
+from core_client.ocpi.csms import Csms
 from core_client.ocpi.errors import OcpiError
 from core_client.ocpi.inbox import IssuedToken, OcpiInbox
 from core_client.ocpi.mirror import Mirror
@@ -21,6 +24,7 @@ from core_client.ocpi.models.enums import CommandType, Status, TokenType
 from core_client.ocpi.registration import RegistrationStore
 from core_client.ocpi.server import OcpiServer
 from core_client.ocpi.settings import OcpiSettings
+from core_client.ocpi.sync import pull_cdrs
 from core_client.ocpi.transport import Party
 from ev_network.web.server import HttpServer
 
@@ -88,24 +92,50 @@ class StationInbox:
 
 
 class OcpiService:
-    """Our OCPI endpoints in the daemon, and what ``/health`` says of the bridge."""
+    """Our OCPI endpoints in the daemon, its client to the CSMS, the pulls, and what ``/health`` says."""
 
-    def __init__(self, settings: OcpiSettings, database: Path, inbox: Callable[[Mirror], OcpiInbox]) -> None:
+    def __init__(self, settings: OcpiSettings, database: Path, inbox: Callable[[Mirror, Csms], OcpiInbox]) -> None:
         self.settings = settings
         self.store = RegistrationStore(settings.registration_path(database))
         self.mirror = Mirror(database.with_name(database.name + ".ocpi.sqlite"))
-        self.inbox = inbox(self.mirror)
+        self.client = OcpiClient(
+            timeout_s=settings.request_timeout_s, encoding=settings.token_encoding, sender=settings.party
+        )
+        self.csms = Csms(self.client, self.store, settings)
+        self.inbox = inbox(self.mirror, self.csms)
         self.server = OcpiServer(settings, self.store, self.mirror, self.inbox)
         self.http = HttpServer(self.server.app(), settings.host, settings.port)
+        self.last_pull: str | None = None  # how the last CDR pull went
 
     async def start(self) -> None:
         """Serve our endpoints; OSError naming the address if they cannot listen."""
-        await self.http.start()
+        await self.client.__aenter__()
+        try:
+            await self.http.start()
+        except BaseException:
+            await self.client.__aexit__(None, None, None)
+            raise
         log.info("OCPI endpoints on %s/ (public %s)", self.http.url, self.settings.versions_endpoint)
 
     async def stop(self) -> None:
         await self.http.stop()
+        await self.client.__aexit__(None, None, None)
         self.mirror.close()
+
+    async def pull(self) -> None:
+        """Pull the CDRs the CSMS did not push (when registered); how it went is kept for /health."""
+        registration = self.store.load()
+        if registration is None or not registration.registered:
+            return
+        try:
+            report = await pull_cdrs(self.csms, self.server.receivers)
+        except OcpiError as error:
+            self.last_pull = f"failed: {error}"
+            log.warning("OCPI CDR pull failed: %s", error)
+            return
+        for line in report:
+            log.info("OCPI pull: %s", line)
+        self.last_pull = f"{len(report)} CDR(s) taken or refused at {datetime.now(timezone.utc):%H:%M:%S} UTC"
 
     def health(self) -> dict[str, Any]:
         """``registered`` and with whom, why not (``ended``), a refusal of our token, stations imported."""
@@ -120,4 +150,5 @@ class OcpiService:
             "ended": registration.ended if registration else "not registered (core-client ocpi register)",
             "token_refused": registration.refused if registration else None,
             "stations_imported": len(self.mirror.stations()),
+            "last_cdr_pull": self.last_pull,
         }

@@ -25,7 +25,7 @@ from ocpp.v16.enums import Action, DataTransferStatus
 from websockets.exceptions import ConnectionClosed
 
 from core_client.errors import CoreClientError
-from core_client.ocpp.adapter import OcppLink, on
+from core_client.ocpp.adapter import NotSent, OcppLink, on
 from core_client.ocpp.wire import signed_meter_data, utc_now, wire_text
 from core_client.sessions.actions import OutOfRange
 from ev_network.errors import EVNetworkError
@@ -35,7 +35,12 @@ wire_log = logging.getLogger("core_client.ocpp.wire")
 
 
 class CommandFailed(CoreClientError):
-    """A central-system call got no usable answer (CALLERROR, timeout, connection lost)."""
+    """A central-system call got no usable answer (CALLERROR, timeout, connection lost); ``sent`` is
+    False when it never left (the charge point cannot have acted on it)."""
+
+    def __init__(self, message: str, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 class Sessions(Protocol):
@@ -236,6 +241,8 @@ class StationLink(OcppLink):
         name = type(payload).__name__
         try:
             return await self.call(payload, suppress=False)
+        except NotSent as error:
+            raise CommandFailed(f"{self.id}: {error}", sent=False) from None
         except OCPPError as error:
             raise CommandFailed(
                 f"{self.id}: {name} answered with CALLERROR {error.code}: {error.description}"

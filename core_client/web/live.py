@@ -32,7 +32,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core_client.config import LiveSettings
-from core_client.sessions.machine import RUNNING, TERMINAL, SessionRecord, cost_so_far
+from core_client.sessions.machine import RUNNING, TERMINAL, SessionRecord, State, cost_so_far
 from core_client.sessions.readings import Live
 from ev_network.live_auth import live_signer
 from ev_network.session_ids import hex_session_id, parse_session_id
@@ -70,6 +70,7 @@ class LiveSession(BaseModel):
     started_at: float | None
     last_meter_at: float | None
     ended: bool
+    held: str | None = None  # why the session is held for the operator (nothing settled yet), if it is
 
 
 class LiveSource(Protocol):
@@ -130,6 +131,7 @@ class ReadingsSource:
             started_at=record.started_at,
             last_meter_at=record.meter_at,
             ended=record.state in TERMINAL,
+            held=record.last_error if record.state is State.HELD else None,
         )
 
     def _power(self, record: SessionRecord) -> int:
