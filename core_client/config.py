@@ -84,6 +84,8 @@ class LiveSettings(BaseModel):
     requests_per_minute: int = Field(120, ge=1)  # per client address; beyond: 429
     max_validity_s: int = Field(300, ge=10, le=3600)  # how far in the future a signed request may expire
     poll_interval_s: float = Field(1.0, gt=0)  # how often an event stream looks for new readings
+    max_streams_per_session: int = Field(4, ge=1)  # open event streams of one session (any address); beyond: 429
+    max_streams: int = Field(200, ge=1)  # open event streams in all; beyond: 503
 
 
 class DashboardSettings(BaseModel):

@@ -39,7 +39,7 @@ from core_client.storage.lease import Lease, LeaseLost
 from core_client.storage.store import Store
 from core_client.web.front_ends import start_front_ends, stop_front_ends
 from ev_network.chain import http_web3
-from ev_network.contracts import Escrow, SessionState
+from ev_network.contracts import Escrow, SessionState, Token
 from ev_network.deployment import Deployment
 from ev_network.errors import ChainUnavailable, EVNetworkError
 from ev_network.keys import load_keyfile
@@ -228,8 +228,15 @@ class Daemon:
         def availability(cp_id: str, connector: int, status: str) -> None:
             self.service.live.status(cp_id, connector, status, "NoError")
 
+        try:  # the token's decimals, to compare a CDR's total_cost with the chain's price (None: not compared)
+            read = asyncio.to_thread(Token(self.w3_events, self.deployment.token).decimals)
+            decimals: int | None = await asyncio.wait_for(read, self.settings.rpc_timeout_s + 1)
+        except Exception as error:
+            log.warning("OCPI: the token's decimals unknown (%s): CDR costs are not compared", error)
+            decimals = None
+
         def bridge(mirror: Mirror, csms: Csms) -> SessionBridge:
-            return SessionBridge(mirror, availability, ocpi, self.service, csms, self.records)
+            return SessionBridge(mirror, availability, ocpi, self.service, csms, self.records, decimals)
 
         self.ocpi = OcpiService(ocpi, self.settings.database, bridge)
         try:
