@@ -132,6 +132,10 @@ class Settings(BaseModel):
     ocpp_response_timeout_s: float = Field(20, gt=0)
     heartbeat_interval_s: int = Field(300, gt=0)
     rpc_timeout_s: float = Field(5, gt=0)
+    fee_bump_after_s: float = Field(
+        60, ge=0
+    )  # a transaction unmined this long is re-sent with 12.5% more fee; 0: never
+    max_fee_per_gas_gwei: float | None = Field(None, gt=0)  # no bump beyond this fee (None: no cap)
     tls_cert: Path | None = None
     tls_key: Path | None = None
     control_token: str | None = Field(None, min_length=16)
