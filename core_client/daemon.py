@@ -27,7 +27,7 @@ from core_client.ocpi.mirror import Mirror
 from core_client.ocpi.service import OcpiService
 from core_client.ocpi.sessions import SessionBridge
 from core_client.ocpp.adapter import load_schemas
-from core_client.ocpp.server import ControlServer, OcppServer
+from core_client.ocpp.server import AcceptFailures, ControlServer, OcppServer
 from core_client.proxy.relay import proxy_for
 from core_client.records.anchoring import anchor_loop, records_health, transaction_log
 from core_client.records.log import TransactionLog
@@ -38,7 +38,7 @@ from core_client.sessions.service import SessionService
 from core_client.storage.store import Store
 from core_client.web.front_ends import start_front_ends, stop_front_ends
 from ev_network.chain import http_web3
-from ev_network.contracts import Escrow, SessionState
+from ev_network.contracts import Escrow, SessionState, Token
 from ev_network.deployment import Deployment
 from ev_network.errors import ChainUnavailable, EVNetworkError
 from ev_network.keys import load_keyfile
@@ -49,6 +49,7 @@ from ev_network.web.server import HttpServer
 log = logging.getLogger("core_client")
 FAILED_SHOWN = 20  # the latest failed sessions listed in /health
 CHECKPOINT_EVERY_S = 2.0
+START_PROBE_S = 0.25  # how long start waits for the chain before serving OCPP without it
 # How long a thread may hold the GIL while another waits for it (Python's default: 5 ms). Chain reads
 # and signing run in worker threads; each time the event loop gives the GIL up (a socket write, a poll)
 # it could wait that long to get it back, per OCPP reply. The daemon's loop should wait far less.
@@ -108,13 +109,17 @@ class Daemon:
         chain side once the chain is back (a failed check then ends :func:`run` with its error)."""
         s = self.settings
         self.fatal = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().set_exception_handler(AcceptFailures())  # no traceback per failed accept
         self.store = Store(s.database)  # first: a database of an old version is refused at once
         load_schemas()  # every OCPP 1.6 schema in memory: no frame needs a file descriptor later
         try:
             self.w3_events, self.w3_tx = make_web3(s), make_web3(s)
             self.escrow_read = Escrow(self.w3_events, self.deployment)
             self.records = transaction_log(s, self.deployment, make_web3(s))
-            reachable = await self._check_chain()
+            try:  # a node that accepts and never answers must not keep OCPP closed: the chain side starts later
+                reachable = await asyncio.wait_for(self._check_chain(), START_PROBE_S)
+            except asyncio.TimeoutError:
+                reachable = False
         except BaseException:
             self.store.close()
             if self.records is not None:
@@ -181,8 +186,15 @@ class Daemon:
         def availability(cp_id: str, connector: int, status: str) -> None:
             self.service.live.status(cp_id, connector, status, "NoError")
 
+        try:  # the token's decimals, to compare a CDR's total_cost with the chain's price (None: not compared)
+            read = asyncio.to_thread(Token(self.w3_events, self.deployment.token).decimals)
+            decimals: int | None = await asyncio.wait_for(read, self.settings.rpc_timeout_s + 1)
+        except Exception as error:
+            log.warning("OCPI: the token's decimals unknown (%s): CDR costs are not compared", error)
+            decimals = None
+
         def bridge(mirror: Mirror, csms: Csms) -> SessionBridge:
-            return SessionBridge(mirror, availability, ocpi, self.service, csms, self.records)
+            return SessionBridge(mirror, availability, ocpi, self.service, csms, self.records, decimals)
 
         self.ocpi = OcpiService(ocpi, self.settings.database, bridge)
         try:

@@ -113,6 +113,11 @@ class SessionService:
         """The session as it is now (with its latest meter reading)."""
         return self.live.session(session_id)
 
+    def session_of_transaction(self, transaction_id: int) -> SessionRecord | None:
+        """The session a transaction belongs to (None for a transaction that is no session of ours)."""
+        tx = self.store.get_transaction(transaction_id)
+        return None if tx is None or tx.session_id is None else self.session(tx.session_id)
+
     def flush(self) -> None:
         """Write the live meter readings and connector statuses to SQLite."""
         self.live.flush()
@@ -133,18 +138,24 @@ class SessionService:
             link.station_id, link.connectors = station
         return old if old is not link else None
 
-    async def resolve(self, link: StationLink) -> None:
-        """Look a charge point up on chain if it is not one of our known stations yet.
+    async def resolve(self, link: StationLink, wait_s: float | None = None) -> None:
+        """Look a charge point up on chain if it is not one of our known stations yet, waiting at most
+        ``wait_s`` (default: the RPC timeout); a known station's meter key is read again in the background.
+        A connecting charge point waits :data:`core_client.ocpp.server.CONNECT_LOOKUP_S` (its Boot is
+        answered within a second whatever the chain does: Pending if the chain cannot say in time, and
+        the lookup goes on in the background).
         (Stations registered while the daemon runs are also picked up by the event watcher.)"""
         known = self.station_of(link.id)
         if known is not None:
-            await self.meter_key(known[0], refresh=True)
+            self.reconciler.spawn(self.meter_key(known[0], refresh=True))
         if known is not None or self.station_lookup is None:
             return
         try:
-            found = await asyncio.wait_for(self.station_lookup(link.id), self.settings.rpc_timeout_s + 1)
+            timeout = self.settings.rpc_timeout_s + 1 if wait_s is None else wait_s
+            found = await asyncio.wait_for(self.station_lookup(link.id), timeout)
         except (ChainUnavailable, asyncio.TimeoutError) as error:
-            log.warning("%s: cannot check its registration, chain unreachable (%s)", link.id, error)
+            reason = str(error) or f"no answer within {timeout:g}s"
+            log.warning("%s: cannot check its registration, chain unreachable (%s)", link.id, reason)
             link.lookup_failed = True
             return
         except Exception:
@@ -155,7 +166,7 @@ class SessionService:
         if found is not None:
             self.store.add_station(found[0], link.id, found[1])
             link.station_id, link.connectors = found
-            await self.meter_key(found[0], refresh=True)
+            self.reconciler.spawn(self.meter_key(found[0], refresh=True))
 
     async def meter_key(self, station_id: int, refresh: bool = False) -> bytes | None:
         """The station's meter key as registered on chain (b"": none, the plain path), read on connect and

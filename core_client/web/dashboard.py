@@ -7,7 +7,10 @@ rejected sessions with their reasons. ``/`` refreshes its panels every few secon
 
 from __future__ import annotations
 
+import logging
+import secrets
 import time
+from collections import deque
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -21,17 +24,50 @@ from ev_network.web import CsrfError, check_csrf, session_middleware, static_mou
 
 TEMPLATES = templates(Path(__file__).resolve().parent / "templates")
 REFRESH_S = 3
+MAX_GUESSES = 5  # wrong passwords from one address within GUESS_WINDOW_S: then it is locked out
+GUESS_WINDOW_S = 60
+MAX_TRACKED = 10_000  # addresses remembered (old ones dropped beyond)
+log = logging.getLogger("core_client.dashboard")
+
+
+class Guesses:
+    """Wrong passwords per client address: after :data:`MAX_GUESSES` within :data:`GUESS_WINDOW_S`, the
+    address is locked out until the oldest of them is that old (the right password too is refused)."""
+
+    def __init__(self) -> None:
+        self.wrong: dict[str, deque[float]] = {}
+
+    def locked_for(self, address: str, now: float) -> float:
+        """Seconds the address stays locked out (0: it may try)."""
+        recent = self.wrong.get(address)
+        while recent and now - recent[0] > GUESS_WINDOW_S:
+            recent.popleft()
+        return GUESS_WINDOW_S - (now - recent[0]) if recent and len(recent) >= MAX_GUESSES else 0.0
+
+    def add(self, address: str, now: float) -> int:
+        if len(self.wrong) > MAX_TRACKED and address not in self.wrong:
+            self.wrong = {a: d for a, d in self.wrong.items() if d and now - d[-1] <= GUESS_WINDOW_S}
+        recent = self.wrong.setdefault(address, deque())
+        recent.append(now)
+        return len(recent)
 
 
 def create_dashboard_app(source: DashboardSource, settings: DashboardSettings) -> Starlette:
-    """The dashboard's ASGI app over ``source``."""
+    """The dashboard's ASGI app over ``source``. A login lives on the server (``logins``): logging out
+    ends it, whatever copy of the cookie is still around; wrong passwords are logged and lock the
+    address out (:class:`Guesses`)."""
+    logins: dict[str, float] = {}  # login id (in the signed cookie) -> when it was last used
+    guesses = Guesses()
 
     def logged_in(request: Request) -> bool:
-        seen = request.session.get("seen")
-        if not request.session.get("operator") or seen is None or time.time() - seen > settings.idle_timeout_s:
-            request.session.pop("operator", None)
+        login, now = request.session.get("login"), time.time()
+        seen = logins.get(login) if isinstance(login, str) else None
+        if seen is None or now - seen > settings.idle_timeout_s:
+            if isinstance(login, str):
+                logins.pop(login, None)
+            request.session.pop("login", None)
             return False
-        request.session["seen"] = time.time()
+        logins[login] = now
         return True
 
     def page(request: Request, name: str, status: int = 200, **context: object) -> Response:
@@ -42,14 +78,28 @@ def create_dashboard_app(source: DashboardSource, settings: DashboardSettings) -
 
     async def login(request: Request) -> Response:
         await check_csrf(request)
+        address, now = request.client.host if request.client else "?", time.time()
+        locked = guesses.locked_for(address, now)
+        if locked:
+            error = f"too many wrong passwords: try again in {locked:.0f} s"
+            return page(request, "login.html", status=429, error=error)
         form = await request.form()
         if not settings.check_password(str(form.get("password", ""))):
+            count = guesses.add(address, now)
+            log.warning("dashboard: wrong password from %s (%d in the last %d s)", address, count, GUESS_WINDOW_S)
             return page(request, "login.html", status=401, error="wrong password")
-        request.session.update(operator=True, seen=time.time())
+        for old in [k for k, seen in logins.items() if now - seen > settings.idle_timeout_s]:
+            del logins[old]
+        login_id = secrets.token_urlsafe(24)
+        logins[login_id] = now
+        request.session["login"] = login_id
         return RedirectResponse("/", status_code=303)
 
     async def logout(request: Request) -> Response:
         await check_csrf(request)
+        login = request.session.get("login")
+        if isinstance(login, str):
+            logins.pop(login, None)  # ended here: an old copy of the cookie no longer gets in
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 

@@ -52,6 +52,7 @@ async def core(tmp_path: Path, clean_chain: Net, keyfile: Path, cpo: Cpo) -> Asy
 async def test_a_wallet_session_through_the_csms_settles_once_at_the_tariff(core, cpo: Cpo) -> None:
     daemon, station_id = core[0].daemon, core[1]
     net = core[0].net
+    await cpo.control("scenario", {"cost_offset": 0.5})  # its CDR says 0.50 more than its tariff: not billed
     driver = await funded_driver(net, 0)
     session_id = await open_session(net, driver, station_id, 1, DEPOSIT)
     await wait_chain(net, session_id, SessionState.ACTIVE, timeout=30)
@@ -65,7 +66,9 @@ async def test_a_wallet_session_through_the_csms_settles_once_at_the_tariff(core
     energy_wh = round(cdr["total_energy"] * 1000)
     [settled] = chain_events(net, "SessionSettled", session_id)
     tariff = net.escrow().get_tariff(net.escrow().get_station(station_id).tariff_id)
-    assert settled.args["cost"] == price(tariff, energy_wh) and energy_wh > 0
+    assert settled.args["cost"] == price(tariff, energy_wh) and energy_wh > 0  # the chain's tariff is billed
+    [difference] = daemon.health()["ocpi"]["cost_differences"]  # and the CDR's other cost shown
+    assert difference["cdr"] == cdr["id"] and difference["chain_cost_units"] == settled.args["cost"]
     transaction = daemon.ocpi.mirror.transaction_of(Party("DE", "EVP"), ocpi_session)
     recorded = daemon.records.find(transaction, "DE*EVP*E0002").record  # in the anchored transaction record
     assert (recorded.meter_start, recorded.meter_stop, recorded.stop_reason) == (0, energy_wh, "Remote")
@@ -114,7 +117,7 @@ async def test_the_drivers_stop_on_chain_and_a_cdr_that_only_comes_by_pull(core,
     await until(lambda: (daemon.service.session(session_id).meter_last or 0) > 0, 15, "energy in the live data")
     await asyncio.to_thread(net.escrow(driver).request_stop, session_id)
     await cpo.wait_log(lambda e: e["direction"] == "in" and e["url"].endswith("/commands/STOP_SESSION"))
-    [cdr] = await cdrs_of(cpo)
+    [cdr] = await cpo.cdrs()
     assert daemon.ocpi.mirror.get(ModuleID.CDRS, Party("DE", "EVP"), cdr["id"]) is None  # never pushed
     await daemon.ocpi.pull()
     await wait_chain(net, session_id, SessionState.SETTLED, timeout=30)
@@ -138,7 +141,7 @@ async def test_a_signed_cdr_settles_through_the_signed_path_and_a_tampered_one_i
     await cpo.control("stop", {"session_id": _cpo_session(daemon)})
     if settles:
         await wait_chain(net, session_id, SessionState.SETTLED, timeout=30)
-        [cdr] = await cdrs_of(cpo)
+        [cdr] = await cpo.cdrs()
         [settled] = chain_events(net, "SessionSettled", session_id)
         assert settled.args["meterStop"] - settled.args["meterStart"] == round(cdr["total_energy"] * 1000)
         transaction = daemon.ocpi.mirror.transaction_of(Party("DE", "EVP"), cdr["session_id"])
@@ -162,20 +165,10 @@ async def test_the_csms_down_mid_session_the_stop_waits_for_it_and_the_cdr_is_pu
     assert (await cpo.control("state"))["cdrs"] == []  # STOP_SESSION cannot reach it while it is down
     await cpo.control("up", {})
     await cpo.wait_log(lambda e: e["direction"] == "in" and e["url"].endswith("/commands/STOP_SESSION"), timeout=30)
-    await cdrs_of(cpo)
+    await cpo.cdrs()
     await daemon.ocpi.pull()  # whether or not its CDR push got through, it is taken once
     await wait_chain(net, session_id, SessionState.SETTLED, timeout=30)
     assert len(chain_events(net, "SessionSettled", session_id)) == 1
-
-
-async def cdrs_of(cpo: Cpo, timeout: float = 20) -> list[dict]:
-    """The CDRs the CPO platform made, once there is one."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not (cdrs := (await cpo.control("state"))["cdrs"]):
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("the CPO platform made no CDR")
-        await asyncio.sleep(0.1)
-    return cdrs
 
 
 async def start_token(cpo: Cpo) -> dict:
