@@ -26,8 +26,8 @@ KeyArg = Annotated[
     str | None,
     typer.Argument(
         metavar="KEY",
-        help="The meter's P-256 public key as it prints it: PEM, DER as hex or base64, or the point in hex "
-        "(65 bytes 04||x||y, 33 bytes compressed, 64 bytes x||y).",
+        help="The meter's P-256 public key as it prints it: DER as hex or base64, or the point in hex "
+        "(65 bytes 04||x||y, 33 bytes compressed, 64 bytes x||y); a PEM file: --file.",
         show_default=False,
     ),
 ]

@@ -79,7 +79,7 @@ async def test_a_stop_while_the_meter_key_is_unknown_waits_and_settles_signed_on
         url = f"ws://127.0.0.1:{second.ocpp.address[1]}"
         raw = await RawCP.connect(url, cp, "pw-keywait")
         assert (await raw.boot())[2]["status"] == "Accepted"  # a station it knows
-        end = signed_value(ocmf_record(meter, tag, "E", "1500"), END)
+        end = signed_value(ocmf_record(meter, tag, "E", "1500", page="T8"), END)
         stop = {"transactionId": transaction_id, "meterStop": 1500, "timestamp": now_iso(), "idTag": tag}
         answer = await raw.call("StopTransaction", {**stop, "transactionData": [end]}, timeout=5)
         assert answer[2]["idTagInfo"]["status"] == "Accepted"
