@@ -283,8 +283,6 @@ class SessionService:
         if s is None:
             if tx.meter_stop is None:
                 self.store.finish_transaction(transaction_id, meter_stop, reason)
-                if self._awaiting_key is not None:
-                    self._awaiting_key.add(s.session_id)
             return decisions.INVALID
         key = self.meter_keys.get(s.station_id, None if self.meter_key_lookup else b"")
         if key != b"" and s.state in RUNNING and tx.meter_stop is None:  # a repeat does not replace the records
