@@ -7,6 +7,7 @@ rejected sessions with their reasons. ``/`` refreshes its panels every few secon
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import secrets
 import time
@@ -14,9 +15,12 @@ from collections import deque
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core_client.config import DashboardSettings
 from core_client.web.dashboard_source import DashboardSource
@@ -50,6 +54,33 @@ class Guesses:
         recent = self.wrong.setdefault(address, deque())
         recent.append(now)
         return len(recent)
+
+
+class KnownHost:
+    """ASGI middleware: a request whose ``Host`` names neither an IP address, ``localhost`` nor the
+    dashboard's configured host is refused (403): a DNS name that merely resolves here (DNS rebinding)
+    gets nothing from the dashboard."""
+
+    def __init__(self, app: ASGIApp, host: str) -> None:
+        self.app, self.names = app, {"localhost", host.lower()}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self.known(Headers(scope=scope).get("host", "")):
+            await PlainTextResponse("this dashboard answers only to its own address\n", 403)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def known(self, host: str) -> bool:
+        if host.startswith("["):  # [IPv6]:port
+            name = host[1:].partition("]")[0]
+        else:
+            name = host.partition(":")[0] if host.count(":") == 1 else host
+        name = name.lower()
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return name in self.names
+        return True
 
 
 def create_dashboard_app(source: DashboardSource, settings: DashboardSettings) -> Starlette:
@@ -140,6 +171,6 @@ def create_dashboard_app(source: DashboardSource, settings: DashboardSettings) -
             Route("/jobs/{job_id:int}/retry", retry, methods=["POST"]),
             static_mount(),
         ],
-        middleware=[session_middleware("evn_dashboard")],
+        middleware=[Middleware(KnownHost, host=settings.host), session_middleware("evn_dashboard")],
         exception_handlers={CsrfError: csrf_failed},
     )
