@@ -7,6 +7,7 @@ rejected sessions with their reasons. ``/`` refreshes its panels every few secon
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import secrets
 import time
@@ -14,9 +15,12 @@ from collections import deque
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core_client.config import DashboardSettings
 from core_client.web.dashboard_source import DashboardSource
@@ -52,8 +56,35 @@ class Guesses:
         return len(recent)
 
 
-def create_dashboard_app(source: DashboardSource, settings: DashboardSettings) -> Starlette:
-    """The dashboard's ASGI app over ``source``. A login lives on the server (``logins``): logging out
+class KnownHost:
+    """ASGI middleware: a request whose ``Host`` names neither an IP address, ``localhost`` nor the
+    dashboard's configured host is refused (403): a DNS name that merely resolves here (DNS rebinding)
+    gets nothing from the dashboard."""
+
+    def __init__(self, app: ASGIApp, host: str) -> None:
+        self.app, self.names = app, {"localhost", host.lower()}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self.known(Headers(scope=scope).get("host", "")):
+            await PlainTextResponse("this dashboard answers only to its own address\n", 403)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def known(self, host: str) -> bool:
+        if host.startswith("["):  # [IPv6]:port
+            name = host[1:].partition("]")[0]
+        else:
+            name = host.partition(":")[0] if host.count(":") == 1 else host
+        name = name.lower()
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return name in self.names
+        return True
+
+
+def create_dashboard_app(source: DashboardSource, settings: DashboardSettings, tls: bool = False) -> Starlette:
+    """The dashboard's ASGI app over ``source`` (``tls``: served over HTTPS, its cookie Secure). A login lives on the server (``logins``): logging out
     ends it, whatever copy of the cookie is still around; wrong passwords are logged and lock the
     address out (:class:`Guesses`)."""
     logins: dict[str, float] = {}  # login id (in the signed cookie) -> when it was last used
@@ -140,6 +171,6 @@ def create_dashboard_app(source: DashboardSource, settings: DashboardSettings) -
             Route("/jobs/{job_id:int}/retry", retry, methods=["POST"]),
             static_mount(),
         ],
-        middleware=[session_middleware("evn_dashboard")],
+        middleware=[Middleware(KnownHost, host=settings.host), session_middleware("evn_dashboard", secure=tls)],
         exception_handlers={CsrfError: csrf_failed},
     )

@@ -196,3 +196,14 @@ async def test_logout_ends_the_login_on_the_server(net, store: Store):
         assert 'name="password"' in page and "Chain job queue" not in page  # was: still logged in
     finally:
         await server.stop()
+
+
+@pytest.mark.issue(17, item=8)
+async def test_the_dashboard_answers_only_to_its_own_address(net, store: Store):
+    server, client = await dashboard(store, net)
+    port = server.url.rsplit(":", 1)[1].rstrip("/")
+    try:
+        for host, status in ((f"rebind.example:{port}", 403), (f"localhost:{port}", 200), (f"127.0.0.1:{port}", 200)):
+            assert (await client.get("/login", headers={"Host": host}))[0] == status, host
+    finally:
+        await server.stop()
