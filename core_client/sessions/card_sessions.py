@@ -18,11 +18,12 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from core_client.sessions import decisions
-from core_client.sessions.actions import Decision, SaveSession, SendRemoteStop, decide, info, warning
+from core_client.sessions.actions import Decision, SendRemoteStop, decide, warning
 from core_client.sessions.cards import (
     MANDATE_ARG,
     Card,
     CardMandate,
+    card_opened,
     card_refusal,
     card_start,
     card_start_refusal,
@@ -30,9 +31,7 @@ from core_client.sessions.cards import (
     is_card_open,
 )
 from core_client.sessions.jobs import OPEN, Job, JobKind
-from core_client.sessions.machine import Event
 from ev_network.pricing import Tariff
-from ev_network.session_ids import hex_session_id
 
 if TYPE_CHECKING:
     from core_client.ocpp.link import StationLink
@@ -103,7 +102,7 @@ class CardSessions:
             return
         now = time.time()
         record = decisions.requested(requested, station[0], block, tariff, now)
-        tx_id, meter_start = job.args["transaction_id"], job.args["meter_start"]
+        tx_id = job.args["transaction_id"]
         tx = self.store.get_transaction(tx_id)
         began = tx.started_at if tx is not None else now  # the charge began then, not when the chain heard of it
         if self.store.insert_session(record) is None:
@@ -111,19 +110,8 @@ class CardSessions:
         self.store.move_job(job.id, session_id)
         self.store.link_transaction(tx_id, session_id)
         self.service.forget_transaction(tx_id)
-        started = record.apply(
-            Event.START_TRANSACTION,
-            transaction_id=tx_id,
-            meter_start=meter_start,
-            meter_last=meter_start,
-            started_at=began,
-            meter_at=began,
-        ).apply(Event.START_MINED)
-        note = info(
-            f"session {hex_session_id(session_id)}: card of mandate {job.args[MANDATE_ARG]} opened and started on "
-            f"chain, transaction {tx_id}, deposit {record.deposit} (block {block})"
-        )
-        self.service.apply(decide(None, SaveSession(started), note))
+        started, decision = card_opened(record, job.args, began, block)
+        self.service.apply(decision)
         if tx is not None and tx.meter_stop is not None:  # the charge point stopped before the open was mined
             self.service.settle_stopped(started, tx.meter_stop, tx.stop_reason)
 

@@ -21,10 +21,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from core_client.sessions.actions import Decision, QueueJob, decide, info
-from core_client.sessions.decisions import ACCEPTED, UINT40
+from core_client.sessions.actions import Decision, QueueJob, SaveSession, decide, info
+from core_client.sessions.decisions import ACCEPTED, UINT40, with_transaction
 from core_client.sessions.jobs import JobKind
+from core_client.sessions.machine import Event, SessionRecord
 from ev_network.mandates import token_ref
+from ev_network.session_ids import hex_session_id
 
 #: The args key that marks a START job as a card's open under a mandate (see :func:`card_start`).
 MANDATE_ARG = "mandate_id"
@@ -111,6 +113,17 @@ def card_start(
         f"{transaction_id}, deposit {deposit}; open queued"
     )
     return decide((transaction_id, ACCEPTED), QueueJob(JobKind.START, transaction_id, args), note)
+
+
+def card_opened(record: SessionRecord, args: dict, began: float, block: int) -> tuple[SessionRecord, Decision]:
+    """A card's open (START job ``args``) is mined: its new session ``record``, started by the card's
+    transaction (which began at ``began``) and already started on chain; and the decision saving it."""
+    started = with_transaction(record, args["transaction_id"], args["meter_start"], began).apply(Event.START_MINED)
+    note = info(
+        f"session {hex_session_id(record.session_id)}: card of mandate {args[MANDATE_ARG]} opened and started on "
+        f"chain, transaction {args['transaction_id']}, deposit {record.deposit} (block {block})"
+    )
+    return started, decide(None, SaveSession(started), note)
 
 
 def card_start_refusal(card: Card | None, meter_start: int, now: float, queued: int) -> str | None:
