@@ -221,9 +221,11 @@ abstract contract StationRegistry is IStationRegistry, AccessControl {
         }
         uint32 now_ = block.timestamp.toUint32();
         uint32 since = station.meterKeySince;
+        // One change per second: the history holds one key per second, and every change writes fresh slots,
+        // so its gas does not depend on the block it lands in (a gas estimate stays valid).
+        if (since == now_) revert MeterKeyChangedThisSecond(stationId);
         MeterKey storage key = _meterKeys[stationId][now_];
-        if (since != now_) key.previousSince = since; // a second change within one second replaces the first
-        (key.x, key.y) = (x, y);
+        (key.x, key.y, key.previousSince) = (x, y, since);
         station.metered = length != 0;
         station.meterKeySince = now_;
         emit MeterPublicKeySet(stationId, publicKey);

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sqlite3
 from decimal import Decimal, InvalidOperation
 from enum import Enum
 from pathlib import Path
@@ -20,10 +19,12 @@ from core_client.cli.common import CliError, ConfigOpt
 from core_client.cli.common import operator_escrow as _operator_escrow
 from core_client.cli.common import password as _password
 from core_client.cli.control_client import call_control
+from core_client.cli.db import db_app
 from core_client.cli.ocpi import ocpi_app
 from core_client.cli.records import records_app
 from core_client.config import Settings, check_charge_point_id, load_settings
 from core_client.errors import clean_errors
+from core_client.storage.database import describe, is_database_error
 from ev_network.contracts import Token
 from ev_network.errors import ContractRevert
 from ev_network.keys import create_keyfile, keyfile_address
@@ -57,6 +58,7 @@ app.add_typer(stations_app, name="stations")
 app.add_typer(operator_app, name="operator")
 app.add_typer(command_app, name="command")
 app.add_typer(records_app, name="records")
+app.add_typer(db_app, name="db")
 app.add_typer(ocpi_app, name="ocpi")
 
 UrlOpt = Annotated[
@@ -95,8 +97,10 @@ def run(
     setup_logging(verbose)
     try:
         asyncio.run(run_daemon(settings, password))
-    except sqlite3.Error as error:  # a corrupt file, a folder that does not exist, a full disk...
-        raise CliError(f"database {settings.database}: {error}") from None
+    except Exception as error:  # a corrupt file, a full disk, the PostgreSQL server gone...
+        if not is_database_error(error):
+            raise
+        raise CliError(f"database {describe(settings.database)}: {error}") from None
 
 
 @app.command()

@@ -45,6 +45,7 @@ from core_client.ocpi.settings import OcpiSettings
 from core_client.ocpi.transport import Party
 from core_client.ocpp.link import CommandFailed, Recorder
 from core_client.ocpp.wire import signed_meter_data
+from core_client.sessions.machine import SessionRecord, cost_so_far
 from core_client.sessions.metering import BEGIN, END
 from ev_network.errors import EVNetworkError
 
@@ -61,6 +62,7 @@ class Sessions(Protocol):
     def stop_transaction(
         self, link: Any, transaction_id: int, meter_stop: int, reason: str | None, transaction_data: list | None = None
     ) -> str: ...
+    def session_of_transaction(self, transaction_id: int) -> SessionRecord | None: ...
 
 
 class OcpiStationLink:
@@ -104,12 +106,15 @@ class SessionBridge(StationInbox):
         sessions: Sessions,
         csms: Csms,
         records: Recorder | None = None,
+        decimals: int | None = None,
     ) -> None:
         super().__init__(mirror, set_status)
         self.settings = settings
         self.sessions = sessions
         self.csms = csms
         self.records = records  # the anchored transaction record, as the OCPP links write it
+        self.decimals = decimals  # the chain token's, to compare a CDR's total_cost with the chain's price
+        self.cost_differences: list[dict[str, Any]] = []  # the latest CDRs whose cost is not the chain's
         self.links: dict[str, OcpiStationLink] = {}  # charge point id -> link
         self._results: dict[str, asyncio.Future[CommandResult]] = {}  # command uid -> its CommandResult
         self._tasks: set[asyncio.Task] = set()
@@ -254,6 +259,37 @@ class SessionBridge(StationInbox):
         )
         self._end_token(cdr.cdr_token.uid)
         log.info("%s: CDR %s settles transaction %d (%s)", link.id, cdr.id, transaction, result)
+        self._compare_cost(cdr, transaction)
+
+    def _compare_cost(self, cdr: CDR, transaction: int) -> None:
+        """Record a CDR whose total cost (incl. VAT) is not what the chain bills for its energy and time at
+        the session's tariff: the chain's is billed; the difference is logged and shown in /health."""
+        session = self.sessions.session_of_transaction(transaction)
+        if session is None or self.decimals is None:
+            return
+        duration = int((cdr.end_date_time - cdr.start_date_time).total_seconds())
+        chain = cost_so_far(session.tariff, wh(cdr.total_energy), duration)
+        billed = cdr.total_cost.incl_vat if cdr.total_cost.incl_vat is not None else cdr.total_cost.excl_vat
+        theirs = billed.scaleb(self.decimals)
+        if theirs == chain:
+            return
+        difference = {"cdr": cdr.id, "cdr_total_cost": str(billed), "currency": cdr.currency, "chain_cost_units": chain}
+        log.warning(
+            "OCPI CDR %s costs %s %s; the chain bills %d units (the chain's is billed)",
+            cdr.id,
+            billed,
+            cdr.currency,
+            chain,
+        )
+        self.cost_differences = [*self.cost_differences[-19:], difference]
+
+    def health(self) -> dict[str, Any]:
+        """The bridge's part of /health: what waits, and CDR costs the chain does not bill."""
+        return {
+            "stations_linked": len(self.links),
+            "commands_waiting": len(self._results),
+            "cost_differences": self.cost_differences,
+        }
 
     def _record(self, what: str, *args: Any) -> None:
         """A write to the transaction record (values it cannot hold are logged; the session goes on)."""

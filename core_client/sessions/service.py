@@ -115,6 +115,11 @@ class SessionService:
         """The session as it is now (with its latest meter reading)."""
         return self.live.session(session_id)
 
+    def session_of_transaction(self, transaction_id: int) -> SessionRecord | None:
+        """The session a transaction belongs to (None for a transaction that is no session of ours)."""
+        tx = self.store.get_transaction(transaction_id)
+        return None if tx is None or tx.session_id is None else self.session(tx.session_id)
+
     def flush(self) -> None:
         """Write the live meter readings and connector statuses to SQLite."""
         self.live.flush()

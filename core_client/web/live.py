@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
@@ -227,21 +228,33 @@ def create_live_app(source: LiveSource, settings: LiveSettings) -> ASGIApp:
         _, live = authorised(request)
         return JSONResponse(live.model_dump())
 
+    streams: Counter[int] = Counter()  # session -> its open event streams (from any address)
+
     async def events(request: Request) -> EventSourceResponse:
         expiry, live = authorised(request)
         session_id = parse_session_id(request.path_params["session_id"])
+        if streams[session_id] >= settings.max_streams_per_session:
+            raise LiveRefused(429, f"{settings.max_streams_per_session} event streams of this session are open already")
+        if streams.total() >= settings.max_streams:
+            raise LiveRefused(503, "too many event streams open: try again later")
 
         async def stream() -> AsyncIterator[dict[str, Any]]:
-            last = None
-            while time.time() < expiry:
-                current = source.session(session_id) or live
-                data = json.dumps(current.model_dump())
-                if data != last:
-                    last = data
-                    yield {"event": "live", "data": data}
-                if current.ended:
-                    return
-                await asyncio.sleep(settings.poll_interval_s)
+            streams[session_id] += 1
+            try:
+                last = None
+                while time.time() < expiry:
+                    current = source.session(session_id) or live
+                    data = json.dumps(current.model_dump())
+                    if data != last:
+                        last = data
+                        yield {"event": "live", "data": data}
+                    if current.ended:
+                        return
+                    await asyncio.sleep(settings.poll_interval_s)
+            finally:
+                streams[session_id] -= 1
+                if streams[session_id] <= 0:
+                    del streams[session_id]
 
         return EventSourceResponse(stream())
 

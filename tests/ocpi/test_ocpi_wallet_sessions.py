@@ -52,6 +52,7 @@ async def core(tmp_path: Path, clean_chain: Net, keyfile: Path, cpo: Cpo) -> Asy
 async def test_a_wallet_session_through_the_csms_settles_once_at_the_tariff(core, cpo: Cpo) -> None:
     daemon, station_id = core[0].daemon, core[1]
     net = core[0].net
+    await cpo.control("scenario", {"cost_offset": 0.5})  # its CDR says 0.50 more than its tariff: not billed
     driver = await funded_driver(net, 0)
     session_id = await open_session(net, driver, station_id, 1, DEPOSIT)
     await wait_chain(net, session_id, SessionState.ACTIVE, timeout=30)
@@ -65,7 +66,9 @@ async def test_a_wallet_session_through_the_csms_settles_once_at_the_tariff(core
     energy_wh = round(cdr["total_energy"] * 1000)
     [settled] = chain_events(net, "SessionSettled", session_id)
     tariff = net.escrow().get_tariff(net.escrow().get_station(station_id).tariff_id)
-    assert settled.args["cost"] == price(tariff, energy_wh) and energy_wh > 0
+    assert settled.args["cost"] == price(tariff, energy_wh) and energy_wh > 0  # the chain's tariff is billed
+    [difference] = daemon.health()["ocpi"]["cost_differences"]  # and the CDR's other cost shown
+    assert difference["cdr"] == cdr["id"] and difference["chain_cost_units"] == settled.args["cost"]
     transaction = daemon.ocpi.mirror.transaction_of(Party("DE", "EVP"), ocpi_session)
     recorded = daemon.records.find(transaction, "DE*EVP*E0002").record  # in the anchored transaction record
     assert (recorded.meter_start, recorded.meter_stop, recorded.stop_reason) == (0, energy_wh, "Remote")
