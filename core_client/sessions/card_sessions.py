@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core_client.sessions import decisions
 from core_client.sessions.actions import Decision, SendRemoteStop, decide, warning
@@ -31,19 +31,30 @@ from core_client.sessions.cards import (
     is_card_open,
 )
 from core_client.sessions.jobs import OPEN, Job, JobKind
+from core_client.sessions.machine import SessionRecord
+from core_client.storage.store import Store
 from ev_network.pricing import Tariff
 
 if TYPE_CHECKING:
     from core_client.ocpp.link import StationLink
-    from core_client.sessions.service import SessionService
 
 log = logging.getLogger("core_client.sessions")
+
+
+class Service(Protocol):
+    """What the card path uses of :class:`core_client.sessions.service.SessionService`."""
+
+    store: Store
+
+    def apply(self, decision: Decision, answering: StationLink | None = None) -> Decision: ...
+    def forget_transaction(self, transaction_id: int) -> None: ...
+    def settle_stopped(self, s: SessionRecord, meter_stop: int, reason: str | None) -> Decision: ...
 
 
 class CardSessions:
     """Cards at the charge points of one session service."""
 
-    def __init__(self, service: SessionService) -> None:
+    def __init__(self, service: Service) -> None:
         self.service, self.store = service, service.store
         #: The granted mandates as last read from chain (the daemon sets the card cache's ``mandates``).
         self.mandates: Callable[[], Iterable[CardMandate]] = list
