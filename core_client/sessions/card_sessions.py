@@ -48,7 +48,7 @@ class Service(Protocol):
 
     def apply(self, decision: Decision, answering: StationLink | None = None) -> Decision: ...
     def forget_transaction(self, transaction_id: int) -> None: ...
-    def settle_stopped(self, s: SessionRecord, meter_stop: int, reason: str | None) -> Decision: ...
+    def stop_recorded(self, s: SessionRecord) -> None: ...
 
 
 class CardSessions:
@@ -124,7 +124,7 @@ class CardSessions:
         started, decision = card_opened(record, job.args, began, block)
         self.service.apply(decision)
         if tx is not None and tx.meter_stop is not None:  # the charge point stopped before the open was mined
-            self.service.settle_stopped(started, tx.meter_stop, tx.stop_reason)
+            self.service.stop_recorded(started)
 
     def open_failed(self, job: Job, error: str) -> Decision:
         """The contract refused a card's open: stop its transaction (nothing was locked, nothing to settle)."""
