@@ -95,6 +95,7 @@ class LiveSettings(BaseModel):
     poll_interval_s: float = Field(1.0, gt=0)  # how often an event stream looks for new readings
     max_streams_per_session: int = Field(4, ge=1)  # open event streams of one session (any address); beyond: 429
     max_streams: int = Field(200, ge=1)  # open event streams in all; beyond: 503
+    request_timeout_s: float = Field(10, gt=0)  # a request not all in by then (slow or half sent): dropped
 
 
 class DashboardSettings(BaseModel):
@@ -106,6 +107,7 @@ class DashboardSettings(BaseModel):
     port: int = Field(9003, ge=0, le=65535)
     password: str  # the password itself, or "sha256:<hex>" (hash_password)
     idle_timeout_s: int = Field(1800, ge=60)  # a login ends after this long without a request
+    request_timeout_s: float = Field(10, gt=0)  # a request not all in by then (slow or half sent): dropped
 
     @field_validator("password")
     @classmethod
