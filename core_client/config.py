@@ -95,6 +95,7 @@ class LiveSettings(BaseModel):
     poll_interval_s: float = Field(1.0, gt=0)  # how often an event stream looks for new readings
     max_streams_per_session: int = Field(4, ge=1)  # open event streams of one session (any address); beyond: 429
     max_streams: int = Field(200, ge=1)  # open event streams in all; beyond: 503
+    request_timeout_s: float = Field(10, gt=0)  # a request not all in by then (slow or half sent): dropped
 
 
 class DashboardSettings(BaseModel):
@@ -106,6 +107,7 @@ class DashboardSettings(BaseModel):
     port: int = Field(9003, ge=0, le=65535)
     password: str  # the password itself, or "sha256:<hex>" (hash_password)
     idle_timeout_s: int = Field(1800, ge=60)  # a login ends after this long without a request
+    request_timeout_s: float = Field(10, gt=0)  # a request not all in by then (slow or half sent): dropped
 
     @field_validator("password")
     @classmethod
@@ -144,6 +146,10 @@ class Settings(BaseModel):
     ocpp_response_timeout_s: float = Field(20, gt=0)
     heartbeat_interval_s: int = Field(300, gt=0)
     rpc_timeout_s: float = Field(5, gt=0)
+    fee_bump_after_s: float = Field(
+        60, ge=0
+    )  # a transaction unmined this long is re-sent with 12.5% more fee; 0: never
+    max_fee_per_gas_gwei: float | None = Field(None, gt=0)  # no bump beyond this fee (None: no cap)
     tls_cert: Path | None = None
     tls_key: Path | None = None
     control_token: str | None = Field(None, min_length=16)

@@ -8,7 +8,9 @@ One :class:`StationLink` per connection; a new connection of the same charge poi
 Control (operators and ``core-client`` commands), on ``control_host:control_port``:
 ``GET /health`` -> JSON status; ``POST /command`` with a form body ``cp=ID&action=reset|
 change_availability|trigger_message&...`` and ``Authorization: Bearer <control token>`` -> JSON
-answer of the charge point. Every request must name the endpoint by IP address or ``localhost`` in
+answer of the charge point; ``action=held`` (the held sessions and their evidence) and
+``action=settle_held|reject_held&session=0x...`` (the operator's decision on one, see
+:mod:`core_client.sessions.held`). Every request must name the endpoint by IP address or ``localhost`` in
 ``Host`` (no DNS rebinding) and carry no foreign ``Origin`` (no cross-site browser request);
 /health needs no token (read-only, for monitoring probes), state changes need the token and POST.
 
@@ -40,7 +42,9 @@ from websockets.http11 import Request, Response
 from core_client.config import ConfigError, Settings, control_token
 from core_client.ocpp.link import CommandFailed, Recorder, StationLink
 from core_client.ocpp.wire import wire_text
+from core_client.sessions import held
 from core_client.sessions.decisions import INT32
+from core_client.sessions.held_desk import HeldDesk
 from core_client.sessions.service import SessionService
 
 if TYPE_CHECKING:
@@ -49,6 +53,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("core_client.server")
 SUBPROTOCOL = "ocpp1.6"
 MAX_HEADERS = 64
+SESSION = re.compile(r"0x[0-9a-fA-F]{64}")
+HELD_ACTIONS = ("held", "settle_held", "reject_held")  # the operator's decisions on held sessions
 CONNECT_LOOKUP_S = 0.5  # a connecting charge point's registration lookup: then Pending, and the lookup goes on
 CONNECTOR = re.compile(r"[0-9]{1,10}")  # ASCII digits only: str.isdigit() takes "²", which int() refuses
 
@@ -222,8 +228,11 @@ class OcppServer:
 class ControlServer:
     """A tiny HTTP/1.1 endpoint: health and operator commands (JSON in, JSON out)."""
 
-    def __init__(self, settings: Settings, service: SessionService, health: Callable[[], dict]) -> None:
+    def __init__(
+        self, settings: Settings, service: SessionService, health: Callable[[], dict], held: HeldDesk | None = None
+    ) -> None:
         self.settings, self.service, self.health = settings, service, health
+        self.held = held if held is not None else HeldDesk(service)
         self.server: asyncio.Server | None = None
         self.token = ""
         self._refusals = Throttle()  # a flood of refused requests is one line every 10 s, with its count
@@ -303,8 +312,10 @@ class ControlServer:
         return None
 
     async def command(self, params: dict[str, str]) -> tuple[HTTPStatus, Any]:
-        """Send an operator command to a connected charge point."""
+        """Send an operator command to a connected charge point, or decide a held session."""
         cp_id, action = params.get("cp", ""), params.get("action", "")
+        if action in HELD_ACTIONS:
+            return self.decide_held(action, params.get("session", ""))
         link = self.service.links.get(cp_id)
         if link is None:
             return HTTPStatus.NOT_FOUND, {"error": f"charge point {wire_text(cp_id)!r} is not connected"}
@@ -331,6 +342,19 @@ class ControlServer:
             return HTTPStatus.BAD_GATEWAY, {"error": str(error)}
         log.info("%s: operator command %s -> %s", wire_text(cp_id), action, wire_text(status))
         return HTTPStatus.OK, {"cp": cp_id, "action": action, "status": str(status)}
+
+    def decide_held(self, action: str, session: str) -> tuple[HTTPStatus, Any]:
+        """``held``: the held sessions with their evidence; ``settle_held`` / ``reject_held``: the operator's
+        decision on one (``session``: 0x and 64 hex digits), applied by the session service."""
+        if action == "held":
+            return HTTPStatus.OK, {"held": self.held.sessions()}
+        if not SESSION.fullmatch(session):
+            return HTTPStatus.BAD_REQUEST, {"error": "session must be a session id: 0x and 64 hex digits"}
+        try:
+            return HTTPStatus.OK, self.held.decide(int(session, 16), settle=action == "settle_held")
+        except held.Refused as error:
+            log.warning("control: %s refused: %s", action, error)
+            return HTTPStatus.CONFLICT, {"error": str(error)}
 
 
 def _check_command(action: str, params: dict[str, str]) -> str | None:
