@@ -27,10 +27,11 @@ devnet: setup
 bench-gas: setup
 	$(PY) -m benchmarks.gas
 
-# Gas per record of the transaction record's anchors at 1, 100 and 10,000 records per anchor (JSON last line).
+# Start latency of an RFID card: Authorize/StartTransaction -> answer, -> active on chain (JSON last line).
 bench-cards: setup
 	$(PY) -m benchmarks.card_start $(BENCH_ARGS)
 
+# Gas per record of the transaction record's anchors at 1, 100 and 10,000 records per anchor (JSON last line).
 bench-anchor: setup
 	$(PY) -m benchmarks.anchor_gas $(BENCH_ARGS)
 
