@@ -286,7 +286,7 @@ def status(
     if as_json:
         emit(st.model_dump(mode="json") | ({"live": live, "live_error": live_error} if cfg.live_url else {}))
     else:
-        typer.echo("\n".join(status_lines(wallet, st) + live_lines(wallet, live, live_error)))
+        typer.echo("\n".join(status_lines(wallet, st) + live_lines(wallet, live, live_error, st.reclaim_possible_at)))
 
 
 @app.command()
