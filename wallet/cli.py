@@ -11,6 +11,7 @@ from rich.console import Console
 
 from ev_network.session_ids import hex_session_id
 from wallet.cli_accounts import account_app
+from wallet.cli_cards import card_app
 from wallet.cli_common import (
     AccountAddr,
     DeploymentFile,
@@ -62,6 +63,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(account_app, name="account")
+app.add_typer(card_app, name="card")
 app.command("verify-record")(verify_record)
 app.command("verify")(verify)
 
