@@ -9,7 +9,7 @@ PY := .venv/bin/python
 CHAOS_ARGS ?=
 FUZZ_ARGS ?=
 
-.PHONY: setup test demo devnet bench-gas bench-anchor bench-load bench-chaos fuzz lint abi docs deploy clean
+.PHONY: setup test demo devnet bench-gas bench-cards bench-anchor bench-load bench-chaos fuzz lint abi docs deploy clean
 
 setup:
 	@tools/setup.sh
@@ -26,6 +26,10 @@ devnet: setup
 
 bench-gas: setup
 	$(PY) -m benchmarks.gas
+
+# Start latency of an RFID card: Authorize/StartTransaction -> answer, -> active on chain (JSON last line).
+bench-cards: setup
+	$(PY) -m benchmarks.card_start $(BENCH_ARGS)
 
 # Gas per record of the transaction record's anchors at 1, 100 and 10,000 records per anchor (JSON last line).
 bench-anchor: setup
