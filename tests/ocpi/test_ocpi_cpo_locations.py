@@ -94,3 +94,17 @@ async def test_one_location_evse_connector_and_tariff_prices_net_of_vat(register
     assert (status, body["status_code"]) == (401, 2000) and "timestamp" in body
     status, body = await get("locations?offset=x")
     assert (status, body["status_code"]) == (200, 2001)
+
+
+async def test_an_emsp_without_a_mandate_has_its_start_session_refused_with_the_reason(registered):
+    _, emsp = registered
+    started = await emsp.control("start", {"location_id": "ST-1", "evse_uid": "CP-1-1", "connector_id": "1"})
+    assert (started["http"], started["status_code"], started["response"]["result"]) == (200, 1000, "REJECTED")
+    assert "eMSP ems-roaming has no payment mandate with this operator" in started["response"]["message"][0]["text"]
+    unknown = await emsp.control("start", {"location_id": "ST-6"})
+    assert (
+        unknown["response"]["result"] == "REJECTED" and "unknown location" in unknown["response"]["message"][0]["text"]
+    )
+    stopped = await emsp.control("stop", {"session_id": "S-1"})
+    assert stopped["response"]["result"] == "UNKNOWN_SESSION"
+    assert await emsp.violations() == []

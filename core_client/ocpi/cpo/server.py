@@ -1,12 +1,13 @@
 """Our OCPI 2.2.1 endpoints as the CPO (Starlette), for roaming eMSPs and hubs to call.
 
 Under ``public_url``'s path: ``/versions``, ``/2.2.1`` (version details) and the 2.2.1 modules we serve
-as the CPO: credentials (RECEIVER), locations and tariffs (SENDER). Request handling (token, envelope, status codes, headers): :mod:`.handling`."""
+as the CPO: credentials (RECEIVER), locations and tariffs (SENDER), commands (RECEIVER). Request handling (token, envelope, status codes, headers): :mod:`.handling`."""
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp
 
+from core_client.ocpi.cpo.commands import CommandReceiver
 from core_client.ocpi.cpo.credentials import EmspRegistrations
 from core_client.ocpi.cpo.handling import CpoHandling, caller
 from core_client.ocpi.cpo.modules import Catalog, SenderModules, StationSource
@@ -23,6 +24,7 @@ OUR_ENDPOINTS = [
     (ModuleID.CREDENTIALS, InterfaceRole.RECEIVER, "credentials"),
     (ModuleID.LOCATIONS, InterfaceRole.SENDER, "locations"),
     (ModuleID.TARIFFS, InterfaceRole.SENDER, "tariffs"),
+    (ModuleID.COMMANDS, InterfaceRole.RECEIVER, "commands"),
 ]
 
 
@@ -33,7 +35,9 @@ class CpoServer:
         self.settings = settings
         self.handling = CpoHandling(settings, peers)
         self.registrations = EmspRegistrations(settings, peers)
-        self.senders = SenderModules(settings, Catalog(settings, source))
+        catalog = Catalog(settings, source)
+        self.senders = SenderModules(settings, catalog)
+        self.commands = CommandReceiver(catalog)
 
     async def versions(self, call: Call) -> Reply:
         return versions(self.settings)
@@ -54,5 +58,8 @@ class CpoServer:
 
     def app(self) -> ASGIApp:
         """The ASGI application (paths under ``public_url``'s path)."""
-        modules = self.senders.routes(self.handling.endpoint, f"{self.settings.base_path}/{VERSION}")
+        prefix = f"{self.settings.base_path}/{VERSION}"
+        modules = self.senders.routes(self.handling.endpoint, prefix) + self.commands.routes(
+            self.handling.endpoint, prefix
+        )
         return platform_app(self.settings, self.handling, (self.versions, self.details, self.credentials), modules)
