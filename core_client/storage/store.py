@@ -159,6 +159,12 @@ class Store:
             )
             return tx_id
 
+    def link_transaction(self, transaction_id: int, session_id: int) -> None:
+        """The transaction is the session's (a card's: its session exists once its open is mined)."""
+        self.db.execute(
+            "UPDATE transactions SET session_id = ? WHERE transaction_id = ?", (_key(session_id), transaction_id)
+        )
+
     def get_transaction(self, transaction_id: int) -> Transaction | None:
         row = self.db.execute("SELECT * FROM transactions WHERE transaction_id = ?", (transaction_id,)).fetchone()
         return Transaction(**(dict(row) | {"session_id": _id(row["session_id"])})) if row else None
@@ -213,6 +219,10 @@ class Store:
             "SELECT * FROM jobs WHERE kind = ? AND session_id = ?", (JobKind(kind).value, _key(session_id))
         ).fetchone()
         return _job_from(row) if row else None
+
+    def move_job(self, job_id: int, session_id: int) -> None:
+        """File a job under ``session_id`` (a card's open, queued under its transaction id, once mined)."""
+        self.db.execute("UPDATE jobs SET session_id = ? WHERE id = ?", (_key(session_id), job_id))
 
     def update_job(self, job_id: int, **changes: Any) -> None:
         """Set job fields (status, tx_hash, attempts, last_error, block)."""
