@@ -21,7 +21,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from pydantic import BaseModel
@@ -37,6 +37,20 @@ from core_client.sessions.machine import RUNNING, TERMINAL, SessionRecord, State
 from core_client.sessions.readings import Live
 from ev_network.live_auth import live_signer
 from ev_network.session_ids import hex_session_id, parse_session_id
+
+
+class HeldStream:
+    """An event stream's response that holds its slot in the stream limits until it ends, however it
+    ends (finished, client gone, server stopping, or never started)."""
+
+    def __init__(self, response: EventSourceResponse, release: Callable[[], None]) -> None:
+        self.response, self.release = response, release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.response(scope, receive, send)
+        finally:
+            self.release()
 
 
 class ConnectorLive(BaseModel):
@@ -230,33 +244,33 @@ def create_live_app(source: LiveSource, settings: LiveSettings) -> ASGIApp:
 
     streams: Counter[int] = Counter()  # session -> its open event streams (from any address)
 
-    async def events(request: Request) -> EventSourceResponse:
+    async def events(request: Request) -> HeldStream:
         expiry, live = authorised(request)
         session_id = parse_session_id(request.path_params["session_id"])
         if streams[session_id] >= settings.max_streams_per_session:
             raise LiveRefused(429, f"{settings.max_streams_per_session} event streams of this session are open already")
         if streams.total() >= settings.max_streams:
             raise LiveRefused(503, "too many event streams open: try again later")
+        streams[session_id] += 1  # counted now, not when the stream starts: requests arriving together all count
+
+        def release() -> None:
+            streams[session_id] -= 1
+            if streams[session_id] <= 0:
+                del streams[session_id]
 
         async def stream() -> AsyncIterator[dict[str, Any]]:
-            streams[session_id] += 1
-            try:
-                last = None
-                while time.time() < expiry:
-                    current = source.session(session_id) or live
-                    data = json.dumps(current.model_dump())
-                    if data != last:
-                        last = data
-                        yield {"event": "live", "data": data}
-                    if current.ended:
-                        return
-                    await asyncio.sleep(settings.poll_interval_s)
-            finally:
-                streams[session_id] -= 1
-                if streams[session_id] <= 0:
-                    del streams[session_id]
+            last = None
+            while time.time() < expiry:
+                current = source.session(session_id) or live
+                data = json.dumps(current.model_dump())
+                if data != last:
+                    last = data
+                    yield {"event": "live", "data": data}
+                if current.ended:
+                    return
+                await asyncio.sleep(settings.poll_interval_s)
 
-        return EventSourceResponse(stream())
+        return HeldStream(EventSourceResponse(stream()), release)
 
     async def refused(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, LiveRefused)
