@@ -1,12 +1,10 @@
 """The Core Client's session decisions without network, chain or database: each input gives the
-answer and the actions the daemon applies. Also: the module layout has no import cycles."""
+answer and the actions the daemon applies (the import layout: tests/test_imports.py)."""
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import logging
-from pathlib import Path
 
 import pytest
 
@@ -251,54 +249,6 @@ def test_integers_outside_what_the_daemon_stores_are_out_of_range():
         check_range("connectorId", 2**63, 2**31)
     with pytest.raises(OutOfRange, match="a number of 16607 bits"):
         check_range("meterStop", 10**4999, 2**63)
-
-
-# ---------------------------------------------------------------- module layout
-
-
-def test_core_client_modules_import_each_other_without_cycles():
-    root = Path(__file__).resolve().parent.parent
-    graph: dict[str, set[str]] = {}
-    for path in (root / "core_client").rglob("*.py"):
-        if "ocpi" in path.parts:  # issue 18's package, in the works: the project-wide circle test will cover it
-            continue
-        imports = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("core_client"):
-                imports.add(node.module)
-                imports |= {f"{node.module}.{a.name}" for a in node.names}
-            elif isinstance(node, ast.Import):
-                imports |= {a.name for a in node.names if a.name.startswith("core_client")}
-        parts = path.relative_to(root).with_suffix("").parts
-        graph[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = imports
-    graph = {m: {i for i in imports if i in graph and i != m} for m, imports in graph.items()}
-
-    def cycle_from(module: str, path: list[str]) -> list[str] | None:
-        for target in sorted(graph[module]):
-            if target in path:
-                return [*path[path.index(target) :], target]
-            found = cycle_from(target, [*path, target])
-            if found:
-                return found
-        return None
-
-    for module in sorted(graph):
-        assert cycle_from(module, [module]) is None, " -> ".join(cycle_from(module, [module]) or [])
-    # the decisions need no I/O: nothing of the link, the store, the chain or the daemon
-    io = {
-        "core_client.storage.store",
-        "core_client.sessions.service",
-        "core_client.ocpp.link",
-        "core_client.chain.watcher",
-    }
-    for pure in (
-        "core_client.sessions.decisions",
-        "core_client.sessions.metering",
-        "core_client.sessions.actions",
-        "core_client.sessions.machine",
-        "core_client.sessions.jobs",
-    ):
-        assert not graph[pure] & io, (pure, graph[pure] & io)
 
 
 def test_boot_accepts_our_stations_and_says_pending_while_the_chain_cannot_tell():
