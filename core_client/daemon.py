@@ -20,7 +20,7 @@ from web3 import Web3
 
 from core_client.chain.watcher import ChainWorker, EventWatcher
 from core_client.config import Settings
-from core_client.ocpp.server import ControlServer, OcppServer
+from core_client.ocpp.server import OcppServer
 from core_client.proxy.relay import proxy_for
 from core_client.records.anchoring import anchor_loop, records_health, transaction_log
 from core_client.records.log import TransactionLog
@@ -28,6 +28,7 @@ from core_client.sessions.jobs import OPEN, JobStatus
 from core_client.sessions.machine import SessionRecord, State
 from core_client.sessions.service import SessionService
 from core_client.storage.store import Store
+from core_client.web.control import ControlServer
 from core_client.web.front_ends import start_front_ends, stop_front_ends
 from ev_network.chain import http_web3
 from ev_network.contracts import Escrow, SessionState
@@ -213,7 +214,7 @@ class Daemon:
         return {
             "operator": self.account.address,
             "connected_charge_points": sorted(self.service.links),
-            "online_charge_points": sorted(cp for cp, link in self.service.links.items() if link.online),
+            "online_charge_points": sorted(cp for cp in self.service.links if self.service.online(cp)),
             "queue_depth": sum(open_jobs.values()),
             "pending_jobs_by_kind": open_jobs,
             "failed_jobs": sum(counts.get(JobStatus.FAILED, {}).values()),

@@ -122,7 +122,7 @@ async def test_bad_frames_get_the_callerror_the_spec_names_and_the_link_survives
     assert (await raw.call("FirmwareStatusNotification", {"status": "Idle"}))[2] == {}
     assert (await raw.call("DiagnosticsStatusNotification", {"status": "Idle"}))[2] == {}
     assert "currentTime" in (await raw.call("Heartbeat", {}))[2]  # same connection, still served
-    assert core.daemon.service.links[core.a].online
+    assert core.daemon.service.online(core.a)
     # a transaction with a local tag, or with an EVN tag that names no session, gets an id but is
     # refused (Invalid), and no chain job
     for id_tag in ("RFID-123", "EVN999999", "EVN" + "9" * 17):

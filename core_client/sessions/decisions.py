@@ -23,6 +23,7 @@ import math
 from typing import Any
 
 from ocpp.v16.enums import AuthorizationStatus, RegistrationStatus
+from ocpp.v16.enums import ChargePointStatus as Status
 
 from core_client.ocpp.wire import wire_text
 from core_client.sessions import metering
@@ -58,7 +59,9 @@ UINT40 = 2**40  # meter readings on chain are uint40
 INT32 = 2**31  # connector and transaction ids: OCPP 1.6 integers (32-bit in every implementation)
 MAX_POWER_W = 350_000  # the most a connector delivers (the fastest DC chargers of today)
 METER_SLACK_WH = 1_000  # energy a stop reading may add beyond that (readings between MeterValues, clocks)
-BUSY_STATUSES = frozenset({"Charging", "SuspendedEV", "SuspendedEVSE", "Finishing", "Reserved"})
+BUSY_STATUSES = frozenset(
+    {Status.charging, Status.suspended_ev, Status.suspended_evse, Status.finishing, Status.reserved}
+)
 
 
 def _sid(s: SessionRecord) -> str:

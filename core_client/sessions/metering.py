@@ -12,7 +12,7 @@ listed in /health).
 
 from __future__ import annotations
 
-from ocpp.v16.enums import AuthorizationStatus
+from ocpp.v16.enums import AuthorizationStatus, ReadingContext
 
 from core_client.sessions.actions import Decision, MeterProblem, QueueJob, SaveSession, decide, info, warning
 from core_client.sessions.jobs import JobKind
@@ -20,7 +20,8 @@ from core_client.sessions.machine import Event, SessionRecord
 from ev_network import ocmf
 from ev_network.session_ids import hex_session_id
 
-BEGIN, END = "Transaction.Begin", "Transaction.End"  # the contexts of signed records
+#: the contexts of signed records (plain text: they are stored)
+BEGIN, END = ReadingContext.transaction_begin.value, ReadingContext.transaction_end.value
 ACCEPTED = AuthorizationStatus.accepted
 
 

@@ -10,7 +10,8 @@ in one SQLite transaction, then logs, then a wake-up of the chain worker. Calls 
 where it left off after a restart.
 
 Live meter readings and connector statuses are kept in memory and written in batches
-(:mod:`core_client.sessions.readings`).
+(:mod:`core_client.sessions.readings`). The connected charge points, each one's registration state and
+the port through which it is reached: :mod:`core_client.sessions.registry`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import time
 from collections.abc import Awaitable, Callable
 
 from core_client.config import Settings
-from core_client.ocpp.link import CommandFailed, StationLink
 from core_client.ocpp.wire import energy_register_wh
 from core_client.sessions import decisions, metering
 from core_client.sessions.actions import Decision, Log, MeterProblem, QueueJob, SaveSession, SendRemoteStop, check_range
@@ -38,6 +38,7 @@ from core_client.sessions.machine import (
 )
 from core_client.sessions.readings import Live
 from core_client.sessions.reconcile import Reconciler
+from core_client.sessions.registry import ChargePoint, CommandFailed, Registration, Registry
 from core_client.storage.store import Store
 from ev_network import ocmf
 from ev_network.contracts import SessionState
@@ -68,7 +69,8 @@ class SessionService:
         self.meter_key_lookup = meter_key_lookup
         self.meter_keys: dict[int, bytes] = {}  # station id -> its meter key on chain (b"": none)
         self.meter_problems: dict[str, dict] = {}  # charge point id -> its last refused record (/health)
-        self.links: dict[str, StationLink] = {}
+        self.registry = Registry()
+        self.links = self.registry.links  # charge point id -> its port (the station link)
         self.on_job_queued: Callable[[], None] = lambda: None
         self.reconciler = Reconciler(self, chain_state)
         self.live = Live(store)
@@ -78,7 +80,7 @@ class SessionService:
 
     # -------------------------------------------------------------- applying
 
-    def apply(self, decision: Decision, answering: StationLink | None = None) -> Decision:
+    def apply(self, decision: Decision, answering: ChargePoint | None = None) -> Decision:
         """Write the decision's sessions and jobs (one transaction), log, wake the chain worker, and
         send a RemoteStop of a refused transaction (after the answer, if it answers ``answering``).
         RemoteStart and the RemoteStop of a session are the reconcile loop's (it awaits their answers)."""
@@ -105,6 +107,11 @@ class SessionService:
             self.on_job_queued()
         return decision
 
+    @property
+    def proxied(self) -> bool:
+        """Proxy mode: transactions that are not chain sessions are the CSMS's, never stopped here."""
+        return self.settings.upstream is not None
+
     def session(self, session_id: int) -> SessionRecord | None:
         """The session as it is now (with its latest meter reading)."""
         return self.live.session(session_id)
@@ -113,44 +120,47 @@ class SessionService:
         """Write the live meter readings and connector statuses to SQLite."""
         self.live.flush()
 
-    async def _stop_foreign(self, link: StationLink, transaction_id: int) -> None:
+    async def _stop_foreign(self, link: ChargePoint, transaction_id: int) -> None:
         """Stop a transaction we refused or cannot bill (in case the charge point does not stop by itself)."""
         with contextlib.suppress(CommandFailed):
             await link.remote_stop(transaction_id)
 
     # ----------------------------------------------------------------- links
 
-    def attach(self, link: StationLink) -> StationLink | None:
-        """Register a connected charge point; returns the link it replaces, if any."""
-        old = self.links.get(link.id)
-        self.links[link.id] = link
-        station = self.station_of(link.id)
-        if station is not None:
-            link.station_id, link.connectors = station
-        return old if old is not link else None
+    def attach(self, link: ChargePoint, registration: Registration) -> ChargePoint | None:
+        """Register a connected charge point (its registration from :meth:`resolve`); returns the
+        connection it replaces, if any."""
+        registration.found(self.station_of(link.id))
+        return self.registry.attach(link, registration)
 
-    async def resolve(self, link: StationLink) -> None:
-        """Look a charge point up on chain if it is not one of our known stations yet.
-        (Stations registered while the daemon runs are also picked up by the event watcher.)"""
-        known = self.station_of(link.id)
+    async def resolve(self, cp_id: str) -> Registration:
+        """The registration of a connecting charge point: looked up on chain if it is not one of our
+        known stations yet. (Stations registered while the daemon runs are also picked up by the event
+        watcher.)"""
+        registration = Registration()
+        await self._look_up(cp_id, registration)
+        return registration
+
+    async def _look_up(self, cp_id: str, registration: Registration) -> None:
+        known = self.station_of(cp_id)
         if known is not None:
             await self.meter_key(known[0], refresh=True)
         if known is not None or self.station_lookup is None:
             return
         try:
-            found = await asyncio.wait_for(self.station_lookup(link.id), self.settings.rpc_timeout_s + 1)
+            found = await asyncio.wait_for(self.station_lookup(cp_id), self.settings.rpc_timeout_s + 1)
         except (ChainUnavailable, asyncio.TimeoutError) as error:
-            log.warning("%s: cannot check its registration, chain unreachable (%s)", link.id, error)
-            link.lookup_failed = True
+            log.warning("%s: cannot check its registration, chain unreachable (%s)", cp_id, error)
+            registration.lookup_failed = True
             return
         except Exception:
-            log.exception("%s: station lookup failed", link.id)
-            link.lookup_failed = True
+            log.exception("%s: station lookup failed", cp_id)
+            registration.lookup_failed = True
             return
-        link.lookup_failed = False
+        registration.lookup_failed = False
         if found is not None:
-            self.store.add_station(found[0], link.id, found[1])
-            link.station_id, link.connectors = found
+            self.store.add_station(found[0], cp_id, found[1])
+            registration.found(found)
             await self.meter_key(found[0], refresh=True)
 
     async def meter_key(self, station_id: int, refresh: bool = False) -> bytes | None:
@@ -167,9 +177,8 @@ class SessionService:
                 self.meter_keys[station_id] = key
         return self.meter_keys.get(station_id, None if self.meter_key_lookup else b"")
 
-    def detach(self, link: StationLink) -> None:
-        if self.links.get(link.id) is link:
-            del self.links[link.id]
+    def detach(self, link: ChargePoint) -> None:
+        if self.registry.detach(link):
             log.info("%s: disconnected", link.id)
 
     def station_of(self, cp_id: str) -> tuple[int, int] | None:
@@ -177,38 +186,42 @@ class SessionService:
         return self.store.station_of(cp_id)
 
     def online(self, cp_id: str) -> bool:
-        link = self.links.get(cp_id)
-        return link is not None and link.online
+        """Whether the charge point is connected, booted and one of our stations: sessions may start there."""
+        return self.registry.online(cp_id)
 
     # ------------------------------------------------------ charge point inputs
 
-    def on_boot(self, link: StationLink, vendor: str, model: str) -> tuple[str, int]:
+    def on_boot(self, link: ChargePoint, vendor: str, model: str) -> tuple[str, int]:
         station = self.station_of(link.id)
+        registration = self.registry.of(link)
         decision = self.apply(
             decisions.boot(
-                link.id, f"{vendor} {model}", station, link.lookup_failed, self.settings.heartbeat_interval_s
+                link.id, f"{vendor} {model}", station, registration.lookup_failed, self.settings.heartbeat_interval_s
             )
         )
         if station is not None:  # sessions may start here once the answer is out
-            link.station_id, link.connectors = station
-            link.after_reply(lambda: self._accepted(link))
-        elif link.lookup_failed:
-            self.reconciler.spawn(self.resolve(link))
+            registration.found(station)
+            link.after_reply(lambda: self._accepted(registration))
+        elif registration.lookup_failed:
+            self.reconciler.spawn(self._look_up(link.id, registration))
         return decision.reply
 
-    async def _accepted(self, link: StationLink) -> None:
-        link.boot_accepted = True
+    async def _accepted(self, registration: Registration) -> None:
+        registration.boot_accepted = True
         self.reconciler.wake()
 
-    def on_status(self, link: StationLink, connector: int, status: str, error_code: str) -> None:
+    def on_status(self, link: ChargePoint, connector: int, status: str, error_code: str) -> None:
         check_range("connectorId", connector, INT32)
         self.live.status(link.id, connector, status, error_code)
 
-    def authorize(self, link: StationLink, id_tag: str) -> str:
+    def authorize(self, link: ChargePoint, id_tag: str) -> str:
         return decisions.authorize(self._session_of_tag(id_tag, link.id), link.id)
 
-    def start_transaction(self, link: StationLink, connector: int, id_tag: str, meter_start: int) -> tuple[int, str]:
-        """Hand out a transaction id; for the session named by the tag, queue ``start`` on chain."""
+    def start_transaction(
+        self, link: ChargePoint, connector: int, id_tag: str, meter_start: int, decided_id: int | None = None
+    ) -> tuple[int, str]:
+        """Hand out a transaction id (``decided_id`` when it was decided upstream, in proxy mode); for the
+        session named by the tag, queue ``start`` on chain."""
         check_range("connectorId", connector, INT32)
         check_range("meterStart", meter_start, INT64, -INT64)  # any value SQLite holds
         s = self._session_of_tag(id_tag, link.id)
@@ -218,8 +231,8 @@ class SessionService:
         why = decisions.start_refusal(s, link.id, connector, meter_start) if meter_start >= 0 else "negative meterStart"
         with self.store.transaction():
             owner = s.session_id if s is not None and why is None else None
-            tx_id = self.store.new_transaction(link.id, connector, id_tag, owner, meter_start, link.transaction_id)
-            if s is None and link.proxied and not is_network_tag(id_tag):
+            tx_id = self.store.new_transaction(link.id, connector, id_tag, owner, meter_start, decided_id)
+            if s is None and self.proxied and not is_network_tag(id_tag):
                 decision = decisions.observe_start(link.id, connector, id_tag, tx_id)
             elif s is None or why is not None:
                 decision = decisions.refuse_start(link.id, connector, id_tag, tx_id, why or "")
@@ -227,7 +240,7 @@ class SessionService:
                 decision = decisions.start(s, tx_id, meter_start, time.time())
             return self.apply(decision, answering=link).reply
 
-    def meter_values(self, link: StationLink, connector: int, transaction_id: int | None, values: list) -> None:
+    def meter_values(self, link: ChargePoint, connector: int, transaction_id: int | None, values: list) -> None:
         """Track energy in memory; when the budget is used up, mark the session to be stopped."""
         check_range("connectorId", connector, INT32)
         check_range("transactionId", transaction_id, INT32)
@@ -248,7 +261,7 @@ class SessionService:
 
     def stop_transaction(
         self,
-        link: StationLink,
+        link: ChargePoint,
         transaction_id: int,
         meter_stop: int,
         reason: str | None,
@@ -280,7 +293,7 @@ class SessionService:
                 self.store.finish_transaction(transaction_id, meter_stop, reason)
             return self.apply(decision).reply
 
-    def _keep_record(self, link: StationLink, s: SessionRecord, values: list, context: str) -> None:
+    def _keep_record(self, link: ChargePoint, s: SessionRecord, values: list, context: str) -> None:
         """Keep the session's signed record of ``context`` found in ``values`` (an unreadable one is
         logged and flags the charge point)."""
         try:
@@ -305,7 +318,7 @@ class SessionService:
             s = next((c for c in live if ocmf.session_id_tag(c.session_id) == id_tag), None)
         return self.live.current(s) if s is not None else None
 
-    def _session_for_meter(self, link: StationLink, connector: int, transaction_id: int | None) -> SessionRecord | None:
+    def _session_for_meter(self, link: ChargePoint, connector: int, transaction_id: int | None) -> SessionRecord | None:
         if transaction_id is None:
             running = self.store.sessions_in(RUNNING, link.id)
             return next((self.session(s.session_id) for s in running if s.connector == connector), None)
