@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from core_client.daemon import Daemon
+from core_client.sessions.jobs import JobKind
 from core_client.sessions.machine import SessionRecord, State
 from core_client.storage.store import Store
 from ev_network.contracts import SessionState
@@ -151,7 +152,7 @@ async def test_an_implausible_meter_stop_holds_the_session_and_a_low_one_settles
     [held] = core.daemon.health()["held_sessions"]
     assert held["id_tag"] == tag and str(2**40 + 5) in held["error"]
     await asyncio.sleep(1.0)
-    assert core.daemon.store.job("settle", session_id) is None
+    assert core.daemon.store.job(JobKind.SETTLE, session_id) is None
     assert (await asyncio.to_thread(net.escrow().get_session, session_id)).state is SessionState.ACTIVE
 
     raw_b = await core.raw(core.b)

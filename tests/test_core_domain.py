@@ -20,7 +20,7 @@ from core_client.sessions.actions import (
     check_range,
 )
 from core_client.sessions.decisions import ACCEPTED, INVALID, MAX_POWER_W, METER_SLACK_WH
-from core_client.sessions.jobs import Job, JobKind, JobStatus
+from core_client.sessions.jobs import Job, JobKind, JobStatus, RejectArgs, SettleArgs, StartArgs, job_args
 from core_client.sessions.machine import SessionRecord, State
 from ev_network import ocmf
 from ev_network.contracts import CancelReason, SessionState
@@ -66,7 +66,12 @@ def of(kind: type, decision: decisions.Decision) -> list:
 
 
 def job(kind: JobKind, **args) -> Job:
-    return Job(1, kind, SID, args, JobStatus.DONE, None, 1, None, None)
+    defaults = {
+        JobKind.START: {"transaction_id": 9, "meter_start": 0},
+        JobKind.SETTLE: {"meter_stop": 0},
+        JobKind.REJECT: {"reason": 1},
+    }
+    return Job(1, kind, SID, job_args(kind, {**defaults.get(kind, {}), **args}), JobStatus.DONE, None, 1, None, None)
 
 
 # ------------------------------------------------------ charge point messages
@@ -77,7 +82,7 @@ def test_start_transaction_starts_the_session_and_queues_its_start():
     assert decision.reply == (9, ACCEPTED)
     [saved] = of(SaveSession, decision)
     assert (saved.record.state, saved.record.transaction_id, saved.record.meter_start) == (State.STARTING, 9, 1_000)
-    assert of(QueueJob, decision) == [QueueJob(JobKind.START, SID, {"transaction_id": 9, "meter_start": 1_000})]
+    assert of(QueueJob, decision) == [QueueJob(JobKind.START, SID, StartArgs(9, 1_000))]
 
 
 def test_a_refused_start_answers_invalid_then_stops_the_transaction():
@@ -126,7 +131,7 @@ def test_stop_transaction_queues_the_settle():
     assert decision.reply == ACCEPTED
     [saved] = of(SaveSession, decision)
     assert (saved.record.state, saved.record.meter_stop) == (State.STOPPED, 5_500)
-    assert of(QueueJob, decision) == [QueueJob(JobKind.SETTLE, SID, {"meter_stop": 5_500})]
+    assert of(QueueJob, decision) == [QueueJob(JobKind.SETTLE, SID, SettleArgs(5_500))]
     assert decisions.stop(session(State.STOPPED), 5_500, None, NOW).reply == ACCEPTED  # repeated: nothing
     assert [a.level for a in of(Log, decisions.stop(session(State.STOPPED), 5_500, None, NOW))] == [logging.INFO]
     assert decisions.stop(session(State.REQUESTED), 5_500, None, NOW).reply == INVALID
@@ -151,7 +156,7 @@ def test_a_meter_stop_below_the_last_reading_settles_with_the_last_reading():
     s = charging(meter_last=6_000)
     for claimed in (5_999, 1_000, 0, -5):
         decision = decisions.stop(s, claimed, "Local", NOW)
-        assert of(QueueJob, decision) == [QueueJob(JobKind.SETTLE, SID, {"meter_stop": 6_000})]
+        assert of(QueueJob, decision) == [QueueJob(JobKind.SETTLE, SID, SettleArgs(6_000))]
         assert any(
             a.level == logging.WARNING and "below the last trusted reading" in a.message for a in of(Log, decision)
         )
@@ -224,7 +229,7 @@ def test_a_new_session_is_started_or_rejected():
         (True, False, SessionState.CANCELLED, CancelReason.OTHER),
     ]:
         decision = decisions.dispatch(s, online, False, busy, chain, NOW)
-        assert of(QueueJob, decision) == [QueueJob(JobKind.REJECT, SID, {"reason": int(reason)})]
+        assert of(QueueJob, decision) == [QueueJob(JobKind.REJECT, SID, RejectArgs(int(reason)))]
 
 
 def test_a_refused_remote_start_rejects_unless_it_was_sent_again():
@@ -272,10 +277,10 @@ def test_signed_stop_settles_the_signed_readings_or_holds_without_queueing():
     [job] = [a for a in decision.actions if isinstance(a, QueueJob)]
     [saved] = [a.record for a in decision.actions if isinstance(a, SaveSession)]
     assert (
-        decision.reply == ACCEPTED and job.args["meter_stop"] == 4_321 and job.args["begin"] == records[metering.BEGIN]
-    )
+        decision.reply == ACCEPTED and job.kind is JobKind.SETTLE_SIGNED and job.args.meter_stop == 4_321
+    ) and job.args.begin == records[metering.BEGIN]
     assert (saved.state, saved.meter_start, saved.energy_wh) == (State.STOPPED, 1_200, 3_121)
-    assert decisions.stop(s, 6_000, "Local", NOW).actions[1].args == {"meter_stop": 6_000}  # no key: plain
+    assert decisions.stop(s, 6_000, "Local", NOW).actions[1].args == SettleArgs(6_000)  # no key: plain
 
     other = SigningMeter.for_charge_point("CP-2")  # not the registered key
     for bad in (

@@ -15,12 +15,12 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from core_client.errors import CoreClientError
-from core_client.sessions.jobs import Job, JobKind, JobStatus
+from core_client.sessions.jobs import ARGS, Job, JobArgs, JobKind, JobStatus, job_args
 from core_client.sessions.machine import SessionRecord, State
 from ev_network.pricing import Tariff
 from ev_network.session_ids import hex_session_id
@@ -261,17 +261,20 @@ class Store:
 
     # ----------------------------------------------------------------- jobs
 
-    def enqueue(self, kind: JobKind | str, session_id: int, args: dict[str, Any]) -> bool:
-        """Queue a chain job; False if this (kind, session) was queued before: each runs exactly once."""
+    def enqueue(self, kind: JobKind, session_id: int, args: JobArgs) -> bool:
+        """Queue a chain job; False if this (kind, session) was queued before: each runs exactly once (a
+        session has one settle, signed or not: :attr:`JobKind.queued_as`)."""
+        if not isinstance(args, ARGS[kind]):
+            raise TypeError(f"a {kind} job takes {ARGS[kind].__name__}, not {type(args).__name__}")
         now = time.time()
         with self.transaction() as db:
             cur = db.execute(
                 "INSERT OR IGNORE INTO jobs (kind, session_id, args, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                (JobKind(kind).value, _key(session_id), json.dumps(args), now, now),
+                (kind.queued_as.value, _key(session_id), json.dumps(asdict(args)), now, now),
             )
             return cur.rowcount == 1
 
-    def jobs(self, *statuses: JobStatus | str, kind: JobKind | str | None = None, limit: int = -1) -> list[Job]:
+    def jobs(self, *statuses: JobStatus | str, kind: JobKind | None = None, limit: int = -1) -> list[Job]:
         """Jobs in any of ``statuses`` (optionally of one kind), oldest first, at most ``limit`` (-1: all)."""
         query, params = _jobs_query(statuses, kind)
         return [_job_from(r) for r in self.db.execute(f"SELECT * {query} ORDER BY id LIMIT ?", [*params, limit])]
@@ -299,9 +302,9 @@ class Store:
         finally:
             db.close()
 
-    def job(self, kind: JobKind | str, session_id: int) -> Job | None:
+    def job(self, kind: JobKind, session_id: int) -> Job | None:
         row = self.db.execute(
-            "SELECT * FROM jobs WHERE kind = ? AND session_id = ?", (JobKind(kind).value, _key(session_id))
+            "SELECT * FROM jobs WHERE kind = ? AND session_id = ?", (kind.queued_as.value, _key(session_id))
         ).fetchone()
         return _job_from(row) if row else None
 
@@ -395,12 +398,12 @@ class Store:
         return row[0] if row else None
 
 
-def _jobs_query(statuses: tuple[JobStatus | str, ...], kind: JobKind | str | None) -> tuple[str, list[Any]]:
+def _jobs_query(statuses: tuple[JobStatus | str, ...], kind: JobKind | None) -> tuple[str, list[Any]]:
     query = f"FROM jobs WHERE status IN ({', '.join('?' for _ in statuses)})"
     params: list[Any] = [JobStatus(s).value for s in statuses]
     if kind is not None:
         query += " AND kind = ?"
-        params.append(JobKind(kind).value)
+        params.append(kind.queued_as.value)
     return query, params
 
 
@@ -446,11 +449,14 @@ def _session_from(row: sqlite3.Row) -> SessionRecord:
 
 def _job_from(row: sqlite3.Row) -> Job:
     data = dict(row)
+    kind, args = JobKind(data["kind"]), json.loads(data["args"])
+    if kind is JobKind.SETTLE and "begin" in args:  # a signed settle is queued as the session's settle
+        kind = JobKind.SETTLE_SIGNED
     return Job(
         id=data["id"],
-        kind=JobKind(data["kind"]),
+        kind=kind,
         session_id=_id(data["session_id"]),
-        args=json.loads(data["args"]),
+        args=job_args(kind, args),
         status=JobStatus(data["status"]),
         tx_hash=data["tx_hash"],
         attempts=data["attempts"],
