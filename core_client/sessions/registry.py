@@ -1,20 +1,29 @@
 """The connected charge points, as the sessions see them: each one's registration state (keyed by
-charge point id) and the narrow port through which the sessions reach it.
+charge point id), the narrow port through which the sessions reach it, and our stations' meter keys.
 
 A station link (:class:`core_client.ocpp.link.StationLink`) carries only OCPP: it hands its charge
 point's messages to the session service and implements :class:`ChargePoint`, the calls the sessions
 make (follow-ups after an answer, RemoteStart, RemoteStop, the operator's commands). Whether the
-charge point is one of our stations, has booted, or could not be looked up on chain is kept here, in a
-:class:`Registration` per connection, written only by the session service.
+charge point is one of our stations (looked up on chain when it connects), has booted, or could not be
+looked up is kept here, in a :class:`Registration` per connection, written only on the sessions side.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from core_client.config import Settings
 from core_client.errors import CoreClientError
+from core_client.storage.store import Store
+from ev_network.errors import ChainUnavailable
+
+log = logging.getLogger("core_client.sessions")
+StationLookup = Callable[[str], Awaitable[tuple[int, int] | None]]
+MeterKeyLookup = Callable[[int], Awaitable[bytes]]
 
 
 class CommandFailed(CoreClientError):
@@ -56,14 +65,26 @@ class Registration:
 
 
 class Registry:
-    """The connected charge points by id: each one's port (:attr:`links`) and :class:`Registration`."""
+    """The connected charge points by id: each one's port (:attr:`links`) and :class:`Registration`;
+    our stations' meter keys on chain."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        station_lookup: StationLookup | None = None,
+        meter_key_lookup: MeterKeyLookup | None = None,
+    ) -> None:
+        self.settings, self.store = settings, store
+        self.station_lookup, self.meter_key_lookup = station_lookup, meter_key_lookup
         self.links: dict[str, ChargePoint] = {}
+        self.meter_keys: dict[int, bytes] = {}  # station id -> its meter key on chain (b"": none)
         self._registrations: dict[str, Registration] = {}
 
     def attach(self, link: ChargePoint, registration: Registration) -> ChargePoint | None:
-        """Register a connected charge point; returns the connection it replaces, if any."""
+        """Register a connected charge point (its registration from :meth:`resolve`); returns the
+        connection it replaces, if any."""
+        registration.found(self.store.station_of(link.id))
         old = self.links.get(link.id)
         self.links[link.id], self._registrations[link.id] = link, registration
         return old if old is not link else None
@@ -73,6 +94,7 @@ class Registry:
         if self.links.get(link.id) is not link:
             return False
         del self.links[link.id], self._registrations[link.id]
+        log.info("%s: disconnected", link.id)
         return True
 
     def of(self, link: ChargePoint) -> Registration:
@@ -83,3 +105,48 @@ class Registry:
         """Whether the charge point is connected, booted and one of our stations."""
         registration = self._registrations.get(cp_id)
         return registration is not None and registration.online
+
+    async def resolve(self, cp_id: str) -> Registration:
+        """The registration of a connecting charge point: looked up on chain if it is not one of our
+        known stations yet. (Stations registered while the daemon runs are also picked up by the event
+        watcher.)"""
+        registration = Registration()
+        await self.look_up(cp_id, registration)
+        return registration
+
+    async def look_up(self, cp_id: str, registration: Registration) -> None:
+        """Look the charge point up on chain unless it is a known station (whose meter key is read again)."""
+        known = self.store.station_of(cp_id)
+        if known is not None:
+            await self.meter_key(known[0], refresh=True)
+        if known is not None or self.station_lookup is None:
+            return
+        try:
+            found = await asyncio.wait_for(self.station_lookup(cp_id), self.settings.rpc_timeout_s + 1)
+        except (ChainUnavailable, asyncio.TimeoutError) as error:
+            log.warning("%s: cannot check its registration, chain unreachable (%s)", cp_id, error)
+            registration.lookup_failed = True
+            return
+        except Exception:
+            log.exception("%s: station lookup failed", cp_id)
+            registration.lookup_failed = True
+            return
+        registration.lookup_failed = False
+        if found is not None:
+            self.store.add_station(found[0], cp_id, found[1])
+            registration.found(found)
+            await self.meter_key(found[0], refresh=True)
+
+    async def meter_key(self, station_id: int, refresh: bool = False) -> bytes | None:
+        """The station's meter key as registered on chain (b"": none, the plain path), read on connect and
+        cached; None while the chain cannot say."""
+        if (refresh or station_id not in self.meter_keys) and self.meter_key_lookup is not None:
+            try:
+                key = await asyncio.wait_for(self.meter_key_lookup(station_id), self.settings.rpc_timeout_s + 1)
+            except (ChainUnavailable, asyncio.TimeoutError) as error:
+                log.warning("station %d: cannot read its meter key, chain unreachable (%s)", station_id, error)
+            else:
+                if key != self.meter_keys.get(station_id, key):
+                    log.warning("station %d: meter key changed on chain", station_id)
+                self.meter_keys[station_id] = key
+        return self.meter_keys.get(station_id, None if self.meter_key_lookup else b"")

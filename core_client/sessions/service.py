@@ -16,7 +16,6 @@ the port through which it is reached: :mod:`core_client.sessions.registry`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -38,11 +37,17 @@ from core_client.sessions.machine import (
 )
 from core_client.sessions.readings import Live
 from core_client.sessions.reconcile import Reconciler
-from core_client.sessions.registry import ChargePoint, CommandFailed, Registration, Registry
+from core_client.sessions.registry import (
+    ChargePoint,
+    CommandFailed,
+    MeterKeyLookup,
+    Registration,
+    Registry,
+    StationLookup,
+)
 from core_client.storage.store import Store
 from ev_network import ocmf
 from ev_network.contracts import SessionState
-from ev_network.errors import ChainUnavailable
 from ev_network.pricing import Tariff
 from ev_network.session_ids import hex_session_id
 
@@ -50,8 +55,6 @@ log = logging.getLogger("core_client.sessions")
 OWNER_CACHE_MAX = 50_000  # transactions whose owner is kept in memory (one per running session)
 INT64 = 2**63  # what SQLite's INTEGER holds
 ChainStateLookup = Callable[[int], Awaitable[SessionState | None]]
-StationLookup = Callable[[str], Awaitable[tuple[int, int] | None]]
-MeterKeyLookup = Callable[[int], Awaitable[bytes]]
 
 
 class SessionService:
@@ -65,12 +68,11 @@ class SessionService:
         station_lookup: StationLookup | None = None,
         meter_key_lookup: MeterKeyLookup | None = None,
     ) -> None:
-        self.settings, self.store, self.station_lookup = settings, store, station_lookup
-        self.meter_key_lookup = meter_key_lookup
-        self.meter_keys: dict[int, bytes] = {}  # station id -> its meter key on chain (b"": none)
+        self.settings, self.store = settings, store
         self.meter_problems: dict[str, dict] = {}  # charge point id -> its last refused record (/health)
-        self.registry = Registry()
+        self.registry = Registry(settings, store, station_lookup, meter_key_lookup)
         self.links = self.registry.links  # charge point id -> its port (the station link)
+        self.meter_keys = self.registry.meter_keys  # station id -> its meter key on chain (b"": none)
         self.on_job_queued: Callable[[], None] = lambda: None
         self.reconciler = Reconciler(self, chain_state)
         self.live = Live(store)
@@ -130,60 +132,18 @@ class SessionService:
     def attach(self, link: ChargePoint, registration: Registration) -> ChargePoint | None:
         """Register a connected charge point (its registration from :meth:`resolve`); returns the
         connection it replaces, if any."""
-        registration.found(self.station_of(link.id))
         return self.registry.attach(link, registration)
 
     async def resolve(self, cp_id: str) -> Registration:
-        """The registration of a connecting charge point: looked up on chain if it is not one of our
-        known stations yet. (Stations registered while the daemon runs are also picked up by the event
-        watcher.)"""
-        registration = Registration()
-        await self._look_up(cp_id, registration)
-        return registration
-
-    async def _look_up(self, cp_id: str, registration: Registration) -> None:
-        known = self.station_of(cp_id)
-        if known is not None:
-            await self.meter_key(known[0], refresh=True)
-        if known is not None or self.station_lookup is None:
-            return
-        try:
-            found = await asyncio.wait_for(self.station_lookup(cp_id), self.settings.rpc_timeout_s + 1)
-        except (ChainUnavailable, asyncio.TimeoutError) as error:
-            log.warning("%s: cannot check its registration, chain unreachable (%s)", cp_id, error)
-            registration.lookup_failed = True
-            return
-        except Exception:
-            log.exception("%s: station lookup failed", cp_id)
-            registration.lookup_failed = True
-            return
-        registration.lookup_failed = False
-        if found is not None:
-            self.store.add_station(found[0], cp_id, found[1])
-            registration.found(found)
-            await self.meter_key(found[0], refresh=True)
+        """The registration of a connecting charge point (see :meth:`Registry.resolve`)."""
+        return await self.registry.resolve(cp_id)
 
     async def meter_key(self, station_id: int, refresh: bool = False) -> bytes | None:
-        """The station's meter key as registered on chain (b"": none, the plain path), read on connect and
-        cached; None while the chain cannot say."""
-        if (refresh or station_id not in self.meter_keys) and self.meter_key_lookup is not None:
-            try:
-                key = await asyncio.wait_for(self.meter_key_lookup(station_id), self.settings.rpc_timeout_s + 1)
-            except (ChainUnavailable, asyncio.TimeoutError) as error:
-                log.warning("station %d: cannot read its meter key, chain unreachable (%s)", station_id, error)
-            else:
-                if key != self.meter_keys.get(station_id, key):
-                    log.warning("station %d: meter key changed on chain", station_id)
-                self.meter_keys[station_id] = key
-        return self.meter_keys.get(station_id, None if self.meter_key_lookup else b"")
+        """The station's meter key on chain (see :meth:`Registry.meter_key`)."""
+        return await self.registry.meter_key(station_id, refresh)
 
     def detach(self, link: ChargePoint) -> None:
-        if self.registry.detach(link):
-            log.info("%s: disconnected", link.id)
-
-    def station_of(self, cp_id: str) -> tuple[int, int] | None:
-        """(station id, connectors) of one of our stations, by charge point id."""
-        return self.store.station_of(cp_id)
+        self.registry.detach(link)
 
     def online(self, cp_id: str) -> bool:
         """Whether the charge point is connected, booted and one of our stations: sessions may start there."""
@@ -192,7 +152,7 @@ class SessionService:
     # ------------------------------------------------------ charge point inputs
 
     def on_boot(self, link: ChargePoint, vendor: str, model: str) -> tuple[str, int]:
-        station = self.station_of(link.id)
+        station = self.store.station_of(link.id)
         registration = self.registry.of(link)
         decision = self.apply(
             decisions.boot(
@@ -203,7 +163,7 @@ class SessionService:
             registration.found(station)
             link.after_reply(lambda: self._accepted(registration))
         elif registration.lookup_failed:
-            self.reconciler.spawn(self._look_up(link.id, registration))
+            self.reconciler.spawn(self.registry.look_up(link.id, registration))
         return decision.reply
 
     async def _accepted(self, registration: Registration) -> None:
