@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {IOperatorProfile} from "./IOperatorProfile.sol";
+import {IOperatorProfile} from "./interfaces/IOperatorProfile.sol";
 import {StationRegistry} from "./StationRegistry.sol";
 
 /// @title Operator profile

@@ -4,7 +4,7 @@ pragma solidity ^0.8.24;
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {Time} from "@openzeppelin/contracts/utils/types/Time.sol";
-import {IRecordAnchor} from "./IRecordAnchor.sol";
+import {IRecordAnchor} from "./interfaces/IRecordAnchor.sol";
 import {StationRegistry} from "./StationRegistry.sol";
 
 /// @title Record anchor

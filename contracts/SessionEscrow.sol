@@ -6,8 +6,8 @@ import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC2
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {Time} from "@openzeppelin/contracts/utils/types/Time.sol";
+import {IMeterVerifier} from "./interfaces/IMeterVerifier.sol";
 import {ISessionEscrow} from "./interfaces/ISessionEscrow.sol";
-import {MeterReadings} from "./MeterReadings.sol";
 import {StationRegistry} from "./StationRegistry.sol";
 import {SessionIds} from "./utils/SessionIds.sol";
 
@@ -30,7 +30,7 @@ import {SessionIds} from "./utils/SessionIds.sol";
 ///      returning driver's open overwrites a non-zero slot (5,000 gas) instead of filling a fresh one
 ///      (22,100). Storage keeps only each lane's latest session; an earlier one reads as Closed, and its
 ///      events are its record. Works with any ERC-20 through SafeERC20; permit is optional.
-contract SessionEscrow is StationRegistry, MeterReadings {
+contract SessionEscrow is ISessionEscrow, StationRegistry {
     using SafeERC20 for IERC20;
     using SafeCast for uint256;
 
@@ -57,6 +57,8 @@ contract SessionEscrow is StationRegistry, MeterReadings {
     uint32 public immutable maxDuration;
     /// @notice Seconds after maxDuration from which the driver may reclaim a session never settled.
     uint32 public immutable reclaimGrace;
+    /// @inheritdoc ISessionEscrow
+    IMeterVerifier public immutable meterVerifier;
 
     mapping(address driver => Session[LANES]) private _lanes;
 
@@ -65,15 +67,22 @@ contract SessionEscrow is StationRegistry, MeterReadings {
     /// @param maxDuration_ Longest billable session, in seconds.
     /// @param reclaimGrace_ Seconds after maxDuration before a driver may reclaim an unsettled session.
     /// @param admin Receives DEFAULT_ADMIN_ROLE and REGISTRAR_ROLE.
-    constructor(IERC20 token_, uint32 startTimeout_, uint32 maxDuration_, uint32 reclaimGrace_, address admin)
-        StationRegistry(admin)
-    {
-        if (address(token_) == address(0)) revert ZeroAddress();
+    /// @param meterVerifier_ The stateless checker of signed meter records (OCMFVerifier).
+    constructor(
+        IERC20 token_,
+        uint32 startTimeout_,
+        uint32 maxDuration_,
+        uint32 reclaimGrace_,
+        address admin,
+        IMeterVerifier meterVerifier_
+    ) StationRegistry(admin) {
+        if (address(token_) == address(0) || address(meterVerifier_) == address(0)) revert ZeroAddress();
         if (startTimeout_ == 0 || maxDuration_ == 0) revert InvalidTimeouts(startTimeout_, maxDuration_);
         token = token_;
         startTimeout = startTimeout_;
         maxDuration = maxDuration_;
         reclaimGrace = reclaimGrace_;
+        meterVerifier = meterVerifier_;
     }
 
     // ----------------------------------------------------------------- driver
@@ -253,26 +262,25 @@ contract SessionEscrow is StationRegistry, MeterReadings {
     function _settle(uint256 sessionId, uint40 meterStop, address payout) private returns (uint256) {
         (Session storage s, address driver) = _session(sessionId, SessionState.Active);
         Session memory m = s;
-        if (_stationToSettle(m)) revert MeterSignatureRequired(m.stationId);
+        (bool metered, uint32 meterKeySince) = _operatedStationMeter(m.stationId);
+        // the key changed since the start (rare): whether the station had one when the session started
+        if (meterKeySince > m.since) {
+            (bytes32 qx, bytes32 qy) = _meterKeyAt(m.stationId, m.since);
+            metered = qx | qy != 0;
+        }
+        if (metered) revert MeterSignatureRequired(m.stationId);
         return _close(sessionId, s, m, driver, m.meterStart, meterStop, payout);
     }
 
     function _settleSigned(SignedSettlement calldata x, address payout) private returns (uint256) {
         (Session storage s, address driver) = _session(x.sessionId, SessionState.Active);
         Session memory m = s;
-        if (!_stationToSettle(m)) revert NoMeterKey(m.stationId);
-        (bytes32 qx, bytes32 qy) = _meterKey(m.stationId);
-        (uint40 meterStart, uint40 meterStop) = _signedReadings(x.sessionId, qx, qy, x.begin, x.end);
+        _checkStationOperator(m.stationId);
+        (bytes32 qx, bytes32 qy) = _meterKeyAt(m.stationId, m.since); // the key of the session's start
+        if (qx | qy == 0) revert NoMeterKey(m.stationId);
+        (uint40 meterStart, uint40 meterStop) = meterVerifier.readings(x.sessionId, qx, qy, x.records);
         if (x.meterStop != meterStop) revert ReadingMismatch(x.sessionId, meterStop, x.meterStop);
         return _close(x.sessionId, s, m, driver, meterStart, meterStop, payout);
-    }
-
-    /// @dev Whether the station of the Active session `m` has a meter key, after checking that the caller
-    ///      operates it and that its key did not change since the session started.
-    function _stationToSettle(Session memory m) private view returns (bool metered) {
-        uint32 meterKeySince;
-        (metered, meterKeySince) = _operatedStationMeter(m.stationId);
-        if (meterKeySince > m.since) revert MeterKeyChanged(m.stationId, meterKeySince);
     }
 
     /// @dev Settles `s` (loaded as `m`) on the readings given: effects, the invoice event and the driver's

@@ -29,10 +29,13 @@ abstract contract StationRegistry is IStationRegistry, AccessControl {
         uint32 meterKeySince;
     }
 
-    /// @notice A P-256 public key.
+    /// @notice A station's meter key from the time it was set, and when the key before it was set: the
+    ///         station's key history, so the key valid when a session started is the one that settles it.
+    ///         A removal is a zero key.
     struct MeterKey {
         bytes32 x;
         bytes32 y;
+        uint32 previousSince;
     }
 
     /// @dev DER SubjectPublicKeyInfo of a P-256 key up to the point's 04: the form meters publish their keys in.
@@ -43,7 +46,7 @@ abstract contract StationRegistry is IStationRegistry, AccessControl {
     mapping(uint32 tariffId => Tariff) private _tariffs;
     mapping(uint32 stationId => Station) private _stations;
     mapping(uint32 stationId => string) private _chargePointIds;
-    mapping(uint32 stationId => MeterKey) private _meterKeys;
+    mapping(uint32 stationId => mapping(uint32 since => MeterKey)) private _meterKeys;
     mapping(bytes32 chargePointIdHash => uint32) private _stationIdByChargePoint;
     mapping(address account => Operator) private _operators;
     /// @notice Number of stations ever registered; station ids run from 1 to stationCount.
@@ -129,9 +132,14 @@ abstract contract StationRegistry is IStationRegistry, AccessControl {
     function getStation(uint32 stationId) public view returns (StationInfo memory) {
         Station memory s = _stations[stationId];
         if (s.operator == address(0)) revert UnknownStation(stationId);
-        MeterKey memory key = _meterKeys[stationId];
-        bytes memory meterKey = s.metered ? abi.encodePacked(bytes1(0x04), key.x, key.y) : bytes("");
+        bytes memory meterKey = meterKeyAt(stationId, s.meterKeySince);
         return StationInfo(stationId, s.operator, s.tariffId, s.connectors, s.active, _chargePointIds[stationId], meterKey);
+    }
+
+    /// @inheritdoc IStationRegistry
+    function meterKeyAt(uint32 stationId, uint32 at) public view returns (bytes memory) {
+        (bytes32 x, bytes32 y) = _meterKeyAt(stationId, at);
+        return x | y == 0 ? bytes("") : abi.encodePacked(bytes1(0x04), x, y);
     }
 
     /// @inheritdoc IStationRegistry
@@ -166,8 +174,13 @@ abstract contract StationRegistry is IStationRegistry, AccessControl {
         return _operators[operator].payout;
     }
 
-    function _meterKey(uint32 stationId) internal view returns (bytes32 x, bytes32 y) {
-        MeterKey storage key = _meterKeys[stationId];
+    /// @dev The meter key station `stationId` had at time `at` (zero: none): the latest key set at or before
+    ///      `at`, found by walking back from the current one (no step while the key is older than `at`).
+    function _meterKeyAt(uint32 stationId, uint32 at) internal view returns (bytes32 x, bytes32 y) {
+        mapping(uint32 since => MeterKey) storage keys = _meterKeys[stationId];
+        uint32 since = _stations[stationId].meterKeySince;
+        while (since > at) since = keys[since].previousSince;
+        MeterKey storage key = keys[since];
         return (key.x, key.y);
     }
 
@@ -177,7 +190,8 @@ abstract contract StationRegistry is IStationRegistry, AccessControl {
         if (operator != msg.sender) revert NotStationOperator(stationId, msg.sender);
     }
 
-    /// @dev The meter flags of station `stationId`, which must exist and be the caller's.
+    /// @dev The meter flags of station `stationId`, which must exist and be the caller's: whether it has a meter
+    ///      key now, and since when (0: never had one).
     function _operatedStationMeter(uint32 stationId) internal view returns (bool metered, uint32 meterKeySince) {
         Station storage station = _stations[stationId];
         address operator = station.operator;
@@ -196,18 +210,22 @@ abstract contract StationRegistry is IStationRegistry, AccessControl {
     function _setMeterPublicKey(uint32 stationId, bytes calldata publicKey) private {
         Station storage station = _stations[stationId];
         uint256 length = publicKey.length;
-        if (length == 0) {
-            delete _meterKeys[stationId];
-        } else {
+        bytes32 x;
+        bytes32 y;
+        if (length != 0) {
             bool framed = length == 64 || (length == 65 && publicKey[0] == 0x04)
                 || (length == 91 && bytes27(publicKey[:27]) == SPKI_P256_PREFIX);
-            bytes32 x = framed ? bytes32(publicKey[length - 64:length - 32]) : bytes32(0);
-            bytes32 y = framed ? bytes32(publicKey[length - 32:]) : bytes32(0);
+            x = framed ? bytes32(publicKey[length - 64:length - 32]) : bytes32(0);
+            y = framed ? bytes32(publicKey[length - 32:]) : bytes32(0);
             if (!framed || !P256.isValidPublicKey(x, y)) revert InvalidMeterKey(stationId, length);
-            _meterKeys[stationId] = MeterKey(x, y);
         }
+        uint32 now_ = block.timestamp.toUint32();
+        uint32 since = station.meterKeySince;
+        MeterKey storage key = _meterKeys[stationId][now_];
+        if (since != now_) key.previousSince = since; // a second change within one second replaces the first
+        (key.x, key.y) = (x, y);
         station.metered = length != 0;
-        station.meterKeySince = block.timestamp.toUint32();
+        station.meterKeySince = now_;
         emit MeterPublicKeySet(stationId, publicKey);
     }
 }

@@ -1,13 +1,14 @@
 """The Core Client's settings: a TOML file, each field overridable by an environment variable.
 
 Precedence: ``EVN_CC_<FIELD>`` environment variables (``EVN_CC_LISTEN_PORT=9100``,
-``EVN_CC_RPC_URL=...``; ``EVN_CC_CHARGE_POINTS``, ``EVN_CC_LIVE`` and ``EVN_CC_DASHBOARD`` take a JSON
-object) win over the file, which wins over the defaults below. Relative paths in the file are resolved
+``EVN_CC_RPC_URL=...``; ``EVN_CC_CHARGE_POINTS``, ``EVN_CC_LIVE``, ``EVN_CC_DASHBOARD`` and ``EVN_CC_OCPI``
+take a JSON object) win over the file, which wins over the defaults below. Relative paths in the file are resolved
 against the file's directory. See ``examples/core-client.toml`` for a commented example.
 
 The daemon's two HTTP front ends have a section each, both off unless given: ``[live]``
 (:class:`LiveSettings`: drivers' live session data, public station list) and ``[dashboard]``
-(:class:`DashboardSettings`: the CPO's dashboard, behind a password).
+(:class:`DashboardSettings`: the CPO's dashboard, behind a password). ``[ocpi]``
+(:class:`~core_client.ocpi.settings.OcpiSettings`) connects to the CPO's CSMS over OCPI 2.2.1 as an eMSP.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10: the tomli backport
     import tomli as tomllib  # type: ignore[no-redef]
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from core_client.errors import CoreClientError
+from core_client.ocpi.settings import OcpiSettings
 from core_client.proxy.config import UpstreamSettings
 
 ENV_PREFIX = "EVN_CC_"
-JSON_FIELDS = ("charge_points", "upstream", "live", "dashboard")  # given as a JSON object in the environment
+JSON_FIELDS = ("charge_points", "upstream", "live", "dashboard", "ocpi")  # given as a JSON object in the environment
 PATH_FIELDS = ("deployment_file", "keystore", "database", "tls_cert", "tls_key")
 # OCPP's identifierString (a-z A-Z 0-9 * - _ = + | @ .) without ':', which HTTP Basic's user cannot hold
 CHARGE_POINT_ID = re.compile(r"[A-Za-z0-9*\-_=+|@.]{1,48}")
@@ -137,6 +139,7 @@ class Settings(BaseModel):
     upstream: UpstreamSettings | None = None  # proxy mode: the CPO's CSMS (core_client.proxy.relay)
     live: LiveSettings | None = None
     dashboard: DashboardSettings | None = None
+    ocpi: OcpiSettings | None = None  # OCPI mode: the CPO's CSMS as an eMSP sees it (core_client.ocpi)
 
     @field_validator("charge_points")
     @classmethod
@@ -211,7 +214,7 @@ def env_overrides(environ: dict[str, str] | None = None) -> dict[str, Any]:
                 values[name] = json.loads(raw)
             except json.JSONDecodeError as exc:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be a JSON object: {exc}") from None
-        elif name in ("start_block", "tls_cert", "tls_key", "control_token", "live", "dashboard") and raw == "":
+        elif name in ("start_block", "tls_cert", "tls_key", "control_token", "live", "dashboard", "ocpi") and raw == "":
             values[name] = None
         else:
             values[name] = raw
@@ -231,8 +234,8 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}") from None
         base = path.resolve().parent
-        upstream = values.get("upstream")
-        for table, name in [(values, n) for n in PATH_FIELDS] + [(upstream, "outbox")]:
+        nested = [(values.get("upstream"), "outbox"), (values.get("ocpi"), "registration_file")]
+        for table, name in [(values, n) for n in PATH_FIELDS] + nested:
             relative = isinstance(table, dict) and isinstance(table.get(name), str)
             if relative and not Path(table[name]).expanduser().is_absolute():
                 table[name] = os.path.normpath(base / table[name])
@@ -250,6 +253,8 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
             setattr(settings, name, value.expanduser())
     if settings.upstream is not None:
         settings.upstream.outbox = settings.upstream.outbox.expanduser()
+    if settings.ocpi is not None and settings.ocpi.registration_file is not None:
+        settings.ocpi.registration_file = settings.ocpi.registration_file.expanduser()
     for name in ("tls_cert", "tls_key"):
         value = getattr(settings, name)
         if value is not None and not value.is_file():
@@ -272,6 +277,16 @@ def settings_to_toml(settings: Settings) -> str:
 
 
 def _toml_pairs(values: dict[str, Any]) -> list[str]:
-    """``key = value`` lines (keys quoted; paths as strings; enums by value)."""
-    plain = {k: str(v) if isinstance(v, Path) else getattr(v, "value", v) for k, v in values.items()}
+    """``key = value`` lines (keys quoted; values as :func:`_toml_value` writes them)."""
+    plain = {k: _toml_value(v) for k, v in values.items()}
     return [f"{json.dumps(k)} = {json.dumps(v)}" for k, v in plain.items()]
+
+
+def _toml_value(value: Any) -> Any:
+    """A value as TOML writes it: paths as strings, enums by value, a secret as itself (the file is the
+    operator's config)."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    return getattr(value, "value", value)

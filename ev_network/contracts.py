@@ -199,7 +199,7 @@ class Escrow(_Wrapper):
 
     def settle_signed(self, settlement: tuple, *, wait: bool = True) -> Any:
         """Settle a metered station's session on its signed records: ``settlement`` as
-        :func:`ev_network.ocmf.signed_settlement` builds it."""
+        :func:`ev_network.ocmf.signed_settlement` builds it ((sessionId, meterStop, [records]))."""
         return self._send(self.contract.functions.settleSigned(settlement), wait)
 
     def settle_signed_batch(self, settlements: list[tuple], *, wait: bool = True) -> Any:
@@ -242,9 +242,10 @@ class Escrow(_Wrapper):
         return events[0]["args"]["sessionId"]
 
     def signed_settlement_of(self, tx_hash: Any, session_id: int) -> tuple | None:
-        """The SignedSettlement (sessionId, meterStop, begin, end; records as (payload, r, s, offsets)) that
-        settled ``session_id`` in transaction ``tx_hash`` (settleSigned or settleSignedBatch), read from the
-        transaction's input: the signed records as the escrow checked them. None for any other transaction."""
+        """The SignedSettlement (sessionId, meterStop, [records as (payload, r, s, offsets)]: [Begin, End] or one
+        record holding both) that settled ``session_id`` in transaction ``tx_hash`` (settleSigned or
+        settleSignedBatch), read from the transaction's input: the signed records as the escrow checked them.
+        None for any other transaction."""
         try:
             fn, args = self.contract.decode_function_input(self.w3.eth.get_transaction(tx_hash)["input"])
         except ValueError:
@@ -257,9 +258,14 @@ class Escrow(_Wrapper):
             return None
         for c in candidates:
             if c["sessionId"] == session_id:
-                records = [(r["payload"], r["r"], r["s"], r["offsets"]) for r in (c["begin"], c["end"])]
-                return (c["sessionId"], c["meterStop"], *records)
+                records = [(r["payload"], r["r"], r["s"], r["offsets"]) for r in c["records"]]
+                return (c["sessionId"], c["meterStop"], records)
         return None
+
+    def meter_key_at(self, station_id: int, timestamp: int, block: Any = "latest") -> bytes:
+        """The meter key (04 || x || y, empty for none) station ``station_id`` had at ``timestamp``: the key that
+        settles a session started then (a later rotation does not change it)."""
+        return bytes(call_view(self._fn("meterKeyAt", station_id, timestamp), block))
 
     def station_id_from(self, receipt: dict) -> int:
         """The station id of an ``addStation`` receipt."""

@@ -44,6 +44,7 @@ class Deployment(BaseModel):
     rpc_url: str | None = None
     record_anchor: str | None = None  # the RecordAnchor contract; None in files from before it existed
     operator_profile: str | None = None  # the OperatorProfile contract (invoices' legal data); optional
+    meter_verifier: str | None = None  # the OCMFVerifier the escrow checks signed records with (informational)
 
     @classmethod
     def load(cls, path: str | Path) -> Deployment:

@@ -1,4 +1,5 @@
-"""Deploy the EV Network (token, session escrow, record anchor, operator profiles) and write the deployment file.
+"""Deploy the EV Network (token, meter verifier, session escrow, record anchor, operator profiles) and write the
+deployment file.
 
     brownie run scripts/deploy.py --network evnet-anvil      (make deploy)
 
@@ -11,7 +12,7 @@ ERC-20 to use instead of deploying EVToken, e.g. a stablecoin)."""
 import os
 from pathlib import Path
 
-from brownie import EVToken, OperatorProfile, RecordAnchor, SessionEscrow, chain, network
+from brownie import EVToken, OCMFVerifier, OperatorProfile, RecordAnchor, SessionEscrow, chain, network
 
 from ev_network.deployment import Deployment
 from scripts._common import account_from_env
@@ -28,7 +29,8 @@ def main() -> Deployment:
     token_address = os.environ.get("EVN_TOKEN")
     if not token_address:
         token_address = EVToken.deploy("EV Network Euro", "EVE", admin, tx).address
-    escrow = SessionEscrow.deploy(token_address, start_timeout, max_duration, reclaim_grace, admin, tx)
+    verifier = OCMFVerifier.deploy(tx)  # stateless: checks signed meter records for the escrow's settleSigned
+    escrow = SessionEscrow.deploy(token_address, start_timeout, max_duration, reclaim_grace, admin, verifier, tx)
     record_anchor = RecordAnchor.deploy(escrow.address, tx)  # operators of this escrow anchor their records
     profiles = OperatorProfile.deploy(escrow.address, tx)  # and publish their invoices' legal data
 
@@ -43,6 +45,7 @@ def main() -> Deployment:
         rpc_url=network.web3.provider.endpoint_uri,
         record_anchor=record_anchor.address,
         operator_profile=profiles.address,
+        meter_verifier=verifier.address,
     )
     out = Path(os.environ.get("EVN_DEPLOYMENT", "deployments/local.json"))
     deployment.save(out)

@@ -82,31 +82,43 @@ class SigningMeter:
 
     def record(self, reason: Reason, energy_wh: int, id_tag: str, moment: datetime | None = None) -> str:
         """``OCMF|{payload}|{signature}`` for a Begin or End reading of ``energy_wh``."""
+        return self._signed(id_tag, [(reason, energy_wh)], moment)
+
+    def transaction_record(self, begin_wh: int, end_wh: int, id_tag: str, moment: datetime | None = None) -> str:
+        """One record holding both readings of a transaction (Begin and End), as meters that sign once per
+        transaction write it at its end."""
+        return self._signed(id_tag, [(Reason.BEGIN, begin_wh), (Reason.END, end_wh)], moment)
+
+    def _signed(self, id_tag: str, values: list[tuple[Reason, int]], moment: datetime | None) -> str:
+        """A signed record of ``values`` on the meter's next page, with the fields a real meter writes (model,
+        firmware, charge point, reading type, so about 350 bytes for one reading, as an Iskra WM3M4C's)."""
         self._page += 1
-        reading = {
-            "TM": ocmf_time(moment or datetime.now(timezone.utc)),
-            "TX": reason.value,
-            "RV": energy_wh / 1000,
-            "RI": "1-b:1.8.0",
-            "RU": "kWh",
-            "ST": "G",
-        }
+        time = ocmf_time(moment or datetime.now(timezone.utc))
+        readings = [
+            {"TM": time, "TX": reason.value, "RV": wh / 1000, "RI": "1-b:1.8.0", "RU": "kWh", "RT": "AC", "ST": "G"}
+            for reason, wh in values
+        ]
         payload = {
             "FV": "1.0",
-            "GI": "EVN-SIM",
+            "GI": "EVN-SIM OcppChargePoint",
             "GS": self.gateway,
+            "GV": "1.0.0",
             "PG": f"T{self._page}",
             "MV": "EVN",
+            "MM": "SIM-M1",
             "MS": self.serial,
+            "MF": "1.0",
             "IS": True,
             "IT": "CENTRAL",
             "ID": id_tag,
-            "RD": [reading],
+            "CT": "EVSEID",
+            "CI": self.gateway,
+            "RD": readings,
         }
         text = json.dumps(payload, separators=(",", ":"))
         signature = self._signer.sign(text.encode(), ec.ECDSA(hashes.SHA256()))
         if self.mode is MeterMode.TAMPERED:
-            reading["RV"] = (energy_wh + 1000) / 1000  # a kWh more, after signing
+            readings[-1]["RV"] = (values[-1][1] + 1000) / 1000  # a kWh more, after signing
             text = json.dumps(payload, separators=(",", ":"))
         return f"OCMF|{text}|" + json.dumps({"SA": "ECDSA-secp256r1-SHA256", "SD": signature.hex().upper()})
 

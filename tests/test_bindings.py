@@ -134,7 +134,9 @@ def test_time_gated_call_succeeds_once_the_deadline_passed_on_an_idle_chain(clea
     judge the transaction as the next block would, not by the latest (old) block's timestamp."""
     net = clean_chain
     d = net.deployment
-    escrow_address = deploy_artifact(net.sender(net.admin), "SessionEscrow", d.token, 1, 3600, 600, net.admin.address)
+    escrow_address = deploy_artifact(
+        net.sender(net.admin), "SessionEscrow", d.token, 1, 3600, 600, net.admin.address, d.meter_verifier
+    )
     short = d.model_copy(update={"escrow": escrow_address, "start_timeout": 1})
     admin, operator, driver = (Escrow(net.w3, short, net.sender(a)) for a in (net.admin, net.operator, net.drivers[0]))
     admin.register_operator(net.operator.address, net.payout.address, "Quick Volt")

@@ -134,7 +134,9 @@ def test_escrow_works_with_a_token_without_permit(env: Env) -> None:
     admin = net.sender(net.admin)
     plain_address = deploy_artifact(admin, "PlainToken")
     d = net.deployment
-    escrow_address = deploy_artifact(admin, "SessionEscrow", plain_address, 300, 3600, 600, net.admin.address)
+    escrow_address = deploy_artifact(
+        admin, "SessionEscrow", plain_address, 300, 3600, 600, net.admin.address, net.deployment.meter_verifier
+    )
     deployment = Deployment(
         chain_id=d.chain_id,
         token=plain_address,

@@ -17,6 +17,7 @@ from ev_network.ocmf import (
     Reason,
     meter_record,
     parse,
+    registry_key,
     session_id_tag,
     signed_settlement,
     verify_settled,
@@ -48,7 +49,7 @@ class Metered:
     def settlement(self, session_id: int, begin, end, meter_stop: int | None = None) -> tuple:
         """A SignedSettlement without the Python-side checks (to reach the contract's own)."""
         stop = end.reading(Reason.END).wh if meter_stop is None else meter_stop
-        return (session_id, stop, meter_record(begin, Reason.BEGIN), meter_record(end, Reason.END))
+        return (session_id, stop, [meter_record(begin, Reason.BEGIN), meter_record(end, Reason.END)])
 
     def operator(self):
         return self.env.net.escrow(self.env.net.operator)
@@ -90,10 +91,10 @@ def test_a_signed_session_settles_with_exactly_the_signed_energy(metered: Metere
     # the driver re-checks from the chain alone: the records in the settle transaction, the key on chain
     on_chain = net.escrow().signed_settlement_of(receipt["transactionHash"], session_id)
     assert on_chain is not None and on_chain[1] == BEGIN_WH + 12_345
-    for payload, r, s, _ in on_chain[2:]:
+    for payload, r, s, _ in on_chain[2]:
         verify_settled(payload, r, s, key)
     with pytest.raises(OCMFError, match="not signed"):
-        verify_settled(on_chain[3][0].replace(b'"TX":"E"', b'"TX":"L"'), *on_chain[3][1:3], key)
+        verify_settled(on_chain[2][1][0].replace(b'"TX":"E"', b'"TX":"L"'), *on_chain[2][1][1:3], key)
     assert net.escrow().signed_settlement_of(receipt["transactionHash"], session_id + 1) is None
 
 
@@ -137,8 +138,8 @@ def test_each_bad_record_reverts_with_its_own_error(metered: Metered) -> None:
     refused("RecordNotForSession", metered.settlement(session_id, begin, other_end), (session_id, 1))
 
     as_begin, as_end = meter_record(end, Reason.END), meter_record(begin, Reason.BEGIN)
-    refused("UnexpectedReadingReason", (session_id, BEGIN_WH + 5000, as_begin, as_begin), (session_id, 0, b"E"))
-    refused("UnexpectedReadingReason", (session_id, BEGIN_WH, as_end, as_end), (session_id, 1, b"B"))
+    refused("UnexpectedReadingReason", (session_id, BEGIN_WH + 5000, [as_begin, as_begin]), (session_id, 0, b"E"))
+    refused("UnexpectedReadingReason", (session_id, BEGIN_WH, [as_end, as_end]), (session_id, 1, b"B"))
 
     low_begin, low_end = metered.records(session_id, 0, end_wh=BEGIN_WH - 1)
     refused("MeterBelowStart", metered.settlement(session_id, low_begin, low_end), (session_id, BEGIN_WH, BEGIN_WH - 1))
@@ -166,12 +167,12 @@ def test_each_bad_record_reverts_with_its_own_error(metered: Metered) -> None:
     payload, r, s, offsets = meter_record(end, Reason.END)
     high_s = (CURVE_ORDER - int.from_bytes(s, "big")).to_bytes(32, "big")
     refused(
-        "HighSSignature", (session_id, signed_stop, meter_record(begin, Reason.BEGIN), (payload, r, high_s, offsets))
+        "HighSSignature", (session_id, signed_stop, [meter_record(begin, Reason.BEGIN), (payload, r, high_s, offsets)])
     )
 
     shifted = offsets + (1 << 64)  # RV's offset one byte off: the key is not there
     refused(
-        "OCMFMalformedField", (session_id, signed_stop, meter_record(begin, Reason.BEGIN), (payload, r, s, shifted))
+        "OCMFMalformedField", (session_id, signed_stop, [meter_record(begin, Reason.BEGIN), (payload, r, s, shifted)])
     )
 
     assert env.balances() == before  # no refusal moved a token
@@ -199,22 +200,57 @@ def test_python_refuses_a_bad_record_before_any_transaction(metered: Metered) ->
     assert metered.env.net.escrow().get_session(session_id).state == SessionState.ACTIVE
 
 
-def test_a_key_change_after_start_blocks_settlement_and_the_driver_reclaims(metered: Metered) -> None:
+def test_a_key_rotated_during_a_session_does_not_strand_it(metered: Metered) -> None:
+    """The key valid when a session started settles it: a rotation or removal after the start changes nothing
+    for it, and sessions started after the change need the new key (or, after a removal, no key)."""
+    env, net = metered.env, metered.env.net
+    operator = metered.operator()
+    old_meter, new_meter = metered.meter, SigningMeter.for_charge_point("CP-METERED-NEW")
+    in_flight = metered.session()
+    net.time_travel(5)
+    operator.set_meter_public_key(metered.station, new_meter.public_key_der)
+    after_rotation = metered.session()
+    assert net.escrow().meter_key_at(metered.station, net.escrow().get_session(in_flight).since) == registry_key(
+        old_meter.public_key_der
+    )
+    with reverts("InvalidMeterSignature"):  # the new key's records do not settle a session of the old key
+        operator.settle_signed(metered.settlement(in_flight, *metered.records(in_flight, 5000, meter=new_meter)))
+    with reverts("InvalidMeterSignature"):  # nor the other way round
+        operator.settle_signed(metered.settlement(after_rotation, *metered.records(after_rotation, 5000)))
+    net.time_travel(5)
+    operator.set_meter_public_key(metered.station, b"")  # removing the key does not open the plain path for them
+    plain = metered.session()
+    with reverts("MeterSignatureRequired"):
+        operator.settle(in_flight, BEGIN_WH + 5000)
+    with reverts("NoMeterKey"):
+        operator.settle_signed(metered.settlement(plain, *metered.records(plain, 5000)))
+
+    before = env.balances()
+    operator.settle_signed(metered.settlement(in_flight, *metered.records(in_flight, 5000)))
+    operator.settle_signed(metered.settlement(after_rotation, *metered.records(after_rotation, 7000, new_meter)))
+    operator.settle(plain, BEGIN_WH + 1000)
+    costs = [price(TARIFF, e) for e in (5000, 7000, 1000)]
+    assert env.balances()["payout"] - before["payout"] == sum(costs)
+    assert all(net.escrow().get_session(s).state == SessionState.SETTLED for s in (in_flight, after_rotation, plain))
+
+
+def test_a_key_set_during_a_plain_session_leaves_it_plain(metered: Metered) -> None:
+    env, net = metered.env, metered.env.net
+    operator = metered.operator()
+    station = net.add_station("CP-LATE-KEY")
+    session_id = env.active(meter_start=BEGIN_WH, station=station)
+    net.time_travel(5)
+    operator.set_meter_public_key(station, metered.meter.public_key_der)
+    with reverts("NoMeterKey"):
+        operator.settle_signed(metered.settlement(session_id, *metered.records(session_id, 5000)))
+    receipt = operator.settle(session_id, BEGIN_WH + 5000)
+    assert events(net.escrow(), receipt, "SessionSettled")[0]["meterStop"] == BEGIN_WH + 5000
+
+
+def test_a_session_without_valid_records_is_reclaimed_by_its_driver(metered: Metered) -> None:
+    """No proof, no pay: after max duration + grace the driver takes the whole deposit back."""
     env, net = metered.env, metered.env.net
     session_id = metered.session()
-    begin, end = metered.records(session_id, 5000)
-    net.time_travel(5)
-    new_meter = SigningMeter.for_charge_point("CP-METERED-NEW")
-    receipt = metered.operator().set_meter_public_key(metered.station, new_meter.public_key_der)
-    changed_at = net.w3.eth.get_block(receipt["blockNumber"])["timestamp"]
-    with reverts("MeterKeyChanged") as info:
-        metered.operator().settle_signed(metered.settlement(session_id, begin, end))
-    assert info.value.args_ == (metered.station, changed_at)
-    metered.operator().set_meter_public_key(metered.station, b"")  # removing the key does not open the plain path
-    with reverts("MeterKeyChanged"):
-        metered.operator().settle(session_id, BEGIN_WH + 5000)
-
-    # no proof, no pay: after max duration + grace the driver takes the whole deposit back
     before = env.balances()
     started = net.escrow().get_session(session_id).since
     allowed_at = started + net.deployment.max_duration + net.deployment.reclaim_grace
@@ -270,7 +306,7 @@ def test_fields_of_two_readings_cannot_be_mixed(metered: Metered) -> None:
     mixed = offsets & ~(0xFFFF << 64) | charging_rv << 64  # B's reason with C's (lower) value
     stop = end.reading(Reason.END).wh
     with reverts("MixedReading") as info:
-        operator.settle_signed((session_id, stop, (payload, r, s, mixed), meter_record(end, Reason.END)))
+        operator.settle_signed((session_id, stop, [(payload, r, s, mixed), meter_record(end, Reason.END)]))
     assert info.value.args_ == (session_id, 0)
     receipt = operator.settle_signed(signed_settlement(session_id, begin, end, public))
     assert events(env.net.escrow(), receipt, "SessionSettled")[0]["meterStart"] == BEGIN_WH

@@ -3,8 +3,9 @@ a metered station's session was settled on, the meter key as registered on chain
 verification of both records against that key.
 
 Everything comes from the chain: the records from the settle transaction's input
-(:meth:`ev_network.contracts.Escrow.signed_settlement_of`), the key from the registry at the settle's
-block. Each record is written back as an OCMF text (``OCMF|payload|{"SA":...,"SD":...}``, the signature
+(:meth:`ev_network.contracts.Escrow.signed_settlement_of`), the key the registry held when the session
+started (the key that settled it, even if the station rotated its key since). A meter that writes both
+readings in one record has that record as Begin and End. Each record is written back as an OCMF text (``OCMF|payload|{"SA":...,"SD":...}``, the signature
 DER in hex), which any OCMF checker (the S.A.F.E. transparency software, pyocmf) reads, and which
 :func:`check_proof` re-checks offline from the invoice JSON alone. A station without a meter key has no
 proof: its invoice says the reading is the operator's.
@@ -16,10 +17,10 @@ import json
 
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pydantic import BaseModel
+from web3.logs import DISCARD
 
 from ev_network import ocmf
-from ev_network.contracts import Escrow, Station
-from ev_network.tx import call_view
+from ev_network.contracts import Escrow
 from wallet.errors import WalletError
 
 VERIFIED = "both records verified against the meter key registered on chain"
@@ -62,10 +63,12 @@ def meter_proof(escrow: Escrow, session_id: int, station_id: int, settle_tx: str
     settlement = escrow.signed_settlement_of(settle_tx, session_id)
     if settlement is None:
         return None
-    block = escrow.w3.eth.get_transaction(settle_tx)["blockNumber"]
-    key = bytes(Station(*call_view(escrow.contract.functions.getStation(station_id), block)).meter_public_key)
-    records = [ocmf_text(payload, r, s) for payload, r, s, _ in settlement[2:]]
-    return check_proof(key.hex(), *records)
+    receipt = escrow.w3.eth.get_transaction_receipt(settle_tx)
+    settled = escrow.contract.events.SessionSettled().process_receipt(receipt, errors=DISCARD)
+    started_at = next(e["args"]["startedAt"] for e in settled if e["args"]["sessionId"] == session_id)
+    key = escrow.meter_key_at(station_id, started_at, receipt["blockNumber"])
+    records = [ocmf_text(payload, r, s) for payload, r, s, _ in settlement[2]]
+    return check_proof(key.hex(), records[0], records[-1])
 
 
 def check_proof(key_hex: str, begin: str, end: str) -> MeterProof:

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {IMeterRecords} from "./IMeterRecords.sol";
+import {IMeterVerifier} from "./IMeterVerifier.sol";
 import {IStationRegistry} from "./IStationRegistry.sol";
 
 /// @title Session escrow interface
@@ -9,7 +11,7 @@ import {IStationRegistry} from "./IStationRegistry.sol";
 ///         Requested --start(operator)--> Active --settle(operator)--> Settled
 ///         Requested --reject(operator) | cancel(driver, after startTimeout)--> Cancelled (full refund)
 ///         Active --reclaim(driver, after maxDuration + reclaimGrace, never settled)--> Expired (full refund)
-interface ISessionEscrow is IStationRegistry {
+interface ISessionEscrow is IStationRegistry, IMeterRecords {
     /// @notice A session's state. Closed: the session ended (settled, cancelled or expired) and its lane
     ///         holds a newer one.
     enum SessionState {
@@ -53,35 +55,15 @@ interface ISessionEscrow is IStationRegistry {
         uint40 meterStart;
     }
 
-    /// @notice Which of a session's two signed records: its Begin or its End.
-    enum Record {
-        Begin,
-        End
-    }
-
-    /// @notice A signed OCMF record (a meter reading) as the escrow reads it.
-    /// @param payload The payload section (the JSON between `OCMF|` and `|{`), byte for byte as the meter signed it.
-    /// @param r The signature's r.
-    /// @param s The signature's s, in the lower half of the curve order (flip a high s to N - s: both verify).
-    /// @param offsets Byte offsets in `payload` of the keys the escrow reads, 16 bits each, lowest first:
-    ///        `"ID":`, `"MS":`, `"PG":`, and of the billed reading `"TX":`, `"RV":`, `"RU":`.
-    struct MeterRecord {
-        bytes payload;
-        bytes32 r;
-        bytes32 s;
-        uint96 offsets;
-    }
-
-    /// @notice What settles a session at a station with a meter key: the session's signed Begin and End records.
+    /// @notice What settles a session at a station with a meter key: the session's signed records, in either
+    ///         shape: [Begin, End] (one reading each) or [one record holding both readings].
     /// @param sessionId An Active session at one of the caller's stations.
     /// @param meterStop The stop reading billed, in Wh: must equal End's signed reading (rounded down to Wh).
-    /// @param begin The Begin record (reading reason B).
-    /// @param end The End record (reading reason E, L, R, A or P).
+    /// @param records [Begin record (reason B), End record (reason E, L, R, A or P)], or [the record with both].
     struct SignedSettlement {
         uint256 sessionId;
         uint40 meterStop;
-        MeterRecord begin;
-        MeterRecord end;
+        MeterRecord[] records;
     }
 
     /// @notice `driver` opened session `sessionId` at `stationId` with `deposit` under tariff `tariffId`.
@@ -125,35 +107,17 @@ interface ISessionEscrow is IStationRegistry {
     error NotDriver(uint256 sessionId, address account);
     /// @notice The call on session `sessionId` is allowed from `allowedAt` (unix seconds) on.
     error TooEarly(uint256 sessionId, uint256 allowedAt);
-    /// @notice The stop reading `meterStop` of session `sessionId` is below its start reading `meterStart`.
-    error MeterBelowStart(uint256 sessionId, uint40 meterStart, uint40 meterStop);
     /// @notice Every lane of `driver` holds an open session (or has used all its sequence numbers).
     error NoFreeLane(address driver);
     /// @notice A batch's arrays have different lengths: `expected` and `actual`.
     error LengthMismatch(uint256 expected, uint256 actual);
     /// @notice Start timeout and longest duration must not be zero.
     error InvalidTimeouts(uint32 startTimeout, uint32 maxDuration);
-    /// @notice Station `stationId` has a meter key: its sessions settle only with signed records (settleSigned).
+    /// @notice Station `stationId` had a meter key when the session started: it settles only with signed records
+    ///         (settleSigned).
     error MeterSignatureRequired(uint32 stationId);
-    /// @notice Station `stationId` has no meter key: its sessions settle with settle.
+    /// @notice Station `stationId` had no meter key when the session started: it settles with settle.
     error NoMeterKey(uint32 stationId);
-    /// @notice Station `stationId`'s meter key was set, rotated or removed at `changedAt`, after the session
-    ///         started: the session cannot be settled (the driver reclaims the deposit).
-    error MeterKeyChanged(uint32 stationId, uint32 changedAt);
-    /// @notice The `record` of session `sessionId` was not signed by the station's registered meter key.
-    error InvalidMeterSignature(uint256 sessionId, Record record);
-    /// @notice The signature of `record` has a high s (above N/2): submit N - s instead.
-    error HighSSignature(uint256 sessionId, Record record);
-    /// @notice The `record`'s signed identification is not session `sessionId`'s idTag.
-    error RecordNotForSession(uint256 sessionId, Record record);
-    /// @notice The `record`'s reading reason `reason` is not B (Begin) or an end reason (E, L, R, A, P).
-    error UnexpectedReadingReason(uint256 sessionId, Record record, bytes1 reason);
-    /// @notice The reason, value and unit named in `record` are not fields of one reading.
-    error MixedReading(uint256 sessionId, Record record);
-    /// @notice End's pagination `endPage` does not follow Begin's `beginPage`.
-    error PaginationNotAdvancing(uint256 sessionId, uint256 beginPage, uint256 endPage);
-    /// @notice Begin and End were signed by meters with different serial numbers (as text, zero-padded).
-    error MeterSerialMismatch(uint256 sessionId, bytes32 beginSerial, bytes32 endSerial);
     /// @notice The billed stop reading `billed` is not End's signed reading `signed` (Wh).
     error ReadingMismatch(uint256 sessionId, uint40 signed, uint40 billed);
 
@@ -240,10 +204,11 @@ interface ISessionEscrow is IStationRegistry {
     /// @param meterStops Meter reading at stop for each session, in Wh.
     function settleBatch(uint256[] calldata sessionIds, uint40[] calldata meterStops) external;
 
-    /// @notice Settle a session of a station with a meter key ("no proof, no pay"): the escrow verifies the
-    ///         Begin and End records against the station's registered key (P-256, SHA-256), checks that both
-    ///         name the session (signed ID = the session's idTag), come from one meter (same MS), in order
-    ///         (End's pagination after Begin's), and bills the energy between their signed readings. Cost and
+    /// @notice Settle a session of a station with a meter key ("no proof, no pay"): the meter verifier checks the
+    ///         records against the key the station had when the session started (P-256, SHA-256; a key rotated
+    ///         since does not strand the session), that they name the session (signed ID = the session's idTag),
+    ///         come from one meter (same MS), in order (End's pagination after Begin's; in one record, End's
+    ///         reading after Begin's), and the escrow bills the energy between their signed readings. Cost and
     ///         payout as settle; the event carries the signed readings as meterStart and meterStop. Without
     ///         valid records the session cannot be settled: after maxDuration + reclaimGrace the driver
     ///         reclaims the whole deposit.
@@ -254,6 +219,9 @@ interface ISessionEscrow is IStationRegistry {
     ///         payout transfer. All or nothing: one invalid session reverts the batch.
     /// @param settlements One per session.
     function settleSignedBatch(SignedSettlement[] calldata settlements) external;
+
+    /// @notice The stateless contract that checks signed meter records for settleSigned.
+    function meterVerifier() external view returns (IMeterVerifier);
 
     /// @notice The OCPP idTag naming session `sessionId` (`EV` + 18 hex digits): the identification its
     ///         signed records must carry.

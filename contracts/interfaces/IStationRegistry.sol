@@ -109,9 +109,10 @@ interface IStationRegistry {
     /// @param active Whether drivers may open sessions there.
     function setActive(uint32 stationId, bool active) external;
 
-    /// @notice Register, rotate or remove the P-256 public key of the station's signing meter. With a key the
-    ///         station's sessions settle only on records that key signed (settleSigned). A session that
-    ///         started before the change cannot be settled (the driver reclaims its deposit).
+    /// @notice Register, rotate or remove the P-256 public key of the station's signing meter. Sessions that
+    ///         start from now on settle on records this key signed (settleSigned), or, once removed, with
+    ///         settle; a session already running keeps the key (or no key) it started with, so a rotation
+    ///         strands nothing in flight. A change in the same second as an earlier one replaces it.
     /// @param stationId The station (the caller must be its operator).
     /// @param publicKey 64 bytes x || y, 65 bytes 04 || x || y, or the 91-byte DER SubjectPublicKeyInfo
     ///        meters publish; empty to remove.
@@ -124,6 +125,12 @@ interface IStationRegistry {
     /// @notice Everything about station `stationId`; reverts UnknownStation if there is none.
     /// @param stationId The station.
     function getStation(uint32 stationId) external view returns (StationInfo memory);
+
+    /// @notice The meter key of station `stationId` at time `at` (unix seconds) as 65 bytes 04 || x || y, empty
+    ///         if it had none: the key that settles a session started at `at`.
+    /// @param stationId The station.
+    /// @param at The time, e.g. a session's start.
+    function meterKeyAt(uint32 stationId, uint32 at) external view returns (bytes memory);
 
     /// @notice The station registered under an OCPP charge point id; reverts UnknownStation(0) if none.
     /// @param chargePointId The OCPP charge point identity.

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {IMeterRecords} from "../interfaces/IMeterRecords.sol";
 
 /// @title OCMF field reader
 /// @notice Reads single fields of a signed OCMF payload (the JSON between `OCMF|` and `|{`, byte for byte
@@ -23,9 +24,6 @@ library OCMF {
         RU
     }
 
-    /// @notice The payload does not hold `field` at byte `offset` in the form the reader accepts.
-    error OCMFMalformedField(Field field, uint256 offset);
-
     uint256 private constant BRACES = 0x7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d; // "}"
     bytes32 private constant QUOTES = 0x2222222222222222222222222222222222222222222222222222222222222222;
     uint256 private constant LOW7 = 0x7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f;
@@ -40,7 +38,7 @@ library OCMF {
         // The first quote: XOR makes its byte zero; a byte's top bit of `zeros` is set exactly when it is zero.
         uint256 x = uint256(word ^ QUOTES);
         uint256 zeros = ~(((x & LOW7) + LOW7) | x) & HIGH1;
-        if (zeros == 0) revert OCMFMalformedField(field, start);
+        if (zeros == 0) revert IMeterRecords.OCMFMalformedField(uint8(field), start);
         length = (255 - Math.log2(zeros)) / 8;
         value = word & ~(bytes32(type(uint256).max) >> (8 * length));
     }
@@ -86,7 +84,7 @@ library OCMF {
         (bytes32 word, uint256 start) = _value(payload, offsets, Field.PG, true);
         uint256 end;
         (page, end) = _digits(word, 1);
-        if (word[0] != "T" || end == 1 || end == 32 || word[end] != '"') revert OCMFMalformedField(Field.PG, start);
+        if (word[0] != "T" || end == 1 || end == 32 || word[end] != '"') revert IMeterRecords.OCMFMalformedField(uint8(Field.PG), start);
     }
 
     /// @notice The reading's value in whole Wh (rounded down), from RV in the unit RU names (`kWh` or `Wh`).
@@ -97,17 +95,17 @@ library OCMF {
         if (end < 31 && word[end] == ".") {
             (uint256 fraction, uint256 stop) = _digits(word, end + 1);
             uint256 decimals = stop - end - 1;
-            if (decimals == 0) revert OCMFMalformedField(Field.RV, start);
+            if (decimals == 0) revert IMeterRecords.OCMFMalformedField(uint8(Field.RV), start);
             unchecked {
                 milli = decimals > 3 ? fraction / 10 ** (decimals - 3) : fraction * 10 ** (3 - decimals);
             }
             end = stop;
         }
-        if (end == 0 || end == 32 || (word[end] != "," && word[end] != "}")) revert OCMFMalformedField(Field.RV, start);
+        if (end == 0 || end == 32 || (word[end] != "," && word[end] != "}")) revert IMeterRecords.OCMFMalformedField(uint8(Field.RV), start);
         (bytes32 unit,) = _value(payload, offsets, Field.RU, true);
         if (bytes4(unit) == 'kWh"') return whole * 1000 + milli;
         if (bytes3(unit) == 'Wh"') return whole;
-        revert OCMFMalformedField(Field.RU, uint16(offsets >> (16 * uint256(Field.RU))));
+        revert IMeterRecords.OCMFMalformedField(uint8(Field.RU), uint16(offsets >> (16 * uint256(Field.RU))));
     }
 
     /// @dev The word after `"XX":` (after `"XX":"` for a string) and its offset, after checking the key.
@@ -134,7 +132,7 @@ library OCMF {
             let left := sub(length, start)
             if lt(left, 32) { word := and(word, not(shr(mul(8, left), not(0)))) }
         }
-        if (!found) revert OCMFMalformedField(field, at);
+        if (!found) revert IMeterRecords.OCMFMalformedField(uint8(field), at);
     }
 
     /// @dev The decimal number of the digits of `word` from byte `start` on, and the index after them.

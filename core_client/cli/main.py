@@ -14,15 +14,17 @@ import typer
 from web3 import Web3
 
 from core_client.chain import onboarding
+from core_client.cli.common import CliError, ConfigOpt
+from core_client.cli.common import operator_escrow as _operator_escrow
+from core_client.cli.common import password as _password
 from core_client.cli.control_client import call_control
+from core_client.cli.ocpi import ocpi_app
 from core_client.cli.records import records_app
 from core_client.config import Settings, check_charge_point_id, load_settings
-from core_client.errors import CoreClientError, clean_errors
-from ev_network.contracts import Escrow, Token
-from ev_network.deployment import Deployment
-from ev_network.keys import create_keyfile, keyfile_address, load_keyfile, resolve_password
+from core_client.errors import clean_errors
+from ev_network.contracts import Token
+from ev_network.keys import create_keyfile, keyfile_address
 from ev_network.operator_profile import OperatorProfiles, Profile
-from ev_network.tx import TxSender
 
 HELP = """The Core Client: the Charge Point Operator's daemon between OCPP 1.6J charge points and the
 EV Network escrow. It starts app-paid sessions on charge points, enforces the pre-paid budget and
@@ -52,11 +54,8 @@ app.add_typer(stations_app, name="stations")
 app.add_typer(operator_app, name="operator")
 app.add_typer(command_app, name="command")
 app.add_typer(records_app, name="records")
+app.add_typer(ocpi_app, name="ocpi")
 
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", envvar="EVN_CC_CONFIG", help="Core Client TOML config file.", show_default=False),
-]
 UrlOpt = Annotated[
     str | None,
     typer.Option(
@@ -68,28 +67,8 @@ KeystoreOpt = Annotated[Path, typer.Option("--keystore", help="Keyfile to write 
 PasswordEnvOpt = Annotated[str, typer.Option("--password-env", help="Env variable holding the password.")]
 
 
-class CliError(CoreClientError):
-    """A command that cannot do what was asked (bad argument, no password, control endpoint refused)."""
-
-
 def _settings(config: Path | None) -> Settings:
     return load_settings(config)
-
-
-def _password(env_var: str, prompt: str, confirm: bool = False) -> str:
-    """The password from ``env_var``, else asked at the terminal; without one, say which variable to set."""
-    try:
-        if env_var not in os.environ:
-            os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))  # where getpass asks
-        return resolve_password(env_var, prompt, confirm)
-    except (OSError, EOFError):
-        raise CliError(f"no password: set {env_var} (there is no terminal to ask on)") from None
-
-
-def _operator_escrow(settings: Settings) -> tuple[Escrow, Deployment]:
-    w3, deployment = onboarding.connect_settings(settings)
-    account = load_keyfile(settings.keystore, _password(settings.password_env, f"Password for {settings.keystore}: "))
-    return Escrow(w3, deployment, TxSender(w3, account)), deployment
 
 
 # -------------------------------------------------------------------- daemon

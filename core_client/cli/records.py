@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from core_client.cli.common import ConfigOpt
 from core_client.config import Settings, load_settings
 from core_client.errors import clean_errors
 from core_client.records.log import TransactionLog
@@ -25,10 +26,6 @@ records_app = typer.Typer(
     help="The transaction log of every OCPP transaction, anchored on chain: list, anchor, export with proof.",
     no_args_is_help=True,
 )
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", envvar="EVN_CC_CONFIG", help="Core Client TOML config file.", show_default=False),
-]
 
 
 def _open(config: Path | None) -> tuple[Settings, TransactionLog]:

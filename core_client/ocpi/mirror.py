@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from core_client.ocpi.models.base import ci, parse_datetime
+from core_client.ocpi.models.base import ci, format_datetime, parse_datetime
 from core_client.ocpi.models.enums import ModuleID
 from core_client.ocpi.transport import Party
 
@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS ocpi_objects (
     last_updated TEXT NOT NULL, body TEXT NOT NULL, seq INTEGER NOT NULL,
     PRIMARY KEY (module, country_code, party_id, id)
 );
+CREATE TABLE IF NOT EXISTS ocpi_cursors (name TEXT PRIMARY KEY, at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ocpi_stations (
     station_id INTEGER PRIMARY KEY, charge_point_id TEXT NOT NULL UNIQUE,
     country_code TEXT NOT NULL, party_id TEXT NOT NULL, location_id TEXT NOT NULL, evse_uid TEXT NOT NULL,
@@ -104,6 +105,17 @@ class Mirror:
         """The newest ``last_updated`` of ``module``'s objects (where a pull resumes)."""
         rows = self._db.execute("SELECT last_updated FROM ocpi_objects WHERE module=?", (module.value,))
         return max((parse_datetime(stamp) for (stamp,) in rows), default=None)
+
+    def cursor(self, name: str) -> datetime | None:
+        """Where the pull called ``name`` resumes (None: from the beginning)."""
+        row = self._db.execute("SELECT at FROM ocpi_cursors WHERE name=?", (name,)).fetchone()
+        return None if row is None else parse_datetime(row[0])
+
+    def set_cursor(self, name: str, at: datetime) -> None:
+        self._db.execute(
+            "INSERT INTO ocpi_cursors VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET at=excluded.at",
+            (name, format_datetime(at)),
+        )
 
     # ------------------------------------------------------------------------------ imported stations
 

@@ -9,30 +9,50 @@ leaves nothing behind. Writes are serialized (read, merge, hand over, store)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from starlette.routing import Route
 
-from core_client.ocpi.inbox import authorize
+from core_client.ocpi.handling import Call, Fault, Handler, Reply, invalid, not_found
+from core_client.ocpi.inbox import OcpiInbox, authorize
 from core_client.ocpi.mirror import Mirror
 from core_client.ocpi.models import CDR, EVSE, CommandResult, Connector, Location, LocationReferences, Session
 from core_client.ocpi.models import Tariff as OcpiTariff
 from core_client.ocpi.models.base import OcpiModel, ci
 from core_client.ocpi.models.enums import CommandType, ModuleID, TokenType
-from core_client.ocpi.server import Call, Fault, OcpiServer, Reply, invalid, not_found
+from core_client.ocpi.settings import OcpiSettings
 from core_client.ocpi.transport import VERSION, Header, Party, StatusCode, page_request, paginate
 
 M = TypeVar("M", bound=OcpiModel)
 
 
 class Receivers:
-    """The handlers of one :class:`OcpiServer`."""
+    """The module handlers: validated objects to ``inbox``, then into ``mirror``."""
 
-    def __init__(self, server: OcpiServer) -> None:
-        self.server = server
-        self.mirror: Mirror = server.mirror
-        self.inbox = server.inbox
+    def __init__(self, settings: OcpiSettings, mirror: Mirror, inbox: OcpiInbox) -> None:
+        self.settings = settings
+        self.mirror = mirror
+        self.inbox = inbox
         self.writing = asyncio.Lock()
+
+    def routes(self, wrap: Callable[[Handler], Any], prefix: str) -> list[Route]:
+        """The module routes under ``prefix`` (``{public path}/2.2.1``), each handler wrapped by ``wrap``."""
+        owner = "{country_code}/{party_id}"
+        location = f"{prefix}/locations/{owner}/{{location_id}}"
+        parts = ["GET", "PUT", "PATCH"]
+        return [
+            Route(location, wrap(self.location), methods=parts),
+            Route(f"{location}/{{evse_uid}}", wrap(self.location), methods=parts),
+            Route(f"{location}/{{evse_uid}}/{{connector_id}}", wrap(self.location), methods=parts),
+            Route(f"{prefix}/tariffs/{owner}/{{tariff_id}}", wrap(self.tariff), methods=["GET", "PUT", "DELETE"]),
+            Route(f"{prefix}/sessions/{owner}/{{session_id}}", wrap(self.session), methods=parts),
+            Route(f"{prefix}/cdrs", wrap(self.post_cdr), methods=["POST"]),
+            Route(f"{prefix}/cdrs/{owner}/{{cdr_id}}", wrap(self.get_cdr), methods=["GET"]),
+            Route(f"{prefix}/commands/{{command}}/{{uid}}", wrap(self.command_result), methods=["POST"]),
+            Route(f"{prefix}/tokens", wrap(self.tokens), methods=["GET"]),
+            Route(f"{prefix}/tokens/{{token_uid}}/authorize", wrap(self.authorize), methods=["POST"]),
+        ]
 
     # ------------------------------------------------------------------------------ locations
 
@@ -41,7 +61,7 @@ class Receivers:
         location_id = call.segment("location_id")
         evse_uid = call.request.path_params.get("evse_uid")
         connector_id = call.request.path_params.get("connector_id")
-        if call.request.method == "GET":
+        if call.method == "GET":
             return Reply(self._location_part(party, location_id, evse_uid, connector_id))
         async with self.writing:
             stored = self.mirror.get(ModuleID.LOCATIONS, party, location_id)
@@ -61,7 +81,7 @@ class Receivers:
                     await self.inbox.on_evse_status(party, location.id, evse.uid, evse.status)
             data = location.to_json()
             created = self.mirror.put(ModuleID.LOCATIONS, party, location_id, data, data["last_updated"])
-        return Reply(http_status=201 if created and call.request.method == "PUT" else 200)
+        return Reply(http_status=201 if created and call.method == "PUT" else 200)
 
     def _location_part(self, party: Party, location_id: str, evse_uid: str | None, connector_id: str | None) -> Any:
         stored = self.mirror.get(ModuleID.LOCATIONS, party, location_id)
@@ -106,7 +126,7 @@ class Receivers:
 
     async def tariff(self, call: Call) -> Reply:
         party, tariff_id = call.party(), call.segment("tariff_id")
-        method = call.request.method
+        method = call.method
         if method == "GET":
             return Reply(self._stored(ModuleID.TARIFFS, party, tariff_id, "Tariff"))
         async with self.writing:
@@ -127,7 +147,7 @@ class Receivers:
 
     async def session(self, call: Call) -> Reply:
         party, session_id = call.party(), call.segment("session_id")
-        method = call.request.method
+        method = call.method
         if method == "GET":
             return Reply(self._stored(ModuleID.SESSIONS, party, session_id, "Session"))
         async with self.writing:
@@ -157,16 +177,24 @@ class Receivers:
         party = Party(cdr.country_code, cdr.party_id)
         if not call.registration.is_cpo(party.country_code, party.party_id):
             raise invalid(f"CDR of party {party}, which is not one of the CSMS's")
+        if not await self.take_cdr(cdr):
+            raise Fault(
+                200, StatusCode.CLIENT_ERROR, f"CDR {party}/{cdr.id} was received before: a CDR is never replaced"
+            )
+        where = self.settings.url(VERSION, "cdrs", party.country_code, party.party_id, cdr.id)
+        return Reply(http_status=201, headers={Header.LOCATION.value: where})
+
+    async def take_cdr(self, cdr: CDR) -> bool:
+        """Hand a new CDR (POSTed or pulled) to the inbox, then keep it; False, and nothing done, when we
+        hold one with its id already. An inbox's Refusal propagates (nothing kept)."""
+        party = Party(cdr.country_code, cdr.party_id)
         async with self.writing:
             if self.mirror.get(ModuleID.CDRS, party, cdr.id) is not None:
-                raise Fault(
-                    200, StatusCode.CLIENT_ERROR, f"CDR {party}/{cdr.id} was received before: a CDR is never replaced"
-                )
+                return False
             await self.inbox.on_cdr(cdr)
             data = cdr.to_json()
             self.mirror.add(ModuleID.CDRS, party, cdr.id, data, data["last_updated"])
-        where = self.server.settings.url(VERSION, "cdrs", party.country_code, party.party_id, cdr.id)
-        return Reply(http_status=201, headers={Header.LOCATION.value: where})
+        return True
 
     async def get_cdr(self, call: Call) -> Reply:
         party = call.party()
@@ -191,10 +219,8 @@ class Receivers:
         except ValueError as error:
             raise invalid(str(error)) from None
         tokens = [t for t in await self.inbox.tokens() if request.matches(t.last_updated)]
-        url = self.server.settings.url(VERSION, "tokens") + (
-            f"?{call.request.url.query}" if call.request.url.query else ""
-        )
-        page = paginate(tokens, request, url, self.server.settings.page_limit)
+        url = self.settings.url(VERSION, "tokens") + (f"?{call.request.url.query}" if call.request.url.query else "")
+        page = paginate(tokens, request, url, self.settings.page_limit)
         return Reply([t.to_json() for t in page.items], headers=page.headers)
 
     async def authorize(self, call: Call) -> Reply:
@@ -243,7 +269,7 @@ def new_part(
 ) -> M:
     """The object a PUT sends, or ``existing`` with a PATCH merged in (404 when there is none); its id
     (``key``) must be the URL's."""
-    if call.request.method == "PUT":
+    if call.method == "PUT":
         part = call.model(model)
     elif existing is None:
         raise not_found(f"{what} (PUT it first)", unknown)
@@ -269,24 +295,3 @@ def same_owner(country_code: str, party_id: str, party: Party) -> None:
 def same_id(name: str, value: str, in_url: str) -> None:
     if ci(value) != ci(in_url):
         raise invalid(f"{name} {value!r} differs from the URL's {in_url!r}")
-
-
-def routes(server: OcpiServer, prefix: str) -> list[Route]:
-    """The module routes of ``server`` under ``prefix`` (``{public path}/2.2.1``)."""
-    r = Receivers(server)
-    owner = "{country_code}/{party_id}"
-    location = f"{prefix}/locations/{owner}/{{location_id}}"
-    return [
-        Route(location, server.endpoint(r.location), methods=["GET", "PUT", "PATCH"]),
-        Route(f"{location}/{{evse_uid}}", server.endpoint(r.location), methods=["GET", "PUT", "PATCH"]),
-        Route(
-            f"{location}/{{evse_uid}}/{{connector_id}}", server.endpoint(r.location), methods=["GET", "PUT", "PATCH"]
-        ),
-        Route(f"{prefix}/tariffs/{owner}/{{tariff_id}}", server.endpoint(r.tariff), methods=["GET", "PUT", "DELETE"]),
-        Route(f"{prefix}/sessions/{owner}/{{session_id}}", server.endpoint(r.session), methods=["GET", "PUT", "PATCH"]),
-        Route(f"{prefix}/cdrs", server.endpoint(r.post_cdr), methods=["POST"]),
-        Route(f"{prefix}/cdrs/{owner}/{{cdr_id}}", server.endpoint(r.get_cdr), methods=["GET"]),
-        Route(f"{prefix}/commands/{{command}}/{{uid}}", server.endpoint(r.command_result), methods=["POST"]),
-        Route(f"{prefix}/tokens", server.endpoint(r.tokens), methods=["GET"]),
-        Route(f"{prefix}/tokens/{{token_uid}}/authorize", server.endpoint(r.authorize), methods=["POST"]),
-    ]

@@ -2,53 +2,27 @@
 
 Under ``public_url``'s path: ``/versions``, ``/2.2.1`` (version details), and the 2.2.1 modules:
 credentials (SENDER), locations / tariffs / sessions / cdrs (RECEIVER), commands (SENDER: the
-CommandResults POSTed to our ``response_url``), tokens (SENDER: paginated GET, real-time authorization);
-the module handlers are in :mod:`core_client.ocpi.receivers`.
-
-Every request: the credentials token B of our registration (``Authorization: Token <Base64>``, or the
-unencoded form of older peers) or HTTP 401 with the OCPI envelope; a body that is not JSON: HTTP 400;
-valid JSON that is not a valid 2.2.1 object: HTTP 200 with status 2001 naming the fields; an unknown
-object: HTTP 404; anything unexpected: HTTP 500 with status 3000 (logged, never a traceback to the
-peer). Responses echo X-Request-ID and X-Correlation-ID (new ones when the request had none) and, for
-functional modules, carry the OCPI-from/to routing headers."""
+CommandResults POSTed to our ``response_url``), tokens (SENDER: paginated GET, real-time authorization).
+How every request is handled (token B, envelope, status codes, headers): :mod:`.handling`; the module
+handlers: :mod:`.receivers`."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
-
-from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from core_client.ocpi.credentials import Handshake
-from core_client.ocpi.errors import OcpiError
-from core_client.ocpi.inbox import OcpiInbox, Refusal
+from core_client.ocpi.handling import Call, Fault, Handling, NormalizePath, Reply
+from core_client.ocpi.inbox import OcpiInbox
 from core_client.ocpi.mirror import Mirror
 from core_client.ocpi.models import Credentials, Endpoint, VersionDetails
-from core_client.ocpi.models.base import explain
 from core_client.ocpi.models.enums import InterfaceRole, ModuleID
-from core_client.ocpi.registration import Registration, RegistrationStore
+from core_client.ocpi.receivers import Receivers
+from core_client.ocpi.registration import RegistrationStore
 from core_client.ocpi.settings import OcpiSettings
-from core_client.ocpi.transport import (
-    VERSION,
-    Header,
-    Party,
-    StatusCode,
-    dumps,
-    envelope,
-    loads,
-    new_id,
-    presented_tokens,
-)
-
-log = logging.getLogger(__name__)
+from core_client.ocpi.transport import VERSION, StatusCode
 
 # our interfaces: (module, role, path under /2.2.1)
 OUR_ENDPOINTS = [
@@ -62,136 +36,14 @@ OUR_ENDPOINTS = [
 ]
 
 
-class Fault(Exception):
-    """A refusal of the request: HTTP status, OCPI status code, message."""
-
-    def __init__(self, http_status: int, status_code: int, message: str) -> None:
-        super().__init__(message)
-        self.http_status = http_status
-        self.status_code = status_code
-
-
-def not_found(what: str, status_code: int = StatusCode.INVALID_PARAMETERS) -> Fault:
-    return Fault(404, status_code, f"{what} is not known here")
-
-
-def invalid(message: str) -> Fault:
-    return Fault(200, StatusCode.INVALID_PARAMETERS, message)
-
-
-@dataclass
-class Reply:
-    """A handler's answer: ``data`` in the envelope (left out when None)."""
-
-    data: Any = None
-    http_status: int = 200
-    status_code: int = StatusCode.SUCCESS
-    message: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Call:
-    """One authenticated request, as a handler sees it."""
-
-    request: Request
-    registration: Registration
-    body: Any  # the parsed JSON body (numbers as Decimal), None without one
-
-    def segment(self, name: str) -> str:
-        return self.request.path_params[name]
-
-    def party(self) -> Party:
-        """The owner named in the URL ({country_code}/{party_id}); 404 unless it is one of the CSMS's."""
-        party = Party(self.segment("country_code"), self.segment("party_id"))
-        if not self.registration.is_cpo(party.country_code, party.party_id):
-            raise not_found(f"party {party}")
-        return party
-
-    def model(self, model: type, what: str | None = None) -> Any:
-        """The body as ``model``; ValidationError propagates (answered 2001)."""
-        if self.body is None:
-            raise invalid(f"a {what or model.__name__} object is required in the body")
-        return model.model_validate(self.body)
-
-
-Handler = Callable[[Call], Awaitable[Reply]]
-
-
 class OcpiServer:
     """Our endpoints: what they accept, and to whom they hand what the CSMS sends."""
 
     def __init__(self, settings: OcpiSettings, store: RegistrationStore, mirror: Mirror, inbox: OcpiInbox) -> None:
         self.settings = settings
-        self.store = store
-        self.mirror = mirror
-        self.inbox = inbox
+        self.handling = Handling(settings, store)
         self.handshake = Handshake(settings, store)
-
-    # ------------------------------------------------------------------------------ request handling
-
-    def endpoint(self, handler: Handler, *, functional: bool = True) -> Callable[[Request], Awaitable[Response]]:
-        """``handler`` behind authentication, body parsing and the OCPI envelope."""
-
-        async def serve(request: Request) -> Response:
-            try:
-                registration = self._authenticate(request)
-                body = await _body(request)
-                reply = await handler(Call(request, registration, body))
-            except Fault as fault:
-                reply = Reply(None, fault.http_status, fault.status_code, str(fault))
-            except ValidationError as error:
-                reply = Reply(None, 200, StatusCode.INVALID_PARAMETERS, explain(error))
-            except Refusal as refusal:
-                reply = Reply(None, 200, refusal.status_code, str(refusal))
-            except OcpiError as error:
-                reply = Reply(None, 200, StatusCode.UNABLE_TO_USE_CLIENT_API, str(error))
-            except Exception as error:  # a bug of ours or of an inbox: the peer gets 3000, the log the type
-                log.error(
-                    "OCPI %s %s failed: %s", request.method, request.url.path, type(error).__name__, exc_info=True
-                )
-                reply = Reply(None, 500, StatusCode.SERVER_ERROR, "internal error")
-            return self.respond(request, reply, functional=functional)
-
-        return serve
-
-    def _authenticate(self, request: Request) -> Registration:
-        registration = self.store.load()
-        presented = presented_tokens(request.headers.get(Header.AUTHORIZATION.value))
-        if registration is None or not any(registration.accepts(token) for token in presented):
-            raise Fault(401, StatusCode.CLIENT_ERROR, "missing or unknown credentials token (Authorization: Token)")
-        return registration
-
-    def respond(self, request: Request, reply: Reply, *, functional: bool) -> Response:
-        headers = {
-            Header.REQUEST_ID.value: request.headers.get(Header.REQUEST_ID.value) or new_id(),
-            Header.CORRELATION_ID.value: request.headers.get(Header.CORRELATION_ID.value) or new_id(),
-            **reply.headers,
-        }
-        if functional:
-            headers |= self._routing(request)
-        body = dumps(envelope(reply.data, reply.status_code, reply.message))
-        return Response(body, reply.http_status, headers, media_type="application/json")
-
-    def _routing(self, request: Request) -> dict[str, str]:
-        """The response's OCPI-from (us) and OCPI-to (the requesting party, else the CSMS's first CPO)."""
-        to_country = request.headers.get(Header.FROM_COUNTRY_CODE.value)
-        to_party = request.headers.get(Header.FROM_PARTY_ID.value)
-        if not (to_country and to_party):
-            registration = self.store.load()
-            parties = registration.cpo_parties() if registration else []
-            if not parties:
-                return {}
-            to_country, to_party = parties[0].country_code, parties[0].party_id
-        us = self.settings.party
-        return {
-            Header.FROM_COUNTRY_CODE.value: us.country_code,
-            Header.FROM_PARTY_ID.value: us.party_id,
-            Header.TO_COUNTRY_CODE.value: to_country,
-            Header.TO_PARTY_ID.value: to_party,
-        }
-
-    # ------------------------------------------------------------------------------ versions, credentials
+        self.receivers = Receivers(settings, mirror, inbox)
 
     async def versions(self, call: Call) -> Reply:
         return Reply([{"version": VERSION, "url": self.settings.details_endpoint}])
@@ -204,65 +56,34 @@ class OcpiServer:
         return Reply(VersionDetails(version=VERSION, endpoints=endpoints).to_json())
 
     async def credentials(self, call: Call) -> Reply:
-        method = call.request.method
-        if method == "GET":
+        """GET: ours; POST: 405 (registered already: we started the handshake); PUT: the CSMS's new
+        credentials (its API read again, a new token B for it); DELETE: the CSMS unregistered us."""
+        if call.method == "GET":
             token_b = call.registration.token_b
             return Reply(self.handshake.our_credentials(token_b.get_secret_value() if token_b else "").to_json())
-        if method == "POST":
+        if call.method == "POST":
             raise Fault(405, StatusCode.CLIENT_ERROR, "already registered: PUT updates the credentials")
         if not call.registration.registered:
             raise Fault(405, StatusCode.CLIENT_ERROR, "not registered")
-        if method == "PUT":  # an OcpiError reading the CSMS's endpoints is answered 3001
+        if call.method == "PUT":  # an OcpiError reading the CSMS's endpoints is answered 3001
             return Reply((await self.handshake.accept_update(call.model(Credentials))).to_json())
         self.handshake.accept_delete()
         return Reply()
 
-    # ------------------------------------------------------------------------------ the app
-
     def app(self) -> ASGIApp:
         """The ASGI application (paths under ``public_url``'s path; ``//`` and a trailing ``/`` tolerated)."""
-        from core_client.ocpi.receivers import routes
-
-        base = self.settings.base_path
-        config = [self.endpoint(h, functional=False) for h in (self.versions, self.details, self.credentials)]
+        base, wrap = self.settings.base_path, self.handling.endpoint
         app = Starlette(
             routes=[
-                Route(f"{base}/versions", config[0], methods=["GET"]),
-                Route(f"{base}/{VERSION}", config[1], methods=["GET"]),
-                Route(f"{base}/{VERSION}/credentials", config[2], methods=["GET", "POST", "PUT", "DELETE"]),
-                *routes(self, f"{base}/{VERSION}"),
+                Route(f"{base}/versions", wrap(self.versions, functional=False), methods=["GET"]),
+                Route(f"{base}/{VERSION}", wrap(self.details, functional=False), methods=["GET"]),
+                Route(
+                    f"{base}/{VERSION}/credentials",
+                    wrap(self.credentials, functional=False),
+                    methods=["GET", "POST", "PUT", "DELETE"],
+                ),
+                *self.receivers.routes(wrap, f"{base}/{VERSION}"),
             ],
-            exception_handlers={HTTPException: self._http_error},
+            exception_handlers={HTTPException: self.handling.http_error},
         )
         return NormalizePath(app)
-
-    async def _http_error(self, request: Request, exc: Exception) -> Response:
-        status = exc.status_code if isinstance(exc, HTTPException) else 500
-        message = {404: f"no OCPI resource at {request.url.path}", 405: f"{request.method} is not allowed here"}
-        reply = Reply(None, status, StatusCode.CLIENT_ERROR, message.get(status, "request refused"))
-        return self.respond(request, reply, functional=False)
-
-
-async def _body(request: Request) -> Any:
-    """The JSON body, or None without one; HTTP 400 when it is not JSON."""
-    raw = await request.body()
-    if not raw.strip():
-        return None
-    try:
-        return loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise Fault(400, StatusCode.CLIENT_ERROR, "the body is not valid JSON") from None
-
-
-class NormalizePath:
-    """Treat ``a//b`` as ``a/b`` and ignore a trailing ``/``: peers join endpoint URLs differently
-    (the text writes ``{tokens_endpoint_url}{token_uid}/authorize``)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            path = "/" + "/".join(part for part in scope["path"].split("/") if part)
-            scope = {**scope, "path": path, "raw_path": path.encode()}
-        await self.app(scope, receive, send)

@@ -58,6 +58,11 @@ class ChainTariff:
     source: str  # country/party/id of the OCPI tariff
 
     @property
+    def vat_text(self) -> str:
+        """``incl. 19% VAT`` or ``no VAT``."""
+        return "no VAT" if self.vat_percent is None else f"incl. {self.vat_percent.normalize():f}% VAT"
+
+    @property
     def vat_rate_bp(self) -> int | None:
         """The VAT rate in 1/100 % (1900 = 19 %), as the operator profile writes it."""
         return None if self.vat_percent is None else int(self.vat_percent * 100)

@@ -1,5 +1,6 @@
 """The independent OCPI 2.2.1 CPO platform (tests/interop/ocpi_cpo.js, Node, written from the
-specification by another hand) as a process for our tests, with its control API."""
+specification by another hand) as a process for our tests, with its control API; and its mirror image,
+the stand-in eMSP (tests/interop/ocpi_emsp.js)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 import aiohttp
 
 PEER = Path(__file__).resolve().parents[1] / "interop" / "ocpi_cpo.js"
+EMSP = Path(__file__).resolve().parents[1] / "interop" / "ocpi_emsp.js"
 TOKEN_A = "token-a-from-the-cpo"
 
 
@@ -60,18 +62,33 @@ class Cpo:
         return await self.control("violations")
 
 
+class StandInEmsp(Cpo):
+    """The stand-in eMSP (tests/interop/ocpi_emsp.js, issue 20 part 3): the same control API and log."""
+
+
 @asynccontextmanager
 async def cpo_platform(tmp_path: Path, *options: str) -> AsyncIterator[Cpo]:
+    async with _stand_in(Cpo, PEER, "--token-a", TOKEN_A, "--state", str(tmp_path / "cpo-state.json"), *options) as cpo:
+        yield cpo
+
+
+@asynccontextmanager
+async def emsp_platform(tmp_path: Path, *options: str) -> AsyncIterator[StandInEmsp]:
+    async with _stand_in(StandInEmsp, EMSP, "--state", str(tmp_path / "emsp-state.json"), *options) as emsp:
+        yield emsp
+
+
+@asynccontextmanager
+async def _stand_in(kind: type[Cpo], script: Path, *options: str) -> AsyncIterator[Any]:
     process = await asyncio.create_subprocess_exec(
-        "node", str(PEER), "--port", "0", "--token-a", TOKEN_A, "--state", str(tmp_path / "cpo-state.json"), *options,
-        stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        "node", str(script), "--port", "0", *options, stdout=asyncio.subprocess.PIPE
+    )
     try:
         assert process.stdout is not None
         ready = json.loads(await asyncio.wait_for(process.stdout.readline(), 20))
         assert ready["event"] == "ready", ready
         async with aiohttp.ClientSession() as http:
-            yield Cpo(f"http://127.0.0.1:{ready['port']}", ready, http)
+            yield kind(f"http://127.0.0.1:{ready['port']}", ready, http)
     finally:
         process.terminate()
         await process.wait()

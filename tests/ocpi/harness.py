@@ -3,7 +3,6 @@ OCPI client: it writes the headers itself, as a CSMS would."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import socket
@@ -15,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import uvicorn
 from multidict import CIMultiDict
 
 from core_client.ocpi.inbox import RecordingInbox
@@ -23,6 +21,7 @@ from core_client.ocpi.mirror import Mirror
 from core_client.ocpi.registration import Registration, RegistrationStore
 from core_client.ocpi.server import OcpiServer
 from core_client.ocpi.settings import OcpiSettings
+from ev_network.web.server import HttpServer
 
 TOKEN_B = "token-b-the-csms-calls-us-with"
 CPO_ROLE = {"role": "CPO", "party_id": "TNM", "country_code": "NL", "business_details": {"name": "TNM CSMS"}}
@@ -49,18 +48,13 @@ def settings(port: int, versions_url: str = "http://127.0.0.1:1/ocpi/versions", 
 
 @asynccontextmanager
 async def running(app: Any, port: int) -> AsyncIterator[None]:
-    """``app`` served by uvicorn on ``port`` until the block ends."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
+    """``app`` served on ``port`` until the block ends."""
+    server = HttpServer(app, "127.0.0.1", port)
+    await server.start()
     try:
         yield
     finally:
-        server.should_exit = True
-        await task
+        await server.stop()
 
 
 @dataclass
@@ -88,6 +82,7 @@ class Emsp:
     mirror: Mirror
     store: RegistrationStore
     http: aiohttp.ClientSession
+    server: OcpiServer
 
     async def call(
         self,
@@ -133,7 +128,7 @@ async def emsp_server(tmp_path: Path, registered: bool = True, **config_fields: 
         store.save(registration())
     mirror = Mirror(tmp_path / "ocpi.sqlite")
     inbox = RecordingInbox()
-    app = OcpiServer(config, store, mirror, inbox).app()
-    async with running(app, port), aiohttp.ClientSession() as http:
-        yield Emsp(config.public_url, config, inbox, mirror, store, http)
+    server = OcpiServer(config, store, mirror, inbox)
+    async with running(server.app(), port), aiohttp.ClientSession() as http:
+        yield Emsp(config.public_url, config, inbox, mirror, store, http, server)
     mirror.close()

@@ -10,6 +10,7 @@ import json
 import queue
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -425,3 +426,33 @@ async def test_the_cpo_rotates_the_tokens_and_unregisters_through_the_emsp_crede
     assert emsp.next("DELETE", "/emsp/2.2.1/credentials")["headers"]["Authorization"] == auth("token-b-2")
     assert (await peer.control("state"))["registration"] is None
     assert call("GET", peer.ocpi("2.2.1/locations"), new_token_c).http == 401
+
+
+async def test_a_cdr_for_a_session_the_emsp_never_heard_of(peer, emsp):
+    token_c = register(peer, emsp)
+    cdr_token = {
+        "country_code": "NL",
+        "party_id": "EMS",
+        "uid": UID,
+        "type": "APP_USER",
+        "contract_id": "NL-EMS-C00000001",
+    }
+    made = await peer.control(
+        "cdr", {"token": cdr_token, "location_id": "LOC-1", "evse_uid": "EVSE-2", "kwh": 7.5, "push": True}
+    )
+    posted = emsp.next("POST", "/emsp/2.2.1/cdrs")["body"]
+    assert posted == made and posted["total_energy"] == 7.5 and posted["total_cost"]["excl_vat"] == 2.25
+    assert [c["id"] for c in call("GET", peer.ocpi("2.2.1/cdrs"), token_c).body["data"]] == [made["id"]]
+
+
+async def test_date_from_is_inclusive_date_to_exclusive_and_the_link_keeps_the_filters(peer, emsp):
+    token_c = register(peer, emsp)
+    stamp = call("GET", peer.ocpi("2.2.1/tariffs"), token_c).body["data"][0]["last_updated"]
+    first = call("GET", peer.ocpi(f"2.2.1/tariffs?date_from={stamp}&limit=1"), token_c)
+    assert first.headers["X-Total-Count"] == "9" and len(first.body["data"]) == 1
+    link = urllib.parse.urlsplit(first.headers["Link"][1 : first.headers["Link"].index(">")])
+    assert urllib.parse.parse_qs(link.query) == {"offset": ["1"], "limit": ["1"], "date_from": [stamp]}
+    until = call("GET", peer.ocpi(f"2.2.1/tariffs?date_to={stamp}"), token_c)
+    assert until.body["data"] == [] and until.headers["X-Total-Count"] == "0"
+    not_utc = call("GET", peer.ocpi("2.2.1/tariffs?date_from=2026-12-06T12:00:00%2B00:00"), token_c)
+    assert (not_utc.http, not_utc.body["status_code"]) == (400, 2001)  # types: +00:00 is not UTC

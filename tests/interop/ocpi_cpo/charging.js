@@ -4,8 +4,8 @@
 // EVSE status PATCHes (mod_locations); a CDR (mod_cdrs) POSTed when a session ends, with the meter's signed
 // OCMF Start/End values when the scenario asks for them. What happens is set by the platform's scenario.
 "use strict";
-const { O, validate, errorsOnly } = require("./spec");
-const { STATUS, now } = require("./transport");
+const { O, validate, errorsOnly } = require("../ocpi_shared/spec");
+const { STATUS, now } = require("../ocpi_shared/transport");
 const { cost, round4 } = require("./tariff");
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -238,6 +238,7 @@ class Charging {
     const cdr = this.cdr(session, meta, location, evse);
     p.state.cdrs.push(cdr);
     p.save();
+    if (this.scenario.cdr_delay_ms > 0 && mode !== "pull_only") await sleep(this.scenario.cdr_delay_ms);
     if (mode === "push" || mode === "duplicate") await this.postCdr(cdr, meta.correlation);
     if (mode === "duplicate") await this.postCdr(cdr, meta.correlation);
     return cdr;

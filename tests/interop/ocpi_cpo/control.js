@@ -1,8 +1,9 @@
 // The control API of the stand-in CPO platform (plain JSON, no OCPI envelope, no authorization: local tests and
 // the demo only). Documented at the top of ../ocpi_cpo.js.
 "use strict";
-const { O, ENUMS, validate, errorsOnly } = require("./spec");
-const { now, uuid } = require("./transport");
+const { O, ENUMS, validate, errorsOnly } = require("../ocpi_shared/spec");
+const { now, uuid } = require("../ocpi_shared/transport");
+const { ControlError, outage } = require("../ocpi_shared/serve");
 const { DEFAULT_SCENARIO } = require("./platform");
 
 const CHOICES = {
@@ -13,12 +14,6 @@ const CHOICES = {
   authorize: ["never", "before_start"],
 };
 
-class ControlError extends Error {
-  constructor(status, message) {
-    super(message);
-    this.status = status;
-  }
-}
 
 function need(body, ...fields) {
   const missing = fields.filter((f) => body[f] === undefined);
@@ -97,8 +92,11 @@ async function pullTokens(platform) {
   return { received, pages };
 }
 
-/** A completed session and its CDR that were never pushed (the eMSP can only pull them). */
-function pastCdr(platform, charging, body) {
+/**
+ * A completed session the eMSP never heard of (no Session pushes) and its CDR: pull only, or POSTed too
+ * with ``"push": true`` (a CDR for a session id unknown to the eMSP).
+ */
+async function pastCdr(platform, charging, body) {
   need(body, "token");
   const { location, evse } = findEvse(platform, body);
   const problems = errorsOnly(validate(O.CdrToken, body.token, "token"));
@@ -120,6 +118,7 @@ function pastCdr(platform, charging, body) {
   const cdr = charging.cdr(session, meta, location, evse);
   platform.state.cdrs.push(cdr);
   platform.save();
+  if (body.push) await charging.postCdr(cdr);
   return cdr;
 }
 
@@ -167,16 +166,8 @@ const POST = {
     }
     return { pushed: await c.pushAll(body.location_id) };
   },
-  down: (p, c, body) => {
-    const mode = body.mode || "reset";
-    if (!["reset", "503"].includes(mode)) throw new ControlError(400, "mode must be reset or 503");
-    p.outage = mode;
-    return { down: mode };
-  },
-  up: (p) => {
-    p.outage = null;
-    return { down: null };
-  },
+  down: (p, c, body) => outage.down(p, body),
+  up: (p) => outage.up(p),
   stop: async (p, c, body) => {
     need(body, "session_id");
     const cdr = await c.finish(body.session_id, "EV left (stopped at the charge point)");
@@ -211,8 +202,8 @@ const POST = {
 
 const GET = {
   state: (p, c) => ({ party: p.party, versions_url: p.versionsUrl, token_a: p.state.token_a, registration: p.state.registration, scenario: p.scenario, down: p.outage, sessions: p.state.sessions, cdrs: p.state.cdrs, tokens: p.state.tokens, meter: { serial: c.meter.serial, ...c.meter.publicKey } }),
-  log: (p, c, query) => p.journal.since(Number(query.get("since") || 0)),
-  violations: (p) => p.journal.violations(),
+  log: (p, c, query) => outage.log(p, query),
+  violations: (p) => outage.violations(p),
 };
 
-module.exports = { POST, GET, ControlError };
+module.exports = { POST, GET };

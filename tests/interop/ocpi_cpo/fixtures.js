@@ -7,7 +7,7 @@
 // elements, a power restriction), for an importer to refuse by name.
 "use strict";
 const fs = require("fs");
-const { O, validate, errorsOnly } = require("./spec");
+const { O, validate, errorsOnly } = require("../ocpi_shared/spec");
 
 const energy = (price, extra = {}) => ({ type: "ENERGY", price, vat: 19.0, step_size: 1, ...extra });
 const flat = (price) => ({ type: "FLAT", price, vat: 19.0, step_size: 1 });

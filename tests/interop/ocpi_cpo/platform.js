@@ -3,8 +3,8 @@
 // persisted to a JSON state file (when given) so a restarted platform carries on. Also: authorization of
 // incoming requests, and every request to the eMSP (with the scenario's outage switches applied).
 "use strict";
-const fs = require("fs");
-const { STATUS, OcpiError, send } = require("./transport");
+const { STATUS, OcpiError, send } = require("../ocpi_shared/transport");
+const { OcpiPlatform } = require("../ocpi_shared/party");
 
 const DEFAULT_SCENARIO = {
   start: "accept", // accept | refuse (CommandResponse REJECTED) | reject | fail | timeout | occupied (CommandResult) | no_result
@@ -19,50 +19,29 @@ const DEFAULT_SCENARIO = {
   authorize: "never", // never (2.2.1 for APP_USER/AD_HOC_USER tokens) | before_start (POST tokens/{uid}/authorize first)
   push_down: false, // true: nothing is pushed to the eMSP (sessions, CDRs, statuses only by pull); nothing is queued
   push_on_register: false, // true: PUT every Location and Tariff to the eMSP after the credentials handshake
+  cdr_delay_ms: 0, // the CDR is POSTed this long after the session completed (it is pullable at once)
   cost_offset: 0, // added to the CDR's total_cost (excl. and incl. VAT), for a cost the eMSP must notice
   meter_start_wh: 1000000, // the meter register at the first session's start
   plain_token: false, // true: send "Authorization: Token <token>" unencoded, as pre-2.2 peers do (2.2.1: Base64)
   pending_ms: 0, // > 0: the Session is PUT as PENDING, and PATCHed ACTIVE (new start_date_time) after pending_ms
 };
 
-class Platform {
-  constructor({ party, baseUrl, tokenA, maxLimit, stateFile, journal, fixture, meterSeed }) {
-    Object.assign(this, { party, baseUrl, maxLimit, stateFile, journal, meterSeed });
+class Platform extends OcpiPlatform {
+  constructor({ party, baseUrl, tokenA, maxLimit, stateFile, journal, fixture }) {
+    const initial = { token_a: tokenA, registration: null, locations: fixture.locations, tariffs: fixture.tariffs, sessions: [], cdrs: [], tokens: [], meta: {}, counters: { session: 0, cdr: 0, meter_page: 0 }, register_wh: null };
+    super({ party, baseUrl, maxLimit, stateFile, journal, role: "CPO", other: "EMSP", name: "EVN Stand-in CPO" }, initial);
     this.scenario = { ...DEFAULT_SCENARIO };
-    this.outage = null; // null | "reset" | "503"
     this.timers = new Map(); // session id -> interval of its charge
-    const saved = stateFile && fs.existsSync(stateFile) ? JSON.parse(fs.readFileSync(stateFile, "utf8")) : null;
-    this.state = saved || { token_a: tokenA, registration: null, locations: fixture.locations, tariffs: fixture.tariffs, sessions: [], cdrs: [], tokens: [], meta: {}, counters: { session: 0, cdr: 0, meter_page: 0 }, register_wh: null };
-    if (saved && !saved.registration) this.state.token_a = tokenA;
+    if (this.saved && !this.saved.registration) this.state.token_a = tokenA;
     this.initialTokenA = tokenA;
-    if (stateFile) this.save();
+    this.save();
   }
 
-  get versionsUrl() {
-    return `${this.baseUrl}/ocpi/versions`;
-  }
-  get detailsUrl() {
-    return `${this.baseUrl}/ocpi/2.2.1`;
-  }
-  get registration() {
-    return this.state.registration;
-  }
-  /** The eMSP role the registered platform gave (country_code, party_id), or null. */
+  /** The registered eMSP's party. */
   get emsp() {
-    const reg = this.state.registration;
-    const role = reg && (reg.roles.find((r) => r.role === "EMSP") || reg.roles[0]);
-    return role ? { country_code: role.country_code, party_id: role.party_id } : null;
-  }
-  credentials(token) {
-    return { token, url: this.versionsUrl, roles: [{ role: "CPO", business_details: { name: "EVN Stand-in CPO" }, party_id: this.party.party_id, country_code: this.party.country_code }] };
+    return this.counterpart;
   }
 
-  save() {
-    if (!this.stateFile) return;
-    const tmp = `${this.stateFile}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(this.state));
-    fs.renameSync(tmp, this.stateFile);
-  }
   /** Save soon (coalescing the many small changes of running sessions). */
   touch() {
     if (!this.stateFile || this.saveTimer) return;
@@ -70,10 +49,6 @@ class Platform {
       this.saveTimer = null;
       this.save();
     }, 500);
-  }
-  nextId(kind, prefix) {
-    this.state.counters[kind] += 1;
-    return `${prefix}-${String(this.state.counters[kind]).padStart(5, "0")}`;
   }
 
   /**

@@ -3,8 +3,9 @@
 // Each handler gets (ctx) = {platform, charging, req, url, segments, who, body()} and returns
 // {http, code, message, data, headers} or throws OcpiError.
 "use strict";
-const { O, ENUMS, validate, validatePatch, errorsOnly } = require("./spec");
-const { STATUS, OcpiError, pageQuery, page, send, uuid } = require("./transport");
+const { O, ENUMS, validate, validatePatch, errorsOnly } = require("../ocpi_shared/spec");
+const { STATUS, OcpiError, pageQuery, page, uuid } = require("../ocpi_shared/transport");
+const { fetchEndpoints } = require("../ocpi_shared/credentials");
 
 const MODULES = [
   ["credentials", "SENDER"],
@@ -41,25 +42,6 @@ function details({ platform }) {
   return ok({ version: "2.2.1", endpoints: MODULES.map(([identifier, role]) => ({ identifier, role, url: `${platform.detailsUrl}/${identifier}` })) });
 }
 
-/** GET the eMSP's versions and 2.2.1 details with token B: {version_url, endpoints} or OcpiError 3001/3002/3003. */
-async function fetchEndpoints(platform, credentials) {
-  const opts = { token: credentials.token, functional: false, purpose: "credentials handshake" };
-  const list = await send(platform.journal, "GET", credentials.url, undefined, opts);
-  if (!list.ok || !Array.isArray(list.data)) throw new OcpiError(200, STATUS.CLIENT_API, `could not GET the eMSP's versions at ${credentials.url}: ${list.error || `HTTP ${list.http}, status ${list.status_code}`}`);
-  const problems = list.data.flatMap((v, i) => errorsOnly(validate(O.Version, v, `versions[${i}]`)));
-  if (problems.length) throw new OcpiError(200, STATUS.CLIENT_API, `the eMSP's versions are not valid: ${problems.join("; ")}`);
-  const v221 = list.data.find((v) => v.version === "2.2.1");
-  if (!v221) throw new OcpiError(200, STATUS.UNSUPPORTED_VERSION, `the eMSP offers no version 2.2.1 (it offers ${list.data.map((v) => v.version).join(", ")})`);
-  const det = await send(platform.journal, "GET", v221.url, undefined, { ...opts, expect: O.VersionDetails });
-  if (!det.ok) throw new OcpiError(200, STATUS.CLIENT_API, `could not GET the eMSP's 2.2.1 details at ${v221.url}: ${det.error || `HTTP ${det.http}, status ${det.status_code}`}`);
-  const detailProblems = errorsOnly(validate(O.VersionDetails, det.data));
-  if (detailProblems.length) throw new OcpiError(200, STATUS.CLIENT_API, `the eMSP's version details are not valid: ${detailProblems.join("; ")}`);
-  if (det.data.version !== "2.2.1") throw new OcpiError(200, STATUS.UNSUPPORTED_VERSION, `the details at ${v221.url} are for version ${det.data.version}`);
-  const endpoints = {};
-  for (const e of det.data.endpoints) (endpoints[e.identifier] ||= {})[e.role] = e.url;
-  if (!endpoints.credentials) throw new OcpiError(200, STATUS.NO_MATCHING_ENDPOINTS, "the eMSP's 2.2.1 details list no credentials endpoint");
-  return { version_url: v221.url, endpoints };
-}
 
 async function register(ctx, again) {
   const { platform } = ctx;
@@ -67,7 +49,7 @@ async function register(ctx, again) {
   const keys = credentials.roles.map((r) => `${r.role}/${r.country_code}/${r.party_id}`.toUpperCase());
   if (new Set(keys).size !== keys.length) throw invalid(["roles: every role needs a unique combination of role, party_id and country_code"]);
   if (!credentials.roles.some((r) => r.role === "EMSP")) throw new OcpiError(200, STATUS.NO_MATCHING_ENDPOINTS, "no EMSP role: this CPO platform connects to eMSPs");
-  const { version_url, endpoints } = await fetchEndpoints(platform, credentials);
+  const { version_url, endpoints } = await fetchEndpoints(platform.journal, credentials.url, credentials.token);
   const tokenC = uuid();
   platform.state.registration = { token_b: credentials.token, token_c: tokenC, url: credentials.url, version_url, endpoints, roles: credentials.roles, registered_at: new Date().toISOString() };
   platform.state.token_a = null; // CREDENTIALS_TOKEN_A "MAY no longer be used"

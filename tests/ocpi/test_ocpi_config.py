@@ -1,0 +1,71 @@
+"""The ``[ocpi]`` section of the Core Client's config: read from the file or EVN_CC_OCPI, checked at load,
+written back by settings_to_toml (token A included: it is the operator's file)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from core_client.config import ConfigError, load_settings, settings_to_toml
+
+SECTION = """
+[ocpi]
+versions_url = "https://csms.example.com/ocpi/versions"
+token_a = "token-a-123"
+country_code = "DE"
+party_id = "EVN"
+business_name = "EV Network"
+public_url = "https://emsp.example.com/ocpi/"
+registration_file = "secrets/ocpi.json"
+"""
+
+
+def test_ocpi_section_from_the_file_and_back(tmp_path: Path) -> None:
+    config = tmp_path / "core-client.toml"
+    config.write_text('database = "core.sqlite"\n' + SECTION)
+    settings = load_settings(config, environ={})
+    ocpi = settings.ocpi
+    assert ocpi is not None and ocpi.party.key() == ("DE", "EVN") and ocpi.port == 9004
+    assert ocpi.public_url == "https://emsp.example.com/ocpi" and ocpi.versions_endpoint.endswith("/ocpi/versions")
+    assert ocpi.registration_file == tmp_path / "secrets" / "ocpi.json"  # relative to the config file
+    assert "token-a-123" not in repr(settings)
+    again = tmp_path / "again.toml"
+    again.write_text(settings_to_toml(settings))
+    assert load_settings(again, environ={}).ocpi == ocpi
+
+
+def test_ocpi_from_the_environment_and_off(tmp_path: Path) -> None:
+    config = tmp_path / "core-client.toml"
+    config.write_text(SECTION)
+    env = {
+        "party_id": "ABC",
+        "country_code": "NL",
+        "business_name": "X",
+        "versions_url": "http://c/v",
+        "public_url": "http://e",
+    }
+    assert load_settings(config, environ={"EVN_CC_OCPI": json.dumps(env)}).ocpi.party.key() == ("NL", "ABC")
+    assert load_settings(config, environ={"EVN_CC_OCPI": ""}).ocpi is None
+
+
+@pytest.mark.parametrize(
+    "line, field",
+    [
+        ('party_id = "EVNX"', "ocpi.party_id"),
+        ('country_code = "D1"', "ocpi.country_code"),
+        ('public_url = "emsp.example.com"', "ocpi.public_url"),
+        ('versions_url = "ftp://csms/versions"', "ocpi.versions_url"),
+        ('token_encoding = "rot13"', "ocpi.token_encoding"),
+        ('currency = "euro"', "ocpi.currency"),
+        ("surprise = 1", "ocpi.surprise"),
+    ],
+)
+def test_bad_values_are_one_line(tmp_path: Path, line: str, field: str) -> None:
+    name = line.split(" = ")[0]
+    kept = "\n".join(row for row in SECTION.splitlines() if not row.startswith(name + " "))
+    config = tmp_path / "core-client.toml"
+    config.write_text(kept + "\n" + line + "\n")
+    with pytest.raises(ConfigError, match=f"invalid configuration: {field}"):
+        load_settings(config, environ={})
