@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from benchmarks.chaos_parts import Daemon
-from benchmarks.load_chain import TOKEN, BenchChain, send_tx, setup_chain
+from benchmarks.load.chain import TOKEN, BenchChain, send_tx, setup_chain
 from ev_network.contracts import Escrow, SessionState, Token
 from ev_network.devaccounts import dev_account
 from ev_network.events import EventReader
@@ -46,6 +46,7 @@ DAEMON_SETTINGS = {
     "reconnect_grace_s": 10,
     "ocpp_response_timeout_s": 5,
     "rpc_timeout_s": 2,
+    "max_power_kw": 10_000,  # the simulators' time runs 100x fast: 22 kW look like 2.2 MW
 }
 
 

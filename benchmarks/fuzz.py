@@ -33,7 +33,7 @@ from websockets.exceptions import ConnectionClosed
 
 from benchmarks.chaos_parts import Daemon
 from benchmarks.fuzz_frames import DEFECT_SHAPES, Frame, FrameGenerator
-from benchmarks.load_chain import setup_chain
+from benchmarks.load.chain import setup_chain
 from simulator.charge_point import Reconnect, SimChargePoint
 from tools.devchain import exit_on_sigterm
 

@@ -23,14 +23,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from benchmarks.load_chain import PASSWORD_ENV, BenchChain, setup_chain
-from benchmarks.load_proc import Child, cpu_seconds
-from benchmarks.load_report import summary_ms
+from benchmarks.load.chain import PASSWORD_ENV, BenchChain, setup_chain
+from benchmarks.load.proc import Child, cpu_seconds
+from benchmarks.load.report import summary_ms
 from benchmarks.proxy_latency import run_fleet
 from core_client.config import Settings, hash_password, settings_to_toml
 from core_client.proxy.config import UpstreamSettings
-from tests.upstream_relay import Csms
 from tools.devchain import free_port
+from tools.harness.upstream_relay import Csms
 
 
 def start_daemon(chain: BenchChain, csms: Csms, size: int, work: Path) -> tuple[Child, str, int]:

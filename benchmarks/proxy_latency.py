@@ -4,7 +4,7 @@
 
 For each size N, the same load twice against the same ocpp-rpc CSMS (tests/interop/ocpp_rpc_csms.js,
 strict mode): (a) N charge points connected to the CSMS directly, (b) N charge points connected to a
-relay running :class:`core_client.proxy.upstream.Upstream` per charge point (tests.upstream_relay.Relay, in
+relay running :class:`core_client.proxy.upstream.Upstream` per charge point (tools.harness.upstream_relay.Relay, in
 its own process), which forwards each CALL to the CSMS and returns the answer chosen by
 :mod:`core_client.proxy.policy`. Each charge point connects and sends a Heartbeat (not measured: the relay's connection to the CSMS
 is up after it), then sends ``--messages`` MeterValues, one at a time,
@@ -35,10 +35,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.load_report import summary_ms
+from benchmarks.load.report import summary_ms
 from core_client.proxy.config import UpstreamSettings
 from core_client.proxy.outbox import Outbox
-from tests.upstream_relay import ChargePoint, Csms, Relay, meter
+from tools.harness.upstream_relay import ChargePoint, Csms, Relay, meter
 
 CONNECT_BATCH = 50
 

@@ -121,6 +121,7 @@ class Settings(BaseModel):
     database: Path = Path("core-client.sqlite")
     charge_points: dict[str, str] = Field(default_factory=dict)
     budget_margin: float = Field(0.02, ge=0, lt=1)
+    max_power_kw: float = Field(350, gt=0, le=1e6)  # the most a connector delivers: readings beyond are not trusted
     start_timeout_s: float = Field(60, gt=0)
     batch_max: int = Field(20, ge=1, le=200)
     settle_batch_window_s: float = Field(0.3, ge=0)

@@ -1,8 +1,8 @@
 """The Core Client daemon: wires settings, key, chain, store, session service, OCPP and control servers,
-and the HTTP front ends (live data, dashboard) when configured.
+the HTTP front ends (live data, dashboard) and the OCPI endpoints for the CPO's CSMS, each when configured.
 
 ``await run(settings, password)`` runs until SIGINT/SIGTERM; :class:`Daemon` is the same thing with
-``start()``/``stop()`` for embedding (tests, demo). Shutdown order: stop the front ends, stop
+``start()``/``stop()`` for embedding (tests, demo). Shutdown order: stop the front ends and OCPI, stop
 accepting and close the charge point links, stop reading events and sending new transactions, wait
 for the receipts of the transactions already sent, close the database. Logs never contain keys or passwords.
 """
@@ -19,7 +19,11 @@ from typing import Any
 from web3 import Web3
 
 from core_client.chain.watcher import ChainWorker, EventWatcher
-from core_client.config import Settings
+from core_client.config import ConfigError, Settings
+from core_client.ocpi.csms import Csms
+from core_client.ocpi.mirror import Mirror
+from core_client.ocpi.service import OcpiService
+from core_client.ocpi.sessions import SessionBridge
 from core_client.ocpp.server import OcppServer
 from core_client.proxy.relay import proxy_for
 from core_client.records.anchoring import anchor_loop, records_health, transaction_log
@@ -81,6 +85,7 @@ class Daemon:
         self._stopping = asyncio.Event()
         self.records: TransactionLog | None = None
         self.front_ends: dict[str, HttpServer] = {}  # by config section: "live", "dashboard"
+        self.ocpi: OcpiService | None = None  # OCPI mode: our endpoints for the CPO's CSMS
 
     async def start(self) -> None:
         """Open the store (refusing one of another version) and start serving OCPP and control. If the
@@ -124,14 +129,16 @@ class Daemon:
             self.front_ends = await start_front_ends(
                 s, self.service, make_web3(s), self.deployment, self.account.address
             )
+            await self._start_ocpi()
         except BaseException:
+            await stop_front_ends(self.front_ends)
             await self.ocpp.close()
             await self.control.close()
             self.store.close()
             raise
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self.service.run())]
-        self._background = [loop.create_task(self._checkpoints())]  # cancelled at shutdown
+        self._background.append(loop.create_task(self._checkpoints()))  # cancelled at shutdown
         try:
             if reachable:
                 await self._start_chain_side()
@@ -140,6 +147,45 @@ class Daemon:
         if not reachable:
             log.warning("chain unreachable at %s: serving OCPP; the chain side starts when it is back", s.rpc_url)
             self._background.append(loop.create_task(self._chain_later()))
+
+    async def _start_ocpi(self) -> None:
+        """OCPI mode (an [ocpi] section): our endpoints for the CPO's CSMS, and wallet sessions at the
+        stations imported from it run through its commands (core_client.ocpi.sessions); EVSE statuses it
+        pushes become those stations' public availability."""
+        ocpi = self.settings.ocpi
+        if ocpi is None:
+            return
+
+        def availability(cp_id: str, connector: int, status: str) -> None:
+            self.service.live.status(cp_id, connector, status, "NoError")
+
+        def bridge(mirror: Mirror, csms: Csms) -> SessionBridge:
+            return SessionBridge(mirror, availability, ocpi, self.service, csms)
+
+        self.ocpi = OcpiService(ocpi, self.settings.database, bridge)
+        try:
+            await self.ocpi.start()
+        except OSError as error:
+            self.ocpi.mirror.close()
+            self.ocpi = None
+            raise ConfigError(f"[ocpi] endpoints: {error}") from None
+        self._background.append(asyncio.get_running_loop().create_task(self._ocpi_loop()))
+
+    async def _ocpi_loop(self) -> None:
+        """Link the stations imported from the CSMS (new ones within seconds) and pull the CDRs it could
+        not push, every pull_interval_s."""
+        assert self.ocpi is not None
+        bridge = self.ocpi.inbox
+        assert isinstance(bridge, SessionBridge)
+        pulled_at = 0.0
+        while True:
+            for link in bridge.refresh_links():
+                self.service.attach(link, link.registration())  # type: ignore[arg-type]  # reached through the CSMS
+                self.service.reconciler.wake()
+            if time.monotonic() - pulled_at >= self.ocpi.settings.pull_interval_s:
+                pulled_at = time.monotonic()
+                await self.ocpi.pull()
+            await asyncio.sleep(2)
 
     async def _start_chain_side(self) -> None:
         await self.watcher.initialize()
@@ -184,6 +230,8 @@ class Daemon:
         """Clean shutdown (see the module docstring)."""
         log.info("shutting down")
         await stop_front_ends(self.front_ends)
+        if self.ocpi is not None:
+            await self.ocpi.stop()
         await self.ocpp.close()
         await self.control.close()
         self.watcher.stop()
@@ -228,6 +276,7 @@ class Daemon:
             "held_sessions": [_failed(s) for s in self.store.sessions_in({State.HELD})[-FAILED_SHOWN:]],
             "records": records_health(self.records),
             "upstream": None if self.proxy is None else self.proxy.health(),
+            "ocpi": None if self.ocpi is None else self.ocpi.health(),
             "signing_stations": sorted(i for i, key in self.service.meter_keys.items() if key),
             "meter_problems": self.service.meter_problems,
         }

@@ -1,7 +1,7 @@
 """Copy the ABIs the runtime needs from Brownie's build artifacts into ``ev_network/abi``.
 
 Usage: ``python -m ev_network.abi_export build/contracts ev_network/abi`` (``make abi``).
-``tests/test_abi_drift.py`` fails when the shipped ABIs differ from freshly compiled contracts.
+``tests/project/test_abi_drift.py`` fails when the shipped ABIs differ from freshly compiled contracts.
 """
 
 import json

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -41,6 +42,12 @@ CURVE_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 END_REASONS = frozenset("ELRAP")  # End, Local, Remote, Abort, Power failure
 WRAPPER_DATA_KEYS = ("signedMeterData", "signedMeterValue")
 OFFSET_FIELDS = ("ID", "MS", "PG", "TX", "RV", "RU")  # the escrow's order (OCMF.Field)
+#: Bounds checked before any number is converted (a 1E+999999 or a 5,000-digit text would take
+#: seconds to minutes to turn into an int): the escrow reads each number within one 32-byte word,
+#: and readings on chain are uint40 Wh.
+MAX_NUMBER_CHARS = 30
+MAX_WH = 2**40
+PAGE = re.compile(r"T([0-9]{1,30})")  # a transaction page: "T" and ASCII digits, as the escrow reads it
 
 
 class OCMFError(EVNetworkError):
@@ -67,12 +74,14 @@ class Reading:
 
     @property
     def wh(self) -> int:
-        """The value in whole Wh, rounded down as the escrow does."""
-        if self.unit == "Wh":
-            return int(self.value)
-        if self.unit == "kWh":
-            return int(self.value * 1000)
-        raise OCMFError(f"reading unit {self.unit!r} is neither kWh nor Wh")
+        """The value in whole Wh, rounded down as the escrow does; OCMFError unless it is a number
+        from 0 to 2^40 Wh (checked before converting: comparisons of Decimals are fast whatever the exponent)."""
+        scale = {"Wh": 1, "kWh": 1000}.get(self.unit) if isinstance(self.unit, str) else None
+        if scale is None:
+            raise OCMFError(f"reading unit {str(self.unit)[:20]!r} is neither kWh nor Wh")
+        if not self.value.is_finite() or not 0 <= self.value < Decimal(MAX_WH) / scale:
+            raise OCMFError(f"reading value {_shown(str(self.value))} {self.unit} is not between 0 and 2^40 Wh")
+        return int(self.value * scale)
 
 
 @dataclass(frozen=True)
@@ -95,18 +104,27 @@ class Record:
 
     @property
     def pagination(self) -> str:
-        return self.fields.get("PG", "")
+        page = self.fields.get("PG", "")
+        return page if isinstance(page, str) else repr(page)
+
+    @property
+    def name(self) -> str:
+        """The record in an error message: its pagination, cut short (a peer wrote it)."""
+        return _shown(self.pagination) or "?"
 
     @property
     def readings(self) -> list[Reading]:
-        return [_reading(entry) for entry in self.fields.get("RD", [])]
+        entries = self.fields.get("RD", [])
+        if not isinstance(entries, list):
+            raise OCMFError("RD is not a list of readings")
+        return [_reading(entry) for entry in entries]
 
     def reading(self, reason: Reason) -> Reading:
         """The record's Begin reading, or its End reading (any end reason)."""
         for candidate in self.readings:
             if candidate.reason == reason.value or (reason is Reason.END and candidate.reason in END_REASONS):
                 return candidate
-        raise OCMFError(f"record {self.pagination or '?'} has no {reason.name.lower()} reading")
+        raise OCMFError(f"record {self.name} has no {reason.name.lower()} reading")
 
 
 def parse(value: str | bytes) -> Record:
@@ -121,8 +139,8 @@ def parse(value: str | bytes) -> Record:
     if not sep:
         raise OCMFError("OCMF record without a signature section")
     try:
-        fields = json.loads(payload_text, parse_float=Decimal)
-        signature = json.loads(signature_text)
+        fields = _json(payload_text)
+        signature = _json(signature_text)
     except json.JSONDecodeError as exc:
         raise OCMFError(f"OCMF record is not JSON: {exc.msg} at {exc.pos}") from None
     if not isinstance(fields, dict) or not isinstance(signature, dict) or "SD" not in signature:
@@ -181,7 +199,7 @@ def verify(record: Record, key: str | bytes | ec.EllipticCurvePublicKey) -> None
     try:
         key.verify(record.signature, record.payload, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
-        raise OCMFError(f"record {record.pagination or '?'} was not signed by the registered meter key") from None
+        raise OCMFError(f"record {record.name} was not signed by the registered meter key") from None
 
 
 def verify_settled(payload: bytes, r: bytes, s: bytes, key: str | bytes | ec.EllipticCurvePublicKey) -> None:
@@ -242,7 +260,7 @@ def signed_settlement(session_id: int, begin: Record | None, end: Record, key: s
         first, last = end.reading(Reason.BEGIN), end.reading(Reason.END)
         _page(end)
         if end.readings.index(last) < end.readings.index(first):
-            raise OCMFError(f"record {end.pagination}: its End reading comes before its Begin reading")
+            raise OCMFError(f"record {end.name}: its End reading comes before its Begin reading")
         _check_not_below(first, last)
         return (session_id, last.wh, [meter_record(end)])
     if begin is None:
@@ -250,10 +268,10 @@ def signed_settlement(session_id: int, begin: Record | None, end: Record, key: s
     for record in (begin, end):
         _check_for_session(record, session_id, key)
     if begin.serial != end.serial:
-        raise OCMFError(f"Begin and End come from different meters ({begin.serial} and {end.serial})")
+        raise OCMFError(f"Begin and End come from different meters ({_shown(begin.serial)} and {_shown(end.serial)})")
     first, last = begin.reading(Reason.BEGIN), end.reading(Reason.END)
     if _page(end) <= _page(begin):
-        raise OCMFError(f"End's pagination {end.pagination} does not follow Begin's {begin.pagination}")
+        raise OCMFError(f"End's pagination {end.name} does not follow Begin's {begin.name}")
     _check_not_below(first, last)
     return (session_id, last.wh, [meter_record(begin, Reason.BEGIN), meter_record(end, Reason.END)])
 
@@ -261,9 +279,32 @@ def signed_settlement(session_id: int, begin: Record | None, end: Record, key: s
 # ------------------------------------------------------------------ helpers
 
 
+def _json(text: str) -> Any:
+    """``json.loads`` for a peer's record: numbers as Decimals of at most :data:`MAX_NUMBER_CHARS`
+    characters (checked before converting), NaN and Infinity refused, nesting bounded (OCMFError)."""
+    try:
+        return json.loads(text, parse_float=_number, parse_int=_number, parse_constant=_number)
+    except RecursionError:
+        raise OCMFError("JSON nested too deeply for a meter record") from None
+
+
+def _shown(value: object) -> str:
+    text = value if isinstance(value, str) else "" if value is None else repr(value)
+    return text if len(text) <= 40 else f"{text[:40]}...[{len(text)} chars]"
+
+
+def _number(text: str) -> Decimal:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise OCMFError(f"a number of {len(text)} characters (at most {MAX_NUMBER_CHARS})")
+    value = Decimal(text)
+    if not value.is_finite():
+        raise OCMFError(f"{text} is not a number")
+    return value
+
+
 def _unwrap(text: str) -> str:
     try:
-        wrapper = json.loads(text)
+        wrapper = _json(text)
     except json.JSONDecodeError:
         raise OCMFError("signed meter value is neither OCMF nor JSON") from None
     data = next((wrapper[k] for k in WRAPPER_DATA_KEYS if isinstance(wrapper, dict) and k in wrapper), None)
@@ -301,17 +342,21 @@ def _load_binary_key(raw: bytes) -> Any:
 
 def _reading(entry: dict) -> Reading:
     try:
-        value = Decimal(entry["RV"]) if not isinstance(entry["RV"], Decimal) else entry["RV"]
+        value = entry["RV"]
+        if isinstance(value, str):
+            value = _number(value)
+        if not isinstance(value, Decimal):
+            raise TypeError("RV")
         return Reading(entry["TM"], entry.get("TX"), value, entry["RU"], entry.get("RI"), entry["ST"])
     except (KeyError, TypeError, InvalidOperation) as exc:
         raise OCMFError(f"reading without a valid {exc}") from None
 
 
 def _page(record: Record) -> int:
-    page = record.pagination
-    if not page.startswith("T") or not page[1:].isdigit():
-        raise OCMFError(f"pagination {page!r} is not a transaction page (T<n>)")
-    return int(page[1:])
+    page = PAGE.fullmatch(record.pagination)
+    if page is None:
+        raise OCMFError(f"pagination {record.name!r} is not a transaction page (T<n>)")
+    return int(page.group(1))
 
 
 def _entry_span(payload: bytes, reading: Reading, data_start: int) -> tuple[int, int]:
@@ -327,7 +372,7 @@ def _key_offset(record: Record, within: bytes, name: str, start: int, end: int) 
     key = f'"{name}":'.encode()
     at = within.find(key, start, end)
     if at < 0 or within[at + len(key) : at + len(key) + 1] == b" ":
-        raise OCMFError(f"record {record.pagination or '?'}: no compact {name} field for the escrow to read")
+        raise OCMFError(f"record {record.name}: no compact {name} field for the escrow to read")
     return at
 
 
@@ -337,14 +382,14 @@ def _reading_offsets(record: Record, reason: Reason, data_start: int) -> int:
     entry_start, entry_end = _entry_span(payload, record.reading(reason), data_start)
     tx, rv, ru = (_key_offset(record, payload, name, entry_start, entry_end) for name in OFFSET_FIELDS[3:])
     if not tx < rv < ru:
-        raise OCMFError(f"record {record.pagination or '?'}: the escrow needs TX, RV, RU in that order in a reading")
+        raise OCMFError(f"record {record.name}: the escrow needs TX, RV, RU in that order in a reading")
     return tx | rv << 16 | ru << 32
 
 
 def _check_for_session(record: Record, session_id: int, key: str | bytes) -> None:
     verify(record, key)
     if record.identification != session_id_tag(session_id):
-        raise OCMFError(f"record {record.pagination}: ID {record.identification!r} does not name this session")
+        raise OCMFError(f"record {record.name}: ID {_shown(record.identification)!r} does not name this session")
 
 
 def _check_not_below(first: Reading, last: Reading) -> None:

@@ -2,7 +2,7 @@
 
 One :func:`breakdown` (session fee, energy, time, total capped at the deposit) is the only place the
 price math lives: the wallet's quotes and invoices and the Core Client's budget check use it.
-Pure domain logic: no network. ``tests/test_pricing.py`` checks it against the contract."""
+Pure domain logic: no network. ``tests/contracts/test_pricing.py`` checks it against the contract."""
 
 from __future__ import annotations
 

@@ -58,6 +58,13 @@ def session_label(session_id: int) -> str:
     return f"{lane}/{seq}" if lane else str(seq)
 
 
+def label_of_driver(session_id: int) -> str:
+    """The label with a short form of its driver, ``2/1 of 0x7099…79C8``: how an operator, who sees the
+    sessions of many drivers, names the session its driver knows as ``2/1``."""
+    driver = driver_of(session_id)
+    return f"{session_label(session_id)} of {driver[:6]}…{driver[-4:]}"
+
+
 def parse_session_id(text: str, driver: str | None = None) -> int:
     """A session id from its hex or decimal form, or from a label (``7``, ``2/7``) of ``driver``'s
     sessions; raises ValueError saying which forms are accepted."""

@@ -1,8 +1,12 @@
 """Token amounts as people write and read them (whole tokens with decimals, ``"12.5"``) <-> the
-token's smallest unit, which the chain stores. Decimal only: a float would lose cents on large amounts."""
+token's smallest unit, which the chain stores. Decimal only: a float would lose cents on large amounts.
+Also how people read money, times and waits on screen and paper (:func:`money`, :func:`format_time`,
+:func:`format_wait`)."""
 
 from __future__ import annotations
 
+import math
+from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 
 
@@ -42,3 +46,34 @@ def short_amount(units: int, decimals: int, places: int = 4) -> str:
     (invoices keep them all)."""
     step = 10 ** max(0, decimals - places)
     return format_amount(units - units % step, decimals)
+
+
+MONEY_PLACES = 4  # an amount of money on screen and paper: what a driver can check against a balance
+
+
+def money(units: int, decimals: int) -> str:
+    """An amount of money as people read it: rounded half up to :data:`MONEY_PLACES` decimals, at least
+    two (``0.56615`` -> ``"0.5662"``, ``0.475756302521008403`` -> ``"0.4758"``, ``2`` -> ``"2.00"``). The
+    same on the session page, the invoice page, its PDF and ``ev-wallet invoice``; JSON keeps exact units."""
+    step = 10 ** max(0, decimals - MONEY_PLACES)
+    sign = -1 if units < 0 else 1
+    rounded = (abs(units) + step // 2) // step * step
+    return format_amount(sign * rounded, decimals)
+
+
+def format_time(timestamp: float) -> str:
+    """A unix time as people read it, one format on every page, invoice and terminal line:
+    ``2026-12-06 12:03:11 UTC`` (JSON keeps ISO 8601)."""
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def format_wait(seconds: float) -> str:
+    """A time to wait, rounded up to a unit people use: 45 -> ``"45 s"``, 300 -> ``"5 min"``,
+    5400 -> ``"1 h 30 min"``, 89993 -> ``"25 h"``."""
+    seconds = max(0, math.ceil(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    hours, minutes = divmod(-(-seconds // 60), 60)
+    if not hours:
+        return f"{minutes} min"
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"

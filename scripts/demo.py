@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ev_network.session_ids import driver_of, hex_session_id, session_label
+from ev_network.session_ids import hex_session_id, label_of_driver, session_label
 from scripts.demo_chain import TOKEN, DemoChain, StaleState, start_chain
 from scripts.demo_parts import connect_charge_points, driver_wallet, health, start_core_client
 from tools.devchain import ROOT, exit_on_sigterm
@@ -88,10 +88,7 @@ def core_log(line: str, with_driver: bool = False) -> None:
 
 def short_session(session_id: int, with_driver: bool = False) -> str:
     """``2/1`` (lane 2, first session), or ``2/1 of 0x7099…79C8`` with the driver."""
-    if not with_driver:
-        return session_label(session_id)
-    driver = driver_of(session_id)
-    return f"{session_label(session_id)} of {driver[:6]}…{driver[-4:]}"
+    return label_of_driver(session_id) if with_driver else session_label(session_id)
 
 
 async def run_session(wallet: Wallet, chain: DemoChain, scenario: Scenario) -> dict:

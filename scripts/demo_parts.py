@@ -64,6 +64,7 @@ def start_core_client(chain: DemoChain, state_dir: Path, echo, **config: Any) ->
         reconnect_grace_s=5,
         settle_batch_window_s=0.2,
         poll_interval_s=0.2,
+        max_power_kw=20_000,  # the stations' time runs 120x fast: 150 kW look like 18 MW
         **config,
     )
     config_file = state_dir / "core-client.toml"
@@ -93,12 +94,15 @@ def health(core: CoreProcess) -> dict:
         return json.loads(response.read())
 
 
-async def connect_charge_points(core: CoreProcess) -> dict[str, SimChargePoint]:
+async def connect_charge_points(
+    core: CoreProcess, behaviours: dict[str, Behaviour] = BEHAVIOURS
+) -> dict[str, SimChargePoint]:
+    """The demo's stations as simulated charge points, behaving as ``behaviours`` says (by charge point id)."""
     charge_points = {}
     for station in STATIONS:
         cp_id = station.charge_point_id
         charge_points[cp_id] = await SimChargePoint.connect(
-            core.ocpp_url, cp_id, CP_PASSWORD.format(cp_id), station.connectors, BEHAVIOURS[cp_id]
+            core.ocpp_url, cp_id, CP_PASSWORD.format(cp_id), station.connectors, behaviours[cp_id]
         )
     return charge_points
 

@@ -1,7 +1,9 @@
 """A local EV Network to use by hand (``make devnet``): Anvil on port 8545 (state kept in .devnet/),
 the contracts deployed with Brownie (deployments/local.json), the demo operator with three stations,
 the Core Client daemon with its live data (http://127.0.0.1:9002) and dashboard (http://127.0.0.1:9003,
-password "devnet"; --no-web: neither) and the simulated charge points, running until Ctrl-C.
+password "devnet"; --no-web: neither) and the simulated charge points, running until Ctrl-C. Every
+port moves (--port, --live-port, --dashboard-port). The charge points charge in real time, at their
+stations' power (22, 150 and 11 kW): what the live data and the dashboard show is what a driver would see.
 
 With it running, the wallet's defaults (EVN_RPC_URL=http://127.0.0.1:8545,
 EVN_DEPLOYMENT=deployments/local.json) point at it: `ev-wallet account create`, `ev-wallet topup 50`,
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import shutil
 import signal
 import sys
@@ -20,37 +23,44 @@ from pathlib import Path
 from core_client.config import DashboardSettings, LiveSettings
 from scripts.demo import DemoFailed, console, core_log, say, start_chain_or_start_over, step
 from scripts.demo_chain import STATIONS
-from scripts.demo_parts import connect_charge_points, start_core_client
+from scripts.demo_parts import BEHAVIOURS, connect_charge_points, start_core_client
 from tools.devchain import ROOT, exit_on_sigterm
 
 LIVE_PORT, DASHBOARD_PORT, DASHBOARD_PASSWORD = 9002, 9003, "devnet"
+STATE_DIR = ROOT / ".devnet"
+# the demo's charge points in real time (the demo runs them 120x faster, which shows 120x their power)
+REAL_TIME = {cp: dataclasses.replace(behaviour, time_accel=1) for cp, behaviour in BEHAVIOURS.items()}
 
 
-async def serve(chain, state_dir: Path, web: bool) -> None:
-    front_ends = {"live": LiveSettings(port=LIVE_PORT)} if web else {}
+async def serve(chain, state_dir: Path, args: argparse.Namespace) -> None:
+    web, ports = not args.no_web, f"ports {args.live_port}/{args.dashboard_port}"
+    front_ends = {"live": LiveSettings(port=args.live_port)} if web else {}
     if web:
-        front_ends["dashboard"] = DashboardSettings(port=DASHBOARD_PORT, password=DASHBOARD_PASSWORD)
-    with step("Core Client", "see the core-client lines above (ports 9002/9003 taken? --no-web)"):
+        front_ends["dashboard"] = DashboardSettings(port=args.dashboard_port, password=DASHBOARD_PASSWORD)
+    with step(
+        "Core Client", f"see the core-client lines above ({ports} taken? --live-port, --dashboard-port, --no-web)"
+    ):
         core = start_core_client(chain, state_dir, lambda line: core_log(line, with_driver=True), **front_ends)
     charge_points = {}
     try:
         with step("Charge points", "see the core-client lines above"):
-            charge_points = await connect_charge_points(core)
+            charge_points = await connect_charge_points(core, REAL_TIME)
         console.rule("[bold green]EV Network running: Ctrl-C to stop")
-        if chain.anvil.url.endswith(":8545"):
-            say(f"RPC {chain.anvil.url}, deployment deployments/local.json (the wallet's defaults)")
+        deployment = "deployments/local.json" if state_dir == STATE_DIR else str(state_dir / "deployment.json")
+        if chain.anvil.url.endswith(":8545") and state_dir == STATE_DIR:
+            say(f"RPC {chain.anvil.url}, deployment {deployment} (the wallet's defaults)")
         else:
-            say(f"RPC {chain.anvil.url}, deployment deployments/local.json: export EVN_RPC_URL={chain.anvil.url}")
+            say(f"RPC {chain.anvil.url}: export EVN_RPC_URL={chain.anvil.url} EVN_DEPLOYMENT={deployment}")
         for station in STATIONS:
             say(f"station {chain.station_ids[station.charge_point_id]}: {station.charge_point_id} ({station.label})")
         say(
             "try: ev-wallet account create && ev-wallet topup 50 && ev-wallet charge VOLT-BER-001 --connector 1 --deposit 10"
         )
         if web:
-            live = f"http://127.0.0.1:{LIVE_PORT}"
+            live = f"http://127.0.0.1:{args.live_port}"
             say(f"live data on {live}: export EVN_LIVE_URL={live} (charge and status show energy and cost)")
             say(f"the driver's app: ev-wallet web --live-url {live}, then http://127.0.0.1:8600/")
-            say(f"the CPO dashboard: http://127.0.0.1:{DASHBOARD_PORT}/ (password {DASHBOARD_PASSWORD!r})")
+            say(f"the CPO dashboard: http://127.0.0.1:{args.dashboard_port}/ (password {DASHBOARD_PASSWORD!r})")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -66,21 +76,32 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="make devnet", description=__doc__)
     parser.add_argument("--fresh", action="store_true", help="start a new chain instead of continuing .devnet/")
     parser.add_argument("--port", type=int, default=8545, help="Anvil's port (default 8545)")
-    parser.add_argument("--no-web", action="store_true", help="without the live data and dashboard (ports 9002, 9003)")
+    parser.add_argument("--live-port", type=int, default=LIVE_PORT, help=f"live data's port (default {LIVE_PORT})")
+    parser.add_argument(
+        "--dashboard-port", type=int, default=DASHBOARD_PORT, help=f"the dashboard's port (default {DASHBOARD_PORT})"
+    )
+    parser.add_argument("--no-web", action="store_true", help="without the live data and dashboard")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=STATE_DIR,
+        help="where chain and daemon state live (default .devnet/; another one leaves deployments/local.json alone)",
+    )
     args = parser.parse_args()
     exit_on_sigterm()  # a SIGTERM runs the finally blocks below: Core Client and Anvil are stopped
-    state_dir = ROOT / ".devnet"
+    state_dir = args.state_dir.resolve()
     if args.fresh:
         shutil.rmtree(state_dir, ignore_errors=True)
-    state_dir.mkdir(exist_ok=True)
+    state_dir.mkdir(parents=True, exist_ok=True)
     chain = None
     try:
         with step("Chain", f"is port {args.port} free? (--port) run `make setup` first"):
             chain = start_chain_or_start_over(state_dir, port=args.port)
-            target = ROOT / "deployments" / "local.json"
-            target.parent.mkdir(exist_ok=True)
-            shutil.copy(state_dir / "deployment.json", target)
-        asyncio.run(serve(chain, state_dir, web=not args.no_web))
+            if state_dir == STATE_DIR:
+                target = ROOT / "deployments" / "local.json"
+                target.parent.mkdir(exist_ok=True)
+                shutil.copy(state_dir / "deployment.json", target)
+        asyncio.run(serve(chain, state_dir, args))
         return 0
     except KeyboardInterrupt:
         return 0
@@ -90,7 +111,7 @@ def main() -> int:
     finally:
         if chain is not None:
             chain.anvil.stop()
-            say("Anvil stopped; state kept in .devnet/ (--fresh to start over)")
+            say(f"Anvil stopped; state kept in {state_dir} (--fresh to start over)")
 
 
 if __name__ == "__main__":

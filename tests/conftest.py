@@ -1,72 +1,24 @@
 """Shared fixtures: one real Anvil per test run, the contracts deployed by the real Brownie script,
-funded accounts, and a chain snapshot reverted after every test that asks for ``clean_chain``."""
+funded accounts, a chain snapshot reverted after every test that asks for ``clean_chain``, and the
+operator's encrypted keyfile, and the Core Client's state on both engines: one throwaway PostgreSQL
+server per test run (tools/pgserver.py; started on first use, stopped at the end of the run, however it
+ends) and, per test, a new empty schema on it (as good as a database of its own, and 100 times faster to
+make) or a new SQLite file. What they build (Net, Env, the tariffs) is in tools/harness/chain.py."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from eth_account.signers.local import LocalAccount
-from web3 import Web3
 
 from ev_network.chain import connect
-from ev_network.contracts import Escrow, Token
-from ev_network.deployment import Deployment
 from ev_network.devaccounts import dev_account
-from ev_network.pricing import Tariff
-from ev_network.session_ids import lane_of, seq_of
-from ev_network.tx import TxSender
-from tests.core_helpers import keyfile  # noqa: F401  (fixture shared by the Core Client tests)
-from tests.pg_fixtures import db_location, pg_url, postgres  # noqa: F401  (both storage engines)
 from tools.devchain import Anvil, deploy_with_brownie
-
-TOKEN = 10**18
-TARIFF = Tariff(price_per_kwh=35 * TOKEN // 100, session_fee=TOKEN // 2, time_fee_per_hour=0)
-TIMED_TARIFF = Tariff(price_per_kwh=30 * TOKEN // 100, session_fee=TOKEN // 4, time_fee_per_hour=2 * TOKEN)
-
-
-@dataclass
-class Net:
-    """The deployed network and its actors. Each actor has its own TxSender (own nonce stream)."""
-
-    w3: Web3
-    deployment: Deployment
-    deployment_file: Path
-    rpc_url: str
-    admin: LocalAccount
-    operator: LocalAccount
-    payout: LocalAccount
-    operator2: LocalAccount
-    payout2: LocalAccount
-    drivers: list[LocalAccount]
-    senders: dict[str, TxSender]
-
-    def escrow(self, account: LocalAccount | None = None) -> Escrow:
-        return Escrow(self.w3, self.deployment, self.sender(account) if account else None)
-
-    def token(self, account: LocalAccount | None = None) -> Token:
-        return Token(self.w3, self.deployment.token, self.sender(account) if account else None)
-
-    def sender(self, account: LocalAccount) -> TxSender:
-        if account.address not in self.senders:
-            self.senders[account.address] = TxSender(self.w3, account)
-        return self.senders[account.address]
-
-    def time_travel(self, seconds: int) -> None:
-        """Move the chain's clock forward and mine a block."""
-        self.w3.provider.make_request("evm_increaseTime", [seconds])
-        self.w3.provider.make_request("evm_mine", [])
-
-    def add_station(self, charge_point_id: str, connectors: int = 2, tariff: Tariff = TARIFF, operator=None) -> int:
-        escrow = self.escrow(operator or self.operator)
-        return escrow.station_id_from(escrow.add_station(charge_point_id, connectors, tariff))
-
-    def fund(self, driver: LocalAccount, amount: int = 1000 * TOKEN, approve: bool = True) -> None:
-        self.token(self.admin).mint(driver.address, amount)
-        if approve:
-            self.token(driver).approve(self.deployment.escrow, 2**256 - 1)
+from tools.harness.chain import TARIFF, Env, Net
+from tools.harness.core import make_keyfile
+from tools.pgserver import PostgresServer
 
 
 @pytest.fixture(scope="session")
@@ -111,44 +63,6 @@ def clean_chain(net: Net) -> Iterator[Net]:
         sender.resync()
 
 
-ESCROW_DEPOSIT = 20 * TOKEN
-
-
-@dataclass
-class Env:
-    """A station of net.operator (TARIFF, 2 connectors) and two funded drivers, for escrow tests."""
-
-    net: Net
-    station: int
-    driver: LocalAccount
-    other_driver: LocalAccount
-
-    def balances(self) -> dict[str, int]:
-        token = self.net.token()
-        who = {
-            "driver": self.driver.address,
-            "payout": self.net.payout.address,
-            "escrow": self.net.deployment.escrow,
-        }
-        return {name: token.balance_of(address) for name, address in who.items()}
-
-    def open(self, deposit: int = ESCROW_DEPOSIT, station: int | None = None, connector: int = 1, driver=None) -> int:
-        escrow = self.net.escrow(driver or self.driver)
-        return escrow.session_id_from(escrow.open(station or self.station, connector, deposit))
-
-    def active(
-        self, meter_start: int = 1000, deposit: int = ESCROW_DEPOSIT, station: int | None = None, driver=None
-    ) -> int:
-        session_id = self.open(deposit, station, driver=driver)
-        self.net.escrow(self.net.operator).start(session_id, transaction_id_for(session_id), meter_start)
-        return session_id
-
-
-def transaction_id_for(session_id: int) -> int:
-    """The OCPP transaction id the tests' operator gives a session: 7000 + lane * 1000 + seq (fits uint32)."""
-    return 7000 + lane_of(session_id) * 1000 + seq_of(session_id)
-
-
 @pytest.fixture
 def env(clean_chain: Net) -> Env:
     net = clean_chain
@@ -157,3 +71,34 @@ def env(clean_chain: Net) -> Env:
     net.fund(driver)
     net.fund(other)
     return Env(net, station, driver, other)
+
+
+@pytest.fixture(scope="module")
+def keyfile(net: Net, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The operator's key in an encrypted keyfile (password tools.harness.core.PASSWORD), once per test module."""
+    return make_keyfile(tmp_path_factory.mktemp("operator"), net.operator)
+
+
+ENGINES = ("sqlite", "postgresql")
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this test run (Debian's binaries, a free port, its own folder)."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> str:
+    """A new empty schema on the test run's server: the postgresql:// URL that works in it alone."""
+    return postgres.create_schema(f"test_{next(_names)}")
+
+
+@pytest.fixture(params=ENGINES)
+def db_location(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """Where a test's Core Client state lives, once per engine: a new SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "cc.sqlite"
+    return request.getfixturevalue("pg_url")

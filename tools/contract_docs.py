@@ -2,7 +2,7 @@
 
     python -m tools.contract_docs build/contracts docs/contracts.md      (make docs)
 
-tests/test_docs.py fails when docs/contracts.md no longer matches the contracts."""
+tests/project/test_docs.py fails when docs/contracts.md no longer matches the contracts."""
 
 from __future__ import annotations
 

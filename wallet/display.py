@@ -14,7 +14,7 @@ from ev_network.units import short_amount
 from wallet.core import Wallet
 from wallet.live_client import LiveClient, LiveUnavailable
 from wallet.models import HistoryEntry, Progress, Quote, SessionStatus, StationView
-from wallet.units import format_amount, format_duration, format_wh_as_kwh, iso_utc
+from wallet.units import format_amount, format_duration, format_time, format_wh_as_kwh
 
 LIVE_RETRY_S = 30  # after the live data failed, the chain's view alone for this long
 STEPS = ["requested", "started", "charging", "stopping", "settled"]
@@ -66,19 +66,19 @@ def status_lines(wallet: Wallet, st: SessionStatus) -> list[str]:
         f"  id      {hex_session_id(st.session_id)}",
         f"  station {st.station_id}, connector {st.connector}, driver {st.driver}",
         f"  deposit {wallet.fmt(st.deposit)}, tariff #{st.tariff_id}",
-        f"  opened  {iso_utc(st.opened_at)}",
+        f"  opened  {format_time(st.opened_at)}",
     ]
     if st.state == "requested":
-        lines.append(f"  can be cancelled from {iso_utc(st.cancel_possible_at)} if it does not start")
+        lines.append(f"  can be cancelled from {format_time(st.cancel_possible_at)} if it does not start")
     if st.started_at:
         ocpp = f" (OCPP transaction {st.transaction_id})" if st.transaction_id is not None else ""
-        lines.append(f"  started {iso_utc(st.started_at)}{ocpp}")
+        lines.append(f"  started {format_time(st.started_at)}{ocpp}")
     if st.state == "active" and st.reclaim_possible_at:
-        lines.append(f"  can be reclaimed from {iso_utc(st.reclaim_possible_at)} if never settled")
+        lines.append(f"  can be reclaimed from {format_time(st.reclaim_possible_at)} if never settled")
     if st.stop_requested and st.state == "active":
         lines.append("  stop requested")
     if st.ended_at:
-        lines.append(f"  ended   {iso_utc(st.ended_at)}")
+        lines.append(f"  ended   {format_time(st.ended_at)}")
     if st.energy_wh is not None:
         lines.append(f"  energy  {format_wh_as_kwh(st.energy_wh)} kWh")
     if st.cost is not None:
@@ -100,7 +100,7 @@ def live_figures(wallet: Wallet, data: dict[str, Any]) -> str:
 def live_lines(wallet: Wallet, data: dict[str, Any] | None, error: str | None) -> list[str]:
     """What ``status`` adds for a running session when a live URL is given."""
     if data is not None:
-        meter = iso_utc(int(data["last_meter_at"])) if data["last_meter_at"] else "none yet"
+        meter = format_time(int(data["last_meter_at"])) if data["last_meter_at"] else "none yet"
         status = data["connector_status"]
         return [f"  live    {live_figures(wallet, data)} (last meter reading {meter}, connector {status})"]
     return [f"  live    none: {error} (the chain's view above)"] if error else []
@@ -109,8 +109,8 @@ def live_lines(wallet: Wallet, data: dict[str, Any] | None, error: str | None) -
 def history_table(wallet: Wallet, entries: list[HistoryEntry]) -> Table:
     d = wallet.token_info.decimals
     table = Table(title=f"Sessions of {wallet.address} (amounts in {wallet.token_info.symbol})")
-    for column in ("session", "station", "conn", "state", "deposit", "kWh", "cost", "refund", "ended (UTC)"):
-        table.add_column(column, justify="left" if column in ("state", "ended (UTC)") else "right")
+    for column in ("session", "station", "conn", "state", "deposit", "kWh", "cost", "refund", "ended"):
+        table.add_column(column, justify="left" if column in ("state", "ended") else "right")
     for e in entries:
         table.add_row(
             e.label,
@@ -121,7 +121,7 @@ def history_table(wallet: Wallet, entries: list[HistoryEntry]) -> Table:
             format_wh_as_kwh(e.energy_wh) if e.energy_wh is not None else "-",
             format_amount(e.cost, d) if e.cost is not None else "-",
             format_amount(e.refund, d) if e.refund is not None else "-",
-            iso_utc(e.ended_at)[:16].replace("T", " ") if e.ended_at else "-",
+            format_time(e.ended_at) if e.ended_at else "-",
         )
     return table
 
@@ -221,7 +221,7 @@ class LiveSession:
         if st.state == "requested" and self.interrupts == 1:
             self.console.print(
                 f"session {self.name} has not started, so it cannot be stopped; it can be cancelled from "
-                f"{iso_utc(st.cancel_possible_at)} (ev-wallet cancel {self.name}). Ctrl-C again to leave."
+                f"{format_time(st.cancel_possible_at)} (ev-wallet cancel {self.name}). Ctrl-C again to leave."
             )
             return True
         if st.phase in ("settled", "cancelled", "expired"):

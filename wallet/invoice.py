@@ -2,7 +2,8 @@
 invoice record), the session's SessionRequested and SessionStarted events, the snapshotted tariff, the
 operator's registry entry and legal data (:mod:`wallet.invoice_legal`: name, address, VAT id, net / VAT /
 gross), the meter's signed records with the wallet's verification (:mod:`wallet.meter_proof`) and the
-token's metadata. Rendered as text, JSON or PDF (fpdf2)."""
+token's metadata. Rendered as text, JSON or PDF (fpdf2); the text, the PDF and the web page show the
+same view of it (:mod:`wallet.invoice_view`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from pathlib import Path
 
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
-from pydantic import BaseModel
 from web3 import Web3
 
 from ev_network.contracts import Escrow, SessionState, Token
@@ -20,74 +20,16 @@ from ev_network.deployment import Deployment
 from ev_network.errors import chain_errors
 from ev_network.events import SESSION_ENDINGS, EventReader, indexed_topic
 from ev_network.pricing import PriceBreakdown, Tariff, breakdown
-from ev_network.session_ids import driver_of, hex_session_id, session_label
+from ev_network.session_ids import driver_of, session_label
 from ev_network.session_view import SessionEventsIncomplete, SessionView, fold
 from ev_network.tx import call_view
 from wallet.errors import SessionNotFound, WalletError
-from wallet.invoice_legal import Seller, seller_lines, seller_of
-from wallet.meter_proof import MeterProof, describe, meter_proof
-from wallet.models import SessionId, TariffView, session_name
-from wallet.units import format_amount, format_duration, format_wh_as_kwh, iso_utc
-
-
-class Issuer(BaseModel):
-    """The charge point operator who sold the energy, and where the money went."""
-
-    name: str
-    operator: str
-    payout: str
-
-
-class InvoiceLine(BaseModel):
-    """One priced line; ``amount`` in the token's smallest unit (negative for the cap adjustment)."""
-
-    description: str
-    quantity: str
-    unit: str
-    unit_price: int | None
-    amount: int
-
-
-class Invoice(BaseModel):
-    """The invoice of one settled session. ``sum(line.amount) == total == cost`` of SessionSettled."""
-
-    number: str
-    chain_id: int
-    escrow: str
-    session_id: SessionId
-    session_label: str
-    issued_at: str
-    issuer: Issuer
-    driver: str
-    station_id: int
-    charge_point_id: str
-    connector: int
-    ocpp_transaction_id: int
-    tariff: TariffView
-    started_at: str
-    ended_at: str
-    duration_s: int
-    billed_duration_s: int
-    meter_start_wh: int
-    meter_stop_wh: int
-    energy_wh: int
-    energy_kwh: str
-    lines: list[InvoiceLine]
-    total: int
-    deposit: int
-    refund: int
-    currency: str
-    decimals: int
-    token: str
-    open_tx: str
-    start_tx: str
-    settle_tx: str
-    seller: Seller | None = None  # None: the operator published no legal data (no VAT lines)
-    meter_proof: MeterProof | None = None  # None: a station without a meter key (the operator's reading)
-
-    def amount(self, units: int) -> str:
-        """``units`` formatted as whole tokens with the currency symbol."""
-        return f"{format_amount(units, self.decimals)} {self.currency}"
+from wallet.invoice_legal import seller_of
+from wallet.invoice_model import Invoice, InvoiceLine, Issuer
+from wallet.invoice_view import AmountRow, Row, invoice_view
+from wallet.meter_proof import labelled, meter_proof
+from wallet.models import TariffView, session_name
+from wallet.units import format_duration, format_wh_as_kwh, iso_utc
 
 
 def invoice_number(chain_id: int, escrow: str, session_id: int) -> str:
@@ -189,58 +131,33 @@ def invoice_lines(tariff: Tariff, energy_wh: int, charge: PriceBreakdown) -> lis
 
 
 # ------------------------------------------------------------------ renderers
-def _line_text(inv: Invoice, line: InvoiceLine) -> str:
-    if line.unit_price is None or line.unit == "session":
-        return line.description
-    per = f"{format_amount(line.unit_price, inv.decimals)}/{line.unit}"
-    return f"{line.description}: {line.quantity} {line.unit} x {per}"
-
-
 def render_text(inv: Invoice) -> str:
-    """A human-readable invoice (plain text, fixed width)."""
-    width = 72
-    rows = [
-        f"INVOICE {inv.number}".ljust(width - 20) + f"issued {inv.issued_at}",
+    """A human-readable invoice (plain text, fixed width): :func:`wallet.invoice_view.invoice_view`."""
+    view, width = invoice_view(inv), 72
+
+    def rows(items: list[Row]) -> list[str]:
+        return labelled([(row.label, row.value) for row in items])
+
+    def priced(row: AmountRow, label: str | None = None) -> str:
+        text = f"  {label or row.label}"
+        return text.ljust(width - len(row.amount)) + row.amount
+
+    lines = [
+        f"INVOICE {view.number}".ljust(width - 28) + f"issued {view.issued}",
         "=" * width,
-        *seller_lines(inv.seller),
-        f"Issuer    {inv.issuer.name} (operator {inv.issuer.operator})",
-        f"Payout    {inv.issuer.payout}",
-        f"Driver    {inv.driver}",
-        f"Station   {inv.charge_point_id} (station {inv.station_id}), connector {inv.connector}, "
-        f"OCPP transaction {inv.ocpp_transaction_id}",
-        f"Charging  {inv.started_at} -> {inv.ended_at} ({format_duration(inv.duration_s)})",
-        f"Energy    {inv.energy_kwh} kWh (meter {inv.meter_start_wh} -> {inv.meter_stop_wh} Wh)",
-        f"Tariff    #{inv.tariff.tariff_id}",
+        *rows(view.seller),
+        *rows(view.details),
         "-" * width,
-    ]
-    for line in inv.lines:
-        amount = inv.amount(line.amount)
-        rows.append(f"  {_line_text(inv, line)}".ljust(width - len(amount)) + amount)
-    total = inv.amount(inv.total)
-    rows += [
+        *(priced(row) for row in view.lines),
         "-" * width,
-        *_vat_rows(inv, width),
-        ("  TOTAL (gross)" if inv.seller else "  TOTAL").ljust(width - len(total)) + total,
-        f"  Deposit {inv.amount(inv.deposit)}, refunded {inv.amount(inv.refund)}",
+        *(priced(row, row.label.replace("Total", "TOTAL") if row is view.totals[-1] else None) for row in view.totals),
+        f"  {view.deposit}",
+        *([f"  {view.rounding}"] if view.rounding else []),
         "",
-        f"Paid in {inv.currency} (token {inv.token}, {inv.decimals} decimals) on chain {inv.chain_id}",
-        f"Session   {inv.session_label} of driver {inv.driver}",
-        f"          id {hex_session_id(inv.session_id)}",
-        f"Escrow    {inv.escrow}",
-        f"Open tx   {inv.open_tx}",
-        f"Start tx  {inv.start_tx}",
-        f"Settle tx {inv.settle_tx}",
-        *describe(inv.meter_proof),
+        *rows(view.proof),
+        *rows(view.meter),
     ]
-    return "\n".join(rows) + "\n"
-
-
-def _vat_rows(inv: Invoice, width: int) -> list[str]:
-    if inv.seller is None:
-        return []
-    net, vat = inv.amount(inv.seller.net), inv.amount(inv.seller.vat)
-    label = f"  VAT {inv.seller.vat_rate}"
-    return ["  Net".ljust(width - len(net)) + net, label.ljust(width - len(vat)) + vat]
+    return "\n".join(lines) + "\n"
 
 
 def render_json(inv: Invoice) -> str:
@@ -254,69 +171,45 @@ def _ascii(text: str) -> str:
 
 def render_pdf(inv: Invoice, path: str | Path) -> Path:
     """Write the invoice as a one-page PDF (core font Helvetica, ASCII text); return the path."""
+    view = invoice_view(inv)
     pdf = FPDF(format="A4")
     pdf.set_creation_date(datetime.fromtimestamp(0, tz=timezone.utc).replace(year=2000))  # deterministic
-    pdf.set_title(_ascii(f"Invoice {inv.number}"))
+    pdf.set_title(_ascii(f"Invoice {view.number}"))
     pdf.set_author(_ascii(inv.issuer.name))
     pdf.add_page()
     pdf.set_font("Helvetica", "B", 16)
-    pdf.cell(0, 10, _ascii(f"Invoice {inv.number}"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.cell(0, 10, _ascii(f"Invoice {view.number}"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    def rows(items: list[Row], label_mm: float, height: float) -> None:
+        for row in items:
+            pdf.cell(label_mm, height, _ascii(row.label))
+            pdf.multi_cell(0, height, _ascii(row.value), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    def priced(row: AmountRow, height: float, border: str = "") -> None:
+        pdf.cell(130, height, _ascii(row.label), border=border)
+        pdf.cell(0, height, _ascii(row.amount), border=border, align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
     pdf.set_font("Helvetica", "", 9)
-    for line in seller_lines(inv.seller):
-        pdf.cell(0, 5, _ascii(line), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    details = [
-        ("Issued", inv.issued_at),
-        ("Issuer", f"{inv.issuer.name} (operator {inv.issuer.operator})"),
-        ("Payout", inv.issuer.payout),
-        ("Driver", inv.driver),
-        ("Station", f"{inv.charge_point_id} (station {inv.station_id}), connector {inv.connector}"),
-        ("OCPP transaction", str(inv.ocpp_transaction_id)),
-        ("Charging", f"{inv.started_at} -> {inv.ended_at} ({format_duration(inv.duration_s)})"),
-        ("Energy", f"{inv.energy_kwh} kWh (meter {inv.meter_start_wh} -> {inv.meter_stop_wh} Wh)"),
-        ("Tariff", f"#{inv.tariff.tariff_id}"),
-    ]
-    for label, value in details:
-        pdf.cell(35, 5, _ascii(label))
-        pdf.multi_cell(0, 5, _ascii(value), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    rows([Row(label="Issued", value=view.issued), *view.seller, *view.details], 35, 5)
     pdf.ln(4)
     pdf.set_font("Helvetica", "B", 10)
-    pdf.cell(130, 6, "Item", border="B")
-    pdf.cell(0, 6, "Amount", border="B", align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    priced(AmountRow(label="Item", amount="Amount", exact=""), 6, "B")
     pdf.set_font("Helvetica", "", 10)
-    for line in inv.lines:
-        pdf.cell(130, 6, _ascii(_line_text(inv, line)))
-        pdf.cell(0, 6, _ascii(inv.amount(line.amount)), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    if inv.seller is not None:
-        for label, units in (("Net", inv.seller.net), (f"VAT {inv.seller.vat_rate}", inv.seller.vat)):
-            pdf.cell(130, 6, _ascii(label))
-            pdf.cell(0, 6, _ascii(inv.amount(units)), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    for row in [*view.lines, *view.totals[:-1]]:
+        priced(row, 6)
     pdf.set_font("Helvetica", "B", 11)
-    pdf.cell(130, 8, "Total (gross)" if inv.seller is not None else "Total", border="T")
-    pdf.cell(0, 8, _ascii(inv.amount(inv.total)), border="T", align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    priced(view.totals[-1], 8, "T")
     pdf.set_font("Helvetica", "", 9)
-    pdf.cell(0, 6, _ascii(f"Deposit {inv.amount(inv.deposit)}, refunded {inv.amount(inv.refund)}"),
-             new_x=XPos.LMARGIN, new_y=YPos.NEXT)  # fmt: skip
+    for note in [view.deposit, *([view.rounding] if view.rounding else [])]:
+        pdf.cell(0, 6, _ascii(note), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(4)
     pdf.set_font("Helvetica", "B", 9)
     pdf.cell(0, 5, "Proof on chain", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font("Helvetica", "", 8)
-    proofs = [
-        ("Chain", f"{inv.chain_id}, escrow {inv.escrow}"),
-        ("Session", f"{inv.session_label}, id {hex_session_id(inv.session_id)}"),
-        ("Token", f"{inv.currency} {inv.token} ({inv.decimals} decimals)"),
-        ("Open tx", inv.open_tx),
-        ("Start tx", inv.start_tx),
-        ("Settle tx", inv.settle_tx),
-    ]
-    for label, value in proofs:
-        pdf.cell(20, 4.5, label)
-        pdf.multi_cell(0, 4.5, _ascii(value), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    for line in describe(inv.meter_proof):
-        pdf.multi_cell(0, 4.5, _ascii(line), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    if inv.meter_proof is not None:  # the records themselves, for any OCMF checker
-        pdf.set_font("Courier", "", 5)
-        for reading in (inv.meter_proof.begin, inv.meter_proof.end):
-            pdf.multi_cell(0, 2.5, _ascii(reading.record), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    rows([*view.proof, *view.meter], 20, 4.5)
+    pdf.set_font("Courier", "", 5)  # the records themselves, for any OCMF checker
+    for record in view.records:
+        pdf.multi_cell(0, 2.5, _ascii(record), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     return save_invoice(path, bytes(pdf.output()))
 
 

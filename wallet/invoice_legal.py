@@ -40,9 +40,9 @@ def seller_of(w3: Web3, deployment: Deployment, operator: str, gross: int) -> Se
     return Seller(**vars(profile), net=net, vat=vat)
 
 
-def seller_lines(seller: Seller | None) -> list[str]:
-    """The seller block of a text or PDF invoice."""
+def seller_rows(seller: Seller | None) -> list[tuple[str, str]]:
+    """The seller block of an invoice: (label, value) rows, the label only on the first."""
     if seller is None:
-        return ["Seller    (the operator has published no legal data on chain: not a VAT invoice)"]
+        return [("Seller", "(the operator has published no legal data on chain: not a VAT invoice)")]
     address = seller.postal_address.replace("\n", ", ")
-    return [f"Seller    {seller.legal_name}", f"          {address}", f"          VAT id {seller.vat_id or '-'}"]
+    return [("Seller", seller.legal_name), ("", address), ("", f"VAT id {seller.vat_id or '-'}")]

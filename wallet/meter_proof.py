@@ -122,14 +122,24 @@ def check_invoice_proof(proof: MeterProof | None, session_id: int, meter_start: 
     return checked
 
 
-def describe(proof: MeterProof | None) -> list[str]:
-    """The proof's lines on a text or PDF invoice."""
+def verdict_rows(proof: MeterProof | None) -> list[tuple[str, str]]:
+    """The meter's verdict on an invoice: (label, value) rows, the label only on the first."""
     if proof is None:
-        return ["Meter     not signed: the station has no meter key on chain; the reading is the operator's"]
+        return [("Meter", "not signed: the station has no meter key on chain; the reading is the operator's")]
     mark = "VERIFIED" if proof.verified else "NOT VERIFIED"
     return [
-        f"Meter     {mark}: {proof.result}",
-        f"          serial {proof.begin.meter_serial}, key {proof.meter_public_key[:20]}...{proof.meter_public_key[-8:]}",
-        f"          Begin {proof.begin.reading_wh} Wh at {proof.begin.time} ({proof.begin.pagination})",
-        f"          End   {proof.end.reading_wh} Wh at {proof.end.time} ({proof.end.pagination})",
+        ("Meter", f"{mark}: {proof.result}"),
+        ("", f"serial {proof.begin.meter_serial}, key {proof.meter_public_key[:20]}...{proof.meter_public_key[-8:]}"),
+        ("", f"Begin {proof.begin.reading_wh} Wh at {proof.begin.time} ({proof.begin.pagination})"),
+        ("", f"End   {proof.end.reading_wh} Wh at {proof.end.time} ({proof.end.pagination})"),
     ]
+
+
+def labelled(rows: list[tuple[str, str]]) -> list[str]:
+    """Rows as terminal lines, values aligned: ``Meter     VERIFIED: ...``."""
+    return [f"{label:<10}{value}" for label, value in rows]
+
+
+def describe(proof: MeterProof | None) -> list[str]:
+    """The proof's lines on the terminal (``ev-wallet verify``)."""
+    return labelled(verdict_rows(proof))

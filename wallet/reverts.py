@@ -9,7 +9,7 @@ from ev_network.contracts import SessionState
 from ev_network.errors import ContractRevert
 from ev_network.session_ids import LANES
 from wallet.errors import InsufficientBalance, SessionNotFound, StationUnavailable, TooEarly, WalletError
-from wallet.units import iso_utc
+from wallet.units import format_time, format_wait
 
 
 def explain_revert(exc: ContractRevert, action: str, now: int | None = None) -> WalletError:
@@ -19,7 +19,9 @@ def explain_revert(exc: ContractRevert, action: str, now: int | None = None) -> 
     if exc.name == "TooEarly" and len(args) == 2:
         allowed_at = int(args[1])
         wait = max(0, allowed_at - (int(time.time()) if now is None else now))
-        return TooEarly(f"cannot {action} yet: possible from {iso_utc(allowed_at)} (in about {wait} s)", allowed_at)
+        return TooEarly(
+            f"cannot {action} yet: possible from {format_time(allowed_at)} (in {format_wait(wait)})", allowed_at
+        )
     if exc.name == "InvalidState" and len(args) == 2:
         state = SessionState(int(args[1]))
         if state is SessionState.NONE:

@@ -18,7 +18,7 @@ from wallet.errors import BadSessionId, SessionNotFound, WalletError
 from wallet.models import HistoryEntry, Progress, SessionStatus, session_name
 from wallet.reverts import explain_revert
 from wallet.tracking import SessionTracker
-from wallet.units import iso_utc
+from wallet.units import format_time
 
 if TYPE_CHECKING:
     from wallet.invoice import Invoice
@@ -63,7 +63,7 @@ class SessionActions:
         if session.state is SessionState.REQUESTED:
             raise WalletError(
                 f"session {name} has not started yet, so there is nothing to stop; if it does not start, "
-                f"cancel it from {iso_utc(session.since + self.deployment.start_timeout)}"
+                f"cancel it from {format_time(session.since + self.deployment.start_timeout)}"
             )
         if session.state is not SessionState.ACTIVE:
             raise WalletError(f"cannot stop session {name}: it is {self._state_text(session)}")

@@ -5,10 +5,19 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from ev_network.units import format_amount, format_wh_as_kwh, to_units
+from ev_network.units import format_amount, format_time, format_wait, format_wh_as_kwh, money, to_units
 from wallet.errors import WalletError
 
-__all__ = ["format_amount", "format_duration", "format_wh_as_kwh", "iso_utc", "parse_amount"]
+__all__ = [
+    "format_amount",
+    "format_duration",
+    "format_time",
+    "format_wait",
+    "format_wh_as_kwh",
+    "iso_utc",
+    "money",
+    "parse_amount",
+]
 
 
 def parse_amount(text: str, decimals: int) -> int:
@@ -21,7 +30,8 @@ def parse_amount(text: str, decimals: int) -> int:
 
 
 def iso_utc(timestamp: int) -> str:
-    """A unix time as ISO 8601 UTC, e.g. ``2025-01-31T12:00:00Z``."""
+    """A unix time as ISO 8601 UTC, e.g. ``2025-01-31T12:00:00Z``: for JSON; people read
+    :func:`format_time`."""
     return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

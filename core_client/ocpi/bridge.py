@@ -18,11 +18,12 @@ from core_client.ocpi.csms import Csms
 from core_client.ocpi.errors import OcpiError, OcpiRejected
 from core_client.ocpi.inbox import RecordingInbox
 from core_client.ocpi.mirror import ImportedStation, Mirror
+from core_client.ocpi.models.enums import ModuleID
 from core_client.ocpi.registration import Registration, RegistrationStore
 from core_client.ocpi.server import OcpiServer
 from core_client.ocpi.settings import OcpiSettings
 from core_client.ocpi.stations import EvseMapping, map_evses
-from core_client.ocpi.transport import StatusCode
+from core_client.ocpi.transport import Party, StatusCode
 from ev_network.pricing import Tariff
 from ev_network.units import format_amount
 from ev_network.web.server import HttpServer
@@ -138,13 +139,18 @@ class Bridge:
         return lines + ([f"WARNING: {registration.refused}"] if registration.refused else [])
 
     async def evses(self, decimals: int) -> tuple[list[EvseMapping], list[str]]:
-        """Every EVSE of the CSMS mapped (Locations and Tariffs pulled, all pages), and the objects the CSMS
-        sent that are not valid 2.2.1 (skipped)."""
+        """Every EVSE of the CSMS mapped (Locations and Tariffs pulled, all pages, and kept in the mirror), and
+        the objects the CSMS sent that are not valid 2.2.1 (skipped)."""
         async with self.handshake().client() as client:
             csms = Csms(client, self.store, self.settings)
             locations, tariffs = await csms.locations(), await csms.tariffs()
         mirror = self.mirror()
         try:
+            for module, pulled in ((ModuleID.LOCATIONS, locations.objects), (ModuleID.TARIFFS, tariffs.objects)):
+                for item in pulled:  # kept, so that the CSMS's later PATCHes apply to them
+                    data = item.to_json()
+                    party = Party(item.country_code, item.party_id)
+                    mirror.refresh(module, party, item.id, data, data["last_updated"])
             imported = mirror.stations()
         finally:
             mirror.close()

@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from pydantic import BaseModel, ValidationError
@@ -140,14 +140,16 @@ class OcpiClient:
             answer = await self.request(
                 "GET", next_url, token, params=params if next_url == url else None, receiver=receiver
             )
-            if not isinstance(answer.data, list):
+            page = [] if answer.data is None else answer.data
+            if not isinstance(page, list):
                 raise OcpiProtocolError(f"GET {next_url}: data is not a list")
-            yield answer.data
+            yield page
             seen.add(next_url)
-            next_url = next_link(answer.headers.get(Header.LINK.value))
+            link = next_link(answer.headers.get(Header.LINK.value))
+            next_url = None if link is None else urljoin(next_url, link)  # a relative link: from this page
             if next_url is not None and _origin(next_url) != origin:
                 raise OcpiProtocolError(f"GET {url}: next page {next_url} is on another host")
-            if next_url in seen or (next_url is not None and not answer.data):
+            if next_url in seen or (next_url is not None and not page):
                 raise OcpiProtocolError(f"GET {url}: next page link {next_url} loops")
         raise OcpiProtocolError(f"GET {url}: more than {MAX_PAGES} pages")
 

@@ -25,6 +25,10 @@ CREATE TABLE IF NOT EXISTS ocpi_objects (
     last_updated TEXT NOT NULL, body TEXT NOT NULL, seq INTEGER NOT NULL,
     PRIMARY KEY (module, country_code, party_id, id)
 );
+CREATE TABLE IF NOT EXISTS ocpi_transactions (
+    country_code TEXT NOT NULL, party_id TEXT NOT NULL, session_id TEXT NOT NULL,
+    transaction_id INTEGER NOT NULL UNIQUE, PRIMARY KEY (country_code, party_id, session_id)
+);
 CREATE TABLE IF NOT EXISTS ocpi_cursors (name TEXT PRIMARY KEY, at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ocpi_stations (
     station_id INTEGER PRIMARY KEY, charge_point_id TEXT NOT NULL UNIQUE,
@@ -71,13 +75,28 @@ class Mirror:
         """Store (create or replace) an object; True when it is new."""
         with self._transaction():
             created = self.get(module, party, object_id) is None
-            self._db.execute(
-                "INSERT INTO ocpi_objects VALUES (?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM ocpi_objects))"
-                " ON CONFLICT (module, country_code, party_id, id) DO UPDATE SET last_updated=excluded.last_updated,"
-                " body=excluded.body",
-                (module.value, *party.key(), ci(object_id), last_updated, json.dumps(body)),
-            )
+            self._write(module, party, object_id, body, last_updated)
         return created
+
+    def refresh(self, module: ModuleID, party: Party, object_id: str, body: dict[str, Any], last_updated: str) -> bool:
+        """Store a pulled object unless we hold a newer one (a push may have come meanwhile); True if stored."""
+        with self._transaction():
+            row = self._db.execute(
+                "SELECT last_updated FROM ocpi_objects WHERE module=? AND country_code=? AND party_id=? AND id=?",
+                (module.value, *party.key(), ci(object_id)),
+            ).fetchone()
+            if row is not None and parse_datetime(row[0]) > parse_datetime(last_updated):
+                return False
+            self._write(module, party, object_id, body, last_updated)
+        return True
+
+    def _write(self, module: ModuleID, party: Party, object_id: str, body: dict[str, Any], last_updated: str) -> None:
+        self._db.execute(
+            "INSERT INTO ocpi_objects VALUES (?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM ocpi_objects))"
+            " ON CONFLICT (module, country_code, party_id, id) DO UPDATE SET last_updated=excluded.last_updated,"
+            " body=excluded.body",
+            (module.value, *party.key(), ci(object_id), last_updated, json.dumps(body)),
+        )
 
     def add(self, module: ModuleID, party: Party, object_id: str, body: dict[str, Any], last_updated: str) -> bool:
         """Store a new object only: False (nothing written) when one with this id exists (a CDR is never
@@ -116,6 +135,29 @@ class Mirror:
             "INSERT INTO ocpi_cursors VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET at=excluded.at",
             (name, format_datetime(at)),
         )
+
+    # ------------------------------------------------------------------------------ sessions <-> transactions
+
+    def link_transaction(self, party: Party, session_id: str, transaction_id: int) -> None:
+        """The CSMS's Session ``session_id`` is our transaction ``transaction_id`` (kept for good)."""
+        self._db.execute(
+            "INSERT INTO ocpi_transactions VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (*party.key(), ci(session_id), transaction_id),
+        )
+
+    def transaction_of(self, party: Party, session_id: str) -> int | None:
+        row = self._db.execute(
+            "SELECT transaction_id FROM ocpi_transactions WHERE country_code=? AND party_id=? AND session_id=?",
+            (*party.key(), ci(session_id)),
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def session_of(self, transaction_id: int) -> tuple[Party, str] | None:
+        """The CSMS's Session (owner, id) that is our transaction ``transaction_id``."""
+        row = self._db.execute(
+            "SELECT country_code, party_id, session_id FROM ocpi_transactions WHERE transaction_id=?", (transaction_id,)
+        ).fetchone()
+        return None if row is None else (Party(row[0], row[1]), row[2])
 
     # ------------------------------------------------------------------------------ imported stations
 

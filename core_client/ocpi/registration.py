@@ -77,7 +77,9 @@ class Registration(BaseModel):
         return [Party(r.country_code, r.party_id) for r in self.roles if r.role == Role.CPO]
 
     def is_cpo(self, country_code: str, party_id: str) -> bool:
-        return any(p.key() == (ci(country_code), ci(party_id)) for p in self.cpo_parties())
+        """Whether the party is one of the CSMS's CPO roles; while the handshake is under way (no roles
+        known yet: the CSMS may push before its POST answer reaches us) any party is."""
+        return not self.roles or any(p.key() == (ci(country_code), ci(party_id)) for p in self.cpo_parties())
 
 
 class RegistrationStore:

@@ -24,7 +24,9 @@ from core_client.ocpi.registration import RegistrationStore
 from core_client.ocpi.settings import OcpiSettings
 from core_client.ocpi.transport import VERSION, StatusCode
 
-# our interfaces: (module, role, path under /2.2.1)
+# our interfaces: (module, role, path under /2.2.1). The tokens URL ends in "/": 2.2.1 writes the
+# authorization URL as {tokens_endpoint_url}{token_uid}/authorize (a peer that adds a "/" of its own is
+# served too: "//" counts as "/").
 OUR_ENDPOINTS = [
     (ModuleID.CREDENTIALS, InterfaceRole.SENDER, "credentials"),
     (ModuleID.LOCATIONS, InterfaceRole.RECEIVER, "locations"),
@@ -32,7 +34,7 @@ OUR_ENDPOINTS = [
     (ModuleID.SESSIONS, InterfaceRole.RECEIVER, "sessions"),
     (ModuleID.CDRS, InterfaceRole.RECEIVER, "cdrs"),
     (ModuleID.COMMANDS, InterfaceRole.SENDER, "commands"),
-    (ModuleID.TOKENS, InterfaceRole.SENDER, "tokens"),
+    (ModuleID.TOKENS, InterfaceRole.SENDER, "tokens/"),
 ]
 
 

@@ -39,6 +39,7 @@ class OcpiSettings(BaseModel):
     token_encoding: TokenEncoding = TokenEncoding.BASE64  # "plain" only for a pre-2.2.1 peer
     request_timeout_s: float = Field(30, gt=0)  # one request to the CSMS, retries included
     page_limit: int = Field(100, ge=1, le=1000)  # most objects we return in one page
+    pull_interval_s: float = Field(300, gt=0)  # the daemon pulls the CDRs the CSMS could not push this often
     registration_file: Path | None = None  # default: next to the database, <database>.ocpi-registration
 
     @field_validator("versions_url", "public_url")

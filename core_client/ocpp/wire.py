@@ -30,6 +30,8 @@ ENERGY_REGISTER = Measurand.energy_active_import_register
 MAX_INT_DIGITS = 19  # JSON integers up to 64 bits: no OCPP 1.6 field needs more
 MAX_WH = 2**40  # an energy register beyond this (about 1.1 TWh) is not a reading
 MAX_READING_CHARS = 40  # a meter value's text: "1099511627776.000" fits easily
+_NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
+_AS_ARRAYS = bytes.maketrans(b"{}", b"[]")
 _MESSAGE_ID = re.compile(r'\s*\[\s*[234]\s*,\s*"([^"\\]{1,36})"')
 
 
@@ -122,9 +124,30 @@ def validate_call(call: Call) -> None:
     """Check a CALL's payload against the OCPP 1.6 JSON schema, raising FrameError with 1.6's code."""
     validator = get_validator(2, call.action, "1.6")
     error = next(iter(sorted(validator.iter_errors(call.payload), key=lambda e: len(e.path))), None)
-    if error is None:
-        return
-    raise FrameError(_code_of(error), f"{call.action}: {_where(error)}{error.message}", call.unique_id)
+    if error is not None:
+        raise FrameError(_code_of(error), f"{call.action}: {_where(error)}{error.message}", call.unique_id)
+    for key in ("meterValue", "transactionData"):
+        for reading in call.payload.get(key) or []:
+            for sample in reading["sampledValue"]:
+                if sample.get("format") == "SignedData" and nested_too_deeply(sample["value"]):
+                    raise FrameError(
+                        "FormationViolation", f"{call.action}: a signed value nested too deeply", call.unique_id
+                    )
+
+
+def nested_too_deeply(text: str) -> bool:
+    """Whether the JSON in ``text`` (or in an OCMF record) nests deeper than a JSON reader goes (about
+    1,000 levels: Python's recursion limit). Its brackets are read as nested arrays by ``json``'s C
+    scanner, so a megabyte takes milliseconds (brackets in strings count too: no meter writes
+    hundreds of them; :mod:`ev_network.ocmf` refuses what nests too deeply for it anyway)."""
+    skeleton = text.encode().translate(_AS_ARRAYS, delete=_NOT_BRACKETS).replace(b"][", b"],[")
+    try:
+        json.loads(skeleton)
+    except RecursionError:
+        return True
+    except ValueError:  # brackets that do not pair up: not this check's business
+        return False
+    return False
 
 
 def _code_of(error: SchemaError) -> str:

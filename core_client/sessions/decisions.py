@@ -9,12 +9,19 @@ one state machine (:mod:`core_client.sessions.machine`).
 
 Signed meter rule: see :mod:`core_client.sessions.metering` (stations with a meter key on chain).
 
+Plausibility rule (every reading: MeterValues and meterStop): a reading is plausible if it is no more
+than what the connector can deliver at ``max_power_w`` (the setting ``max_power_kw``, by default
+:data:`MAX_POWER_W`), plus :data:`METER_SLACK_WH`, both since the
+last trusted reading (the last trusted MeterValues, else meterStart) and since meterStart (so the slack
+does not add up over many readings) (:func:`most_plausible`). A MeterValues reading beyond that is not
+trusted: it is neither remembered nor counted against the budget, and the charge point is listed
+under ``meter_problems`` in /health. A session's billed energy never comes from an untrusted reading.
+
 Meter stop rule (stations without a meter key): a StopTransaction's meterStop is taken on trust only if it
-lies between the last trusted reading (the last MeterValues, else meterStart) and that reading plus
-what the connector can deliver since then at :data:`MAX_POWER_W`, plus :data:`METER_SLACK_WH`.
-Above that, the session is HELD for the operator and nothing is settled (the driver's reclaim on
-chain refunds the deposit after the escrow's maximum duration if no one acts). Below it, the session
-settles with the last trusted reading, and the difference is logged.
+lies between the last trusted reading and :func:`most_plausible`. Above that, the session is HELD for the
+operator and nothing is settled (the driver's reclaim on chain refunds the deposit after the escrow's
+maximum duration if no one acts). Below it, the session settles with the last trusted reading, and the
+difference is logged.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from core_client.sessions import metering
 from core_client.sessions.actions import (
     Action,
     Decision,
+    MeterProblem,
     QueueJob,
     SaveSession,
     SendRemoteStart,
@@ -57,7 +65,7 @@ from ev_network.session_ids import hex_session_id
 ACCEPTED, INVALID = AuthorizationStatus.accepted, AuthorizationStatus.invalid
 UINT40 = 2**40  # meter readings on chain are uint40
 INT32 = 2**31  # connector and transaction ids: OCPP 1.6 integers (32-bit in every implementation)
-MAX_POWER_W = 350_000  # the most a connector delivers (the fastest DC chargers of today)
+MAX_POWER_W = 350_000  # the most a connector delivers by default (the fastest DC chargers of today; max_power_kw)
 METER_SLACK_WH = 1_000  # energy a stop reading may add beyond that (readings between MeterValues, clocks)
 BUSY_STATUSES = frozenset(
     {Status.charging, Status.suspended_ev, Status.suspended_evse, Status.finishing, Status.reserved}
@@ -148,12 +156,22 @@ def observe_start(cp_id: str, connector: int, id_tag: str, transaction_id: int) 
 
 
 def meter_reading(
-    s: SessionRecord, energy_wh: int, now: float, budget_margin: float
+    s: SessionRecord, energy_wh: int, now: float, budget_margin: float, max_power_w: int = MAX_POWER_W
 ) -> tuple[SessionRecord, Decision] | None:
-    """A live energy reading: the session with it, and (when the budget is used up) its stop.
+    """A live energy reading: the session with it, and (when the budget is used up) its stop; an
+    implausible reading leaves the session as it was (the module's plausibility rule).
     None: nothing to record (not running, or a reading below the last one)."""
-    if s.state not in RUNNING or energy_wh < (s.meter_last or 0) or energy_wh >= UINT40:
+    if s.state not in RUNNING or energy_wh < (s.meter_last or 0):
         return None
+    most = most_plausible(s, now, max_power_w)
+    if energy_wh > most:
+        problem = (
+            f"MeterValues {energy_wh} Wh is beyond the last trusted reading {_last_trusted(s)} Wh plus what "
+            f"{max_power_w} W allow since ({most} Wh): not trusted"
+        )
+        return s, decide(
+            None, MeterProblem(s.charge_point_id, f"{_sid(s)}: {problem}"), warning(f"{_sid(s)}: {problem}")
+        )
     interval_wh, interval_s = energy_wh - (s.meter_last or energy_wh), now - (s.meter_at or now)
     s = s.update(meter_last=energy_wh, meter_at=now)
     duration = now - (s.started_at or now)
@@ -167,16 +185,34 @@ def meter_reading(
     )
 
 
-def trusted_meter_stop(s: SessionRecord, meter_stop: int, now: float) -> tuple[int | None, str | None]:
+def _last_trusted(s: SessionRecord) -> int:
+    return s.meter_last if s.meter_last is not None else (s.meter_start or 0)
+
+
+def _deliverable_wh(since: float | None, now: float, max_power_w: int) -> int:
+    """The most a connector delivers from ``since`` to ``now``, plus the slack."""
+    return math.ceil(max_power_w * max(0.0, now - (since or now)) / 3600) + METER_SLACK_WH
+
+
+def most_plausible(s: SessionRecord, now: float, max_power_w: int = MAX_POWER_W) -> int:
+    """The highest reading of running session ``s`` at ``now`` that is taken on trust (the module's
+    plausibility rule); below 2^40, the range of readings on chain."""
+    most = min(_last_trusted(s) + _deliverable_wh(s.meter_at or s.started_at, now, max_power_w), UINT40 - 1)
+    if s.meter_start is None or s.started_at is None:
+        return most
+    return min(most, s.meter_start + _deliverable_wh(s.started_at, now, max_power_w))
+
+
+def trusted_meter_stop(
+    s: SessionRecord, meter_stop: int, now: float, max_power_w: int = MAX_POWER_W
+) -> tuple[int | None, str | None]:
     """(the reading to settle with, or None to hold the session; what was wrong, or None).
     See the module's meter stop rule."""
-    last = s.meter_last if s.meter_last is not None else (s.meter_start or 0)
-    since = s.meter_at or s.started_at or now
-    most = last + math.ceil(MAX_POWER_W * max(0.0, now - since) / 3600) + METER_SLACK_WH
-    if meter_stop > most or meter_stop >= UINT40:
+    last, most = _last_trusted(s), most_plausible(s, now, max_power_w)
+    if meter_stop > most:
         return (
             None,
-            f"meterStop {meter_stop} Wh is beyond the last reading {last} Wh plus what {MAX_POWER_W} W allow since ({most} Wh)",
+            f"meterStop {meter_stop} Wh is beyond the last reading {last} Wh plus what {max_power_w} W allow since ({most} Wh)",
         )
     if meter_stop < last:
         return last, f"meterStop {meter_stop} Wh is below the last trusted reading {last} Wh: settling with {last}"
@@ -190,6 +226,7 @@ def stop(
     now: float,
     meter_key: bytes = b"",
     records: dict[str, str] | None = None,
+    max_power_w: int = MAX_POWER_W,
 ) -> Decision:
     """StopTransaction of session ``s``: ``settle`` queued (or the session held, see the meter stop rule).
     With the station's ``meter_key``, the session settles on its signed ``records`` ({context: OCMF text})
@@ -200,7 +237,7 @@ def stop(
         return decide(INVALID)
     if meter_key:
         return metering.signed_stop(s, reason, now, meter_key, records or {})
-    reading, problem = trusted_meter_stop(s, meter_stop, now)
+    reading, problem = trusted_meter_stop(s, meter_stop, now, max_power_w)
     if reading is None:
         held = s.apply(Event.STOP_HELD, stop_reason=reason, stopped_at=now, last_error=problem)
         return decide(ACCEPTED, SaveSession(held), warning(f"{_sid(s)}: HELD for the operator, not settled: {problem}"))

@@ -52,11 +52,13 @@ class Registration:
     connectors: int = 0
     boot_accepted: bool = False
     lookup_failed: bool = False  # the chain could not say whether it is one of our stations
+    #: a charge point reached through another system (OCPI: the CPO's CSMS): whether it takes commands now
+    reachable: Callable[[], bool] = lambda: True
 
     @property
     def online(self) -> bool:
-        """Booted and registered on chain for this operator: sessions may be started here."""
-        return self.station_id is not None and self.boot_accepted
+        """Booted (or reachable) and registered on chain for this operator: sessions may be started here."""
+        return self.station_id is not None and self.boot_accepted and self.reachable()
 
     def found(self, station: tuple[int, int] | None) -> None:
         """The station (id, connectors) the charge point is on chain, if known."""

@@ -70,6 +70,9 @@ class SessionService:
     ) -> None:
         self.settings, self.store = settings, store
         self.meter_problems: dict[str, dict] = {}  # charge point id -> its last refused record (/health)
+        self._max_power_w = round(
+            settings.max_power_kw * 1000
+        )  # the plausibility rule (core_client.sessions.decisions)
         self.registry = Registry(settings, store, station_lookup, meter_key_lookup)
         self.links = self.registry.links  # charge point id -> its port (the station link)
         self.meter_keys = self.registry.meter_keys  # station id -> its meter key on chain (b"": none)
@@ -210,7 +213,7 @@ class SessionService:
         energy = energy_register_wh(values) if s is not None else None
         if s is None or energy is None:
             return
-        reading = decisions.meter_reading(s, energy, time.time(), self.settings.budget_margin)
+        reading = decisions.meter_reading(s, energy, time.time(), self.settings.budget_margin, self._max_power_w)
         if reading is None:
             return
         record, decision = reading
@@ -247,7 +250,8 @@ class SessionService:
             kept = self.store.meter_records(s.session_id)
             for context in (metering.END,) if metering.BEGIN in kept else (metering.BEGIN, metering.END):
                 self._keep_record(link, s, transaction_data or [], context)
-        decision = decisions.stop(s, meter_stop, reason, time.time(), key, self.store.meter_records(s.session_id))
+        records = self.store.meter_records(s.session_id)
+        decision = decisions.stop(s, meter_stop, reason, time.time(), key, records, self._max_power_w)
         with self.store.transaction():
             if any(isinstance(a, SaveSession) for a in decision.actions):
                 self.store.finish_transaction(transaction_id, meter_stop, reason)

@@ -1,7 +1,8 @@
 """A driver's whole journey in a real browser (phone-sized), on the real Core Client, Anvil and a
 simulated charge point: create and unlock an account, top up, pick a station, start, watch energy and
 cost rise, stop, see the invoice, download the PDF. Someone else's session is refused; the CPO's
-dashboard shows the session in flight and its settlement, and refuses a wrong password."""
+dashboard shows the session in flight and its settlement, and refuses a wrong password. Every page on
+the way fits the phone and logs no console error."""
 
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ from playwright.async_api import expect
 from pypdf import PdfReader
 
 from ev_network.contracts import SessionState
-from ev_network.session_ids import hex_session_id, parse_session_id
-from ev_network.web import short_amount
-from tests.browser.conftest import DASHBOARD_PASSWORD, PHONE, screenshots_on_failure, snap, web_stack
-from tests.core_helpers import open_session, wait_chain
-from tests.wallet_helpers import PASSWORD, give_gas, settled_event
+from ev_network.session_ids import hex_session_id, label_of_driver, parse_session_id, session_label
+from ev_network.units import money
+from tools.harness.browser import DASHBOARD_PASSWORD, screenshots_on_failure, snap, watched_page, web_stack
+from tools.harness.core import open_session, wait_chain
+from tools.harness.wallet import PASSWORD, give_gas, settled_event
 
 TOKEN = 10**18
 
@@ -32,17 +33,18 @@ def figure(text: str) -> Decimal:
 async def test_driver_journey_and_dashboard(clean_chain, tmp_path: Path, keyfile: Path, browser):
     net = clean_chain
     async with web_stack(net, tmp_path, keyfile) as stack:
-        context = await browser.new_context(viewport=PHONE, accept_downloads=True)
-        page = await context.new_page()
-        cpo = await (await browser.new_context(viewport=PHONE)).new_page()
+        driver, operator = await watched_page(browser, accept_downloads=True), await watched_page(browser)
+        page, cpo = driver.page, operator.page
         async with screenshots_on_failure("journey", [page, cpo]):
             # create the account (unlocked at once) and top up on the dev chain
             await page.goto(stack.wallet_url + "/")
+            await driver.looks_right()
             create = page.locator("#create")
             await create.get_by_label("New password").fill(PASSWORD)
             await create.get_by_label("Repeat it").fill(PASSWORD)
             await create.get_by_role("button", name="Create account").click()
             await expect(page.locator(".notice")).to_contain_text("created and unlocked")
+            await driver.looks_right()  # the notice names the keystore's folder in full
             address = (await page.locator("#address").inner_text()).strip()
             await page.locator("#topup").get_by_role("button", name="Top up").click()
             await expect(page.locator(".notice")).to_contain_text("topped up 50.00")
@@ -53,6 +55,7 @@ async def test_driver_journey_and_dashboard(clean_chain, tmp_path: Path, keyfile
             await page.locator("#unlock").get_by_label("Password").fill("not the password")
             await page.locator("#unlock").get_by_role("button", name="Unlock").click()
             await expect(page.locator(".error")).to_contain_text("wrong password")
+            await driver.looks_right()
             await page.locator("#unlock").get_by_label("Password").fill(PASSWORD)
             await page.locator("#unlock").get_by_role("button", name="Unlock").click()
             await expect(page.locator("#balance")).to_contain_text("50.00")
@@ -64,6 +67,7 @@ async def test_driver_journey_and_dashboard(clean_chain, tmp_path: Path, keyfile
             await page.get_by_label("Energy (kWh)").fill("20")
             await page.get_by_role("button", name="Quote").click()
             await expect(page.locator("#quote-total")).to_have_text(re.compile(r"7\.50"))  # 0.50 + 20 x 0.35
+            await driver.looks_right()
             await snap(page, "wallet-stations")
             await card.get_by_label("Deposit").fill("10")
             await card.get_by_role("button", name="Start charging").click()
@@ -77,33 +81,42 @@ async def test_driver_journey_and_dashboard(clean_chain, tmp_path: Path, keyfile
             await expect(page.locator("#cost")).not_to_have_text(str(first), timeout=10_000)
             assert figure(await page.locator("#cost").inner_text()) > first > 0
             assert figure(await page.locator("#deposit-left").inner_text()) < 10
-            await fits_the_phone(page)
+            await expect(page.locator("#station-name")).to_have_text(stack.cp)
+            await driver.looks_right()
             await snap(page, "wallet-live")
 
             # the CPO: a wrong password is refused; then the session in flight
             await cpo.goto(stack.dashboard_url + "/")
+            await operator.looks_right()
             await cpo.get_by_label("Dashboard password").fill("guess")
             async with cpo.expect_response(lambda r: r.request.method == "POST") as login:
                 await cpo.get_by_role("button", name="Sign in").click()
             assert (await login.value).status == 401
             await expect(cpo.locator(".error")).to_have_text("wrong password")
+            await operator.looks_right()
             await cpo.get_by_label("Dashboard password").fill(DASHBOARD_PASSWORD)
             await cpo.get_by_role("button", name="Sign in").click()
-            tag = stack.core.local(session_id).id_tag
+            tag = f"Session {label_of_driver(session_id)}"  # as the driver's page names it, with the driver
+            await expect(page.locator("main")).to_contain_text(f"Session {session_label(session_id)}")
             await expect(cpo.locator("#sessions")).to_contain_text(tag)
             await expect(cpo.locator("#sessions")).to_contain_text("charging")
             await expect(cpo.locator("#stations")).to_contain_text("1: Charging")
+            await operator.looks_right()
 
             # stop; the page follows the settlement and links the invoice
             await page.get_by_role("button", name="Stop charging").click()
             await expect(page.locator("#phase")).to_have_text("settled", timeout=30_000)
             settled = settled_event(net, session_id)
-            await expect(page.locator("#cost")).to_have_text(short_amount(settled["cost"], 18))
+            await expect(page.locator("#cost")).to_have_text(money(settled["cost"], 18))
             await expect(page.locator("#cost")).to_have_attribute("title", figure_text(settled["cost"]))
-            await fits_the_phone(page)
+            await expect(page.locator("main")).not_to_contain_text("stop requested")
+            await driver.looks_right()
             await page.locator("#invoice-link").click()
-            await expect(page.locator("#invoice-total")).to_have_text(figure_text(settled["cost"]))
-            await fits_the_phone(page)
+            await expect(page.locator("#invoice-total")).to_have_text(f"{money(settled['cost'], 18)} EVE")
+            await expect(page.locator("#invoice-total")).to_have_attribute(
+                "title", f"{figure_text(settled['cost'])} EVE"
+            )
+            await driver.looks_right()
             await snap(page, "wallet-invoice")
             async with page.expect_download() as download_info:
                 await page.locator("#pdf").click()
@@ -113,7 +126,8 @@ async def test_driver_journey_and_dashboard(clean_chain, tmp_path: Path, keyfile
 
             # the dashboard shows the settlement and today's revenue
             await expect(cpo.locator("#settled")).to_contain_text(tag, timeout=10_000)
-            await expect(cpo.locator("#revenue")).to_contain_text(short_amount(settled["cost"], 18))
+            await expect(cpo.locator("#revenue")).to_contain_text(money(settled["cost"], 18))
+            await operator.looks_right()
             await snap(cpo, "dashboard")
 
             # someone else's session: the wallet refuses its page, the Core Client its live data
@@ -124,14 +138,10 @@ async def test_driver_journey_and_dashboard(clean_chain, tmp_path: Path, keyfile
             await wait_chain(net, theirs, SessionState.ACTIVE)
             await page.goto(f"{stack.wallet_url}/sessions/{hex_session_id(theirs)}")
             await expect(page.locator(".error")).to_contain_text("belongs to another driver")
+            await driver.looks_right()  # the message names the session's full id
             await page.goto(f"{stack.wallet_url}/history")
             await expect(page.locator("main")).to_contain_text("settled")
-
-
-async def fits_the_phone(page) -> None:
-    """Nothing wider than the 390 px screen (no sideways scrolling)."""
-    width = await page.evaluate("document.documentElement.scrollWidth")
-    assert width <= PHONE["width"], f"{page.url} is {width} px wide on a {PHONE['width']} px phone"
+            await driver.looks_right()
 
 
 def figure_text(units: int) -> str:

@@ -68,6 +68,7 @@ class Emsp:
 
     url: str
     received: queue.Queue = field(default_factory=queue.Queue)
+    forgets_sessions: bool = False  # answer Session PATCHes 404, as an eMSP that lost them
 
     def next(self, method: str, path_part: str) -> dict:
         """The next request the CPO sent with this method and path part (earlier other ones are skipped)."""
@@ -119,6 +120,9 @@ def emsp_server() -> tuple[ThreadingHTTPServer, Emsp]:
                 }
                 info = {"allowed": "ALLOWED", "token": token, "location": body, "authorization_reference": "AUTH-REF-1"}
                 return self.answer(200, info)
+            if self.command == "PATCH" and "/sessions/" in self.path and emsp.forgets_sessions:
+                emsp.forgets_sessions = False
+                return self.answer(404, code=2001)
             if self.command == "PUT" and self.path.endswith("/credentials"):
                 return self.answer(200, {"token": "token-b-2", "url": f"{base}/emsp/versions", "roles": [EMSP_ROLE]})
             if self.command == "POST" and self.path.endswith("/cdrs"):
@@ -456,3 +460,18 @@ async def test_date_from_is_inclusive_date_to_exclusive_and_the_link_keeps_the_f
     assert until.body["data"] == [] and until.headers["X-Total-Count"] == "0"
     not_utc = call("GET", peer.ocpi("2.2.1/tariffs?date_from=2026-12-06T12:00:00%2B00:00"), token_c)
     assert (not_utc.http, not_utc.body["status_code"]) == (400, 2001)  # types: +00:00 is not UTC
+
+
+async def test_a_session_the_emsp_missed_is_put_again_whole(peer, emsp):
+    token_c = register(peer, emsp)
+    await peer.control("scenario", {"tick_ms": 50, "result_delay_ms": 10, "push_down": True})
+    call("POST", peer.ocpi("2.2.1/commands/START_SESSION"), token_c, start_session(emsp, "LOC-1", "EVSE-1"))
+    missed = await peer.wait_log(lambda e: e.get("purpose") == "Session PUT" and e.get("skipped") == "push_down")
+    await peer.control("scenario", {"push_down": False})
+    put = emsp.next("PUT", "/sessions/DE/EVP/")
+    assert put["body"]["status"] == "ACTIVE" and put["body"]["kwh"] > 0 and missed["body"]["id"] == put["body"]["id"]
+    assert emsp.next("PATCH", f"/sessions/DE/EVP/{put['body']['id']}")["body"]["kwh"] >= put["body"]["kwh"]
+    emsp.forgets_sessions = True  # the next PATCH gets 404: the whole Session follows as a PUT
+    emsp.next("PATCH", f"/sessions/DE/EVP/{put['body']['id']}")
+    again = emsp.next("PUT", f"/sessions/DE/EVP/{put['body']['id']}")["body"]
+    assert again["kwh"] >= put["body"]["kwh"] and again["cdr_token"] == put["body"]["cdr_token"]

@@ -9,12 +9,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from core_client.ocpi.inbox import IssuedToken, Refusal
 from core_client.ocpi.models import Token
 from core_client.ocpi.models.enums import CommandResultType, CommandType, ModuleID, Status
+from core_client.ocpi.registration import Registration
 from tests.ocpi import objects
-from tests.ocpi.harness import TOKEN_B, Emsp, emsp_server
+from tests.ocpi.harness import TOKEN_B, Emsp, emsp_server, registration
 
 LOC = "2.2.1/locations/NL/TNM/LOC1"
 
@@ -52,7 +54,7 @@ async def test_versions_and_details_list_our_modules_at_our_public_url(emsp: Ems
         ("sessions", "RECEIVER", f"{emsp.url}/2.2.1/sessions"),
         ("cdrs", "RECEIVER", f"{emsp.url}/2.2.1/cdrs"),
         ("commands", "SENDER", f"{emsp.url}/2.2.1/commands"),
-        ("tokens", "SENDER", f"{emsp.url}/2.2.1/tokens"),
+        ("tokens", "SENDER", f"{emsp.url}/2.2.1/tokens/"),
     }
 
 
@@ -291,6 +293,10 @@ async def test_real_time_authorization(emsp: Emsp) -> None:
 
 async def test_slashes_as_peers_join_them(emsp: Emsp) -> None:
     emsp.inbox.issue(issued("LIVE", 1))
+    details = (await emsp.call("GET", "2.2.1")).data
+    tokens_url = next(e["url"] for e in details["endpoints"] if e["identifier"] == "tokens")
+    literal = await emsp.call("POST", f"{tokens_url}LIVE/authorize?type=APP_USER", {"location_id": "LOC1"})
+    assert literal.data["allowed"] == "ALLOWED"  # {tokens_endpoint_url}{token_uid}/authorize, as 2.2.1 writes it
     answer = await emsp.call("POST", "2.2.1/tokens//LIVE/authorize/?type=APP_USER", {"location_id": "LOC1"})
     assert answer.data["allowed"] == "ALLOWED"
     assert (await emsp.call("GET", "2.2.1/tokens/")).status_code == 1000
@@ -313,3 +319,12 @@ async def test_credentials_get_post_and_delete_by_the_csms(emsp: Emsp) -> None:
     assert (await emsp.call("GET", "versions")).http == 401  # token B is void
     assert oct((emsp.store.path.stat().st_mode) & 0o777) == "0o600"
     assert TOKEN_B not in repr(registration)
+
+
+async def test_pushes_during_the_handshake_are_taken(tmp_path: Path) -> None:
+    """The CSMS may push before its answer to our POST reaches us: its roles are not known yet."""
+    async with emsp_server(tmp_path, registered=False) as server:
+        server.store.save(Registration(versions_url="http://127.0.0.1:1/v", token_b=SecretStr(TOKEN_B)))
+        assert (await server.call("PUT", LOC, objects.location())).http == 201
+        server.store.save(registration())  # the handshake done: only the CSMS's own party from now on
+        assert (await server.call("PUT", "2.2.1/locations/NL/XYZ/LOC1", objects.location())).http == 404

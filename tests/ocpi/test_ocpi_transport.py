@@ -169,6 +169,17 @@ async def test_get_all_follows_next_links_to_the_last_page(peer) -> None:
     assert pages == [[0, 1], [2, 3], [4]]
 
 
+async def test_get_all_follows_a_relative_link_and_takes_no_data_as_empty(peer) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        if request.query.get("offset") == "1":
+            return ocpi(None)  # success without data: an empty last page
+        return ocpi([1], headers={"Link": '</locations?offset=1&limit=1>; rel="next"'})
+
+    url = await peer(handler)
+    async with OcpiClient() as client:
+        assert [p async for p in client.get_all(f"{url}/locations", "t")] == [[1], []]
+
+
 async def test_get_all_refuses_a_link_to_another_host(peer) -> None:
     async def handler(request: web.Request) -> web.Response:
         return ocpi([1], headers={"Link": '<https://evil.example.com/steal?offset=1>; rel="next"'})

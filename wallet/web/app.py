@@ -47,6 +47,13 @@ async def account(request: Request) -> Response:
     return await read(request, "account.html", work)
 
 
+def sign_in(request: Request, key: str) -> None:
+    """Keep the unlocked account's ``key`` in the browser's session; an account the session held before
+    is locked first (its key leaves memory now, not at the idle lock)."""
+    web(request).lock(request.session.get("key"))
+    request.session["key"] = key
+
+
 async def create(request: Request) -> Response:
     await check_csrf(request)
     form = await request.form()
@@ -54,7 +61,7 @@ async def create(request: Request) -> Response:
 
     def work() -> str:
         address = state.create(str(form.get("password", "")), str(form.get("confirm", "")))
-        request.session["key"] = state.unlock(address, str(form.get("password", "")))
+        sign_in(request, state.unlock(address, str(form.get("password", ""))))
         return f"account {address} created and unlocked: its key is encrypted in {state.config.keystore_dir}"
 
     return await act(request, work, "/")
@@ -66,7 +73,7 @@ async def unlock(request: Request) -> Response:
     state = web(request)
 
     def work() -> str:
-        request.session["key"] = state.unlock(str(form.get("account") or "") or None, str(form.get("password", "")))
+        sign_in(request, state.unlock(str(form.get("account") or "") or None, str(form.get("password", ""))))
         target = str(form.get("next") or "/")
         return target if target.startswith("/") and not target.startswith("//") else "/"  # this site only
 

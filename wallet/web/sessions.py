@@ -19,6 +19,7 @@ from wallet.cli_common import decimal_arg
 from wallet.core import Wallet
 from wallet.errors import BadSessionId, SessionNotFound
 from wallet.invoice import render_pdf
+from wallet.invoice_view import invoice_view
 from wallet.live_client import LiveClient, LiveUnavailable
 from wallet.models import TERMINAL_PHASES
 from wallet.units import parse_amount
@@ -121,7 +122,12 @@ def session_view(wallet: Wallet, live: LiveClient | None, session_id: int) -> di
 async def session_page(request: Request) -> Response:
     found = unlocked(request)
     session_id = session_id_of(request)
-    return await read(request, "session.html", lambda: session_view(found.wallet, found.live, session_id))
+
+    def work() -> dict[str, Any]:
+        view = session_view(found.wallet, found.live, session_id)
+        return {**view, "station": found.wallet.station(view["status"].station_id)}
+
+    return await read(request, "session.html", work)
 
 
 async def session_events(request: Request) -> EventSourceResponse:
@@ -157,7 +163,7 @@ async def session_events(request: Request) -> EventSourceResponse:
 
 
 ACTIONS = {  # what the session page's buttons do: the wallet's method, and what the driver is told
-    "stop": ("request_stop", "stop requested: the charge point stops, then the operator settles"),
+    "stop": ("request_stop", None),  # the live part says it until the settlement replaces it
     "cancel": ("cancel", "cancelled: the deposit is back in your balance"),
     "reclaim": ("reclaim", "reclaimed: the deposit is back in your balance"),
 }
@@ -169,12 +175,13 @@ async def session_action(request: Request) -> Response:
     wallet, _ = await posted(request)
     session_id = session_id_of(request)
     method, done = ACTIONS[request.path_params["action"]]
+    page = f"/sessions/{hex_session_id(session_id)}"
 
     def work() -> str:
         getattr(wallet, method)(session_id)
-        return done
+        return done or page
 
-    return await act(request, work, f"/sessions/{hex_session_id(session_id)}")
+    return await act(request, work, page)
 
 
 # ------------------------------------------------------- history, invoices
@@ -188,6 +195,7 @@ async def history(request: Request) -> Response:
         "history.html",
         lambda: {
             "entries": wallet.history()[::-1],
+            "names": {s.station_id: s.charge_point_id for s in wallet.stations()},
             "decimals": wallet.token_info.decimals,
             "symbol": wallet.token_info.symbol,
         },
@@ -197,7 +205,7 @@ async def history(request: Request) -> Response:
 async def invoice(request: Request) -> Response:
     found = unlocked(request)
     session_id = session_id_of(request)
-    return await read(request, "invoice.html", lambda: {"invoice": found.wallet.invoice(session_id)})
+    return await read(request, "invoice.html", lambda: {"view": invoice_view(found.wallet.invoice(session_id))})
 
 
 async def invoice_pdf(request: Request) -> Response:

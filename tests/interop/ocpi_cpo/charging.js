@@ -147,18 +147,32 @@ class Charging {
 
   /**
    * Send a Session PUT or PATCH once the session's previous push is answered, so they arrive in order. A PATCH
-   * carries the ChargingPeriods not yet delivered (kept when the push is skipped or gets no answer).
+   * carries the ChargingPeriods not yet delivered (kept when the push is skipped or gets no answer). A PUT that
+   * did not arrive, or a PATCH the eMSP answers 404 (it does not know the session), is followed by a PUT of the
+   * whole Session (transport_and_format: "If the object doesn't exist, the client should do a PUT").
    */
   push(id, method, build, purpose) {
     const p = this.platform;
+    const url = `${p.party.country_code}/${p.party.party_id}/${id}`;
     const previous = this.inflight.get(id) || Promise.resolve();
     const sent = previous.then(async () => {
       const meta = p.state.meta[id];
+      const whole = () => this.selfCheck("Session", O.Session, p.session(id));
+      if (method === "PATCH" && meta.needs_put) [method, build, purpose] = ["PUT", whole, `${purpose}, as a PUT`];
       const body = build();
       const periods = method === "PATCH" && meta.pending && meta.pending.length ? meta.pending.splice(0) : [];
       if (periods.length) body.charging_periods = periods;
-      const r = await p.toEmsp(method, "sessions", `${p.party.country_code}/${p.party.party_id}/${id}`, body, { purpose, correlation: meta.correlation });
-      if (r.skipped || r.error) meta.pending.unshift(...periods);
+      let r = await p.toEmsp(method, "sessions", url, body, { purpose, correlation: meta.correlation });
+      let put = method === "PUT";
+      if (!put && r.http === 404) {
+        r = await p.toEmsp("PUT", "sessions", url, whole(), { purpose: `Session PUT after a 404 to ${purpose}`, correlation: meta.correlation });
+        put = true;
+      }
+      const delivered = !(r.skipped || r.error);
+      if (put) {
+        meta.needs_put = !delivered;
+        if (delivered) meta.pending = [];
+      } else if (!delivered) meta.pending.unshift(...periods);
       return r;
     });
     const settled = sent.catch((e) => this.crash(e));

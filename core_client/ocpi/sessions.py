@@ -1,0 +1,259 @@
+"""Wallet sessions at OCPI stations, through the CSMS: each imported station is, to the session service,
+one more charge point (:class:`OcpiStationLink`), so the one session state machine and its decisions
+(:mod:`core_client.sessions`) run them exactly as over OCPP:
+
+- the reconcile loop's RemoteStart -> START_SESSION with a Token for this session (APP_USER, uid = the
+  session's idTag ``EVN<n>``) at the station's EVSE and connector, answered Accepted only once the CSMS's
+  CommandResult says ACCEPTED (REJECTED, FAILED, ... -> Rejected: the session is refused and refunded;
+  no result within the command's timeout -> no answer: the start timeout refuses and refunds);
+- the CSMS's Session (PUT) -> StartTransaction (the OCPI session id kept as our transaction), its kWh
+  (PATCHes) -> meter readings (live data, the budget rule);
+- RemoteStop (budget, the driver's stop on chain) -> STOP_SESSION;
+- the CDR (POSTed or pulled) -> StopTransaction with its energy: settled once (a CDR id is taken once,
+  the service ignores a repeated stop). A CDR of a session that is not ours is recorded, not settled.
+
+:class:`SessionBridge` is the daemon's :class:`~core_client.ocpi.inbox.OcpiInbox`; the tokens it issued
+(kept in the mirror) answer the CSMS's real-time authorization."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Protocol
+
+from core_client.ocpi.csms import Csms
+from core_client.ocpi.errors import OcpiError
+from core_client.ocpi.inbox import IssuedToken
+from core_client.ocpi.mirror import ImportedStation, Mirror
+from core_client.ocpi.models import CDR, CommandResult, Session, Token
+from core_client.ocpi.models.base import ci
+from core_client.ocpi.models.enums import (
+    CommandResponseType,
+    CommandResultType,
+    CommandType,
+    ModuleID,
+    SessionStatus,
+    TokenType,
+    WhitelistType,
+)
+from core_client.ocpi.service import StationInbox, StatusSink
+from core_client.ocpi.settings import OcpiSettings
+from core_client.ocpi.transport import Party
+from core_client.sessions.registry import CommandFailed, Registration
+
+log = logging.getLogger("core_client.ocpi")
+ACCEPTED, REJECTED = "Accepted", "Rejected"  # OCPP RemoteStartStopStatus, as the reconcile loop reads it
+
+
+class Sessions(Protocol):
+    """What the bridge needs of :class:`core_client.sessions.service.SessionService`."""
+
+    def start_transaction(self, link: Any, connector: int, id_tag: str, meter_start: int) -> tuple[int, str]: ...
+    def meter_values(self, link: Any, connector: int, transaction_id: int | None, values: list) -> None: ...
+    def stop_transaction(
+        self, link: Any, transaction_id: int, meter_stop: int, reason: str | None, transaction_data: list | None = None
+    ) -> str: ...
+
+
+class OcpiStationLink:
+    """An imported OCPI station as a charge point of the session service (the calls of the
+    :class:`core_client.sessions.registry.ChargePoint` port that sessions make)."""
+
+    def __init__(self, station: ImportedStation, bridge: SessionBridge) -> None:
+        self.station = station
+        self.bridge = bridge
+        self.id = station.charge_point_id
+
+    def registration(self) -> Registration:
+        """Its registration for the session service: no boot (the CSMS runs the charge point); sessions
+        may start here while we are registered with the CSMS."""
+        station = self.station
+        return Registration(station.station_id, len(station.connector_ids), True, reachable=self.bridge.registered)
+
+    def after_reply(self, send: Any) -> None:
+        self.bridge.spawn(send())
+
+    async def remote_start(self, connector: int, id_tag: str) -> str:
+        return await self.bridge.start(self, connector, id_tag)
+
+    async def remote_stop(self, transaction_id: int) -> str:
+        return await self.bridge.stop(transaction_id)
+
+
+class SessionBridge(StationInbox):
+    """The daemon's inbox in OCPI mode: availability (as :class:`StationInbox`), and wallet sessions."""
+
+    def __init__(
+        self, mirror: Mirror, set_status: StatusSink, settings: OcpiSettings, sessions: Sessions, csms: Csms
+    ) -> None:
+        super().__init__(mirror, set_status)
+        self.settings = settings
+        self.sessions = sessions
+        self.csms = csms
+        self.links: dict[str, OcpiStationLink] = {}  # charge point id -> link
+        self._results: dict[str, asyncio.Future[CommandResult]] = {}  # command uid -> its CommandResult
+        self._tasks: set[asyncio.Task] = set()
+        self._commands = 0
+
+    def registered(self) -> bool:
+        try:
+            registration = self.csms.store.load()
+        except OcpiError:
+            return False
+        return registration is not None and registration.registered
+
+    def refresh_links(self) -> list[OcpiStationLink]:
+        """A link for each imported station not linked yet (the new ones)."""
+        new = [OcpiStationLink(s, self) for s in self.mirror.stations() if s.charge_point_id not in self.links]
+        self.links.update({link.id: link for link in new})
+        return new
+
+    def spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------------------ commands out
+
+    def _command_uid(self, kind: str, key: str) -> str:
+        self._commands += 1
+        return f"{kind}-{key}-{self._commands}"
+
+    async def start(self, link: OcpiStationLink, connector: int, id_tag: str) -> str:
+        """START_SESSION for the session of ``id_tag`` at connector ``connector`` of the station."""
+        station = link.station
+        if not 1 <= connector <= len(station.connector_ids):
+            return REJECTED
+        token = self._issue(id_tag, station)
+        uid = self._command_uid("start", id_tag)
+        waiting = self._results[uid] = asyncio.get_running_loop().create_future()
+        try:
+            try:
+                response = await self.csms.start_session(
+                    uid, token, station.location_id, station.evse_uid, station.connector_ids[connector - 1]
+                )
+            except OcpiError as error:
+                raise CommandFailed(f"START_SESSION: {error}") from None
+            if response.result != CommandResponseType.ACCEPTED:
+                log.info("%s: START_SESSION %s by the CSMS", link.id, response.result.value)
+                return REJECTED
+            timeout = min(float(response.timeout), self.settings.request_timeout_s * 10)
+            try:
+                result = await asyncio.wait_for(waiting, timeout)
+            except asyncio.TimeoutError:
+                raise CommandFailed(f"no CommandResult within {timeout:g}s") from None
+            log.info("%s: START_SESSION for %s: %s", link.id, id_tag, result.result.value)
+            return ACCEPTED if result.result == CommandResultType.ACCEPTED else REJECTED
+        finally:
+            self._results.pop(uid, None)
+
+    async def stop(self, transaction_id: int) -> str:
+        """STOP_SESSION for the CSMS's Session that is our transaction (Accepted once the CSMS accepts the
+        command; the session ends with its CDR)."""
+        found = self.mirror.session_of(transaction_id)
+        if found is None:
+            return REJECTED
+        try:
+            response = await self.csms.stop_session(self._command_uid("stop", str(transaction_id)), found[1])
+        except OcpiError as error:
+            raise CommandFailed(f"STOP_SESSION: {error}") from None
+        return ACCEPTED if response.result == CommandResponseType.ACCEPTED else REJECTED
+
+    def _issue(self, id_tag: str, station: ImportedStation) -> Token:
+        """The Token of one session (kept: the CSMS may GET it, or ask to authorize it)."""
+        party = self.settings.party
+        token = Token(
+            country_code=party.country_code,
+            party_id=party.party_id,
+            uid=id_tag,
+            type=TokenType.APP_USER,
+            contract_id=f"{party.country_code}-{party.party_id}-{id_tag}",
+            issuer=self.settings.business_name,
+            valid=True,
+            whitelist=WhitelistType.NEVER,
+            last_updated=datetime.now(timezone.utc),
+        )
+        issued = {
+            "token": token.to_json(),
+            "location_id": station.location_id,
+            "evse_uid": station.evse_uid,
+            "live": True,
+        }
+        self.mirror.put(ModuleID.TOKENS, party, id_tag, issued, issued["token"]["last_updated"])
+        return token
+
+    def _end_token(self, uid: str) -> None:
+        stored = self.mirror.get(ModuleID.TOKENS, self.settings.party, uid)
+        if stored is not None and stored["live"]:
+            stored["live"] = False
+            self.mirror.put(ModuleID.TOKENS, self.settings.party, uid, stored, stored["token"]["last_updated"])
+
+    # ------------------------------------------------------------------------------ what the CSMS says
+
+    async def on_command_result(self, command: CommandType, uid: str, result: CommandResult) -> None:
+        waiting = self._results.get(uid)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(result)
+        else:
+            log.info(
+                "OCPI %s result %s for %s: nobody waits for it (late or unknown)",
+                command.value,
+                result.result.value,
+                uid,
+            )
+
+    async def on_session(self, session: Session) -> None:
+        party = Party(session.country_code, session.party_id)
+        link, connector = self._where(session.location_id, session.evse_uid, session.connector_id, party)
+        if link is None:
+            return await super().on_session(session)
+        transaction = self.mirror.transaction_of(party, session.id)
+        if transaction is None and session.status in (SessionStatus.ACTIVE, SessionStatus.COMPLETED):
+            transaction, status = self.sessions.start_transaction(link, connector, session.cdr_token.uid, 0)
+            self.mirror.link_transaction(party, session.id, transaction)
+            log.info("%s: OCPI session %s is transaction %d (%s)", link.id, session.id, transaction, status)
+        if transaction is not None and session.kwh > 0:
+            stamp = session.last_updated.isoformat()
+            values = [{"timestamp": stamp, "sampled_value": [{"value": str(wh(session.kwh)), "unit": "Wh"}]}]
+            self.sessions.meter_values(link, connector, transaction, values)
+
+    async def on_cdr(self, cdr: CDR) -> None:
+        party = Party(cdr.country_code, cdr.party_id)
+        place = cdr.cdr_location
+        link, _ = self._where(place.id, place.evse_uid, place.connector_id, party)
+        transaction = self.mirror.transaction_of(party, cdr.session_id) if cdr.session_id else None
+        if link is None or transaction is None:
+            return await super().on_cdr(cdr)  # not a session of ours: recorded, not settled
+        result = self.sessions.stop_transaction(link, transaction, wh(cdr.total_energy), "Remote")
+        self._end_token(cdr.cdr_token.uid)
+        log.info("%s: CDR %s settles transaction %d (%s)", link.id, cdr.id, transaction, result)
+
+    async def tokens(self) -> list[Token]:
+        issued = self.mirror.all(ModuleID.TOKENS)
+        return [Token.model_validate(i["token"]) for i in issued]
+
+    async def token(self, uid: str, token_type: TokenType) -> IssuedToken | None:
+        stored = self.mirror.get(ModuleID.TOKENS, self.settings.party, uid)
+        if stored is None or token_type != TokenType.APP_USER:
+            return None
+        return IssuedToken(
+            Token.model_validate(stored["token"]), stored["location_id"], stored["evse_uid"], stored["live"]
+        )
+
+    def _where(
+        self, location_id: str, evse_uid: str, connector_id: str, party: Party
+    ) -> tuple[OcpiStationLink | None, int]:
+        """Our link for the station of that EVSE, and the connector's number on chain (1-based)."""
+        station = self.mirror.station_of(party, location_id, evse_uid)
+        link = None if station is None else self.links.get(station.charge_point_id)
+        if link is None:
+            return None, 0
+        ids = [ci(c) for c in link.station.connector_ids]
+        return link, ids.index(ci(connector_id)) + 1 if ci(connector_id) in ids else 1
+
+
+def wh(kwh: Decimal) -> int:
+    """kWh as whole Wh (OCPI numbers carry 4 decimals: 0.1 Wh), rounded half up."""
+    return int((kwh * 1000).to_integral_value(rounding="ROUND_HALF_UP"))

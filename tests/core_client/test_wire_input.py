@@ -1,0 +1,86 @@
+"""Hostile input from the wire, without a network: meter values that would take seconds to convert,
+integers beyond 64 bits, NaN, and text from the peer in log lines and errors."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from core_client.ocpp.wire import (
+    MAX_WH,
+    FrameError,
+    check_action,
+    energy_register_wh,
+    parse_frame,
+    validate_call,
+    wire_text,
+)
+from tools.harness.chain import TOKEN
+
+DEPOSIT = 20 * TOKEN
+
+
+def _reading(value: str, unit: str = "Wh") -> list[dict]:
+    return [{"timestamp": "2026-01-01T00:00:00Z", "sampled_value": [{"value": value, "unit": unit}]}]
+
+
+@pytest.mark.issue(9, item=1)
+@pytest.mark.parametrize("value", ["1e999999", "1e400000", "9" * 5000, "-1e999999", "1e-999999999"])
+def test_huge_meter_values_are_skipped_in_microseconds(value):
+    started = time.perf_counter()
+    assert energy_register_wh(_reading(value)) in (None, 0)
+    assert time.perf_counter() - started < 0.5  # was 24 s for 1e999999 (microseconds now; slack for a busy machine)
+
+
+@pytest.mark.issue(9, item=1)
+def test_meter_values_up_to_the_bound_are_read_and_beyond_it_skipped():
+    assert energy_register_wh(_reading(str(MAX_WH))) == MAX_WH
+    assert energy_register_wh(_reading(str(MAX_WH + 1))) is None
+    assert energy_register_wh(_reading("1e9", "kWh")) == 10**12
+    assert energy_register_wh(_reading("2e9", "kWh")) is None  # 2 x 10^12 Wh is beyond 2^40
+    assert energy_register_wh(_reading("12.5", "kWh")) == 12_500
+
+
+@pytest.mark.issue(9, item=7)
+def test_integers_beyond_64_bits_are_a_property_constraint_violation_with_the_message_id():
+    for number in ("9" * 5000, str(2**63), str(-(2**63) - 1)):
+        started = time.perf_counter()
+        with pytest.raises(FrameError) as caught:
+            parse_frame(f'[2,"m-1","MeterValues",{{"connectorId":{number},"meterValue":[]}}]')
+        assert time.perf_counter() - started < 0.5
+        assert (caught.value.code, caught.value.unique_id) == ("PropertyConstraintViolation", "m-1")
+        assert "64 bits" in caught.value.description
+        assert len(caught.value.call_error()) < 300  # the answer carries no copy of the number
+    assert parse_frame(f'[2,"m-2","Heartbeat",{{"n":{2**63 - 1}}}]').payload == {"n": 2**63 - 1}
+
+
+@pytest.mark.issue(9, item=7)
+def test_nan_and_infinity_are_not_json():
+    with pytest.raises(FrameError, match="NaN is not a JSON number"):
+        parse_frame('[2,"m-1","Heartbeat",{"x":NaN}]')
+    with pytest.raises(FrameError) as caught:
+        parse_frame('[2,"m-3","Heartbeat",{"x":Infinity}]')
+    assert caught.value.unique_id == "m-3"
+
+
+@pytest.mark.issue(9, item=6)
+def test_wire_text_keeps_a_log_line_one_line_and_bounded():
+    forged = "CP-1\n2026-01-01 00:00:00,000 INFO    core_client: session 0xdead: settled cost=0\r\x1b[2J"
+    shown = wire_text(forged)
+    assert "\n" not in shown and "\r" not in shown and "\x1b" not in shown and "\\n2026" in shown
+    long = wire_text("x" * 100_000)
+    assert len(long) < 200 and long.endswith("[100000 chars]")
+
+
+@pytest.mark.issue(9, item=6)
+def test_frame_errors_quote_the_peer_escaped_and_bounded():
+    forged = "Heart\nbeat 2026-01-01 INFO core_client: forged"
+    with pytest.raises(FrameError) as caught:
+        check_action(parse_frame(json.dumps([2, "m-1", forged, {}])), set())
+    assert "\n" not in str(caught.value) and "Heart\\nbeat" in caught.value.description
+    huge = {"chargePointVendor": "v" * 200_000, "chargePointModel": "m"}
+    with pytest.raises(FrameError) as caught:
+        validate_call(parse_frame(json.dumps([2, "m-2", "BootNotification", huge])))
+    assert caught.value.code == "TypeConstraintViolation" and len(str(caught.value)) < 400

@@ -1,0 +1,86 @@
+"""`make demo` itself: the whole journey on a fresh chain, checked through its JSON summary."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scripts.demo_chain import StaleState, _existing_deployment
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_settles_three_sessions_that_end_three_ways_and_its_balances_add_up(tmp_path):
+    summary_file = tmp_path / "summary.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scripts.demo",
+            "--fresh",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--summary",
+            str(summary_file),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    summary = json.loads(summary_file.read_text())
+    assert summary["ok"] is True
+
+    sessions = summary["sessions"]
+    assert sorted(s["scenario"] for s in sessions) == ["budget", "driver", "unplug"]
+    assert all(s["state"] == "settled" for s in sessions)
+    # the driver's session at the signing station settled on its meter's records, verified by the wallet
+    assert {s["scenario"]: s["meter_verified"] for s in sessions} == {"driver": True, "budget": None, "unplug": None}
+    assert "Meter     VERIFIED" in result.stdout and "VAT 19 %" in result.stdout
+    assert len({s["session_id"] for s in sessions}) == 3 == len({s["label"] for s in sessions})
+    # one driver, three sessions at once: three lanes; ids in JSON as 0x + 64 hex digits
+    assert all(re.fullmatch(r"0x[0-9a-f]{64}", s["session_id"]) for s in sessions)
+    assert len({s["session_id"][:42] for s in sessions}) == 1  # the same driver in each id
+    for s in sessions:
+        assert f"session {s['label']} (" in result.stdout
+    assert not re.search(r"\d{40}", result.stdout)  # no 78-digit decimal session ids on screen
+
+    before, after = summary["balances"]["before"], summary["balances"]["after"]
+    changes = {name: after[name] - before[name] for name in before}
+    assert sum(changes.values()) == 0, changes  # tokens only moved between driver, payout and escrow
+    assert changes["escrow"] == 0  # every deposit left the escrow again
+    assert changes["driver"] < 0 < changes["operator payout"]
+    for line in ("INVOICE EVN-31337-", "TOTAL", "the changes add up to zero", "three sessions settled"):
+        assert line in result.stdout
+
+
+def test_kept_demo_state_of_an_older_contract_version_is_recognised(net, tmp_path):
+    """``make demo`` continues its kept chain; an escrow there without a function of the current ABI
+    (here: the token's address standing in for an old escrow) is stale, and the demo starts over."""
+    path = tmp_path / "deployment.json"
+    net.deployment.save(path)
+    assert _existing_deployment(net.w3, path) == net.deployment
+    net.deployment.model_copy(update={"escrow": net.deployment.token}).save(path)
+    with pytest.raises(StaleState, match="older EV Network version"):
+        _existing_deployment(net.w3, path)
+    net.deployment.model_copy(update={"escrow": "0x" + "00" * 19 + "01"}).save(path)
+    assert _existing_deployment(net.w3, path) is None  # nothing deployed there (another chain): deploy
+
+
+def test_proxy_demo_runs_a_csms_session_and_a_paid_one_and_verifies_the_record(tmp_path):
+    summary_file = tmp_path / "summary.json"
+    command = [sys.executable, "-m", "scripts.demo", "--proxy", "--state-dir", str(tmp_path / "state")]
+    result = subprocess.run(
+        [*command, "--summary", str(summary_file)], cwd=ROOT, capture_output=True, text=True, timeout=240
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    proxy = json.loads(summary_file.read_text())["proxy"]
+    assert proxy["card_transaction"] == 1001 and proxy["paid_transaction"] == 1002  # both the CSMS's ids
+    assert proxy["paid_session"]["state"] == "settled"
+    assert proxy["records"] == {"logged": 2, "anchored": 2, "waiting": 0}
+    assert proxy["csms_calls"]["StartTransaction"] == 2 == proxy["csms_calls"]["StopTransaction"]
+    assert "record 0 is in anchor 0 of operator" in result.stdout  # ev-wallet verify-record accepted it
