@@ -155,7 +155,7 @@ def test_an_implausible_meter_values_reading_is_not_trusted_and_the_stop_bills_t
         assert problem.charge_point_id == "CP-1" and str(absurd) in problem.error
         assert [a.level for a in of(Log, decision)] == [logging.WARNING]
         stop = decisions.stop(record, 100_500, "Local", NOW + 1)
-        assert of(QueueJob, stop) == [QueueJob(JobKind.SETTLE, SID, {"meter_stop": 100_500})]  # 500 Wh billed
+        assert of(QueueJob, stop) == [QueueJob(JobKind.SETTLE, SID, SettleArgs(meter_stop=100_500))]  # 500 Wh billed
 
 
 @pytest.mark.issue(17, item=1)
