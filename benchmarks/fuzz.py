@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--reply-timeout", type=float, default=30.0, help="seconds a CALL may wait for its answer")
     parser.add_argument(
-        "--skip-defect-shapes", action="store_true", help="leave out the shapes of the fixed issue 9 defects"
+        "--skip-defect-shapes", action="store_true", help="leave out the shapes of the fixed defects (issues 9 and 17)"
     )
     parser.add_argument("--workdir", type=Path, help="keep logs and state here (default: a temporary folder)")
     args = parser.parse_args(argv)

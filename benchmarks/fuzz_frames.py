@@ -40,6 +40,9 @@ DEFECT_SHAPES = {
     "unsolicited_callresult": "issue 9 #2 (fixed): unsolicited CALLRESULTs pile up in ocpp's response queue, never freed",
     "int_over_4300_digits": "issue 9 #7 (fixed): an integer over 4,300 digits raises ValueError in parse_frame (close 1011)",
     "int_2_63": "issue 9 #7 (fixed): a number >= 2^63 hits SQLite OverflowError (answered InternalError)",
+    "meter_absurd_reading": "issue 17 #1 (fixed): a MeterValues reading beyond what a connector delivers was billed",
+    "signed_huge_number": "issue 17 #3 (fixed): RV 1E+999999 / a 5,000-digit page in a signed record froze the daemon",
+    "signed_deep_nesting": "issue 17 #3 (fixed): JSON nested 100,000 deep in a signed value answered InternalError",
 }
 # (kind, weight): schema-driven frames most of the time, each hostile shape now and then
 KINDS = (
@@ -54,6 +57,9 @@ KINDS = (
     ("unsolicited_callresult", 0.3),
     ("int_over_4300_digits", 0.1),
     ("int_2_63", 0.1),
+    ("meter_absurd_reading", 0.5),
+    ("signed_huge_number", 0.3),
+    ("signed_deep_nesting", 0.2),
 )
 SAFE_INT = 2**63 - 1  # general mutations stay below the SQLite-overflow shape, which has its own kind
 
@@ -234,6 +240,36 @@ class FrameGenerator:
             ]
         )
         return call(uid, "StartTransaction" if "meterStart" in payload else "StopTransaction", payload, "int_2_63")
+
+    # the shapes of issue 17
+
+    def _meter_absurd_reading(self, uid: str) -> Frame:
+        value = self.rng.choice(["120000", "1000000000000", "1099511627775", "999999999.999"])
+        sample = {"value": value, "unit": "kWh" if "." in value else "Wh"}
+        payload = {
+            "connectorId": 1,
+            "transactionId": self.rng.randint(1, 5),
+            "meterValue": [{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [sample]}],
+        }
+        return call(uid, "MeterValues", payload, "meter_absurd_reading")
+
+    def _signed_huge_number(self, uid: str) -> Frame:
+        rv, page = self.rng.choice([("1E+999999", "T8"), ("1" + "0" * 5_000, "T8"), ("20", "T" + "9" * 5_000)])
+        record = (
+            f'OCMF|{{"FV":"1.0","PG":"{page}","MS":"FUZZ","ID":"EV0000","RD":[{{"TM":"2026-01-01T00:00:00,000+0000 S",'
+            f'"TX":"E","RV":{rv},"RU":"Wh","ST":"G"}}]}}|{{"SD":"3045"}}'
+        )
+        return self._signed_stop(uid, record, "signed_huge_number")
+
+    def _signed_deep_nesting(self, uid: str) -> Frame:
+        depth = self.rng.choice([5_000, 50_000, 100_000])
+        return self._signed_stop(uid, '{"signedMeterData":' + "[" * depth + "]" * depth + "}", "signed_deep_nesting")
+
+    def _signed_stop(self, uid: str, value: str, kind: str) -> Frame:
+        sample = {"value": value, "context": "Transaction.End", "format": "SignedData"}
+        reading = {"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [sample]}
+        payload = {"transactionId": self.rng.randint(1, 5), "meterStop": 1, "timestamp": "2026-01-01T00:00:00Z"}
+        return call(uid, "StopTransaction", {**payload, "transactionData": [reading]}, kind)
 
 
 def call(uid: str, action: str, payload: dict, kind: str) -> Frame:

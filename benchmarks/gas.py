@@ -18,7 +18,9 @@ registered meter key, in both record shapes the escrow takes: settleSigned and s
 simulator meter's OCMF Begin and End records (two signatures; about 350 bytes each, as a real meter's), and
 with one record holding both readings (one signature; about 450 bytes). Their extra gas per session over the
 plain settle (targets: at most 30,000 for two records, 20,000 for one) is reported single and at each batch
-size. Progress goes to stderr; a table, then the JSON result as the last line, to stdout.
+size. A payment mandate's card session (openSession: open and start in one transaction, for a returning
+payer) is compared with today's open + start. Progress goes to stderr; a table, then the JSON result as the
+last line, to stdout.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from ev_network.chain import connect
 from ev_network.contracts import Escrow, Token
 from ev_network.deployment import Deployment
 from ev_network.devaccounts import dev_account
+from ev_network.mandates import Mandates, new_salt, token_ref
 from ev_network.ocmf import Reason, parse, session_id_tag, signed_settlement
 from ev_network.pricing import Tariff
 from ev_network.tx import TxSender
@@ -120,6 +123,23 @@ class Bench:
             started = operator.start(ids[0], tx_ids[0], 1_000)
             settled = operator.settle(ids[0], 12_000)
         return [r["gasUsed"] for r in opened], started["gasUsed"], settled["gasUsed"], [opened[0], started, settled]
+
+    def mandate_session(self, station: int, payer: LocalAccount) -> dict[str, int]:
+        """A mandate of ``payer`` (who gave the escrow an allowance) naming the operator and one card; one
+        session opened and started under it, then settled; the gas of each."""
+        salt = new_salt()
+        mandates = Mandates(self.w3, self.deployment, self.sender(payer))
+        created = mandates.create(
+            [self.operator.address], DEPOSIT, 10 * DEPOSIT, 2**39, token_refs=[token_ref(salt, "04A2B3C4D5E6F7")]
+        )
+        operator = Mandates(self.w3, self.deployment, self.sender(self.operator))
+        mandate_id = mandates.mandate_id_from(created)
+        ref = token_ref(salt, "04A2B3C4D5E6F7")
+        opened = operator.open_session(mandate_id, ref, station, 1, DEPOSIT, next(self._transaction_ids), 1_000)
+        self.escrow(self.operator).settle(operator.session_id_from(opened), 6_000)
+        again = operator.open_session(mandate_id, ref, station, 1, DEPOSIT, next(self._transaction_ids), 1_000)
+        self.escrow(self.operator).settle(operator.session_id_from(again), 6_000)
+        return {"mandate_create": created["gasUsed"], "open_under_mandate": again["gasUsed"]}
 
     def signed_session(
         self, station: int, meter: SigningMeter, drivers: list[LocalAccount], batched: bool, shape: str
@@ -205,6 +225,13 @@ def measure(batches: list[int]) -> dict[str, Any]:
                 tx["open_after_exact_approve"], tx["start"], tx["settle"], 1, tx["settle"], tx["erc20_approve_first"]
             ),
         }
+        progress("payment mandate: create (one operator, one card), then a card session opened and started under it")
+        tx.update(bench.mandate_session(station, drivers[3]))
+        mandate = {
+            "open_and_start_under_mandate": tx["open_under_mandate"],
+            "open_plus_start": tx["open"] + tx["start"],
+            "met": tx["open_under_mandate"] <= tx["open"] + tx["start"],
+        }
         signed: dict[str, Any] = {}
         for shape in TARGET_SIGNED_EXTRA:
             progress(f"signed path, {shape}: settleSigned of one session (a returning driver) at the metered station")
@@ -229,6 +256,7 @@ def measure(batches: list[int]) -> dict[str, Any]:
     doc = _document(tx, per_session, batches)
     doc["breakdown_single"] = split
     doc["signed"] = signed
+    doc["mandate"] = mandate
     doc["targets"]["signed_extra_max"] = TARGET_SIGNED_EXTRA
     doc["targets"]["signed_extra_met"] = {
         shape: all(row["extra"] <= TARGET_SIGNED_EXTRA[shape] for row in rows.values())
@@ -334,6 +362,10 @@ def render(doc: dict[str, Any]) -> list[str]:
         f"{t['amortised_new_drivers']:,} ({verdict(t['amortised_new_drivers_met'])})",
         f"Peer reference: {peer['name']} ~{peer['gas_per_session']:,} gas per session over "
         f"{peer['transactions']} transactions; ours is {peer['single_session_ratio']:.0%} of it (single session)",
+        "",
+        "Payment mandate (a card session): openSession opens and starts in one transaction:",
+        f"  open + start under a mandate {doc['mandate']['open_and_start_under_mandate']:>9,}   "
+        f"today's open + start {doc['mandate']['open_plus_start']:>9,}   ({verdict(doc['mandate']['met'])})",
         "",
         "Signed path (settleSigned) per session, next to the plain settle:",
         *(

@@ -48,8 +48,10 @@ contract SessionEscrow is ISessionEscrow, StationRegistry {
 
     /// @notice Lanes per driver: the most sessions one driver can have open at once.
     uint256 public constant LANES = 256;
+    /// @notice Role of the payment mandates contract: opens started sessions for payers (openActiveSession).
+    bytes32 internal constant MANDATES_ROLE = keccak256("MANDATES_ROLE");
 
-    /// @notice The token deposits are paid in.
+    /// @inheritdoc ISessionEscrow
     IERC20 public immutable token;
     /// @notice Seconds after open from which the driver may cancel a session that has not started.
     uint32 public immutable startTimeout;
@@ -58,7 +60,7 @@ contract SessionEscrow is ISessionEscrow, StationRegistry {
     /// @notice Seconds after maxDuration from which the driver may reclaim a session never settled.
     uint32 public immutable reclaimGrace;
     /// @inheritdoc ISessionEscrow
-    IMeterVerifier public immutable meterVerifier;
+    IMeterVerifier public immutable signatureVerifier;
 
     mapping(address driver => Session[LANES]) private _lanes;
 
@@ -67,22 +69,22 @@ contract SessionEscrow is ISessionEscrow, StationRegistry {
     /// @param maxDuration_ Longest billable session, in seconds.
     /// @param reclaimGrace_ Seconds after maxDuration before a driver may reclaim an unsettled session.
     /// @param admin Receives DEFAULT_ADMIN_ROLE and REGISTRAR_ROLE.
-    /// @param meterVerifier_ The stateless checker of signed meter records (OCMFVerifier).
+    /// @param signatureVerifier_ The stateless checker of signed meter records (OCMFVerifier).
     constructor(
         IERC20 token_,
         uint32 startTimeout_,
         uint32 maxDuration_,
         uint32 reclaimGrace_,
         address admin,
-        IMeterVerifier meterVerifier_
+        IMeterVerifier signatureVerifier_
     ) StationRegistry(admin) {
-        if (address(token_) == address(0) || address(meterVerifier_) == address(0)) revert ZeroAddress();
+        if (address(token_) == address(0) || address(signatureVerifier_) == address(0)) revert ZeroAddress();
         if (startTimeout_ == 0 || maxDuration_ == 0) revert InvalidTimeouts(startTimeout_, maxDuration_);
         token = token_;
         startTimeout = startTimeout_;
         maxDuration = maxDuration_;
         reclaimGrace = reclaimGrace_;
-        meterVerifier = meterVerifier_;
+        signatureVerifier = signatureVerifier_;
     }
 
     // ----------------------------------------------------------------- driver
@@ -129,6 +131,29 @@ contract SessionEscrow is ISessionEscrow, StationRegistry {
         uint96 refund = _end(s, SessionState.Expired);
         emit SessionExpired(sessionId, msg.sender, refund);
         token.safeTransfer(msg.sender, refund);
+    }
+
+    // ---------------------------------------------------------------- mandates
+
+    /// @inheritdoc ISessionEscrow
+    function openActiveSession(
+        address payer,
+        address operator,
+        uint32 stationId,
+        uint8 connector,
+        uint96 deposit,
+        uint32 transactionId,
+        uint40 meterStart
+    ) external onlyRole(MANDATES_ROLE) returns (uint256 sessionId) {
+        (address stationOperator, uint32 tariffId) = _openable(stationId, connector, deposit);
+        if (stationOperator != operator) revert NotStationOperator(stationId, operator);
+        (uint256 lane, uint16 seq) = _freeLane(payer);
+        sessionId = SessionIds.pack(payer, lane, seq);
+        uint32 now_ = _now();
+        _lanes[payer][lane] = Session(deposit, stationId, tariffId, SessionState.Active, now_, meterStart, seq);
+        emit SessionRequested(sessionId, payer, stationId, connector, deposit, tariffId);
+        emit SessionStarted(sessionId, transactionId, meterStart, now_);
+        token.safeTransferFrom(payer, address(this), deposit);
     }
 
     // --------------------------------------------------------------- operator
@@ -235,6 +260,23 @@ contract SessionEscrow is ISessionEscrow, StationRegistry {
         token.safeTransferFrom(msg.sender, address(this), deposit);
     }
 
+    /// @dev The operator and current tariff of `stationId`, after checking that it takes a session of
+    ///      `deposit` at `connector`.
+    function _openable(uint32 stationId, uint8 connector, uint96 deposit)
+        private
+        view
+        returns (address operator, uint32 tariffId)
+    {
+        if (deposit == 0) revert ZeroDeposit();
+        Station storage station = _station(stationId);
+        uint8 connectors;
+        bool active;
+        (operator, tariffId, connectors, active) = (station.operator, station.tariffId, station.connectors, station.active);
+        if (operator == address(0)) revert UnknownStation(stationId);
+        if (!active) revert StationInactive(stationId);
+        if (connector == 0 || connector > connectors) revert InvalidConnector(stationId, connector);
+    }
+
     /// @dev The first lane of `driver` that holds no open session and has sequence numbers left, and the
     ///      sequence number of its next session.
     function _freeLane(address driver) private view returns (uint256 lane, uint16 seq) {
@@ -265,7 +307,7 @@ contract SessionEscrow is ISessionEscrow, StationRegistry {
         (bool metered, uint32 meterKeySince) = _operatedStationMeter(m.stationId);
         // the key changed since the start (rare): whether the station had one when the session started
         if (meterKeySince > m.since) {
-            (bytes32 qx, bytes32 qy) = _meterKeyAt(m.stationId, m.since);
+            (bytes32 qx, bytes32 qy) = _meterPublicKeyAtTime(m.stationId, m.since);
             metered = qx | qy != 0;
         }
         if (metered) revert MeterSignatureRequired(m.stationId);
@@ -276,9 +318,9 @@ contract SessionEscrow is ISessionEscrow, StationRegistry {
         (Session storage s, address driver) = _session(x.sessionId, SessionState.Active);
         Session memory m = s;
         _checkStationOperator(m.stationId);
-        (bytes32 qx, bytes32 qy) = _meterKeyAt(m.stationId, m.since); // the key of the session's start
+        (bytes32 qx, bytes32 qy) = _meterPublicKeyAtTime(m.stationId, m.since); // the key of the session's start
         if (qx | qy == 0) revert NoMeterKey(m.stationId);
-        (uint40 meterStart, uint40 meterStop) = meterVerifier.readings(x.sessionId, qx, qy, x.records);
+        (uint40 meterStart, uint40 meterStop) = signatureVerifier.readings(x.sessionId, qx, qy, x.records);
         if (x.meterStop != meterStop) revert ReadingMismatch(x.sessionId, meterStop, x.meterStop);
         return _close(x.sessionId, s, m, driver, meterStart, meterStop, payout);
     }

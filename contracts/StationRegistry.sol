@@ -132,13 +132,13 @@ abstract contract StationRegistry is IStationRegistry, AccessControl {
     function getStation(uint32 stationId) public view returns (StationInfo memory) {
         Station memory s = _stations[stationId];
         if (s.operator == address(0)) revert UnknownStation(stationId);
-        bytes memory meterKey = meterKeyAt(stationId, s.meterKeySince);
+        bytes memory meterKey = meterPublicKeyAtTime(stationId, s.meterKeySince);
         return StationInfo(stationId, s.operator, s.tariffId, s.connectors, s.active, _chargePointIds[stationId], meterKey);
     }
 
     /// @inheritdoc IStationRegistry
-    function meterKeyAt(uint32 stationId, uint32 at) public view returns (bytes memory) {
-        (bytes32 x, bytes32 y) = _meterKeyAt(stationId, at);
+    function meterPublicKeyAtTime(uint32 stationId, uint32 at) public view returns (bytes memory) {
+        (bytes32 x, bytes32 y) = _meterPublicKeyAtTime(stationId, at);
         return x | y == 0 ? bytes("") : abi.encodePacked(bytes1(0x04), x, y);
     }
 
@@ -176,7 +176,7 @@ abstract contract StationRegistry is IStationRegistry, AccessControl {
 
     /// @dev The meter key station `stationId` had at time `at` (zero: none): the latest key set at or before
     ///      `at`, found by walking back from the current one (no step while the key is older than `at`).
-    function _meterKeyAt(uint32 stationId, uint32 at) internal view returns (bytes32 x, bytes32 y) {
+    function _meterPublicKeyAtTime(uint32 stationId, uint32 at) internal view returns (bytes32 x, bytes32 y) {
         mapping(uint32 since => MeterKey) storage keys = _meterKeys[stationId];
         uint32 since = _stations[stationId].meterKeySince;
         while (since > at) since = keys[since].previousSince;
@@ -221,9 +221,11 @@ abstract contract StationRegistry is IStationRegistry, AccessControl {
         }
         uint32 now_ = block.timestamp.toUint32();
         uint32 since = station.meterKeySince;
+        // One change per second: the history holds one key per second, and every change writes fresh slots,
+        // so its gas does not depend on the block it lands in (a gas estimate stays valid).
+        if (since == now_) revert MeterKeyChangedThisSecond(stationId);
         MeterKey storage key = _meterKeys[stationId][now_];
-        if (since != now_) key.previousSince = since; // a second change within one second replaces the first
-        (key.x, key.y) = (x, y);
+        (key.x, key.y, key.previousSince) = (x, y, since);
         station.metered = length != 0;
         station.meterKeySince = now_;
         emit MeterPublicKeySet(stationId, publicKey);

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from core_client.errors import CoreClientError
 from core_client.ocpi.settings import OcpiSettings
 from core_client.proxy.config import UpstreamSettings
+from core_client.storage.database import Location, is_postgres_url
 
 ENV_PREFIX = "EVN_CC_"
 JSON_FIELDS = ("charge_points", "upstream", "live", "dashboard", "ocpi")  # given as a JSON object in the environment
@@ -83,6 +84,8 @@ class LiveSettings(BaseModel):
     requests_per_minute: int = Field(120, ge=1)  # per client address; beyond: 429
     max_validity_s: int = Field(300, ge=10, le=3600)  # how far in the future a signed request may expire
     poll_interval_s: float = Field(1.0, gt=0)  # how often an event stream looks for new readings
+    max_streams_per_session: int = Field(4, ge=1)  # open event streams of one session (any address); beyond: 429
+    max_streams: int = Field(200, ge=1)  # open event streams in all; beyond: 503
 
 
 class DashboardSettings(BaseModel):
@@ -118,7 +121,7 @@ class Settings(BaseModel):
     deployment_file: Path = Path("deployments/local.json")
     keystore: Path = Path("operator.json")
     password_env: str = "EVN_OPERATOR_PASSWORD"
-    database: Path = Path("core-client.sqlite")
+    database: Location = Path("core-client.sqlite")  # a SQLite file, or postgresql://... (several instances)
     charge_points: dict[str, str] = Field(default_factory=dict)
     budget_margin: float = Field(0.02, ge=0, lt=1)
     max_power_kw: float = Field(350, gt=0, le=1e6)  # the most a connector delivers: readings beyond are not trusted
@@ -160,8 +163,10 @@ class Settings(BaseModel):
 
     @property
     def control_token_file(self) -> Path:
-        """Where the daemon keeps its control token when ``control_token`` is not set."""
-        return self.database.with_name(self.database.name + ".control-token")
+        """Where the daemon keeps its control token when ``control_token`` is not set: next to the
+        database file, or to the keystore when the database is on a PostgreSQL server."""
+        beside = self.keystore if isinstance(self.database, str) else self.database
+        return beside.with_name(beside.name + ".control-token")
 
     @property
     def tls(self) -> bool:
@@ -237,7 +242,7 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
         base = path.resolve().parent
         nested = [(values.get("upstream"), "outbox"), (values.get("ocpi"), "registration_file")]
         for table, name in [(values, n) for n in PATH_FIELDS] + nested:
-            relative = isinstance(table, dict) and isinstance(table.get(name), str)
+            relative = isinstance(table, dict) and isinstance(table.get(name), str) and not is_postgres_url(table[name])
             if relative and not Path(table[name]).expanduser().is_absolute():
                 table[name] = os.path.normpath(base / table[name])
     values.update(env_overrides(environ))
@@ -248,11 +253,13 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
         raise ConfigError(f"invalid configuration: {problems}") from None
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise ConfigError("tls_cert and tls_key go together: set both (wss://) or neither (ws://)")
+    if settings.ocpi is not None and isinstance(settings.database, str):
+        raise ConfigError("[ocpi] keeps its files next to a SQLite database: not yet with a postgresql:// database")
     for name in PATH_FIELDS:
         value = getattr(settings, name)
-        if value is not None:
+        if isinstance(value, Path):
             setattr(settings, name, value.expanduser())
-    if settings.upstream is not None:
+    if settings.upstream is not None and isinstance(settings.upstream.outbox, Path):
         settings.upstream.outbox = settings.upstream.outbox.expanduser()
     if settings.ocpi is not None and settings.ocpi.registration_file is not None:
         settings.ocpi.registration_file = settings.ocpi.registration_file.expanduser()

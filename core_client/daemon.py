@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import sys
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from web3 import Web3
@@ -24,18 +26,21 @@ from core_client.ocpi.csms import Csms
 from core_client.ocpi.mirror import Mirror
 from core_client.ocpi.service import OcpiService
 from core_client.ocpi.sessions import SessionBridge
-from core_client.ocpp.server import OcppServer
+from core_client.ocpp.adapter import load_schemas
+from core_client.ocpp.server import AcceptFailures, OcppServer
 from core_client.proxy.relay import proxy_for
 from core_client.records.anchoring import anchor_loop, records_health, transaction_log
 from core_client.records.log import TransactionLog
 from core_client.sessions.jobs import OPEN, JobStatus
 from core_client.sessions.machine import SessionRecord, State
 from core_client.sessions.service import SessionService
+from core_client.storage.database import describe
+from core_client.storage.lease import Lease, LeaseLost
 from core_client.storage.store import Store
 from core_client.web.control import ControlServer
 from core_client.web.front_ends import start_front_ends, stop_front_ends
 from ev_network.chain import http_web3
-from ev_network.contracts import Escrow, SessionState
+from ev_network.contracts import Escrow, SessionState, Token
 from ev_network.deployment import Deployment
 from ev_network.errors import ChainUnavailable, EVNetworkError
 from ev_network.keys import load_keyfile
@@ -46,10 +51,24 @@ from ev_network.web.server import HttpServer
 log = logging.getLogger("core_client")
 FAILED_SHOWN = 20  # the latest failed sessions listed in /health
 CHECKPOINT_EVERY_S = 2.0
+START_PROBE_S = 0.25  # how long start waits for the chain before serving OCPP without it
+LEASE_RETRY_S = 1.0  # a standby instance asks for the signer lease this often
+LEASE_CHECK_S = 1.0  # the leader checks it still holds it this often (see core_client.storage.lease)
 # How long a thread may hold the GIL while another waits for it (Python's default: 5 ms). Chain reads
 # and signing run in worker threads; each time the event loop gives the GIL up (a socket write, a poll)
 # it could wait that long to get it back, per OCPP reply. The daemon's loop should wait far less.
 GIL_SWITCH_INTERVAL_S = 0.0005
+
+
+async def _listening(start: Awaitable[None], setting: str, host: str, port: int) -> None:
+    """Await a server's ``start``; a port taken or a host that does not resolve is a ConfigError naming
+    the ``{setting}_host`` / ``{setting}_port`` setting, in one line."""
+    try:
+        await start
+    except socket.gaierror as error:
+        raise ConfigError(f"{setting}_host {host!r} does not resolve ({error.strerror})") from None
+    except OSError as error:
+        raise ConfigError(f"{setting}_port {port} on {host}: {error.strerror or error}") from None
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -78,6 +97,7 @@ class Daemon:
         self.stopped = asyncio.Event()
         self.fatal: asyncio.Future[None] | None = None  # set to the error that ends the daemon
         self.chain_started = False
+        self.role = "standby"  # "leader" once it holds the signer lease (at once, unless it shares PostgreSQL)
         self.operator_name = ""
         self._warned = False
         self._tasks: list[asyncio.Task] = []  # ended by stop(): the reconcile loop, the watcher, the worker
@@ -94,12 +114,17 @@ class Daemon:
         chain side once the chain is back (a failed check then ends :func:`run` with its error)."""
         s = self.settings
         self.fatal = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().set_exception_handler(AcceptFailures())  # no traceback per failed accept
         self.store = Store(s.database)  # first: a database of an old version is refused at once
+        load_schemas()  # every OCPP 1.6 schema in memory: no frame needs a file descriptor later
         try:
             self.w3_events, self.w3_tx = make_web3(s), make_web3(s)
             self.escrow_read = Escrow(self.w3_events, self.deployment)
             self.records = transaction_log(s, self.deployment, make_web3(s))
-            reachable = await self._check_chain()
+            try:  # a node that accepts and never answers must not keep OCPP closed: the chain side starts later
+                reachable = await asyncio.wait_for(self._check_chain(), START_PROBE_S)
+            except asyncio.TimeoutError:
+                reachable = False
         except BaseException:
             self.store.close()
             if self.records is not None:
@@ -123,9 +148,28 @@ class Daemon:
         self.proxy = proxy_for(s)
         self.ocpp = OcppServer(s, self.service, self.records, self.proxy)
         self.control = ControlServer(s, self.service, self.health)
-        await self.ocpp.start()
-        await self.control.start()
+        self.lease = Lease(self.store.db, f"signer:{self.identity}")
+        leading = await asyncio.to_thread(self.lease.try_acquire)  # before /health answers: it tells the role
+        if leading:
+            self.role = "leader"
         try:
+            await _listening(self.control.start(), "control", s.control_host, s.control_port)
+        except BaseException:
+            self.lease.release()
+            self.store.close()
+            raise
+        if leading:
+            await self._lead(reachable)
+        else:  # several instances on one PostgreSQL: another signs for the operator; stand by for it
+            log.info("standing by: another instance holds the signer lease of operator %s", self.account.address)
+            self._background.append(asyncio.get_running_loop().create_task(self._stand_by()))
+
+    async def _lead(self, reachable: bool) -> None:
+        """Serve the charge points and run the chain side: this instance holds the signer lease."""
+        s = self.settings
+        try:
+            await _listening(self.ocpp.start(), "listen", s.listen_host, s.listen_port)
+            self.role = "leader"  # (after the OCPP port is open: a standby's /health says so once it serves)
             self.front_ends = await start_front_ends(
                 s, self.service, make_web3(s), self.deployment, self.account.address
             )
@@ -134,11 +178,14 @@ class Daemon:
             await stop_front_ends(self.front_ends)
             await self.ocpp.close()
             await self.control.close()
+            self.lease.release()
             self.store.close()
             raise
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self.service.run())]
         self._background.append(loop.create_task(self._checkpoints()))  # cancelled at shutdown
+        if self.lease.shared:
+            self._background.append(loop.create_task(self._hold_lease()))
         try:
             if reachable:
                 await self._start_chain_side()
@@ -147,6 +194,29 @@ class Daemon:
         if not reachable:
             log.warning("chain unreachable at %s: serving OCPP; the chain side starts when it is back", s.rpc_url)
             self._background.append(loop.create_task(self._chain_later()))
+
+    async def _stand_by(self) -> None:
+        """Wait for the signer lease (the leader died or let it go), then lead."""
+        try:
+            while not await asyncio.to_thread(self.lease.try_acquire):
+                await asyncio.sleep(LEASE_RETRY_S)
+            log.info("signer lease of operator %s taken over: leading", self.account.address)
+            await self._lead(await self._check_chain())
+        except Exception as error:
+            self._fail(error)
+
+    async def _hold_lease(self) -> None:
+        """Check the lease every LEASE_CHECK_S; once lost (PostgreSQL unreachable), end the daemon, so that
+        it signs nothing more while another instance may already lead."""
+        while await asyncio.to_thread(self.lease.still_held):
+            await asyncio.sleep(LEASE_CHECK_S)
+        self._fail(LeaseLost(f"the signer lease of operator {self.account.address} was lost: stopping"))
+
+    def _fail(self, error: BaseException) -> None:
+        """End :func:`run` with ``error``."""
+        log.error("%s", error)
+        if self.fatal is not None and not self.fatal.done():
+            self.fatal.set_exception(error)
 
     async def _start_ocpi(self) -> None:
         """OCPI mode (an [ocpi] section): our endpoints for the CPO's CSMS, and wallet sessions at the
@@ -159,8 +229,15 @@ class Daemon:
         def availability(cp_id: str, connector: int, status: str) -> None:
             self.service.live.status(cp_id, connector, status, "NoError")
 
+        try:  # the token's decimals, to compare a CDR's total_cost with the chain's price (None: not compared)
+            read = asyncio.to_thread(Token(self.w3_events, self.deployment.token).decimals)
+            decimals: int | None = await asyncio.wait_for(read, self.settings.rpc_timeout_s + 1)
+        except Exception as error:
+            log.warning("OCPI: the token's decimals unknown (%s): CDR costs are not compared", error)
+            decimals = None
+
         def bridge(mirror: Mirror, csms: Csms) -> SessionBridge:
-            return SessionBridge(mirror, availability, ocpi, self.service, csms)
+            return SessionBridge(mirror, availability, ocpi, self.service, csms, self.records, decimals)
 
         self.ocpi = OcpiService(ocpi, self.settings.database, bridge)
         try:
@@ -213,9 +290,7 @@ class Daemon:
                 except ChainUnavailable:  # gone again between the check and the first read
                     await asyncio.sleep(delay)
         except Exception as error:
-            log.error("cannot start the chain side: %s", error)
-            if self.fatal is not None and not self.fatal.done():
-                self.fatal.set_exception(error)
+            self._fail(EVNetworkError(f"cannot start the chain side: {error}"))
 
     async def _checkpoints(self) -> None:
         """Move the database's write-ahead log into its file now and then, in a thread (see Store)."""
@@ -244,6 +319,7 @@ class Daemon:
         if self.chain_started:
             await self.worker.drain(drain_timeout)
         left = len(self.store.jobs(*OPEN))
+        self.lease.release()
         self.store.close()
         if self.records is not None:
             self.records.close()
@@ -261,6 +337,7 @@ class Daemon:
                 open_jobs[kind] = open_jobs.get(kind, 0) + n
         return {
             "operator": self.account.address,
+            "role": self.role,
             "connected_charge_points": sorted(self.service.links),
             "online_charge_points": sorted(cp for cp in self.service.links if self.service.online(cp)),
             "queue_depth": sum(open_jobs.values()),
@@ -281,15 +358,20 @@ class Daemon:
             "meter_problems": self.service.meter_problems,
         }
 
+    @property
+    def identity(self) -> str:
+        """chain:escrow:operator, what the database and the signer lease belong to."""
+        return f"{self.deployment.chain_id}:{self.deployment.escrow}:{self.account.address}"
+
     def _check_database(self) -> None:
         """Refuse a database written for another chain, escrow or operator (its cursor and jobs would lie)."""
-        identity = f"{self.deployment.chain_id}:{self.deployment.escrow}:{self.account.address}"
+        identity = self.identity
         stored = self.store.meta("identity")
         if stored is None:
             self.store.set_meta("identity", identity)
         elif stored != identity:
             raise EVNetworkError(
-                f"database {self.settings.database} belongs to chain:escrow:operator {stored}, not {identity}; "
+                f"database {describe(self.settings.database)} belongs to chain:escrow:operator {stored}, not {identity}; "
                 "use a new database file for a new deployment or operator"
             )
 

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-CONTRACTS = ("EVToken", "SessionEscrow", "PlainToken", "RecordAnchor", "OperatorProfile")
+CONTRACTS = ("EVToken", "SessionEscrow", "PlainToken", "RecordAnchor", "OperatorProfile", "PaymentMandates")
 
 
 def export(build_dir: Path, abi_dir: Path) -> list[Path]:

@@ -27,7 +27,10 @@ def http_web3(rpc_url: str, timeout: float = 10.0, retries: bool = True) -> Web3
     otherwise send eth_chainId before every call, doubling the requests of a busy client. Each request
     waits at most ``CONNECT_TIMEOUT_S`` to connect and ``timeout`` to read. ``retries=False`` turns off
     web3's own retries (for callers that retry and log outages themselves, or must fail fast)."""
-    parts = urlparse(rpc_url)
+    try:
+        parts = urlparse(rpc_url)
+    except ValueError:  # "Invalid IPv6 URL": http://[::1
+        parts = urlparse("")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BadRpcUrl(f"{rpc_url!r} is not a JSON-RPC node URL: expected http://HOST:PORT (or https://...)")
     options: dict = {"request_kwargs": {"timeout": (min(CONNECT_TIMEOUT_S, timeout), timeout)}}

@@ -265,7 +265,7 @@ class Escrow(_Wrapper):
     def meter_key_at(self, station_id: int, timestamp: int, block: Any = "latest") -> bytes:
         """The meter key (04 || x || y, empty for none) station ``station_id`` had at ``timestamp``: the key that
         settles a session started then (a later rotation does not change it)."""
-        return bytes(call_view(self._fn("meterKeyAt", station_id, timestamp), block))
+        return bytes(call_view(self._fn("meterPublicKeyAtTime", station_id, timestamp), block))
 
     def station_id_from(self, receipt: dict) -> int:
         """The station id of an ``addStation`` receipt."""

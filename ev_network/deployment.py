@@ -18,7 +18,7 @@ HOW_TO_DEPLOY = "deploy first (make deploy, or brownie run scripts/deploy.py --n
 
 @cache
 def load_abi(contract: str) -> list[dict]:
-    """The ABI of ``contract`` (EVToken, SessionEscrow, PlainToken, RecordAnchor, OperatorProfile) as shipped with the package."""
+    """The ABI of ``contract`` (EVToken, SessionEscrow, PlainToken, RecordAnchor, OperatorProfile, PaymentMandates) as shipped with the package."""
     return json.loads((ABI_DIR / f"{contract}.json").read_text())
 
 
@@ -45,6 +45,7 @@ class Deployment(BaseModel):
     record_anchor: str | None = None  # the RecordAnchor contract; None in files from before it existed
     operator_profile: str | None = None  # the OperatorProfile contract (invoices' legal data); optional
     meter_verifier: str | None = None  # the OCMFVerifier the escrow checks signed records with (informational)
+    payment_mandates: str | None = None  # the PaymentMandates contract (cards, eMSPs); None before it existed
 
     @classmethod
     def load(cls, path: str | Path) -> Deployment:

@@ -15,7 +15,7 @@ from ev_network.errors import ContractRevert
 @cache
 def _error_table() -> dict[bytes, tuple[str, list[str]]]:
     table: dict[bytes, tuple[str, list[str]]] = {}
-    for contract in ("SessionEscrow", "EVToken", "PlainToken", "RecordAnchor", "OperatorProfile"):
+    for contract in ("SessionEscrow", "EVToken", "PlainToken", "RecordAnchor", "OperatorProfile", "PaymentMandates"):
         for item in load_abi(contract):
             if item["type"] != "error":
                 continue

@@ -91,8 +91,9 @@ def short_session(session_id: int, with_driver: bool = False) -> str:
     return label_of_driver(session_id) if with_driver else session_label(session_id)
 
 
-async def run_session(wallet: Wallet, chain: DemoChain, scenario: Scenario) -> dict:
-    station_id = chain.station_ids[scenario.charge_point_id]
+async def run_session(wallet: Wallet, chain: DemoChain, scenario: Scenario, station_id: int | None = None) -> dict:
+    """Open ``scenario``'s session (at its charge point's station, or at ``station_id``), end it, check it settled."""
+    station_id = chain.station_ids[scenario.charge_point_id] if station_id is None else station_id
     opened = await asyncio.to_thread(wallet.open, station_id, scenario.connector, scenario.deposit)
     tag = f"[bold]session {session_label(opened.session_id)}[/bold] ({scenario.title})"
     say(f"{tag}: opened at {scenario.charge_point_id}/{scenario.connector}, deposit {wallet.fmt(scenario.deposit)}")
@@ -202,10 +203,13 @@ def main() -> int:
     parser.add_argument(
         "--proxy", action="store_true", help="proxy mode: the Core Client in front of a stand-in CSMS (a new chain)"
     )
+    parser.add_argument(
+        "--ocpi", action="store_true", help="OCPI mode: the Core Client as an eMSP of a stand-in CSMS (a new chain)"
+    )
     args = parser.parse_args()
     exit_on_sigterm()  # a SIGTERM runs the finally blocks below: Core Client and Anvil are stopped
-    if args.proxy:  # its own chain and state, new each time: the record anchors of earlier runs would not fit
-        args.state_dir, args.fresh = args.state_dir / "proxy", True
+    if args.proxy or args.ocpi:  # own chain and state, new each time: earlier runs' anchors and imports would not fit
+        args.state_dir, args.fresh = args.state_dir / ("proxy" if args.proxy else "ocpi"), True
     if args.fresh:
         shutil.rmtree(args.state_dir, ignore_errors=True)
     args.state_dir.mkdir(parents=True, exist_ok=True)
@@ -220,6 +224,11 @@ def main() -> int:
 
             asyncio.run(proxy_journey(chain, args.state_dir, summary, sys.modules[__name__]))
             done = "the CSMS's session recorded, the wallet's settled, its record verified against the chain"
+        elif args.ocpi:
+            from scripts.demo_ocpi import ocpi_journey
+
+            asyncio.run(ocpi_journey(chain, args.state_dir, summary, sys.modules[__name__]))
+            done = "a wallet session through the CSMS's OCPI interface, settled on chain from its CDR"
         else:
             asyncio.run(journey(chain, args.state_dir, summary))
             done = "three sessions settled on chain"

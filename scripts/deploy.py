@@ -1,5 +1,5 @@
-"""Deploy the EV Network (token, meter verifier, session escrow, record anchor, operator profiles) and write the
-deployment file.
+"""Deploy the EV Network (token, meter verifier, session escrow, payment mandates, record anchor, operator
+profiles) and write the deployment file.
 
     brownie run scripts/deploy.py --network evnet-anvil      (make deploy)
 
@@ -12,9 +12,10 @@ ERC-20 to use instead of deploying EVToken, e.g. a stablecoin)."""
 import os
 from pathlib import Path
 
-from brownie import EVToken, OCMFVerifier, OperatorProfile, RecordAnchor, SessionEscrow, chain, network
+from brownie import EVToken, OCMFVerifier, OperatorProfile, PaymentMandates, RecordAnchor, SessionEscrow, chain, network
 
 from ev_network.deployment import Deployment
+from ev_network.mandates import MANDATES_ROLE
 from scripts._common import account_from_env
 
 
@@ -31,6 +32,8 @@ def main() -> Deployment:
         token_address = EVToken.deploy("EV Network Euro", "EVE", admin, tx).address
     verifier = OCMFVerifier.deploy(tx)  # stateless: checks signed meter records for the escrow's settleSigned
     escrow = SessionEscrow.deploy(token_address, start_timeout, max_duration, reclaim_grace, admin, verifier, tx)
+    mandates = PaymentMandates.deploy(escrow.address, tx)  # cards and eMSPs: sessions opened under a mandate
+    escrow.grantRole(MANDATES_ROLE, mandates.address, tx)
     record_anchor = RecordAnchor.deploy(escrow.address, tx)  # operators of this escrow anchor their records
     profiles = OperatorProfile.deploy(escrow.address, tx)  # and publish their invoices' legal data
 
@@ -46,6 +49,7 @@ def main() -> Deployment:
         record_anchor=record_anchor.address,
         operator_profile=profiles.address,
         meter_verifier=verifier.address,
+        payment_mandates=mandates.address,
     )
     out = Path(os.environ.get("EVN_DEPLOYMENT", "deployments/local.json"))
     deployment.save(out)

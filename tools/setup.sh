@@ -56,10 +56,14 @@ if ! grep -q "id: evnet-anvil" "$HOME/.brownie/network-config.yaml" 2>/dev/null 
 fi
 
 # 5. Contracts (build/contracts; the ABIs shipped in ev_network/abi are refreshed by `make abi`)
-if [ ! -f build/.compiled ] || [ -n "$(find contracts -newer build/.compiled -name '*.sol' | head -1)" ]; then
+#    Compiled afresh whenever a contract was added, changed, renamed or removed (a removed contract's
+#    stale build file would otherwise stay and break the ABI and docs checks).
+SOURCES_SUM="$(find contracts -name '*.sol' -print0 | sort -z | xargs -0 sha1sum | sha1sum | cut -d' ' -f1)"
+if [ "$(cat build/.compiled 2>/dev/null)" != "$SOURCES_SUM" ]; then
   say "compiling contracts"
+  rm -rf build/contracts build/interfaces
   .venv/bin/brownie compile >/dev/null
-  touch build/.compiled
+  printf '%s\n' "$SOURCES_SUM" > build/.compiled
 fi
 
 # 6. Headless Chromium for tests/browser (Debian's package, installed with apt-get when run as root;

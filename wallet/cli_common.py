@@ -77,6 +77,7 @@ StationArg = Annotated[
 ]
 
 RPC_TIMEOUT_S = 30  # longest wait for one answer once the node has answered the probe
+MAX_AMOUNT = 2**40  # energy (Wh) and durations (s) of a session on chain are uint40
 
 #: ev-wallet catches only the bindings' error base (WalletError and KeystoreError are among them)
 clean_errors = _clean_errors((EVNetworkError,))
@@ -165,4 +166,6 @@ def decimal_arg(text: str, option: str, scale: int) -> int:
         raise WalletError(f"{option} {text!r} is not a number") from None
     if not value.is_finite() or value < 0 or value != value.to_integral_value():
         raise WalletError(f"{option} {text!r} must be a positive number with at most {len(str(scale)) - 1} decimals")
+    if value >= MAX_AMOUNT:  # what a session can hold on chain (uint40 Wh and seconds)
+        raise WalletError(f"{option} {text!r} is beyond what a session can hold ({MAX_AMOUNT // scale - 1} at most)")
     return int(value)

@@ -110,12 +110,12 @@ def invoice_view(inv: Invoice) -> InvoiceView:
 
 
 def line_text(inv: Invoice, line: InvoiceLine) -> str:
-    """``Energy: 0.189 kWh x 0.35/kWh``; the session fee and the cap by name only."""
+    """``Energy: 0.189 kWh x 0.35/kWh``, ``Charging time: 1:02:05 x 2.00/h``; the session fee and the cap by
+    name only."""
     if line.unit_price is None or line.unit == "session":
         return line.description
-    return (
-        f"{line.description}: {line.quantity} {line.unit} x {format_amount(line.unit_price, inv.decimals)}/{line.unit}"
-    )
+    quantity = line.quantity if line.unit == "h" else f"{line.quantity} {line.unit}"  # h:mm:ss says its unit
+    return f"{line.description}: {quantity} x {format_amount(line.unit_price, inv.decimals)}/{line.unit}"
 
 
 def when(iso: str) -> str:

@@ -14,6 +14,7 @@ proof: its invoice says the reading is the operator's.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pydantic import BaseModel
@@ -21,6 +22,7 @@ from web3.logs import DISCARD
 
 from ev_network import ocmf
 from ev_network.contracts import Escrow
+from ev_network.units import format_time
 from wallet.errors import WalletError
 
 VERIFIED = "both records verified against the meter key registered on chain"
@@ -130,9 +132,25 @@ def verdict_rows(proof: MeterProof | None) -> list[tuple[str, str]]:
     return [
         ("Meter", f"{mark}: {proof.result}"),
         ("", f"serial {proof.begin.meter_serial}, key {proof.meter_public_key[:20]}...{proof.meter_public_key[-8:]}"),
-        ("", f"Begin {proof.begin.reading_wh} Wh at {proof.begin.time} ({proof.begin.pagination})"),
-        ("", f"End   {proof.end.reading_wh} Wh at {proof.end.time} ({proof.end.pagination})"),
+        ("", f"Begin {proof.begin.reading_wh} Wh at {meter_time(proof.begin.time)} ({proof.begin.pagination})"),
+        ("", f"End   {proof.end.reading_wh} Wh at {meter_time(proof.end.time)} ({proof.end.pagination})"),
     ]
+
+
+CLOCK = {"U": "not synchronised", "I": "informative", "R": "relative"}  # OCMF's time status, S aside
+
+
+def meter_time(tm: str) -> str:
+    """A signed record's time (OCMF ``TM``: ``2018-07-24T13:22:04,000+0000 S``) in the time format of the
+    rest of the invoice, with the meter clock's status unless it was synchronised (S); as written when it
+    is not in OCMF's form (the record itself keeps it as signed)."""
+    stamp, _, status = tm.partition(" ")
+    try:
+        moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S,%f%z")
+    except ValueError:
+        return tm
+    shown = format_time(moment.timestamp())
+    return shown if status == "S" else f"{shown} (meter clock {CLOCK.get(status, 'status ' + repr(status))})"
 
 
 def labelled(rows: list[tuple[str, str]]) -> list[str]:

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IMeterRecords} from "./IMeterRecords.sol";
 import {IMeterVerifier} from "./IMeterVerifier.sol";
 import {IStationRegistry} from "./IStationRegistry.sol";
@@ -157,6 +158,29 @@ interface ISessionEscrow is IStationRegistry, IMeterRecords {
         bytes32 s
     ) external returns (uint256 sessionId);
 
+    /// @notice Open a session for `payer` that `operator`'s charge point already started (a card or roaming
+    ///         token): the session is Active at once, its deposit pulled from the payer (who approved the
+    ///         escrow), its refund returned to the payer, its id in the payer's lanes. Only MANDATES_ROLE: the
+    ///         payment mandates contract, which checks the payer's mandate (named operator, caps, expiry)
+    ///         first. Emits SessionRequested and SessionStarted, as open and start do.
+    /// @param payer Whose tokens pay (the session's driver).
+    /// @param operator The operator that asked; must operate the station.
+    /// @param stationId Station (must be active).
+    /// @param connector Connector number, 1 to the station's connector count.
+    /// @param deposit Most the session can cost.
+    /// @param transactionId The OCPP transaction id the Core Client gave the charge point.
+    /// @param meterStart Meter reading at start, in Wh.
+    /// @return sessionId The new session's id.
+    function openActiveSession(
+        address payer,
+        address operator,
+        uint32 stationId,
+        uint8 connector,
+        uint96 deposit,
+        uint32 transactionId,
+        uint40 meterStart
+    ) external returns (uint256 sessionId);
+
     /// @notice Ask the operator to stop a running session. Only an event: the Core Client sends
     ///         RemoteStopTransaction and settles when the charge point reports the stop.
     /// @param sessionId An Active session of the caller.
@@ -220,8 +244,11 @@ interface ISessionEscrow is IStationRegistry, IMeterRecords {
     /// @param settlements One per session.
     function settleSignedBatch(SignedSettlement[] calldata settlements) external;
 
+    /// @notice The token deposits are paid in.
+    function token() external view returns (IERC20);
+
     /// @notice The stateless contract that checks signed meter records for settleSigned.
-    function meterVerifier() external view returns (IMeterVerifier);
+    function signatureVerifier() external view returns (IMeterVerifier);
 
     /// @notice The OCPP idTag naming session `sessionId` (`EV` + 18 hex digits): the identification its
     ///         signed records must carry.

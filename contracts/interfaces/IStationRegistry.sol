@@ -74,6 +74,8 @@ interface IStationRegistry {
     error InvalidConnectorCount(uint8 connectors);
     /// @notice There is no tariff `tariffId`.
     error UnknownTariff(uint32 tariffId);
+    /// @notice Station `stationId`'s meter key already changed in this second (unix time): try again in the next.
+    error MeterKeyChangedThisSecond(uint32 stationId);
     /// @notice A meter key must be a P-256 point: 64 bytes x || y, 65 bytes 04 || x || y, or 91 bytes of
     ///         DER SubjectPublicKeyInfo; the one given for station `stationId` (`length` bytes) is not.
     error InvalidMeterKey(uint32 stationId, uint256 length);
@@ -112,7 +114,7 @@ interface IStationRegistry {
     /// @notice Register, rotate or remove the P-256 public key of the station's signing meter. Sessions that
     ///         start from now on settle on records this key signed (settleSigned), or, once removed, with
     ///         settle; a session already running keeps the key (or no key) it started with, so a rotation
-    ///         strands nothing in flight. A change in the same second as an earlier one replaces it.
+    ///         strands nothing in flight. One change per second (MeterKeyChangedThisSecond).
     /// @param stationId The station (the caller must be its operator).
     /// @param publicKey 64 bytes x || y, 65 bytes 04 || x || y, or the 91-byte DER SubjectPublicKeyInfo
     ///        meters publish; empty to remove.
@@ -130,7 +132,7 @@ interface IStationRegistry {
     ///         if it had none: the key that settles a session started at `at`.
     /// @param stationId The station.
     /// @param at The time, e.g. a session's start.
-    function meterKeyAt(uint32 stationId, uint32 at) external view returns (bytes memory);
+    function meterPublicKeyAtTime(uint32 stationId, uint32 at) external view returns (bytes memory);
 
     /// @notice The station registered under an OCPP charge point id; reverts UnknownStation(0) if none.
     /// @param chargePointId The OCPP charge point identity.

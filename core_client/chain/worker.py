@@ -368,5 +368,5 @@ class ChainWorker:
 
 def _signed(session_id: int, args: SignedSettleArgs) -> tuple:
     """The escrow's SignedSettlement of a signed settle (its records were checked when it was queued)."""
-    begin, end = ocmf.parse(args.begin), ocmf.parse(args.end)
-    return ocmf.signed_settlement(session_id, begin, end, bytes.fromhex(args.meter_key))
+    begin = ocmf.parse(args.begin) if args.begin is not None else None  # None: End holds both
+    return ocmf.signed_settlement(session_id, begin, ocmf.parse(args.end), bytes.fromhex(args.meter_key))

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sqlite3
 from decimal import Decimal, InvalidOperation
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from ocpp.v16.enums import AvailabilityType, MessageTrigger, ResetType
 from web3 import Web3
 
 from core_client.chain import onboarding
@@ -18,11 +19,14 @@ from core_client.cli.common import CliError, ConfigOpt
 from core_client.cli.common import operator_escrow as _operator_escrow
 from core_client.cli.common import password as _password
 from core_client.cli.control_client import call_control
+from core_client.cli.db import db_app
 from core_client.cli.ocpi import ocpi_app
 from core_client.cli.records import records_app
 from core_client.config import Settings, check_charge_point_id, load_settings
 from core_client.errors import clean_errors
+from core_client.storage.database import describe, is_database_error
 from ev_network.contracts import Token
+from ev_network.errors import ContractRevert
 from ev_network.keys import create_keyfile, keyfile_address
 from ev_network.operator_profile import OperatorProfiles, Profile
 
@@ -54,6 +58,7 @@ app.add_typer(stations_app, name="stations")
 app.add_typer(operator_app, name="operator")
 app.add_typer(command_app, name="command")
 app.add_typer(records_app, name="records")
+app.add_typer(db_app, name="db")
 app.add_typer(ocpi_app, name="ocpi")
 
 UrlOpt = Annotated[
@@ -92,8 +97,10 @@ def run(
     setup_logging(verbose)
     try:
         asyncio.run(run_daemon(settings, password))
-    except sqlite3.Error as error:  # a corrupt file, a folder that does not exist, a full disk...
-        raise CliError(f"database {settings.database}: {error}") from None
+    except Exception as error:  # a corrupt file, a full disk, the PostgreSQL server gone...
+        if not is_database_error(error):
+            raise
+        raise CliError(f"database {describe(settings.database)}: {error}") from None
 
 
 @app.command()
@@ -233,7 +240,14 @@ def stations_add(
         {"--price-per-kwh": price_per_kwh, "--session-fee": session_fee, "--time-fee-per-hour": time_fee_per_hour},
         decimals,
     )
-    station_id = escrow.station_id_from(escrow.add_station(cp_id, connectors, tariff))
+    try:
+        station_id = escrow.station_id_from(escrow.add_station(cp_id, connectors, tariff))
+    except ContractRevert as error:
+        if error.name != "ChargePointIdTaken":
+            raise
+        raise CliError(
+            f"charge point id {cp_id} is already registered on chain (ids are unique across all operators): choose another"
+        ) from None
     typer.echo(f"station {station_id} registered for charge point {cp_id} ({connectors} connectors)")
     if cp_id not in settings.charge_points:
         typer.echo(f"add {cp_id} and its password under [charge_points] in the config so it can connect")
@@ -296,7 +310,7 @@ def command_reset(
     url: UrlOpt = None,
 ) -> None:
     """Reset a charge point (running transactions are stopped and settled)."""
-    _command(config, url, cp_id, "reset", type=type)
+    _command(config, url, cp_id, "reset", type=_one_of("--type", type, ResetType))
 
 
 @command_app.command("change-availability")
@@ -309,7 +323,9 @@ def command_change_availability(
     url: UrlOpt = None,
 ) -> None:
     """Make a connector (or the whole charge point) Operative or Inoperative."""
-    _command(config, url, cp_id, "change_availability", type=type, connector=connector)
+    _command(
+        config, url, cp_id, "change_availability", type=_one_of("--type", type, AvailabilityType), connector=connector
+    )
 
 
 @command_app.command("trigger")
@@ -329,7 +345,17 @@ def command_trigger(
     url: UrlOpt = None,
 ) -> None:
     """Ask a charge point to send MESSAGE now (TriggerMessage)."""
-    _command(config, url, cp_id, "trigger_message", message=message, connector=connector)
+    _command(
+        config, url, cp_id, "trigger_message", message=_one_of("MESSAGE", message, MessageTrigger), connector=connector
+    )
+
+
+def _one_of(name: str, value: str, values: type[Enum]) -> str:
+    """``value`` if it is one of the OCPP enumeration ``values``, else CliError (before the daemon is asked)."""
+    allowed = [v.value for v in values]
+    if value not in allowed:
+        raise CliError(f"{name} {value!r} is not one of {', '.join(allowed)}")
+    return value
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ records_app = typer.Typer(
 def _open(config: Path | None) -> tuple[Settings, TransactionLog]:
     """The config and the transaction log in its database, bound to the deployment's RecordAnchor."""
     settings = load_settings(config)
-    if not settings.database.exists():
+    if isinstance(settings.database, Path) and not settings.database.exists():
         raise RecordError(f"no Core Client database at {settings.database}: is this the daemon's config?")
     deployment = Deployment.load(settings.deployment_file)
     if deployment.record_anchor is None:

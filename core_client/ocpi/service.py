@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from core_client.ocpi.client import OcpiClient
 from core_client.ocpi.csms import Csms
@@ -91,6 +91,13 @@ class StationInbox:
         return None
 
 
+@runtime_checkable
+class Reporting(Protocol):
+    """An inbox with a part of its own in /health (the session bridge)."""
+
+    def health(self) -> dict[str, Any]: ...
+
+
 class OcpiService:
     """Our OCPI endpoints in the daemon, its client to the CSMS, the pulls, and what ``/health`` says."""
 
@@ -151,4 +158,5 @@ class OcpiService:
             "token_refused": registration.refused if registration else None,
             "stations_imported": len(self.mirror.stations()),
             "last_cdr_pull": self.last_pull,
+            **(self.inbox.health() if isinstance(self.inbox, Reporting) else {}),
         }

@@ -1,6 +1,6 @@
 """Wallet sessions at OCPI stations, through the CSMS: each imported station is, to the session service,
 one more charge point (:class:`OcpiStationLink`), so the one session state machine and its decisions
-(:mod:`core_client.sessions`) run them exactly as over OCPP:
+(:mod:`core_client.sessions.machine`) run them exactly as over OCPP:
 
 - the reconcile loop's RemoteStart -> START_SESSION with a Token for this session (APP_USER, uid = the
   session's idTag ``EVN<n>``) at the station's EVSE and connector, answered Accepted only once the CSMS's
@@ -10,7 +10,8 @@ one more charge point (:class:`OcpiStationLink`), so the one session state machi
   (PATCHes) -> meter readings (live data, the budget rule);
 - RemoteStop (budget, the driver's stop on chain) -> STOP_SESSION;
 - the CDR (POSTed or pulled) -> StopTransaction with its energy: settled once (a CDR id is taken once,
-  the service ignores a repeated stop). A CDR of a session that is not ours is recorded, not settled.
+  the service ignores a repeated stop). A CDR of a session that is not ours is recorded, not settled;
+- each transaction goes into the anchored transaction record, as OCPP ones do.
 
 :class:`SessionBridge` is the daemon's :class:`~core_client.ocpi.inbox.OcpiInbox`; the tokens it issued
 (kept in the mirror) answer the CSMS's real-time authorization."""
@@ -18,6 +19,7 @@ one more charge point (:class:`OcpiStationLink`), so the one session state machi
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -28,7 +30,7 @@ from core_client.ocpi.errors import OcpiError
 from core_client.ocpi.inbox import IssuedToken
 from core_client.ocpi.mirror import ImportedStation, Mirror
 from core_client.ocpi.models import CDR, CommandResult, Session, Token
-from core_client.ocpi.models.base import ci
+from core_client.ocpi.models.base import ci, format_datetime
 from core_client.ocpi.models.enums import (
     CommandResponseType,
     CommandResultType,
@@ -41,10 +43,16 @@ from core_client.ocpi.models.enums import (
 from core_client.ocpi.service import StationInbox, StatusSink
 from core_client.ocpi.settings import OcpiSettings
 from core_client.ocpi.transport import Party
+from core_client.ocpp.link import Recorder
+from core_client.ocpp.wire import signed_meter_data
+from core_client.sessions.machine import SessionRecord, cost_so_far
+from core_client.sessions.metering import BEGIN, END
 from core_client.sessions.registry import CommandFailed, Registration
+from ev_network.errors import EVNetworkError
 
 log = logging.getLogger("core_client.ocpi")
 ACCEPTED, REJECTED = "Accepted", "Rejected"  # OCPP RemoteStartStopStatus, as the reconcile loop reads it
+CONTEXTS = {"START": BEGIN, "END": END}  # a SignedValue's nature -> the context of the record in OCPP
 
 
 class Sessions(Protocol):
@@ -55,6 +63,7 @@ class Sessions(Protocol):
     def stop_transaction(
         self, link: Any, transaction_id: int, meter_stop: int, reason: str | None, transaction_data: list | None = None
     ) -> str: ...
+    def session_of_transaction(self, transaction_id: int) -> SessionRecord | None: ...
 
 
 class OcpiStationLink:
@@ -86,12 +95,22 @@ class SessionBridge(StationInbox):
     """The daemon's inbox in OCPI mode: availability (as :class:`StationInbox`), and wallet sessions."""
 
     def __init__(
-        self, mirror: Mirror, set_status: StatusSink, settings: OcpiSettings, sessions: Sessions, csms: Csms
+        self,
+        mirror: Mirror,
+        set_status: StatusSink,
+        settings: OcpiSettings,
+        sessions: Sessions,
+        csms: Csms,
+        records: Recorder | None = None,
+        decimals: int | None = None,
     ) -> None:
         super().__init__(mirror, set_status)
         self.settings = settings
         self.sessions = sessions
         self.csms = csms
+        self.records = records  # the anchored transaction record, as the OCPP links write it
+        self.decimals = decimals  # the chain token's, to compare a CDR's total_cost with the chain's price
+        self.cost_differences: list[dict[str, Any]] = []  # the latest CDRs whose cost is not the chain's
         self.links: dict[str, OcpiStationLink] = {}  # charge point id -> link
         self._results: dict[str, asyncio.Future[CommandResult]] = {}  # command uid -> its CommandResult
         self._tasks: set[asyncio.Task] = set()
@@ -213,6 +232,8 @@ class SessionBridge(StationInbox):
         if transaction is None and session.status in (SessionStatus.ACTIVE, SessionStatus.COMPLETED):
             transaction, status = self.sessions.start_transaction(link, connector, session.cdr_token.uid, 0)
             self.mirror.link_transaction(party, session.id, transaction)
+            when = format_datetime(session.start_date_time)
+            self._record("record_start", link.id, connector, transaction, session.cdr_token.uid, 0, when)
             log.info("%s: OCPI session %s is transaction %d (%s)", link.id, session.id, transaction, status)
         if transaction is not None and session.kwh > 0:
             stamp = session.last_updated.isoformat()
@@ -226,9 +247,54 @@ class SessionBridge(StationInbox):
         transaction = self.mirror.transaction_of(party, cdr.session_id) if cdr.session_id else None
         if link is None or transaction is None:
             return await super().on_cdr(cdr)  # not a session of ours: recorded, not settled
-        result = self.sessions.stop_transaction(link, transaction, wh(cdr.total_energy), "Remote")
+        signed = transaction_data(cdr)
+        result = self.sessions.stop_transaction(link, transaction, wh(cdr.total_energy), "Remote", signed)
+        when = format_datetime(cdr.end_date_time)
+        self._record(
+            "record_stop", transaction, wh(cdr.total_energy), "Remote", when, signed_meter_data(signed), link.id
+        )
         self._end_token(cdr.cdr_token.uid)
         log.info("%s: CDR %s settles transaction %d (%s)", link.id, cdr.id, transaction, result)
+        self._compare_cost(cdr, transaction)
+
+    def _compare_cost(self, cdr: CDR, transaction: int) -> None:
+        """Record a CDR whose total cost (incl. VAT) is not what the chain bills for its energy and time at
+        the session's tariff: the chain's is billed; the difference is logged and shown in /health."""
+        session = self.sessions.session_of_transaction(transaction)
+        if session is None or self.decimals is None:
+            return
+        duration = int((cdr.end_date_time - cdr.start_date_time).total_seconds())
+        chain = cost_so_far(session.tariff, wh(cdr.total_energy), duration)
+        billed = cdr.total_cost.incl_vat if cdr.total_cost.incl_vat is not None else cdr.total_cost.excl_vat
+        theirs = billed.scaleb(self.decimals)
+        if theirs == chain:
+            return
+        difference = {"cdr": cdr.id, "cdr_total_cost": str(billed), "currency": cdr.currency, "chain_cost_units": chain}
+        log.warning(
+            "OCPI CDR %s costs %s %s; the chain bills %d units (the chain's is billed)",
+            cdr.id,
+            billed,
+            cdr.currency,
+            chain,
+        )
+        self.cost_differences = [*self.cost_differences[-19:], difference]
+
+    def health(self) -> dict[str, Any]:
+        """The bridge's part of /health: what waits, and CDR costs the chain does not bill."""
+        return {
+            "stations_linked": len(self.links),
+            "commands_waiting": len(self._results),
+            "cost_differences": self.cost_differences,
+        }
+
+    def _record(self, what: str, *args: Any) -> None:
+        """A write to the transaction record (values it cannot hold are logged; the session goes on)."""
+        if self.records is None:
+            return
+        try:
+            getattr(self.records, what)(*args)
+        except EVNetworkError as error:
+            log.warning("OCPI transaction not recorded: %s", error)
 
     async def tokens(self) -> list[Token]:
         issued = self.mirror.all(ModuleID.TOKENS)
@@ -257,3 +323,27 @@ class SessionBridge(StationInbox):
 def wh(kwh: Decimal) -> int:
     """kWh as whole Wh (OCPI numbers carry 4 decimals: 0.1 Wh), rounded half up."""
     return int((kwh * 1000).to_integral_value(rounding="ROUND_HALF_UP"))
+
+
+def transaction_data(cdr: CDR) -> list[dict[str, Any]]:
+    """The CDR's OCMF signed values as the StopTransaction ``transactionData`` the signed meter rule reads
+    (:mod:`core_client.sessions.metering`): nature Start -> ``Transaction.Begin``, End -> ``Transaction.End``,
+    each the whole record ``OCMF|payload|signature`` (Base64 in ``signed_data``). Empty without OCMF data:
+    at a station with a meter key that holds the session (no proof, no pay)."""
+    signed = cdr.signed_data
+    if signed is None or ci(signed.encoding_method) != "OCMF":
+        return []
+    readings = []
+    for value in signed.signed_values:
+        context = CONTEXTS.get(ci(value.nature))
+        if context is None:
+            continue
+        try:
+            record = base64.b64decode(value.signed_data, validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            record = value.signed_data  # not Base64: the record as given (the rule refuses what it cannot read)
+        stamp = (cdr.start_date_time if context == BEGIN else cdr.end_date_time).isoformat()
+        readings.append(
+            {"timestamp": stamp, "sampled_value": [{"value": record, "format": "SignedData", "context": context}]}
+        )
+    return readings

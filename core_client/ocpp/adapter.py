@@ -12,7 +12,11 @@ names, logs whole payloads, and queues every CALLRESULT/CALLERROR it receives in
 - a CALLRESULT/CALLERROR is passed on only if its id is that of a call of ours in flight; any other
   is dropped (and the first few per connection logged), so nothing piles up;
 - exceptions a handler raises that are listed in :attr:`OcppLink.error_codes` become the CALLERROR
-  named there; ``ocpp``'s own logs of frames and errors are cut to :data:`EXCERPT` characters.
+  named there; ``ocpp``'s own logs of frames and errors are cut to :data:`EXCERPT` characters;
+- ``ocpp`` reads each JSON schema from disk on first use (and turns a failed read, e.g. "too many
+  open files", into NotImplemented): :func:`load_schemas` reads all of OCPP 1.6's at start;
+- a call of ours that ``ocpp`` refuses before sending it (its own validation) raises :class:`NotSent`,
+  never an error that looks like the charge point's answer.
 
 :data:`RELIED_ON` names what this needs of ``ocpp``'s private side; :func:`problems` checks it (a
 test runs it, and so does every new link), so a new ``ocpp`` version that changes it fails loudly.
@@ -27,12 +31,14 @@ import logging
 import sys
 import uuid
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from ocpp.exceptions import OCPPError
-from ocpp.messages import Call
+from ocpp.messages import Call, MessageType, get_validator
 from ocpp.routing import on as ocpp_on
 from ocpp.v16 import ChargePoint
+from ocpp.v16.enums import Action
 
 from core_client.errors import CoreClientError
 from core_client.ocpp.wire import FrameError, check_action, parse_frame, validate_call, wire_text
@@ -50,6 +56,30 @@ RELIED_ON = {
 
 class OcppIncompatible(CoreClientError):
     """The installed ``ocpp`` package no longer has what :class:`OcppLink` relies on."""
+
+
+class NotSent(CoreClientError):
+    """A call of ours that ``ocpp`` refused before sending it (the charge point never saw it)."""
+
+
+#: OCPP 1.6 schemas ``ocpp`` reads with Decimal floats (its _validate_payload); the rest with float.
+DECIMAL_SCHEMAS = {(MessageType.Call, "SetChargingProfile"), (MessageType.Call, "RemoteStartTransaction")}
+DECIMAL_SCHEMAS.add((MessageType.CallResult, "GetCompositeSchedule"))
+
+
+def load_schemas() -> int:
+    """Read every OCPP 1.6 JSON schema into ``ocpp``'s cache, so that no frame needs a file later (a
+    process out of descriptors still validates). Returns how many; OcppIncompatible if one is missing."""
+    loaded = 0
+    for action in Action:
+        for kind in (MessageType.Call, MessageType.CallResult):
+            parse_float = Decimal if (kind, action.value) in DECIMAL_SCHEMAS else float
+            try:
+                get_validator(kind, action.value, "1.6", parse_float=parse_float)
+            except (OSError, ValueError) as error:
+                raise OcppIncompatible(f"ocpp's OCPP 1.6 schema of {action.value} cannot be read: {error}") from None
+            loaded += 1
+    return loaded
 
 
 def problems(link: ChargePoint | None = None) -> list[str]:
@@ -107,6 +137,7 @@ class OcppLink(ChargePoint):
             if "_on_action" in hooks:
                 hooks["_on_action"] = self._mapping_errors(hooks["_on_action"])
         self._in_flight: set[str] = set()
+        self._answered: set[str] = set()  # calls in flight whose answer arrived
         self.dropped_results = 0
 
     @property
@@ -132,6 +163,7 @@ class OcppLink(ChargePoint):
             return
         if not isinstance(msg, Call):
             if msg.unique_id in self._in_flight:
+                self._answered.add(msg.unique_id)
                 self._response_queue.put_nowait(msg)
                 return
             self.dropped_results += 1
@@ -144,13 +176,20 @@ class OcppLink(ChargePoint):
             await self._send(msg.create_call_error(error).to_json())
 
     async def call(self, payload: Any, suppress: bool = True, unique_id: str | None = None, **kwargs: Any) -> Any:
-        """``ocpp``'s call(), with its id registered as in flight while it waits for the answer."""
+        """``ocpp``'s call(), with its id registered as in flight while it waits for the answer. An OCPP
+        error without an answer is ``ocpp``'s own refusal before sending: :class:`NotSent`."""
         unique_id = unique_id or str(uuid.uuid4())
         self._in_flight.add(unique_id)
         try:
             return await super().call(payload, suppress=suppress, unique_id=unique_id, **kwargs)
+        except OCPPError as error:
+            if unique_id in self._answered:
+                raise
+            cause = f"{error.code}: {error.description}" + (f" {error.details}" if error.details else "")
+            raise NotSent(f"{type(payload).__name__} not sent ({excerpt(cause)})") from None
         finally:
             self._in_flight.discard(unique_id)
+            self._answered.discard(unique_id)
 
     def _mapping_errors(self, handler: Callable) -> Callable:
         codes = self.error_codes

@@ -26,7 +26,7 @@ from ocpp.v16 import call, call_result, datatypes
 from ocpp.v16.enums import Action, DataTransferStatus
 from websockets.exceptions import ConnectionClosed
 
-from core_client.ocpp.adapter import OcppLink, on
+from core_client.ocpp.adapter import NotSent, OcppLink, on
 from core_client.ocpp.wire import signed_meter_data, utc_now, wire_text
 from core_client.sessions.actions import OutOfRange
 from core_client.sessions.registry import ChargePoint, CommandFailed
@@ -228,6 +228,8 @@ class StationLink(OcppLink):
         name = type(payload).__name__
         try:
             return await self.call(payload, suppress=False)
+        except NotSent as error:
+            raise CommandFailed(f"{self.id}: {error}", sent=False) from None
         except OCPPError as error:
             raise CommandFailed(
                 f"{self.id}: {name} answered with CALLERROR {error.code}: {error.description}"

@@ -14,10 +14,12 @@ import asyncio
 import base64
 import binascii
 import logging
+import re
 import ssl
 import time
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("core_client.server")
 SUBPROTOCOL = "ocpp1.6"
 MAX_HEADERS = 64
+CONNECT_LOOKUP_S = 0.5  # a connecting charge point's registration lookup: then Pending, and the lookup goes on
+CONNECTOR = re.compile(r"[0-9]{1,10}")  # ASCII digits only: str.isdigit() takes "²", which int() refuses
 
 
 def charge_point_id(path: str) -> str:
@@ -53,29 +57,62 @@ def basic_credentials(header: str | None) -> tuple[str, str] | None:
     return user, password
 
 
+class Throttle:
+    """At most one log line every ``interval`` seconds for a kind of event that can come in floods
+    (refused requests, failed handshakes, failed accepts); the next line counts the ones held back."""
+
+    def __init__(self, interval: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval, self.clock, self.held_back, self.last = interval, clock, 0, float("-inf")
+
+    def admit(self) -> str | None:
+        """None: hold this one back; else what to append to its line ("" or "; N more in the last Xs")."""
+        now = self.clock()
+        if now - self.last < self.interval:
+            self.held_back += 1
+            return None
+        more = f"; {self.held_back} more in the last {now - self.last:.0f}s" if self.held_back else ""
+        self.last, self.held_back = now, 0
+        return more
+
+
 class HandshakeFailures(logging.Filter):
     """Turns the ``websockets`` traceback of each failed opening handshake (half-open sockets, port
     scanners) into one line, at most one every ``interval`` seconds, counting the ones it held back."""
 
     def __init__(self, interval: float = 10.0) -> None:
         super().__init__()
-        self.interval, self.held_back, self.last = interval, 0, float("-inf")
+        self.throttle = Throttle(interval)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.msg != "opening handshake failed":
             return True
-        now = time.monotonic()
-        if now - self.last < self.interval:
-            self.held_back += 1
+        more = self.throttle.admit()
+        if more is None:
             return False
         error = record.exc_info[1] if record.exc_info else None
         cause = error.__cause__ or error if error is not None else None
         why = f"{type(cause).__name__}: {cause}" if cause is not None else "unknown"
-        more = f"; {self.held_back} more in the last {now - self.last:.0f}s" if self.held_back else ""
         record.msg, record.args = "opening handshake failed (%s)%s", (wire_text(why), more)
         record.exc_info = record.exc_text = None
-        self.last, self.held_back = now, 0
         return True
+
+
+class AcceptFailures:
+    """The event loop's exception handler: a failed ``accept()`` (out of file descriptors) is one line
+    without traceback, at most one every ``interval`` seconds with the count held back (asyncio wrote a
+    traceback for each); everything else goes to the loop's default handler."""
+
+    def __init__(self, interval: float = 10.0) -> None:
+        self.throttle = Throttle(interval)
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if "accept" not in str(context.get("message", "")):
+            loop.default_exception_handler(context)
+            return
+        more = self.throttle.admit()
+        if more is not None:
+            error = context.get("exception")
+            log.error("cannot accept connections: %s%s", getattr(error, "strerror", None) or error, more)
 
 
 class OcppServer:
@@ -151,7 +188,7 @@ class OcppServer:
             self.records,
             relay.local.decided_transaction_id if relay is not None else None,
         )
-        old = self.service.attach(link, await self.service.resolve(cp_id))
+        old = self.service.attach(link, await self.service.resolve(cp_id, CONNECT_LOOKUP_S))
         if old is not None:
             log.warning("%s: new connection replaces the old one", wire_text(cp_id))
             asyncio.get_running_loop().create_task(old.close("replaced by a new connection"))

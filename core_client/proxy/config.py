@@ -18,6 +18,8 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core_client.storage.database import Location
+
 
 class OfflineIdTags(str, Enum):
     """How an idTag that is not an EV Network tag is answered while the CSMS cannot be asked."""
@@ -34,7 +36,7 @@ class UpstreamSettings(BaseModel):
     url: str
     credentials: dict[str, str] = Field(default_factory=dict)
     pass_through: bool = False
-    outbox: Path = Path("upstream-outbox.sqlite")
+    outbox: Location = Path("upstream-outbox.sqlite")  # a SQLite file (may be the database's), or postgresql://...
     offline_id_tags: OfflineIdTags = OfflineIdTags.ACCEPT
     response_timeout_s: float = Field(10, gt=0)  # a charge point waits this long for the CSMS, then is answered locally
     resend_after_s: float = Field(60, gt=0)  # a queued CALL sent but unanswered this long: reconnect, send again

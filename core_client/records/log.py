@@ -1,5 +1,6 @@
 """The Core Client's transaction log: every OCPP transaction it sees (paid on chain or not) becomes a
-record in an append-only, hash-linked log in SQLite, and the log's Merkle roots are anchored on chain.
+record in an append-only, hash-linked log (in the Core Client's database: SQLite or PostgreSQL), and the
+log's Merkle roots are anchored on chain.
 
 Narrow API for the session flow (the daemon owns one :class:`TransactionLog`):
 
@@ -11,21 +12,22 @@ Narrow API for the session flow (the daemon owns one :class:`TransactionLog`):
 
 Anchored ranges come from the chain (``RecordAnchor.nextIndex``/``anchorOf`` of the operator): after a
 crash between sending an anchor and storing it, the next sync finds it there, and the contract refuses a
-second anchor over the same range. The log rows are protected by SQLite triggers (no UPDATE, no DELETE).
+second anchor over the same range. The log rows are protected by triggers (no UPDATE, no DELETE). Appends
+take turns (a lock named after the log), so instances sharing one PostgreSQL keep one chain of records.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
-import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
 from core_client.ocpp.wire import signed_meter_data
+from core_client.storage.database import Database, describe, open_database
+from core_client.storage.migrations import Migration, migrate
 from ev_network.errors import ChainUnavailable, ContractRevert, EVNetworkError, TransactionFailed
 from ev_network.merkle import MerkleTree
 from ev_network.records import (
@@ -47,24 +49,38 @@ __all__ = ["LogEntry", "LogMismatch", "TransactionLog", "signed_meter_data"]
 
 log = logging.getLogger("core_client.records")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS record_open (transaction_id INTEGER PRIMARY KEY, body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS record_log (
+APPEND_ONLY = "the transaction log is append-only"
+STEPS = (
+    Migration(
+        1,
+        (
+            "CREATE TABLE IF NOT EXISTS record_open (transaction_id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
+            """CREATE TABLE IF NOT EXISTS record_log (
     idx INTEGER PRIMARY KEY, transaction_id INTEGER NOT NULL, charge_point_id TEXT NOT NULL,
     body TEXT NOT NULL, leaf TEXT NOT NULL, appended_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS record_log_tx ON record_log (transaction_id);
-CREATE TRIGGER IF NOT EXISTS record_log_no_update BEFORE UPDATE ON record_log
-    BEGIN SELECT RAISE(ABORT, 'the transaction log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS record_log_no_delete BEFORE DELETE ON record_log
-    BEGIN SELECT RAISE(ABORT, 'the transaction log is append-only'); END;
-CREATE TABLE IF NOT EXISTS record_anchors (
+)""",
+            "CREATE INDEX IF NOT EXISTS record_log_tx ON record_log (transaction_id)",
+            """CREATE TABLE IF NOT EXISTS record_anchors (
     anchor_id INTEGER PRIMARY KEY, operator TEXT NOT NULL, root TEXT NOT NULL, first_index INTEGER NOT NULL,
     count INTEGER NOT NULL, timestamp INTEGER NOT NULL, block INTEGER NOT NULL
-);
-"""
+)""",
+        ),
+        sqlite=tuple(
+            f"CREATE TRIGGER IF NOT EXISTS record_log_no_{verb.lower()} BEFORE {verb} ON record_log"
+            f" BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END"
+            for verb in ("UPDATE", "DELETE")
+        ),
+        postgresql=(
+            "CREATE FUNCTION record_log_append_only() RETURNS trigger LANGUAGE plpgsql"
+            f" AS $$ BEGIN RAISE EXCEPTION '{APPEND_ONLY}'; END $$",
+            "CREATE TRIGGER record_log_no_change BEFORE UPDATE OR DELETE ON record_log"
+            " FOR EACH ROW EXECUTE FUNCTION record_log_append_only()",
+            "CREATE TRIGGER record_log_no_truncate BEFORE TRUNCATE ON record_log"
+            " FOR EACH STATEMENT EXECUTE FUNCTION record_log_append_only()",
+        ),
+    ),
+)
 ANCHOR_FIELDS = ("anchor_id", "operator", "root", "first_index", "count", "timestamp", "block")  # the table's order
-ANCHOR_COLUMNS = ", ".join(f":{name}" for name in ANCHOR_FIELDS)
 
 
 class LogMismatch(RecordError):
@@ -90,26 +106,22 @@ class TransactionLog:
 
     def __init__(
         self,
-        path: str | Path,
+        location: str | Path | Database,
         anchors: RecordAnchor,
         *,
         anchor_every: int = 1000,
         anchor_interval_s: float = 600.0,
     ) -> None:
-        self.path = Path(path)
+        self.db = location if isinstance(location, Database) else open_database(location)
+        self.location = self.db.location
         self.anchors = anchors
         self.anchor_every = anchor_every
         self.anchor_interval_s = anchor_interval_s
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # as the Core Client's store: a commit survives SIGKILL
-        self._db.executescript(SCHEMA)
-        self._lock = threading.RLock()
+        migrate(self.db, "records", STEPS)
         self._anchoring = asyncio.Lock()
 
     def close(self) -> None:
-        self._db.close()
+        self.db.close()
 
     # -- the session flow
     def record_start(
@@ -136,7 +148,7 @@ class TransactionLog:
             meter_start=meter_start,
             meter_stop=0,
         )
-        with self._lock:
+        with self.db.transaction() as db:
             known = self._open(transaction_id)
             if known is not None and _start_of(known) == _start_of(opened):
                 return
@@ -146,8 +158,9 @@ class TransactionLog:
                     transaction_id,
                     charge_point_id,
                 )
-            self._db.execute(
-                "INSERT OR REPLACE INTO record_open VALUES (?, ?)", (transaction_id, opened.model_dump_json())
+            db.execute(
+                "INSERT INTO record_open VALUES (?, ?) ON CONFLICT (transaction_id) DO UPDATE SET body = excluded.body",
+                (transaction_id, opened.model_dump_json()),
             )
 
     def record_stop(
@@ -164,15 +177,9 @@ class TransactionLog:
         skipped (None): without its start there is no complete record to vouch for. With
         ``charge_point_id`` (the daemon passes the sender's), a stop of another charge point's
         transaction is logged and skipped too: no charge point can close another's record."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                entry = self._append(transaction_id, meter_stop, reason, timestamp, signed_meter_data, charge_point_id)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        return entry
+        with self.db.transaction() as db:
+            db.lock("record_log")  # one appender at a time, whatever instance: one chain of records
+            return self._append(transaction_id, meter_stop, reason, timestamp, signed_meter_data, charge_point_id)
 
     def _append(
         self,
@@ -193,7 +200,7 @@ class TransactionLog:
             )
             return None
         if opened is None:
-            done = self._db.execute(
+            done = self.db.execute(
                 "SELECT idx FROM record_log WHERE transaction_id = ? ORDER BY idx DESC LIMIT 1", (transaction_id,)
             ).fetchone()
             if done is None:
@@ -206,39 +213,37 @@ class TransactionLog:
         index, previous = self._head()
         leaf = leaf_hash(index, previous, record.hash())
         now = time.time()
-        self._db.execute(
+        self.db.execute(
             "INSERT INTO record_log VALUES (?, ?, ?, ?, ?, ?)",
             (index, transaction_id, cp, record.model_dump_json(), leaf, now),
         )
-        self._db.execute("DELETE FROM record_open WHERE transaction_id = ?", (transaction_id,))
+        self.db.execute("DELETE FROM record_open WHERE transaction_id = ?", (transaction_id,))
         log.info("transaction %s at %s/%s: record %d logged", transaction_id, cp, connector, index)
         return LogEntry(index, record, previous, leaf, now)
 
     def _open(self, transaction_id: int) -> Record | None:
         """The started record of an open transaction (its stop fields still zero)."""
-        row = self._db.execute("SELECT body FROM record_open WHERE transaction_id = ?", (transaction_id,)).fetchone()
+        row = self.db.execute("SELECT body FROM record_open WHERE transaction_id = ?", (transaction_id,)).fetchone()
         return None if row is None else Record.model_validate_json(row[0])
 
     def _head(self) -> tuple[int, str]:
         """The next index and the leaf it links to."""
-        last = self._db.execute("SELECT idx, leaf FROM record_log ORDER BY idx DESC LIMIT 1").fetchone()
+        last = self.db.execute("SELECT idx, leaf FROM record_log ORDER BY idx DESC LIMIT 1").fetchone()
         return (0, ZERO) if last is None else (last[0] + 1, last[1])
 
     # -- reading
     def __len__(self) -> int:
-        with self._lock:
-            return self._head()[0]
+        return self._head()[0]
 
     def entry(self, index: int) -> LogEntry:
         return self.entries(index, index + 1)[0]
 
     def entries(self, start: int = 0, stop: int | None = None) -> list[LogEntry]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT idx, body, leaf, appended_at FROM record_log WHERE idx >= ? AND idx < ? ORDER BY idx",
-                (start, 2**62 if stop is None else stop),
-            ).fetchall()
-            previous = ZERO if start == 0 or not rows else self._leaf(start - 1)
+        rows = self.db.execute(
+            "SELECT idx, body, leaf, appended_at FROM record_log WHERE idx >= ? AND idx < ? ORDER BY idx",
+            (start, 2**62 if stop is None else stop),
+        )
+        previous = ZERO if start == 0 or not rows else self._leaf(start - 1)
         entries = []
         for idx, body, leaf, appended_at in rows:
             entries.append(LogEntry(idx, Record.model_validate_json(body), previous, leaf, appended_at))
@@ -248,15 +253,14 @@ class TransactionLog:
         return entries
 
     def _leaf(self, index: int) -> str:
-        return self._db.execute("SELECT leaf FROM record_log WHERE idx = ?", (index,)).fetchone()[0]
+        return self.db.execute("SELECT leaf FROM record_log WHERE idx = ?", (index,)).fetchone()[0]
 
     def find(self, transaction_id: int, charge_point_id: str | None = None) -> LogEntry:
         """The logged record of ``transaction_id``; when ids repeat, the latest one of ``charge_point_id``."""
         query, args = "SELECT idx, charge_point_id FROM record_log WHERE transaction_id = ?", [transaction_id]
         if charge_point_id is not None:
             query, args = query + " AND charge_point_id = ?", [transaction_id, charge_point_id]
-        with self._lock:
-            rows = self._db.execute(query + " ORDER BY idx", args).fetchall()
+        rows = self.db.execute(query + " ORDER BY idx", args)
         if not rows:
             at = f" of {charge_point_id}" if charge_point_id else ""
             raise RecordError(f"no record of transaction {transaction_id}{at} in the log (not stopped yet?)")
@@ -266,8 +270,7 @@ class TransactionLog:
         return self.entry(rows[-1][0])
 
     def local_anchors(self) -> list[ChainAnchor]:
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM record_anchors ORDER BY anchor_id").fetchall()
+        rows = self.db.execute(f"SELECT {', '.join(ANCHOR_FIELDS)} FROM record_anchors ORDER BY anchor_id")
         return [ChainAnchor(**dict(zip(ANCHOR_FIELDS, row, strict=True))) for row in rows]
 
     def anchor_for(self, index: int) -> ChainAnchor | None:
@@ -280,10 +283,9 @@ class TransactionLog:
 
     def tree_of(self, first_index: int, count: int) -> MerkleTree:
         """The Merkle tree of the log's leaves ``first_index`` .. ``first_index + count - 1``."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT leaf FROM record_log WHERE idx >= ? AND idx < ?", (first_index, first_index + count)
-            ).fetchall()
+        rows = self.db.execute(
+            "SELECT leaf FROM record_log WHERE idx >= ? AND idx < ? ORDER BY idx", (first_index, first_index + count)
+        )
         return MerkleTree([leaf for (leaf,) in rows])
 
     def root_of(self, first_index: int, count: int) -> str:
@@ -302,18 +304,21 @@ class TransactionLog:
             ):
                 raise LogMismatch(
                     f"anchor {anchor.anchor_id} of {operator} (records {anchor.first_index}-{anchor.last_index}, root "
-                    f"{anchor.root}) does not match this log {self.path}: is it the operator's log?"
+                    f"{anchor.root}) does not match this log {describe(self.location)}: is it the operator's log?"
                 )
-            with self._lock:
-                self._db.execute(f"INSERT INTO record_anchors VALUES ({ANCHOR_COLUMNS})", asdict(anchor))
+            values = asdict(anchor)
+            self.db.execute(  # another instance may have stored it meanwhile
+                f"INSERT INTO record_anchors ({', '.join(ANCHOR_FIELDS)}) VALUES ({', '.join('?' * len(ANCHOR_FIELDS))})"
+                " ON CONFLICT (anchor_id) DO NOTHING",
+                [values[name] for name in ANCHOR_FIELDS],
+            )
         return found
 
     def is_due(self, now: float | None = None) -> bool:
         """Whether the anchoring policy asks for an anchor now."""
-        with self._lock:
-            waiting, oldest = self._db.execute(
-                "SELECT COUNT(*), MIN(appended_at) FROM record_log WHERE idx >= ?", (self.anchored_until(),)
-            ).fetchone()
+        waiting, oldest = self.db.execute(
+            "SELECT COUNT(*), MIN(appended_at) FROM record_log WHERE idx >= ?", (self.anchored_until(),)
+        ).fetchone()
         if not waiting:
             return False
         return waiting >= self.anchor_every or (now or time.time()) - oldest >= self.anchor_interval_s

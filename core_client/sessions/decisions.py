@@ -279,9 +279,35 @@ def stop_requested(s: SessionRecord | None, session_id: int) -> Decision:
                 f"session {hex_session_id(session_id)}: StopRequested for a session this Core Client does not know"
             ),
         )
+    if s.state is State.HELD and not s.stop_wanted:
+        return decide(
+            None,
+            SaveSession(s.update(stop_wanted="driver")),
+            warning(
+                f"{_sid(s)}: the driver asked to stop; the charge has stopped already and the session is HELD "
+                f"for the operator ({s.last_error}): settle it, or the driver's reclaim refunds the deposit"
+            ),
+        )
     if s.state not in (State.STARTING, State.CHARGING) or s.stop_wanted:
         return decide(None, info(f"{_sid(s)}: StopRequested while {s.state.value}: nothing to do"))
     return decide(True, SaveSession(s.update(stop_wanted="driver")), info(f"{_sid(s)}: driver requested the stop"))
+
+
+def closed_on_chain(s: SessionRecord, chain_state: SessionState | None, now: float) -> Decision:
+    """A HELD session that the driver reclaimed (SessionExpired) or cancelled on chain: RECLAIMED, the
+    deposit refunded there, nothing left to settle (no longer listed as held)."""
+    if s.state is not State.HELD or chain_state not in (
+        SessionState.EXPIRED,
+        SessionState.CANCELLED,
+        SessionState.CLOSED,
+    ):
+        return Decision()
+    closed = s.apply(Event.RECLAIMED, finished_at=now, refund=s.deposit, cost=0)
+    return decide(
+        None,
+        SaveSession(closed),
+        info(f"{_sid(s)}: the held session was {chain_state.name.lower()} on chain, deposit refunded: closed"),
+    )
 
 
 def job_done(s: SessionRecord, job: Job, where: str, settled: dict[str, int] | None, now: float) -> Decision:
@@ -398,7 +424,7 @@ def remote_start(s: SessionRecord, again: bool = False, signed: bool = False) ->
     """Send (or, after a restart or reconnect, send again) the RemoteStart of a session in REMOTE_START_SENT."""
     tag = metering.id_tag(s, signed)
     note = info(
-        f"{_sid(s)}: RemoteStart {'sent again' if again else 'sent'} to {s.charge_point_id}/{s.connector} ({tag})"
+        f"{_sid(s)}: sending RemoteStart{' again' if again else ''} to {s.charge_point_id}/{s.connector} ({tag})"
     )
     return decide(None, SaveSession(s), note, SendRemoteStart(s.session_id, s.charge_point_id, s.connector, tag))
 
@@ -418,7 +444,7 @@ def start_timed_out(s: SessionRecord, now: float, timeout_s: float) -> Decision 
 
 
 def remote_stop(s: SessionRecord) -> Decision:
-    note = info(f"{_sid(s)}: RemoteStop sent to {s.charge_point_id} ({s.stop_wanted})")
+    note = info(f"{_sid(s)}: sending RemoteStop to {s.charge_point_id} ({s.stop_wanted})")
     return decide(None, note, SendRemoteStop(s.charge_point_id, s.transaction_id or 0, s.session_id))
 
 

@@ -68,7 +68,7 @@ class SignedSettleArgs:
     """settleSigned: the Begin and End records of the station's meter (OCMF text) and its key (hex)."""
 
     meter_stop: int
-    begin: str
+    begin: str | None  # None: the End record holds both readings
     end: str
     meter_key: str
 

@@ -11,7 +11,9 @@ States (the only place they are defined; :data:`TRANSITIONS` lists every allowed
                                                  --stop_transaction-->  STOPPED <-- STOPPING
                                                  --stop_held--> HELD       | settle_mined
                                                  (implausible meterStop)   v
-                                                                        SETTLED
+                                                   | reclaimed          SETTLED
+                                                   v (on chain)
+                                                 RECLAIMED
 
 - REQUESTED: SessionRequested read from the chain; nothing sent to the charge point yet.
 - REMOTE_START_SENT: RemoteStartTransaction sent, waiting for the charge point's StartTransaction.
@@ -20,6 +22,9 @@ States (the only place they are defined; :data:`TRANSITIONS` lists every allowed
 - STOPPED: StopTransaction received and answered, ``settle`` queued. SETTLED: ``settle`` mined.
 - HELD: StopTransaction received, but its meterStop is not plausible (see
   :func:`core_client.sessions.decisions.trusted_meter_stop`): nothing is settled until an operator looks at it.
+  A driver's stop while held changes nothing (the charge has stopped) but is logged and noted.
+- RECLAIMED: a HELD session the driver reclaimed (or cancelled) on chain: the deposit went back, nothing
+  is left to settle (the reconcile loop looks at held sessions on chain, :func:`core_client.sessions.decisions.closed_on_chain`).
 - REJECTING / REJECTED: ``reject`` queued / mined (full refund).
 - FAILED: a chain job failed for good (e.g. the driver cancelled meanwhile); needs an operator's look.
   The operator's Retry (the dashboard) queues the job again and moves the session back to the state
@@ -66,6 +71,7 @@ class State(Name):
     REJECTING = "rejecting"
     REJECTED = "rejected"
     HELD = "held"
+    RECLAIMED = "reclaimed"
     FAILED = "failed"
 
 
@@ -78,6 +84,7 @@ class Event(Name):
     REMOTE_STOP_SENT = "remote_stop_sent"
     STOP_TRANSACTION = "stop_transaction"
     STOP_HELD = "stop_held"
+    RECLAIMED = "reclaimed"
     SETTLE_MINED = "settle_mined"
     REJECT_QUEUED = "reject_queued"
     REJECT_MINED = "reject_mined"
@@ -106,6 +113,7 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (S.STOPPING, E.STOP_HELD): S.HELD,
     (S.STOPPED, E.START_MINED): S.STOPPED,
     (S.HELD, E.START_MINED): S.HELD,
+    (S.HELD, E.RECLAIMED): S.RECLAIMED,
     (S.STOPPED, E.SETTLE_MINED): S.SETTLED,
     (S.REJECTING, E.REJECT_MINED): S.REJECTED,
     (S.STARTING, E.JOB_FAILED): S.FAILED,
@@ -124,9 +132,9 @@ HOLDS_CONNECTOR = frozenset({S.REQUESTED, S.REMOTE_START_SENT, S.STARTING, S.CHA
 #: States in which the charge point is (or is about to be) charging for the session.
 RUNNING = frozenset({S.STARTING, S.CHARGING, S.STOPPING})
 #: States after StopTransaction: a repeated StopTransaction gets the same answer and nothing else.
-FINISHED = frozenset({S.STOPPED, S.HELD, S.SETTLED})
+FINISHED = frozenset({S.STOPPED, S.HELD, S.SETTLED, S.RECLAIMED})
 #: States a session does not leave (FAILED only by the operator's retry of its job).
-TERMINAL = frozenset({S.SETTLED, S.REJECTED, S.FAILED})
+TERMINAL = frozenset({S.SETTLED, S.REJECTED, S.RECLAIMED, S.FAILED})
 
 
 class InvalidTransition(Exception):

@@ -3,8 +3,9 @@
 The service hands in the station's key (read from the chain and cached). At such a station the
 session's idTag is :func:`ev_network.ocmf.session_id_tag` (the meter signs it as ID), and
 StopTransaction settles exactly the signed energy: the Begin record (MeterValues, context
-``Transaction.Begin``) and the End record (StopTransaction's ``transactionData``, ``Transaction.End``)
-are checked as the escrow will check them (:func:`ev_network.ocmf.signed_settlement`) before
+``Transaction.Begin``) and the End record (StopTransaction's ``transactionData``, ``Transaction.End``),
+or an End record alone that holds both readings (meters that sign once per transaction), are checked as
+the escrow will check them (:func:`ev_network.ocmf.signed_settlement`) before
 ``settle`` is queued. Records that fail hold the session (no transaction, no gas spent: "no proof, no
 pay"; the driver's reclaim refunds the whole deposit) and flag the charge point (:class:`MeterProblem`,
 listed in /health).
@@ -36,9 +37,10 @@ def signed_stop(
     """StopTransaction at a station with a meter key: settle the signed energy, or hold the session."""
     begin, end = records.get(BEGIN), records.get(END)
     try:
-        if begin is None or end is None:
-            raise ocmf.OCMFError(f"no signed {'Transaction.Begin' if begin is None else 'Transaction.End'} record")
-        settlement = ocmf.signed_settlement(s.session_id, ocmf.parse(begin), ocmf.parse(end), meter_key)
+        if end is None:
+            raise ocmf.OCMFError("no signed Transaction.End record")
+        end_record, begin_record = ocmf.parse(end), ocmf.parse(begin) if begin is not None else None
+        settlement = ocmf.signed_settlement(s.session_id, begin_record, end_record, meter_key)
     except ocmf.OCMFError as error:
         problem = f"meter records refused: {error}"
         held = s.apply(Event.STOP_HELD, stop_reason=reason, stopped_at=now, last_error=problem)
@@ -48,11 +50,12 @@ def signed_stop(
             MeterProblem(s.charge_point_id, str(error)),
             warning(f"session {hex_session_id(s.session_id)}: HELD, not settled ({s.charge_point_id}): {problem}"),
         )
-    first = ocmf.parse(begin).reading(ocmf.Reason.BEGIN).wh
+    one_record = ocmf.holds_both_readings(end_record)
+    first = (end_record if one_record else begin_record).reading(ocmf.Reason.BEGIN).wh
     stopped = s.apply(
         Event.STOP_TRANSACTION, meter_start=first, meter_stop=settlement[1], stop_reason=reason, stopped_at=now
     )
-    args = SignedSettleArgs(settlement[1], begin, end, meter_key.hex())
+    args = SignedSettleArgs(settlement[1], None if one_record else begin, end, meter_key.hex())
     note = info(
         f"session {hex_session_id(s.session_id)}: StopTransaction ({reason or 'no reason'}), signed {first}..{settlement[1]} Wh verified, "
         f"{stopped.energy_wh} Wh; signed settle queued"

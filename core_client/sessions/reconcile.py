@@ -8,7 +8,8 @@ from us and asks :mod:`core_client.sessions.decisions` what to do about each:
 - REMOTE_START_SENT: the RemoteStart again if it was not sent over the charge point's current
   connection (a restart between recording it and sending it, or a reconnect): the same idTag, so a
   charge point that had started answers with the same transaction; else the start timeout;
-- STARTING/CHARGING with a stop wanted (driver, budget): RemoteStop, retried until it is answered.
+- STARTING/CHARGING with a stop wanted (driver, budget): RemoteStop, retried until it is answered;
+- HELD: every :data:`HELD_CHECKS` polls, its state on chain: one the driver reclaimed is closed.
 
 The loop runs on a wake-up (new session, stop wanted, boot) or every half second, and writes the
 live meter readings of the session service on each pass.
@@ -35,6 +36,7 @@ from ev_network.contracts import SessionState
 from ev_network.session_ids import hex_session_id
 
 log = logging.getLogger("core_client.sessions")
+HELD_CHECKS = 10  # poll intervals between looks at held sessions on chain
 ChainStateLookup = Callable[[int], Awaitable[SessionState | None]]
 
 
@@ -64,6 +66,7 @@ class Reconciler:
         self._inflight: set[int] = set()
         self._retry_at: dict[int, float] = {}
         self._sent_over: dict[int, ChargePoint] = {}  # session -> the connection its RemoteStart went out on
+        self._held_check_at = 0.0  # next look at held sessions on chain
         self._tasks: set[asyncio.Task] = set()
         self._stopping = False
 
@@ -110,6 +113,11 @@ class Reconciler:
         for s in self.store.sessions_in({State.STARTING, State.CHARGING}, stop_wanted=True):
             if self.service.online(s.charge_point_id) and self._free(s.session_id, now):
                 self._run(s.session_id, self._stop(s))
+        if self.chain_state is not None and now >= self._held_check_at:
+            self._held_check_at = now + HELD_CHECKS * self.settings.poll_interval_s
+            for s in self.store.sessions_in({State.HELD}):
+                if self._free(s.session_id, now):
+                    self._run(s.session_id, self._check_held(s.session_id))
 
     async def _start(self, s: SessionRecord, again: bool = False) -> None:
         """RemoteStart for a new session (or again, see the module), or reject it."""
@@ -141,8 +149,9 @@ class Reconciler:
             status = await link.remote_start(send.connector, send.id_tag)
         except CommandFailed as error:
             log.warning(
-                "session %s: RemoteStart got no answer (%s); waiting for the start timeout",
+                "session %s: RemoteStart %s (%s); waiting for the start timeout",
                 hex_session_id(s.session_id),
+                "got no answer" if error.sent else "was not sent",
                 error,
             )
             return
@@ -150,6 +159,14 @@ class Reconciler:
         if current is not None:
             accepted = status == RemoteStartStopStatus.accepted
             self.service.apply(decisions.remote_start_answered(current, accepted, again, time.time()))
+
+    async def _check_held(self, session_id: int) -> None:
+        """A held session the driver reclaimed (or cancelled) on chain is closed (no longer held)."""
+        assert self.chain_state is not None
+        chain_state = await self.chain_state(session_id)
+        current = self.service.session(session_id)
+        if current is not None:
+            self.service.apply(decisions.closed_on_chain(current, chain_state, time.time()))
 
     async def _stop(self, s: SessionRecord) -> None:
         link = self.service.links.get(s.charge_point_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,7 +27,12 @@ MeterKeyLookup = Callable[[int], Awaitable[bytes]]
 
 
 class CommandFailed(CoreClientError):
-    """A call to a charge point got no usable answer (CALLERROR, timeout, connection lost)."""
+    """A call to a charge point got no usable answer (CALLERROR, timeout, connection lost); ``sent`` is
+    False when it never left (the charge point cannot have acted on it)."""
+
+    def __init__(self, message: str, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 class ChargePoint(Protocol):
@@ -79,6 +84,7 @@ class Registry:
     ) -> None:
         self.settings, self.store = settings, store
         self.station_lookup, self.meter_key_lookup = station_lookup, meter_key_lookup
+        self.spawn: Callable[[Coroutine[Any, Any, Any]], Any] = asyncio.ensure_future  # the service's task set
         self.links: dict[str, ChargePoint] = {}
         self.meter_keys: dict[int, bytes] = {}  # station id -> its meter key on chain (b"": none)
         self._registrations: dict[str, Registration] = {}
@@ -108,25 +114,30 @@ class Registry:
         registration = self._registrations.get(cp_id)
         return registration is not None and registration.online
 
-    async def resolve(self, cp_id: str) -> Registration:
+    async def resolve(self, cp_id: str, wait_s: float | None = None) -> Registration:
         """The registration of a connecting charge point: looked up on chain if it is not one of our
-        known stations yet. (Stations registered while the daemon runs are also picked up by the event
-        watcher.)"""
+        known stations yet, waiting at most ``wait_s`` (default: the RPC timeout); a known station's meter
+        key is read again in the background. A connecting charge point waits
+        :data:`core_client.ocpp.server.CONNECT_LOOKUP_S` (its Boot is answered within a second whatever the
+        chain does: Pending if the chain cannot say in time, and the lookup goes on in the background).
+        (Stations registered while the daemon runs are also picked up by the event watcher.)"""
         registration = Registration()
-        await self.look_up(cp_id, registration)
+        await self.look_up(cp_id, registration, wait_s)
         return registration
 
-    async def look_up(self, cp_id: str, registration: Registration) -> None:
+    async def look_up(self, cp_id: str, registration: Registration, wait_s: float | None = None) -> None:
         """Look the charge point up on chain unless it is a known station (whose meter key is read again)."""
         known = self.store.station_of(cp_id)
         if known is not None:
-            await self.meter_key(known[0], refresh=True)
+            self.spawn(self.meter_key(known[0], refresh=True))
         if known is not None or self.station_lookup is None:
             return
         try:
-            found = await asyncio.wait_for(self.station_lookup(cp_id), self.settings.rpc_timeout_s + 1)
+            timeout = self.settings.rpc_timeout_s + 1 if wait_s is None else wait_s
+            found = await asyncio.wait_for(self.station_lookup(cp_id), timeout)
         except (ChainUnavailable, asyncio.TimeoutError) as error:
-            log.warning("%s: cannot check its registration, chain unreachable (%s)", cp_id, error)
+            reason = str(error) or f"no answer within {timeout:g}s"
+            log.warning("%s: cannot check its registration, chain unreachable (%s)", cp_id, reason)
             registration.lookup_failed = True
             return
         except Exception:
@@ -137,7 +148,7 @@ class Registry:
         if found is not None:
             self.store.add_station(found[0], cp_id, found[1])
             registration.found(found)
-            await self.meter_key(found[0], refresh=True)
+            self.spawn(self.meter_key(found[0], refresh=True))
 
     async def meter_key(self, station_id: int, refresh: bool = False) -> bytes | None:
         """The station's meter key as registered on chain (b"": none, the plain path), read on connect and

@@ -78,6 +78,7 @@ class SessionService:
         self.meter_keys = self.registry.meter_keys  # station id -> its meter key on chain (b"": none)
         self.on_job_queued: Callable[[], None] = lambda: None
         self.reconciler = Reconciler(self, chain_state)
+        self.registry.spawn = self.reconciler.spawn
         self.live = Live(store)
         # transaction id -> (charge point id, session id): fixed once the transaction exists, and
         # read on every MeterValues, so kept in memory
@@ -121,6 +122,11 @@ class SessionService:
         """The session as it is now (with its latest meter reading)."""
         return self.live.session(session_id)
 
+    def session_of_transaction(self, transaction_id: int) -> SessionRecord | None:
+        """The session a transaction belongs to (None for a transaction that is no session of ours)."""
+        tx = self.store.get_transaction(transaction_id)
+        return None if tx is None or tx.session_id is None else self.session(tx.session_id)
+
     def flush(self) -> None:
         """Write the live meter readings and connector statuses to SQLite."""
         self.live.flush()
@@ -137,9 +143,9 @@ class SessionService:
         connection it replaces, if any."""
         return self.registry.attach(link, registration)
 
-    async def resolve(self, cp_id: str) -> Registration:
+    async def resolve(self, cp_id: str, wait_s: float | None = None) -> Registration:
         """The registration of a connecting charge point (see :meth:`Registry.resolve`)."""
-        return await self.registry.resolve(cp_id)
+        return await self.registry.resolve(cp_id, wait_s)
 
     async def meter_key(self, station_id: int, refresh: bool = False) -> bytes | None:
         """The station's meter key on chain (see :meth:`Registry.meter_key`)."""

@@ -1,1 +1,1 @@
-"""The persistent state: sessions, the job queue, the chain cursor, stations (SQLite)."""
+"""The persistent state (sessions, the chain job queue, the event cursor, stations) and the storage interface under it: SQLite or PostgreSQL, schema migrations, the signer lease."""

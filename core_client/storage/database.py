@@ -21,13 +21,16 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
+
+from pydantic import BeforeValidator
 
 from core_client.errors import CoreClientError
 
@@ -41,6 +44,24 @@ class StorageError(CoreClientError):
 def is_postgres_url(location: str | Path) -> bool:
     """Whether ``location`` names a PostgreSQL database (``postgresql://...``) rather than a SQLite file."""
     return isinstance(location, str) and urlsplit(location).scheme in POSTGRES_SCHEMES
+
+
+def as_location(value: Any) -> str | Path:
+    """A configured database: a ``postgresql://`` URL as it is, anything else as the path of a SQLite file."""
+    return value if is_postgres_url(value) else Path(value)
+
+
+#: A settings field naming a database (a SQLite file or a PostgreSQL URL; libpq's PG* variables fill in
+#: what the URL leaves out, e.g. PGPASSWORD).
+Location = Annotated[Path | str, BeforeValidator(as_location)]
+
+
+def is_database_error(error: BaseException) -> bool:
+    """Whether ``error`` is the database's (SQLite's, PostgreSQL's, or its connection pool's)."""
+    if isinstance(error, sqlite3.Error):
+        return True
+    psycopg, pool = sys.modules.get("psycopg"), sys.modules.get("psycopg_pool")
+    return bool(psycopg and isinstance(error, psycopg.Error)) or bool(pool and isinstance(error, pool.PoolTimeout))
 
 
 def describe(location: str | Path) -> str:
@@ -291,11 +312,15 @@ class PostgresDatabase(Database):
             self.pool.putconn(connection)  # a broken connection is thrown away by the pool
 
     def lock(self, name: str) -> None:
-        key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
-        self.execute("SELECT pg_advisory_xact_lock(?)", (key,))
+        self.execute("SELECT pg_advisory_xact_lock(?)", (advisory_key(name),))
 
     def close(self) -> None:
         self.pool.close()
+
+
+def advisory_key(name: str) -> int:
+    """The 64-bit number of PostgreSQL's advisory lock called ``name``."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 @lru_cache(maxsize=512)

@@ -1,69 +1,33 @@
-"""The Core Client's persistent state in SQLite: sessions, OCPP transactions, chain jobs, the event
-cursor, our stations and connector statuses.
+"""The Core Client's persistent state: sessions, OCPP transactions, chain jobs, the event cursor, our
+stations and connector statuses; in a SQLite file (the default) or a PostgreSQL database
+(``database = "postgresql://..."``), through :mod:`core_client.storage.database`.
 
-One connection (WAL), used from the event loop's thread only; short transactions. Amounts, tariff
-prices and session ids are TEXT: a uint96 or a 256-bit session id does not fit SQLite's 64-bit integers.
-Session ids are stored as 0x and 64 hex digits. Each session also gets a small ``tag`` (its row number),
-which names it in OCPP idTags. ``with store.transaction():`` groups
-several writes atomically (the event watcher commits state changes together with its cursor).
+Used from the event loop's thread; short transactions. Amounts, tariff prices and session ids are TEXT:
+a uint96 or a 256-bit session id fits neither engine's 64-bit integers. Session ids are stored as 0x and
+64 hex digits. Each session also gets a small ``tag`` (its row number), which names it in OCPP idTags.
+``with store.transaction():`` groups several writes atomically (the event watcher commits state changes
+together with its cursor). Counters shared by several instances (transaction ids, tags) are taken in
+one statement each, so two instances on one PostgreSQL never hand out the same number.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from core_client.errors import CoreClientError
 from core_client.sessions.jobs import ARGS, Job, JobArgs, JobKind, JobStatus, job_args
 from core_client.sessions.machine import SessionRecord, State
+from core_client.storage.database import Database, open_database
+from core_client.storage.schema import SCHEMA_VERSION, StoreVersionError, migrate_store
+
+__all__ = ["SCHEMA_VERSION", "Store", "StoreVersionError", "Transaction"]
 from ev_network.pricing import Tariff
 from ev_network.session_ids import hex_session_id
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS sessions (
-  tag INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT NOT NULL UNIQUE, station_id INTEGER NOT NULL, charge_point_id TEXT NOT NULL,
-  connector INTEGER NOT NULL, driver TEXT NOT NULL, deposit TEXT NOT NULL,
-  price_per_kwh TEXT NOT NULL, session_fee TEXT NOT NULL, time_fee_per_hour TEXT NOT NULL,
-  tariff_id INTEGER NOT NULL, state TEXT NOT NULL, requested_block INTEGER NOT NULL,
-  transaction_id INTEGER UNIQUE, meter_start INTEGER, meter_last INTEGER, meter_stop INTEGER,
-  stop_reason TEXT, stop_wanted TEXT, remote_stop_sent INTEGER NOT NULL DEFAULT 0, reject_reason INTEGER,
-  cost TEXT, refund TEXT, last_error TEXT, requested_at REAL NOT NULL, remote_start_at REAL,
-  started_at REAL, meter_at REAL, stopped_at REAL, finished_at REAL
-);
-CREATE INDEX IF NOT EXISTS sessions_state ON sessions(state);
-CREATE INDEX IF NOT EXISTS sessions_charge_point ON sessions(charge_point_id, state);
-CREATE TABLE IF NOT EXISTS transactions (
-  transaction_id INTEGER PRIMARY KEY, charge_point_id TEXT NOT NULL, connector INTEGER NOT NULL,
-  id_tag TEXT, session_id TEXT, meter_start INTEGER NOT NULL, started_at REAL NOT NULL,
-  meter_stop INTEGER, stop_reason TEXT, stopped_at REAL
-);
-CREATE TABLE IF NOT EXISTS jobs (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL CHECK (kind IN ('start', 'reject', 'settle')),
-  session_id TEXT NOT NULL, args TEXT NOT NULL,
-  status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'done', 'failed')),
-  tx_hash TEXT, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, block INTEGER,
-  created_at REAL NOT NULL, updated_at REAL NOT NULL, UNIQUE (kind, session_id)
-);
-CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
-CREATE TABLE IF NOT EXISTS stations (
-  station_id INTEGER PRIMARY KEY, charge_point_id TEXT NOT NULL UNIQUE, connectors INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS connectors (
-  charge_point_id TEXT NOT NULL, connector INTEGER NOT NULL, status TEXT NOT NULL, error_code TEXT,
-  updated_at REAL NOT NULL, PRIMARY KEY (charge_point_id, connector)
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS meter_records (
-  session_id TEXT NOT NULL, context TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (session_id, context)
-);
-"""
-SCHEMA_VERSION = 2  # 2: 256-bit session ids (driver, lane, sequence) as TEXT, tags for idTags
 
 _AMOUNTS = ("deposit", "cost", "refund")
 
@@ -84,87 +48,28 @@ class Transaction:
     stopped_at: float | None
 
 
-class StoreVersionError(CoreClientError):
-    """The store file was written by an incompatible Core Client version (its sessions and chain jobs
-    belong to an escrow of another design: they cannot be carried over)."""
-
-    def __init__(self, path: Path, version: int) -> None:
-        self.path, self.version = path, version
-        if version < SCHEMA_VERSION:
-            why = (
-                f"store version {version}, from before 256-bit session ids (this Core Client needs version "
-                f"{SCHEMA_VERSION}, and an escrow deployed since)"
-            )
-        else:
-            why = f"store version {version}, by a newer Core Client (this one reads version {SCHEMA_VERSION})"
-        super().__init__(
-            f"the database {path} was written with {why}; it cannot be upgraded: point `database` in the "
-            "config at a new file (and `deployment_file` at the new deployment), keep the old file for its records"
-        )
-
-
 class Store:
-    """SQLite persistence of the Core Client."""
+    """The Core Client's persistent state, on either engine (see the module docstring)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # WAL + NORMAL: a commit survives the process being killed (SIGKILL); only an OS crash or power
-        # loss can lose the last commits, and the chain worker re-checks chain state for exactly that.
-        # FULL would make every StatusNotification wait for the disk inside the event loop.
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        # no checkpoints (the only writes that wait for the disk) on this connection: the daemon runs
-        # checkpoint() in a thread; SQLite checkpoints at close as well
-        self.db.execute("PRAGMA wal_autocheckpoint=0")
-        self._check_version()
-        self.db.executescript(SCHEMA)
-        self._depth = 0
-        self._committed: list[Callable[[], None]] = []
+    def __init__(self, location: str | Path | Database) -> None:
+        self.db = location if isinstance(location, Database) else open_database(location)
+        self.location = self.db.location
+        try:
+            migrate_store(self.db)
+        except BaseException:
+            self.db.close()
+            raise
 
     def close(self) -> None:
         self.db.close()
 
-    def _check_version(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        has_tables = self.db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'sessions'").fetchone()[0]
-        if has_tables and version != SCHEMA_VERSION:
-            self.db.close()
-            raise StoreVersionError(self.path, version)
-        self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[Database]:
         """An atomic group of writes; nested uses join the outer transaction."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield self.db
-            finally:
-                self._depth -= 1
-            return
-        self.db.execute("BEGIN IMMEDIATE")
-        self._depth = 1
-        try:
-            yield self.db
-        except BaseException:
-            self._depth, self._committed = 0, []
-            self.db.execute("ROLLBACK")
-            raise
-        self._depth = 0
-        self.db.execute("COMMIT")
-        callbacks, self._committed = self._committed, []
-        for callback in callbacks:
-            callback()
+        return self.db.transaction()
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the current transaction is committed (never if it is rolled back)."""
-        if self._depth:
-            self._committed.append(callback)
-        else:
-            callback()
+        self.db.on_commit(callback)
 
     # ------------------------------------------------------------- sessions
 
@@ -174,16 +79,16 @@ class Store:
         row = _session_row(record)
         names = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        with self.transaction() as db:
-            cur = db.execute(f"INSERT OR IGNORE INTO sessions ({names}) VALUES ({marks})", list(row.values()))
-            return cur.lastrowid if cur.rowcount == 1 else None
+        added = self.db.execute(
+            f"INSERT INTO sessions ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING RETURNING tag", list(row.values())
+        )
+        return added[0][0] if added else None
 
     def save_session(self, record: SessionRecord) -> None:
         row = _session_row(record)
         sets = ", ".join(f"{k} = ?" for k in row if k != "session_id")
         values = [v for k, v in row.items() if k != "session_id"]
-        with self.transaction() as db:
-            db.execute(f"UPDATE sessions SET {sets} WHERE session_id = ?", [*values, _key(record.session_id)])
+        self.db.execute(f"UPDATE sessions SET {sets} WHERE session_id = ?", [*values, _key(record.session_id)])
 
     def save_meters(self, readings: list[tuple[int, int, float]]) -> None:
         """Write many live meter readings (session id, Wh, time) in one transaction."""
@@ -238,12 +143,18 @@ class Store:
         ``transaction_id`` as decided elsewhere (proxy mode: the CSMS's id, or an offline one)."""
         with self.transaction() as db:
             tx_id = transaction_id
-            if tx_id is None:
-                tx_id = int(self.meta("next_transaction_id") or 1)
-                self.set_meta("next_transaction_id", str(tx_id + 1))
+            if tx_id is None:  # one statement: instances sharing the database never take the same id
+                taken = db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('next_transaction_id', '2') ON CONFLICT (key)"
+                    " DO UPDATE SET value = CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT) RETURNING value"
+                )
+                tx_id = int(taken[0][0]) - 1
             db.execute(
-                "INSERT OR REPLACE INTO transactions (transaction_id, charge_point_id, connector, id_tag, session_id,"
-                " meter_start, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO transactions (transaction_id, charge_point_id, connector, id_tag, session_id, meter_start,"
+                " started_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (transaction_id) DO UPDATE SET"
+                " charge_point_id = excluded.charge_point_id, connector = excluded.connector, id_tag = excluded.id_tag,"
+                " session_id = excluded.session_id, meter_start = excluded.meter_start, started_at = excluded.started_at,"
+                " meter_stop = NULL, stop_reason = NULL, stopped_at = NULL",
                 (tx_id, charge_point_id, connector, id_tag, _key(session_id), meter_start, time.time()),
             )
             return tx_id
@@ -253,11 +164,10 @@ class Store:
         return Transaction(**(dict(row) | {"session_id": _id(row["session_id"])})) if row else None
 
     def finish_transaction(self, transaction_id: int, meter_stop: int, reason: str | None) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE transactions SET meter_stop = ?, stop_reason = ?, stopped_at = ? WHERE transaction_id = ?",
-                (meter_stop, reason, time.time(), transaction_id),
-            )
+        self.db.execute(
+            "UPDATE transactions SET meter_stop = ?, stop_reason = ?, stopped_at = ? WHERE transaction_id = ?",
+            (meter_stop, reason, time.time(), transaction_id),
+        )
 
     # ----------------------------------------------------------------- jobs
 
@@ -267,22 +177,25 @@ class Store:
         if not isinstance(args, ARGS[kind]):
             raise TypeError(f"a {kind} job takes {ARGS[kind].__name__}, not {type(args).__name__}")
         now = time.time()
-        with self.transaction() as db:
-            cur = db.execute(
-                "INSERT OR IGNORE INTO jobs (kind, session_id, args, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                (kind.queued_as.value, _key(session_id), json.dumps(asdict(args)), now, now),
-            )
-            return cur.rowcount == 1
+        added = self.db.execute(
+            "INSERT INTO jobs (kind, session_id, args, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            (kind.queued_as.value, _key(session_id), json.dumps(asdict(args)), now, now),
+        )
+        return added.rowcount == 1
 
     def jobs(self, *statuses: JobStatus | str, kind: JobKind | None = None, limit: int = -1) -> list[Job]:
         """Jobs in any of ``statuses`` (optionally of one kind), oldest first, at most ``limit`` (-1: all)."""
         query, params = _jobs_query(statuses, kind)
-        return [_job_from(r) for r in self.db.execute(f"SELECT * {query} ORDER BY id LIMIT ?", [*params, limit])]
+        query = f"SELECT * {query} ORDER BY id"
+        if limit >= 0:
+            query, params = query + " LIMIT ?", [*params, limit]
+        return [_job_from(r) for r in self.db.execute(query, params)]
 
     def has_jobs(self, *statuses: JobStatus | str) -> bool:
         """Whether any job is in one of ``statuses`` (without reading them all)."""
         query, params = _jobs_query(statuses, None)
-        return self.db.execute(f"SELECT EXISTS (SELECT 1 {query})", params).fetchone()[0] == 1
+        return bool(self.db.execute(f"SELECT EXISTS (SELECT 1 {query})", params).fetchone()[0])
 
     def pending_settles(self) -> list[tuple[Job, JobStatus | None]]:
         """Pending settles, each with the status of its session's start job (None: no start queued)."""
@@ -294,13 +207,9 @@ class Store:
         return [(_job_from(r), JobStatus(r["start_status"]) if r["start_status"] else None) for r in rows]
 
     def checkpoint(self) -> None:
-        """Copy the write-ahead log into the database file, on a connection of the calling thread (run it
-        in a worker thread: it waits for the disk, which the event loop must not)."""
-        db = sqlite3.connect(self.path, isolation_level=None)
-        try:
-            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        finally:
-            db.close()
+        """The database's housekeeping that waits for the disk (SQLite: copy the write-ahead log into the
+        file); run it in a worker thread, never on the event loop."""
+        self.db.checkpoint()
 
     def job(self, kind: JobKind, session_id: int) -> Job | None:
         row = self.db.execute(
@@ -313,8 +222,9 @@ class Store:
         if isinstance(changes.get("status"), JobStatus):
             changes["status"] = changes["status"].value
         sets = ", ".join(f"{k} = ?" for k in changes)
-        with self.transaction() as db:
-            db.execute(f"UPDATE jobs SET {sets}, updated_at = ? WHERE id = ?", [*changes.values(), time.time(), job_id])
+        self.db.execute(
+            f"UPDATE jobs SET {sets}, updated_at = ? WHERE id = ?", [*changes.values(), time.time(), job_id]
+        )
 
     def job_counts(self) -> dict[str, dict[str, int]]:
         """{status: {kind: count}}."""
@@ -338,19 +248,17 @@ class Store:
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?",
-                (key, value, value),
-            )
+        self.db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     def add_station(self, station_id: int, charge_point_id: str, connectors: int) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO stations (station_id, charge_point_id, connectors) VALUES (?, ?, ?) "
-                "ON CONFLICT(station_id) DO UPDATE SET connectors = excluded.connectors",
-                (station_id, charge_point_id, connectors),
-            )
+        self.db.execute(
+            "INSERT INTO stations (station_id, charge_point_id, connectors) VALUES (?, ?, ?) "
+            "ON CONFLICT(station_id) DO UPDATE SET connectors = excluded.connectors",
+            (station_id, charge_point_id, connectors),
+        )
 
     def stations(self) -> dict[int, tuple[str, int]]:
         """Our stations: {station_id: (charge_point_id, connectors)}."""
@@ -372,11 +280,11 @@ class Store:
 
     def save_meter_record(self, session_id: int, context: str, record: str) -> None:
         """Keep a session's signed meter record (OCMF text) for ``context`` (Transaction.Begin / End)."""
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO meter_records VALUES (?, ?, ?) ON CONFLICT(session_id, context) DO UPDATE SET record = ?",
-                (_key(session_id), context, record, record),
-            )
+        self.db.execute(
+            "INSERT INTO meter_records VALUES (?, ?, ?) ON CONFLICT (session_id, context)"
+            " DO UPDATE SET record = excluded.record",
+            (_key(session_id), context, record),
+        )
 
     def meter_records(self, session_id: int) -> dict[str, str]:
         """{context: OCMF text} of the session's signed meter records."""
@@ -384,12 +292,11 @@ class Store:
         return {r[0]: r[1] for r in rows}
 
     def set_connector_status(self, charge_point_id: str, connector: int, status: str, error_code: str | None) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO connectors VALUES (?, ?, ?, ?, ?) ON CONFLICT(charge_point_id, connector) "
-                "DO UPDATE SET status = excluded.status, error_code = excluded.error_code, updated_at = excluded.updated_at",
-                (charge_point_id, connector, status, error_code, time.time()),
-            )
+        self.db.execute(
+            "INSERT INTO connectors VALUES (?, ?, ?, ?, ?) ON CONFLICT(charge_point_id, connector) "
+            "DO UPDATE SET status = excluded.status, error_code = excluded.error_code, updated_at = excluded.updated_at",
+            (charge_point_id, connector, status, error_code, time.time()),
+        )
 
     def connector_status(self, charge_point_id: str, connector: int) -> str | None:
         row = self.db.execute(
@@ -436,7 +343,7 @@ def _session_row(record: SessionRecord) -> dict[str, Any]:
     return row
 
 
-def _session_from(row: sqlite3.Row) -> SessionRecord:
+def _session_from(row: Any) -> SessionRecord:
     data = dict(row)
     tariff = Tariff(int(data.pop("price_per_kwh")), int(data.pop("session_fee")), int(data.pop("time_fee_per_hour")))
     for name in _AMOUNTS:
@@ -447,7 +354,7 @@ def _session_from(row: sqlite3.Row) -> SessionRecord:
     return SessionRecord(tariff=tariff, **data)
 
 
-def _job_from(row: sqlite3.Row) -> Job:
+def _job_from(row: Any) -> Job:
     data = dict(row)
     kind, args = JobKind(data["kind"]), json.loads(data["args"])
     if kind is JobKind.SETTLE and "begin" in args:  # a signed settle is queued as the session's settle

@@ -29,7 +29,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from core_client.config import Settings, control_token
+from core_client.ocpp.server import CONNECTOR, Throttle
 from core_client.ocpp.wire import wire_text
+from core_client.sessions.decisions import INT32
 from core_client.sessions.registry import CommandFailed
 from core_client.sessions.service import SessionService
 from ev_network.web.server import HttpServer
@@ -51,6 +53,7 @@ class ControlServer:
         self.settings, self.service, self.health = settings, service, health
         self.server: HttpServer | None = None
         self.token = ""
+        self._refusals = Throttle()  # a flood of refused requests is one line every 10 s, with its count
 
     async def start(self) -> None:
         self.token = control_token(self.settings, create=True) or ""
@@ -104,12 +107,10 @@ class ControlServer:
         """Every request passes :meth:`_refuse` before it is routed."""
         refused = self._refuse(request.headers, request.url.path)
         if refused is not None:
-            log.warning(
-                "control: refused %s %s (%s)",
-                wire_text(request.method),
-                wire_text(request.url.path),
-                refused[1]["error"],
-            )
+            more = self._refusals.admit()
+            if more is not None:
+                what = (wire_text(request.method), wire_text(request.url.path), refused[1]["error"], more)
+                log.warning("control: refused %s %s (%s)%s", *what)
             return answer(*refused)
         return await call_next(request)
 
@@ -172,8 +173,8 @@ def _check_command(action: str, params: dict[str, str]) -> str | None:
     if name in params and params[name] not in values:
         return f"{name} must be one of {values}"
     connector = params.get("connector")
-    if connector is not None and connector != "" and not connector.isdigit():
-        return "connector must be a number (0: the whole charge point)"
+    if connector is not None and connector != "" and not (CONNECTOR.fullmatch(connector) and int(connector) < INT32):
+        return f"connector must be a number from 0 to {INT32 - 1} in digits 0-9 (0: the whole charge point)"
     return None
 
 

@@ -7,13 +7,20 @@ rejected sessions with their reasons. ``/`` refreshes its panels every few secon
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+import secrets
 import time
+from collections import deque
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core_client.config import DashboardSettings
 from core_client.web.dashboard_source import DashboardSource
@@ -21,17 +28,77 @@ from ev_network.web import CsrfError, check_csrf, session_middleware, static_mou
 
 TEMPLATES = templates(Path(__file__).resolve().parent / "templates")
 REFRESH_S = 3
+MAX_GUESSES = 5  # wrong passwords from one address within GUESS_WINDOW_S: then it is locked out
+GUESS_WINDOW_S = 60
+MAX_TRACKED = 10_000  # addresses remembered (old ones dropped beyond)
+log = logging.getLogger("core_client.dashboard")
+
+
+class Guesses:
+    """Wrong passwords per client address: after :data:`MAX_GUESSES` within :data:`GUESS_WINDOW_S`, the
+    address is locked out until the oldest of them is that old (the right password too is refused)."""
+
+    def __init__(self) -> None:
+        self.wrong: dict[str, deque[float]] = {}
+
+    def locked_for(self, address: str, now: float) -> float:
+        """Seconds the address stays locked out (0: it may try)."""
+        recent = self.wrong.get(address)
+        while recent and now - recent[0] > GUESS_WINDOW_S:
+            recent.popleft()
+        return GUESS_WINDOW_S - (now - recent[0]) if recent and len(recent) >= MAX_GUESSES else 0.0
+
+    def add(self, address: str, now: float) -> int:
+        if len(self.wrong) > MAX_TRACKED and address not in self.wrong:
+            self.wrong = {a: d for a, d in self.wrong.items() if d and now - d[-1] <= GUESS_WINDOW_S}
+        recent = self.wrong.setdefault(address, deque())
+        recent.append(now)
+        return len(recent)
+
+
+class KnownHost:
+    """ASGI middleware: a request whose ``Host`` names neither an IP address, ``localhost`` nor the
+    dashboard's configured host is refused (403): a DNS name that merely resolves here (DNS rebinding)
+    gets nothing from the dashboard."""
+
+    def __init__(self, app: ASGIApp, host: str) -> None:
+        self.app, self.names = app, {"localhost", host.lower()}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self.known(Headers(scope=scope).get("host", "")):
+            await PlainTextResponse("this dashboard answers only to its own address\n", 403)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def known(self, host: str) -> bool:
+        if host.startswith("["):  # [IPv6]:port
+            name = host[1:].partition("]")[0]
+        else:
+            name = host.partition(":")[0] if host.count(":") == 1 else host
+        name = name.lower()
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return name in self.names
+        return True
 
 
 def create_dashboard_app(source: DashboardSource, settings: DashboardSettings) -> Starlette:
-    """The dashboard's ASGI app over ``source``."""
+    """The dashboard's ASGI app over ``source``. A login lives on the server (``logins``): logging out
+    ends it, whatever copy of the cookie is still around; wrong passwords are logged and lock the
+    address out (:class:`Guesses`)."""
+    logins: dict[str, float] = {}  # login id (in the signed cookie) -> when it was last used
+    guesses = Guesses()
 
     def logged_in(request: Request) -> bool:
-        seen = request.session.get("seen")
-        if not request.session.get("operator") or seen is None or time.time() - seen > settings.idle_timeout_s:
-            request.session.pop("operator", None)
+        login, now = request.session.get("login"), time.time()
+        seen = logins.get(login) if isinstance(login, str) else None
+        if seen is None or now - seen > settings.idle_timeout_s:
+            if isinstance(login, str):
+                logins.pop(login, None)
+            request.session.pop("login", None)
             return False
-        request.session["seen"] = time.time()
+        logins[login] = now
         return True
 
     def page(request: Request, name: str, status: int = 200, **context: object) -> Response:
@@ -42,14 +109,28 @@ def create_dashboard_app(source: DashboardSource, settings: DashboardSettings) -
 
     async def login(request: Request) -> Response:
         await check_csrf(request)
+        address, now = request.client.host if request.client else "?", time.time()
+        locked = guesses.locked_for(address, now)
+        if locked:
+            error = f"too many wrong passwords: try again in {locked:.0f} s"
+            return page(request, "login.html", status=429, error=error)
         form = await request.form()
         if not settings.check_password(str(form.get("password", ""))):
+            count = guesses.add(address, now)
+            log.warning("dashboard: wrong password from %s (%d in the last %d s)", address, count, GUESS_WINDOW_S)
             return page(request, "login.html", status=401, error="wrong password")
-        request.session.update(operator=True, seen=time.time())
+        for old in [k for k, seen in logins.items() if now - seen > settings.idle_timeout_s]:
+            del logins[old]
+        login_id = secrets.token_urlsafe(24)
+        logins[login_id] = now
+        request.session["login"] = login_id
         return RedirectResponse("/", status_code=303)
 
     async def logout(request: Request) -> Response:
         await check_csrf(request)
+        login = request.session.get("login")
+        if isinstance(login, str):
+            logins.pop(login, None)  # ended here: an old copy of the cookie no longer gets in
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
@@ -90,6 +171,6 @@ def create_dashboard_app(source: DashboardSource, settings: DashboardSettings) -
             Route("/jobs/{job_id:int}/retry", retry, methods=["POST"]),
             static_mount(),
         ],
-        middleware=[session_middleware("evn_dashboard")],
+        middleware=[Middleware(KnownHost, host=settings.host), session_middleware("evn_dashboard")],
         exception_handlers={CsrfError: csrf_failed},
     )

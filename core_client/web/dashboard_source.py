@@ -113,7 +113,7 @@ class ServiceDashboardSource:
         ]
 
     def problems(self) -> list[SessionRow]:
-        found = self.store.sessions_in({State.FAILED, State.REJECTED, State.REJECTING})
+        found = self.store.sessions_in({State.FAILED, State.HELD, State.REJECTED, State.REJECTING})
         return [self._row(s) for s in found[-PROBLEMS_SHOWN:]][::-1]
 
     def settled(self) -> list[SessionRow]:

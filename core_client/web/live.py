@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
@@ -32,7 +33,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core_client.config import LiveSettings
-from core_client.sessions.machine import RUNNING, TERMINAL, SessionRecord, cost_so_far
+from core_client.sessions.machine import RUNNING, TERMINAL, SessionRecord, State, cost_so_far
 from core_client.sessions.readings import Live
 from ev_network.live_auth import live_signer
 from ev_network.session_ids import hex_session_id, parse_session_id
@@ -70,6 +71,7 @@ class LiveSession(BaseModel):
     started_at: float | None
     last_meter_at: float | None
     ended: bool
+    held: str | None = None  # why the session is held for the operator (nothing settled yet), if it is
 
 
 class LiveSource(Protocol):
@@ -130,6 +132,7 @@ class ReadingsSource:
             started_at=record.started_at,
             last_meter_at=record.meter_at,
             ended=record.state in TERMINAL,
+            held=record.last_error if record.state is State.HELD else None,
         )
 
     def _power(self, record: SessionRecord) -> int:
@@ -225,21 +228,33 @@ def create_live_app(source: LiveSource, settings: LiveSettings) -> ASGIApp:
         _, live = authorised(request)
         return JSONResponse(live.model_dump())
 
+    streams: Counter[int] = Counter()  # session -> its open event streams (from any address)
+
     async def events(request: Request) -> EventSourceResponse:
         expiry, live = authorised(request)
         session_id = parse_session_id(request.path_params["session_id"])
+        if streams[session_id] >= settings.max_streams_per_session:
+            raise LiveRefused(429, f"{settings.max_streams_per_session} event streams of this session are open already")
+        if streams.total() >= settings.max_streams:
+            raise LiveRefused(503, "too many event streams open: try again later")
 
         async def stream() -> AsyncIterator[dict[str, Any]]:
-            last = None
-            while time.time() < expiry:
-                current = source.session(session_id) or live
-                data = json.dumps(current.model_dump())
-                if data != last:
-                    last = data
-                    yield {"event": "live", "data": data}
-                if current.ended:
-                    return
-                await asyncio.sleep(settings.poll_interval_s)
+            streams[session_id] += 1
+            try:
+                last = None
+                while time.time() < expiry:
+                    current = source.session(session_id) or live
+                    data = json.dumps(current.model_dump())
+                    if data != last:
+                        last = data
+                        yield {"event": "live", "data": data}
+                    if current.ended:
+                        return
+                    await asyncio.sleep(settings.poll_interval_s)
+            finally:
+                streams[session_id] -= 1
+                if streams[session_id] <= 0:
+                    del streams[session_id]
 
         return EventSourceResponse(stream())
 

@@ -23,7 +23,10 @@ class HttpServer:
     signatures in their query."""
 
     def __init__(self, app: ASGIApp, host: str, port: int) -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
+        # log_config=None: uvicorn's lines go through the process's logging (the daemon's: with timestamps)
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", access_log=False, lifespan="off", log_config=None
+        )
         self.host, self.port = host, port
         self.server = _Server(config)
         self._task: asyncio.Task | None = None

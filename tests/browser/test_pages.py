@@ -1,22 +1,33 @@
-"""Every page of the driver's app in each of its states, on a 390 px phone: nothing wider than the
-screen, no console error (the favicon included). The journey (test_journey.py) checks the same on the
+"""Every page of the driver's app in each of its states, and of the CPO dashboard, on a 390 px phone:
+nothing wider than the screen, no console error (the favicon included). The journey (test_journey.py) checks the same on the
 pages it passes, with the Core Client's live data and the CPO dashboard; here the app runs on the chain
 alone and the operator's side is driven with its transactions, to reach every state quickly."""
 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
+from eth_account import Account
 from playwright.async_api import expect
 
-from ev_network.session_ids import parse_session_id
+from core_client.config import DashboardSettings, Settings, hash_password
+from core_client.sessions.jobs import JobKind, SettleArgs
+from core_client.sessions.machine import SessionRecord, State
+from core_client.sessions.service import SessionService
+from core_client.storage.store import Store
+from core_client.web import ServiceDashboardSource, create_dashboard_app
+from ev_network.contracts import CancelReason
+from ev_network.pricing import Tariff
+from ev_network.session_ids import make_session_id, parse_session_id
 from ev_network.web.server import HttpServer
 from tools.harness.browser import screenshots_on_failure, watched_page
 from tools.harness.wallet import PASSWORD, operator_settle, operator_start, wallet_config
 from wallet.web import create_app
 
 LONG_ID = "CP-PAGES-BERLIN-0001"  # a long charge point id (OCPP allows 20 characters here)
+TOKEN = 10**18
 
 
 async def test_every_page_of_the_drivers_app_fits_a_phone_without_console_errors(clean_chain, tmp_path: Path, browser):
@@ -98,3 +109,49 @@ async def test_every_page_of_the_drivers_app_fits_a_phone_without_console_errors
             await stranger.looks_right()
     finally:
         await app.stop()
+
+
+async def test_the_dashboards_pages_fit_a_phone_without_console_errors(net, tmp_path: Path, browser):
+    """The CPO dashboard with what makes it wide: a failed settle and its long reason, a rejected session,
+    a settlement (the journey shows it with sessions in flight)."""
+    driver = Account.create().address
+    store = Store(tmp_path / "core.sqlite")
+    store.add_station(1, LONG_ID, 2)
+    store.set_connector_status(LONG_ID, 1, "Faulted", "GroundFailure")
+
+    def record(seq: int, state: State, **fields) -> SessionRecord:
+        tariff = Tariff(35 * TOKEN // 100, TOKEN // 2)
+        return SessionRecord(
+            session_id=make_session_id(driver, 0, seq), station_id=1, charge_point_id=LONG_ID, connector=1,
+            driver=driver, deposit=5 * TOKEN, tariff=tariff, state=state, requested_at=time.time(), **fields,
+        )  # fmt: skip
+
+    reason = "InvalidState (session 0x" + "ab" * 32 + " is CANCELLED on chain)"
+    store.insert_session(record(1, State.FAILED, last_error=f"settle: {reason}"))
+    store.enqueue(JobKind.SETTLE, make_session_id(driver, 0, 1), SettleArgs(meter_stop=1500))
+    store.update_job(store.jobs("pending")[0].id, status="failed", last_error=reason)
+    store.insert_session(record(2, State.REJECTED, reject_reason=int(CancelReason.STATION_OFFLINE)))
+    store.insert_session(record(3, State.SETTLED, cost=566_150_000_000_000_000, finished_at=time.time()))
+    source = ServiceDashboardSource(SessionService(Settings(), store), net.w3, net.deployment, net.operator.address)
+    password = "the dashboard password"
+    app = create_dashboard_app(source, DashboardSettings(port=0, password=hash_password(password)))
+    server = HttpServer(app, "127.0.0.1", 0)
+    await server.start()
+    operator = await watched_page(browser)
+    page = operator.page
+    try:
+        async with screenshots_on_failure("dashboard-pages", [page]):
+            await page.goto(server.url + "/")
+            await operator.looks_right()
+            await page.get_by_label("Dashboard password").fill("not it")
+            await page.get_by_role("button", name="Sign in").click()
+            await expect(page.locator(".error")).to_have_text("wrong password")
+            await operator.looks_right()
+            await page.get_by_label("Dashboard password").fill(password)
+            await page.get_by_role("button", name="Sign in").click()
+            await expect(page.locator("#jobs")).to_contain_text("CANCELLED on chain")
+            await expect(page.locator("#settled")).to_contain_text("0.5662")
+            await operator.looks_right()
+    finally:
+        await server.stop()
+        store.close()

@@ -181,6 +181,7 @@ def test_meter_keys_in_every_published_form_and_refused_otherwise(clean_chain: N
     meter = SigningMeter.for_charge_point("CP-METER-KEY")
     point = registry_key(meter.public_key_der)
     for form in (meter.public_key_der, point, point[1:]):
+        net.time_travel(1)  # one change per second
         receipt = operator.set_meter_public_key(station_id, form)
         assert events(reader, receipt, "MeterPublicKeySet") == [{"stationId": station_id, "publicKey": form}]
         assert reader.get_station(station_id).meter_public_key == point
@@ -190,5 +191,30 @@ def test_meter_keys_in_every_published_form_and_refused_otherwise(clean_chain: N
             operator.set_meter_public_key(station_id, bad)
         assert info.value.args_ == (station_id, len(bad))
     assert reader.get_station(station_id).meter_public_key == point  # a refused key changes nothing
+    net.time_travel(1)
     operator.set_meter_public_key(station_id, b"")
     assert reader.get_station(station_id).meter_public_key == b""
+
+
+def test_a_meter_key_changes_at_most_once_a_second(clean_chain: Net) -> None:
+    """Two changes in one second: the second is refused, so a change always writes fresh history slots and
+    its gas estimate holds whichever block it lands in (a same-second overwrite cost less than the estimate
+    of a change in a new second, and ran out of gas when it landed there)."""
+    net = clean_chain
+    station_id = net.add_station("CP-KEY-TWICE")
+    operator = net.escrow(net.operator)
+    first, second = (registry_key(SigningMeter.for_charge_point(cp).public_key_der) for cp in ("CP-A", "CP-B"))
+    net.w3.provider.make_request("evm_setAutomine", [False])
+    try:
+        sender = net.sender(net.operator)  # a fixed gas limit: no estimate against the pending block
+        calls = [operator.contract.functions.setMeterPublicKey(station_id, key) for key in (first, second)]
+        hashes = [sender.submit(fn, gas=300_000) for fn in calls]
+        net.w3.provider.make_request("evm_mine", [])  # both in one block, one second
+    finally:
+        net.w3.provider.make_request("evm_setAutomine", [True])
+    receipts = [net.w3.eth.get_transaction_receipt(h) for h in hashes]
+    assert [r["status"] for r in receipts] == [1, 0]
+    assert net.escrow().get_station(station_id).meter_public_key == first
+    net.time_travel(1)
+    operator.set_meter_public_key(station_id, second)
+    assert net.escrow().get_station(station_id).meter_public_key == second

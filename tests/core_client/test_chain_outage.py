@@ -4,6 +4,7 @@ a daemon starts without the chain, and what was queued reaches the chain once it
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
 import pytest
@@ -111,3 +112,37 @@ async def test_a_start_during_a_chain_outage_serves_ocpp_and_starts_the_chain_si
     finally:
         await daemon.stop(drain_timeout=5)
         await proxy.pause()
+
+
+@pytest.mark.issue(17, item=4)
+async def test_a_hung_chain_node_delays_neither_the_start_nor_any_boot(clean_chain, tmp_path, keyfile):
+    """A node that accepts connections and never answers (a stopped process, a stuck load balancer):
+    OCPP is served within a second of start, and every BootNotification is answered within a second."""
+    net = clean_chain
+    known, unknown = cp_ids("HUNGK", "HUNGU")
+    station_id = await asyncio.to_thread(net.add_station, known, 2)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)  # the kernel accepts; nobody ever reads or answers
+        passwords = {known: "pw-k", unknown: "pw-u"}
+        rpc_url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        settings = settings_for(net, tmp_path, keyfile, passwords, rpc_url=rpc_url, rpc_timeout_s=5)
+        store = Store(settings.database)  # the previous run knew this station
+        store.add_station(station_id, known, 2)
+        store.close()
+        daemon = Daemon(settings, PASSWORD)
+        began = time.monotonic()
+        await asyncio.wait_for(daemon.start(), 10)
+        try:
+            assert time.monotonic() - began < 1.0  # was 9 s: the chain probe waited for its timeout
+            url = f"ws://127.0.0.1:{daemon.ocpp.address[1]}"
+            for cp, password, status in ((known, "pw-k", "Accepted"), (unknown, "pw-u", "Pending")):
+                for _ in range(2):  # a reconnect boots again
+                    raw = await RawCP.connect(url, cp, password)
+                    asked = time.monotonic()
+                    assert (await raw.boot())[2]["status"] == status
+                    assert time.monotonic() - asked < 1.0, cp  # was 5+ s: the meter key read waited
+                    await raw.close()
+            assert daemon.health()["chain_reachable"] is False
+        finally:
+            await daemon.stop(drain_timeout=5)

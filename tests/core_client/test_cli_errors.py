@@ -130,3 +130,70 @@ def test_operator_register_without_dev_prints_what_the_registrar_runs(clean_chai
     assert code == 0 and "registrar" in lines[0] and "core-client check" in lines[-1], lines
     assert any(f'"registerOperator(address,address,string)" {address} {address}' in line for line in lines)
     assert not clean_chain.escrow().operator_of(address).registered  # it only says what to run
+
+
+# ------------------------------------------------------- issue 17 #15: one line per operator error
+
+
+@pytest.mark.issue(17, item=15)
+def test_a_port_taken_or_a_listen_host_that_does_not_resolve_is_one_line_naming_the_setting(
+    net, tmp_path, keyfile, cli
+):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        for values, setting in (
+            ({"listen_port": port}, "listen_port"),
+            ({"listen_port": 0, "control_port": port}, "control_port"),
+            ({"listen_host": "no-such-host.invalid", "listen_port": 0}, "listen_host"),
+        ):
+            code, lines = cli("run", "-c", _config(tmp_path, net, keyfile, **values))
+            errors = [line for line in lines if line.startswith("error:")]
+            assert code == 1 and errors == [lines[-1]] and setting in lines[-1], lines
+            assert "Traceback" not in "\n".join(lines), lines
+
+
+@pytest.mark.issue(17, item=15)
+def test_an_rpc_url_python_cannot_split_is_one_line(net, tmp_path, keyfile, cli, monkeypatch):
+    code, lines = cli("run", "-c", _config(tmp_path, net, keyfile, rpc_url="http://[::1"))
+    assert code == 1 and len(lines) == 1 and "rpc_url" in lines[0], lines
+    from wallet.cli import app as wallet_app
+
+    monkeypatch.setenv("EVN_RPC_URL", "http://[::1")
+    monkeypatch.setenv("EVN_DEPLOYMENT", str(net.deployment_file))
+    monkeypatch.setenv("EVN_WALLET_HOME", str(tmp_path / "wallet"))
+    result = CliRunner().invoke(wallet_app, ["quote", "1", "--kwh", "1"])
+    assert result.exit_code == 1 and "http://[::1" in result.output and len(result.output.splitlines()) == 1, (
+        result.output
+    )
+
+
+@pytest.mark.issue(17, item=15)
+def test_a_taken_station_id_and_a_bogus_command_type_are_said_in_words(clean_chain, tmp_path, keyfile, cli):
+    [cp] = cp_ids("TAKEN")
+    config = _config(tmp_path, clean_chain, keyfile)
+    assert cli("stations", "add", cp, *ADD, "-c", config)[0] == 0
+    code, lines = cli("stations", "add", cp, *ADD, "-c", config)
+    assert code == 1 and len(lines) == 1 and "ChargePointIdTaken" not in lines[0] and "already" in lines[0], lines
+    for command in (
+        ["command", "reset", cp, "--type", "Bogus"],
+        ["command", "change-availability", cp, "--type", "Bogus"],
+        ["command", "trigger", cp, "Bogus"],
+    ):
+        code, lines = cli(*command, "-c", config, "--url", "http://127.0.0.1:9")  # nothing listens there
+        assert code == 1 and len(lines) == 1 and "Bogus" in lines[0] and "daemon" not in lines[0], lines
+
+
+@pytest.mark.issue(17, item=15)
+def test_a_quote_for_absurd_energy_exits_non_zero(net, tmp_path, monkeypatch):
+    from wallet.cli import app as wallet_app
+
+    monkeypatch.setenv("EVN_RPC_URL", net.rpc_url)
+    monkeypatch.setenv("EVN_DEPLOYMENT", str(net.deployment_file))
+    monkeypatch.setenv("EVN_WALLET_HOME", str(tmp_path / "wallet"))
+    station = net.add_station(cp_ids("QUOTE")[0], 2)
+    for kwh in ("1e400", "2e9", "Infinity"):
+        result = CliRunner().invoke(wallet_app, ["quote", str(station), "--kwh", kwh])
+        assert result.exit_code == 1 and kwh in result.output, (kwh, result.output)
+    assert CliRunner().invoke(wallet_app, ["quote", str(station), "--kwh", "20"]).exit_code == 0

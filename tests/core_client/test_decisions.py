@@ -8,6 +8,7 @@ import logging
 
 import pytest
 
+from core_client.chain import worker
 from core_client.sessions import decisions, metering
 from core_client.sessions.actions import (
     Log,
@@ -334,6 +335,20 @@ def test_signed_stop_settles_the_signed_readings_or_holds_without_queueing():
         [saved] = [a.record for a in held.actions if isinstance(a, SaveSession)]
         assert problem.charge_point_id == "CP-1" and saved.state is State.HELD
         assert saved.last_error.startswith("meter records refused")
+
+
+def test_signed_stop_settles_on_one_record_holding_both_readings():
+    """A meter that signs once per transaction sends no Begin record: its End record holds both readings."""
+    meter = SigningMeter.for_charge_point("CP-1")
+    tag = ocmf.session_id_tag(SID)
+    records = {metering.END: meter.transaction_record(1_200, 4_321, tag)}
+    decision = decisions.stop(charging(), 9_999, "Local", NOW, meter.public_key_der, records)
+    [job] = [a for a in decision.actions if isinstance(a, QueueJob)]
+    [saved] = [a.record for a in decision.actions if isinstance(a, SaveSession)]
+    assert job.args["begin"] is None and job.args["meter_stop"] == 4_321 and job.args["end"] == records[metering.END]
+    assert (saved.state, saved.meter_start, saved.energy_wh) == (State.STOPPED, 1_200, 3_121)
+    queued = Job(1, JobKind.SETTLE, SID, job.args, JobStatus.PENDING, None, 0, None, None)
+    assert len(worker._signed(queued)[2]) == 1  # the worker settles it on that one record
 
 
 def test_remote_start_at_a_signing_station_sends_the_tag_its_meter_signs():

@@ -7,10 +7,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import resource
 import time
 
 import pytest
+from ocpp import messages
+from ocpp.messages import Call
+from ocpp.v16.enums import Action
 
+from core_client.ocpp.adapter import load_schemas
+from core_client.ocpp.link import CommandFailed
 from core_client.sessions.jobs import JobKind
 from core_client.sessions.machine import State
 from ev_network.contracts import SessionState
@@ -206,3 +213,42 @@ async def test_a_charge_point_cannot_act_for_another(core: Core):
     [settled] = chain_events(net, "SessionSettled", session_id)
     assert settled.args["meterStop"] == record.meter_stop
     assert settled.args["cost"] == price(TARIFF, record.energy_wh)
+
+
+# ------------------------------------------------- issue 17 #5: schemas and frames not sent
+
+
+@pytest.mark.issue(17, item=5)
+def test_every_schema_is_in_memory_so_no_frame_needs_a_descriptor():
+    """``ocpp`` read each schema on first use and turned "too many open files" into NotImplemented
+    (a RemoteStart then never went out). Loaded at start, they validate with no descriptor left."""
+    messages._validators.clear()  # as in a new process
+    assert load_schemas() == 2 * len(Action)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    opened = []
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 256), hard))
+        with pytest.raises(OSError):
+            while True:
+                opened.append(open(os.devnull))  # noqa: SIM115 - until the process has no descriptor left
+        remote_start = Call("1", "RemoteStartTransaction", {"idTag": "EVN1", "connectorId": 1})
+        messages._validate_payload(remote_start, "1.6")  # what ocpp does before sending: no NotImplemented
+        for action in Action:
+            assert messages.get_validator(2, action.value, "1.6").schema
+            assert messages.get_validator(3, action.value, "1.6").schema
+    finally:
+        for f in opened:
+            f.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.issue(17, item=5)
+async def test_a_command_ocpp_refuses_to_send_is_not_reported_as_the_charge_points_answer(core: Core):
+    raw = await core.raw(core.a)
+    link = core.daemon.service.links[core.a]
+    with pytest.raises(CommandFailed) as failed:
+        await link.remote_start(1, "X" * 21)  # idTag beyond OCPP's 20 characters: ocpp refuses to send it
+    assert not failed.value.sent and "not sent" in str(failed.value) and "answered" not in str(failed.value)
+    assert (await raw.call("Heartbeat", {}))[2]["currentTime"]  # the link is fine
+    assert not [f for f in raw.received if f[0] == 2 and f[2] == "RemoteStartTransaction"]
+    assert await link.remote_start(1, "EVN999") == "Accepted"  # and the next one goes out

@@ -1,5 +1,6 @@
 """The Core Client end to end: real Anvil, the real daemon, real websockets and the simulated charge
-point. Each test pays with real tokens and checks the money on chain."""
+point. Each test pays with real tokens and checks the money on chain, once with the daemon's state in a
+SQLite file and once on a real PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -38,6 +39,12 @@ from tools.harness.core import (
 
 FAST = Behaviour(power_w=22_000, meter_interval_s=10, time_accel=100)  # 61 Wh every 0.1 s
 DEPOSIT = 20 * TOKEN
+
+
+@pytest.fixture
+def core_database(db_location):
+    """Each test's daemon keeps its state once in a SQLite file, once on a real PostgreSQL."""
+    return db_location
 
 
 async def _settled(core: Core, session_id: int):

@@ -10,8 +10,11 @@ import pytest
 
 from core_client.sessions.jobs import JobKind
 from core_client.sessions.machine import State
+from core_client.web.dashboard_source import ServiceDashboardSource
+from core_client.web.live import ReadingsSource
 from ev_network.contracts import CancelReason, SessionState
 from ev_network.pricing import price
+from ev_network.session_ids import hex_session_id
 from tools.harness.chain import TARIFF, TOKEN
 from tools.harness.core import (
     Core,
@@ -193,3 +196,31 @@ async def test_a_waiting_session_is_started_only_after_the_boot_is_answered(clea
         remote_start = await raw.next_call("RemoteStartTransaction", timeout=5)
         assert raw.received.index(boot) < raw.received.index(remote_start)
         await raw.close()
+
+
+@pytest.mark.issue(17, item=2)
+async def test_a_held_session_is_listed_answers_the_drivers_stop_and_leaves_held_when_reclaimed(core: Core, caplog):
+    net = core.net
+    raw = await core.raw(core.a)
+    session_id, transaction_id, tag = await _charging(core, raw, 0)
+    assert (await raw.call("StopTransaction", stop_payload(transaction_id, 2**40 + 5, tag)))[2]["idTagInfo"][
+        "status"
+    ] == "Accepted"
+    await core.wait_local(session_id, State.HELD, timeout=5)
+    source = ServiceDashboardSource(core.daemon.service, net.w3, net.deployment, net.operator.address)
+    [row] = [r for r in source.problems() if r.session_id == hex_session_id(session_id)]
+    assert row.state == "held" and str(2**40 + 5) in row.reason  # the dashboard lists it
+    seen = ReadingsSource(core.daemon.service.live).session(session_id)  # what the driver's live view gets
+    assert seen is not None and seen.state == "held" and str(2**40 + 5) in seen.held
+
+    driver = await funded_driver(net, 0)
+    await asyncio.to_thread(net.escrow(driver).request_stop, session_id)  # accepted on chain
+    await until(lambda: core.local(session_id).stop_wanted == "driver", 10, "the driver's stop noted")
+    assert any("driver asked to stop" in r.getMessage() and "HELD" in r.getMessage() for r in caplog.records)
+
+    await asyncio.to_thread(net.time_travel, net.deployment.max_duration + net.deployment.reclaim_grace + 1)
+    await asyncio.to_thread(net.escrow(driver).reclaim, session_id)
+    await core.wait_local(session_id, State.RECLAIMED, timeout=10)
+    assert core.daemon.health()["held_sessions"] == []
+    assert not [r for r in source.problems() if r.session_id == hex_session_id(session_id) and r.state == "held"]
+    assert core.daemon.store.job(JobKind.SETTLE, session_id) is None  # nothing billed, ever

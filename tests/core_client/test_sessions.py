@@ -1,12 +1,15 @@
-"""Core Client domain logic without network: the session state machine, the budget rule, the SQLite
-store and the configuration loader."""
+"""Core Client domain logic without network: the session state machine, the budget rule, the store
+(on both engines: a SQLite file and a real PostgreSQL) and the configuration loader."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import sqlite3
+import threading
+from pathlib import Path
 
+import psycopg
 import pytest
 
 from core_client.config import ConfigError, Settings, hash_password, load_settings
@@ -27,6 +30,8 @@ from core_client.sessions.machine import (
     tag_of_id_tag,
 )
 from core_client.sessions.service import SessionService
+from core_client.storage.database import open_database
+from core_client.storage.migrations import SchemaVersionError, schema_version
 from core_client.storage.store import SCHEMA_VERSION, Store, StoreVersionError
 from ev_network.pricing import Tariff, price
 from ev_network.session_ids import LANES, hex_session_id, make_session_id
@@ -159,8 +164,8 @@ def test_must_stop_counts_the_time_fee():
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "cc.sqlite")
+def store(db_location):
+    s = Store(db_location)
     yield s
     s.close()
 
@@ -200,12 +205,12 @@ def test_jobs_are_enqueued_exactly_once(store):
     store.update_job(job.id, status="sent", tx_hash="0xab", attempts=1)
     assert [j.kind for j in store.jobs("pending")] == ["settle"]
     assert store.job_counts() == {"pending": {"settle": 1}, "sent": {"start": 1}}
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)):
         store.update_job(job.id, status="lost")
 
 
-def test_transaction_ids_count_up_and_survive_reopen(tmp_path):
-    path = tmp_path / "cc.sqlite"
+def test_transaction_ids_count_up_and_survive_reopen(db_location):
+    path = db_location
     s = Store(path)
     assert s.new_transaction("CP-1", 1, "EVN1", SID, 100) == 1
     assert s.new_transaction("CP-1", 2, "OTHER", None, 200) == 2
@@ -259,8 +264,8 @@ def test_each_session_gets_its_own_short_tag_and_id_tag(store):
     assert [s.session_id for s in store.sessions_in({State.REQUESTED})] == ids  # in the order requested
 
 
-def test_tags_are_never_reused(tmp_path):
-    path = tmp_path / "cc.sqlite"
+def test_tags_are_never_reused(db_location):
+    path = db_location
     s = Store(path)
     assert s.insert_session(record(make_session_id(DRIVER, 0, 1))) == 1
     assert s.insert_session(record(make_session_id(DRIVER, 0, 2))) == 2
@@ -292,15 +297,48 @@ def test_an_old_store_file_is_refused_and_left_as_it_is(tmp_path):
     db.close()
 
 
-def test_a_store_of_a_newer_version_is_refused_and_a_new_file_is_stamped(tmp_path):
+def test_a_new_sqlite_file_is_stamped_for_older_readers(tmp_path):
     path = tmp_path / "new.sqlite"
     Store(path).close()
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     db.close()
-    with pytest.raises(StoreVersionError, match="by a newer Core Client"):
-        Store(path)
+
+
+def test_a_store_of_a_newer_version_is_refused_and_left_as_it_is(db_location):
+    store = Store(db_location)
+    store.set_cursor(7)
+    store.db.execute("UPDATE schema_versions SET version = version + 1 WHERE part = 'store'")
+    store.close()
+    with pytest.raises(SchemaVersionError, match=f"store at version {SCHEMA_VERSION + 1}, written by a newer Core"):
+        Store(db_location)
+    db = open_database(db_location)
+    assert schema_version(db, "store") == SCHEMA_VERSION + 1
+    assert db.execute("SELECT value FROM meta WHERE key = 'event_cursor'")[0][0] == "7"
+    db.close()
+
+
+def test_instances_sharing_a_database_never_take_the_same_transaction_id_or_tag(pg_url):
+    """Two stores on one PostgreSQL database (two instances), each from its own thread."""
+    stores = [Store(pg_url), Store(pg_url)]
+    taken: dict[str, list[int]] = {"ids": [], "tags": []}
+    start = threading.Barrier(2)
+
+    def instance(n: int) -> None:
+        start.wait(10)
+        for i in range(50):
+            taken["ids"].append(stores[n].new_transaction("CP-1", 1, None, None, 0))
+            taken["tags"].append(stores[n].insert_session(record(make_session_id(DRIVER, n, i + 1))))
+
+    threads = [threading.Thread(target=instance, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    for store in stores:
+        store.close()
+    assert sorted(taken["ids"]) == list(range(1, 101))
+    assert sorted(taken["tags"]) == list(range(1, 101))
 
 
 def test_stations_and_connector_status(store):
@@ -332,6 +370,24 @@ def test_config_file_env_and_hashed_passwords(tmp_path):
     assert not settings.check_password("CP-3", "plain")
     env = {"EVN_CC_CHARGE_POINTS": '{"CP-9": "x"}'}
     assert load_settings(cfg, environ=env).charge_points == {"CP-9": "x"}
+
+
+def test_a_postgresql_database_is_a_url_as_given_and_a_file_a_path(tmp_path):
+    cfg = tmp_path / "cc.toml"
+    url = "postgresql://cc@db.internal:5433/evn?sslmode=require"
+    cfg.write_text(f'database = "{url}"\n[upstream]\nurl = "ws://csms/ocpp"\noutbox = "{url}"\n')
+    settings = load_settings(cfg, environ={})
+    assert settings.database == url and settings.upstream.outbox == url  # not resolved against the folder
+    assert settings.control_token_file == Path("operator.json.control-token")  # beside the keystore
+    from_env = load_settings(cfg, environ={"EVN_CC_DATABASE": "postgres:///evn"})
+    assert from_env.database == "postgres:///evn"
+    assert load_settings(cfg, environ={"EVN_CC_DATABASE": "cc.sqlite"}).database == Path("cc.sqlite")
+    assert Settings().database == Path("core-client.sqlite")  # SQLite stays the default
+    ocpi = 'versions_url = "https://csms.example/ocpi/versions"\ncountry_code = "DE"\nparty_id = "EVN"\n'
+    ocpi += 'business_name = "EV Network"\npublic_url = "https://emsp.example/ocpi"\n'
+    cfg.write_text(f'database = "{url}"\n[ocpi]\n{ocpi}')
+    with pytest.raises(ConfigError, match="not yet with a postgresql:// database"):
+        load_settings(cfg, environ={})
 
 
 @pytest.mark.parametrize(
@@ -427,8 +483,6 @@ def test_pending_settles_come_with_the_status_of_their_start(store):
 
 
 def test_a_checkpoint_in_another_thread_keeps_every_commit(tmp_path):
-    import threading
-
     path = tmp_path / "cp.sqlite"
     store = Store(path)
     for i in range(200):

@@ -57,6 +57,15 @@ class Cpo:
                 raise TimeoutError(f"no matching exchange in the CPO platform's log within {timeout} s")
             await asyncio.sleep(0.05)
 
+    async def cdrs(self, timeout: float = 20) -> list[dict[str, Any]]:
+        """The CDRs the platform made, once there is at least one."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not (cdrs := (await self.control("state"))["cdrs"]):
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"the CPO platform made no CDR within {timeout} s")
+            await asyncio.sleep(0.1)
+        return cdrs
+
     async def violations(self) -> list[Any]:
         """What the platform found against 2.2.1 in what we sent it (and its own refusals)."""
         return await self.control("violations")

@@ -5,6 +5,7 @@ cost of the chain's tariff; a start the charge point rejects is refunded."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from core_client.cli.ocpi import EscrowRegistry
 from core_client.daemon import Daemon
 from core_client.ocpi.bridge import Bridge
 from core_client.ocpi.models.enums import ModuleID
+from core_client.ocpi.transport import Party
+from core_client.sessions.machine import State
 from ev_network.contracts import SessionState
 from ev_network.pricing import price
 from tests.ocpi.cpo import TOKEN_A, Cpo, cpo_platform
@@ -49,11 +52,11 @@ async def core(tmp_path: Path, clean_chain: Net, keyfile: Path, cpo: Cpo) -> Asy
 async def test_a_wallet_session_through_the_csms_settles_once_at_the_tariff(core, cpo: Cpo) -> None:
     daemon, station_id = core[0].daemon, core[1]
     net = core[0].net
+    await cpo.control("scenario", {"cost_offset": 0.5})  # its CDR says 0.50 more than its tariff: not billed
     driver = await funded_driver(net, 0)
     session_id = await open_session(net, driver, station_id, 1, DEPOSIT)
     await wait_chain(net, session_id, SessionState.ACTIVE, timeout=30)
-    starts = [e for e in await cpo.control("log") if e["direction"] == "in" and "START_SESSION" in e["url"]]
-    token = starts[0]["body"]["token"]
+    token = await start_token(cpo)
     assert token["type"] == "APP_USER" and token["country_code"] == "DE" and token["party_id"] == "EVN"
     ocpi_session = await until(lambda: _cpo_session(daemon), 10, "the CSMS's session")
     await until(lambda: (daemon.service.session(session_id).meter_last or 0) > 0, 15, "energy in the live data")
@@ -63,7 +66,12 @@ async def test_a_wallet_session_through_the_csms_settles_once_at_the_tariff(core
     energy_wh = round(cdr["total_energy"] * 1000)
     [settled] = chain_events(net, "SessionSettled", session_id)
     tariff = net.escrow().get_tariff(net.escrow().get_station(station_id).tariff_id)
-    assert settled.args["cost"] == price(tariff, energy_wh) and energy_wh > 0
+    assert settled.args["cost"] == price(tariff, energy_wh) and energy_wh > 0  # the chain's tariff is billed
+    [difference] = daemon.health()["ocpi"]["cost_differences"]  # and the CDR's other cost shown
+    assert difference["cdr"] == cdr["id"] and difference["chain_cost_units"] == settled.args["cost"]
+    transaction = daemon.ocpi.mirror.transaction_of(Party("DE", "EVP"), ocpi_session)
+    recorded = daemon.records.find(transaction, "DE*EVP*E0002").record  # in the anchored transaction record
+    assert (recorded.meter_start, recorded.meter_stop, recorded.stop_reason) == (0, energy_wh, "Remote")
     assert await cpo.violations() == []
 
 
@@ -80,3 +88,90 @@ def _cpo_session(daemon: Daemon) -> str | None:
     """The id of the first Session the CSMS pushed to the daemon."""
     found = daemon.ocpi.mirror.all(ModuleID.SESSIONS)
     return found[0]["id"] if found else None
+
+
+async def test_no_command_result_in_time_is_refunded(core, cpo: Cpo) -> None:
+    net, station_id = core[0].net, core[1]
+    await cpo.control("scenario", {"start": "no_result", "command_timeout": 1})
+    session_id = await open_session(net, await funded_driver(net, 2), station_id, 1, DEPOSIT)
+    await wait_chain(net, session_id, SessionState.CANCELLED, timeout=30)  # the start timeout (5 s here)
+
+
+async def test_the_budget_stops_the_charge_through_stop_session(core, cpo: Cpo) -> None:
+    net, station_id = core[0].net, core[1]
+    deposit = TOKEN  # 0.357 per kWh: the budget is used up after about 2.7 kWh, half a second of charging here
+    session_id = await open_session(net, await funded_driver(net, 3), station_id, 1, deposit)
+    await wait_chain(net, session_id, SessionState.SETTLED, timeout=40)
+    log = await cpo.control("log")
+    assert any(e["direction"] == "in" and e["url"].endswith("/commands/STOP_SESSION") for e in log)
+    [settled] = chain_events(net, "SessionSettled", session_id)
+    assert 0 < settled.args["cost"] <= deposit
+
+
+async def test_the_drivers_stop_on_chain_and_a_cdr_that_only_comes_by_pull(core, cpo: Cpo) -> None:
+    daemon, net, station_id = core[0].daemon, core[0].net, core[1]
+    await cpo.control("scenario", {"cdr": "pull_only"})
+    driver = await funded_driver(net, 4)
+    session_id = await open_session(net, driver, station_id, 1, DEPOSIT)
+    await wait_chain(net, session_id, SessionState.ACTIVE, timeout=30)
+    await until(lambda: (daemon.service.session(session_id).meter_last or 0) > 0, 15, "energy in the live data")
+    await asyncio.to_thread(net.escrow(driver).request_stop, session_id)
+    await cpo.wait_log(lambda e: e["direction"] == "in" and e["url"].endswith("/commands/STOP_SESSION"))
+    [cdr] = await cpo.cdrs()
+    assert daemon.ocpi.mirror.get(ModuleID.CDRS, Party("DE", "EVP"), cdr["id"]) is None  # never pushed
+    await daemon.ocpi.pull()
+    await wait_chain(net, session_id, SessionState.SETTLED, timeout=30)
+    [settled] = chain_events(net, "SessionSettled", session_id)
+    assert settled.args["meterStop"] - settled.args["meterStart"] == round(cdr["total_energy"] * 1000)
+
+
+@pytest.mark.parametrize("signed, settles", [("valid", True), ("tampered", False)])
+async def test_a_signed_cdr_settles_through_the_signed_path_and_a_tampered_one_is_held(
+    core, cpo: Cpo, signed, settles
+) -> None:
+    daemon, net, station_id = core[0].daemon, core[0].net, core[1]
+    await asyncio.to_thread(net.escrow(net.operator).set_meter_public_key, station_id, bytes.fromhex(cpo.meter_key))
+    await cpo.control("scenario", {"signed": signed})
+    driver = await funded_driver(net, 5)
+    session_id = await open_session(net, driver, station_id, 1, DEPOSIT)
+    await wait_chain(net, session_id, SessionState.ACTIVE, timeout=30)
+    token = await start_token(cpo)
+    assert token["uid"].startswith("EV") and not token["uid"].startswith("EVN")  # the idTag the meter signs
+    await until(lambda: (daemon.service.session(session_id).meter_last or 0) > 0, 15, "energy in the live data")
+    await cpo.control("stop", {"session_id": _cpo_session(daemon)})
+    if settles:
+        await wait_chain(net, session_id, SessionState.SETTLED, timeout=30)
+        [cdr] = await cpo.cdrs()
+        [settled] = chain_events(net, "SessionSettled", session_id)
+        assert settled.args["meterStop"] - settled.args["meterStart"] == round(cdr["total_energy"] * 1000)
+        transaction = daemon.ocpi.mirror.transaction_of(Party("DE", "EVP"), cdr["session_id"])
+        recorded = daemon.records.find(transaction, "DE*EVP*E0002").record
+        assert recorded.signed_meter_data.count("OCMF|") == 2  # the Begin and End records, as signed
+    else:
+        await until(lambda: daemon.service.session(session_id).state is State.HELD, 20, "the session HELD")
+        assert "meter records refused" in daemon.service.session(session_id).last_error
+        assert (await asyncio.to_thread(net.escrow().get_session, session_id)).state is SessionState.ACTIVE
+
+
+async def test_the_csms_down_mid_session_the_stop_waits_for_it_and_the_cdr_is_pulled(core, cpo: Cpo) -> None:
+    daemon, net, station_id = core[0].daemon, core[0].net, core[1]
+    driver = await funded_driver(net, 6)
+    session_id = await open_session(net, driver, station_id, 1, DEPOSIT)
+    await wait_chain(net, session_id, SessionState.ACTIVE, timeout=30)
+    await until(lambda: (daemon.service.session(session_id).meter_last or 0) > 0, 15, "energy in the live data")
+    await cpo.control("down", {"mode": "reset"})  # connections reset, nothing pushed (and nothing queued)
+    await asyncio.to_thread(net.escrow(driver).request_stop, session_id)
+    await until(lambda: daemon.service.session(session_id).stop_wanted, 10, "the stop wanted")
+    assert (await cpo.control("state"))["cdrs"] == []  # STOP_SESSION cannot reach it while it is down
+    await cpo.control("up", {})
+    await cpo.wait_log(lambda e: e["direction"] == "in" and e["url"].endswith("/commands/STOP_SESSION"), timeout=30)
+    await cpo.cdrs()
+    await daemon.ocpi.pull()  # whether or not its CDR push got through, it is taken once
+    await wait_chain(net, session_id, SessionState.SETTLED, timeout=30)
+    assert len(chain_events(net, "SessionSettled", session_id)) == 1
+
+
+async def start_token(cpo: Cpo) -> dict:
+    """The Token of the first START_SESSION the CPO platform received."""
+    log = await cpo.control("log")
+    return next(e for e in log if e["direction"] == "in" and e["url"].endswith("/START_SESSION"))["body"]["token"]

@@ -71,16 +71,28 @@ def test_kept_demo_state_of_an_older_contract_version_is_recognised(net, tmp_pat
     assert _existing_deployment(net.w3, path) is None  # nothing deployed there (another chain): deploy
 
 
-def test_proxy_demo_runs_a_csms_session_and_a_paid_one_and_verifies_the_record(tmp_path):
+def _run_demo(tmp_path: Path, mode: str) -> tuple[subprocess.CompletedProcess, dict]:
+    """``make demo DEMO_ARGS=--<mode>`` in ``tmp_path``: the finished process and its summary's ``mode`` part."""
     summary_file = tmp_path / "summary.json"
-    command = [sys.executable, "-m", "scripts.demo", "--proxy", "--state-dir", str(tmp_path / "state")]
+    command = [sys.executable, "-m", "scripts.demo", f"--{mode}", "--state-dir", str(tmp_path / "state")]
     result = subprocess.run(
         [*command, "--summary", str(summary_file)], cwd=ROOT, capture_output=True, text=True, timeout=240
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    proxy = json.loads(summary_file.read_text())["proxy"]
+    return result, json.loads(summary_file.read_text())[mode]
+
+
+def test_proxy_demo_runs_a_csms_session_and_a_paid_one_and_verifies_the_record(tmp_path):
+    result, proxy = _run_demo(tmp_path, "proxy")
     assert proxy["card_transaction"] == 1001 and proxy["paid_transaction"] == 1002  # both the CSMS's ids
     assert proxy["paid_session"]["state"] == "settled"
     assert proxy["records"] == {"logged": 2, "anchored": 2, "waiting": 0}
     assert proxy["csms_calls"]["StartTransaction"] == 2 == proxy["csms_calls"]["StopTransaction"]
     assert "record 0 is in anchor 0 of operator" in result.stdout  # ev-wallet verify-record accepted it
+
+
+def test_ocpi_demo_settles_a_wallet_session_through_the_csms_ocpi_interface(tmp_path):
+    result, ocpi = _run_demo(tmp_path, "ocpi")
+    assert ocpi["session"]["state"] == "settled" and ocpi["cdr"] == "CDR-00001"
+    assert ocpi["violations"] == []  # the stand-in CPO found nothing against 2.2.1 in what the Core Client sent
+    assert "registered with the CSMS at" in result.stdout and "LOC-1/EVSE-2: station 4 registered" in result.stdout

@@ -4,8 +4,10 @@ exported records (changed, dropped, reordered, not yet anchored), with the contr
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from core_client.records.log import LogMismatch, TransactionLog
@@ -27,7 +29,7 @@ from tools.harness.chain import Net
 from tools.harness.records import T0, add_transactions
 
 
-def log_for(net: Net, path: Path, **policy: float) -> TransactionLog:
+def log_for(net: Net, path: Path | str, **policy: float) -> TransactionLog:
     return TransactionLog(path, RecordAnchor(net.w3, net.deployment.record_anchor), **policy)
 
 
@@ -45,11 +47,11 @@ def forged_log(original: TransactionLog, path: Path, order: list[int], with_anch
         entry = original.entry(old_index)
         leaf = leaf_hash(new_index, previous, entry.record.hash())
         row = (new_index, entry.record.transaction_id, entry.record.charge_point_id, entry.record.model_dump_json())
-        forged._db.execute("INSERT INTO record_log VALUES (?, ?, ?, ?, ?, ?)", (*row, leaf, entry.appended_at))
+        forged.db.execute("INSERT INTO record_log VALUES (?, ?, ?, ?, ?, ?)", (*row, leaf, entry.appended_at))
         previous = leaf
     for a in original.local_anchors() if with_anchors else []:
         row = (a.anchor_id, a.operator, a.root, a.first_index, a.count, a.timestamp, a.block)
-        forged._db.execute("INSERT INTO record_anchors VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+        forged.db.execute("INSERT INTO record_anchors VALUES (?, ?, ?, ?, ?, ?, ?)", row)
     return forged
 
 
@@ -61,8 +63,8 @@ def test_merkle_proofs_lead_to_the_root_for_any_tree_size() -> None:
         assert process_proof(leaves[0], tree.proof(leaves[-1])) != tree.root or n == 1
 
 
-def test_log_is_hash_linked_append_only_and_keeps_no_id_tag(tmp_path: Path, net: Net) -> None:
-    log = log_for(net, tmp_path / "cc.sqlite")
+def test_log_is_hash_linked_append_only_and_keeps_no_id_tag(db_location: Path | str, net: Net) -> None:
+    log = log_for(net, db_location)
     add_transactions(log, 1, 3)
     entries = log.entries()
     assert [e.index for e in entries] == [0, 1, 2]
@@ -78,12 +80,40 @@ def test_log_is_hash_linked_append_only_and_keeps_no_id_tag(tmp_path: Path, net:
     assert log.record_stop(2, 9999, "Local", T0 + 9999).index == 1  # a repeated stop: same entry, no new one
     assert log.record_stop(404, 1, "Local", T0) is None  # never started here
     assert len(log) == 3
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        log._db.execute("UPDATE record_log SET body = 'x' WHERE idx = 0")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        log._db.execute("DELETE FROM record_log WHERE idx = 2")
+    for change in ("UPDATE record_log SET body = 'x' WHERE idx = 0", "DELETE FROM record_log WHERE idx = 2"):
+        with pytest.raises((sqlite3.IntegrityError, psycopg.errors.RaiseException), match="append-only"):
+            log.db.execute(change)
+    if log.db.dialect == "postgresql":
+        with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+            log.db.execute("TRUNCATE record_log")
+    assert len(log) == 3
+    rows = [r for table in ("record_log", "record_open") for r in log.db.execute(f"SELECT * FROM {table}")]
+    assert rows and "rfid-000" not in repr(rows).lower()
     log.close()
-    assert b"rfid-000" not in (tmp_path / "cc.sqlite").read_bytes().lower()
+    if isinstance(db_location, Path):  # nor anywhere in the file (freed pages, write-ahead log)
+        assert b"rfid-000" not in db_location.read_bytes().lower()
+
+
+def test_instances_sharing_a_postgresql_append_to_one_hash_linked_log(pg_url: str, net: Net) -> None:
+    """Three logs on one database (three instances), appending at once from their own threads."""
+    logs = [log_for(net, pg_url) for _ in range(3)]
+    start = threading.Barrier(3)
+
+    def instance(n: int) -> None:
+        start.wait(10)
+        add_transactions(logs[n], 100 * (n + 1), 10, cp=f"CP-REC-{n}")
+
+    threads = [threading.Thread(target=instance, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    entries = logs[0].entries()
+    assert [e.index for e in entries] == list(range(30))
+    assert all(e.leaf == leaf_hash(e.index, e.previous, e.record.hash()) for e in entries)
+    assert sorted(e.record.transaction_id for e in entries) == [100 * n + i for n in (1, 2, 3) for i in range(10)]
+    for log in logs:
+        log.close()
 
 
 def test_anchored_records_verify_against_the_chain_only(tmp_path: Path, clean_chain: Net) -> None:

@@ -156,6 +156,7 @@ def test_quote_with_time_fee_equals_settled_cost(clean_chain):
     assert inv.total == settled_event(net, session_id)["cost"] == quote.total
     assert [line.description for line in inv.lines] == ["Session fee", "Energy", "Charging time"]
     assert inv.lines[2].amount == quote.time_cost and inv.duration_s == 45 * 60
+    assert "Charging time: 0:45:00 x 2.00/h" in render_text(inv)  # h:mm:ss, not "0:45:00 h"
 
 
 def test_cost_above_deposit_is_capped_with_an_explicit_adjustment_line(clean_chain):

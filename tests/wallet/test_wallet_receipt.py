@@ -107,13 +107,15 @@ async def test_the_page_the_pdf_and_the_text_show_the_same_invoice_in_money(env:
         "4.8208 EVE",
         "charged exactly 4.82075 EVE",
         "VERIFIED: both records verified against the meter key registered on chain",
-        f"Begin {BEGIN_WH} Wh",
         inv.settle_tx,
     ]
     for rendering in (page, " ".join(pdf.split()), " ".join(text.split())):
         missing = [item for item in shown if item not in rendering]
         assert not missing, (missing, rendering)
         assert not re.search(r"\d\.\d{6,} EVE", rendering)  # no amount with 18 decimals
+        assert re.search(
+            rf"Begin {BEGIN_WH} Wh at \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(T1\)", rendering
+        )  # one time format
 
 
 def test_verify_online_and_offline_and_refuses_a_changed_record(env: Env, cli: Cli, tmp_path):

@@ -5,6 +5,7 @@ where the job needs it (through the session state machine) and wakes the chain w
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from pathlib import Path
@@ -163,3 +164,47 @@ def test_a_start_that_failed_while_charging_is_not_retried(store: Store):
     answer = SessionService(Settings(), store).retry_job(start.id)
     assert "not queued again: its charge was stopped when the start failed" in answer
     assert store.job(JobKind.START, sid).status == "failed" and store.get_session(sid).state is State.FAILED
+
+
+@pytest.mark.issue(17, item=8)
+async def test_password_guesses_are_logged_and_lock_the_address_out(net, store: Store, caplog):
+    server, client = await dashboard(store, net)
+    try:
+        await client.get("/login")
+        answers = [(await client.post("/login", {"password": f"guess {n}"}))[0] for n in range(8)]
+        assert answers == [401] * 5 + [429] * 3  # was: about 950 guesses a second, no limit
+        status, page = await client.post("/login", {"password": PASSWORD})
+        assert status == 429 and "try again in" in page  # locked out: not even the right one
+        warned = [r.getMessage() for r in caplog.records if "wrong password from" in r.getMessage()]
+        assert len(warned) == 5 and "127.0.0.1" in warned[-1]
+    finally:
+        await server.stop()
+
+
+@pytest.mark.issue(17, item=8)
+async def test_logout_ends_the_login_on_the_server(net, store: Store):
+    server, client = await dashboard(store, net)
+    try:
+        await client.get("/login")
+        assert "Chain job queue" in (await client.post("/login", {"password": PASSWORD}))[1]
+        jar = next(h.cookiejar for h in client.opener.handlers if hasattr(h, "cookiejar"))
+        old = [copy.copy(cookie) for cookie in jar]
+        await client.post("/logout", {})
+        assert 'name="password"' in (await client.get("/"))[1]
+        for cookie in old:  # an old copy of the cookie (another tab, a stolen one)
+            jar.set_cookie(cookie)
+        page = (await client.get("/"))[1]
+        assert 'name="password"' in page and "Chain job queue" not in page  # was: still logged in
+    finally:
+        await server.stop()
+
+
+@pytest.mark.issue(17, item=8)
+async def test_the_dashboard_answers_only_to_its_own_address(net, store: Store):
+    server, client = await dashboard(store, net)
+    port = server.url.rsplit(":", 1)[1].rstrip("/")
+    try:
+        for host, status in ((f"rebind.example:{port}", 403), (f"localhost:{port}", 200), (f"127.0.0.1:{port}", 200)):
+            assert (await client.get("/login", headers={"Host": host}))[0] == status, host
+    finally:
+        await server.stop()

@@ -82,14 +82,17 @@ def get(url: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-async def test_the_daemon_serves_both_front_ends_and_stops_them(net, tmp_path: Path, keyfile: Path):
+async def test_the_daemon_serves_both_front_ends_and_stops_them(clean_chain, tmp_path: Path, keyfile: Path):
+    net = clean_chain  # other tests register stations on the same chain: look for this test's own
+    net.add_station("FRONT-1", connectors=2)
     settings = settings_for(net, tmp_path, keyfile, {}, live=LiveSettings(port=0), dashboard=DASHBOARD)
     daemon = Daemon(settings, PASSWORD)
     await daemon.start()
     try:
         live, dashboard = daemon.front_ends["live"].url, daemon.front_ends["dashboard"].url
         status, body = await asyncio.to_thread(get, live + "/stations")
-        assert status == 200 and json.loads(body) == {"stations": []}
+        stations = {station["charge_point_id"]: station for station in json.loads(body)["stations"]}
+        assert status == 200 and [c["connector"] for c in stations["FRONT-1"]["connectors"]] == [1, 2]
         status, body = await asyncio.to_thread(get, dashboard + "/")
         assert status == 200 and "Dashboard password" in body
     finally:

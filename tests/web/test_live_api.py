@@ -182,3 +182,35 @@ def test_verify_request_checks_expiry_window_and_signer():
         with pytest.raises(LiveRefused) as refused:
             verify_request(SESSION, DRIVER.address, expires, signature, 300, now)
         assert refused.value.status == status
+
+
+@pytest.mark.issue(17, item=6)
+async def test_open_event_streams_are_limited_per_session_whatever_the_address(live):
+    """One driver's signature opened unlimited streams (the limit counted requests per address): 1,000
+    open streams slowed every charge point. Now 4 per session, from any address; the fifth is 429."""
+    _, url, _ = live
+    stream_url = LiveClient(url, DRIVER).session_url(SESSION, suffix="/events")
+    opened = []
+
+    def open_stream() -> int:
+        try:
+            response = urllib.request.urlopen(stream_url, timeout=5)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        for raw in response:  # the stream counts once it has sent its first event
+            if raw.startswith(b"data:"):
+                break
+        opened.append(response)
+        return response.status
+
+    try:
+        assert [await asyncio.to_thread(open_stream) for _ in range(4)] == [200] * 4
+        assert await asyncio.to_thread(open_stream) == 429
+        opened.pop().close()
+        deadline = time.monotonic() + 5
+        while (status := await asyncio.to_thread(open_stream)) == 429 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)  # until the server has noticed the closed stream
+        assert status == 200  # a closed one frees its place
+    finally:
+        for response in opened:
+            response.close()

@@ -35,8 +35,8 @@ PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 860}
 DASHBOARD_PASSWORD = "dashboard password of the CPO"
 FAILURES = ROOT / "build" / "browser-failures"
-# 11 kW, a MeterValues every 0.25 s of 10 simulated seconds (about 30 Wh each)
-CHARGING = Behaviour(power_w=11_000, meter_interval_s=10, time_accel=40)
+# 11 kW in real time (the power the pages show is the station's), a MeterValues every second (about 3 Wh)
+CHARGING = Behaviour(power_w=11_000, meter_interval_s=1, time_accel=1)
 
 
 @dataclass
