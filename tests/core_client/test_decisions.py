@@ -345,7 +345,7 @@ def test_signed_stop_settles_on_one_record_holding_both_readings():
     decision = decisions.stop(charging(), 9_999, "Local", NOW, meter.public_key_der, records)
     [job] = [a for a in decision.actions if isinstance(a, QueueJob)]
     [saved] = [a.record for a in decision.actions if isinstance(a, SaveSession)]
-    assert job.args["begin"] is None and job.args["meter_stop"] == 4_321 and job.args["end"] == records[metering.END]
+    assert job.args.begin is None and job.args.meter_stop == 4_321 and job.args.end == records[metering.END]
     assert (saved.state, saved.meter_start, saved.energy_wh) == (State.STOPPED, 1_200, 3_121)
     queued = Job(1, JobKind.SETTLE, SID, job.args, JobStatus.PENDING, None, 0, None, None)
     assert len(worker._signed(queued)[2]) == 1  # the worker settles it on that one record
