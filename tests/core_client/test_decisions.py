@@ -347,8 +347,8 @@ def test_signed_stop_settles_on_one_record_holding_both_readings():
     [saved] = [a.record for a in decision.actions if isinstance(a, SaveSession)]
     assert job.args.begin is None and job.args.meter_stop == 4_321 and job.args.end == records[metering.END]
     assert (saved.state, saved.meter_start, saved.energy_wh) == (State.STOPPED, 1_200, 3_121)
-    queued = Job(1, JobKind.SETTLE, SID, job.args, JobStatus.PENDING, None, 0, None, None)
-    assert len(worker._signed(queued)[2]) == 1  # the worker settles it on that one record
+    assert job.kind is JobKind.SETTLE_SIGNED
+    assert len(worker._signed(SID, job.args)[2]) == 1  # the worker settles it on that one record
 
 
 def test_remote_start_at_a_signing_station_sends_the_tag_its_meter_signs():
