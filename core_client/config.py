@@ -8,7 +8,8 @@ against the file's directory. See ``examples/core-client.toml`` for a commented 
 The daemon's two HTTP front ends have a section each, both off unless given: ``[live]``
 (:class:`LiveSettings`: drivers' live session data, public station list) and ``[dashboard]``
 (:class:`DashboardSettings`: the CPO's dashboard, behind a password). ``[ocpi]``
-(:class:`~core_client.ocpi.settings.OcpiSettings`) connects to the CPO's CSMS over OCPI 2.2.1 as an eMSP.
+(:class:`~core_client.ocpi.settings.OcpiSettings`) connects to the CPO's CSMS over OCPI 2.2.1 as an eMSP;
+``[ocpi_cpo]`` (:class:`~core_client.ocpi.cpo.settings.CpoSettings`) serves our stations to roaming eMSPs as their CPO.
 """
 
 from __future__ import annotations
@@ -30,12 +31,20 @@ except ModuleNotFoundError:  # Python 3.10: the tomli backport
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from core_client.errors import CoreClientError
+from core_client.ocpi.cpo.settings import CpoSettings
 from core_client.ocpi.settings import OcpiSettings
 from core_client.proxy.config import UpstreamSettings
 from core_client.storage.database import Location, is_postgres_url
 
 ENV_PREFIX = "EVN_CC_"
-JSON_FIELDS = ("charge_points", "upstream", "live", "dashboard", "ocpi")  # given as a JSON object in the environment
+JSON_FIELDS = (
+    "charge_points",
+    "upstream",
+    "live",
+    "dashboard",
+    "ocpi",
+    "ocpi_cpo",
+)  # given as a JSON object in the environment
 PATH_FIELDS = ("deployment_file", "keystore", "database", "tls_cert", "tls_key")
 # OCPP's identifierString (a-z A-Z 0-9 * - _ = + | @ .) without ':', which HTTP Basic's user cannot hold
 CHARGE_POINT_ID = re.compile(r"[A-Za-z0-9*\-_=+|@.]{1,48}")
@@ -86,6 +95,7 @@ class LiveSettings(BaseModel):
     poll_interval_s: float = Field(1.0, gt=0)  # how often an event stream looks for new readings
     max_streams_per_session: int = Field(4, ge=1)  # open event streams of one session (any address); beyond: 429
     max_streams: int = Field(200, ge=1)  # open event streams in all; beyond: 503
+    request_timeout_s: float = Field(10, gt=0)  # a request not all in by then (slow or half sent): dropped
 
 
 class DashboardSettings(BaseModel):
@@ -97,6 +107,7 @@ class DashboardSettings(BaseModel):
     port: int = Field(9003, ge=0, le=65535)
     password: str  # the password itself, or "sha256:<hex>" (hash_password)
     idle_timeout_s: int = Field(1800, ge=60)  # a login ends after this long without a request
+    request_timeout_s: float = Field(10, gt=0)  # a request not all in by then (slow or half sent): dropped
 
     @field_validator("password")
     @classmethod
@@ -135,6 +146,10 @@ class Settings(BaseModel):
     ocpp_response_timeout_s: float = Field(20, gt=0)
     heartbeat_interval_s: int = Field(300, gt=0)
     rpc_timeout_s: float = Field(5, gt=0)
+    fee_bump_after_s: float = Field(
+        60, ge=0
+    )  # a transaction unmined this long is re-sent with 12.5% more fee; 0: never
+    max_fee_per_gas_gwei: float | None = Field(None, gt=0)  # no bump beyond this fee (None: no cap)
     tls_cert: Path | None = None
     tls_key: Path | None = None
     control_token: str | None = Field(None, min_length=16)
@@ -144,6 +159,7 @@ class Settings(BaseModel):
     live: LiveSettings | None = None
     dashboard: DashboardSettings | None = None
     ocpi: OcpiSettings | None = None  # OCPI mode: the CPO's CSMS as an eMSP sees it (core_client.ocpi)
+    ocpi_cpo: CpoSettings | None = None  # our stations for roaming eMSPs, as their CPO (core_client.ocpi.cpo)
 
     @field_validator("charge_points")
     @classmethod
@@ -220,7 +236,10 @@ def env_overrides(environ: dict[str, str] | None = None) -> dict[str, Any]:
                 values[name] = json.loads(raw)
             except json.JSONDecodeError as exc:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be a JSON object: {exc}") from None
-        elif name in ("start_block", "tls_cert", "tls_key", "control_token", "live", "dashboard", "ocpi") and raw == "":
+        elif (
+            name in ("start_block", "tls_cert", "tls_key", "control_token", "live", "dashboard", "ocpi", "ocpi_cpo")
+            and raw == ""
+        ):
             values[name] = None
         else:
             values[name] = raw
@@ -240,7 +259,11 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}") from None
         base = path.resolve().parent
-        nested = [(values.get("upstream"), "outbox"), (values.get("ocpi"), "registration_file")]
+        nested = [
+            (values.get("upstream"), "outbox"),
+            (values.get("ocpi"), "registration_file"),
+            (values.get("ocpi_cpo"), "peers_file"),
+        ]
         for table, name in [(values, n) for n in PATH_FIELDS] + nested:
             relative = isinstance(table, dict) and isinstance(table.get(name), str) and not is_postgres_url(table[name])
             if relative and not Path(table[name]).expanduser().is_absolute():
@@ -263,6 +286,8 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
         settings.upstream.outbox = settings.upstream.outbox.expanduser()
     if settings.ocpi is not None and settings.ocpi.registration_file is not None:
         settings.ocpi.registration_file = settings.ocpi.registration_file.expanduser()
+    if settings.ocpi_cpo is not None and settings.ocpi_cpo.peers_file is not None:
+        settings.ocpi_cpo.peers_file = settings.ocpi_cpo.peers_file.expanduser()
     for name in ("tls_cert", "tls_key"):
         value = getattr(settings, name)
         if value is not None and not value.is_file():

@@ -31,6 +31,7 @@ from core_client.ocpp.server import AcceptFailures, OcppServer
 from core_client.proxy.relay import proxy_for
 from core_client.records.anchoring import anchor_loop, records_health, transaction_log
 from core_client.records.log import TransactionLog
+from core_client.sessions.held_desk import HeldDesk
 from core_client.sessions.jobs import OPEN, JobStatus
 from core_client.sessions.machine import SessionRecord, State
 from core_client.sessions.service import SessionService
@@ -141,13 +142,20 @@ class Daemon:
             s.confirmations,
             s.start_block,
         )
-        self.sender = TxSender(self.w3_tx, self.account)  # one sender: escrow jobs and anchors share its nonces
+        self.sender = TxSender(  # one sender: escrow jobs and anchors share its nonces
+            self.w3_tx,
+            self.account,
+            bump_after=s.fee_bump_after_s or None,
+            max_fee_per_gas=None if s.max_fee_per_gas_gwei is None else int(s.max_fee_per_gas_gwei * 10**9),
+        )
         escrow = Escrow(self.w3_tx, self.deployment, self.sender)
         self.worker = ChainWorker(escrow, self.store, self.service, s.batch_max, s.settle_batch_window_s)
         self.service.on_job_queued = self.worker.wake
         self.proxy = proxy_for(s)
         self.ocpp = OcppServer(s, self.service, self.records, self.proxy)
-        self.control = ControlServer(s, self.service, self.health)
+        reclaim_after_s = self.deployment.max_duration + self.deployment.reclaim_grace
+        self.held = HeldDesk(self.service, reclaim_after_s, self._record_decision)
+        self.control = ControlServer(s, self.service, self.health, self.held)
         self.lease = Lease(self.store.db, f"signer:{self.identity}")
         leading = await asyncio.to_thread(self.lease.try_acquire)  # before /health answers: it tells the role
         if leading:
@@ -349,8 +357,8 @@ class Daemon:
             and self.worker.outage.since is None,
             "last_processed_block": self.store.cursor(),
             "sessions_by_state": self.store.counts_by_state(),
-            "failed_sessions": [_failed(s) for s in self.store.sessions_in({State.FAILED})[-FAILED_SHOWN:]],
-            "held_sessions": [_failed(s) for s in self.store.sessions_in({State.HELD})[-FAILED_SHOWN:]],
+            "failed_sessions": [self._failed(s) for s in self.store.sessions_in({State.FAILED})[-FAILED_SHOWN:]],
+            "held_sessions": [self._failed(s) for s in self.store.sessions_in({State.HELD})[-FAILED_SHOWN:]],
             "records": records_health(self.records),
             "upstream": None if self.proxy is None else self.proxy.health(),
             "ocpi": None if self.ocpi is None else self.ocpi.health(),
@@ -414,16 +422,21 @@ class Daemon:
     async def _meter_key(self, station_id: int) -> bytes:
         return bytes((await asyncio.to_thread(self.escrow_read.get_station, station_id)).meter_public_key)
 
+    def _record_decision(self, s: SessionRecord, decision: str) -> None:
+        """The operator's decision on a held session, in the anchored transaction record."""
+        if self.records is not None and s.transaction_id is not None and s.meter_stop is not None:
+            self.records.record_decision(s.transaction_id, s.charge_point_id, s.meter_stop, decision)
 
-def _failed(s: SessionRecord) -> dict[str, Any]:
-    """A failed session in /health: its id as 0x and 64 hex digits, where it was, what failed."""
-    return {
-        "session_id": hex_session_id(s.session_id),
-        "id_tag": s.id_tag,
-        "charge_point_id": s.charge_point_id,
-        "connector": s.connector,
-        "error": s.last_error,
-    }
+    def _failed(self, s: SessionRecord) -> dict[str, Any]:
+        """A failed or held session in /health: its id as 0x and 64 hex digits, the idTag the charge point
+        used, where it was, what failed."""
+        return {
+            "session_id": hex_session_id(s.session_id),
+            "id_tag": self.service.charge_point_tag(s),
+            "charge_point_id": s.charge_point_id,
+            "connector": s.connector,
+            "error": s.last_error,
+        }
 
 
 async def run(settings: Settings, password: str) -> None:

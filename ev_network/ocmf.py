@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -168,15 +169,17 @@ def signed_record(meter_values: list[dict], context: str) -> Record | None:
 
 def public_key(data: str | bytes) -> ec.EllipticCurvePublicKey:
     """A P-256 key from any form meters and the registry use: DER SubjectPublicKeyInfo, 65 bytes
-    04 || x || y or 64 bytes x || y, as bytes, hex or base64 (or PEM text)."""
+    04 || x || y, 33 bytes compressed (02/03 || x) or 64 bytes x || y, as bytes, hex or base64 (or PEM text)."""
     raw = data.encode() if isinstance(data, str) else data
+    if not raw.strip():
+        raise OCMFError("the meter key is empty")
     try:
-        if raw.startswith(b"-----BEGIN"):
-            key = serialization.load_pem_public_key(raw)
+        if raw.strip().startswith(b"-----BEGIN"):
+            key = serialization.load_pem_public_key(raw.strip())
         else:
-            if all(32 <= c < 127 for c in raw):  # text: hex or base64
-                text = raw.decode().strip()
-                raw = _decode(text, "hex" if _is_hex(raw) else "base64")
+            if all(32 <= c < 127 or c in b"\t\r\n" for c in raw):  # text: hex (0x, spaces, colons) or base64
+                text = "".join(raw.decode().split()).removeprefix("0x").replace(":", "")
+                raw = _decode(text, "hex" if _is_hex(text.encode()) else "base64")
             key = _load_binary_key(raw)
     except (ValueError, TypeError):
         raise OCMFError(f"not a P-256 public key ({len(raw)} bytes)") from None
@@ -189,6 +192,12 @@ def registry_key(key: str | bytes | ec.EllipticCurvePublicKey) -> bytes:
     """The key as the registry returns it: 65 bytes 04 || x || y."""
     key = key if isinstance(key, ec.EllipticCurvePublicKey) else public_key(key)
     return key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+
+
+def fingerprint(key: bytes) -> str:
+    """A short name of a registered meter key (04 || x || y): the first 8 bytes of its SHA-256, as
+    ``sha256:1a2b3c4d5e6f7a8b``; "plain" for no key."""
+    return f"sha256:{hashlib.sha256(key).hexdigest()[:16]}" if key else "plain"
 
 
 def verify(record: Record, key: str | bytes | ec.EllipticCurvePublicKey) -> None:
@@ -335,7 +344,7 @@ def _is_hex(raw: bytes) -> bool:
 def _load_binary_key(raw: bytes) -> Any:
     if len(raw) == 64:
         raw = b"\x04" + raw
-    if len(raw) == 65 and raw[0] == 4:
+    if (len(raw) == 65 and raw[0] == 4) or (len(raw) == 33 and raw[0] in (2, 3)):
         return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
     return serialization.load_der_public_key(raw)
 

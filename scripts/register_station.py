@@ -7,15 +7,27 @@ Prices in whole tokens ("0.35"). Environment: EVN_DEPLOYMENT (deployment file), 
 (the operator's key; Anvil dev account 1 on a local chain), EVN_DEPLOYER_KEY (the registrar, who
 onboards a new operator; Anvil dev account 0), EVN_OPERATOR_NAME, EVN_PAYOUT (payout address,
 default the operator's own), EVN_METER_KEY (the station meter's P-256 public key, hex, base64 or PEM, as
-the meter publishes it: the station then settles only on records that meter signed)."""
+the meter publishes it: the station then settles only on records that meter signed; set but empty or
+malformed: refused, nothing registered)."""
 
 import os
 
 from brownie import EVToken, SessionEscrow
 
-from ev_network.ocmf import registry_key
+from ev_network.ocmf import OCMFError, registry_key
 from ev_network.units import to_units
 from scripts._common import account_from_env, deployment
+
+
+def meter_key_from_env() -> bytes:
+    """EVN_METER_KEY in the registry's form; b"" when the variable is not set (a plain station). Set but empty
+    (an unset shell variable expanded) or not a P-256 key: SystemExit with one line, before any transaction."""
+    if "EVN_METER_KEY" not in os.environ:
+        return b""
+    try:
+        return registry_key(os.environ["EVN_METER_KEY"])
+    except OCMFError as error:
+        raise SystemExit(f"EVN_METER_KEY refused: {error} (unset it to register a plain station)") from None
 
 
 def main(charge_point_id: str, connectors: str, price_per_kwh: str, session_fee: str, time_fee_per_hour: str = "0"):
@@ -30,7 +42,7 @@ def main(charge_point_id: str, connectors: str, price_per_kwh: str, session_fee:
         escrow.registerOperator(operator, payout, name, {"from": registrar})
         print(f"operator {operator.address} registered ({name}), payout {payout}")
     tariff = tuple(to_units(price, decimals) for price in (price_per_kwh, session_fee, time_fee_per_hour))
-    meter_key = registry_key(os.environ["EVN_METER_KEY"]) if os.environ.get("EVN_METER_KEY") else b""
+    meter_key = meter_key_from_env()
     tx = escrow.addStation(charge_point_id, int(connectors), tariff, meter_key, {"from": operator})
     station_id = tx.events["StationRegistered"]["stationId"]
     signed = f", meter key {meter_key.hex()[:16]}..." if meter_key else ""

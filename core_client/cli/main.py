@@ -20,6 +20,8 @@ from core_client.cli.common import operator_escrow as _operator_escrow
 from core_client.cli.common import password as _password
 from core_client.cli.control_client import call_control
 from core_client.cli.db import db_app
+from core_client.cli.held import sessions_app
+from core_client.cli.meter_keys import meter_key_app
 from core_client.cli.ocpi import ocpi_app
 from core_client.cli.records import records_app
 from core_client.config import Settings, check_charge_point_id, load_settings
@@ -28,6 +30,7 @@ from core_client.storage.database import describe, is_database_error
 from ev_network.contracts import Token
 from ev_network.errors import ContractRevert
 from ev_network.keys import create_keyfile, keyfile_address
+from ev_network.ocmf import fingerprint
 from ev_network.operator_profile import OperatorProfiles, Profile
 
 HELP = """The Core Client: the Charge Point Operator's daemon between OCPP 1.6J charge points and the
@@ -55,9 +58,11 @@ command_app = typer.Typer(
 )
 app.add_typer(keys_app, name="keys")
 app.add_typer(stations_app, name="stations")
+stations_app.add_typer(meter_key_app, name="meter-key")
 app.add_typer(operator_app, name="operator")
 app.add_typer(command_app, name="command")
 app.add_typer(records_app, name="records")
+app.add_typer(sessions_app, name="sessions")
 app.add_typer(db_app, name="db")
 app.add_typer(ocpi_app, name="ocpi")
 
@@ -256,8 +261,8 @@ def stations_add(
 @stations_app.command("list")
 @clean_errors
 def stations_list(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """List this operator's stations on chain (id, charge point, connectors, active, tariff, and whether
-    they settle on signed meter records: a meter key registered)."""
+    """List this operator's stations on chain (id, charge point, connectors, active, tariff, and the meter
+    key's fingerprint, or "plain": a station with a key settles only on records its meter signed)."""
     settings = _settings(config)
     escrow, _ = _operator_escrow(settings)
     assert escrow.sender is not None
@@ -278,6 +283,7 @@ def stations_list(config: ConfigOpt = None, as_json: Annotated[bool, typer.Optio
                 "time_fee_per_hour": str(tariff.time_fee_per_hour),
                 "configured": station.charge_point_id in settings.charge_points,
                 "meter_public_key": bytes(station.meter_public_key).hex(),  # empty: plain settlement
+                "meter_key": fingerprint(bytes(station.meter_public_key)),
             }
         )
     if as_json:
@@ -287,7 +293,7 @@ def stations_list(config: ConfigOpt = None, as_json: Annotated[bool, typer.Optio
         typer.echo(
             f"{r['station_id']:>5}  {r['charge_point_id']:<20} connectors={r['connectors']} "
             f"active={r['active']} tariff={r['tariff_id']} configured={r['configured']} "
-            f"settles={'signed' if r['meter_public_key'] else 'plain'}"
+            f"meter_key={r['meter_key']}"
         )
     if not rows:
         typer.echo("no stations for this operator")

@@ -2,7 +2,8 @@
 
 register / update / unregister: the credentials handshake (token A from the config for register);
 status: the registration; stations: each of the CSMS's EVSEs and what it maps to on chain; import:
-register chosen EVSEs as stations with their converted tariffs. One line on any error."""
+register chosen EVSEs as stations with their converted tariffs. As the CPO of roaming eMSPs
+(``[ocpi_cpo]``): issue-token NAME (a token A the eMSP registers with), emsps. One line on any error."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from core_client.cli.common import ConfigOpt, operator_escrow
 from core_client.config import load_settings
 from core_client.errors import clean_errors
 from core_client.ocpi.bridge import Bridge
+from core_client.ocpi.cpo.peers import PeerStore
+from core_client.ocpi.cpo.settings import CpoSettings
 from core_client.ocpi.errors import OcpiError
 from core_client.ocpi.stations import EvseMapping
 from ev_network.contracts import Escrow, Token
@@ -138,3 +141,42 @@ def _row_json(row: EvseMapping) -> dict[str, Any]:
         else {**asdict(row.tariff.tariff), "vat_percent": row.tariff.vat_percent, "source": row.tariff.source}
     )
     return data
+
+
+# ------------------------------------------------------------------- as the CPO of roaming eMSPs
+
+
+def _emsps(config: Path | None) -> tuple[PeerStore, CpoSettings]:
+    settings = load_settings(config)
+    if settings.ocpi_cpo is None:
+        raise OcpiError("no [ocpi_cpo] section in the config (see docs/operations.md, roaming eMSPs)")
+    return PeerStore(settings.ocpi_cpo.peers_path(settings.database)), settings.ocpi_cpo
+
+
+@ocpi_app.command("issue-token")
+@clean_errors
+def issue_token(
+    name: Annotated[str, typer.Argument(help="The eMSP's (or hub's) name, for you.")], config: ConfigOpt = None
+) -> None:
+    """Issue a token A with which the eMSP NAME registers with us (printed once, kept 0600, never logged)."""
+    peers, cpo = _emsps(config)
+    token = peers.issue(name)
+    _echo([f"token A for {name}: {token}", f"our OCPI versions URL: {cpo.versions_endpoint}"])
+
+
+@ocpi_app.command("emsps")
+@clean_errors
+def emsps(config: ConfigOpt = None) -> None:
+    """List the eMSPs registered with us (or holding a token A not used yet)."""
+    peers, _ = _emsps(config)
+    rows = [
+        f"{p.name}: "
+        + (
+            f"registered {p.registered_at:%Y-%m-%d %H:%M} UTC as "
+            + ", ".join(f"{r.role.value} {r.country_code}/{r.party_id}" for r in p.roles)
+            if p.registered and p.registered_at
+            else f"token A issued {p.issued_at:%Y-%m-%d %H:%M} UTC, not registered yet"
+        )
+        for p in peers.all()
+    ]
+    _echo(rows or ["no eMSPs: `core-client ocpi issue-token NAME` issues a token A"])

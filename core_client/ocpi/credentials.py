@@ -48,22 +48,29 @@ class Handshake:
         """Our credentials object: token B, our versions URL, our eMSP role."""
         return Credentials(token=SecretStr(token_b), url=self.settings.versions_endpoint, roles=[self.settings.role()])
 
-    async def discover(self, client: OcpiClient, versions_url: str, token: str) -> VersionDetails:
-        """The CSMS's 2.2.1 version details, with the endpoints we need; OcpiError saying what is missing."""
+    async def discover(
+        self,
+        client: OcpiClient,
+        versions_url: str,
+        token: str,
+        required: list[tuple[ModuleID, InterfaceRole | None]] = REQUIRED,
+        who: str = "the CSMS",
+    ) -> VersionDetails:
+        """``who``'s 2.2.1 version details, with the endpoints ``required``; OcpiError saying what is missing."""
         answer = await client.request("GET", versions_url, token)
         versions = parse_list(Version, answer.data, f"GET {versions_url}")
         url = next((v.url for v in versions if v.version == VERSION), None)
         if url is None:
             offered = ", ".join(v.version for v in versions) or "none"
-            raise OcpiError(f"the CSMS at {versions_url} offers OCPI versions {offered}, not {VERSION}")
+            raise OcpiError(f"{who} at {versions_url} offers OCPI versions {offered}, not {VERSION}")
         details = parse(VersionDetails, (await client.request("GET", url, token)).data, f"GET {url}")
         missing = [
             module.value + ("" if role is None else f" ({role.value})")
-            for module, role in REQUIRED
+            for module, role in required
             if details.endpoint(module, role) is None
         ]
         if missing:
-            raise OcpiError(f"the CSMS's OCPI {VERSION} lacks endpoints the bridge needs: {', '.join(missing)}")
+            raise OcpiError(f"{who}'s OCPI {VERSION} lacks endpoints we need: {', '.join(missing)}")
         return details
 
     async def register(self) -> Registration:

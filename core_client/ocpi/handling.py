@@ -25,7 +25,7 @@ from core_client.ocpi.errors import OcpiError
 from core_client.ocpi.inbox import Refusal
 from core_client.ocpi.models.base import explain
 from core_client.ocpi.registration import Registration, RegistrationStore
-from core_client.ocpi.settings import OcpiSettings
+from core_client.ocpi.settings import PartySettings
 from core_client.ocpi.transport import Header, Party, StatusCode, dumps, envelope, loads, new_id, presented_tokens
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ Handler = Callable[[Call], Awaitable[Reply]]
 class Handling:
     """Wraps handlers into Starlette endpoints for the registration in ``store``."""
 
-    def __init__(self, settings: OcpiSettings, store: RegistrationStore) -> None:
+    def __init__(self, settings: PartySettings, store: RegistrationStore) -> None:
         self.settings = settings
         self.store = store
 
@@ -145,11 +145,10 @@ class Handling:
         to_country = request.headers.get(Header.FROM_COUNTRY_CODE.value)
         to_party = request.headers.get(Header.FROM_PARTY_ID.value)
         if not (to_country and to_party):
-            registration = self.store.load()
-            parties = registration.cpo_parties() if registration else []
-            if not parties:
+            counterpart = self._counterpart(request)
+            if counterpart is None:
                 return {}
-            to_country, to_party = parties[0].country_code, parties[0].party_id
+            to_country, to_party = counterpart.country_code, counterpart.party_id
         us = self.settings.party
         return {
             Header.FROM_COUNTRY_CODE.value: us.country_code,
@@ -157,6 +156,12 @@ class Handling:
             Header.TO_COUNTRY_CODE.value: to_country,
             Header.TO_PARTY_ID.value: to_party,
         }
+
+    def _counterpart(self, request: Request) -> Party | None:
+        """Whom a response goes to when the request did not say: the CSMS's first CPO party."""
+        registration = self.store.load()
+        parties = registration.cpo_parties() if registration else []
+        return parties[0] if parties else None
 
     async def http_error(self, request: Request, exc: Exception) -> Response:
         """Starlette's own refusals (no route, method not allowed) in the OCPI envelope."""

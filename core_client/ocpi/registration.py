@@ -14,6 +14,7 @@ import os
 import secrets
 from datetime import datetime
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_serializer
 
@@ -82,14 +83,19 @@ class Registration(BaseModel):
         return not self.roles or any(p.key() == (ci(country_code), ci(party_id)) for p in self.cpo_parties())
 
 
-class RegistrationStore:
-    """The registration file (written 0600 through a temporary file and an atomic rename)."""
+R = TypeVar("R", bound=BaseModel)
 
-    def __init__(self, path: Path) -> None:
+
+class RegistrationStore(Generic[R]):
+    """The registration file (written 0600 through a temporary file and an atomic rename), holding a
+    :class:`Registration` (the CPO side keeps its eMSPs in one the same way: ``model``)."""
+
+    def __init__(self, path: Path, model: type[R] = Registration) -> None:  # type: ignore[assignment]
         self.path = path
-        self._cached: tuple[int, Registration | None] | None = None
+        self.model = model
+        self._cached: tuple[int, R | None] | None = None
 
-    def load(self) -> Registration | None:
+    def load(self) -> R | None:
         """The registration, or None when there is none; cached until the file changes."""
         try:
             stamp = self.path.stat().st_mtime_ns
@@ -98,21 +104,21 @@ class RegistrationStore:
         if self._cached is not None and self._cached[0] == stamp:
             return self._cached[1]
         try:
-            registration = Registration.model_validate_json(self.path.read_bytes())
+            registration = self.model.model_validate_json(self.path.read_bytes())
         except (OSError, ValidationError) as error:
             reason = error.strerror if isinstance(error, OSError) else "not a registration file"
             raise OcpiError(f"OCPI registration file {self.path}: {reason}") from None
         self._cached = (stamp, registration)
         return registration
 
-    def require(self) -> Registration:
+    def require(self) -> R:
         """The registration, or NotRegistered."""
         registration = self.load()
         if registration is None:
             raise NotRegistered("not registered with the CSMS: run `core-client ocpi register`")
         return registration
 
-    def save(self, registration: Registration) -> None:
+    def save(self, registration: R) -> None:
         """Write ``registration`` (mode 0600, atomically)."""
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:

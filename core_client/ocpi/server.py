@@ -14,14 +14,14 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from core_client.ocpi.credentials import Handshake
-from core_client.ocpi.handling import Call, Fault, Handling, NormalizePath, Reply
+from core_client.ocpi.handling import Call, Fault, Handler, Handling, NormalizePath, Reply
 from core_client.ocpi.inbox import OcpiInbox
 from core_client.ocpi.mirror import Mirror
 from core_client.ocpi.models import Credentials, Endpoint, VersionDetails
 from core_client.ocpi.models.enums import InterfaceRole, ModuleID
 from core_client.ocpi.receivers import Receivers
 from core_client.ocpi.registration import RegistrationStore
-from core_client.ocpi.settings import OcpiSettings
+from core_client.ocpi.settings import OcpiSettings, PartySettings
 from core_client.ocpi.transport import VERSION, StatusCode
 
 # our interfaces: (module, role, path under /2.2.1). The tokens URL ends in "/": 2.2.1 writes the
@@ -48,14 +48,10 @@ class OcpiServer:
         self.receivers = Receivers(settings, mirror, inbox)
 
     async def versions(self, call: Call) -> Reply:
-        return Reply([{"version": VERSION, "url": self.settings.details_endpoint}])
+        return versions(self.settings)
 
     async def details(self, call: Call) -> Reply:
-        endpoints = [
-            Endpoint(identifier=module.value, role=role, url=self.settings.url(VERSION, path))
-            for module, role, path in OUR_ENDPOINTS
-        ]
-        return Reply(VersionDetails(version=VERSION, endpoints=endpoints).to_json())
+        return details(self.settings, OUR_ENDPOINTS)
 
     async def credentials(self, call: Call) -> Reply:
         """GET: ours; POST: 405 (registered already: we started the handshake); PUT: the CSMS's new
@@ -74,18 +70,41 @@ class OcpiServer:
 
     def app(self) -> ASGIApp:
         """The ASGI application (paths under ``public_url``'s path; ``//`` and a trailing ``/`` tolerated)."""
-        base, wrap = self.settings.base_path, self.handling.endpoint
-        app = Starlette(
-            routes=[
-                Route(f"{base}/versions", wrap(self.versions, functional=False), methods=["GET"]),
-                Route(f"{base}/{VERSION}", wrap(self.details, functional=False), methods=["GET"]),
-                Route(
-                    f"{base}/{VERSION}/credentials",
-                    wrap(self.credentials, functional=False),
-                    methods=["GET", "POST", "PUT", "DELETE"],
-                ),
-                *self.receivers.routes(wrap, f"{base}/{VERSION}"),
-            ],
-            exception_handlers={HTTPException: self.handling.http_error},
-        )
-        return NormalizePath(app)
+        modules = self.receivers.routes(self.handling.endpoint, f"{self.settings.base_path}/{VERSION}")
+        return platform_app(self.settings, self.handling, (self.versions, self.details, self.credentials), modules)
+
+
+def versions(settings: PartySettings) -> Reply:
+    """GET versions: the one version we speak."""
+    return Reply([{"version": VERSION, "url": settings.details_endpoint}])
+
+
+def details(settings: PartySettings, ours: list[tuple[ModuleID, InterfaceRole, str]]) -> Reply:
+    """GET 2.2.1: our endpoints ``ours`` (module, role, path under /2.2.1)."""
+    endpoints = [
+        Endpoint(identifier=module.value, role=role, url=settings.url(VERSION, path)) for module, role, path in ours
+    ]
+    return Reply(VersionDetails(version=VERSION, endpoints=endpoints).to_json())
+
+
+def platform_app(
+    settings: PartySettings, handling: Handling, configuration: tuple[Handler, Handler, Handler], modules: list[Route]
+) -> ASGIApp:
+    """One platform's endpoints under ``public_url``'s path: versions, details and credentials
+    (``configuration``, without routing headers), then the ``modules``; ``//`` and a trailing ``/`` tolerated."""
+    base, wrap = settings.base_path, handling.endpoint
+    versions_handler, details_handler, credentials_handler = configuration
+    app = Starlette(
+        routes=[
+            Route(f"{base}/versions", wrap(versions_handler, functional=False), methods=["GET"]),
+            Route(f"{base}/{VERSION}", wrap(details_handler, functional=False), methods=["GET"]),
+            Route(
+                f"{base}/{VERSION}/credentials",
+                wrap(credentials_handler, functional=False),
+                methods=["GET", "POST", "PUT", "DELETE"],
+            ),
+            *modules,
+        ],
+        exception_handlers={HTTPException: handling.http_error},
+    )
+    return NormalizePath(app)

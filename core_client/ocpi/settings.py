@@ -4,7 +4,7 @@ where our OCPI endpoints listen. See ``examples/core-client.toml`` and ``docs/op
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
@@ -21,13 +21,13 @@ def _http_url(value: str) -> str:
     return value.rstrip("/")
 
 
-class OcpiSettings(BaseModel):
-    """``[ocpi]``: the OCPI bridge to the CPO's CSMS (the Core Client as one more eMSP)."""
+class PartySettings(BaseModel):
+    """Our OCPI party and our endpoints, whichever role we play (:class:`OcpiSettings` as the eMSP,
+    :class:`core_client.ocpi.cpo.settings.CpoSettings` as the CPO)."""
 
     model_config = ConfigDict(extra="forbid")
+    ROLE: ClassVar[Role] = Role.EMSP
 
-    versions_url: str  # the CSMS's OCPI versions endpoint, given with token A
-    token_a: SecretStr | None = None  # the CSMS's registration token (only `core-client ocpi register` uses it)
     country_code: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")]  # our party (ISO-3166 alpha-2)
     party_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{3}$")]  # our party id (ISO-15118)
     business_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
@@ -39,12 +39,10 @@ class OcpiSettings(BaseModel):
     token_encoding: TokenEncoding = TokenEncoding.BASE64  # "plain" only for a pre-2.2.1 peer
     request_timeout_s: float = Field(30, gt=0)  # one request to the CSMS, retries included
     page_limit: int = Field(100, ge=1, le=1000)  # most objects we return in one page
-    pull_interval_s: float = Field(300, gt=0)  # the daemon pulls the CDRs the CSMS could not push this often
-    registration_file: Path | None = None  # default: next to the database, <database>.ocpi-registration
 
-    @field_validator("versions_url", "public_url")
+    @field_validator("public_url")
     @classmethod
-    def _check_url(cls, value: str) -> str:
+    def _check_public_url(cls, value: str) -> str:
         return _http_url(value)
 
     @property
@@ -69,11 +67,25 @@ class OcpiSettings(BaseModel):
         return self.url(VERSION)
 
     def role(self) -> CredentialsRole:
-        """Our role in the credentials object: an eMSP with our business details."""
+        """Our role in the credentials object (``ROLE``) with our business details."""
         details = BusinessDetails(name=self.business_name, website=self.business_website)
         return CredentialsRole(
-            role=Role.EMSP, business_details=details, party_id=self.party.party_id, country_code=self.party.country_code
+            role=self.ROLE, business_details=details, party_id=self.party.party_id, country_code=self.party.country_code
         )
+
+
+class OcpiSettings(PartySettings):
+    """``[ocpi]``: the OCPI bridge to the CPO's CSMS (the Core Client as one more eMSP)."""
+
+    versions_url: str  # the CSMS's OCPI versions endpoint, given with token A
+    token_a: SecretStr | None = None  # the CSMS's registration token (only `core-client ocpi register` uses it)
+    pull_interval_s: float = Field(300, gt=0)  # the daemon pulls the CDRs the CSMS could not push this often
+    registration_file: Path | None = None  # default: next to the database, <database>.ocpi-registration
+
+    @field_validator("versions_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        return _http_url(value)
 
     def registration_path(self, database: Path) -> Path:
         return self.registration_file or database.with_name(database.name + ".ocpi-registration")

@@ -181,6 +181,34 @@ class TransactionLog:
             db.lock("record_log")  # one appender at a time, whatever instance: one chain of records
             return self._append(transaction_id, meter_stop, reason, timestamp, signed_meter_data, charge_point_id)
 
+    def record_decision(
+        self, transaction_id: int, charge_point_id: str, meter_stop: int, decision: str
+    ) -> LogEntry | None:
+        """Append the operator's decision on a held transaction: its logged record again, with the decided
+        ``meter_stop`` and ``decision`` as the stop reason (the latest record of a transaction is the one
+        that counts; the charge point's own stop stays in the log before it). None if it was never logged."""
+        with self.db.transaction() as db:
+            db.lock("record_log")  # one appender at a time, whatever instance: one chain of records
+            try:
+                logged = self.find(transaction_id, charge_point_id)
+            except RecordError:
+                log.warning("transaction %s: no record to add the operator's decision to", transaction_id)
+                return None
+            record = Record.checked(**{**logged.record.model_dump(), "meter_stop": meter_stop, "stop_reason": decision})
+            entry = self._log(transaction_id, record)
+        log.info("transaction %s at %s: operator decision is record %d", transaction_id, charge_point_id, entry.index)
+        return entry
+
+    def _log(self, transaction_id: int, record: Record) -> LogEntry:
+        """Append ``record`` at the head of the log."""
+        index, previous = self._head()
+        leaf, now = leaf_hash(index, previous, record.hash()), time.time()
+        self.db.execute(
+            "INSERT INTO record_log VALUES (?, ?, ?, ?, ?, ?)",
+            (index, transaction_id, record.charge_point_id, record.model_dump_json(), leaf, now),
+        )
+        return LogEntry(index, record, previous, leaf, now)
+
     def _append(
         self,
         transaction_id: int,
@@ -209,17 +237,16 @@ class TransactionLog:
             return self.entry(done[0])
         stop = {"stop_time": unix_seconds(timestamp), "meter_stop": meter_stop, "stop_reason": reason or ""}
         record = Record.checked(**{**opened.model_dump(), **stop, "signed_meter_data": meter_data or ""})
-        cp, connector = record.charge_point_id, record.connector
-        index, previous = self._head()
-        leaf = leaf_hash(index, previous, record.hash())
-        now = time.time()
-        self.db.execute(
-            "INSERT INTO record_log VALUES (?, ?, ?, ?, ?, ?)",
-            (index, transaction_id, cp, record.model_dump_json(), leaf, now),
-        )
+        entry = self._log(transaction_id, record)
         self.db.execute("DELETE FROM record_open WHERE transaction_id = ?", (transaction_id,))
-        log.info("transaction %s at %s/%s: record %d logged", transaction_id, cp, connector, index)
-        return LogEntry(index, record, previous, leaf, now)
+        log.info(
+            "transaction %s at %s/%s: record %d logged",
+            transaction_id,
+            record.charge_point_id,
+            record.connector,
+            entry.index,
+        )
+        return entry
 
     def _open(self, transaction_id: int) -> Record | None:
         """The started record of an open transaction (its stop fields still zero)."""

@@ -9,7 +9,10 @@ from us and asks :mod:`core_client.sessions.decisions` what to do about each:
   connection (a restart between recording it and sending it, or a reconnect): the same idTag, so a
   charge point that had started answers with the same transaction; else the start timeout;
 - STARTING/CHARGING with a stop wanted (driver, budget): RemoteStop, retried until it is answered;
-- HELD: every :data:`HELD_CHECKS` polls, its state on chain: one the driver reclaimed is closed.
+- HELD: every :data:`HELD_CHECKS` polls, its state on chain: one the driver reclaimed is closed;
+- stopped by the charge point while its station's meter key could not be read (a restart while the
+  chain was down): every :data:`HELD_CHECKS` polls, the key; once read, the stop is decided (signed or
+  plain path), never before.
 
 The loop runs on a wake-up (new session, stop wanted, boot) or every half second, and writes the
 live meter readings of the session service on each pass.
@@ -53,6 +56,8 @@ class Service(Protocol):
     def connector_busy(self, s: SessionRecord) -> bool: ...
     def flush(self) -> None: ...
     async def meter_key(self, station_id: int, refresh: bool = False) -> bytes | None: ...
+    def stopped_awaiting_key(self) -> list[SessionRecord]: ...
+    def settle_stopped(self, s: SessionRecord, key: bytes) -> None: ...
 
 
 class Reconciler:
@@ -115,6 +120,9 @@ class Reconciler:
                 self._run(s.session_id, self._stop(s))
         if self.chain_state is not None and now >= self._held_check_at:
             self._held_check_at = now + HELD_CHECKS * self.settings.poll_interval_s
+            for s in self.service.stopped_awaiting_key():
+                if self._free(s.session_id, now):
+                    self._run(s.session_id, self._settle_stopped(s))
             for s in self.store.sessions_in({State.HELD}):
                 if self._free(s.session_id, now):
                     self._run(s.session_id, self._check_held(s.session_id))
@@ -159,6 +167,16 @@ class Reconciler:
         if current is not None:
             accepted = status == RemoteStartStopStatus.accepted
             self.service.apply(decisions.remote_start_answered(current, accepted, again, time.time()))
+
+    async def _settle_stopped(self, s: SessionRecord) -> None:
+        """A session stopped while its station's meter key could not be read: settle it once the key is read."""
+        key = await self.service.meter_key(s.station_id)
+        if key is None:
+            self._retry_at[s.session_id] = time.time() + 1
+            return
+        current = self.service.session(s.session_id)
+        if current is not None:
+            self.service.settle_stopped(current, key)
 
     async def _check_held(self, session_id: int) -> None:
         """A held session the driver reclaimed (or cancelled) on chain is closed (no longer held)."""

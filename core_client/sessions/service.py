@@ -20,6 +20,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from core_client.config import Settings
 from core_client.ocpp.wire import energy_register_wh
@@ -31,7 +32,6 @@ from core_client.sessions.machine import (
     HOLDS_CONNECTOR,
     RUNNING,
     SessionRecord,
-    id_tag_for,
     is_network_tag,
     tag_of_id_tag,
 )
@@ -83,6 +83,7 @@ class SessionService:
         # transaction id -> (charge point id, session id): fixed once the transaction exists, and
         # read on every MeterValues, so kept in memory
         self._transaction_owner: dict[int, tuple[str, int | None]] = {}
+        self._awaiting_key: set[int] | None = None  # stopped sessions waiting for their meter key (None: not read)
 
     # -------------------------------------------------------------- applying
 
@@ -214,7 +215,7 @@ class SessionService:
         check_range("connectorId", connector, INT32)
         check_range("transactionId", transaction_id, INT32)
         s = self._session_for_meter(link, connector, transaction_id)
-        if s is not None and self.meter_keys.get(s.station_id):
+        if s is not None and self.meter_keys.get(s.station_id, self.meter_key_lookup is not None):  # unknown: keep
             self._keep_record(link, s, values, metering.BEGIN)
         energy = energy_register_wh(values) if s is not None else None
         if s is None or energy is None:
@@ -251,13 +252,52 @@ class SessionService:
             if tx.meter_stop is None:
                 self.store.finish_transaction(transaction_id, meter_stop, reason)
             return decisions.INVALID
-        key = self.meter_keys.get(s.station_id, b"")
-        if key and s.state in RUNNING:  # a repeated StopTransaction does not replace the records
+        key = self.meter_keys.get(s.station_id, None if self.meter_key_lookup else b"")
+        if key != b"" and s.state in RUNNING and tx.meter_stop is None:  # a repeat does not replace the records
             kept = self.store.meter_records(s.session_id)
             for context in (metering.END,) if metering.BEGIN in kept else (metering.BEGIN, metering.END):
                 self._keep_record(link, s, transaction_data or [], context)
+        if key is None and s.state in RUNNING:  # neither plain nor signed before the chain says which
+            if tx.meter_stop is None:
+                self.store.finish_transaction(transaction_id, meter_stop, reason)
+                if self._awaiting_key is not None:
+                    self._awaiting_key.add(s.session_id)
+                log.warning(
+                    "session %s: stopped at %d Wh; waiting for station %d's meter key on chain to settle it",
+                    hex_session_id(s.session_id),
+                    meter_stop,
+                    s.station_id,
+                )
+            self.reconciler.wake()
+            return decisions.ACCEPTED
+        return self._stop(s, transaction_id, meter_stop, reason, key or b"", time.time())
+
+    def settle_stopped(self, s: SessionRecord, key: bytes) -> None:
+        """Decide a session whose StopTransaction waited for its station's meter key (now ``key``)."""
+        tx = self.store.get_transaction(s.transaction_id) if s.transaction_id is not None else None
+        if tx is not None and tx.meter_stop is not None and s.state in RUNNING:
+            self._stop(s, tx.transaction_id, tx.meter_stop, tx.stop_reason, key, tx.stopped_at or time.time())
+
+    def stopped_awaiting_key(self) -> list[SessionRecord]:
+        """Running sessions whose charge point has stopped the transaction: their settle waits for the key.
+        Looked up in the store once (after a restart), then kept in memory."""
+        if self._awaiting_key is None:
+            self._awaiting_key = {
+                s.session_id
+                for s in self.store.sessions_in(RUNNING)
+                if s.transaction_id is not None
+                and (tx := self.store.get_transaction(s.transaction_id)) is not None
+                and tx.meter_stop is not None
+            }
+        waiting = [s for sid in self._awaiting_key if (s := self.session(sid)) is not None and s.state in RUNNING]
+        self._awaiting_key = {s.session_id for s in waiting}
+        return waiting
+
+    def _stop(
+        self, s: SessionRecord, transaction_id: int, meter_stop: int, reason: str | None, key: bytes, at: float
+    ) -> str:
         records = self.store.meter_records(s.session_id)
-        decision = decisions.stop(s, meter_stop, reason, time.time(), key, records, self._max_power_w)
+        decision = decisions.stop(s, meter_stop, reason, at, key, records, self._max_power_w)
         with self.store.transaction():
             if any(isinstance(a, SaveSession) for a in decision.actions):
                 self.store.finish_transaction(transaction_id, meter_stop, reason)
@@ -323,9 +363,17 @@ class SessionService:
         log.info(
             "session %s: requested at %s/%d by %s, deposit %d (block %d), idTag %s",
             *(hex_session_id(record.session_id), station[0], record.connector, record.driver, record.deposit),
-            *(block, id_tag_for(tag)),
+            *(block, self.charge_point_tag(replace(record, tag=tag))),
         )
         return True
+
+    def charge_point_tag(self, s: SessionRecord) -> str:
+        """The idTag the charge point uses for ``s`` (and its logs show): the one of its StartTransaction, else
+        the one RemoteStart gives it (``EV`` + 18 hex digits at a station with a signing meter, else ``EVN<n>``)."""
+        tx = self.store.get_transaction(s.transaction_id) if s.transaction_id is not None else None
+        if tx is not None and tx.id_tag:
+            return tx.id_tag
+        return metering.id_tag(s, bool(self.meter_keys.get(s.station_id)))
 
     def on_stop_requested(self, session_id: int) -> bool:
         """StopRequested by the driver: the reconcile loop sends RemoteStopTransaction."""

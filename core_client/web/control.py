@@ -14,6 +14,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
@@ -31,7 +32,9 @@ from starlette.routing import Route
 from core_client.config import Settings, control_token
 from core_client.ocpp.server import CONNECTOR, Throttle
 from core_client.ocpp.wire import wire_text
+from core_client.sessions import held
 from core_client.sessions.decisions import INT32
+from core_client.sessions.held_desk import HeldDesk
 from core_client.sessions.registry import CommandFailed
 from core_client.sessions.service import SessionService
 from ev_network.web.server import HttpServer
@@ -39,6 +42,8 @@ from ev_network.web.server import HttpServer
 log = logging.getLogger("core_client.server")
 MAX_BODY = 65536  # bytes of a command's form that are read
 ALLOWED = {"/health": "GET", "/command": "POST"}
+SESSION = re.compile(r"0x[0-9a-fA-F]{64}")
+HELD_ACTIONS = ("held", "settle_held", "reject_held")  # the operator's decisions on held sessions
 
 
 def answer(status: HTTPStatus, body: Any) -> Response:
@@ -49,8 +54,11 @@ def answer(status: HTTPStatus, body: Any) -> Response:
 class ControlServer:
     """Health and operator commands over HTTP (JSON out)."""
 
-    def __init__(self, settings: Settings, service: SessionService, health: Callable[[], dict]) -> None:
+    def __init__(
+        self, settings: Settings, service: SessionService, health: Callable[[], dict], held: HeldDesk | None = None
+    ) -> None:
         self.settings, self.service, self.health = settings, service, health
+        self.held = held if held is not None else HeldDesk(service)
         self.server: HttpServer | None = None
         self.token = ""
         self._refusals = Throttle()  # a flood of refused requests is one line every 10 s, with its count
@@ -132,8 +140,10 @@ class ControlServer:
         return None
 
     async def command(self, params: dict[str, str]) -> tuple[HTTPStatus, Any]:
-        """Send an operator command to a connected charge point."""
+        """Send an operator command to a connected charge point, or decide a held session."""
         cp_id, action = params.get("cp", ""), params.get("action", "")
+        if action in HELD_ACTIONS:
+            return self.decide_held(action, params.get("session", ""))
         link = self.service.links.get(cp_id)
         if link is None:
             return HTTPStatus.NOT_FOUND, {"error": f"charge point {wire_text(cp_id)!r} is not connected"}
@@ -160,6 +170,19 @@ class ControlServer:
             return HTTPStatus.BAD_GATEWAY, {"error": str(error)}
         log.info("%s: operator command %s -> %s", wire_text(cp_id), action, wire_text(status))
         return HTTPStatus.OK, {"cp": cp_id, "action": action, "status": str(status)}
+
+    def decide_held(self, action: str, session: str) -> tuple[HTTPStatus, Any]:
+        """``held``: the held sessions with their evidence; ``settle_held`` / ``reject_held``: the operator's
+        decision on one (``session``: 0x and 64 hex digits), applied by the session service."""
+        if action == "held":
+            return HTTPStatus.OK, {"held": self.held.sessions()}
+        if not SESSION.fullmatch(session):
+            return HTTPStatus.BAD_REQUEST, {"error": "session must be a session id: 0x and 64 hex digits"}
+        try:
+            return HTTPStatus.OK, self.held.decide(int(session, 16), settle=action == "settle_held")
+        except held.Refused as error:
+            log.warning("control: %s refused: %s", action, error)
+            return HTTPStatus.CONFLICT, {"error": str(error)}
 
 
 def _check_command(action: str, params: dict[str, str]) -> str | None:

@@ -83,8 +83,8 @@ class KnownHost:
         return True
 
 
-def create_dashboard_app(source: DashboardSource, settings: DashboardSettings) -> Starlette:
-    """The dashboard's ASGI app over ``source``. A login lives on the server (``logins``): logging out
+def create_dashboard_app(source: DashboardSource, settings: DashboardSettings, tls: bool = False) -> Starlette:
+    """The dashboard's ASGI app over ``source`` (``tls``: served over HTTPS, its cookie Secure). A login lives on the server (``logins``): logging out
     ends it, whatever copy of the cookie is still around; wrong passwords are logged and lock the
     address out (:class:`Guesses`)."""
     logins: dict[str, float] = {}  # login id (in the signed cookie) -> when it was last used
@@ -171,6 +171,6 @@ def create_dashboard_app(source: DashboardSource, settings: DashboardSettings) -
             Route("/jobs/{job_id:int}/retry", retry, methods=["POST"]),
             static_mount(),
         ],
-        middleware=[Middleware(KnownHost, host=settings.host), session_middleware("evn_dashboard")],
+        middleware=[Middleware(KnownHost, host=settings.host), session_middleware("evn_dashboard", secure=tls)],
         exception_handlers={CsrfError: csrf_failed},
     )

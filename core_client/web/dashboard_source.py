@@ -161,7 +161,7 @@ class ServiceDashboardSource:
             reason = f"rejected: {CancelReason(s.reject_reason).name.lower().replace('_', ' ')}"
         return SessionRow(
             session_id=hex_session_id(s.session_id),
-            id_tag=s.id_tag,
+            id_tag=self.service.charge_point_tag(s),
             charge_point_id=s.charge_point_id,
             connector=s.connector,
             state=s.state.value,

@@ -63,8 +63,9 @@ class BrowserSession:
     """Signed session cookies (``SameSite=Lax``) behind a guard that refuses state-changing requests of
     other sites with 403 before the session is read, setting no cookie."""
 
-    def __init__(self, app: ASGIApp, cookie: str) -> None:
-        self.app = SessionMiddleware(app, secret_key=secrets.token_urlsafe(32), session_cookie=cookie, same_site="lax")
+    def __init__(self, app: ASGIApp, cookie: str, secure: bool = False) -> None:
+        secret = secrets.token_urlsafe(32)
+        self.app = SessionMiddleware(app, secret, session_cookie=cookie, same_site="lax", https_only=secure)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] not in SAFE_METHODS and cross_site(scope):
@@ -73,10 +74,10 @@ class BrowserSession:
         await self.app(scope, receive, send)
 
 
-def session_middleware(cookie: str) -> Middleware:
-    """Signed session cookies with a secret that lives only as long as the process; state-changing
-    requests of other sites refused (:class:`BrowserSession`)."""
-    return Middleware(BrowserSession, cookie=cookie)
+def session_middleware(cookie: str, secure: bool = False) -> Middleware:
+    """Signed session cookies with a secret that lives only as long as the process (``secure``: sent
+    over HTTPS only); state-changing requests of other sites refused (:class:`BrowserSession`)."""
+    return Middleware(BrowserSession, cookie=cookie, secure=secure)
 
 
 def csrf_token(request: Request) -> str:

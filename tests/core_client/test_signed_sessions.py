@@ -33,6 +33,7 @@ from tools.harness.core import (
     ocmf_record,
     open_session,
     running_core,
+    signed_value,
     wait_chain,
 )
 from wallet.invoice import build_invoice, render_text
@@ -183,9 +184,3 @@ async def test_absurd_signed_records_hold_the_session_at_once_and_deep_nesting_i
         answer = await raw.call("MeterValues", meter_values, timeout=3)
         assert answer[:3] == [4, answer[1], "FormationViolation"], answer[:4]
         assert "currentTime" in (await raw.call("Heartbeat", {}, timeout=1))[2]
-
-
-def signed_value(record: str, context: str) -> dict:
-    """A MeterValue carrying one signed record (camelCase, as on the wire)."""
-    sample = {"value": record, "context": context, "format": "SignedData", "unit": "Wh"}
-    return {"timestamp": now_iso(), "sampledValue": [sample]}

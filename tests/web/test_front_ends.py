@@ -1,6 +1,6 @@
 """The Core Client's front ends in its own config and daemon: [live] and [dashboard] load, round-trip and
 come from the environment; one password rule for charge points and the dashboard; the daemon serves
-both and stops them; a port it cannot listen on is a one-line error that leaves nothing open; and
+both and stops them; with TLS configured the dashboard is HTTPS only and its cookie Secure; a port it cannot listen on is a one-line error that leaves nothing open; and
 core_client imports nothing from the wallet."""
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from core_client.config import (
 )
 from core_client.daemon import Daemon
 from tools.harness.core import PASSWORD, ROOT, settings_for, write_config
+from tools.harness.tls import self_signed, trusting
+from tools.harness.web import WebClient
 
 DASHBOARD = DashboardSettings(port=0, password=hash_password("the CPO's password"))
 
@@ -130,6 +132,27 @@ async def test_a_front_end_port_in_use_is_one_error_and_leaves_nothing_open(net,
     again = Daemon(settings.model_copy(update={"dashboard": None}), PASSWORD)  # the database was closed
     await again.start()
     await again.stop(drain_timeout=2)
+
+
+async def test_with_tls_the_dashboard_is_https_only_and_its_cookie_secure(net, tmp_path: Path, keyfile: Path):
+    cert, key = self_signed(tmp_path)
+    settings = settings_for(net, tmp_path, keyfile, {}, dashboard=DASHBOARD, tls_cert=cert, tls_key=key)
+    daemon = Daemon(settings, PASSWORD)
+    await daemon.start()
+    try:
+        url = daemon.front_ends["dashboard"].url
+        assert url.startswith("https://127.0.0.1:")
+        client = WebClient(url, trusting(cert))  # a real TLS connection, checked against the certificate
+        status, page = await client.get("/login")
+        assert status == 200 and "Dashboard password" in page
+        [cookie] = [c for c in client.set_cookie if c.startswith("evn_dashboard=")]
+        assert "secure" in [part.strip().lower() for part in cookie.split(";")]
+        status, page = await client.post("/login", {"password": "the CPO's password"})
+        assert status == 200 and "Chain job queue" in page  # the Secure cookie went back over HTTPS
+        with pytest.raises(OSError):  # plain HTTP to the same port: no page
+            await asyncio.to_thread(urllib.request.urlopen, url.replace("https://", "http://") + "/login", timeout=5)
+    finally:
+        await daemon.stop(drain_timeout=2)
 
 
 def test_core_client_and_the_shared_bindings_import_nothing_from_the_wallet():

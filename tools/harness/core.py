@@ -339,3 +339,9 @@ def ocmf_record(
     )
     der = key.sign(payload.encode(), ec.ECDSA(hashes.SHA256()))
     return f'OCMF|{payload}|{{"SA":"ECDSA-secp256r1-SHA256","SD":"{der.hex()}"}}'
+
+
+def signed_value(record: str, context: str) -> dict:
+    """A MeterValue carrying one signed record (camelCase, as on the wire)."""
+    sample = {"value": record, "context": context, "format": "SignedData", "unit": "Wh"}
+    return {"timestamp": now_iso(), "sampledValue": [sample]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import http.cookiejar
 import re
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -13,9 +14,11 @@ import urllib.request
 class WebClient:
     """A cookie-keeping HTTP client (redirects followed); calls run in a thread, the server in this loop."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, context: ssl.SSLContext | None = None) -> None:
+        """``context``: the TLS client context for an https:// ``base``."""
         self.base = base
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        cookies = urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        self.opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), cookies)
         self.csrf = ""
         self.set_cookie: list[str] = []  # the Set-Cookie headers of the last answer
 

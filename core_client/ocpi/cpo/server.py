@@ -1,0 +1,52 @@
+"""Our OCPI 2.2.1 endpoints as the CPO (Starlette), for roaming eMSPs and hubs to call.
+
+Under ``public_url``'s path: ``/versions``, ``/2.2.1`` (version details) and the 2.2.1 modules we serve
+as the CPO: credentials. Request handling (token, envelope, status codes, headers): :mod:`.handling`."""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp
+
+from core_client.ocpi.cpo.credentials import EmspRegistrations
+from core_client.ocpi.cpo.handling import CpoHandling, caller
+from core_client.ocpi.cpo.peers import PeerStore
+from core_client.ocpi.cpo.settings import CpoSettings
+from core_client.ocpi.handling import Call, Reply
+from core_client.ocpi.models import Credentials
+from core_client.ocpi.models.enums import InterfaceRole, ModuleID
+from core_client.ocpi.server import details, platform_app, versions
+
+# our interfaces as the CPO: (module, role, path under /2.2.1)
+OUR_ENDPOINTS = [
+    (ModuleID.CREDENTIALS, InterfaceRole.RECEIVER, "credentials"),
+]
+
+
+class CpoServer:
+    """Our CPO endpoints for the eMSPs in ``peers``."""
+
+    def __init__(self, settings: CpoSettings, peers: PeerStore) -> None:
+        self.settings = settings
+        self.handling = CpoHandling(settings, peers)
+        self.registrations = EmspRegistrations(settings, peers)
+
+    async def versions(self, call: Call) -> Reply:
+        return versions(self.settings)
+
+    async def details(self, call: Call) -> Reply:
+        return details(self.settings, OUR_ENDPOINTS)
+
+    async def credentials(self, call: Call) -> Reply:
+        who = caller(call)
+        if call.method == "GET":
+            return Reply(self.registrations.current(who).to_json())
+        if call.method == "POST":
+            return Reply((await self.registrations.register(who, call.model(Credentials))).to_json())
+        if call.method == "PUT":
+            return Reply((await self.registrations.update(who, call.model(Credentials))).to_json())
+        self.registrations.unregister(who)
+        return Reply()
+
+    def app(self) -> ASGIApp:
+        """The ASGI application (paths under ``public_url``'s path)."""
+        return platform_app(self.settings, self.handling, (self.versions, self.details, self.credentials), [])

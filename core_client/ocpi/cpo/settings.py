@@ -1,0 +1,24 @@
+"""The ``[ocpi_cpo]`` section: our party as a CPO toward roaming eMSPs and hubs, where our CPO endpoints
+listen, and the file that keeps the eMSPs' credentials. See ``docs/operations.md``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field
+
+from core_client.ocpi.models.enums import Role
+from core_client.ocpi.settings import PartySettings
+
+
+class CpoSettings(PartySettings):
+    """``[ocpi_cpo]``: the Core Client as the CPO of its stations for roaming eMSPs."""
+
+    ROLE: ClassVar[Role] = Role.CPO
+
+    port: int = Field(9005, ge=0, le=65535)
+    peers_file: Path | None = None  # default: next to the database, <database>.ocpi-emsps (mode 0600)
+
+    def peers_path(self, database: Path) -> Path:
+        return self.peers_file or database.with_name(database.name + ".ocpi-emsps")
