@@ -215,7 +215,9 @@ class SessionService:
         check_range("connectorId", connector, INT32)
         check_range("transactionId", transaction_id, INT32)
         s = self._session_for_meter(link, connector, transaction_id)
-        if s is not None and self.meter_keys.get(s.station_id, self.meter_key_lookup is not None):  # unknown: keep
+        if s is not None and self.meter_keys.get(
+            s.station_id, self.registry.meter_key_lookup is not None
+        ):  # unknown: keep
             self._keep_record(link, s, values, metering.BEGIN)
         energy = energy_register_wh(values) if s is not None else None
         if s is None or energy is None:
@@ -252,7 +254,7 @@ class SessionService:
             if tx.meter_stop is None:
                 self.store.finish_transaction(transaction_id, meter_stop, reason)
             return decisions.INVALID
-        key = self.meter_keys.get(s.station_id, None if self.meter_key_lookup else b"")
+        key = self.meter_keys.get(s.station_id, None if self.registry.meter_key_lookup else b"")
         if key != b"" and s.state in RUNNING and tx.meter_stop is None:  # a repeat does not replace the records
             kept = self.store.meter_records(s.session_id)
             for context in (metering.END,) if metering.BEGIN in kept else (metering.BEGIN, metering.END):
