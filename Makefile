@@ -9,7 +9,7 @@ PY := .venv/bin/python
 CHAOS_ARGS ?=
 FUZZ_ARGS ?=
 
-.PHONY: setup test demo devnet bench-gas bench-anchor bench-load bench-chaos fuzz lint abi docs deploy clean
+.PHONY: setup test demo devnet bench-gas bench-cards bench-anchor bench-load bench-chaos bench-ocpi fuzz lint abi docs deploy clean
 
 setup:
 	@tools/setup.sh
@@ -27,12 +27,20 @@ devnet: setup
 bench-gas: setup
 	$(PY) -m benchmarks.gas
 
+# Start latency of an RFID card: Authorize/StartTransaction -> answer, -> active on chain (JSON last line).
+bench-cards: setup
+	$(PY) -m benchmarks.card_start $(BENCH_ARGS)
+
 # Gas per record of the transaction record's anchors at 1, 100 and 10,000 records per anchor (JSON last line).
 bench-anchor: setup
 	$(PY) -m benchmarks.anchor_gas $(BENCH_ARGS)
 
 bench-load: setup
 	$(PY) -m benchmarks.load $(BENCH_ARGS)
+
+# 100 concurrent wallet sessions through the stand-in OCPI CPO: start and settle latency; prints JSON (BENCH_ARGS="--sessions N").
+bench-ocpi: setup
+	$(PY) -m benchmarks.ocpi $(BENCH_ARGS)
 
 # 200 paid sessions, the Core Client SIGKILLed 10 times and a chain outage; prints JSON (CHAOS_ARGS="--help").
 bench-chaos: setup

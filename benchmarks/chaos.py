@@ -3,6 +3,7 @@ moments and its chain link is cut in the middle; prints JSON and exits 1 unless 
 exactly once and the tokens add up.
 
     python -m benchmarks.chaos [--sessions 200] [--charge-points 10] [--kills 10] [--outage 10] [--seed 1]
+                               [--streams 0]
 
 A fresh Anvil with the contracts (deployed by the Brownie script), one station and one driver per
 charge point. Each driver opens a session, the charge point (the simulator, reconnecting with
@@ -12,7 +13,9 @@ seeded random share of the sessions has ended, and started again after a random 
 have ended its chain link (a TCP proxy) is cut for ``--outage`` seconds. Everything random comes from
 ``--seed``. Figures: sessions settled exactly once, twice (must be 0), cancelled (refunded), stuck
 (never ended: must be 0), token conservation, and how long the sessions caught in the outage took to
-end after the chain came back."""
+end after the chain came back. Meanwhile ``--streams`` drivers' apps keep live event streams open on the
+sessions in flight (:mod:`benchmarks.chaos_streams`; the daemon's [live] limits decide how many are
+open at once: ``event_streams`` in the JSON)."""
 
 from __future__ import annotations
 
@@ -27,14 +30,17 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from eth_account.signers.local import LocalAccount
+
 from benchmarks.chaos_parts import Daemon
+from benchmarks.chaos_streams import StreamFlood
 from benchmarks.load.chain import TOKEN, BenchChain, send_tx, setup_chain
 from ev_network.contracts import Escrow, SessionState, Token
 from ev_network.devaccounts import dev_account
 from ev_network.events import EventReader
 from simulator.charge_point import Behaviour, Reconnect, SimChargePoint
 from simulator.fleet import close_all, fleet_ids
-from tools.devchain import ChainProxy, exit_on_sigterm
+from tools.devchain import ChainProxy, exit_on_sigterm, free_port
 
 ENDED = (SessionState.SETTLED, SessionState.CANCELLED, SessionState.EXPIRED, SessionState.CLOSED)
 ENDINGS = ["SessionSettled", "SessionCancelled", "SessionExpired"]
@@ -58,6 +64,7 @@ class Plan:
     outage_s: float = 10.0
     seed: int = 1
     timeout_s: float = 900.0
+    streams: int = 0  # make bench-chaos CHAOS_ARGS="--streams 500"
 
 
 class Campaign:
@@ -69,6 +76,7 @@ class Campaign:
         self.opened: list[int] = []
         self.ended: set[int] = set()
         self.open_now: set[int] = set()
+        self.in_flight: dict[int, LocalAccount] = {}  # session -> its driver (who signs live requests)
         self.kill_log: list[dict] = []
         self.outage: dict = {}
 
@@ -79,9 +87,11 @@ class Campaign:
             session_id = self.escrow.session_id_from(receipt)
             self.opened.append(session_id)
             self.open_now.add(session_id)
+            self.in_flight[session_id] = self.chain.drivers[i]
             while (await asyncio.to_thread(self.escrow.get_session, session_id)).state not in ENDED:
                 await asyncio.sleep(0.25)
             self.open_now.discard(session_id)
+            del self.in_flight[session_id]
             self.ended.add(session_id)
 
     def _open(self, i: int) -> dict:
@@ -158,7 +168,9 @@ async def run(plan: Plan, workdir: Path, say=lambda text: print(text, file=sys.s
     try:
         await cut.resume()
         passwords = {cp: f"pw-{cp}" for cp in cp_ids}
-        daemon = Daemon.configure(workdir, cut.url, chain, passwords, **DAEMON_SETTINGS)
+        # one address for all the apps: no per-address rate limit; the open-stream limits stay the daemon's
+        live = {"port": free_port(), "requests_per_minute": 10**9, "max_streams_per_session": max(plan.streams, 1)}
+        daemon = Daemon.configure(workdir, cut.url, chain, passwords, **DAEMON_SETTINGS, live=live)
         daemon.start()
         await daemon.wait_healthy()
         campaign = Campaign(plan, chain, daemon, cut, cp_ids)
@@ -173,6 +185,8 @@ async def run(plan: Plan, workdir: Path, say=lambda text: print(text, file=sys.s
             plan.sessions // plan.charge_points + (i < plan.sessions % plan.charge_points) for i in range(len(cp_ids))
         ]
         started = time.monotonic()
+        flood = StreamFlood(f"http://127.0.0.1:{live['port']}", plan.streams, lambda: campaign.in_flight, plan.seed)
+        streams = asyncio.create_task(flood.run())
         chaos = asyncio.create_task(campaign.chaos())
         lanes = asyncio.gather(*(campaign.lane(i, n) for i, n in enumerate(counts)))
         try:
@@ -183,6 +197,7 @@ async def run(plan: Plan, workdir: Path, say=lambda text: print(text, file=sys.s
         finally:
             lanes.cancel()
             chaos.cancel()
+            streams.cancel()
         seconds = time.monotonic() - started
         health = await asyncio.to_thread(daemon.health) or {}
         after = await asyncio.to_thread(campaign.balances)
@@ -196,6 +211,7 @@ async def run(plan: Plan, workdir: Path, say=lambda text: print(text, file=sys.s
             "charge_point_reconnects": sum(s.reconnects for s in sims),
             "transaction_messages_resent": sum(s.resent for s in sims),
             "queue_depth_at_end": health.get("queue_depth"),
+            "event_streams": flood.figures(),
             "seconds": round(seconds, 1),
         }
         result["ok"] = result["settled_twice"] == 0 and result["stuck"] == 0 and result["tokens"]["conserved"]
@@ -217,12 +233,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outage", type=float, default=defaults.outage_s, help="seconds the chain link is cut")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--timeout", type=float, default=defaults.timeout_s)
+    parser.add_argument("--streams", type=int, default=defaults.streams, help="apps keeping event streams open")
     parser.add_argument("--workdir", type=Path, help="keep logs and state here (default: a temporary folder)")
     args = parser.parse_args(argv)
     if args.sessions < args.charge_points:
         parser.error("--sessions must be at least --charge-points")
     exit_on_sigterm()
-    plan = Plan(args.sessions, args.charge_points, args.kills, args.outage, args.seed, args.timeout)
+    plan = Plan(args.sessions, args.charge_points, args.kills, args.outage, args.seed, args.timeout, args.streams)
     with tempfile.TemporaryDirectory(prefix="evn-chaos-") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)

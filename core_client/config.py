@@ -45,7 +45,7 @@ JSON_FIELDS = (
     "ocpi",
     "ocpi_cpo",
 )  # given as a JSON object in the environment
-PATH_FIELDS = ("deployment_file", "keystore", "database", "tls_cert", "tls_key")
+PATH_FIELDS = ("deployment_file", "keystore", "database", "tls_cert", "tls_key", "cards_file")
 # OCPP's identifierString (a-z A-Z 0-9 * - _ = + | @ .) without ':', which HTTP Basic's user cannot hold
 CHARGE_POINT_ID = re.compile(r"[A-Za-z0-9*\-_=+|@.]{1,48}")
 SHA256_PASSWORD = re.compile(r"sha256:[0-9a-fA-F]{64}")
@@ -160,6 +160,8 @@ class Settings(BaseModel):
     dashboard: DashboardSettings | None = None
     ocpi: OcpiSettings | None = None  # OCPI mode: the CPO's CSMS as an eMSP sees it (core_client.ocpi)
     ocpi_cpo: CpoSettings | None = None  # our stations for roaming eMSPs, as their CPO (core_client.ocpi.cpo)
+    cards_file: Path | None = None  # RFID cards: drivers' grants, one per line (core_client.chain.mandates)
+    cards_poll_s: float = Field(2, gt=0)  # how often the granted mandates are read again from chain
 
     @field_validator("charge_points")
     @classmethod
@@ -237,7 +239,18 @@ def env_overrides(environ: dict[str, str] | None = None) -> dict[str, Any]:
             except json.JSONDecodeError as exc:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be a JSON object: {exc}") from None
         elif (
-            name in ("start_block", "tls_cert", "tls_key", "control_token", "live", "dashboard", "ocpi", "ocpi_cpo")
+            name
+            in (
+                "start_block",
+                "tls_cert",
+                "tls_key",
+                "control_token",
+                "live",
+                "dashboard",
+                "ocpi",
+                "ocpi_cpo",
+                "cards_file",
+            )
             and raw == ""
         ):
             values[name] = None

@@ -20,6 +20,7 @@ from typing import Any
 
 from web3 import Web3
 
+from core_client.chain.mandates import MandateCache
 from core_client.chain.watcher import ChainWorker, EventWatcher
 from core_client.config import ConfigError, Settings
 from core_client.ocpi.csms import Csms
@@ -45,6 +46,7 @@ from ev_network.contracts import Escrow, SessionState, Token
 from ev_network.deployment import Deployment
 from ev_network.errors import ChainUnavailable, EVNetworkError
 from ev_network.keys import load_keyfile
+from ev_network.mandates import Mandates
 from ev_network.session_ids import hex_session_id
 from ev_network.tx import TxSender
 from ev_network.web.server import HttpServer
@@ -95,6 +97,8 @@ class Daemon:
         self.settings = settings
         self.account = load_keyfile(settings.keystore, password)
         self.deployment = Deployment.load(settings.deployment_file)
+        if settings.cards_file is not None and not self.deployment.payment_mandates:
+            raise ConfigError("cards_file is set but the deployment names no payment_mandates contract: deploy again")
         self.stopped = asyncio.Event()
         self.fatal: asyncio.Future[None] | None = None  # set to the error that ends the daemon
         self.chain_started = False
@@ -107,6 +111,7 @@ class Daemon:
         self.records: TransactionLog | None = None
         self.front_ends: dict[str, HttpServer] = {}  # by config section: "live", "dashboard"
         self.ocpi: OcpiService | None = None  # OCPI mode: our endpoints for the CPO's CSMS
+        self.cards: MandateCache | None = None  # RFID cards: the mandates drivers granted us
 
     async def start(self) -> None:
         """Open the store (refusing one of another version) and start serving OCPP and control. If the
@@ -149,7 +154,16 @@ class Daemon:
             max_fee_per_gas=None if s.max_fee_per_gas_gwei is None else int(s.max_fee_per_gas_gwei * 10**9),
         )
         escrow = Escrow(self.w3_tx, self.deployment, self.sender)
-        self.worker = ChainWorker(escrow, self.store, self.service, s.batch_max, s.settle_batch_window_s)
+        mandates = Mandates(self.w3_tx, self.deployment, self.sender) if self.deployment.payment_mandates else None
+        self.worker = ChainWorker(
+            escrow, self.store, self.service, s.batch_max, s.settle_batch_window_s, mandates=mandates
+        )
+        if s.cards_file is not None:
+            reader = Mandates(self.w3_events, self.deployment)
+            self.cards = MandateCache(
+                reader, self.account.address, s.cards_file, self.deployment.deployment_block, self.store, s.cards_poll_s
+            )
+            self.service.cards.mandates = self.cards.mandates
         self.service.on_job_queued = self.worker.wake
         self.proxy = proxy_for(s)
         self.ocpp = OcppServer(s, self.service, self.records, self.proxy)
@@ -192,6 +206,8 @@ class Daemon:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self.service.run())]
         self._background.append(loop.create_task(self._checkpoints()))  # cancelled at shutdown
+        if self.cards is not None:
+            self._background.append(loop.create_task(self.cards.run()))
         if self.lease.shared:
             self._background.append(loop.create_task(self._hold_lease()))
         try:
@@ -362,6 +378,7 @@ class Daemon:
             "records": records_health(self.records),
             "upstream": None if self.proxy is None else self.proxy.health(),
             "ocpi": None if self.ocpi is None else self.ocpi.health(),
+            "cards": None if self.cards is None else self.cards.health(),
             "signing_stations": sorted(i for i, key in self.service.meter_keys.items() if key),
             "meter_problems": self.service.meter_problems,
         }

@@ -40,6 +40,29 @@ def token_ref(salt: bytes, uid: str) -> bytes:
     return Web3.keccak(salt + uid.strip().upper().encode())
 
 
+GRANT_PREFIX = "evcard"
+
+
+def format_grant(mandate_id: int, salt: bytes) -> str:
+    """A card's grant: what the payer hands an operator (off chain) so that its Core Client recognises the
+    payer's cards under mandate ``mandate_id``: ``evcard:<mandate id>:<salt hex>``."""
+    return f"{GRANT_PREFIX}:{mandate_id}:{salt.hex()}"
+
+
+def parse_grant(text: str) -> tuple[int, bytes]:
+    """(mandate id, salt) of a grant made by :func:`format_grant`."""
+    parts = text.strip().split(":")
+    try:
+        if len(parts) != 3 or parts[0] != GRANT_PREFIX:
+            raise ValueError
+        mandate_id, salt = int(parts[1]), bytes.fromhex(parts[2])
+        if mandate_id < 1 or len(salt) != SALT_BYTES:
+            raise ValueError
+    except ValueError:
+        raise EVNetworkError(f"not a card grant (expected {GRANT_PREFIX}:<mandate id>:<64 hex digits>)") from None
+    return mandate_id, salt
+
+
 @dataclass(frozen=True)
 class Mandate:
     """A mandate as stored (``committed``: deposits locked by its sessions so far)."""

@@ -32,9 +32,9 @@ CHARGING = {"kwh_per_second": 1.0, "tick_ms": 500, "result_delay_ms": 300}  # th
 class CpoPlatform:
     """The stand-in CPO platform as a child process, with its control API."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, scenario: dict = CHARGING, options: list[str] | None = None) -> None:
         command = ["node", str(CPO_SCRIPT), "--port", str(free_port()), "--token-a", TOKEN_A]
-        command += ["--state", str(state_dir / "cpo-state.json"), "--scenario", json.dumps(CHARGING)]
+        command += ["--state", str(state_dir / "cpo-state.json"), "--scenario", json.dumps(scenario), *(options or [])]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, **child_options())
         line = self.process.stdout.readline() if self.process.stdout else ""
         if '"ready"' not in line:

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from ev_network.session_ids import hex_session_id
 from wallet.cli_accounts import account_app
+from wallet.cli_cards import card_app
 from wallet.cli_common import (
     AccountAddr,
     DeploymentFile,
@@ -62,6 +63,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(account_app, name="account")
+app.add_typer(card_app, name="card")
 app.command("verify-record")(verify_record)
 app.command("verify")(verify)
 
@@ -286,7 +288,7 @@ def status(
     if as_json:
         emit(st.model_dump(mode="json") | ({"live": live, "live_error": live_error} if cfg.live_url else {}))
     else:
-        typer.echo("\n".join(status_lines(wallet, st) + live_lines(wallet, live, live_error)))
+        typer.echo("\n".join(status_lines(wallet, st) + live_lines(wallet, live, live_error, st.reclaim_possible_at)))
 
 
 @app.command()

@@ -97,12 +97,23 @@ def live_figures(wallet: Wallet, data: dict[str, Any]) -> str:
     )
 
 
-def live_lines(wallet: Wallet, data: dict[str, Any] | None, error: str | None) -> list[str]:
-    """What ``status`` adds for a running session when a live URL is given."""
+def live_lines(
+    wallet: Wallet, data: dict[str, Any] | None, error: str | None, reclaim_at: int | None = None
+) -> list[str]:
+    """What ``status`` adds for a running session when a live URL is given (a held session: why, and when
+    the deposit comes back at the latest: ``reclaim_at``, when the driver can reclaim it on chain)."""
     if data is not None:
         meter = format_time(int(data["last_meter_at"])) if data["last_meter_at"] else "none yet"
         status = data["connector_status"]
-        return [f"  live    {live_figures(wallet, data)} (last meter reading {meter}, connector {status})"]
+        lines = [f"  live    {live_figures(wallet, data)} (last meter reading {meter}, connector {status})"]
+        if data.get("held"):
+            back = (
+                f"; the deposit comes back at the latest from {format_time(reclaim_at)} (reclaim)" if reclaim_at else ""
+            )
+            lines.append(
+                f"  HELD    the charge has stopped, nothing is settled until the operator decides: {data['held']}{back}"
+            )
+        return lines
     return [f"  live    none: {error} (the chain's view above)"] if error else []
 
 

@@ -128,8 +128,11 @@ class BenchChain:
         self.anvil.stop()
 
 
-def setup_chain(workdir: Path, cp_ids: list[str], connectors: int, say: Callable[[str], None]) -> BenchChain:
-    """Start Anvil, deploy with Brownie, register the operator, its stations and one driver per station.
+def setup_chain(
+    workdir: Path, cp_ids: list[str], connectors: int, say: Callable[[str], None], drivers: int | None = None
+) -> BenchChain:
+    """Start Anvil, deploy with Brownie, register the operator, its stations and one driver per station
+    (or ``drivers`` drivers).
 
     Setup transactions are sent unsigned from accounts Anvil impersonates (no signing cost here).
     """
@@ -146,11 +149,13 @@ def setup_chain(workdir: Path, cp_ids: list[str], connectors: int, say: Callable
         create_keyfile(keystore, password, operator.key)
         chain = BenchChain(anvil, w3, deployment, deployment_file, keystore, password, operator)
         t0 = time.monotonic()
-        _register_stations(chain, cp_ids, connectors)
-        say(f"  {len(cp_ids)} stations registered in {time.monotonic() - t0:.1f}s")
+        if cp_ids:
+            _register_stations(chain, cp_ids, connectors)
+            say(f"  {len(cp_ids)} stations registered in {time.monotonic() - t0:.1f}s")
         t0 = time.monotonic()
-        _fund_drivers(chain, admin.address, len(cp_ids))
-        say(f"  {len(cp_ids)} drivers funded and approved in {time.monotonic() - t0:.1f}s")
+        count = len(cp_ids) if drivers is None else drivers
+        _fund_drivers(chain, admin.address, count)
+        say(f"  {count} drivers funded and approved in {time.monotonic() - t0:.1f}s")
         chain.snapshot()
         return chain
     except BaseException:

@@ -15,6 +15,9 @@
   chain) before anything is resent. The contract refuses a second start/reject/settle of a session,
   so even a resend cannot act twice.
 - ChainUnavailable: back off and retry forever (logged once per outage).
+- A card's open under a payment mandate is an OPEN_CARD job (queued as its transaction's start,
+  :func:`core_client.sessions.cards.card_start`), sent alone as the mandates contract's ``openSession``;
+  mined, its session is recorded from the receipt's SessionRequested (``Ledger.on_card_opened``).
 """
 
 from __future__ import annotations
@@ -29,12 +32,14 @@ from hexbytes import HexBytes
 from web3.exceptions import TransactionNotFound
 from web3.logs import DISCARD
 
-from core_client.sessions.jobs import OPEN, Job, JobKind, JobStatus, SignedSettleArgs
+from core_client.sessions.jobs import OPEN, CardOpenArgs, Job, JobKind, JobStatus, SignedSettleArgs
 from core_client.storage.store import Store
 from ev_network import ocmf
 from ev_network.contracts import CancelReason, Escrow, SessionState
 from ev_network.errors import ChainUnavailable, ContractRevert, EVNetworkError, TransactionFailed, chain_errors
 from ev_network.events import EventReader, indexed_topic
+from ev_network.mandates import Mandates
+from ev_network.pricing import Tariff
 from ev_network.session_ids import hex_session_id
 
 log = logging.getLogger("core_client.chain")
@@ -68,6 +73,7 @@ class Ledger(Protocol):
 
     def on_job_done(self, job: Job, block: int | None, tx_hash: str | None, settled: dict[str, int] | None) -> None: ...
     def on_job_failed(self, job: Job, error: str) -> None: ...
+    def on_card_opened(self, job: Job, session_id: int, requested: dict, block: int, tariff: Tariff) -> None: ...
 
 
 class Outage:
@@ -103,12 +109,13 @@ class ChainWorker:
         batch_max: int = 20,
         batch_window: float = 0.3,
         poll_interval: float = 0.1,
+        mandates: Mandates | None = None,
     ) -> None:
         if escrow.sender is None:
             raise EVNetworkError("the chain worker needs an escrow wrapper with the operator's TxSender")
         self.escrow, self.sender, self.w3 = escrow, escrow.sender, escrow.w3
         self.reader = EventReader(escrow.w3, escrow.address)
-        self.store, self.service = store, service
+        self.store, self.service, self.mandates = store, service, mandates
         self.batch_max, self.batch_window, self.poll_interval = batch_max, batch_window, poll_interval
         self._wake = asyncio.Event()
         self._seen: dict[int, float] = {}
@@ -161,9 +168,10 @@ class ChainWorker:
             # rejects, so that under load neither kind waits behind the whole queue of the other.
             await self._send_settles()
             # starts are batched as they pile up while earlier transactions are in flight (no waiting)
-            await self._send_batches(
-                self.store.jobs(JobStatus.PENDING, kind=JobKind.START, limit=self.batch_max * SENDS_PER_STEP)
-            )
+            starts = self.store.jobs(JobStatus.PENDING, kind=JobKind.START, limit=self.batch_max * SENDS_PER_STEP)
+            await self._send_batches([j for j in starts if j.kind is JobKind.START])
+            for job in (j for j in starts if j.kind is JobKind.OPEN_CARD):  # openSession: one per transaction
+                await self._send([job])
             for job in self.store.jobs(JobStatus.PENDING, kind=JobKind.REJECT, limit=SENDS_PER_STEP):
                 await self._send([job])
         return self.store.has_jobs(*OPEN)
@@ -208,6 +216,8 @@ class ChainWorker:
         """Send the escrow call of ``jobs`` (all of one kind; several: its batch form); the tx hash."""
         escrow, kind, ids = self.escrow, jobs[0].kind, [j.session_id for j in jobs]
         args: list[Any] = [j.args for j in jobs]
+        if kind is JobKind.OPEN_CARD:
+            return self._open_card(args[0])
         if kind is JobKind.START:
             if len(jobs) > 1:
                 return escrow.start_batch(
@@ -224,6 +234,15 @@ class ChainWorker:
         if len(jobs) > 1:
             return escrow.settle_batch(ids, [a.meter_stop for a in args], wait=False)
         return escrow.settle(ids[0], args[0].meter_stop, wait=False)
+
+    def _open_card(self, a: CardOpenArgs) -> Any:
+        """Send a card's ``openSession`` under its mandate; the tx hash."""
+        if self.mandates is None:
+            raise EVNetworkError("a card's open needs the payment mandates contract (deployment payment_mandates)")
+        ref = bytes.fromhex(a.token_ref)
+        return self.mandates.open_session(
+            a.mandate_id, ref, a.station_id, a.connector, a.deposit, a.transaction_id, a.meter_start, wait=False
+        )
 
     async def _send_settles(self) -> None:
         ready: list[Job] = []
@@ -280,7 +299,9 @@ class ChainWorker:
                     for job in jobs:
                         await self._resolve(job, f"transaction {tx_hash} was dropped", resendable=True)
                 continue
-            if receipt["status"] == 1:
+            if receipt["status"] == 1 and jobs[0].kind is JobKind.OPEN_CARD:
+                await self._card_opened(jobs[0], receipt, tx_hash)
+            elif receipt["status"] == 1:
                 for job in jobs:
                     self._done(job, receipt["blockNumber"], tx_hash, settled.get(job.session_id))
             elif len(jobs) > 1:
@@ -293,6 +314,13 @@ class ChainWorker:
 
     async def _resolve(self, job: Job, error: str, resendable: bool) -> None:
         """A job whose transaction reverted or vanished: decide from the session's state on chain."""
+        if isinstance(job.args, CardOpenArgs):  # no session on chain before its open is mined
+            if resendable:
+                log.warning("card open of transaction %d: %s; sending again", job.args.transaction_id, error)
+                self.store.update_job(job.id, status=JobStatus.PENDING, tx_hash=None, last_error=error)
+            else:
+                self._failed(job, error)
+            return
         state = (await asyncio.to_thread(self.escrow.get_session, job.session_id)).state
         if state is SessionState.CLOSED:  # the driver's lane moved on: the events tell how it ended
             state = await self._outcome(job.session_id)
@@ -312,6 +340,17 @@ class ChainWorker:
             self.service.on_job_done(job, block, tx_hash, settled)
         self._seen.pop(job.id, None)
         self._singles.discard(job.id)
+
+    async def _card_opened(self, job: Job, receipt: Any, tx_hash: str) -> None:
+        """A card's open is mined: its session, as the receipt's SessionRequested tells, is recorded."""
+        events = self.escrow.contract.events.SessionRequested().process_receipt(receipt, errors=DISCARD)
+        requested = dict(events[0]["args"])
+        tariff = await asyncio.to_thread(self.escrow.get_tariff, requested["tariffId"])
+        with self.store.transaction():
+            self.store.update_job(job.id, status=JobStatus.DONE, block=receipt["blockNumber"], last_error=None)
+            self.service.on_card_opened(job, requested["sessionId"], requested, receipt["blockNumber"], tariff)
+        assert isinstance(job.args, CardOpenArgs)
+        log.info("card open of transaction %d mined, tx %s", job.args.transaction_id, tx_hash)
 
     def _failed(self, job: Job, error: str) -> None:
         with self.store.transaction():

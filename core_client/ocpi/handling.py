@@ -26,7 +26,19 @@ from core_client.ocpi.inbox import Refusal
 from core_client.ocpi.models.base import explain
 from core_client.ocpi.registration import Registration, RegistrationStore
 from core_client.ocpi.settings import PartySettings
-from core_client.ocpi.transport import Header, Party, StatusCode, dumps, envelope, loads, new_id, presented_tokens
+from core_client.ocpi.transport import (
+    VERSION,
+    Header,
+    Party,
+    StatusCode,
+    dumps,
+    envelope,
+    loads,
+    new_id,
+    page_request,
+    paginate,
+    presented_tokens,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +101,20 @@ class Call:
 
 
 Handler = Callable[[Call], Awaitable[Reply]]
+
+
+def page_reply(call: Call, items: list[Any], settings: PartySettings, path: str) -> Reply:
+    """One page of ``items`` (objects with ``last_updated``, oldest first) as a paginated GET of our
+    ``path`` under /2.2.1 asks (offset, limit, date_from, date_to), with X-Total-Count, X-Limit and Link."""
+    try:
+        request = page_request(dict(call.request.query_params))
+    except ValueError as error:
+        raise invalid(str(error)) from None
+    selected = [item for item in items if request.matches(item.last_updated)]
+    query = call.request.url.query
+    url = settings.url(VERSION, path) + (f"?{query}" if query else "")
+    page = paginate(selected, request, url, settings.page_limit)
+    return Reply([item.to_json() for item in page.items], headers=page.headers)
 
 
 class Handling:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from starlette.routing import Route
 
-from core_client.ocpi.handling import Call, Fault, Handler, Reply, invalid, not_found
+from core_client.ocpi.handling import Call, Fault, Handler, Reply, invalid, not_found, page_reply
 from core_client.ocpi.inbox import OcpiInbox, authorize
 from core_client.ocpi.mirror import Mirror
 from core_client.ocpi.models import CDR, EVSE, CommandResult, Connector, Location, LocationReferences, Session
@@ -22,7 +22,7 @@ from core_client.ocpi.models import Tariff as OcpiTariff
 from core_client.ocpi.models.base import OcpiModel, ci
 from core_client.ocpi.models.enums import CommandType, ModuleID, TokenType
 from core_client.ocpi.settings import OcpiSettings
-from core_client.ocpi.transport import VERSION, Header, Party, StatusCode, page_request, paginate
+from core_client.ocpi.transport import VERSION, Header, Party, StatusCode
 
 M = TypeVar("M", bound=OcpiModel)
 
@@ -214,14 +214,7 @@ class Receivers:
     # ------------------------------------------------------------------------------ tokens
 
     async def tokens(self, call: Call) -> Reply:
-        try:
-            request = page_request(dict(call.request.query_params))
-        except ValueError as error:
-            raise invalid(str(error)) from None
-        tokens = [t for t in await self.inbox.tokens() if request.matches(t.last_updated)]
-        url = self.settings.url(VERSION, "tokens") + (f"?{call.request.url.query}" if call.request.url.query else "")
-        page = paginate(tokens, request, url, self.settings.page_limit)
-        return Reply([t.to_json() for t in page.items], headers=page.headers)
+        return page_reply(call, await self.inbox.tokens(), self.settings, "tokens")
 
     async def authorize(self, call: Call) -> Reply:
         uid = call.segment("token_uid")

@@ -19,12 +19,11 @@ one more charge point (:class:`OcpiStationLink`), so the one session state machi
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 from datetime import datetime, timezone
-from decimal import Decimal
 from typing import Any, Protocol
 
+from core_client.ocpi.cdr_readings import transaction_data, wh
 from core_client.ocpi.csms import Csms
 from core_client.ocpi.errors import OcpiError
 from core_client.ocpi.inbox import IssuedToken
@@ -42,17 +41,16 @@ from core_client.ocpi.models.enums import (
 )
 from core_client.ocpi.service import StationInbox, StatusSink
 from core_client.ocpi.settings import OcpiSettings
+from core_client.ocpi.sync import pull_sessions
 from core_client.ocpi.transport import Party
 from core_client.ocpp.link import Recorder
 from core_client.ocpp.wire import signed_meter_data
 from core_client.sessions.machine import SessionRecord, cost_so_far
-from core_client.sessions.metering import BEGIN, END
 from core_client.sessions.registry import CommandFailed, Registration
 from ev_network.errors import EVNetworkError
 
 log = logging.getLogger("core_client.ocpi")
 ACCEPTED, REJECTED = "Accepted", "Rejected"  # OCPP RemoteStartStopStatus, as the reconcile loop reads it
-CONTEXTS = {"START": BEGIN, "END": END}  # a SignedValue's nature -> the context of the record in OCPP
 
 
 class Sessions(Protocol):
@@ -113,6 +111,7 @@ class SessionBridge(StationInbox):
         self.cost_differences: list[dict[str, Any]] = []  # the latest CDRs whose cost is not the chain's
         self.links: dict[str, OcpiStationLink] = {}  # charge point id -> link
         self._results: dict[str, asyncio.Future[CommandResult]] = {}  # command uid -> its CommandResult
+        self._sessions_due: dict[str, asyncio.Event] = {}  # token uid of an accepted start -> its Session came
         self._tasks: set[asyncio.Task] = set()
         self._commands = 0
 
@@ -148,6 +147,9 @@ class SessionBridge(StationInbox):
         token = self._issue(id_tag, station)
         uid = self._command_uid("start", id_tag)
         waiting = self._results[uid] = asyncio.get_running_loop().create_future()
+        sent_at = datetime.now(timezone.utc)
+        arrived = self._sessions_due[id_tag] = asyncio.Event()
+        accepted = False
         try:
             try:
                 response = await self.csms.start_session(
@@ -164,9 +166,38 @@ class SessionBridge(StationInbox):
             except asyncio.TimeoutError:
                 raise CommandFailed(f"no CommandResult within {timeout:g}s") from None
             log.info("%s: START_SESSION for %s: %s", link.id, id_tag, result.result.value)
-            return ACCEPTED if result.result == CommandResultType.ACCEPTED else REJECTED
+            accepted = result.result == CommandResultType.ACCEPTED
+            if accepted:
+                self.spawn(self._session_or_pull(id_tag, arrived, sent_at))
+            return ACCEPTED if accepted else REJECTED
         finally:
             self._results.pop(uid, None)
+            if not accepted:
+                self._sessions_due.pop(id_tag, None)
+
+    async def _session_or_pull(self, id_tag: str, arrived: asyncio.Event, since: datetime) -> None:
+        """After an accepted START_SESSION: when its Session is not pushed within ``session_pull_after_s``
+        (a CSMS that does not push, or a lost push), GET the CSMS's Sessions since the command and take
+        the one of this token as a pushed one, before the start times out."""
+        try:
+            await asyncio.wait_for(arrived.wait(), self.settings.session_pull_after_s)
+            return
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._sessions_due.pop(id_tag, None)
+        try:
+            pulled = await pull_sessions(self.csms, id_tag, since)
+        except OcpiError as error:
+            log.warning("OCPI: no Session pushed for %s, and the pull failed: %s", id_tag, error)
+            return
+        for session in pulled:
+            party = Party(session.country_code, session.party_id)
+            log.info("OCPI: Session %s of %s was not pushed: pulled", session.id, id_tag)
+            await self.on_session(session)
+            if self.mirror.get(ModuleID.SESSIONS, party, session.id) is None:
+                data = session.to_json()
+                self.mirror.put(ModuleID.SESSIONS, party, session.id, data, data["last_updated"])
 
     async def stop(self, transaction_id: int) -> str:
         """STOP_SESSION for the CSMS's Session that is our transaction (Accepted once the CSMS accepts the
@@ -174,11 +205,34 @@ class SessionBridge(StationInbox):
         found = self.mirror.session_of(transaction_id)
         if found is None:
             return REJECTED
+        uid = self._command_uid("stop", str(transaction_id))
+        waiting = self._results[uid] = asyncio.get_running_loop().create_future()
         try:
-            response = await self.csms.stop_session(self._command_uid("stop", str(transaction_id)), found[1])
+            response = await self.csms.stop_session(uid, found[1])
         except OcpiError as error:
+            self._results.pop(uid, None)
             raise CommandFailed(f"STOP_SESSION: {error}") from None
-        return ACCEPTED if response.result == CommandResponseType.ACCEPTED else REJECTED
+        if response.result != CommandResponseType.ACCEPTED:
+            self._results.pop(uid, None)
+            return REJECTED
+        self.spawn(self._stop_result(uid, waiting, transaction_id, float(response.timeout)))
+        return ACCEPTED
+
+    async def _stop_result(
+        self, uid: str, waiting: asyncio.Future[CommandResult], transaction_id: int, timeout: float
+    ) -> None:
+        """The CommandResult of an accepted STOP_SESSION: logged (the session ends with its CDR; one that
+        does not stop is the budget rule's and the CDR pull's to catch)."""
+        timeout = min(timeout, self.settings.request_timeout_s * 10)
+        try:
+            result = await asyncio.wait_for(waiting, timeout)
+        except asyncio.TimeoutError:
+            log.warning("STOP_SESSION for transaction %d: no CommandResult within %gs", transaction_id, timeout)
+            return
+        finally:
+            self._results.pop(uid, None)
+        level = logging.INFO if result.result == CommandResultType.ACCEPTED else logging.WARNING
+        log.log(level, "STOP_SESSION for transaction %d: %s", transaction_id, result.result.value)
 
     def _issue(self, id_tag: str, station: ImportedStation) -> Token:
         """The Token of one session (kept: the CSMS may GET it, or ask to authorize it)."""
@@ -232,6 +286,8 @@ class SessionBridge(StationInbox):
         if transaction is None and session.status in (SessionStatus.ACTIVE, SessionStatus.COMPLETED):
             transaction, status = self.sessions.start_transaction(link, connector, session.cdr_token.uid, 0)
             self.mirror.link_transaction(party, session.id, transaction)
+            if session.cdr_token.uid in self._sessions_due:
+                self._sessions_due[session.cdr_token.uid].set()
             when = format_datetime(session.start_date_time)
             self._record("record_start", link.id, connector, transaction, session.cdr_token.uid, 0, when)
             log.info("%s: OCPI session %s is transaction %d (%s)", link.id, session.id, transaction, status)
@@ -318,32 +374,3 @@ class SessionBridge(StationInbox):
             return None, 0
         ids = [ci(c) for c in link.station.connector_ids]
         return link, ids.index(ci(connector_id)) + 1 if ci(connector_id) in ids else 1
-
-
-def wh(kwh: Decimal) -> int:
-    """kWh as whole Wh (OCPI numbers carry 4 decimals: 0.1 Wh), rounded half up."""
-    return int((kwh * 1000).to_integral_value(rounding="ROUND_HALF_UP"))
-
-
-def transaction_data(cdr: CDR) -> list[dict[str, Any]]:
-    """The CDR's OCMF signed values as the StopTransaction ``transactionData`` the signed meter rule reads
-    (:mod:`core_client.sessions.metering`): nature Start -> ``Transaction.Begin``, End -> ``Transaction.End``,
-    each the whole record ``OCMF|payload|signature`` (Base64 in ``signed_data``). Empty without OCMF data:
-    at a station with a meter key that holds the session (no proof, no pay)."""
-    signed = cdr.signed_data
-    if signed is None or ci(signed.encoding_method) != "OCMF":
-        return []
-    readings = []
-    for value in signed.signed_values:
-        context = CONTEXTS.get(ci(value.nature))
-        if context is None:
-            continue
-        try:
-            record = base64.b64decode(value.signed_data, validate=True).decode()
-        except (ValueError, UnicodeDecodeError):
-            record = value.signed_data  # not Base64: the record as given (the rule refuses what it cannot read)
-        stamp = (cdr.start_date_time if context == BEGIN else cdr.end_date_time).isoformat()
-        readings.append(
-            {"timestamp": stamp, "sampled_value": [{"value": record, "format": "SignedData", "context": context}]}
-        )
-    return readings

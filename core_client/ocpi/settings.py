@@ -80,6 +80,7 @@ class OcpiSettings(PartySettings):
     versions_url: str  # the CSMS's OCPI versions endpoint, given with token A
     token_a: SecretStr | None = None  # the CSMS's registration token (only `core-client ocpi register` uses it)
     pull_interval_s: float = Field(300, gt=0)  # the daemon pulls the CDRs the CSMS could not push this often
+    session_pull_after_s: float = Field(20, gt=0)  # no Session pushed this long after an accepted start: pull it
     registration_file: Path | None = None  # default: next to the database, <database>.ocpi-registration
 
     @field_validator("versions_url")

@@ -1,6 +1,6 @@
 """Getting back in sync with the CSMS after messages were lost (2.2.1, "Offline behaviour": messages are
 not queued; the receiver GETs what it missed): CDRs that were never pushed to us are pulled and taken
-like pushed ones, each once."""
+like pushed ones, each once; the Session of a start whose Session was not pushed is pulled."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from core_client.ocpi.csms import Csms
 from core_client.ocpi.inbox import Refusal
+from core_client.ocpi.models import Session
 from core_client.ocpi.receivers import Receivers
 
 CDRS = "cdrs"
@@ -35,3 +36,12 @@ async def pull_cdrs(csms: Csms, receivers: Receivers) -> list[str]:
             report.append(f"CDR {name} refused: {refusal}")
     receivers.mirror.set_cursor(CDRS, started)
     return report
+
+
+async def pull_sessions(csms: Csms, token_uid: str, since: datetime) -> list[Session]:
+    """The CSMS's Sessions (its own) of the token ``token_uid``, last updated since ``since``."""
+    registration = csms.registration
+    pulled = await csms.sessions(since - OVERLAP)
+    return [
+        s for s in pulled.objects if s.cdr_token.uid == token_uid and registration.is_cpo(s.country_code, s.party_id)
+    ]

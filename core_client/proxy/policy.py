@@ -16,8 +16,10 @@ StopTransaction               the CSMS's answer                   the Core Clien
 anything else                 the CSMS's answer (or CALLERROR)    the Core Client's own answer
 ============================  ==================================  =============================================
 
-An EV Network tag is ``EVN<n>``, or the tag a signing meter signs (:func:`core_client.sessions.machine.is_network_tag`): the chain is the
-authority over it, whatever the CSMS thinks of a tag it has never issued.
+An EV Network tag is ``EVN<n>``, the tag a signing meter signs (:func:`core_client.sessions.machine.is_network_tag`),
+or an RFID card linked to a payment mandate granted to this operator (the caller's ``chain_tag``, see
+:meth:`core_client.sessions.service.SessionService.chain_tag`): the chain is the authority over it,
+whatever the CSMS thinks of a tag it has never issued (or of a card it has issued).
 
 Transaction ids: a StartTransaction answered while the CSMS could not be asked gets an *offline id*
 (:data:`OFFLINE_ID_BASE` and up, far above a CSMS's counter). When the queued StartTransaction
@@ -28,7 +30,7 @@ rewritten to the offline id on the way down (:func:`to_charge_point`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any
 
@@ -42,6 +44,8 @@ from core_client.sessions.machine import is_network_tag
 OFFLINE_ID_BASE = 2_000_000_000
 #: CALLs answered locally but not queued for the CSMS while it is down: they carry no record.
 NOT_QUEUED = frozenset({Action.heartbeat})
+#: Whether an idTag is the chain's (an EV Network tag or a linked card).
+ChainTag = Callable[[str | None], bool]
 
 
 class Source(str, Enum):
@@ -52,16 +56,16 @@ class Source(str, Enum):
     MERGED = "merged"  # the CSMS's transactionId with the Core Client's idTagInfo
 
 
-def chain_paid(payload: Mapping[str, Any]) -> bool:
-    """Whether the CALL names an EV Network idTag (a session paid on chain)."""
-    return is_network_tag(payload.get("idTag"))
+def chain_paid(payload: Mapping[str, Any], chain_tag: ChainTag = is_network_tag) -> bool:
+    """Whether the CALL names an idTag of the chain's (a session paid on chain)."""
+    return chain_tag(payload.get("idTag"))
 
 
-def source(action: str, payload: Mapping[str, Any]) -> Source:
+def source(action: str, payload: Mapping[str, Any], chain_tag: ChainTag = is_network_tag) -> Source:
     """Whose answer goes back for ``action`` when the CSMS answers it."""
-    if chain_paid(payload) and action == Action.authorize:
+    if chain_paid(payload, chain_tag) and action == Action.authorize:
         return Source.CORE
-    if chain_paid(payload) and action == Action.start_transaction:
+    if chain_paid(payload, chain_tag) and action == Action.start_transaction:
         return Source.MERGED
     return Source.CSMS
 
@@ -72,6 +76,7 @@ def reply(
     local: dict[str, Any],
     offline_transaction_id: int | None = None,
     offline_id_tags: OfflineIdTags = OfflineIdTags.ACCEPT,
+    chain_tag: ChainTag = is_network_tag,
 ) -> CallResult | CallError:
     """The answer for the charge point's ``call``.
 
@@ -79,9 +84,10 @@ def reply(
     ``local``: the Core Client's own CALLRESULT payload (camelCase, as on the wire).
     ``offline_transaction_id``: for a StartTransaction without a usable CSMS answer, the offline id.
     """
-    chosen = source(call.action, call.payload)
+    chosen = source(call.action, call.payload, chain_tag)
     if csms is None or (chosen is Source.MERGED and isinstance(csms, CallError)):
-        return CallResult(call.unique_id, offline_answer(call, local, offline_transaction_id, offline_id_tags))
+        answer = offline_answer(call, local, offline_transaction_id, offline_id_tags, chain_tag)
+        return CallResult(call.unique_id, answer)
     if chosen is Source.CORE:
         return CallResult(call.unique_id, local)
     if chosen is Source.MERGED:
@@ -96,6 +102,7 @@ def offline_answer(
     local: dict[str, Any],
     offline_transaction_id: int | None = None,
     offline_id_tags: OfflineIdTags = OfflineIdTags.ACCEPT,
+    chain_tag: ChainTag = is_network_tag,
 ) -> dict[str, Any]:
     """What the charge point is told when the CSMS cannot be asked (see the module's table)."""
     action, payload = call.action, call.payload
@@ -106,9 +113,9 @@ def offline_answer(
     if action == Action.start_transaction:
         if offline_transaction_id is None:
             raise ValueError("a StartTransaction answered offline needs an offline transaction id")
-        info = local.get("idTagInfo", status) if chain_paid(payload) else status
+        info = local.get("idTagInfo", status) if chain_paid(payload, chain_tag) else status
         return {"transactionId": offline_transaction_id, "idTagInfo": info}
-    if chain_paid(payload):
+    if chain_paid(payload, chain_tag):
         return local
     if action == Action.authorize or (action == Action.stop_transaction and "idTag" in payload):
         return {**local, "idTagInfo": status}

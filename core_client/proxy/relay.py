@@ -33,7 +33,7 @@ from core_client.ocpp.link import StationLink
 from core_client.ocpp.wire import FrameError, parse_frame
 from core_client.proxy.config import UpstreamSettings
 from core_client.proxy.outbox import Outbox
-from core_client.proxy.policy import Source, reply, source
+from core_client.proxy.policy import ChainTag, Source, reply, source
 from core_client.proxy.upstream import Upstream
 
 log = logging.getLogger("core_client.proxy")
@@ -186,7 +186,7 @@ class Relay:
             except asyncio.TimeoutError:  # a bug, not the charge point's fault: the CSMS's answer, if any
                 log.error("%s: no local answer to %s within %ss", self.cp_id, call.action, LOCAL_ANSWER_TIMEOUT_S)
                 local = CallError(call.unique_id, "InternalError", "no answer from the Core Client", {})
-            answer = self._answer(call, csms, local, forwarded.offline_transaction_id)
+            answer = self._answer(call, csms, local, forwarded.offline_transaction_id, link.service.chain_tag)
             try:
                 await self.connection.send(answer.to_json())
             except ConnectionClosed:
@@ -195,18 +195,26 @@ class Relay:
                 self.local.answered(call)
 
     def _answer(
-        self, call: Call, csms: CallResult | CallError | None, local: CallResult | CallError, offline_id: int | None
+        self,
+        call: Call,
+        csms: CallResult | CallError | None,
+        local: CallResult | CallError,
+        offline_id: int | None,
+        chain_tag: ChainTag,
     ) -> CallResult | CallError:
         """The answer for the charge point: the policy's choice; the Core Client's CALLERROR (values it
         refuses) stands wherever its own answer would be used, and so does the transaction id of a chain
         session started before."""
         if isinstance(local, CallError):
-            if csms is None or source(call.action, call.payload) is not Source.CSMS:
+            if csms is None or source(call.action, call.payload, chain_tag) is not Source.CSMS:
                 return local
-            return reply(call, csms, {}, offline_id, self.proxy.settings.offline_id_tags)
-        answer = reply(call, csms, local.payload, offline_id, self.proxy.settings.offline_id_tags)
+            return reply(call, csms, {}, offline_id, self.proxy.settings.offline_id_tags, chain_tag)
+        answer = reply(call, csms, local.payload, offline_id, self.proxy.settings.offline_id_tags, chain_tag)
         known = local.payload.get("transactionId")
-        if source(call.action, call.payload) is Source.MERGED and answer.payload.get("transactionId") != known:
+        if (
+            source(call.action, call.payload, chain_tag) is Source.MERGED
+            and answer.payload.get("transactionId") != known
+        ):
             # a repeated StartTransaction of a chain session (the charge point missed the first answer):
             # its transaction keeps the id it was started under on chain, not the CSMS's new one
             log.warning(

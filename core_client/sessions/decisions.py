@@ -121,16 +121,21 @@ def start_refusal(s: SessionRecord | None, cp_id: str, connector: int, meter_sta
     return None
 
 
-def start(s: SessionRecord, transaction_id: int, meter_start: int, now: float) -> Decision:
-    """StartTransaction for session ``s``: Accepted, ``start`` queued for the chain."""
-    started = s.apply(
+def with_transaction(s: SessionRecord, transaction_id: int, meter_start: int, at: float) -> SessionRecord:
+    """Session ``s`` started by the charge point's transaction ``transaction_id`` at time ``at``."""
+    return s.apply(
         Event.START_TRANSACTION,
         transaction_id=transaction_id,
         meter_start=meter_start,
         meter_last=meter_start,
-        started_at=now,
-        meter_at=now,
+        started_at=at,
+        meter_at=at,
     )
+
+
+def start(s: SessionRecord, transaction_id: int, meter_start: int, now: float) -> Decision:
+    """StartTransaction for session ``s``: Accepted, ``start`` queued for the chain."""
+    started = with_transaction(s, transaction_id, meter_start, now)
     args = StartArgs(transaction_id, meter_start)
     note = info(
         f"{_sid(s)}: StartTransaction on {s.charge_point_id}/{s.connector}, transaction {transaction_id}, "

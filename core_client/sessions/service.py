@@ -26,6 +26,7 @@ from core_client.config import Settings
 from core_client.ocpp.wire import energy_register_wh
 from core_client.sessions import decisions, metering
 from core_client.sessions.actions import Decision, Log, MeterProblem, QueueJob, SaveSession, SendRemoteStop, check_range
+from core_client.sessions.card_sessions import CardSessions
 from core_client.sessions.decisions import INT32
 from core_client.sessions.jobs import Job, JobKind, JobStatus
 from core_client.sessions.machine import (
@@ -84,6 +85,7 @@ class SessionService:
         # read on every MeterValues, so kept in memory
         self._transaction_owner: dict[int, tuple[str, int | None]] = {}
         self._awaiting_key: set[int] | None = None  # stopped sessions waiting for their meter key (None: not read)
+        self.cards = CardSessions(self)  # RFID cards under payment mandates
 
     # -------------------------------------------------------------- applying
 
@@ -185,7 +187,13 @@ class SessionService:
         self.live.status(link.id, connector, status, error_code)
 
     def authorize(self, link: ChargePoint, id_tag: str) -> str:
-        return decisions.authorize(self._session_of_tag(id_tag, link.id), link.id)
+        s = self._session_of_tag(id_tag, link.id)
+        card = self.cards.find(id_tag) if s is None else None
+        return self.cards.authorize(link, card) if card is not None else decisions.authorize(s, link.id)
+
+    def chain_tag(self, id_tag: str | None) -> bool:
+        """Whether the chain is the authority over ``id_tag`` (proxy mode): an EV Network tag or a linked card."""
+        return is_network_tag(id_tag) or self.cards.find(id_tag) is not None
 
     def start_transaction(
         self, link: ChargePoint, connector: int, id_tag: str, meter_start: int, decided_id: int | None = None
@@ -198,6 +206,10 @@ class SessionService:
         repeated = decisions.repeated_start(s, link.id, connector)
         if repeated is not None:
             return self.apply(repeated).reply
+        card = self.cards.find(id_tag) if s is None else None
+        if card is not None:
+            station_id = self.registry.of(link).station_id
+            return self.cards.start(link, station_id, connector, id_tag, meter_start, card, decided_id)
         why = decisions.start_refusal(s, link.id, connector, meter_start) if meter_start >= 0 else "negative meterStart"
         with self.store.transaction():
             owner = s.session_id if s is not None and why is None else None
@@ -250,10 +262,10 @@ class SessionService:
             log.warning("%s: StopTransaction for transaction %d (%s) ignored", link.id, transaction_id, owner)
             return decisions.INVALID
         s = self.session(tx.session_id) if tx.session_id is not None else None
-        if s is None:
+        if s is None:  # not ours, or a card's whose open is not mined yet (settled once it is)
             if tx.meter_stop is None:
                 self.store.finish_transaction(transaction_id, meter_stop, reason)
-            return decisions.INVALID
+            return decisions.ACCEPTED if self.cards.opening(transaction_id) else decisions.INVALID
         key = self.meter_keys.get(s.station_id, None if self.registry.meter_key_lookup else b"")
         if key != b"" and s.state in RUNNING and tx.meter_stop is None:  # a repeat does not replace the records
             kept = self.store.meter_records(s.session_id)
@@ -304,6 +316,21 @@ class SessionService:
             if any(isinstance(a, SaveSession) for a in decision.actions):
                 self.store.finish_transaction(transaction_id, meter_stop, reason)
             return self.apply(decision).reply
+
+    def stop_recorded(self, s: SessionRecord) -> None:
+        """A session recorded after its charge point had stopped it (a card's open mined late): its stop is
+        decided now, or once its station's meter key is known, as any stop."""
+        key = self.meter_keys.get(s.station_id, None if self.registry.meter_key_lookup else b"")
+        if key is not None:
+            self.settle_stopped(s, key)
+            return
+        if self._awaiting_key is not None:
+            self._awaiting_key.add(s.session_id)
+        self.reconciler.wake()
+
+    def forget_transaction(self, transaction_id: int) -> None:
+        """Drop the cached owner of a transaction (its session was just recorded)."""
+        self._transaction_owner.pop(transaction_id, None)
 
     def _keep_record(self, link: ChargePoint, s: SessionRecord, values: list, context: str) -> None:
         """Keep the session's signed record of ``context`` found in ``values`` (an unreadable one is
@@ -356,7 +383,7 @@ class SessionService:
     def on_session_requested(self, args: dict, block: int, tariff: Tariff) -> bool:
         """SessionRequested at one of our stations: a new session in REQUESTED. False if not ours or known."""
         station = self.store.station(args["stationId"])
-        if station is None:
+        if station is None or self.cards.awaiting(args):  # a card's open: recorded when its job is mined
             return False
         record = decisions.requested(args, station[0], block, tariff, time.time())
         tag = self.store.insert_session(record)
@@ -388,6 +415,10 @@ class SessionService:
         if s is not None:
             self.apply(decisions.job_done(s, job, where, settled, time.time()))
 
+    def on_card_opened(self, job: Job, session_id: int, requested: dict, block: int, tariff: Tariff) -> None:
+        """A card's open under its mandate is mined (see :class:`CardSessions`)."""
+        self.cards.opened(job, session_id, requested, block, tariff)
+
     def on_job_failed(self, job: Job, error: str) -> None:
         """A job that can never succeed: the session needs an operator's look."""
         sid = hex_session_id(job.session_id)
@@ -395,6 +426,8 @@ class SessionService:
         s = self.session(job.session_id)
         if s is not None:
             self.apply(decisions.job_failed(s, job, error))
+        elif job.kind is JobKind.OPEN_CARD:
+            self.cards.open_failed(job, error)
 
     def retry_job(self, job_id: int) -> str:
         """The operator's retry of a failed job (the dashboard): queued again (with a start, its settle

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from core_client.sessions.jobs import ARGS, Job, JobArgs, JobKind, JobStatus, job_args
+from core_client.sessions.jobs import ARGS, Job, JobArgs, JobKind, JobStatus, job_args, stored_kind
 from core_client.sessions.machine import SessionRecord, State
 from core_client.storage.database import Database, open_database
 from core_client.storage.schema import SCHEMA_VERSION, StoreVersionError, migrate_store
@@ -159,6 +159,12 @@ class Store:
             )
             return tx_id
 
+    def link_transaction(self, transaction_id: int, session_id: int) -> None:
+        """The transaction is the session's (a card's: its session exists once its open is mined)."""
+        self.db.execute(
+            "UPDATE transactions SET session_id = ? WHERE transaction_id = ?", (_key(session_id), transaction_id)
+        )
+
     def get_transaction(self, transaction_id: int) -> Transaction | None:
         row = self.db.execute("SELECT * FROM transactions WHERE transaction_id = ?", (transaction_id,)).fetchone()
         return Transaction(**(dict(row) | {"session_id": _id(row["session_id"])})) if row else None
@@ -216,6 +222,10 @@ class Store:
             "SELECT * FROM jobs WHERE kind = ? AND session_id = ?", (kind.queued_as.value, _key(session_id))
         ).fetchone()
         return _job_from(row) if row else None
+
+    def move_job(self, job_id: int, session_id: int) -> None:
+        """File a job under ``session_id`` (a card's open, queued under its transaction id, once mined)."""
+        self.db.execute("UPDATE jobs SET session_id = ? WHERE id = ?", (_key(session_id), job_id))
 
     def update_job(self, job_id: int, **changes: Any) -> None:
         """Set job fields (status, tx_hash, attempts, last_error, block)."""
@@ -356,9 +366,8 @@ def _session_from(row: Any) -> SessionRecord:
 
 def _job_from(row: Any) -> Job:
     data = dict(row)
-    kind, args = JobKind(data["kind"]), json.loads(data["args"])
-    if kind is JobKind.SETTLE and "begin" in args:  # a signed settle is queued as the session's settle
-        kind = JobKind.SETTLE_SIGNED
+    args = json.loads(data["args"])
+    kind = stored_kind(JobKind(data["kind"]), args)  # a signed settle, a card's open: see JobKind.queued_as
     return Job(
         id=data["id"],
         kind=kind,

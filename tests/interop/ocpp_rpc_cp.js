@@ -3,11 +3,15 @@
 // JSON schemas. It boots, reports its connector, accepts a RemoteStartTransaction, starts the
 // transaction, sends meter values, then the car unplugs (StopTransaction, EVDisconnected).
 // Usage: node ocpp_rpc_cp.js WS_URL IDENTITY PASSWORD   (prints one JSON line per step)
+// Card mode: node ocpp_rpc_cp.js WS_URL IDENTITY PASSWORD --card UID [--wait]
+//   a driver taps RFID card UID once ready: Authorize, then (if Accepted) StartTransaction with it; each
+//   answer is printed with its round trip in ms ("authorized", "started"). --wait: charge only after a
+//   line "unplug" on stdin (the test decides when the car leaves). A refused card ends the run.
 "use strict";
 const path = require("path");
 const { RPCClient } = require(path.join(__dirname, "..", "..", "node_modules", "ocpp-rpc"));
 
-const [endpoint, identity, password] = process.argv.slice(2);
+const [endpoint, identity, password, mode, cardUid, waitFlag] = process.argv.slice(2);
 const say = (event, data = {}) => process.stdout.write(JSON.stringify({ event, ...data }) + "\n");
 const now = () => new Date().toISOString();
 const METER_START = 5000;
@@ -31,12 +35,35 @@ async function main() {
   await cp.call("Heartbeat", {});
   await cp.call("StatusNotification", { connectorId: 1, errorCode: "NoError", status: "Available", timestamp: now() });
   say("ready");
+  if (mode === "--card") await tap(cp, cardUid);
 }
 
-async function charge(cp, { idTag, connectorId = 1 }) {
+function unplugged() {
+  return new Promise((resolve) => {
+    const lines = require("readline").createInterface({ input: process.stdin });
+    lines.on("line", (line) => {
+      if (line.trim() === "unplug") { lines.close(); process.stdin.destroy(); resolve(); }
+    });
+  });
+}
+
+async function tap(cp, idTag) {
+  const t0 = process.hrtime.bigint();
+  const ms = () => Number(process.hrtime.bigint() - t0) / 1e6;
+  const auth = await cp.call("Authorize", { idTag });
+  say("authorized", { status: auth.idTagInfo.status, ms: ms() });
+  if (auth.idTagInfo.status !== "Accepted") return cp.close();
+  await charge(cp, { idTag, connectorId: 1 }, waitFlag === "--wait" ? unplugged() : null);
+}
+
+async function charge(cp, { idTag, connectorId = 1 }, unplug = null) {
   await cp.call("StatusNotification", { connectorId, errorCode: "NoError", status: "Preparing", timestamp: now() });
+  const t0 = process.hrtime.bigint();
   const started = await cp.call("StartTransaction", { connectorId, idTag, meterStart: METER_START, timestamp: now() });
-  say("started", { transactionId: started.transactionId, status: started.idTagInfo.status });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  say("started", { transactionId: started.transactionId, status: started.idTagInfo.status, ms });
+  if (started.idTagInfo.status !== "Accepted" && unplug) return cp.close();
+  if (unplug) await unplug;
   await cp.call("StatusNotification", { connectorId, errorCode: "NoError", status: "Charging", timestamp: now() });
   let meter = METER_START;
   for (let i = 0; i < 3; i++) {

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from core_client.ocpi.cpo.catalog import OurStation, Site
 from core_client.ocpi.cpo.peers import PeerStore
 from core_client.ocpi.cpo.server import CpoServer
 from core_client.ocpi.cpo.settings import CpoSettings
@@ -28,10 +30,42 @@ def cpo_settings(port: int, tmp_path: Path, **extra: Any) -> CpoSettings:
 
 
 @dataclass
+class Stations:
+    """:class:`~core_client.ocpi.cpo.modules.StationSource` over a list the test sets."""
+
+    listed: list[OurStation] = field(default_factory=list)
+    token_decimals: int = 6
+    vat: Decimal | None = Decimal(19)
+
+    def stations(self) -> list[OurStation]:
+        return self.listed
+
+    def decimals(self) -> int:
+        return self.token_decimals
+
+    def vat_percent(self) -> Decimal | None:
+        return self.vat
+
+
+def site(n: int) -> Site:
+    return Site(
+        name=f"Depot {n}",
+        address=f"Hauptstrasse {n}",
+        city="Berlin",
+        postal_code="10115",
+        country="DEU",
+        latitude="52.52000",
+        longitude=f"13.4{n:04d}",
+        time_zone="Europe/Berlin",
+    )
+
+
+@dataclass
 class OurCpo:
     settings: CpoSettings
     peers: PeerStore
     server: CpoServer
+    source: Stations
 
     @property
     def versions_url(self) -> str:
@@ -39,10 +73,11 @@ class OurCpo:
 
 
 @asynccontextmanager
-async def our_cpo(tmp_path: Path, **extra: Any) -> AsyncIterator[OurCpo]:
+async def our_cpo(tmp_path: Path, source: Stations | None = None, **extra: Any) -> AsyncIterator[OurCpo]:
     port = free_port()
     settings = cpo_settings(port, tmp_path, **extra)
     peers = PeerStore(settings.peers_path(tmp_path / "core.db"))
-    server = CpoServer(settings, peers)
+    source = source or Stations()
+    server = CpoServer(settings, peers, source)
     async with running(server.app(), port):
-        yield OurCpo(settings, peers, server)
+        yield OurCpo(settings, peers, server, source)

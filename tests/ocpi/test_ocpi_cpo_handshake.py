@@ -47,7 +47,7 @@ async def test_an_emsp_registers_with_the_token_a_we_issued_renews_and_unregiste
         assert refusal["violation"].startswith("refused by the other party (HTTP 401, status 2000)"), refusal
 
 
-async def test_wrong_tokens_get_401_in_the_envelope_and_token_a_opens_versions_details_credentials(tmp_path: Path):
+async def test_wrong_tokens_get_401_in_the_envelope_and_token_a_opens_only_versions_details_credentials(tmp_path: Path):
     async with our_cpo(tmp_path) as cpo, emsp_platform(tmp_path) as emsp:
         token_a = cpo.peers.issue("ems-roaming")
 
@@ -64,6 +64,8 @@ async def test_wrong_tokens_get_401_in_the_envelope_and_token_a_opens_versions_d
         assert {(e["identifier"], e["role"]) for e in body["data"]["endpoints"]} >= {("credentials", "RECEIVER")}
         status, body = await get(cpo.settings.url("2.2.1", "credentials"), token_a)
         assert status == 200 and body["data"]["roles"][0]["role"] == "CPO"
+        status, body = await get(cpo.settings.url("2.2.1", "locations"), token_a)
+        assert (status, body["status_code"]) == (401, 2000)  # the modules want token C
 
 
 async def test_issue_token_from_the_command_line_registers_an_emsp(tmp_path: Path):

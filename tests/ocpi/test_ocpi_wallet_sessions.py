@@ -6,6 +6,7 @@ cost of the chain's tariff; a start the charge point rejects is refunded."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -37,7 +38,9 @@ async def cpo(tmp_path: Path) -> AsyncIterator[Cpo]:
 @pytest.fixture
 async def core(tmp_path: Path, clean_chain: Net, keyfile: Path, cpo: Cpo) -> AsyncIterator[tuple[Core, int]]:
     net = clean_chain
-    ocpi = settings(free_port(), versions_url=cpo.versions_url, token_a=TOKEN_A, pull_interval_s=3600)
+    ocpi = settings(
+        free_port(), versions_url=cpo.versions_url, token_a=TOKEN_A, pull_interval_s=3600, session_pull_after_s=2
+    )  # the start times out after 5 s (FAST)
     async with running_core(net, tmp_path, keyfile, {}, ocpi=ocpi) as core:
         bridge = Bridge(ocpi, core.daemon.settings.database)
         await bridge.register()
@@ -108,7 +111,8 @@ async def test_the_budget_stops_the_charge_through_stop_session(core, cpo: Cpo) 
     assert 0 < settled.args["cost"] <= deposit
 
 
-async def test_the_drivers_stop_on_chain_and_a_cdr_that_only_comes_by_pull(core, cpo: Cpo) -> None:
+async def test_the_drivers_stop_on_chain_and_a_cdr_that_only_comes_by_pull(core, cpo: Cpo, caplog) -> None:
+    caplog.set_level(logging.INFO, "core_client.ocpi")
     daemon, net, station_id = core[0].daemon, core[0].net, core[1]
     await cpo.control("scenario", {"cdr": "pull_only"})
     driver = await funded_driver(net, 4)
@@ -117,12 +121,29 @@ async def test_the_drivers_stop_on_chain_and_a_cdr_that_only_comes_by_pull(core,
     await until(lambda: (daemon.service.session(session_id).meter_last or 0) > 0, 15, "energy in the live data")
     await asyncio.to_thread(net.escrow(driver).request_stop, session_id)
     await cpo.wait_log(lambda e: e["direction"] == "in" and e["url"].endswith("/commands/STOP_SESSION"))
+    transaction = daemon.service.session(session_id).transaction_id
+    taken = f"STOP_SESSION for transaction {transaction}: ACCEPTED"  # its CommandResult is awaited, not "unknown"
+    await until(lambda: any(r.getMessage() == taken for r in caplog.records), 10, "the STOP_SESSION result taken")
+    assert not any("nobody waits" in r.getMessage() for r in caplog.records)
     [cdr] = await cpo.cdrs()
     assert daemon.ocpi.mirror.get(ModuleID.CDRS, Party("DE", "EVP"), cdr["id"]) is None  # never pushed
     await daemon.ocpi.pull()
     await wait_chain(net, session_id, SessionState.SETTLED, timeout=30)
     [settled] = chain_events(net, "SessionSettled", session_id)
     assert settled.args["meterStop"] - settled.args["meterStart"] == round(cdr["total_energy"] * 1000)
+
+
+async def test_a_session_the_csms_never_pushes_is_pulled_before_the_start_times_out(core, cpo: Cpo) -> None:
+    net, station_id = core[0].net, core[1]
+    await cpo.control("scenario", {"push_down": True})  # CommandResults come; Sessions and CDRs only by pull
+    session_id = await open_session(net, await funded_driver(net, 7), station_id, 1, DEPOSIT)
+    await wait_chain(net, session_id, SessionState.ACTIVE, timeout=30)
+    log = await cpo.control("log")
+    pulls = [e for e in log if e["direction"] == "in" and e["method"] == "GET" and "/sessions" in e["url"]]
+    assert pulls and all("date_from=" in e["url"] for e in pulls)
+    pushed = [e for e in log if e["direction"] == "out" and "Session" in (e.get("purpose") or "")]
+    assert pushed and all(e.get("skipped") == "push_down" for e in pushed)
+    assert await cpo.violations() == []
 
 
 @pytest.mark.parametrize("signed, settles", [("valid", True), ("tampered", False)])

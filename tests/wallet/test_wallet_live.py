@@ -21,7 +21,7 @@ from ev_network.session_ids import make_session_id
 from ev_network.units import format_amount
 from simulator.charge_point import Behaviour
 from tools.devchain import free_port
-from tools.harness.core import ROOT, cp_ids, running_core, until
+from tools.harness.core import ROOT, cp_ids, now_iso, running_core, until
 from tools.harness.wallet import Cli, give_gas, settled_event
 
 # 22 kW, a MeterValues every 0.25 s (about 61 Wh each); the car unplugs after 1.5 kWh (about 6 s)
@@ -126,3 +126,33 @@ async def test_without_live_data_charge_and_status_follow_the_chain(clean_chain,
     assert not FIGURES.search(out)
     assert "settled:" in out and "INVOICE EVN-" in out
     assert format_amount(settled_event(net, session_id)["cost"], 18) in out
+
+
+async def test_status_says_a_session_is_held_why_and_when_the_deposit_comes_back(
+    clean_chain, tmp_path: Path, keyfile: Path
+):
+    """Issue 19: a held session is not "charging" to the driver: `ev-wallet status` says it is held, the
+    operator's reason (from the daemon's live data) and when the deposit comes back at the latest."""
+    net = clean_chain
+    (cp,) = cp_ids("CP-HELD-CLI")
+    cli = Cli(net, tmp_path / "home")
+    address = await asyncio.to_thread(account, net, cli, "20")
+    async with running_core(net, tmp_path, keyfile, {cp: 2}, live=LiveSettings(port=0, poll_interval_s=0.2)) as core:
+        raw = await core.raw(cp)
+        live_url = core.daemon.front_ends["live"].url
+        charge = Charge(cli, cp, "--connector", "1", "--deposit", "5", "--live-url", live_url)
+        try:
+            tag = (await raw.next_call("RemoteStartTransaction", timeout=60))[3]["idTag"]
+            start = {"connectorId": 1, "idTag": tag, "meterStart": 1000, "timestamp": now_iso()}
+            transaction_id = (await raw.call("StartTransaction", start))[2]["transactionId"]
+            session_id = make_session_id(address, 0, 1)
+            await core.wait_local(session_id, State.CHARGING, timeout=30)
+            stop = {"transactionId": transaction_id, "meterStop": 10**11, "timestamp": now_iso(), "idTag": tag}
+            assert (await raw.call("StopTransaction", stop))[2]["idTagInfo"]["status"] == "Accepted"
+            held = await core.wait_local(session_id, State.HELD, timeout=10)
+            shown = (await asyncio.to_thread(cli, "status", "1", "--live-url", live_url)).stdout
+            [line] = [line for line in shown.splitlines() if line.startswith("  HELD    ")]
+            assert held.last_error in line and "the deposit comes back at the latest from" in line, shown
+        finally:
+            charge.process.kill()
+            await raw.close()

@@ -44,6 +44,7 @@ class Peer(BaseModel):
     endpoints: list[Endpoint] = []
     roles: list[CredentialsRole] = []  # its parties (eMSP roles)
     registered_at: datetime | None = None
+    mandate_id: int | None = None  # its payment mandate with us on chain (none: its sessions are refused)
 
     @field_serializer("token_a", "token_c", "token_b")
     def _reveal(self, token: SecretStr | None) -> str | None:

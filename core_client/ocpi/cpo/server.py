@@ -1,34 +1,43 @@
 """Our OCPI 2.2.1 endpoints as the CPO (Starlette), for roaming eMSPs and hubs to call.
 
 Under ``public_url``'s path: ``/versions``, ``/2.2.1`` (version details) and the 2.2.1 modules we serve
-as the CPO: credentials. Request handling (token, envelope, status codes, headers): :mod:`.handling`."""
+as the CPO: credentials (RECEIVER), locations and tariffs (SENDER), commands (RECEIVER). Request handling (token, envelope, status codes, headers): :mod:`.handling`."""
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp
 
+from core_client.ocpi.cpo.commands import CommandReceiver
 from core_client.ocpi.cpo.credentials import EmspRegistrations
 from core_client.ocpi.cpo.handling import CpoHandling, caller
+from core_client.ocpi.cpo.modules import Catalog, SenderModules, StationSource
 from core_client.ocpi.cpo.peers import PeerStore
 from core_client.ocpi.cpo.settings import CpoSettings
 from core_client.ocpi.handling import Call, Reply
 from core_client.ocpi.models import Credentials
 from core_client.ocpi.models.enums import InterfaceRole, ModuleID
 from core_client.ocpi.server import details, platform_app, versions
+from core_client.ocpi.transport import VERSION
 
 # our interfaces as the CPO: (module, role, path under /2.2.1)
 OUR_ENDPOINTS = [
     (ModuleID.CREDENTIALS, InterfaceRole.RECEIVER, "credentials"),
+    (ModuleID.LOCATIONS, InterfaceRole.SENDER, "locations"),
+    (ModuleID.TARIFFS, InterfaceRole.SENDER, "tariffs"),
+    (ModuleID.COMMANDS, InterfaceRole.RECEIVER, "commands"),
 ]
 
 
 class CpoServer:
     """Our CPO endpoints for the eMSPs in ``peers``."""
 
-    def __init__(self, settings: CpoSettings, peers: PeerStore) -> None:
+    def __init__(self, settings: CpoSettings, peers: PeerStore, source: StationSource) -> None:
         self.settings = settings
         self.handling = CpoHandling(settings, peers)
         self.registrations = EmspRegistrations(settings, peers)
+        catalog = Catalog(settings, source)
+        self.senders = SenderModules(settings, catalog)
+        self.commands = CommandReceiver(catalog)
 
     async def versions(self, call: Call) -> Reply:
         return versions(self.settings)
@@ -49,4 +58,8 @@ class CpoServer:
 
     def app(self) -> ASGIApp:
         """The ASGI application (paths under ``public_url``'s path)."""
-        return platform_app(self.settings, self.handling, (self.versions, self.details, self.credentials), [])
+        prefix = f"{self.settings.base_path}/{VERSION}"
+        modules = self.senders.routes(self.handling.endpoint, prefix) + self.commands.routes(
+            self.handling.endpoint, prefix
+        )
+        return platform_app(self.settings, self.handling, (self.versions, self.details, self.credentials), modules)

@@ -8,6 +8,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from core_client.ocpi.cpo.catalog import Site
 from core_client.ocpi.models.enums import Role
 from core_client.ocpi.settings import PartySettings
 
@@ -19,6 +20,9 @@ class CpoSettings(PartySettings):
 
     port: int = Field(9005, ge=0, le=65535)
     peers_file: Path | None = None  # default: next to the database, <database>.ocpi-emsps (mode 0600)
+    sites: dict[str, Site] = Field(
+        default_factory=dict
+    )  # charge point id -> where it is: only stations with a site are published
 
     def peers_path(self, database: Path) -> Path:
         return self.peers_file or database.with_name(database.name + ".ocpi-emsps")

@@ -1,0 +1,152 @@
+"""The card cache: the mandates drivers granted this operator, as last read from chain.
+
+Grants (``evcard:<mandate id>:<salt hex>``, made by ``ev-wallet card add``) are lines of the file named
+by the setting ``cards_file`` (blank lines and ``#`` comments ignored); the file is read again when it
+changes. Every ``cards_poll_s`` the cache reads, for each granted mandate, its record (``getMandate``:
+payer, caps, committed, expiry, revoked), whether it names our operator, and its linked token
+references (the ``MandateTokenSet`` events). The session service decides Authorize/StartTransaction
+from this cache (:mod:`core_client.sessions.cards`) and never waits for the chain.
+
+While the chain cannot be reached the last copy stays in use (a card known then still starts, see the
+exposure note in :mod:`core_client.sessions.cards`); the copy is kept in the store (meta ``cards``), so a
+Core Client restarted during an outage knows the cards too. A revoke reaches the Core Client within one
+poll; an open sent before is refused by the contract (the transaction is then stopped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from pathlib import Path
+
+from web3 import Web3
+
+from core_client.chain.worker import Outage
+from core_client.sessions.cards import CardMandate
+from core_client.storage.store import Store
+from ev_network.errors import ChainUnavailable, EVNetworkError, chain_errors
+from ev_network.mandates import Mandates, parse_grant
+
+log = logging.getLogger("core_client.chain")
+META_KEY = "cards"
+
+
+def read_grants(path: Path) -> dict[int, bytes]:
+    """mandate id -> salt, from a grants file (a bad line is logged and skipped)."""
+    grants: dict[int, bytes] = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            mandate_id, salt = parse_grant(text)
+        except EVNetworkError as error:
+            log.warning("%s line %d skipped: %s", path, number, error)
+            continue
+        grants[mandate_id] = salt
+    return grants
+
+
+class MandateCache:
+    """The granted mandates of one operator (:class:`CardMandate` each), refreshed from chain."""
+
+    def __init__(
+        self, mandates: Mandates, operator: str, grants_file: Path, from_block: int, store: Store, poll_s: float = 2.0
+    ) -> None:
+        self.contract, self.operator = mandates, Web3.to_checksum_address(operator)
+        self.grants_file, self.from_block, self.store, self.poll_s = grants_file, from_block, store, poll_s
+        self.grants: dict[int, bytes] = {}
+        self.cached: dict[int, CardMandate] = _load(store.meta(META_KEY))
+        self.read_at: float | None = None
+        self.refreshed = asyncio.Event()  # set after each successful refresh
+        self.outage = Outage("card cache")
+        self._grants_stamp: tuple[float, int] | None = None
+        self._stopping = False
+
+    def mandates(self) -> list[CardMandate]:
+        return list(self.cached.values())
+
+    def _load_grants(self) -> None:
+        try:
+            stat = self.grants_file.stat()
+        except FileNotFoundError:
+            self.grants, self._grants_stamp = {}, None
+            return
+        if (stat.st_mtime, stat.st_size) != self._grants_stamp:
+            self.grants, self._grants_stamp = read_grants(self.grants_file), (stat.st_mtime, stat.st_size)
+            log.info("cards: %d mandate(s) granted in %s", len(self.grants), self.grants_file)
+
+    async def refresh(self) -> None:
+        """Read every granted mandate from chain (ChainUnavailable: the previous copy stays)."""
+        self._load_grants()
+        grants = dict(self.grants)
+        fresh = await asyncio.to_thread(lambda: {i: self._read(i, salt) for i, salt in grants.items()})
+        cached = {i: m for i, m in fresh.items() if m is not None}
+        if cached != self.cached:
+            self.store.set_meta(META_KEY, _dump(cached))
+        self.cached, self.read_at = cached, time.time()
+        self.refreshed.set()
+
+    def health(self) -> dict:
+        """For /health: how many mandates are granted and known, and when they were last read."""
+        return {"granted": len(self.grants), "known": len(self.cached), "read_at": self.read_at}
+
+    def _read(self, mandate_id: int, salt: bytes) -> CardMandate | None:
+        with chain_errors(self.contract.w3):
+            m = self.contract.get(mandate_id)
+            if int(m.payer, 16) == 0:
+                log.warning("cards: granted mandate %d does not exist on chain", mandate_id)
+                return None
+            named = self.contract.is_operator(mandate_id, self.operator)
+            events = self.contract.contract.events.MandateTokenSet().get_logs(
+                from_block=self.from_block, argument_filters={"mandateId": mandate_id}
+            )
+        refs: set[bytes] = set()
+        for event in sorted(events, key=lambda e: (e["blockNumber"], e["logIndex"])):
+            ref = bytes(event["args"]["tokenRef"])
+            refs.add(ref) if event["args"]["linked"] else refs.discard(ref)
+        return CardMandate(
+            mandate_id, salt, m.payer, m.cap_per_session, m.total, m.committed, m.expiry, m.revoked, named,
+            frozenset(refs),
+        )  # fmt: skip
+
+    async def run(self) -> None:
+        """Refresh every ``poll_s`` until :meth:`stop`."""
+        while not self._stopping:
+            try:
+                await self.refresh()
+                self.outage.ok()
+                delay = self.poll_s
+            except ChainUnavailable as error:
+                delay = max(self.outage.failed(error), self.poll_s)
+            except Exception:
+                log.exception("card cache: unexpected error; retrying")
+                delay = 5.0
+            await asyncio.sleep(delay)
+
+    def stop(self) -> None:
+        self._stopping = True
+
+
+def _dump(cached: dict[int, CardMandate]) -> str:
+    rows = [
+        {**m.__dict__, "salt": m.salt.hex(), "token_refs": sorted(r.hex() for r in m.token_refs)}
+        for m in cached.values()
+    ]
+    return json.dumps(rows)
+
+
+def _load(text: str | None) -> dict[int, CardMandate]:
+    rows = json.loads(text) if text else []
+    return {
+        row["mandate_id"]: CardMandate(
+            **{
+                **row,
+                "salt": bytes.fromhex(row["salt"]),
+                "token_refs": frozenset(bytes.fromhex(r) for r in row["token_refs"]),
+            }
+        )
+        for row in rows
+    }

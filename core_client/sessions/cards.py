@@ -1,0 +1,123 @@
+"""RFID cards paid under a payment mandate: who a tapped idTag is, and whether it may start. Pure: no I/O,
+no clock (``now`` is passed in).
+
+A driver links a card to a mandate (``ev-wallet card add``) and hands the operator the card's *grant*
+(the mandate id and the salt of its token references). The Core Client keeps a :class:`CardMandate` per
+granted mandate, read from chain (:mod:`core_client.chain.mandates`); an idTag is a linked card when
+``keccak256(salt || idTag)`` is among the mandate's linked references (:func:`find_card`). The answer to
+Authorize / StartTransaction is decided from that cache at once, never waiting for the chain
+(:func:`card_refusal`); the session itself is opened and started on chain by the chain worker
+(``openSession`` of the mandates contract, an OPEN_CARD job, :func:`card_start`).
+
+Exposure while the chain cannot be asked (a card known from the cache starts, its open waits in the
+queue): at most the deposit of the session, which is at most the mandate's cap per session (and what is
+left of its total, counting the opens still queued). If the open then fails on chain (the driver revoked
+the card meanwhile, the mandate ran out), the transaction is stopped and the energy already delivered is
+the operator's loss, bounded by the same cap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from core_client.sessions.actions import Decision, QueueJob, SaveSession, decide, info
+from core_client.sessions.decisions import ACCEPTED, UINT40, with_transaction
+from core_client.sessions.jobs import CardOpenArgs, JobKind
+from core_client.sessions.machine import Event, SessionRecord
+from ev_network.mandates import token_ref
+from ev_network.session_ids import hex_session_id
+
+
+@dataclass(frozen=True)
+class CardMandate:
+    """A granted mandate as the Core Client last read it from chain."""
+
+    mandate_id: int
+    salt: bytes
+    payer: str
+    cap_per_session: int
+    total: int
+    committed: int
+    expiry: int
+    revoked: bool
+    operator_named: bool
+    token_refs: frozenset[bytes]
+
+
+@dataclass(frozen=True)
+class Card:
+    """A tapped idTag found linked to a granted mandate."""
+
+    mandate: CardMandate
+    token_ref: bytes
+
+
+def find_card(mandates: Iterable[CardMandate], id_tag: str | None) -> Card | None:
+    """The granted mandate ``id_tag`` is linked to (None: not a card of ours)."""
+    if not id_tag or not id_tag.strip():
+        return None
+    for mandate in mandates:
+        ref = token_ref(mandate.salt, id_tag)
+        if ref in mandate.token_refs:
+            return Card(mandate, ref)
+    return None
+
+
+def card_deposit(m: CardMandate, queued: int) -> int:
+    """The deposit a session of the card locks: its cap per session, or what is left of the total (less the
+    deposits of opens still queued), whichever is smaller."""
+    return max(min(m.cap_per_session, m.total - m.committed - queued), 0)
+
+
+def card_refusal(card: Card | None, now: float, queued: int = 0) -> str | None:
+    """Why a card may not start a session now (None: it may). ``queued``: deposits of its opens not mined yet."""
+    if card is None:
+        return "unknown card"
+    m = card.mandate
+    if m.revoked:
+        return f"mandate {m.mandate_id} revoked"
+    if now >= m.expiry:
+        return f"mandate {m.mandate_id} expired"
+    if not m.operator_named:
+        return f"mandate {m.mandate_id} does not name this operator"
+    if card_deposit(m, queued) < 1:
+        return f"mandate {m.mandate_id} exhausted"
+    return None
+
+
+def card_start(
+    card: Card, station_id: int, cp_id: str, connector: int, transaction_id: int, meter_start: int, queued: int
+) -> Decision:
+    """StartTransaction of a card that may start: Accepted at once, and its session opened and started on
+    chain under the mandate by an OPEN_CARD job. The session id exists only once that is mined, so the job is
+    queued under the transaction id (far below any session id, which holds the payer's address) and moved to
+    the session's id when mined (:meth:`core_client.sessions.service.SessionService.on_card_opened`)."""
+    m = card.mandate
+    deposit = card_deposit(m, queued)
+    args = CardOpenArgs(
+        m.mandate_id, card.token_ref.hex(), m.payer, station_id, connector, deposit, transaction_id, meter_start
+    )
+    note = info(
+        f"{cp_id}/{connector}: card of mandate {m.mandate_id} (payer {m.payer}) accepted, transaction "
+        f"{transaction_id}, deposit {deposit}; open queued"
+    )
+    return decide((transaction_id, ACCEPTED), QueueJob(JobKind.OPEN_CARD, transaction_id, args), note)
+
+
+def card_opened(record: SessionRecord, args: CardOpenArgs, began: float, block: int) -> tuple[SessionRecord, Decision]:
+    """A card's open (OPEN_CARD job ``args``) is mined: its new session ``record``, started by the card's
+    transaction (which began at ``began``) and already started on chain; and the decision saving it."""
+    started = with_transaction(record, args.transaction_id, args.meter_start, began).apply(Event.START_MINED)
+    note = info(
+        f"session {hex_session_id(record.session_id)}: card of mandate {args.mandate_id} opened and started on "
+        f"chain, transaction {args.transaction_id}, deposit {record.deposit} (block {block})"
+    )
+    return started, decide(None, SaveSession(started), note)
+
+
+def card_start_refusal(card: Card | None, meter_start: int, now: float, queued: int) -> str | None:
+    """Why a card's StartTransaction is refused (None: it starts)."""
+    if meter_start >= UINT40:
+        return f"meterStart {meter_start} beyond 2^40"
+    return card_refusal(card, now, queued)

@@ -1,0 +1,67 @@
+"""Card decisions (core_client.sessions.cards), pure: which granted mandate a tapped idTag is linked to,
+whether it may start, the deposit it locks (never above the cap per session nor what is left of the total,
+counting opens still queued), and the proxy rule that a linked card is the chain's tag."""
+
+from __future__ import annotations
+
+from ocpp.messages import Call
+
+from core_client.proxy.policy import Source, reply, source
+from core_client.sessions.actions import QueueJob
+from core_client.sessions.cards import CardMandate, card_deposit, card_refusal, card_start, find_card
+from core_client.sessions.jobs import CardOpenArgs, JobKind
+from ev_network.mandates import new_salt, token_ref
+
+SALT = new_salt()
+CARD = "04A2B3C4D5E6F7"
+
+
+def mandate(**changes) -> CardMandate:
+    values = dict(
+        mandate_id=3, salt=SALT, payer="0x" + "11" * 20, cap_per_session=20, total=50, committed=0, expiry=1_000,
+        revoked=False, operator_named=True, token_refs=frozenset({token_ref(SALT, CARD)}),
+    )  # fmt: skip
+    return CardMandate(**{**values, **changes})
+
+
+def test_a_card_is_found_by_its_salted_reference_only():
+    other = mandate(mandate_id=4, salt=new_salt(), token_refs=frozenset())
+    card = find_card([other, mandate()], CARD.lower())
+    assert card is not None and card.mandate.mandate_id == 3 and card.token_ref == token_ref(SALT, CARD)
+    assert find_card([mandate()], "04A2B3C4D5E6F8") is None
+    assert find_card([mandate()], "") is None and find_card([mandate()], None) is None
+
+
+def test_refusals_name_why_and_the_deposit_never_exceeds_cap_or_total():
+    card = find_card([mandate()], CARD)
+    assert card_refusal(card, now=999) is None
+    assert card_refusal(None, now=0) == "unknown card"
+    assert "revoked" in card_refusal(find_card([mandate(revoked=True)], CARD), now=0)
+    assert "expired" in card_refusal(card, now=1_000)
+    assert "does not name" in card_refusal(find_card([mandate(operator_named=False)], CARD), now=0)
+    assert "exhausted" in card_refusal(find_card([mandate(committed=50)], CARD), now=0)
+    assert "exhausted" in card_refusal(card, now=0, queued=50)  # opens still queued count
+    assert card_deposit(mandate(), queued=0) == 20
+    assert card_deposit(mandate(committed=40), queued=0) == 10
+    assert card_deposit(mandate(committed=20), queued=25) == 5
+
+
+def test_a_card_start_is_accepted_at_once_and_queues_its_open():
+    card = find_card([mandate()], CARD)
+    decision = card_start(card, station_id=7, cp_id="CP", connector=1, transaction_id=42, meter_start=5, queued=0)
+    assert decision.reply == (42, "Accepted")
+    [job] = [a for a in decision.actions if isinstance(a, QueueJob)]
+    assert (job.kind, job.session_id) == (JobKind.OPEN_CARD, 42)
+    assert job.args == CardOpenArgs(3, card.token_ref.hex(), "0x" + "11" * 20, 7, 1, 20, 42, 5)
+
+
+def test_proxy_a_linked_card_is_the_chains_every_other_card_the_csms():
+    linked = {CARD}.__contains__
+    assert source("Authorize", {"idTag": CARD}, linked) is Source.CORE
+    assert source("StartTransaction", {"idTag": CARD}, linked) is Source.MERGED
+    assert source("Authorize", {"idTag": "CSMS-CARD"}, linked) is Source.CSMS
+    assert source("Authorize", {"idTag": CARD}) is Source.CSMS  # without the card cache: the CSMS's
+    # the CSMS cannot be asked: a linked card gets the Core Client's answer, not the offline default
+    call = Call("1", "Authorize", {"idTag": CARD})
+    local = {"idTagInfo": {"status": "Invalid"}}
+    assert reply(call, None, local, chain_tag=linked).payload == local
