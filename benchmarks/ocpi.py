@@ -112,7 +112,7 @@ async def _run(chain: BenchChain, cpo: CpoPlatform, daemon: Daemon, ocpi: OcpiSe
     imported = [s for s in daemon.ocpi.mirror.stations() if s.location_id == "LOC-BENCH"]
     say(f"  {len(imported)} EVSEs imported as stations in {time.monotonic() - t0:.1f}s")
     linked = lambda: all(s.charge_point_id in daemon.service.links for s in imported)  # noqa: E731
-    await _until(lambda: linked() and all(daemon.service.station_of(s.charge_point_id) for s in imported), 60)
+    await _until(lambda: linked() and all(daemon.service.store.station_of(s.charge_point_id) for s in imported), 60)
     chain.stations = {s.charge_point_id: s.station_id for s in imported}
     timings = Timings()
     session_bridge = daemon.ocpi.inbox

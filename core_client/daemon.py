@@ -28,7 +28,7 @@ from core_client.ocpi.mirror import Mirror
 from core_client.ocpi.service import OcpiService
 from core_client.ocpi.sessions import SessionBridge
 from core_client.ocpp.adapter import load_schemas
-from core_client.ocpp.server import AcceptFailures, ControlServer, OcppServer
+from core_client.ocpp.server import AcceptFailures, OcppServer
 from core_client.proxy.relay import proxy_for
 from core_client.records.anchoring import anchor_loop, records_health, transaction_log
 from core_client.records.log import TransactionLog
@@ -39,6 +39,7 @@ from core_client.sessions.service import SessionService
 from core_client.storage.database import describe
 from core_client.storage.lease import Lease, LeaseLost
 from core_client.storage.store import Store
+from core_client.web.control import ControlServer
 from core_client.web.front_ends import start_front_ends, stop_front_ends
 from ev_network.chain import http_web3
 from ev_network.contracts import Escrow, SessionState, Token
@@ -280,7 +281,7 @@ class Daemon:
         pulled_at = 0.0
         while True:
             for link in bridge.refresh_links():
-                self.service.attach(link)  # type: ignore[arg-type]  # a charge point reached through the CSMS
+                self.service.attach(link, link.registration())  # type: ignore[arg-type]  # reached through the CSMS
                 self.service.reconciler.wake()
             if time.monotonic() - pulled_at >= self.ocpi.settings.pull_interval_s:
                 pulled_at = time.monotonic()
@@ -362,7 +363,7 @@ class Daemon:
             "operator": self.account.address,
             "role": self.role,
             "connected_charge_points": sorted(self.service.links),
-            "online_charge_points": sorted(cp for cp, link in self.service.links.items() if link.online),
+            "online_charge_points": sorted(cp for cp in self.service.links if self.service.online(cp)),
             "queue_depth": sum(open_jobs.values()),
             "pending_jobs_by_kind": open_jobs,
             "failed_jobs": sum(counts.get(JobStatus.FAILED, {}).values()),

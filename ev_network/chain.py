@@ -3,6 +3,7 @@ timeout, and web3 does not retry it), the chain id, and code at the deployment's
 
 from __future__ import annotations
 
+import socket
 import time
 from urllib.parse import urlparse
 
@@ -39,11 +40,21 @@ def http_web3(rpc_url: str, timeout: float = 10.0, retries: bool = True) -> Web3
     return Web3(provider)
 
 
-def probe_chain_id(rpc_url: str, wait_s: float = 0.0, timeout: float = PROBE_TIMEOUT_S) -> int:
-    """The chain id of the node at ``rpc_url``. A refused connection is tried again for ``wait_s`` (a node
-    that is starting); a server that accepts but does not answer within ``timeout``, or answers with
+def probe_chain_id(
+    rpc_url: str, wait_s: float = 0.0, timeout: float = PROBE_TIMEOUT_S, timeout_name: str | None = None
+) -> int:
+    """The chain id of the node at ``rpc_url``. A host that does not resolve fails at once; a refused
+    connection is tried again for ``wait_s`` (a node that is starting); a server that accepts but does
+    not answer within ``timeout`` (the setting ``timeout_name``, if given, is named), or answers with
     something other than JSON-RPC, fails at once. Raises ChainUnavailable naming the URL."""
     probe = http_web3(rpc_url, timeout, retries=False)
+    host = urlparse(rpc_url).hostname or ""
+    try:
+        socket.getaddrinfo(host, None)
+    except socket.gaierror as exc:
+        raise ChainUnavailable(
+            f"cannot reach the chain at {rpc_url}: cannot resolve host {host!r} ({exc.strerror})"
+        ) from None
     deadline = time.monotonic() + wait_s
     while True:
         try:
@@ -56,9 +67,10 @@ def probe_chain_id(rpc_url: str, wait_s: float = 0.0, timeout: float = PROBE_TIM
                 ) from None
             time.sleep(0.1)
         except RequestsTimeout:
+            setting = f" ({timeout_name})" if timeout_name else ""
             raise ChainUnavailable(
                 f"cannot reach the chain at {rpc_url}: it accepted the connection but sent no answer within "
-                f"{timeout:g} s (is it a JSON-RPC node?)"
+                f"{timeout:g} s{setting}; is it a JSON-RPC node?"
             ) from None
         except Exception as exc:
             text = " ".join(str(exc).split())[:120]
@@ -87,12 +99,14 @@ def connect(
     *,
     wait: bool = True,
     retries: bool = True,
+    timeout_name: str | None = None,
 ) -> Web3:
     """A Web3 on ``rpc_url`` (reads wait up to ``timeout``) once a node answers there: with ``wait``, a
     node that refuses connections is given ``timeout`` seconds to come up, else one probe decides; a
     silent server fails within ``PROBE_TIMEOUT_S`` either way. With a ``deployment``, checks that it is
-    the deployment's chain and that its contracts are there."""
-    chain_id = probe_chain_id(rpc_url, timeout if wait else 0.0, min(timeout, PROBE_TIMEOUT_S))
+    the deployment's chain and that its contracts are there. ``timeout_name``: the setting ``timeout``
+    comes from, named when the node does not answer in time."""
+    chain_id = probe_chain_id(rpc_url, timeout if wait else 0.0, min(timeout, PROBE_TIMEOUT_S), timeout_name)
     if deployment is not None and chain_id != deployment.chain_id:
         raise DeploymentError(f"{rpc_url} is chain {chain_id}, but the deployment is for chain {deployment.chain_id}")
     w3 = http_web3(rpc_url, timeout, retries)

@@ -1,18 +1,14 @@
-"""Errors of the bindings (one base, :class:`EVNetworkError`), the one translation of network errors
-into :class:`ChainUnavailable` (:func:`chain_errors`), and decoding of the contracts' custom errors
-from revert data."""
+"""Errors of the bindings (one base, :class:`EVNetworkError`) and the one translation of network errors
+into :class:`ChainUnavailable` (:func:`chain_errors`). Revert data is decoded in :mod:`ev_network.reverts`."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-from eth_abi import decode
-from eth_utils import function_abi_to_4byte_selector, function_signature_to_4byte_selector, to_checksum_address
 from pydantic import BaseModel, ValidationError
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import Timeout as RequestsTimeout
@@ -97,38 +93,3 @@ def read_json_model(model: type[Model], path: Path, error: type[EVNetworkError],
         where = ".".join(str(part) for part in first["loc"]) or "the file"
         problem = "missing" if first["type"] == "missing" else first["msg"].removeprefix("Value error, ").lower()
         raise error(f"{what} {path} is not valid: {where}: {problem}") from None
-
-
-@cache
-def _error_table() -> dict[bytes, tuple[str, list[str]]]:
-    from ev_network.deployment import load_abi  # local: deployment imports this module
-
-    table: dict[bytes, tuple[str, list[str]]] = {}
-    for contract in ("SessionEscrow", "EVToken", "PlainToken", "RecordAnchor", "OperatorProfile", "PaymentMandates"):
-        for item in load_abi(contract):
-            if item["type"] != "error":
-                continue
-            table[function_abi_to_4byte_selector(item)] = (item["name"], [i["type"] for i in item["inputs"]])
-    # Solidity's built-ins
-    table[function_signature_to_4byte_selector("Error(string)")] = ("Error", ["string"])
-    table[function_signature_to_4byte_selector("Panic(uint256)")] = ("Panic", ["uint256"])
-    return table
-
-
-def decode_revert(data: str | bytes | None) -> ContractRevert:
-    """Turn revert data into a :class:`ContractRevert` naming the custom error and its arguments."""
-    if isinstance(data, str):
-        data = bytes.fromhex(data.removeprefix("0x")) if data.startswith("0x") else data.encode()
-    if not data or len(data) < 4:
-        return ContractRevert("", raw=(data or b"").hex())
-    entry = _error_table().get(data[:4])
-    if entry is None:
-        return ContractRevert("", raw="0x" + data.hex())
-    name, types = entry
-    try:
-        args = decode(types, data[4:])
-        # addresses as checksummed strings, like web3 returns them everywhere else
-        args = tuple(to_checksum_address(a) if t == "address" else a for t, a in zip(types, args, strict=True))
-    except Exception:  # malformed data: keep the name, drop the arguments
-        args = ()
-    return ContractRevert(name, tuple(args), raw="0x" + data.hex())

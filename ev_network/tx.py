@@ -19,7 +19,8 @@ from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
-from ev_network.errors import ChainUnavailable, ContractRevert, TransactionFailed, chain_errors, decode_revert
+from ev_network.errors import ChainUnavailable, ContractRevert, TransactionFailed, chain_errors
+from ev_network.reverts import decode_revert
 
 log = logging.getLogger("ev_network.tx")
 MIN_BUMP = 1.125  # a replacement (same nonce) must pay at least 12.5% more, or nodes refuse it

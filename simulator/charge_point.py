@@ -19,13 +19,14 @@ from dataclasses import replace
 from typing import Any
 
 import websockets
-from ocpp.v16 import ChargePoint, call
+from ocpp.v16 import call
 from ocpp.v16.enums import ChargePointErrorCode, Reason, RegistrationStatus
 from websockets.exceptions import ConnectionClosed
 
 from simulator.commands import CentralSystemCommands
 from simulator.link import Reconnect, ReconnectingLink
 from simulator.meter import SigningMeter
+from simulator.ocpp_adapter import OcppChargePoint
 from simulator.session import TransactionFlow
 from simulator.state import Behaviour, Connector, StopRecord, meter_value, utc_now
 
@@ -38,7 +39,7 @@ class BootRejected(Exception):
     """The central system answered BootNotification with Rejected."""
 
 
-class SimChargePoint(CentralSystemCommands, TransactionFlow, ReconnectingLink, ChargePoint):
+class SimChargePoint(CentralSystemCommands, TransactionFlow, ReconnectingLink, OcppChargePoint):
     """An OCPP 1.6J charge point with ``connectors`` connectors and a simulated meter per connector."""
 
     def __init__(self, cp_id: str, connection: Any, connectors: int = 2, behaviour: Behaviour | None = None):
@@ -155,7 +156,7 @@ class SimChargePoint(CentralSystemCommands, TransactionFlow, ReconnectingLink, C
         self._closing = True
         if self.link_lost.is_set() and not self.closed.is_set():  # between two connections
             self._shut_down()
-        await self._connection.close()
+        await self.connection.close()
         await self.closed.wait()
         for task in list(self._tasks):
             task.cancel()
@@ -163,7 +164,7 @@ class SimChargePoint(CentralSystemCommands, TransactionFlow, ReconnectingLink, C
     async def drop(self) -> None:
         """Lose the connection abruptly: abort the TCP transport, no websocket close handshake.
         Returns once the charge point noticed (and, with ``reconnect``, started to reconnect)."""
-        self._connection.transport.abort()
+        self.connection.transport.abort()
         await (self.link_lost if self.reconnecting else self.closed).wait()
 
     # Public API for tests, the demo and benchmarks

@@ -48,7 +48,7 @@ class ReconnectingLink:
 
     reconnect: Reconnect | None = None
     id: str
-    _connection: Any
+    use_connection: Callable[[Any], None]  # of simulator.ocpp_adapter.OcppChargePoint
 
     def _init_link(self, dial: Callable[[], Awaitable[Any]] | None, reconnect: Reconnect | None) -> None:
         self._dial, self.reconnect = dial, reconnect
@@ -118,7 +118,7 @@ class ReconnectingLink:
             except (OSError, InvalidHandshake, asyncio.TimeoutError) as error:
                 log.info("%s: reconnect failed (%s), next try in up to %.1f s", self.id, error, delay)
                 continue
-            self._connection = connection
+            self.use_connection(connection)
             self.reconnects += 1
             self.link_lost.clear()
             self.spawn(self._serve())

@@ -22,8 +22,9 @@ from ev_network.devaccounts import ANVIL_CHAIN_ID
 from ev_network.errors import ContractRevert, ValueOutOfRange, chain_errors
 from ev_network.pricing import breakdown
 from ev_network.tx import TxSender, call_view
-from wallet.errors import InsufficientBalance, StationUnavailable, WalletError, explain_revert
+from wallet.errors import InsufficientBalance, StationUnavailable, WalletError
 from wallet.models import OpenResult, Quote, StationView, TariffView, TokenInfo
+from wallet.reverts import explain_revert
 from wallet.session_actions import SessionActions
 from wallet.tracking import SessionTracker
 from wallet.units import format_amount

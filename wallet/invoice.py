@@ -13,7 +13,6 @@ from pathlib import Path
 
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
-from pydantic import BaseModel
 from web3 import Web3
 
 from ev_network.contracts import Escrow, SessionState, Token
@@ -25,67 +24,12 @@ from ev_network.session_ids import driver_of, session_label
 from ev_network.session_view import SessionEventsIncomplete, SessionView, fold
 from ev_network.tx import call_view
 from wallet.errors import SessionNotFound, WalletError
-from wallet.invoice_legal import Seller, seller_of
+from wallet.invoice_legal import seller_of
+from wallet.invoice_model import Invoice, InvoiceLine, Issuer
 from wallet.invoice_view import AmountRow, Row, invoice_view
-from wallet.meter_proof import MeterProof, labelled, meter_proof
-from wallet.models import SessionId, TariffView, session_name
+from wallet.meter_proof import labelled, meter_proof
+from wallet.models import TariffView, session_name
 from wallet.units import format_duration, format_wh_as_kwh, iso_utc
-
-
-class Issuer(BaseModel):
-    """The charge point operator who sold the energy, and where the money went."""
-
-    name: str
-    operator: str
-    payout: str
-
-
-class InvoiceLine(BaseModel):
-    """One priced line; ``amount`` in the token's smallest unit (negative for the cap adjustment)."""
-
-    description: str
-    quantity: str
-    unit: str
-    unit_price: int | None
-    amount: int
-
-
-class Invoice(BaseModel):
-    """The invoice of one settled session. ``sum(line.amount) == total == cost`` of SessionSettled."""
-
-    number: str
-    chain_id: int
-    escrow: str
-    session_id: SessionId
-    session_label: str
-    issued_at: str
-    issuer: Issuer
-    driver: str
-    station_id: int
-    charge_point_id: str
-    connector: int
-    ocpp_transaction_id: int
-    tariff: TariffView
-    started_at: str
-    ended_at: str
-    duration_s: int
-    billed_duration_s: int
-    meter_start_wh: int
-    meter_stop_wh: int
-    energy_wh: int
-    energy_kwh: str
-    lines: list[InvoiceLine]
-    total: int
-    deposit: int
-    refund: int
-    currency: str
-    decimals: int
-    token: str
-    open_tx: str
-    start_tx: str
-    settle_tx: str
-    seller: Seller | None = None  # None: the operator published no legal data (no VAT lines)
-    meter_proof: MeterProof | None = None  # None: a station without a meter key (the operator's reading)
 
 
 def invoice_number(chain_id: int, escrow: str, session_id: int) -> str:

@@ -6,18 +6,15 @@ exact figure alongside); the invoice JSON keeps every amount exact, in the token
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
 from ev_network.session_ids import hex_session_id
 from ev_network.units import MONEY_PLACES, format_amount, format_time, money
 from wallet.invoice_legal import seller_rows
+from wallet.invoice_model import Invoice, InvoiceLine
 from wallet.meter_proof import verdict_rows
 from wallet.units import format_duration
-
-if TYPE_CHECKING:
-    from wallet.invoice import Invoice, InvoiceLine
 
 
 class Row(BaseModel):

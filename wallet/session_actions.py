@@ -14,8 +14,9 @@ from ev_network.contracts import Escrow, Session, SessionState
 from ev_network.deployment import Deployment
 from ev_network.errors import ContractRevert
 from ev_network.session_ids import parse_session_id
-from wallet.errors import BadSessionId, SessionNotFound, WalletError, explain_revert
+from wallet.errors import BadSessionId, SessionNotFound, WalletError
 from wallet.models import HistoryEntry, Progress, SessionStatus, session_name
+from wallet.reverts import explain_revert
 from wallet.tracking import SessionTracker
 from wallet.units import format_time
 

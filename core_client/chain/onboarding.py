@@ -6,21 +6,18 @@ not answer within ``rpc_timeout_s``, the deployment file whose addresses hold no
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-import requests
 from pydantic import ValidationError
 from web3 import Web3
 
 from core_client.config import ConfigError, Settings
 from core_client.errors import CoreClientError
-from ev_network.chain import http_web3
+from ev_network.chain import connect
 from ev_network.contracts import Escrow
 from ev_network.deployment import Deployment
 from ev_network.devaccounts import ANVIL_CHAIN_ID, dev_account
-from ev_network.errors import ChainUnavailable, EVNetworkError
+from ev_network.errors import EVNetworkError
 from ev_network.pricing import Tariff
 from ev_network.tx import TxSender
 from ev_network.units import to_units
@@ -52,38 +49,16 @@ def tariff_from_tokens(amounts: dict[str, str], decimals: int) -> Tariff:
 
 
 def connect_settings(settings: Settings) -> tuple[Web3, Deployment]:
-    """The chain and deployment of a config, as :func:`connect_node` reaches them."""
+    """The chain and deployment of a config, reached with bounded waits (``rpc_timeout_s``, no retries):
+    :func:`ev_network.chain.connect` checks the chain id and the deployment's contracts."""
     try:
         deployment = Deployment.load(settings.deployment_file)
     except (OSError, ValidationError) as error:
         raise ConfigError(f"deployment_file {settings.deployment_file}: {error}") from None
-    w3 = connect_node(settings.rpc_url, settings.rpc_timeout_s, deployment, settings.deployment_file)
+    w3 = connect(
+        settings.rpc_url, deployment, settings.rpc_timeout_s, wait=False, retries=False, timeout_name="rpc_timeout_s"
+    )
     return w3, deployment
-
-
-def connect_node(rpc_url: str, timeout: float, deployment: Deployment, deployment_file: object) -> Web3:
-    """A Web3 on ``rpc_url`` that fails within about ``timeout`` seconds: no retries, bounded connect
-    and read; checks the chain id and that the deployment's escrow has code."""
-    host = urlsplit(rpc_url).hostname or ""
-    try:
-        socket.getaddrinfo(host, None)
-    except socket.gaierror as error:
-        raise ChainUnavailable(f"rpc_url {rpc_url}: cannot resolve host {host!r} ({error.strerror})") from None
-    w3 = http_web3(rpc_url, timeout, retries=False)
-    try:
-        chain_id = w3.eth.chain_id
-        code = w3.eth.get_code(Web3.to_checksum_address(deployment.escrow))
-    except requests.Timeout:
-        raise ChainUnavailable(f"rpc_url {rpc_url}: no answer within {timeout:g}s (rpc_timeout_s)") from None
-    except requests.ConnectionError:
-        raise ChainUnavailable(f"rpc_url {rpc_url}: no JSON-RPC node answers there (connection refused?)") from None
-    except (requests.RequestException, ValueError) as error:
-        raise ChainUnavailable(f"rpc_url {rpc_url} is not a JSON-RPC node: {' '.join(str(error).split())}") from None
-    if chain_id != deployment.chain_id:
-        raise EVNetworkError(f"{rpc_url} is chain {chain_id}, but {deployment_file} is for chain {deployment.chain_id}")
-    if not code:
-        raise EVNetworkError(f"no contract at the escrow {deployment.escrow} of {deployment_file} on chain {chain_id}")
-    return w3
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@
   chain) before anything is resent. The contract refuses a second start/reject/settle of a session,
   so even a resend cannot act twice.
 - ChainUnavailable: back off and retry forever (logged once per outage).
-- A card's open under a payment mandate is a START job with the card's args
-  (:func:`core_client.sessions.cards.card_start`), sent alone as the mandates contract's ``openSession``;
+- A card's open under a payment mandate is an OPEN_CARD job (queued as its transaction's start,
+  :func:`core_client.sessions.cards.card_start`), sent alone as the mandates contract's ``openSession``;
   mined, its session is recorded from the receipt's SessionRequested (``Ledger.on_card_opened``).
 """
 
@@ -32,11 +32,10 @@ from hexbytes import HexBytes
 from web3.exceptions import TransactionNotFound
 from web3.logs import DISCARD
 
-from core_client.sessions.cards import MANDATE_ARG, is_card_open
-from core_client.sessions.jobs import OPEN, Job, JobKind, JobStatus
+from core_client.sessions.jobs import OPEN, CardOpenArgs, Job, JobKind, JobStatus, SignedSettleArgs
 from core_client.storage.store import Store
 from ev_network import ocmf
-from ev_network.contracts import Escrow, SessionState
+from ev_network.contracts import CancelReason, Escrow, SessionState
 from ev_network.errors import ChainUnavailable, ContractRevert, EVNetworkError, TransactionFailed, chain_errors
 from ev_network.events import EventReader, indexed_topic
 from ev_network.mandates import Mandates
@@ -57,12 +56,14 @@ TARGET = {
     JobKind.START: {SessionState.ACTIVE, SessionState.SETTLED, SessionState.EXPIRED},
     JobKind.REJECT: {SessionState.CANCELLED},
     JobKind.SETTLE: {SessionState.SETTLED},
+    JobKind.SETTLE_SIGNED: {SessionState.SETTLED},
 }
 # On-chain state in which a job can still be sent.
 SENDABLE = {
     JobKind.START: SessionState.REQUESTED,
     JobKind.REJECT: SessionState.REQUESTED,
     JobKind.SETTLE: SessionState.ACTIVE,
+    JobKind.SETTLE_SIGNED: SessionState.ACTIVE,
 }
 
 
@@ -168,8 +169,8 @@ class ChainWorker:
             await self._send_settles()
             # starts are batched as they pile up while earlier transactions are in flight (no waiting)
             starts = self.store.jobs(JobStatus.PENDING, kind=JobKind.START, limit=self.batch_max * SENDS_PER_STEP)
-            await self._send_batches([j for j in starts if not is_card_open(j.args)])
-            for job in (j for j in starts if is_card_open(j.args)):  # openSession: one card per transaction
+            await self._send_batches([j for j in starts if j.kind is JobKind.START])
+            for job in (j for j in starts if j.kind is JobKind.OPEN_CARD):  # openSession: one per transaction
                 await self._send([job])
             for job in self.store.jobs(JobStatus.PENDING, kind=JobKind.REJECT, limit=SENDS_PER_STEP):
                 await self._send([job])
@@ -178,9 +179,8 @@ class ChainWorker:
     # ----------------------------------------------------------------- sending
 
     async def _send(self, jobs: list[Job]) -> None:
-        fn = self._function(jobs)
         try:
-            tx_hash = await asyncio.to_thread(self.sender.submit, fn)
+            tx_hash = await asyncio.to_thread(self._submit, jobs)
         except ContractRevert as error:
             if len(jobs) > 1:
                 log.warning("%s batch of %d would revert (%s): sending one by one", jobs[0].kind, len(jobs), error)
@@ -212,33 +212,37 @@ class ChainWorker:
                 f" (batch of {len(jobs)})" if len(jobs) > 1 else "",
             )
 
-    def _function(self, jobs: list[Job]) -> Any:
-        f = self.escrow.contract.functions
-        job = jobs[0]
-        if is_card_open(job.args):
-            if self.mandates is None:
-                raise EVNetworkError("a card's open needs the payment mandates contract (deployment payment_mandates)")
-            a = job.args
-            return self.mandates.contract.functions.openSession(
-                a[MANDATE_ARG], bytes.fromhex(a["token_ref"]), a["station_id"], a["connector"], a["deposit"],
-                a["transaction_id"], a["meter_start"],
-            )  # fmt: skip
-        if len(jobs) > 1 and job.kind is JobKind.START:
-            return f.startBatch(
-                [j.session_id for j in jobs],
-                [j.args["transaction_id"] for j in jobs],
-                [j.args["meter_start"] for j in jobs],
-            )
-        if "begin" in job.args:
-            settlements = [_signed(j) for j in jobs]
-            return f.settleSignedBatch(settlements) if len(jobs) > 1 else f.settleSigned(settlements[0])
+    def _submit(self, jobs: list[Job]) -> Any:
+        """Send the escrow call of ``jobs`` (all of one kind; several: its batch form); the tx hash."""
+        escrow, kind, ids = self.escrow, jobs[0].kind, [j.session_id for j in jobs]
+        args: list[Any] = [j.args for j in jobs]
+        if kind is JobKind.OPEN_CARD:
+            return self._open_card(args[0])
+        if kind is JobKind.START:
+            if len(jobs) > 1:
+                return escrow.start_batch(
+                    ids, [a.transaction_id for a in args], [a.meter_start for a in args], wait=False
+                )
+            return escrow.start(ids[0], args[0].transaction_id, args[0].meter_start, wait=False)
+        if kind is JobKind.REJECT:
+            return escrow.reject(ids[0], CancelReason(args[0].reason), wait=False)
+        if kind is JobKind.SETTLE_SIGNED:
+            settlements = [_signed(j.session_id, a) for j, a in zip(jobs, args, strict=True)]
+            if len(jobs) > 1:
+                return escrow.settle_signed_batch(settlements, wait=False)
+            return escrow.settle_signed(settlements[0], wait=False)
         if len(jobs) > 1:
-            return f.settleBatch([j.session_id for j in jobs], [j.args["meter_stop"] for j in jobs])
-        if job.kind is JobKind.START:
-            return f.start(job.session_id, job.args["transaction_id"], job.args["meter_start"])
-        if job.kind is JobKind.REJECT:
-            return f.reject(job.session_id, job.args["reason"])
-        return f.settle(job.session_id, job.args["meter_stop"])
+            return escrow.settle_batch(ids, [a.meter_stop for a in args], wait=False)
+        return escrow.settle(ids[0], args[0].meter_stop, wait=False)
+
+    def _open_card(self, a: CardOpenArgs) -> Any:
+        """Send a card's ``openSession`` under its mandate; the tx hash."""
+        if self.mandates is None:
+            raise EVNetworkError("a card's open needs the payment mandates contract (deployment payment_mandates)")
+        ref = bytes.fromhex(a.token_ref)
+        return self.mandates.open_session(
+            a.mandate_id, ref, a.station_id, a.connector, a.deposit, a.transaction_id, a.meter_start, wait=False
+        )
 
     async def _send_settles(self) -> None:
         ready: list[Job] = []
@@ -253,8 +257,8 @@ class ChainWorker:
         oldest = min(self._seen.setdefault(j.id, now) for j in ready)
         if len(ready) < self.batch_max and now - oldest < self.batch_window:
             return
-        await self._send_batches([j for j in ready if "begin" not in j.args])  # settleBatch
-        await self._send_batches([j for j in ready if "begin" in j.args])  # settleSignedBatch
+        await self._send_batches([j for j in ready if j.kind is JobKind.SETTLE])  # settleBatch
+        await self._send_batches([j for j in ready if j.kind is JobKind.SETTLE_SIGNED])  # settleSignedBatch
 
     async def _send_batches(self, jobs: list[Job]) -> None:
         """Jobs of one kind in batches of up to ``batch_max``; those of a reverted batch one by one."""
@@ -295,7 +299,7 @@ class ChainWorker:
                     for job in jobs:
                         await self._resolve(job, f"transaction {tx_hash} was dropped", resendable=True)
                 continue
-            if receipt["status"] == 1 and is_card_open(jobs[0].args):
+            if receipt["status"] == 1 and jobs[0].kind is JobKind.OPEN_CARD:
                 await self._card_opened(jobs[0], receipt, tx_hash)
             elif receipt["status"] == 1:
                 for job in jobs:
@@ -310,9 +314,9 @@ class ChainWorker:
 
     async def _resolve(self, job: Job, error: str, resendable: bool) -> None:
         """A job whose transaction reverted or vanished: decide from the session's state on chain."""
-        if is_card_open(job.args):  # no session on chain before its open is mined
+        if isinstance(job.args, CardOpenArgs):  # no session on chain before its open is mined
             if resendable:
-                log.warning("card open of transaction %d: %s; sending again", job.args["transaction_id"], error)
+                log.warning("card open of transaction %d: %s; sending again", job.args.transaction_id, error)
                 self.store.update_job(job.id, status=JobStatus.PENDING, tx_hash=None, last_error=error)
             else:
                 self._failed(job, error)
@@ -321,7 +325,7 @@ class ChainWorker:
         if state is SessionState.CLOSED:  # the driver's lane moved on: the events tell how it ended
             state = await self._outcome(job.session_id)
         if state in TARGET[job.kind]:
-            settled = await self._find_settlement(job.session_id) if job.kind is JobKind.SETTLE else None
+            settled = await self._find_settlement(job.session_id) if job.kind.queued_as is JobKind.SETTLE else None
             log.info("session %s: %s already done on chain (%s)", hex_session_id(job.session_id), job.kind, state.name)
             self._done(job, None, None, settled)
         elif resendable and state is SENDABLE[job.kind]:
@@ -345,7 +349,8 @@ class ChainWorker:
         with self.store.transaction():
             self.store.update_job(job.id, status=JobStatus.DONE, block=receipt["blockNumber"], last_error=None)
             self.service.on_card_opened(job, requested["sessionId"], requested, receipt["blockNumber"], tariff)
-        log.info("card open of transaction %d mined, tx %s", job.args["transaction_id"], tx_hash)
+        assert isinstance(job.args, CardOpenArgs)
+        log.info("card open of transaction %d mined, tx %s", job.args.transaction_id, tx_hash)
 
     def _failed(self, job: Job, error: str) -> None:
         with self.store.transaction():
@@ -400,8 +405,7 @@ class ChainWorker:
         return s.requested_block if s else 0
 
 
-def _signed(job: Job) -> tuple:
-    """The escrow's SignedSettlement of a signed settle job (its records were checked when it was queued)."""
-    begin = ocmf.parse(job.args["begin"]) if job.args["begin"] is not None else None  # None: End holds both
-    end = ocmf.parse(job.args["end"])
-    return ocmf.signed_settlement(job.session_id, begin, end, bytes.fromhex(job.args["meter_key"]))
+def _signed(session_id: int, args: SignedSettleArgs) -> tuple:
+    """The escrow's SignedSettlement of a signed settle (its records were checked when it was queued)."""
+    begin = ocmf.parse(args.begin) if args.begin is not None else None  # None: End holds both
+    return ocmf.signed_settlement(session_id, begin, ocmf.parse(args.end), bytes.fromhex(args.meter_key))

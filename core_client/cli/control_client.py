@@ -1,5 +1,5 @@
 """The client side of the daemon's control endpoint, for ``core-client health`` and ``core-client
-command``: GET /health, POST /command with the control token (see :mod:`core_client.ocpp.server`)."""
+command``: GET /health, POST /command with the control token (see :mod:`core_client.web.control`)."""
 
 from __future__ import annotations
 

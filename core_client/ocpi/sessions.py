@@ -1,6 +1,6 @@
 """Wallet sessions at OCPI stations, through the CSMS: each imported station is, to the session service,
 one more charge point (:class:`OcpiStationLink`), so the one session state machine and its decisions
-(:mod:`core_client.sessions`) run them exactly as over OCPP:
+(:mod:`core_client.sessions.machine`) run them exactly as over OCPP:
 
 - the reconcile loop's RemoteStart -> START_SESSION with a Token for this session (APP_USER, uid = the
   session's idTag ``EVN<n>``) at the station's EVSE and connector, answered Accepted only once the CSMS's
@@ -43,9 +43,10 @@ from core_client.ocpi.service import StationInbox, StatusSink
 from core_client.ocpi.settings import OcpiSettings
 from core_client.ocpi.sync import pull_sessions
 from core_client.ocpi.transport import Party
-from core_client.ocpp.link import CommandFailed, Recorder
+from core_client.ocpp.link import Recorder
 from core_client.ocpp.wire import signed_meter_data
 from core_client.sessions.machine import SessionRecord, cost_so_far
+from core_client.sessions.registry import CommandFailed, Registration
 from ev_network.errors import EVNetworkError
 
 log = logging.getLogger("core_client.ocpi")
@@ -64,24 +65,19 @@ class Sessions(Protocol):
 
 
 class OcpiStationLink:
-    """An imported OCPI station as a charge point of the session service (the attributes and calls it
-    uses of :class:`core_client.ocpp.link.StationLink`)."""
+    """An imported OCPI station as a charge point of the session service (the calls of the
+    :class:`core_client.sessions.registry.ChargePoint` port that sessions make)."""
 
     def __init__(self, station: ImportedStation, bridge: SessionBridge) -> None:
         self.station = station
         self.bridge = bridge
         self.id = station.charge_point_id
-        self.station_id: int | None = station.station_id
-        self.connectors = len(station.connector_ids)
-        self.boot_accepted = True  # no boot: the CSMS runs the charge point
-        self.lookup_failed = False
-        self.proxied = False
-        self.transaction_id: int | None = None
 
-    @property
-    def online(self) -> bool:
-        """Sessions may start here while we are registered with the CSMS."""
-        return self.station_id is not None and self.bridge.registered()
+    def registration(self) -> Registration:
+        """Its registration for the session service: no boot (the CSMS runs the charge point); sessions
+        may start here while we are registered with the CSMS."""
+        station = self.station
+        return Registration(station.station_id, len(station.connector_ids), True, reachable=self.bridge.registered)
 
     def after_reply(self, send: Any) -> None:
         self.bridge.spawn(send())

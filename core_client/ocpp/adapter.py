@@ -140,6 +140,15 @@ class OcppLink(ChargePoint):
         self._answered: set[str] = set()  # calls in flight whose answer arrived
         self.dropped_results = 0
 
+    @property
+    def response_timeout(self) -> float:
+        """Seconds a call waits for the charge point's answer."""
+        return self._response_timeout
+
+    async def close(self, reason: str) -> None:
+        """Close the connection (code 1000, ``reason``)."""
+        await self._connection.close(1000, reason)
+
     async def route_message(self, raw_msg: str | bytes) -> None:
         """Route one frame; errors get 1.6's CALLERROR instead of being dropped or crashing the link."""
         try:

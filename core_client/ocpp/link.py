@@ -2,7 +2,9 @@
 
 One short ``@on`` handler per action hands its input to the sessions (:class:`Sessions`, implemented
 by :class:`core_client.sessions.service.SessionService`) and answers with what they decide, at once: they never
-wait for the chain. Calls that must follow an answer (the RemoteStop of a refused transaction) are
+wait for the chain. The link is the sessions' port to its charge point
+(:class:`core_client.sessions.registry.ChargePoint`); whether the charge point is one of our stations
+and has booted is the sessions' business (:class:`core_client.sessions.registry.Registration`). Calls that must follow an answer (the RemoteStop of a refused transaction) are
 queued with :meth:`StationLink.after_reply` and sent by the ``@after`` handler, once the answer is out.
 Framing, validation with 1.6's error codes and unsolicited results: :mod:`core_client.ocpp.adapter`.
 Methods for the calls the central system starts (RemoteStart/Stop, Reset, ChangeAvailability,
@@ -24,38 +26,29 @@ from ocpp.v16 import call, call_result, datatypes
 from ocpp.v16.enums import Action, DataTransferStatus
 from websockets.exceptions import ConnectionClosed
 
-from core_client.errors import CoreClientError
 from core_client.ocpp.adapter import NotSent, OcppLink, on
 from core_client.ocpp.wire import signed_meter_data, utc_now, wire_text
 from core_client.sessions.actions import OutOfRange
+from core_client.sessions.registry import ChargePoint, CommandFailed
 from ev_network.errors import EVNetworkError
 
 log = logging.getLogger("core_client.ocpp")
 wire_log = logging.getLogger("core_client.ocpp.wire")
 
 
-class CommandFailed(CoreClientError):
-    """A central-system call got no usable answer (CALLERROR, timeout, connection lost); ``sent`` is
-    False when it never left (the charge point cannot have acted on it)."""
-
-    def __init__(self, message: str, sent: bool = True) -> None:
-        super().__init__(message)
-        self.sent = sent
-
-
 class Sessions(Protocol):
     """What a link hands its charge point's messages to (:class:`core_client.sessions.service.SessionService`)."""
 
-    def on_boot(self, link: StationLink, vendor: str, model: str) -> tuple[str, int]: ...
-    def on_status(self, link: StationLink, connector: int, status: str, error_code: str) -> None: ...
-    def authorize(self, link: StationLink, id_tag: str) -> str: ...
+    def on_boot(self, link: ChargePoint, vendor: str, model: str) -> tuple[str, int]: ...
+    def on_status(self, link: ChargePoint, connector: int, status: str, error_code: str) -> None: ...
+    def authorize(self, link: ChargePoint, id_tag: str) -> str: ...
     def chain_tag(self, id_tag: str | None) -> bool: ...
     def start_transaction(
-        self, link: StationLink, connector: int, id_tag: str, meter_start: int
+        self, link: ChargePoint, connector: int, id_tag: str, meter_start: int, decided_id: int | None = None
     ) -> tuple[int, str]: ...
-    def meter_values(self, link: StationLink, connector: int, transaction_id: int | None, values: list) -> None: ...
+    def meter_values(self, link: ChargePoint, connector: int, transaction_id: int | None, values: list) -> None: ...
     def stop_transaction(
-        self, link: StationLink, transaction_id: int, meter_stop: int, reason: str | None, transaction_data: list | None
+        self, link: ChargePoint, transaction_id: int, meter_stop: int, reason: str | None, transaction_data: list | None
     ) -> str: ...
 
 
@@ -88,25 +81,16 @@ class StationLink(OcppLink):
         service: Sessions,
         response_timeout: float = 20,
         records: Recorder | None = None,
+        decided_ids: Callable[[str], int | None] | None = None,
     ) -> None:
+        """``decided_ids``: in proxy mode (:mod:`core_client.proxy.relay`), the transaction id decided
+        upstream for the StartTransaction with a given message id."""
         super().__init__(cp_id, connection, response_timeout, wire_log)
         self.service = service
         self.records = records
-        #: Proxy mode (core_client.proxy.relay): transactions that are not chain sessions are the CSMS's (never
-        #: stopped here), and the id of the StartTransaction being handled was decided upstream.
-        self.proxied = False
-        self.transaction_id: int | None = None
-        self.station_id: int | None = None
-        self.connectors = 0
-        self.boot_accepted = False
-        self.lookup_failed = False
+        self.decided_ids = decided_ids
         self._after_reply: list[Callable[[], Awaitable[Any]]] = []
         self._tasks: set[asyncio.Task] = set()
-
-    @property
-    def online(self) -> bool:
-        """Booted and registered on chain for this operator: sessions may be started here."""
-        return self.station_id is not None and self.boot_accepted
 
     def after_reply(self, send: Callable[[], Awaitable[Any]]) -> None:
         """Send ``send()`` once the answer to the message being handled is out (see ``@after``)."""
@@ -144,8 +128,11 @@ class StationLink(OcppLink):
         return call_result.Authorize(id_tag_info=datatypes.IdTagInfo(status=self.service.authorize(self, id_tag)))
 
     @on(Action.start_transaction)
-    def on_start_transaction(self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **_: Any):
-        tx_id, status = self.service.start_transaction(self, connector_id, id_tag, meter_start)
+    def on_start_transaction(
+        self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, call_unique_id: str, **_: Any
+    ):
+        decided = self.decided_ids(call_unique_id) if self.decided_ids is not None else None
+        tx_id, status = self.service.start_transaction(self, connector_id, id_tag, meter_start, decided)
         if self.records is not None:  # every transaction, paid on chain or not, where its id is decided
             self._record(self.records.record_start, self.id, connector_id, tx_id, id_tag, meter_start, timestamp)
         return call_result.StartTransaction(transaction_id=tx_id, id_tag_info=datatypes.IdTagInfo(status=status))
@@ -249,7 +236,7 @@ class StationLink(OcppLink):
                 f"{self.id}: {name} answered with CALLERROR {error.code}: {error.description}"
             ) from None
         except asyncio.TimeoutError:
-            raise CommandFailed(f"{self.id}: no answer to {name} within {self._response_timeout}s") from None
+            raise CommandFailed(f"{self.id}: no answer to {name} within {self.response_timeout}s") from None
         except ConnectionClosed:
             raise CommandFailed(f"{self.id}: connection closed before {name} was answered") from None
         except OCPPValidationError as error:

@@ -23,10 +23,10 @@ from typing import Any
 
 from jsonschema.exceptions import ValidationError as SchemaError
 from ocpp.messages import Call, CallError, CallResult, get_validator
-from ocpp.v16.enums import Action
+from ocpp.v16.enums import Action, Measurand, UnitOfMeasure, ValueFormat
 
 KNOWN_ACTIONS = frozenset(a.value for a in Action)
-ENERGY_REGISTER = "Energy.Active.Import.Register"
+ENERGY_REGISTER = Measurand.energy_active_import_register
 MAX_INT_DIGITS = 19  # JSON integers up to 64 bits: no OCPP 1.6 field needs more
 MAX_WH = 2**40  # an energy register beyond this (about 1.1 TWh) is not a reading
 MAX_READING_CHARS = 40  # a meter value's text: "1099511627776.000" fits easily
@@ -183,7 +183,7 @@ def energy_register_wh(meter_values: list[dict[str, Any]]) -> int | None:
         for sample in entry.get("sampled_value") or []:
             if sample.get("measurand", ENERGY_REGISTER) != ENERGY_REGISTER:
                 continue
-            if sample.get("format") == "SignedData" or sample.get("phase"):
+            if sample.get("format") == ValueFormat.signed_data or sample.get("phase"):
                 continue
             text = str(sample.get("value"))
             try:
@@ -192,7 +192,7 @@ def energy_register_wh(meter_values: list[dict[str, Any]]) -> int | None:
                 continue
             if value is None or not value.is_finite() or value < 0:
                 continue
-            if sample.get("unit", "Wh") == "kWh":
+            if sample.get("unit", UnitOfMeasure.wh) == UnitOfMeasure.kwh:
                 value *= 1000
             if value > MAX_WH:  # compares exponents: fast even for 1e999999
                 continue
@@ -208,6 +208,6 @@ def signed_meter_data(transaction_data: list[dict] | None) -> str | None:
         sample["value"]
         for reading in transaction_data or []
         for sample in reading.get("sampled_value", reading.get("sampledValue", []))
-        if sample.get("format") == "SignedData"
+        if sample.get("format") == ValueFormat.signed_data
     ]
     return "\n".join(signed) or None

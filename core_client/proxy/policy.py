@@ -35,6 +35,7 @@ from enum import Enum
 from typing import Any
 
 from ocpp.messages import Call, CallError, CallResult
+from ocpp.v16.enums import Action, AuthorizationStatus, RegistrationStatus
 
 from core_client.proxy.config import OfflineIdTags
 from core_client.sessions.machine import is_network_tag
@@ -42,7 +43,7 @@ from core_client.sessions.machine import is_network_tag
 #: Transaction ids handed out while the CSMS is unreachable start here (int32-safe, above any CSMS counter).
 OFFLINE_ID_BASE = 2_000_000_000
 #: CALLs answered locally but not queued for the CSMS while it is down: they carry no record.
-NOT_QUEUED = frozenset({"Heartbeat"})
+NOT_QUEUED = frozenset({Action.heartbeat})
 #: Whether an idTag is the chain's (an EV Network tag or a linked card).
 ChainTag = Callable[[str | None], bool]
 
@@ -62,9 +63,9 @@ def chain_paid(payload: Mapping[str, Any], chain_tag: ChainTag = is_network_tag)
 
 def source(action: str, payload: Mapping[str, Any], chain_tag: ChainTag = is_network_tag) -> Source:
     """Whose answer goes back for ``action`` when the CSMS answers it."""
-    if chain_paid(payload, chain_tag) and action == "Authorize":
+    if chain_paid(payload, chain_tag) and action == Action.authorize:
         return Source.CORE
-    if chain_paid(payload, chain_tag) and action == "StartTransaction":
+    if chain_paid(payload, chain_tag) and action == Action.start_transaction:
         return Source.MERGED
     return Source.CSMS
 
@@ -105,24 +106,25 @@ def offline_answer(
 ) -> dict[str, Any]:
     """What the charge point is told when the CSMS cannot be asked (see the module's table)."""
     action, payload = call.action, call.payload
-    status = {"status": "Accepted" if offline_id_tags is OfflineIdTags.ACCEPT else "Invalid"}
-    if action == "BootNotification":
-        return {**local, "status": "Accepted"}
-    if action == "StartTransaction":
+    accepted = offline_id_tags is OfflineIdTags.ACCEPT
+    status = {"status": AuthorizationStatus.accepted if accepted else AuthorizationStatus.invalid}
+    if action == Action.boot_notification:
+        return {**local, "status": RegistrationStatus.accepted}
+    if action == Action.start_transaction:
         if offline_transaction_id is None:
             raise ValueError("a StartTransaction answered offline needs an offline transaction id")
         info = local.get("idTagInfo", status) if chain_paid(payload, chain_tag) else status
         return {"transactionId": offline_transaction_id, "idTagInfo": info}
     if chain_paid(payload, chain_tag):
         return local
-    if action == "Authorize" or (action == "StopTransaction" and "idTag" in payload):
+    if action == Action.authorize or (action == Action.stop_transaction and "idTag" in payload):
         return {**local, "idTagInfo": status}
     return local
 
 
 def to_csms(action: str, payload: dict[str, Any], csms_ids: Mapping[int, int]) -> dict[str, Any]:
     """``payload`` of a charge point's CALL with offline transaction ids replaced by the CSMS's."""
-    if action in ("MeterValues", "StopTransaction") and payload.get("transactionId") in csms_ids:
+    if action in (Action.meter_values, Action.stop_transaction) and payload.get("transactionId") in csms_ids:
         return {**payload, "transactionId": csms_ids[payload["transactionId"]]}
     return payload
 
@@ -130,9 +132,13 @@ def to_csms(action: str, payload: dict[str, Any], csms_ids: Mapping[int, int]) -
 def to_charge_point(action: str, payload: dict[str, Any], local_ids: Mapping[int, int]) -> dict[str, Any]:
     """``payload`` of a CSMS's CALL with the CSMS's transaction ids replaced by the offline ids the
     charge point knows the transactions by."""
-    if action == "RemoteStopTransaction" and payload.get("transactionId") in local_ids:
+    if action == Action.remote_stop_transaction and payload.get("transactionId") in local_ids:
         return {**payload, "transactionId": local_ids[payload["transactionId"]]}
     profile = payload.get("csChargingProfiles")
-    if action == "SetChargingProfile" and isinstance(profile, dict) and profile.get("transactionId") in local_ids:
+    if (
+        action == Action.set_charging_profile
+        and isinstance(profile, dict)
+        and profile.get("transactionId") in local_ids
+    ):
         return {**payload, "csChargingProfiles": {**profile, "transactionId": local_ids[profile["transactionId"]]}}
     return payload

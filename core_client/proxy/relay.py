@@ -24,6 +24,7 @@ import logging
 from typing import Any
 
 from ocpp.messages import Call, CallError, CallResult
+from ocpp.v16.enums import Action
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 from websockets.frames import Close
 
@@ -74,6 +75,7 @@ class LocalSide:
         self._inbox: asyncio.Queue[str | bytes | None] = asyncio.Queue()
         self._answering: dict[str, asyncio.Future[str]] = {}  # CALL id -> the link's answer
         self._answered: dict[str, asyncio.Event] = {}  # set once the chosen answer is out
+        self._decided: dict[str, int] = {}  # StartTransaction CALL id -> the transaction id decided upstream
 
     async def recv(self) -> str | bytes:
         frame = await self._inbox.get()
@@ -99,15 +101,25 @@ class LocalSide:
     def put(self, frame: str | bytes | None) -> None:
         self._inbox.put_nowait(frame)
 
-    async def handle(self, call: Call, raw: str | bytes) -> CallResult | CallError:
-        """The link's answer to the charge point's ``call``."""
+    async def handle(
+        self, call: Call, raw: str | bytes, decided_transaction_id: int | None = None
+    ) -> CallResult | CallError:
+        """The link's answer to the charge point's ``call`` (a StartTransaction: with the transaction id
+        decided upstream, which the link asks for by the CALL's id)."""
         future = self._answering[call.unique_id] = asyncio.get_running_loop().create_future()
         self._answered[call.unique_id] = asyncio.Event()
+        if decided_transaction_id is not None:
+            self._decided[call.unique_id] = decided_transaction_id
         self.put(raw)
         try:
             return parse_frame(await future)  # type: ignore[return-value]
         finally:
             del self._answering[call.unique_id]
+            self._decided.pop(call.unique_id, None)
+
+    def decided_transaction_id(self, unique_id: str) -> int | None:
+        """The transaction id decided upstream for the StartTransaction with message id ``unique_id``."""
+        return self._decided.get(unique_id)
 
     def answered(self, call: Call) -> None:
         answered = self._answered.pop(call.unique_id, None)
@@ -127,7 +139,6 @@ class Relay:
 
     async def run(self, link: StationLink) -> None:
         """Serve the charge point until its connection closes (raises ConnectionClosed then)."""
-        link.proxied = True
         self.proxy.upstreams[self.cp_id] = self.upstream
         await self.upstream.open()
         loop = asyncio.get_running_loop()
@@ -166,16 +177,15 @@ class Relay:
             call, raw = await self._calls.get()
             forwarded = await self.upstream.forward(call)
             csms = forwarded.answer
-            if call.action == "StartTransaction":
+            decided = None
+            if call.action == Action.start_transaction:
                 given = csms.payload.get("transactionId") if isinstance(csms, CallResult) else None
-                link.transaction_id = given if given is not None else forwarded.offline_transaction_id
+                decided = given if given is not None else forwarded.offline_transaction_id
             try:
-                local = await asyncio.wait_for(self.local.handle(call, raw), LOCAL_ANSWER_TIMEOUT_S)
+                local = await asyncio.wait_for(self.local.handle(call, raw, decided), LOCAL_ANSWER_TIMEOUT_S)
             except asyncio.TimeoutError:  # a bug, not the charge point's fault: the CSMS's answer, if any
                 log.error("%s: no local answer to %s within %ss", self.cp_id, call.action, LOCAL_ANSWER_TIMEOUT_S)
                 local = CallError(call.unique_id, "InternalError", "no answer from the Core Client", {})
-            finally:
-                link.transaction_id = None
             answer = self._answer(call, csms, local, forwarded.offline_transaction_id, link.service.chain_tag)
             try:
                 await self.connection.send(answer.to_json())

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ocpp.messages import Call, CallError, CallResult
+from ocpp.v16.enums import Action
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.typing import Subprotocol
@@ -125,13 +126,13 @@ class Upstream:
                         log.warning("%s: CSMS did not answer %s in time: answered locally", self.cp_id, call.action)
                     else:
                         self._sent.pop(call.unique_id, None)
-                        rejected = call.action == "StartTransaction" and isinstance(answer, CallError)
+                        rejected = call.action == Action.start_transaction and isinstance(answer, CallError)
                         return Forwarded(answer, self.outbox.new_offline_id(self.cp_id) if rejected else None)
         return self._queue(call)  # no await since the lock was released: nothing can overtake it
 
     def _queue(self, call: Call) -> Forwarded:
         """Put ``call`` into the outbox (a Heartbeat is only answered); the caller answers locally."""
-        offline_id = self.outbox.new_offline_id(self.cp_id) if call.action == "StartTransaction" else None
+        offline_id = self.outbox.new_offline_id(self.cp_id) if call.action == Action.start_transaction else None
         if call.action not in NOT_QUEUED:
             self.outbox.append(self.cp_id, call, offline_id)
             deliverer = self.outbox.deliverers.get(self.cp_id)  # this one, or the one that took over
@@ -244,7 +245,7 @@ class Upstream:
             return False
         self._sent.pop(entry.call.unique_id, None)
         csms_id = None
-        if entry.call.action == "StartTransaction" and isinstance(answer, CallResult):
+        if entry.call.action == Action.start_transaction and isinstance(answer, CallResult):
             csms_id = answer.payload.get("transactionId")
         self.outbox.delivered(entry, csms_id)
         if csms_id is not None and entry.offline_transaction_id is not None:

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from core_client.sessions.jobs import JobKind
+from core_client.sessions.jobs import JobArgs, JobKind
 from core_client.sessions.machine import SessionRecord
 
 
@@ -20,7 +20,7 @@ class SaveSession:
 class QueueJob:
     kind: JobKind
     session_id: int
-    args: dict[str, Any]
+    args: JobArgs
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ granted mandate, read from chain (:mod:`core_client.chain.mandates`); an idTag i
 ``keccak256(salt || idTag)`` is among the mandate's linked references (:func:`find_card`). The answer to
 Authorize / StartTransaction is decided from that cache at once, never waiting for the chain
 (:func:`card_refusal`); the session itself is opened and started on chain by the chain worker
-(``openSession`` of the mandates contract, a START job, :func:`card_start`).
+(``openSession`` of the mandates contract, an OPEN_CARD job, :func:`card_start`).
 
 Exposure while the chain cannot be asked (a card known from the cache starts, its open waits in the
 queue): at most the deposit of the session, which is at most the mandate's cap per session (and what is
@@ -23,13 +23,10 @@ from dataclasses import dataclass
 
 from core_client.sessions.actions import Decision, QueueJob, SaveSession, decide, info
 from core_client.sessions.decisions import ACCEPTED, UINT40, with_transaction
-from core_client.sessions.jobs import JobKind
+from core_client.sessions.jobs import CardOpenArgs, JobKind
 from core_client.sessions.machine import Event, SessionRecord
 from ev_network.mandates import token_ref
 from ev_network.session_ids import hex_session_id
-
-#: The args key that marks a START job as a card's open under a mandate (see :func:`card_start`).
-MANDATE_ARG = "mandate_id"
 
 
 @dataclass(frozen=True)
@@ -93,35 +90,28 @@ def card_start(
     card: Card, station_id: int, cp_id: str, connector: int, transaction_id: int, meter_start: int, queued: int
 ) -> Decision:
     """StartTransaction of a card that may start: Accepted at once, and its session opened and started on
-    chain under the mandate by a START job. The session id exists only once that is mined, so the job is
+    chain under the mandate by an OPEN_CARD job. The session id exists only once that is mined, so the job is
     queued under the transaction id (far below any session id, which holds the payer's address) and moved to
     the session's id when mined (:meth:`core_client.sessions.service.SessionService.on_card_opened`)."""
     m = card.mandate
     deposit = card_deposit(m, queued)
-    args = {
-        MANDATE_ARG: m.mandate_id,
-        "token_ref": card.token_ref.hex(),
-        "payer": m.payer,
-        "station_id": station_id,
-        "connector": connector,
-        "deposit": deposit,
-        "transaction_id": transaction_id,
-        "meter_start": meter_start,
-    }
+    args = CardOpenArgs(
+        m.mandate_id, card.token_ref.hex(), m.payer, station_id, connector, deposit, transaction_id, meter_start
+    )
     note = info(
         f"{cp_id}/{connector}: card of mandate {m.mandate_id} (payer {m.payer}) accepted, transaction "
         f"{transaction_id}, deposit {deposit}; open queued"
     )
-    return decide((transaction_id, ACCEPTED), QueueJob(JobKind.START, transaction_id, args), note)
+    return decide((transaction_id, ACCEPTED), QueueJob(JobKind.OPEN_CARD, transaction_id, args), note)
 
 
-def card_opened(record: SessionRecord, args: dict, began: float, block: int) -> tuple[SessionRecord, Decision]:
-    """A card's open (START job ``args``) is mined: its new session ``record``, started by the card's
+def card_opened(record: SessionRecord, args: CardOpenArgs, began: float, block: int) -> tuple[SessionRecord, Decision]:
+    """A card's open (OPEN_CARD job ``args``) is mined: its new session ``record``, started by the card's
     transaction (which began at ``began``) and already started on chain; and the decision saving it."""
-    started = with_transaction(record, args["transaction_id"], args["meter_start"], began).apply(Event.START_MINED)
+    started = with_transaction(record, args.transaction_id, args.meter_start, began).apply(Event.START_MINED)
     note = info(
-        f"session {hex_session_id(record.session_id)}: card of mandate {args[MANDATE_ARG]} opened and started on "
-        f"chain, transaction {args['transaction_id']}, deposit {record.deposit} (block {block})"
+        f"session {hex_session_id(record.session_id)}: card of mandate {args.mandate_id} opened and started on "
+        f"chain, transaction {args.transaction_id}, deposit {record.deposit} (block {block})"
     )
     return started, decide(None, SaveSession(started), note)
 
@@ -131,8 +121,3 @@ def card_start_refusal(card: Card | None, meter_start: int, now: float, queued: 
     if meter_start >= UINT40:
         return f"meterStart {meter_start} beyond 2^40"
     return card_refusal(card, now, queued)
-
-
-def is_card_open(args: dict) -> bool:
-    """Whether a START job's args are a card's open under a mandate."""
-    return MANDATE_ARG in args

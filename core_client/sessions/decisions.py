@@ -30,6 +30,7 @@ import math
 from typing import Any
 
 from ocpp.v16.enums import AuthorizationStatus, RegistrationStatus
+from ocpp.v16.enums import ChargePointStatus as Status
 
 from core_client.ocpp.wire import wire_text
 from core_client.sessions import metering
@@ -45,7 +46,7 @@ from core_client.sessions.actions import (
     info,
     warning,
 )
-from core_client.sessions.jobs import Job, JobKind
+from core_client.sessions.jobs import Job, JobKind, RejectArgs, SettleArgs, StartArgs
 from core_client.sessions.machine import (
     FINISHED,
     HOLDS_CONNECTOR,
@@ -66,7 +67,9 @@ UINT40 = 2**40  # meter readings on chain are uint40
 INT32 = 2**31  # connector and transaction ids: OCPP 1.6 integers (32-bit in every implementation)
 MAX_POWER_W = 350_000  # the most a connector delivers by default (the fastest DC chargers of today; max_power_kw)
 METER_SLACK_WH = 1_000  # energy a stop reading may add beyond that (readings between MeterValues, clocks)
-BUSY_STATUSES = frozenset({"Charging", "SuspendedEV", "SuspendedEVSE", "Finishing", "Reserved"})
+BUSY_STATUSES = frozenset(
+    {Status.charging, Status.suspended_ev, Status.suspended_evse, Status.finishing, Status.reserved}
+)
 
 
 def _sid(s: SessionRecord) -> str:
@@ -133,7 +136,7 @@ def with_transaction(s: SessionRecord, transaction_id: int, meter_start: int, at
 def start(s: SessionRecord, transaction_id: int, meter_start: int, now: float) -> Decision:
     """StartTransaction for session ``s``: Accepted, ``start`` queued for the chain."""
     started = with_transaction(s, transaction_id, meter_start, now)
-    args = {"transaction_id": transaction_id, "meter_start": meter_start}
+    args = StartArgs(transaction_id, meter_start)
     note = info(
         f"{_sid(s)}: StartTransaction on {s.charge_point_id}/{s.connector}, transaction {transaction_id}, "
         f"meter {meter_start} Wh; start queued"
@@ -250,9 +253,7 @@ def stop(
             f"{_sid(s)}: StopTransaction ({reason or 'no reason'}) at {reading} Wh, {stopped.energy_wh} Wh delivered; settle queued"
         )
     )
-    return decide(
-        ACCEPTED, SaveSession(stopped), QueueJob(JobKind.SETTLE, s.session_id, {"meter_stop": reading}), *notes
-    )
+    return decide(ACCEPTED, SaveSession(stopped), QueueJob(JobKind.SETTLE, s.session_id, SettleArgs(reading)), *notes)
 
 
 # --------------------------------------------------------------- chain -> sessions
@@ -319,14 +320,15 @@ def job_done(s: SessionRecord, job: Job, where: str, settled: dict[str, int] | N
     if job.kind is JobKind.START and can(s.state, Event.START_MINED):
         return decide(None, SaveSession(s.apply(Event.START_MINED)), info(f"{_sid(s)}: start mined {where}"))
     if job.kind is JobKind.REJECT and can(s.state, Event.REJECT_MINED):
-        reason = CancelReason(job.args["reason"]).name
+        assert isinstance(job.args, RejectArgs)
+        reason = CancelReason(job.args.reason).name
         rejected = s.apply(Event.REJECT_MINED, refund=s.deposit, cost=0)
         return decide(
             None,
             SaveSession(rejected),
             info(f"{_sid(s)}: rejected on chain ({reason}), deposit {s.deposit} refunded {where}"),
         )
-    if job.kind is JobKind.SETTLE and can(s.state, Event.SETTLE_MINED):
+    if job.kind.queued_as is JobKind.SETTLE and can(s.state, Event.SETTLE_MINED):
         cost, refund = (settled["cost"], settled["refund"]) if settled else (None, None)
         done = s.apply(Event.SETTLE_MINED, cost=cost, refund=refund, finished_at=now)
         return decide(
@@ -340,7 +342,7 @@ def job_failed(s: SessionRecord, job: Job, error: str) -> Decision:
     the charge)."""
     if not can(s.state, Event.JOB_FAILED):
         return Decision()
-    actions: list[Action] = [SaveSession(s.apply(Event.JOB_FAILED, last_error=f"{job.kind.value}: {error}"))]
+    actions: list[Action] = [SaveSession(s.apply(Event.JOB_FAILED, last_error=f"{job.kind.queued_as.value}: {error}"))]
     if job.kind is JobKind.START and s.state in RUNNING and s.transaction_id:
         actions.append(warning(f"{_sid(s)}: stopping transaction {s.transaction_id} at {s.charge_point_id}"))
         actions.append(SendRemoteStop(s.charge_point_id, s.transaction_id))
@@ -363,14 +365,13 @@ def retry_job(s: SessionRecord, job: Job) -> Decision:
     """The operator queued a failed job again: a FAILED session goes back to the state the job needs
     (:func:`core_client.sessions.machine.job_retried`); a start retried after the charge point's stop goes on
     to that stop again (STOPPED, or HELD without a settle reading). Any other session stays as it is."""
-    if not can(s.state, job_retried(job.kind)):
-        return decide(None, info(f"{_sid(s)}: {job.kind.value} queued again by the operator"))
-    back = s.apply(job_retried(job.kind), last_error=None)
+    kind = job.kind.queued_as
+    if not can(s.state, job_retried(kind)):
+        return decide(None, info(f"{_sid(s)}: {kind.value} queued again by the operator"))
+    back = s.apply(job_retried(kind), last_error=None)
     if job.kind is JobKind.START and s.stopped_at is not None:
         back = back.apply(Event.STOP_TRANSACTION if s.meter_stop is not None else Event.STOP_HELD)
-    return decide(
-        None, SaveSession(back), info(f"{_sid(s)}: {job.kind.value} queued again by the operator, {back.state}")
-    )
+    return decide(None, SaveSession(back), info(f"{_sid(s)}: {kind.value} queued again by the operator, {back.state}"))
 
 
 # ----------------------------------------------------------------- reconcile loop
@@ -384,7 +385,7 @@ def reject(s: SessionRecord, reason: CancelReason, now: float, why: str) -> Deci
     return decide(
         True,
         SaveSession(rejecting),
-        QueueJob(JobKind.REJECT, s.session_id, {"reason": int(reason)}),
+        QueueJob(JobKind.REJECT, s.session_id, RejectArgs(int(reason))),
         info(f"{_sid(s)}: {why}; reject queued ({reason.name})"),
     )
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core_client.sessions.actions import Decision, QueueJob, SaveSession, decide, warning
-from core_client.sessions.jobs import JobKind
+from core_client.sessions.jobs import JobKind, SettleArgs
 from core_client.sessions.machine import Event, SessionRecord, State
 from ev_network.session_ids import hex_session_id
 
@@ -84,7 +84,7 @@ def settle_held(s: SessionRecord | None, ctx: Context | None) -> Decision:
     return decide(
         {"session_id": hex_session_id(held.session_id), "decision": "settle", "meter_stop": reading},
         SaveSession(settled),
-        QueueJob(JobKind.SETTLE, held.session_id, {"meter_stop": reading}),
+        QueueJob(JobKind.SETTLE, held.session_id, SettleArgs(reading)),
         warning(
             f"session {hex_session_id(held.session_id)}: operator decision: settle the held session at the last "
             f"trusted reading {reading} Wh, {settled.energy_wh} Wh{claimed}; settle queued"

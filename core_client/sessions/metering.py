@@ -13,15 +13,16 @@ listed in /health).
 
 from __future__ import annotations
 
-from ocpp.v16.enums import AuthorizationStatus
+from ocpp.v16.enums import AuthorizationStatus, ReadingContext
 
 from core_client.sessions.actions import Decision, MeterProblem, QueueJob, SaveSession, decide, info, warning
-from core_client.sessions.jobs import JobKind
+from core_client.sessions.jobs import JobKind, SignedSettleArgs
 from core_client.sessions.machine import Event, SessionRecord
 from ev_network import ocmf
 from ev_network.session_ids import hex_session_id
 
-BEGIN, END = "Transaction.Begin", "Transaction.End"  # the contexts of signed records
+#: the contexts of signed records (plain text: they are stored)
+BEGIN, END = ReadingContext.transaction_begin.value, ReadingContext.transaction_end.value
 ACCEPTED = AuthorizationStatus.accepted
 
 
@@ -54,15 +55,9 @@ def signed_stop(
     stopped = s.apply(
         Event.STOP_TRANSACTION, meter_start=first, meter_stop=settlement[1], stop_reason=reason, stopped_at=now
     )
-    # "begin" stays in the job (None when End holds both readings): it marks a signed settle
-    args = {
-        "meter_stop": settlement[1],
-        "begin": None if one_record else begin,
-        "end": end,
-        "meter_key": meter_key.hex(),
-    }
+    args = SignedSettleArgs(settlement[1], None if one_record else begin, end, meter_key.hex())
     note = info(
         f"session {hex_session_id(s.session_id)}: StopTransaction ({reason or 'no reason'}), signed {first}..{settlement[1]} Wh verified, "
         f"{stopped.energy_wh} Wh; signed settle queued"
     )
-    return decide(ACCEPTED, SaveSession(stopped), QueueJob(JobKind.SETTLE, s.session_id, args), note)
+    return decide(ACCEPTED, SaveSession(stopped), QueueJob(JobKind.SETTLE_SIGNED, s.session_id, args), note)

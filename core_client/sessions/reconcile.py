@@ -30,10 +30,10 @@ from typing import Any, Protocol
 from ocpp.v16.enums import RemoteStartStopStatus
 
 from core_client.config import Settings
-from core_client.ocpp.link import CommandFailed, StationLink
 from core_client.sessions import decisions
 from core_client.sessions.actions import Decision, SendRemoteStart
 from core_client.sessions.machine import SessionRecord, State
+from core_client.sessions.registry import ChargePoint, CommandFailed
 from core_client.storage.store import Store
 from ev_network.contracts import SessionState
 from ev_network.session_ids import hex_session_id
@@ -48,7 +48,7 @@ class Service(Protocol):
 
     settings: Settings
     store: Store
-    links: dict[str, StationLink]
+    links: dict[str, ChargePoint]
 
     def apply(self, decision: Decision) -> Decision: ...
     def session(self, session_id: int) -> SessionRecord | None: ...
@@ -70,7 +70,7 @@ class Reconciler:
         self._wake = asyncio.Event()
         self._inflight: set[int] = set()
         self._retry_at: dict[int, float] = {}
-        self._sent_over: dict[int, StationLink] = {}  # session -> the connection its RemoteStart went out on
+        self._sent_over: dict[int, ChargePoint] = {}  # session -> the connection its RemoteStart went out on
         self._held_check_at = 0.0  # next look at held sessions on chain
         self._tasks: set[asyncio.Task] = set()
         self._stopping = False
@@ -105,7 +105,11 @@ class Reconciler:
             link = self.service.links.get(s.charge_point_id)
             if s.session_id in self._inflight:
                 continue
-            if link is not None and link.online and self._sent_over.get(s.session_id) is not link:
+            if (
+                link is not None
+                and self.service.online(s.charge_point_id)
+                and self._sent_over.get(s.session_id) is not link
+            ):
                 self._run(s.session_id, self._start(s, again=True))
             elif (s.session_id in self._sent_over or not in_grace) and (
                 timed_out := decisions.start_timed_out(s, now, self.settings.start_timeout_s)
@@ -133,7 +137,7 @@ class Reconciler:
         if again and link is not None:
             decision = decisions.remote_start(s.update(remote_start_at=time.time()), again=True, signed=bool(key))
         else:
-            online = link is not None and link.online
+            online = link is not None and self.service.online(s.charge_point_id)
             in_grace = time.time() - self.started < self.settings.reconnect_grace_s
             busy = online and self.service.connector_busy(s)
             state = await self.chain_state(s.session_id) if online and not busy and self.chain_state else None

@@ -10,12 +10,12 @@ in one SQLite transaction, then logs, then a wake-up of the chain worker. Calls 
 where it left off after a restart.
 
 Live meter readings and connector statuses are kept in memory and written in batches
-(:mod:`core_client.sessions.readings`).
+(:mod:`core_client.sessions.readings`). The connected charge points, each one's registration state and
+the port through which it is reached: :mod:`core_client.sessions.registry`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -23,12 +23,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from core_client.config import Settings
-from core_client.ocpp.link import CommandFailed, StationLink
 from core_client.ocpp.wire import energy_register_wh
 from core_client.sessions import decisions, metering
 from core_client.sessions.actions import Decision, Log, MeterProblem, QueueJob, SaveSession, SendRemoteStop, check_range
 from core_client.sessions.card_sessions import CardSessions
-from core_client.sessions.cards import is_card_open
 from core_client.sessions.decisions import INT32
 from core_client.sessions.jobs import Job, JobKind, JobStatus
 from core_client.sessions.machine import (
@@ -40,10 +38,17 @@ from core_client.sessions.machine import (
 )
 from core_client.sessions.readings import Live
 from core_client.sessions.reconcile import Reconciler
+from core_client.sessions.registry import (
+    ChargePoint,
+    CommandFailed,
+    MeterKeyLookup,
+    Registration,
+    Registry,
+    StationLookup,
+)
 from core_client.storage.store import Store
 from ev_network import ocmf
 from ev_network.contracts import SessionState
-from ev_network.errors import ChainUnavailable
 from ev_network.pricing import Tariff
 from ev_network.session_ids import hex_session_id
 
@@ -51,8 +56,6 @@ log = logging.getLogger("core_client.sessions")
 OWNER_CACHE_MAX = 50_000  # transactions whose owner is kept in memory (one per running session)
 INT64 = 2**63  # what SQLite's INTEGER holds
 ChainStateLookup = Callable[[int], Awaitable[SessionState | None]]
-StationLookup = Callable[[str], Awaitable[tuple[int, int] | None]]
-MeterKeyLookup = Callable[[int], Awaitable[bytes]]
 
 
 class SessionService:
@@ -66,16 +69,17 @@ class SessionService:
         station_lookup: StationLookup | None = None,
         meter_key_lookup: MeterKeyLookup | None = None,
     ) -> None:
-        self.settings, self.store, self.station_lookup = settings, store, station_lookup
-        self.meter_key_lookup = meter_key_lookup
-        self.meter_keys: dict[int, bytes] = {}  # station id -> its meter key on chain (b"": none)
+        self.settings, self.store = settings, store
         self.meter_problems: dict[str, dict] = {}  # charge point id -> its last refused record (/health)
         self._max_power_w = round(
             settings.max_power_kw * 1000
         )  # the plausibility rule (core_client.sessions.decisions)
-        self.links: dict[str, StationLink] = {}
+        self.registry = Registry(settings, store, station_lookup, meter_key_lookup)
+        self.links = self.registry.links  # charge point id -> its port (the station link)
+        self.meter_keys = self.registry.meter_keys  # station id -> its meter key on chain (b"": none)
         self.on_job_queued: Callable[[], None] = lambda: None
         self.reconciler = Reconciler(self, chain_state)
+        self.registry.spawn = self.reconciler.spawn
         self.live = Live(store)
         # transaction id -> (charge point id, session id): fixed once the transaction exists, and
         # read on every MeterValues, so kept in memory
@@ -85,7 +89,7 @@ class SessionService:
 
     # -------------------------------------------------------------- applying
 
-    def apply(self, decision: Decision, answering: StationLink | None = None) -> Decision:
+    def apply(self, decision: Decision, answering: ChargePoint | None = None) -> Decision:
         """Write the decision's sessions and jobs (one transaction), log, wake the chain worker, and
         send a RemoteStop of a refused transaction (after the answer, if it answers ``answering``).
         RemoteStart and the RemoteStop of a session are the reconcile loop's (it awaits their answers)."""
@@ -112,6 +116,11 @@ class SessionService:
             self.on_job_queued()
         return decision
 
+    @property
+    def proxied(self) -> bool:
+        """Proxy mode: transactions that are not chain sessions are the CSMS's, never stopped here."""
+        return self.settings.upstream is not None
+
     def session(self, session_id: int) -> SessionRecord | None:
         """The session as it is now (with its latest meter reading)."""
         return self.live.session(session_id)
@@ -125,104 +134,59 @@ class SessionService:
         """Write the live meter readings and connector statuses to SQLite."""
         self.live.flush()
 
-    async def _stop_foreign(self, link: StationLink, transaction_id: int) -> None:
+    async def _stop_foreign(self, link: ChargePoint, transaction_id: int) -> None:
         """Stop a transaction we refused or cannot bill (in case the charge point does not stop by itself)."""
         with contextlib.suppress(CommandFailed):
             await link.remote_stop(transaction_id)
 
     # ----------------------------------------------------------------- links
 
-    def attach(self, link: StationLink) -> StationLink | None:
-        """Register a connected charge point; returns the link it replaces, if any."""
-        old = self.links.get(link.id)
-        self.links[link.id] = link
-        station = self.station_of(link.id)
-        if station is not None:
-            link.station_id, link.connectors = station
-        return old if old is not link else None
+    def attach(self, link: ChargePoint, registration: Registration) -> ChargePoint | None:
+        """Register a connected charge point (its registration from :meth:`resolve`); returns the
+        connection it replaces, if any."""
+        return self.registry.attach(link, registration)
 
-    async def resolve(self, link: StationLink, wait_s: float | None = None) -> None:
-        """Look a charge point up on chain if it is not one of our known stations yet, waiting at most
-        ``wait_s`` (default: the RPC timeout); a known station's meter key is read again in the background.
-        A connecting charge point waits :data:`core_client.ocpp.server.CONNECT_LOOKUP_S` (its Boot is
-        answered within a second whatever the chain does: Pending if the chain cannot say in time, and
-        the lookup goes on in the background).
-        (Stations registered while the daemon runs are also picked up by the event watcher.)"""
-        known = self.station_of(link.id)
-        if known is not None:
-            self.reconciler.spawn(self.meter_key(known[0], refresh=True))
-        if known is not None or self.station_lookup is None:
-            return
-        try:
-            timeout = self.settings.rpc_timeout_s + 1 if wait_s is None else wait_s
-            found = await asyncio.wait_for(self.station_lookup(link.id), timeout)
-        except (ChainUnavailable, asyncio.TimeoutError) as error:
-            reason = str(error) or f"no answer within {timeout:g}s"
-            log.warning("%s: cannot check its registration, chain unreachable (%s)", link.id, reason)
-            link.lookup_failed = True
-            return
-        except Exception:
-            log.exception("%s: station lookup failed", link.id)
-            link.lookup_failed = True
-            return
-        link.lookup_failed = False
-        if found is not None:
-            self.store.add_station(found[0], link.id, found[1])
-            link.station_id, link.connectors = found
-            self.reconciler.spawn(self.meter_key(found[0], refresh=True))
+    async def resolve(self, cp_id: str, wait_s: float | None = None) -> Registration:
+        """The registration of a connecting charge point (see :meth:`Registry.resolve`)."""
+        return await self.registry.resolve(cp_id, wait_s)
 
     async def meter_key(self, station_id: int, refresh: bool = False) -> bytes | None:
-        """The station's meter key as registered on chain (b"": none, the plain path), read on connect and
-        cached; None while the chain cannot say."""
-        if (refresh or station_id not in self.meter_keys) and self.meter_key_lookup is not None:
-            try:
-                key = await asyncio.wait_for(self.meter_key_lookup(station_id), self.settings.rpc_timeout_s + 1)
-            except (ChainUnavailable, asyncio.TimeoutError) as error:
-                log.warning("station %d: cannot read its meter key, chain unreachable (%s)", station_id, error)
-            else:
-                if key != self.meter_keys.get(station_id, key):
-                    log.warning("station %d: meter key changed on chain", station_id)
-                self.meter_keys[station_id] = key
-        return self.meter_keys.get(station_id, None if self.meter_key_lookup else b"")
+        """The station's meter key on chain (see :meth:`Registry.meter_key`)."""
+        return await self.registry.meter_key(station_id, refresh)
 
-    def detach(self, link: StationLink) -> None:
-        if self.links.get(link.id) is link:
-            del self.links[link.id]
-            log.info("%s: disconnected", link.id)
-
-    def station_of(self, cp_id: str) -> tuple[int, int] | None:
-        """(station id, connectors) of one of our stations, by charge point id."""
-        return self.store.station_of(cp_id)
+    def detach(self, link: ChargePoint) -> None:
+        self.registry.detach(link)
 
     def online(self, cp_id: str) -> bool:
-        link = self.links.get(cp_id)
-        return link is not None and link.online
+        """Whether the charge point is connected, booted and one of our stations: sessions may start there."""
+        return self.registry.online(cp_id)
 
     # ------------------------------------------------------ charge point inputs
 
-    def on_boot(self, link: StationLink, vendor: str, model: str) -> tuple[str, int]:
-        station = self.station_of(link.id)
+    def on_boot(self, link: ChargePoint, vendor: str, model: str) -> tuple[str, int]:
+        station = self.store.station_of(link.id)
+        registration = self.registry.of(link)
         decision = self.apply(
             decisions.boot(
-                link.id, f"{vendor} {model}", station, link.lookup_failed, self.settings.heartbeat_interval_s
+                link.id, f"{vendor} {model}", station, registration.lookup_failed, self.settings.heartbeat_interval_s
             )
         )
         if station is not None:  # sessions may start here once the answer is out
-            link.station_id, link.connectors = station
-            link.after_reply(lambda: self._accepted(link))
-        elif link.lookup_failed:
-            self.reconciler.spawn(self.resolve(link))
+            registration.found(station)
+            link.after_reply(lambda: self._accepted(registration))
+        elif registration.lookup_failed:
+            self.reconciler.spawn(self.registry.look_up(link.id, registration))
         return decision.reply
 
-    async def _accepted(self, link: StationLink) -> None:
-        link.boot_accepted = True
+    async def _accepted(self, registration: Registration) -> None:
+        registration.boot_accepted = True
         self.reconciler.wake()
 
-    def on_status(self, link: StationLink, connector: int, status: str, error_code: str) -> None:
+    def on_status(self, link: ChargePoint, connector: int, status: str, error_code: str) -> None:
         check_range("connectorId", connector, INT32)
         self.live.status(link.id, connector, status, error_code)
 
-    def authorize(self, link: StationLink, id_tag: str) -> str:
+    def authorize(self, link: ChargePoint, id_tag: str) -> str:
         s = self._session_of_tag(id_tag, link.id)
         card = self.cards.find(id_tag) if s is None else None
         return self.cards.authorize(link, card) if card is not None else decisions.authorize(s, link.id)
@@ -231,8 +195,11 @@ class SessionService:
         """Whether the chain is the authority over ``id_tag`` (proxy mode): an EV Network tag or a linked card."""
         return is_network_tag(id_tag) or self.cards.find(id_tag) is not None
 
-    def start_transaction(self, link: StationLink, connector: int, id_tag: str, meter_start: int) -> tuple[int, str]:
-        """Hand out a transaction id; for the session named by the tag, queue ``start`` on chain."""
+    def start_transaction(
+        self, link: ChargePoint, connector: int, id_tag: str, meter_start: int, decided_id: int | None = None
+    ) -> tuple[int, str]:
+        """Hand out a transaction id (``decided_id`` when it was decided upstream, in proxy mode); for the
+        session named by the tag, queue ``start`` on chain."""
         check_range("connectorId", connector, INT32)
         check_range("meterStart", meter_start, INT64, -INT64)  # any value SQLite holds
         s = self._session_of_tag(id_tag, link.id)
@@ -241,12 +208,13 @@ class SessionService:
             return self.apply(repeated).reply
         card = self.cards.find(id_tag) if s is None else None
         if card is not None:
-            return self.cards.start(link, connector, id_tag, meter_start, card)
+            station_id = self.registry.of(link).station_id
+            return self.cards.start(link, station_id, connector, id_tag, meter_start, card, decided_id)
         why = decisions.start_refusal(s, link.id, connector, meter_start) if meter_start >= 0 else "negative meterStart"
         with self.store.transaction():
             owner = s.session_id if s is not None and why is None else None
-            tx_id = self.store.new_transaction(link.id, connector, id_tag, owner, meter_start, link.transaction_id)
-            if s is None and link.proxied and not is_network_tag(id_tag):
+            tx_id = self.store.new_transaction(link.id, connector, id_tag, owner, meter_start, decided_id)
+            if s is None and self.proxied and not is_network_tag(id_tag):
                 decision = decisions.observe_start(link.id, connector, id_tag, tx_id)
             elif s is None or why is not None:
                 decision = decisions.refuse_start(link.id, connector, id_tag, tx_id, why or "")
@@ -254,12 +222,14 @@ class SessionService:
                 decision = decisions.start(s, tx_id, meter_start, time.time())
             return self.apply(decision, answering=link).reply
 
-    def meter_values(self, link: StationLink, connector: int, transaction_id: int | None, values: list) -> None:
+    def meter_values(self, link: ChargePoint, connector: int, transaction_id: int | None, values: list) -> None:
         """Track energy in memory; when the budget is used up, mark the session to be stopped."""
         check_range("connectorId", connector, INT32)
         check_range("transactionId", transaction_id, INT32)
         s = self._session_for_meter(link, connector, transaction_id)
-        if s is not None and self.meter_keys.get(s.station_id, self.meter_key_lookup is not None):  # unknown: keep
+        if s is not None and self.meter_keys.get(
+            s.station_id, self.registry.meter_key_lookup is not None
+        ):  # unknown: keep
             self._keep_record(link, s, values, metering.BEGIN)
         energy = energy_register_wh(values) if s is not None else None
         if s is None or energy is None:
@@ -275,7 +245,7 @@ class SessionService:
 
     def stop_transaction(
         self,
-        link: StationLink,
+        link: ChargePoint,
         transaction_id: int,
         meter_stop: int,
         reason: str | None,
@@ -296,7 +266,7 @@ class SessionService:
             if tx.meter_stop is None:
                 self.store.finish_transaction(transaction_id, meter_stop, reason)
             return decisions.ACCEPTED if self.cards.opening(transaction_id) else decisions.INVALID
-        key = self.meter_keys.get(s.station_id, None if self.meter_key_lookup else b"")
+        key = self.meter_keys.get(s.station_id, None if self.registry.meter_key_lookup else b"")
         if key != b"" and s.state in RUNNING and tx.meter_stop is None:  # a repeat does not replace the records
             kept = self.store.meter_records(s.session_id)
             for context in (metering.END,) if metering.BEGIN in kept else (metering.BEGIN, metering.END):
@@ -350,7 +320,7 @@ class SessionService:
     def stop_recorded(self, s: SessionRecord) -> None:
         """A session recorded after its charge point had stopped it (a card's open mined late): its stop is
         decided now, or once its station's meter key is known, as any stop."""
-        key = self.meter_keys.get(s.station_id, None if self.meter_key_lookup else b"")
+        key = self.meter_keys.get(s.station_id, None if self.registry.meter_key_lookup else b"")
         if key is not None:
             self.settle_stopped(s, key)
             return
@@ -362,7 +332,7 @@ class SessionService:
         """Drop the cached owner of a transaction (its session was just recorded)."""
         self._transaction_owner.pop(transaction_id, None)
 
-    def _keep_record(self, link: StationLink, s: SessionRecord, values: list, context: str) -> None:
+    def _keep_record(self, link: ChargePoint, s: SessionRecord, values: list, context: str) -> None:
         """Keep the session's signed record of ``context`` found in ``values`` (an unreadable one is
         logged and flags the charge point)."""
         try:
@@ -387,7 +357,7 @@ class SessionService:
             s = next((c for c in live if ocmf.session_id_tag(c.session_id) == id_tag), None)
         return self.live.current(s) if s is not None else None
 
-    def _session_for_meter(self, link: StationLink, connector: int, transaction_id: int | None) -> SessionRecord | None:
+    def _session_for_meter(self, link: ChargePoint, connector: int, transaction_id: int | None) -> SessionRecord | None:
         if transaction_id is None:
             running = self.store.sessions_in(RUNNING, link.id)
             return next((self.session(s.session_id) for s in running if s.connector == connector), None)
@@ -456,7 +426,7 @@ class SessionService:
         s = self.session(job.session_id)
         if s is not None:
             self.apply(decisions.job_failed(s, job, error))
-        elif is_card_open(job.args):
+        elif job.kind is JobKind.OPEN_CARD:
             self.cards.open_failed(job, error)
 
     def retry_job(self, job_id: int) -> str:

@@ -16,11 +16,11 @@ import json
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from core_client.sessions.jobs import Job, JobKind, JobStatus
+from core_client.sessions.jobs import ARGS, Job, JobArgs, JobKind, JobStatus, job_args, stored_kind
 from core_client.sessions.machine import SessionRecord, State
 from core_client.storage.database import Database, open_database
 from core_client.storage.schema import SCHEMA_VERSION, StoreVersionError, migrate_store
@@ -177,17 +177,20 @@ class Store:
 
     # ----------------------------------------------------------------- jobs
 
-    def enqueue(self, kind: JobKind | str, session_id: int, args: dict[str, Any]) -> bool:
-        """Queue a chain job; False if this (kind, session) was queued before: each runs exactly once."""
+    def enqueue(self, kind: JobKind, session_id: int, args: JobArgs) -> bool:
+        """Queue a chain job; False if this (kind, session) was queued before: each runs exactly once (a
+        session has one settle, signed or not: :attr:`JobKind.queued_as`)."""
+        if not isinstance(args, ARGS[kind]):
+            raise TypeError(f"a {kind} job takes {ARGS[kind].__name__}, not {type(args).__name__}")
         now = time.time()
         added = self.db.execute(
             "INSERT INTO jobs (kind, session_id, args, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT DO NOTHING",
-            (JobKind(kind).value, _key(session_id), json.dumps(args), now, now),
+            (kind.queued_as.value, _key(session_id), json.dumps(asdict(args)), now, now),
         )
         return added.rowcount == 1
 
-    def jobs(self, *statuses: JobStatus | str, kind: JobKind | str | None = None, limit: int = -1) -> list[Job]:
+    def jobs(self, *statuses: JobStatus | str, kind: JobKind | None = None, limit: int = -1) -> list[Job]:
         """Jobs in any of ``statuses`` (optionally of one kind), oldest first, at most ``limit`` (-1: all)."""
         query, params = _jobs_query(statuses, kind)
         query = f"SELECT * {query} ORDER BY id"
@@ -214,9 +217,9 @@ class Store:
         file); run it in a worker thread, never on the event loop."""
         self.db.checkpoint()
 
-    def job(self, kind: JobKind | str, session_id: int) -> Job | None:
+    def job(self, kind: JobKind, session_id: int) -> Job | None:
         row = self.db.execute(
-            "SELECT * FROM jobs WHERE kind = ? AND session_id = ?", (JobKind(kind).value, _key(session_id))
+            "SELECT * FROM jobs WHERE kind = ? AND session_id = ?", (kind.queued_as.value, _key(session_id))
         ).fetchone()
         return _job_from(row) if row else None
 
@@ -312,12 +315,12 @@ class Store:
         return row[0] if row else None
 
 
-def _jobs_query(statuses: tuple[JobStatus | str, ...], kind: JobKind | str | None) -> tuple[str, list[Any]]:
+def _jobs_query(statuses: tuple[JobStatus | str, ...], kind: JobKind | None) -> tuple[str, list[Any]]:
     query = f"FROM jobs WHERE status IN ({', '.join('?' for _ in statuses)})"
     params: list[Any] = [JobStatus(s).value for s in statuses]
     if kind is not None:
         query += " AND kind = ?"
-        params.append(JobKind(kind).value)
+        params.append(kind.queued_as.value)
     return query, params
 
 
@@ -363,11 +366,13 @@ def _session_from(row: Any) -> SessionRecord:
 
 def _job_from(row: Any) -> Job:
     data = dict(row)
+    args = json.loads(data["args"])
+    kind = stored_kind(JobKind(data["kind"]), args)  # a signed settle, a card's open: see JobKind.queued_as
     return Job(
         id=data["id"],
-        kind=JobKind(data["kind"]),
+        kind=kind,
         session_id=_id(data["session_id"]),
-        args=json.loads(data["args"]),
+        args=job_args(kind, args),
         status=JobStatus(data["status"]),
         tx_hash=data["tx_hash"],
         attempts=data["attempts"],

@@ -13,6 +13,7 @@ from eth_account import Account
 from playwright.async_api import expect
 
 from core_client.config import DashboardSettings, Settings, hash_password
+from core_client.sessions.jobs import JobKind, SettleArgs
 from core_client.sessions.machine import SessionRecord, State
 from core_client.sessions.service import SessionService
 from core_client.storage.store import Store
@@ -127,7 +128,7 @@ async def test_the_dashboards_pages_fit_a_phone_without_console_errors(net, tmp_
 
     reason = "InvalidState (session 0x" + "ab" * 32 + " is CANCELLED on chain)"
     store.insert_session(record(1, State.FAILED, last_error=f"settle: {reason}"))
-    store.enqueue("settle", make_session_id(driver, 0, 1), {"meter_stop": 1500})
+    store.enqueue(JobKind.SETTLE, make_session_id(driver, 0, 1), SettleArgs(meter_stop=1500))
     store.update_job(store.jobs("pending")[0].id, status="failed", last_error=reason)
     store.insert_session(record(2, State.REJECTED, reject_reason=int(CancelReason.STATION_OFFLINE)))
     store.insert_session(record(3, State.SETTLED, cost=566_150_000_000_000_000, finished_at=time.time()))

@@ -9,7 +9,7 @@ from ocpp.messages import Call
 from core_client.proxy.policy import Source, reply, source
 from core_client.sessions.actions import QueueJob
 from core_client.sessions.cards import CardMandate, card_deposit, card_refusal, card_start, find_card
-from core_client.sessions.jobs import JobKind
+from core_client.sessions.jobs import CardOpenArgs, JobKind
 from ev_network.mandates import new_salt, token_ref
 
 SALT = new_salt()
@@ -51,8 +51,8 @@ def test_a_card_start_is_accepted_at_once_and_queues_its_open():
     decision = card_start(card, station_id=7, cp_id="CP", connector=1, transaction_id=42, meter_start=5, queued=0)
     assert decision.reply == (42, "Accepted")
     [job] = [a for a in decision.actions if isinstance(a, QueueJob)]
-    assert (job.kind, job.session_id) == (JobKind.START, 42)
-    assert job.args["deposit"] == 20 and job.args["token_ref"] == card.token_ref.hex()
+    assert (job.kind, job.session_id) == (JobKind.OPEN_CARD, 42)
+    assert job.args == CardOpenArgs(3, card.token_ref.hex(), "0x" + "11" * 20, 7, 1, 20, 42, 5)
 
 
 def test_proxy_a_linked_card_is_the_chains_every_other_card_the_csms():

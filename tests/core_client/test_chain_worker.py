@@ -10,6 +10,7 @@ import time
 
 from core_client.chain.watcher import ChainWorker
 from core_client.daemon import Daemon, make_web3
+from core_client.sessions.jobs import JobKind, SettleArgs, StartArgs
 from core_client.sessions.machine import SessionRecord, State
 from core_client.sessions.service import SessionService
 from core_client.storage.store import Store
@@ -68,12 +69,14 @@ def _stopped_record(session_id: int, station_id: int, cp: str, driver, transacti
 def _queue_settle(store: Store, record: SessionRecord, status: str = "pending", tx_hash: str | None = None) -> None:
     store.insert_session(record)
     store.enqueue(
-        "start", record.session_id, {"transaction_id": record.transaction_id, "meter_start": record.meter_start}
+        JobKind.START,
+        record.session_id,
+        StartArgs(transaction_id=record.transaction_id, meter_start=record.meter_start),
     )
-    store.update_job(store.job("start", record.session_id).id, status="done")
-    store.enqueue("settle", record.session_id, {"meter_stop": record.meter_stop})
+    store.update_job(store.job(JobKind.START, record.session_id).id, status="done")
+    store.enqueue(JobKind.SETTLE, record.session_id, SettleArgs(meter_stop=record.meter_stop))
     if status != "pending":
-        store.update_job(store.job("settle", record.session_id).id, status=status, tx_hash=tx_hash, attempts=1)
+        store.update_job(store.job(JobKind.SETTLE, record.session_id).id, status=status, tx_hash=tx_hash, attempts=1)
 
 
 async def _work(worker: ChainWorker, store: Store, rounds: int = 20) -> None:
@@ -97,7 +100,7 @@ async def test_restart_after_send_recorded_checks_the_receipt_and_does_not_resen
         store, _stopped_record(session_id, station_id, cp, driver, 7, 100, 600), "sent", "0x" + bytes(tx_hash).hex()
     )
     await _work(worker, store)
-    job = store.job("settle", session_id)
+    job = store.job(JobKind.SETTLE, session_id)
     assert (job.status, job.attempts) == ("done", 1)  # never sent again
     record = store.get_session(session_id)
     assert (record.state, record.cost) == (State.SETTLED, price(TARIFF, 500))
@@ -116,7 +119,7 @@ async def test_restart_after_an_unrecorded_send_finds_it_done_on_chain(clean_cha
     store, _, worker = _worker_parts(net, tmp_path, keyfile, cp)
     _queue_settle(store, _stopped_record(session_id, station_id, cp, driver, 8, 100, 900))
     await _work(worker, store)
-    job = store.job("settle", session_id)
+    job = store.job(JobKind.SETTLE, session_id)
     assert (job.status, job.attempts) == ("done", 0)  # the revert (InvalidState: Settled) was recognised
     assert store.get_session(session_id).cost == price(TARIFF, 800)  # read back from the SessionSettled event
     assert len(chain_events(net, "SessionSettled", session_id)) == 1
@@ -132,7 +135,7 @@ async def test_a_dropped_transaction_is_sent_again(clean_chain, tmp_path, keyfil
     store, _, worker = _worker_parts(net, tmp_path, keyfile, cp)
     _queue_settle(store, _stopped_record(session_id, station_id, cp, driver, 9, 100, 400), "sent", "0x" + "ab" * 32)
     await _work(worker, store)
-    job = store.job("settle", session_id)
+    job = store.job(JobKind.SETTLE, session_id)
     assert (job.status, job.attempts) == ("done", 2)
     [settled] = chain_events(net, "SessionSettled", session_id)
     assert settled.args["cost"] == price(TARIFF, 300)
@@ -152,9 +155,9 @@ async def test_a_reverting_batch_falls_back_to_single_settles(clean_chain, tmp_p
     # a settle below the start reading reverts (MeterBelowStart), and with it any batch holding it
     _queue_settle(store, _stopped_record(bad, station_id, cp, d3, 30, 5000, 4000))
     await _work(worker, store)
-    assert [store.job("settle", s).status for s in good] == ["done", "done"]
+    assert [store.job(JobKind.SETTLE, s).status for s in good] == ["done", "done"]
     assert [store.get_session(s).state for s in good] == [State.SETTLED, State.SETTLED]
-    failed = store.job("settle", bad)
+    failed = store.job(JobKind.SETTLE, bad)
     assert failed.status == "failed" and "MeterBelowStart" in failed.last_error
     assert store.get_session(bad).state is State.FAILED
     for session_id in good:
@@ -192,7 +195,7 @@ async def test_restart_resolves_sessions_that_read_closed_on_chain_from_their_ev
     _queue_settle(store, _stopped_record(settled, station_id, ours, d1, 41, 100, 700))
     starting = _stopped_record(cancelled, station_id, ours, d2, 42, 0, 0)
     store.insert_session(dataclasses.replace(starting, connector=2, state=State.STARTING, meter_stop=None))
-    store.enqueue("start", cancelled, {"transaction_id": 42, "meter_start": 0})
+    store.enqueue(JobKind.START, cancelled, StartArgs(transaction_id=42, meter_start=0))
     store.close()
 
     daemon = Daemon(settings, PASSWORD)
@@ -200,11 +203,11 @@ async def test_restart_resolves_sessions_that_read_closed_on_chain_from_their_ev
     try:
         store = daemon.store
         await until(lambda: not store.jobs("pending", "sent"), 20, "the restarted daemon's queue to drain")
-        settle = store.job("settle", settled)
+        settle = store.job(JobKind.SETTLE, settled)
         assert (settle.status, settle.attempts) == ("done", 0)
         record = store.get_session(settled)
         assert (record.state, record.cost, record.refund) == (State.SETTLED, price(TARIFF, 600), DEPOSIT - record.cost)
-        start = store.job("start", cancelled)
+        start = store.job(JobKind.START, cancelled)
         assert start.status == "failed" and "CANCELLED" in start.last_error
         assert store.get_session(cancelled).state is State.FAILED
         [failed] = daemon.health()["failed_sessions"]
@@ -231,9 +234,9 @@ async def test_start_of_a_session_the_driver_cancelled_fails_loudly(clean_chain,
         _stopped_record(session_id, station_id, cp, driver, 3, 0, 0), state=State.STARTING, meter_stop=None
     )
     store.insert_session(record)
-    store.enqueue("start", session_id, {"transaction_id": 3, "meter_start": 0})
+    store.enqueue(JobKind.START, session_id, StartArgs(transaction_id=3, meter_start=0))
     await _work(worker, store)
-    job = store.job("start", session_id)
+    job = store.job(JobKind.START, session_id)
     assert job.status == "failed" and "InvalidState" in job.last_error and "CANCELLED" in job.last_error
     assert store.get_session(session_id).state is State.FAILED
     assert any("FAILED on chain" in r.message and r.levelname == "ERROR" for r in caplog.records)
@@ -260,12 +263,12 @@ async def test_piled_up_starts_go_out_as_one_start_batch_and_a_bad_one_falls_bac
                 meter_stop=None,
             )
             store.insert_session(record)
-            store.enqueue("start", session_id, {"transaction_id": transaction_id, "meter_start": n})
+            store.enqueue(JobKind.START, session_id, StartArgs(transaction_id=transaction_id, meter_start=n))
 
     batch = [await open_session(net, driver, station_id, 1, DEPOSIT) for _ in range(3)]
     queue_starts(batch)
     await _work(worker, store)
-    jobs = [store.job("start", s) for s in batch]
+    jobs = [store.job(JobKind.START, s) for s in batch]
     assert {j.status for j in jobs} == {"done"} and len({j.tx_hash for j in jobs}) == 1  # one startBatch
     for session_id in batch:
         assert (await asyncio.to_thread(net.escrow().get_session, session_id)).state == SessionState.ACTIVE
@@ -275,6 +278,6 @@ async def test_piled_up_starts_go_out_as_one_start_batch_and_a_bad_one_falls_bac
     await asyncio.to_thread(net.escrow(driver).cancel, mixed[1])  # the driver gave up on this one
     queue_starts(mixed)
     await _work(worker, store)
-    assert [store.job("start", s).status for s in mixed] == ["done", "failed", "done"]
+    assert [store.job(JobKind.START, s).status for s in mixed] == ["done", "failed", "done"]
     assert any("start batch of 3 would revert" in r.message for r in caplog.records)
     store.close()

@@ -57,7 +57,7 @@ def test_a_node_that_accepts_but_never_answers_fails_within_rpc_timeout(net, tmp
         started = time.monotonic()
         code, lines = cli("stations", "list", "-c", config)
     assert time.monotonic() - started < 6  # was 53 s
-    assert code == 1 and len(lines) == 1 and "no answer within 1s (rpc_timeout_s)" in lines[0], lines
+    assert code == 1 and len(lines) == 1 and "no answer within 1 s (rpc_timeout_s)" in lines[0], lines
 
 
 def test_a_host_that_does_not_resolve_is_named(net, tmp_path, keyfile, cli):

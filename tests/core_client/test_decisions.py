@@ -1,12 +1,10 @@
 """The Core Client's session decisions without network, chain or database: each input gives the
-answer and the actions the daemon applies. Also: the module layout has no import cycles."""
+answer and the actions the daemon applies (the import layout: tests/project/test_imports.py)."""
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import logging
-from pathlib import Path
 
 import pytest
 
@@ -23,7 +21,7 @@ from core_client.sessions.actions import (
     check_range,
 )
 from core_client.sessions.decisions import ACCEPTED, INVALID, MAX_POWER_W, METER_SLACK_WH
-from core_client.sessions.jobs import Job, JobKind, JobStatus
+from core_client.sessions.jobs import Job, JobKind, JobStatus, RejectArgs, SettleArgs, StartArgs, job_args
 from core_client.sessions.machine import SessionRecord, State
 from ev_network import ocmf
 from ev_network.contracts import CancelReason, SessionState
@@ -71,7 +69,12 @@ def of(kind: type, decision: decisions.Decision) -> list:
 
 
 def job(kind: JobKind, **args) -> Job:
-    return Job(1, kind, SID, args, JobStatus.DONE, None, 1, None, None)
+    defaults = {
+        JobKind.START: {"transaction_id": 9, "meter_start": 0},
+        JobKind.SETTLE: {"meter_stop": 0},
+        JobKind.REJECT: {"reason": 1},
+    }
+    return Job(1, kind, SID, job_args(kind, {**defaults.get(kind, {}), **args}), JobStatus.DONE, None, 1, None, None)
 
 
 # ------------------------------------------------------ charge point messages
@@ -82,7 +85,7 @@ def test_start_transaction_starts_the_session_and_queues_its_start():
     assert decision.reply == (9, ACCEPTED)
     [saved] = of(SaveSession, decision)
     assert (saved.record.state, saved.record.transaction_id, saved.record.meter_start) == (State.STARTING, 9, 1_000)
-    assert of(QueueJob, decision) == [QueueJob(JobKind.START, SID, {"transaction_id": 9, "meter_start": 1_000})]
+    assert of(QueueJob, decision) == [QueueJob(JobKind.START, SID, StartArgs(9, 1_000))]
 
 
 def test_a_refused_start_answers_invalid_then_stops_the_transaction():
@@ -131,7 +134,7 @@ def test_stop_transaction_queues_the_settle():
     assert decision.reply == ACCEPTED
     [saved] = of(SaveSession, decision)
     assert (saved.record.state, saved.record.meter_stop) == (State.STOPPED, 5_500)
-    assert of(QueueJob, decision) == [QueueJob(JobKind.SETTLE, SID, {"meter_stop": 5_500})]
+    assert of(QueueJob, decision) == [QueueJob(JobKind.SETTLE, SID, SettleArgs(5_500))]
     assert decisions.stop(session(State.STOPPED), 5_500, None, NOW).reply == ACCEPTED  # repeated: nothing
     assert [a.level for a in of(Log, decisions.stop(session(State.STOPPED), 5_500, None, NOW))] == [logging.INFO]
     assert decisions.stop(session(State.REQUESTED), 5_500, None, NOW).reply == INVALID
@@ -153,7 +156,7 @@ def test_an_implausible_meter_values_reading_is_not_trusted_and_the_stop_bills_t
         assert problem.charge_point_id == "CP-1" and str(absurd) in problem.error
         assert [a.level for a in of(Log, decision)] == [logging.WARNING]
         stop = decisions.stop(record, 100_500, "Local", NOW + 1)
-        assert of(QueueJob, stop) == [QueueJob(JobKind.SETTLE, SID, {"meter_stop": 100_500})]  # 500 Wh billed
+        assert of(QueueJob, stop) == [QueueJob(JobKind.SETTLE, SID, SettleArgs(meter_stop=100_500))]  # 500 Wh billed
 
 
 @pytest.mark.issue(17, item=1)
@@ -194,7 +197,7 @@ def test_a_meter_stop_below_the_last_reading_settles_with_the_last_reading():
     s = charging(meter_last=6_000)
     for claimed in (5_999, 1_000, 0, -5):
         decision = decisions.stop(s, claimed, "Local", NOW)
-        assert of(QueueJob, decision) == [QueueJob(JobKind.SETTLE, SID, {"meter_stop": 6_000})]
+        assert of(QueueJob, decision) == [QueueJob(JobKind.SETTLE, SID, SettleArgs(6_000))]
         assert any(
             a.level == logging.WARNING and "below the last trusted reading" in a.message for a in of(Log, decision)
         )
@@ -267,7 +270,7 @@ def test_a_new_session_is_started_or_rejected():
         (True, False, SessionState.CANCELLED, CancelReason.OTHER),
     ]:
         decision = decisions.dispatch(s, online, False, busy, chain, NOW)
-        assert of(QueueJob, decision) == [QueueJob(JobKind.REJECT, SID, {"reason": int(reason)})]
+        assert of(QueueJob, decision) == [QueueJob(JobKind.REJECT, SID, RejectArgs(int(reason)))]
 
 
 def test_a_refused_remote_start_rejects_unless_it_was_sent_again():
@@ -294,52 +297,6 @@ def test_integers_outside_what_the_daemon_stores_are_out_of_range():
         check_range("meterStop", 10**4999, 2**63)
 
 
-# ---------------------------------------------------------------- module layout
-
-
-def test_core_client_modules_import_each_other_without_cycles():
-    root = Path(__file__).resolve().parents[2]
-    graph: dict[str, set[str]] = {}
-    for path in (root / "core_client").rglob("*.py"):
-        imports = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("core_client"):
-                imports.add(node.module)
-                imports |= {f"{node.module}.{a.name}" for a in node.names}
-            elif isinstance(node, ast.Import):
-                imports |= {a.name for a in node.names if a.name.startswith("core_client")}
-        parts = path.relative_to(root).with_suffix("").parts
-        graph[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = imports
-    graph = {m: {i for i in imports if i in graph and i != m} for m, imports in graph.items()}
-
-    def cycle_from(module: str, path: list[str]) -> list[str] | None:
-        for target in sorted(graph[module]):
-            if target in path:
-                return [*path[path.index(target) :], target]
-            found = cycle_from(target, [*path, target])
-            if found:
-                return found
-        return None
-
-    for module in sorted(graph):
-        assert cycle_from(module, [module]) is None, " -> ".join(cycle_from(module, [module]) or [])
-    # the decisions need no I/O: nothing of the link, the store, the chain or the daemon
-    io = {
-        "core_client.storage.store",
-        "core_client.sessions.service",
-        "core_client.ocpp.link",
-        "core_client.chain.watcher",
-    }
-    for pure in (
-        "core_client.sessions.decisions",
-        "core_client.sessions.metering",
-        "core_client.sessions.actions",
-        "core_client.sessions.machine",
-        "core_client.sessions.jobs",
-    ):
-        assert not graph[pure] & io, (pure, graph[pure] & io)
-
-
 def test_boot_accepts_our_stations_and_says_pending_while_the_chain_cannot_tell():
     assert decisions.boot("CP-1", "V M", (3, 2), False, 300).reply == ("Accepted", 300)
     assert decisions.boot("CP-1", "V M", None, True, 300).reply == ("Pending", 10)
@@ -361,10 +318,10 @@ def test_signed_stop_settles_the_signed_readings_or_holds_without_queueing():
     [job] = [a for a in decision.actions if isinstance(a, QueueJob)]
     [saved] = [a.record for a in decision.actions if isinstance(a, SaveSession)]
     assert (
-        decision.reply == ACCEPTED and job.args["meter_stop"] == 4_321 and job.args["begin"] == records[metering.BEGIN]
-    )
+        decision.reply == ACCEPTED and job.kind is JobKind.SETTLE_SIGNED and job.args.meter_stop == 4_321
+    ) and job.args.begin == records[metering.BEGIN]
     assert (saved.state, saved.meter_start, saved.energy_wh) == (State.STOPPED, 1_200, 3_121)
-    assert decisions.stop(s, 6_000, "Local", NOW).actions[1].args == {"meter_stop": 6_000}  # no key: plain
+    assert decisions.stop(s, 6_000, "Local", NOW).actions[1].args == SettleArgs(6_000)  # no key: plain
 
     other = SigningMeter.for_charge_point("CP-2")  # not the registered key
     for bad in (
@@ -388,10 +345,10 @@ def test_signed_stop_settles_on_one_record_holding_both_readings():
     decision = decisions.stop(charging(), 9_999, "Local", NOW, meter.public_key_der, records)
     [job] = [a for a in decision.actions if isinstance(a, QueueJob)]
     [saved] = [a.record for a in decision.actions if isinstance(a, SaveSession)]
-    assert job.args["begin"] is None and job.args["meter_stop"] == 4_321 and job.args["end"] == records[metering.END]
+    assert job.args.begin is None and job.args.meter_stop == 4_321 and job.args.end == records[metering.END]
     assert (saved.state, saved.meter_start, saved.energy_wh) == (State.STOPPED, 1_200, 3_121)
-    queued = Job(1, JobKind.SETTLE, SID, job.args, JobStatus.PENDING, None, 0, None, None)
-    assert len(worker._signed(queued)[2]) == 1  # the worker settles it on that one record
+    assert job.kind is JobKind.SETTLE_SIGNED
+    assert len(worker._signed(SID, job.args)[2]) == 1  # the worker settles it on that one record
 
 
 def test_remote_start_at_a_signing_station_sends_the_tag_its_meter_signs():

@@ -18,6 +18,7 @@ from ocpp.v16.enums import Action
 
 from core_client.ocpp.adapter import load_schemas
 from core_client.ocpp.link import CommandFailed
+from core_client.sessions.jobs import JobKind
 from core_client.sessions.machine import State
 from ev_network.contracts import SessionState
 from ev_network.pricing import price
@@ -88,7 +89,7 @@ async def test_bad_frames_get_the_callerror_the_spec_names_and_the_link_survives
     assert (await raw.call("FirmwareStatusNotification", {"status": "Idle"}))[2] == {}
     assert (await raw.call("DiagnosticsStatusNotification", {"status": "Idle"}))[2] == {}
     assert "currentTime" in (await raw.call("Heartbeat", {}))[2]  # same connection, still served
-    assert core.daemon.service.links[core.a].online
+    assert core.daemon.service.online(core.a)
     # a transaction with a local tag, or with an EVN tag that names no session, gets an id but is
     # refused (Invalid), and no chain job
     for id_tag in ("RFID-123", "EVN999999", "EVN" + "9" * 17):
@@ -202,7 +203,7 @@ async def test_a_charge_point_cannot_act_for_another(core: Core):
     answer = (await impostor.call("StopTransaction", stop_payload(transaction_id, 2_000_000, tag)))[2]
     assert answer == {"idTagInfo": {"status": "Invalid"}}
     await core.wait_idle()  # a (wrong) settle of the impostor's stop would be on the queue
-    assert core.daemon.store.job("settle", session_id) is None
+    assert core.daemon.store.job(JobKind.SETTLE, session_id) is None
     local = core.local(session_id)
     assert local.state is State.CHARGING and local.meter_last < 2_000_000
     assert (await asyncio.to_thread(net.escrow().get_session, session_id)).state is SessionState.ACTIVE

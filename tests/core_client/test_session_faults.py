@@ -8,6 +8,7 @@ import asyncio
 
 import pytest
 
+from core_client.sessions.jobs import JobKind
 from core_client.sessions.machine import State
 from core_client.web.dashboard_source import ServiceDashboardSource
 from core_client.web.live import ReadingsSource
@@ -119,7 +120,7 @@ async def test_an_implausible_meter_stop_holds_the_session_and_a_low_one_settles
     [held] = core.daemon.health()["held_sessions"]
     assert held["id_tag"] == tag and str(2**40 + 5) in held["error"]
     await core.wait_idle()
-    assert core.daemon.store.job("settle", session_id) is None
+    assert core.daemon.store.job(JobKind.SETTLE, session_id) is None
     assert (await asyncio.to_thread(net.escrow().get_session, session_id)).state is SessionState.ACTIVE
 
     raw_b = await core.raw(core.b)
@@ -222,4 +223,4 @@ async def test_a_held_session_is_listed_answers_the_drivers_stop_and_leaves_held
     await core.wait_local(session_id, State.RECLAIMED, timeout=10)
     assert core.daemon.health()["held_sessions"] == []
     assert not [r for r in source.problems() if r.session_id == hex_session_id(session_id) and r.state == "held"]
-    assert core.daemon.store.job("settle", session_id) is None  # nothing billed, ever
+    assert core.daemon.store.job(JobKind.SETTLE, session_id) is None  # nothing billed, ever

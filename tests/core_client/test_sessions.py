@@ -14,6 +14,7 @@ import pytest
 
 from core_client.config import ConfigError, Settings, hash_password, load_settings
 from core_client.ocpp.wire import FrameError, energy_register_wh, parse_frame, validate_call
+from core_client.sessions.jobs import JobKind, SettleArgs, SignedSettleArgs, StartArgs
 from core_client.sessions.machine import (
     FINISHED,
     HOLDS_CONNECTOR,
@@ -183,14 +184,24 @@ def test_session_round_trips_with_uint96_amounts(store):
     assert store.sessions_in({State.REMOTE_START_SENT}, "CP-2") == []
 
 
+def test_a_job_takes_the_arguments_of_its_kind_and_a_session_has_one_settle(store):
+    with pytest.raises(TypeError):
+        store.enqueue(JobKind.SETTLE_SIGNED, SID, SettleArgs(meter_stop=5))
+    signed = SignedSettleArgs(meter_stop=5, begin="OCMF|{}|{}", end="OCMF|{}|{}", meter_key="ab")
+    assert store.enqueue(JobKind.SETTLE_SIGNED, SID, signed)
+    assert not store.enqueue(JobKind.SETTLE, SID, SettleArgs(meter_stop=5))  # signed or not: one settle
+    job = store.job(JobKind.SETTLE, SID)
+    assert job.kind is JobKind.SETTLE_SIGNED and job.args == signed
+
+
 def test_jobs_are_enqueued_exactly_once(store):
-    assert store.enqueue("start", SID, {"transaction_id": 1, "meter_start": 10})
-    assert not store.enqueue("start", SID, {"transaction_id": 2, "meter_start": 10})
-    assert store.enqueue("settle", SID, {"meter_stop": 20})
-    assert store.job("start", make_session_id(DRIVER, 1, 7)) is None  # same seq, another lane
-    job = store.job("start", SID)
+    assert store.enqueue(JobKind.START, SID, StartArgs(transaction_id=1, meter_start=10))
+    assert not store.enqueue(JobKind.START, SID, StartArgs(transaction_id=2, meter_start=10))
+    assert store.enqueue(JobKind.SETTLE, SID, SettleArgs(meter_stop=20))
+    assert store.job(JobKind.START, make_session_id(DRIVER, 1, 7)) is None  # same seq, another lane
+    job = store.job(JobKind.START, SID)
     assert job.session_id == SID
-    assert job.args == {"transaction_id": 1, "meter_start": 10} and job.status == "pending"
+    assert job.args == StartArgs(transaction_id=1, meter_start=10) and job.status == "pending"
     store.update_job(job.id, status="sent", tx_hash="0xab", attempts=1)
     assert [j.kind for j in store.jobs("pending")] == ["settle"]
     assert store.job_counts() == {"pending": {"settle": 1}, "sent": {"start": 1}}
@@ -230,10 +241,10 @@ def test_256_bit_session_ids_round_trip_as_hex_text(store):
     top = make_session_id("0x" + "ff" * 20, LANES - 1, 2**16 - 1)
     assert top >= 2**255
     store.insert_session(record(top))
-    store.enqueue("settle", top, {"meter_stop": 1})
+    store.enqueue(JobKind.SETTLE, top, SettleArgs(meter_stop=1))
     store.new_transaction("CP-1", 1, "EVN1", top, 0)
     assert store.get_session(top).session_id == top
-    assert store.job("settle", top).session_id == top and store.get_transaction(1).session_id == top
+    assert store.job(JobKind.SETTLE, top).session_id == top and store.get_transaction(1).session_id == top
     stored = store.db.execute("SELECT session_id FROM sessions").fetchone()[0]
     assert stored == hex_session_id(top) and len(stored) == 66
     assert store.db.execute("SELECT session_id FROM jobs").fetchone()[0] == stored
@@ -465,9 +476,9 @@ def test_of_two_new_sessions_on_one_connector_the_first_requested_gets_it(store)
 def test_pending_settles_come_with_the_status_of_their_start(store):
     other = make_session_id(DRIVER, 1, 7)
     for session_id in (SID, other):
-        store.enqueue("settle", session_id, {"meter_stop": 5})
-    store.enqueue("start", SID, {"transaction_id": 1, "meter_start": 1})
-    store.update_job(store.job("start", SID).id, status="done")
+        store.enqueue(JobKind.SETTLE, session_id, SettleArgs(meter_stop=5))
+    store.enqueue(JobKind.START, SID, StartArgs(transaction_id=1, meter_start=1))
+    store.update_job(store.job(JobKind.START, SID).id, status="done")
     assert [(j.session_id, start) for j, start in store.pending_settles()] == [(SID, "done"), (other, None)]
 
 

@@ -12,6 +12,7 @@ import contextlib
 from pathlib import Path
 
 from core_client.proxy.config import UpstreamSettings
+from core_client.sessions.jobs import JobKind
 from ev_network.contracts import SessionState
 from ev_network.pricing import price
 from tools.devchain import ChainProxy
@@ -131,7 +132,7 @@ async def test_unknown_revoked_and_exhausted_cards_are_refused(clean_chain, tmp_
             assert (await next_event(node.stdout, "authorized"))["status"] == "Invalid"
         await core.wait_idle()
         assert core.daemon.store.jobs("failed") == []
-        assert len(core.daemon.store.jobs("done", kind="start")) == 1  # only the first session's open
+        assert len(core.daemon.store.jobs("done", kind=JobKind.OPEN_CARD)) == 1  # only the first session's open
 
 
 async def test_a_known_card_starts_while_the_chain_is_unreachable_and_settles_when_it_is_back(
@@ -189,7 +190,7 @@ async def test_proxy_mode_a_linked_card_is_the_chains_a_csms_card_stays_the_csms
                 await next_event(node.stdout, "stopped")
             assert core.daemon.store.get_transaction(started["transactionId"]).session_id is None
             await core.wait_idle()
-            assert len(core.daemon.store.jobs("done", kind="start")) == 1  # only the linked card's open
+            assert len(core.daemon.store.jobs("done", kind=JobKind.OPEN_CARD)) == 1  # only the linked card's open
     finally:
         await csms.stop()
     assert not csms.received(kinds=("invalid", "bad_message"))

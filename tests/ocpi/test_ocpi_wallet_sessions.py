@@ -48,7 +48,7 @@ async def core(tmp_path: Path, clean_chain: Net, keyfile: Path, cpo: Cpo) -> Asy
         [line] = await bridge.import_evses(registry, ["EVSE-2"], False)  # T-ENERGY: 0.30/kWh + 19 % VAT
         station_id = int(line.split()[2])
         await until(lambda: "DE*EVP*E0002" in core.daemon.service.links, 10, "the station linked")
-        await until(lambda: core.daemon.service.station_of("DE*EVP*E0002"), 20, "the station known to the store")
+        await until(lambda: core.daemon.store.station_of("DE*EVP*E0002"), 20, "the station known to the store")
         yield core, station_id
 
 

@@ -42,10 +42,10 @@ from wallet.errors import (
     StationUnavailable,
     TooEarly,
     WalletError,
-    explain_revert,
 )
 from wallet.invoice import Invoice, render_json, render_pdf, render_text
 from wallet.keystore import Keystore
+from wallet.reverts import explain_revert
 from wallet.units import format_amount, format_time, iso_utc
 
 

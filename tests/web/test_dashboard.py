@@ -15,6 +15,7 @@ from eth_account import Account
 from web3 import Web3
 
 from core_client.config import DashboardSettings, Settings, hash_password
+from core_client.sessions.jobs import JobKind, SettleArgs, StartArgs
 from core_client.sessions.machine import SessionRecord, State
 from core_client.sessions.service import SessionService
 from core_client.storage.store import Store
@@ -53,7 +54,7 @@ def store(tmp_path: Path) -> Store:
     db.add_station(1, "CP-DASH", 3)
     db.set_connector_status("CP-DASH", 1, "Faulted", "GroundFailure")
     db.insert_session(record(1, State.FAILED, last_error="settle: InvalidState (session is CANCELLED on chain)"))
-    db.enqueue("settle", make_session_id(DRIVER, 0, 1), {"meter_stop": 1500})
+    db.enqueue(JobKind.SETTLE, make_session_id(DRIVER, 0, 1), SettleArgs(meter_stop=1500))
     failed = db.jobs("pending")[0]
     db.update_job(failed.id, status="failed", last_error="InvalidState (session is CANCELLED on chain)")
     db.insert_session(record(2, State.REJECTED, reject_reason=int(CancelReason.STATION_OFFLINE)))
@@ -123,14 +124,14 @@ async def test_retrying_a_failed_job_queues_it_again(net, store: Store):
 async def test_retrying_a_start_that_failed_after_the_stop_retries_its_settle_too(net, store: Store):
     sid = make_session_id(DRIVER, 0, 4)
     store.insert_session(record(4, State.FAILED, meter_start=0, meter_stop=900, stopped_at=time.time()))
-    store.enqueue("start", sid, {"transaction_id": 4, "meter_start": 0})
-    store.enqueue("settle", sid, {"meter_stop": 900})
-    start, settle = store.job("start", sid), store.job("settle", sid)
+    store.enqueue(JobKind.START, sid, StartArgs(transaction_id=4, meter_start=0))
+    store.enqueue(JobKind.SETTLE, sid, SettleArgs(meter_stop=900))
+    start, settle = store.job(JobKind.START, sid), store.job(JobKind.SETTLE, sid)
     store.update_job(start.id, status="failed", last_error="OperatorNotRegistered")
     store.update_job(settle.id, status="failed", last_error="its start failed")
     service = SessionService(Settings(), store)
     assert "queued again" in service.retry_job(start.id)
-    assert store.job("start", sid).status == store.job("settle", sid).status == "pending"
+    assert store.job(JobKind.START, sid).status == store.job(JobKind.SETTLE, sid).status == "pending"
     assert store.get_session(sid).state is State.STOPPED  # STARTING, then the stop it had seen
 
 
@@ -157,12 +158,12 @@ def test_sessions_in_flight_show_the_reading_held_in_memory(net, store: Store):
 def test_a_start_that_failed_while_charging_is_not_retried(store: Store):
     sid = make_session_id(DRIVER, 0, 6)
     store.insert_session(record(6, State.FAILED, transaction_id=6, meter_start=0, last_error="start: InvalidState"))
-    store.enqueue("start", sid, {"transaction_id": 6, "meter_start": 0})
-    start = store.job("start", sid)
+    store.enqueue(JobKind.START, sid, StartArgs(transaction_id=6, meter_start=0))
+    start = store.job(JobKind.START, sid)
     store.update_job(start.id, status="failed", last_error="InvalidState")
     answer = SessionService(Settings(), store).retry_job(start.id)
     assert "not queued again: its charge was stopped when the start failed" in answer
-    assert store.job("start", sid).status == "failed" and store.get_session(sid).state is State.FAILED
+    assert store.job(JobKind.START, sid).status == "failed" and store.get_session(sid).state is State.FAILED
 
 
 @pytest.mark.issue(17, item=8)
