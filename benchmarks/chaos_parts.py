@@ -89,7 +89,7 @@ class Daemon:
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"the Core Client exited (code {self.process.returncode}): see {self.log_file}")
-            if (health := await asyncio.to_thread(self.health)) is not None:
+            if (health := await asyncio.to_thread(self.health)) is not None and health.get("role") != "starting":
                 return health
             await asyncio.sleep(0.2)
         raise RuntimeError(f"the Core Client did not answer /health within {timeout:.0f}s: see {self.log_file}")

@@ -62,9 +62,12 @@ async def wait_health(port: int, timeout: float = 60) -> dict[str, Any]:
     for _ in range(int(timeout / 0.2)):
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-                return json.loads(response.read())
+                health = json.loads(response.read())
+            if health.get("role") != "starting":  # a leader answers once its OCPP port is open
+                return health
         except OSError:
-            await asyncio.sleep(0.2)
+            pass
+        await asyncio.sleep(0.2)
     raise RuntimeError(f"the Core Client did not answer /health on port {port}")
 
 

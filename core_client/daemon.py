@@ -102,7 +102,7 @@ class Daemon:
         self.stopped = asyncio.Event()
         self.fatal: asyncio.Future[None] | None = None  # set to the error that ends the daemon
         self.chain_started = False
-        self.role = "standby"  # "leader" once it holds the signer lease (at once, unless it shares PostgreSQL)
+        self.role = "starting"  # then "leader" once its OCPP port is open, or "standby" (another holds the lease)
         self.operator_name = ""
         self._warned = False
         self._tasks: list[asyncio.Task] = []  # ended by stop(): the reconcile loop, the watcher, the worker
@@ -171,9 +171,9 @@ class Daemon:
         self.held = HeldDesk(self.service, reclaim_after_s, self._record_decision)
         self.control = ControlServer(s, self.service, self.health, self.held)
         self.lease = Lease(self.store.db, f"signer:{self.identity}")
-        leading = await asyncio.to_thread(self.lease.try_acquire)  # before /health answers: it tells the role
-        if leading:
-            self.role = "leader"
+        leading = await asyncio.to_thread(self.lease.try_acquire)
+        if not leading:
+            self.role = "standby"
         try:
             await _listening(self.control.start(), "control", s.control_host, s.control_port)
         except BaseException:
@@ -191,7 +191,7 @@ class Daemon:
         s = self.settings
         try:
             await _listening(self.ocpp.start(), "listen", s.listen_host, s.listen_port)
-            self.role = "leader"  # (after the OCPP port is open: a standby's /health says so once it serves)
+            self.role = "leader"  # only now: /health says "leader" once the OCPP port takes charge points
             self.front_ends = await start_front_ends(
                 s, self.service, make_web3(s), self.deployment, self.account.address
             )

@@ -128,8 +128,9 @@ def _wait_health(core: CoreProcess, timeout: float = 30) -> None:
         if core.process.poll() is not None:
             raise RuntimeError(f"the Core Client exited at start (code {core.process.returncode}); see its log above")
         try:
-            health(core)
-            return
+            if health(core).get("role") != "starting":  # a leader answers once its OCPP port is open
+                return
         except OSError:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)
     raise RuntimeError(f"the Core Client did not answer on {core.control_url}/health within {timeout}s")

@@ -288,7 +288,7 @@ def spawn_daemon(config: Path, log_file: Path) -> subprocess.Popen:
 
 
 async def wait_health(url: str, timeout: float = 30) -> dict:
-    """Poll GET /health until the daemon answers."""
+    """Poll GET /health until the daemon answers with its role (not "starting": a leader's OCPP port is open)."""
     import urllib.request
 
     def get() -> dict | None:
@@ -301,10 +301,10 @@ async def wait_health(url: str, timeout: float = 30) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         health = await asyncio.to_thread(get)
-        if health is not None:
+        if health is not None and health.get("role") != "starting":
             return health
         if time.monotonic() > deadline:
-            raise AssertionError(f"no Core Client health at {url} after {timeout}s")
+            raise AssertionError(f"no Core Client health (past starting) at {url} after {timeout}s: {health}")
         await asyncio.sleep(0.2)
 
 
