@@ -20,9 +20,12 @@ from typing import Any
 
 from web3 import Web3
 
+from core_client.chain.emsp_mandates import token_card
 from core_client.chain.mandates import MandateCache
 from core_client.chain.watcher import ChainWorker, EventWatcher
 from core_client.config import ConfigError, Settings
+from core_client.ocpi.cpo.peers import PeerStore
+from core_client.ocpi.cpo.roaming import Roaming
 from core_client.ocpi.cpo.service import CpoService, DaemonStations
 from core_client.ocpi.csms import Csms
 from core_client.ocpi.mirror import Mirror
@@ -33,6 +36,7 @@ from core_client.ocpp.server import AcceptFailures, OcppServer
 from core_client.proxy.relay import proxy_for
 from core_client.records.anchoring import anchor_loop, records_health, transaction_log
 from core_client.records.log import TransactionLog
+from core_client.sessions.cards import Card
 from core_client.sessions.held_desk import HeldDesk
 from core_client.sessions.jobs import OPEN, JobStatus
 from core_client.sessions.machine import SessionRecord, State
@@ -292,7 +296,17 @@ class Daemon:
             self.store, self.service.live.connector_status, self.escrow_read, 18 if decimals is None else decimals,
             cpo.vat_percent,
         )  # fmt: skip
-        self.ocpi_cpo = CpoService(cpo, self.settings.database, stations)
+        peers = PeerStore(cpo.peers_path(self.settings.database))
+        roaming = None
+        if self.deployment.payment_mandates:  # an eMSP's sessions are paid through its mandate
+            reader, operator = Mandates(self.w3_events, self.deployment), self.account.address
+
+            async def card(mandate_id: int, salt: bytes, uid: str) -> Card | str:
+                return await asyncio.to_thread(token_card, reader, operator, mandate_id, salt, uid)
+
+            status_of, timeout = self.service.live.connector_status, self.settings.start_timeout_s
+            roaming = Roaming(cpo, peers, self.store, self.service, status_of, card, timeout)
+        self.ocpi_cpo = CpoService(cpo, peers, stations, roaming)
         try:
             await self.ocpi_cpo.start()
         except OSError as error:
