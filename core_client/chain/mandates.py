@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from web3 import Web3
@@ -68,9 +69,15 @@ class MandateCache:
         """Read every granted mandate from chain (ChainUnavailable: the previous copy stays)."""
         self._load_grants()
         grants = dict(self.grants)
-        fresh = await asyncio.to_thread(lambda: {i: self._read(i, salt) for i, salt in grants.items()})
+
+        def read() -> dict[int, CardMandate | None]:
+            with chain_errors(self.contract.w3):
+                head = self.contract.w3.eth.block_number  # committed, read after, counts the opens up to here
+            return {i: self._read(i, salt, head) for i, salt in grants.items()}
+
+        fresh = await asyncio.to_thread(read)
         cached = {i: m for i, m in fresh.items() if m is not None}
-        if cached != self.cached:
+        if _unread(cached) != _unread(self.cached):  # a kept copy's committed and read_block go together
             self.store.set_meta(META_KEY, _dump(cached))
         self.cached, self.read_at = cached, time.time()
         self.refreshed.set()
@@ -84,7 +91,7 @@ class MandateCache:
             "read_at": self.read_at,
         }
 
-    def _read(self, mandate_id: int, salt: bytes) -> CardMandate | None:
+    def _read(self, mandate_id: int, salt: bytes, head: int) -> CardMandate | None:
         with chain_errors(self.contract.w3):
             m = self.contract.get(mandate_id)
             if int(m.payer, 16) == 0:
@@ -100,7 +107,7 @@ class MandateCache:
             refs.add(ref) if event["args"]["linked"] else refs.discard(ref)
         return CardMandate(
             mandate_id, salt, m.payer, m.cap_per_session, m.total, m.committed, m.expiry, m.revoked, named,
-            frozenset(refs),
+            frozenset(refs), head,
         )  # fmt: skip
 
     async def run(self) -> None:
@@ -119,6 +126,11 @@ class MandateCache:
 
     def stop(self) -> None:
         self._stopping = True
+
+
+def _unread(cached: dict[int, CardMandate]) -> dict[int, CardMandate]:
+    """The copy without when it was read (a new read of the same state is not written again)."""
+    return {i: replace(m, read_block=None) for i, m in cached.items()}
 
 
 def _dump(cached: dict[int, CardMandate]) -> str:
