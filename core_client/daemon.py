@@ -24,6 +24,7 @@ from web3 import Web3
 from core_client.chain.mandates import MandateCache
 from core_client.chain.watcher import ChainWorker, EventWatcher
 from core_client.config import ConfigError, Settings
+from core_client.ocpi.cpo.service import CpoService, DaemonStations
 from core_client.ocpi.csms import Csms
 from core_client.ocpi.mirror import Mirror
 from core_client.ocpi.service import OcpiService
@@ -112,6 +113,7 @@ class Daemon:
         self.records: TransactionLog | None = None
         self.front_ends: dict[str, HttpServer] = {}  # by config section: "live", "dashboard"
         self.ocpi: OcpiService | None = None  # OCPI mode: our endpoints for the CPO's CSMS
+        self.ocpi_cpo: CpoService | None = None  # [ocpi_cpo]: our endpoints for roaming eMSPs, as their CPO
         self.cards: MandateCache | None = None  # RFID cards: the mandates drivers granted us
         self.end_process_on_lease_loss = False  # see _lease_lost; run() sets it
 
@@ -204,8 +206,11 @@ class Daemon:
                 s, self.service, make_web3(s), self.deployment, self.account.address
             )
             await self._start_ocpi()
+            await self._start_ocpi_cpo()
         except BaseException:
             await stop_front_ends(self.front_ends)
+            if self.ocpi is not None:
+                await self.ocpi.stop()
             await self.ocpp.close()
             await self.control.close()
             self.lease.release()
@@ -263,12 +268,7 @@ class Daemon:
         def availability(cp_id: str, connector: int, status: str) -> None:
             self.service.live.status(cp_id, connector, status, "NoError")
 
-        try:  # the token's decimals, to compare a CDR's total_cost with the chain's price (None: not compared)
-            read = asyncio.to_thread(Token(self.w3_events, self.deployment.token).decimals)
-            decimals: int | None = await asyncio.wait_for(read, self.settings.rpc_timeout_s + 1)
-        except Exception as error:
-            log.warning("OCPI: the token's decimals unknown (%s): CDR costs are not compared", error)
-            decimals = None
+        decimals = await self._token_decimals("CDR costs are not compared")
 
         def bridge(mirror: Mirror, csms: Csms) -> SessionBridge:
             return SessionBridge(mirror, availability, ocpi, self.service, csms, self.records, decimals)
@@ -281,6 +281,34 @@ class Daemon:
             self.ocpi = None
             raise ConfigError(f"[ocpi] endpoints: {error}") from None
         self._background.append(asyncio.get_running_loop().create_task(self._ocpi_loop()))
+
+    async def _token_decimals(self, otherwise: str) -> int | None:
+        """The token's decimals (None, logging ``otherwise``, when the chain does not tell)."""
+        try:
+            read = asyncio.to_thread(Token(self.w3_events, self.deployment.token).decimals)
+            return await asyncio.wait_for(read, self.settings.rpc_timeout_s + 1)
+        except Exception as error:
+            log.warning("OCPI: the token's decimals unknown (%s): %s", error, otherwise)
+            return None
+
+    async def _start_ocpi_cpo(self) -> None:
+        """An [ocpi_cpo] section: our CPO endpoints for roaming eMSPs (core_client.ocpi.cpo), our stations
+        with their chain tariffs and live connector statuses, status changes pushed to the eMSPs."""
+        cpo = self.settings.ocpi_cpo
+        if cpo is None:
+            return
+        decimals = await self._token_decimals("tariffs are published as if it had 18")
+        stations = DaemonStations(
+            self.store, self.service.live.connector_status, self.escrow_read, 18 if decimals is None else decimals,
+            cpo.vat_percent,
+        )  # fmt: skip
+        self.ocpi_cpo = CpoService(cpo, self.settings.database, stations)
+        try:
+            await self.ocpi_cpo.start()
+        except OSError as error:
+            self.ocpi_cpo = None
+            raise ConfigError(f"[ocpi_cpo] endpoints: {error}") from None
+        self._background.append(asyncio.get_running_loop().create_task(self.ocpi_cpo.run()))
 
     async def _ocpi_loop(self) -> None:
         """Link the stations imported from the CSMS (new ones within seconds) and pull the CDRs it could
@@ -341,6 +369,8 @@ class Daemon:
         await stop_front_ends(self.front_ends)
         if self.ocpi is not None:
             await self.ocpi.stop()
+        if self.ocpi_cpo is not None:
+            await self.ocpi_cpo.stop()
         await self.ocpp.close()
         await self.control.close()
         self.watcher.stop()
@@ -388,6 +418,7 @@ class Daemon:
             "records": records_health(self.records),
             "upstream": None if self.proxy is None else self.proxy.health(),
             "ocpi": None if self.ocpi is None else self.ocpi.health(),
+            "ocpi_cpo": None if self.ocpi_cpo is None else self.ocpi_cpo.health(),
             "cards": None if self.cards is None else self.cards.health(),
             "signing_stations": sorted(i for i, key in self.service.meter_keys.items() if key),
             "meter_problems": self.service.meter_problems,
