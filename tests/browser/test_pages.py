@@ -5,6 +5,7 @@ alone and the operator's side is driven with its transactions, to reach every st
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from pathlib import Path
@@ -63,6 +64,20 @@ async def test_every_page_of_the_drivers_app_fits_a_phone_without_console_errors
             await expect(page.locator(".notice")).to_contain_text("topped up")
             await driver.looks_right()
 
+            await page.get_by_role("link", name="Cards").click()  # linked, listed, revoked (issue 20)
+            await expect(page.locator("#cards")).to_contain_text("no cards linked yet")
+            await driver.looks_right()
+            form = page.locator("#add-card")
+            await form.get_by_label("Card uid").fill("04A2B3C4D5E6F7A8B9C0")  # the longest idTag
+            await form.get_by_label("Name").fill("the card in the blue wallet")
+            await form.get_by_role("button", name="Link card").click()
+            await expect(page.locator(".notice")).to_contain_text("Give the operator its grant: evcard:")
+            await expect(page.locator("#cards .badge")).to_have_text("active")
+            await driver.looks_right()
+            await page.locator("#cards").get_by_role("button", name="Revoke").click()
+            await expect(page.locator(".notice")).to_contain_text("revoked")
+            await driver.looks_right()
+
             await page.get_by_role("link", name="Stations").click()
             card = page.locator(f"#station-{LONG_ID}")
             await page.get_by_role("button", name="Quote").click()
@@ -113,7 +128,8 @@ async def test_every_page_of_the_drivers_app_fits_a_phone_without_console_errors
 
 async def test_the_dashboards_pages_fit_a_phone_without_console_errors(net, tmp_path: Path, browser):
     """The CPO dashboard with what makes it wide: a failed settle and its long reason, a rejected session,
-    a settlement (the journey shows it with sessions in flight)."""
+    a settlement, a held session with its signed record and both decisions (the journey shows it with
+    sessions in flight)."""
     driver = Account.create().address
     store = Store(tmp_path / "core.sqlite")
     store.add_station(1, LONG_ID, 2)
@@ -132,7 +148,14 @@ async def test_the_dashboards_pages_fit_a_phone_without_console_errors(net, tmp_
     store.update_job(store.jobs("pending")[0].id, status="failed", last_error=reason)
     store.insert_session(record(2, State.REJECTED, reject_reason=int(CancelReason.STATION_OFFLINE)))
     store.insert_session(record(3, State.SETTLED, cost=566_150_000_000_000_000, finished_at=time.time()))
-    source = ServiceDashboardSource(SessionService(Settings(), store), net.w3, net.deployment, net.operator.address)
+    why = "End record refused: MeterSignatureInvalid (signed by a key the registry does not hold for this station)"
+    store.insert_session(record(4, State.HELD, meter_start=1000, meter_last=1200, last_error=why, started_at=1.0))
+    store.save_meter_record(make_session_id(driver, 0, 4), "Transaction.End", "OCMF|" + '{"FV":"1.0"}' * 40)
+    metered = dataclasses.replace(record(5, State.HELD, meter_start=0, last_error=why, started_at=1.0), station_id=2)
+    store.insert_session(metered)  # at a station with a meter key: reject only
+    service = SessionService(Settings(), store)
+    service.meter_keys[1] = b""  # plain: session 4 can be settled at its last trusted reading
+    source = ServiceDashboardSource(service, net.w3, net.deployment, net.operator.address)
     password = "the dashboard password"
     app = create_dashboard_app(source, DashboardSettings(port=0, password=hash_password(password)))
     server = HttpServer(app, "127.0.0.1", 0)
@@ -151,6 +174,14 @@ async def test_the_dashboards_pages_fit_a_phone_without_console_errors(net, tmp_
             await page.get_by_role("button", name="Sign in").click()
             await expect(page.locator("#jobs")).to_contain_text("CANCELLED on chain")
             await expect(page.locator("#settled")).to_contain_text("0.5662")
+            await expect(page.locator("#held")).to_contain_text("MeterSignatureInvalid")
+            await page.locator("#held summary").click()  # the signed record, opened
+            await operator.looks_right()
+            await page.locator("#held").get_by_role("button", name="Settle at 1200 Wh").click()
+            await expect(page.locator(".notice")).to_contain_text("settle queued at 1200 Wh")
+            await operator.looks_right()
+            await page.locator("#held").get_by_role("button", name="Reject and refund").click()  # the desk answers
+            await expect(page.locator(".message").first).to_contain_text(f"{metered.session_id:#066x}")
             await operator.looks_right()
     finally:
         await server.stop()
