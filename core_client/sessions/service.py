@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from core_client.config import Settings
-from core_client.ocpp.wire import energy_register_wh
+from core_client.ocpp.wire import active_power_w, energy_register_wh
 from core_client.sessions import decisions, metering, remote_calls
 from core_client.sessions.actions import Decision, Log, MeterProblem, QueueJob, SaveSession, SendRemoteStop, check_range
 from core_client.sessions.card_sessions import CardSessions
@@ -79,7 +79,7 @@ class SessionService(ChainInputs):
         self.on_job_queued: Callable[[], None] = lambda: None
         self.reconciler = Reconciler(self, chain_state)
         self.registry.spawn = self.reconciler.spawn
-        self.live = Live(store)
+        self.live = Live(store, self._max_power_w)
         # transaction id -> (charge point id, session id): fixed once the transaction exists, and
         # read on every MeterValues, so kept in memory
         self._transaction_owner: dict[int, tuple[str, int | None]] = {}
@@ -230,8 +230,11 @@ class SessionService(ChainInputs):
             s.station_id, self.registry.meter_key_lookup is not None
         ):  # unknown: keep
             self._keep_record(link, s, values, metering.BEGIN)
-        energy = energy_register_wh(values) if s is not None else None
-        if s is None or energy is None:
+        if s is None or s.state not in RUNNING:
+            return
+        self.live.reported_power(s.session_id, active_power_w(values, self._max_power_w))
+        energy = energy_register_wh(values)
+        if energy is None:
             return
         reading = decisions.meter_reading(s, energy, time.time(), self.settings.budget_margin, self._max_power_w)
         if reading is None:
