@@ -201,7 +201,7 @@ class Daemon:
             await _listening(self.ocpp.start(), "listen", s.listen_host, s.listen_port)
             self.role = "leader"  # only now: /health says "leader" once the OCPP port takes charge points
             self.front_ends = await start_front_ends(
-                s, self.service, make_web3(s), self.deployment, self.account.address
+                s, self.service, make_web3(s), self.deployment, self.account.address, self.held
             )
             await self._start_ocpi()
         except BaseException:
