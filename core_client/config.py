@@ -291,6 +291,11 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
         raise ConfigError("tls_cert and tls_key go together: set both (wss://) or neither (ws://)")
     if settings.ocpi is not None and isinstance(settings.database, str):
         raise ConfigError("[ocpi] keeps its files next to a SQLite database: not yet with a postgresql:// database")
+    if settings.ocpi is not None and settings.ocpi.session_pull_after_s >= settings.start_timeout_s:
+        raise ConfigError(
+            f"[ocpi] session_pull_after_s ({settings.ocpi.session_pull_after_s:g} s) must be less than "
+            f"start_timeout_s ({settings.start_timeout_s:g} s): the pull comes before a start times out"
+        )
     for name in PATH_FIELDS:
         value = getattr(settings, name)
         if isinstance(value, Path):

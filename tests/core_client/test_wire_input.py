@@ -11,6 +11,7 @@ import pytest
 from core_client.ocpp.wire import (
     MAX_WH,
     FrameError,
+    active_power_w,
     check_action,
     energy_register_wh,
     parse_frame,
@@ -84,3 +85,17 @@ def test_frame_errors_quote_the_peer_escaped_and_bounded():
     with pytest.raises(FrameError) as caught:
         validate_call(parse_frame(json.dumps([2, "m-2", "BootNotification", huge])))
     assert caught.value.code == "TypeConstraintViolation" and len(str(caught.value)) < 400
+
+
+def test_active_power_is_the_unphased_power_sample_within_the_bound() -> None:
+    def power(*samples: dict) -> int | None:
+        return active_power_w([{"sampled_value": [{"value": "5000"}, *samples]}], 350_000)
+
+    assert power() is None  # energy only
+    assert power({"measurand": "Power.Active.Import", "value": "7400.6"}) == 7_400
+    assert power({"measurand": "Power.Active.Import", "unit": "kW", "value": "22"}) == 22_000
+    assert power({"measurand": "Power.Active.Import", "unit": "kW", "value": "351"}) is None  # beyond the bound
+    assert power({"measurand": "Power.Active.Import", "value": "1e999999"}) is None
+    assert power({"measurand": "Power.Active.Import", "value": "NaN"}) is None
+    assert power({"measurand": "Power.Active.Import", "value": "7400", "phase": "L1"}) is None
+    assert power({"measurand": "Power.Offered", "value": "7400"}) is None

@@ -3,6 +3,7 @@ listen, and the file that keeps the eMSPs' credentials. See ``docs/operations.md
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import ClassVar
 
@@ -19,6 +20,7 @@ class CpoSettings(PartySettings):
     ROLE: ClassVar[Role] = Role.CPO
 
     port: int = Field(9005, ge=0, le=65535)
+    vat_percent: Decimal | None = Field(None, ge=0, le=100)  # the VAT our chain prices include (Tariffs net of it)
     peers_file: Path | None = None  # default: next to the database, <database>.ocpi-emsps (mode 0600)
     sites: dict[str, Site] = Field(
         default_factory=dict
