@@ -21,6 +21,7 @@ from typing import Any
 from web3 import Web3
 
 from core_client.chain.mandates import MandateCache
+from core_client.chain.station_registry import EscrowRegistry
 from core_client.chain.watcher import ChainWorker, EventWatcher
 from core_client.config import ConfigError, Settings
 from core_client.ocpi.cpo.service import CpoService, DaemonStations
@@ -28,6 +29,7 @@ from core_client.ocpi.csms import Csms
 from core_client.ocpi.mirror import Mirror
 from core_client.ocpi.service import OcpiService
 from core_client.ocpi.sessions import SessionBridge
+from core_client.ocpi.tariff_pushes import TariffPushes
 from core_client.ocpp.adapter import load_schemas
 from core_client.ocpp.server import AcceptFailures, OcppServer
 from core_client.proxy.relay import proxy_for
@@ -260,8 +262,11 @@ class Daemon:
 
         decimals = await self._token_decimals("CDR costs are not compared")
 
+        chain = EscrowRegistry(Escrow(self.w3_tx, self.deployment, self.sender), self.deployment)
+
         def bridge(mirror: Mirror, csms: Csms) -> SessionBridge:
-            return SessionBridge(mirror, availability, ocpi, self.service, csms, self.records, decimals)
+            tariffs = TariffPushes(mirror, chain, ocpi.currency, decimals)
+            return SessionBridge(mirror, availability, ocpi, self.service, csms, self.records, decimals, tariffs)
 
         self.ocpi = OcpiService(ocpi, self.settings.database, bridge)
         try:
