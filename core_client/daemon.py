@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
@@ -40,7 +41,7 @@ from core_client.sessions.jobs import OPEN, JobStatus
 from core_client.sessions.machine import SessionRecord, State
 from core_client.sessions.service import SessionService
 from core_client.storage.database import describe
-from core_client.storage.lease import Lease, LeaseLost
+from core_client.storage.lease import GIVES_UP_WITHIN_S, Lease, LeaseLost
 from core_client.storage.store import Store
 from core_client.web.control import ControlServer
 from core_client.web.front_ends import start_front_ends, stop_front_ends
@@ -59,7 +60,7 @@ FAILED_SHOWN = 20  # the latest failed sessions listed in /health
 CHECKPOINT_EVERY_S = 2.0
 START_PROBE_S = 0.25  # how long start waits for the chain before serving OCPP without it
 LEASE_RETRY_S = 1.0  # a standby instance asks for the signer lease this often
-LEASE_CHECK_S = 1.0  # the leader checks it still holds it this often (see core_client.storage.lease)
+EXIT_LEASE_LOST = 3  # the exit status of a leader that lost the signer lease (its supervisor starts it again)
 # How long a thread may hold the GIL while another waits for it (Python's default: 5 ms). Chain reads
 # and signing run in worker threads; each time the event loop gives the GIL up (a socket write, a poll)
 # it could wait that long to get it back, per OCPP reply. The daemon's loop should wait far less.
@@ -116,6 +117,7 @@ class Daemon:
         self.ocpi: OcpiService | None = None  # OCPI mode: our endpoints for the CPO's CSMS
         self.ocpi_cpo: CpoService | None = None  # [ocpi_cpo]: our endpoints for roaming eMSPs, as their CPO
         self.cards: MandateCache | None = None  # RFID cards: the mandates drivers granted us
+        self.end_process_on_lease_loss = False  # see _lease_lost; run() sets it
 
     async def start(self) -> None:
         """Open the store (refusing one of another version) and start serving OCPP and control. If the
@@ -123,7 +125,8 @@ class Daemon:
         side; if not, serve OCPP anyway (known stations boot, unknown ones get Pending) and start the
         chain side once the chain is back (a failed check then ends :func:`run` with its error)."""
         s = self.settings
-        self.fatal = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self.fatal = self._loop.create_future()
         asyncio.get_running_loop().set_exception_handler(AcceptFailures())  # no traceback per failed accept
         self.store = Store(s.database)  # first: a database of an old version is refused at once
         load_schemas()  # every OCPP 1.6 schema in memory: no frame needs a file descriptor later
@@ -191,13 +194,18 @@ class Daemon:
             self._background.append(asyncio.get_running_loop().create_task(self._stand_by()))
 
     async def _lead(self, reachable: bool) -> None:
-        """Serve the charge points and run the chain side: this instance holds the signer lease."""
+        """Serve the charge points and run the chain side: this instance holds the signer lease. A shared
+        lease was maybe lost by another instance just now: that one stops within GIVES_UP_WITHIN_S
+        (see core_client.storage.lease), so this one waits that long before it signs anything."""
         s = self.settings
+        if self.lease.shared:
+            log.info("signer lease taken: leading in %gs (a former holder has stopped by then)", GIVES_UP_WITHIN_S)
+            await asyncio.sleep(GIVES_UP_WITHIN_S)
         try:
             await _listening(self.ocpp.start(), "listen", s.listen_host, s.listen_port)
             self.role = "leader"  # only now: /health says "leader" once the OCPP port takes charge points
             self.front_ends = await start_front_ends(
-                s, self.service, make_web3(s), self.deployment, self.account.address
+                s, self.service, make_web3(s), self.deployment, self.account.address, self.held
             )
             await self._start_ocpi()
             await self._start_ocpi_cpo()
@@ -215,8 +223,7 @@ class Daemon:
         self._background.append(loop.create_task(self._checkpoints()))  # cancelled at shutdown
         if self.cards is not None:
             self._background.append(loop.create_task(self.cards.run()))
-        if self.lease.shared:
-            self._background.append(loop.create_task(self._hold_lease()))
+        self.lease.watch(self._lease_lost)
         try:
             if reachable:
                 await self._start_chain_side()
@@ -236,12 +243,15 @@ class Daemon:
         except Exception as error:
             self._fail(error)
 
-    async def _hold_lease(self) -> None:
-        """Check the lease every LEASE_CHECK_S; once lost (PostgreSQL unreachable), end the daemon, so that
-        it signs nothing more while another instance may already lead."""
-        while await asyncio.to_thread(self.lease.still_held):
-            await asyncio.sleep(LEASE_CHECK_S)
-        self._fail(LeaseLost(f"the signer lease of operator {self.account.address} was lost: stopping"))
+    def _lease_lost(self, why: str) -> None:
+        """Called from the lease's watcher thread: end the daemon without a further step of the event loop
+        (which may itself wait on the unreachable database), so that it signs nothing more while another
+        instance may already lead: the process ends at once (run by :func:`run`), else :attr:`fatal`."""
+        error = LeaseLost(f"the signer lease of operator {self.account.address} was lost ({why}): stopping at once")
+        if self.end_process_on_lease_loss:
+            _end_now(error)
+        else:
+            self._loop.call_soon_threadsafe(self._fail, error)
 
     def _fail(self, error: BaseException) -> None:
         """End :func:`run` with ``error``."""
@@ -492,10 +502,20 @@ class Daemon:
         }
 
 
+def _end_now(error: LeaseLost) -> None:
+    """End the process at once, without the orderly stop: another instance may lead already, and this
+    one's threads may wait for ever on a server it cannot reach (a clean exit would join them). Its
+    sockets close with it; what it left open (jobs, sessions) is in the database, for the next leader."""
+    log.error("%s", error)
+    print(f"error: {error}", file=sys.stderr, flush=True)
+    os._exit(EXIT_LEASE_LOST)
+
+
 async def run(settings: Settings, password: str) -> None:
     """Run the Core Client until SIGINT or SIGTERM (also while it still waits for the chain at start)."""
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     daemon = Daemon(settings, password)
+    daemon.end_process_on_lease_loss = True
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

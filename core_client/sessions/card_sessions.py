@@ -26,6 +26,7 @@ from core_client.sessions.cards import (
     card_start,
     card_start_refusal,
     find_card,
+    uncounted,
 )
 from core_client.sessions.jobs import OPEN, CardOpenArgs, Job, JobKind
 from core_client.sessions.machine import SessionRecord
@@ -65,8 +66,15 @@ class CardSessions:
         return [j.args for j in jobs if isinstance(j.args, CardOpenArgs)]
 
     def queued(self, mandate_id: int) -> int:
-        """Deposits of the mandate's opens not mined yet (the cache's ``committed`` does not count them)."""
-        return sum(a.deposit for a in self._opens() if a.mandate_id == mandate_id)
+        """Deposits of the mandate's opens that the cache's ``committed`` does not count yet: not mined, or
+        mined after the cache read the mandate (:func:`core_client.sessions.cards.uncounted`)."""
+        cached = next((m for m in self.mandates() if m.mandate_id == mandate_id), None)
+        read_block = None if cached is None else cached.read_block
+        opens: list[tuple[CardOpenArgs, int | None]] = [(a, None) for a in self._opens()]
+        if read_block is not None:
+            mined = self.store.mined_after(JobKind.OPEN_CARD, read_block)
+            opens += [(j.args, j.block) for j in mined if isinstance(j.args, CardOpenArgs)]
+        return uncounted(mandate_id, read_block, opens)
 
     def opening(self, transaction_id: int) -> bool:
         """Whether the transaction is a card's whose open is still on its way to the chain."""

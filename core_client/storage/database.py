@@ -35,6 +35,15 @@ from pydantic import BeforeValidator
 from core_client.errors import CoreClientError
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
+# Every PostgreSQL connection gives up a silent server within ~5 s (tcp_user_timeout also covers a query
+# waiting for its answer) instead of waiting for it for ever: a statement then fails, it does not hang.
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 2,
+    "keepalives_interval": 1,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 5000,
+}
 
 
 class StorageError(CoreClientError):
@@ -265,7 +274,7 @@ class PostgresDatabase(Database):
 
         self.location = url
         try:  # one connection first: its error says why (the pool would only time out)
-            psycopg.connect(url, connect_timeout=max(2, int(connect_timeout))).close()
+            psycopg.connect(url, connect_timeout=max(2, int(connect_timeout)), **KEEPALIVES).close()
         except psycopg.Error as error:
             reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
             raise StorageError(f"cannot connect to PostgreSQL at {describe(url)}: {reason}") from None
@@ -273,7 +282,10 @@ class PostgresDatabase(Database):
             url,
             min_size=1,
             max_size=max_connections,
-            kwargs={"autocommit": True, "row_factory": _pg_row},
+            kwargs={"autocommit": True, "row_factory": _pg_row, **KEEPALIVES},
+            # a connection is checked (one empty round trip) before each use: after the server restarted,
+            # the pool's old connections are replaced, not handed out to fail
+            check=ConnectionPool.check_connection,
             timeout=connect_timeout,
             name="core-client",
         )

@@ -8,7 +8,7 @@ from ocpp.messages import Call
 
 from core_client.proxy.policy import Source, reply, source
 from core_client.sessions.actions import QueueJob
-from core_client.sessions.cards import CardMandate, card_deposit, card_refusal, card_start, find_card
+from core_client.sessions.cards import CardMandate, card_deposit, card_refusal, card_start, find_card, uncounted
 from core_client.sessions.jobs import CardOpenArgs, JobKind
 from ev_network.mandates import new_salt, token_ref
 
@@ -44,6 +44,19 @@ def test_refusals_name_why_and_the_deposit_never_exceeds_cap_or_total():
     assert card_deposit(mandate(), queued=0) == 20
     assert card_deposit(mandate(committed=40), queued=0) == 10
     assert card_deposit(mandate(committed=20), queued=25) == 5
+
+
+def test_what_the_cache_does_not_count_yet_opens_queued_and_mined_after_its_read():
+    def opened(mandate_id: int, deposit: int) -> CardOpenArgs:
+        return CardOpenArgs(mandate_id, "00", "0x" + "11" * 20, 7, 1, deposit, 42, 0)
+
+    opens = [(opened(3, 20), 90), (opened(3, 7), 101), (opened(3, 5), None), (opened(4, 9), 120), (opened(4, 1), None)]
+    assert uncounted(3, read_block=100, opens=opens) == 7 + 5  # mined at 90: in the committed read at 100
+    assert uncounted(3, read_block=101, opens=opens) == 5
+    assert uncounted(4, read_block=100, opens=opens) == 9 + 1
+    assert uncounted(3, read_block=None, opens=opens) == 5  # read block unknown: only what is not mined
+    # a session mined since the read, still charging: the card's next start locks only what is left
+    assert card_deposit(mandate(total=30, read_block=100), uncounted(3, 100, [(opened(3, 20), 101)])) == 10
 
 
 def test_a_card_start_is_accepted_at_once_and_queues_its_open():

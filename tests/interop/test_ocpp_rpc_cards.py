@@ -14,6 +14,7 @@ from pathlib import Path
 from core_client.proxy.config import UpstreamSettings
 from core_client.sessions.jobs import JobKind
 from ev_network.contracts import SessionState
+from ev_network.mandates import Mandates
 from ev_network.pricing import price
 from tools.devchain import ChainProxy
 from tools.harness.chain import TARIFF, TOKEN
@@ -194,3 +195,43 @@ async def test_proxy_mode_a_linked_card_is_the_chains_a_csms_card_stays_the_csms
     finally:
         await csms.stop()
     assert not csms.received(kinds=("invalid", "bad_message"))
+
+
+async def test_a_card_starts_no_more_than_what_is_left_counting_its_sessions_not_yet_settled(
+    clean_chain, tmp_path, keyfile
+):
+    """The mandate's ``committed`` counts every session opened, settled or not; the cache read it before the
+    first session opened, and the chain goes away before it reads it again: the card's next starts, decided
+    offline, count that first session (mined after the read) and lock together no more than what is left."""
+    net = clean_chain
+    proxy = ChainProxy(int(net.rpc_url.rsplit(":", 1)[1]))
+    await proxy.resume()
+    _, card, grants = await link_card(net, tmp_path, 5, cap=20 * TOKEN, total=30 * TOKEN)
+    first, second, third = cp_ids("LEFT1", "LEFT2", "LEFT3")
+    settings = {**CARDS, "cards_file": grants, "rpc_url": proxy.url, "cards_poll_s": 600}  # read at start only
+    async with running_core(net, tmp_path, keyfile, {first: 1, second: 1, third: 1}, **settings) as core:
+        await known(core, card.mandate_id, committed=0)
+        async with tapping(core, first, CARD) as one:
+            tx = (await next_event(one.stdout, "started"))["transactionId"]
+            s = await until(lambda: core.daemon.store.session_by_transaction(tx), 20, "the first card session")
+            await wait_chain(net, s.session_id, SessionState.ACTIVE)  # 20 locked; the cache still says 0 committed
+            await proxy.pause()
+            async with tapping(core, second, CARD) as two:
+                assert (await next_event(two.stdout, "started"))["status"] == "Accepted"
+                [pending] = core.daemon.store.jobs("pending", kind=JobKind.OPEN_CARD)
+                assert pending.args.deposit == 10 * TOKEN  # what is left of 30 after the first session's 20
+                async with tapping(core, third, CARD) as three:
+                    assert (await next_event(three.stdout, "authorized"))["status"] == "Invalid"  # nothing left
+                await proxy.resume()
+                s2 = await until(
+                    lambda: core.daemon.store.session_by_transaction(pending.args.transaction_id),
+                    30,
+                    "the second card session",
+                )
+                await wait_chain(net, s2.session_id, SessionState.ACTIVE, timeout=30)
+                await unplug(two)
+            await unplug(one)
+        await wait_chain(net, s2.session_id, SessionState.SETTLED, timeout=30)
+        await wait_chain(net, s.session_id, SessionState.SETTLED, timeout=30)
+        assert core.daemon.store.jobs("failed") == []
+        assert Mandates(net.w3, net.deployment).get(card.mandate_id).committed == 30 * TOKEN
