@@ -23,6 +23,7 @@ from web3 import Web3
 
 from core_client.chain.mandates import MandateCache
 from core_client.chain.operator_check import OperatorChain
+from core_client.chain.station_registry import EscrowRegistry
 from core_client.chain.watcher import ChainWorker, EventWatcher
 from core_client.config import ConfigError, Settings
 from core_client.health import health_report
@@ -258,7 +259,8 @@ class Daemon:
         """The OCPI sides whose sections are configured (core_client.ocpi.startup): the eMSP side for the
         CPO's CSMS, with its loop linking the stations imported from it; the CPO side for roaming eMSPs."""
         s, loop, token = self.settings, asyncio.get_running_loop(), self.deployment.token
-        self.ocpi = await start_emsp(s, self.service, self.records, self.w3_events, token)
+        stations = EscrowRegistry(Escrow(self.w3_tx, self.deployment, self.sender), self.deployment)
+        self.ocpi = await start_emsp(s, self.service, self.records, self.w3_events, token, stations)
         if self.ocpi is not None:
             self._background.append(loop.create_task(link_and_pull(self.ocpi, self.service)))
         mandates = Mandates(self.w3_events, self.deployment) if self.deployment.payment_mandates else None

@@ -19,6 +19,7 @@ from core_client.ocpi.csms import Csms
 from core_client.ocpi.mirror import Mirror
 from core_client.ocpi.service import OcpiService
 from core_client.ocpi.sessions import SessionBridge
+from core_client.ocpi.tariff_pushes import StationTariffs, TariffPushes
 from core_client.records.log import TransactionLog
 from core_client.sessions.cards import Card
 from core_client.sessions.service import SessionService
@@ -39,11 +40,17 @@ async def token_decimals(w3: Web3, token: str, timeout_s: float, otherwise: str)
 
 
 async def start_emsp(
-    settings: Settings, service: SessionService, records: TransactionLog | None, w3: Web3, token: str
+    settings: Settings,
+    service: SessionService,
+    records: TransactionLog | None,
+    w3: Web3,
+    token: str,
+    stations: StationTariffs,
 ) -> OcpiService | None:
     """OCPI mode (an [ocpi] section): our endpoints for the CPO's CSMS, and wallet sessions at the
     stations imported from it run through its commands (core_client.ocpi.sessions); EVSE statuses it
-    pushes become those stations' public availability. None: not configured."""
+    pushes become those stations' public availability, the tariffs it pushes their chain tariffs
+    (through ``stations``, core_client.ocpi.tariff_pushes). None: not configured."""
     ocpi = settings.ocpi
     if ocpi is None:
         return None
@@ -55,7 +62,8 @@ async def start_emsp(
     decimals = await token_decimals(w3, token, settings.rpc_timeout_s + 1, "CDR costs are not compared")
 
     def bridge(mirror: Mirror, csms: Csms) -> SessionBridge:
-        return SessionBridge(mirror, availability, ocpi, service, csms, records, decimals)
+        tariffs = TariffPushes(mirror, stations, ocpi.currency, decimals)
+        return SessionBridge(mirror, availability, ocpi, service, csms, records, decimals, tariffs)
 
     emsp = OcpiService(ocpi, settings.database, bridge)
     try:
