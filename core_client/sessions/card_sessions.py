@@ -56,9 +56,23 @@ class CardSessions:
         self.service, self.store = service, service.store
         #: The granted mandates as last read from chain (the daemon sets the card cache's ``mandates``).
         self.mandates: Callable[[], Iterable[CardMandate]] = list
+        #: idTags the Core Client vouched for itself (a roaming eMSP's token it remote-starts under the eMSP's
+        #: mandate, :mod:`core_client.ocpi.cpo.roaming`): each starts once as a card of that mandate.
+        self.expected: dict[str, Card] = {}
+        #: Called with (charge point id, connector, idTag, transaction id) when a card's transaction starts.
+        self.on_started: Callable[[str, int, str, int], None] = lambda *_: None
 
     def find(self, id_tag: str | None) -> Card | None:
-        return find_card(self.mandates(), id_tag)
+        found = find_card(self.mandates(), id_tag)
+        return found if found is not None or not id_tag else self.expected.get(id_tag.strip().upper())
+
+    def expect(self, id_tag: str, card: Card | None) -> None:
+        """Vouch for ``id_tag`` as a card of ``card``'s mandate until it starts (None: no longer)."""
+        key = id_tag.strip().upper()
+        if card is None:
+            self.expected.pop(key, None)
+        else:
+            self.expected[key] = card
 
     def _opens(self) -> list[CardOpenArgs]:
         """The arguments of the card opens not mined yet."""
@@ -111,7 +125,11 @@ class CardSessions:
                 decision = decisions.refuse_start(link.id, connector, id_tag, tx_id, why or "")
             else:
                 decision = card_start(card, station_id, link.id, connector, tx_id, meter_start, queued)
-            return self.service.apply(decision, answering=link).reply
+            reply = self.service.apply(decision, answering=link).reply
+        if why is None:
+            self.expected.pop(id_tag.strip().upper(), None)
+            self.on_started(link.id, connector, id_tag, tx_id)
+        return reply
 
     # ------------------------------------------------------------ chain inputs
 
