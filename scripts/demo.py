@@ -77,14 +77,14 @@ def say(text: str) -> None:
     console.print(f"  {text}")
 
 
-def core_log(line: str, with_driver: bool = False) -> None:
+def core_log(line: str, with_driver: bool = False, source: str = "core-client") -> None:
     """One line of the Core Client's log, without its timestamp and logger name. The daemon logs full
     session ids (0x + 64 hex digits); shown here as their labels, which name a session among its
     driver's (the demo has one driver; ``with_driver`` adds a short form of the driver's address)."""
     match = LOG_LINE.match(line)
     level, message = (match["level"], match["message"]) if match else ("INFO", line)
     message = SESSION_ID.sub(lambda m: short_session(int(m[0], 16), with_driver), message)
-    text = Text("  core-client | ", style="dim")
+    text = Text(f"  {source} | ", style="dim")
     text.append(message if level == "INFO" else f"{level}: {message}", style="yellow" if level != "INFO" else "")
     console.print(text)
 

@@ -177,10 +177,13 @@ def deploy_with_brownie(rpc_url: str, out: Path, env: dict[str, str] | None = No
 class ChainProxy:
     """A TCP forwarder to the chain's node (or to any TCP server, e.g. PostgreSQL); :meth:`pause` drops every
     connection and refuses new ones (the chain is unreachable), :meth:`resume` listens again on the same
-    port; :meth:`partition` cuts the network silently (see there)."""
+    port; :meth:`partition` cuts the network silently (see there). With more ports, each new connection
+    goes to the first one that accepts it: a load balancer that checks ports (a standby Core Client
+    keeps its OCPP port closed)."""
 
-    def __init__(self, target_port: int) -> None:
-        self.target_port, self.port = target_port, free_port()
+    def __init__(self, target_port: int, *more_ports: int, port: int | None = None) -> None:
+        self.target_port, self.port = target_port, port or free_port()
+        self.targets = (target_port, *more_ports)
         self.server: asyncio.Server | None = None
         self._pipes: set[asyncio.StreamWriter] = set()
         self._upstream: set[asyncio.StreamWriter] = set()
@@ -219,9 +222,13 @@ class ChainProxy:
                 while await reader.read(65536):
                     pass
             return
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        except OSError:
+        for target in self.targets:
+            try:
+                up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target)
+                break
+            except OSError:
+                continue
+        else:
             writer.transport.abort()
             return
         self._pipes.update({writer, up_writer})

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from core_client.chain.onboarding import connect_settings
+from core_client.chain.station_registry import EscrowRegistry
 from core_client.cli.common import ConfigOpt, operator_escrow
 from core_client.config import load_settings
 from core_client.errors import clean_errors
@@ -24,10 +25,7 @@ from core_client.ocpi.cpo.peers import PeerStore
 from core_client.ocpi.cpo.settings import CpoSettings
 from core_client.ocpi.errors import OcpiError
 from core_client.ocpi.stations import EvseMapping
-from ev_network.contracts import Escrow, Token
-from ev_network.deployment import Deployment
-from ev_network.operator_profile import OperatorProfiles
-from ev_network.pricing import Tariff
+from ev_network.contracts import Token
 
 ocpi_app = typer.Typer(
     help="Connect to the CPO's CSMS over OCPI 2.2.1 as an eMSP (the [ocpi] section of the config).",
@@ -107,28 +105,6 @@ def import_(
     bridge = _bridge(config)
     escrow, deployment = operator_escrow(settings)
     _echo(asyncio.run(bridge.import_evses(EscrowRegistry(escrow, deployment), evses or [], everything)))
-
-
-class EscrowRegistry:
-    """The operator's escrow as :class:`~core_client.ocpi.bridge.StationRegistry`."""
-
-    def __init__(self, escrow: Escrow, deployment: Deployment) -> None:
-        self.escrow = escrow
-        self.deployment = deployment
-
-    def decimals(self) -> int:
-        return Token(self.escrow.w3, self.deployment.token).decimals()
-
-    def vat_rate_bp(self) -> int | None:
-        if self.deployment.operator_profile is None or self.escrow.sender is None:
-            return None
-        profile = OperatorProfiles(self.escrow.w3, self.deployment.operator_profile).profile_of(
-            self.escrow.sender.address
-        )
-        return None if profile is None else profile.vat_rate_bp
-
-    def add_station(self, charge_point_id: str, connectors: int, tariff: Tariff) -> int:
-        return self.escrow.station_id_from(self.escrow.add_station(charge_point_id, connectors, tariff))
 
 
 def _row_json(row: EvseMapping) -> dict[str, Any]:
