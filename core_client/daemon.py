@@ -271,7 +271,10 @@ class Daemon:
         self.ocpi = await start_emsp(s, self.service, self.records, self.w3_events, token, stations)
         if self.ocpi is not None:
             self._background.append(loop.create_task(link_and_pull(self.ocpi, self.service)))
-        self.ocpi_cpo = await start_cpo(s, self.store, self.service, self.chain.escrow, self.w3_events, token)
+        mandates = Mandates(self.w3_events, self.deployment) if self.deployment.payment_mandates else None
+        self.ocpi_cpo = await start_cpo(
+            s, self.store, self.service, self.chain.escrow, self.w3_events, token, mandates, self.account.address
+        )
         if self.ocpi_cpo is not None:
             self._background.append(loop.create_task(self.ocpi_cpo.run()))
 

@@ -3,7 +3,8 @@
 register / update / unregister: the credentials handshake (token A from the config for register);
 status: the registration; stations: each of the CSMS's EVSEs and what it maps to on chain; import:
 register chosen EVSEs as stations with their converted tariffs. As the CPO of roaming eMSPs
-(``[ocpi_cpo]``): issue-token NAME (a token A the eMSP registers with), emsps. One line on any error."""
+(``[ocpi_cpo]``): issue-token NAME (a token A the eMSP registers with), mandate NAME GRANT (its payment
+mandate), emsps. One line on any error."""
 
 from __future__ import annotations
 
@@ -140,6 +141,19 @@ def issue_token(
     _echo([f"token A for {name}: {token}", f"our OCPI versions URL: {cpo.versions_endpoint}"])
 
 
+@ocpi_app.command("mandate")
+@clean_errors
+def mandate(
+    name: Annotated[str, typer.Argument(help="The eMSP's name (as given to issue-token).")],
+    grant: Annotated[str, typer.Argument(help="The eMSP's mandate grant: evcard:<mandate id>:<salt hex>.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Link the eMSP NAME to its payment mandate: its customers' sessions are then paid through it."""
+    peers, _ = _emsps(config)
+    linked = peers.link_mandate(name, grant)
+    _echo([f"{name}: sessions of its tokens are paid through mandate {linked.mandate_id}"])
+
+
 @ocpi_app.command("emsps")
 @clean_errors
 def emsps(config: ConfigOpt = None) -> None:
@@ -153,6 +167,7 @@ def emsps(config: ConfigOpt = None) -> None:
             if p.registered and p.registered_at
             else f"token A issued {p.issued_at:%Y-%m-%d %H:%M} UTC, not registered yet"
         )
+        + ("" if p.mandate_id is None else f"; mandate {p.mandate_id}")
         for p in peers.all()
     ]
     _echo(rows or ["no eMSPs: `core-client ocpi issue-token NAME` issues a token A"])

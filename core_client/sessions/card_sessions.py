@@ -61,12 +61,26 @@ class CardSessions:
         #: Called when a card is seen for the first time (the daemon's local list sync wakes up).
         self.on_seen: Callable[[], None] = lambda: None
         self._seen: list[str] | None = None
+        #: idTags the Core Client vouched for itself (a roaming eMSP's token it remote-starts under the eMSP's
+        #: mandate, :mod:`core_client.ocpi.cpo.roaming`): each starts once as a card of that mandate.
+        self.expected: dict[str, Card] = {}
+        #: Called with (charge point id, connector, idTag, transaction id) when a card's transaction starts.
+        self.on_started: Callable[[str, int, str, int], None] = lambda *_: None
 
     def find(self, id_tag: str | None) -> Card | None:
-        card = find_card(self.mandates(), id_tag)
-        if card is not None and id_tag is not None:
+        """The card ``id_tag`` is (a linked card, seen from now on; or a token we vouched for), None if none."""
+        found = find_card(self.mandates(), id_tag)
+        if found is not None and id_tag is not None:
             self._saw(id_tag.strip().upper())
-        return card
+        return found if found is not None or not id_tag else self.expected.get(id_tag.strip().upper())
+
+    def expect(self, id_tag: str, card: Card | None) -> None:
+        """Vouch for ``id_tag`` as a card of ``card``'s mandate until it starts (None: no longer)."""
+        key = id_tag.strip().upper()
+        if card is None:
+            self.expected.pop(key, None)
+        else:
+            self.expected[key] = card
 
     def seen(self) -> list[str]:
         """The idTags of the cards tapped at our charge points so far (the local lists hold them)."""
@@ -132,7 +146,11 @@ class CardSessions:
                 decision = decisions.refuse_start(link.id, connector, id_tag, tx_id, why or "")
             else:
                 decision = card_start(card, station_id, link.id, connector, tx_id, meter_start, queued)
-            return self.service.apply(decision, answering=link).reply
+            reply = self.service.apply(decision, answering=link).reply
+        if why is None:
+            self.expected.pop(id_tag.strip().upper(), None)
+            self.on_started(link.id, connector, id_tag, tx_id)
+        return reply
 
     # ------------------------------------------------------------ chain inputs
 

@@ -12,6 +12,9 @@
 //   the flag -1: not supported, and SendLocalList is NotSupported); a Full update replaces the list, a
 //   Differential one with a version not above the held one is a VersionMismatch, an entry without idTagInfo
 //   leaves the list. Each update is printed ("local_list": version, updateType, the list as held).
+// Hold mode: node ocpp_rpc_cp.js WS_URL IDENTITY PASSWORD --hold
+//   a remote-started charge meters, then waits for a RemoteStopTransaction of its transaction (Accepted,
+//   printed as "remote_stop") and stops with reason Remote; otherwise RemoteStopTransaction is Rejected.
 "use strict";
 const path = require("path");
 const { RPCClient } = require(path.join(__dirname, "..", "..", "node_modules", "ocpp-rpc"));
@@ -21,6 +24,7 @@ const [endpoint, identity, password, mode, cardUid, waitFlag] = process.argv.sli
 const say = (event, data = {}) => process.stdout.write(JSON.stringify({ event, ...data }) + "\n");
 const now = () => new Date().toISOString();
 const METER_START = 5000;
+let held = null; // --hold: the running transaction, released by its RemoteStopTransaction
 const STEP_WH = 700;
 
 async function main() {
@@ -32,7 +36,12 @@ async function main() {
     setImmediate(() => charge(cp, params).catch((e) => { say("error", { error: String(e) }); process.exitCode = 1; cp.close(); }));
     return { status: "Accepted" };
   });
-  cp.handle("RemoteStopTransaction", () => ({ status: "Rejected" })); // the car will unplug by itself
+  cp.handle("RemoteStopTransaction", ({ params }) => {
+    if (!held || params.transactionId !== held.transactionId) return { status: "Rejected" }; // the car unplugs by itself
+    say("remote_stop", { transactionId: params.transactionId });
+    setImmediate(held.release);
+    return { status: "Accepted" };
+  });
   const localList = { version: 0, entries: {} }; // idTag -> idTagInfo
   cp.handle("GetLocalListVersion", () => ({ listVersion: localListMode ? localList.version : -1 }));
   cp.handle("SendLocalList", ({ params }) => {
@@ -94,7 +103,9 @@ async function charge(cp, { idTag, connectorId = 1 }, unplug = null) {
       meterValue: [{ timestamp: now(), sampledValue: [{ value: String(meter), measurand: "Energy.Active.Import.Register", unit: "Wh" }] }],
     });
   }
-  await cp.call("StopTransaction", { transactionId: started.transactionId, meterStop: meter, timestamp: now(), reason: "EVDisconnected" });
+  if (mode === "--hold") await new Promise((release) => { held = { transactionId: started.transactionId, release }; });
+  const reason = mode === "--hold" ? "Remote" : "EVDisconnected";
+  await cp.call("StopTransaction", { transactionId: started.transactionId, meterStop: meter, timestamp: now(), reason });
   await cp.call("StatusNotification", { connectorId, errorCode: "NoError", status: "Available", timestamp: now() });
   say("stopped", { transactionId: started.transactionId, meterStart: METER_START, meterStop: meter });
   await cp.close();
