@@ -9,12 +9,12 @@ import asyncio
 from pathlib import Path
 
 from core_client.ocpi.cpo.settings import CpoSettings
-from tests.ocpi.cpo import StandInEmsp, emsp_platform
-from tests.ocpi.cpo_side import cpo_settings, site
-from tests.ocpi.harness import free_port
 from tools.harness.chain import Net
 from tools.harness.core import cp_ids, running_core
 from tools.harness.interop import CHARGE_POINT, next_event
+from tools.harness.ocpi.our_cpo import cpo_settings, site
+from tools.harness.ocpi.our_emsp import free_port
+from tools.harness.ocpi.peers import StandInEmsp, emsp_platform
 
 
 def cpo_section(tmp_path: Path, *charge_points: str) -> CpoSettings:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from core_client.cli.ocpi import EscrowRegistry
 from core_client.ocpi.bridge import Bridge
-from tests.ocpi.cpo import TOKEN_A, cpo_platform
-from tests.ocpi.harness import free_port, settings
 from tools.harness.chain import Net
 from tools.harness.core import running_core, until
+from tools.harness.ocpi.our_emsp import free_port, settings
+from tools.harness.ocpi.peers import TOKEN_A, cpo_platform
 
 
 async def test_daemon_serves_ocpi_and_feeds_availability(tmp_path: Path, clean_chain: Net, keyfile: Path) -> None:

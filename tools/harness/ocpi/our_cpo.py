@@ -14,7 +14,7 @@ from core_client.ocpi.cpo.catalog import OurStation, Site
 from core_client.ocpi.cpo.peers import PeerStore
 from core_client.ocpi.cpo.server import CpoServer
 from core_client.ocpi.cpo.settings import CpoSettings
-from tests.ocpi.harness import free_port, running
+from tools.harness.ocpi.our_emsp import free_port, running
 
 
 def cpo_settings(port: int, tmp_path: Path, **extra: Any) -> CpoSettings:
