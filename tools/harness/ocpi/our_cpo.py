@@ -29,6 +29,11 @@ def cpo_settings(port: int, tmp_path: Path, **extra: Any) -> CpoSettings:
     )
 
 
+def cpo_section(tmp_path: Path, *charge_points: str) -> CpoSettings:
+    """The daemon's [ocpi_cpo] section on a free port, one site per charge point (as :func:`site` numbers them)."""
+    return cpo_settings(free_port(), tmp_path, sites={cp: site(n) for n, cp in enumerate(charge_points, 1)})
+
+
 @dataclass
 class Stations:
     """:class:`~core_client.ocpi.cpo.modules.StationSource` over a list the test sets."""
