@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import select
 import sqlite3
 import sys
 import threading
@@ -283,9 +284,8 @@ class PostgresDatabase(Database):
             min_size=1,
             max_size=max_connections,
             kwargs={"autocommit": True, "row_factory": _pg_row, **KEEPALIVES},
-            # a connection is checked (one empty round trip) before each use: after the server restarted,
-            # the pool's old connections are replaced, not handed out to fail
-            check=ConnectionPool.check_connection,
+            # after the server restarted, the pool's old connections are replaced, not handed out to fail
+            check=_still_open,
             timeout=connect_timeout,
             name="core-client",
         )
@@ -328,6 +328,17 @@ class PostgresDatabase(Database):
 
     def close(self) -> None:
         self.pool.close()
+
+
+def _still_open(connection: Any) -> None:
+    """The pool's check of an idle connection before it hands it out, without a round trip: an idle
+    connection has nothing to read unless the server has closed it (a restart: its last word and the
+    end of the stream are waiting), so a readable socket means the connection is gone (raise: the pool
+    takes another). A silent server is found by the connection's keepalives instead."""
+    import psycopg
+
+    if connection.closed or connection.broken or select.select([connection.fileno()], [], [], 0)[0]:
+        raise psycopg.OperationalError("the server closed this connection")
 
 
 def advisory_key(name: str) -> int:
