@@ -25,7 +25,7 @@ from pathlib import Path
 from web3 import Web3
 
 from core_client.chain.grants import read_grants
-from core_client.chain.worker import Outage
+from core_client.chain.outage import Outage
 from core_client.sessions.cards import CardMandate
 from core_client.storage.store import Store
 from ev_network.errors import ChainUnavailable, chain_errors

@@ -77,6 +77,8 @@ def test_the_session_decisions_import_no_io():
     }
     for pure in (
         "core_client.sessions.decisions",
+        "core_client.sessions.remote_calls",
+        "core_client.sessions.plausibility",
         "core_client.sessions.metering",
         "core_client.sessions.actions",
         "core_client.sessions.machine",
