@@ -23,6 +23,7 @@ from web3 import Web3
 
 from core_client.chain.mandates import MandateCache
 from core_client.chain.operator_check import OperatorChain
+from core_client.chain.station_registry import EscrowRegistry
 from core_client.chain.watcher import ChainWorker, EventWatcher
 from core_client.config import ConfigError, Settings
 from core_client.health import health_report
@@ -36,6 +37,7 @@ from core_client.records.anchoring import anchor_loop, transaction_log
 from core_client.records.log import TransactionLog
 from core_client.sessions.held_desk import HeldDesk
 from core_client.sessions.jobs import OPEN
+from core_client.sessions.local_list_sync import LocalListSync
 from core_client.sessions.machine import SessionRecord
 from core_client.sessions.service import SessionService
 from core_client.storage.database import describe
@@ -111,6 +113,7 @@ class Daemon:
         self.ocpi: OcpiService | None = None  # OCPI mode: our endpoints for the CPO's CSMS
         self.ocpi_cpo: CpoService | None = None  # [ocpi_cpo]: our endpoints for roaming eMSPs, as their CPO
         self.cards: MandateCache | None = None  # RFID cards: the mandates drivers granted us
+        self.local_lists: LocalListSync | None = None  # the cards in the charge points' local lists
         self.end_process_on_lease_loss = False  # see _lease_lost; run() sets it
 
     async def start(self) -> None:
@@ -169,6 +172,10 @@ class Daemon:
             self.service.cards.mandates = self.cards.mandates
         self.service.on_job_queued = self.worker.wake
         self.proxy = proxy_for(s)
+        if self.cards is not None and self.proxy is None:  # in proxy mode the charge points' lists are the CSMS's
+            cards = self.service.cards
+            self.local_lists = LocalListSync(self.service.registry, self.cards.mandates, cards.seen, cards.queued)
+            cards.on_seen = self.cards.on_change = self.local_lists.wake
         self.ocpp = OcppServer(s, self.service, self.records, self.proxy)
         reclaim_after_s = self.deployment.max_duration + self.deployment.reclaim_grace
         self.held = HeldDesk(self.service, reclaim_after_s, self._record_decision)
@@ -218,6 +225,8 @@ class Daemon:
         self._background.append(loop.create_task(self._checkpoints()))  # cancelled at shutdown
         if self.cards is not None:
             self._background.append(loop.create_task(self.cards.run()))
+        if self.local_lists is not None:
+            self._background.append(loop.create_task(self.local_lists.run()))
         self.lease.watch(self._lease_lost)
         try:
             if reachable:
@@ -259,10 +268,14 @@ class Daemon:
         """The OCPI sides whose sections are configured (core_client.ocpi.startup): the eMSP side for the
         CPO's CSMS, with its loop linking the stations imported from it; the CPO side for roaming eMSPs."""
         s, loop, token = self.settings, asyncio.get_running_loop(), self.deployment.token
-        self.ocpi = await start_emsp(s, self.service, self.records, self.w3_events, token)
+        stations = EscrowRegistry(Escrow(self.w3_tx, self.deployment, self.sender), self.deployment)
+        self.ocpi = await start_emsp(s, self.service, self.records, self.w3_events, token, stations)
         if self.ocpi is not None:
             self._background.append(loop.create_task(link_and_pull(self.ocpi, self.service)))
-        self.ocpi_cpo = await start_cpo(s, self.store, self.service, self.chain.escrow, self.w3_events, token)
+        mandates = Mandates(self.w3_events, self.deployment) if self.deployment.payment_mandates else None
+        self.ocpi_cpo = await start_cpo(
+            s, self.store, self.service, self.chain.escrow, self.w3_events, token, mandates, self.account.address
+        )
         if self.ocpi_cpo is not None:
             self._background.append(loop.create_task(self.ocpi_cpo.run()))
 

@@ -137,11 +137,11 @@ library OCMF {
 
     /// @dev The decimal number of the digits of `word` from byte `start` on, and the index after them.
     function _digits(bytes32 word, uint256 start) private pure returns (uint256 value, uint256 end) {
-        unchecked {
-            for (end = start; end < 32; ++end) {
-                uint8 c = uint8(word[end]);
-                if (c < 0x30 || c > 0x39) break;
-                value = value * 10 + (c - 0x30);
+        assembly ("memory-safe") {
+            for { end := start } lt(end, 32) { end := add(end, 1) } {
+                let digit := sub(byte(end, word), 0x30)
+                if gt(digit, 9) { break }
+                value := add(mul(value, 10), digit)
             }
         }
     }

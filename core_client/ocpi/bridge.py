@@ -23,9 +23,9 @@ from core_client.ocpi.registration import Registration, RegistrationStore
 from core_client.ocpi.server import OcpiServer
 from core_client.ocpi.settings import OcpiSettings
 from core_client.ocpi.stations import EvseMapping, map_evses
+from core_client.ocpi.tariffs import prices_text, vat_refusal
 from core_client.ocpi.transport import Party, StatusCode
 from ev_network.pricing import Tariff
-from ev_network.units import format_amount
 from ev_network.web.server import HttpServer
 
 
@@ -190,11 +190,9 @@ class Bridge:
             return f"{name}: already station {row.station_id}"
         if row.refusal is not None or row.tariff is None or row.charge_point_id is None:
             return f"{name}: not imported: {row.refusal}"
-        if vat is not None and row.tariff.vat_rate_bp is not None and row.tariff.vat_rate_bp != vat:
-            return (
-                f"{name}: not imported: its tariff's VAT ({row.tariff.vat_text}) differs from the "
-                f"{vat / 100:g}% of your operator profile (invoices split VAT at that rate)"
-            )
+        refusal = vat_refusal(row.tariff, vat)
+        if refusal:
+            return f"{name}: not imported: {refusal}"
         station_id = chain.add_station(row.charge_point_id, len(row.connector_ids), row.tariff.tariff)
         tariff = row.tariff.source
         mirror.add_station(
@@ -219,11 +217,7 @@ def describe_tariff(row: EvseMapping, decimals: int) -> str:
     assert row.tariff is not None
     t = row.tariff.tariff
     connectors = f"{len(row.connector_ids)} connector" + ("s" if len(row.connector_ids) != 1 else "")
-    prices = (
-        f"{format_amount(t.price_per_kwh, decimals)}/kWh + {format_amount(t.session_fee, decimals)}/session"
-        f" + {format_amount(t.time_fee_per_hour, decimals)}/h"
-    )
-    return f"{connectors}, {prices} ({row.tariff.vat_text}, tariff {row.tariff.source})"
+    return f"{connectors}, {prices_text(t, decimals)} ({row.tariff.vat_text}, tariff {row.tariff.source})"
 
 
 def _in_use(error: OSError) -> bool:

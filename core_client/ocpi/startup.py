@@ -10,16 +10,24 @@ import time
 
 from web3 import Web3
 
+from core_client.chain.emsp_mandates import token_card
 from core_client.config import ConfigError, Settings
+from core_client.ocpi.cpo.peers import PeerStore
+from core_client.ocpi.cpo.roaming import Roaming
 from core_client.ocpi.cpo.service import CpoService, DaemonStations
+from core_client.ocpi.cpo.session_objects import Money
+from core_client.ocpi.cpo.session_pushes import SessionPushes
 from core_client.ocpi.csms import Csms
 from core_client.ocpi.mirror import Mirror
 from core_client.ocpi.service import OcpiService
 from core_client.ocpi.sessions import SessionBridge
+from core_client.ocpi.tariff_pushes import StationTariffs, TariffPushes
 from core_client.records.log import TransactionLog
+from core_client.sessions.cards import Card
 from core_client.sessions.service import SessionService
 from core_client.storage.store import Store
 from ev_network.contracts import Escrow, Token
+from ev_network.mandates import Mandates
 
 log = logging.getLogger("core_client")
 
@@ -34,11 +42,17 @@ async def token_decimals(w3: Web3, token: str, timeout_s: float, otherwise: str)
 
 
 async def start_emsp(
-    settings: Settings, service: SessionService, records: TransactionLog | None, w3: Web3, token: str
+    settings: Settings,
+    service: SessionService,
+    records: TransactionLog | None,
+    w3: Web3,
+    token: str,
+    stations: StationTariffs,
 ) -> OcpiService | None:
     """OCPI mode (an [ocpi] section): our endpoints for the CPO's CSMS, and wallet sessions at the
     stations imported from it run through its commands (core_client.ocpi.sessions); EVSE statuses it
-    pushes become those stations' public availability. None: not configured."""
+    pushes become those stations' public availability, the tariffs it pushes their chain tariffs
+    (through ``stations``, core_client.ocpi.tariff_pushes). None: not configured."""
     ocpi = settings.ocpi
     if ocpi is None:
         return None
@@ -50,7 +64,8 @@ async def start_emsp(
     decimals = await token_decimals(w3, token, settings.rpc_timeout_s + 1, "CDR costs are not compared")
 
     def bridge(mirror: Mirror, csms: Csms) -> SessionBridge:
-        return SessionBridge(mirror, availability, ocpi, service, csms, records, decimals)
+        tariffs = TariffPushes(mirror, stations, ocpi.currency, decimals)
+        return SessionBridge(mirror, availability, ocpi, service, csms, records, decimals, tariffs)
 
     emsp = OcpiService(ocpi, settings.database, bridge)
     try:
@@ -78,11 +93,19 @@ async def link_and_pull(ocpi: OcpiService, service: SessionService) -> None:
 
 
 async def start_cpo(
-    settings: Settings, store: Store, service: SessionService, escrow: Escrow, w3: Web3, token: str
+    settings: Settings,
+    store: Store,
+    service: SessionService,
+    escrow: Escrow,
+    w3: Web3,
+    token: str,
+    mandates: Mandates | None,
+    operator: str,
 ) -> CpoService | None:
     """An [ocpi_cpo] section: our CPO endpoints for roaming eMSPs (core_client.ocpi.cpo), our stations
-    with their chain tariffs and live connector statuses, status changes pushed to the eMSPs. None: not
-    configured."""
+    with their chain tariffs and live connector statuses, status changes pushed to the eMSPs, and the
+    eMSPs' START/STOP_SESSION paid through their mandates (``mandates``, the contract; None: the deployment
+    has none, nothing starts). None: not configured."""
     cpo = settings.ocpi_cpo
     if cpo is None:
         return None
@@ -90,9 +113,20 @@ async def start_cpo(
     stations = DaemonStations(
         store, service.live.connector_status, escrow, 18 if decimals is None else decimals, cpo.vat_percent
     )
-    roaming = CpoService(cpo, settings.database, stations)
+    peers = PeerStore(cpo.peers_path(settings.database))
+    roaming, pushes = None, None
+    if mandates is not None:  # an eMSP's sessions are paid through its mandate
+
+        async def card(mandate_id: int, salt: bytes, uid: str) -> Card | str:
+            return await asyncio.to_thread(token_card, mandates, operator, mandate_id, salt, uid)
+
+        status_of = service.live.connector_status
+        roaming = Roaming(cpo, peers, store, service, status_of, card, settings.start_timeout_s)
+        money = Money(cpo.currency, stations.decimals(), cpo.vat_percent)
+        pushes = SessionPushes(cpo, peers, roaming, service, store, money)
+    served = CpoService(cpo, peers, stations, roaming, pushes)
     try:
-        await roaming.start()
+        await served.start()
     except OSError as error:
         raise ConfigError(f"[ocpi_cpo] endpoints: {error}") from None
-    return roaming
+    return served

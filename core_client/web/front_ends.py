@@ -1,8 +1,10 @@
 """The Core Client's two HTTP front ends, served by the daemon in its own event loop, each only when
 its config section is given: the drivers' live data (``[live]``, :mod:`core_client.web.live`) and the
-CPO's dashboard (``[dashboard]``, :mod:`core_client.web`; over HTTPS when the daemon has ``tls_cert``).
-Both read the running session service, so they show the latest meter readings (kept in memory) and act
-through it (the dashboard's Retry, and its decisions on held sessions through the daemon's HeldDesk)."""
+CPO's dashboard (``[dashboard]``, :mod:`core_client.web`). Both are served over HTTPS (only) when the
+daemon has ``tls_cert``/``tls_key``, with the certificate charge points see: the dashboard's cookie
+and the drivers' signed live requests never cross the network in the clear. Both read the running
+session service, so they show the latest meter readings (kept in memory) and act through it (the
+dashboard's Retry, and its decisions on held sessions through the daemon's HeldDesk)."""
 
 from __future__ import annotations
 
@@ -33,14 +35,14 @@ async def start_front_ends(
     """Start the configured front ends (by config section); ConfigError if one cannot listen. The dashboard
     decides held sessions through ``desk`` (the daemon's, which records each decision)."""
     servers: dict[str, HttpServer] = {}
+    tls = (settings.tls_cert, settings.tls_key) if settings.tls_cert and settings.tls_key else None
     if settings.live is not None:
         app = create_live_app(ReadingsSource(service.live), settings.live)
         live = settings.live
-        servers["live"] = HttpServer(app, live.host, live.port, request_timeout_s=live.request_timeout_s)
+        servers["live"] = HttpServer(app, live.host, live.port, tls=tls, request_timeout_s=live.request_timeout_s)
     if settings.dashboard is not None:
         source = ServiceDashboardSource(service, w3, deployment, operator, desk)
         board = settings.dashboard
-        tls = (settings.tls_cert, settings.tls_key) if settings.tls_cert and settings.tls_key else None
         app = create_dashboard_app(source, board, tls=tls is not None)
         servers["dashboard"] = HttpServer(
             app, board.host, board.port, tls=tls, request_timeout_s=board.request_timeout_s

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core_client.cli.ocpi import EscrowRegistry
+from core_client.chain.station_registry import EscrowRegistry
 from core_client.ocpi.bridge import Bridge
 from core_client.ocpi.errors import OcpiError
 from core_client.ocpi.inbox import RecordingInbox

@@ -7,7 +7,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from core_client.cli.ocpi import EscrowRegistry
+from core_client.chain.station_registry import EscrowRegistry
 from core_client.ocpi.bridge import Bridge
 from ev_network.contracts import SessionState
 from tests.ocpi.cpo import TOKEN_A, cpo_platform

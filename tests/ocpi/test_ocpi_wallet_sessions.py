@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core_client.cli.ocpi import EscrowRegistry
+from core_client.chain.station_registry import EscrowRegistry
 from core_client.daemon import Daemon
 from core_client.ocpi.bridge import Bridge
 from core_client.ocpi.models.enums import ModuleID

@@ -11,13 +11,14 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from core_client.ocpi.cpo.catalog import OurStation
 from core_client.ocpi.cpo.modules import StatusPushes
 from core_client.ocpi.cpo.peers import PeerStore
+from core_client.ocpi.cpo.roaming import Roaming
 from core_client.ocpi.cpo.server import CpoServer
+from core_client.ocpi.cpo.session_pushes import SessionPushes
 from core_client.ocpi.cpo.settings import CpoSettings
 from core_client.ocpi.errors import OcpiError
 from core_client.storage.store import Store
@@ -58,14 +59,17 @@ class DaemonStations:
     def vat_percent(self) -> Decimal | None:
         return self.vat
 
-    async def refresh(self) -> None:
-        """Read our stations and their chain tariffs (ChainUnavailable: the previous copy stays)."""
+    async def refresh(self) -> list[OurStation]:
+        """Read our stations and their chain tariffs (ChainUnavailable: the previous copy stays); the
+        stations read for the first time."""
         listed = self.store.stations()
         tariffs = await asyncio.to_thread(
             lambda: {i: self.escrow.get_tariff(self.escrow.get_station(i).tariff_id) for i in listed}
         )
+        new = [i for i in listed if i not in self._known]
         for station_id, (cp_id, connectors) in listed.items():
             self._update(station_id, cp_id, connectors, tariffs[station_id])
+        return [self._known[i] for i in new]
 
     def new_stations(self) -> bool:
         """Whether the store knows a station we have not read yet (a charge point booted for the first time)."""
@@ -92,11 +96,20 @@ class DaemonStations:
 class CpoService:
     """Our CPO endpoints for roaming eMSPs in the daemon."""
 
-    def __init__(self, settings: CpoSettings, database: Path, stations: DaemonStations) -> None:
+    def __init__(
+        self,
+        settings: CpoSettings,
+        peers: PeerStore,
+        stations: DaemonStations,
+        roaming: Roaming | None,
+        session_pushes: SessionPushes | None = None,
+    ) -> None:
         self.settings = settings
-        self.peers = PeerStore(settings.peers_path(database))
+        self.session_pushes = session_pushes
+        self.peers = peers
         self.stations = stations
-        self.server = CpoServer(settings, self.peers, stations)
+        self.roaming = roaming
+        self.server = CpoServer(settings, self.peers, stations, roaming)
         self.pushes = StatusPushes(settings, self.peers)
         self.http = HttpServer(self.server.app(), settings.host, settings.port)
 
@@ -109,17 +122,24 @@ class CpoService:
         await self.http.stop()
 
     async def run(self) -> None:
-        """Keep the stations current and push each connector's new status to the eMSPs."""
+        """Keep the stations current: each station's Location PUT to the eMSPs once it is first read (at
+        start, or when its charge point first boots), each connector's new status PATCHed; and the eMSPs'
+        sessions pushed (:class:`SessionPushes`)."""
         read_at = -TARIFFS_EVERY_S
         while True:
             if time.monotonic() - read_at >= TARIFFS_EVERY_S or self.stations.new_stations():
                 try:
-                    await self.stations.refresh()
+                    new = await self.stations.refresh()
                     read_at = time.monotonic()
                 except ChainUnavailable as error:
                     log.warning("OCPI CPO: station tariffs not read (%s): the last copy stays", error)
+                    new = []
+                for station in new:  # first published since we started: the eMSPs get its Location
+                    await self.pushes.location(station)
             for station, connector, status in self.stations.statuses():
                 await self.pushes.evse_status(station, connector, status)
+            if self.session_pushes is not None:
+                await self.session_pushes.round()
             await asyncio.sleep(STATUS_EVERY_S)
 
     def health(self) -> dict[str, Any]:
