@@ -13,8 +13,8 @@
 //   Differential one with a version not above the held one is a VersionMismatch, an entry without idTagInfo
 //   leaves the list. Each update is printed ("local_list": version, updateType, the list as held).
 // Hold mode: node ocpp_rpc_cp.js WS_URL IDENTITY PASSWORD --hold
-//   a remote-started charge meters, then waits for a RemoteStopTransaction of its transaction (Accepted,
-//   printed as "remote_stop") and stops with reason Remote; otherwise RemoteStopTransaction is Rejected.
+//   a remote-started charge meters (a reading every 500 ms) until a RemoteStopTransaction of its transaction
+//   (Accepted, printed as "remote_stop"), then stops with reason Remote; otherwise RemoteStopTransaction is Rejected.
 "use strict";
 const path = require("path");
 const { RPCClient } = require(path.join(__dirname, "..", "..", "node_modules", "ocpp-rpc"));
@@ -96,19 +96,32 @@ async function charge(cp, { idTag, connectorId = 1 }, unplug = null) {
   if (unplug) await unplug;
   await cp.call("StatusNotification", { connectorId, errorCode: "NoError", status: "Charging", timestamp: now() });
   let meter = METER_START;
-  for (let i = 0; i < 3; i++) {
-    meter += STEP_WH;
-    await cp.call("MeterValues", {
-      connectorId, transactionId: started.transactionId,
-      meterValue: [{ timestamp: now(), sampledValue: [{ value: String(meter), measurand: "Energy.Active.Import.Register", unit: "Wh" }] }],
-    });
-  }
-  if (mode === "--hold") await new Promise((release) => { held = { transactionId: started.transactionId, release }; });
+  for (let i = 0; i < 3; i++) meter = await meterValue(cp, connectorId, started.transactionId, meter + STEP_WH);
+  if (mode === "--hold") meter = await meterUntilStopped(cp, connectorId, started.transactionId, meter);
   const reason = mode === "--hold" ? "Remote" : "EVDisconnected";
   await cp.call("StopTransaction", { transactionId: started.transactionId, meterStop: meter, timestamp: now(), reason });
   await cp.call("StatusNotification", { connectorId, errorCode: "NoError", status: "Available", timestamp: now() });
   say("stopped", { transactionId: started.transactionId, meterStart: METER_START, meterStop: meter });
   await cp.close();
+}
+
+async function meterValue(cp, connectorId, transactionId, meter) {
+  await cp.call("MeterValues", {
+    connectorId, transactionId,
+    meterValue: [{ timestamp: now(), sampledValue: [{ value: String(meter), measurand: "Energy.Active.Import.Register", unit: "Wh" }] }],
+  });
+  return meter;
+}
+
+/** --hold: a meter value every 500 ms until the RemoteStopTransaction of the transaction; the last reading. */
+async function meterUntilStopped(cp, connectorId, transactionId, meter) {
+  let stopped = false;
+  const stop = new Promise((release) => { held = { transactionId, release }; }).then(() => { stopped = true; });
+  while (!stopped) {
+    await Promise.race([stop, new Promise((r) => setTimeout(r, 500))]);
+    if (!stopped) meter = await meterValue(cp, connectorId, transactionId, meter + STEP_WH);
+  }
+  return meter;
 }
 
 const timer = setTimeout(() => { say("error", { error: "timeout" }); process.exit(1); }, 60000);
