@@ -51,9 +51,7 @@ contract OCMFVerifier is IMeterVerifier {
         view
         returns (uint40 meterStart, uint40 meterStop)
     {
-        _checkRecord(sessionId, Record.Begin, record, qx, qy, tag);
-        bytes calldata payload = record.payload;
-        uint144 offsets = record.offsets;
+        (bytes calldata payload, uint144 offsets) = _checkRecord(sessionId, Record.Begin, record, qx, qy, tag);
         uint96 begin = uint96(offsets);
         uint96 end = uint96((offsets & HEAD) | ((offsets >> 48) & ~HEAD));
         _checkReason(sessionId, Record.Begin, payload, begin);
@@ -74,10 +72,9 @@ contract OCMFVerifier is IMeterVerifier {
         MeterRecord calldata begin,
         MeterRecord calldata end
     ) private view returns (uint40 meterStart, uint40 meterStop) {
-        _checkRecord(sessionId, Record.Begin, begin, qx, qy, tag);
-        _checkRecord(sessionId, Record.End, end, qx, qy, tag);
-        (bytes calldata first, uint96 firstAt) = (begin.payload, uint96(begin.offsets));
-        (bytes calldata last, uint96 lastAt) = (end.payload, uint96(end.offsets));
+        (bytes calldata first, uint144 beginOffsets) = _checkRecord(sessionId, Record.Begin, begin, qx, qy, tag);
+        (bytes calldata last, uint144 endOffsets) = _checkRecord(sessionId, Record.End, end, qx, qy, tag);
+        (uint96 firstAt, uint96 lastAt) = (uint96(beginOffsets), uint96(endOffsets));
         _checkReason(sessionId, Record.Begin, first, firstAt);
         _checkReason(sessionId, Record.End, last, lastAt);
         (bytes32 beginSerial, uint256 beginLength) = OCMF.text(first, firstAt, OCMF.Field.MS);
@@ -110,7 +107,8 @@ contract OCMFVerifier is IMeterVerifier {
         return OCMF.wattHours(payload, offsets).toUint40();
     }
 
-    /// @dev Reverts unless key (qx, qy) signed `record` (low s) and its signed ID is the session's idTag.
+    /// @dev Reverts unless key (qx, qy) signed `record` (low s) and its signed ID is the session's idTag; returns
+    ///      its payload and offsets (each field of the record decoded once).
     function _checkRecord(
         uint256 sessionId,
         Record which,
@@ -118,12 +116,12 @@ contract OCMFVerifier is IMeterVerifier {
         bytes32 qx,
         bytes32 qy,
         bytes32 tag
-    ) private view {
-        bytes calldata payload = record.payload;
+    ) private view returns (bytes calldata payload, uint144 offsets) {
+        (payload, offsets) = (record.payload, record.offsets);
         (bytes32 r, bytes32 s) = (record.r, record.s);
         if (uint256(s) > HALF_N) revert HighSSignature(sessionId, which);
         if (!_signed(payload, r, s, qx, qy)) revert InvalidMeterSignature(sessionId, which);
-        if (!OCMF.textEquals(payload, uint96(record.offsets), OCMF.Field.ID, tag, 20)) {
+        if (!OCMF.textEquals(payload, uint96(offsets), OCMF.Field.ID, tag, 20)) {
             revert RecordNotForSession(sessionId, which);
         }
     }

@@ -37,6 +37,7 @@ from core_client.records.anchoring import anchor_loop, transaction_log
 from core_client.records.log import TransactionLog
 from core_client.sessions.held_desk import HeldDesk
 from core_client.sessions.jobs import OPEN
+from core_client.sessions.local_list_sync import LocalListSync
 from core_client.sessions.machine import SessionRecord
 from core_client.sessions.service import SessionService
 from core_client.storage.database import describe
@@ -112,6 +113,7 @@ class Daemon:
         self.ocpi: OcpiService | None = None  # OCPI mode: our endpoints for the CPO's CSMS
         self.ocpi_cpo: CpoService | None = None  # [ocpi_cpo]: our endpoints for roaming eMSPs, as their CPO
         self.cards: MandateCache | None = None  # RFID cards: the mandates drivers granted us
+        self.local_lists: LocalListSync | None = None  # the cards in the charge points' local lists
         self.end_process_on_lease_loss = False  # see _lease_lost; run() sets it
 
     async def start(self) -> None:
@@ -170,6 +172,10 @@ class Daemon:
             self.service.cards.mandates = self.cards.mandates
         self.service.on_job_queued = self.worker.wake
         self.proxy = proxy_for(s)
+        if self.cards is not None and self.proxy is None:  # in proxy mode the charge points' lists are the CSMS's
+            cards = self.service.cards
+            self.local_lists = LocalListSync(self.service.registry, self.cards.mandates, cards.seen, cards.queued)
+            cards.on_seen = self.cards.on_change = self.local_lists.wake
         self.ocpp = OcppServer(s, self.service, self.records, self.proxy)
         reclaim_after_s = self.deployment.max_duration + self.deployment.reclaim_grace
         self.held = HeldDesk(self.service, reclaim_after_s, self._record_decision)
@@ -219,6 +225,8 @@ class Daemon:
         self._background.append(loop.create_task(self._checkpoints()))  # cancelled at shutdown
         if self.cards is not None:
             self._background.append(loop.create_task(self.cards.run()))
+        if self.local_lists is not None:
+            self._background.append(loop.create_task(self.local_lists.run()))
         self.lease.watch(self._lease_lost)
         try:
             if reachable:

@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -47,6 +48,7 @@ class MandateCache:
         self.cached: dict[int, CardMandate] = _load(store.meta(META_KEY))
         self.read_at: float | None = None
         self.refreshed = asyncio.Event()  # set after each successful refresh
+        self.on_change: Callable[[], None] = lambda: None  # called when a read found something new
         self.outage = Outage("card cache")
         self._grants_stamp: tuple[float, int, int] | None = None
         self._stopping = False
@@ -77,9 +79,12 @@ class MandateCache:
 
         fresh = await asyncio.to_thread(read)
         cached = {i: m for i, m in fresh.items() if m is not None}
-        if _unread(cached) != _unread(self.cached):  # a kept copy's committed and read_block go together
+        changed = _unread(cached) != _unread(self.cached)
+        if changed:  # a kept copy's committed and read_block go together
             self.store.set_meta(META_KEY, _dump(cached))
         self.cached, self.read_at = cached, time.time()
+        if changed:
+            self.on_change()
         self.refreshed.set()
 
     def health(self) -> dict:

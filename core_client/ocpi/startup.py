@@ -15,6 +15,8 @@ from core_client.config import ConfigError, Settings
 from core_client.ocpi.cpo.peers import PeerStore
 from core_client.ocpi.cpo.roaming import Roaming
 from core_client.ocpi.cpo.service import CpoService, DaemonStations
+from core_client.ocpi.cpo.session_objects import Money
+from core_client.ocpi.cpo.session_pushes import SessionPushes
 from core_client.ocpi.csms import Csms
 from core_client.ocpi.mirror import Mirror
 from core_client.ocpi.service import OcpiService
@@ -112,7 +114,7 @@ async def start_cpo(
         store, service.live.connector_status, escrow, 18 if decimals is None else decimals, cpo.vat_percent
     )
     peers = PeerStore(cpo.peers_path(settings.database))
-    roaming = None
+    roaming, pushes = None, None
     if mandates is not None:  # an eMSP's sessions are paid through its mandate
 
         async def card(mandate_id: int, salt: bytes, uid: str) -> Card | str:
@@ -120,7 +122,9 @@ async def start_cpo(
 
         status_of = service.live.connector_status
         roaming = Roaming(cpo, peers, store, service, status_of, card, settings.start_timeout_s)
-    served = CpoService(cpo, peers, stations, roaming)
+        money = Money(cpo.currency, stations.decimals(), cpo.vat_percent)
+        pushes = SessionPushes(cpo, peers, roaming, service, store, money)
+    served = CpoService(cpo, peers, stations, roaming, pushes)
     try:
         await served.start()
     except OSError as error:

@@ -11,6 +11,7 @@ the transaction is stopped (:meth:`CardSessions.open_failed`).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from core_client.sessions.registry import ChargePoint
 
 log = logging.getLogger("core_client.sessions")
+SEEN_KEY = "card_tags"  # store meta: the idTags of linked cards seen at our charge points
 
 
 class Service(Protocol):
@@ -56,6 +58,9 @@ class CardSessions:
         self.service, self.store = service, service.store
         #: The granted mandates as last read from chain (the daemon sets the card cache's ``mandates``).
         self.mandates: Callable[[], Iterable[CardMandate]] = list
+        #: Called when a card is seen for the first time (the daemon's local list sync wakes up).
+        self.on_seen: Callable[[], None] = lambda: None
+        self._seen: list[str] | None = None
         #: idTags the Core Client vouched for itself (a roaming eMSP's token it remote-starts under the eMSP's
         #: mandate, :mod:`core_client.ocpi.cpo.roaming`): each starts once as a card of that mandate.
         self.expected: dict[str, Card] = {}
@@ -63,7 +68,10 @@ class CardSessions:
         self.on_started: Callable[[str, int, str, int], None] = lambda *_: None
 
     def find(self, id_tag: str | None) -> Card | None:
+        """The card ``id_tag`` is (a linked card, seen from now on; or a token we vouched for), None if none."""
         found = find_card(self.mandates(), id_tag)
+        if found is not None and id_tag is not None:
+            self._saw(id_tag.strip().upper())
         return found if found is not None or not id_tag else self.expected.get(id_tag.strip().upper())
 
     def expect(self, id_tag: str, card: Card | None) -> None:
@@ -73,6 +81,19 @@ class CardSessions:
             self.expected.pop(key, None)
         else:
             self.expected[key] = card
+
+    def seen(self) -> list[str]:
+        """The idTags of the cards tapped at our charge points so far (the local lists hold them)."""
+        if self._seen is None:
+            self._seen = json.loads(self.store.meta(SEEN_KEY) or "[]")
+        return list(self._seen)
+
+    def _saw(self, id_tag: str) -> None:
+        seen = self.seen()
+        if id_tag not in seen:
+            self.store.set_meta(SEEN_KEY, json.dumps([*seen, id_tag]))
+            self._seen = [*seen, id_tag]
+            self.on_seen()
 
     def _opens(self) -> list[CardOpenArgs]:
         """The arguments of the card opens not mined yet."""

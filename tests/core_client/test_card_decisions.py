@@ -10,6 +10,7 @@ from core_client.proxy.policy import Source, reply, source
 from core_client.sessions.actions import QueueJob
 from core_client.sessions.cards import CardMandate, card_deposit, card_refusal, card_start, find_card, uncounted
 from core_client.sessions.jobs import CardOpenArgs, JobKind
+from core_client.sessions.local_list import ListStatus, entry, list_changes, wanted_list
 from ev_network.mandates import new_salt, token_ref
 
 SALT = new_salt()
@@ -78,3 +79,21 @@ def test_proxy_a_linked_card_is_the_chains_every_other_card_the_csms():
     call = Call("1", "Authorize", {"idTag": CARD})
     local = {"idTagInfo": {"status": "Invalid"}}
     assert reply(call, None, local, chain_tag=linked).payload == local
+
+
+def test_local_list_entries_follow_the_cache_and_updates_carry_only_changes():
+    def none(_: int) -> int:
+        return 0
+
+    expiry = "1970-01-01T00:16:40Z"
+    assert entry([mandate()], CARD.lower(), now=0, queued=none) == (ListStatus.ACCEPTED, expiry)
+    assert entry([mandate(revoked=True)], CARD, now=0, queued=none) == (ListStatus.BLOCKED, expiry)
+    assert entry([mandate(committed=50)], CARD, now=0, queued=none) == (ListStatus.BLOCKED, expiry)  # exhausted
+    assert entry([mandate()], CARD, now=0, queued=lambda m: 50) == (ListStatus.BLOCKED, expiry)  # opens not counted yet
+    assert entry([mandate()], CARD, now=1_000, queued=none) == (ListStatus.EXPIRED, expiry)
+    assert entry([mandate(token_refs=frozenset())], CARD, now=0, queued=none) is None  # unlinked: leaves the list
+    wanted = wanted_list([mandate(revoked=True)], [CARD, "DEADBEEF"], now=0, queued=none)
+    assert wanted == {CARD: (ListStatus.BLOCKED, expiry)}
+    sent = {CARD: (ListStatus.ACCEPTED, expiry), "GONE": (ListStatus.ACCEPTED, expiry)}
+    assert list_changes(sent, wanted) == {CARD: (ListStatus.BLOCKED, expiry), "GONE": None}
+    assert list_changes(wanted, wanted) == {}

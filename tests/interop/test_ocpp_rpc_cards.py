@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import datetime, timezone
 from pathlib import Path
 
 from core_client.proxy.config import UpstreamSettings
@@ -41,10 +42,15 @@ async def link_card(net, tmp_path: Path, driver_index: int, uid: str = CARD, cap
     return cards, card, grants
 
 
-@contextlib.asynccontextmanager
-async def tapping(core, cp_id: str, uid: str, wait: bool = True):
+def tapping(core, cp_id: str, uid: str, wait: bool = True):
     """The ocpp-rpc charge point, booted, tapping card ``uid`` (charging until told "unplug" with --wait)."""
-    args = [core.url, cp_id, core.passwords[cp_id], "--card", uid] + (["--wait"] if wait else [])
+    return charge_point(core, cp_id, "--card", uid, *(["--wait"] if wait else []))
+
+
+@contextlib.asynccontextmanager
+async def charge_point(core, cp_id: str, *flags: str):
+    """The ocpp-rpc charge point, booted, run with ``flags``."""
+    args = [core.url, cp_id, core.passwords[cp_id], *flags]
     node = await asyncio.create_subprocess_exec(
         "node", str(CHARGE_POINT), *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
     )
@@ -235,3 +241,33 @@ async def test_a_card_starts_no_more_than_what_is_left_counting_its_sessions_not
         await wait_chain(net, s.session_id, SessionState.SETTLED, timeout=30)
         assert core.daemon.store.jobs("failed") == []
         assert Mandates(net.w3, net.deployment).get(card.mandate_id).committed == 30 * TOKEN
+
+
+async def test_a_charge_point_keeping_a_local_list_gets_the_cards_seen_and_their_changes(
+    clean_chain, tmp_path, keyfile
+):
+    """SendLocalList where the charge point keeps a list: a card tapped anywhere enters it Accepted (until the
+    mandate's expiry), a revoke makes it Blocked in a Differential update; a charge point without a list
+    (GetLocalListVersion -1) is sent none."""
+    net = clean_chain
+    cards, card, grants = await link_card(net, tmp_path, 4)
+    keeper_id, tap_id = cp_ids("LIST", "NOLIST")
+    async with running_core(net, tmp_path, keyfile, {keeper_id: 1, tap_id: 1}, cards_file=grants, **CARDS) as core:
+        await known(core, card.mandate_id)
+        async with charge_point(core, keeper_id, "--local-list") as keeper:
+            async with tapping(core, tap_id, CARD.lower()) as node:
+                assert (await next_event(node.stdout, "authorized"))["status"] == "Accepted"
+                first = await next_event(keeper.stdout, "local_list")
+                held = core.daemon.local_lists.held
+                await until(
+                    lambda: tap_id in held and not held[tap_id].supported, 10, "the list-less charge point asked"
+                )
+                await unplug(node)
+            expiry = datetime.fromtimestamp(core.daemon.cards.cached[card.mandate_id].expiry, timezone.utc)
+            assert first["version"] == 1 and first["entries"] == {
+                CARD: {"status": "Accepted", "expiryDate": expiry.isoformat().replace("+00:00", "Z")}
+            }
+            await asyncio.to_thread(cards.remove, CARD)  # the driver revokes the card
+            update = await next_event(keeper.stdout, "local_list")
+            assert (update["version"], update["updateType"]) == (2, "Differential")
+            assert update["entries"][CARD]["status"] == "Blocked"

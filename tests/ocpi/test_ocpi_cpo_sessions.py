@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from core_client.ocpi.cpo.roaming import Roaming
 from ev_network.contracts import SessionState
 from ev_network.mandates import Mandates, format_grant, new_salt
 from ev_network.pricing import price
@@ -73,6 +72,18 @@ async def charge_point(core: Core, cp: str) -> AsyncIterator[Any]:
         await node.wait()
 
 
+async def pushed(emsp: StandInEmsp, module: str, matches: Any, timeout: float = 20) -> dict[str, Any]:
+    """The one object of ``module`` ("sessions", "cdrs") the eMSP holds, once ``matches`` it."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        held = list((await emsp.control("state"))[module].values())
+        if held and matches(held[0]):
+            assert len(held) == 1, held
+            return held[0]
+        assert asyncio.get_running_loop().time() < deadline, f"no matching {module} object at the eMSP: {held}"
+        await asyncio.sleep(0.1)
+
+
 async def command_result(emsp: StandInEmsp, uid: str, timeout: float = 20) -> dict[str, Any]:
     """The CommandResult the eMSP received for its command ``uid``, once it has it."""
     deadline = asyncio.get_running_loop().time() + timeout
@@ -108,9 +119,14 @@ async def test_start_session_charges_under_the_emsp_mandate_and_stop_session_set
         assert again["response"]["result"] == "REJECTED"
         assert "has a session here already" in again["response"]["message"][0]["text"]
 
-        roaming_service: Roaming = core.daemon.ocpi_cpo.roaming
-        [ours] = roaming_service.sessions()
-        assert ours.transaction_id == tx["transactionId"]
+        session = await pushed(emsp, "sessions", lambda o: o["kwh"] > 0)  # PUT, then kwh PATCHed as it meters
+        assert (session["status"], session["auth_method"], session["cdr_token"]["uid"]) == (
+            "ACTIVE",
+            "COMMAND",
+            "APP-0001",
+        )
+        assert (session["location_id"], session["evse_uid"]) == (location, f"{cp}-1")
+        ours = type("Ours", (), {"id": session["id"]})
         stop = await emsp.control("stop", {"session_id": ours.id})
         assert stop["response"]["result"] == "ACCEPTED"
         assert (await next_event(node.stdout, "remote_stop"))["transactionId"] == tx["transactionId"]
@@ -123,6 +139,13 @@ async def test_start_session_charges_under_the_emsp_mandate_and_stop_session_set
         assert net.token().balance_of(payer) == before - settled.args["cost"]  # the rest went back to the eMSP
         again = await emsp.control("stop", {"session_id": ours.id})
         assert again["response"]["result"] == "REJECTED"
+        completed = await pushed(emsp, "sessions", lambda o: o["status"] == "COMPLETED")
+        assert completed["kwh"] == energy / 1000 and completed["end_date_time"]
+        cdr = await pushed(emsp, "cdrs", lambda o: True)
+        assert cdr["remark"] == f"settled on chain in transaction {settled.tx_hash}"
+        assert (cdr["id"], cdr["session_id"], cdr["total_energy"]) == (ours.id, ours.id, energy / 1000)
+        assert cdr["total_cost"]["incl_vat"] == settled.args["cost"] / TOKEN
+        assert cdr["cdr_location"]["evse_uid"] == f"{cp}-1" and "signed_data" not in cdr  # this meter signs nothing
         assert await emsp.violations() == []
     print(f"START_SESSION -> charge point RemoteStart: {latency_ms:.0f} ms")
 

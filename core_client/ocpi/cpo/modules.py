@@ -10,9 +10,9 @@ from typing import Any, Protocol
 
 from starlette.routing import Route
 
-from core_client.ocpi.client import OcpiClient
 from core_client.ocpi.cpo.catalog import OurStation, evse_status, evse_uid, location, location_id, tariff
 from core_client.ocpi.cpo.handling import registered_only
+from core_client.ocpi.cpo.outbound import send_to
 from core_client.ocpi.cpo.peers import PeerStore
 from core_client.ocpi.cpo.settings import CpoSettings
 from core_client.ocpi.errors import OcpiError
@@ -130,22 +130,14 @@ class StatusPushes:
         return f"{us.country_code}/{us.party_id}/{location_id(station.station_id)}"
 
     async def _push(self, method: str, path: str, body: dict) -> list[str]:
-        us = self.settings.party
         took = []
         for peer in self.peers.all():
             base = peer.endpoint(ModuleID.LOCATIONS, InterfaceRole.RECEIVER) if peer.registered else None
             if base is None:
                 continue
-            parties = peer.parties()
-            async with OcpiClient(
-                timeout_s=self.settings.request_timeout_s, encoding=self.settings.token_encoding, sender=us
-            ) as client:
-                try:
-                    await client.request(
-                        method, f"{base.rstrip('/')}/{path}", peer.their_token(), body=body,
-                        receiver=parties[0] if parties else None,
-                    )  # fmt: skip
-                    took.append(peer.name)
-                except OcpiError as error:
-                    log.warning("OCPI Location %s to eMSP %s not delivered: %s", method, peer.name, error)
+            try:
+                await send_to(self.settings, peer, method, f"{base.rstrip('/')}/{path}", body)
+                took.append(peer.name)
+            except OcpiError as error:
+                log.warning("OCPI Location %s to eMSP %s not delivered: %s", method, peer.name, error)
         return took

@@ -23,13 +23,14 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, TypeAdapter
 
-from core_client.ocpi.client import OcpiClient
 from core_client.ocpi.cpo.catalog import OurStation, evse_uid, location_id
+from core_client.ocpi.cpo.outbound import send_to
 from core_client.ocpi.cpo.peers import Peer, PeerStore
 from core_client.ocpi.cpo.settings import CpoSettings
 from core_client.ocpi.errors import OcpiError
@@ -65,9 +66,16 @@ class RoamingSession(BaseModel):
     requested_at: datetime
     transaction_id: int | None = None  # once the charge point started it
     stopped: bool = False  # the eMSP asked to stop, or it never started
+    pushed: str | None = None  # what the eMSP has of it: "ACTIVE" / "COMPLETED" (its Session), "CDR"
+    pushed_kwh: Decimal | None = None  # the kwh of the Session it has
 
 
 SESSIONS = TypeAdapter(list[RoamingSession])
+KEEP_DAYS = 7  # a finished session is kept this long (a late STOP_SESSION is then answered, not UNKNOWN)
+
+
+def _finished(s: RoamingSession) -> bool:
+    return s.pushed == "CDR" or (s.stopped and s.transaction_id is None)
 
 
 class Service(Protocol):
@@ -103,8 +111,10 @@ class Roaming:
         text = self.store.meta(META_KEY)
         return SESSIONS.validate_json(text) if text else []
 
-    def _save(self, session: RoamingSession) -> None:
-        others = [s for s in self.sessions() if s.id != session.id]
+    def save(self, session: RoamingSession) -> None:
+        """Keep ``session``; sessions finished (CDR pushed, or never started) over KEEP_DAYS ago are dropped."""
+        cutoff = datetime.now(timezone.utc) - timedelta(days=KEEP_DAYS)
+        others = [s for s in self.sessions() if s.id != session.id and not (_finished(s) and s.requested_at < cutoff)]
         self.store.set_meta(META_KEY, SESSIONS.dump_json([*others, session]).decode())
 
     def session(self, emsp: str, session_id: str) -> RoamingSession | None:
@@ -143,7 +153,7 @@ class Roaming:
             authorization_reference=start.authorization_reference,
             requested_at=datetime.now(timezone.utc),
         )
-        self._save(session)
+        self.save(session)
         salt = bytes.fromhex(peer.mandate_salt.get_secret_value())
         self._spawn(self._start(peer, session, salt, str(start.response_url)))
         return None
@@ -152,7 +162,7 @@ class Roaming:
         """Why STOP_SESSION of the eMSP's ``session`` is refused now (None: accepted, the CommandResult follows)."""
         if session.transaction_id is None or session.stopped:
             return f"session {session.id} is not charging"
-        self._save(session.model_copy(update={"stopped": True}))
+        self.save(session.model_copy(update={"stopped": True}))
         self._spawn(self._stop(peer, session.charge_point_id, session.transaction_id, response_url))
         return None
 
@@ -162,7 +172,7 @@ class Roaming:
         began = time.monotonic()
         result, why = await self._remote_start(session, salt)
         if result is not CommandResultType.ACCEPTED:
-            self._save(session.model_copy(update={"stopped": True}))
+            self.save(session.model_copy(update={"stopped": True}))
             log.warning("OCPI START_SESSION of eMSP %s at %s: %s (%s)", peer.name, session.evse_uid, result.value, why)
         else:
             log.info(
@@ -204,7 +214,7 @@ class Roaming:
         for s in self.sessions():
             waiting = s.transaction_id is None and not s.stopped
             if waiting and (s.charge_point_id, s.connector, s.token.uid.upper()) == (cp_id, connector, id_tag.upper()):
-                self._save(s.model_copy(update={"transaction_id": transaction_id}))
+                self.save(s.model_copy(update={"transaction_id": transaction_id}))
                 log.info("OCPI session %s of eMSP %s: transaction %d", s.id, s.emsp, transaction_id)
                 return
 
@@ -212,7 +222,7 @@ class Roaming:
         session = next((s for s in self.sessions() if s.id == session_id), None)
         if session is not None and session.transaction_id is None and not session.stopped:
             self.service.cards.expect(session.token.uid, None)
-            self._save(session.model_copy(update={"stopped": True}))
+            self.save(session.model_copy(update={"stopped": True}))
             log.warning("OCPI session %s of eMSP %s: the charge point never started it", session.id, session.emsp)
 
     async def _stop(self, peer: Peer, cp_id: str, transaction_id: int, response_url: str) -> None:
@@ -229,16 +239,8 @@ class Roaming:
         """POST the CommandResult to the eMSP's response_url (a failure is logged: it times out on its side)."""
         message = None if why is None else [DisplayText(language="en", text=why[:512])]
         body = CommandResult(result=result, message=message).to_json()
-        parties = peer.parties()
         try:
-            async with OcpiClient(
-                timeout_s=self.settings.request_timeout_s,
-                encoding=self.settings.token_encoding,
-                sender=self.settings.party,
-            ) as client:
-                await client.request(
-                    "POST", url, peer.their_token(), body=body, receiver=parties[0] if parties else None
-                )
+            await send_to(self.settings, peer, "POST", url, body)
         except OcpiError as error:
             log.warning("OCPI CommandResult to eMSP %s not delivered: %s", peer.name, error)
 

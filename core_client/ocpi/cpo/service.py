@@ -18,6 +18,7 @@ from core_client.ocpi.cpo.modules import StatusPushes
 from core_client.ocpi.cpo.peers import PeerStore
 from core_client.ocpi.cpo.roaming import Roaming
 from core_client.ocpi.cpo.server import CpoServer
+from core_client.ocpi.cpo.session_pushes import SessionPushes
 from core_client.ocpi.cpo.settings import CpoSettings
 from core_client.ocpi.errors import OcpiError
 from core_client.storage.store import Store
@@ -96,9 +97,15 @@ class CpoService:
     """Our CPO endpoints for roaming eMSPs in the daemon."""
 
     def __init__(
-        self, settings: CpoSettings, peers: PeerStore, stations: DaemonStations, roaming: Roaming | None
+        self,
+        settings: CpoSettings,
+        peers: PeerStore,
+        stations: DaemonStations,
+        roaming: Roaming | None,
+        session_pushes: SessionPushes | None = None,
     ) -> None:
         self.settings = settings
+        self.session_pushes = session_pushes
         self.peers = peers
         self.stations = stations
         self.roaming = roaming
@@ -116,7 +123,8 @@ class CpoService:
 
     async def run(self) -> None:
         """Keep the stations current: each station's Location PUT to the eMSPs once it is first read (at
-        start, or when its charge point first boots), each connector's new status PATCHed."""
+        start, or when its charge point first boots), each connector's new status PATCHed; and the eMSPs'
+        sessions pushed (:class:`SessionPushes`)."""
         read_at = -TARIFFS_EVERY_S
         while True:
             if time.monotonic() - read_at >= TARIFFS_EVERY_S or self.stations.new_stations():
@@ -130,6 +138,8 @@ class CpoService:
                     await self.pushes.location(station)
             for station, connector, status in self.stations.statuses():
                 await self.pushes.evse_status(station, connector, status)
+            if self.session_pushes is not None:
+                await self.session_pushes.round()
             await asyncio.sleep(STATUS_EVERY_S)
 
     def health(self) -> dict[str, Any]:
