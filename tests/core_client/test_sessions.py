@@ -386,8 +386,10 @@ def test_a_postgresql_database_is_a_url_as_given_and_a_file_a_path(tmp_path):
     ocpi = 'versions_url = "https://csms.example/ocpi/versions"\ncountry_code = "DE"\nparty_id = "EVN"\n'
     ocpi += 'business_name = "EV Network"\npublic_url = "https://emsp.example/ocpi"\n'
     cfg.write_text(f'database = "{url}"\n[ocpi]\n{ocpi}')
-    with pytest.raises(ConfigError, match="not yet with a postgresql:// database"):
+    with pytest.raises(ConfigError, match="registration_file must be set with a postgresql:// database"):
         load_settings(cfg, environ={})
+    cfg.write_text(f'database = "{url}"\n[ocpi]\n{ocpi}registration_file = "ocpi.json"\n')
+    assert load_settings(cfg, environ={}).ocpi.registration_path(url) == tmp_path / "ocpi.json"
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
@@ -71,6 +71,11 @@ class RoamingSession(BaseModel):
 
 
 SESSIONS = TypeAdapter(list[RoamingSession])
+KEEP_DAYS = 7  # a finished session is kept this long (a late STOP_SESSION is then answered, not UNKNOWN)
+
+
+def _finished(s: RoamingSession) -> bool:
+    return s.pushed == "CDR" or (s.stopped and s.transaction_id is None)
 
 
 class Service(Protocol):
@@ -107,7 +112,9 @@ class Roaming:
         return SESSIONS.validate_json(text) if text else []
 
     def save(self, session: RoamingSession) -> None:
-        others = [s for s in self.sessions() if s.id != session.id]
+        """Keep ``session``; sessions finished (CDR pushed, or never started) over KEEP_DAYS ago are dropped."""
+        cutoff = datetime.now(timezone.utc) - timedelta(days=KEEP_DAYS)
+        others = [s for s in self.sessions() if s.id != session.id and not (_finished(s) and s.requested_at < cutoff)]
         self.store.set_meta(META_KEY, SESSIONS.dump_json([*others, session]).decode())
 
     def session(self, emsp: str, session_id: str) -> RoamingSession | None:
