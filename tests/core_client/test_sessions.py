@@ -390,6 +390,12 @@ def test_a_postgresql_database_is_a_url_as_given_and_a_file_a_path(tmp_path):
         load_settings(cfg, environ={})
     cfg.write_text(f'database = "{url}"\n[ocpi]\n{ocpi}registration_file = "ocpi.json"\n')
     assert load_settings(cfg, environ={}).ocpi.registration_path(url) == tmp_path / "ocpi.json"
+    cpo = 'country_code = "DE"\nparty_id = "EVN"\nbusiness_name = "EV Network"\npublic_url = "https://cpo.example/ocpi"\n'
+    cfg.write_text(f'database = "{url}"\n[ocpi_cpo]\n{cpo}')
+    with pytest.raises(ConfigError, match="peers_file must be set with a postgresql:// database"):
+        load_settings(cfg, environ={})
+    cfg.write_text(f'database = "{url}"\n[ocpi_cpo]\n{cpo}peers_file = "emsps.json"\n')
+    assert load_settings(cfg, environ={}).ocpi_cpo.peers_path(url) == tmp_path / "emsps.json"
 
 
 @pytest.mark.parametrize(
