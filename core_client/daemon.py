@@ -242,6 +242,7 @@ class Daemon:
         try:
             while not await asyncio.to_thread(self.lease.try_acquire):
                 await asyncio.sleep(LEASE_RETRY_S)
+            await asyncio.to_thread(self.store.db.renew)  # the server answers: connect afresh, no backoff
             log.info("signer lease of operator %s taken over: leading", self.account.address)
             await self._lead(await self._check_chain())
         except Exception as error:

@@ -17,7 +17,7 @@ from core_client.ocpi.credentials import Handshake
 from core_client.ocpi.csms import Csms
 from core_client.ocpi.errors import OcpiError, OcpiRejected
 from core_client.ocpi.inbox import RecordingInbox
-from core_client.ocpi.mirror import ImportedStation, Mirror
+from core_client.ocpi.mirror import ImportedStation, Mirror, mirror_location
 from core_client.ocpi.models.enums import ModuleID
 from core_client.ocpi.registration import Registration, RegistrationStore
 from core_client.ocpi.server import OcpiServer
@@ -43,17 +43,18 @@ class StationRegistry(Protocol):
 
 @dataclass
 class Bridge:
-    """The OCPI bridge of one Core Client: its ``[ocpi]`` settings and its files next to the database."""
+    """The OCPI bridge of one Core Client: its ``[ocpi]`` settings and its database (the mirror is kept
+    there, :func:`~core_client.ocpi.mirror.mirror_location`)."""
 
     settings: OcpiSettings
-    database: Path
+    database: Path | str  # the Core Client's: a SQLite file or a postgresql:// URL
 
     @property
     def store(self) -> RegistrationStore:
         return RegistrationStore(self.settings.registration_path(self.database))
 
     def mirror(self) -> Mirror:
-        return Mirror(self.database.with_name(self.database.name + ".ocpi.sqlite"))
+        return Mirror(mirror_location(self.database))
 
     def handshake(self) -> Handshake:
         return Handshake(self.settings, self.store)

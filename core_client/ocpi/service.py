@@ -18,7 +18,7 @@ from core_client.ocpi.client import OcpiClient
 from core_client.ocpi.csms import Csms
 from core_client.ocpi.errors import OcpiError
 from core_client.ocpi.inbox import IssuedToken, OcpiInbox
-from core_client.ocpi.mirror import Mirror
+from core_client.ocpi.mirror import Mirror, mirror_location
 from core_client.ocpi.models import CDR, CommandResult, Location, Session, Token
 from core_client.ocpi.models import Tariff as OcpiTariff
 from core_client.ocpi.models.enums import CommandType, Status, TokenType
@@ -104,10 +104,12 @@ class Reporting(Protocol):
 class OcpiService:
     """Our OCPI endpoints in the daemon, its client to the CSMS, the pulls, and what ``/health`` says."""
 
-    def __init__(self, settings: OcpiSettings, database: Path, inbox: Callable[[Mirror, Csms], OcpiInbox]) -> None:
+    def __init__(
+        self, settings: OcpiSettings, database: Path | str, inbox: Callable[[Mirror, Csms], OcpiInbox]
+    ) -> None:
         self.settings = settings
         self.store = RegistrationStore(settings.registration_path(database))
-        self.mirror = Mirror(database.with_name(database.name + ".ocpi.sqlite"))
+        self.mirror = Mirror(mirror_location(database))
         self.client = OcpiClient(
             timeout_s=settings.request_timeout_s, encoding=settings.token_encoding, sender=settings.party
         )

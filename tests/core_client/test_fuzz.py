@@ -131,6 +131,6 @@ async def test_out_of_descriptors_the_connected_charge_point_is_served_the_log_s
     failed accepts are a line or two (no traceback), and a charge point connects again once they end."""
     result = await exhaust_descriptors(core.daemon, core.good, core.fuzzer, seconds=4)
     assert result["daemon_most_descriptors"] >= result["limit"] - 1, result  # it was out of descriptors
-    assert result["connected_charge_point"]["missed"] == 0 and result["connected_charge_point"]["heartbeats"] > 10
+    assert result["connected_charge_point"]["missed"] == 0 and result["connected_charge_point"]["heartbeats"] >= 5
     assert result["tracebacks"] == 0 and 1 <= result["accept_failure_lines"] <= 2 and result["log_lines"] < 15, result
     assert result["new_charge_point_served_after_s"] is not None and result["ok"], result

@@ -121,9 +121,9 @@ async def test_a_watched_lease_the_server_stops_answering_is_lost_in_time(postgr
         await asyncio.sleep(0)  # the proxy has stopped forwarding
         blocked = threading.Thread(target=db.execute, args=("SELECT 1",), daemon=True)  # never answered
         blocked.start()
-        reason = await asyncio.to_thread(reasons.get, timeout=GIVES_UP_WITHIN_S + 1)
+        reason = await asyncio.to_thread(reasons.get, timeout=GIVES_UP_WITHIN_S + 2)
         assert reason == f"PostgreSQL did not answer within {CHECK_TIMEOUT_S:g}s"
-        assert time.monotonic() - cut <= GIVES_UP_WITHIN_S + 0.5 and blocked.is_alive()
+        assert time.monotonic() - cut < SERVER_DROPS_SILENT_HOLDER_S / 2 and blocked.is_alive()
     finally:
         lease._unwatched.set()
         await proxy.pause()

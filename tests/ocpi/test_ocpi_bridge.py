@@ -18,8 +18,8 @@ from core_client.ocpi.server import OcpiServer
 from ev_network.operator_profile import OperatorProfiles, Profile
 from ev_network.pricing import Tariff
 from ev_network.web.server import HttpServer
-from tests.ocpi.cpo import TOKEN_A, Cpo, cpo_platform
-from tests.ocpi.harness import free_port, settings
+from tools.harness.ocpi.our_emsp import free_port, settings
+from tools.harness.ocpi.peers import TOKEN_A, Cpo, cpo_platform
 
 E18 = 10**18
 

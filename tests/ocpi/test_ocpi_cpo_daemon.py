@@ -8,17 +8,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from core_client.ocpi.cpo.settings import CpoSettings
-from tests.ocpi.cpo import StandInEmsp, emsp_platform
-from tests.ocpi.cpo_side import cpo_settings, site
-from tests.ocpi.harness import free_port
 from tools.harness.chain import Net
 from tools.harness.core import cp_ids, running_core
 from tools.harness.interop import CHARGE_POINT, next_event
-
-
-def cpo_section(tmp_path: Path, *charge_points: str) -> CpoSettings:
-    return cpo_settings(free_port(), tmp_path, sites={cp: site(n) for n, cp in enumerate(charge_points, 1)})
+from tools.harness.ocpi.our_cpo import cpo_section
+from tools.harness.ocpi.peers import StandInEmsp, emsp_platform
 
 
 async def evse_becomes(emsp: StandInEmsp, uid: str, status: str, pull: bool = False, timeout: float = 20) -> None:

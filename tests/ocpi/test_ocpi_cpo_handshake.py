@@ -13,8 +13,8 @@ from pathlib import Path
 from typer.testing import CliRunner, Result
 
 from core_client.cli.main import app
-from tests.ocpi.cpo import emsp_platform
-from tests.ocpi.cpo_side import our_cpo
+from tools.harness.ocpi.our_cpo import our_cpo
+from tools.harness.ocpi.peers import emsp_platform
 
 
 async def test_an_emsp_registers_with_the_token_a_we_issued_renews_and_unregisters(tmp_path: Path):

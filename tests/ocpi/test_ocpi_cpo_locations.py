@@ -15,8 +15,8 @@ import pytest
 from core_client.ocpi.cpo.catalog import OurStation
 from core_client.ocpi.cpo.modules import StatusPushes
 from ev_network.pricing import Tariff
-from tests.ocpi.cpo import StandInEmsp, emsp_platform
-from tests.ocpi.cpo_side import OurCpo, Stations, our_cpo, site
+from tools.harness.ocpi.our_cpo import OurCpo, Stations, our_cpo, site
+from tools.harness.ocpi.peers import StandInEmsp, emsp_platform
 
 START = datetime(2026, 12, 6, 9, 0, tzinfo=timezone.utc)
 

@@ -15,7 +15,7 @@ from core_client.ocpi.transport import Party
 from core_client.sessions.machine import SessionRecord, State
 from core_client.sessions.metering import BEGIN, END
 from ev_network.pricing import Tariff
-from tests.ocpi.cpo_side import site
+from tools.harness.ocpi.our_cpo import site
 
 US = Party("DE", "EVN")
 AT = datetime(2026, 12, 6, 10, 0, tzinfo=timezone.utc)

@@ -17,11 +17,11 @@ from typing import Any
 from ev_network.contracts import SessionState
 from ev_network.mandates import Mandates, format_grant, new_salt
 from ev_network.pricing import price
-from tests.ocpi.cpo import StandInEmsp, emsp_platform
-from tests.ocpi.test_ocpi_cpo_daemon import cpo_section
 from tools.harness.chain import TARIFF, TOKEN, Net
 from tools.harness.core import Core, chain_events, cp_ids, funded_driver, running_core, until, wait_chain
 from tools.harness.interop import CHARGE_POINT, next_event
+from tools.harness.ocpi.our_cpo import cpo_section
+from tools.harness.ocpi.peers import StandInEmsp, emsp_platform
 
 CAP, TOTAL = 20 * TOKEN, 50 * TOKEN
 FAST_METER = {"max_power_kw": 1_000_000}  # the ocpp-rpc charge point meters 2.1 kWh in well under a second

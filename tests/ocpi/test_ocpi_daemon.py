@@ -14,17 +14,22 @@ import pytest
 
 from core_client.chain.station_registry import EscrowRegistry
 from core_client.ocpi.bridge import Bridge
-from tests.ocpi.cpo import TOKEN_A, cpo_platform
-from tests.ocpi.harness import free_port, settings
 from tools.harness.chain import TOKEN, Net
 from tools.harness.core import running_core, until
+from tools.harness.ocpi.our_emsp import free_port, settings
+from tools.harness.ocpi.peers import TOKEN_A, cpo_platform
 
 
-async def test_daemon_serves_ocpi_and_feeds_availability(tmp_path: Path, clean_chain: Net, keyfile: Path) -> None:
+async def test_daemon_serves_ocpi_and_feeds_availability(
+    tmp_path: Path, clean_chain: Net, keyfile: Path, db_location: Path | str
+) -> None:
+    """On either engine: with a postgresql:// database the mirror is in it, the tokens in registration_file."""
     net = clean_chain
     async with cpo_platform(tmp_path) as cpo:
-        ocpi = settings(free_port(), versions_url=cpo.versions_url, token_a=TOKEN_A)
-        async with running_core(net, tmp_path, keyfile, {}, ocpi=ocpi) as core:
+        ocpi = settings(
+            free_port(), versions_url=cpo.versions_url, token_a=TOKEN_A, registration_file=tmp_path / "ocpi.json"
+        )
+        async with running_core(net, tmp_path, keyfile, {}, ocpi=ocpi, database=db_location) as core:
             daemon = core.daemon
             assert daemon.health()["ocpi"]["registered"] is False
             bridge = Bridge(ocpi, daemon.settings.database)

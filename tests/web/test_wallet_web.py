@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from ev_network.mandates import Mandates, parse_grant, token_ref
+from ev_network.mandates import Mandates, format_grant, parse_grant, token_ref
 from ev_network.session_ids import parse_session_id
 from ev_network.units import format_time, format_wait, money
 from ev_network.web import short_amount
@@ -220,6 +220,7 @@ async def test_a_card_is_linked_listed_with_what_it_committed_and_revoked_in_the
     _, page = await client.get("/cards")
     row = re.search(rf'<tr id="card-{uid.upper()}">.*?</tr>', page, re.S).group(0)
     assert "15.00 of 50.00" in row and "up to 20.00 per session" in row
+    assert f'<code class="grant">{format_grant(mandate_id, salt)}</code>' in row  # to give it again
 
     _, page = await client.post("/cards/add", {**card, "days": "30"})
     assert f"card {uid.upper()} is already linked (remove it first)" in page

@@ -26,5 +26,8 @@ class CpoSettings(PartySettings):
         default_factory=dict
     )  # charge point id -> where it is: only stations with a site are published
 
-    def peers_path(self, database: Path) -> Path:
-        return self.peers_file or database.with_name(database.name + ".ocpi-emsps")
+    def peers_path(self, database: Path | str) -> Path:
+        """The eMSPs' file: ``peers_file`` (which a postgresql:// database needs, checked at load), else
+        beside the SQLite database."""
+        path = Path(database)
+        return self.peers_file or path.with_name(path.name + ".ocpi-emsps")
