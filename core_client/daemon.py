@@ -440,9 +440,11 @@ class Daemon:
         return bytes((await asyncio.to_thread(self.escrow_read.get_station, station_id)).meter_public_key)
 
     def _record_decision(self, s: SessionRecord, decision: str) -> None:
-        """The operator's decision on a held session, in the anchored transaction record."""
-        if self.records is not None and s.transaction_id is not None and s.meter_stop is not None:
-            self.records.record_decision(s.transaction_id, s.charge_point_id, s.meter_stop, decision)
+        """The operator's decision on a held session, in the anchored transaction record (a refund bills no
+        energy: recorded with the start reading as its stop)."""
+        meter_stop = s.meter_stop if s.meter_stop is not None else s.meter_start
+        if self.records is not None and s.transaction_id is not None and meter_stop is not None:
+            self.records.record_decision(s.transaction_id, s.charge_point_id, meter_stop, decision)
 
     def _failed(self, s: SessionRecord) -> dict[str, Any]:
         """A failed or held session in /health: its id as 0x and 64 hex digits, the idTag the charge point

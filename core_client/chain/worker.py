@@ -1,4 +1,4 @@
-"""The chain worker: drains the job queue (start, reject, settle) into transactions, exactly once.
+"""The chain worker: drains the job queue (start, reject, refund, settle) into transactions, exactly once.
 
 - Transactions go out without waiting for each other (the TxSender hands out nonces); receipts are
   polled. Job status: pending -> sent (tx hash stored) -> done | failed.
@@ -55,6 +55,7 @@ DROP_CHECK_S = 5.0
 TARGET = {
     JobKind.START: {SessionState.ACTIVE, SessionState.SETTLED, SessionState.EXPIRED},
     JobKind.REJECT: {SessionState.CANCELLED},
+    JobKind.REFUND: {SessionState.CANCELLED},
     JobKind.SETTLE: {SessionState.SETTLED},
     JobKind.SETTLE_SIGNED: {SessionState.SETTLED},
 }
@@ -62,6 +63,7 @@ TARGET = {
 SENDABLE = {
     JobKind.START: SessionState.REQUESTED,
     JobKind.REJECT: SessionState.REQUESTED,
+    JobKind.REFUND: SessionState.ACTIVE,
     JobKind.SETTLE: SessionState.ACTIVE,
     JobKind.SETTLE_SIGNED: SessionState.ACTIVE,
 }
@@ -173,7 +175,7 @@ class ChainWorker:
             for job in (j for j in starts if j.kind is JobKind.OPEN_CARD):  # openSession: one per transaction
                 await self._send([job])
             for job in self.store.jobs(JobStatus.PENDING, kind=JobKind.REJECT, limit=SENDS_PER_STEP):
-                await self._send([job])
+                await self._send([job])  # rejects and refunds (kept under reject), one per transaction
         return self.store.has_jobs(*OPEN)
 
     # ----------------------------------------------------------------- sending
@@ -226,6 +228,8 @@ class ChainWorker:
             return escrow.start(ids[0], args[0].transaction_id, args[0].meter_start, wait=False)
         if kind is JobKind.REJECT:
             return escrow.reject(ids[0], CancelReason(args[0].reason), wait=False)
+        if kind is JobKind.REFUND:  # a held session the operator rejected: its whole deposit back
+            return escrow.refund_active(ids[0], wait=False)
         if kind is JobKind.SETTLE_SIGNED:
             settlements = [_signed(j.session_id, a) for j, a in zip(jobs, args, strict=True)]
             if len(jobs) > 1:
