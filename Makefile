@@ -46,7 +46,7 @@ bench-ocpi: setup
 bench-chaos: setup
 	$(PY) -m benchmarks.chaos $(CHAOS_ARGS)
 
-# 10,000 hostile OCPP frames against a real Core Client; prints JSON (FUZZ_ARGS="--help").
+# 10,000 hostile OCPP frames against a real Core Client, then 30 s out of file descriptors; prints JSON (FUZZ_ARGS="--help").
 fuzz: setup
 	$(PY) -m benchmarks.fuzz $(FUZZ_ARGS)
 

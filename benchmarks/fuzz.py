@@ -1,9 +1,9 @@
 """Fuzz run (``make fuzz``): seeded hostile OCPP-J frames from an authenticated charge point against
 the real Core Client over websockets, while a well-behaved charge point keeps sending Heartbeats;
 prints JSON and exits 1 unless nothing crashed, memory stayed bounded and the good charge point was
-served throughout.
+served throughout; then the descriptor-exhaustion shape (:mod:`benchmarks.fuzz_descriptors`).
 
-    python -m benchmarks.fuzz [--frames 10000] [--seed 1] [--skip-defect-shapes]
+    python -m benchmarks.fuzz [--frames 10000] [--seed 1] [--skip-defect-shapes] [--descriptor-seconds 30]
 
 The daemon runs as its own process on a fresh Anvil (the contracts deployed by the Brownie script,
 two stations). Frames come from :mod:`benchmarks.fuzz_frames`. Each CALL with a readable id must be
@@ -32,6 +32,7 @@ from ocpp.v16 import call
 from websockets.exceptions import ConnectionClosed
 
 from benchmarks.chaos_parts import Daemon
+from benchmarks.fuzz_descriptors import exhaust_descriptors
 from benchmarks.fuzz_frames import DEFECT_SHAPES, Frame, FrameGenerator
 from benchmarks.load.chain import setup_chain
 from simulator.charge_point import Reconnect, SimChargePoint
@@ -212,7 +213,9 @@ async def fuzz(
     return result
 
 
-async def run(frames: int, seed: int, skip_known: bool, reply_timeout: float, workdir: Path, say) -> dict:
+async def run(
+    frames: int, seed: int, skip_known: bool, reply_timeout: float, descriptor_s: float, workdir: Path, say
+) -> dict:
     chain = await asyncio.to_thread(setup_chain, workdir, [FUZZ_CP, GOOD_CP], 2, say)
     passwords = {FUZZ_CP: "fuzz-password", GOOD_CP: "good-password"}
     daemon = Daemon.configure(workdir, chain.anvil.url, chain, passwords, poll_interval_s=0.2)
@@ -221,6 +224,10 @@ async def run(frames: int, seed: int, skip_known: bool, reply_timeout: float, wo
         await daemon.wait_healthy()
         generator = FrameGenerator(seed, skip=frozenset(DEFECT_SHAPES) if skip_known else frozenset())
         result = await fuzz(daemon, generator.frames(frames), reply_timeout)
+        if descriptor_s > 0:
+            good, again = (GOOD_CP, passwords[GOOD_CP]), (FUZZ_CP, passwords[FUZZ_CP])
+            shape = await exhaust_descriptors(daemon, good, again, descriptor_s)
+            result = {**result, "descriptor_exhaustion": shape, "ok": result["ok"] and shape["ok"]}
         return {"benchmark": "fuzz", "seed": seed, "skip_defect_shapes": skip_known, **result}
     finally:
         daemon.stop()
@@ -235,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--skip-defect-shapes", action="store_true", help="leave out the shapes of the fixed defects (issues 9 and 17)"
     )
+    parser.add_argument(
+        "--descriptor-seconds",
+        type=float,
+        default=30,
+        help="keep the daemon out of file descriptors this long (0: skip)",
+    )
     parser.add_argument("--workdir", type=Path, help="keep logs and state here (default: a temporary folder)")
     args = parser.parse_args(argv)
     exit_on_sigterm()
@@ -242,7 +255,10 @@ def main(argv: list[str] | None = None) -> int:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         say = lambda text: print(text, file=sys.stderr)  # noqa: E731
-        result = asyncio.run(run(args.frames, args.seed, args.skip_defect_shapes, args.reply_timeout, workdir, say))
+        shape_s = args.descriptor_seconds
+        result = asyncio.run(
+            run(args.frames, args.seed, args.skip_defect_shapes, args.reply_timeout, shape_s, workdir, say)
+        )
     print(json.dumps(result, indent=2))
     return 0 if result["ok"] else 1
 

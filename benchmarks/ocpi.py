@@ -22,7 +22,7 @@ from typing import Any
 
 from benchmarks.load.chain import BenchChain, send_burst, setup_chain
 from benchmarks.load.report import summary_ms
-from core_client.cli.ocpi import EscrowRegistry
+from core_client.chain.station_registry import EscrowRegistry
 from core_client.config import Settings
 from core_client.daemon import Daemon
 from core_client.ocpi.bridge import Bridge

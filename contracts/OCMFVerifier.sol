@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {P256} from "@openzeppelin/contracts/utils/cryptography/P256.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IMeterVerifier} from "./interfaces/IMeterVerifier.sol";
 import {OCMF} from "./utils/OCMF.sol";
@@ -9,16 +8,23 @@ import {SessionIds} from "./utils/SessionIds.sol";
 
 /// @title OCMF meter verifier
 /// @notice "No proof, no pay": checks a session's signed OCMF records (ECDSA P-256 over SHA-256 of the payload,
-///         verified with OpenZeppelin's P256: the P256VERIFY precompile, a Solidity fallback elsewhere) and
-///         returns the signed Begin and End readings. Stateless: the key is an argument, so one deployment
-///         serves every escrow and station, and the escrow keeps its bytecode for the session state machine.
-/// @dev High-s signatures are refused (HighSSignature), not normalised: OCMF meters sign with either half, and
+///         verified with the P256VERIFY precompile at 0x100, EIP-7951 / RIP-7212) and returns the signed Begin
+///         and End readings. Stateless: the key is an argument, so one deployment serves every escrow and
+///         station, and the escrow keeps its bytecode for the session state machine.
+/// @dev Gas: every record is read where it lies in calldata (its payload is copied to memory once, for
+///      SHA-256), and only the fields billed are read, at the offsets the caller names. The key is the one the
+///      registry checked to be on the curve; r and s out of range, like a key off the curve, make the
+///      precompile answer "invalid". On a chain without the precompile every record is refused as not signed
+///      (InvalidMeterSignature), and the driver reclaims.
+///      High-s signatures are refused (HighSSignature), not normalised: OCMF meters sign with either half, and
 ///      the submitter flips s to N - s (ev_network.ocmf does), which keeps one accepted form per signature.
 contract OCMFVerifier is IMeterVerifier {
     using SafeCast for uint256;
 
     /// @dev The reading reasons that end a transaction, as bits: E (end), L (local), R (remote), A (abort), P (power).
     uint256 private constant END_REASONS = (1 << 0x45) | (1 << 0x4c) | (1 << 0x52) | (1 << 0x41) | (1 << 0x50);
+    /// @dev Half the order of P-256: the highest low s.
+    uint256 private constant HALF_N = 0x7fffffff800000007fffffffffffffffde737d56d38bcf4279dce5617e3192a8;
     /// @dev The offsets of ID, MS and PG: the record's own fields, shared by both readings of one record.
     uint144 private constant HEAD = (1 << 48) - 1;
 
@@ -45,9 +51,7 @@ contract OCMFVerifier is IMeterVerifier {
         view
         returns (uint40 meterStart, uint40 meterStop)
     {
-        _checkRecord(sessionId, Record.Begin, record, qx, qy, tag);
-        bytes calldata payload = record.payload;
-        uint144 offsets = record.offsets;
+        (bytes calldata payload, uint144 offsets) = _checkRecord(sessionId, Record.Begin, record, qx, qy, tag);
         uint96 begin = uint96(offsets);
         uint96 end = uint96((offsets & HEAD) | ((offsets >> 48) & ~HEAD));
         _checkReason(sessionId, Record.Begin, payload, begin);
@@ -68,10 +72,9 @@ contract OCMFVerifier is IMeterVerifier {
         MeterRecord calldata begin,
         MeterRecord calldata end
     ) private view returns (uint40 meterStart, uint40 meterStop) {
-        _checkRecord(sessionId, Record.Begin, begin, qx, qy, tag);
-        _checkRecord(sessionId, Record.End, end, qx, qy, tag);
-        (bytes calldata first, uint96 firstAt) = (begin.payload, uint96(begin.offsets));
-        (bytes calldata last, uint96 lastAt) = (end.payload, uint96(end.offsets));
+        (bytes calldata first, uint144 beginOffsets) = _checkRecord(sessionId, Record.Begin, begin, qx, qy, tag);
+        (bytes calldata last, uint144 endOffsets) = _checkRecord(sessionId, Record.End, end, qx, qy, tag);
+        (uint96 firstAt, uint96 lastAt) = (uint96(beginOffsets), uint96(endOffsets));
         _checkReason(sessionId, Record.Begin, first, firstAt);
         _checkReason(sessionId, Record.End, last, lastAt);
         (bytes32 beginSerial, uint256 beginLength) = OCMF.text(first, firstAt, OCMF.Field.MS);
@@ -104,7 +107,8 @@ contract OCMFVerifier is IMeterVerifier {
         return OCMF.wattHours(payload, offsets).toUint40();
     }
 
-    /// @dev Reverts unless key (qx, qy) signed `record` (low s) and its signed ID is the session's idTag.
+    /// @dev Reverts unless key (qx, qy) signed `record` (low s) and its signed ID is the session's idTag; returns
+    ///      its payload and offsets (each field of the record decoded once).
     function _checkRecord(
         uint256 sessionId,
         Record which,
@@ -112,13 +116,35 @@ contract OCMFVerifier is IMeterVerifier {
         bytes32 qx,
         bytes32 qy,
         bytes32 tag
-    ) private view {
-        if (uint256(record.s) > P256.N / 2) revert HighSSignature(sessionId, which);
-        if (!P256.verifyNative(sha256(record.payload), record.r, record.s, qx, qy)) {
-            revert InvalidMeterSignature(sessionId, which);
-        }
-        if (!OCMF.textEquals(record.payload, uint96(record.offsets), OCMF.Field.ID, tag, 20)) {
+    ) private view returns (bytes calldata payload, uint144 offsets) {
+        (payload, offsets) = (record.payload, record.offsets);
+        (bytes32 r, bytes32 s) = (record.r, record.s);
+        if (uint256(s) > HALF_N) revert HighSSignature(sessionId, which);
+        if (!_signed(payload, r, s, qx, qy)) revert InvalidMeterSignature(sessionId, which);
+        if (!OCMF.textEquals(payload, uint96(offsets), OCMF.Field.ID, tag, 20)) {
             revert RecordNotForSession(sessionId, which);
+        }
+    }
+
+    /// @dev Whether key (qx, qy) signed `payload` with (r, s): SHA-256 (precompile 0x02) of the payload, copied
+    ///      from calldata to scratch memory once, then P256VERIFY (0x100), which answers 1 for a valid signature
+    ///      and nothing for an invalid one.
+    function _signed(bytes calldata payload, bytes32 r, bytes32 s, bytes32 qx, bytes32 qy)
+        private
+        view
+        returns (bool valid)
+    {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            calldatacopy(ptr, payload.offset, payload.length)
+            if iszero(staticcall(gas(), 0x02, ptr, payload.length, ptr, 0x20)) { revert(0, 0) }
+            mstore(add(ptr, 0x20), r)
+            mstore(add(ptr, 0x40), s)
+            mstore(add(ptr, 0x60), qx)
+            mstore(add(ptr, 0x80), qy)
+            mstore(0x00, 0)
+            let called := staticcall(gas(), 0x100, ptr, 0xa0, 0x00, 0x20)
+            valid := and(called, eq(mload(0x00), 1))
         }
     }
 }

@@ -330,9 +330,50 @@ contract SessionEscrow is ISessionEscrow, StationRegistry {
         _checkStationOperator(m.stationId);
         (bytes32 qx, bytes32 qy) = _meterPublicKeyAtTime(m.stationId, m.since); // the key of the session's start
         if (qx | qy == 0) revert NoMeterKey(m.stationId);
-        (uint40 meterStart, uint40 meterStop) = signatureVerifier.readings(x.sessionId, qx, qy, x.records);
+        (uint40 meterStart, uint40 meterStop) = _readings(x, qx, qy);
         if (x.meterStop != meterStop) revert ReadingMismatch(x.sessionId, meterStop, x.meterStop);
         return _close(x.sessionId, s, m, driver, meterStart, meterStop, payout);
+    }
+
+    /// @dev signatureVerifier.readings(x.sessionId, qx, qy, x.records), the records passed on as they lie in this
+    ///      call's calldata (their ABI encoding is relative to its start, so it is copied, not decoded and encoded
+    ///      again): from their length word to the furthest end of a record or its payload. The verifier decodes
+    ///      and checks them; a revert of it is passed on as it is.
+    function _readings(SignedSettlement calldata x, bytes32 qx, bytes32 qy)
+        private
+        view
+        returns (uint40 meterStart, uint40 meterStop)
+    {
+        MeterRecord[] calldata records = x.records;
+        (uint256 sessionId, address verifier) = (x.sessionId, address(signatureVerifier));
+        bytes4 selector = IMeterVerifier.readings.selector;
+        assembly ("memory-safe") {
+            let start := sub(records.offset, 0x20)
+            let end := add(records.offset, shl(5, records.length))
+            for { let i := 0 } lt(i, records.length) { i := add(i, 1) } {
+                let record := add(records.offset, calldataload(add(records.offset, shl(5, i))))
+                let payload := add(record, calldataload(record))
+                let payloadEnd := add(add(payload, 0x20), calldataload(payload))
+                if gt(add(record, 0x80), end) { end := add(record, 0x80) }
+                if gt(payloadEnd, end) { end := payloadEnd }
+            }
+            if gt(end, calldatasize()) { end := calldatasize() }
+            let ptr := mload(0x40)
+            mstore(ptr, selector)
+            mstore(add(ptr, 0x04), sessionId)
+            mstore(add(ptr, 0x24), qx)
+            mstore(add(ptr, 0x44), qy)
+            mstore(add(ptr, 0x64), 0x80)
+            calldatacopy(add(ptr, 0x84), start, sub(end, start))
+            if iszero(staticcall(gas(), verifier, ptr, add(0x84, sub(end, start)), 0x00, 0x40)) {
+                returndatacopy(ptr, 0, returndatasize())
+                revert(ptr, returndatasize())
+            }
+            if lt(returndatasize(), 0x40) { revert(0, 0) }
+            meterStart := mload(0x00)
+            meterStop := mload(0x20)
+            if or(shr(40, meterStart), shr(40, meterStop)) { revert(0, 0) }
+        }
     }
 
     /// @dev Settles `s` (loaded as `m`) on the readings given: effects, the invoice event and the driver's

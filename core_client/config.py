@@ -289,8 +289,21 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
         raise ConfigError(f"invalid configuration: {problems}") from None
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise ConfigError("tls_cert and tls_key go together: set both (wss://) or neither (ws://)")
-    if settings.ocpi is not None and isinstance(settings.database, str):
-        raise ConfigError("[ocpi] keeps its files next to a SQLite database: not yet with a postgresql:// database")
+    if settings.ocpi is not None and isinstance(settings.database, str) and settings.ocpi.registration_file is None:
+        raise ConfigError(
+            "[ocpi] registration_file must be set with a postgresql:// database (the CSMS's tokens stay in a file, "
+            "mode 0600, not in the database)"
+        )
+    if settings.ocpi_cpo is not None and isinstance(settings.database, str) and settings.ocpi_cpo.peers_file is None:
+        raise ConfigError(
+            "[ocpi_cpo] peers_file must be set with a postgresql:// database (the eMSPs' tokens stay in a file, "
+            "mode 0600, not in the database)"
+        )
+    if settings.ocpi is not None and settings.ocpi.session_pull_after_s >= settings.start_timeout_s:
+        raise ConfigError(
+            f"[ocpi] session_pull_after_s ({settings.ocpi.session_pull_after_s:g} s) must be less than "
+            f"start_timeout_s ({settings.start_timeout_s:g} s): the pull comes before a start times out"
+        )
     for name in PATH_FIELDS:
         value = getattr(settings, name)
         if isinstance(value, Path):

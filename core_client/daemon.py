@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
@@ -21,42 +22,43 @@ from typing import Any
 from web3 import Web3
 
 from core_client.chain.mandates import MandateCache
+from core_client.chain.operator_check import OperatorChain
+from core_client.chain.station_registry import EscrowRegistry
 from core_client.chain.watcher import ChainWorker, EventWatcher
 from core_client.config import ConfigError, Settings
-from core_client.ocpi.csms import Csms
-from core_client.ocpi.mirror import Mirror
+from core_client.health import health_report
+from core_client.ocpi.cpo.service import CpoService
 from core_client.ocpi.service import OcpiService
-from core_client.ocpi.sessions import SessionBridge
+from core_client.ocpi.startup import link_and_pull, start_cpo, start_emsp
 from core_client.ocpp.adapter import load_schemas
 from core_client.ocpp.server import AcceptFailures, OcppServer
 from core_client.proxy.relay import proxy_for
-from core_client.records.anchoring import anchor_loop, records_health, transaction_log
+from core_client.records.anchoring import anchor_loop, transaction_log
 from core_client.records.log import TransactionLog
 from core_client.sessions.held_desk import HeldDesk
-from core_client.sessions.jobs import OPEN, JobStatus
-from core_client.sessions.machine import SessionRecord, State
+from core_client.sessions.jobs import OPEN
+from core_client.sessions.local_list_sync import LocalListSync
+from core_client.sessions.machine import SessionRecord
 from core_client.sessions.service import SessionService
 from core_client.storage.database import describe
-from core_client.storage.lease import Lease, LeaseLost
+from core_client.storage.lease import GIVES_UP_WITHIN_S, Lease, LeaseLost
 from core_client.storage.store import Store
 from core_client.web.control import ControlServer
 from core_client.web.front_ends import start_front_ends, stop_front_ends
 from ev_network.chain import http_web3
-from ev_network.contracts import Escrow, SessionState, Token
+from ev_network.contracts import Escrow
 from ev_network.deployment import Deployment
 from ev_network.errors import ChainUnavailable, EVNetworkError
 from ev_network.keys import load_keyfile
 from ev_network.mandates import Mandates
-from ev_network.session_ids import hex_session_id
 from ev_network.tx import TxSender
 from ev_network.web.server import HttpServer
 
 log = logging.getLogger("core_client")
-FAILED_SHOWN = 20  # the latest failed sessions listed in /health
 CHECKPOINT_EVERY_S = 2.0
 START_PROBE_S = 0.25  # how long start waits for the chain before serving OCPP without it
 LEASE_RETRY_S = 1.0  # a standby instance asks for the signer lease this often
-LEASE_CHECK_S = 1.0  # the leader checks it still holds it this often (see core_client.storage.lease)
+EXIT_LEASE_LOST = 3  # the exit status of a leader that lost the signer lease (its supervisor starts it again)
 # How long a thread may hold the GIL while another waits for it (Python's default: 5 ms). Chain reads
 # and signing run in worker threads; each time the event loop gives the GIL up (a socket write, a poll)
 # it could wait that long to get it back, per OCPP reply. The daemon's loop should wait far less.
@@ -103,15 +105,16 @@ class Daemon:
         self.fatal: asyncio.Future[None] | None = None  # set to the error that ends the daemon
         self.chain_started = False
         self.role = "starting"  # then "leader" once its OCPP port is open, or "standby" (another holds the lease)
-        self.operator_name = ""
-        self._warned = False
         self._tasks: list[asyncio.Task] = []  # ended by stop(): the reconcile loop, the watcher, the worker
         self._background: list[asyncio.Task] = []
         self._stopping = asyncio.Event()
         self.records: TransactionLog | None = None
         self.front_ends: dict[str, HttpServer] = {}  # by config section: "live", "dashboard"
         self.ocpi: OcpiService | None = None  # OCPI mode: our endpoints for the CPO's CSMS
+        self.ocpi_cpo: CpoService | None = None  # [ocpi_cpo]: our endpoints for roaming eMSPs, as their CPO
         self.cards: MandateCache | None = None  # RFID cards: the mandates drivers granted us
+        self.local_lists: LocalListSync | None = None  # the cards in the charge points' local lists
+        self.end_process_on_lease_loss = False  # see _lease_lost; run() sets it
 
     async def start(self) -> None:
         """Open the store (refusing one of another version) and start serving OCPP and control. If the
@@ -119,13 +122,14 @@ class Daemon:
         side; if not, serve OCPP anyway (known stations boot, unknown ones get Pending) and start the
         chain side once the chain is back (a failed check then ends :func:`run` with its error)."""
         s = self.settings
-        self.fatal = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self.fatal = self._loop.create_future()
         asyncio.get_running_loop().set_exception_handler(AcceptFailures())  # no traceback per failed accept
         self.store = Store(s.database)  # first: a database of an old version is refused at once
         load_schemas()  # every OCPP 1.6 schema in memory: no frame needs a file descriptor later
         try:
             self.w3_events, self.w3_tx = make_web3(s), make_web3(s)
-            self.escrow_read = Escrow(self.w3_events, self.deployment)
+            self.chain = OperatorChain(self.w3_events, self.deployment, self.account.address, s.rpc_url)
             self.records = transaction_log(s, self.deployment, make_web3(s))
             try:  # a node that accepts and never answers must not keep OCPP closed: the chain side starts later
                 reachable = await asyncio.wait_for(self._check_chain(), START_PROBE_S)
@@ -136,7 +140,9 @@ class Daemon:
             if self.records is not None:
                 self.records.close()
             raise
-        self.service = SessionService(s, self.store, self._chain_state, self._station_lookup, self._meter_key)
+        self.service = SessionService(
+            s, self.store, self.chain.session_state, self.chain.station_of, self.chain.meter_key
+        )
         self.watcher = EventWatcher(
             self.w3_events,
             self.deployment,
@@ -166,11 +172,15 @@ class Daemon:
             self.service.cards.mandates = self.cards.mandates
         self.service.on_job_queued = self.worker.wake
         self.proxy = proxy_for(s)
+        if self.cards is not None and self.proxy is None:  # in proxy mode the charge points' lists are the CSMS's
+            cards = self.service.cards
+            self.local_lists = LocalListSync(self.service.registry, self.cards.mandates, cards.seen, cards.queued)
+            cards.on_seen = self.cards.on_change = self.local_lists.wake
         self.ocpp = OcppServer(s, self.service, self.records, self.proxy)
         reclaim_after_s = self.deployment.max_duration + self.deployment.reclaim_grace
         self.held = HeldDesk(self.service, reclaim_after_s, self._record_decision)
         self.control = ControlServer(s, self.service, self.health, self.held)
-        self.lease = Lease(self.store.db, f"signer:{self.identity}")
+        self.lease = Lease(self.store.db, f"signer:{self.chain.identity}")
         leading = await asyncio.to_thread(self.lease.try_acquire)
         if not leading:
             self.role = "standby"
@@ -187,17 +197,24 @@ class Daemon:
             self._background.append(asyncio.get_running_loop().create_task(self._stand_by()))
 
     async def _lead(self, reachable: bool) -> None:
-        """Serve the charge points and run the chain side: this instance holds the signer lease."""
+        """Serve the charge points and run the chain side: this instance holds the signer lease. A shared
+        lease was maybe lost by another instance just now: that one stops within GIVES_UP_WITHIN_S
+        (see core_client.storage.lease), so this one waits that long before it signs anything."""
         s = self.settings
+        if self.lease.shared:
+            log.info("signer lease taken: leading in %gs (a former holder has stopped by then)", GIVES_UP_WITHIN_S)
+            await asyncio.sleep(GIVES_UP_WITHIN_S)
         try:
             await _listening(self.ocpp.start(), "listen", s.listen_host, s.listen_port)
             self.role = "leader"  # only now: /health says "leader" once the OCPP port takes charge points
             self.front_ends = await start_front_ends(
-                s, self.service, make_web3(s), self.deployment, self.account.address
+                s, self.service, make_web3(s), self.deployment, self.account.address, self.held
             )
             await self._start_ocpi()
         except BaseException:
             await stop_front_ends(self.front_ends)
+            if self.ocpi is not None:
+                await self.ocpi.stop()
             await self.ocpp.close()
             await self.control.close()
             self.lease.release()
@@ -208,8 +225,9 @@ class Daemon:
         self._background.append(loop.create_task(self._checkpoints()))  # cancelled at shutdown
         if self.cards is not None:
             self._background.append(loop.create_task(self.cards.run()))
-        if self.lease.shared:
-            self._background.append(loop.create_task(self._hold_lease()))
+        if self.local_lists is not None:
+            self._background.append(loop.create_task(self.local_lists.run()))
+        self.lease.watch(self._lease_lost)
         try:
             if reachable:
                 await self._start_chain_side()
@@ -224,17 +242,21 @@ class Daemon:
         try:
             while not await asyncio.to_thread(self.lease.try_acquire):
                 await asyncio.sleep(LEASE_RETRY_S)
+            await asyncio.to_thread(self.store.db.renew)  # the server answers: connect afresh, no backoff
             log.info("signer lease of operator %s taken over: leading", self.account.address)
             await self._lead(await self._check_chain())
         except Exception as error:
             self._fail(error)
 
-    async def _hold_lease(self) -> None:
-        """Check the lease every LEASE_CHECK_S; once lost (PostgreSQL unreachable), end the daemon, so that
-        it signs nothing more while another instance may already lead."""
-        while await asyncio.to_thread(self.lease.still_held):
-            await asyncio.sleep(LEASE_CHECK_S)
-        self._fail(LeaseLost(f"the signer lease of operator {self.account.address} was lost: stopping"))
+    def _lease_lost(self, why: str) -> None:
+        """Called from the lease's watcher thread: end the daemon without a further step of the event loop
+        (which may itself wait on the unreachable database), so that it signs nothing more while another
+        instance may already lead: the process ends at once (run by :func:`run`), else :attr:`fatal`."""
+        error = LeaseLost(f"the signer lease of operator {self.account.address} was lost ({why}): stopping at once")
+        if self.end_process_on_lease_loss:
+            _end_now(error)
+        else:
+            self._loop.call_soon_threadsafe(self._fail, error)
 
     def _fail(self, error: BaseException) -> None:
         """End :func:`run` with ``error``."""
@@ -243,50 +265,19 @@ class Daemon:
             self.fatal.set_exception(error)
 
     async def _start_ocpi(self) -> None:
-        """OCPI mode (an [ocpi] section): our endpoints for the CPO's CSMS, and wallet sessions at the
-        stations imported from it run through its commands (core_client.ocpi.sessions); EVSE statuses it
-        pushes become those stations' public availability."""
-        ocpi = self.settings.ocpi
-        if ocpi is None:
-            return
-
-        def availability(cp_id: str, connector: int, status: str) -> None:
-            self.service.live.status(cp_id, connector, status, "NoError")
-
-        try:  # the token's decimals, to compare a CDR's total_cost with the chain's price (None: not compared)
-            read = asyncio.to_thread(Token(self.w3_events, self.deployment.token).decimals)
-            decimals: int | None = await asyncio.wait_for(read, self.settings.rpc_timeout_s + 1)
-        except Exception as error:
-            log.warning("OCPI: the token's decimals unknown (%s): CDR costs are not compared", error)
-            decimals = None
-
-        def bridge(mirror: Mirror, csms: Csms) -> SessionBridge:
-            return SessionBridge(mirror, availability, ocpi, self.service, csms, self.records, decimals)
-
-        self.ocpi = OcpiService(ocpi, self.settings.database, bridge)
-        try:
-            await self.ocpi.start()
-        except OSError as error:
-            self.ocpi.mirror.close()
-            self.ocpi = None
-            raise ConfigError(f"[ocpi] endpoints: {error}") from None
-        self._background.append(asyncio.get_running_loop().create_task(self._ocpi_loop()))
-
-    async def _ocpi_loop(self) -> None:
-        """Link the stations imported from the CSMS (new ones within seconds) and pull the CDRs it could
-        not push, every pull_interval_s."""
-        assert self.ocpi is not None
-        bridge = self.ocpi.inbox
-        assert isinstance(bridge, SessionBridge)
-        pulled_at = 0.0
-        while True:
-            for link in bridge.refresh_links():
-                self.service.attach(link, link.registration())  # type: ignore[arg-type]  # reached through the CSMS
-                self.service.reconciler.wake()
-            if time.monotonic() - pulled_at >= self.ocpi.settings.pull_interval_s:
-                pulled_at = time.monotonic()
-                await self.ocpi.pull()
-            await asyncio.sleep(2)
+        """The OCPI sides whose sections are configured (core_client.ocpi.startup): the eMSP side for the
+        CPO's CSMS, with its loop linking the stations imported from it; the CPO side for roaming eMSPs."""
+        s, loop, token = self.settings, asyncio.get_running_loop(), self.deployment.token
+        stations = EscrowRegistry(Escrow(self.w3_tx, self.deployment, self.sender), self.deployment)
+        self.ocpi = await start_emsp(s, self.service, self.records, self.w3_events, token, stations)
+        if self.ocpi is not None:
+            self._background.append(loop.create_task(link_and_pull(self.ocpi, self.service)))
+        mandates = Mandates(self.w3_events, self.deployment) if self.deployment.payment_mandates else None
+        self.ocpi_cpo = await start_cpo(
+            s, self.store, self.service, self.chain.escrow, self.w3_events, token, mandates, self.account.address
+        )
+        if self.ocpi_cpo is not None:
+            self._background.append(loop.create_task(self.ocpi_cpo.run()))
 
     async def _start_chain_side(self) -> None:
         await self.watcher.initialize()
@@ -298,7 +289,7 @@ class Daemon:
         log.info(
             "Core Client of operator %s (%s) running; events from block %s",
             self.account.address,
-            self.operator_name,
+            self.chain.operator_name,
             (self.store.cursor() or 0) + 1,
         )
 
@@ -331,6 +322,8 @@ class Daemon:
         await stop_front_ends(self.front_ends)
         if self.ocpi is not None:
             await self.ocpi.stop()
+        if self.ocpi_cpo is not None:
+            await self.ocpi_cpo.stop()
         await self.ocpp.close()
         await self.control.close()
         self.watcher.stop()
@@ -353,91 +346,16 @@ class Daemon:
         self.stopped.set()
 
     def health(self) -> dict[str, Any]:
-        """The /health document."""
-        counts = self.store.job_counts()
-        open_jobs: dict[str, int] = {}
-        for status in OPEN:
-            for kind, n in counts.get(status, {}).items():
-                open_jobs[kind] = open_jobs.get(kind, 0) + n
-        return {
-            "operator": self.account.address,
-            "role": self.role,
-            "connected_charge_points": sorted(self.service.links),
-            "online_charge_points": sorted(cp for cp in self.service.links if self.service.online(cp)),
-            "queue_depth": sum(open_jobs.values()),
-            "pending_jobs_by_kind": open_jobs,
-            "failed_jobs": sum(counts.get(JobStatus.FAILED, {}).values()),
-            "chain_head": self.watcher.head,
-            "chain_reachable": self.chain_started
-            and self.watcher.outage.since is None
-            and self.worker.outage.since is None,
-            "last_processed_block": self.store.cursor(),
-            "sessions_by_state": self.store.counts_by_state(),
-            "failed_sessions": [self._failed(s) for s in self.store.sessions_in({State.FAILED})[-FAILED_SHOWN:]],
-            "held_sessions": [self._failed(s) for s in self.store.sessions_in({State.HELD})[-FAILED_SHOWN:]],
-            "records": records_health(self.records),
-            "upstream": None if self.proxy is None else self.proxy.health(),
-            "ocpi": None if self.ocpi is None else self.ocpi.health(),
-            "cards": None if self.cards is None else self.cards.health(),
-            "signing_stations": sorted(i for i, key in self.service.meter_keys.items() if key),
-            "meter_problems": self.service.meter_problems,
-        }
-
-    @property
-    def identity(self) -> str:
-        """chain:escrow:operator, what the database and the signer lease belong to."""
-        return f"{self.deployment.chain_id}:{self.deployment.escrow}:{self.account.address}"
-
-    def _check_database(self) -> None:
-        """Refuse a database written for another chain, escrow or operator (its cursor and jobs would lie)."""
-        identity = self.identity
-        stored = self.store.meta("identity")
-        if stored is None:
-            self.store.set_meta("identity", identity)
-        elif stored != identity:
-            raise EVNetworkError(
-                f"database {describe(self.settings.database)} belongs to chain:escrow:operator {stored}, not {identity}; "
-                "use a new database file for a new deployment or operator"
-            )
+        """The /health document (:mod:`core_client.health`)."""
+        parts = {"upstream": self.proxy, "ocpi": self.ocpi, "ocpi_cpo": self.ocpi_cpo, "cards": self.cards}
+        chain = (self.watcher, self.worker)
+        return health_report(
+            self.account.address, self.role, self.store, self.service, chain, self.chain_started, self.records, parts
+        )
 
     async def _check_chain(self) -> bool:
-        """False if the chain does not answer; else check it is the deployment's chain, that our key is
-        a registered operator there, and that the store belongs to this deployment (raising if not)."""
-        try:
-            chain_id = await asyncio.to_thread(lambda: self.w3_events.eth.chain_id)
-        except Exception as error:
-            if not self._warned:
-                log.warning("waiting for the chain at %s (%s)", self.settings.rpc_url, error)
-                self._warned = True
-            return False
-        if chain_id != self.deployment.chain_id:
-            raise EVNetworkError(
-                f"{self.settings.rpc_url} is chain {chain_id}, the deployment is for chain {self.deployment.chain_id}"
-            )
-        try:
-            operator = await asyncio.to_thread(self.escrow_read.operator_of, self.account.address)
-        except ChainUnavailable:
-            return False
-        if not operator.registered:
-            raise EVNetworkError(f"{self.account.address} is not a registered operator on this escrow")
-        self.operator_name = operator.name
-        self._check_database()
-        return True
-
-    async def _chain_state(self, session_id: int) -> SessionState | None:
-        try:
-            return (await asyncio.to_thread(self.escrow_read.get_session, session_id)).state
-        except ChainUnavailable:
-            return None
-
-    async def _station_lookup(self, cp_id: str) -> tuple[int, int] | None:
-        station = await asyncio.to_thread(self.escrow_read.station_by_charge_point, cp_id)
-        if station is None or station.operator != self.account.address:
-            return None
-        return station.station_id, station.connectors
-
-    async def _meter_key(self, station_id: int) -> bytes:
-        return bytes((await asyncio.to_thread(self.escrow_read.get_station, station_id)).meter_public_key)
+        """False if the chain does not answer; raises if it is not the deployment's (see OperatorChain)."""
+        return await self.chain.check(self.store, describe(self.settings.database))
 
     def _record_decision(self, s: SessionRecord, decision: str) -> None:
         """The operator's decision on a held session, in the anchored transaction record (a refund bills no
@@ -446,22 +364,21 @@ class Daemon:
         if self.records is not None and s.transaction_id is not None and meter_stop is not None:
             self.records.record_decision(s.transaction_id, s.charge_point_id, meter_stop, decision)
 
-    def _failed(self, s: SessionRecord) -> dict[str, Any]:
-        """A failed or held session in /health: its id as 0x and 64 hex digits, the idTag the charge point
-        used, where it was, what failed."""
-        return {
-            "session_id": hex_session_id(s.session_id),
-            "id_tag": self.service.charge_point_tag(s),
-            "charge_point_id": s.charge_point_id,
-            "connector": s.connector,
-            "error": s.last_error,
-        }
+
+def _end_now(error: LeaseLost) -> None:
+    """End the process at once, without the orderly stop: another instance may lead already, and this
+    one's threads may wait for ever on a server it cannot reach (a clean exit would join them). Its
+    sockets close with it; what it left open (jobs, sessions) is in the database, for the next leader."""
+    log.error("%s", error)
+    print(f"error: {error}", file=sys.stderr, flush=True)
+    os._exit(EXIT_LEASE_LOST)
 
 
 async def run(settings: Settings, password: str) -> None:
     """Run the Core Client until SIGINT or SIGTERM (also while it still waits for the chain at start)."""
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     daemon = Daemon(settings, password)
+    daemon.end_process_on_lease_loss = True
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -3,8 +3,9 @@
 Starts Anvil (state kept in .demo/ so a second run continues; --fresh starts over), deploys with
 the Brownie script, registers an operator with three stations and tariffs, funds a driver, starts
 the Core Client daemon and simulated OCPP charge points, and runs three sessions that end the three
-ways a session ends: the driver stops it, the pre-paid budget runs out, the car is unplugged. Each
-is settled on chain; the demo prints the invoices and a balance table that must add up. The first
+ways a session ends: the driver stops it, the pre-paid budget runs out, the car is unplugged; and a card
+session (scripts/demo_card.py): the driver links an RFID card to a payment mandate, the operator accepts
+its grant, a charge point reads the card, the session is paid from the wallet. Each is settled on chain; the demo prints the invoices and a balance table that must add up. The first
 station's meter signs its readings (OCMF): that session settles on the signed records, and its
 invoice shows the wallet's verification of them against the key registered on chain."""
 
@@ -26,6 +27,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ev_network.session_ids import hex_session_id, label_of_driver, session_label
+from scripts.demo_card import CHARGE_POINT as CARD_STATION
+from scripts.demo_card import GRANTS_FILE, link_card, tap_card
 from scripts.demo_chain import TOKEN, DemoChain, StaleState, start_chain
 from scripts.demo_parts import connect_charge_points, driver_wallet, health, start_core_client
 from tools.devchain import ROOT, exit_on_sigterm
@@ -74,14 +77,14 @@ def say(text: str) -> None:
     console.print(f"  {text}")
 
 
-def core_log(line: str, with_driver: bool = False) -> None:
+def core_log(line: str, with_driver: bool = False, source: str = "core-client") -> None:
     """One line of the Core Client's log, without its timestamp and logger name. The daemon logs full
     session ids (0x + 64 hex digits); shown here as their labels, which name a session among its
     driver's (the demo has one driver; ``with_driver`` adds a short form of the driver's address)."""
     match = LOG_LINE.match(line)
     level, message = (match["level"], match["message"]) if match else ("INFO", line)
     message = SESSION_ID.sub(lambda m: short_session(int(m[0], 16), with_driver), message)
-    text = Text("  core-client | ", style="dim")
+    text = Text(f"  {source} | ", style="dim")
     text.append(message if level == "INFO" else f"{level}: {message}", style="yellow" if level != "INFO" else "")
     console.print(text)
 
@@ -118,7 +121,7 @@ async def run_session(wallet: Wallet, chain: DemoChain, scenario: Scenario, stat
 
 async def journey(chain: DemoChain, state_dir: Path, summary: dict) -> None:
     with step("Core Client", "see the core-client lines above; `core-client run --help`"):
-        core = start_core_client(chain, state_dir, core_log)
+        core = start_core_client(chain, state_dir, core_log, cards_file=state_dir / GRANTS_FILE, cards_poll_s=0.5)
         summary["core_client"] = core.control_url
     try:
         with step("Charge points", "the simulated charge points could not connect; see the core-client log"):
@@ -133,9 +136,14 @@ async def journey(chain: DemoChain, state_dir: Path, summary: dict) -> None:
                 "a driver's sessions are labelled lane/sequence: the three run at once, each on its own lane "
                 "(lane 0 shows just the sequence number); the full id is the driver's address, lane and sequence"
             )
+        with step("Card", "the card could not be linked or its grant was not read; see the core-client lines above"):
+            card = await link_card(chain, core, wallet, state_dir, say)
         before = balances(chain, wallet)
         with step("Sessions", "a session did not settle; the core-client lines above say where it stopped"):
-            results = await asyncio.gather(*(run_session(wallet, chain, s) for s in SCENARIOS))
+            *results, card_result = await asyncio.gather(
+                *(run_session(wallet, chain, s) for s in SCENARIOS),
+                tap_card(chain, charge_points[CARD_STATION], wallet, card, say),
+            )
         after = balances(chain, wallet)
         with step("Invoices", "an invoice could not be built from the chain"):
             for result in results:
@@ -145,7 +153,10 @@ async def journey(chain: DemoChain, state_dir: Path, summary: dict) -> None:
                 if inv.meter_proof is not None:  # what `ev-wallet verify` checks
                     check_invoice_proof(inv.meter_proof, inv.session_id, inv.meter_start_wh, inv.meter_stop_wh)
                     say(f"session {result['label']}: the meter's signed records verify (ev-wallet verify)")
+            console.print(render_text(card_result.pop("invoice")))
+            say(f"the card session's invoice is the payer's: {card_result['payer']} (ev-wallet invoice)")
         summary["sessions"] = list(results)
+        summary["card"] = card_result
         summary["balances"] = balance_table(before, after, TOP_UP, wallet)
     finally:
         for cp in locals().get("charge_points", {}).values():
@@ -231,7 +242,7 @@ def main() -> int:
             done = "a wallet session through the CSMS's OCPI interface, settled on chain from its CDR"
         else:
             asyncio.run(journey(chain, args.state_dir, summary))
-            done = "three sessions settled on chain"
+            done = "three sessions and a card session settled on chain"
         summary["ok"] = True
         console.rule(f"[bold green]Done in {time.monotonic() - started:.0f} s: {done}")
     except KeyboardInterrupt:

@@ -46,9 +46,9 @@ class CoreProcess:
         return stop_process(self.process, timeout)
 
 
-def start_core_client(chain: DemoChain, state_dir: Path, echo, **config: Any) -> CoreProcess:
-    """Write the operator's keyfile and config (plus ``config``: say, ``live`` and ``dashboard``), start
-    ``core-client run``, wait for /health."""
+def start_core_client(chain: DemoChain, state_dir: Path, echo, name: str = "core-client", **config: Any) -> CoreProcess:
+    """Write the operator's keyfile and config ``name``.toml (plus ``config``: say, ``live`` and
+    ``dashboard``, or a PostgreSQL ``database``), start ``core-client run``, wait for /health."""
     keyfile = state_dir / "operator-key.json"
     if not keyfile.exists():
         create_keyfile(keyfile, OPERATOR_PASSWORD, chain.operator.key)
@@ -58,7 +58,7 @@ def start_core_client(chain: DemoChain, state_dir: Path, echo, **config: Any) ->
         rpc_url=chain.anvil.url,
         deployment_file=state_dir / "deployment.json",
         keystore=keyfile,
-        database=state_dir / "core-client.sqlite",
+        database=config.pop("database", state_dir / "core-client.sqlite"),
         charge_points={s.charge_point_id: CP_PASSWORD.format(s.charge_point_id) for s in STATIONS},
         start_timeout_s=20,
         reconnect_grace_s=5,
@@ -67,7 +67,7 @@ def start_core_client(chain: DemoChain, state_dir: Path, echo, **config: Any) ->
         max_power_kw=20_000,  # the stations' time runs 120x fast: 150 kW look like 18 MW
         **config,
     )
-    config_file = state_dir / "core-client.toml"
+    config_file = state_dir / f"{name}.toml"
     config_file.write_text(settings_to_toml(settings))
     env = {**os.environ, "EVN_OPERATOR_PASSWORD": OPERATOR_PASSWORD, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
@@ -95,14 +95,15 @@ def health(core: CoreProcess) -> dict:
 
 
 async def connect_charge_points(
-    core: CoreProcess, behaviours: dict[str, Behaviour] = BEHAVIOURS
+    core: CoreProcess, behaviours: dict[str, Behaviour] = BEHAVIOURS, via: str | None = None, **options: Any
 ) -> dict[str, SimChargePoint]:
-    """The demo's stations as simulated charge points, behaving as ``behaviours`` says (by charge point id)."""
+    """The demo's stations as simulated charge points, behaving as ``behaviours`` says (by charge point id),
+    connected to ``core`` (or ``via`` that URL: a load balancer), with SimChargePoint.connect's ``options``."""
     charge_points = {}
     for station in STATIONS:
         cp_id = station.charge_point_id
         charge_points[cp_id] = await SimChargePoint.connect(
-            core.ocpp_url, cp_id, CP_PASSWORD.format(cp_id), station.connectors, behaviours[cp_id]
+            via or core.ocpp_url, cp_id, CP_PASSWORD.format(cp_id), station.connectors, behaviours[cp_id], **options
         )
     return charge_points
 

@@ -8,13 +8,18 @@ stations' power (22, 150 and 11 kW): what the live data and the dashboard show i
 With it running, the wallet's defaults (EVN_RPC_URL=http://127.0.0.1:8545,
 EVN_DEPLOYMENT=deployments/local.json) point at it: `ev-wallet account create`, `ev-wallet topup 50`,
 `ev-wallet charge VOLT-BER-001 --connector 1 --deposit 10 --live-url http://127.0.0.1:9002`, and
-`ev-wallet web --live-url http://127.0.0.1:9002` is the driver's app in a browser."""
+`ev-wallet web --live-url http://127.0.0.1:9002` is the driver's app in a browser.
+
+``--instances 2`` runs two Core Client instances of the operator on a PostgreSQL server of its own:
+one leads (signs, serves the charge points), the other stands by; the charge points reach the leader
+through a small load balancer and come back to the other instance when the leader is killed."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import dataclasses
+import functools
 import shutil
 import signal
 import sys
@@ -23,8 +28,11 @@ from pathlib import Path
 from core_client.config import DashboardSettings, LiveSettings
 from scripts.demo import DemoFailed, console, core_log, say, start_chain_or_start_over, step
 from scripts.demo_chain import STATIONS
-from scripts.demo_parts import BEHAVIOURS, connect_charge_points, start_core_client
-from tools.devchain import ROOT, exit_on_sigterm
+from scripts.demo_parts import BEHAVIOURS, CoreProcess, connect_charge_points, health, start_core_client
+from simulator.charge_point import SimChargePoint
+from simulator.link import Reconnect
+from tools.devchain import ROOT, ChainProxy, exit_on_sigterm
+from tools.pgserver import PostgresServer
 
 LIVE_PORT, DASHBOARD_PORT, DASHBOARD_PASSWORD = 9002, 9003, "devnet"
 STATE_DIR = ROOT / ".devnet"
@@ -34,17 +42,30 @@ REAL_TIME = {cp: dataclasses.replace(behaviour, time_accel=1) for cp, behaviour 
 
 async def serve(chain, state_dir: Path, args: argparse.Namespace) -> None:
     web, ports = not args.no_web, f"ports {args.live_port}/{args.dashboard_port}"
-    front_ends = {"live": LiveSettings(port=args.live_port)} if web else {}
+    config = {"live": LiveSettings(port=args.live_port)} if web else {}
     if web:
-        front_ends["dashboard"] = DashboardSettings(port=args.dashboard_port, password=DASHBOARD_PASSWORD)
-    with step(
-        "Core Client", f"see the core-client lines above ({ports} taken? --live-port, --dashboard-port, --no-web)"
-    ):
-        core = start_core_client(chain, state_dir, lambda line: core_log(line, with_driver=True), **front_ends)
-    charge_points = {}
+        config["dashboard"] = DashboardSettings(port=args.dashboard_port, password=DASHBOARD_PASSWORD)
+    cores: list[tuple[str, CoreProcess]] = []
+    charge_points: dict[str, SimChargePoint] = {}
+    postgres = balancer = None
     try:
+        if args.instances > 1:  # one operator, several instances on one PostgreSQL, one signer
+            with step("PostgreSQL", "run `make setup` (it installs Debian's postgresql)"):
+                postgres = await asyncio.to_thread(PostgresServer(options=()).start)
+                config["database"] = postgres.create_database("evn")
+        for n in range(1, args.instances + 1):
+            name = "core-client" if args.instances == 1 else f"core-client-{n}"
+            echo = functools.partial(core_log, with_driver=True, source=name)
+            with step(name, f"see the {name} lines above ({ports} taken? --live-port, --dashboard-port, --no-web)"):
+                cores.append((name, await asyncio.to_thread(start_core_client, chain, state_dir, echo, name, **config)))
+        core = cores[0][1]
+        options: dict = {}
+        if len(cores) > 1:  # the charge points reach the instance whose OCPP port is open (the leader's)
+            balancer = ChainProxy(*(int(c.ocpp_url.rsplit(":", 1)[1]) for _, c in cores), port=args.ocpp_port)
+            await balancer.resume()
+            options = {"via": f"ws://127.0.0.1:{balancer.port}", "reconnect": Reconnect(initial_s=0.5, max_s=2)}
         with step("Charge points", "see the core-client lines above"):
-            charge_points = await connect_charge_points(core, REAL_TIME)
+            charge_points = await connect_charge_points(core, REAL_TIME, **options)
         console.rule("[bold green]EV Network running: Ctrl-C to stop")
         deployment = "deployments/local.json" if state_dir == STATE_DIR else str(state_dir / "deployment.json")
         if chain.anvil.url.endswith(":8545") and state_dir == STATE_DIR:
@@ -61,6 +82,16 @@ async def serve(chain, state_dir: Path, args: argparse.Namespace) -> None:
             say(f"live data on {live}: export EVN_LIVE_URL={live} (charge and status show energy and cost)")
             say(f"the driver's app: ev-wallet web --live-url {live}, then http://127.0.0.1:8600/")
             say(f"the CPO dashboard: http://127.0.0.1:{args.dashboard_port}/ (password {DASHBOARD_PASSWORD!r})")
+        if balancer is not None:
+            assert postgres is not None
+            say(
+                f"PostgreSQL {postgres.url('evn')}; charge points through the load balancer ws://127.0.0.1:{balancer.port}"
+            )
+            for name, c in cores:
+                say(f"{name}: pid {c.process.pid}, {health(c)['role']}, {c.control_url}/health")
+            say(
+                f"try: kill -9 {core.process.pid} (the leader): another instance leads within seconds, the charge points come back to it"
+            )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -69,7 +100,12 @@ async def serve(chain, state_dir: Path, args: argparse.Namespace) -> None:
     finally:
         for cp in charge_points.values():
             await cp.close()
-        say(f"Core Client stopped (exit code {await asyncio.to_thread(core.stop)})")
+        if balancer is not None:
+            await balancer.pause()
+        for name, c in cores:
+            say(f"{name} stopped (exit code {await asyncio.to_thread(c.stop)})")
+        if postgres is not None:
+            postgres.stop()
 
 
 def main() -> int:
@@ -82,6 +118,17 @@ def main() -> int:
     )
     parser.add_argument("--no-web", action="store_true", help="without the live data and dashboard")
     parser.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        help="Core Client instances of the operator (default 1, on SQLite); 2 or more share a PostgreSQL server "
+        "of the devnet's own (thrown away at exit, so this implies --fresh), one leads, the charge points "
+        "reach it through a load balancer",
+    )
+    parser.add_argument(
+        "--ocpp-port", type=int, default=None, help="the load balancer's port with --instances (default: a free one)"
+    )
+    parser.add_argument(
         "--state-dir",
         type=Path,
         default=STATE_DIR,
@@ -90,7 +137,9 @@ def main() -> int:
     args = parser.parse_args()
     exit_on_sigterm()  # a SIGTERM runs the finally blocks below: Core Client and Anvil are stopped
     state_dir = args.state_dir.resolve()
-    if args.fresh:
+    if args.instances < 1:
+        parser.error("--instances must be at least 1")
+    if args.fresh or args.instances > 1:
         shutil.rmtree(state_dir, ignore_errors=True)
     state_dir.mkdir(parents=True, exist_ok=True)
     chain = None

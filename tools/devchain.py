@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import ctypes
 import fcntl
 import os
@@ -174,13 +175,19 @@ def deploy_with_brownie(rpc_url: str, out: Path, env: dict[str, str] | None = No
 
 
 class ChainProxy:
-    """A TCP forwarder to the chain's node; :meth:`pause` drops every connection and refuses new ones
-    (the chain is unreachable), :meth:`resume` listens again on the same port."""
+    """A TCP forwarder to the chain's node (or to any TCP server, e.g. PostgreSQL); :meth:`pause` drops every
+    connection and refuses new ones (the chain is unreachable), :meth:`resume` listens again on the same
+    port; :meth:`partition` cuts the network silently (see there). With more ports, each new connection
+    goes to the first one that accepts it: a load balancer that checks ports (a standby Core Client
+    keeps its OCPP port closed)."""
 
-    def __init__(self, target_port: int) -> None:
-        self.target_port, self.port = target_port, free_port()
+    def __init__(self, target_port: int, *more_ports: int, port: int | None = None) -> None:
+        self.target_port, self.port = target_port, port or free_port()
+        self.targets = (target_port, *more_ports)
         self.server: asyncio.Server | None = None
         self._pipes: set[asyncio.StreamWriter] = set()
+        self._upstream: set[asyncio.StreamWriter] = set()
+        self.silent = False
 
     @property
     def url(self) -> str:
@@ -197,25 +204,49 @@ class ChainProxy:
             writer.transport.abort()
         self._pipes.clear()
 
+    def partition(self, server_drops_after: float) -> None:
+        """A network partition: from now on nothing passes either way, and no side is told (the client's
+        connections stay open, new ones are accepted and never answered); after ``server_drops_after``
+        seconds the server side is dropped, as a server's TCP keepalives drop a silent client."""
+        self.silent = True
+        asyncio.get_running_loop().call_later(server_drops_after, self._drop_upstream)
+
+    def _drop_upstream(self) -> None:
+        for writer in list(self._upstream):
+            writer.transport.abort()
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        except OSError:
+        if self.silent:  # accepted, never answered
+            self._pipes.add(writer)
+            with contextlib.suppress(OSError):
+                while await reader.read(65536):
+                    pass
+            return
+        for target in self.targets:
+            try:
+                up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target)
+                break
+            except OSError:
+                continue
+        else:
             writer.transport.abort()
             return
         self._pipes.update({writer, up_writer})
+        self._upstream.add(up_writer)
         try:
             await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer), return_exceptions=True)
         except asyncio.CancelledError:  # the caller's loop is closing: end quietly
             writer.transport.abort()
             up_writer.transport.abort()
         self._pipes.difference_update({writer, up_writer})
+        self._upstream.discard(up_writer)
 
-    @staticmethod
-    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
+                if not self.silent:
+                    writer.write(data)
+                    await writer.drain()
         finally:
-            writer.transport.abort()
+            if not self.silent:  # partitioned: the other side learns nothing
+                writer.transport.abort()

@@ -363,7 +363,7 @@ def web(
     rpc_url: RpcUrl = None,
     deployment: DeploymentFile = None,
 ) -> None:
-    """The wallet in a browser: account, stations, quotes, charging live, history and invoices.
+    """The wallet in a browser: account, stations, quotes, charging live, history, invoices and cards.
 
     Open http://HOST:PORT/ and unlock the account with its password; the key stays in this process."""
     import uvicorn

@@ -97,6 +97,16 @@ def live_figures(wallet: Wallet, data: dict[str, Any]) -> str:
     )
 
 
+def held_note(data: dict[str, Any] | None, reclaim_at: int | None) -> str | None:
+    """Why a session is held, from the Core Client's live data (its ``held``), and when the deposit comes back
+    at the latest (``reclaim_at``: when the driver can reclaim it on chain); None if it is not held. The
+    driver reads it in ``ev-wallet status`` and on the web app's session page."""
+    if not data or not data.get("held"):
+        return None
+    back = f"; the deposit comes back at the latest from {format_time(reclaim_at)} (reclaim)" if reclaim_at else ""
+    return f"the charge has stopped, nothing is settled until the operator decides: {data['held']}{back}"
+
+
 def live_lines(
     wallet: Wallet, data: dict[str, Any] | None, error: str | None, reclaim_at: int | None = None
 ) -> list[str]:
@@ -106,14 +116,8 @@ def live_lines(
         meter = format_time(int(data["last_meter_at"])) if data["last_meter_at"] else "none yet"
         status = data["connector_status"]
         lines = [f"  live    {live_figures(wallet, data)} (last meter reading {meter}, connector {status})"]
-        if data.get("held"):
-            back = (
-                f"; the deposit comes back at the latest from {format_time(reclaim_at)} (reclaim)" if reclaim_at else ""
-            )
-            lines.append(
-                f"  HELD    the charge has stopped, nothing is settled until the operator decides: {data['held']}{back}"
-            )
-        return lines
+        held = held_note(data, reclaim_at)
+        return [*lines, f"  HELD    {held}"] if held else lines
     return [f"  live    none: {error} (the chain's view above)"] if error else []
 
 

@@ -4,7 +4,7 @@ account, the escrow binding and the tracker."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from eth_account.signers.local import LocalAccount
@@ -71,28 +71,30 @@ class SessionActions:
 
     def cancel(self, session_id: int | str) -> str:
         """Take the deposit back from a session the operator did not start within the start timeout."""
-        session_id = self.resolve_session(session_id)
-        session = self._own_session(session_id, "cancel")
-        name = self.name(session_id)
-        if session.state is not SessionState.REQUESTED:
-            raise WalletError(
-                f"cannot cancel session {name}: it is {self._state_text(session)} "
-                "(only a session that has not started can be cancelled)"
-            )
-        return self._send(lambda: self.escrow.cancel(session_id), f"cancel session {name}")
+        return self._refund(
+            session_id, "cancel", SessionState.REQUESTED, "only a session that has not started can be cancelled",
+            self.escrow.cancel,
+        )  # fmt: skip
 
     def reclaim(self, session_id: int | str) -> str:
         """Take the deposit back from a started session the operator never settled (after the maximum
         duration plus the grace period)."""
+        return self._refund(
+            session_id, "reclaim", SessionState.ACTIVE, "only a started, unsettled session can be reclaimed",
+            self.escrow.reclaim,
+        )  # fmt: skip
+
+    def _refund(
+        self, session_id: int | str, action: str, state: SessionState, rule: str, escrow_call: Callable[[int], Any]
+    ) -> str:
+        """The driver's ``action`` (cancel, reclaim: ``escrow_call``) of a session of its own in ``state``
+        (else a WalletError naming ``rule``); the transaction hash."""
         session_id = self.resolve_session(session_id)
-        session = self._own_session(session_id, "reclaim")
+        session = self._own_session(session_id, action)
         name = self.name(session_id)
-        if session.state is not SessionState.ACTIVE:
-            raise WalletError(
-                f"cannot reclaim session {name}: it is {self._state_text(session)} "
-                "(only a started, unsettled session can be reclaimed)"
-            )
-        return self._send(lambda: self.escrow.reclaim(session_id), f"reclaim session {name}")
+        if session.state is not state:
+            raise WalletError(f"cannot {action} session {name}: it is {self._state_text(session)} ({rule})")
+        return self._send(lambda: escrow_call(session_id), f"{action} session {name}")
 
     def session_status(self, session_id: int | str) -> SessionStatus:
         """State and times of a session (any driver's: sessions are public)."""

@@ -63,13 +63,12 @@ library OCMF {
     /// @notice Whether TX, RV and RU are fields of one reading: in that order (as OCMF lists them), at most
     ///         96 bytes from TX to RU, no `}` between them; so a record with several readings cannot mix them.
     function oneReading(bytes calldata payload, uint96 offsets) internal pure returns (bool ok) {
-        uint256 from = uint16(offsets >> (16 * uint256(Field.TX)));
-        uint256 rv = uint16(offsets >> (16 * uint256(Field.RV)));
-        uint256 to = uint16(offsets >> (16 * uint256(Field.RU)));
-        if (!(from < rv && rv < to && to - from <= 96 && to <= payload.length)) return false;
         assembly ("memory-safe") {
-            ok := 1
-            for { let at := from } lt(at, to) { at := add(at, 32) } {
+            let from := and(shr(48, offsets), 0xffff) // TX
+            let rv := and(shr(64, offsets), 0xffff)
+            let to := and(shr(80, offsets), 0xffff) // RU
+            ok := and(and(lt(from, rv), lt(rv, to)), and(lt(sub(to, from), 97), iszero(gt(to, payload.length))))
+            for { let at := from } and(ok, lt(at, to)) { at := add(at, 32) } {
                 let word := calldataload(add(payload.offset, at))
                 let left := sub(to, at)
                 if lt(left, 32) { word := and(word, not(shr(mul(8, left), not(0)))) }
@@ -137,11 +136,11 @@ library OCMF {
 
     /// @dev The decimal number of the digits of `word` from byte `start` on, and the index after them.
     function _digits(bytes32 word, uint256 start) private pure returns (uint256 value, uint256 end) {
-        unchecked {
-            for (end = start; end < 32; ++end) {
-                uint8 c = uint8(word[end]);
-                if (c < 0x30 || c > 0x39) break;
-                value = value * 10 + (c - 0x30);
+        assembly ("memory-safe") {
+            for { end := start } lt(end, 32) { end := add(end, 1) } {
+                let digit := sub(byte(end, word), 0x30)
+                if gt(digit, 9) { break }
+                value := add(mul(value, 10), digit)
             }
         }
     }

@@ -1,8 +1,8 @@
 """The card cache: the mandates drivers granted this operator, as last read from chain.
 
 Grants (``evcard:<mandate id>:<salt hex>``, made by ``ev-wallet card add``) are lines of the file named
-by the setting ``cards_file`` (blank lines and ``#`` comments ignored); the file is read again when it
-changes. Every ``cards_poll_s`` the cache reads, for each granted mandate, its record (``getMandate``:
+by the setting ``cards_file`` (:mod:`core_client.chain.grants`; ``core-client cards add|list|remove``
+edit it); the file is read again when it changes. Every ``cards_poll_s`` the cache reads, for each granted mandate, its record (``getMandate``:
 payer, caps, committed, expiry, revoked), whether it names our operator, and its linked token
 references (the ``MandateTokenSet`` events). The session service decides Authorize/StartTransaction
 from this cache (:mod:`core_client.sessions.cards`) and never waits for the chain.
@@ -19,34 +19,21 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from web3 import Web3
 
-from core_client.chain.worker import Outage
+from core_client.chain.grants import read_grants
+from core_client.chain.outage import Outage
 from core_client.sessions.cards import CardMandate
 from core_client.storage.store import Store
-from ev_network.errors import ChainUnavailable, EVNetworkError, chain_errors
-from ev_network.mandates import Mandates, parse_grant
+from ev_network.errors import ChainUnavailable, chain_errors
+from ev_network.mandates import Mandates
 
 log = logging.getLogger("core_client.chain")
 META_KEY = "cards"
-
-
-def read_grants(path: Path) -> dict[int, bytes]:
-    """mandate id -> salt, from a grants file (a bad line is logged and skipped)."""
-    grants: dict[int, bytes] = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        text = line.split("#", 1)[0].strip()
-        if not text:
-            continue
-        try:
-            mandate_id, salt = parse_grant(text)
-        except EVNetworkError as error:
-            log.warning("%s line %d skipped: %s", path, number, error)
-            continue
-        grants[mandate_id] = salt
-    return grants
 
 
 class MandateCache:
@@ -61,8 +48,9 @@ class MandateCache:
         self.cached: dict[int, CardMandate] = _load(store.meta(META_KEY))
         self.read_at: float | None = None
         self.refreshed = asyncio.Event()  # set after each successful refresh
+        self.on_change: Callable[[], None] = lambda: None  # called when a read found something new
         self.outage = Outage("card cache")
-        self._grants_stamp: tuple[float, int] | None = None
+        self._grants_stamp: tuple[float, int, int] | None = None
         self._stopping = False
 
     def mandates(self) -> list[CardMandate]:
@@ -74,26 +62,41 @@ class MandateCache:
         except FileNotFoundError:
             self.grants, self._grants_stamp = {}, None
             return
-        if (stat.st_mtime, stat.st_size) != self._grants_stamp:
-            self.grants, self._grants_stamp = read_grants(self.grants_file), (stat.st_mtime, stat.st_size)
+        if (stat.st_mtime, stat.st_size, stat.st_ino) != self._grants_stamp:
+            self.grants = read_grants(self.grants_file)
+            self._grants_stamp = (stat.st_mtime, stat.st_size, stat.st_ino)
             log.info("cards: %d mandate(s) granted in %s", len(self.grants), self.grants_file)
 
     async def refresh(self) -> None:
         """Read every granted mandate from chain (ChainUnavailable: the previous copy stays)."""
         self._load_grants()
         grants = dict(self.grants)
-        fresh = await asyncio.to_thread(lambda: {i: self._read(i, salt) for i, salt in grants.items()})
+
+        def read() -> dict[int, CardMandate | None]:
+            with chain_errors(self.contract.w3):
+                head = self.contract.w3.eth.block_number  # committed, read after, counts the opens up to here
+            return {i: self._read(i, salt, head) for i, salt in grants.items()}
+
+        fresh = await asyncio.to_thread(read)
         cached = {i: m for i, m in fresh.items() if m is not None}
-        if cached != self.cached:
+        changed = _unread(cached) != _unread(self.cached)
+        if changed:  # a kept copy's committed and read_block go together
             self.store.set_meta(META_KEY, _dump(cached))
         self.cached, self.read_at = cached, time.time()
+        if changed:
+            self.on_change()
         self.refreshed.set()
 
     def health(self) -> dict:
-        """For /health: how many mandates are granted and known, and when they were last read."""
-        return {"granted": len(self.grants), "known": len(self.cached), "read_at": self.read_at}
+        """For /health: how many mandates are granted, which are known, and when they were last read."""
+        return {
+            "granted": len(self.grants),
+            "known": len(self.cached),
+            "mandates": sorted(self.cached),
+            "read_at": self.read_at,
+        }
 
-    def _read(self, mandate_id: int, salt: bytes) -> CardMandate | None:
+    def _read(self, mandate_id: int, salt: bytes, head: int) -> CardMandate | None:
         with chain_errors(self.contract.w3):
             m = self.contract.get(mandate_id)
             if int(m.payer, 16) == 0:
@@ -109,7 +112,7 @@ class MandateCache:
             refs.add(ref) if event["args"]["linked"] else refs.discard(ref)
         return CardMandate(
             mandate_id, salt, m.payer, m.cap_per_session, m.total, m.committed, m.expiry, m.revoked, named,
-            frozenset(refs),
+            frozenset(refs), head,
         )  # fmt: skip
 
     async def run(self) -> None:
@@ -128,6 +131,11 @@ class MandateCache:
 
     def stop(self) -> None:
         self._stopping = True
+
+
+def _unread(cached: dict[int, CardMandate]) -> dict[int, CardMandate]:
+    """The copy without when it was read (a new read of the same state is not written again)."""
+    return {i: replace(m, read_block=None) for i, m in cached.items()}
 
 
 def _dump(cached: dict[int, CardMandate]) -> str:

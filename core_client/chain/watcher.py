@@ -18,7 +18,8 @@ from typing import Protocol
 
 from web3 import Web3
 
-from core_client.chain.worker import ChainWorker, Outage
+from core_client.chain.outage import Outage
+from core_client.chain.worker import ChainWorker
 from core_client.storage.store import Store
 from ev_network.contracts import Escrow
 from ev_network.deployment import Deployment

@@ -32,10 +32,11 @@ from hexbytes import HexBytes
 from web3.exceptions import TransactionNotFound
 from web3.logs import DISCARD
 
-from core_client.sessions.jobs import OPEN, CardOpenArgs, Job, JobKind, JobStatus, SignedSettleArgs
+from core_client.chain.escrow_calls import submit
+from core_client.chain.outage import Outage
+from core_client.sessions.jobs import OPEN, CardOpenArgs, Job, JobKind, JobStatus
 from core_client.storage.store import Store
-from ev_network import ocmf
-from ev_network.contracts import CancelReason, Escrow, SessionState
+from ev_network.contracts import Escrow, SessionState
 from ev_network.errors import ChainUnavailable, ContractRevert, EVNetworkError, TransactionFailed, chain_errors
 from ev_network.events import EventReader, indexed_topic
 from ev_network.mandates import Mandates
@@ -76,28 +77,6 @@ class Ledger(Protocol):
     def on_job_done(self, job: Job, block: int | None, tx_hash: str | None, settled: dict[str, int] | None) -> None: ...
     def on_job_failed(self, job: Job, error: str) -> None: ...
     def on_card_opened(self, job: Job, session_id: int, requested: dict, block: int, tariff: Tariff) -> None: ...
-
-
-class Outage:
-    """Logs a chain outage once when it starts and once when it ends; gives the retry delay."""
-
-    def __init__(self, what: str, first: float = 0.5, longest: float = 5.0) -> None:
-        self.what, self.first, self.longest = what, first, longest
-        self.since: float | None = None
-        self.delay = first
-
-    def failed(self, error: Exception) -> float:
-        if self.since is None:
-            self.since = time.monotonic()
-            log.warning("%s: chain unreachable (%s); retrying until it is back", self.what, error)
-        else:
-            self.delay = min(self.delay * 2, self.longest)
-        return self.delay
-
-    def ok(self) -> None:
-        if self.since is not None:
-            log.warning("%s: chain reachable again after %.1fs", self.what, time.monotonic() - self.since)
-        self.since, self.delay = None, self.first
 
 
 class ChainWorker:
@@ -182,7 +161,7 @@ class ChainWorker:
 
     async def _send(self, jobs: list[Job]) -> None:
         try:
-            tx_hash = await asyncio.to_thread(self._submit, jobs)
+            tx_hash = await asyncio.to_thread(submit, self.escrow, self.mandates, jobs)
         except ContractRevert as error:
             if len(jobs) > 1:
                 log.warning("%s batch of %d would revert (%s): sending one by one", jobs[0].kind, len(jobs), error)
@@ -213,40 +192,6 @@ class ChainWorker:
                 hex_hash,
                 f" (batch of {len(jobs)})" if len(jobs) > 1 else "",
             )
-
-    def _submit(self, jobs: list[Job]) -> Any:
-        """Send the escrow call of ``jobs`` (all of one kind; several: its batch form); the tx hash."""
-        escrow, kind, ids = self.escrow, jobs[0].kind, [j.session_id for j in jobs]
-        args: list[Any] = [j.args for j in jobs]
-        if kind is JobKind.OPEN_CARD:
-            return self._open_card(args[0])
-        if kind is JobKind.START:
-            if len(jobs) > 1:
-                return escrow.start_batch(
-                    ids, [a.transaction_id for a in args], [a.meter_start for a in args], wait=False
-                )
-            return escrow.start(ids[0], args[0].transaction_id, args[0].meter_start, wait=False)
-        if kind is JobKind.REJECT:
-            return escrow.reject(ids[0], CancelReason(args[0].reason), wait=False)
-        if kind is JobKind.REFUND:  # a held session the operator rejected: its whole deposit back
-            return escrow.refund_active(ids[0], wait=False)
-        if kind is JobKind.SETTLE_SIGNED:
-            settlements = [_signed(j.session_id, a) for j, a in zip(jobs, args, strict=True)]
-            if len(jobs) > 1:
-                return escrow.settle_signed_batch(settlements, wait=False)
-            return escrow.settle_signed(settlements[0], wait=False)
-        if len(jobs) > 1:
-            return escrow.settle_batch(ids, [a.meter_stop for a in args], wait=False)
-        return escrow.settle(ids[0], args[0].meter_stop, wait=False)
-
-    def _open_card(self, a: CardOpenArgs) -> Any:
-        """Send a card's ``openSession`` under its mandate; the tx hash."""
-        if self.mandates is None:
-            raise EVNetworkError("a card's open needs the payment mandates contract (deployment payment_mandates)")
-        ref = bytes.fromhex(a.token_ref)
-        return self.mandates.open_session(
-            a.mandate_id, ref, a.station_id, a.connector, a.deposit, a.transaction_id, a.meter_start, wait=False
-        )
 
     async def _send_settles(self) -> None:
         ready: list[Job] = []
@@ -407,9 +352,3 @@ class ChainWorker:
     def _from_block(self, session_id: int) -> int:
         s = self.store.get_session(session_id)
         return s.requested_block if s else 0
-
-
-def _signed(session_id: int, args: SignedSettleArgs) -> tuple:
-    """The escrow's SignedSettlement of a signed settle (its records were checked when it was queued)."""
-    begin = ocmf.parse(args.begin) if args.begin is not None else None  # None: End holds both
-    return ocmf.signed_settlement(session_id, begin, ocmf.parse(args.end), bytes.fromhex(args.meter_key))

@@ -14,6 +14,7 @@ from core_client.cli.common import ConfigOpt
 from core_client.cli.control_client import call_control
 from core_client.config import load_settings
 from core_client.errors import clean_errors
+from core_client.sessions.held import decision_line
 
 sessions_app = typer.Typer(
     help="Held sessions: list them with their evidence, settle or reject them.", no_args_is_help=True
@@ -60,13 +61,11 @@ def held(
 @clean_errors
 def settle_held(session: SessionArg, config: ConfigOpt = None, url: UrlOpt = None) -> None:
     """Settle a held session at its last trusted reading (plain stations; refused where the rules forbid it)."""
-    answer = _post(config, url, {"action": "settle_held", "session": session})
-    typer.echo(f"{answer['session_id']}: settle queued at {answer['meter_stop']} Wh (the last trusted reading)")
+    typer.echo(decision_line(_post(config, url, {"action": "settle_held", "session": session})))
 
 
 @sessions_app.command("reject-held")
 @clean_errors
 def reject_held(session: SessionArg, config: ConfigOpt = None, url: UrlOpt = None) -> None:
     """Reject a held session and refund the driver (where the escrow allows it)."""
-    answer = _post(config, url, {"action": "reject_held", "session": session})
-    typer.echo(f"{answer['session_id']}: rejected, deposit refunded")
+    typer.echo(decision_line(_post(config, url, {"action": "reject_held", "session": session})))

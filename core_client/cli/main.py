@@ -15,6 +15,7 @@ from ocpp.v16.enums import AvailabilityType, MessageTrigger, ResetType
 from web3 import Web3
 
 from core_client.chain import onboarding
+from core_client.cli.cards import cards_app
 from core_client.cli.common import CliError, ConfigOpt
 from core_client.cli.common import operator_escrow as _operator_escrow
 from core_client.cli.common import password as _password
@@ -65,6 +66,7 @@ app.add_typer(records_app, name="records")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(db_app, name="db")
 app.add_typer(ocpi_app, name="ocpi")
+app.add_typer(cards_app, name="cards")
 
 UrlOpt = Annotated[
     str | None,

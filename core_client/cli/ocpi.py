@@ -3,7 +3,8 @@
 register / update / unregister: the credentials handshake (token A from the config for register);
 status: the registration; stations: each of the CSMS's EVSEs and what it maps to on chain; import:
 register chosen EVSEs as stations with their converted tariffs. As the CPO of roaming eMSPs
-(``[ocpi_cpo]``): issue-token NAME (a token A the eMSP registers with), emsps. One line on any error."""
+(``[ocpi_cpo]``): issue-token NAME (a token A the eMSP registers with), mandate NAME GRANT (its payment
+mandate), emsps. One line on any error."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from core_client.chain.onboarding import connect_settings
+from core_client.chain.station_registry import EscrowRegistry
 from core_client.cli.common import ConfigOpt, operator_escrow
 from core_client.config import load_settings
 from core_client.errors import clean_errors
@@ -24,10 +26,7 @@ from core_client.ocpi.cpo.peers import PeerStore
 from core_client.ocpi.cpo.settings import CpoSettings
 from core_client.ocpi.errors import OcpiError
 from core_client.ocpi.stations import EvseMapping
-from ev_network.contracts import Escrow, Token
-from ev_network.deployment import Deployment
-from ev_network.operator_profile import OperatorProfiles
-from ev_network.pricing import Tariff
+from ev_network.contracts import Token
 
 ocpi_app = typer.Typer(
     help="Connect to the CPO's CSMS over OCPI 2.2.1 as an eMSP (the [ocpi] section of the config).",
@@ -109,28 +108,6 @@ def import_(
     _echo(asyncio.run(bridge.import_evses(EscrowRegistry(escrow, deployment), evses or [], everything)))
 
 
-class EscrowRegistry:
-    """The operator's escrow as :class:`~core_client.ocpi.bridge.StationRegistry`."""
-
-    def __init__(self, escrow: Escrow, deployment: Deployment) -> None:
-        self.escrow = escrow
-        self.deployment = deployment
-
-    def decimals(self) -> int:
-        return Token(self.escrow.w3, self.deployment.token).decimals()
-
-    def vat_rate_bp(self) -> int | None:
-        if self.deployment.operator_profile is None or self.escrow.sender is None:
-            return None
-        profile = OperatorProfiles(self.escrow.w3, self.deployment.operator_profile).profile_of(
-            self.escrow.sender.address
-        )
-        return None if profile is None else profile.vat_rate_bp
-
-    def add_station(self, charge_point_id: str, connectors: int, tariff: Tariff) -> int:
-        return self.escrow.station_id_from(self.escrow.add_station(charge_point_id, connectors, tariff))
-
-
 def _row_json(row: EvseMapping) -> dict[str, Any]:
     data = asdict(row)
     data["party"] = str(row.party)
@@ -164,6 +141,19 @@ def issue_token(
     _echo([f"token A for {name}: {token}", f"our OCPI versions URL: {cpo.versions_endpoint}"])
 
 
+@ocpi_app.command("mandate")
+@clean_errors
+def mandate(
+    name: Annotated[str, typer.Argument(help="The eMSP's name (as given to issue-token).")],
+    grant: Annotated[str, typer.Argument(help="The eMSP's mandate grant: evcard:<mandate id>:<salt hex>.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Link the eMSP NAME to its payment mandate: its customers' sessions are then paid through it."""
+    peers, _ = _emsps(config)
+    linked = peers.link_mandate(name, grant)
+    _echo([f"{name}: sessions of its tokens are paid through mandate {linked.mandate_id}"])
+
+
 @ocpi_app.command("emsps")
 @clean_errors
 def emsps(config: ConfigOpt = None) -> None:
@@ -177,6 +167,7 @@ def emsps(config: ConfigOpt = None) -> None:
             if p.registered and p.registered_at
             else f"token A issued {p.issued_at:%Y-%m-%d %H:%M} UTC, not registered yet"
         )
+        + ("" if p.mandate_id is None else f"; mandate {p.mandate_id}")
         for p in peers.all()
     ]
     _echo(rows or ["no eMSPs: `core-client ocpi issue-token NAME` issues a token A"])

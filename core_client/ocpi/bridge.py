@@ -17,15 +17,15 @@ from core_client.ocpi.credentials import Handshake
 from core_client.ocpi.csms import Csms
 from core_client.ocpi.errors import OcpiError, OcpiRejected
 from core_client.ocpi.inbox import RecordingInbox
-from core_client.ocpi.mirror import ImportedStation, Mirror
+from core_client.ocpi.mirror import ImportedStation, Mirror, mirror_location
 from core_client.ocpi.models.enums import ModuleID
 from core_client.ocpi.registration import Registration, RegistrationStore
 from core_client.ocpi.server import OcpiServer
 from core_client.ocpi.settings import OcpiSettings
 from core_client.ocpi.stations import EvseMapping, map_evses
+from core_client.ocpi.tariffs import prices_text, vat_refusal
 from core_client.ocpi.transport import Party, StatusCode
 from ev_network.pricing import Tariff
-from ev_network.units import format_amount
 from ev_network.web.server import HttpServer
 
 
@@ -43,17 +43,18 @@ class StationRegistry(Protocol):
 
 @dataclass
 class Bridge:
-    """The OCPI bridge of one Core Client: its ``[ocpi]`` settings and its files next to the database."""
+    """The OCPI bridge of one Core Client: its ``[ocpi]`` settings and its database (the mirror is kept
+    there, :func:`~core_client.ocpi.mirror.mirror_location`)."""
 
     settings: OcpiSettings
-    database: Path
+    database: Path | str  # the Core Client's: a SQLite file or a postgresql:// URL
 
     @property
     def store(self) -> RegistrationStore:
         return RegistrationStore(self.settings.registration_path(self.database))
 
     def mirror(self) -> Mirror:
-        return Mirror(self.database.with_name(self.database.name + ".ocpi.sqlite"))
+        return Mirror(mirror_location(self.database))
 
     def handshake(self) -> Handshake:
         return Handshake(self.settings, self.store)
@@ -190,11 +191,9 @@ class Bridge:
             return f"{name}: already station {row.station_id}"
         if row.refusal is not None or row.tariff is None or row.charge_point_id is None:
             return f"{name}: not imported: {row.refusal}"
-        if vat is not None and row.tariff.vat_rate_bp is not None and row.tariff.vat_rate_bp != vat:
-            return (
-                f"{name}: not imported: its tariff's VAT ({row.tariff.vat_text}) differs from the "
-                f"{vat / 100:g}% of your operator profile (invoices split VAT at that rate)"
-            )
+        refusal = vat_refusal(row.tariff, vat)
+        if refusal:
+            return f"{name}: not imported: {refusal}"
         station_id = chain.add_station(row.charge_point_id, len(row.connector_ids), row.tariff.tariff)
         tariff = row.tariff.source
         mirror.add_station(
@@ -219,11 +218,7 @@ def describe_tariff(row: EvseMapping, decimals: int) -> str:
     assert row.tariff is not None
     t = row.tariff.tariff
     connectors = f"{len(row.connector_ids)} connector" + ("s" if len(row.connector_ids) != 1 else "")
-    prices = (
-        f"{format_amount(t.price_per_kwh, decimals)}/kWh + {format_amount(t.session_fee, decimals)}/session"
-        f" + {format_amount(t.time_fee_per_hour, decimals)}/h"
-    )
-    return f"{connectors}, {prices} ({row.tariff.vat_text}, tariff {row.tariff.source})"
+    return f"{connectors}, {prices_text(t, decimals)} ({row.tariff.vat_text}, tariff {row.tariff.source})"
 
 
 def _in_use(error: OSError) -> bool:

@@ -1,5 +1,7 @@
 """What the CSMS pushed to our receivers, as we hold it (its GET of our copy reads it back), and which
-EVSEs were imported as which chain stations: one SQLite file next to the Core Client's database.
+EVSEs were imported as which chain stations, on either engine of :mod:`core_client.storage.database`:
+a SQLite file next to the Core Client's SQLite database, or its tables in the Core Client's PostgreSQL
+database (:func:`mirror_location`).
 
 Objects are kept as their OCPI JSON, keyed by module, owner (country code, party id) and id, all
 compared case-insensitively (CiStrings). One object per write, each write one transaction."""
@@ -7,9 +9,6 @@ compared case-insensitively (CiStrings). One object per write, each write one tr
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from core_client.ocpi.models.base import ci, format_datetime, parse_datetime
 from core_client.ocpi.models.enums import ModuleID
 from core_client.ocpi.transport import Party
+from core_client.storage.database import is_postgres_url, open_database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ocpi_objects (
@@ -52,14 +52,25 @@ class ImportedStation:
     tariff: str  # the OCPI tariff it was converted from (country/party/id)
 
 
+def mirror_location(database: Path | str) -> Path | str:
+    """Where the mirror of the Core Client whose database is ``database`` lives: the same PostgreSQL
+    database, or the SQLite file ``<database>.ocpi.sqlite`` beside a SQLite one."""
+    if is_postgres_url(database):
+        return database
+    path = Path(database)
+    return path.with_name(path.name + ".ocpi.sqlite")
+
+
 class Mirror:
     """The OCPI objects the CSMS gave us, and the stations imported from them."""
 
-    def __init__(self, path: Path | str) -> None:
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(SCHEMA)
+    def __init__(self, location: Path | str) -> None:
+        self._db = open_database(location)
+        if self._db.dialect == "sqlite":  # writes are few and small: SQLite checkpoints as it goes
+            self._db.execute("PRAGMA wal_autocheckpoint=1000")
+        with self._db.transaction():
+            for table in filter(str.strip, SCHEMA.split(";")):
+                self._db.execute(self._db.ddl(table))
 
     def close(self) -> None:
         self._db.close()
@@ -73,14 +84,14 @@ class Mirror:
 
     def put(self, module: ModuleID, party: Party, object_id: str, body: dict[str, Any], last_updated: str) -> bool:
         """Store (create or replace) an object; True when it is new."""
-        with self._transaction():
+        with self._db.transaction():
             created = self.get(module, party, object_id) is None
             self._write(module, party, object_id, body, last_updated)
         return created
 
     def refresh(self, module: ModuleID, party: Party, object_id: str, body: dict[str, Any], last_updated: str) -> bool:
         """Store a pulled object unless we hold a newer one (a push may have come meanwhile); True if stored."""
-        with self._transaction():
+        with self._db.transaction():
             row = self._db.execute(
                 "SELECT last_updated FROM ocpi_objects WHERE module=? AND country_code=? AND party_id=? AND id=?",
                 (module.value, *party.key(), ci(object_id)),
@@ -176,7 +187,10 @@ class Mirror:
         )
 
     def stations(self) -> list[ImportedStation]:
-        rows = self._db.execute("SELECT * FROM ocpi_stations ORDER BY station_id").fetchall()
+        rows = self._db.execute(
+            "SELECT station_id, charge_point_id, country_code, party_id, location_id, evse_uid, connector_ids, tariff"
+            " FROM ocpi_stations ORDER BY station_id"
+        )
         return [ImportedStation(r[0], r[1], Party(r[2], r[3]), r[4], r[5], json.loads(r[6]), r[7]) for r in rows]
 
     def station_of(self, party: Party, location_id: str, evse_uid: str) -> ImportedStation | None:
@@ -188,13 +202,3 @@ class Mirror:
             ),
             None,
         )
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")

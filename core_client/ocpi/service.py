@@ -3,7 +3,8 @@ pulls that catch up on what it could not push, and its part of ``/health``.
 
 Until a session bridge plugs in its own :class:`~core_client.ocpi.inbox.OcpiInbox`, the daemon uses
 :class:`StationInbox`: EVSE statuses of imported stations become their connectors' public
-availability; everything else the CSMS sends is validated and kept (recorded, never settled)."""
+availability, pushed tariffs their chain tariffs (:mod:`core_client.ocpi.tariff_pushes`); everything
+else the CSMS sends is validated and kept (recorded, never settled)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from core_client.ocpi.client import OcpiClient
 from core_client.ocpi.csms import Csms
 from core_client.ocpi.errors import OcpiError
 from core_client.ocpi.inbox import IssuedToken, OcpiInbox
-from core_client.ocpi.mirror import Mirror
+from core_client.ocpi.mirror import Mirror, mirror_location
 from core_client.ocpi.models import CDR, CommandResult, Location, Session, Token
 from core_client.ocpi.models import Tariff as OcpiTariff
 from core_client.ocpi.models.enums import CommandType, Status, TokenType
@@ -25,6 +26,8 @@ from core_client.ocpi.registration import RegistrationStore
 from core_client.ocpi.server import OcpiServer
 from core_client.ocpi.settings import OcpiSettings
 from core_client.ocpi.sync import pull_cdrs
+from core_client.ocpi.tariff_pushes import TariffPushes
+from core_client.ocpi.tariffs import tariff_name
 from core_client.ocpi.transport import Party
 from ev_network.web.server import HttpServer
 
@@ -50,9 +53,10 @@ class StationInbox:
     """The daemon's inbox without a session bridge: availability of imported stations; the rest recorded
     (the receivers keep it in the mirror) and logged, nothing settled, no tokens issued."""
 
-    def __init__(self, mirror: Mirror, set_status: StatusSink) -> None:
+    def __init__(self, mirror: Mirror, set_status: StatusSink, tariff_pushes: TariffPushes | None = None) -> None:
         self.mirror = mirror
         self.set_status = set_status
+        self.tariff_pushes = tariff_pushes  # pushed tariffs onto the imported stations' chain tariffs
 
     async def on_evse_status(self, party: Party, location_id: str, evse_uid: str, status: Status) -> None:
         station = self.mirror.station_of(party, location_id, evse_uid)
@@ -65,15 +69,14 @@ class StationInbox:
         log.debug("OCPI location %s/%s/%s", location.country_code, location.party_id, location.id)
 
     async def on_tariff(self, tariff: OcpiTariff) -> None:
-        log.info(
-            "OCPI tariff %s/%s/%s pushed (import again to use a changed tariff)",
-            tariff.country_code,
-            tariff.party_id,
-            tariff.id,
-        )
+        log.info("OCPI tariff %s pushed", tariff_name(tariff))
+        if self.tariff_pushes is not None:
+            self.tariff_pushes.pushed(tariff)
 
     async def on_tariff_deleted(self, party: Party, tariff_id: str) -> None:
         log.info("OCPI tariff %s/%s deleted by the CSMS", party, tariff_id)
+        if self.tariff_pushes is not None:
+            self.tariff_pushes.deleted(party, tariff_id)
 
     async def on_session(self, session: Session) -> None:
         log.info("OCPI session %s (%s) recorded: no session bridge to act on it", session.id, session.status.value)
@@ -101,10 +104,12 @@ class Reporting(Protocol):
 class OcpiService:
     """Our OCPI endpoints in the daemon, its client to the CSMS, the pulls, and what ``/health`` says."""
 
-    def __init__(self, settings: OcpiSettings, database: Path, inbox: Callable[[Mirror, Csms], OcpiInbox]) -> None:
+    def __init__(
+        self, settings: OcpiSettings, database: Path | str, inbox: Callable[[Mirror, Csms], OcpiInbox]
+    ) -> None:
         self.settings = settings
         self.store = RegistrationStore(settings.registration_path(database))
-        self.mirror = Mirror(database.with_name(database.name + ".ocpi.sqlite"))
+        self.mirror = Mirror(mirror_location(database))
         self.client = OcpiClient(
             timeout_s=settings.request_timeout_s, encoding=settings.token_encoding, sender=settings.party
         )

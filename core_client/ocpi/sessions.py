@@ -42,6 +42,7 @@ from core_client.ocpi.models.enums import (
 from core_client.ocpi.service import StationInbox, StatusSink
 from core_client.ocpi.settings import OcpiSettings
 from core_client.ocpi.sync import pull_sessions
+from core_client.ocpi.tariff_pushes import TariffPushes
 from core_client.ocpi.transport import Party
 from core_client.ocpp.link import Recorder
 from core_client.ocpp.wire import signed_meter_data
@@ -101,8 +102,9 @@ class SessionBridge(StationInbox):
         csms: Csms,
         records: Recorder | None = None,
         decimals: int | None = None,
+        tariff_pushes: TariffPushes | None = None,
     ) -> None:
-        super().__init__(mirror, set_status)
+        super().__init__(mirror, set_status, tariff_pushes)
         self.settings = settings
         self.sessions = sessions
         self.csms = csms

@@ -81,12 +81,17 @@ class OcpiSettings(PartySettings):
     token_a: SecretStr | None = None  # the CSMS's registration token (only `core-client ocpi register` uses it)
     pull_interval_s: float = Field(300, gt=0)  # the daemon pulls the CDRs the CSMS could not push this often
     session_pull_after_s: float = Field(20, gt=0)  # no Session pushed this long after an accepted start: pull it
-    registration_file: Path | None = None  # default: next to the database, <database>.ocpi-registration
+    registration_file: Path | None = None  # default: next to a SQLite database, <database>.ocpi-registration
 
     @field_validator("versions_url")
     @classmethod
     def _check_url(cls, value: str) -> str:
         return _http_url(value)
 
-    def registration_path(self, database: Path) -> Path:
-        return self.registration_file or database.with_name(database.name + ".ocpi-registration")
+    def registration_path(self, database: Path | str) -> Path:
+        """Where the tokens are kept (a file, mode 0600): ``registration_file`` (which a postgresql://
+        database needs, checked at load), else beside the SQLite database."""
+        if self.registration_file is not None:
+            return self.registration_file
+        path = Path(database)
+        return path.with_name(path.name + ".ocpi-registration")

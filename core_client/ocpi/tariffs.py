@@ -28,6 +28,7 @@ from core_client.ocpi.models import Tariff as OcpiTariff
 from core_client.ocpi.models import TariffRestrictions
 from core_client.ocpi.models.enums import TariffDimensionType, TariffType
 from ev_network.pricing import Tariff
+from ev_network.units import format_amount
 
 # what each group of restrictions limits, by its fields
 RESTRICTION_KINDS = {
@@ -66,6 +67,25 @@ class ChainTariff:
     def vat_rate_bp(self) -> int | None:
         """The VAT rate in 1/100 % (1900 = 19 %), as the operator profile writes it."""
         return None if self.vat_percent is None else int(self.vat_percent * 100)
+
+
+def vat_refusal(converted: ChainTariff, operator_vat_bp: int | None) -> str | None:
+    """Why ``converted`` cannot be a station's tariff of an operator whose profile has VAT rate
+    ``operator_vat_bp`` (1/100 %; None: no rate published), or None when it can."""
+    if operator_vat_bp is None or converted.vat_rate_bp is None or converted.vat_rate_bp == operator_vat_bp:
+        return None
+    return (
+        f"its tariff's VAT ({converted.vat_text}) differs from the {operator_vat_bp / 100:g}% of your operator "
+        "profile (invoices split VAT at that rate)"
+    )
+
+
+def prices_text(tariff: Tariff, decimals: int) -> str:
+    """``0.357/kWh + 0/session + 0/h`` (token amounts)."""
+    return (
+        f"{format_amount(tariff.price_per_kwh, decimals)}/kWh + {format_amount(tariff.session_fee, decimals)}/session"
+        f" + {format_amount(tariff.time_fee_per_hour, decimals)}/h"
+    )
 
 
 def tariff_name(tariff: OcpiTariff) -> str:

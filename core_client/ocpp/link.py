@@ -225,6 +225,19 @@ class StationLink(OcppLink):
         payload = call.TriggerMessage(requested_message=requested_message, connector_id=connector)
         return (await self._command(payload)).status
 
+    async def get_local_list_version(self) -> int:
+        """GetLocalListVersion: the version of the charge point's local list (0: empty, -1: not supported)."""
+        return (await self._command(call.GetLocalListVersion())).list_version
+
+    async def send_local_list(self, version: int, update_type: str, entries: dict[str, tuple[str, str] | None]) -> str:
+        """SendLocalList (Full or Differential): idTag -> (status, expiry date), None removes it; the status."""
+        items = [
+            datatypes.AuthorizationData(tag, None if e is None else datatypes.IdTagInfo(e[0], expiry_date=e[1]))
+            for tag, e in entries.items()
+        ]
+        payload = call.SendLocalList(list_version=version, update_type=update_type, local_authorization_list=items)
+        return (await self._command(payload)).status
+
     async def _command(self, payload: Any) -> Any:
         name = type(payload).__name__
         try:

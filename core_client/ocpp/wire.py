@@ -181,23 +181,39 @@ def energy_register_wh(meter_values: list[dict[str, Any]]) -> int | None:
     latest: int | None = None
     for entry in meter_values or []:
         for sample in entry.get("sampled_value") or []:
-            if sample.get("measurand", ENERGY_REGISTER) != ENERGY_REGISTER:
-                continue
-            if sample.get("format") == ValueFormat.signed_data or sample.get("phase"):
-                continue
-            text = str(sample.get("value"))
-            try:
-                value = Decimal(text) if len(text) <= MAX_READING_CHARS else None
-            except InvalidOperation:
-                continue
-            if value is None or not value.is_finite() or value < 0:
-                continue
-            if sample.get("unit", UnitOfMeasure.wh) == UnitOfMeasure.kwh:
-                value *= 1000
-            if value > MAX_WH:  # compares exponents: fast even for 1e999999
-                continue
-            latest = int(value)
+            if sample.get("measurand", ENERGY_REGISTER) == ENERGY_REGISTER and not sample.get("phase"):
+                value = _sample_number(sample, UnitOfMeasure.wh, UnitOfMeasure.kwh, MAX_WH)
+                latest = latest if value is None else value
     return latest
+
+
+def active_power_w(meter_values: list[dict[str, Any]], max_power_w: int) -> int | None:
+    """The latest Power.Active.Import (in W) among OCPP MeterValue entries, as the charge point reports
+    it: the sample without phase (kW converted); None when there is none, or it is not a number
+    from 0 to ``max_power_w`` (what a connector delivers at most: beyond is not plausible)."""
+    latest: int | None = None
+    for entry in meter_values or []:
+        for sample in entry.get("sampled_value") or []:
+            if sample.get("measurand") == Measurand.power_active_import and not sample.get("phase"):
+                latest = _sample_number(sample, UnitOfMeasure.w, UnitOfMeasure.kw, max_power_w)
+    return latest
+
+
+def _sample_number(sample: dict[str, Any], unit: str, kilo_unit: str, most: int) -> int | None:
+    """A plain sample's value in ``unit`` (``kilo_unit`` converted): None when it is signed data,
+    not a number, negative or beyond ``most``; checked before any conversion, so no text takes long."""
+    text = str(sample.get("value"))
+    if sample.get("format") == ValueFormat.signed_data or len(text) > MAX_READING_CHARS:
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return None
+    if not value.is_finite() or value < 0:
+        return None
+    if sample.get("unit", unit) == kilo_unit:
+        value *= 1000
+    return int(value) if value <= most else None  # compares exponents: fast even for 1e999999
 
 
 def signed_meter_data(transaction_data: list[dict] | None) -> str | None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from core_client.sessions.jobs import JobArgs, JobKind
 from core_client.sessions.machine import SessionRecord
+from ev_network.session_ids import hex_session_id
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,11 @@ def decide(reply: Any = None, *actions: Action) -> Decision:
 
 def info(message: str) -> Log:
     return Log(logging.INFO, message)
+
+
+def session_named(s: SessionRecord) -> str:
+    """``session 0x...``: a session in a log line or an error."""
+    return f"session {hex_session_id(s.session_id)}"
 
 
 def warning(message: str) -> Log:

@@ -11,6 +11,7 @@ the transaction is stopped (:meth:`CardSessions.open_failed`).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -26,6 +27,7 @@ from core_client.sessions.cards import (
     card_start,
     card_start_refusal,
     find_card,
+    uncounted,
 )
 from core_client.sessions.jobs import OPEN, CardOpenArgs, Job, JobKind
 from core_client.sessions.machine import SessionRecord
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from core_client.sessions.registry import ChargePoint
 
 log = logging.getLogger("core_client.sessions")
+SEEN_KEY = "card_tags"  # store meta: the idTags of linked cards seen at our charge points
 
 
 class Service(Protocol):
@@ -55,9 +58,42 @@ class CardSessions:
         self.service, self.store = service, service.store
         #: The granted mandates as last read from chain (the daemon sets the card cache's ``mandates``).
         self.mandates: Callable[[], Iterable[CardMandate]] = list
+        #: Called when a card is seen for the first time (the daemon's local list sync wakes up).
+        self.on_seen: Callable[[], None] = lambda: None
+        self._seen: list[str] | None = None
+        #: idTags the Core Client vouched for itself (a roaming eMSP's token it remote-starts under the eMSP's
+        #: mandate, :mod:`core_client.ocpi.cpo.roaming`): each starts once as a card of that mandate.
+        self.expected: dict[str, Card] = {}
+        #: Called with (charge point id, connector, idTag, transaction id) when a card's transaction starts.
+        self.on_started: Callable[[str, int, str, int], None] = lambda *_: None
 
     def find(self, id_tag: str | None) -> Card | None:
-        return find_card(self.mandates(), id_tag)
+        """The card ``id_tag`` is (a linked card, seen from now on; or a token we vouched for), None if none."""
+        found = find_card(self.mandates(), id_tag)
+        if found is not None and id_tag is not None:
+            self._saw(id_tag.strip().upper())
+        return found if found is not None or not id_tag else self.expected.get(id_tag.strip().upper())
+
+    def expect(self, id_tag: str, card: Card | None) -> None:
+        """Vouch for ``id_tag`` as a card of ``card``'s mandate until it starts (None: no longer)."""
+        key = id_tag.strip().upper()
+        if card is None:
+            self.expected.pop(key, None)
+        else:
+            self.expected[key] = card
+
+    def seen(self) -> list[str]:
+        """The idTags of the cards tapped at our charge points so far (the local lists hold them)."""
+        if self._seen is None:
+            self._seen = json.loads(self.store.meta(SEEN_KEY) or "[]")
+        return list(self._seen)
+
+    def _saw(self, id_tag: str) -> None:
+        seen = self.seen()
+        if id_tag not in seen:
+            self.store.set_meta(SEEN_KEY, json.dumps([*seen, id_tag]))
+            self._seen = [*seen, id_tag]
+            self.on_seen()
 
     def _opens(self) -> list[CardOpenArgs]:
         """The arguments of the card opens not mined yet."""
@@ -65,8 +101,15 @@ class CardSessions:
         return [j.args for j in jobs if isinstance(j.args, CardOpenArgs)]
 
     def queued(self, mandate_id: int) -> int:
-        """Deposits of the mandate's opens not mined yet (the cache's ``committed`` does not count them)."""
-        return sum(a.deposit for a in self._opens() if a.mandate_id == mandate_id)
+        """Deposits of the mandate's opens that the cache's ``committed`` does not count yet: not mined, or
+        mined after the cache read the mandate (:func:`core_client.sessions.cards.uncounted`)."""
+        cached = next((m for m in self.mandates() if m.mandate_id == mandate_id), None)
+        read_block = None if cached is None else cached.read_block
+        opens: list[tuple[CardOpenArgs, int | None]] = [(a, None) for a in self._opens()]
+        if read_block is not None:
+            mined = self.store.mined_after(JobKind.OPEN_CARD, read_block)
+            opens += [(j.args, j.block) for j in mined if isinstance(j.args, CardOpenArgs)]
+        return uncounted(mandate_id, read_block, opens)
 
     def opening(self, transaction_id: int) -> bool:
         """Whether the transaction is a card's whose open is still on its way to the chain."""
@@ -103,7 +146,11 @@ class CardSessions:
                 decision = decisions.refuse_start(link.id, connector, id_tag, tx_id, why or "")
             else:
                 decision = card_start(card, station_id, link.id, connector, tx_id, meter_start, queued)
-            return self.service.apply(decision, answering=link).reply
+            reply = self.service.apply(decision, answering=link).reply
+        if why is None:
+            self.expected.pop(id_tag.strip().upper(), None)
+            self.on_started(link.id, connector, id_tag, tx_id)
+        return reply
 
     # ------------------------------------------------------------ chain inputs
 

@@ -10,8 +10,11 @@ Authorize / StartTransaction is decided from that cache at once, never waiting f
 (``openSession`` of the mandates contract, an OPEN_CARD job, :func:`card_start`).
 
 Exposure while the chain cannot be asked (a card known from the cache starts, its open waits in the
-queue): at most the deposit of the session, which is at most the mandate's cap per session (and what is
-left of its total, counting the opens still queued). If the open then fails on chain (the driver revoked
+queue): at most the deposit of the session, which is at most the mandate's cap per session and what is
+left of its total. What is left counts every session opened under the mandate, settled or not: the
+cached ``committed`` (deposits of every open mined up to the block the cache read it at), plus the
+deposits of this Core Client's opens it does not count yet, queued or mined since (:func:`uncounted`); so
+however many taps come while the chain is away, their deposits together stay within the total. If the open then fails on chain (the driver revoked
 the card meanwhile, the mandate ran out), the transaction is stopped and the energy already delivered is
 the operator's loss, bounded by the same cap.
 """
@@ -43,6 +46,9 @@ class CardMandate:
     revoked: bool
     operator_named: bool
     token_refs: frozenset[bytes]
+    #: The chain's head when the cache began reading the mandate: ``committed`` counts every open mined up
+    #: to it (None: not known, e.g. a copy kept by an older version).
+    read_block: int | None = None
 
 
 @dataclass(frozen=True)
@@ -64,14 +70,29 @@ def find_card(mandates: Iterable[CardMandate], id_tag: str | None) -> Card | Non
     return None
 
 
+def uncounted(mandate_id: int, read_block: int | None, opens: Iterable[tuple[CardOpenArgs, int | None]]) -> int:
+    """Deposits of this Core Client's ``opens`` (each with the block it was mined in, None: not yet) under
+    mandate ``mandate_id`` that the cached ``committed`` may not count: those not mined, and those mined
+    after the mandate was read (``read_block``). ``committed`` counts the deposit of every session opened,
+    settled or not, so these are the sessions the cache has not seen yet; one mined between the read's
+    start and its ``getMandate`` is counted twice until the next read (on the safe side)."""
+    return sum(
+        args.deposit
+        for args, block in opens
+        if args.mandate_id == mandate_id and (block is None or (read_block is not None and block > read_block))
+    )
+
+
 def card_deposit(m: CardMandate, queued: int) -> int:
-    """The deposit a session of the card locks: its cap per session, or what is left of the total (less the
-    deposits of opens still queued), whichever is smaller."""
+    """The deposit a session of the card locks: its cap per session, or what is left of the total (less
+    ``queued``, the deposits of this Core Client's opens its ``committed`` does not count yet:
+    :func:`uncounted`), whichever is smaller."""
     return max(min(m.cap_per_session, m.total - m.committed - queued), 0)
 
 
 def card_refusal(card: Card | None, now: float, queued: int = 0) -> str | None:
-    """Why a card may not start a session now (None: it may). ``queued``: deposits of its opens not mined yet."""
+    """Why a card may not start a session now (None: it may). ``queued``: deposits of its opens that the
+    cached ``committed`` does not count yet (:func:`uncounted`)."""
     if card is None:
         return "unknown card"
     m = card.mandate

@@ -118,3 +118,10 @@ def _held(s: SessionRecord | None) -> SessionRecord:
 
 def _reclaim(ctx: Context) -> str:
     return f": the driver can reclaim the whole deposit from unix time {ctx.reclaim_at}" if ctx.reclaim_at else ""
+
+
+def decision_line(reply: dict[str, Any]) -> str:
+    """The operator's decision as its answer reads in one line (the CLI's and the dashboard's)."""
+    if reply.get("decision") == "settle":
+        return f"{reply['session_id']}: settle queued at {reply['meter_stop']} Wh (the last trusted reading)"
+    return f"{reply['session_id']}: rejected, deposit refunded"

@@ -21,7 +21,7 @@ States (the only place they are defined; :data:`TRANSITIONS` lists every allowed
 - CHARGING: ``start`` mined. STOPPING: RemoteStopTransaction sent (driver's requestStop or budget).
 - STOPPED: StopTransaction received and answered, ``settle`` queued. SETTLED: ``settle`` mined.
 - HELD: StopTransaction received, but its meterStop is not plausible (see
-  :func:`core_client.sessions.decisions.trusted_meter_stop`): nothing is settled until an operator looks at it.
+  :func:`core_client.sessions.plausibility.trusted_meter_stop`): nothing is settled until an operator looks at it.
   A driver's stop while held changes nothing (the charge has stopped) but is logged and noted.
 - The operator decides a HELD session (``core-client sessions settle-held|reject-held``): HELD --held_settled-->
   STOPPED, ``settle`` queued at the last trusted reading; or HELD --held_rejected--> REJECTING, the escrow's

@@ -16,9 +16,10 @@ from core_client.storage.store import Store
 class Live:
     """Running sessions with their latest reading, and connector statuses, over the store."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, store: Store, max_power_w: int = 350_000) -> None:
+        self.store, self.max_power_w = store, max_power_w  # the most a connector delivers (max_power_kw)
         self._sessions: dict[int, SessionRecord] = {}
+        self._power: dict[int, int] = {}  # running session -> the Power.Active.Import of its last MeterValues
         self._unsaved: set[int] = set()
         self._statuses: dict[tuple[str, int], tuple[str, str]] = {}
 
@@ -37,11 +38,24 @@ class Live:
             self._sessions[record.session_id] = record
         else:
             self._sessions.pop(record.session_id, None)
+            self._power.pop(record.session_id, None)
 
     def reading(self, record: SessionRecord) -> None:
         """A new meter reading of a running session (written by :meth:`flush`)."""
         self._sessions[record.session_id] = record
         self._unsaved.add(record.session_id)
+
+    def reported_power(self, session_id: int, power_w: int | None) -> None:
+        """The active power a running session's charge point reported with its last MeterValues (None:
+        it reported none, or none plausible). In memory only: live data, never billed."""
+        if power_w is None:
+            self._power.pop(session_id, None)
+        else:
+            self._power[session_id] = power_w
+
+    def power(self, session_id: int) -> int | None:
+        """The active power (W) the charge point reported with its session's last MeterValues, if any."""
+        return self._power.get(session_id)
 
     def status(self, cp_id: str, connector: int, status: str, error_code: str) -> None:
         """A connector's new status (written by :meth:`flush`)."""

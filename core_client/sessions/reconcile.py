@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from ocpp.v16.enums import RemoteStartStopStatus
 
 from core_client.config import Settings
-from core_client.sessions import decisions
+from core_client.sessions import decisions, remote_calls
 from core_client.sessions.actions import Decision, SendRemoteStart
 from core_client.sessions.machine import SessionRecord, State
 from core_client.sessions.registry import ChargePoint, CommandFailed
@@ -112,7 +112,7 @@ class Reconciler:
             ):
                 self._run(s.session_id, self._start(s, again=True))
             elif (s.session_id in self._sent_over or not in_grace) and (
-                timed_out := decisions.start_timed_out(s, now, self.settings.start_timeout_s)
+                timed_out := remote_calls.start_timed_out(s, now, self.settings.start_timeout_s)
             ) is not None:
                 self.service.apply(timed_out)
         for s in self.store.sessions_in({State.STARTING, State.CHARGING}, stop_wanted=True):
@@ -135,7 +135,7 @@ class Reconciler:
             self._retry_at[s.session_id] = time.time() + 1
             return
         if again and link is not None:
-            decision = decisions.remote_start(s.update(remote_start_at=time.time()), again=True, signed=bool(key))
+            decision = remote_calls.remote_start(s.update(remote_start_at=time.time()), again=True, signed=bool(key))
         else:
             online = link is not None and self.service.online(s.charge_point_id)
             in_grace = time.time() - self.started < self.settings.reconnect_grace_s
@@ -144,7 +144,7 @@ class Reconciler:
             current = self.service.session(s.session_id)
             if current is None or current.state is not State.REQUESTED:
                 return
-            decision = decisions.dispatch(current, online, in_grace, busy, state, time.time(), signed=bool(key))
+            decision = remote_calls.dispatch(current, online, in_grace, busy, state, time.time(), signed=bool(key))
             if decision is None:
                 self._retry_at[s.session_id] = time.time() + 1
                 return
@@ -166,7 +166,7 @@ class Reconciler:
         current = self.service.session(s.session_id)
         if current is not None:
             accepted = status == RemoteStartStopStatus.accepted
-            self.service.apply(decisions.remote_start_answered(current, accepted, again, time.time()))
+            self.service.apply(remote_calls.remote_start_answered(current, accepted, again, time.time()))
 
     async def _settle_stopped(self, s: SessionRecord) -> None:
         """A session stopped while its station's meter key could not be read: settle it once the key is read."""
@@ -191,7 +191,7 @@ class Reconciler:
         current = self.service.session(s.session_id)
         if link is None or current is None:
             return
-        self.service.apply(decisions.remote_stop(current))
+        self.service.apply(remote_calls.remote_stop(current))
         try:
             status = await link.remote_stop(current.transaction_id or 0)
         except CommandFailed as error:
@@ -200,7 +200,7 @@ class Reconciler:
             return
         current = self.service.session(s.session_id)
         if current is not None:
-            self.service.apply(decisions.remote_stop_answered(current, status == RemoteStartStopStatus.accepted))
+            self.service.apply(remote_calls.remote_stop_answered(current, status == RemoteStartStopStatus.accepted))
 
     # ------------------------------------------------------------------ tasks
 

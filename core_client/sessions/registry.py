@@ -49,6 +49,15 @@ class ChargePoint(Protocol):
     async def close(self, reason: str) -> None: ...
 
 
+class LocalListHolder(ChargePoint, Protocol):
+    """A charge point that may keep a local authorization list (an OCPP link; not one reached over OCPI)."""
+
+    async def get_local_list_version(self) -> int: ...
+    async def send_local_list(
+        self, version: int, update_type: str, entries: dict[str, tuple[str, str] | None]
+    ) -> str: ...
+
+
 @dataclass
 class Registration:
     """One connection's registration state: the station it is on chain, and whether it booted."""

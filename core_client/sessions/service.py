@@ -20,15 +20,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 
 from core_client.config import Settings
-from core_client.ocpp.wire import energy_register_wh
-from core_client.sessions import decisions, metering
+from core_client.ocpp.wire import active_power_w, energy_register_wh
+from core_client.sessions import decisions, metering, remote_calls
 from core_client.sessions.actions import Decision, Log, MeterProblem, QueueJob, SaveSession, SendRemoteStop, check_range
 from core_client.sessions.card_sessions import CardSessions
+from core_client.sessions.chain_inputs import ChainInputs
 from core_client.sessions.decisions import INT32
-from core_client.sessions.jobs import Job, JobKind, JobStatus
 from core_client.sessions.machine import (
     HOLDS_CONNECTOR,
     RUNNING,
@@ -49,7 +48,6 @@ from core_client.sessions.registry import (
 from core_client.storage.store import Store
 from ev_network import ocmf
 from ev_network.contracts import SessionState
-from ev_network.pricing import Tariff
 from ev_network.session_ids import hex_session_id
 
 log = logging.getLogger("core_client.sessions")
@@ -58,8 +56,9 @@ INT64 = 2**63  # what SQLite's INTEGER holds
 ChainStateLookup = Callable[[int], Awaitable[SessionState | None]]
 
 
-class SessionService:
-    """Session logic of one Core Client (one operator), and its registry of connected charge points."""
+class SessionService(ChainInputs):
+    """Session logic of one Core Client (one operator), and its registry of connected charge points. The
+    inputs from the chain (events, jobs mined or failed, the operator's retry) are :class:`ChainInputs`'."""
 
     def __init__(
         self,
@@ -80,7 +79,7 @@ class SessionService:
         self.on_job_queued: Callable[[], None] = lambda: None
         self.reconciler = Reconciler(self, chain_state)
         self.registry.spawn = self.reconciler.spawn
-        self.live = Live(store)
+        self.live = Live(store, self._max_power_w)
         # transaction id -> (charge point id, session id): fixed once the transaction exists, and
         # read on every MeterValues, so kept in memory
         self._transaction_owner: dict[int, tuple[str, int | None]] = {}
@@ -231,8 +230,11 @@ class SessionService:
             s.station_id, self.registry.meter_key_lookup is not None
         ):  # unknown: keep
             self._keep_record(link, s, values, metering.BEGIN)
-        energy = energy_register_wh(values) if s is not None else None
-        if s is None or energy is None:
+        if s is None or s.state not in RUNNING:
+            return
+        self.live.reported_power(s.session_id, active_power_w(values, self._max_power_w))
+        energy = energy_register_wh(values)
+        if energy is None:
             return
         reading = decisions.meter_reading(s, energy, time.time(), self.settings.budget_margin, self._max_power_w)
         if reading is None:
@@ -373,91 +375,12 @@ class SessionService:
             return None
         return self.session(owner[1]) if owner[1] is not None else None
 
-    # ------------------------------------------------------------ chain inputs
-
-    def on_station_registered(self, station_id: int, charge_point_id: str, connectors: int) -> None:
-        """StationRegistered for our operator: charge points with this id may now boot."""
-        self.store.add_station(station_id, charge_point_id, connectors)
-        log.info("station %d registered for charge point %s (%d connectors)", station_id, charge_point_id, connectors)
-
-    def on_session_requested(self, args: dict, block: int, tariff: Tariff) -> bool:
-        """SessionRequested at one of our stations: a new session in REQUESTED. False if not ours or known."""
-        station = self.store.station(args["stationId"])
-        if station is None or self.cards.awaiting(args):  # a card's open: recorded when its job is mined
-            return False
-        record = decisions.requested(args, station[0], block, tariff, time.time())
-        tag = self.store.insert_session(record)
-        if tag is None:
-            return False
-        log.info(
-            "session %s: requested at %s/%d by %s, deposit %d (block %d), idTag %s",
-            *(hex_session_id(record.session_id), station[0], record.connector, record.driver, record.deposit),
-            *(block, self.charge_point_tag(replace(record, tag=tag))),
-        )
-        return True
-
-    def charge_point_tag(self, s: SessionRecord) -> str:
-        """The idTag the charge point uses for ``s`` (and its logs show): the one of its StartTransaction, else
-        the one RemoteStart gives it (``EV`` + 18 hex digits at a station with a signing meter, else ``EVN<n>``)."""
-        tx = self.store.get_transaction(s.transaction_id) if s.transaction_id is not None else None
-        if tx is not None and tx.id_tag:
-            return tx.id_tag
-        return metering.id_tag(s, bool(self.meter_keys.get(s.station_id)))
-
-    def on_stop_requested(self, session_id: int) -> bool:
-        """StopRequested by the driver: the reconcile loop sends RemoteStopTransaction."""
-        return bool(self.apply(decisions.stop_requested(self.session(session_id), session_id)).reply)
-
-    def on_job_done(self, job: Job, block: int | None, tx_hash: str | None, settled: dict[str, int] | None) -> None:
-        """A start, reject or settle is on chain (mined by us now, or found already done)."""
-        s = self.session(job.session_id)
-        where = f"in block {block}, tx {tx_hash}" if tx_hash else "(found already done on chain)"
-        if s is not None:
-            self.apply(decisions.job_done(s, job, where, settled, time.time()))
-
-    def on_card_opened(self, job: Job, session_id: int, requested: dict, block: int, tariff: Tariff) -> None:
-        """A card's open under its mandate is mined (see :class:`CardSessions`)."""
-        self.cards.opened(job, session_id, requested, block, tariff)
-
-    def on_job_failed(self, job: Job, error: str) -> None:
-        """A job that can never succeed: the session needs an operator's look."""
-        sid = hex_session_id(job.session_id)
-        log.error("session %s: %s FAILED on chain: %s -- needs an operator's attention", sid, job.kind.value, error)
-        s = self.session(job.session_id)
-        if s is not None:
-            self.apply(decisions.job_failed(s, job, error))
-        elif job.kind is JobKind.OPEN_CARD:
-            self.cards.open_failed(job, error)
-
-    def retry_job(self, job_id: int) -> str:
-        """The operator's retry of a failed job (the dashboard): queued again (with a start, its settle
-        that failed for it), the session back in the state the job needs, the chain worker woken.
-        Returns what happened, in one line."""
-        job = next((j for j in self.store.jobs(JobStatus.FAILED) if j.id == job_id), None)
-        if job is None:
-            return f"job {job_id} is not a failed job (already retried, or done)"
-        s = self.session(job.session_id)
-        why = decisions.retry_refusal(s, job) if s is not None else None
-        if why is not None:
-            return f"job {job_id} ({job.kind} of {hex_session_id(job.session_id)}) not queued again: {why}"
-        again = [job]
-        settle = self.store.job(JobKind.SETTLE, job.session_id) if job.kind is JobKind.START else None
-        if settle is not None and settle.status is JobStatus.FAILED:
-            again.append(settle)
-        with self.store.transaction():
-            for retried in again:
-                self.store.update_job(retried.id, status=JobStatus.PENDING, tx_hash=None, attempts=0, last_error=None)
-            if s is not None:
-                self.apply(decisions.retry_job(s, job))
-        self.on_job_queued()
-        return f"job {job_id} ({job.kind} of {hex_session_id(job.session_id)}) queued again"
-
     # --------------------------------------------------------------- helpers
 
     def connector_busy(self, s: SessionRecord) -> bool:
         """Whether another session or the charge point's status holds the connector of ``s``."""
         others = self.store.sessions_in(HOLDS_CONNECTOR, s.charge_point_id)
-        return decisions.connector_busy(s, others, self.live.connector_status(s.charge_point_id, s.connector))
+        return remote_calls.connector_busy(s, others, self.live.connector_status(s.charge_point_id, s.connector))
 
     def wake(self) -> None:
         """Run the reconcile loop now (new event, new session, stop wanted)."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import select
 import sqlite3
 import sys
 import threading
@@ -35,6 +36,18 @@ from pydantic import BeforeValidator
 from core_client.errors import CoreClientError
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
+# Every PostgreSQL connection gives up a silent server within ~5 s (tcp_user_timeout also covers a query
+# waiting for its answer) instead of waiting for it for ever: a statement then fails, it does not hang.
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 2,
+    "keepalives_interval": 1,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 5000,
+}
+
+
+STATEMENT_WAIT_S = 3.0  # PostgreSQL: how long a statement waits for a pooled connection
 
 
 class StorageError(CoreClientError):
@@ -123,6 +136,9 @@ class Database:
 
     def checkpoint(self) -> None:
         """Housekeeping that waits for the disk (run it in a worker thread)."""
+
+    def renew(self) -> None:
+        """After an outage, once the server answers: connect afresh (PostgreSQL)."""
 
     def close(self) -> None:
         raise NotImplementedError
@@ -261,22 +277,37 @@ class PostgresDatabase(Database):
     def __init__(self, url: str, max_connections: int = 4, connect_timeout: float = 10.0) -> None:
         super().__init__()
         import psycopg  # here: a Core Client on SQLite never loads the driver
-        from psycopg_pool import ConnectionPool
 
         self.location = url
         try:  # one connection first: its error says why (the pool would only time out)
-            psycopg.connect(url, connect_timeout=max(2, int(connect_timeout))).close()
+            psycopg.connect(url, connect_timeout=max(2, int(connect_timeout)), **KEEPALIVES).close()
         except psycopg.Error as error:
             reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
             raise StorageError(f"cannot connect to PostgreSQL at {describe(url)}: {reason}") from None
-        self.pool = ConnectionPool(
-            url,
+        self._max_connections = max_connections
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> Any:
+        from psycopg_pool import ConnectionPool
+
+        return ConnectionPool(
+            str(self.location),
             min_size=1,
-            max_size=max_connections,
-            kwargs={"autocommit": True, "row_factory": _pg_row},
-            timeout=connect_timeout,
+            max_size=self._max_connections,
+            kwargs={"autocommit": True, "row_factory": _pg_row, **KEEPALIVES},
+            # after the server restarted, the pool's old connections are replaced, not handed out to fail
+            check=_still_open,
+            # a statement waits this long for a connection: while the server is away, each fails after
+            # it (statements run on the daemon's event loop), not after the connect timeout
+            timeout=STATEMENT_WAIT_S,
             name="core-client",
         )
+
+    def renew(self) -> None:
+        """A new pool now that the server answers again (the leader-to-be has just reached it): the old
+        one, after an outage, reconnects with a backoff that grows to 8 s and more."""
+        old, self.pool = self.pool, self._new_pool()
+        old.close(timeout=1)
 
     def ddl(self, sql: str) -> str:
         for pattern, replacement in self._TYPES:
@@ -316,6 +347,18 @@ class PostgresDatabase(Database):
 
     def close(self) -> None:
         self.pool.close()
+
+
+def _still_open(connection: Any) -> None:
+    """The pool's check of an idle connection before it hands it out, without a round trip: an idle
+    connection has nothing to read unless the server has closed it (a restart: its last word and the
+    end of the stream are waiting), so a readable socket means the connection is gone (raise: the pool
+    takes another). A silent server is found by the connection's keepalives instead."""
+    import psycopg
+
+    if connection.closed or connection.broken or select.select([connection.fileno()], [], [], 0)[0]:
+        connection.close()  # closed, the pool throws it away (one that looks idle would come back)
+        raise psycopg.OperationalError("the server closed this connection")
 
 
 def advisory_key(name: str) -> int:

@@ -198,6 +198,12 @@ class Store:
             query, params = query + " LIMIT ?", [*params, limit]
         return [_job_from(r) for r in self.db.execute(query, params)]
 
+    def mined_after(self, kind: JobKind, block: int) -> list[Job]:
+        """Done jobs of ``kind`` mined in a block after ``block``, oldest first."""
+        query, params = _jobs_query((JobStatus.DONE,), kind)
+        rows = self.db.execute(f"SELECT * {query} AND block > ? ORDER BY id", [*params, block])
+        return [_job_from(r) for r in rows]
+
     def has_jobs(self, *statuses: JobStatus | str) -> bool:
         """Whether any job is in one of ``statuses`` (without reading them all)."""
         query, params = _jobs_query(statuses, None)

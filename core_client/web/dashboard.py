@@ -1,9 +1,11 @@
 """The CPO dashboard (config section ``[dashboard]``, off unless configured): the network at a glance,
-behind the dashboard password. Read-only, except retrying a failed chain job.
+behind the dashboard password. Read-only, except retrying a failed chain job and deciding held sessions.
 
-Pages: ``/login``; ``/`` with stations and connectors (live status), sessions in flight, the chain
-job queue, chain head and the operator's gas balance, revenue settled today and this month, failed and
-rejected sessions with their reasons. ``/`` refreshes its panels every few seconds (htmx)."""
+Pages: ``/login``; ``/`` with stations and connectors (live status), sessions in flight, held sessions
+with their reason and evidence (settle at the last trusted reading, or reject: ``POST
+/held/{session}/settle|reject``, through the daemon's HeldDesk as ``core-client sessions settle-held``),
+the chain job queue, chain head and the operator's gas balance, revenue settled today and this month,
+failed and rejected sessions with their reasons. ``/`` refreshes its panels every few seconds (htmx)."""
 
 from __future__ import annotations
 
@@ -23,7 +25,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core_client.config import DashboardSettings
+from core_client.sessions.held import Refused
 from core_client.web.dashboard_source import DashboardSource
+from ev_network.session_ids import parse_session_id
 from ev_network.web import CsrfError, check_csrf, session_middleware, static_mount, templates
 
 TEMPLATES = templates(Path(__file__).resolve().parent / "templates")
@@ -147,9 +151,11 @@ def create_dashboard_app(source: DashboardSource, settings: DashboardSettings, t
             jobs=source.jobs(),
             problems=source.problems(),
             settled=source.settled(),
+            held=source.held(),
             revenue=source.revenue(time.time()),
             refresh_s=REFRESH_S,
             notice=request.session.pop("notice", None),
+            error=request.session.pop("error", None),
         )
 
     async def retry(request: Request) -> Response:
@@ -157,6 +163,22 @@ def create_dashboard_app(source: DashboardSource, settings: DashboardSettings, t
             return RedirectResponse("/login", status_code=303)
         await check_csrf(request)
         request.session["notice"] = source.retry_job(int(request.path_params["job_id"]))
+        return RedirectResponse("/", status_code=303)
+
+    async def decide(request: Request) -> Response:
+        """The operator's decision on a held session: the desk's answer as a notice, its refusal as an error."""
+        if not logged_in(request):
+            return RedirectResponse("/login", status_code=303)
+        await check_csrf(request)
+        decision = request.path_params["decision"]
+        if decision not in ("settle", "reject"):
+            return PlainTextResponse("a held session is settled or rejected\n", 404)
+        try:
+            session_id = parse_session_id(request.path_params["session"])
+            request.session["notice"] = source.decide_held(session_id, settle=decision == "settle")
+        except (ValueError, Refused) as error:
+            log.warning("dashboard: %s of a held session refused: %s", decision, error)
+            request.session["error"] = f"refused: {error}"
         return RedirectResponse("/", status_code=303)
 
     async def csrf_failed(request: Request, exc: Exception) -> Response:
@@ -169,6 +191,7 @@ def create_dashboard_app(source: DashboardSource, settings: DashboardSettings, t
             Route("/login", login, methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),
             Route("/jobs/{job_id:int}/retry", retry, methods=["POST"]),
+            Route("/held/{session}/{decision:str}", decide, methods=["POST"]),
             static_mount(),
         ],
         middleware=[Middleware(KnownHost, host=settings.host), session_middleware("evn_dashboard", secure=tls)],

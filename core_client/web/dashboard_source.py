@@ -1,17 +1,20 @@
 """What the CPO dashboard reads (:class:`DashboardSource`) and its implementation on the running
 daemon's session service plus a chain connection (:class:`ServiceDashboardSource`): sessions in flight
-with their latest readings (in memory, ahead of the store), the store's job queue and history."""
+with their latest readings (in memory, ahead of the store), the store's job queue and history, and the
+held sessions with their evidence (the daemon's :class:`HeldDesk`, as ``core-client sessions held``)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 from web3 import Web3
 
+from core_client.sessions import held
+from core_client.sessions.held_desk import HeldDesk
 from core_client.sessions.machine import RUNNING, SessionRecord, State
 from core_client.sessions.service import SessionService
 from core_client.web.live import ReadingsSource, StationLive
@@ -64,7 +67,7 @@ class Revenue(BaseModel):
 
 
 class DashboardSource(Protocol):
-    """What the dashboard reads (and the one thing it may change: retrying a failed chain job)."""
+    """What the dashboard reads, and what it may change: retrying a failed chain job, deciding a held session."""
 
     def stations(self) -> list[StationLive]: ...
 
@@ -82,12 +85,20 @@ class DashboardSource(Protocol):
 
     def retry_job(self, job_id: int) -> str: ...
 
+    def held(self) -> list[dict[str, Any]]: ...
+
+    def decide_held(self, session_id: int, settle: bool) -> str: ...
+
 
 class ServiceDashboardSource:
-    """:class:`DashboardSource` on the daemon's :class:`SessionService` (from its event loop) and the chain."""
+    """:class:`DashboardSource` on the daemon's :class:`SessionService` (from its event loop) and the chain;
+    held sessions through the daemon's ``desk`` (the one ``core-client sessions settle-held`` goes through)."""
 
-    def __init__(self, service: SessionService, w3: Web3, deployment: Deployment, operator: str) -> None:
+    def __init__(
+        self, service: SessionService, w3: Web3, deployment: Deployment, operator: str, desk: HeldDesk | None = None
+    ) -> None:
         self.service, self.store = service, service.store
+        self.desk = desk if desk is not None else HeldDesk(service)
         self.w3, self.deployment, self.operator = w3, deployment, operator
         self._readings = ReadingsSource(service.live)
         self._token: tuple[str, int] | None = None
@@ -154,6 +165,13 @@ class ServiceDashboardSource:
 
     def retry_job(self, job_id: int) -> str:
         return self.service.retry_job(job_id)
+
+    def held(self) -> list[dict[str, Any]]:
+        return self.desk.sessions()
+
+    def decide_held(self, session_id: int, settle: bool) -> str:
+        """The desk's answer in one line; :class:`held.Refused` (why) where the rules do not allow it."""
+        return held.decision_line(self.desk.decide(session_id, settle))
 
     def _row(self, s: SessionRecord) -> SessionRow:
         reason = s.last_error

@@ -97,8 +97,10 @@ class LiveSource(Protocol):
 
 
 class ReadingsSource:
-    """:class:`LiveSource` on the Core Client's session readings (read-only). Power comes from the last
-    two meter readings this source saw of a session (the average since the start for the first one)."""
+    """:class:`LiveSource` on the Core Client's session readings (read-only). Power is what the charge
+    point reported with its last MeterValues (Power.Active.Import, when plausible); else it comes from
+    the last two meter readings this source saw of a session (the average since the start for the first
+    one), at most what a connector delivers (``max_power_kw``)."""
 
     def __init__(self, live: Live) -> None:
         self.live = live
@@ -150,8 +152,14 @@ class ReadingsSource:
         )
 
     def _power(self, record: SessionRecord) -> int:
-        if record.state not in RUNNING or record.meter_at is None or record.meter_last is None:
+        reported = self.live.power(record.session_id)
+        if record.state not in RUNNING or (record.meter_at is None and reported is None):
             self._last.pop(record.session_id, None)
+            return 0
+        return reported if reported is not None else self._derived_power(record)
+
+    def _derived_power(self, record: SessionRecord) -> int:
+        if record.meter_at is None or record.meter_last is None:
             return 0
         seen = self._last.get(record.session_id)
         if seen is not None and seen[0] == record.meter_at:
@@ -161,9 +169,9 @@ class ReadingsSource:
         else:
             then, meter = record.started_at or record.meter_at, record.meter_start or record.meter_last
             hours = (record.meter_at - then) / 3600
-        power = round((record.meter_last - meter) / hours) if hours > 0 else 0
-        self._last[record.session_id] = (record.meter_at, record.meter_last, max(0, power))
-        return max(0, power)
+        power = min(max(0, round((record.meter_last - meter) / hours) if hours > 0 else 0), self.live.max_power_w)
+        self._last[record.session_id] = (record.meter_at, record.meter_last, power)
+        return power
 
 
 class LiveRefused(Exception):

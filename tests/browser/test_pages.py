@@ -5,6 +5,7 @@ alone and the operator's side is driven with its transactions, to reach every st
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from pathlib import Path
@@ -12,18 +13,20 @@ from pathlib import Path
 from eth_account import Account
 from playwright.async_api import expect
 
-from core_client.config import DashboardSettings, Settings, hash_password
+from core_client.config import DashboardSettings, LiveSettings, Settings, hash_password
 from core_client.sessions.jobs import JobKind, SettleArgs
 from core_client.sessions.machine import SessionRecord, State
 from core_client.sessions.service import SessionService
 from core_client.storage.store import Store
 from core_client.web import ServiceDashboardSource, create_dashboard_app
+from core_client.web.live import ReadingsSource, create_live_app
 from ev_network.contracts import CancelReason
 from ev_network.pricing import Tariff
 from ev_network.session_ids import make_session_id, parse_session_id
 from ev_network.web.server import HttpServer
 from tools.harness.browser import screenshots_on_failure, watched_page
-from tools.harness.wallet import PASSWORD, operator_settle, operator_start, wallet_config
+from tools.harness.wallet import PASSWORD, fresh_wallet, operator_settle, operator_start, wallet_config
+from wallet.cli_common import minter_account
 from wallet.web import create_app
 
 LONG_ID = "CP-PAGES-BERLIN-0001"  # a long charge point id (OCPP allows 20 characters here)
@@ -61,6 +64,20 @@ async def test_every_page_of_the_drivers_app_fits_a_phone_without_console_errors
             await page.locator("#unlock").get_by_role("button", name="Unlock").click()
             await page.locator("#topup").get_by_role("button", name="Top up").click()
             await expect(page.locator(".notice")).to_contain_text("topped up")
+            await driver.looks_right()
+
+            await page.get_by_role("link", name="Cards").click()  # linked, listed, revoked (issue 20)
+            await expect(page.locator("#cards")).to_contain_text("no cards linked yet")
+            await driver.looks_right()
+            form = page.locator("#add-card")
+            await form.get_by_label("Card uid").fill("04A2B3C4D5E6F7A8B9C0")  # the longest idTag
+            await form.get_by_label("Name").fill("the card in the blue wallet")
+            await form.get_by_role("button", name="Link card").click()
+            await expect(page.locator(".notice")).to_contain_text("Give the operator its grant: evcard:")
+            await expect(page.locator("#cards .badge")).to_have_text("active")
+            await driver.looks_right()
+            await page.locator("#cards").get_by_role("button", name="Revoke").click()
+            await expect(page.locator(".notice")).to_contain_text("revoked")
             await driver.looks_right()
 
             await page.get_by_role("link", name="Stations").click()
@@ -113,7 +130,8 @@ async def test_every_page_of_the_drivers_app_fits_a_phone_without_console_errors
 
 async def test_the_dashboards_pages_fit_a_phone_without_console_errors(net, tmp_path: Path, browser):
     """The CPO dashboard with what makes it wide: a failed settle and its long reason, a rejected session,
-    a settlement (the journey shows it with sessions in flight)."""
+    a settlement, a held session with its signed record and both decisions (the journey shows it with
+    sessions in flight)."""
     driver = Account.create().address
     store = Store(tmp_path / "core.sqlite")
     store.add_station(1, LONG_ID, 2)
@@ -132,7 +150,14 @@ async def test_the_dashboards_pages_fit_a_phone_without_console_errors(net, tmp_
     store.update_job(store.jobs("pending")[0].id, status="failed", last_error=reason)
     store.insert_session(record(2, State.REJECTED, reject_reason=int(CancelReason.STATION_OFFLINE)))
     store.insert_session(record(3, State.SETTLED, cost=566_150_000_000_000_000, finished_at=time.time()))
-    source = ServiceDashboardSource(SessionService(Settings(), store), net.w3, net.deployment, net.operator.address)
+    why = "End record refused: MeterSignatureInvalid (signed by a key the registry does not hold for this station)"
+    store.insert_session(record(4, State.HELD, meter_start=1000, meter_last=1200, last_error=why, started_at=1.0))
+    store.save_meter_record(make_session_id(driver, 0, 4), "Transaction.End", "OCMF|" + '{"FV":"1.0"}' * 40)
+    metered = dataclasses.replace(record(5, State.HELD, meter_start=0, last_error=why, started_at=1.0), station_id=2)
+    store.insert_session(metered)  # at a station with a meter key: reject only
+    service = SessionService(Settings(), store)
+    service.meter_keys[1] = b""  # plain: session 4 can be settled at its last trusted reading
+    source = ServiceDashboardSource(service, net.w3, net.deployment, net.operator.address)
     password = "the dashboard password"
     app = create_dashboard_app(source, DashboardSettings(port=0, password=hash_password(password)))
     server = HttpServer(app, "127.0.0.1", 0)
@@ -151,7 +176,59 @@ async def test_the_dashboards_pages_fit_a_phone_without_console_errors(net, tmp_
             await page.get_by_role("button", name="Sign in").click()
             await expect(page.locator("#jobs")).to_contain_text("CANCELLED on chain")
             await expect(page.locator("#settled")).to_contain_text("0.5662")
+            await expect(page.locator("#held")).to_contain_text("MeterSignatureInvalid")
+            await page.locator("#held summary").click()  # the signed record, opened
+            await operator.looks_right()
+            await page.locator("#held").get_by_role("button", name="Settle at 1200 Wh").click()
+            await expect(page.locator(".notice")).to_contain_text("settle queued at 1200 Wh")
+            await operator.looks_right()
+            await page.locator("#held").get_by_role("button", name="Reject and refund").click()  # the desk answers
+            await expect(page.locator(".message").first).to_contain_text(f"{metered.session_id:#066x}")
             await operator.looks_right()
     finally:
         await server.stop()
+        store.close()
+
+
+async def test_a_held_session_on_the_drivers_app_fits_a_phone_without_console_errors(clean_chain, tmp_path, browser):
+    """Issue 19: the session page of a session the operator holds, with the Core Client's live data (its
+    ``[live]`` app over a store where the session is HELD): held, why, when the deposit comes back."""
+    net = clean_chain
+    station = net.add_station(LONG_ID, 2)
+    config = wallet_config(net, tmp_path / "home")
+    wallet, _ = fresh_wallet(net, config.home)
+    wallet.top_up(10 * TOKEN, minter_account(wallet, None))
+    session_id = wallet.open_session(station, 1, 5 * TOKEN)
+    operator_start(net, session_id, meter_start=1000)
+    why = "meterStop 100000000000 Wh is beyond what connector 1 can deliver since the start (at most 22 kW)"
+    store = Store(tmp_path / "core.sqlite")
+    store.add_station(station, LONG_ID, 2)
+    store.insert_session(
+        SessionRecord(
+            session_id=session_id, station_id=station, charge_point_id=LONG_ID, connector=1, driver=wallet.address,
+            deposit=5 * TOKEN, tariff=Tariff(35 * TOKEN // 100, TOKEN // 2), state=State.HELD,
+            requested_at=time.time(), started_at=time.time(), meter_start=1000, last_error=why,
+        )
+    )  # fmt: skip
+    live = HttpServer(
+        create_live_app(ReadingsSource(SessionService(Settings(), store).live), LiveSettings()), "127.0.0.1", 0
+    )
+    await live.start()
+    app = HttpServer(create_app(config, live_url=live.url), "127.0.0.1", 0)
+    await app.start()
+    driver = await watched_page(browser)
+    page = driver.page
+    try:
+        async with screenshots_on_failure("held-page", [page]):
+            await page.goto(f"{app.url}/sessions/{session_id:#066x}")
+            await page.locator("#unlock").get_by_label("Password").fill(PASSWORD)
+            await page.locator("#unlock").get_by_role("button", name="Unlock").click()
+            await expect(page.locator("#held")).to_contain_text(f"until the operator decides: {why}")
+            await expect(page.locator("#held")).to_contain_text("the deposit comes back at the latest from")
+            await expect(page.locator("#held-badge")).to_have_text("held")
+            await expect(page.locator("#stop")).to_have_count(0)
+            await driver.looks_right()
+    finally:
+        await app.stop()
+        await live.stop()
         store.close()

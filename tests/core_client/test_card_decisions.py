@@ -8,8 +8,9 @@ from ocpp.messages import Call
 
 from core_client.proxy.policy import Source, reply, source
 from core_client.sessions.actions import QueueJob
-from core_client.sessions.cards import CardMandate, card_deposit, card_refusal, card_start, find_card
+from core_client.sessions.cards import CardMandate, card_deposit, card_refusal, card_start, find_card, uncounted
 from core_client.sessions.jobs import CardOpenArgs, JobKind
+from core_client.sessions.local_list import ListStatus, entry, list_changes, wanted_list
 from ev_network.mandates import new_salt, token_ref
 
 SALT = new_salt()
@@ -46,6 +47,19 @@ def test_refusals_name_why_and_the_deposit_never_exceeds_cap_or_total():
     assert card_deposit(mandate(committed=20), queued=25) == 5
 
 
+def test_what_the_cache_does_not_count_yet_opens_queued_and_mined_after_its_read():
+    def opened(mandate_id: int, deposit: int) -> CardOpenArgs:
+        return CardOpenArgs(mandate_id, "00", "0x" + "11" * 20, 7, 1, deposit, 42, 0)
+
+    opens = [(opened(3, 20), 90), (opened(3, 7), 101), (opened(3, 5), None), (opened(4, 9), 120), (opened(4, 1), None)]
+    assert uncounted(3, read_block=100, opens=opens) == 7 + 5  # mined at 90: in the committed read at 100
+    assert uncounted(3, read_block=101, opens=opens) == 5
+    assert uncounted(4, read_block=100, opens=opens) == 9 + 1
+    assert uncounted(3, read_block=None, opens=opens) == 5  # read block unknown: only what is not mined
+    # a session mined since the read, still charging: the card's next start locks only what is left
+    assert card_deposit(mandate(total=30, read_block=100), uncounted(3, 100, [(opened(3, 20), 101)])) == 10
+
+
 def test_a_card_start_is_accepted_at_once_and_queues_its_open():
     card = find_card([mandate()], CARD)
     decision = card_start(card, station_id=7, cp_id="CP", connector=1, transaction_id=42, meter_start=5, queued=0)
@@ -65,3 +79,21 @@ def test_proxy_a_linked_card_is_the_chains_every_other_card_the_csms():
     call = Call("1", "Authorize", {"idTag": CARD})
     local = {"idTagInfo": {"status": "Invalid"}}
     assert reply(call, None, local, chain_tag=linked).payload == local
+
+
+def test_local_list_entries_follow_the_cache_and_updates_carry_only_changes():
+    def none(_: int) -> int:
+        return 0
+
+    expiry = "1970-01-01T00:16:40Z"
+    assert entry([mandate()], CARD.lower(), now=0, queued=none) == (ListStatus.ACCEPTED, expiry)
+    assert entry([mandate(revoked=True)], CARD, now=0, queued=none) == (ListStatus.BLOCKED, expiry)
+    assert entry([mandate(committed=50)], CARD, now=0, queued=none) == (ListStatus.BLOCKED, expiry)  # exhausted
+    assert entry([mandate()], CARD, now=0, queued=lambda m: 50) == (ListStatus.BLOCKED, expiry)  # opens not counted yet
+    assert entry([mandate()], CARD, now=1_000, queued=none) == (ListStatus.EXPIRED, expiry)
+    assert entry([mandate(token_refs=frozenset())], CARD, now=0, queued=none) is None  # unlinked: leaves the list
+    wanted = wanted_list([mandate(revoked=True)], [CARD, "DEADBEEF"], now=0, queued=none)
+    assert wanted == {CARD: (ListStatus.BLOCKED, expiry)}
+    sent = {CARD: (ListStatus.ACCEPTED, expiry), "GONE": (ListStatus.ACCEPTED, expiry)}
+    assert list_changes(sent, wanted) == {CARD: (ListStatus.BLOCKED, expiry), "GONE": None}
+    assert list_changes(wanted, wanted) == {}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 
 from core_client.chain.watcher import ChainWorker
 from core_client.daemon import Daemon, make_web3
@@ -25,6 +24,7 @@ from tools.harness.core import (
     cp_ids,
     funded_driver,
     open_session,
+    session_record,
     settings_for,
     until,
 )
@@ -49,20 +49,16 @@ async def _active_session(net, driver, station_id: int, transaction_id: int, met
 
 
 def _stopped_record(session_id: int, station_id: int, cp: str, driver, transaction_id: int, start: int, stop: int):
-    return SessionRecord(
-        session_id=session_id,
+    return session_record(
+        session_id,
+        cp,
+        driver.address,
+        State.STOPPED,
         station_id=station_id,
-        charge_point_id=cp,
-        connector=1,
-        driver=driver.address,
         deposit=DEPOSIT,
-        tariff=TARIFF,
-        tariff_id=1,
-        state=State.STOPPED,
         transaction_id=transaction_id,
         meter_start=start,
         meter_stop=stop,
-        requested_at=time.time(),
     )
 
 

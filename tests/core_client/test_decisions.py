@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from core_client.chain import worker
-from core_client.sessions import decisions, metering
+from core_client.chain import escrow_calls
+from core_client.sessions import decisions, metering, plausibility, remote_calls
 from core_client.sessions.actions import (
     Log,
     MeterProblem,
@@ -20,9 +20,10 @@ from core_client.sessions.actions import (
     SendRemoteStop,
     check_range,
 )
-from core_client.sessions.decisions import ACCEPTED, INVALID, MAX_POWER_W, METER_SLACK_WH
+from core_client.sessions.decisions import ACCEPTED, INVALID
 from core_client.sessions.jobs import Job, JobKind, JobStatus, RejectArgs, SettleArgs, StartArgs, job_args
 from core_client.sessions.machine import SessionRecord, State
+from core_client.sessions.plausibility import MAX_POWER_W, METER_SLACK_WH
 from ev_network import ocmf
 from ev_network.contracts import CancelReason, SessionState
 from ev_network.pricing import Tariff
@@ -168,7 +169,7 @@ def test_the_reading_slack_does_not_add_up_over_many_readings():
         reading = decisions.meter_reading(s, s.meter_last + METER_SLACK_WH, NOW + i, 0.02)
         s = reading[0]
     assert s.meter_last <= MAX_POWER_W * 100 // 3600 + METER_SLACK_WH + 1
-    assert decisions.trusted_meter_stop(s, 50_000, NOW + 100)[0] is None  # held: far beyond 100 s at 350 kW
+    assert plausibility.trusted_meter_stop(s, 50_000, NOW + 100)[0] is None  # held: far beyond 100 s at 350 kW
 
 
 @pytest.mark.issue(17, item=1)
@@ -184,7 +185,7 @@ def test_a_plausible_reading_after_a_long_gap_is_trusted():
 def test_a_meter_stop_beyond_what_the_connector_can_deliver_holds_the_session():
     s = charging(meter_last=5_000, meter_at=NOW - 36)  # 36 s at 350 kW: 3.5 kWh at most, plus the slack
     most = 5_000 + MAX_POWER_W * 36 // 3600 + METER_SLACK_WH
-    assert decisions.trusted_meter_stop(s, most, NOW) == (most, None)
+    assert plausibility.trusted_meter_stop(s, most, NOW) == (most, None)
     for claimed in (most + 1, 2**40 + 5):
         decision = decisions.stop(s, claimed, "Local", NOW)
         [saved] = of(SaveSession, decision)
@@ -203,7 +204,10 @@ def test_a_meter_stop_below_the_last_reading_settles_with_the_last_reading():
         )
     # no MeterValues at all: meterStart is the last trusted reading
     bare = session(State.STARTING, transaction_id=9, meter_start=1_000, started_at=NOW - 5)
-    assert decisions.trusted_meter_stop(bare, 500, NOW) == (1_000, decisions.trusted_meter_stop(bare, 500, NOW)[1])
+    assert plausibility.trusted_meter_stop(bare, 500, NOW) == (
+        1_000,
+        plausibility.trusted_meter_stop(bare, 500, NOW)[1],
+    )
 
 
 # --------------------------------------------------------------- chain inputs
@@ -260,32 +264,35 @@ def test_stop_requested_only_for_a_running_session_once():
 
 def test_a_new_session_is_started_or_rejected():
     s = session()
-    sent = decisions.dispatch(s, True, False, False, SessionState.REQUESTED, NOW)
+    sent = remote_calls.dispatch(s, True, False, False, SessionState.REQUESTED, NOW)
     assert of(SaveSession, sent)[0].record.state is State.REMOTE_START_SENT
     assert of(SendRemoteStart, sent) == [SendRemoteStart(SID, "CP-1", 1, "EVN4")]
-    assert decisions.dispatch(s, False, True, False, None, NOW) is None  # offline within the grace: wait
+    assert remote_calls.dispatch(s, False, True, False, None, NOW) is None  # offline within the grace: wait
     for online, busy, chain, reason in [
         (False, False, None, CancelReason.STATION_OFFLINE),
         (True, True, None, CancelReason.CONNECTOR_BUSY),
         (True, False, SessionState.CANCELLED, CancelReason.OTHER),
     ]:
-        decision = decisions.dispatch(s, online, False, busy, chain, NOW)
+        decision = remote_calls.dispatch(s, online, False, busy, chain, NOW)
         assert of(QueueJob, decision) == [QueueJob(JobKind.REJECT, SID, RejectArgs(int(reason)))]
 
 
 def test_a_refused_remote_start_rejects_unless_it_was_sent_again():
     s = session(State.REMOTE_START_SENT, remote_start_at=NOW)
-    assert of(QueueJob, decisions.remote_start_answered(s, False, False, NOW))[0].kind is JobKind.REJECT
-    assert decisions.remote_start_answered(s, False, True, NOW).actions == ()  # may be charging already
-    assert decisions.remote_start_answered(s, True, False, NOW).actions == ()
-    assert decisions.start_timed_out(s, NOW + 31, 30) is not None and decisions.start_timed_out(s, NOW + 29, 30) is None
+    assert of(QueueJob, remote_calls.remote_start_answered(s, False, False, NOW))[0].kind is JobKind.REJECT
+    assert remote_calls.remote_start_answered(s, False, True, NOW).actions == ()  # may be charging already
+    assert remote_calls.remote_start_answered(s, True, False, NOW).actions == ()
+    assert (
+        remote_calls.start_timed_out(s, NOW + 31, 30) is not None
+        and remote_calls.start_timed_out(s, NOW + 29, 30) is None
+    )
 
 
 def test_the_first_requested_of_two_new_sessions_gets_the_connector():
     first, second = session(tag=1), session(tag=2, session_id=SID + 1)
-    assert not decisions.connector_busy(first, [first, second], None)
-    assert decisions.connector_busy(second, [first, second], None)
-    assert decisions.connector_busy(first, [first], "Charging")
+    assert not remote_calls.connector_busy(first, [first, second], None)
+    assert remote_calls.connector_busy(second, [first, second], None)
+    assert remote_calls.connector_busy(first, [first], "Charging")
 
 
 def test_integers_outside_what_the_daemon_stores_are_out_of_range():
@@ -348,11 +355,11 @@ def test_signed_stop_settles_on_one_record_holding_both_readings():
     assert job.args.begin is None and job.args.meter_stop == 4_321 and job.args.end == records[metering.END]
     assert (saved.state, saved.meter_start, saved.energy_wh) == (State.STOPPED, 1_200, 3_121)
     assert job.kind is JobKind.SETTLE_SIGNED
-    assert len(worker._signed(SID, job.args)[2]) == 1  # the worker settles it on that one record
+    assert len(escrow_calls.settlement_of(SID, job.args)[2]) == 1  # the worker settles it on that one record
 
 
 def test_remote_start_at_a_signing_station_sends_the_tag_its_meter_signs():
-    [send] = [a for a in decisions.remote_start(session(), signed=True).actions if isinstance(a, SendRemoteStart)]
+    [send] = [a for a in remote_calls.remote_start(session(), signed=True).actions if isinstance(a, SendRemoteStart)]
     assert send.id_tag == ocmf.session_id_tag(SID) and len(send.id_tag) == 20
-    [plain] = [a for a in decisions.remote_start(session()).actions if isinstance(a, SendRemoteStart)]
+    [plain] = [a for a in remote_calls.remote_start(session()).actions if isinstance(a, SendRemoteStart)]
     assert plain.id_tag == "EVN4"

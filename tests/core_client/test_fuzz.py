@@ -14,6 +14,7 @@ from ocpp.v16 import call
 
 from benchmarks.chaos_parts import Daemon
 from benchmarks.fuzz import FuzzLink, fuzz, rss_mb
+from benchmarks.fuzz_descriptors import exhaust_descriptors
 from benchmarks.fuzz_frames import DEFECT_SHAPES, Frame, FrameGenerator
 from simulator.charge_point import SimChargePoint
 from tools.harness.core import PASSWORD, cp_ids, until
@@ -121,3 +122,15 @@ async def test_a_meter_value_with_a_huge_exponent_does_not_keep_other_charge_poi
     finally:
         await link.close()
         await good.close()
+
+
+@pytest.mark.issue(17, item=5)
+async def test_out_of_descriptors_the_connected_charge_point_is_served_the_log_stays_short_and_it_recovers(core):
+    """``make fuzz``'s descriptor-exhaustion shape, short: the daemon limited to its open descriptors + 32,
+    all taken by idle connections for 4 s; the charge point connected before is answered throughout, the
+    failed accepts are a line or two (no traceback), and a charge point connects again once they end."""
+    result = await exhaust_descriptors(core.daemon, core.good, core.fuzzer, seconds=4)
+    assert result["daemon_most_descriptors"] >= result["limit"] - 1, result  # it was out of descriptors
+    assert result["connected_charge_point"]["missed"] == 0 and result["connected_charge_point"]["heartbeats"] >= 5
+    assert result["tracebacks"] == 0 and 1 <= result["accept_failure_lines"] <= 2 and result["log_lines"] < 15, result
+    assert result["new_charge_point_served_after_s"] is not None and result["ok"], result

@@ -1,11 +1,15 @@
 """Held sessions an operator decides (issue 19): ``core-client sessions held|settle-held|reject-held``
-through the running daemon's control endpoint; /health names the idTag the charge point used. Real
+through the running daemon's control endpoint, and from the dashboard (the driver's web app shows the
+session held, why, and until when); /health names the idTag the charge point used. Real
 Anvil, the real daemon, a bare OCPP client; meter records signed here (an independent signer)."""
 
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import re
+from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -13,10 +17,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from typer.testing import CliRunner
 
 from core_client.cli.main import app
+from core_client.config import DashboardSettings, LiveSettings, hash_password
 from core_client.sessions.machine import State
 from core_client.sessions.metering import BEGIN, END
 from ev_network.contracts import SessionState
 from ev_network.ocmf import session_id_tag
+from ev_network.session_ids import hex_session_id
+from ev_network.web.server import HttpServer
 from tools.harness.chain import TOKEN
 from tools.harness.core import (
     Core,
@@ -30,6 +37,10 @@ from tools.harness.core import (
     wait_chain,
     write_config,
 )
+from tools.harness.wallet import PASSWORD, wallet_config
+from tools.harness.web import WebClient
+from wallet.keystore import Keystore
+from wallet.web import create_app
 
 DEPOSIT = 20 * TOKEN
 
@@ -153,3 +164,56 @@ async def test_a_held_session_at_a_metered_station_cannot_be_settled_plain_and_i
         entry = core.daemon.records.find(transaction_id, core.b)
         assert entry.record.meter_stop == 1000 and entry.record.stop_reason.startswith("operator decision: reject")
     await raw.close()
+
+
+BOARD = "the dashboard password"
+
+
+@pytest.mark.issue(19)
+@pytest.mark.core_settings(
+    live=LiveSettings(port=0), dashboard=DashboardSettings(port=0, password=hash_password(BOARD))
+)
+async def test_the_driver_sees_the_held_session_in_the_web_app_and_the_operator_settles_it_from_the_dashboard(
+    core: Core, tmp_path
+):
+    """The real daemon's [live] and [dashboard] front ends: the driver's EV Wallet web app says the session
+    is held, why, and when the deposit comes back at the latest; the operator's Settle on the dashboard
+    goes through the daemon's HeldDesk and settles on chain at the last trusted reading."""
+    driver = core.net.drivers[7]
+    config = wallet_config(core.net, tmp_path / "wallet")
+    Keystore(config).import_key(driver.key.hex(), PASSWORD)
+    wallet_app = HttpServer(create_app(config, live_url=core.daemon.front_ends["live"].url), "127.0.0.1", 0)
+    await wallet_app.start()
+    try:
+        session_id, _, transaction_id, raw = await _held_session(core, core.a, 2, 7, {}, 10**11)
+        hex_id = hex_session_id(session_id)
+        why = core.local(session_id).last_error
+        app = WebClient(wallet_app.url)
+        await app.get("/")
+        await app.post("/unlock", {"account": driver.address, "password": PASSWORD})
+        _, page = await app.get(f"/sessions/{hex_id}")
+        reclaim_at = core.local(session_id).started_at + core.net.deployment.max_duration
+        reclaim_at += core.net.deployment.reclaim_grace
+        held_note = re.search(r'id="held" role="status">Held: (.*?)</p>', page).group(1)
+        assert held_note.startswith("the charge has stopped, nothing is settled until the operator decides: ")
+        assert html.escape(why, quote=False) in held_note and "the deposit comes back at the latest from" in held_note
+        shown = datetime.strptime(held_note.rsplit("from ", 1)[1], "%Y-%m-%d %H:%M:%S UTC (reclaim)")
+        assert abs(shown.replace(tzinfo=UTC).timestamp() - reclaim_at) < 30  # the chain's reclaim time
+        assert 'id="stop"' not in page  # the charge point has stopped: no Stop button
+
+        board = WebClient(core.daemon.front_ends["dashboard"].url)
+        await board.get("/login")
+        _, page = await board.post("/login", {"password": BOARD})
+        assert f'id="held-{hex_id}"' in page and html.escape(why, quote=False) in page and "Settle at 1000 Wh" in page
+        _, page = await board.post(f"/held/{hex_id}/settle", {})
+        assert f"{hex_id}: settle queued at 1000 Wh (the last trusted reading)" in page
+        await wait_chain(core.net, session_id, SessionState.SETTLED)
+        [event] = chain_events(core.net, "SessionSettled", session_id)
+        assert (event.args["meterStart"], event.args["meterStop"]) == (1000, 1000)
+        if core.daemon.records is not None:  # recorded like the CLI's decision
+            assert core.daemon.records.find(transaction_id, core.a).record.stop_reason.startswith("operator decision")
+        _, page = await app.get(f"/sessions/{hex_id}")
+        assert 'id="phase">settled<' in page and 'id="held"' not in page
+        await raw.close()
+    finally:
+        await wallet_app.stop()

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from core_client.cli.main import app
 from core_client.daemon import Daemon
-from core_client.sessions.machine import SessionRecord, State
+from core_client.sessions.machine import State
 from core_client.storage.store import Store, StoreVersionError
 from ev_network.contracts import SessionState
 from ev_network.errors import EVNetworkError
@@ -25,7 +25,7 @@ from ev_network.keys import KeystoreError
 from ev_network.session_ids import hex_session_id
 from simulator.charge_point import SimChargePoint
 from tools.devchain import free_port
-from tools.harness.chain import TARIFF, TOKEN
+from tools.harness.chain import TOKEN
 from tools.harness.core import (
     PASSWORD,
     QUICK_CHARGE,
@@ -36,6 +36,7 @@ from tools.harness.core import (
     funded_driver,
     now_iso,
     open_session,
+    session_record,
     settings_for,
     spawn_daemon,
     stop_payload,
@@ -125,18 +126,8 @@ async def test_a_remote_start_recorded_but_never_sent_is_sent_after_a_restart(cl
     store = Store(settings.database)
     store.add_station(station_id, cp, 2)
     store.set_cursor(net.w3.eth.block_number)
-    record = SessionRecord(
-        session_id=session_id,
-        station_id=station_id,
-        charge_point_id=cp,
-        connector=1,
-        driver=driver.address,
-        deposit=DEPOSIT,
-        tariff=TARIFF,
-        tariff_id=1,
-        state=State.REMOTE_START_SENT,
-        requested_at=time.time(),
-        remote_start_at=time.time(),
+    record = session_record(
+        session_id, cp, driver.address, State.REMOTE_START_SENT, station_id=station_id, remote_start_at=time.time()
     )
     tag = f"EVN{store.insert_session(record)}"
     store.close()

@@ -163,6 +163,29 @@ async def test_an_absurd_meter_values_reading_neither_stops_nor_bills_the_sessio
     assert not [f for f in raw.received if f[0] == 2 and f[2] == "RemoteStopTransaction"]
 
 
+@pytest.mark.issue(17, item=14)
+@pytest.mark.core_settings(max_power_kw=350)
+async def test_the_live_power_is_the_reported_power_active_import_when_plausible(core: Core):
+    """The driver's live power is the charge point's Power.Active.Import (W or kW) when it reports one
+    within max_power_kw; otherwise the power from energy deltas, never beyond max_power_kw (200 Wh a
+    second or two apart are several hundred kW)."""
+    raw = await core.raw(core.a)
+    session_id, transaction_id, _ = await _charging(core, raw, 0)
+    live, energy = ReadingsSource(core.daemon.service.live), iter(range(1_100, 2_000, 100))
+
+    async def meter(*samples: dict) -> int:
+        payload = {"connectorId": 1, "transactionId": transaction_id}
+        payload["meterValue"] = [{"timestamp": now_iso(), "sampledValue": [{"value": str(next(energy))}, *samples]}]
+        assert (await raw.call("MeterValues", payload))[2] == {}
+        return live.session(session_id).power_w
+
+    assert await meter({"measurand": "Power.Active.Import", "unit": "W", "value": "7400"}) == 7_400
+    assert await meter({"measurand": "Power.Active.Import", "unit": "kW", "value": "11.04"}) == 11_040
+    assert await meter({"measurand": "Power.Active.Import", "unit": "W", "value": "9e9"}) == 350_000  # derived
+    assert await meter({"measurand": "Power.Active.Import", "unit": "W", "value": "-5"}) == 350_000
+    assert await meter() == 350_000  # energy only: derived, bounded by what a connector delivers
+
+
 @pytest.mark.issue(9, item=8)
 async def test_a_remote_start_lost_with_its_connection_is_sent_again_on_reconnect(core: Core):
     net = core.net

@@ -1,19 +1,17 @@
-"""Core Client domain logic without network: the session state machine, the budget rule, the store
-(on both engines: a SQLite file and a real PostgreSQL) and the configuration loader."""
+"""Core Client domain logic without network: the session state machine, the budget rule and the store
+(on both engines: a SQLite file and a real PostgreSQL). The configuration loader: test_config_checks.py;
+the OCPP wire format: test_wire_input.py."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import sqlite3
 import threading
-from pathlib import Path
 
 import psycopg
 import pytest
 
-from core_client.config import ConfigError, Settings, hash_password, load_settings
-from core_client.ocpp.wire import FrameError, energy_register_wh, parse_frame, validate_call
+from core_client.config import Settings
 from core_client.sessions.jobs import JobKind, SettleArgs, SignedSettleArgs, StartArgs
 from core_client.sessions.machine import (
     FINISHED,
@@ -351,113 +349,6 @@ def test_stations_and_connector_status(store):
     store.set_connector_status("CP-1", 1, "Available", "NoError")
     assert store.connector_status("CP-1", 1) == "Available"
     assert store.connector_status("CP-1", 2) is None
-
-
-# ------------------------------------------------------------------ config
-
-
-def test_config_file_env_and_hashed_passwords(tmp_path):
-    cfg = tmp_path / "cc.toml"
-    cfg.write_text(
-        'listen_port = 9100\ndatabase = "data/cc.sqlite"\n'
-        f'[charge_points]\n"CP-1" = "plain"\n"CP-2" = "{hash_password("secret")}"\n'
-    )
-    settings = load_settings(cfg, environ={"EVN_CC_LISTEN_PORT": "9200", "EVN_CC_RPC_URL": "http://node:8545"})
-    assert settings.listen_port == 9200 and settings.rpc_url == "http://node:8545"
-    assert settings.database == tmp_path / "data" / "cc.sqlite"
-    assert settings.check_password("CP-1", "plain") and not settings.check_password("CP-1", "Plain")
-    assert settings.check_password("CP-2", "secret") and not settings.check_password("CP-2", "plain")
-    assert not settings.check_password("CP-3", "plain")
-    env = {"EVN_CC_CHARGE_POINTS": '{"CP-9": "x"}'}
-    assert load_settings(cfg, environ=env).charge_points == {"CP-9": "x"}
-
-
-def test_a_postgresql_database_is_a_url_as_given_and_a_file_a_path(tmp_path):
-    cfg = tmp_path / "cc.toml"
-    url = "postgresql://cc@db.internal:5433/evn?sslmode=require"
-    cfg.write_text(f'database = "{url}"\n[upstream]\nurl = "ws://csms/ocpp"\noutbox = "{url}"\n')
-    settings = load_settings(cfg, environ={})
-    assert settings.database == url and settings.upstream.outbox == url  # not resolved against the folder
-    assert settings.control_token_file == Path("operator.json.control-token")  # beside the keystore
-    from_env = load_settings(cfg, environ={"EVN_CC_DATABASE": "postgres:///evn"})
-    assert from_env.database == "postgres:///evn"
-    assert load_settings(cfg, environ={"EVN_CC_DATABASE": "cc.sqlite"}).database == Path("cc.sqlite")
-    assert Settings().database == Path("core-client.sqlite")  # SQLite stays the default
-    ocpi = 'versions_url = "https://csms.example/ocpi/versions"\ncountry_code = "DE"\nparty_id = "EVN"\n'
-    ocpi += 'business_name = "EV Network"\npublic_url = "https://emsp.example/ocpi"\n'
-    cfg.write_text(f'database = "{url}"\n[ocpi]\n{ocpi}')
-    with pytest.raises(ConfigError, match="not yet with a postgresql:// database"):
-        load_settings(cfg, environ={})
-
-
-@pytest.mark.parametrize(
-    ("text", "env", "message"),
-    [
-        ("listen_port = 'x'", {}, "listen_port"),
-        ("budget_margin = 1.5", {}, "budget_margin"),
-        ("typo_field = 1", {}, "typo_field"),
-        ("listen_port = ", {}, "not valid TOML"),
-        ("", {"EVN_CC_CHARGE_POINTS": "{bad"}, "JSON object"),
-        ('tls_cert = "c.pem"', {}, "tls_key"),
-        ('[charge_points]\n"CP/1" = "x"', {}, "no '/'"),
-    ],
-)
-def test_config_errors_say_what_is_wrong(tmp_path, text, env, message):
-    cfg = tmp_path / "cc.toml"
-    cfg.write_text(text)
-    with pytest.raises(ConfigError, match=message):
-        load_settings(cfg, environ=env)
-
-
-def test_missing_config_file(tmp_path):
-    with pytest.raises(ConfigError, match="not found"):
-        load_settings(tmp_path / "nope.toml", environ={})
-
-
-# ---------------------------------------------------------------- protocol
-
-
-def test_energy_register_reads_the_latest_import_register():
-    values = [
-        {"sampled_value": [{"value": "1000", "measurand": "Energy.Active.Import.Register"}]},
-        {
-            "sampled_value": [
-                {"value": "22000", "measurand": "Power.Active.Import", "unit": "W"},
-                {"value": "1.5", "unit": "kWh"},  # no measurand: the energy register by default
-                {"value": "9999", "measurand": "Energy.Active.Import.Register", "phase": "L1"},
-                {"value": "abc"},
-                {"value": "-5"},
-                {"value": "7777", "format": "SignedData"},
-            ]
-        },
-    ]
-    assert energy_register_wh(values) == 1500
-    assert energy_register_wh([]) is None
-    assert energy_register_wh([{"sampled_value": [{"value": "NaN"}]}]) is None
-
-
-@pytest.mark.parametrize(
-    ("raw", "code", "unique_id"),
-    [
-        ("nope", "FormationViolation", "-1"),
-        ('[2, "' + "x" * 37 + '", "Heartbeat", {}]', "FormationViolation", "-1"),
-        ('[2, "a", 5, {}]', "FormationViolation", "a"),
-        ('[3, "a"]', "FormationViolation", "a"),
-    ],
-)
-def test_parse_frame_errors(raw, code, unique_id):
-    with pytest.raises(FrameError) as error:
-        parse_frame(raw)
-    assert (error.value.code, error.value.unique_id) == (code, unique_id)
-    assert json.loads(error.value.call_error())[:3] == [4, unique_id, code]
-
-
-def test_parse_frame_and_validate_a_good_call():
-    call = parse_frame('[2, "id-1", "Authorize", {"idTag": "EVN1"}]')
-    assert (call.unique_id, call.action, call.payload) == ("id-1", "Authorize", {"idTag": "EVN1"})
-    validate_call(call)
-    result = parse_frame('[3, "id-2", {"status": "Accepted"}]')
-    assert result.payload == {"status": "Accepted"}
 
 
 def test_of_two_new_sessions_on_one_connector_the_first_requested_gets_it(store):

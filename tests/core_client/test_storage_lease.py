@@ -3,10 +3,22 @@ connection ends; always held on SQLite (one instance per file)."""
 
 from __future__ import annotations
 
+import asyncio
+import queue
+import threading
+import time
+
 import psycopg
 
 from core_client.storage.database import open_database
-from core_client.storage.lease import Lease
+from core_client.storage.lease import (
+    CHECK_EVERY_S,
+    CHECK_TIMEOUT_S,
+    GIVES_UP_WITHIN_S,
+    SERVER_DROPS_SILENT_HOLDER_S,
+    Lease,
+)
+from tools.devchain import ChainProxy
 
 NAME = "signer:31337:0xescrow:0xoperator"
 
@@ -63,6 +75,69 @@ def test_a_server_restart_ends_the_lease_and_it_can_be_taken_again(postgres, pg_
         postgres.restart()
         assert not lease.still_held()  # the holder knows: it stops signing
         assert lease.try_acquire()  # and once the server is back, an instance leads again
+        # the database's pooled connections were cut off too: each is checked and replaced, none fails
+        assert [tuple(db.execute("SELECT 1").fetchone()) for _ in range(6)] == [(1,)] * 6
     finally:
         lease.release()
         db.close()
+
+
+def _watched(lease: Lease) -> queue.Queue:
+    """``lease`` watched; the reasons it was lost, as they come."""
+    reasons: queue.Queue = queue.Queue()
+    lease.watch(reasons.put)
+    return reasons
+
+
+def test_a_watched_lease_whose_connection_ends_is_reported_lost(pg_url):
+    db = open_database(pg_url)
+    lease = Lease(db, NAME)
+    try:
+        assert lease.try_acquire()
+        reasons = _watched(lease)
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s, 10000)", (lease._connection.info.backend_pid,))
+        assert reasons.get(timeout=GIVES_UP_WITHIN_S + 1) == "its connection to PostgreSQL ended"
+        assert not lease.held
+    finally:
+        lease.release()
+        db.close()
+
+
+async def test_a_watched_lease_the_server_stops_answering_is_lost_in_time(postgres, pg_url):
+    """A partition: the holder's connection stays open and nothing answers. The watch, a thread of its
+    own, says so within GIVES_UP_WITHIN_S, while a statement waits on the database for ever, and long
+    before the server would let the lock go. (The proxy runs on this test's loop: the database is used
+    from threads.)"""
+    proxy = ChainProxy(postgres.port)
+    await proxy.resume()
+    db = await asyncio.to_thread(open_database, pg_url.replace(f":{postgres.port}/", f":{proxy.port}/"))
+    lease = Lease(db, NAME)
+    try:
+        assert await asyncio.to_thread(lease.try_acquire)
+        reasons = _watched(lease)
+        proxy.partition(server_drops_after=60)
+        cut = time.monotonic()
+        await asyncio.sleep(0)  # the proxy has stopped forwarding
+        blocked = threading.Thread(target=db.execute, args=("SELECT 1",), daemon=True)  # never answered
+        blocked.start()
+        reason = await asyncio.to_thread(reasons.get, timeout=GIVES_UP_WITHIN_S + 2)
+        assert reason == f"PostgreSQL did not answer within {CHECK_TIMEOUT_S:g}s"
+        assert time.monotonic() - cut < SERVER_DROPS_SILENT_HOLDER_S / 2 and blocked.is_alive()
+    finally:
+        lease._unwatched.set()
+        await proxy.pause()
+        await asyncio.to_thread(db.pool.close, 1)
+    assert GIVES_UP_WITHIN_S * 2 < SERVER_DROPS_SILENT_HOLDER_S  # a holder stops well before the server lets go
+
+
+def test_a_released_lease_is_not_reported_lost(pg_url):
+    db = open_database(pg_url)
+    lease = Lease(db, NAME)
+    assert lease.try_acquire()
+    reasons = _watched(lease)
+    lease.release()  # ends the watch first, then the connection
+    assert not lease.held
+    time.sleep(CHECK_EVERY_S * 2)
+    assert reasons.empty()
+    db.close()

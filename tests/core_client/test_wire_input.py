@@ -1,5 +1,6 @@
-"""Hostile input from the wire, without a network: meter values that would take seconds to convert,
-integers beyond 64 bits, NaN, and text from the peer in log lines and errors."""
+"""The OCPP wire format without a network: frames parsed and validated, the energy register read; hostile
+input from the wire: meter values that would take seconds to convert, integers beyond 64 bits, NaN, and
+text from the peer in log lines and errors."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from core_client.ocpp.wire import (
     MAX_WH,
     FrameError,
+    active_power_w,
     check_action,
     energy_register_wh,
     parse_frame,
@@ -84,3 +86,60 @@ def test_frame_errors_quote_the_peer_escaped_and_bounded():
     with pytest.raises(FrameError) as caught:
         validate_call(parse_frame(json.dumps([2, "m-2", "BootNotification", huge])))
     assert caught.value.code == "TypeConstraintViolation" and len(str(caught.value)) < 400
+
+
+def test_active_power_is_the_unphased_power_sample_within_the_bound() -> None:
+    def power(*samples: dict) -> int | None:
+        return active_power_w([{"sampled_value": [{"value": "5000"}, *samples]}], 350_000)
+
+    assert power() is None  # energy only
+    assert power({"measurand": "Power.Active.Import", "value": "7400.6"}) == 7_400
+    assert power({"measurand": "Power.Active.Import", "unit": "kW", "value": "22"}) == 22_000
+    assert power({"measurand": "Power.Active.Import", "unit": "kW", "value": "351"}) is None  # beyond the bound
+    assert power({"measurand": "Power.Active.Import", "value": "1e999999"}) is None
+    assert power({"measurand": "Power.Active.Import", "value": "NaN"}) is None
+    assert power({"measurand": "Power.Active.Import", "value": "7400", "phase": "L1"}) is None
+    assert power({"measurand": "Power.Offered", "value": "7400"}) is None
+
+
+def test_energy_register_reads_the_latest_import_register():
+    values = [
+        {"sampled_value": [{"value": "1000", "measurand": "Energy.Active.Import.Register"}]},
+        {
+            "sampled_value": [
+                {"value": "22000", "measurand": "Power.Active.Import", "unit": "W"},
+                {"value": "1.5", "unit": "kWh"},  # no measurand: the energy register by default
+                {"value": "9999", "measurand": "Energy.Active.Import.Register", "phase": "L1"},
+                {"value": "abc"},
+                {"value": "-5"},
+                {"value": "7777", "format": "SignedData"},
+            ]
+        },
+    ]
+    assert energy_register_wh(values) == 1500
+    assert energy_register_wh([]) is None
+    assert energy_register_wh([{"sampled_value": [{"value": "NaN"}]}]) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "code", "unique_id"),
+    [
+        ("nope", "FormationViolation", "-1"),
+        ('[2, "' + "x" * 37 + '", "Heartbeat", {}]', "FormationViolation", "-1"),
+        ('[2, "a", 5, {}]', "FormationViolation", "a"),
+        ('[3, "a"]', "FormationViolation", "a"),
+    ],
+)
+def test_parse_frame_errors(raw, code, unique_id):
+    with pytest.raises(FrameError) as error:
+        parse_frame(raw)
+    assert (error.value.code, error.value.unique_id) == (code, unique_id)
+    assert json.loads(error.value.call_error())[:3] == [4, unique_id, code]
+
+
+def test_parse_frame_and_validate_a_good_call():
+    call = parse_frame('[2, "id-1", "Authorize", {"idTag": "EVN1"}]')
+    assert (call.unique_id, call.action, call.payload) == ("id-1", "Authorize", {"idTag": "EVN1"})
+    validate_call(call)
+    result = parse_frame('[3, "id-2", {"status": "Accepted"}]')
+    assert result.payload == {"status": "Accepted"}

@@ -7,14 +7,24 @@
 //   a driver taps RFID card UID once ready: Authorize, then (if Accepted) StartTransaction with it; each
 //   answer is printed with its round trip in ms ("authorized", "started"). --wait: charge only after a
 //   line "unplug" on stdin (the test decides when the car leaves). A refused card ends the run.
+// --local-list (anywhere after PASSWORD): the charge point keeps a local authorization list (OCPP 1.6 Local
+//   Auth List Management) as a real one does: GetLocalListVersion answers its version (0: empty; without
+//   the flag -1: not supported, and SendLocalList is NotSupported); a Full update replaces the list, a
+//   Differential one with a version not above the held one is a VersionMismatch, an entry without idTagInfo
+//   leaves the list. Each update is printed ("local_list": version, updateType, the list as held).
+// Hold mode: node ocpp_rpc_cp.js WS_URL IDENTITY PASSWORD --hold
+//   a remote-started charge meters (a reading every 500 ms) until a RemoteStopTransaction of its transaction
+//   (Accepted, printed as "remote_stop"), then stops with reason Remote; otherwise RemoteStopTransaction is Rejected.
 "use strict";
 const path = require("path");
 const { RPCClient } = require(path.join(__dirname, "..", "..", "node_modules", "ocpp-rpc"));
 
-const [endpoint, identity, password, mode, cardUid, waitFlag] = process.argv.slice(2);
+const localListMode = process.argv.includes("--local-list");
+const [endpoint, identity, password, mode, cardUid, waitFlag] = process.argv.slice(2).filter((a) => a !== "--local-list");
 const say = (event, data = {}) => process.stdout.write(JSON.stringify({ event, ...data }) + "\n");
 const now = () => new Date().toISOString();
 const METER_START = 5000;
+let held = null; // --hold: the running transaction, released by its RemoteStopTransaction
 const STEP_WH = 700;
 
 async function main() {
@@ -26,7 +36,27 @@ async function main() {
     setImmediate(() => charge(cp, params).catch((e) => { say("error", { error: String(e) }); process.exitCode = 1; cp.close(); }));
     return { status: "Accepted" };
   });
-  cp.handle("RemoteStopTransaction", () => ({ status: "Rejected" })); // the car will unplug by itself
+  cp.handle("RemoteStopTransaction", ({ params }) => {
+    if (!held || params.transactionId !== held.transactionId) return { status: "Rejected" }; // the car unplugs by itself
+    say("remote_stop", { transactionId: params.transactionId });
+    setImmediate(held.release);
+    return { status: "Accepted" };
+  });
+  const localList = { version: 0, entries: {} }; // idTag -> idTagInfo
+  cp.handle("GetLocalListVersion", () => ({ listVersion: localListMode ? localList.version : -1 }));
+  cp.handle("SendLocalList", ({ params }) => {
+    if (!localListMode) return { status: "NotSupported" };
+    const full = params.updateType === "Full";
+    if (!full && params.listVersion <= localList.version) return { status: "VersionMismatch" };
+    const entries = full ? {} : { ...localList.entries };
+    for (const { idTag, idTagInfo } of params.localAuthorizationList || []) {
+      if (idTagInfo) entries[idTag.toUpperCase()] = idTagInfo;
+      else delete entries[idTag.toUpperCase()];
+    }
+    Object.assign(localList, { version: params.listVersion, entries });
+    say("local_list", { version: params.listVersion, updateType: params.updateType, entries });
+    return { status: "Accepted" };
+  });
   cp.handle(({ method }) => { say("unexpected_call", { method }); return {}; });
 
   await cp.connect();
@@ -66,17 +96,32 @@ async function charge(cp, { idTag, connectorId = 1 }, unplug = null) {
   if (unplug) await unplug;
   await cp.call("StatusNotification", { connectorId, errorCode: "NoError", status: "Charging", timestamp: now() });
   let meter = METER_START;
-  for (let i = 0; i < 3; i++) {
-    meter += STEP_WH;
-    await cp.call("MeterValues", {
-      connectorId, transactionId: started.transactionId,
-      meterValue: [{ timestamp: now(), sampledValue: [{ value: String(meter), measurand: "Energy.Active.Import.Register", unit: "Wh" }] }],
-    });
-  }
-  await cp.call("StopTransaction", { transactionId: started.transactionId, meterStop: meter, timestamp: now(), reason: "EVDisconnected" });
+  for (let i = 0; i < 3; i++) meter = await meterValue(cp, connectorId, started.transactionId, meter + STEP_WH);
+  if (mode === "--hold") meter = await meterUntilStopped(cp, connectorId, started.transactionId, meter);
+  const reason = mode === "--hold" ? "Remote" : "EVDisconnected";
+  await cp.call("StopTransaction", { transactionId: started.transactionId, meterStop: meter, timestamp: now(), reason });
   await cp.call("StatusNotification", { connectorId, errorCode: "NoError", status: "Available", timestamp: now() });
   say("stopped", { transactionId: started.transactionId, meterStart: METER_START, meterStop: meter });
   await cp.close();
+}
+
+async function meterValue(cp, connectorId, transactionId, meter) {
+  await cp.call("MeterValues", {
+    connectorId, transactionId,
+    meterValue: [{ timestamp: now(), sampledValue: [{ value: String(meter), measurand: "Energy.Active.Import.Register", unit: "Wh" }] }],
+  });
+  return meter;
+}
+
+/** --hold: a meter value every 500 ms until the RemoteStopTransaction of the transaction; the last reading. */
+async function meterUntilStopped(cp, connectorId, transactionId, meter) {
+  let stopped = false;
+  const stop = new Promise((release) => { held = { transactionId, release }; }).then(() => { stopped = true; });
+  while (!stopped) {
+    await Promise.race([stop, new Promise((r) => setTimeout(r, 500))]);
+    if (!stopped) meter = await meterValue(cp, connectorId, transactionId, meter + STEP_WH);
+  }
+  return meter;
 }
 
 const timer = setTimeout(() => { say("error", { error: "timeout" }); process.exit(1); }, 60000);

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import datetime, timezone
 from pathlib import Path
 
 from core_client.proxy.config import UpstreamSettings
 from core_client.sessions.jobs import JobKind
 from ev_network.contracts import SessionState
+from ev_network.mandates import Mandates
 from ev_network.pricing import price
 from tools.devchain import ChainProxy
 from tools.harness.chain import TARIFF, TOKEN
@@ -40,10 +42,15 @@ async def link_card(net, tmp_path: Path, driver_index: int, uid: str = CARD, cap
     return cards, card, grants
 
 
-@contextlib.asynccontextmanager
-async def tapping(core, cp_id: str, uid: str, wait: bool = True):
+def tapping(core, cp_id: str, uid: str, wait: bool = True):
     """The ocpp-rpc charge point, booted, tapping card ``uid`` (charging until told "unplug" with --wait)."""
-    args = [core.url, cp_id, core.passwords[cp_id], "--card", uid] + (["--wait"] if wait else [])
+    return charge_point(core, cp_id, "--card", uid, *(["--wait"] if wait else []))
+
+
+@contextlib.asynccontextmanager
+async def charge_point(core, cp_id: str, *flags: str):
+    """The ocpp-rpc charge point, booted, run with ``flags``."""
+    args = [core.url, cp_id, core.passwords[cp_id], *flags]
     node = await asyncio.create_subprocess_exec(
         "node", str(CHARGE_POINT), *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
     )
@@ -194,3 +201,73 @@ async def test_proxy_mode_a_linked_card_is_the_chains_a_csms_card_stays_the_csms
     finally:
         await csms.stop()
     assert not csms.received(kinds=("invalid", "bad_message"))
+
+
+async def test_a_card_starts_no_more_than_what_is_left_counting_its_sessions_not_yet_settled(
+    clean_chain, tmp_path, keyfile
+):
+    """The mandate's ``committed`` counts every session opened, settled or not; the cache read it before the
+    first session opened, and the chain goes away before it reads it again: the card's next starts, decided
+    offline, count that first session (mined after the read) and lock together no more than what is left."""
+    net = clean_chain
+    proxy = ChainProxy(int(net.rpc_url.rsplit(":", 1)[1]))
+    await proxy.resume()
+    _, card, grants = await link_card(net, tmp_path, 5, cap=20 * TOKEN, total=30 * TOKEN)
+    first, second, third = cp_ids("LEFT1", "LEFT2", "LEFT3")
+    settings = {**CARDS, "cards_file": grants, "rpc_url": proxy.url, "cards_poll_s": 600}  # read at start only
+    async with running_core(net, tmp_path, keyfile, {first: 1, second: 1, third: 1}, **settings) as core:
+        await known(core, card.mandate_id, committed=0)
+        async with tapping(core, first, CARD) as one:
+            tx = (await next_event(one.stdout, "started"))["transactionId"]
+            s = await until(lambda: core.daemon.store.session_by_transaction(tx), 20, "the first card session")
+            await wait_chain(net, s.session_id, SessionState.ACTIVE)  # 20 locked; the cache still says 0 committed
+            await proxy.pause()
+            async with tapping(core, second, CARD) as two:
+                assert (await next_event(two.stdout, "started"))["status"] == "Accepted"
+                [pending] = core.daemon.store.jobs("pending", kind=JobKind.OPEN_CARD)
+                assert pending.args.deposit == 10 * TOKEN  # what is left of 30 after the first session's 20
+                async with tapping(core, third, CARD) as three:
+                    assert (await next_event(three.stdout, "authorized"))["status"] == "Invalid"  # nothing left
+                await proxy.resume()
+                s2 = await until(
+                    lambda: core.daemon.store.session_by_transaction(pending.args.transaction_id),
+                    30,
+                    "the second card session",
+                )
+                await wait_chain(net, s2.session_id, SessionState.ACTIVE, timeout=30)
+                await unplug(two)
+            await unplug(one)
+        await wait_chain(net, s2.session_id, SessionState.SETTLED, timeout=30)
+        await wait_chain(net, s.session_id, SessionState.SETTLED, timeout=30)
+        assert core.daemon.store.jobs("failed") == []
+        assert Mandates(net.w3, net.deployment).get(card.mandate_id).committed == 30 * TOKEN
+
+
+async def test_a_charge_point_keeping_a_local_list_gets_the_cards_seen_and_their_changes(
+    clean_chain, tmp_path, keyfile
+):
+    """SendLocalList where the charge point keeps a list: a card tapped anywhere enters it Accepted (until the
+    mandate's expiry), a revoke makes it Blocked in a Differential update; a charge point without a list
+    (GetLocalListVersion -1) is sent none."""
+    net = clean_chain
+    cards, card, grants = await link_card(net, tmp_path, 4)
+    keeper_id, tap_id = cp_ids("LIST", "NOLIST")
+    async with running_core(net, tmp_path, keyfile, {keeper_id: 1, tap_id: 1}, cards_file=grants, **CARDS) as core:
+        await known(core, card.mandate_id)
+        async with charge_point(core, keeper_id, "--local-list") as keeper:
+            async with tapping(core, tap_id, CARD.lower()) as node:
+                assert (await next_event(node.stdout, "authorized"))["status"] == "Accepted"
+                first = await next_event(keeper.stdout, "local_list")
+                held = core.daemon.local_lists.held
+                await until(
+                    lambda: tap_id in held and not held[tap_id].supported, 10, "the list-less charge point asked"
+                )
+                await unplug(node)
+            expiry = datetime.fromtimestamp(core.daemon.cards.cached[card.mandate_id].expiry, timezone.utc)
+            assert first["version"] == 1 and first["entries"] == {
+                CARD: {"status": "Accepted", "expiryDate": expiry.isoformat().replace("+00:00", "Z")}
+            }
+            await asyncio.to_thread(cards.remove, CARD)  # the driver revokes the card
+            update = await next_event(keeper.stdout, "local_list")
+            assert (update["version"], update["updateType"]) == (2, "Differential")
+            assert update["entries"][CARD]["status"] == "Blocked"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core_client.cli.ocpi import EscrowRegistry
+from core_client.chain.station_registry import EscrowRegistry
 from core_client.ocpi.bridge import Bridge
 from core_client.ocpi.errors import OcpiError
 from core_client.ocpi.inbox import RecordingInbox
@@ -18,8 +18,8 @@ from core_client.ocpi.server import OcpiServer
 from ev_network.operator_profile import OperatorProfiles, Profile
 from ev_network.pricing import Tariff
 from ev_network.web.server import HttpServer
-from tests.ocpi.cpo import TOKEN_A, Cpo, cpo_platform
-from tests.ocpi.harness import free_port, settings
+from tools.harness.ocpi.our_emsp import free_port, settings
+from tools.harness.ocpi.peers import TOKEN_A, Cpo, cpo_platform
 
 E18 = 10**18
 

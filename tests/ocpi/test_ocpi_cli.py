@@ -10,10 +10,10 @@ from typer.testing import CliRunner, Result
 
 from core_client.cli.main import app
 from core_client.config import settings_to_toml
-from tests.ocpi.cpo import TOKEN_A, cpo_platform
-from tests.ocpi.harness import free_port, settings
 from tools.harness.chain import Net
 from tools.harness.core import PASSWORD, settings_for
+from tools.harness.ocpi.our_emsp import free_port, settings
+from tools.harness.ocpi.peers import TOKEN_A, cpo_platform
 
 
 async def test_register_status_stations_import_from_the_command_line(

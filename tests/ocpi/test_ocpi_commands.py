@@ -17,8 +17,8 @@ from core_client.ocpi.csms import Csms
 from core_client.ocpi.inbox import IssuedToken
 from core_client.ocpi.models import Token
 from core_client.ocpi.models.enums import CommandResponseType, CommandResultType, CommandType, SessionStatus
-from tests.ocpi.cpo import TOKEN_A, Cpo, cpo_platform
-from tests.ocpi.harness import Emsp, emsp_server
+from tools.harness.ocpi.our_emsp import Emsp, emsp_server
+from tools.harness.ocpi.peers import TOKEN_A, Cpo, cpo_platform
 
 
 @pytest.fixture

@@ -69,3 +69,15 @@ def test_bad_values_are_one_line(tmp_path: Path, line: str, field: str) -> None:
     config.write_text(kept + "\n" + line + "\n")
     with pytest.raises(ConfigError, match=f"invalid configuration: {field}"):
         load_settings(config, environ={})
+
+
+@pytest.mark.parametrize("pull_after", ["60", "90"])
+def test_session_pull_comes_before_the_start_times_out(tmp_path: Path, pull_after: str) -> None:
+    config = tmp_path / "core-client.toml"
+    config.write_text(f'database = "core.sqlite"\nstart_timeout_s = 60\n{SECTION}session_pull_after_s = {pull_after}\n')
+    with pytest.raises(ConfigError) as refused:
+        load_settings(config, environ={})
+    message = str(refused.value)
+    assert "\n" not in message and "session_pull_after_s" in message and "start_timeout_s" in message
+    config.write_text(f'database = "core.sqlite"\nstart_timeout_s = 60\n{SECTION}session_pull_after_s = 59\n')
+    assert load_settings(config, environ={}).ocpi.session_pull_after_s == 59

@@ -13,8 +13,8 @@ from pathlib import Path
 from typer.testing import CliRunner, Result
 
 from core_client.cli.main import app
-from tests.ocpi.cpo import emsp_platform
-from tests.ocpi.cpo_side import our_cpo
+from tools.harness.ocpi.our_cpo import our_cpo
+from tools.harness.ocpi.peers import emsp_platform
 
 
 async def test_an_emsp_registers_with_the_token_a_we_issued_renews_and_unregisters(tmp_path: Path):
@@ -93,3 +93,14 @@ async def test_issue_token_from_the_command_line_registers_an_emsp(tmp_path: Pat
         assert listed.startswith("ems-roaming: registered ") and listed.endswith(" as EMSP NL/EMS\n")
         taken = await core("issue-token", "ems-roaming")
         assert (taken.exit_code, taken.output.count("\n")) == (1, 1) and "registered already" in taken.output
+
+        salt = "ab" * 32
+        bad = await core("mandate", "ems-roaming", "evcard:7:beef")
+        assert (bad.exit_code, bad.output.count("\n")) == (1, 1) and "not a card grant" in bad.output
+        nobody = await core("mandate", "ems-other", f"evcard:7:{salt}")
+        assert nobody.exit_code == 1 and "no eMSP ems-other" in nobody.output
+        linked = await core("mandate", "ems-roaming", f"evcard:7:{salt}")
+        assert linked.output == "ems-roaming: sessions of its tokens are paid through mandate 7\n"
+        assert (await core("emsps")).output.endswith(" as EMSP NL/EMS; mandate 7\n")
+        [peer] = cpo.peers.all()
+        assert (peer.mandate_id, peer.mandate_salt.get_secret_value()) == (7, salt) and peer.registered

@@ -15,8 +15,8 @@ import pytest
 from core_client.ocpi.cpo.catalog import OurStation
 from core_client.ocpi.cpo.modules import StatusPushes
 from ev_network.pricing import Tariff
-from tests.ocpi.cpo import StandInEmsp, emsp_platform
-from tests.ocpi.cpo_side import OurCpo, Stations, our_cpo, site
+from tools.harness.ocpi.our_cpo import OurCpo, Stations, our_cpo, site
+from tools.harness.ocpi.peers import StandInEmsp, emsp_platform
 
 START = datetime(2026, 12, 6, 9, 0, tzinfo=timezone.utc)
 
@@ -108,3 +108,23 @@ async def test_an_emsp_without_a_mandate_has_its_start_session_refused_with_the_
     stopped = await emsp.control("stop", {"session_id": "S-1"})
     assert stopped["response"]["result"] == "UNKNOWN_SESSION"
     assert await emsp.violations() == []
+
+
+async def test_a_malformed_or_unknown_command_is_refused_with_the_ocpi_status(registered):
+    cpo, emsp = registered
+    token_c = cpo.peers.all()[0].token_c.get_secret_value()
+    headers = {"Authorization": "Token " + base64.b64encode(token_c.encode()).decode()}
+
+    async def post(command: str, body: object) -> tuple[int, dict]:
+        url = cpo.settings.url("2.2.1", f"commands/{command}")
+        async with emsp.http.post(url, json=body, headers=headers) as response:
+            return response.status, await response.json()
+
+    status, body = await post("START_SESSION", {"location_id": "ST-1", "response_url": "http://x/y"})  # no token
+    assert (status, body["status_code"]) == (200, 2001) and "token" in body["status_message"]
+    status, body = await post("START_SESSION", {"location_id": "ST-1", "connector_id": "1", "response_url": "http://x"})
+    assert body["status_code"] == 2001  # connector_id without evse_uid
+    status, body = await post("REBOOT", {})
+    assert status == 404
+    status, body = await post("RESERVE_NOW", {})
+    assert body["data"]["result"] == "NOT_SUPPORTED"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ocpi.cpo import TOKEN_A, Cpo, StandInEmsp, cpo_platform, emsp_platform
+from tools.harness.ocpi.peers import TOKEN_A, Cpo, StandInEmsp, cpo_platform, emsp_platform
 
 
 @pytest.fixture

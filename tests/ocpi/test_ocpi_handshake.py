@@ -14,8 +14,8 @@ from core_client.ocpi.csms import Csms
 from core_client.ocpi.errors import NotRegistered, OcpiError, OcpiRejected, OcpiUnauthorized
 from core_client.ocpi.models import Location
 from core_client.ocpi.models.enums import InterfaceRole, ModuleID, Status
-from tests.ocpi.cpo import TOKEN_A, Cpo, cpo_platform
-from tests.ocpi.harness import Emsp, emsp_server
+from tools.harness.ocpi.our_emsp import Emsp, emsp_server
+from tools.harness.ocpi.peers import TOKEN_A, Cpo, cpo_platform
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from core_client.ocpi import models as m
 from core_client.ocpi.models.enums import InterfaceRole, ModuleID
 from core_client.ocpi.transport import loads
-from tests.ocpi import objects
+from tools.harness.ocpi import objects
 
 
 def test_location_round_trip_keeps_values_and_unknown_properties() -> None:

@@ -7,11 +7,9 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from core_client.cli.ocpi import EscrowRegistry
+from core_client.chain.station_registry import EscrowRegistry
 from core_client.ocpi.bridge import Bridge
 from ev_network.contracts import SessionState
-from tests.ocpi.cpo import TOKEN_A, cpo_platform
-from tests.ocpi.harness import free_port, settings
 from tools.harness.chain import TOKEN, Net
 from tools.harness.core import (
     chain_events,
@@ -23,6 +21,8 @@ from tools.harness.core import (
     wait_health,
     write_config,
 )
+from tools.harness.ocpi.our_emsp import free_port, settings
+from tools.harness.ocpi.peers import TOKEN_A, cpo_platform
 
 
 async def test_sigkill_mid_session_then_the_pulled_cdr_settles_once(

@@ -15,8 +15,8 @@ from core_client.ocpi.inbox import IssuedToken, Refusal
 from core_client.ocpi.models import Token
 from core_client.ocpi.models.enums import CommandResultType, CommandType, ModuleID, Status
 from core_client.ocpi.registration import Registration
-from tests.ocpi import objects
-from tests.ocpi.harness import TOKEN_B, Emsp, emsp_server, registration
+from tools.harness.ocpi import objects
+from tools.harness.ocpi.our_emsp import TOKEN_B, Emsp, emsp_server, registration
 
 LOC = "2.2.1/locations/NL/TNM/LOC1"
 

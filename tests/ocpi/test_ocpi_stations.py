@@ -11,7 +11,7 @@ from core_client.ocpi.models import Tariff as OcpiTariff
 from core_client.ocpi.stations import map_evses
 from core_client.ocpi.transport import Party
 from ev_network.pricing import Tariff
-from tests.ocpi import objects
+from tools.harness.ocpi import objects
 
 NOW = datetime(2026, 12, 6, 12, tzinfo=timezone.utc)
 E6 = 10**6

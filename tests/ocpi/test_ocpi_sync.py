@@ -14,8 +14,8 @@ from core_client.ocpi.csms import Csms
 from core_client.ocpi.inbox import Refusal
 from core_client.ocpi.models.enums import ModuleID
 from core_client.ocpi.sync import pull_cdrs
-from tests.ocpi.cpo import TOKEN_A, Cpo, cpo_platform
-from tests.ocpi.harness import Emsp, emsp_server
+from tools.harness.ocpi.our_emsp import Emsp, emsp_server
+from tools.harness.ocpi.peers import TOKEN_A, Cpo, cpo_platform
 
 CDR_TOKEN = {"country_code": "DE", "party_id": "EVN", "uid": "APP-1", "type": "APP_USER", "contract_id": "DE-EVN-1"}
 

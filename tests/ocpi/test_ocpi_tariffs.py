@@ -12,8 +12,8 @@ from core_client.ocpi.errors import TariffNotExpressible
 from core_client.ocpi.models import Tariff as OcpiTariff
 from core_client.ocpi.tariffs import convert
 from ev_network.pricing import Tariff, price
-from tests.ocpi.objects import price as component
-from tests.ocpi.objects import tariff
+from tools.harness.ocpi.objects import price as component
+from tools.harness.ocpi.objects import tariff
 
 NOW = datetime(2026, 12, 6, 12, tzinfo=timezone.utc)
 E18 = 10**18

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core_client.cli.ocpi import EscrowRegistry
+from core_client.chain.station_registry import EscrowRegistry
 from core_client.daemon import Daemon
 from core_client.ocpi.bridge import Bridge
 from core_client.ocpi.models.enums import ModuleID
@@ -20,10 +20,10 @@ from core_client.ocpi.transport import Party
 from core_client.sessions.machine import State
 from ev_network.contracts import SessionState
 from ev_network.pricing import price
-from tests.ocpi.cpo import TOKEN_A, Cpo, cpo_platform
-from tests.ocpi.harness import free_port, settings
 from tools.harness.chain import TOKEN, Net
 from tools.harness.core import Core, chain_events, funded_driver, open_session, running_core, until, wait_chain
+from tools.harness.ocpi.our_emsp import free_port, settings
+from tools.harness.ocpi.peers import TOKEN_A, Cpo, cpo_platform
 
 DEPOSIT = 20 * TOKEN
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ev_network.session_ids import driver_of
 from scripts.demo_chain import StaleState, _existing_deployment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,8 +55,23 @@ def test_demo_settles_three_sessions_that_end_three_ways_and_its_balances_add_up
     assert sum(changes.values()) == 0, changes  # tokens only moved between driver, payout and escrow
     assert changes["escrow"] == 0  # every deposit left the escrow again
     assert changes["driver"] < 0 < changes["operator payout"]
-    for line in ("INVOICE EVN-31337-", "TOTAL", "the changes add up to zero", "three sessions settled"):
+    for line in ("INVOICE EVN-31337-", "TOTAL", "the changes add up to zero", "three sessions and a card session"):
         assert line in result.stdout
+
+    # the card session: linked by the driver, its grant accepted by the operator, tapped, settled, invoiced to the payer
+    card = summary["card"]
+    assert card["state"] == "settled" and card["payer"] == driver_of(int(sessions[0]["session_id"], 16))
+    assert 0 < card["total"] <= 12 * 10**18  # within the card's cap per session
+    assert re.fullmatch(r"0x[0-9a-f]{64}", card["session_id"]) and card["session_id"] not in {
+        s["session_id"] for s in sessions
+    }
+    for line in (
+        "driver links card 04A2B3C4D5E6F7",
+        "operator accepts the card's grant",
+        "card tapped at VOLT-BER-002/2",
+    ):
+        assert line in result.stdout
+    assert result.stdout.count("INVOICE EVN-31337-") == 4
 
 
 def test_kept_demo_state_of_an_older_contract_version_is_recognised(net, tmp_path):

@@ -5,7 +5,9 @@ points run in real time)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -85,3 +87,39 @@ def test_devnet_serves_on_the_ports_given_and_shows_a_stations_real_power(tmp_pa
         process.send_signal(signal.SIGINT)
         code = process.wait(60)
     assert code == 0, "\n".join(output.lines[-40:])
+
+
+def test_devnet_with_two_instances_one_leads_and_the_other_takes_over_with_the_charge_points(tmp_path: Path):
+    """``--instances 2``: two Core Clients on a PostgreSQL of the devnet's own, one leading and serving the
+    three charge points through the load balancer; the leader SIGKILLed, the other leads and the charge
+    points come back to it."""
+    state = tmp_path / "devnet"
+    command = [sys.executable, "-m", "scripts.devnet", "--instances", "2", "--no-web", "--state-dir", str(state)]
+    command += ["--port", str(free_port())]
+    env = {**os.environ, "COLUMNS": "400"}
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = Output(process)
+    try:
+        output.wait_for("(the leader): another instance leads", timeout=300)
+        roles = {}
+        for line in output.lines:
+            if match := re.search(r"core-client-(\d): pid (\d+), (\w+), (\S+)/health", line):
+                roles[match[3]] = (int(match[2]), match[4])
+        (leader_pid, _), (_, standby_url) = roles["leader"], roles["standby"]
+        assert len(_health(standby_url)["connected_charge_points"]) == 0
+        os.kill(leader_pid, signal.SIGKILL)
+        deadline, health = time.monotonic() + 60, {}
+        while health.get("role") != "leader" or len(health["connected_charge_points"]) < 3:
+            assert time.monotonic() < deadline, health
+            time.sleep(0.5)
+            with contextlib.suppress(OSError):
+                health = _health(standby_url)
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = process.wait(60)
+    assert code == 0, "\n".join(output.lines[-40:])
+
+
+def _health(control_url: str) -> dict:
+    with urllib.request.urlopen(control_url + "/health", timeout=5) as response:
+        return json.loads(response.read())

@@ -26,3 +26,14 @@ def test_the_upstream_example_names_every_setting_and_what_bounds_the_delay_afte
     UpstreamSettings(**shown)  # and the values are valid
     line = next(line for line in text.splitlines() if line.startswith("# reconnect_max_s"))
     assert "outage" in line
+
+
+def test_the_ocpi_cpo_example_names_every_setting_and_is_valid():
+    from core_client.ocpi.cpo.catalog import Site
+    from core_client.ocpi.cpo.settings import CpoSettings
+
+    text = (ROOT / "examples" / "core-client.toml").read_text()
+    shown = commented_section(text, "ocpi_cpo")
+    assert set(CpoSettings.model_fields) - {"sites"} <= set(shown)
+    site = commented_section(text, 'ocpi_cpo.sites."CP-0001"')
+    assert CpoSettings(**shown, sites={"CP-0001": Site(**site)}).vat_percent == 19

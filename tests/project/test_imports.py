@@ -77,9 +77,23 @@ def test_the_session_decisions_import_no_io():
     }
     for pure in (
         "core_client.sessions.decisions",
+        "core_client.sessions.remote_calls",
+        "core_client.sessions.plausibility",
         "core_client.sessions.metering",
         "core_client.sessions.actions",
         "core_client.sessions.machine",
         "core_client.sessions.jobs",
     ):
         assert not graph[pure] & io, (pure, graph[pure] & io)
+
+
+def test_tests_and_benchmarks_import_no_test_module():
+    """Shared harness code lives in tools/harness: a test module imports no other test module, and
+    benchmarks and tools import nothing of tests/."""
+    graph = import_graph()
+    wrong = {
+        module: sorted(t for t in targets if t.split(".")[0] == "tests")
+        for module, targets in graph.items()
+        if module.split(".")[0] in ("tests", "benchmarks", "tools")
+    }
+    assert not {m: t for m, t in wrong.items() if t}

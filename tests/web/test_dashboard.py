@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import time
 from pathlib import Path
 
@@ -206,5 +207,57 @@ async def test_the_dashboard_answers_only_to_its_own_address(net, store: Store):
     try:
         for host, status in ((f"rebind.example:{port}", 403), (f"localhost:{port}", 200), (f"127.0.0.1:{port}", 200)):
             assert (await client.get("/login", headers={"Host": host}))[0] == status, host
+    finally:
+        await server.stop()
+
+
+@pytest.mark.issue(19)
+async def test_held_sessions_are_shown_with_their_evidence_and_decided_through_the_held_desk(net, store: Store):
+    """A held session at a plain station: its reason, readings and the driver's reclaim time; Settle queues
+    the settle at the last trusted reading (not without the CSRF token, not twice). One at a metered
+    station offers no plain settle and a forced one is refused by the desk, in one line."""
+    plain, metered = make_session_id(DRIVER, 0, 7), make_session_id(DRIVER, 0, 8)
+    why = "meterStop 100000000000 Wh is beyond what the connector can deliver <since the start>"
+    held = dict(transaction_id=7, meter_start=1000, meter_last=1200, started_at=time.time() - 60, last_error=why)
+    store.insert_session(record(7, State.HELD, **held))
+    store.add_station(2, "CP-METERED", 1)
+    records = {"Transaction.Begin": "OCMF|" + "{}" * 150}
+    store.insert_session(dataclasses.replace(record(8, State.HELD, **{**held, "transaction_id": 8}), station_id=2))
+    store.save_meter_record(metered, "Transaction.Begin", records["Transaction.Begin"])
+    service = SessionService(Settings(), store)
+    service.meter_keys[1] = b""  # a plain station (known to have no meter key)
+    woken = []
+    service.on_job_queued = lambda: woken.append(True)
+    server, client = await dashboard(store, net, service=service)
+    try:
+        await client.get("/login")
+        _, page = await client.post("/login", {"password": PASSWORD})
+        section = page.split('<section class="card" id="held">')[1].split("</section>")[0]
+        plain_row = section.split(f'id="held-{plain:#066x}"')[1].split('class="held"')[0]
+        assert "held: meterStop 100000000000 Wh is beyond what the connector can deliver &lt;since" in plain_row
+        assert "1000 Wh" in plain_row and '"trusted">1200 Wh' in plain_row and "Settle at 1200 Wh" in plain_row
+        metered_row = section.split(f'id="held-{metered:#066x}"')[1]
+        assert "Settle at" not in metered_row and "the escrow pays only on valid signed records" in metered_row
+        assert "Transaction.Begin" in metered_row and "OCMF|{}{}" in metered_row  # the evidence
+
+        status, _ = await client.post(f"/held/{plain:#066x}/settle", {}, csrf=False)
+        assert status == 403 and store.get_session(plain).state is State.HELD and woken == []
+        status, page = await client.post(f"/held/{plain:#066x}/settle", {})
+        assert status == 200 and f"{plain:#066x}: settle queued at 1200 Wh (the last trusted reading)" in page
+        assert store.job(JobKind.SETTLE, plain).args == SettleArgs(meter_stop=1200) and woken == [True]
+        assert store.get_session(plain).state is State.STOPPED
+        _, page = await client.post(f"/held/{plain:#066x}/settle", {})
+        assert f"refused: session {plain:#066x} is stopped, not held" in page and woken == [True]
+
+        _, page = await client.post(f"/held/{metered:#066x}/settle", {})
+        assert "refused: " in page and "its station has a meter key" in page
+        assert store.get_session(metered).state is State.HELD and woken == [True]
+        _, page = await client.post(f"/held/{metered:#066x}/reject", {})  # whatever the desk answers
+        if store.get_session(metered).state is State.HELD:  # the escrow has no operator refund (yet)
+            assert re.search(rf'class="message error" role="alert">refused: session {metered:#066x}: ', page)
+        else:
+            assert f'role="status">{metered:#066x}: ' in page
+        status, _ = await client.post(f"/held/{metered:#066x}/pay", {})
+        assert status == 404
     finally:
         await server.stop()

@@ -134,12 +134,23 @@ async def test_a_front_end_port_in_use_is_one_error_and_leaves_nothing_open(net,
     await again.stop(drain_timeout=2)
 
 
-async def test_with_tls_the_dashboard_is_https_only_and_its_cookie_secure(net, tmp_path: Path, keyfile: Path):
+async def test_with_tls_the_dashboard_and_live_data_are_https_only_and_the_cookie_secure(
+    net, tmp_path: Path, keyfile: Path
+):
     cert, key = self_signed(tmp_path)
-    settings = settings_for(net, tmp_path, keyfile, {}, dashboard=DASHBOARD, tls_cert=cert, tls_key=key)
+    live = LiveSettings(port=0)
+    settings = settings_for(net, tmp_path, keyfile, {}, dashboard=DASHBOARD, live=live, tls_cert=cert, tls_key=key)
     daemon = Daemon(settings, PASSWORD)
     await daemon.start()
     try:
+        live_url = daemon.front_ends["live"].url
+        assert live_url.startswith("https://127.0.0.1:")
+        status, stations = await WebClient(live_url, trusting(cert)).get("/stations")
+        assert status == 200 and json.loads(stations) == {"stations": []}
+        with pytest.raises(OSError):  # plain HTTP: no answer (a driver's signed URL never goes in the clear)
+            await asyncio.to_thread(
+                urllib.request.urlopen, live_url.replace("https://", "http://") + "/stations", timeout=5
+            )
         url = daemon.front_ends["dashboard"].url
         assert url.startswith("https://127.0.0.1:")
         client = WebClient(url, trusting(cert))  # a real TLS connection, checked against the certificate

@@ -1,7 +1,8 @@
 """The driver's web app (wallet.web) over HTTP, without a browser, on the test Anvil: requests without
 the CSRF token change nothing, nor do forms of other sites (by the headers a browser sends), which sign
 nobody out; errors come back as the wallet's one-line messages (chain down, balance too low, cancel
-too early, with the time until it is allowed), and the account locks itself when idle."""
+too early, with the time until it is allowed), and the account locks itself when idle. Cards (issue 20):
+linked, listed with what their sessions committed, and revoked from the app, on chain."""
 
 from __future__ import annotations
 
@@ -20,11 +21,13 @@ from pathlib import Path
 
 import pytest
 
+from ev_network.mandates import Mandates, format_grant, parse_grant, token_ref
 from ev_network.session_ids import parse_session_id
 from ev_network.units import format_time, format_wait, money
 from ev_network.web import short_amount
 from ev_network.web.server import HttpServer
 from tools.devchain import free_port
+from tools.harness.chain import TOKEN
 from tools.harness.wallet import (
     PASSWORD,
     latest_time,
@@ -189,6 +192,47 @@ async def test_a_session_in_peoples_units_from_start_to_invoice(net, driver):
     _, history = await client.get("/history")
     assert f">{charge_point}</a>" in history and "Session 1 · connector 2" in history
     assert not re.search(r"#\d+/\d+", history)
+
+
+@pytest.mark.issue(20)
+async def test_a_card_is_linked_listed_with_what_it_committed_and_revoked_in_the_app_on_chain(net, driver):
+    """The same wallet code as ``ev-wallet card``: the mandate is on chain with the caps typed in, the page
+    shows what the operator's sessions committed under it, Revoke revokes it at once (not without the CSRF
+    token), and a card linked twice or with bad limits is one clear line."""
+    client, address = driver
+    await client.get("/")
+    await client.post("/topup", {"amount": "100"})
+    station = net.add_station(f"WEB-CARD-{address[2:8]}", 1)
+    _, page = await client.get("/cards")
+    assert "no cards linked yet" in page and f'<option value="{net.operator.address}">' in page
+    uid = "04a2b3c4d5e6f7"
+    card = {"uid": uid, "label": "blue card", "operator": net.operator.address, "cap": "20", "total": "50"}
+    status, page = await client.post("/cards/add", {**card, "days": "30"})
+    assert status == 200 and f"card {uid.upper()} linked: mandate" in page
+    mandate_id, salt = parse_grant(re.search(r"its grant: (evcard:[0-9a-fx:]+)", page).group(1))
+    mandates = Mandates(net.w3, net.deployment)
+    mandate = mandates.get(mandate_id)
+    assert (mandate.payer, mandate.cap_per_session, mandate.total) == (address, 20 * TOKEN, 50 * TOKEN)
+    assert not mandate.revoked and "blue card" in page and 'class="badge active"' in page
+
+    operator = Mandates(net.w3, net.deployment, net.sender(net.operator))
+    await asyncio.to_thread(operator.open_session, mandate_id, token_ref(salt, uid), station, 1, 15 * TOKEN, 7, 0)
+    _, page = await client.get("/cards")
+    row = re.search(rf'<tr id="card-{uid.upper()}">.*?</tr>', page, re.S).group(0)
+    assert "15.00 of 50.00" in row and "up to 20.00 per session" in row
+    assert f'<code class="grant">{format_grant(mandate_id, salt)}</code>' in row  # to give it again
+
+    _, page = await client.post("/cards/add", {**card, "days": "30"})
+    assert f"card {uid.upper()} is already linked (remove it first)" in page
+    _, page = await client.post("/cards/add", {**card, "uid": "04FF", "cap": "60", "days": "30"})
+    assert "the cap per session must be above zero and at most the total" in page
+
+    status, _ = await client.post("/cards/remove", {"uid": uid}, csrf=False)
+    assert status == 403 and not mandates.get(mandate_id).revoked
+    await client.get("/cards")
+    status, page = await client.post("/cards/remove", {"uid": uid})
+    assert status == 200 and f"mandate {mandate_id} revoked" in page and "no cards linked yet" in page
+    assert mandates.get(mandate_id).revoked
 
 
 async def test_the_account_locks_itself_when_idle(net, tmp_path: Path, serve):

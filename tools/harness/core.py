@@ -33,6 +33,7 @@ from ev_network.keys import create_keyfile
 from ev_network.session_ids import hex_session_id
 from simulator.charge_point import Behaviour, SimChargePoint
 from tools.devchain import ROOT
+from tools.harness.chain import TARIFF, TOKEN
 
 PASSWORD = "operator keystore password"
 FAST = {
@@ -146,6 +147,25 @@ def _in(record: SessionRecord | None, states: tuple[State, ...]) -> SessionRecor
 
 
 # ------------------------------------------------------------------ chain side
+
+
+def session_record(
+    session_id: int, charge_point_id: str, driver: str, state: State = State.REQUESTED, **fields: Any
+) -> SessionRecord:
+    """A session as the Core Client's store keeps it, for tests that write the store directly (a previous
+    run's state): station 1, connector 1, a deposit of 20 tokens at TARIFF (tariff id 1), requested now;
+    ``fields`` set any other field or change these."""
+    defaults: dict[str, Any] = {
+        "station_id": 1,
+        "connector": 1,
+        "deposit": 20 * TOKEN,
+        "tariff": TARIFF,
+        "tariff_id": 1,
+        "requested_at": time.time(),
+    }
+    return SessionRecord(
+        session_id=session_id, charge_point_id=charge_point_id, driver=driver, state=state, **(defaults | fields)
+    )
 
 
 async def open_session(net: Any, driver: LocalAccount, station_id: int, connector: int, deposit: int) -> int:

@@ -5,7 +5,8 @@ is unlocked with its password in the page.
 Pages: ``/`` account and balance (create, unlock, lock, top up on a dev chain), ``/stations`` with
 tariffs, live availability, the quote calculator and the start form, ``/sessions/{id}`` a session live
 (stop, cancel, reclaim), ``/history``, ``/sessions/{id}/invoice`` (and ``.pdf``). Errors come back as
-the wallet's one-line messages; every POST needs the session's CSRF token."""
+the wallet's one-line messages; every POST needs the session's CSRF token. ``/cards``: the RFID cards
+linked to the account (:mod:`wallet.web.cards`)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from ev_network.web import CsrfError, check_csrf, session_middleware, static_mou
 from wallet.cli_common import minter_account
 from wallet.config import WalletConfig
 from wallet.units import parse_amount
-from wallet.web import sessions
+from wallet.web import cards, sessions
 from wallet.web.common import NeedUnlock, act, posted, read, render, web
 from wallet.web.state import IDLE_LOCK_S, WebWallet
 
@@ -125,6 +126,7 @@ def create_app(config: WalletConfig, live_url: str | None = None, idle_lock_s: f
             Route("/lock", lock, methods=["POST"]),
             Route("/topup", topup, methods=["POST"]),
             *sessions.routes(),
+            *cards.routes(),
             static_mount(),
         ],
         middleware=[session_middleware("evn_wallet")],

@@ -18,7 +18,7 @@ from wallet.core import Wallet
 from wallet.web.state import Unlocked, WebWallet, driver_message
 
 TEMPLATES = templates(Path(__file__).resolve().parent / "templates")
-NAV = [("/", "Account"), ("/stations", "Stations"), ("/history", "History")]
+NAV = [("/", "Account"), ("/stations", "Stations"), ("/history", "History"), ("/cards", "Cards")]
 
 
 class NeedUnlock(Exception):

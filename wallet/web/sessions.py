@@ -17,6 +17,7 @@ from starlette.routing import Route
 from ev_network.session_ids import hex_session_id, parse_session_id
 from wallet.cli_common import decimal_arg
 from wallet.core import Wallet
+from wallet.display import held_note
 from wallet.errors import BadSessionId, SessionNotFound
 from wallet.invoice import render_pdf
 from wallet.invoice_view import invoice_view
@@ -110,6 +111,7 @@ def session_view(wallet: Wallet, live: LiveClient | None, session_id: int) -> di
         "status": status,
         "live": live_data,
         "live_error": live_error,
+        "held": held_note(live_data, status.reclaim_possible_at),
         "ended": status.phase in TERMINAL_PHASES,
         "cancel_in": max(0, status.cancel_possible_at - now),
         "reclaim_in": None if status.reclaim_possible_at is None else max(0, status.reclaim_possible_at - now),

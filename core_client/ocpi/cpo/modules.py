@@ -10,9 +10,9 @@ from typing import Any, Protocol
 
 from starlette.routing import Route
 
-from core_client.ocpi.client import OcpiClient
 from core_client.ocpi.cpo.catalog import OurStation, evse_status, evse_uid, location, location_id, tariff
 from core_client.ocpi.cpo.handling import registered_only
+from core_client.ocpi.cpo.outbound import send_to
 from core_client.ocpi.cpo.peers import PeerStore
 from core_client.ocpi.cpo.settings import CpoSettings
 from core_client.ocpi.errors import OcpiError
@@ -102,35 +102,42 @@ class SenderModules:
 
 
 class StatusPushes:
-    """An EVSE's new status, PATCHed to every registered eMSP with a Locations RECEIVER."""
+    """Our Locations pushed to every registered eMSP with a Locations RECEIVER: a newly published station as a
+    PUT of its Location, an EVSE's new status as a PATCH (an eMSP that refuses or is unreachable is logged,
+    not retried: it reads the Location again with its next GET)."""
 
     def __init__(self, settings: CpoSettings, peers: PeerStore) -> None:
         self.settings = settings
         self.peers = peers
 
+    async def location(self, station: OurStation) -> list[str]:
+        """PUT the station's Location; the eMSPs that took it."""
+        site = self.settings.sites.get(station.charge_point_id)
+        if site is None:
+            return []
+        return await self._push("PUT", self._path(station), location(station, site, self.settings.party).to_json())
+
     async def evse_status(self, station: OurStation, connector: int, ocpp_status: str) -> list[str]:
-        """Push the status; the eMSPs that took it (a refusing or unreachable one is logged, not retried:
-        it reads the status again with its next GET)."""
+        """PATCH the EVSE's new status; the eMSPs that took it."""
         if station.charge_point_id not in self.settings.sites:
             return []
-        us = self.settings.party
-        path = f"{us.country_code}/{us.party_id}/{location_id(station.station_id)}"
         body = {"status": evse_status(ocpp_status).value, "last_updated": format_datetime(now())}
+        path = f"{self._path(station)}/{evse_uid(station.charge_point_id, connector)}"
+        return await self._push("PATCH", path, body)
+
+    def _path(self, station: OurStation) -> str:
+        us = self.settings.party
+        return f"{us.country_code}/{us.party_id}/{location_id(station.station_id)}"
+
+    async def _push(self, method: str, path: str, body: dict) -> list[str]:
         took = []
         for peer in self.peers.all():
             base = peer.endpoint(ModuleID.LOCATIONS, InterfaceRole.RECEIVER) if peer.registered else None
             if base is None:
                 continue
-            url = f"{base.rstrip('/')}/{path}/{evse_uid(station.charge_point_id, connector)}"
-            parties = peer.parties()
-            async with OcpiClient(
-                timeout_s=self.settings.request_timeout_s, encoding=self.settings.token_encoding, sender=us
-            ) as client:
-                try:
-                    await client.request(
-                        "PATCH", url, peer.their_token(), body=body, receiver=parties[0] if parties else None
-                    )
-                    took.append(peer.name)
-                except OcpiError as error:
-                    log.warning("OCPI EVSE status to eMSP %s not delivered: %s", peer.name, error)
+            try:
+                await send_to(self.settings, peer, method, f"{base.rstrip('/')}/{path}", body)
+                took.append(peer.name)
+            except OcpiError as error:
+                log.warning("OCPI Location %s to eMSP %s not delivered: %s", method, peer.name, error)
         return took

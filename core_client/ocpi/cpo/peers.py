@@ -21,6 +21,8 @@ from core_client.ocpi.models.base import ci
 from core_client.ocpi.models.enums import InterfaceRole, ModuleID, Role
 from core_client.ocpi.registration import RegistrationStore, new_token
 from core_client.ocpi.transport import VERSION, Party
+from ev_network.errors import EVNetworkError
+from ev_network.mandates import parse_grant
 
 
 class TokenKind(str, Enum):
@@ -45,8 +47,9 @@ class Peer(BaseModel):
     roles: list[CredentialsRole] = []  # its parties (eMSP roles)
     registered_at: datetime | None = None
     mandate_id: int | None = None  # its payment mandate with us on chain (none: its sessions are refused)
+    mandate_salt: SecretStr | None = None  # the salt of its tokens' references under that mandate (hex)
 
-    @field_serializer("token_a", "token_c", "token_b")
+    @field_serializer("token_a", "token_c", "token_b", "mandate_salt")
     def _reveal(self, token: SecretStr | None) -> str | None:
         return None if token is None else token.get_secret_value()
 
@@ -120,6 +123,19 @@ class PeerStore:
         """Store ``peer`` (replacing the one of the same name)."""
         others = [p for p in self.all() if p.name != peer.name]
         self.file.save(Peers(peers=[*others, peer]))
+
+    def link_mandate(self, name: str, grant: str) -> Peer:
+        """Link the eMSP ``name`` to its payment mandate: its grant ``evcard:<mandate id>:<salt hex>``."""
+        try:
+            mandate_id, salt = parse_grant(grant)
+        except EVNetworkError as error:
+            raise OcpiError(str(error)) from None
+        peer = next((p for p in self.all() if p.name == name), None)
+        if peer is None:
+            raise OcpiError(f"no eMSP {name} (core-client ocpi emsps lists them)")
+        linked = peer.model_copy(update={"mandate_id": mandate_id, "mandate_salt": SecretStr(salt.hex())})
+        self.save(linked)
+        return linked
 
     def remove(self, name: str) -> bool:
         """Forget the eMSP ``name``; whether there was one."""

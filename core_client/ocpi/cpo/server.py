@@ -12,6 +12,7 @@ from core_client.ocpi.cpo.credentials import EmspRegistrations
 from core_client.ocpi.cpo.handling import CpoHandling, caller
 from core_client.ocpi.cpo.modules import Catalog, SenderModules, StationSource
 from core_client.ocpi.cpo.peers import PeerStore
+from core_client.ocpi.cpo.roaming import Roaming
 from core_client.ocpi.cpo.settings import CpoSettings
 from core_client.ocpi.handling import Call, Reply
 from core_client.ocpi.models import Credentials
@@ -31,13 +32,15 @@ OUR_ENDPOINTS = [
 class CpoServer:
     """Our CPO endpoints for the eMSPs in ``peers``."""
 
-    def __init__(self, settings: CpoSettings, peers: PeerStore, source: StationSource) -> None:
+    def __init__(
+        self, settings: CpoSettings, peers: PeerStore, source: StationSource, roaming: Roaming | None = None
+    ) -> None:
         self.settings = settings
         self.handling = CpoHandling(settings, peers)
         self.registrations = EmspRegistrations(settings, peers)
         catalog = Catalog(settings, source)
         self.senders = SenderModules(settings, catalog)
-        self.commands = CommandReceiver(catalog)
+        self.commands = CommandReceiver(catalog, roaming)
 
     async def versions(self, call: Call) -> Reply:
         return versions(self.settings)

@@ -3,6 +3,7 @@ listen, and the file that keeps the eMSPs' credentials. See ``docs/operations.md
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import ClassVar
 
@@ -19,10 +20,14 @@ class CpoSettings(PartySettings):
     ROLE: ClassVar[Role] = Role.CPO
 
     port: int = Field(9005, ge=0, le=65535)
+    vat_percent: Decimal | None = Field(None, ge=0, le=100)  # the VAT our chain prices include (Tariffs net of it)
     peers_file: Path | None = None  # default: next to the database, <database>.ocpi-emsps (mode 0600)
     sites: dict[str, Site] = Field(
         default_factory=dict
     )  # charge point id -> where it is: only stations with a site are published
 
-    def peers_path(self, database: Path) -> Path:
-        return self.peers_file or database.with_name(database.name + ".ocpi-emsps")
+    def peers_path(self, database: Path | str) -> Path:
+        """The eMSPs' file: ``peers_file`` (which a postgresql:// database needs, checked at load), else
+        beside the SQLite database."""
+        path = Path(database)
+        return self.peers_file or path.with_name(path.name + ".ocpi-emsps")

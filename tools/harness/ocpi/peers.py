@@ -14,8 +14,10 @@ from typing import Any
 
 import aiohttp
 
-PEER = Path(__file__).resolve().parents[1] / "interop" / "ocpi_cpo.js"
-EMSP = Path(__file__).resolve().parents[1] / "interop" / "ocpi_emsp.js"
+from tools.harness.interop import PEERS
+
+PEER = PEERS / "ocpi_cpo.js"
+EMSP = PEERS / "ocpi_emsp.js"
 TOKEN_A = "token-a-from-the-cpo"
 
 

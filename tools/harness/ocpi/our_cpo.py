@@ -14,7 +14,7 @@ from core_client.ocpi.cpo.catalog import OurStation, Site
 from core_client.ocpi.cpo.peers import PeerStore
 from core_client.ocpi.cpo.server import CpoServer
 from core_client.ocpi.cpo.settings import CpoSettings
-from tests.ocpi.harness import free_port, running
+from tools.harness.ocpi.our_emsp import free_port, running
 
 
 def cpo_settings(port: int, tmp_path: Path, **extra: Any) -> CpoSettings:
@@ -27,6 +27,11 @@ def cpo_settings(port: int, tmp_path: Path, **extra: Any) -> CpoSettings:
         peers_file=tmp_path / "ocpi-emsps",
         **extra,
     )
+
+
+def cpo_section(tmp_path: Path, *charge_points: str) -> CpoSettings:
+    """The daemon's [ocpi_cpo] section on a free port, one site per charge point (as :func:`site` numbers them)."""
+    return cpo_settings(free_port(), tmp_path, sites={cp: site(n) for n, cp in enumerate(charge_points, 1)})
 
 
 @dataclass

@@ -1,0 +1,18 @@
+"""One request of ours to a registered eMSP's platform (with its token B, our party as sender, its first
+party as receiver); OcpiError when it is refused or unreachable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core_client.ocpi.client import OcpiClient
+from core_client.ocpi.cpo.peers import Peer
+from core_client.ocpi.cpo.settings import CpoSettings
+
+
+async def send_to(settings: CpoSettings, peer: Peer, method: str, url: str, body: Any) -> None:
+    parties = peer.parties()
+    async with OcpiClient(
+        timeout_s=settings.request_timeout_s, encoding=settings.token_encoding, sender=settings.party
+    ) as client:
+        await client.request(method, url, peer.their_token(), body=body, receiver=parties[0] if parties else None)

@@ -1,0 +1,250 @@
+"""Sessions of a roaming eMSP's tokens at our stations, paid through the eMSP's payment mandate (issue 20
+part 3): START_SESSION / STOP_SESSION (OCPI Commands) become OCPP RemoteStart / RemoteStop, and the
+session itself runs the card path (:mod:`core_client.sessions.card_sessions`).
+
+START_SESSION of a token of the eMSP at one of our EVSEs: answered at once (CommandResponse ACCEPTED, or
+REJECTED with the reason: unknown EVSE, no mandate, not the eMSP's token, a token already charging here,
+the charge point offline). Then, with the CommandResult to the eMSP's ``response_url``: the eMSP's mandate
+is read from chain for that token (:func:`core_client.chain.emsp_mandates.token_card`: named operator,
+token linked or any token, not revoked, expired or exhausted; else REJECTED with why), the connector must
+be free (else EVSE_OCCUPIED), the Core Client vouches for the token as a card of the mandate
+(``CardSessions.expect``) and sends RemoteStartTransaction with the token's uid as idTag (ACCEPTED when
+the charge point accepts, else REJECTED). The charge point's StartTransaction then opens and starts the
+session on chain under the mandate (the OPEN_CARD job), exactly as a tapped card's would. A token that
+does not start within ``start_timeout_s`` is vouched for no longer.
+
+STOP_SESSION of one of its sessions: RemoteStopTransaction (CommandResult ACCEPTED / REJECTED); of none:
+UNKNOWN_SESSION. The sessions are kept in the store (meta ``ocpi_cpo_sessions``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import TYPE_CHECKING, Protocol
+
+from pydantic import BaseModel, TypeAdapter
+
+from core_client.ocpi.cpo.catalog import OurStation, evse_uid, location_id
+from core_client.ocpi.cpo.outbound import send_to
+from core_client.ocpi.cpo.peers import Peer, PeerStore
+from core_client.ocpi.cpo.settings import CpoSettings
+from core_client.ocpi.errors import OcpiError
+from core_client.ocpi.models import CdrToken, CommandResult, DisplayText, StartSession
+from core_client.ocpi.models.enums import CommandResultType
+from core_client.ocpi.transport import Party
+from core_client.sessions.cards import Card, card_refusal
+from core_client.storage.store import Store
+
+if TYPE_CHECKING:
+    from core_client.sessions.card_sessions import CardSessions
+    from core_client.sessions.registry import ChargePoint
+
+log = logging.getLogger("core_client.ocpi")
+META_KEY = "ocpi_cpo_sessions"
+OCPP_ID_TAG = 20  # an OCPP 1.6 idTag has at most 20 characters
+BUSY = {"Charging", "SuspendedEV", "SuspendedEVSE", "Finishing", "Reserved", "Unavailable", "Faulted"}
+
+
+class RoamingSession(BaseModel):
+    """A session of an eMSP's token here, from START_SESSION on."""
+
+    id: str  # ours, in the Session and CDR objects
+    emsp: str  # the peer's name
+    token: CdrToken
+    location_id: str
+    evse_uid: str
+    connector_id: str
+    charge_point_id: str
+    connector: int
+    mandate_id: int
+    authorization_reference: str | None = None
+    requested_at: datetime
+    transaction_id: int | None = None  # once the charge point started it
+    stopped: bool = False  # the eMSP asked to stop, or it never started
+    pushed: str | None = None  # what the eMSP has of it: "ACTIVE" / "COMPLETED" (its Session), "CDR"
+    pushed_kwh: Decimal | None = None  # the kwh of the Session it has
+
+
+SESSIONS = TypeAdapter(list[RoamingSession])
+KEEP_DAYS = 7  # a finished session is kept this long (a late STOP_SESSION is then answered, not UNKNOWN)
+
+
+def _finished(s: RoamingSession) -> bool:
+    return s.pushed == "CDR" or (s.stopped and s.transaction_id is None)
+
+
+class Service(Protocol):
+    """What roaming uses of :class:`core_client.sessions.service.SessionService`."""
+
+    links: dict[str, ChargePoint]
+    cards: CardSessions
+
+    def online(self, cp_id: str) -> bool: ...
+
+
+class Roaming:
+    """START_SESSION / STOP_SESSION of the eMSPs in ``peers`` at the stations of ``service``."""
+
+    def __init__(
+        self,
+        settings: CpoSettings,
+        peers: PeerStore,
+        store: Store,
+        service: Service,
+        status_of: Callable[[str, int], str | None],
+        token_card: Callable[[int, bytes, str], Awaitable[Card | str]],
+        start_timeout_s: float,
+    ) -> None:
+        self.settings, self.peers, self.store, self.service = settings, peers, store, service
+        self.status_of, self.token_card, self.start_timeout_s = status_of, token_card, start_timeout_s
+        self.tasks: set[asyncio.Task] = set()
+        service.cards.on_started = self.started
+
+    # ----------------------------------------------------------- the record
+
+    def sessions(self) -> list[RoamingSession]:
+        text = self.store.meta(META_KEY)
+        return SESSIONS.validate_json(text) if text else []
+
+    def save(self, session: RoamingSession) -> None:
+        """Keep ``session``; sessions finished (CDR pushed, or never started) over KEEP_DAYS ago are dropped."""
+        cutoff = datetime.now(timezone.utc) - timedelta(days=KEEP_DAYS)
+        others = [s for s in self.sessions() if s.id != session.id and not (_finished(s) and s.requested_at < cutoff)]
+        self.store.set_meta(META_KEY, SESSIONS.dump_json([*others, session]).decode())
+
+    def session(self, emsp: str, session_id: str) -> RoamingSession | None:
+        return next((s for s in self.sessions() if s.emsp == emsp and s.id == session_id), None)
+
+    # ------------------------------------------------------------ commands
+
+    def start(self, peer: Peer, start: StartSession, station: OurStation, connector: int) -> str | None:
+        """Why START_SESSION is refused now (None: accepted, the CommandResult follows)."""
+        token = start.token
+        if peer.mandate_id is None or peer.mandate_salt is None:
+            return (
+                f"eMSP {peer.name} has no payment mandate with this operator: its customers' sessions are paid "
+                "per session on chain through one (docs/operations.md, roaming eMSPs)"
+            )
+        if not peer.owns(Party(token.country_code, token.party_id)):
+            return f"token {token.uid} is of {token.country_code}/{token.party_id}, not a party of eMSP {peer.name}"
+        if not token.valid:
+            return f"token {token.uid} is not valid"
+        if len(token.uid) > OCPP_ID_TAG:
+            return f"token uid {token.uid} is longer than an OCPP 1.6 idTag ({OCPP_ID_TAG} characters)"
+        if any(s.token.uid.upper() == token.uid.upper() and not s.stopped for s in self.sessions()):
+            return f"token {token.uid} has a session here already"
+        if not self.service.online(station.charge_point_id):
+            return f"charge point of EVSE {evse_uid(station.charge_point_id, connector)} is offline"
+        session = RoamingSession(
+            id=secrets.token_hex(12),
+            emsp=peer.name,
+            token=CdrToken(**token.model_dump(include=set(CdrToken.model_fields))),
+            location_id=location_id(station.station_id),
+            evse_uid=evse_uid(station.charge_point_id, connector),
+            connector_id="1",
+            charge_point_id=station.charge_point_id,
+            connector=connector,
+            mandate_id=peer.mandate_id,
+            authorization_reference=start.authorization_reference,
+            requested_at=datetime.now(timezone.utc),
+        )
+        self.save(session)
+        salt = bytes.fromhex(peer.mandate_salt.get_secret_value())
+        self._spawn(self._start(peer, session, salt, str(start.response_url)))
+        return None
+
+    def stop(self, peer: Peer, session: RoamingSession, response_url: str) -> str | None:
+        """Why STOP_SESSION of the eMSP's ``session`` is refused now (None: accepted, the CommandResult follows)."""
+        if session.transaction_id is None or session.stopped:
+            return f"session {session.id} is not charging"
+        self.save(session.model_copy(update={"stopped": True}))
+        self._spawn(self._stop(peer, session.charge_point_id, session.transaction_id, response_url))
+        return None
+
+    # --------------------------------------------------- the charge point side
+
+    async def _start(self, peer: Peer, session: RoamingSession, salt: bytes, response_url: str) -> None:
+        began = time.monotonic()
+        result, why = await self._remote_start(session, salt)
+        if result is not CommandResultType.ACCEPTED:
+            self.save(session.model_copy(update={"stopped": True}))
+            log.warning("OCPI START_SESSION of eMSP %s at %s: %s (%s)", peer.name, session.evse_uid, result.value, why)
+        else:
+            log.info(
+                "OCPI START_SESSION of eMSP %s at %s: charge point accepted in %.0f ms",
+                peer.name,
+                session.evse_uid,
+                (time.monotonic() - began) * 1000,
+            )
+            asyncio.get_running_loop().call_later(self.start_timeout_s, self._not_started, session.id)
+        await self._result(peer, response_url, result, why)
+
+    async def _remote_start(self, session: RoamingSession, salt: bytes) -> tuple[CommandResultType, str | None]:
+        uid, cards = session.token.uid, self.service.cards
+        try:
+            card = await self.token_card(session.mandate_id, salt, uid)
+        except Exception as error:  # the chain unreachable: nothing started
+            return CommandResultType.FAILED, f"the mandate could not be read from chain ({error})"
+        why = card if isinstance(card, str) else card_refusal(card, time.time(), cards.queued(session.mandate_id))
+        if why is not None or isinstance(card, str):
+            return CommandResultType.REJECTED, why
+        if (self.status_of(session.charge_point_id, session.connector) or "") in BUSY:
+            return CommandResultType.EVSE_OCCUPIED, f"EVSE {session.evse_uid} is in use"
+        link = self.service.links.get(session.charge_point_id)
+        if link is None:
+            return CommandResultType.EVSE_INOPERATIVE, f"the charge point of EVSE {session.evse_uid} is offline"
+        cards.expect(uid, card)
+        try:
+            status = await link.remote_start(session.connector, uid)
+        except Exception as error:
+            status = f"not answered ({error})"
+        if status != "Accepted":
+            cards.expect(uid, None)
+            return CommandResultType.REJECTED, f"the charge point answered RemoteStartTransaction {status}"
+        return CommandResultType.ACCEPTED, None
+
+    def started(self, cp_id: str, connector: int, id_tag: str, transaction_id: int) -> None:
+        """A card's transaction started (CardSessions.on_started): if it is an eMSP token we remote-started
+        there, its session now has the transaction."""
+        for s in self.sessions():
+            waiting = s.transaction_id is None and not s.stopped
+            if waiting and (s.charge_point_id, s.connector, s.token.uid.upper()) == (cp_id, connector, id_tag.upper()):
+                self.save(s.model_copy(update={"transaction_id": transaction_id}))
+                log.info("OCPI session %s of eMSP %s: transaction %d", s.id, s.emsp, transaction_id)
+                return
+
+    def _not_started(self, session_id: str) -> None:
+        session = next((s for s in self.sessions() if s.id == session_id), None)
+        if session is not None and session.transaction_id is None and not session.stopped:
+            self.service.cards.expect(session.token.uid, None)
+            self.save(session.model_copy(update={"stopped": True}))
+            log.warning("OCPI session %s of eMSP %s: the charge point never started it", session.id, session.emsp)
+
+    async def _stop(self, peer: Peer, cp_id: str, transaction_id: int, response_url: str) -> None:
+        link = self.service.links.get(cp_id)
+        try:
+            status = "offline" if link is None else await link.remote_stop(transaction_id)
+        except Exception as error:
+            status = f"not answered ({error})"
+        result = CommandResultType.ACCEPTED if status == "Accepted" else CommandResultType.REJECTED
+        why = None if status == "Accepted" else f"the charge point answered RemoteStopTransaction {status}"
+        await self._result(peer, response_url, result, why)
+
+    async def _result(self, peer: Peer, url: str, result: CommandResultType, why: str | None) -> None:
+        """POST the CommandResult to the eMSP's response_url (a failure is logged: it times out on its side)."""
+        message = None if why is None else [DisplayText(language="en", text=why[:512])]
+        body = CommandResult(result=result, message=message).to_json()
+        try:
+            await send_to(self.settings, peer, "POST", url, body)
+        except OcpiError as error:
+            log.warning("OCPI CommandResult to eMSP %s not delivered: %s", peer.name, error)
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)  # type: ignore[arg-type]
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)

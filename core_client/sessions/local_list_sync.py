@@ -1,0 +1,110 @@
+"""Keeps the local authorization list of every connected charge point that supports one in step with the
+card cache (standalone mode only: in proxy mode the list is the CSMS's). Entries: :mod:`core_client.sessions.local_list`.
+
+On a charge point's first sync after it connects: GetLocalListVersion (-1, or a CALLERROR: it keeps no
+list, and is never asked again on this connection), then a Full update with every card seen so far (none
+if there is none and its list is empty); afterwards a Differential update with what changed, the version
+one up each time. Syncs run when the cache was read, a card is seen for the first time, and at least
+every ``interval_s`` (a connected charge point, a mandate expiring). A Failed or VersionMismatch answer
+makes the next update a Full one; NotSupported ends it for the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from core_client.sessions.cards import CardMandate
+from core_client.sessions.local_list import Entry, list_changes, wanted_list
+from core_client.sessions.registry import CommandFailed, LocalListHolder, Registry
+
+log = logging.getLogger("core_client.sessions")
+FULL, DIFFERENTIAL = "Full", "Differential"
+
+
+@dataclass
+class _Held:
+    """What one connection's charge point holds, as far as we know."""
+
+    link: object
+    version: int
+    entries: dict[str, Entry] | None = None  # None: send a Full update next
+    supported: bool = True
+
+
+class LocalListSync:
+    """Sends each connected charge point the list of the cards seen, from the card cache."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        mandates: Callable[[], Iterable[CardMandate]],
+        id_tags: Callable[[], Iterable[str]],
+        queued: Callable[[int], int],
+        interval_s: float = 5.0,
+    ) -> None:
+        self.registry, self.mandates, self.id_tags, self.queued = registry, mandates, id_tags, queued
+        self.interval_s = interval_s
+        self.held: dict[str, _Held] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Sync soon (the cache changed, a card was seen)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+            self._wake.clear()
+            try:
+                await self.sync_all()
+            except Exception:
+                log.exception("local lists: unexpected error; retrying")
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def sync_all(self) -> None:
+        wanted = wanted_list(self.mandates(), self.id_tags(), time.time(), self.queued)
+        links = [link for cp_id, link in list(self.registry.links.items()) if self.registry.online(cp_id)]
+        await asyncio.gather(*(self.sync(link, wanted) for link in links if hasattr(link, "send_local_list")))
+        for cp_id in [cp_id for cp_id in self.held if cp_id not in self.registry.links]:
+            del self.held[cp_id]
+
+    async def sync(self, link: LocalListHolder, wanted: dict[str, Entry]) -> None:
+        """Bring ``link``'s list to ``wanted``."""
+        try:
+            held = self.held.get(link.id)
+            if held is None or held.link is not link:
+                version = await link.get_local_list_version()
+                held = self.held[link.id] = _Held(link, version, None, version >= 0)
+                if held.supported and version == 0 and not wanted:
+                    held.entries = {}  # empty, as it should be
+            if not held.supported:
+                return
+            if held.entries is None:
+                update_type, changes = FULL, dict(wanted)
+            else:
+                update_type, changes = DIFFERENTIAL, list_changes(held.entries, wanted)
+                if not changes:
+                    return
+            status = await link.send_local_list(held.version + 1, update_type, changes)
+        except CommandFailed as error:
+            log.info("%s: no local list (%s)", link.id, error)
+            self.held[link.id] = _Held(link, -1, None, False)
+            return
+        if status == "Accepted":
+            held.version, held.entries = held.version + 1, dict(wanted)
+            log.info("%s: local list version %d (%s, %d card(s))", link.id, held.version, update_type, len(wanted))
+        elif status == "NotSupported":
+            held.supported = False
+        else:  # Failed, VersionMismatch: ask its version again, then a Full update
+            log.warning("%s: SendLocalList %s answered %s; a Full update follows", link.id, update_type, status)
+            del self.held[link.id]

@@ -1,0 +1,171 @@
+"""A roaming eMSP's customer charges at our station, paid per session on chain through the eMSP's payment
+mandate (issue 20 part 3): the stand-in eMSP (tests/interop/ocpi_emsp.js) sends START_SESSION for its token,
+the running Core Client reads the eMSP's mandate, RemoteStarts the ocpp-rpc charge point (strict OCPP 1.6;
+neither peer shares code with ours), the charge point's StartTransaction opens and starts the session on
+chain under the mandate, STOP_SESSION stops it and the session settles with the refund to the eMSP. An eMSP
+whose mandate is revoked, or a duplicate START_SESSION, is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from ev_network.contracts import SessionState
+from ev_network.mandates import Mandates, format_grant, new_salt
+from ev_network.pricing import price
+from tools.harness.chain import TARIFF, TOKEN, Net
+from tools.harness.core import Core, chain_events, cp_ids, funded_driver, running_core, until, wait_chain
+from tools.harness.interop import CHARGE_POINT, next_event
+from tools.harness.ocpi.our_cpo import cpo_section
+from tools.harness.ocpi.peers import StandInEmsp, emsp_platform
+
+CAP, TOTAL = 20 * TOKEN, 50 * TOKEN
+FAST_METER = {"max_power_kw": 1_000_000}  # the ocpp-rpc charge point meters 2.1 kWh in well under a second
+
+
+async def emsp_mandate(net: Net, index: int) -> tuple[Mandates, int, str]:
+    """A funded eMSP account's mandate for any of its tokens, naming our operator: (its Mandates, id, grant)."""
+    payer = await funded_driver(net, index)  # funded, and the escrow may pull from it (approval)
+    mandates = Mandates(net.w3, net.deployment, net.sender(payer))
+    expiry = net.w3.eth.get_block("latest")["timestamp"] + 86_400
+    receipt = await asyncio.to_thread(mandates.create, [net.operator.address], CAP, TOTAL, expiry, any_token=True)
+    mandate_id = mandates.mandate_id_from(receipt)
+    return mandates, mandate_id, format_grant(mandate_id, new_salt())
+
+
+@contextlib.asynccontextmanager
+async def roaming(
+    net: Net, tmp_path: Path, keyfile: Path, grant: str | None
+) -> AsyncIterator[tuple[Core, StandInEmsp, str]]:
+    """The daemon serving [ocpi_cpo] with one station, the eMSP registered (and linked to ``grant``)."""
+    [cp] = cp_ids("ROAM")
+    cpo = cpo_section(tmp_path, cp)
+    async with (
+        emsp_platform(tmp_path) as emsp,
+        running_core(net, tmp_path, keyfile, {cp: 1}, ocpi_cpo=cpo, **FAST_METER) as core,
+    ):
+        service = core.daemon.ocpi_cpo
+        token_a = service.peers.issue("ems-roaming")
+        assert (await emsp.control("register", {"versions_url": cpo.versions_endpoint, "token_a": token_a}))["ok"]
+        if grant is not None:
+            service.peers.link_mandate("ems-roaming", grant)
+        yield core, emsp, cp
+
+
+@contextlib.asynccontextmanager
+async def charge_point(core: Core, cp: str) -> AsyncIterator[Any]:
+    """The ocpp-rpc charge point in hold mode: a remote-started charge ends with RemoteStopTransaction."""
+    node = await asyncio.create_subprocess_exec(
+        "node", str(CHARGE_POINT), core.url, cp, core.passwords[cp], "--hold", stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        await next_event(node.stdout, "ready")
+        await until(lambda: core.daemon.ocpi_cpo.stations.stations(), 10, "our station read")
+        yield node
+    finally:
+        if node.returncode is None:
+            node.kill()
+        await node.wait()
+
+
+async def pushed(emsp: StandInEmsp, module: str, matches: Any, timeout: float = 20) -> dict[str, Any]:
+    """The one object of ``module`` ("sessions", "cdrs") the eMSP holds, once ``matches`` it."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        held = list((await emsp.control("state"))[module].values())
+        if held and matches(held[0]):
+            assert len(held) == 1, held
+            return held[0]
+        assert asyncio.get_running_loop().time() < deadline, f"no matching {module} object at the eMSP: {held}"
+        await asyncio.sleep(0.1)
+
+
+async def command_result(emsp: StandInEmsp, uid: str, timeout: float = 20) -> dict[str, Any]:
+    """The CommandResult the eMSP received for its command ``uid``, once it has it."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (result := (await emsp.control("state"))["commands"][uid]["result"]) is None:
+        assert asyncio.get_running_loop().time() < deadline, f"no CommandResult for {uid}"
+        await asyncio.sleep(0.05)
+    return result
+
+
+async def test_start_session_charges_under_the_emsp_mandate_and_stop_session_settles(
+    tmp_path: Path, clean_chain: Net, keyfile: Path
+):
+    net = clean_chain
+    mandates, _, grant = await emsp_mandate(net, 9)
+    payer = mandates.sender.account.address
+    async with roaming(net, tmp_path, keyfile, grant) as (core, emsp, cp), charge_point(core, cp) as node:
+        location = f"ST-{core.stations[cp]}"
+        before = net.token().balance_of(payer)
+        sent = time.monotonic()
+        started = await emsp.control("start", {"location_id": location, "evse_uid": f"{cp}-1", "connector_id": "1"})
+        assert (started["http"], started["status_code"], started["response"]["result"]) == (200, 1000, "ACCEPTED")
+        remote = await next_event(node.stdout, "remote_start")
+        latency_ms = (time.monotonic() - sent) * 1000
+        assert (remote["idTag"], remote["connectorId"]) == ("APP-0001", 1)
+        assert (await command_result(emsp, started["uid"]))["result"] == "ACCEPTED"
+        tx = await next_event(node.stdout, "started")
+        assert tx["status"] == "Accepted"
+        s = await until(lambda: core.daemon.store.session_by_transaction(tx["transactionId"]), 20, "the session")
+        await wait_chain(net, s.session_id, SessionState.ACTIVE)
+        assert (s.driver, s.deposit) == (payer, CAP)  # the eMSP pays, the cap per session is locked
+
+        again = await emsp.control("start", {"location_id": location, "evse_uid": f"{cp}-1"})
+        assert again["response"]["result"] == "REJECTED"
+        assert "has a session here already" in again["response"]["message"][0]["text"]
+
+        session = await pushed(emsp, "sessions", lambda o: o["kwh"] > 0)  # PUT, then kwh PATCHed as it meters
+        assert (session["status"], session["auth_method"], session["cdr_token"]["uid"]) == (
+            "ACTIVE",
+            "COMMAND",
+            "APP-0001",
+        )
+        assert (session["location_id"], session["evse_uid"]) == (location, f"{cp}-1")
+        ours = type("Ours", (), {"id": session["id"]})
+        stop = await emsp.control("stop", {"session_id": ours.id})
+        assert stop["response"]["result"] == "ACCEPTED"
+        assert (await next_event(node.stdout, "remote_stop"))["transactionId"] == tx["transactionId"]
+        assert (await command_result(emsp, stop["uid"]))["result"] == "ACCEPTED"
+        stopped = await next_event(node.stdout, "stopped")
+        await wait_chain(net, s.session_id, SessionState.SETTLED)
+        [settled] = chain_events(net, "SessionSettled", s.session_id)
+        energy = stopped["meterStop"] - stopped["meterStart"]
+        assert settled.args["cost"] == price(TARIFF, energy)
+        assert net.token().balance_of(payer) == before - settled.args["cost"]  # the rest went back to the eMSP
+        again = await emsp.control("stop", {"session_id": ours.id})
+        assert again["response"]["result"] == "REJECTED"
+        completed = await pushed(emsp, "sessions", lambda o: o["status"] == "COMPLETED")
+        assert completed["kwh"] == energy / 1000 and completed["end_date_time"]
+        cdr = await pushed(emsp, "cdrs", lambda o: True)
+        assert cdr["remark"] == f"settled on chain in transaction {settled.tx_hash}"
+        assert (cdr["id"], cdr["session_id"], cdr["total_energy"]) == (ours.id, ours.id, energy / 1000)
+        assert cdr["total_cost"]["incl_vat"] == settled.args["cost"] / TOKEN
+        assert cdr["cdr_location"]["evse_uid"] == f"{cp}-1" and "signed_data" not in cdr  # this meter signs nothing
+        assert await emsp.violations() == []
+    print(f"START_SESSION -> charge point RemoteStart: {latency_ms:.0f} ms")
+
+
+async def test_a_revoked_mandate_or_no_mandate_starts_nothing(tmp_path: Path, clean_chain: Net, keyfile: Path):
+    net = clean_chain
+    mandates, mandate_id, grant = await emsp_mandate(net, 8)
+    await asyncio.to_thread(mandates.revoke, mandate_id)
+    async with roaming(net, tmp_path, keyfile, grant) as (core, emsp, cp), charge_point(core, cp):
+        location = f"ST-{core.stations[cp]}"
+        started = await emsp.control("start", {"location_id": location, "evse_uid": f"{cp}-1"})
+        assert started["response"]["result"] == "ACCEPTED"  # the mandate is read from chain after the answer
+        result = await command_result(emsp, started["uid"])
+        assert result["result"] == "REJECTED" and result["message"][0]["text"] == f"mandate {mandate_id} revoked"
+        assert core.daemon.service.cards.expected == {}  # nothing vouched for
+        malformed = await emsp.control("start", {"location_id": location, "evse_uid": f"{cp}-9"})
+        assert (
+            malformed["response"]["result"] == "REJECTED"
+            and "unknown location or EVSE" in malformed["response"]["message"][0]["text"]
+        )
+        unknown = await emsp.control("stop", {"session_id": "nope"})
+        assert unknown["response"]["result"] == "UNKNOWN_SESSION"
+        assert await emsp.violations() == []
