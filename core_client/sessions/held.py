@@ -124,4 +124,4 @@ def decision_line(reply: dict[str, Any]) -> str:
     """The operator's decision as its answer reads in one line (the CLI's and the dashboard's)."""
     if reply.get("decision") == "settle":
         return f"{reply['session_id']}: settle queued at {reply['meter_stop']} Wh (the last trusted reading)"
-    return f"{reply['session_id']}: rejected, deposit refunded"
+    return f"{reply['session_id']}: rejected, refund of the whole deposit queued"

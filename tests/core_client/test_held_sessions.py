@@ -148,7 +148,7 @@ async def test_a_held_session_at_a_metered_station_cannot_be_settled_plain_and_i
     driver_held, payout_held = balances(core.net, driver.address, core.net.payout.address)
     rejected = await _cli(core, tmp_path, "sessions", "reject-held", row["session_id"])
     assert rejected.exit_code == 0, rejected.output
-    assert "rejected, deposit refunded" in rejected.output
+    assert "rejected, refund of the whole deposit queued" in rejected.output
     await wait_chain(core.net, session_id, SessionState.CANCELLED)  # the escrow's refund of a started session
     [event] = chain_events(core.net, "SessionRefunded", session_id)
     assert (event.args["driver"], event.args["operator"], event.args["refund"]) == (
