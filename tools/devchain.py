@@ -84,7 +84,10 @@ def anvil_binary() -> str:
 
 
 class Anvil:
-    """A local Anvil process. Use as a context manager, or call :meth:`start` and :meth:`stop`."""
+    """A local Anvil process. Use as a context manager, or call :meth:`start` and :meth:`stop`.
+
+    ``prune_history``: state of past blocks is not kept (reads at an old block fail, as on a pruned node);
+    for long runs with many blocks."""
 
     def __init__(
         self,
@@ -92,8 +95,10 @@ class Anvil:
         state: Path | None = None,
         block_time: float | None = None,
         accounts: int = 20,
+        prune_history: bool = False,
     ) -> None:
         self.port = port or free_port()
+        self.prune_history = prune_history
         self.state = state
         self.block_time = block_time
         self.accounts = accounts
@@ -110,6 +115,10 @@ class Anvil:
             cmd += ["--state", str(self.state)]
         if self.block_time:
             cmd += ["--block-time", str(self.block_time)]
+        if self.prune_history:
+            # keep no state of past blocks, as a pruned real node (otherwise Anvil keeps a copy of the
+            # state for every block: memory grows with blocks x state size; see benchmarks/anvil_memory.py)
+            cmd += ["--prune-history"]
         self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **child_options())
         atexit.register(self.stop)
         deadline = time.monotonic() + timeout
