@@ -36,6 +36,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
+from benchmarks.gas_report import TARGET_SIGNED_EXTRA, document, render, session_row, signed_row
 from ev_network.chain import connect
 from ev_network.contracts import Escrow, Token
 from ev_network.deployment import Deployment
@@ -50,9 +51,6 @@ from tools.devchain import Anvil, deploy_with_brownie
 TOKEN = 10**18
 TARIFF = Tariff(price_per_kwh=35 * TOKEN // 100, session_fee=TOKEN // 2)
 DEPOSIT = 20 * TOKEN
-TARGET_SESSION, TARGET_BATCH50 = 150_000, 100_000
-TARGET_SIGNED_EXTRA = {"two_records": 30_000, "one_record": 20_000}  # per session over the plain settle
-PEER = {"name": "Share&Charge", "gas_per_session": 340_000, "transactions": 5}
 FIRST_DRIVER = 10  # dev accounts 0-2 are admin, operator, payout
 
 
@@ -213,15 +211,15 @@ def measure(batches: list[int]) -> dict[str, Any]:
         tx["open_with_standing_permit"] = receipt["gasUsed"]
 
         per_session: dict[str, Any] = {
-            "single": _session_row(tx["open"], tx["start"], tx["settle"], 1, tx["settle"]),
-            "single_new_driver": _session_row(
+            "single": session_row(tx["open"], tx["start"], tx["settle"], 1, tx["settle"]),
+            "single_new_driver": session_row(
                 tx["open_first_session"], tx["start_first_session"], tx["settle_first_session"], 1, tx["settle"]
             ),
-            "single_with_permit": _session_row(tx["open_with_permit"], tx["start"], tx["settle"], 1, tx["settle"]),
-            "single_with_standing_permit": _session_row(
+            "single_with_permit": session_row(tx["open_with_permit"], tx["start"], tx["settle"], 1, tx["settle"]),
+            "single_with_standing_permit": session_row(
                 tx["open_with_standing_permit"], tx["start"], tx["settle"], 1, tx["settle"]
             ),
-            "single_approve_each_time": _session_row(
+            "single_approve_each_time": session_row(
                 tx["open_after_exact_approve"], tx["start"], tx["settle"], 1, tx["settle"], tx["erc20_approve_first"]
             ),
         }
@@ -236,7 +234,7 @@ def measure(batches: list[int]) -> dict[str, Any]:
         for shape in TARGET_SIGNED_EXTRA:
             progress(f"signed path, {shape}: settleSigned of one session (a returning driver) at the metered station")
             tx[f"settle_signed_{shape}"] = bench.signed_session(metered, meter, drivers[3:4], False, shape)
-            signed[shape] = {"single": _signed_row(tx[f"settle_signed_{shape}"], tx["settle"], 1)}
+            signed[shape] = {"single": signed_row(tx[f"settle_signed_{shape}"], tx["settle"], 1)}
         pool = drivers[4:]
         for size in batches:
             group, pool = pool[:size], pool[size:]
@@ -245,15 +243,15 @@ def measure(batches: list[int]) -> dict[str, Any]:
                 opens, start_gas, settle_gas, _ = bench.session(station, group, batched=True)
                 tx[f"start_batch_{size}{suffix}"] = start_gas
                 tx[f"settle_batch_{size}{suffix}"] = settle_gas
-                per_session[f"batch_{size}{suffix}"] = _session_row(
+                per_session[f"batch_{size}{suffix}"] = session_row(
                     sum(opens) / size, start_gas / size, settle_gas / size, size, settle_gas
                 )
             for shape in TARGET_SIGNED_EXTRA:  # returning drivers, as the plain row
                 progress(f"signed path, {shape}: settleSignedBatch of {size} sessions, the same drivers again")
                 signed_gas = bench.signed_session(metered, meter, group, True, shape)
                 tx[f"settle_signed_batch_{size}_{shape}"] = signed_gas
-                signed[shape][f"batch_{size}"] = _signed_row(signed_gas, tx[f"settle_batch_{size}"], size)
-    doc = _document(tx, per_session, batches)
+                signed[shape][f"batch_{size}"] = signed_row(signed_gas, tx[f"settle_batch_{size}"], size)
+    doc = document(tx, per_session, batches)
     doc["breakdown_single"] = split
     doc["signed"] = signed
     doc["mandate"] = mandate
@@ -265,126 +263,6 @@ def measure(batches: list[int]) -> dict[str, Any]:
     doc["record_bytes"] = {"two_records": [len(parse(meter.record(Reason.BEGIN, 1, "EV" + "0" * 18)).payload)] * 2}
     doc["record_bytes"]["one_record"] = [len(parse(meter.transaction_record(1, 2, "EV" + "0" * 18)).payload)]
     return doc
-
-
-def _signed_row(signed_tx: int, plain_tx: int, size: int) -> dict[str, Any]:
-    """Per session: the signed settle's share next to the plain settle's, and the difference."""
-    signed, plain = round(signed_tx / size), round(plain_tx / size)
-    return {"sessions": size, "settle_signed_share": signed, "settle_share": plain, "extra": signed - plain}
-
-
-def _session_row(
-    open_gas: float, start_gas: float, settle_share: float, size: int, settle_tx: int, approve: int = 0
-) -> dict[str, Any]:
-    return {
-        "sessions": size,
-        "approve": approve,
-        "open": round(open_gas),
-        "start": round(start_gas),
-        "settle_share": round(settle_share),
-        "settle_tx": settle_tx,
-        "total": round(approve + open_gas + start_gas + settle_share),
-    }
-
-
-def _document(tx: dict[str, int], per_session: dict[str, Any], batches: list[int]) -> dict[str, Any]:
-    single = per_session["single"]["total"]
-    largest = f"batch_{max(batches)}"
-    amortised = per_session[largest]["total"]
-    return {
-        "benchmark": "gas",
-        "chain": "anvil (local), contracts deployed by scripts/deploy.py",
-        "steady_state": True,
-        "steady_state_note": "measured after a warm-up session: the payout address, the drivers and the escrow "
-        "already hold tokens (one session stays open), the drivers gave the escrow an unlimited allowance "
-        "before (except open_after_exact_approve and the open_with_* rows); each batch session has its own "
-        "driver. single_with_permit permits exactly the deposit; single_with_standing_permit is the wallet's "
-        "default first open (a permit for an unlimited allowance, so the driver's later sessions are 'single'). "
-        "Rows without _new_drivers are returning drivers (their session reuses the storage slot of their "
-        "previous one); _new_drivers rows are each driver's first session (a fresh slot, 17,100 gas more)",
-        "transactions": tx,
-        "per_session": per_session,
-        "targets": {
-            "single_session_max": TARGET_SESSION,
-            "single_session": single,
-            "single_session_met": single <= TARGET_SESSION,
-            "single_session_with_permit": per_session["single_with_permit"]["total"],
-            "single_session_with_permit_met": per_session["single_with_permit"]["total"] <= TARGET_SESSION,
-            "batch50_amortised_max": TARGET_BATCH50,
-            "amortised_at": largest,
-            "amortised": amortised,
-            "amortised_met": amortised <= TARGET_BATCH50 if largest == "batch_50" else None,
-            "single_session_new_driver": per_session["single_new_driver"]["total"],
-            "single_session_new_driver_met": per_session["single_new_driver"]["total"] <= TARGET_SESSION,
-            "amortised_new_drivers": per_session[f"{largest}_new_drivers"]["total"],
-            "amortised_new_drivers_met": per_session[f"{largest}_new_drivers"]["total"] <= TARGET_BATCH50
-            if largest == "batch_50"
-            else None,
-        },
-        "peer_reference": {**PEER, "single_session_ratio": round(single / PEER["gas_per_session"], 3)},
-    }
-
-
-def render(doc: dict[str, Any]) -> list[str]:
-    """The human-readable lines printed before the JSON."""
-    lines = ["", "Gas per transaction (gasUsed, steady state)"]
-    lines += [f"  {name:<34} {gas:>10,}" for name, gas in doc["transactions"].items()]
-    lines += [
-        "",
-        "Per session: (approve) + open + start + share of settle",
-        f"  {'':<26}{'approve':>9}{'open':>9}{'start':>9}{'settle':>9}{'total':>10}",
-    ]
-    for name, row in doc["per_session"].items():
-        lines.append(
-            f"  {name:<26}{row['approve']:>9,}{row['open']:>9,}{row['start']:>9,}{row['settle_share']:>9,}{row['total']:>10,}"
-        )
-    t, peer = doc["targets"], doc["peer_reference"]
-
-    def verdict(ok: bool | None) -> str:
-        return "n/a" if ok is None else ("met" if ok else "NOT met")
-
-    lines += [
-        "",
-        "Where a single session's gas goes (intrinsic / token calls / escrow's own execution):",
-        *(
-            f"  {name:<8} {b['intrinsic']:>7,} / {b['token_calls']:>7,} / {b['escrow_own']:>7,}"
-            for name, b in doc.get("breakdown_single", {}).items()
-        ),
-        "",
-        f"Target: one session's transactions <= {t['single_session_max']:,}: {t['single_session']:,} "
-        f"({verdict(t['single_session_met'])}); with an exact permit in every open "
-        f"{t['single_session_with_permit']:,} ({verdict(t['single_session_with_permit_met'])}; the wallet "
-        "permits an unlimited allowance once, then opens without a permit)",
-        f"Target: amortised per session at batch 50 <= {t['batch50_amortised_max']:,}: "
-        f"{t['amortised']:,} at {t['amortised_at']} ({verdict(t['amortised_met'])})",
-        f"A driver's first session (fresh storage slot): single {t['single_session_new_driver']:,} "
-        f"({verdict(t['single_session_new_driver_met'])}), at {t['amortised_at']} "
-        f"{t['amortised_new_drivers']:,} ({verdict(t['amortised_new_drivers_met'])})",
-        f"Peer reference: {peer['name']} ~{peer['gas_per_session']:,} gas per session over "
-        f"{peer['transactions']} transactions; ours is {peer['single_session_ratio']:.0%} of it (single session)",
-        "",
-        "Payment mandate (a card session): openSession opens and starts in one transaction:",
-        f"  open + start under a mandate {doc['mandate']['open_and_start_under_mandate']:>9,}   "
-        f"today's open + start {doc['mandate']['open_plus_start']:>9,}   ({verdict(doc['mandate']['met'])})",
-        "",
-        "Signed path (settleSigned) per session, next to the plain settle:",
-        *(
-            line
-            for shape, rows in doc.get("signed", {}).items()
-            for line in [
-                f"  {shape} ({' + '.join(str(n) for n in doc['record_bytes'][shape])} bytes signed)"
-                f"{'signed':>9}{'plain':>9}{'extra':>9}",
-                *(
-                    f"    {name:<12}{r['settle_signed_share']:>9,}{r['settle_share']:>9,}{r['extra']:>9,}"
-                    for name, r in rows.items()
-                ),
-                f"    target: at most {TARGET_SIGNED_EXTRA[shape]:,} over the plain settle: "
-                f"{verdict(t.get('signed_extra_met', {}).get(shape))}",
-            ]
-        ),
-        "",
-    ]
-    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

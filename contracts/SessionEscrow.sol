@@ -20,6 +20,7 @@ import {SessionIds} from "./utils/SessionIds.sol";
 ///
 ///         Requested --start(operator)--> Active --settle(operator)--> Settled
 ///         Requested --reject(operator) | cancel(driver, after startTimeout)--> Cancelled (full refund)
+///         Active --refundActive(operator)--> Cancelled (full refund)
 ///         Active --reclaim(driver, after maxDuration + reclaimGrace, never settled)--> Expired (full refund)
 ///
 ///         Session ids: every driver has LANES lanes, each holding one session at a time, so a driver can
@@ -128,9 +129,9 @@ contract SessionEscrow is ISessionEscrow, StationRegistry {
         Session storage s = _sessionOfCaller(sessionId, SessionState.Active);
         uint256 allowedAt = uint256(s.since) + maxDuration + reclaimGrace;
         if (Time.timestamp() < allowedAt) revert TooEarly(sessionId, allowedAt);
-        uint96 refund = _end(s, SessionState.Expired);
-        emit SessionExpired(sessionId, msg.sender, refund);
-        token.safeTransfer(msg.sender, refund);
+        uint96 deposit = _end(s, SessionState.Expired);
+        emit SessionExpired(sessionId, msg.sender, deposit);
+        token.safeTransfer(msg.sender, deposit);
     }
 
     // ---------------------------------------------------------------- mandates
@@ -179,6 +180,15 @@ contract SessionEscrow is ISessionEscrow, StationRegistry {
         (Session storage s,) = _session(sessionId, SessionState.Requested);
         _checkStationOperator(s.stationId);
         _cancel(sessionId, s, reason);
+    }
+
+    /// @inheritdoc ISessionEscrow
+    function refundActive(uint256 sessionId) external {
+        (Session storage s, address driver) = _session(sessionId, SessionState.Active);
+        _checkStationOperator(s.stationId);
+        uint96 deposit = _end(s, SessionState.Cancelled);
+        emit SessionRefunded(sessionId, driver, msg.sender, deposit);
+        token.safeTransfer(driver, deposit);
     }
 
     /// @inheritdoc ISessionEscrow
@@ -378,7 +388,7 @@ contract SessionEscrow is ISessionEscrow, StationRegistry {
         address payout
     ) private returns (uint256) {
         uint32 now_ = _now();
-        (uint96 cost, uint96 refund) = _cost(sessionId, m, meterStart, meterStop, now_);
+        (uint96 cost, uint96 driverRefund) = _cost(sessionId, m, meterStart, meterStop, now_);
         s.state = SessionState.Settled;
         s.since = now_;
         emit SessionSettled(
@@ -392,10 +402,10 @@ contract SessionEscrow is ISessionEscrow, StationRegistry {
             m.since,
             now_,
             cost,
-            refund,
+            driverRefund,
             payout
         );
-        if (refund != 0) token.safeTransfer(driver, refund);
+        if (driverRefund != 0) token.safeTransfer(driver, driverRefund);
         return cost;
     }
 
@@ -403,21 +413,21 @@ contract SessionEscrow is ISessionEscrow, StationRegistry {
     function _cost(uint256 sessionId, Session memory s, uint40 meterStart, uint40 meterStop, uint32 now_)
         private
         view
-        returns (uint96 cost, uint96 refund)
+        returns (uint96 cost, uint96 driverRefund)
     {
         if (meterStop < meterStart) revert MeterBelowStart(sessionId, meterStart, meterStop);
         uint256 duration = now_ - s.since;
         if (duration > maxDuration) duration = maxDuration;
         uint256 price = _price(_tariff(s.tariffId), meterStop - meterStart, duration);
         cost = price < s.deposit ? uint96(price) : s.deposit;
-        refund = s.deposit - cost;
+        driverRefund = s.deposit - cost;
     }
 
     function _cancel(uint256 sessionId, Session storage s, CancelReason reason) private {
         address driver = SessionIds.driverOf(sessionId);
-        uint96 refund = _end(s, SessionState.Cancelled);
-        emit SessionCancelled(sessionId, driver, refund, reason);
-        token.safeTransfer(driver, refund);
+        uint96 deposit = _end(s, SessionState.Cancelled);
+        emit SessionCancelled(sessionId, driver, deposit, reason);
+        token.safeTransfer(driver, deposit);
     }
 
     /// @dev Moves `s` to its final state; returns its deposit.

@@ -358,9 +358,11 @@ class Daemon:
         return await self.chain.check(self.store, describe(self.settings.database))
 
     def _record_decision(self, s: SessionRecord, decision: str) -> None:
-        """The operator's decision on a held session, in the anchored transaction record."""
-        if self.records is not None and s.transaction_id is not None and s.meter_stop is not None:
-            self.records.record_decision(s.transaction_id, s.charge_point_id, s.meter_stop, decision)
+        """The operator's decision on a held session, in the anchored transaction record (a refund bills no
+        energy: recorded with the start reading as its stop)."""
+        meter_stop = s.meter_stop if s.meter_stop is not None else s.meter_start
+        if self.records is not None and s.transaction_id is not None and meter_stop is not None:
+            self.records.record_decision(s.transaction_id, s.charge_point_id, meter_stop, decision)
 
 
 def _end_now(error: LeaseLost) -> None:

@@ -191,6 +191,10 @@ class Escrow(_Wrapper):
     def reject(self, session_id: int, reason: CancelReason, *, wait: bool = True) -> Any:
         return self._send(self._fn("reject", session_id, int(reason)), wait)
 
+    def refund_active(self, session_id: int, *, wait: bool = True) -> Any:
+        """Refund a started session of one of the operator's stations in full (a held session's reject)."""
+        return self._send(self._fn("refundActive", session_id), wait)
+
     def settle(self, session_id: int, meter_stop: int, *, wait: bool = True) -> Any:
         return self._send(self._fn("settle", session_id, meter_stop), wait)
 

@@ -24,6 +24,7 @@ SESSION_ENDINGS = {
     "SessionSettled": SessionState.SETTLED,
     "SessionCancelled": SessionState.CANCELLED,
     "SessionExpired": SessionState.EXPIRED,
+    "SessionRefunded": SessionState.CANCELLED,  # the operator refunded a started session in full
 }
 
 

@@ -3,7 +3,7 @@
 The events are the record (storage keeps only a lane's latest session), so the wallet's status,
 history and invoice, and anyone else who needs a session's story, read it here. Pure domain logic:
 events in, a view out; ``block_time`` (block number -> timestamp) is the only outside help, for the
-events that carry no time of their own (SessionRequested, SessionCancelled, SessionExpired)."""
+events that carry no time of their own (SessionRequested, SessionCancelled, SessionExpired, SessionRefunded)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ SESSION_EVENTS = [
     "SessionSettled",
     "SessionCancelled",
     "SessionExpired",
+    "SessionRefunded",
 ]
 
 
@@ -149,3 +150,9 @@ def _cancelled(view: SessionView, event: ChainEvent, block_time: BlockTime | Non
 @_on("SessionExpired")
 def _expired(view: SessionView, event: ChainEvent, block_time: BlockTime | None) -> SessionView:
     return _refunded(view, event, block_time, SessionState.EXPIRED)
+
+
+@_on("SessionRefunded")
+def _operator_refunded(view: SessionView, event: ChainEvent, block_time: BlockTime | None) -> SessionView:
+    view = _refunded(view, event, block_time, SessionState.CANCELLED)
+    return replace(view, operator=event.args["operator"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -32,6 +33,8 @@ from wallet.cli_common import (
     session_arg,
 )
 from wallet.cli_records import verify, verify_record
+from wallet.config import WalletConfig
+from wallet.core import Wallet
 from wallet.display import LiveSession, history_table, live_lines, quote_lines, stations_table, status_lines
 from wallet.invoice import render_json, render_pdf, render_text, save_invoice
 from wallet.live_client import LiveClient
@@ -233,6 +236,14 @@ def stop(
     typer.echo(f"stop requested for session {wallet.name(sid)} (tx {wallet.request_stop(sid)})")
 
 
+def _refund(config: WalletConfig, session: str, take_back: Callable[[Wallet, int], str], done: str) -> None:
+    """The driver takes a session's whole deposit back (``take_back``: cancel or reclaim), in one line."""
+    wallet = open_wallet(config, unlock=True)
+    sid = session_arg(wallet, session)
+    tx = take_back(wallet, sid)
+    typer.echo(f"session {wallet.name(sid)} {done}, deposit refunded: balance {wallet.fmt(wallet.balance())} (tx {tx})")
+
+
 @app.command()
 @clean_errors
 def cancel(
@@ -241,12 +252,7 @@ def cancel(
     """Cancel a session that did not start in time (full refund).
 
     Possible once the start timeout has passed since the session was opened."""
-    wallet = open_wallet(config_from(rpc_url, deployment, account), unlock=True)
-    sid = session_arg(wallet, session)
-    tx = wallet.cancel(sid)
-    typer.echo(
-        f"session {wallet.name(sid)} cancelled, deposit refunded: balance {wallet.fmt(wallet.balance())} (tx {tx})"
-    )
+    _refund(config_from(rpc_url, deployment, account), session, Wallet.cancel, "cancelled")
 
 
 @app.command()
@@ -257,12 +263,7 @@ def reclaim(
     """Take back the deposit of a started session that was never settled.
 
     Possible once the maximum duration plus the grace period have passed since the start."""
-    wallet = open_wallet(config_from(rpc_url, deployment, account), unlock=True)
-    sid = session_arg(wallet, session)
-    tx = wallet.reclaim(sid)
-    typer.echo(
-        f"session {wallet.name(sid)} reclaimed, deposit refunded: balance {wallet.fmt(wallet.balance())} (tx {tx})"
-    )
+    _refund(config_from(rpc_url, deployment, account), session, Wallet.reclaim, "reclaimed")
 
 
 @app.command()

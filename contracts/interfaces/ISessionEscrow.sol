@@ -11,10 +11,12 @@ import {IStationRegistry} from "./IStationRegistry.sol";
 ///
 ///         Requested --start(operator)--> Active --settle(operator)--> Settled
 ///         Requested --reject(operator) | cancel(driver, after startTimeout)--> Cancelled (full refund)
+///         Active --refundActive(operator)--> Cancelled (full refund)
 ///         Active --reclaim(driver, after maxDuration + reclaimGrace, never settled)--> Expired (full refund)
 interface ISessionEscrow is IStationRegistry, IMeterRecords {
-    /// @notice A session's state. Closed: the session ended (settled, cancelled or expired) and its lane
-    ///         holds a newer one.
+    /// @notice A session's state. Cancelled: refunded in full (rejected or cancelled before it started, or
+    ///         refunded by the operator after). Closed: the session ended (settled, cancelled or expired) and its
+    ///         lane holds a newer one.
     enum SessionState {
         None,
         Requested,
@@ -95,6 +97,9 @@ interface ISessionEscrow is IStationRegistry, IMeterRecords {
     event SessionCancelled(uint256 indexed sessionId, address indexed driver, uint96 refund, CancelReason reason);
     /// @notice The driver reclaimed the whole deposit of session `sessionId`, which was never settled.
     event SessionExpired(uint256 indexed sessionId, address indexed driver, uint96 refund);
+    /// @notice The station's operator `operator` refunded the whole deposit of started session `sessionId` to its
+    ///         driver (for a payment mandate's session: the payer) and took nothing.
+    event SessionRefunded(uint256 indexed sessionId, address indexed driver, address indexed operator, uint96 refund);
 
     /// @notice A session needs a deposit.
     error ZeroDeposit();
@@ -215,6 +220,12 @@ interface ISessionEscrow is IStationRegistry, IMeterRecords {
     /// @param sessionId A Requested session at one of the caller's stations.
     /// @param reason Why (recorded in SessionCancelled).
     function reject(uint256 sessionId, CancelReason reason) external;
+
+    /// @notice Refund a started session in full and take nothing: the operator's decision on a session whose
+    ///         stop cannot be trusted (the Core Client's held sessions). The whole deposit goes back to the driver
+    ///         (for a payment mandate's session: the payer); the session ends Cancelled.
+    /// @param sessionId An Active session at one of the caller's stations.
+    function refundActive(uint256 sessionId) external;
 
     /// @notice Settle a session: cost = session fee + energy x price (+ time fee), capped at the deposit,
     ///         paid to the operator's payout address; the rest is refunded to the driver.

@@ -1,4 +1,4 @@
-"""Queued jobs as contract calls: the escrow's ``start`` / ``reject`` / ``settle`` / ``settleSigned`` (or their
+"""Queued jobs as contract calls: the escrow's ``start`` / ``reject`` / ``refundActive`` / ``settle`` / ``settleSigned`` (or their
 batch forms) and a card's ``openSession`` under its payment mandate, through the ``ev_network`` wrappers."""
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ def submit(escrow: Escrow, mandates: Mandates | None, jobs: list[Job]) -> Any:
         return escrow.start(ids[0], args[0].transaction_id, args[0].meter_start, wait=False)
     if kind is JobKind.REJECT:
         return escrow.reject(ids[0], CancelReason(args[0].reason), wait=False)
+    if kind is JobKind.REFUND:  # a held session the operator rejected: its whole deposit back
+        return escrow.refund_active(ids[0], wait=False)
     if kind is JobKind.SETTLE_SIGNED:
         settlements = [settlement_of(j.session_id, a) for j, a in zip(jobs, args, strict=True)]
         if len(jobs) > 1:

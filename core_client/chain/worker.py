@@ -1,4 +1,4 @@
-"""The chain worker: drains the job queue (start, reject, settle) into transactions, exactly once.
+"""The chain worker: drains the job queue (start, reject, refund, settle) into transactions, exactly once.
 
 - Transactions go out without waiting for each other (the TxSender hands out nonces); receipts are
   polled. Job status: pending -> sent (tx hash stored) -> done | failed.
@@ -56,6 +56,7 @@ DROP_CHECK_S = 5.0
 TARGET = {
     JobKind.START: {SessionState.ACTIVE, SessionState.SETTLED, SessionState.EXPIRED},
     JobKind.REJECT: {SessionState.CANCELLED},
+    JobKind.REFUND: {SessionState.CANCELLED},
     JobKind.SETTLE: {SessionState.SETTLED},
     JobKind.SETTLE_SIGNED: {SessionState.SETTLED},
 }
@@ -63,6 +64,7 @@ TARGET = {
 SENDABLE = {
     JobKind.START: SessionState.REQUESTED,
     JobKind.REJECT: SessionState.REQUESTED,
+    JobKind.REFUND: SessionState.ACTIVE,
     JobKind.SETTLE: SessionState.ACTIVE,
     JobKind.SETTLE_SIGNED: SessionState.ACTIVE,
 }
@@ -152,7 +154,7 @@ class ChainWorker:
             for job in (j for j in starts if j.kind is JobKind.OPEN_CARD):  # openSession: one per transaction
                 await self._send([job])
             for job in self.store.jobs(JobStatus.PENDING, kind=JobKind.REJECT, limit=SENDS_PER_STEP):
-                await self._send([job])
+                await self._send([job])  # rejects and refunds (kept under reject), one per transaction
         return self.store.has_jobs(*OPEN)
 
     # ----------------------------------------------------------------- sending

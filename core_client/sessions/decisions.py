@@ -266,9 +266,16 @@ def closed_on_chain(s: SessionRecord, chain_state: SessionState | None, now: flo
 
 
 def job_done(s: SessionRecord, job: Job, where: str, settled: dict[str, int] | None, now: float) -> Decision:
-    """A start, reject or settle is on chain (mined by us now, or found already done)."""
+    """A start, reject, refund or settle is on chain (mined by us now, or found already done)."""
     if job.kind is JobKind.START and can(s.state, Event.START_MINED):
         return decide(None, SaveSession(s.apply(Event.START_MINED)), info(f"{session_named(s)}: start mined {where}"))
+    if job.kind is JobKind.REFUND and can(s.state, Event.REJECT_MINED):
+        refunded = s.apply(Event.REJECT_MINED, refund=s.deposit, cost=0, finished_at=now)
+        return decide(
+            None,
+            SaveSession(refunded),
+            info(f"{session_named(s)}: held session refunded on chain, deposit {s.deposit} {where}"),
+        )
     if job.kind is JobKind.REJECT and can(s.state, Event.REJECT_MINED):
         assert isinstance(job.args, RejectArgs)
         reason = CancelReason(job.args.reason).name

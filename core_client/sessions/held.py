@@ -7,8 +7,8 @@ can deliver, or signed meter records that were refused. The operator looks at th
 - **settle** (:func:`settle_held`): at the session's last trusted reading (the last reading that passed the
   plausibility rule, else its start), through the plain ``settle``. Where the rules do not allow it, the
   decision is refused and says why: at a station with a meter key the escrow pays only on signed records.
-- **reject** (:func:`reject_held`): refund the driver. The escrow has no operator refund of an Active
-  session yet, so this is refused with the time from which the driver reclaims the whole deposit.
+- **reject** (:func:`reject_held`): refund the driver in full through the escrow's ``refundActive`` (the operator
+  takes nothing; a payment mandate's session refunds its payer), allowed at every station.
 
 Every decision is a :class:`~core_client.sessions.actions.Decision` applied by the session service (saved,
 logged, its settle queued) and written to the transaction record by the caller.
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core_client.sessions.actions import Decision, QueueJob, SaveSession, decide, warning
-from core_client.sessions.jobs import JobKind, SettleArgs
+from core_client.sessions.jobs import JobKind, RefundArgs, SettleArgs
 from core_client.sessions.machine import Event, SessionRecord, State
 from ev_network.session_ids import hex_session_id
 
@@ -93,13 +93,18 @@ def settle_held(s: SessionRecord | None, ctx: Context | None) -> Decision:
 
 
 def reject_held(s: SessionRecord | None, ctx: Context | None) -> Decision:
-    """The operator refunds a held session: Refused while the escrow has no operator refund of an Active session."""
+    """The operator rejects a held session: the escrow's ``refundActive`` queued, the whole deposit back to the driver."""
     held = _held(s)
-    assert ctx is not None
-    raise Refused(
-        f"session {hex_session_id(held.session_id)}: the escrow has no operator refund of a started session; "
-        f"settle it at the last trusted reading ({trusted_reading(held)} Wh), or the driver reclaims"
-        f"{_reclaim(ctx) or ' the deposit'}"
+    rejected = held.apply(Event.HELD_REJECTED, last_error=f"refunded by the operator's decision; {held.last_error}")
+    claimed = f" (the charge point claimed {ctx.claimed_stop} Wh)" if ctx is not None and ctx.claimed_stop else ""
+    return decide(
+        {"session_id": hex_session_id(held.session_id), "decision": "reject", "refund": held.deposit},
+        SaveSession(rejected),
+        QueueJob(JobKind.REFUND, held.session_id, RefundArgs()),
+        warning(
+            f"session {hex_session_id(held.session_id)}: operator decision: reject the held session{claimed}, "
+            f"refund the whole deposit {held.deposit}; refund queued"
+        ),
     )
 
 
@@ -119,4 +124,4 @@ def decision_line(reply: dict[str, Any]) -> str:
     """The operator's decision as its answer reads in one line (the CLI's and the dashboard's)."""
     if reply.get("decision") == "settle":
         return f"{reply['session_id']}: settle queued at {reply['meter_stop']} Wh (the last trusted reading)"
-    return f"{reply['session_id']}: rejected, deposit refunded"
+    return f"{reply['session_id']}: rejected, refund of the whole deposit queued"

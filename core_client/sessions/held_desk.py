@@ -37,7 +37,8 @@ class HeldDesk:
         rule = held.settle_held if settle else held.reject_held
         decision = self.service.apply(rule(s, self.context(s) if s is not None else None))
         decided = next(a.record for a in decision.actions if isinstance(a, SaveSession))
-        self.record(decided, f"operator decision: {decision.reply['decision']} at {decided.meter_stop} Wh")
+        outcome = f"at {decided.meter_stop} Wh" if settle else "deposit refunded in full"
+        self.record(decided, f"operator decision: {decision.reply['decision']}, {outcome}")
         return decision.reply
 
     def context(self, s: SessionRecord) -> held.Context:

@@ -3,7 +3,8 @@
 A job is one piece of chain work for one session, queued by the session service in the same SQLite
 transaction as the session change that needs it, and sent by the chain worker. Each (kind, session)
 is queued at most once, so each runs at most once; a session has one settle, signed or plain (the
-queue keeps both under ``settle``: :attr:`JobKind.queued_as`); a card's open under a payment mandate is
+queue keeps both under ``settle``: :attr:`JobKind.queued_as`); a session has one refund of its deposit, a
+reject before its start or a refund after it (kept under ``reject``); a card's open under a payment mandate is
 its transaction's start, queued under the transaction id until mined (then moved to the session's id).
 """
 
@@ -20,14 +21,15 @@ class JobKind(Name):
 
     START = "start"
     REJECT = "reject"
+    REFUND = "refund"  # refundActive: the operator rejects a held (started) session, its deposit back in full
     SETTLE = "settle"
     SETTLE_SIGNED = "settle_signed"  # settleSigned: on the signed records of the station's meter
     OPEN_CARD = "open_card"  # the mandates contract's openSession: a card's session opened and started
 
     @property
     def queued_as(self) -> JobKind:
-        """The kind the queue keeps the job under (a session's one settle, signed or not; a card's open is
-        its start)."""
+        """The kind the queue keeps the job under (a session's one settle, signed or not; its one refund, a
+        reject before the start or a refund after it; a card's open is its start)."""
         return QUEUED_AS.get(self, self)
 
 
@@ -40,7 +42,7 @@ class JobStatus(Name):
     FAILED = "failed"
 
 
-QUEUED_AS = {JobKind.SETTLE_SIGNED: JobKind.SETTLE, JobKind.OPEN_CARD: JobKind.START}
+QUEUED_AS = {JobKind.SETTLE_SIGNED: JobKind.SETTLE, JobKind.REFUND: JobKind.REJECT, JobKind.OPEN_CARD: JobKind.START}
 
 #: Jobs still to be worked on.
 OPEN = (JobStatus.PENDING, JobStatus.SENT)
@@ -59,6 +61,11 @@ class RejectArgs:
     """reject(sessionId, reason): a :class:`ev_network.contracts.CancelReason`."""
 
     reason: int
+
+
+@dataclass(frozen=True)
+class RefundArgs:
+    """refund(sessionId): no arguments beyond the session."""
 
 
 @dataclass(frozen=True)
@@ -93,10 +100,11 @@ class CardOpenArgs:
     meter_start: int
 
 
-JobArgs = StartArgs | RejectArgs | SettleArgs | SignedSettleArgs | CardOpenArgs
+JobArgs = StartArgs | RejectArgs | RefundArgs | SettleArgs | SignedSettleArgs | CardOpenArgs
 ARGS: dict[JobKind, type[JobArgs]] = {
     JobKind.START: StartArgs,
     JobKind.REJECT: RejectArgs,
+    JobKind.REFUND: RefundArgs,
     JobKind.SETTLE: SettleArgs,
     JobKind.SETTLE_SIGNED: SignedSettleArgs,
     JobKind.OPEN_CARD: CardOpenArgs,
@@ -114,12 +122,14 @@ def stored_kind(queued_as: JobKind, values: dict[str, Any]) -> JobKind:
         return JobKind.SETTLE_SIGNED
     if queued_as is JobKind.START and "mandate_id" in values:
         return JobKind.OPEN_CARD
+    if queued_as is JobKind.REJECT and "reason" not in values:
+        return JobKind.REFUND
     return queued_as
 
 
 @dataclass(frozen=True)
 class Job:
-    """One piece of chain work: start, reject or settle a session."""
+    """One piece of chain work: start, reject, refund or settle a session."""
 
     id: int
     kind: JobKind

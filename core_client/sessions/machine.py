@@ -23,11 +23,13 @@ States (the only place they are defined; :data:`TRANSITIONS` lists every allowed
 - HELD: StopTransaction received, but its meterStop is not plausible (see
   :func:`core_client.sessions.plausibility.trusted_meter_stop`): nothing is settled until an operator looks at it.
   A driver's stop while held changes nothing (the charge has stopped) but is logged and noted.
-- The operator decides a HELD session (``core-client sessions settle-held``): HELD --held_settled--> STOPPED,
-  ``settle`` queued at the last trusted reading (:mod:`core_client.sessions.held`).
+- The operator decides a HELD session (``core-client sessions settle-held|reject-held``): HELD --held_settled-->
+  STOPPED, ``settle`` queued at the last trusted reading; or HELD --held_rejected--> REJECTING, the escrow's
+  ``refundActive`` queued (the whole deposit back, nothing paid), then REJECTED when mined
+  (:mod:`core_client.sessions.held`).
 - RECLAIMED: a HELD session the driver reclaimed (or cancelled) on chain: the deposit went back, nothing
   is left to settle (the reconcile loop looks at held sessions on chain, :func:`core_client.sessions.decisions.closed_on_chain`).
-- REJECTING / REJECTED: ``reject`` queued / mined (full refund).
+- REJECTING / REJECTED: ``reject`` (or a held session's ``refundActive``) queued / mined (full refund).
 - FAILED: a chain job failed for good (e.g. the driver cancelled meanwhile); needs an operator's look.
   The operator's Retry (the dashboard) queues the job again and moves the session back to the state
   that job needs: FAILED --start_retried--> STARTING, --settle_retried--> STOPPED,
@@ -88,6 +90,7 @@ class Event(Name):
     STOP_HELD = "stop_held"
     RECLAIMED = "reclaimed"
     HELD_SETTLED = "held_settled"  # the operator settles a held session at its last trusted reading
+    HELD_REJECTED = "held_rejected"  # the operator refunds a held session in full (the escrow's refundActive)
     SETTLE_MINED = "settle_mined"
     REJECT_QUEUED = "reject_queued"
     REJECT_MINED = "reject_mined"
@@ -118,6 +121,7 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (S.HELD, E.START_MINED): S.HELD,
     (S.HELD, E.RECLAIMED): S.RECLAIMED,
     (S.HELD, E.HELD_SETTLED): S.STOPPED,
+    (S.HELD, E.HELD_REJECTED): S.REJECTING,
     (S.STOPPED, E.SETTLE_MINED): S.SETTLED,
     (S.REJECTING, E.REJECT_MINED): S.REJECTED,
     (S.STARTING, E.JOB_FAILED): S.FAILED,

@@ -27,6 +27,7 @@ from ev_network.web.server import HttpServer
 from tools.harness.chain import TOKEN
 from tools.harness.core import (
     Core,
+    balances,
     chain_events,
     funded_driver,
     now_iso,
@@ -97,9 +98,6 @@ async def test_operator_lists_a_held_session_with_its_evidence_and_settles_it_at
     assert row["session_id"] in table.output and "last trusted 1200 Wh" in table.output
 
     hex_id = row["session_id"]
-    refused = await _cli(core, tmp_path, "sessions", "reject-held", hex_id)
-    assert refused.exit_code == 1 and "no operator refund" in refused.output
-    assert len(refused.output.strip().splitlines()) == 1
     settled = await _cli(core, tmp_path, "sessions", "settle-held", hex_id)
     assert settled.exit_code == 0, settled.output
     assert "settle queued at 1200 Wh" in settled.output
@@ -117,7 +115,7 @@ async def test_operator_lists_a_held_session_with_its_evidence_and_settles_it_at
 
 
 @pytest.mark.issue(19)
-async def test_a_held_session_at_a_metered_station_names_the_signed_id_tag_and_cannot_be_settled_plain(
+async def test_a_held_session_at_a_metered_station_cannot_be_settled_plain_and_its_reject_refunds_the_driver_in_full(
     core: Core, tmp_path
 ):
     meter = ec.generate_private_key(ec.SECP256R1())
@@ -146,6 +144,25 @@ async def test_a_held_session_at_a_metered_station_names_the_signed_id_tag_and_c
     refused = await _cli(core, tmp_path, "sessions", "settle-held", row["session_id"])
     assert refused.exit_code == 1 and "meter key" in refused.output and "reclaim" in refused.output
     assert core.local(session_id).state is State.HELD
+
+    driver_held, payout_held = balances(core.net, driver.address, core.net.payout.address)
+    rejected = await _cli(core, tmp_path, "sessions", "reject-held", row["session_id"])
+    assert rejected.exit_code == 0, rejected.output
+    assert "rejected, refund of the whole deposit queued" in rejected.output
+    await wait_chain(core.net, session_id, SessionState.CANCELLED)  # the escrow's refund of a started session
+    [event] = chain_events(core.net, "SessionRefunded", session_id)
+    assert (event.args["driver"], event.args["operator"], event.args["refund"]) == (
+        driver.address,
+        core.net.operator.address,
+        DEPOSIT,
+    )
+    assert balances(core.net, driver.address, core.net.payout.address) == [driver_held + DEPOSIT, payout_held]
+    await core.wait_local(session_id, State.REJECTED)
+    again = await _cli(core, tmp_path, "sessions", "reject-held", row["session_id"])
+    assert again.exit_code == 1 and "not held" in again.output  # one refund, never a second
+    if core.daemon.records is not None:  # the decision is in the transaction record, billing no energy
+        entry = core.daemon.records.find(transaction_id, core.b)
+        assert entry.record.meter_stop == 1000 and entry.record.stop_reason.startswith("operator decision: reject")
     await raw.close()
 
 

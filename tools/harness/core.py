@@ -338,6 +338,9 @@ async def running_core(
     settings = settings_for(net, tmp_path, keyfile, passwords, **overrides)
     daemon = Daemon(settings, PASSWORD)
     await daemon.start()
+    # start gives the chain START_PROBE_S, then serves OCPP and starts the chain side when the chain answers;
+    # a loaded machine can miss that bound, and these tests begin with a reachable chain
+    await until(lambda: daemon.chain_started, 30, "the daemon's chain side started")
     core = Core(net, daemon, stations, passwords)
     try:
         yield core
