@@ -182,8 +182,11 @@ async def test_the_dashboards_pages_fit_a_phone_without_console_errors(net, tmp_
             await page.locator("#held").get_by_role("button", name="Settle at 1200 Wh").click()
             await expect(page.locator(".notice")).to_contain_text("settle queued at 1200 Wh")
             await operator.looks_right()
-            await page.locator("#held").get_by_role("button", name="Reject and refund").click()  # the desk answers
-            await expect(page.locator(".message").first).to_contain_text(f"{metered.session_id:#066x}")
+            await page.locator("#held").get_by_role("button", name="Reject and refund").click()
+            await expect(page.locator(".notice")).to_have_text(
+                f"{metered.session_id:#066x}: rejected, refund of the whole deposit queued"
+            )
+            await expect(page.locator("#held")).to_contain_text("none: every stop was trusted")
             await operator.looks_right()
     finally:
         await server.stop()

@@ -173,12 +173,13 @@ BOARD = "the dashboard password"
 @pytest.mark.core_settings(
     live=LiveSettings(port=0), dashboard=DashboardSettings(port=0, password=hash_password(BOARD))
 )
-async def test_the_driver_sees_the_held_session_in_the_web_app_and_the_operator_settles_it_from_the_dashboard(
+async def test_the_driver_sees_the_held_session_in_the_web_app_and_the_operator_settles_or_rejects_it_from_the_dashboard(
     core: Core, tmp_path
 ):
     """The real daemon's [live] and [dashboard] front ends: the driver's EV Wallet web app says the session
     is held, why, and when the deposit comes back at the latest; the operator's Settle on the dashboard
-    goes through the daemon's HeldDesk and settles on chain at the last trusted reading."""
+    goes through the daemon's HeldDesk and settles on chain at the last trusted reading; its Reject refunds the
+    driver's whole deposit on chain."""
     driver = core.net.drivers[7]
     config = wallet_config(core.net, tmp_path / "wallet")
     Keystore(config).import_key(driver.key.hex(), PASSWORD)
@@ -214,6 +215,18 @@ async def test_the_driver_sees_the_held_session_in_the_web_app_and_the_operator_
             assert core.daemon.records.find(transaction_id, core.a).record.stop_reason.startswith("operator decision")
         _, page = await app.get(f"/sessions/{hex_id}")
         assert 'id="phase">settled<' in page and 'id="held"' not in page
+        await raw.close()
+
+        other, _, _, raw = await _held_session(core, core.a, 1, 7, {}, 10**11)  # the operator rejects this one
+        [driver_held] = balances(core.net, driver.address)
+        _, page = await board.get("/")
+        _, page = await board.post(f"/held/{hex_session_id(other)}/reject", {})
+        assert f"{hex_session_id(other)}: rejected, refund of the whole deposit queued" in page
+        await wait_chain(core.net, other, SessionState.CANCELLED)  # the escrow's refund of a started session
+        assert balances(core.net, driver.address) == [driver_held + DEPOSIT]  # the whole deposit back
+        [refunded] = chain_events(core.net, "SessionRefunded", other)
+        assert (refunded.args["driver"], refunded.args["refund"]) == (driver.address, DEPOSIT)
+        await core.wait_local(other, State.REJECTED)
         await raw.close()
     finally:
         await wallet_app.stop()
