@@ -193,7 +193,8 @@ async def test_the_driver_sees_the_held_session_in_the_web_app_and_the_operator_
         await app.get("/")
         await app.post("/unlock", {"account": driver.address, "password": PASSWORD})
         _, page = await app.get(f"/sessions/{hex_id}")
-        reclaim_at = core.local(session_id).started_at + core.net.deployment.max_duration
+        [started] = chain_events(core.net, "SessionStarted", session_id)  # the chain's clock, not this machine's:
+        reclaim_at = started.args["startedAt"] + core.net.deployment.max_duration  # other tests move it ahead
         reclaim_at += core.net.deployment.reclaim_grace
         held_note = re.search(r'id="held" role="status">Held: (.*?)</p>', page).group(1)
         assert held_note.startswith("the charge has stopped, nothing is settled until the operator decides: ")

@@ -146,7 +146,8 @@ async def test_with_tls_the_dashboard_and_live_data_are_https_only_and_the_cooki
         live_url = daemon.front_ends["live"].url
         assert live_url.startswith("https://127.0.0.1:")
         status, stations = await WebClient(live_url, trusting(cert)).get("/stations")
-        assert status == 200 and json.loads(stations) == {"stations": []}
+        listed = json.loads(stations)["stations"]  # the shared chain's stations (other tests register theirs)
+        assert status == 200 and all({"station_id", "charge_point_id", "connectors"} <= set(s) for s in listed)
         with pytest.raises(OSError):  # plain HTTP: no answer (a driver's signed URL never goes in the clear)
             await asyncio.to_thread(
                 urllib.request.urlopen, live_url.replace("https://", "http://") + "/stations", timeout=5
