@@ -182,5 +182,14 @@ class SessionTracker:
 def _from_view(model: type[M], view: SessionView, **extra: Any) -> M:
     """``model`` filled from the view's fields of the same name (the cancel reason as text), then ``extra``."""
     shared = {f.name: getattr(view, f.name) for f in fields(view) if f.name in model.model_fields}
-    shared["cancel_reason"] = view.cancel_reason.name.lower() if view.cancel_reason is not None else None
+    shared["cancel_reason"] = _cancel_reason(view)
     return model(**(shared | extra))
+
+
+def _cancel_reason(view: SessionView) -> str | None:
+    """Why a cancelled session ended: the contract's reason, or ``operator_refunded`` for a started session the
+    operator refunded in full (SessionRefunded carries no reason: it is the only way an Active session is
+    cancelled)."""
+    if view.cancel_reason is not None:
+        return view.cancel_reason.name.lower()
+    return "operator_refunded" if view.state is SessionState.CANCELLED else None

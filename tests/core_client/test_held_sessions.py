@@ -228,6 +228,8 @@ async def test_the_driver_sees_the_held_session_in_the_web_app_and_the_operator_
         [refunded] = chain_events(core.net, "SessionRefunded", other)
         assert (refunded.args["driver"], refunded.args["refund"]) == (driver.address, DEPOSIT)
         await core.wait_local(other, State.REJECTED)
+        _, page = await app.get(f"/sessions/{hex_session_id(other)}")  # the driver is told why
+        assert 'id="phase">cancelled<' in page and "operator_refunded" in page
         await raw.close()
     finally:
         await wallet_app.stop()
