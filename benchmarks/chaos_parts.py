@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core_client.config import Settings, hash_password, settings_to_toml
+from core_client.health import serving
 from tools.devchain import ROOT, child_options, free_port, stop_process
 
 PASSWORD_ENV = "EVN_CHAOS_OPERATOR_PASSWORD"
@@ -89,7 +90,7 @@ class Daemon:
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"the Core Client exited (code {self.process.returncode}): see {self.log_file}")
-            if (health := await asyncio.to_thread(self.health)) is not None and health.get("role") != "starting":
+            if serving(health := await asyncio.to_thread(self.health)):
                 return health
             await asyncio.sleep(0.2)
         raise RuntimeError(f"the Core Client did not answer /health within {timeout:.0f}s: see {self.log_file}")

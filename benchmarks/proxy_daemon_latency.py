@@ -28,6 +28,7 @@ from benchmarks.load.proc import Child, cpu_seconds
 from benchmarks.load.report import summary_ms
 from benchmarks.proxy_latency import run_fleet
 from core_client.config import Settings, hash_password, settings_to_toml
+from core_client.health import serving
 from core_client.proxy.config import UpstreamSettings
 from tools.devchain import free_port
 from tools.harness.upstream_relay import Csms
@@ -63,7 +64,7 @@ async def wait_health(port: int, timeout: float = 60) -> dict[str, Any]:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
                 health = json.loads(response.read())
-            if health.get("role") != "starting":  # a leader answers once its OCPP port is open
+            if serving(health):
                 return health
         except OSError:
             pass

@@ -17,6 +17,12 @@ from ev_network.session_ids import hex_session_id
 FAILED_SHOWN = 20  # the latest failed sessions listed in /health
 
 
+def serving(health: dict[str, Any] | None) -> bool:
+    """Whether a /health document (None: no answer) says the daemon has taken its part: a standby, or a
+    leader whose OCPP port is open. Before that its role is "starting"."""
+    return health is not None and health.get("role") != "starting"
+
+
 def health_report(
     operator: str,
     role: str,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core_client.config import Settings, settings_to_toml
+from core_client.health import serving
 from ev_network.keys import create_keyfile
 from scripts.demo_chain import STATIONS, DemoChain
 from simulator.charge_point import Behaviour, SimChargePoint
@@ -129,7 +130,7 @@ def _wait_health(core: CoreProcess, timeout: float = 30) -> None:
         if core.process.poll() is not None:
             raise RuntimeError(f"the Core Client exited at start (code {core.process.returncode}); see its log above")
         try:
-            if health(core).get("role") != "starting":  # a leader answers once its OCPP port is open
+            if serving(health(core)):
                 return
         except OSError:
             pass

@@ -22,6 +22,7 @@ from benchmarks.load.proc import Child, ChildFailed, Monitor, cpu_seconds
 from benchmarks.load.report import summary_ms
 from benchmarks.load.runs import Fleet, LoadProfile, central_figures, measure
 from core_client.config import Settings, hash_password, settings_to_toml
+from core_client.health import serving
 from tools.devchain import free_port
 
 
@@ -66,7 +67,7 @@ def wait_ready(daemon: Child, port: int, head: int, timeout: float = 90) -> dict
             raise ChildFailed(f"the Core Client exited (code {daemon.process.returncode}){daemon.tail()}")
         try:
             state = health(port)
-            if (state.get("last_processed_block") or 0) >= head:
+            if serving(state) and (state.get("last_processed_block") or 0) >= head:
                 return state
         except OSError as error:
             last_error = error

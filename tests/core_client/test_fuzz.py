@@ -16,6 +16,7 @@ from benchmarks.chaos_parts import Daemon
 from benchmarks.fuzz import FuzzLink, fuzz, rss_mb
 from benchmarks.fuzz_descriptors import exhaust_descriptors
 from benchmarks.fuzz_frames import DEFECT_SHAPES, Frame, FrameGenerator
+from core_client.health import serving
 from simulator.charge_point import SimChargePoint
 from tools.harness.core import PASSWORD, cp_ids, until
 
@@ -32,7 +33,7 @@ def core(net, keyfile, tmp_path_factory):
     daemon = Daemon.configure(workdir, net.rpc_url, chain, passwords, poll_interval_s=0.2)
     daemon.start()
     deadline = time.monotonic() + 60
-    while daemon.health() is None:
+    while not serving(daemon.health()):  # a leader's OCPP port is open
         assert daemon.process.poll() is None and time.monotonic() < deadline, daemon.log_file.read_text()[-2000:]
         time.sleep(0.2)
     yield SimpleNamespace(daemon=daemon, fuzzer=(fuzzer, "fuzz-pw"), good=(good, "good-pw"))

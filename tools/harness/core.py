@@ -26,6 +26,7 @@ from eth_account.signers.local import LocalAccount
 
 from core_client.config import Settings, settings_to_toml
 from core_client.daemon import Daemon
+from core_client.health import serving
 from core_client.sessions.machine import SessionRecord, State
 from ev_network.contracts import Session, SessionState
 from ev_network.events import ChainEvent, EventReader, indexed_topic
@@ -321,7 +322,7 @@ async def wait_health(url: str, timeout: float = 30) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         health = await asyncio.to_thread(get)
-        if health is not None and health.get("role") != "starting":
+        if serving(health):
             return health
         if time.monotonic() > deadline:
             raise AssertionError(f"no Core Client health (past starting) at {url} after {timeout}s: {health}")
