@@ -175,7 +175,8 @@ class Daemon:
         if self.cards is not None and self.proxy is None:  # in proxy mode the charge points' lists are the CSMS's
             cards = self.service.cards
             self.local_lists = LocalListSync(self.service.registry, self.cards.mandates, cards.seen, cards.queued)
-            cards.on_seen = self.cards.on_change = self.local_lists.wake
+            self.cards.on_change = self.local_lists.wake
+            cards.on_seen = lambda: self.store.thread.to_loop(self.local_lists.wake)  # seen on the store's thread
         self.ocpp = OcppServer(s, self.service, self.records, self.proxy)
         reclaim_after_s = self.deployment.max_duration + self.deployment.reclaim_grace
         self.held = HeldDesk(self.service, reclaim_after_s, self._record_decision)

@@ -83,11 +83,11 @@ class DashboardSource(Protocol):
 
     async def chain(self) -> ChainInfo: ...
 
-    def retry_job(self, job_id: int) -> str: ...
+    async def retry_job(self, job_id: int) -> str: ...
 
     def held(self) -> list[dict[str, Any]]: ...
 
-    def decide_held(self, session_id: int, settle: bool) -> str: ...
+    async def decide_held(self, session_id: int, settle: bool) -> str: ...
 
 
 class ServiceDashboardSource:
@@ -163,15 +163,15 @@ class ServiceDashboardSource:
             decimals=decimals,
         )
 
-    def retry_job(self, job_id: int) -> str:
-        return self.service.retry_job(job_id)
+    async def retry_job(self, job_id: int) -> str:
+        return await self.service.handle(self.service.retry_job, job_id)
 
     def held(self) -> list[dict[str, Any]]:
         return self.desk.sessions()
 
-    def decide_held(self, session_id: int, settle: bool) -> str:
+    async def decide_held(self, session_id: int, settle: bool) -> str:
         """The desk's answer in one line; :class:`held.Refused` (why) where the rules do not allow it."""
-        return held.decision_line(self.desk.decide(session_id, settle))
+        return held.decision_line(await self.service.handle(self.desk.decide, session_id, settle))
 
     def _row(self, s: SessionRecord) -> SessionRow:
         reason = s.last_error
