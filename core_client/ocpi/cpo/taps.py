@@ -1,0 +1,173 @@
+"""A roaming eMSP's Token tapped at one of our OCPP charge points (Authorize / StartTransaction with its uid
+as idTag): decided by :mod:`.token_rules` (pure) from the Tokens we hold (:mod:`.token_store`), asking the
+eMSP in real time where they say so, within the charge point's response time (``authorize_timeout_s``).
+
+Allowed (whitelisted, or the eMSP's AuthorizationInfo ALLOWED, or silent with a whitelist that allows it):
+the Token is read as a card of its eMSP's payment mandate (:func:`core_client.chain.emsp_mandates.token_card`,
+the same read START_SESSION makes; while the chain does not answer in time, the mandate as last read) and
+the Core Client vouches for it (``CardSessions.expect``), so the charge point's Authorize is Accepted and its
+StartTransaction opens and starts the session on chain under the mandate, as a linked card's would. A
+vouch no StartTransaction used within ``start_timeout_s`` is dropped. Refused: the OCPP status to answer.
+Only eMSPs that are registered and have a mandate are considered; a uid none of them holds is asked of
+each of those with a Tokens SENDER endpoint (at once), the first ALLOWED wins."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from core_client.ocpi.client import parse
+from core_client.ocpi.cpo.catalog import evse_uid, location_id
+from core_client.ocpi.cpo.outbound import send_to
+from core_client.ocpi.cpo.peers import Peer, PeerStore
+from core_client.ocpi.cpo.settings import CpoSettings
+from core_client.ocpi.cpo.token_rules import IdTagStatus, Route, ocpp_status, tap_route, when_silent
+from core_client.ocpi.cpo.token_store import TokenStore
+from core_client.ocpi.errors import OcpiError, OcpiRejected, OcpiUnreachable
+from core_client.ocpi.models import AuthorizationInfo, LocationReferences, Token
+from core_client.ocpi.models.enums import InterfaceRole, ModuleID, TokenType
+from core_client.ocpi.transport import Party, StatusCode
+from core_client.sessions.cards import Card, CardMandate, card_refusal
+from core_client.storage.store import Store
+from ev_network.mandates import token_ref
+
+if TYPE_CHECKING:
+    from core_client.sessions.card_sessions import CardSessions
+
+log = logging.getLogger("core_client.ocpi")
+UNKNOWN = "unknown"  # an answer that the eMSP does not know the Token
+
+
+class TokenTaps:
+    """The OCPI side of a tap (``CardSessions.roaming_tokens``)."""
+
+    def __init__(
+        self,
+        settings: CpoSettings,
+        peers: PeerStore,
+        tokens: TokenStore,
+        store: Store,
+        cards: CardSessions,
+        token_card: Callable[[int, bytes, str], Awaitable[Card | str]],
+        start_timeout_s: float,
+    ) -> None:
+        self.settings, self.peers, self.tokens, self.store, self.cards = settings, peers, tokens, store, cards
+        self.token_card, self.start_timeout_s = token_card, start_timeout_s
+        self.mandates: dict[int, CardMandate] = {}  # each eMSP mandate as last read (used while the chain is slow)
+        #: uid -> the eMSP's AuthorizationInfo.authorization_reference of its last ALLOWED tap
+        self.references: dict[str, str] = {}
+
+    async def vouch(self, cp_id: str, connector: int | None, id_tag: str) -> str | None:
+        """A tapped idTag that is no session's and no linked card's: None when it is vouched for as a card of an
+        eMSP's mandate, or is no eMSP's (the session decisions then answer); else the OCPP status refusing it."""
+        deadline = time.monotonic() + self.settings.authorize_timeout_s
+        uid = id_tag.strip()
+        if not uid or len(uid) > 36:
+            return None
+        began = time.monotonic()
+        peers = {p.name: p for p in self.peers.all() if p.registered and p.mandate_id is not None}
+        held = [(peers[name], token) for name, token in self.tokens.tapped(uid) if name in peers]
+        if held:
+            peer, token = held[0]
+            status = await self._decide(peer, token, cp_id, connector, deadline)
+        else:
+            asked = [p for p in peers.values() if p.endpoint(ModuleID.TOKENS, InterfaceRole.SENDER)]
+            answers = await asyncio.gather(*(self._decide(p, None, cp_id, connector, deadline, uid) for p in asked))
+            status = next((a for a in answers if a == IdTagStatus.accepted), None)
+            status = status or next((a for a in answers if a not in (None, UNKNOWN)), None)
+        log.info("%s: eMSP token %s tapped: %s in %.0f ms", cp_id, uid, status, (time.monotonic() - began) * 1000)
+        return None if status in (None, UNKNOWN, IdTagStatus.accepted) else IdTagStatus(status).value
+
+    async def _decide(
+        self, peer: Peer, token: Token | None, cp_id: str, connector: int | None, deadline: float, uid: str = ""
+    ) -> str | None:
+        """ACCEPTED once vouched for, a refusing status, UNKNOWN (the eMSP knows no such Token), or None."""
+        uid = token.uid if token is not None else uid
+        verdict = tap_route(token)
+        if verdict.route is Route.REFUSED:
+            log.warning("%s: eMSP %s token %s refused: %s", cp_id, peer.name, uid, verdict.why)
+            return IdTagStatus.invalid
+        if verdict.route is Route.ASK:
+            answer = await self._ask(peer, uid, cp_id, connector, deadline)
+            if answer is None:  # silent: the whitelist rule of the Token we hold
+                status = when_silent(token)
+                log.warning("%s: eMSP %s did not authorize %s in time: %s", cp_id, peer.name, uid, status.value)
+                if status is not IdTagStatus.accepted:
+                    return status
+            elif isinstance(answer, str):
+                return answer
+            else:
+                if peer.owns(Party(answer.token.country_code, answer.token.party_id)):
+                    self.tokens.put(peer.name, answer.token)
+                if ocpp_status(answer.allowed) is not IdTagStatus.accepted:
+                    log.info("%s: eMSP %s answered %s for %s", cp_id, peer.name, answer.allowed.value, uid)
+                    return ocpp_status(answer.allowed)
+                if answer.authorization_reference:
+                    self.references[uid.upper()] = answer.authorization_reference
+        return await self._vouch(peer, uid, cp_id, deadline)
+
+    async def _ask(
+        self, peer: Peer, uid: str, cp_id: str, connector: int | None, deadline: float
+    ) -> AuthorizationInfo | str | None:
+        """The eMSP's real-time authorization: its AuthorizationInfo, UNKNOWN, Invalid (a refusal or an answer
+        that is not 2.2.1), or None when it did not answer in time."""
+        base = peer.endpoint(ModuleID.TOKENS, InterfaceRole.SENDER)
+        station = self.store.station_of(cp_id)
+        if base is None or station is None:
+            return None
+        station_id, connectors = station
+        numbers = [connector] if connector is not None else range(1, connectors + 1)
+        where = LocationReferences(location_id=location_id(station_id), evse_uids=[evse_uid(cp_id, n) for n in numbers])
+        url = f"{base.rstrip('/')}/{uid}/authorize"
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        try:
+            answer = await send_to(
+                self.settings, peer, "POST", url, where.to_json(), timeout_s=left, params={"type": TokenType.RFID.value}
+            )
+        except OcpiUnreachable:
+            return None
+        except OcpiRejected as error:
+            if error.http_status == 404 or error.status_code == StatusCode.UNKNOWN_TOKEN:
+                return UNKNOWN
+            log.warning("%s: eMSP %s refused to authorize %s: %s", cp_id, peer.name, uid, error)
+            return IdTagStatus.invalid
+        except OcpiError as error:
+            log.warning("%s: eMSP %s authorization of %s unusable: %s", cp_id, peer.name, uid, error)
+            return IdTagStatus.invalid
+        try:
+            return parse(AuthorizationInfo, answer.data, f"eMSP {peer.name} authorization of {uid}")
+        except OcpiError as error:
+            log.warning("%s: %s", cp_id, error)
+            return IdTagStatus.invalid
+
+    async def _vouch(self, peer: Peer, uid: str, cp_id: str, deadline: float) -> str:
+        """Vouch for ``uid`` as a card of the eMSP's mandate: ACCEPTED, or Invalid with why logged."""
+        assert peer.mandate_id is not None and peer.mandate_salt is not None
+        mandate_id, salt = peer.mandate_id, bytes.fromhex(peer.mandate_salt.get_secret_value())
+        card: Card | str
+        try:
+            left = max(deadline - time.monotonic(), 0.05)
+            card = await asyncio.wait_for(self.token_card(mandate_id, salt, uid), left)
+        except Exception as error:  # the chain did not answer in time: the mandate as last read, if any
+            last = self.mandates.get(mandate_id)
+            log.warning("%s: eMSP %s mandate %d not read (%s)", cp_id, peer.name, mandate_id, error or "timeout")
+            card = f"mandate {mandate_id} not read from chain" if last is None else Card(last, token_ref(salt, uid))
+        if isinstance(card, Card):
+            self.mandates[mandate_id] = card.mandate
+        why = card if isinstance(card, str) else card_refusal(card, time.time(), self.cards.queued(mandate_id))
+        if why is not None or isinstance(card, str):
+            log.warning("%s: eMSP %s token %s refused: %s", cp_id, peer.name, uid, why)
+            return IdTagStatus.invalid
+        self.cards.expect(uid, card)
+        asyncio.get_running_loop().call_later(self.start_timeout_s, self._expire, uid, card)
+        return IdTagStatus.accepted
+
+    def _expire(self, uid: str, card: Card) -> None:
+        """The vouch for ``uid`` was not used by a StartTransaction in time: dropped."""
+        if self.cards.expected.get(uid.strip().upper()) is card:
+            self.cards.expect(uid, None)
