@@ -186,6 +186,10 @@ class Mirror:
             ),
         )
 
+    def set_station_tariff(self, station_id: int, tariff: str) -> None:
+        """Station ``station_id``'s chain tariff is now converted from the OCPI tariff ``tariff`` (country/party/id)."""
+        self._db.execute("UPDATE ocpi_stations SET tariff=? WHERE station_id=?", (tariff, station_id))
+
     def stations(self) -> list[ImportedStation]:
         rows = self._db.execute(
             "SELECT station_id, charge_point_id, country_code, party_id, location_id, evse_uid, connector_ids, tariff"

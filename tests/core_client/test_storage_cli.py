@@ -25,11 +25,16 @@ def test_migrate_creates_every_part_once_and_says_where(tmp_path, db_location):
         result = CliRunner().invoke(app, ["db", "migrate", "--config", str(config)])
         assert result.exit_code == 0, result.output
         lines = result.output.splitlines()
-        assert [line.split(":")[0] for line in lines] == ["store", "records", "outbox"]
+        assert [line.split(":")[0] for line in lines] == ["store", "records", "cards", "outbox"]
         assert f"store: schema version {SCHEMA_VERSION} in " in lines[0]
     db = open_database(db_location)
     try:
-        assert [schema_version(db, part) for part in ("store", "records", "outbox")] == [SCHEMA_VERSION, 1, 1]
+        assert [schema_version(db, part) for part in ("store", "records", "cards", "outbox")] == [
+            SCHEMA_VERSION,
+            1,
+            1,
+            1,
+        ]
     finally:
         db.close()
 

@@ -7,11 +7,12 @@ REJECTED with the reason: unknown EVSE, no mandate, not the eMSP's token, a toke
 the charge point offline). Then, with the CommandResult to the eMSP's ``response_url``: the eMSP's mandate
 is read from chain for that token (:func:`core_client.chain.emsp_mandates.token_card`: named operator,
 token linked or any token, not revoked, expired or exhausted; else REJECTED with why), the connector must
-be free (else EVSE_OCCUPIED), the Core Client vouches for the token as a card of the mandate
-(``CardSessions.expect``) and sends RemoteStartTransaction with the token's uid as idTag (ACCEPTED when
-the charge point accepts, else REJECTED). The charge point's StartTransaction then opens and starts the
-session on chain under the mandate (the OPEN_CARD job), exactly as a tapped card's would. A token that
-does not start within ``start_timeout_s`` is vouched for no longer.
+be free (else EVSE_OCCUPIED), the Core Client vouches for the token as a card of the mandate at that
+connector for ``start_timeout_s`` (``CardSessions.expect``, kept in the database) and sends
+RemoteStartTransaction with the token's uid as idTag (ACCEPTED when the charge point accepts, else REJECTED).
+The charge point's StartTransaction at that connector then opens and starts the session on chain under the
+mandate (the OPEN_CARD job), exactly as a tapped card's would. A token that does not start within
+``start_timeout_s`` is vouched for no longer.
 
 STOP_SESSION of one of its sessions: RemoteStopTransaction (CommandResult ACCEPTED / REJECTED); of none:
 UNKNOWN_SESSION. The sessions are kept in the store (meta ``ocpi_cpo_sessions``)."""
@@ -198,13 +199,13 @@ class Roaming:
         link = self.service.links.get(session.charge_point_id)
         if link is None:
             return CommandResultType.EVSE_INOPERATIVE, f"the charge point of EVSE {session.evse_uid} is offline"
-        cards.expect(uid, card)
+        cards.expect(uid, card, session.charge_point_id, session.connector, self.start_timeout_s)
         try:
             status = await link.remote_start(session.connector, uid)
         except Exception as error:
             status = f"not answered ({error})"
         if status != "Accepted":
-            cards.expect(uid, None)
+            cards.expect(uid, None, session.charge_point_id, session.connector)
             return CommandResultType.REJECTED, f"the charge point answered RemoteStartTransaction {status}"
         return CommandResultType.ACCEPTED, None
 
@@ -221,7 +222,7 @@ class Roaming:
     def _not_started(self, session_id: str) -> None:
         session = next((s for s in self.sessions() if s.id == session_id), None)
         if session is not None and session.transaction_id is None and not session.stopped:
-            self.service.cards.expect(session.token.uid, None)
+            self.service.cards.expect(session.token.uid, None, session.charge_point_id, session.connector)
             self.save(session.model_copy(update={"stopped": True}))
             log.warning("OCPI session %s of eMSP %s: the charge point never started it", session.id, session.emsp)
 

@@ -6,8 +6,9 @@ Allowed (whitelisted, or the eMSP's AuthorizationInfo ALLOWED, or silent with a 
 the Token is read as a card of its eMSP's payment mandate (:func:`core_client.chain.emsp_mandates.token_card`,
 the same read START_SESSION makes; while the chain does not answer in time, the mandate as last read) and
 the Core Client vouches for it (``CardSessions.expect``), so the charge point's Authorize is Accepted and its
-StartTransaction opens and starts the session on chain under the mandate, as a linked card's would. A
-vouch no StartTransaction used within ``start_timeout_s`` is dropped. Refused: the OCPP status to answer.
+StartTransaction opens and starts the session on chain under the mandate, as a linked card's would. The
+vouch holds at that charge point (at the StartTransaction's connector, or any when Authorize named none)
+for ``start_timeout_s``. Refused: the OCPP status to answer.
 Only eMSPs that are registered and have a mandate are considered; a uid none of them holds is asked of
 each of those with a Tokens SENDER endpoint (at once), the first ALLOWED wins."""
 
@@ -107,7 +108,7 @@ class TokenTaps:
                     return ocpp_status(answer.allowed)
                 if answer.authorization_reference:
                     self.references[uid.upper()] = answer.authorization_reference
-        return await self._vouch(peer, uid, cp_id, deadline)
+        return await self._vouch(peer, uid, cp_id, connector, deadline)
 
     async def _ask(
         self, peer: Peer, uid: str, cp_id: str, connector: int | None, deadline: float
@@ -145,8 +146,9 @@ class TokenTaps:
             log.warning("%s: %s", cp_id, error)
             return IdTagStatus.invalid
 
-    async def _vouch(self, peer: Peer, uid: str, cp_id: str, deadline: float) -> str:
-        """Vouch for ``uid`` as a card of the eMSP's mandate: ACCEPTED, or Invalid with why logged."""
+    async def _vouch(self, peer: Peer, uid: str, cp_id: str, connector: int | None, deadline: float) -> str:
+        """Vouch for ``uid`` as a card of the eMSP's mandate at the charge point (at the connector, or any when
+        Authorize named none) for ``start_timeout_s``: ACCEPTED, or Invalid with why logged."""
         assert peer.mandate_id is not None and peer.mandate_salt is not None
         mandate_id, salt = peer.mandate_id, bytes.fromhex(peer.mandate_salt.get_secret_value())
         card: Card | str
@@ -163,11 +165,5 @@ class TokenTaps:
         if why is not None or isinstance(card, str):
             log.warning("%s: eMSP %s token %s refused: %s", cp_id, peer.name, uid, why)
             return IdTagStatus.invalid
-        self.cards.expect(uid, card)
-        asyncio.get_running_loop().call_later(self.start_timeout_s, self._expire, uid, card)
+        self.cards.expect(uid, card, cp_id, connector or 0, self.start_timeout_s)
         return IdTagStatus.accepted
-
-    def _expire(self, uid: str, card: Card) -> None:
-        """The vouch for ``uid`` was not used by a StartTransaction in time: dropped."""
-        if self.cards.expected.get(uid.strip().upper()) is card:
-            self.cards.expect(uid, None)
