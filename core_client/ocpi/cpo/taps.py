@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("core_client.ocpi")
 UNKNOWN = "unknown"  # an answer that the eMSP does not know the Token
+CHAIN_GRACE_S = 0.25  # the mandate's read, begun with the question to the eMSP, may take this beyond its wait
 
 
 class TokenTaps:
@@ -91,6 +92,7 @@ class TokenTaps:
         if verdict.route is Route.REFUSED:
             log.warning("%s: eMSP %s token %s refused: %s", cp_id, peer.name, uid, verdict.why)
             return IdTagStatus.invalid
+        reading = self._read_mandate(peer, uid)  # from chain while the eMSP is asked
         if verdict.route is Route.ASK:
             answer = await self._ask(peer, uid, cp_id, connector, deadline)
             if answer is None:  # silent: the whitelist rule of the Token we hold
@@ -108,7 +110,7 @@ class TokenTaps:
                     return ocpp_status(answer.allowed)
                 if answer.authorization_reference:
                     self.references[uid.upper()] = answer.authorization_reference
-        return await self._vouch(peer, uid, cp_id, connector, deadline)
+        return await self._vouch(peer, uid, cp_id, connector, reading, deadline)
 
     async def _ask(
         self, peer: Peer, uid: str, cp_id: str, connector: int | None, deadline: float
@@ -146,15 +148,25 @@ class TokenTaps:
             log.warning("%s: %s", cp_id, error)
             return IdTagStatus.invalid
 
-    async def _vouch(self, peer: Peer, uid: str, cp_id: str, connector: int | None, deadline: float) -> str:
-        """Vouch for ``uid`` as a card of the eMSP's mandate at the charge point (at the connector, or any when
-        Authorize named none) for ``start_timeout_s``: ACCEPTED, or Invalid with why logged."""
+    def _read_mandate(self, peer: Peer, uid: str) -> asyncio.Future[Card | str]:
+        """The eMSP's mandate read from chain for ``uid`` (started now, awaited by :meth:`_vouch`)."""
+        assert peer.mandate_id is not None and peer.mandate_salt is not None
+        salt = bytes.fromhex(peer.mandate_salt.get_secret_value())
+        reading = asyncio.ensure_future(self.token_card(peer.mandate_id, salt, uid))
+        reading.add_done_callback(lambda done: done.cancelled() or done.exception())  # a refusal does not wait
+        return reading
+
+    async def _vouch(
+        self, peer: Peer, uid: str, cp_id: str, connector: int | None, reading: asyncio.Future, deadline: float
+    ) -> str:
+        """Vouch for ``uid`` as a card of the eMSP's mandate (``reading``) at the charge point (at the connector,
+        or any when Authorize named none) for ``start_timeout_s``: ACCEPTED, or Invalid with why logged."""
         assert peer.mandate_id is not None and peer.mandate_salt is not None
         mandate_id, salt = peer.mandate_id, bytes.fromhex(peer.mandate_salt.get_secret_value())
         card: Card | str
         try:
-            left = max(deadline - time.monotonic(), 0.05)
-            card = await asyncio.wait_for(self.token_card(mandate_id, salt, uid), left)
+            left = max(deadline - time.monotonic(), CHAIN_GRACE_S)
+            card = await asyncio.wait_for(asyncio.shield(reading), left)
         except Exception as error:  # the chain did not answer in time: the mandate as last read, if any
             last = self.mandates.get(mandate_id)
             log.warning("%s: eMSP %s mandate %d not read (%s)", cp_id, peer.name, mandate_id, error or "timeout")
