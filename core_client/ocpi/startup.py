@@ -129,7 +129,7 @@ async def start_cpo(
         money = Money(cpo.currency, stations.decimals(), cpo.vat_percent)
         pushes = SessionPushes(cpo, peers, roaming, service, store, money)
         taps = TokenTaps(cpo, peers, tokens, store, service.cards, card, settings.start_timeout_s)
-        service.cards.roaming_tokens = taps
+        service.cards.roaming_tokens = roaming.taps = taps
     served = CpoService(cpo, peers, stations, roaming, pushes, TokenPull(cpo, peers, tokens, store))
     try:
         await served.start()

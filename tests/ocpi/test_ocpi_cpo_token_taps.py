@@ -6,8 +6,9 @@ within the charge point's response time, and an allowed token's session opens, s
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from ev_network.contracts import SessionState
@@ -37,6 +38,18 @@ async def authorizations(emsp: StandInEmsp) -> list[dict]:
     return (await emsp.control("state"))["authorizations"]
 
 
+async def held(emsp: StandInEmsp, module: str, uid: str, matches: Callable[[dict], bool]) -> dict:
+    """The eMSP's one object of ``module`` ("sessions", "cdrs") for token ``uid``, once it ``matches``."""
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:
+        found = [o for o in (await emsp.control("state"))[module].values() if o["cdr_token"]["uid"] == uid]
+        if found and matches(found[0]):
+            assert len(found) == 1, found
+            return found[0]
+        assert asyncio.get_running_loop().time() < deadline, f"no matching {module} object of {uid}: {found}"
+        await asyncio.sleep(0.1)
+
+
 async def test_whitelisted_and_real_time_allowed_tokens_charge_under_the_emsp_mandate(
     tmp_path: Path, clean_chain: Net, keyfile: Path
 ):
@@ -59,6 +72,13 @@ async def test_whitelisted_and_real_time_allowed_tokens_charge_under_the_emsp_ma
         assert settled.args["cost"] == price(TARIFF, stopped["meterStop"] - stopped["meterStart"])
         assert net.token().balance_of(payer) == before - settled.args["cost"]
         assert await authorizations(emsp) == []
+        session = await held(emsp, "sessions", ALWAYS, lambda o: o["status"] == "COMPLETED")  # pushed to the eMSP
+        assert (session["auth_method"], session["location_id"]) == ("WHITELIST", f"ST-{core.stations[cp]}")
+        cdr = await held(emsp, "cdrs", ALWAYS, lambda o: True)
+        assert (cdr["session_id"], cdr["remark"]) == (
+            session["id"],
+            f"settled on chain in transaction {settled.tx_hash}",
+        )
 
         async with tapping(core, cp, ALLOWED.lower()) as node:  # whitelist ALLOWED: asked in real time
             authorized = await next_event(node.stdout, "authorized")
@@ -75,6 +95,11 @@ async def test_whitelisted_and_real_time_allowed_tokens_charge_under_the_emsp_ma
         assert (asked["uid"].upper(), asked["type"], asked["allowed"]) == (ALLOWED, "RFID", "ALLOWED")
         assert asked["location"] == {"location_id": location, "evse_uids": [f"{cp}-1"]}
         await wait_chain(net, s.session_id, SessionState.SETTLED)
+        session = await held(emsp, "sessions", ALLOWED, lambda o: o["status"] == "COMPLETED")
+        assert session["auth_method"] == "AUTH_REQUEST" and session["authorization_reference"].startswith("AUTH")
+        assert (await held(emsp, "cdrs", ALLOWED, lambda o: True))["authorization_reference"] == session[
+            "authorization_reference"
+        ]
         assert await emsp.violations() == []
     print(f"tap -> Authorize answered with the eMSP's real-time authorization: {authorized['ms']:.0f} ms")
 

@@ -10,26 +10,32 @@ StartTransaction opens and starts the session on chain under the mandate, as a l
 vouch holds at that charge point (at the StartTransaction's connector, or any when Authorize named none)
 for ``start_timeout_s``. Refused: the OCPP status to answer.
 Only eMSPs that are registered and have a mandate are considered; a uid none of them holds is asked of
-each of those with a Tokens SENDER endpoint (at once), the first ALLOWED wins."""
+each of those with a Tokens SENDER endpoint (at once), the first ALLOWED wins. Once the charge point started
+the transaction, the tap is the eMSP's session (:meth:`TokenTaps.session`), pushed to it as a Session
+(``auth_method`` WHITELIST, or AUTH_REQUEST with the eMSP's ``authorization_reference``) and a CDR."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from core_client.ocpi.client import parse
 from core_client.ocpi.cpo.catalog import evse_uid, location_id
 from core_client.ocpi.cpo.outbound import send_to
 from core_client.ocpi.cpo.peers import Peer, PeerStore
+from core_client.ocpi.cpo.roaming import RoamingSession
 from core_client.ocpi.cpo.settings import CpoSettings
 from core_client.ocpi.cpo.token_rules import IdTagStatus, Route, ocpp_status, tap_route, when_silent
 from core_client.ocpi.cpo.token_store import TokenStore
 from core_client.ocpi.errors import OcpiError, OcpiRejected, OcpiUnreachable
-from core_client.ocpi.models import AuthorizationInfo, LocationReferences, Token
-from core_client.ocpi.models.enums import InterfaceRole, ModuleID, TokenType
+from core_client.ocpi.models import AuthorizationInfo, CdrToken, LocationReferences, Token
+from core_client.ocpi.models.enums import AuthMethod, InterfaceRole, ModuleID, TokenType
 from core_client.ocpi.transport import Party, StatusCode
 from core_client.sessions.cards import Card, CardMandate, card_refusal
 from core_client.storage.store import Store
@@ -41,6 +47,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("core_client.ocpi")
 UNKNOWN = "unknown"  # an answer that the eMSP does not know the Token
 CHAIN_GRACE_S = 0.25  # the mandate's read, begun with the question to the eMSP, may take this beyond its wait
+
+
+@dataclass(frozen=True)
+class Tap:
+    """A tapped token vouched for: whose, under which mandate, how it was authorized."""
+
+    emsp: str
+    mandate_id: int
+    token: Token
+    method: AuthMethod  # WHITELIST, or AUTH_REQUEST when the eMSP allowed it in real time
+    reference: str | None  # the eMSP's authorization_reference
 
 
 class TokenTaps:
@@ -59,8 +76,8 @@ class TokenTaps:
         self.settings, self.peers, self.tokens, self.store, self.cards = settings, peers, tokens, store, cards
         self.token_card, self.start_timeout_s = token_card, start_timeout_s
         self.mandates: dict[int, CardMandate] = {}  # each eMSP mandate as last read (used while the chain is slow)
-        #: uid -> the eMSP's AuthorizationInfo.authorization_reference of its last ALLOWED tap
-        self.references: dict[str, str] = {}
+        #: (charge point id, uid) -> the tap vouched for there, until its transaction starts (:meth:`session`)
+        self.taps: dict[tuple[str, str], Tap] = {}
 
     async def vouch(self, cp_id: str, connector: int | None, id_tag: str) -> str | None:
         """A tapped idTag that is no session's and no linked card's: None when it is vouched for as a card of an
@@ -93,6 +110,7 @@ class TokenTaps:
             log.warning("%s: eMSP %s token %s refused: %s", cp_id, peer.name, uid, verdict.why)
             return IdTagStatus.invalid
         reading = self._read_mandate(peer, uid)  # from chain while the eMSP is asked
+        method, reference = AuthMethod.WHITELIST, None
         if verdict.route is Route.ASK:
             answer = await self._ask(peer, uid, cp_id, connector, deadline)
             if answer is None:  # silent: the whitelist rule of the Token we hold
@@ -108,9 +126,11 @@ class TokenTaps:
                 if ocpp_status(answer.allowed) is not IdTagStatus.accepted:
                     log.info("%s: eMSP %s answered %s for %s", cp_id, peer.name, answer.allowed.value, uid)
                     return ocpp_status(answer.allowed)
-                if answer.authorization_reference:
-                    self.references[uid.upper()] = answer.authorization_reference
-        return await self._vouch(peer, uid, cp_id, connector, reading, deadline)
+                token, method, reference = answer.token, AuthMethod.AUTH_REQUEST, answer.authorization_reference
+        status = await self._vouch(peer, uid, cp_id, connector, reading, deadline)
+        if status is IdTagStatus.accepted and token is not None:
+            self.taps[(cp_id, uid.upper())] = Tap(peer.name, peer.mandate_id or 0, token, method, reference)
+        return status
 
     async def _ask(
         self, peer: Peer, uid: str, cp_id: str, connector: int | None, deadline: float
@@ -179,3 +199,26 @@ class TokenTaps:
             return IdTagStatus.invalid
         self.cards.expect(uid, card, cp_id, connector or 0, self.start_timeout_s)
         return IdTagStatus.accepted
+
+    def session(self, cp_id: str, connector: int, id_tag: str, transaction_id: int) -> RoamingSession | None:
+        """The eMSP's session of a tapped token whose transaction started (``Roaming.started``): pushed to it
+        as a Session and, once settled, a CDR (:mod:`.session_pushes`); None when no tap there is waiting."""
+        tap = self.taps.pop((cp_id, id_tag.strip().upper()), None)
+        station = self.store.station_of(cp_id)
+        if tap is None or station is None:
+            return None
+        return RoamingSession(
+            id=secrets.token_hex(12),
+            emsp=tap.emsp,
+            token=CdrToken(**tap.token.model_dump(include=set(CdrToken.model_fields))),
+            location_id=location_id(station[0]),
+            evse_uid=evse_uid(cp_id, connector),
+            connector_id="1",
+            charge_point_id=cp_id,
+            connector=connector,
+            mandate_id=tap.mandate_id,
+            authorization_reference=tap.reference,
+            requested_at=datetime.now(timezone.utc),
+            auth_method=tap.method,
+            transaction_id=transaction_id,
+        )
