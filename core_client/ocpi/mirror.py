@@ -17,7 +17,8 @@ from typing import Any
 from core_client.ocpi.models.base import ci, format_datetime, parse_datetime
 from core_client.ocpi.models.enums import ModuleID
 from core_client.ocpi.transport import Party
-from core_client.storage.database import is_postgres_url, open_database
+from core_client.storage.database import is_postgres_url
+from core_client.storage.engines import open_database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ocpi_objects (

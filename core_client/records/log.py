@@ -26,7 +26,8 @@ from datetime import datetime
 from pathlib import Path
 
 from core_client.ocpp.wire import signed_meter_data
-from core_client.storage.database import Database, describe, open_database
+from core_client.storage.database import Database, describe
+from core_client.storage.engines import open_database
 from core_client.storage.migrations import Migration, migrate
 from ev_network.errors import ChainUnavailable, ContractRevert, EVNetworkError, TransactionFailed
 from ev_network.merkle import MerkleTree

@@ -78,6 +78,9 @@ class CardSessions:
         self.roaming_tokens: RoamingTokens | None = None
         #: Called with (charge point id, connector, idTag, transaction id) when a card's transaction starts.
         self.on_started: Callable[[str, int, str, int], None] = lambda *_: None
+        #: Called with (charge point id, connector, idTag, transaction id, why) when a card's transaction is
+        #: refused at its start, or stopped because the contract refused its open.
+        self.on_refused: Callable[[str, int, str, int, str], None] = lambda *_: None
 
     def find(self, id_tag: str | None, charge_point_id: str | None = None, connector: int | None = None) -> Card | None:
         """The card ``id_tag`` is (a linked card, seen from now on; or a token we vouched for at that charge
@@ -173,6 +176,8 @@ class CardSessions:
         if why is None:
             self.vouchers.drop(id_tag, link.id, connector)
             self.on_started(link.id, connector, id_tag, tx_id)
+        else:
+            self.on_refused(link.id, connector, id_tag, tx_id, why)
         return reply
 
     # ------------------------------------------------------------ chain inputs
@@ -217,4 +222,7 @@ class CardSessions:
             f"session on chain ({error}): stopping transaction {tx.transaction_id}"
         )
         stop = SendRemoteStop(tx.charge_point_id, tx.transaction_id) if tx.meter_stop is None else None
-        return self.service.apply(decide(None, note, *([stop] if stop else [])))
+        decision = self.service.apply(decide(None, note, *([stop] if stop else [])))
+        why = f"the session could not be opened on chain under mandate {job.args.mandate_id} ({error})"
+        self.on_refused(tx.charge_point_id, tx.connector, tx.id_tag or "", tx.transaction_id, why)
+        return decision

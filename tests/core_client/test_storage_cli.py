@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from core_client.cli.main import app
-from core_client.storage.database import open_database
+from core_client.storage.engines import open_database
 from core_client.storage.migrations import schema_version
 from core_client.storage.store import SCHEMA_VERSION
 

@@ -14,6 +14,12 @@ The charge point's StartTransaction at that connector then opens and starts the 
 mandate (the OPEN_CARD job), exactly as a tapped card's would. A token that does not start within
 ``start_timeout_s`` is vouched for no longer.
 
+A session whose StartTransaction the Core Client refuses, or whose open the contract refuses (the mandate
+revoked or spent meanwhile, the eMSP's allowance gone; the charge point is then stopped), is invalid: it is
+pushed to the eMSP as a Session with status INVALID (2.2.1: "declared invalid and will not be billed"), and
+no CDR follows. Its CommandResult was ACCEPTED already (2.2.1: the command was accepted by the Charge
+Point); the Session says what became of it.
+
 STOP_SESSION of one of its sessions: RemoteStopTransaction (CommandResult ACCEPTED / REJECTED); of none:
 UNKNOWN_SESSION. The sessions are kept in the store (meta ``ocpi_cpo_sessions``)."""
 
@@ -68,7 +74,8 @@ class RoamingSession(BaseModel):
     auth_method: AuthMethod = AuthMethod.COMMAND  # a token tapped at the charge point: WHITELIST / AUTH_REQUEST
     transaction_id: int | None = None  # once the charge point started it
     stopped: bool = False  # the eMSP asked to stop, or it never started
-    pushed: str | None = None  # what the eMSP has of it: "ACTIVE" / "COMPLETED" (its Session), "CDR"
+    invalid: str | None = None  # why it will not be billed: its start refused, or its open refused on chain
+    pushed: str | None = None  # what the eMSP has of it: "ACTIVE" / "COMPLETED" / "INVALID" (its Session), "CDR"
     pushed_kwh: Decimal | None = None  # the kwh of the Session it has
 
 
@@ -77,7 +84,7 @@ KEEP_DAYS = 7  # a finished session is kept this long (a late STOP_SESSION is th
 
 
 def _finished(s: RoamingSession) -> bool:
-    return s.pushed == "CDR" or (s.stopped and s.transaction_id is None)
+    return s.pushed in ("CDR", "INVALID") or (s.stopped and s.transaction_id is None)
 
 
 class Taps(Protocol):
@@ -112,7 +119,7 @@ class Roaming:
         self.status_of, self.token_card, self.start_timeout_s = status_of, token_card, start_timeout_s
         self.tasks: set[asyncio.Task] = set()
         self.taps: Taps | None = None  # a tapped eMSP token's session is pushed to its eMSP like a START_SESSION's
-        service.cards.on_started = self.started
+        service.cards.on_started, service.cards.on_refused = self.started, self.refused
 
     # ----------------------------------------------------------- the record
 
@@ -230,6 +237,17 @@ class Roaming:
         if tapped is not None:
             self.save(tapped)
             log.info("OCPI session %s of eMSP %s: tapped, transaction %d", tapped.id, tapped.emsp, transaction_id)
+
+    def refused(self, cp_id: str, connector: int, id_tag: str, transaction_id: int, why: str) -> None:
+        """A card's transaction was refused at its start, or its open on chain (CardSessions.on_refused): if it
+        is an eMSP token's, its session is invalid (pushed as INVALID: it will not be billed)."""
+        for s in self.sessions():
+            ours = s.transaction_id == transaction_id and s.charge_point_id == cp_id
+            waiting = s.transaction_id is None and not s.stopped and s.token.uid.upper() == id_tag.upper()
+            if s.invalid is None and (ours or (waiting and (s.charge_point_id, s.connector) == (cp_id, connector))):
+                self.save(s.model_copy(update={"transaction_id": transaction_id, "stopped": True, "invalid": why}))
+                log.warning("OCPI session %s of eMSP %s: invalid (%s)", s.id, s.emsp, why)
+                return
 
     def _not_started(self, session_id: str) -> None:
         session = next((s for s in self.sessions() if s.id == session_id), None)
