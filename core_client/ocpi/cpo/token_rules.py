@@ -46,7 +46,7 @@ OCPP_STATUS = {
     AllowedType.NO_CREDIT: IdTagStatus.invalid,
     AllowedType.NOT_ALLOWED: IdTagStatus.invalid,
 }
-OFFLINE_ALLOWED = (WhitelistType.ALLOWED_OFFLINE, WhitelistType.ALLOWED)
+WHITELISTABLE = (WhitelistType.ALWAYS, WhitelistType.ALLOWED, WhitelistType.ALLOWED_OFFLINE)  # all but NEVER
 
 
 def tap_route(token: Token | None) -> Verdict:
@@ -62,7 +62,7 @@ def tap_route(token: Token | None) -> Verdict:
 
 def when_silent(token: Token | None) -> IdTagStatus:
     """The answer to the charge point when the eMSP did not answer the real-time authorization in time."""
-    if token is not None and token.valid and token.whitelist in OFFLINE_ALLOWED:
+    if token is not None and token.valid and token.whitelist in WHITELISTABLE:
         return IdTagStatus.accepted
     return IdTagStatus.invalid
 
