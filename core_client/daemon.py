@@ -36,6 +36,7 @@ from core_client.sessions.jobs import OPEN
 from core_client.sessions.local_list_sync import LocalListSync
 from core_client.sessions.machine import SessionRecord
 from core_client.sessions.service import SessionService
+from core_client.storage.card_state import LocalLists
 from core_client.storage.database import describe
 from core_client.storage.lease import GIVES_UP_WITHIN_S, Lease, LeaseLost
 from core_client.storage.store import Store
@@ -155,7 +156,8 @@ class Daemon:
         self.proxy = proxy_for(s)
         if self.cards is not None and self.proxy is None:  # in proxy mode the charge points' lists are the CSMS's
             cards = self.service.cards
-            self.local_lists = LocalListSync(self.service.registry, self.cards.mandates, cards.seen, cards.queued)
+            kept = LocalLists(self.store.db)
+            self.local_lists = LocalListSync(self.service.registry, self.cards.mandates, cards.seen, cards.queued, kept)
             cards.on_seen = self.cards.on_change = self.local_lists.wake
         self.ocpp = OcppServer(s, self.service, self.records, self.proxy)
         reclaim_after_s = self.deployment.max_duration + self.deployment.reclaim_grace
