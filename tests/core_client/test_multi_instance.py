@@ -11,7 +11,7 @@ import signal
 import time
 from dataclasses import dataclass
 
-from core_client.daemon import EXIT_LEASE_LOST
+from core_client.process import EXIT_LEASE_LOST
 from core_client.storage import lease
 from core_client.storage.engines import open_database
 from ev_network.contracts import SessionState
