@@ -199,16 +199,16 @@ class OcppLink(ChargePoint):
             log.warning("%s: %s", self.id, excerpt(str(error)))
             return code(description=str(error))
 
-        if inspect.iscoroutinefunction(handler):  # a handler that awaits the store's thread
+        if inspect.iscoroutinefunction(handler):  # a handler that waits (a roaming token asked of its eMSP)
 
             @functools.wraps(handler)
-            async def answering_later(*args: Any, **kwargs: Any) -> Any:
+            async def waiting(*args: Any, **kwargs: Any) -> Any:
                 try:
                     return await handler(*args, **kwargs)
                 except tuple(codes) as error:
                     raise mapped(error) from None
 
-            return answering_later
+            return waiting
 
         @functools.wraps(handler)
         def answering(*args: Any, **kwargs: Any) -> Any:
