@@ -31,6 +31,7 @@ from tools.harness.interop import CHARGE_POINT, next_event
 PASSWORD = "pw-any"
 DEPOSIT = 20 * TOKEN
 TAKEOVER_S = 10  # see test_multi_instance
+STARTED_S = 90  # a process's start on a busy machine (its imports alone took 25 s in a full run here)
 
 
 def _meter(transaction_id: int, wh: int) -> dict:
@@ -48,8 +49,8 @@ async def _two(net, tmp_path, keyfile, pg_url, name: str) -> tuple[Instance, Ins
     station_id = await asyncio.to_thread(net.add_station, cp, 1)
     a, b = instances(net, tmp_path, keyfile, {cp: PASSWORD}, {"a": pg_url, "b": pg_url})
     try:
-        assert await a.started() == "leader"
-        assert await b.started() == "standby"
+        assert await a.started(STARTED_S) == "leader"
+        assert await b.started(STARTED_S) == "standby"
     except BaseException:
         a.stop(), b.stop()
         raise
