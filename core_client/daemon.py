@@ -1,8 +1,8 @@
 """The Core Client daemon: wires settings, key, chain, store, session service, OCPP and control servers,
 the HTTP front ends (live data, dashboard) and the OCPI endpoints for the CPO's CSMS, each when configured.
 
-``await run(settings, password)`` runs until SIGINT/SIGTERM; :class:`Daemon` is the same thing with
-``start()``/``stop()`` for embedding (tests, demo). Shutdown order: stop the front ends and OCPI, stop
+:class:`Daemon` has ``start()``/``stop()`` for embedding (tests, demo); :func:`core_client.process.run`
+runs one until SIGINT/SIGTERM. Shutdown order: stop the front ends and OCPI, stop
 accepting and close the charge point links, stop reading events and sending new transactions, wait
 for the receipts of the transactions already sent, close the database. Logs never contain keys or passwords.
 """
@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
 import socket
-import sys
-import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from web3 import Web3
@@ -40,6 +36,7 @@ from core_client.sessions.jobs import OPEN
 from core_client.sessions.local_list_sync import LocalListSync
 from core_client.sessions.machine import SessionRecord
 from core_client.sessions.service import SessionService
+from core_client.storage.card_state import LocalLists
 from core_client.storage.claims import BEAT_EVERY_S, claims_for
 from core_client.storage.database import describe
 from core_client.storage.lease import GIVES_UP_WITHIN_S, Lease, LeaseLost
@@ -59,11 +56,6 @@ log = logging.getLogger("core_client")
 CHECKPOINT_EVERY_S = 2.0
 START_PROBE_S = 0.25  # how long start waits for the chain before serving OCPP without it
 LEASE_RETRY_S = 1.0  # a standby instance asks for the signer lease this often
-EXIT_LEASE_LOST = 3  # the exit status of a leader that lost the signer lease (its supervisor starts it again)
-# How long a thread may hold the GIL while another waits for it (Python's default: 5 ms). Chain reads
-# and signing run in worker threads; each time the event loop gives the GIL up (a socket write, a poll)
-# it could wait that long to get it back, per OCPP reply. The daemon's loop should wait far less.
-GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 async def _listening(start: Awaitable[None], setting: str, host: str, port: int) -> None:
@@ -75,17 +67,6 @@ async def _listening(start: Awaitable[None], setting: str, host: str, port: int)
         raise ConfigError(f"{setting}_host {host!r} does not resolve ({error.strerror})") from None
     except OSError as error:
         raise ConfigError(f"{setting}_port {port} on {host}: {error.strerror or error}") from None
-
-
-def setup_logging(verbose: bool = False) -> None:
-    """Human-readable logs on stderr; OCPP frames only with ``verbose``."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    quiet = logging.INFO if verbose else logging.WARNING
-    for name in ("core_client.ocpp.wire", "core_client.websockets", "websockets", "web3", "urllib3", "asyncio"):
-        logging.getLogger(name).setLevel(quiet)
 
 
 def make_web3(settings: Settings) -> Web3:
@@ -117,7 +98,8 @@ class Daemon:
         self.ocpi_cpo: CpoService | None = None  # [ocpi_cpo]: our endpoints for roaming eMSPs, as their CPO
         self.cards: MandateCache | None = None  # RFID cards: the mandates drivers granted us
         self.local_lists: LocalListSync | None = None  # the cards in the charge points' local lists
-        self.end_process_on_lease_loss = False  # see _lease_lost; run() sets it
+        # a lost signer lease, from the lease's watcher thread: core_client.process ends the process at once
+        self.on_lease_lost: Callable[[LeaseLost], None] | None = None
 
     async def start(self) -> None:
         """Open the store (refusing one of another version) and start serving OCPP and control. If the
@@ -178,7 +160,8 @@ class Daemon:
         self.proxy = proxy_for(s)
         if self.cards is not None and self.proxy is None:  # in proxy mode the charge points' lists are the CSMS's
             cards = self.service.cards
-            self.local_lists = LocalListSync(self.service.registry, self.cards.mandates, cards.seen, cards.queued)
+            kept = LocalLists(self.store.db)
+            self.local_lists = LocalListSync(self.service.registry, self.cards.mandates, cards.seen, cards.queued, kept)
             cards.on_seen = self.cards.on_change = self.local_lists.wake
         self.ocpp = OcppServer(s, self.service, self.records, self.proxy)
         reclaim_after_s = self.deployment.max_duration + self.deployment.reclaim_grace
@@ -267,10 +250,10 @@ class Daemon:
     def _lease_lost(self, why: str) -> None:
         """Called from the lease's watcher thread: end the daemon without a further step of the event loop
         (which may itself wait on the unreachable database), so that it signs nothing more while another
-        instance may already lead: the process ends at once (run by :func:`run`), else :attr:`fatal`."""
+        instance may already lead: :attr:`on_lease_lost` (run as a process: it ends at once), else :attr:`fatal`."""
         error = LeaseLost(f"the signer lease of operator {self.account.address} was lost ({why}): stopping at once")
-        if self.end_process_on_lease_loss:
-            _end_now(error)
+        if self.on_lease_lost is not None:
+            self.on_lease_lost(error)
         else:
             self._loop.call_soon_threadsafe(self._fail, error)
 
@@ -399,42 +382,3 @@ class Daemon:
         meter_stop = s.meter_stop if s.meter_stop is not None else s.meter_start
         if self.records is not None and s.transaction_id is not None and meter_stop is not None:
             self.records.record_decision(s.transaction_id, s.charge_point_id, meter_stop, decision)
-
-
-def _end_now(error: LeaseLost) -> None:
-    """End the process at once, without the orderly stop: another instance may lead already, and this
-    one's threads may wait for ever on a server it cannot reach (a clean exit would join them). Its
-    sockets close with it; what it left open (jobs, sessions) is in the database, for the next leader."""
-    log.error("%s", error)
-    print(f"error: {error}", file=sys.stderr, flush=True)
-    os._exit(EXIT_LEASE_LOST)
-
-
-async def run(settings: Settings, password: str) -> None:
-    """Run the Core Client until SIGINT or SIGTERM (also while it still waits for the chain at start)."""
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    daemon = Daemon(settings, password)
-    daemon.end_process_on_lease_loss = True
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    starting = loop.create_task(daemon.start())
-    stopping = loop.create_task(stop.wait())
-    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    if not starting.done():
-        starting.cancel()
-        log.info("stopped before the start completed")
-        return
-    if starting.exception() is not None:
-        stopping.cancel()
-        raise starting.exception()  # type: ignore[misc]
-    started = time.monotonic()
-    assert daemon.fatal is not None
-    await asyncio.wait({stopping, daemon.fatal}, return_when=asyncio.FIRST_COMPLETED)
-    if daemon.fatal.done():
-        stopping.cancel()
-        await daemon.stop()
-        raise daemon.fatal.exception()  # type: ignore[misc]
-    log.info("signal received after %.0fs", time.monotonic() - started)
-    await daemon.stop()

@@ -218,7 +218,7 @@ class SessionService(ChainInputs):
 
     def authorize(self, link: ChargePoint, id_tag: str) -> str:
         s = self._session_of_tag(id_tag, link.id)
-        card = self.cards.find(id_tag) if s is None else None
+        card = self.cards.find(id_tag, link.id) if s is None else None
         return self.cards.authorize(link, card) if card is not None else decisions.authorize(s, link.id)
 
     def chain_tag(self, id_tag: str | None) -> bool:
@@ -236,7 +236,7 @@ class SessionService(ChainInputs):
         repeated = decisions.repeated_start(s, link.id, connector)
         if repeated is not None:
             return self.apply(repeated).reply
-        card = self.cards.find(id_tag) if s is None else None
+        card = self.cards.find(id_tag, link.id, connector) if s is None else None
         if card is not None:
             station_id = self.registry.of(link).station_id
             return self.cards.start(link, station_id, connector, id_tag, meter_start, card, decided_id)

@@ -24,7 +24,8 @@ import time
 import uuid
 from typing import Any
 
-from core_client.storage.database import Database, PostgresDatabase
+from core_client.storage.database import Database
+from core_client.storage.postgres import PostgresDatabase
 
 BEAT_EVERY_S = 2.0
 GONE_AFTER_S = 10.0

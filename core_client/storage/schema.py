@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from core_client.errors import CoreClientError
-from core_client.storage.database import Database, SqliteDatabase, describe
+from core_client.storage.database import Database, describe
 from core_client.storage.migrations import Migration, migrate, schema_version
+from core_client.storage.sqlite import SqliteDatabase
 
 STEPS = (
     # 2: 256-bit session ids (driver, lane, sequence) as TEXT, tags for idTags (1: integer ids, not kept)

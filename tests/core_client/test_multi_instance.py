@@ -11,9 +11,9 @@ import signal
 import time
 from dataclasses import dataclass
 
-from core_client.daemon import EXIT_LEASE_LOST
+from core_client.process import EXIT_LEASE_LOST
 from core_client.storage import lease
-from core_client.storage.database import open_database
+from core_client.storage.engines import open_database
 from ev_network.contracts import SessionState
 from simulator.charge_point import Behaviour, SimChargePoint
 from tools.devchain import ChainProxy

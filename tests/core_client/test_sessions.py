@@ -28,7 +28,7 @@ from core_client.sessions.machine import (
     tag_of_id_tag,
 )
 from core_client.sessions.service import SessionService
-from core_client.storage.database import open_database
+from core_client.storage.engines import open_database
 from core_client.storage.migrations import SchemaVersionError, schema_version
 from core_client.storage.schema import FIRST_VERSION
 from core_client.storage.store import SCHEMA_VERSION, Store, StoreVersionError

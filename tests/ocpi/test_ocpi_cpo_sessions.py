@@ -160,7 +160,7 @@ async def test_a_revoked_mandate_or_no_mandate_starts_nothing(tmp_path: Path, cl
         assert started["response"]["result"] == "ACCEPTED"  # the mandate is read from chain after the answer
         result = await command_result(emsp, started["uid"])
         assert result["result"] == "REJECTED" and result["message"][0]["text"] == f"mandate {mandate_id} revoked"
-        assert core.daemon.service.cards.expected == {}  # nothing vouched for
+        assert core.daemon.service.cards.vouchers.count(time.time()) == 0  # nothing vouched for
         malformed = await emsp.control("start", {"location_id": location, "evse_uid": f"{cp}-9"})
         assert (
             malformed["response"]["result"] == "REJECTED"
@@ -168,4 +168,31 @@ async def test_a_revoked_mandate_or_no_mandate_starts_nothing(tmp_path: Path, cl
         )
         unknown = await emsp.control("stop", {"session_id": "nope"})
         assert unknown["response"]["result"] == "UNKNOWN_SESSION"
+        assert await emsp.violations() == []
+
+
+async def test_a_session_whose_open_the_contract_refuses_is_pushed_invalid_and_never_billed(
+    tmp_path: Path, clean_chain: Net, keyfile: Path
+):
+    net = clean_chain
+    mandates, _, grant = await emsp_mandate(net, 7)
+    payer = mandates.sender.account
+    # the mandate reads fine, but the escrow can no longer pull the eMSP's deposit: the open reverts
+    await asyncio.to_thread(net.token(payer).approve, net.deployment.escrow, 0)
+    async with roaming(net, tmp_path, keyfile, grant) as (core, emsp, cp), charge_point(core, cp) as node:
+        location = f"ST-{core.stations[cp]}"
+        started = await emsp.control("start", {"location_id": location, "evse_uid": f"{cp}-1"})
+        assert started["response"]["result"] == "ACCEPTED"
+        assert (await command_result(emsp, started["uid"]))["result"] == "ACCEPTED"  # the charge point accepted
+        tx = await next_event(node.stdout, "started")
+        assert tx["status"] == "Accepted"  # at once, before the chain: the open is queued
+        assert (await next_event(node.stdout, "remote_stop"))["transactionId"] == tx["transactionId"]
+        await next_event(node.stdout, "stopped")
+        session = await pushed(emsp, "sessions", lambda o: o["status"] != "ACTIVE")
+        assert (session["status"], session["cdr_token"]["uid"]) == ("INVALID", "APP-0001")
+        assert session["end_date_time"]
+        assert core.daemon.store.session_by_transaction(tx["transactionId"]) is None  # nothing opened on chain
+        again = await emsp.control("start", {"location_id": location, "evse_uid": f"{cp}-1"})
+        assert "has a session here already" not in str(again["response"])  # (the charge point went offline)
+        assert (await emsp.control("state"))["cdrs"] == {}
         assert await emsp.violations() == []
