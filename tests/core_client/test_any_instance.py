@@ -10,7 +10,7 @@ import asyncio
 import signal
 import time
 
-from core_client.storage.database import open_database
+from core_client.storage.engines import open_database
 from ev_network.contracts import SessionState
 from tools.devchain import ChainProxy
 from tools.harness.chain import TOKEN
