@@ -26,6 +26,7 @@ from core_client.ocpp.wire import active_power_w, energy_register_wh
 from core_client.sessions import decisions, metering, remote_calls
 from core_client.sessions.actions import Decision, Log, MeterProblem, QueueJob, SaveSession, SendRemoteStop, check_range
 from core_client.sessions.card_sessions import CardSessions
+from core_client.sessions.cards import ask_roaming
 from core_client.sessions.chain_inputs import ChainInputs
 from core_client.sessions.decisions import INT32
 from core_client.sessions.machine import (
@@ -215,6 +216,21 @@ class SessionService(ChainInputs):
     def on_status(self, link: ChargePoint, connector: int, status: str, error_code: str) -> None:
         check_range("connectorId", connector, INT32)
         self.live.status(link.id, connector, status, error_code)
+
+    async def vouch(self, link: ChargePoint, id_tag: str, connector: int | None = None) -> str | None:
+        """Before Authorize / StartTransaction is decided: an idTag to be asked of the roaming eMSPs
+        (:func:`~core_client.sessions.cards.ask_roaming`; not in proxy mode, where such tags are the CSMS's) is
+        asked, within the charge point's response time (:mod:`core_client.ocpi.cpo.taps`). None: decide as
+        usual (vouched for as a card of an eMSP's mandate, or none of theirs); else the status refusing it."""
+        roaming = self.cards.roaming_tokens
+        if roaming is None or self.proxied:
+            return None
+        s = self._session_of_tag(id_tag, link.id)
+        if not ask_roaming(
+            id_tag, s is not None, None if s is not None else self.cards.find(id_tag, link.id, connector)
+        ):
+            return None
+        return await roaming.vouch(link.id, connector, id_tag)
 
     def authorize(self, link: ChargePoint, id_tag: str) -> str:
         s = self._session_of_tag(id_tag, link.id)
