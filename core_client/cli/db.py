@@ -9,7 +9,7 @@ from core_client.cli.common import ConfigOpt
 from core_client.config import Settings, load_settings
 from core_client.errors import clean_errors
 from core_client.proxy.outbox import STEPS as OUTBOX_STEPS
-from core_client.records.log import STEPS as RECORDS_STEPS
+from core_client.records.schema import STEPS as RECORDS_STEPS
 from core_client.storage.card_state import STEPS as CARDS_STEPS
 from core_client.storage.database import StorageError, describe, is_database_error
 from core_client.storage.engines import open_database
