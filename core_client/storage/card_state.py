@@ -1,19 +1,26 @@
 """What the card path keeps in the database (part ``cards`` of the migrations, both engines): the tokens the
-Core Client vouches for until their charge point starts them (:class:`Vouchers`).
+Core Client vouches for until their charge point starts them (:class:`Vouchers`), and the local list sent
+to each charge point (:class:`LocalLists`).
 
 A voucher is a roaming eMSP's token the Core Client remote-starts under the eMSP's mandate
 (:mod:`core_client.ocpi.cpo.roaming`): between RemoteStartTransaction and the charge point's
 StartTransaction that token is a card of that mandate, at that charge point and connector only (connector 0:
 any of its connectors, as for a token vouched for at Authorize, which names none; charge point ``*``: any),
 until it starts or ``expires_at``. Kept in the database, so a Core Client restarted in that window still
-answers the StartTransaction Accepted."""
+answers the StartTransaction Accepted.
+
+A charge point's local list is kept as last accepted (its version and entries): when it connects again (or
+the Core Client restarted) and its GetLocalListVersion answers that version, it is sent only what changed
+since (a Differential update, or nothing), not the whole list again."""
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from core_client.sessions.cards import Card, CardMandate
+from core_client.sessions.local_list import Entry, ListStatus
 from core_client.storage.database import Database
 from core_client.storage.migrations import Migration, migrate
 
@@ -27,6 +34,14 @@ STEPS = (
   expires_at REAL NOT NULL, PRIMARY KEY (charge_point_id, connector, id_tag)
 )""",
             "CREATE INDEX IF NOT EXISTS card_vouchers_tag ON card_vouchers(id_tag)",
+        ),
+    ),
+    Migration(
+        2,
+        (
+            """CREATE TABLE IF NOT EXISTS local_lists (
+  charge_point_id TEXT PRIMARY KEY, version INTEGER NOT NULL, entries TEXT NOT NULL, sent_at REAL NOT NULL
+)""",
         ),
     ),
 )
@@ -99,3 +114,33 @@ class Vouchers:
     def purge(self, now: float) -> None:
         """Drop the expired vouchers."""
         self.db.execute("DELETE FROM card_vouchers WHERE expires_at <= ?", (now,))
+
+
+class LocalLists:
+    """The local list each charge point accepted last, in ``db`` (see the module docstring)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        migrate(db, "cards", STEPS)
+
+    def get(self, charge_point_id: str) -> tuple[int, dict[str, Entry]] | None:
+        """(version, entries) of the list the charge point accepted last, or None."""
+        row = self.db.execute(
+            "SELECT version, entries FROM local_lists WHERE charge_point_id = ?", (charge_point_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        entries = {tag: (ListStatus(status), expiry) for tag, (status, expiry) in json.loads(row[1]).items()}
+        return int(row[0]), entries
+
+    def put(self, charge_point_id: str, version: int, entries: dict[str, Entry]) -> None:
+        text = json.dumps({tag: [status.value, expiry] for tag, (status, expiry) in entries.items()})
+        self.db.execute(
+            "INSERT INTO local_lists VALUES (?, ?, ?, ?) ON CONFLICT (charge_point_id) DO UPDATE SET"
+            " version = excluded.version, entries = excluded.entries, sent_at = excluded.sent_at",
+            (charge_point_id, version, text, time.time()),
+        )
+
+    def forget(self, charge_point_id: str) -> None:
+        """What the charge point holds is not known (a failed update): the next one is Full."""
+        self.db.execute("DELETE FROM local_lists WHERE charge_point_id = ?", (charge_point_id,))

@@ -12,16 +12,22 @@
 //   the flag -1: not supported, and SendLocalList is NotSupported); a Full update replaces the list, a
 //   Differential one with a version not above the held one is a VersionMismatch, an entry without idTagInfo
 //   leaves the list. Each update is printed ("local_list": version, updateType, the list as held).
+//   --list-state FILE: the list is kept in FILE between runs (as a real charge point keeps it across reconnects).
 // Hold mode: node ocpp_rpc_cp.js WS_URL IDENTITY PASSWORD --hold
 //   a remote-started charge meters (a reading every 500 ms) until a RemoteStopTransaction of its transaction (taken from
 //   its StartTransaction on)
 //   (Accepted, printed as "remote_stop"), then stops with reason Remote; otherwise RemoteStopTransaction is Rejected.
 "use strict";
+const fs = require("fs");
 const path = require("path");
 const { RPCClient } = require(path.join(__dirname, "..", "..", "node_modules", "ocpp-rpc"));
 
 const localListMode = process.argv.includes("--local-list");
-const [endpoint, identity, password, mode, cardUid, waitFlag] = process.argv.slice(2).filter((a) => a !== "--local-list");
+const stateAt = process.argv.indexOf("--list-state");
+const listState = stateAt > 0 ? process.argv[stateAt + 1] : null;
+const [endpoint, identity, password, mode, cardUid, waitFlag] = process.argv
+  .slice(2)
+  .filter((a, i, all) => a !== "--local-list" && a !== "--list-state" && all[i - 1] !== "--list-state");
 const say = (event, data = {}) => process.stdout.write(JSON.stringify({ event, ...data }) + "\n");
 const now = () => new Date().toISOString();
 const METER_START = 5000;
@@ -43,7 +49,9 @@ async function main() {
     setImmediate(held.release);
     return { status: "Accepted" };
   });
-  const localList = { version: 0, entries: {} }; // idTag -> idTagInfo
+  const localList = listState && fs.existsSync(listState)
+    ? JSON.parse(fs.readFileSync(listState, "utf8"))
+    : { version: 0, entries: {} }; // idTag -> idTagInfo
   cp.handle("GetLocalListVersion", () => ({ listVersion: localListMode ? localList.version : -1 }));
   cp.handle("SendLocalList", ({ params }) => {
     if (!localListMode) return { status: "NotSupported" };
@@ -55,6 +63,7 @@ async function main() {
       else delete entries[idTag.toUpperCase()];
     }
     Object.assign(localList, { version: params.listVersion, entries });
+    if (listState) fs.writeFileSync(listState, JSON.stringify(localList));
     say("local_list", { version: params.listVersion, updateType: params.updateType, entries });
     return { status: "Accepted" };
   });
