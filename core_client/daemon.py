@@ -174,6 +174,7 @@ class Daemon:
             await _listening(self.control.start(), "control", s.control_host, s.control_port)
             await self._serve()
         except BaseException:
+            await stop_front_ends(self.front_ends)
             await self.ocpp.close()
             await self.control.close()
             self.lease.release()
@@ -188,10 +189,14 @@ class Daemon:
 
     async def _serve(self) -> None:
         """What every instance does: serve the charge points (the OCPP port, the reconcile loop that makes
-        the calls their sessions wait for, RFID cards and local lists) and, among several instances on one
+        the calls their sessions wait for, RFID cards and local lists), the live data and the dashboard, and, among several instances on one
         PostgreSQL, say it is alive (see core_client.storage.claims)."""
         s, loop = self.settings, asyncio.get_running_loop()
         await _listening(self.ocpp.start(), "listen", s.listen_host, s.listen_port)
+        # the live data and the dashboard on every instance: each shows the operator's whole picture
+        self.front_ends = await start_front_ends(
+            s, self.service, make_web3(s), self.deployment, self.account.address, self.held, self.claims
+        )
         self._tasks = [loop.create_task(self.service.run())]
         self._background.append(loop.create_task(self._checkpoints()))  # cancelled at shutdown
         if self.claims.shared:
@@ -203,7 +208,7 @@ class Daemon:
             self._background.append(loop.create_task(self.local_lists.run()))
 
     async def _lead(self, reachable: bool) -> None:
-        """Run the chain side (and the front ends and OCPI): this instance holds the signer lease. A shared
+        """Run the chain side (and OCPI): this instance holds the signer lease. A shared
         lease was maybe lost by another instance just now: that one stops within GIVES_UP_WITHIN_S
         (see core_client.storage.lease), so this one waits that long before it signs anything."""
         s = self.settings
@@ -211,9 +216,6 @@ class Daemon:
             log.info("signer lease taken: leading in %gs (a former holder has stopped by then)", GIVES_UP_WITHIN_S)
             await asyncio.sleep(GIVES_UP_WITHIN_S)
         try:
-            self.front_ends = await start_front_ends(
-                s, self.service, make_web3(s), self.deployment, self.account.address, self.held
-            )
             await self._start_ocpi()
         except BaseException:
             await stop_front_ends(self.front_ends)
