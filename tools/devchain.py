@@ -189,12 +189,14 @@ class ChainProxy:
     """A TCP forwarder to the chain's node (or to any TCP server, e.g. PostgreSQL); :meth:`pause` drops every
     connection and refuses new ones (the chain is unreachable), :meth:`resume` listens again on the same
     port; :meth:`partition` cuts the network silently (see there). With more ports, each new connection
-    goes to the first one that accepts it: a load balancer that checks ports (a standby Core Client
-    keeps its OCPP port closed)."""
+    goes to the first one that accepts it (a load balancer that checks ports: a Core Client instance that
+    is down is passed over); with ``spread``, the first one tried turns with each connection (round robin).
+    :attr:`targets` may be changed at any time (the balancer sends new connections elsewhere)."""
 
-    def __init__(self, target_port: int, *more_ports: int, port: int | None = None) -> None:
+    def __init__(self, target_port: int, *more_ports: int, port: int | None = None, spread: bool = False) -> None:
         self.target_port, self.port = target_port, port or free_port()
         self.targets = (target_port, *more_ports)
+        self.spread, self._turn = spread, 0
         self.server: asyncio.Server | None = None
         self._pipes: set[asyncio.StreamWriter] = set()
         self._upstream: set[asyncio.StreamWriter] = set()
@@ -233,7 +235,8 @@ class ChainProxy:
                 while await reader.read(65536):
                     pass
             return
-        for target in self.targets:
+        turn, self._turn = self._turn, self._turn + 1 if self.spread else 0
+        for target in self.targets[turn % len(self.targets) :] + self.targets[: turn % len(self.targets)]:
             try:
                 up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target)
                 break

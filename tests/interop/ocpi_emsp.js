@@ -34,8 +34,9 @@
 //   POST /control/token      {Token fields, "push"? (true)}: add or replace a Token and PUT it to the CPO's tokens RECEIVER
 //   POST /control/token-patch {"uid","type"? (RFID), fields}: change a Token and PATCH the CPO with those fields
 //   POST /control/token-get  {"uid","type"?}: GET the Token as the CPO's tokens RECEIVER holds it
-//   POST /control/rule       {"uid","allowed"?: AllowedType,"delay_ms"?}: what real-time authorization answers for
-//                            that uid, and after how long (longer than the CPO waits: a silent eMSP)
+//   POST /control/rule       {"uid","allowed"?: AllowedType,"delay_ms"?,"evse_uids"?}: what real-time authorization
+//                            answers for that uid, after how long (longer than the CPO waits: a silent eMSP), and
+//                            the EVSEs an ALLOWED answer lets it charge at (its location.evse_uids; default: those asked)
 //   POST /control/down {"mode": "reset"|"503"}, POST /control/up; GET /control/state, /control/log?since=N,
 //   GET /control/violations   as in ocpi_cpo.js
 "use strict";

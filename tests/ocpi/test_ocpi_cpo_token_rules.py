@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from core_client.ocpi.cpo.token_rules import Route, ocpp_status, tap_route, when_silent
-from core_client.ocpi.models import Token
+from core_client.ocpi.cpo.token_rules import Route, allowed_evses, ocpp_status, tap_route, when_silent
+from core_client.ocpi.models import LocationReferences, Token
 from core_client.ocpi.models.enums import AllowedType, WhitelistType
 from core_client.sessions.cards import Card, CardMandate, ask_roaming
 
@@ -69,3 +69,12 @@ def test_only_an_idtag_of_no_session_no_card_and_no_network_tag_is_asked():
     assert not ask_roaming("04A1B2C3D4", False, Card(mandate, b"r" * 32))  # a linked or vouched-for card
     assert not ask_roaming("EVN17", False, None)  # an EV Network session tag
     assert not ask_roaming("  ", False, None)
+
+
+def test_an_allowed_answer_lets_the_token_charge_only_at_the_evses_it_names():
+    asked = LocationReferences(location_id="ST-7", evse_uids=["CP-1-1", "CP-1-2"])
+    assert allowed_evses(asked, None) == ["CP-1-1", "CP-1-2"]
+    assert allowed_evses(asked, LocationReferences(location_id="st-7")) == ["CP-1-1", "CP-1-2"]
+    assert allowed_evses(asked, LocationReferences(location_id="ST-7", evse_uids=["cp-1-2", "CP-9-1"])) == ["CP-1-2"]
+    assert allowed_evses(asked, LocationReferences(location_id="ST-7", evse_uids=["CP-9-1"])) == []
+    assert allowed_evses(asked, LocationReferences(location_id="ST-8", evse_uids=["CP-1-1"])) == []

@@ -59,7 +59,8 @@ async def test_whitelisted_and_real_time_allowed_tokens_charge_under_the_emsp_ma
     async with tapped_at(net, tmp_path, keyfile, grant) as (core, emsp, cp):
         before = net.token().balance_of(payer)
         async with tapping(core, cp, ALWAYS) as node:  # valid, whitelist ALWAYS: no question to the eMSP
-            assert (await next_event(node.stdout, "authorized"))["status"] == "Accepted"
+            whitelisted = await next_event(node.stdout, "authorized")
+            assert whitelisted["status"] == "Accepted"
             started = await next_event(node.stdout, "started")
             assert started["status"] == "Accepted"
             tx = started["transactionId"]
@@ -101,7 +102,10 @@ async def test_whitelisted_and_real_time_allowed_tokens_charge_under_the_emsp_ma
             "authorization_reference"
         ]
         assert await emsp.violations() == []
-    print(f"tap -> Authorize answered with the eMSP's real-time authorization: {authorized['ms']:.0f} ms")
+    print(
+        f"tap -> Authorize answered: whitelisted {whitelisted['ms']:.0f} ms, "
+        f"with the eMSP's real-time authorization {authorized['ms']:.0f} ms"
+    )
 
 
 async def test_blocked_silent_and_invalidated_tokens_are_answered_as_the_whitelist_says(
@@ -140,6 +144,9 @@ async def test_blocked_silent_and_invalidated_tokens_are_answered_as_the_whiteli
         async with tapping(core, cp, "0499999999") as node:  # no eMSP's: asked, 404 Unknown Token
             assert (await next_event(node.stdout, "authorized"))["status"] == "Invalid"
         assert [a["uid"] for a in (await authorizations(emsp))[asked:]] == [INVALID]  # the unknown one: 404
+        await emsp.control("rule", {"uid": ALLOWED, "allowed": "ALLOWED", "evse_uids": [f"{cp}-2"]})
+        async with tapping(core, cp, ALLOWED) as node:  # ALLOWED, but only at an EVSE that is not this one
+            assert (await next_event(node.stdout, "authorized"))["status"] == "Invalid"
         assert [v for v in await emsp.violations() if not v["violation"].startswith("refused")] == []
         await core.wait_idle()
         assert core.daemon.store.jobs("failed") == []

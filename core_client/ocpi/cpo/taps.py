@@ -31,10 +31,11 @@ from core_client.ocpi.cpo.outbound import send_to
 from core_client.ocpi.cpo.peers import Peer, PeerStore
 from core_client.ocpi.cpo.roaming import RoamingSession
 from core_client.ocpi.cpo.settings import CpoSettings
-from core_client.ocpi.cpo.token_rules import IdTagStatus, Route, ocpp_status, tap_route, when_silent
+from core_client.ocpi.cpo.token_rules import IdTagStatus, Route, allowed_evses, ocpp_status, tap_route, when_silent
 from core_client.ocpi.cpo.token_store import TokenStore
 from core_client.ocpi.errors import OcpiError, OcpiRejected, OcpiUnreachable
 from core_client.ocpi.models import AuthorizationInfo, CdrToken, LocationReferences, Token
+from core_client.ocpi.models.base import ci
 from core_client.ocpi.models.enums import AuthMethod, InterfaceRole, ModuleID, TokenType
 from core_client.ocpi.transport import Party, StatusCode
 from core_client.sessions.cards import Card, CardMandate, card_refusal
@@ -110,9 +111,10 @@ class TokenTaps:
             log.warning("%s: eMSP %s token %s refused: %s", cp_id, peer.name, uid, verdict.why)
             return IdTagStatus.invalid
         reading = self._read_mandate(peer, uid)  # from chain while the eMSP is asked
-        method, reference = AuthMethod.WHITELIST, None
+        method, reference, at = AuthMethod.WHITELIST, None, [connector or 0]
+        where, numbers = self._where(cp_id, connector)
         if verdict.route is Route.ASK:
-            answer = await self._ask(peer, uid, cp_id, connector, deadline)
+            answer = None if where is None else await self._ask(peer, uid, cp_id, where, deadline)
             if answer is None:  # silent: the whitelist rule of the Token we hold
                 status = when_silent(token)
                 log.warning("%s: eMSP %s did not authorize %s in time: %s", cp_id, peer.name, uid, status.value)
@@ -127,23 +129,38 @@ class TokenTaps:
                     log.info("%s: eMSP %s answered %s for %s", cp_id, peer.name, answer.allowed.value, uid)
                     return ocpp_status(answer.allowed)
                 token, method, reference = answer.token, AuthMethod.AUTH_REQUEST, answer.authorization_reference
-        status = await self._vouch(peer, uid, cp_id, connector, reading, deadline)
+                assert where is not None
+                evses = allowed_evses(where, answer.location)
+                if not evses:
+                    log.info("%s: eMSP %s allows %s at none of its EVSEs here", cp_id, peer.name, uid)
+                    return IdTagStatus.invalid
+                if len(evses) < len(where.evse_uids or []):  # at some connectors only: vouched at those
+                    at = [numbers[ci(e)] for e in evses]
+        status = await self._vouch(peer, uid, cp_id, at, reading, deadline)
         if status is IdTagStatus.accepted and token is not None:
             self.taps[(cp_id, uid.upper())] = Tap(peer.name, peer.mandate_id or 0, token, method, reference)
         return status
 
-    async def _ask(
-        self, peer: Peer, uid: str, cp_id: str, connector: int | None, deadline: float
-    ) -> AuthorizationInfo | str | None:
-        """The eMSP's real-time authorization: its AuthorizationInfo, UNKNOWN, Invalid (a refusal or an answer
-        that is not 2.2.1), or None when it did not answer in time."""
-        base = peer.endpoint(ModuleID.TOKENS, InterfaceRole.SENDER)
+    def _where(self, cp_id: str, connector: int | None) -> tuple[LocationReferences | None, dict[str, int]]:
+        """The charge point's Location and EVSEs (the connector's, or all when Authorize named none) as the
+        LocationReferences of a real-time authorization, and each EVSE uid's connector (None: not our station)."""
         station = self.store.station_of(cp_id)
-        if base is None or station is None:
-            return None
+        if station is None:
+            return None, {}
         station_id, connectors = station
-        numbers = [connector] if connector is not None else range(1, connectors + 1)
-        where = LocationReferences(location_id=location_id(station_id), evse_uids=[evse_uid(cp_id, n) for n in numbers])
+        numbers = [connector] if connector is not None else list(range(1, connectors + 1))
+        uids = {evse_uid(cp_id, n): n for n in numbers}
+        where = LocationReferences(location_id=location_id(station_id), evse_uids=list(uids))
+        return where, {ci(uid): n for uid, n in uids.items()}
+
+    async def _ask(
+        self, peer: Peer, uid: str, cp_id: str, where: LocationReferences, deadline: float
+    ) -> AuthorizationInfo | str | None:
+        """The eMSP's real-time authorization for ``where``: its AuthorizationInfo, UNKNOWN, Invalid (a refusal or
+        an answer that is not 2.2.1), or None when it did not answer in time."""
+        base = peer.endpoint(ModuleID.TOKENS, InterfaceRole.SENDER)
+        if base is None:
+            return None
         url = f"{base.rstrip('/')}/{uid}/authorize"
         left = deadline - time.monotonic()
         if left <= 0:
@@ -177,10 +194,10 @@ class TokenTaps:
         return reading
 
     async def _vouch(
-        self, peer: Peer, uid: str, cp_id: str, connector: int | None, reading: asyncio.Future, deadline: float
+        self, peer: Peer, uid: str, cp_id: str, connectors: list[int], reading: asyncio.Future, deadline: float
     ) -> str:
-        """Vouch for ``uid`` as a card of the eMSP's mandate (``reading``) at the charge point (at the connector,
-        or any when Authorize named none) for ``start_timeout_s``: ACCEPTED, or Invalid with why logged."""
+        """Vouch for ``uid`` as a card of the eMSP's mandate (``reading``) at the charge point's ``connectors``
+        (0: any) for ``start_timeout_s``: ACCEPTED, or Invalid with why logged."""
         assert peer.mandate_id is not None and peer.mandate_salt is not None
         mandate_id, salt = peer.mandate_id, bytes.fromhex(peer.mandate_salt.get_secret_value())
         card: Card | str
@@ -197,7 +214,8 @@ class TokenTaps:
         if why is not None or isinstance(card, str):
             log.warning("%s: eMSP %s token %s refused: %s", cp_id, peer.name, uid, why)
             return IdTagStatus.invalid
-        self.cards.expect(uid, card, cp_id, connector or 0, self.start_timeout_s)
+        for connector in connectors:
+            self.cards.expect(uid, card, cp_id, connector, self.start_timeout_s)
         return IdTagStatus.accepted
 
     def session(self, cp_id: str, connector: int, id_tag: str, transaction_id: int) -> RoamingSession | None:

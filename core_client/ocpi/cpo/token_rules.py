@@ -8,6 +8,8 @@
   AuthorizationInfo answers the charge point (ALLOWED: Accepted; BLOCKED: Blocked; EXPIRED: Expired;
   NO_CREDIT, NOT_ALLOWED: Invalid). 2.2.1: "If a Token is valid = false, when the whitelist field requires
   real-time authorization, the CPO SHALL do a real-time authorization".
+- An ALLOWED answer whose ``location`` leaves out every EVSE of the charge point asked about: Invalid; one
+  that leaves out some: the token may start at the others only (:func:`allowed_evses`).
 - The eMSP does not answer within the charge point's response time (:func:`when_silent`): ALLOWED_OFFLINE
   ("when the CPO cannot get a response from the eMSP ... the CPO shall allow this Token") and ALLOWED ("it
   is allowed to whitelist the token") start if the Token we hold is valid; NEVER, an invalid Token, or one
@@ -21,7 +23,8 @@ from enum import Enum
 
 from ocpp.v16.enums import AuthorizationStatus as IdTagStatus
 
-from core_client.ocpi.models import Token
+from core_client.ocpi.models import LocationReferences, Token
+from core_client.ocpi.models.base import ci
 from core_client.ocpi.models.enums import AllowedType, WhitelistType
 
 
@@ -70,3 +73,17 @@ def when_silent(token: Token | None) -> IdTagStatus:
 def ocpp_status(allowed: AllowedType) -> IdTagStatus:
     """The charge point's answer for the eMSP's AuthorizationInfo.allowed."""
     return OCPP_STATUS[allowed]
+
+
+def allowed_evses(asked: LocationReferences, answered: LocationReferences | None) -> list[str]:
+    """The EVSEs of ``asked`` where an ALLOWED AuthorizationInfo lets the token charge: its ``location``
+    (2.2.1: "Only the EVSEs the EV driver is allowed to charge at are returned"); all when it names none or
+    no EVSEs, none when it names another Location."""
+    if answered is None:
+        return list(asked.evse_uids or [])
+    if ci(answered.location_id) != ci(asked.location_id):
+        return []
+    if not answered.evse_uids:
+        return list(asked.evse_uids or [])
+    allowed = {ci(uid) for uid in answered.evse_uids}
+    return [uid for uid in asked.evse_uids or [] if ci(uid) in allowed]

@@ -160,7 +160,8 @@ const POST = {
     need(body, "uid");
     if (body.allowed !== undefined && !ENUMS.AllowedType.includes(body.allowed)) throw new ControlError(400, `allowed must be one of ${ENUMS.AllowedType.join(", ")}`);
     if (body.delay_ms !== undefined && !(Number.isInteger(body.delay_ms) && body.delay_ms >= 0)) throw new ControlError(400, "delay_ms must be an integer >= 0");
-    p.state.rules[body.uid.toUpperCase()] = { allowed: body.allowed, delay_ms: body.delay_ms };
+    if (body.evse_uids !== undefined && !(Array.isArray(body.evse_uids) && body.evse_uids.every((u) => typeof u === "string"))) throw new ControlError(400, "evse_uids must be a list of EVSE uids");
+    p.state.rules[body.uid.toUpperCase()] = { allowed: body.allowed, delay_ms: body.delay_ms, evse_uids: body.evse_uids };
     p.save();
     return { rules: p.state.rules };
   },

@@ -189,7 +189,8 @@ async function tokens(ctx) {
   const rule = platform.state.rules[key(uid)] || {};
   const allowed = rule.allowed || (token.valid ? "ALLOWED" : "BLOCKED");
   const info = { allowed, token };
-  if (allowed === "ALLOWED") Object.assign(info, { location: where, authorization_reference: platform.nextId("authorization", "AUTH") });
+  const location = rule.evse_uids ? { location_id: where.location_id, evse_uids: rule.evse_uids } : where; // the EVSEs it allows
+  if (allowed === "ALLOWED") Object.assign(info, { location, authorization_reference: platform.nextId("authorization", "AUTH") });
   platform.state.authorizations.push({ uid, type, location: where, allowed, at: new Date().toISOString() });
   platform.save();
   if (rule.delay_ms) await new Promise((resolve) => setTimeout(resolve, rule.delay_ms)); // a slow (or silent) eMSP
