@@ -37,6 +37,7 @@ from core_client.sessions.local_list_sync import LocalListSync
 from core_client.sessions.machine import SessionRecord
 from core_client.sessions.service import SessionService
 from core_client.storage.card_state import LocalLists
+from core_client.storage.claims import BEAT_EVERY_S, claims_for
 from core_client.storage.database import describe
 from core_client.storage.lease import GIVES_UP_WITHIN_S, Lease, LeaseLost
 from core_client.storage.store import Store
@@ -85,7 +86,9 @@ class Daemon:
         self.stopped = asyncio.Event()
         self.fatal: asyncio.Future[None] | None = None  # set to the error that ends the daemon
         self.chain_started = False
-        self.role = "starting"  # then "leader" once its OCPP port is open, or "standby" (another holds the lease)
+        self.role = (
+            "starting"  # then "leader" (signs) or "standby" (another instance holds the lease), both serving OCPP
+        )
         self._tasks: list[asyncio.Task] = []  # ended by stop(): the reconcile loop, the watcher, the worker
         self._background: list[asyncio.Task] = []
         self._stopping = asyncio.Event()
@@ -122,8 +125,9 @@ class Daemon:
             if self.records is not None:
                 self.records.close()
             raise
+        self.claims = claims_for(self.store.db)  # several instances: which one holds which charge point
         self.service = SessionService(
-            s, self.store, self.chain.session_state, self.chain.station_of, self.chain.meter_key
+            s, self.store, self.chain.session_state, self.chain.station_of, self.chain.meter_key, self.claims
         )
         self.watcher = EventWatcher(
             self.w3_events,
@@ -166,22 +170,46 @@ class Daemon:
         self.control = ControlServer(s, self.service, self.health, self.held)
         self.lease = Lease(self.store.db, f"signer:{self.chain.identity}")
         leading = await asyncio.to_thread(self.lease.try_acquire)
-        if not leading:
-            self.role = "standby"
+        self.service.leading = leading
         try:
             await _listening(self.control.start(), "control", s.control_host, s.control_port)
+            await self._serve()
         except BaseException:
+            await stop_front_ends(self.front_ends)
+            await self.ocpp.close()
+            await self.control.close()
             self.lease.release()
             self.store.close()
             raise
         if leading:
             await self._lead(reachable)
-        else:  # several instances on one PostgreSQL: another signs for the operator; stand by for it
+        else:  # several instances on one PostgreSQL: another signs for the operator; serve and stand by for it
+            self.role = "standby"
             log.info("standing by: another instance holds the signer lease of operator %s", self.account.address)
             self._background.append(asyncio.get_running_loop().create_task(self._stand_by()))
 
+    async def _serve(self) -> None:
+        """What every instance does: serve the charge points (the OCPP port, the reconcile loop that makes
+        the calls their sessions wait for, RFID cards and local lists), the live data and the dashboard, and, among several instances on one
+        PostgreSQL, say it is alive (see core_client.storage.claims)."""
+        s, loop = self.settings, asyncio.get_running_loop()
+        await _listening(self.ocpp.start(), "listen", s.listen_host, s.listen_port)
+        # the live data and the dashboard on every instance: each shows the operator's whole picture
+        self.front_ends = await start_front_ends(
+            s, self.service, make_web3(s), self.deployment, self.account.address, self.held, self.claims
+        )
+        self._tasks = [loop.create_task(self.service.run())]
+        self._background.append(loop.create_task(self._checkpoints()))  # cancelled at shutdown
+        if self.claims.shared:
+            await asyncio.to_thread(self._beat)  # in the instances table before it makes any decision
+            self._background.append(loop.create_task(self._beats()))
+        if self.cards is not None:
+            self._background.append(loop.create_task(self.cards.run()))
+        if self.local_lists is not None:
+            self._background.append(loop.create_task(self.local_lists.run()))
+
     async def _lead(self, reachable: bool) -> None:
-        """Serve the charge points and run the chain side: this instance holds the signer lease. A shared
+        """Run the chain side (and OCPI): this instance holds the signer lease. A shared
         lease was maybe lost by another instance just now: that one stops within GIVES_UP_WITHIN_S
         (see core_client.storage.lease), so this one waits that long before it signs anything."""
         s = self.settings
@@ -189,11 +217,6 @@ class Daemon:
             log.info("signer lease taken: leading in %gs (a former holder has stopped by then)", GIVES_UP_WITHIN_S)
             await asyncio.sleep(GIVES_UP_WITHIN_S)
         try:
-            await _listening(self.ocpp.start(), "listen", s.listen_host, s.listen_port)
-            self.role = "leader"  # only now: /health says "leader" once the OCPP port takes charge points
-            self.front_ends = await start_front_ends(
-                s, self.service, make_web3(s), self.deployment, self.account.address, self.held
-            )
             await self._start_ocpi()
         except BaseException:
             await stop_front_ends(self.front_ends)
@@ -204,13 +227,8 @@ class Daemon:
             self.lease.release()
             self.store.close()
             raise
+        self.service.leading, self.role = True, "leader"
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self.service.run())]
-        self._background.append(loop.create_task(self._checkpoints()))  # cancelled at shutdown
-        if self.cards is not None:
-            self._background.append(loop.create_task(self.cards.run()))
-        if self.local_lists is not None:
-            self._background.append(loop.create_task(self.local_lists.run()))
         self.lease.watch(self._lease_lost)
         try:
             if reachable:
@@ -291,6 +309,20 @@ class Daemon:
         except Exception as error:
             self._fail(EVNetworkError(f"cannot start the chain side: {error}"))
 
+    def _beat(self) -> None:
+        control = f"http://{self.settings.control_host}:{self.settings.control_port}"
+        ocpp = f"ws://{self.settings.listen_host}:{self.settings.listen_port}"
+        self.claims.beat(self.role, ocpp, control)
+
+    async def _beats(self) -> None:
+        """Write this instance's row in the instances table every BEAT_EVERY_S, in a thread."""
+        while True:
+            await asyncio.sleep(BEAT_EVERY_S)
+            try:
+                await asyncio.to_thread(self._beat)
+            except Exception as error:  # the database away: the next one catches up
+                log.warning("instance heartbeat failed: %s", error)
+
     async def _checkpoints(self) -> None:
         """Move the database's write-ahead log into its file now and then, in a thread (see Store)."""
         while True:
@@ -320,6 +352,11 @@ class Daemon:
         if self.chain_started:
             await self.worker.drain(drain_timeout)
         left = len(self.store.jobs(*OPEN))
+        if self.claims.shared:
+            try:
+                self.claims.leave()
+            except Exception as error:  # the database away: its row ages out, its claims with it
+                log.warning("could not leave the instances table: %s", error)
         self.lease.release()
         self.store.close()
         if self.records is not None:
@@ -333,9 +370,10 @@ class Daemon:
         """The /health document (:mod:`core_client.health`)."""
         parts = {"upstream": self.proxy, "ocpi": self.ocpi, "ocpi_cpo": self.ocpi_cpo, "cards": self.cards}
         chain = (self.watcher, self.worker)
-        return health_report(
+        report = health_report(
             self.account.address, self.role, self.store, self.service, chain, self.chain_started, self.records, parts
         )
+        return {**report, "instance": self.claims.instance_id, "instances": self.claims.instances()}
 
     async def _check_chain(self) -> bool:
         """False if the chain does not answer; raises if it is not the deployment's (see OperatorChain)."""

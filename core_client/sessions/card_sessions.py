@@ -52,6 +52,12 @@ class Service(Protocol):
     def stop_recorded(self, s: SessionRecord) -> None: ...
 
 
+class RoamingTokens(Protocol):
+    """A roaming eMSP's tokens tapped here (:class:`core_client.ocpi.cpo.taps.TokenTaps`)."""
+
+    async def vouch(self, cp_id: str, connector: int | None, id_tag: str) -> str | None: ...
+
+
 class CardSessions:
     """Cards at the charge points of one session service."""
 
@@ -68,6 +74,9 @@ class CardSessions:
         #: mandate, :mod:`core_client.ocpi.cpo.roaming`): each starts once as a card of that mandate, at its
         #: charge point and connector, until it expires (kept in the database: a restart keeps them).
         self.vouchers = Vouchers(self.store.db)
+        #: A roaming eMSP's tokens ([ocpi_cpo] with mandates): asked about a tapped idTag that is no session's and
+        #: no card's (:func:`core_client.sessions.cards.ask_roaming`); they vouch for it (``expect``) or refuse it.
+        self.roaming_tokens: RoamingTokens | None = None
         #: Called with (charge point id, connector, idTag, transaction id) when a card's transaction starts.
         self.on_started: Callable[[str, int, str, int], None] = lambda *_: None
         #: Called with (charge point id, connector, idTag, transaction id, why) when a card's transaction is

@@ -21,7 +21,7 @@ from ev_network.pricing import price
 from tools.devchain import ChainProxy
 from tools.harness.chain import TARIFF, TOKEN
 from tools.harness.core import PASSWORD, Core, chain_events, cp_ids, funded_driver, running_core, until, wait_chain
-from tools.harness.interop import CHARGE_POINT, next_event
+from tools.harness.interop import charge_point, next_event, tapping, unplug
 from tools.harness.upstream_relay import Csms
 from tools.harness.wallet import driver_wallet
 from wallet.cards import Cards
@@ -41,35 +41,6 @@ async def link_card(net, tmp_path: Path, driver_index: int, uid: str = CARD, cap
     grants = tmp_path / "grants.txt"
     grants.write_text(f"# cards granted to this operator\n{card.grant}\n")
     return cards, card, grants
-
-
-def tapping(core, cp_id: str, uid: str, wait: bool = True):
-    """The ocpp-rpc charge point, booted, tapping card ``uid`` (charging until told "unplug" with --wait)."""
-    return charge_point(core, cp_id, "--card", uid, *(["--wait"] if wait else []))
-
-
-@contextlib.asynccontextmanager
-async def charge_point(core, cp_id: str, *flags: str):
-    """The ocpp-rpc charge point, booted, run with ``flags``."""
-    args = [core.url, cp_id, core.passwords[cp_id], *flags]
-    node = await asyncio.create_subprocess_exec(
-        "node", str(CHARGE_POINT), *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
-    )
-    try:
-        assert (await next_event(node.stdout, "boot"))["status"] == "Accepted"
-        yield node
-    finally:
-        if node.returncode is None:
-            node.kill()
-            await node.wait()
-
-
-async def unplug(node) -> dict:
-    node.stdin.write(b"unplug\n")
-    await node.stdin.drain()
-    stopped = await next_event(node.stdout, "stopped")
-    assert await asyncio.wait_for(node.wait(), 10) == 0
-    return stopped
 
 
 async def known(core, mandate_id: int, **state) -> None:

@@ -42,7 +42,7 @@ from core_client.ocpi.cpo.peers import Peer, PeerStore
 from core_client.ocpi.cpo.settings import CpoSettings
 from core_client.ocpi.errors import OcpiError
 from core_client.ocpi.models import CdrToken, CommandResult, DisplayText, StartSession
-from core_client.ocpi.models.enums import CommandResultType
+from core_client.ocpi.models.enums import AuthMethod, CommandResultType
 from core_client.ocpi.transport import Party
 from core_client.sessions.cards import Card, card_refusal
 from core_client.storage.store import Store
@@ -71,6 +71,7 @@ class RoamingSession(BaseModel):
     mandate_id: int
     authorization_reference: str | None = None
     requested_at: datetime
+    auth_method: AuthMethod = AuthMethod.COMMAND  # a token tapped at the charge point: WHITELIST / AUTH_REQUEST
     transaction_id: int | None = None  # once the charge point started it
     stopped: bool = False  # the eMSP asked to stop, or it never started
     invalid: str | None = None  # why it will not be billed: its start refused, or its open refused on chain
@@ -84,6 +85,12 @@ KEEP_DAYS = 7  # a finished session is kept this long (a late STOP_SESSION is th
 
 def _finished(s: RoamingSession) -> bool:
     return s.pushed in ("CDR", "INVALID") or (s.stopped and s.transaction_id is None)
+
+
+class Taps(Protocol):
+    """The eMSP tokens tapped at our charge points (:class:`core_client.ocpi.cpo.taps.TokenTaps`)."""
+
+    def session(self, cp_id: str, connector: int, id_tag: str, transaction_id: int) -> RoamingSession | None: ...
 
 
 class Service(Protocol):
@@ -111,6 +118,7 @@ class Roaming:
         self.settings, self.peers, self.store, self.service = settings, peers, store, service
         self.status_of, self.token_card, self.start_timeout_s = status_of, token_card, start_timeout_s
         self.tasks: set[asyncio.Task] = set()
+        self.taps: Taps | None = None  # a tapped eMSP token's session is pushed to its eMSP like a START_SESSION's
         service.cards.on_started, service.cards.on_refused = self.started, self.refused
 
     # ----------------------------------------------------------- the record
@@ -218,13 +226,17 @@ class Roaming:
 
     def started(self, cp_id: str, connector: int, id_tag: str, transaction_id: int) -> None:
         """A card's transaction started (CardSessions.on_started): if it is an eMSP token we remote-started
-        there, its session now has the transaction."""
+        there, its session now has the transaction; if it is one tapped there, its session begins."""
         for s in self.sessions():
             waiting = s.transaction_id is None and not s.stopped
             if waiting and (s.charge_point_id, s.connector, s.token.uid.upper()) == (cp_id, connector, id_tag.upper()):
                 self.save(s.model_copy(update={"transaction_id": transaction_id}))
                 log.info("OCPI session %s of eMSP %s: transaction %d", s.id, s.emsp, transaction_id)
                 return
+        tapped = None if self.taps is None else self.taps.session(cp_id, connector, id_tag, transaction_id)
+        if tapped is not None:
+            self.save(tapped)
+            log.info("OCPI session %s of eMSP %s: tapped, transaction %d", tapped.id, tapped.emsp, transaction_id)
 
     def refused(self, cp_id: str, connector: int, id_tag: str, transaction_id: int, why: str) -> None:
         """A card's transaction was refused at its start, or its open on chain (CardSessions.on_refused): if it

@@ -18,7 +18,7 @@ from core_client.ocpi.cpo.catalog import Site
 from core_client.ocpi.cpo.roaming import RoamingSession
 from core_client.ocpi.models import CDR, CdrDimension, CdrLocation, ChargingPeriod, Price, Session, SignedData
 from core_client.ocpi.models import SignedValue as OcpiSignedValue
-from core_client.ocpi.models.enums import AuthMethod, CdrDimensionType, SessionStatus
+from core_client.ocpi.models.enums import CdrDimensionType, SessionStatus
 from core_client.ocpi.transport import Party
 from core_client.sessions.machine import SessionRecord
 from core_client.sessions.metering import BEGIN, END
@@ -67,7 +67,7 @@ def session_object(
         end_date_time=_at(record.stopped_at, now) if stopped and record else (now if roaming.invalid else None),
         kwh=kwh(record),
         cdr_token=roaming.token,
-        auth_method=AuthMethod.COMMAND,
+        auth_method=roaming.auth_method,
         authorization_reference=roaming.authorization_reference,
         location_id=roaming.location_id,
         evse_uid=roaming.evse_uid,
@@ -115,7 +115,7 @@ def cdr_object(
         end_date_time=end,
         session_id=roaming.id,
         cdr_token=roaming.token,
-        auth_method=AuthMethod.COMMAND,
+        auth_method=roaming.auth_method,
         authorization_reference=roaming.authorization_reference,
         cdr_location=CdrLocation(
             **site.model_dump(include={"name", "address", "city", "postal_code", "country"}),
