@@ -2,7 +2,7 @@
 mandate, and the session that the card's open under the mandate creates once mined.
 
 Decisions are :mod:`core_client.sessions.cards` (pure); the cache of mandates comes from
-:class:`core_client.chain.mandates.MandateCache` (``CardSessions.mandates``, set by the daemon). Flow:
+:class:`core_client.chain.mandates.MandateCache` (``CardSessions.index``, set by the daemon). Flow:
 StartTransaction -> Accepted at once, a transaction id, an OPEN_CARD job (queued under the transaction id) -> the chain worker sends ``openSession`` -> mined: :meth:`CardSessions.opened` records
 the session (started: STARTING then START_MINED), moves the job to the session's id (so its settle goes
 out like any other) and, if the charge point stopped meanwhile, settles it. An open the contract refuses:
