@@ -3,7 +3,7 @@ moments and its chain link is cut in the middle; prints JSON and exits 1 unless 
 exactly once and the tokens add up.
 
     python -m benchmarks.chaos [--sessions 200] [--charge-points 10] [--kills 10] [--outage 10] [--seed 1]
-                               [--streams 0]
+                               [--streams 0] [--instances 1] [--database postgresql://...]
 
 A fresh Anvil with the contracts (deployed by the Brownie script), one station and one driver per
 charge point. Each driver opens a session, the charge point (the simulator, reconnecting with
@@ -13,7 +13,12 @@ seeded random share of the sessions has ended, and started again after a random 
 have ended its chain link (a TCP proxy) is cut for ``--outage`` seconds. Everything random comes from
 ``--seed``. Figures: sessions settled exactly once, twice (must be 0), cancelled (refunded), stuck
 (never ended: must be 0), token conservation, and how long the sessions caught in the outage took to
-end after the chain came back. Meanwhile ``--streams`` drivers' apps keep live event streams open on the
+end after the chain came back.
+
+With ``--instances N`` (2 or more) the operator runs N Core Client instances on one PostgreSQL (a
+throwaway server of the run's own, or ``--database``) behind a TCP balancer
+(:mod:`benchmarks.chaos_cluster`): each kill SIGKILLs the instance that leads, and the figures add how
+long each takeover took (until an instance led again). Meanwhile ``--streams`` drivers' apps keep live event streams open on the
 sessions in flight (:mod:`benchmarks.chaos_streams`; the daemon's [live] limits decide how many are
 open at once: ``event_streams`` in the JSON)."""
 
@@ -32,6 +37,7 @@ from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 
+from benchmarks.chaos_cluster import Cluster
 from benchmarks.chaos_parts import Daemon
 from benchmarks.chaos_streams import StreamFlood
 from benchmarks.load.chain import TOKEN, BenchChain, send_tx, setup_chain
@@ -41,6 +47,7 @@ from ev_network.events import EventReader
 from simulator.charge_point import Behaviour, Reconnect, SimChargePoint
 from simulator.fleet import close_all, fleet_ids
 from tools.devchain import ChainProxy, exit_on_sigterm, free_port
+from tools.pgserver import PostgresServer
 
 ENDED = (SessionState.SETTLED, SessionState.CANCELLED, SessionState.EXPIRED, SessionState.CLOSED)
 ENDINGS = ["SessionSettled", "SessionCancelled", "SessionExpired"]
@@ -65,10 +72,14 @@ class Plan:
     seed: int = 1
     timeout_s: float = 900.0
     streams: int = 0  # make bench-chaos CHAOS_ARGS="--streams 500"
+    instances: int = 1  # make bench-chaos CHAOS_ARGS="--instances 3": several on one PostgreSQL
+    database: str | None = None  # their PostgreSQL (default: a throwaway server of the run's own)
 
 
 class Campaign:
-    def __init__(self, plan: Plan, chain: BenchChain, daemon: Daemon, cut: ChainProxy, cp_ids: list[str]) -> None:
+    def __init__(
+        self, plan: Plan, chain: BenchChain, daemon: Daemon | Cluster, cut: ChainProxy, cp_ids: list[str]
+    ) -> None:
         self.plan, self.chain, self.daemon, self.cut, self.cp_ids = plan, chain, daemon, cut, cp_ids
         self.rng = random.Random(plan.seed)
         self.escrow = Escrow(chain.w3, chain.deployment)
@@ -98,7 +109,8 @@ class Campaign:
         return self.chain.w3.eth.wait_for_transaction_receipt(send_tx(self.chain.w3, self.opens[i]), timeout=60)
 
     async def chaos(self) -> None:
-        """SIGKILL the daemon when seeded random shares of the sessions have ended; cut the chain at half."""
+        """SIGKILL the daemon (the leading instance) when seeded random shares of the sessions have ended
+        and start it again after a random pause; cut the chain at half."""
         marks = sorted(self.rng.uniform(0.05, 0.9) * self.plan.sessions for _ in range(self.plan.kills))
         events = sorted([(m, "kill") for m in marks] + [(self.plan.sessions / 2, "outage")])
         for mark, what in events:
@@ -106,11 +118,8 @@ class Campaign:
                 await asyncio.sleep(0.05)
             await asyncio.sleep(self.rng.uniform(0, 0.5))  # a random moment, not just after a settlement
             if what == "kill":
-                self.daemon.kill()
-                pause = self.rng.uniform(0, 1.5)
-                self.kill_log.append({"after_ended": len(self.ended), "down_s": round(pause, 2)})
-                await asyncio.sleep(pause)
-                self.daemon.start()
+                moment = {"after_ended": len(self.ended), "in_flight": len(self.open_now)}
+                self.kill_log.append(moment | await self.daemon.crash(self.rng.uniform(0, 1.5)))
             else:
                 self.outage = {"after_ended": len(self.ended), "seconds": self.plan.outage_s}
                 await self.cut.pause()
@@ -161,18 +170,31 @@ class Campaign:
         }
 
 
+def target(
+    plan: Plan, workdir: Path, chain: BenchChain, rpc_url: str, passwords: dict[str, str], database: str | None
+) -> Daemon | Cluster:
+    """What the campaign kills: one daemon (with the live front end the event streams use), or a cluster."""
+    if plan.instances > 1:
+        assert database is not None
+        return Cluster.configure(workdir, rpc_url, chain, passwords, plan.instances, database, **DAEMON_SETTINGS)
+    # one address for all the apps: no per-address rate limit; the open-stream limits stay the daemon's
+    live = {"port": free_port(), "requests_per_minute": 10**9, "max_streams_per_session": max(plan.streams, 1)}
+    return Daemon.configure(workdir, rpc_url, chain, passwords, **DAEMON_SETTINGS, live=live)
+
+
 async def run(plan: Plan, workdir: Path, say=lambda text: print(text, file=sys.stderr)) -> dict:
     cp_ids = fleet_ids(plan.charge_points, "CHAOS-")
     chain = await asyncio.to_thread(setup_chain, workdir, cp_ids, 1, say)
-    cut, daemon, sims = ChainProxy(chain.anvil.port), None, []
+    cut, daemon, sims, postgres = ChainProxy(chain.anvil.port), None, [], None
     try:
         await cut.resume()
+        database = plan.database
+        if plan.instances > 1 and database is None:
+            postgres = await asyncio.to_thread(PostgresServer().start)
+            database = await asyncio.to_thread(postgres.create_database, "chaos")
         passwords = {cp: f"pw-{cp}" for cp in cp_ids}
-        # one address for all the apps: no per-address rate limit; the open-stream limits stay the daemon's
-        live = {"port": free_port(), "requests_per_minute": 10**9, "max_streams_per_session": max(plan.streams, 1)}
-        daemon = Daemon.configure(workdir, cut.url, chain, passwords, **DAEMON_SETTINGS, live=live)
-        daemon.start()
-        await daemon.wait_healthy()
+        daemon = target(plan, workdir, chain, cut.url, passwords, database)
+        await daemon.serve()
         campaign = Campaign(plan, chain, daemon, cut, cp_ids)
         for cp in cp_ids:  # the car unplugs after 0.2 to 1.5 kWh: sessions of about 0.3 to 2.5 s
             behaviour = Behaviour(power_w=22_000, time_accel=100, unplug_after_wh=campaign.rng.randint(200, 1500))
@@ -185,7 +207,8 @@ async def run(plan: Plan, workdir: Path, say=lambda text: print(text, file=sys.s
             plan.sessions // plan.charge_points + (i < plan.sessions % plan.charge_points) for i in range(len(cp_ids))
         ]
         started = time.monotonic()
-        flood = StreamFlood(f"http://127.0.0.1:{live['port']}", plan.streams, lambda: campaign.in_flight, plan.seed)
+        live_url = f"http://127.0.0.1:{daemon.settings.live.port}" if isinstance(daemon, Daemon) else ""
+        flood = StreamFlood(live_url, plan.streams, lambda: campaign.in_flight, plan.seed)
         streams = asyncio.create_task(flood.run())
         chaos = asyncio.create_task(campaign.chaos())
         lanes = asyncio.gather(*(campaign.lane(i, n) for i, n in enumerate(counts)))
@@ -203,7 +226,7 @@ async def run(plan: Plan, workdir: Path, say=lambda text: print(text, file=sys.s
         after = await asyncio.to_thread(campaign.balances)
         result = {
             "benchmark": "chaos",
-            "plan": asdict(plan),
+            "plan": asdict(plan) | {"database": None if plan.database is None else "given"},
             **campaign.verdict(before, after),
             "kills": campaign.kill_log,
             "daemon_starts": daemon.starts,
@@ -214,14 +237,18 @@ async def run(plan: Plan, workdir: Path, say=lambda text: print(text, file=sys.s
             "event_streams": flood.figures(),
             "seconds": round(seconds, 1),
         }
+        if isinstance(daemon, Cluster):
+            result["instances"] = daemon.figures()
         result["ok"] = result["settled_twice"] == 0 and result["stuck"] == 0 and result["tokens"]["conserved"]
         return result
     finally:
         await close_all(sims)
         if daemon is not None:
-            daemon.stop()
+            await daemon.close()
         await cut.pause()
         chain.stop()
+        if postgres is not None:
+            postgres.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,12 +261,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--timeout", type=float, default=defaults.timeout_s)
     parser.add_argument("--streams", type=int, default=defaults.streams, help="apps keeping event streams open")
+    parser.add_argument("--instances", type=int, default=defaults.instances, help="Core Client instances")
+    parser.add_argument("--database", help="their PostgreSQL URL (--instances 2+; default: a throwaway server)")
     parser.add_argument("--workdir", type=Path, help="keep logs and state here (default: a temporary folder)")
     args = parser.parse_args(argv)
     if args.sessions < args.charge_points:
         parser.error("--sessions must be at least --charge-points")
     exit_on_sigterm()
-    plan = Plan(args.sessions, args.charge_points, args.kills, args.outage, args.seed, args.timeout, args.streams)
+    if args.instances < 1 or (args.instances > 1 and args.streams):
+        parser.error("--instances: 1 or more; the event streams (--streams) run against one instance only")
+    plan = Plan(
+        args.sessions,
+        args.charge_points,
+        args.kills,
+        args.outage,
+        args.seed,
+        args.timeout,
+        args.streams,
+        args.instances,
+        args.database,
+    )
     with tempfile.TemporaryDirectory(prefix="evn-chaos-") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)

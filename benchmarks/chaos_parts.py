@@ -1,5 +1,5 @@
 """The Core Client as a process of the chaos benchmark (:mod:`benchmarks.chaos`), SIGKILLed and started
-again on the same config and database."""
+again on the same config and database (several of them, one operator: :mod:`benchmarks.chaos_cluster`)."""
 
 from __future__ import annotations
 
@@ -24,18 +24,21 @@ PASSWORD_ENV = "EVN_CHAOS_OPERATOR_PASSWORD"
 class Daemon:
     """``core-client run`` on one config; :meth:`kill` is SIGKILL, :meth:`start` starts it again."""
 
-    def __init__(self, workdir: Path, settings: Settings, password: str) -> None:
-        self.settings, self.password = settings, password
-        self.config = workdir / "core-client.toml"
+    def __init__(self, workdir: Path, settings: Settings, password: str, name: str = "core-client") -> None:
+        self.settings, self.password, self.name = settings, password, name
+        self.config = workdir / f"{name}.toml"
         self.config.write_text(settings_to_toml(settings))
-        self.log_file = workdir / "core-client.log"
+        self.log_file = workdir / f"{name}.log"
         self.process: subprocess.Popen | None = None
         self.starts = 0
 
     @classmethod
-    def configure(cls, workdir: Path, rpc_url: str, chain: Any, passwords: dict[str, str], **extra: Any) -> Daemon:
-        """A daemon for ``chain`` (deployment_file, keystore, password, w3: a BenchChain or the tests'
-        network) with these charge point passwords, reading events from the next block on."""
+    def configure(
+        cls, workdir: Path, rpc_url: str, chain: Any, passwords: dict[str, str], name: str = "core-client", **extra: Any
+    ) -> Daemon:
+        """A daemon ``name`` for ``chain`` (deployment_file, keystore, password, w3: a BenchChain or the tests'
+        network) with these charge point passwords, reading events from the next block on (``extra``:
+        more settings, or other values: ``database``, ``start_block``)."""
         settings = Settings.model_validate(
             {
                 "listen_port": free_port(),
@@ -50,7 +53,7 @@ class Daemon:
                 **extra,
             }
         )
-        return cls(workdir, settings, chain.password)
+        return cls(workdir, settings, chain.password, name)
 
     @property
     def ocpp_url(self) -> str:
@@ -73,9 +76,24 @@ class Daemon:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(10)
 
+    async def serve(self, timeout: float = 60) -> dict:
+        """Start it; its /health once it serves."""
+        self.start()
+        return await self.wait_healthy(timeout)
+
+    async def crash(self, pause: float) -> dict[str, Any]:
+        """SIGKILL, and start again after ``pause`` seconds; what happened (for the kill log)."""
+        self.kill()
+        await asyncio.sleep(pause)
+        self.start()
+        return {"down_s": round(pause, 2)}
+
     def stop(self, timeout: float = 30) -> int | None:
         """SIGTERM (drains what was sent), SIGKILL after ``timeout``."""
         return stop_process(self.process, timeout) if self.process is not None else None
+
+    async def close(self) -> None:
+        self.stop()
 
     def health(self) -> dict | None:
         try:

@@ -275,6 +275,7 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
         nested = [
             (values.get("upstream"), "outbox"),
             (values.get("ocpi"), "registration_file"),
+            (values.get("ocpi"), "token_a_file"),
             (values.get("ocpi_cpo"), "peers_file"),
         ]
         for table, name in [(values, n) for n in PATH_FIELDS] + nested:
@@ -312,6 +313,8 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
         settings.upstream.outbox = settings.upstream.outbox.expanduser()
     if settings.ocpi is not None and settings.ocpi.registration_file is not None:
         settings.ocpi.registration_file = settings.ocpi.registration_file.expanduser()
+    if settings.ocpi is not None and settings.ocpi.token_a_file is not None:
+        settings.ocpi.token_a_file = settings.ocpi.token_a_file.expanduser()
     if settings.ocpi_cpo is not None and settings.ocpi_cpo.peers_file is not None:
         settings.ocpi_cpo.peers_file = settings.ocpi_cpo.peers_file.expanduser()
     for name in ("tls_cert", "tls_key"):

@@ -1,8 +1,8 @@
 """The Core Client daemon: wires settings, key, chain, store, session service, OCPP and control servers,
 the HTTP front ends (live data, dashboard) and the OCPI endpoints for the CPO's CSMS, each when configured.
 
-``await run(settings, password)`` runs until SIGINT/SIGTERM; :class:`Daemon` is the same thing with
-``start()``/``stop()`` for embedding (tests, demo). Shutdown order: stop the front ends and OCPI, stop
+:class:`Daemon` has ``start()``/``stop()`` for embedding (tests, demo); :func:`core_client.process.run`
+runs one until SIGINT/SIGTERM. Shutdown order: stop the front ends and OCPI, stop
 accepting and close the charge point links, stop reading events and sending new transactions, wait
 for the receipts of the transactions already sent, close the database. Logs never contain keys or passwords.
 """
@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
 import socket
-import sys
-import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from web3 import Web3
@@ -40,6 +36,8 @@ from core_client.sessions.jobs import OPEN
 from core_client.sessions.local_list_sync import LocalListSync
 from core_client.sessions.machine import SessionRecord
 from core_client.sessions.service import SessionService
+from core_client.storage.card_state import LocalLists
+from core_client.storage.claims import BEAT_EVERY_S, claims_for
 from core_client.storage.database import describe
 from core_client.storage.lease import GIVES_UP_WITHIN_S, Lease, LeaseLost
 from core_client.storage.store import Store
@@ -58,11 +56,6 @@ log = logging.getLogger("core_client")
 CHECKPOINT_EVERY_S = 2.0
 START_PROBE_S = 0.25  # how long start waits for the chain before serving OCPP without it
 LEASE_RETRY_S = 1.0  # a standby instance asks for the signer lease this often
-EXIT_LEASE_LOST = 3  # the exit status of a leader that lost the signer lease (its supervisor starts it again)
-# How long a thread may hold the GIL while another waits for it (Python's default: 5 ms). Chain reads
-# and signing run in worker threads; each time the event loop gives the GIL up (a socket write, a poll)
-# it could wait that long to get it back, per OCPP reply. The daemon's loop should wait far less.
-GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 async def _listening(start: Awaitable[None], setting: str, host: str, port: int) -> None:
@@ -74,17 +67,6 @@ async def _listening(start: Awaitable[None], setting: str, host: str, port: int)
         raise ConfigError(f"{setting}_host {host!r} does not resolve ({error.strerror})") from None
     except OSError as error:
         raise ConfigError(f"{setting}_port {port} on {host}: {error.strerror or error}") from None
-
-
-def setup_logging(verbose: bool = False) -> None:
-    """Human-readable logs on stderr; OCPP frames only with ``verbose``."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    quiet = logging.INFO if verbose else logging.WARNING
-    for name in ("core_client.ocpp.wire", "core_client.websockets", "websockets", "web3", "urllib3", "asyncio"):
-        logging.getLogger(name).setLevel(quiet)
 
 
 def make_web3(settings: Settings) -> Web3:
@@ -104,7 +86,9 @@ class Daemon:
         self.stopped = asyncio.Event()
         self.fatal: asyncio.Future[None] | None = None  # set to the error that ends the daemon
         self.chain_started = False
-        self.role = "starting"  # then "leader" once its OCPP port is open, or "standby" (another holds the lease)
+        self.role = (
+            "starting"  # then "leader" (signs) or "standby" (another instance holds the lease), both serving OCPP
+        )
         self._tasks: list[asyncio.Task] = []  # ended by stop(): the reconcile loop, the watcher, the worker
         self._background: list[asyncio.Task] = []
         self._stopping = asyncio.Event()
@@ -114,7 +98,8 @@ class Daemon:
         self.ocpi_cpo: CpoService | None = None  # [ocpi_cpo]: our endpoints for roaming eMSPs, as their CPO
         self.cards: MandateCache | None = None  # RFID cards: the mandates drivers granted us
         self.local_lists: LocalListSync | None = None  # the cards in the charge points' local lists
-        self.end_process_on_lease_loss = False  # see _lease_lost; run() sets it
+        # a lost signer lease, from the lease's watcher thread: core_client.process ends the process at once
+        self.on_lease_lost: Callable[[LeaseLost], None] | None = None
 
     async def start(self) -> None:
         """Open the store (refusing one of another version) and start serving OCPP and control. If the
@@ -140,8 +125,9 @@ class Daemon:
             if self.records is not None:
                 self.records.close()
             raise
+        self.claims = claims_for(self.store.db)  # several instances: which one holds which charge point
         self.service = SessionService(
-            s, self.store, self.chain.session_state, self.chain.station_of, self.chain.meter_key
+            s, self.store, self.chain.session_state, self.chain.station_of, self.chain.meter_key, self.claims
         )
         self.watcher = EventWatcher(
             self.w3_events,
@@ -174,7 +160,8 @@ class Daemon:
         self.proxy = proxy_for(s)
         if self.cards is not None and self.proxy is None:  # in proxy mode the charge points' lists are the CSMS's
             cards = self.service.cards
-            self.local_lists = LocalListSync(self.service.registry, self.cards.mandates, cards.seen, cards.queued)
+            kept = LocalLists(self.store.db)
+            self.local_lists = LocalListSync(self.service.registry, self.cards.mandates, cards.seen, cards.queued, kept)
             cards.on_seen = self.cards.on_change = self.local_lists.wake
         self.ocpp = OcppServer(s, self.service, self.records, self.proxy)
         reclaim_after_s = self.deployment.max_duration + self.deployment.reclaim_grace
@@ -182,22 +169,46 @@ class Daemon:
         self.control = ControlServer(s, self.service, self.health, self.held)
         self.lease = Lease(self.store.db, f"signer:{self.chain.identity}")
         leading = await asyncio.to_thread(self.lease.try_acquire)
-        if not leading:
-            self.role = "standby"
+        self.service.leading = leading
         try:
             await _listening(self.control.start(), "control", s.control_host, s.control_port)
+            await self._serve()
         except BaseException:
+            await stop_front_ends(self.front_ends)
+            await self.ocpp.close()
+            await self.control.close()
             self.lease.release()
             self.store.close()
             raise
         if leading:
             await self._lead(reachable)
-        else:  # several instances on one PostgreSQL: another signs for the operator; stand by for it
+        else:  # several instances on one PostgreSQL: another signs for the operator; serve and stand by for it
+            self.role = "standby"
             log.info("standing by: another instance holds the signer lease of operator %s", self.account.address)
             self._background.append(asyncio.get_running_loop().create_task(self._stand_by()))
 
+    async def _serve(self) -> None:
+        """What every instance does: serve the charge points (the OCPP port, the reconcile loop that makes
+        the calls their sessions wait for, RFID cards and local lists), the live data and the dashboard, and, among several instances on one
+        PostgreSQL, say it is alive (see core_client.storage.claims)."""
+        s, loop = self.settings, asyncio.get_running_loop()
+        await _listening(self.ocpp.start(), "listen", s.listen_host, s.listen_port)
+        # the live data and the dashboard on every instance: each shows the operator's whole picture
+        self.front_ends = await start_front_ends(
+            s, self.service, make_web3(s), self.deployment, self.account.address, self.held, self.claims
+        )
+        self._tasks = [loop.create_task(self.service.run())]
+        self._background.append(loop.create_task(self._checkpoints()))  # cancelled at shutdown
+        if self.claims.shared:
+            await asyncio.to_thread(self._beat)  # in the instances table before it makes any decision
+            self._background.append(loop.create_task(self._beats()))
+        if self.cards is not None:
+            self._background.append(loop.create_task(self.cards.run()))
+        if self.local_lists is not None:
+            self._background.append(loop.create_task(self.local_lists.run()))
+
     async def _lead(self, reachable: bool) -> None:
-        """Serve the charge points and run the chain side: this instance holds the signer lease. A shared
+        """Run the chain side (and OCPI): this instance holds the signer lease. A shared
         lease was maybe lost by another instance just now: that one stops within GIVES_UP_WITHIN_S
         (see core_client.storage.lease), so this one waits that long before it signs anything."""
         s = self.settings
@@ -205,11 +216,6 @@ class Daemon:
             log.info("signer lease taken: leading in %gs (a former holder has stopped by then)", GIVES_UP_WITHIN_S)
             await asyncio.sleep(GIVES_UP_WITHIN_S)
         try:
-            await _listening(self.ocpp.start(), "listen", s.listen_host, s.listen_port)
-            self.role = "leader"  # only now: /health says "leader" once the OCPP port takes charge points
-            self.front_ends = await start_front_ends(
-                s, self.service, make_web3(s), self.deployment, self.account.address, self.held
-            )
             await self._start_ocpi()
         except BaseException:
             await stop_front_ends(self.front_ends)
@@ -220,13 +226,8 @@ class Daemon:
             self.lease.release()
             self.store.close()
             raise
+        self.service.leading, self.role = True, "leader"
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self.service.run())]
-        self._background.append(loop.create_task(self._checkpoints()))  # cancelled at shutdown
-        if self.cards is not None:
-            self._background.append(loop.create_task(self.cards.run()))
-        if self.local_lists is not None:
-            self._background.append(loop.create_task(self.local_lists.run()))
         self.lease.watch(self._lease_lost)
         try:
             if reachable:
@@ -251,10 +252,10 @@ class Daemon:
     def _lease_lost(self, why: str) -> None:
         """Called from the lease's watcher thread: end the daemon without a further step of the event loop
         (which may itself wait on the unreachable database), so that it signs nothing more while another
-        instance may already lead: the process ends at once (run by :func:`run`), else :attr:`fatal`."""
+        instance may already lead: :attr:`on_lease_lost` (run as a process: it ends at once), else :attr:`fatal`."""
         error = LeaseLost(f"the signer lease of operator {self.account.address} was lost ({why}): stopping at once")
-        if self.end_process_on_lease_loss:
-            _end_now(error)
+        if self.on_lease_lost is not None:
+            self.on_lease_lost(error)
         else:
             self._loop.call_soon_threadsafe(self._fail, error)
 
@@ -307,6 +308,20 @@ class Daemon:
         except Exception as error:
             self._fail(EVNetworkError(f"cannot start the chain side: {error}"))
 
+    def _beat(self) -> None:
+        control = f"http://{self.settings.control_host}:{self.settings.control_port}"
+        ocpp = f"ws://{self.settings.listen_host}:{self.settings.listen_port}"
+        self.claims.beat(self.role, ocpp, control)
+
+    async def _beats(self) -> None:
+        """Write this instance's row in the instances table every BEAT_EVERY_S, in a thread."""
+        while True:
+            await asyncio.sleep(BEAT_EVERY_S)
+            try:
+                await asyncio.to_thread(self._beat)
+            except Exception as error:  # the database away: the next one catches up
+                log.warning("instance heartbeat failed: %s", error)
+
     async def _checkpoints(self) -> None:
         """Move the database's write-ahead log into its file now and then, in a thread (see Store)."""
         while True:
@@ -336,6 +351,11 @@ class Daemon:
         if self.chain_started:
             await self.worker.drain(drain_timeout)
         left = len(self.store.jobs(*OPEN))
+        if self.claims.shared:
+            try:
+                self.claims.leave()
+            except Exception as error:  # the database away: its row ages out, its claims with it
+                log.warning("could not leave the instances table: %s", error)
         self.lease.release()
         self.store.close()
         if self.records is not None:
@@ -349,9 +369,10 @@ class Daemon:
         """The /health document (:mod:`core_client.health`)."""
         parts = {"upstream": self.proxy, "ocpi": self.ocpi, "ocpi_cpo": self.ocpi_cpo, "cards": self.cards}
         chain = (self.watcher, self.worker)
-        return health_report(
+        report = health_report(
             self.account.address, self.role, self.store, self.service, chain, self.chain_started, self.records, parts
         )
+        return {**report, "instance": self.claims.instance_id, "instances": self.claims.instances()}
 
     async def _check_chain(self) -> bool:
         """False if the chain does not answer; raises if it is not the deployment's (see OperatorChain)."""
@@ -363,42 +384,3 @@ class Daemon:
         meter_stop = s.meter_stop if s.meter_stop is not None else s.meter_start
         if self.records is not None and s.transaction_id is not None and meter_stop is not None:
             self.records.record_decision(s.transaction_id, s.charge_point_id, meter_stop, decision)
-
-
-def _end_now(error: LeaseLost) -> None:
-    """End the process at once, without the orderly stop: another instance may lead already, and this
-    one's threads may wait for ever on a server it cannot reach (a clean exit would join them). Its
-    sockets close with it; what it left open (jobs, sessions) is in the database, for the next leader."""
-    log.error("%s", error)
-    print(f"error: {error}", file=sys.stderr, flush=True)
-    os._exit(EXIT_LEASE_LOST)
-
-
-async def run(settings: Settings, password: str) -> None:
-    """Run the Core Client until SIGINT or SIGTERM (also while it still waits for the chain at start)."""
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    daemon = Daemon(settings, password)
-    daemon.end_process_on_lease_loss = True
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    starting = loop.create_task(daemon.start())
-    stopping = loop.create_task(stop.wait())
-    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    if not starting.done():
-        starting.cancel()
-        log.info("stopped before the start completed")
-        return
-    if starting.exception() is not None:
-        stopping.cancel()
-        raise starting.exception()  # type: ignore[misc]
-    started = time.monotonic()
-    assert daemon.fatal is not None
-    await asyncio.wait({stopping, daemon.fatal}, return_when=asyncio.FIRST_COMPLETED)
-    if daemon.fatal.done():
-        stopping.cancel()
-        await daemon.stop()
-        raise daemon.fatal.exception()  # type: ignore[misc]
-    log.info("signal received after %.0fs", time.monotonic() - started)
-    await daemon.stop()

@@ -11,8 +11,9 @@ EVN_DEPLOYMENT=deployments/local.json) point at it: `ev-wallet account create`, 
 `ev-wallet web --live-url http://127.0.0.1:9002` is the driver's app in a browser.
 
 ``--instances 2`` runs two Core Client instances of the operator on a PostgreSQL server of its own:
-one leads (signs, serves the charge points), the other stands by; the charge points reach the leader
-through a small load balancer and come back to the other instance when the leader is killed."""
+both serve charge points, one leads (signs, watches the chain, anchors), the other stands by to lead; a
+small load balancer spreads the charge points over both (round robin), and those of an instance that is
+killed come back to the other one."""
 
 from __future__ import annotations
 
@@ -60,8 +61,9 @@ async def serve(chain, state_dir: Path, args: argparse.Namespace) -> None:
                 cores.append((name, await asyncio.to_thread(start_core_client, chain, state_dir, echo, name, **config)))
         core = cores[0][1]
         options: dict = {}
-        if len(cores) > 1:  # the charge points reach the instance whose OCPP port is open (the leader's)
-            balancer = ChainProxy(*(int(c.ocpp_url.rsplit(":", 1)[1]) for _, c in cores), port=args.ocpp_port)
+        if len(cores) > 1:  # the charge points are spread over the instances: each serves OCPP
+            ports = (int(c.ocpp_url.rsplit(":", 1)[1]) for _, c in cores)
+            balancer = ChainProxy(*ports, port=args.ocpp_port, spread=True)
             await balancer.resume()
             options = {"via": f"ws://127.0.0.1:{balancer.port}", "reconnect": Reconnect(initial_s=0.5, max_s=2)}
         with step("Charge points", "see the core-client lines above"):
@@ -90,7 +92,7 @@ async def serve(chain, state_dir: Path, args: argparse.Namespace) -> None:
             for name, c in cores:
                 say(f"{name}: pid {c.process.pid}, {health(c)['role']}, {c.control_url}/health")
             say(
-                f"try: kill -9 {core.process.pid} (the leader): another instance leads within seconds, the charge points come back to it"
+                f"try: kill -9 {core.process.pid} (the leader): another instance leads within seconds, its charge points come back to it"
             )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

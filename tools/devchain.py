@@ -86,8 +86,10 @@ def anvil_binary() -> str:
 class Anvil:
     """A local Anvil process. Use as a context manager, or call :meth:`start` and :meth:`stop`.
 
-    ``prune_history``: state of past blocks is not kept (reads at an old block fail, as on a pruned node);
-    for long runs with many blocks."""
+    ``prune_history``: the state of only the latest ``prune_history`` blocks is kept (reads at an older
+    block fail, as on a pruned node; None: every block's); for long runs with many blocks. Keep a few:
+    with none, a read at "latest" fails whenever a block is mined while it runs (Anvil prunes the state
+    it was reading: ``BlockOutOfRangeError``), which no real node does."""
 
     def __init__(
         self,
@@ -95,7 +97,7 @@ class Anvil:
         state: Path | None = None,
         block_time: float | None = None,
         accounts: int = 20,
-        prune_history: bool = False,
+        prune_history: int | None = None,
     ) -> None:
         self.port = port or free_port()
         self.prune_history = prune_history
@@ -115,10 +117,10 @@ class Anvil:
             cmd += ["--state", str(self.state)]
         if self.block_time:
             cmd += ["--block-time", str(self.block_time)]
-        if self.prune_history:
-            # keep no state of past blocks, as a pruned real node (otherwise Anvil keeps a copy of the
-            # state for every block: memory grows with blocks x state size; see benchmarks/anvil_memory.py)
-            cmd += ["--prune-history"]
+        if self.prune_history is not None:
+            # keep the state of the latest blocks only, as a pruned real node (otherwise Anvil keeps a copy
+            # of the state for every block: memory grows with blocks x state size; benchmarks/anvil_memory.py)
+            cmd += ["--prune-history", str(self.prune_history)]
         self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **child_options())
         atexit.register(self.stop)
         deadline = time.monotonic() + timeout
@@ -187,12 +189,14 @@ class ChainProxy:
     """A TCP forwarder to the chain's node (or to any TCP server, e.g. PostgreSQL); :meth:`pause` drops every
     connection and refuses new ones (the chain is unreachable), :meth:`resume` listens again on the same
     port; :meth:`partition` cuts the network silently (see there). With more ports, each new connection
-    goes to the first one that accepts it: a load balancer that checks ports (a standby Core Client
-    keeps its OCPP port closed)."""
+    goes to the first one that accepts it (a load balancer that checks ports: a Core Client instance that
+    is down is passed over); with ``spread``, the first one tried turns with each connection (round robin).
+    :attr:`targets` may be changed at any time (the balancer sends new connections elsewhere)."""
 
-    def __init__(self, target_port: int, *more_ports: int, port: int | None = None) -> None:
+    def __init__(self, target_port: int, *more_ports: int, port: int | None = None, spread: bool = False) -> None:
         self.target_port, self.port = target_port, port or free_port()
         self.targets = (target_port, *more_ports)
+        self.spread, self._turn = spread, 0
         self.server: asyncio.Server | None = None
         self._pipes: set[asyncio.StreamWriter] = set()
         self._upstream: set[asyncio.StreamWriter] = set()
@@ -231,7 +235,8 @@ class ChainProxy:
                 while await reader.read(65536):
                     pass
             return
-        for target in self.targets:
+        turn, self._turn = self._turn, self._turn + 1 if self.spread else 0
+        for target in self.targets[turn % len(self.targets) :] + self.targets[: turn % len(self.targets)]:
             try:
                 up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target)
                 break

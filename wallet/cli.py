@@ -27,6 +27,7 @@ from wallet.cli_common import (
     config_from,
     decimal_arg,
     emit,
+    live_client,
     live_data,
     minter_account,
     open_wallet,
@@ -35,7 +36,16 @@ from wallet.cli_common import (
 from wallet.cli_records import verify, verify_record
 from wallet.config import WalletConfig
 from wallet.core import Wallet
-from wallet.display import LiveSession, history_table, live_lines, quote_lines, stations_table, status_lines
+from wallet.display import (
+    LiveSession,
+    held_lines,
+    held_notes,
+    history_table,
+    live_lines,
+    quote_lines,
+    stations_table,
+    status_lines,
+)
 from wallet.invoice import render_json, render_pdf, render_text, save_invoice
 from wallet.live_client import LiveClient
 from wallet.units import format_amount
@@ -295,6 +305,7 @@ def status(
 @app.command()
 @clean_errors
 def history(
+    live_url: LiveUrl = None,
     rpc_url: RpcUrl = None,
     deployment: DeploymentFile = None,
     account: AccountAddr = None,
@@ -302,21 +313,27 @@ def history(
 ) -> None:
     """List the account's sessions and their final state.
 
-    Rebuilt from chain events (SessionRequested by this driver, joined with what happened next)."""
-    wallet = open_wallet(config_from(rpc_url, deployment, account))
+    Rebuilt from chain events (SessionRequested by this driver, joined with what happened next). With a
+    live URL, a running session the operator holds is HELD, with why (the account is unlocked: it signs
+    the request)."""
+    cfg = config_from(rpc_url, deployment, account, live_url)
+    wallet = open_wallet(cfg)
     entries = wallet.history()
+    held, live_error = {}, None
+    if cfg.live_url and any(e.state == "active" for e in entries):
+        held, live_error = held_notes(wallet, live_client(cfg, wallet), entries)
     if as_json:
-        emit(
-            {
-                "address": wallet.address,
-                "token": wallet.token_info.model_dump(),
-                "sessions": [e.model_dump(mode="json") for e in entries],
-            }
-        )
+        sessions = [e.model_dump(mode="json") | {"held": held.get(e.session_id)} for e in entries]
+        emit({"address": wallet.address, "token": wallet.token_info.model_dump(), "sessions": sessions})
     elif not entries:
         typer.echo(f"no sessions for {wallet.address}")
     else:
-        Console().print(history_table(wallet, entries))
+        Console().print(history_table(wallet, entries, held))
+        notes = held_lines(wallet, entries, held) + (
+            [f"live data: none: {live_error} (states from the chain)"] if live_error else []
+        )
+        if notes:
+            typer.echo("\n".join(notes))
 
 
 @app.command()

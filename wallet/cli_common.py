@@ -115,11 +115,16 @@ def live_data(cfg: WalletConfig, wallet: Wallet, status: SessionStatus) -> tuple
     None). Read only with a live URL; it unlocks the account, which signs the request."""
     if cfg.live_url is None or status.state != "active" or status.driver.lower() != wallet.address.lower():
         return None, None
-    account = unlock_account(Keystore(cfg), wallet.address)
     try:
-        return LiveClient(cfg.live_url, account).session(status.session_id), None
+        return live_client(cfg, wallet).session(status.session_id), None
     except LiveUnavailable as error:
         return None, str(error)
+
+
+def live_client(cfg: WalletConfig, wallet: Wallet) -> LiveClient:
+    """The client of the configured live URL for the wallet's account (unlocked: it signs the requests)."""
+    assert cfg.live_url is not None
+    return LiveClient(cfg.live_url, unlock_account(Keystore(cfg), wallet.address))
 
 
 def open_chain(rpc_url: str, deployment: Deployment) -> Web3:

@@ -107,6 +107,23 @@ def held_note(data: dict[str, Any] | None, reclaim_at: int | None) -> str | None
     return f"the charge has stopped, nothing is settled until the operator decides: {data['held']}{back}"
 
 
+def held_notes(wallet: Wallet, live: LiveClient, entries: list[HistoryEntry]) -> tuple[dict[int, str], str | None]:
+    """Why each running session of ``entries`` is held (:func:`held_note`), by session id, from the Core
+    Client's live data; and why that could not be read (the chain's states alone then), or None."""
+    notes: dict[int, str] = {}
+    for entry in entries:
+        if entry.state != "active":
+            continue
+        try:
+            data = live.session(entry.session_id)
+        except LiveUnavailable as exc:
+            return notes, str(exc)
+        note = held_note(data, wallet.tracker.reclaim_possible_at(entry.started_at))
+        if note:
+            notes[entry.session_id] = note
+    return notes, None
+
+
 def live_lines(
     wallet: Wallet, data: dict[str, Any] | None, error: str | None, reclaim_at: int | None = None
 ) -> list[str]:
@@ -121,8 +138,9 @@ def live_lines(
     return [f"  live    none: {error} (the chain's view above)"] if error else []
 
 
-def history_table(wallet: Wallet, entries: list[HistoryEntry]) -> Table:
-    d = wallet.token_info.decimals
+def history_table(wallet: Wallet, entries: list[HistoryEntry], held: dict[int, str] | None = None) -> Table:
+    """The account's sessions; those in ``held`` (:func:`held_notes`) are HELD (:func:`held_lines`: why)."""
+    d, held = wallet.token_info.decimals, held or {}
     table = Table(title=f"Sessions of {wallet.address} (amounts in {wallet.token_info.symbol})")
     for column in ("session", "station", "conn", "state", "deposit", "kWh", "cost", "refund", "ended"):
         table.add_column(column, justify="left" if column in ("state", "ended") else "right")
@@ -131,7 +149,7 @@ def history_table(wallet: Wallet, entries: list[HistoryEntry]) -> Table:
             e.label,
             str(e.station_id),
             str(e.connector),
-            e.state,
+            "HELD" if e.session_id in held else e.state,
             format_amount(e.deposit, d),
             format_wh_as_kwh(e.energy_wh) if e.energy_wh is not None else "-",
             format_amount(e.cost, d) if e.cost is not None else "-",
@@ -139,6 +157,11 @@ def history_table(wallet: Wallet, entries: list[HistoryEntry]) -> Table:
             format_time(e.ended_at) if e.ended_at else "-",
         )
     return table
+
+
+def held_lines(wallet: Wallet, entries: list[HistoryEntry], held: dict[int, str]) -> list[str]:
+    """What ``history`` says under its table of each held session: why, and when the deposit comes back."""
+    return [f"HELD {e.label}: {held[e.session_id]}" for e in entries if e.session_id in held]
 
 
 def progress_text(wallet: Wallet, update: Progress) -> str:

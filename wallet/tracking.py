@@ -151,10 +151,12 @@ class SessionTracker:
             phase=phase,
             driver=driver_of(session.session_id),
             cancel_possible_at=view.opened_at + self.deployment.start_timeout,
-            reclaim_possible_at=(
-                started + self.deployment.max_duration + self.deployment.reclaim_grace if started else None
-            ),
+            reclaim_possible_at=self.reclaim_possible_at(started),
         )
+
+    def reclaim_possible_at(self, started_at: int | None) -> int | None:
+        """When the driver can reclaim the deposit of a session started at ``started_at`` (None: not started)."""
+        return started_at + self.deployment.max_duration + self.deployment.reclaim_grace if started_at else None
 
     def _history_entry(self, view: SessionView) -> HistoryEntry:
         return _from_view(HistoryEntry, view, state=view.state.name.lower())

@@ -28,6 +28,7 @@ from web3 import Web3
 from core_client.chain.grants import read_grants
 from core_client.chain.outage import Outage
 from core_client.sessions.cards import CardMandate
+from core_client.storage.card_state import mandate_from_row, mandate_row
 from core_client.storage.store import Store
 from ev_network.errors import ChainUnavailable, chain_errors
 from ev_network.mandates import Mandates
@@ -139,22 +140,8 @@ def _unread(cached: dict[int, CardMandate]) -> dict[int, CardMandate]:
 
 
 def _dump(cached: dict[int, CardMandate]) -> str:
-    rows = [
-        {**m.__dict__, "salt": m.salt.hex(), "token_refs": sorted(r.hex() for r in m.token_refs)}
-        for m in cached.values()
-    ]
-    return json.dumps(rows)
+    return json.dumps([mandate_row(m) for m in cached.values()])
 
 
 def _load(text: str | None) -> dict[int, CardMandate]:
-    rows = json.loads(text) if text else []
-    return {
-        row["mandate_id"]: CardMandate(
-            **{
-                **row,
-                "salt": bytes.fromhex(row["salt"]),
-                "token_refs": frozenset(bytes.fromhex(r) for r in row["token_refs"]),
-            }
-        )
-        for row in rows
-    }
+    return {row["mandate_id"]: mandate_from_row(row) for row in (json.loads(text) if text else [])}

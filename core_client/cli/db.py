@@ -9,18 +9,20 @@ from core_client.cli.common import ConfigOpt
 from core_client.config import Settings, load_settings
 from core_client.errors import clean_errors
 from core_client.proxy.outbox import STEPS as OUTBOX_STEPS
-from core_client.records.log import STEPS as RECORDS_STEPS
-from core_client.storage.database import StorageError, describe, is_database_error, open_database
+from core_client.records.schema import STEPS as RECORDS_STEPS
+from core_client.storage.card_state import STEPS as CARDS_STEPS
+from core_client.storage.database import StorageError, describe, is_database_error
+from core_client.storage.engines import open_database
 from core_client.storage.migrations import migrate
 from core_client.storage.schema import migrate_store
 
-STEPS = {"records": RECORDS_STEPS, "outbox": OUTBOX_STEPS}
+STEPS = {"records": RECORDS_STEPS, "cards": CARDS_STEPS, "outbox": OUTBOX_STEPS}
 db_app = typer.Typer(help="The Core Client's database: SQLite file or PostgreSQL.", no_args_is_help=True)
 
 
 def migrate_all(settings: Settings) -> list[tuple[str, str, int]]:
     """Bring every part of the Core Client's state to this version's schema; (part, where, version) each."""
-    parts = [("store", settings.database), ("records", settings.database)]
+    parts = [("store", settings.database), ("records", settings.database), ("cards", settings.database)]
     if settings.upstream is not None:
         parts.append(("outbox", settings.upstream.outbox))
     done = []

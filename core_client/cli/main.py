@@ -96,8 +96,8 @@ def run(
 
     The keystore password comes from the variable named by the config's password_env (default
     EVN_OPERATOR_PASSWORD) or is asked for. Logs go to stderr."""
-    from core_client.daemon import run as run_daemon
-    from core_client.daemon import setup_logging
+    from core_client.process import run as run_daemon
+    from core_client.process import setup_logging
 
     settings = _settings(config)
     password = _password(settings.password_env, f"Password for {settings.keystore}: ")

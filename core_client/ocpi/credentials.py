@@ -74,16 +74,14 @@ class Handshake:
         return details
 
     async def register(self) -> Registration:
-        """The first handshake (POST), with the token A of the config."""
+        """The first handshake (POST), with token A (:meth:`OcpiSettings.registration_token`)."""
         existing = self.store.load()
         if existing is not None and existing.registered:
             raise OcpiError(
                 f"already registered with {existing.versions_url}: `core-client ocpi update` renews the tokens, "
                 "`core-client ocpi unregister` ends it"
             )
-        if self.settings.token_a is None:
-            raise OcpiError("no token_a in [ocpi]: the CSMS's operator gives it for the registration")
-        token_a = self.settings.token_a.get_secret_value()
+        token_a = self.settings.registration_token()
         async with self.client() as client:
             details = await self.discover(client, self.settings.versions_url, token_a)
             token_b = new_token()

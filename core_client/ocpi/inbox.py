@@ -47,7 +47,8 @@ class OcpiInbox(Protocol):
     """What the CSMS tells us, validated; and the tokens we issued."""
 
     async def on_location(self, location: Location) -> None:
-        """A Location as we now hold it (after a PUT or PATCH of it, or of one of its EVSEs/Connectors)."""
+        """A Location as we now hold it (after a PUT or PATCH of it, or of one of its EVSEs/Connectors); the
+        mirror still holds the one before, until this returns."""
 
     async def on_evse_status(self, party: Party, location_id: str, evse_uid: str, status: Status) -> None:
         """An EVSE's status changed (a PUT or PATCH said so): the station's public availability."""

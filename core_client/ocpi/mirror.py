@@ -17,7 +17,8 @@ from typing import Any
 from core_client.ocpi.models.base import ci, format_datetime, parse_datetime
 from core_client.ocpi.models.enums import ModuleID
 from core_client.ocpi.transport import Party
-from core_client.storage.database import is_postgres_url, open_database
+from core_client.storage.database import is_postgres_url
+from core_client.storage.engines import open_database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ocpi_objects (
@@ -185,6 +186,10 @@ class Mirror:
                 station.tariff,
             ),
         )
+
+    def set_station_tariff(self, station_id: int, tariff: str) -> None:
+        """Station ``station_id``'s chain tariff is now converted from the OCPI tariff ``tariff`` (country/party/id)."""
+        self._db.execute("UPDATE ocpi_stations SET tariff=? WHERE station_id=?", (tariff, station_id))
 
     def stations(self) -> list[ImportedStation]:
         rows = self._db.execute(

@@ -3,8 +3,9 @@ pulls that catch up on what it could not push, and its part of ``/health``.
 
 Until a session bridge plugs in its own :class:`~core_client.ocpi.inbox.OcpiInbox`, the daemon uses
 :class:`StationInbox`: EVSE statuses of imported stations become their connectors' public
-availability, pushed tariffs their chain tariffs (:mod:`core_client.ocpi.tariff_pushes`); everything
-else the CSMS sends is validated and kept (recorded, never settled)."""
+availability, pushed tariffs (and Locations re-pointing their connectors to another tariff) their chain
+tariffs (:mod:`core_client.ocpi.tariff_pushes`); everything else the CSMS sends is validated and kept
+(recorded, never settled)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,8 @@ class StationInbox:
 
     async def on_location(self, location: Location) -> None:
         log.debug("OCPI location %s/%s/%s", location.country_code, location.party_id, location.id)
+        if self.tariff_pushes is not None:
+            self.tariff_pushes.location_pushed(location)
 
     async def on_tariff(self, tariff: OcpiTariff) -> None:
         log.info("OCPI tariff %s pushed", tariff_name(tariff))

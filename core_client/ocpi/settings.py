@@ -3,12 +3,15 @@ where our OCPI endpoints listen. See ``examples/core-client.toml`` and ``docs/op
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
 
+from core_client.ocpi.errors import OcpiError
 from core_client.ocpi.models import BusinessDetails, CredentialsRole
 from core_client.ocpi.models.enums import Role
 from core_client.ocpi.transport import VERSION, Party, TokenEncoding
@@ -78,7 +81,11 @@ class OcpiSettings(PartySettings):
     """``[ocpi]``: the OCPI bridge to the CPO's CSMS (the Core Client as one more eMSP)."""
 
     versions_url: str  # the CSMS's OCPI versions endpoint, given with token A
-    token_a: SecretStr | None = None  # the CSMS's registration token (only `core-client ocpi register` uses it)
+    # the CSMS's registration token (only `core-client ocpi register` uses it): from the environment variable
+    # named token_a_env, else from token_a_file (mode 0600), else token_a (in this file)
+    token_a_env: str = "EVN_OCPI_TOKEN_A"
+    token_a_file: Path | None = None
+    token_a: SecretStr | None = None
     pull_interval_s: float = Field(300, gt=0)  # the daemon pulls the CDRs the CSMS could not push this often
     session_pull_after_s: float = Field(20, gt=0)  # no Session pushed this long after an accepted start: pull it
     registration_file: Path | None = None  # default: next to a SQLite database, <database>.ocpi-registration
@@ -88,6 +95,21 @@ class OcpiSettings(PartySettings):
     def _check_url(cls, value: str) -> str:
         return _http_url(value)
 
+    def registration_token(self, environ: Mapping[str, str] | None = None) -> str:
+        """Token A: the ``token_a_env`` variable of ``environ`` (default: the process's), else the content of
+        ``token_a_file`` (refused if others may read it), else ``token_a``; OcpiError saying where to put it."""
+        from_env = (os.environ if environ is None else environ).get(self.token_a_env, "").strip()
+        if from_env:
+            return from_env
+        if self.token_a_file is not None:
+            return _secret_file(self.token_a_file, "token_a_file")
+        if self.token_a is not None and self.token_a.get_secret_value():
+            return self.token_a.get_secret_value()
+        raise OcpiError(
+            f"no token A: set {self.token_a_env}, token_a_file (a file of mode 0600) or token_a in [ocpi] to the "
+            "registration token the CSMS's operator gave you"
+        )
+
     def registration_path(self, database: Path | str) -> Path:
         """Where the tokens are kept (a file, mode 0600): ``registration_file`` (which a postgresql://
         database needs, checked at load), else beside the SQLite database."""
@@ -95,3 +117,17 @@ class OcpiSettings(PartySettings):
             return self.registration_file
         path = Path(database)
         return path.with_name(path.name + ".ocpi-registration")
+
+
+def _secret_file(path: Path, what: str) -> str:
+    """The secret held in ``path`` (stripped); OcpiError if it is missing, empty or readable by others."""
+    try:
+        mode = path.stat().st_mode
+        secret = path.read_text().strip()
+    except OSError as error:
+        raise OcpiError(f"{what} {path}: {error.strerror or error}") from None
+    if mode & 0o077:
+        raise OcpiError(f"{what} {path} may be read by others (mode {mode & 0o777:04o}): chmod 600 {path}")
+    if not secret:
+        raise OcpiError(f"{what} {path} is empty")
+    return secret

@@ -17,6 +17,9 @@ from core_client.ocpi.cpo.roaming import Roaming
 from core_client.ocpi.cpo.service import CpoService, DaemonStations
 from core_client.ocpi.cpo.session_objects import Money
 from core_client.ocpi.cpo.session_pushes import SessionPushes
+from core_client.ocpi.cpo.taps import TokenTaps
+from core_client.ocpi.cpo.token_pull import TokenPull
+from core_client.ocpi.cpo.token_store import TokenStore
 from core_client.ocpi.csms import Csms
 from core_client.ocpi.mirror import Mirror
 from core_client.ocpi.service import OcpiService
@@ -114,6 +117,7 @@ async def start_cpo(
         store, service.live.connector_status, escrow, 18 if decimals is None else decimals, cpo.vat_percent
     )
     peers = PeerStore(cpo.peers_path(settings.database))
+    tokens = TokenStore(store.db)
     roaming, pushes = None, None
     if mandates is not None:  # an eMSP's sessions are paid through its mandate
 
@@ -124,7 +128,9 @@ async def start_cpo(
         roaming = Roaming(cpo, peers, store, service, status_of, card, settings.start_timeout_s)
         money = Money(cpo.currency, stations.decimals(), cpo.vat_percent)
         pushes = SessionPushes(cpo, peers, roaming, service, store, money)
-    served = CpoService(cpo, peers, stations, roaming, pushes)
+        taps = TokenTaps(cpo, peers, tokens, store, service.cards, card, settings.start_timeout_s)
+        service.cards.roaming_tokens = roaming.taps = taps
+    served = CpoService(cpo, peers, stations, roaming, pushes, TokenPull(cpo, peers, tokens, store))
     try:
         await served.start()
     except OSError as error:

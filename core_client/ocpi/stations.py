@@ -59,7 +59,7 @@ def map_evses(
     now: datetime,
 ) -> list[EvseMapping]:
     """Every EVSE of ``locations`` mapped (EVSEs REMOVED included, with that reason)."""
-    by_id = {(Party(t.country_code, t.party_id).key(), ci(t.id)): t for t in tariffs}
+    by_id = tariffs_by_id(tariffs)
     stations = {(s.party.key(), ci(s.location_id), ci(s.evse_uid)): s for s in imported}
     rows = []
     for location in locations:
@@ -118,6 +118,20 @@ def _tariff(
     now: datetime,
 ) -> tuple[ChainTariff | None, str | None]:
     """The EVSE's one applicable tariff converted, or (None, why not)."""
+    tariff, refusal = choose_tariff(party, evse, by_id, now)
+    if tariff is None:
+        return None, refusal
+    try:
+        return convert(tariff, currency, decimals, now), None
+    except TariffNotExpressible as refused:
+        return None, str(refused)
+
+
+def choose_tariff(
+    party: Party, evse: EVSE, by_id: dict[tuple[tuple[str, str], str], OcpiTariff], now: datetime
+) -> tuple[OcpiTariff | None, str | None]:
+    """The one tariff that prices app sessions at every connector of ``evse`` (``by_id``: the CSMS's
+    tariffs by (owner key, id)), or (None, why there is none)."""
     chosen: dict[str, OcpiTariff] = {}
     for connector in evse.connectors:
         if not connector.tariff_ids:
@@ -136,11 +150,12 @@ def _tariff(
     if len({ci(t.id) for t in chosen.values()}) > 1:
         shown = ", ".join(f"{c}: {t.id}" for c, t in chosen.items())
         return None, f"the connectors have different tariffs ({shown}); a station has one"
-    tariff = next(iter(chosen.values()))
-    try:
-        return convert(tariff, currency, decimals, now), None
-    except TariffNotExpressible as refused:
-        return None, str(refused)
+    return next(iter(chosen.values())), None
+
+
+def tariffs_by_id(tariffs: list[OcpiTariff]) -> dict[tuple[tuple[str, str], str], OcpiTariff]:
+    """``tariffs`` by (owner key, id), as :func:`choose_tariff` looks them up."""
+    return {(Party(t.country_code, t.party_id).key(), ci(t.id)): t for t in tariffs}
 
 
 def _applies(tariff: OcpiTariff, now: datetime) -> bool:

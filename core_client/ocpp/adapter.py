@@ -194,13 +194,27 @@ class OcppLink(ChargePoint):
     def _mapping_errors(self, handler: Callable) -> Callable:
         codes = self.error_codes
 
+        def mapped(error: Exception) -> OCPPError:
+            code = next(c for e, c in codes.items() if isinstance(error, e))
+            log.warning("%s: %s", self.id, excerpt(str(error)))
+            return code(description=str(error))
+
+        if inspect.iscoroutinefunction(handler):  # a handler that waits (a roaming token asked of its eMSP)
+
+            @functools.wraps(handler)
+            async def waiting(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    return await handler(*args, **kwargs)
+                except tuple(codes) as error:
+                    raise mapped(error) from None
+
+            return waiting
+
         @functools.wraps(handler)
         def answering(*args: Any, **kwargs: Any) -> Any:
             try:
                 return handler(*args, **kwargs)
             except tuple(codes) as error:
-                code = next(c for e, c in codes.items() if isinstance(error, e))
-                log.warning("%s: %s", self.id, excerpt(str(error)))
-                raise code(description=str(error)) from None
+                raise mapped(error) from None
 
         return answering

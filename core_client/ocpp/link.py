@@ -2,7 +2,8 @@
 
 One short ``@on`` handler per action hands its input to the sessions (:class:`Sessions`, implemented
 by :class:`core_client.sessions.service.SessionService`) and answers with what they decide, at once: they never
-wait for the chain. The link is the sessions' port to its charge point
+wait for the chain. The one wait: Authorize / StartTransaction of a roaming eMSP's token first awaits
+``Sessions.vouch`` (the eMSP asked in real time, bounded by ``[ocpi_cpo] authorize_timeout_s``). The link is the sessions' port to its charge point
 (:class:`core_client.sessions.registry.ChargePoint`); whether the charge point is one of our stations
 and has booted is the sessions' business (:class:`core_client.sessions.registry.Registration`). Calls that must follow an answer (the RemoteStop of a refused transaction) are
 queued with :meth:`StationLink.after_reply` and sent by the ``@after`` handler, once the answer is out.
@@ -41,6 +42,7 @@ class Sessions(Protocol):
 
     def on_boot(self, link: ChargePoint, vendor: str, model: str) -> tuple[str, int]: ...
     def on_status(self, link: ChargePoint, connector: int, status: str, error_code: str) -> None: ...
+    async def vouch(self, link: ChargePoint, id_tag: str, connector: int | None = None) -> str | None: ...
     def authorize(self, link: ChargePoint, id_tag: str) -> str: ...
     def chain_tag(self, id_tag: str | None) -> bool: ...
     def start_transaction(
@@ -124,15 +126,18 @@ class StationLink(OcppLink):
         return call_result.StatusNotification()
 
     @on(Action.authorize)
-    def on_authorize(self, id_tag: str, **_: Any):
-        return call_result.Authorize(id_tag_info=datatypes.IdTagInfo(status=self.service.authorize(self, id_tag)))
+    async def on_authorize(self, id_tag: str, **_: Any):
+        status = await self.service.vouch(self, id_tag) or self.service.authorize(self, id_tag)
+        return call_result.Authorize(id_tag_info=datatypes.IdTagInfo(status=status))
 
     @on(Action.start_transaction)
-    def on_start_transaction(
+    async def on_start_transaction(
         self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, call_unique_id: str, **_: Any
     ):
         decided = self.decided_ids(call_unique_id) if self.decided_ids is not None else None
+        refused = await self.service.vouch(self, id_tag, connector_id)
         tx_id, status = self.service.start_transaction(self, connector_id, id_tag, meter_start, decided)
+        status = refused or status
         if self.records is not None:  # every transaction, paid on chain or not, where its id is decided
             self._record(self.records.record_start, self.id, connector_id, tx_id, id_tag, meter_start, timestamp)
         return call_result.StartTransaction(transaction_id=tx_id, id_tag_info=datatypes.IdTagInfo(status=status))

@@ -188,7 +188,9 @@ class OcppServer:
             self.records,
             relay.local.decided_transaction_id if relay is not None else None,
         )
-        old = self.service.attach(link, await self.service.resolve(cp_id, CONNECT_LOOKUP_S))
+        registration = await self.service.resolve(cp_id, CONNECT_LOOKUP_S)
+        self.service.claim(cp_id)  # several instances: the charge point is this one's now
+        old = self.service.attach(link, registration)
         if old is not None:
             log.warning("%s: new connection replaces the old one", wire_text(cp_id))
             asyncio.get_running_loop().create_task(old.close("replaced by a new connection"))

@@ -24,7 +24,8 @@ from typing import Any
 from ocpp.messages import Call
 
 from core_client.proxy.policy import OFFLINE_ID_BASE
-from core_client.storage.database import Database, open_database
+from core_client.storage.database import Database
+from core_client.storage.engines import open_database
 from core_client.storage.migrations import Migration, migrate
 
 STEPS = (

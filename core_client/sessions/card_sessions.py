@@ -31,6 +31,7 @@ from core_client.sessions.cards import (
 )
 from core_client.sessions.jobs import OPEN, CardOpenArgs, Job, JobKind
 from core_client.sessions.machine import SessionRecord
+from core_client.storage.card_state import Vouchers
 from core_client.storage.store import Store
 from ev_network.pricing import Tariff
 
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("core_client.sessions")
 SEEN_KEY = "card_tags"  # store meta: the idTags of linked cards seen at our charge points
+VOUCHER_TTL_S = 120.0  # a token vouched for starts within this, or is vouched for no longer
 
 
 class Service(Protocol):
@@ -51,6 +53,12 @@ class Service(Protocol):
     def stop_recorded(self, s: SessionRecord) -> None: ...
 
 
+class RoamingTokens(Protocol):
+    """A roaming eMSP's tokens tapped here (:class:`core_client.ocpi.cpo.taps.TokenTaps`)."""
+
+    async def vouch(self, cp_id: str, connector: int | None, id_tag: str) -> str | None: ...
+
+
 class CardSessions:
     """Cards at the charge points of one session service."""
 
@@ -61,26 +69,44 @@ class CardSessions:
         #: Called when a card is seen for the first time (the daemon's local list sync wakes up).
         self.on_seen: Callable[[], None] = lambda: None
         self._seen: list[str] | None = None
-        #: idTags the Core Client vouched for itself (a roaming eMSP's token it remote-starts under the eMSP's
-        #: mandate, :mod:`core_client.ocpi.cpo.roaming`): each starts once as a card of that mandate.
-        self.expected: dict[str, Card] = {}
+        #: Tokens the Core Client vouches for itself (a roaming eMSP's token it remote-starts under the eMSP's
+        #: mandate, :mod:`core_client.ocpi.cpo.roaming`): each starts once as a card of that mandate, at its
+        #: charge point and connector, until it expires (kept in the database: a restart keeps them).
+        self.vouchers = Vouchers(self.store.db)
+        #: A roaming eMSP's tokens ([ocpi_cpo] with mandates): asked about a tapped idTag that is no session's and
+        #: no card's (:func:`core_client.sessions.cards.ask_roaming`); they vouch for it (``expect``) or refuse it.
+        self.roaming_tokens: RoamingTokens | None = None
         #: Called with (charge point id, connector, idTag, transaction id) when a card's transaction starts.
         self.on_started: Callable[[str, int, str, int], None] = lambda *_: None
+        #: Called with (charge point id, connector, idTag, transaction id, why) when a card's transaction is
+        #: refused at its start, or stopped because the contract refused its open.
+        self.on_refused: Callable[[str, int, str, int, str], None] = lambda *_: None
 
-    def find(self, id_tag: str | None) -> Card | None:
-        """The card ``id_tag`` is (a linked card, seen from now on; or a token we vouched for), None if none."""
+    def find(self, id_tag: str | None, charge_point_id: str | None = None, connector: int | None = None) -> Card | None:
+        """The card ``id_tag`` is (a linked card, seen from now on; or a token we vouched for at that charge
+        point and connector, None: at any), None if none."""
         found = find_card(self.mandates(), id_tag)
         if found is not None and id_tag is not None:
             self._saw(id_tag.strip().upper())
-        return found if found is not None or not id_tag else self.expected.get(id_tag.strip().upper())
+        if found is not None or not id_tag or not id_tag.strip():
+            return found
+        return self.vouchers.find(id_tag, time.time(), charge_point_id, connector)
 
-    def expect(self, id_tag: str, card: Card | None) -> None:
-        """Vouch for ``id_tag`` as a card of ``card``'s mandate until it starts (None: no longer)."""
-        key = id_tag.strip().upper()
+    def expect(
+        self,
+        id_tag: str,
+        card: Card | None,
+        charge_point_id: str | None = None,
+        connector: int = 0,
+        ttl_s: float | None = None,
+    ) -> None:
+        """Vouch for ``id_tag`` as a card of ``card``'s mandate at the charge point's connector (None: any
+        charge point; 0: any connector) until it starts or ``ttl_s`` passed (None: no longer vouch for it)."""
         if card is None:
-            self.expected.pop(key, None)
+            self.vouchers.drop(id_tag, charge_point_id, connector or None)
         else:
-            self.expected[key] = card
+            expires_at = time.time() + (VOUCHER_TTL_S if ttl_s is None else ttl_s)
+            self.vouchers.put(id_tag, card, charge_point_id, connector, expires_at)
 
     def seen(self) -> list[str]:
         """The idTags of the cards tapped at our charge points so far (the local lists hold them)."""
@@ -148,8 +174,10 @@ class CardSessions:
                 decision = card_start(card, station_id, link.id, connector, tx_id, meter_start, queued)
             reply = self.service.apply(decision, answering=link).reply
         if why is None:
-            self.expected.pop(id_tag.strip().upper(), None)
+            self.vouchers.drop(id_tag, link.id, connector)
             self.on_started(link.id, connector, id_tag, tx_id)
+        else:
+            self.on_refused(link.id, connector, id_tag, tx_id, why)
         return reply
 
     # ------------------------------------------------------------ chain inputs
@@ -194,4 +222,7 @@ class CardSessions:
             f"session on chain ({error}): stopping transaction {tx.transaction_id}"
         )
         stop = SendRemoteStop(tx.charge_point_id, tx.transaction_id) if tx.meter_stop is None else None
-        return self.service.apply(decide(None, note, *([stop] if stop else [])))
+        decision = self.service.apply(decide(None, note, *([stop] if stop else [])))
+        why = f"the session could not be opened on chain under mandate {job.args.mandate_id} ({error})"
+        self.on_refused(tx.charge_point_id, tx.connector, tx.id_tag or "", tx.transaction_id, why)
+        return decision

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from core_client.sessions.actions import Decision, QueueJob, SaveSession, decide, info
 from core_client.sessions.decisions import ACCEPTED, UINT40, with_transaction
 from core_client.sessions.jobs import CardOpenArgs, JobKind
-from core_client.sessions.machine import Event, SessionRecord
+from core_client.sessions.machine import Event, SessionRecord, is_network_tag
 from ev_network.mandates import token_ref
 from ev_network.session_ids import hex_session_id
 
@@ -142,3 +142,10 @@ def card_start_refusal(card: Card | None, meter_start: int, now: float, queued: 
     if meter_start >= UINT40:
         return f"meterStart {meter_start} beyond 2^40"
     return card_refusal(card, now, queued)
+
+
+def ask_roaming(id_tag: str | None, session_found: bool, card: Card | None) -> bool:
+    """Whether a tapped ``id_tag`` is asked of the roaming eMSPs before Authorize / StartTransaction is
+    decided (a waited-on branch: :meth:`core_client.sessions.service.SessionService.vouch`): one that names
+    no session of ours, no linked or vouched-for card, and is no EV Network tag."""
+    return bool(id_tag and id_tag.strip()) and not session_found and card is None and not is_network_tag(id_tag)

@@ -2,8 +2,10 @@
 card cache (standalone mode only: in proxy mode the list is the CSMS's). Entries: :mod:`core_client.sessions.local_list`.
 
 On a charge point's first sync after it connects: GetLocalListVersion (-1, or a CALLERROR: it keeps no
-list, and is never asked again on this connection), then a Full update with every card seen so far (none
-if there is none and its list is empty); afterwards a Differential update with what changed, the version
+list, and is never asked again on this connection); if it answers the version it last accepted from us
+(kept in the database, :class:`core_client.storage.card_state.LocalLists`: a reconnect or a restart of the
+Core Client), only what changed since goes out (a Differential update, or nothing); otherwise a Full update
+with every card seen so far (none if there is none and its list is empty); afterwards a Differential update with what changed, the version
 one up each time. Syncs run when the cache was read, a card is seen for the first time, and at least
 every ``interval_s`` (a connected charge point, a mandate expiring). A Failed or VersionMismatch answer
 makes the next update a Full one; NotSupported ends it for the connection.
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from core_client.sessions.cards import CardMandate
 from core_client.sessions.local_list import Entry, list_changes, wanted_list
 from core_client.sessions.registry import CommandFailed, LocalListHolder, Registry
+from core_client.storage.card_state import LocalLists
 
 log = logging.getLogger("core_client.sessions")
 FULL, DIFFERENTIAL = "Full", "Differential"
@@ -45,9 +48,11 @@ class LocalListSync:
         mandates: Callable[[], Iterable[CardMandate]],
         id_tags: Callable[[], Iterable[str]],
         queued: Callable[[int], int],
+        kept: LocalLists,
         interval_s: float = 5.0,
     ) -> None:
         self.registry, self.mandates, self.id_tags, self.queued = registry, mandates, id_tags, queued
+        self.kept = kept
         self.interval_s = interval_s
         self.held: dict[str, _Held] = {}
         self._wake = asyncio.Event()
@@ -84,8 +89,10 @@ class LocalListSync:
             held = self.held.get(link.id)
             if held is None or held.link is not link:
                 version = await link.get_local_list_version()
-                held = self.held[link.id] = _Held(link, version, None, version >= 0)
-                if held.supported and version == 0 and not wanted:
+                kept = self.kept.get(link.id)
+                entries = kept[1] if kept is not None and version >= 0 and kept[0] == version else None
+                held = self.held[link.id] = _Held(link, version, entries, version >= 0)
+                if held.supported and version == 0 and not wanted and entries is None:
                     held.entries = {}  # empty, as it should be
             if not held.supported:
                 return
@@ -102,9 +109,11 @@ class LocalListSync:
             return
         if status == "Accepted":
             held.version, held.entries = held.version + 1, dict(wanted)
+            self.kept.put(link.id, held.version, held.entries)
             log.info("%s: local list version %d (%s, %d card(s))", link.id, held.version, update_type, len(wanted))
         elif status == "NotSupported":
             held.supported = False
         else:  # Failed, VersionMismatch: ask its version again, then a Full update
             log.warning("%s: SendLocalList %s answered %s; a Full update follows", link.id, update_type, status)
             del self.held[link.id]
+            self.kept.forget(link.id)

@@ -16,6 +16,12 @@ from us and asks :mod:`core_client.sessions.decisions` what to do about each:
 
 The loop runs on a wake-up (new session, stop wanted, boot) or every half second, and writes the
 live meter readings of the session service on each pass.
+
+Several instances on one PostgreSQL each run this loop: the leader's event watcher writes a new session or
+a stop wish to the sessions table, and the instance that holds the charge point's socket finds it there on
+its next pass and makes the call; the leader acts for the charge points no live instance holds (rejects,
+start timeouts) and alone looks at held sessions and meter keys on chain (see
+:meth:`core_client.sessions.service.SessionService.acting_for`).
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ class Service(Protocol):
     settings: Settings
     store: Store
     links: dict[str, ChargePoint]
+    leading: bool
 
     def apply(self, decision: Decision) -> Decision: ...
     def session(self, session_id: int) -> SessionRecord | None: ...
@@ -57,6 +64,7 @@ class Service(Protocol):
     def flush(self) -> None: ...
     async def meter_key(self, station_id: int, refresh: bool = False) -> bytes | None: ...
     def stopped_awaiting_key(self) -> list[SessionRecord]: ...
+    def acting_for(self) -> Callable[[str], bool]: ...
     def settle_stopped(self, s: SessionRecord, key: bytes) -> None: ...
 
 
@@ -93,8 +101,9 @@ class Reconciler:
     def reconcile(self) -> None:
         """One pass over the sessions that wait for something from us."""
         now = time.time()
+        ours = self.service.acting_for()
         for s in self.store.sessions_in({State.REQUESTED}):
-            if self._free(s.session_id, now):
+            if ours(s.charge_point_id) and self._free(s.session_id, now):
                 self._run(s.session_id, self._start(s))
         in_grace = now - self.started < self.settings.reconnect_grace_s
         waiting = self.store.sessions_in({State.REMOTE_START_SENT})
@@ -103,7 +112,7 @@ class Reconciler:
         }
         for s in waiting:
             link = self.service.links.get(s.charge_point_id)
-            if s.session_id in self._inflight:
+            if s.session_id in self._inflight or not ours(s.charge_point_id):
                 continue
             if (
                 link is not None
@@ -118,7 +127,7 @@ class Reconciler:
         for s in self.store.sessions_in({State.STARTING, State.CHARGING}, stop_wanted=True):
             if self.service.online(s.charge_point_id) and self._free(s.session_id, now):
                 self._run(s.session_id, self._stop(s))
-        if self.chain_state is not None and now >= self._held_check_at:
+        if self.chain_state is not None and self.service.leading and now >= self._held_check_at:
             self._held_check_at = now + HELD_CHECKS * self.settings.poll_interval_s
             for s in self.service.stopped_awaiting_key():
                 if self._free(s.session_id, now):

@@ -26,6 +26,7 @@ from core_client.ocpp.wire import active_power_w, energy_register_wh
 from core_client.sessions import decisions, metering, remote_calls
 from core_client.sessions.actions import Decision, Log, MeterProblem, QueueJob, SaveSession, SendRemoteStop, check_range
 from core_client.sessions.card_sessions import CardSessions
+from core_client.sessions.cards import ask_roaming
 from core_client.sessions.chain_inputs import ChainInputs
 from core_client.sessions.decisions import INT32
 from core_client.sessions.machine import (
@@ -45,6 +46,7 @@ from core_client.sessions.registry import (
     Registry,
     StationLookup,
 )
+from core_client.storage.claims import LocalClaims
 from core_client.storage.store import Store
 from ev_network import ocmf
 from ev_network.contracts import SessionState
@@ -67,8 +69,11 @@ class SessionService(ChainInputs):
         chain_state: ChainStateLookup | None = None,
         station_lookup: StationLookup | None = None,
         meter_key_lookup: MeterKeyLookup | None = None,
+        claims: LocalClaims | None = None,
     ) -> None:
         self.settings, self.store = settings, store
+        self.claims = claims or LocalClaims()  # the charge points this instance holds (several instances)
+        self.leading = True  # holds the signer lease: acts for the charge points no instance holds
         self.meter_problems: dict[str, dict] = {}  # charge point id -> its last refused record (/health)
         self._max_power_w = round(
             settings.max_power_kw * 1000
@@ -79,7 +84,7 @@ class SessionService(ChainInputs):
         self.on_job_queued: Callable[[], None] = lambda: None
         self.reconciler = Reconciler(self, chain_state)
         self.registry.spawn = self.reconciler.spawn
-        self.live = Live(store, self._max_power_w)
+        self.live = Live(store, self._max_power_w, self.claims)
         # transaction id -> (charge point id, session id): fixed once the transaction exists, and
         # read on every MeterValues, so kept in memory
         self._transaction_owner: dict[int, tuple[str, int | None]] = {}
@@ -153,8 +158,35 @@ class SessionService(ChainInputs):
         """The station's meter key on chain (see :meth:`Registry.meter_key`)."""
         return await self.registry.meter_key(station_id, refresh)
 
+    def claim(self, cp_id: str) -> None:
+        """A charge point connected to this instance: it holds the charge point now (another instance
+        that held it stops writing about it; see core_client.storage.claims)."""
+        epoch = self.claims.claim(cp_id)
+        if self.claims.shared:
+            log.info("%s: held by instance %s (epoch %d)", cp_id, self.claims.instance_id, epoch)
+
     def detach(self, link: ChargePoint) -> None:
-        self.registry.detach(link)
+        """Forget a closed connection; if it was the charge point's, write what it reported and let it go."""
+        epoch = self.claims.epochs.get(link.id)
+        if self.registry.detach(link) and self.claims.shared and epoch is not None:
+            self.flush()
+            self.claims.release(link.id, epoch)
+
+    def acting_for(self) -> Callable[[str], bool]:
+        """Which charge points' sessions this instance's reconcile pass acts for (RemoteStart, RemoteStop,
+        rejects, start timeouts): alone on its database, all; among several instances, those it holds, and
+        (the leader) those no live instance holds. First drops the connections another instance took."""
+        if not self.claims.shared:
+            return lambda cp_id: True
+        self.claims.mine()
+        for cp_id, link in list(self.links.items()):
+            if cp_id not in self.claims.epochs:
+                log.warning("%s: connected to another instance now: closing the connection here", cp_id)
+                self.live.forget(cp_id)
+                self.registry.detach(link)
+                self.reconciler.spawn(link.close("connected to another instance"))
+        holders = self.claims.holders()
+        return lambda cp_id: self.claims.acts_for(cp_id, self.leading, holders)
 
     def online(self, cp_id: str) -> bool:
         """Whether the charge point is connected, booted and one of our stations: sessions may start there."""
@@ -185,9 +217,24 @@ class SessionService(ChainInputs):
         check_range("connectorId", connector, INT32)
         self.live.status(link.id, connector, status, error_code)
 
+    async def vouch(self, link: ChargePoint, id_tag: str, connector: int | None = None) -> str | None:
+        """Before Authorize / StartTransaction is decided: an idTag to be asked of the roaming eMSPs
+        (:func:`~core_client.sessions.cards.ask_roaming`; not in proxy mode, where such tags are the CSMS's) is
+        asked, within the charge point's response time (:mod:`core_client.ocpi.cpo.taps`). None: decide as
+        usual (vouched for as a card of an eMSP's mandate, or none of theirs); else the status refusing it."""
+        roaming = self.cards.roaming_tokens
+        if roaming is None or self.proxied:
+            return None
+        s = self._session_of_tag(id_tag, link.id)
+        if not ask_roaming(
+            id_tag, s is not None, None if s is not None else self.cards.find(id_tag, link.id, connector)
+        ):
+            return None
+        return await roaming.vouch(link.id, connector, id_tag)
+
     def authorize(self, link: ChargePoint, id_tag: str) -> str:
         s = self._session_of_tag(id_tag, link.id)
-        card = self.cards.find(id_tag) if s is None else None
+        card = self.cards.find(id_tag, link.id) if s is None else None
         return self.cards.authorize(link, card) if card is not None else decisions.authorize(s, link.id)
 
     def chain_tag(self, id_tag: str | None) -> bool:
@@ -205,7 +252,7 @@ class SessionService(ChainInputs):
         repeated = decisions.repeated_start(s, link.id, connector)
         if repeated is not None:
             return self.apply(repeated).reply
-        card = self.cards.find(id_tag) if s is None else None
+        card = self.cards.find(id_tag, link.id, connector) if s is None else None
         if card is not None:
             station_id = self.registry.of(link).station_id
             return self.cards.start(link, station_id, connector, id_tag, meter_start, card, decided_id)
@@ -298,8 +345,9 @@ class SessionService(ChainInputs):
 
     def stopped_awaiting_key(self) -> list[SessionRecord]:
         """Running sessions whose charge point has stopped the transaction: their settle waits for the key.
-        Looked up in the store once (after a restart), then kept in memory."""
-        if self._awaiting_key is None:
+        Looked up in the store once (after a restart), then kept in memory; among several instances, each
+        time (another instance may have recorded the stop)."""
+        if self._awaiting_key is None or self.claims.shared:
             self._awaiting_key = {
                 s.session_id
                 for s in self.store.sessions_in(RUNNING)

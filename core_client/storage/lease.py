@@ -22,7 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 from core_client.errors import CoreClientError
-from core_client.storage.database import KEEPALIVES, Database, PostgresDatabase, advisory_key, describe
+from core_client.storage.database import Database, describe
+from core_client.storage.postgres import KEEPALIVES, PostgresDatabase, advisory_key
 
 log = logging.getLogger("core_client.storage.lease")
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from core_client.errors import CoreClientError
-from core_client.storage.database import Database, SqliteDatabase, describe
+from core_client.storage.database import Database, describe
 from core_client.storage.migrations import Migration, migrate, schema_version
+from core_client.storage.sqlite import SqliteDatabase
 
 STEPS = (
     # 2: 256-bit session ids (driver, lane, sequence) as TEXT, tags for idTags (1: integer ids, not kept)
@@ -54,7 +55,23 @@ STEPS = (
         # a file of this version written before schema_versions existed says so here (and old readers look here)
         sqlite=("PRAGMA user_version = 2",),
     ),
+    # 3: several instances on one PostgreSQL (core_client.storage.claims): who is alive, who holds which charge point
+    Migration(
+        3,
+        (
+            """CREATE TABLE IF NOT EXISTS instances (
+  instance_id TEXT PRIMARY KEY, role TEXT NOT NULL, ocpp_url TEXT, control_url TEXT,
+  started_at REAL NOT NULL, seen_at REAL NOT NULL
+)""",
+            """CREATE TABLE IF NOT EXISTS charge_point_claims (
+  charge_point_id TEXT PRIMARY KEY, instance_id TEXT NOT NULL, epoch INTEGER NOT NULL, claimed_at REAL NOT NULL
+)""",
+            "CREATE INDEX IF NOT EXISTS charge_point_claims_instance ON charge_point_claims(instance_id)",
+        ),
+    ),
 )
+# SQLite files written before schema_versions existed say their version in user_version: this one
+FIRST_VERSION = STEPS[0].version
 SCHEMA_VERSION = STEPS[-1].version
 
 
@@ -81,6 +98,6 @@ def migrate_store(db: Database) -> int:
     """Bring the store's tables in ``db`` to this version (refusing a SQLite file of an older design); its version."""
     if isinstance(db, SqliteDatabase) and schema_version(db, "store") == 0 and db.has_table("sessions"):
         version = db.user_version()
-        if version != SCHEMA_VERSION:
+        if version != FIRST_VERSION:
             raise StoreVersionError(describe(db.location), version)
     return migrate(db, "store", STEPS)

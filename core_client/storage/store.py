@@ -22,7 +22,8 @@ from typing import Any
 
 from core_client.sessions.jobs import ARGS, Job, JobArgs, JobKind, JobStatus, job_args, stored_kind
 from core_client.sessions.machine import SessionRecord, State
-from core_client.storage.database import Database, open_database
+from core_client.storage.database import Database
+from core_client.storage.engines import open_database
 from core_client.storage.schema import SCHEMA_VERSION, StoreVersionError, migrate_store
 
 __all__ = ["SCHEMA_VERSION", "Store", "StoreVersionError", "Transaction"]

@@ -5,7 +5,8 @@ Pages: ``/login``; ``/`` with stations and connectors (live status), sessions in
 with their reason and evidence (settle at the last trusted reading, or reject: ``POST
 /held/{session}/settle|reject``, through the daemon's HeldDesk as ``core-client sessions settle-held``),
 the chain job queue, chain head and the operator's gas balance, revenue settled today and this month,
-failed and rejected sessions with their reasons. ``/`` refreshes its panels every few seconds (htmx)."""
+failed and rejected sessions with their reasons; with several instances on one PostgreSQL, every
+instance (role, alive, the charge points it holds) and who leads, the same on the dashboard of any of them. ``/`` refreshes its panels every few seconds (htmx)."""
 
 from __future__ import annotations
 
@@ -142,6 +143,7 @@ def create_dashboard_app(source: DashboardSource, settings: DashboardSettings, t
         if not logged_in(request):
             return RedirectResponse("/login", status_code=303)
         name = "panels.html" if request.headers.get("hx-request") else "dashboard.html"
+        now = time.time()
         return page(
             request,
             name,
@@ -152,7 +154,8 @@ def create_dashboard_app(source: DashboardSource, settings: DashboardSettings, t
             problems=source.problems(),
             settled=source.settled(),
             held=source.held(),
-            revenue=source.revenue(time.time()),
+            revenue=source.revenue(now),
+            instances=source.instances(now),
             refresh_s=REFRESH_S,
             notice=request.session.pop("notice", None),
             error=request.session.pop("error", None),

@@ -1,7 +1,10 @@
 """What the CPO dashboard reads (:class:`DashboardSource`) and its implementation on the running
 daemon's session service plus a chain connection (:class:`ServiceDashboardSource`): sessions in flight
-with their latest readings (in memory, ahead of the store), the store's job queue and history, and the
-held sessions with their evidence (the daemon's :class:`HeldDesk`, as ``core-client sessions held``)."""
+with their latest readings (in memory, ahead of the store), the store's job queue and history, the
+held sessions with their evidence (the daemon's :class:`HeldDesk`, as ``core-client sessions held``),
+and, with several instances on one PostgreSQL, every instance with the charge points it holds
+(:mod:`core_client.web.instances`). All of it but the readings in memory comes from the store: with
+several instances, the dashboard of any of them shows the operator's whole picture."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from core_client.sessions import held
 from core_client.sessions.held_desk import HeldDesk
 from core_client.sessions.machine import RUNNING, SessionRecord, State
 from core_client.sessions.service import SessionService
+from core_client.web.instances import Directory, Instances, instances_view
 from core_client.web.live import ReadingsSource, StationLive
 from ev_network.contracts import CancelReason, Token
 from ev_network.deployment import Deployment
@@ -87,17 +91,26 @@ class DashboardSource(Protocol):
 
     def held(self) -> list[dict[str, Any]]: ...
 
+    def instances(self, now: float) -> Instances | None: ...
+
     def decide_held(self, session_id: int, settle: bool) -> str: ...
 
 
 class ServiceDashboardSource:
     """:class:`DashboardSource` on the daemon's :class:`SessionService` (from its event loop) and the chain;
-    held sessions through the daemon's ``desk`` (the one ``core-client sessions settle-held`` goes through)."""
+    held sessions through the daemon's ``desk`` (the one ``core-client sessions settle-held`` goes through);
+    the instances from ``directory`` (the daemon's claims; None: one instance alone)."""
 
     def __init__(
-        self, service: SessionService, w3: Web3, deployment: Deployment, operator: str, desk: HeldDesk | None = None
+        self,
+        service: SessionService,
+        w3: Web3,
+        deployment: Deployment,
+        operator: str,
+        desk: HeldDesk | None = None,
+        directory: Directory | None = None,
     ) -> None:
-        self.service, self.store = service, service.store
+        self.service, self.store, self.directory = service, service.store, directory
         self.desk = desk if desk is not None else HeldDesk(service)
         self.w3, self.deployment, self.operator = w3, deployment, operator
         self._readings = ReadingsSource(service.live)
@@ -168,6 +181,9 @@ class ServiceDashboardSource:
 
     def held(self) -> list[dict[str, Any]]:
         return self.desk.sessions()
+
+    def instances(self, now: float) -> Instances | None:
+        return instances_view(self.directory, now)
 
     def decide_held(self, session_id: int, settle: bool) -> str:
         """The desk's answer in one line; :class:`held.Refused` (why) where the rules do not allow it."""

@@ -16,6 +16,7 @@ from core_client.config import ConfigError, Settings
 from core_client.sessions.held_desk import HeldDesk
 from core_client.sessions.service import SessionService
 from core_client.web import ServiceDashboardSource, create_dashboard_app
+from core_client.web.instances import Directory
 from core_client.web.live import ReadingsSource, create_live_app
 from ev_network.deployment import Deployment
 from ev_network.web.server import HttpServer
@@ -31,9 +32,11 @@ async def start_front_ends(
     deployment: Deployment,
     operator: str,
     desk: HeldDesk | None = None,
+    directory: Directory | None = None,
 ) -> dict[str, HttpServer]:
     """Start the configured front ends (by config section); ConfigError if one cannot listen. The dashboard
-    decides held sessions through ``desk`` (the daemon's, which records each decision)."""
+    decides held sessions through ``desk`` (the daemon's, which records each decision) and shows the
+    operator's instances from ``directory`` (the daemon's claims: several instances on one PostgreSQL)."""
     servers: dict[str, HttpServer] = {}
     tls = (settings.tls_cert, settings.tls_key) if settings.tls_cert and settings.tls_key else None
     if settings.live is not None:
@@ -41,7 +44,7 @@ async def start_front_ends(
         live = settings.live
         servers["live"] = HttpServer(app, live.host, live.port, tls=tls, request_timeout_s=live.request_timeout_s)
     if settings.dashboard is not None:
-        source = ServiceDashboardSource(service, w3, deployment, operator, desk)
+        source = ServiceDashboardSource(service, w3, deployment, operator, desk, directory)
         board = settings.dashboard
         app = create_dashboard_app(source, board, tls=tls is not None)
         servers["dashboard"] = HttpServer(

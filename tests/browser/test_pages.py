@@ -13,18 +13,18 @@ from pathlib import Path
 from eth_account import Account
 from playwright.async_api import expect
 
-from core_client.config import DashboardSettings, LiveSettings, Settings, hash_password
+from core_client.config import DashboardSettings, Settings, hash_password
 from core_client.sessions.jobs import JobKind, SettleArgs
 from core_client.sessions.machine import SessionRecord, State
 from core_client.sessions.service import SessionService
 from core_client.storage.store import Store
 from core_client.web import ServiceDashboardSource, create_dashboard_app
-from core_client.web.live import ReadingsSource, create_live_app
 from ev_network.contracts import CancelReason
 from ev_network.pricing import Tariff
 from ev_network.session_ids import make_session_id, parse_session_id
 from ev_network.web.server import HttpServer
 from tools.harness.browser import screenshots_on_failure, watched_page
+from tools.harness.held import BEYOND_THE_CONNECTOR, held_session_live
 from tools.harness.wallet import PASSWORD, fresh_wallet, operator_settle, operator_start, wallet_config
 from wallet.cli_common import minter_account
 from wallet.web import create_app
@@ -195,7 +195,8 @@ async def test_the_dashboards_pages_fit_a_phone_without_console_errors(net, tmp_
 
 async def test_a_held_session_on_the_drivers_app_fits_a_phone_without_console_errors(clean_chain, tmp_path, browser):
     """Issue 19: the session page of a session the operator holds, with the Core Client's live data (its
-    ``[live]`` app over a store where the session is HELD): held, why, when the deposit comes back."""
+    ``[live]`` app over a store where the session is HELD): held, why, when the deposit comes back; the
+    History page says it is held too."""
     net = clean_chain
     station = net.add_station(LONG_ID, 2)
     config = wallet_config(net, tmp_path / "home")
@@ -203,35 +204,24 @@ async def test_a_held_session_on_the_drivers_app_fits_a_phone_without_console_er
     wallet.top_up(10 * TOKEN, minter_account(wallet, None))
     session_id = wallet.open_session(station, 1, 5 * TOKEN)
     operator_start(net, session_id, meter_start=1000)
-    why = "meterStop 100000000000 Wh is beyond what connector 1 can deliver since the start (at most 22 kW)"
-    store = Store(tmp_path / "core.sqlite")
-    store.add_station(station, LONG_ID, 2)
-    store.insert_session(
-        SessionRecord(
-            session_id=session_id, station_id=station, charge_point_id=LONG_ID, connector=1, driver=wallet.address,
-            deposit=5 * TOKEN, tariff=Tariff(35 * TOKEN // 100, TOKEN // 2), state=State.HELD,
-            requested_at=time.time(), started_at=time.time(), meter_start=1000, last_error=why,
-        )
-    )  # fmt: skip
-    live = HttpServer(
-        create_live_app(ReadingsSource(SessionService(Settings(), store).live), LiveSettings()), "127.0.0.1", 0
-    )
-    await live.start()
-    app = HttpServer(create_app(config, live_url=live.url), "127.0.0.1", 0)
-    await app.start()
-    driver = await watched_page(browser)
-    page = driver.page
-    try:
-        async with screenshots_on_failure("held-page", [page]):
-            await page.goto(f"{app.url}/sessions/{session_id:#066x}")
-            await page.locator("#unlock").get_by_label("Password").fill(PASSWORD)
-            await page.locator("#unlock").get_by_role("button", name="Unlock").click()
-            await expect(page.locator("#held")).to_contain_text(f"until the operator decides: {why}")
-            await expect(page.locator("#held")).to_contain_text("the deposit comes back at the latest from")
-            await expect(page.locator("#held-badge")).to_have_text("held")
-            await expect(page.locator("#stop")).to_have_count(0)
-            await driver.looks_right()
-    finally:
-        await app.stop()
-        await live.stop()
-        store.close()
+    why = BEYOND_THE_CONNECTOR
+    async with held_session_live(tmp_path / "core.sqlite", (station, LONG_ID), session_id, wallet.address) as live_url:
+        app = HttpServer(create_app(config, live_url=live_url), "127.0.0.1", 0)
+        await app.start()
+        driver = await watched_page(browser)
+        page = driver.page
+        try:
+            async with screenshots_on_failure("held-page", [page]):
+                await page.goto(f"{app.url}/sessions/{session_id:#066x}")
+                await page.locator("#unlock").get_by_label("Password").fill(PASSWORD)
+                await page.locator("#unlock").get_by_role("button", name="Unlock").click()
+                await expect(page.locator("#held")).to_contain_text(f"until the operator decides: {why}")
+                await expect(page.locator("#held")).to_contain_text("the deposit comes back at the latest from")
+                await expect(page.locator("#held-badge")).to_have_text("held")
+                await expect(page.locator("#stop")).to_have_count(0)
+                await driver.looks_right()
+                await page.goto(f"{app.url}/history")  # held there too, with why
+                await expect(page.locator("#held-1")).to_contain_text(f"until the operator decides: {why}")
+                await driver.looks_right()
+        finally:
+            await app.stop()

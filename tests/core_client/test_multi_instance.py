@@ -1,5 +1,5 @@
 """Two Core Client processes of one operator on one real PostgreSQL: one holds the signer lease and
-serves (leader), the other stands by. Faults with real processes: the leader SIGKILLed mid-session,
+signs (leader), the other stands by to lead (both serve charge points: test_any_instance). Faults with real processes: the leader SIGKILLed mid-session,
 PostgreSQL restarted, the leader cut off from PostgreSQL. Each time the other instance takes the lease
 (never while the former leader may still sign), the charge point comes back to it, and every session
 settles exactly once."""
@@ -11,9 +11,9 @@ import signal
 import time
 from dataclasses import dataclass
 
-from core_client.daemon import EXIT_LEASE_LOST
+from core_client.process import EXIT_LEASE_LOST
 from core_client.storage import lease
-from core_client.storage.database import open_database
+from core_client.storage.engines import open_database
 from ev_network.contracts import SessionState
 from simulator.charge_point import Behaviour, SimChargePoint
 from tools.devchain import ChainProxy
@@ -109,11 +109,6 @@ async def test_the_standby_takes_over_from_a_killed_leader_and_each_session_sett
     try:
         assert await a.started() == "leader"
         assert await b.started() == "standby"
-        try:  # a standby serves no charge point (a load balancer's check finds its OCPP port closed)
-            await RawCP.connect(b.ocpp, cp, PASSWORD)
-            raise AssertionError("the standby accepted a charge point")
-        except OSError:
-            pass
         sessions = await two_sessions(net, cp, station_id, a)
         a.process.send_signal(signal.SIGKILL)  # ... and the leader dies at once
         a.process.wait(10)

@@ -28,8 +28,9 @@ from core_client.sessions.machine import (
     tag_of_id_tag,
 )
 from core_client.sessions.service import SessionService
-from core_client.storage.database import open_database
+from core_client.storage.engines import open_database
 from core_client.storage.migrations import SchemaVersionError, schema_version
+from core_client.storage.schema import FIRST_VERSION
 from core_client.storage.store import SCHEMA_VERSION, Store, StoreVersionError
 from ev_network.pricing import Tariff, price
 from ev_network.session_ids import LANES, hex_session_id, make_session_id
@@ -299,7 +300,7 @@ def test_a_new_sqlite_file_is_stamped_for_older_readers(tmp_path):
     path = tmp_path / "new.sqlite"
     Store(path).close()
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert db.execute("PRAGMA user_version").fetchone()[0] == FIRST_VERSION  # what readers before schema_versions read
     db.close()
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from core_client.cli.main import app
-from core_client.storage.database import open_database
+from core_client.storage.card_state import STEPS as CARDS_STEPS
+from core_client.storage.engines import open_database
 from core_client.storage.migrations import schema_version
 from core_client.storage.store import SCHEMA_VERSION
 
@@ -25,11 +26,12 @@ def test_migrate_creates_every_part_once_and_says_where(tmp_path, db_location):
         result = CliRunner().invoke(app, ["db", "migrate", "--config", str(config)])
         assert result.exit_code == 0, result.output
         lines = result.output.splitlines()
-        assert [line.split(":")[0] for line in lines] == ["store", "records", "outbox"]
+        assert [line.split(":")[0] for line in lines] == ["store", "records", "cards", "outbox"]
         assert f"store: schema version {SCHEMA_VERSION} in " in lines[0]
     db = open_database(db_location)
     try:
-        assert [schema_version(db, part) for part in ("store", "records", "outbox")] == [SCHEMA_VERSION, 1, 1]
+        versions = [schema_version(db, part) for part in ("store", "records", "cards", "outbox")]
+        assert versions == [SCHEMA_VERSION, 1, CARDS_STEPS[-1].version, 1]
     finally:
         db.close()
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from core_client.storage.database import StorageError, describe, is_postgres_url, open_database
+from core_client.storage.database import StorageError, describe, is_postgres_url
+from core_client.storage.engines import open_database
 from core_client.storage.migrations import Migration, SchemaVersionError, migrate, schema_version
 from tools.pgserver import PostgresServer
 

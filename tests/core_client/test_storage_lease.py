@@ -10,7 +10,7 @@ import time
 
 import psycopg
 
-from core_client.storage.database import open_database
+from core_client.storage.engines import open_database
 from core_client.storage.lease import (
     CHECK_EVERY_S,
     CHECK_TIMEOUT_S,

@@ -43,6 +43,8 @@
 //   POST /control/status     {"location_id","evse_uid","status"}: set an EVSE status and PATCH it to the eMSP
 //   POST /control/push       {} PUT every Location and Tariff; {"location_id"} PUT one Location;
 //                            {"tariff": {...}} add/replace one Tariff and PUT it
+//   POST /control/connector  {"location_id","evse_uid","connector_id","tariff_ids":[...],"method"?: "PATCH"|"PUT"}:
+//                            re-point a Connector to other Tariffs and PATCH (tariff_ids) or PUT (the Connector) it
 //   POST /control/down       {"mode": "reset"|"503"}: refuse every OCPI request (connection reset, or HTTP 503 /
 //                            status 3000) and send nothing; POST /control/up ends it (nothing sent while down is
 //                            replayed: OCPI messages are not queued, the eMSP pulls)

@@ -14,10 +14,12 @@
 //     DELETE (tariffs) / GET; the URL must name the registered CPO's role and agree with the object
 //   cdrs: RECEIVER, POST (201 + Location header; a CDR id already received is refused: 2000), GET at that Location
 //   commands: SENDER, POST {command}/{uid}: the CommandResult of a command it sent with that response_url
-//   tokens: SENDER, GET the Tokens (paginated), POST {uid}/authorize[?type=] with LocationReferences (none: 2002;
-//     unknown token: 404 / 2004): AuthorizationInfo, ALLOWED for a valid token unless a rule says otherwise
+//   tokens: SENDER, GET the Tokens (paginated; date_from / date_to filter on last_updated), POST {uid}/authorize[?type=]
+//     with LocationReferences (none: 2002; unknown token: 404 / 2004; malformed: 2001; a Location or EVSE the CPO
+//     never published: a violation): AuthorizationInfo, ALLOWED for a valid token (BLOCKED for an invalid one)
+//     unless a rule says otherwise; each authorization asked is kept in state.authorizations
 // Default Tokens: APP-0001 (APP_USER, whitelist NEVER), 04A1B2C3D4 (RFID, ALLOWED), 04A1B2C3D5 (RFID, ALWAYS),
-// 04FFFF0001 (RFID, not valid).
+// 04FFFF0001 (RFID, NEVER, not valid), 04A1B2C3D6 (RFID, ALLOWED_OFFLINE), 04A1B2C3D7 (RFID, NEVER).
 //
 // Control API (plain JSON, no auth):
 //   POST /control/register   {"versions_url","token_a"}: the credentials handshake with a CPO platform
@@ -29,8 +31,12 @@
 //   POST /control/start      {"location_id","evse_uid"?,"connector_id"?,"token_uid"? (APP-0001),"authorization_reference"?}
 //   POST /control/stop       {"session_id"}: STOP_SESSION; both answer {uid, http, status_code, response}; the
 //                            CommandResult shows in GET /control/state under commands[uid].result
-//   POST /control/token      {Token fields}: add or replace a Token and PUT it to the CPO's tokens RECEIVER
-//   POST /control/rule       {"uid","allowed": AllowedType}: what real-time authorization answers for that uid
+//   POST /control/token      {Token fields, "push"? (true)}: add or replace a Token and PUT it to the CPO's tokens RECEIVER
+//   POST /control/token-patch {"uid","type"? (RFID), fields}: change a Token and PATCH the CPO with those fields
+//   POST /control/token-get  {"uid","type"?}: GET the Token as the CPO's tokens RECEIVER holds it
+//   POST /control/rule       {"uid","allowed"?: AllowedType,"delay_ms"?,"evse_uids"?}: what real-time authorization
+//                            answers for that uid, after how long (longer than the CPO waits: a silent eMSP), and
+//                            the EVSEs an ALLOWED answer lets it charge at (its location.evse_uids; default: those asked)
 //   POST /control/down {"mode": "reset"|"503"}, POST /control/up; GET /control/state, /control/log?since=N,
 //   GET /control/violations   as in ocpi_cpo.js
 "use strict";

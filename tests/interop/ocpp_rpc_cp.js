@@ -12,15 +12,22 @@
 //   the flag -1: not supported, and SendLocalList is NotSupported); a Full update replaces the list, a
 //   Differential one with a version not above the held one is a VersionMismatch, an entry without idTagInfo
 //   leaves the list. Each update is printed ("local_list": version, updateType, the list as held).
+//   --list-state FILE: the list is kept in FILE between runs (as a real charge point keeps it across reconnects).
 // Hold mode: node ocpp_rpc_cp.js WS_URL IDENTITY PASSWORD --hold
-//   a remote-started charge meters (a reading every 500 ms) until a RemoteStopTransaction of its transaction
+//   a remote-started charge meters (a reading every 500 ms) until a RemoteStopTransaction of its transaction (taken from
+//   its StartTransaction on)
 //   (Accepted, printed as "remote_stop"), then stops with reason Remote; otherwise RemoteStopTransaction is Rejected.
 "use strict";
+const fs = require("fs");
 const path = require("path");
 const { RPCClient } = require(path.join(__dirname, "..", "..", "node_modules", "ocpp-rpc"));
 
 const localListMode = process.argv.includes("--local-list");
-const [endpoint, identity, password, mode, cardUid, waitFlag] = process.argv.slice(2).filter((a) => a !== "--local-list");
+const stateAt = process.argv.indexOf("--list-state");
+const listState = stateAt > 0 ? process.argv[stateAt + 1] : null;
+const [endpoint, identity, password, mode, cardUid, waitFlag] = process.argv
+  .slice(2)
+  .filter((a, i, all) => a !== "--local-list" && a !== "--list-state" && all[i - 1] !== "--list-state");
 const say = (event, data = {}) => process.stdout.write(JSON.stringify({ event, ...data }) + "\n");
 const now = () => new Date().toISOString();
 const METER_START = 5000;
@@ -42,7 +49,9 @@ async function main() {
     setImmediate(held.release);
     return { status: "Accepted" };
   });
-  const localList = { version: 0, entries: {} }; // idTag -> idTagInfo
+  const localList = listState && fs.existsSync(listState)
+    ? JSON.parse(fs.readFileSync(listState, "utf8"))
+    : { version: 0, entries: {} }; // idTag -> idTagInfo
   cp.handle("GetLocalListVersion", () => ({ listVersion: localListMode ? localList.version : -1 }));
   cp.handle("SendLocalList", ({ params }) => {
     if (!localListMode) return { status: "NotSupported" };
@@ -54,6 +63,7 @@ async function main() {
       else delete entries[idTag.toUpperCase()];
     }
     Object.assign(localList, { version: params.listVersion, entries });
+    if (listState) fs.writeFileSync(listState, JSON.stringify(localList));
     say("local_list", { version: params.listVersion, updateType: params.updateType, entries });
     return { status: "Accepted" };
   });
@@ -92,12 +102,13 @@ async function charge(cp, { idTag, connectorId = 1 }, unplug = null) {
   const started = await cp.call("StartTransaction", { connectorId, idTag, meterStart: METER_START, timestamp: now() });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   say("started", { transactionId: started.transactionId, status: started.idTagInfo.status, ms });
+  const stop = mode === "--hold" ? holdUntilRemoteStop(started.transactionId) : null; // from now on, as a real one
   if (started.idTagInfo.status !== "Accepted" && unplug) return cp.close();
   if (unplug) await unplug;
   await cp.call("StatusNotification", { connectorId, errorCode: "NoError", status: "Charging", timestamp: now() });
   let meter = METER_START;
   for (let i = 0; i < 3; i++) meter = await meterValue(cp, connectorId, started.transactionId, meter + STEP_WH);
-  if (mode === "--hold") meter = await meterUntilStopped(cp, connectorId, started.transactionId, meter);
+  if (stop) meter = await meterUntilStopped(cp, connectorId, started.transactionId, meter, stop);
   const reason = mode === "--hold" ? "Remote" : "EVDisconnected";
   await cp.call("StopTransaction", { transactionId: started.transactionId, meterStop: meter, timestamp: now(), reason });
   await cp.call("StatusNotification", { connectorId, errorCode: "NoError", status: "Available", timestamp: now() });
@@ -113,13 +124,18 @@ async function meterValue(cp, connectorId, transactionId, meter) {
   return meter;
 }
 
+/** --hold: the transaction is held from its start until its RemoteStopTransaction (a promise of that stop). */
+function holdUntilRemoteStop(transactionId) {
+  const state = { stopped: false };
+  state.done = new Promise((release) => { held = { transactionId, release }; }).then(() => { state.stopped = true; });
+  return state;
+}
+
 /** --hold: a meter value every 500 ms until the RemoteStopTransaction of the transaction; the last reading. */
-async function meterUntilStopped(cp, connectorId, transactionId, meter) {
-  let stopped = false;
-  const stop = new Promise((release) => { held = { transactionId, release }; }).then(() => { stopped = true; });
-  while (!stopped) {
-    await Promise.race([stop, new Promise((r) => setTimeout(r, 500))]);
-    if (!stopped) meter = await meterValue(cp, connectorId, transactionId, meter + STEP_WH);
+async function meterUntilStopped(cp, connectorId, transactionId, meter, stop) {
+  while (!stop.stopped) {
+    await Promise.race([stop.done, new Promise((r) => setTimeout(r, 500))]);
+    if (!stop.stopped) meter = await meterValue(cp, connectorId, transactionId, meter + STEP_WH);
   }
   return meter;
 }

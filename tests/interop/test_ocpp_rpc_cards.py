@@ -12,6 +12,7 @@ import contextlib
 from datetime import datetime, timezone
 from pathlib import Path
 
+from core_client.daemon import Daemon
 from core_client.proxy.config import UpstreamSettings
 from core_client.sessions.jobs import JobKind
 from ev_network.contracts import SessionState
@@ -19,8 +20,8 @@ from ev_network.mandates import Mandates
 from ev_network.pricing import price
 from tools.devchain import ChainProxy
 from tools.harness.chain import TARIFF, TOKEN
-from tools.harness.core import chain_events, cp_ids, funded_driver, running_core, until, wait_chain
-from tools.harness.interop import CHARGE_POINT, next_event
+from tools.harness.core import PASSWORD, Core, chain_events, cp_ids, funded_driver, running_core, until, wait_chain
+from tools.harness.interop import charge_point, next_event, tapping, unplug
 from tools.harness.upstream_relay import Csms
 from tools.harness.wallet import driver_wallet
 from wallet.cards import Cards
@@ -40,35 +41,6 @@ async def link_card(net, tmp_path: Path, driver_index: int, uid: str = CARD, cap
     grants = tmp_path / "grants.txt"
     grants.write_text(f"# cards granted to this operator\n{card.grant}\n")
     return cards, card, grants
-
-
-def tapping(core, cp_id: str, uid: str, wait: bool = True):
-    """The ocpp-rpc charge point, booted, tapping card ``uid`` (charging until told "unplug" with --wait)."""
-    return charge_point(core, cp_id, "--card", uid, *(["--wait"] if wait else []))
-
-
-@contextlib.asynccontextmanager
-async def charge_point(core, cp_id: str, *flags: str):
-    """The ocpp-rpc charge point, booted, run with ``flags``."""
-    args = [core.url, cp_id, core.passwords[cp_id], *flags]
-    node = await asyncio.create_subprocess_exec(
-        "node", str(CHARGE_POINT), *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
-    )
-    try:
-        assert (await next_event(node.stdout, "boot"))["status"] == "Accepted"
-        yield node
-    finally:
-        if node.returncode is None:
-            node.kill()
-            await node.wait()
-
-
-async def unplug(node) -> dict:
-    node.stdin.write(b"unplug\n")
-    await node.stdin.drain()
-    stopped = await next_event(node.stdout, "stopped")
-    assert await asyncio.wait_for(node.wait(), 10) == 0
-    return stopped
 
 
 async def known(core, mandate_id: int, **state) -> None:
@@ -271,3 +243,43 @@ async def test_a_charge_point_keeping_a_local_list_gets_the_cards_seen_and_their
             update = await next_event(keeper.stdout, "local_list")
             assert (update["version"], update["updateType"]) == (2, "Differential")
             assert update["entries"][CARD]["status"] == "Blocked"
+
+
+@contextlib.asynccontextmanager
+async def restarted(core: Core):
+    """The Core Client of ``core`` run again on its database (a restart)."""
+    daemon = Daemon(core.daemon.settings, PASSWORD)
+    await daemon.start()
+    try:
+        await until(lambda: daemon.chain_started, 30, "the daemon's chain side started")
+        yield Core(core.net, daemon, core.stations, core.passwords)
+    finally:
+        await daemon.stop(drain_timeout=5)
+
+
+async def test_a_charge_point_back_with_the_list_we_sent_gets_only_what_changed(clean_chain, tmp_path, keyfile):
+    """The list each charge point accepted is kept in the database: after a restart of the Core Client a charge
+    point whose GetLocalListVersion answers that version gets a Differential update of what changed meanwhile,
+    not the whole list again as a Full update."""
+    net = clean_chain
+    cards, card, grants = await link_card(net, tmp_path, 5)
+    keeper_id, tap_id = cp_ids("KEEP", "TAP")
+    keeper_flags = ("--local-list", "--list-state", str(tmp_path / "keeper-list.json"))  # kept between its runs
+    async with running_core(net, tmp_path, keyfile, {keeper_id: 1, tap_id: 1}, cards_file=grants, **CARDS) as core:
+        await known(core, card.mandate_id)
+        async with tapping(core, tap_id, CARD) as node:
+            assert (await next_event(node.stdout, "authorized"))["status"] == "Accepted"
+            await unplug(node)
+        async with charge_point(core, keeper_id, *keeper_flags) as keeper:
+            first = await next_event(keeper.stdout, "local_list")
+            assert (first["version"], first["updateType"], list(first["entries"])) == (1, "Full", [CARD])
+            held = core.daemon.local_lists.held
+            await until(lambda: keeper_id in held and held[keeper_id].version == 1, 10, "the keeper's answer")
+        await asyncio.to_thread(cards.remove, CARD)  # the driver revokes the card
+        async with restarted(core) as again:
+            await until(lambda: again.daemon.cards.read_at is not None, 10, "the card cache read")
+            assert again.daemon.cards.cached[card.mandate_id].revoked
+            async with charge_point(again, keeper_id, *keeper_flags) as keeper:
+                update = await next_event(keeper.stdout, "local_list")
+                assert (update["version"], update["updateType"]) == (2, "Differential")
+                assert update["entries"][CARD]["status"] == "Blocked"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from core_client.config import ConfigError, load_settings, settings_to_toml
+from core_client.ocpi.errors import OcpiError
 
 SECTION = """
 [ocpi]
@@ -81,3 +82,33 @@ def test_session_pull_comes_before_the_start_times_out(tmp_path: Path, pull_afte
     assert "\n" not in message and "session_pull_after_s" in message and "start_timeout_s" in message
     config.write_text(f'database = "core.sqlite"\nstart_timeout_s = 60\n{SECTION}session_pull_after_s = 59\n')
     assert load_settings(config, environ={}).ocpi.session_pull_after_s == 59
+
+
+@pytest.mark.issue(18)
+def test_token_a_from_the_environment_or_a_0600_file_before_the_config(tmp_path: Path) -> None:
+    """Token A need not sit in the config: the variable named by token_a_env wins, then token_a_file (beside the
+    config; refused, naming the fix, when others may read it), then token_a; none is one line naming all three."""
+    config = tmp_path / "core-client.toml"
+    config.write_text(SECTION.replace('token_a = "token-a-123"', 'token_a_file = "secrets/token-a"'))
+    ocpi = load_settings(config, environ={}).ocpi
+    assert ocpi is not None and ocpi.token_a_file == tmp_path / "secrets" / "token-a"
+    with pytest.raises(OcpiError, match=r"token_a_file .*token-a: No such file"):
+        ocpi.registration_token({})
+    ocpi.token_a_file.parent.mkdir()
+    ocpi.token_a_file.write_text("token-a-from-a-file\n")
+    ocpi.token_a_file.chmod(0o644)
+    with pytest.raises(OcpiError, match=r"may be read by others \(mode 0644\): chmod 600 "):
+        ocpi.registration_token({})
+    ocpi.token_a_file.chmod(0o600)
+    assert ocpi.registration_token({}) == "token-a-from-a-file"
+    assert ocpi.registration_token({"EVN_OCPI_TOKEN_A": "token-a-from-env"}) == "token-a-from-env"
+    assert "token-a-from" not in repr(ocpi)
+
+    (tmp_path / "inline.toml").write_text(SECTION)
+    inline = load_settings(tmp_path / "inline.toml", environ={})
+    assert inline.ocpi is not None and inline.ocpi.registration_token({}) == "token-a-123"
+    assert inline.ocpi.registration_token({"EVN_OCPI_TOKEN_A": "env"}) == "env"
+    inline.ocpi.token_a = None
+    with pytest.raises(OcpiError) as missing:
+        inline.ocpi.registration_token({})
+    assert all(where in str(missing.value) for where in ("EVN_OCPI_TOKEN_A", "token_a_file", "token_a in [ocpi]"))

@@ -15,45 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from ev_network.contracts import SessionState
-from ev_network.mandates import Mandates, format_grant, new_salt
 from ev_network.pricing import price
 from tools.harness.chain import TARIFF, TOKEN, Net
-from tools.harness.core import Core, chain_events, cp_ids, funded_driver, running_core, until, wait_chain
+from tools.harness.core import Core, chain_events, until, wait_chain
 from tools.harness.interop import CHARGE_POINT, next_event
-from tools.harness.ocpi.our_cpo import cpo_section
-from tools.harness.ocpi.peers import StandInEmsp, emsp_platform
-
-CAP, TOTAL = 20 * TOKEN, 50 * TOKEN
-FAST_METER = {"max_power_kw": 1_000_000}  # the ocpp-rpc charge point meters 2.1 kWh in well under a second
-
-
-async def emsp_mandate(net: Net, index: int) -> tuple[Mandates, int, str]:
-    """A funded eMSP account's mandate for any of its tokens, naming our operator: (its Mandates, id, grant)."""
-    payer = await funded_driver(net, index)  # funded, and the escrow may pull from it (approval)
-    mandates = Mandates(net.w3, net.deployment, net.sender(payer))
-    expiry = net.w3.eth.get_block("latest")["timestamp"] + 86_400
-    receipt = await asyncio.to_thread(mandates.create, [net.operator.address], CAP, TOTAL, expiry, any_token=True)
-    mandate_id = mandates.mandate_id_from(receipt)
-    return mandates, mandate_id, format_grant(mandate_id, new_salt())
-
-
-@contextlib.asynccontextmanager
-async def roaming(
-    net: Net, tmp_path: Path, keyfile: Path, grant: str | None
-) -> AsyncIterator[tuple[Core, StandInEmsp, str]]:
-    """The daemon serving [ocpi_cpo] with one station, the eMSP registered (and linked to ``grant``)."""
-    [cp] = cp_ids("ROAM")
-    cpo = cpo_section(tmp_path, cp)
-    async with (
-        emsp_platform(tmp_path) as emsp,
-        running_core(net, tmp_path, keyfile, {cp: 1}, ocpi_cpo=cpo, **FAST_METER) as core,
-    ):
-        service = core.daemon.ocpi_cpo
-        token_a = service.peers.issue("ems-roaming")
-        assert (await emsp.control("register", {"versions_url": cpo.versions_endpoint, "token_a": token_a}))["ok"]
-        if grant is not None:
-            service.peers.link_mandate("ems-roaming", grant)
-        yield core, emsp, cp
+from tools.harness.ocpi.peers import StandInEmsp
+from tools.harness.ocpi.roaming import CAP, emsp_mandate, roaming
 
 
 @contextlib.asynccontextmanager
@@ -160,7 +127,7 @@ async def test_a_revoked_mandate_or_no_mandate_starts_nothing(tmp_path: Path, cl
         assert started["response"]["result"] == "ACCEPTED"  # the mandate is read from chain after the answer
         result = await command_result(emsp, started["uid"])
         assert result["result"] == "REJECTED" and result["message"][0]["text"] == f"mandate {mandate_id} revoked"
-        assert core.daemon.service.cards.expected == {}  # nothing vouched for
+        assert core.daemon.service.cards.vouchers.count(time.time()) == 0  # nothing vouched for
         malformed = await emsp.control("start", {"location_id": location, "evse_uid": f"{cp}-9"})
         assert (
             malformed["response"]["result"] == "REJECTED"
@@ -168,4 +135,31 @@ async def test_a_revoked_mandate_or_no_mandate_starts_nothing(tmp_path: Path, cl
         )
         unknown = await emsp.control("stop", {"session_id": "nope"})
         assert unknown["response"]["result"] == "UNKNOWN_SESSION"
+        assert await emsp.violations() == []
+
+
+async def test_a_session_whose_open_the_contract_refuses_is_pushed_invalid_and_never_billed(
+    tmp_path: Path, clean_chain: Net, keyfile: Path
+):
+    net = clean_chain
+    mandates, _, grant = await emsp_mandate(net, 7)
+    payer = mandates.sender.account
+    # the mandate reads fine, but the escrow can no longer pull the eMSP's deposit: the open reverts
+    await asyncio.to_thread(net.token(payer).approve, net.deployment.escrow, 0)
+    async with roaming(net, tmp_path, keyfile, grant) as (core, emsp, cp), charge_point(core, cp) as node:
+        location = f"ST-{core.stations[cp]}"
+        started = await emsp.control("start", {"location_id": location, "evse_uid": f"{cp}-1"})
+        assert started["response"]["result"] == "ACCEPTED"
+        assert (await command_result(emsp, started["uid"]))["result"] == "ACCEPTED"  # the charge point accepted
+        tx = await next_event(node.stdout, "started")
+        assert tx["status"] == "Accepted"  # at once, before the chain: the open is queued
+        assert (await next_event(node.stdout, "remote_stop"))["transactionId"] == tx["transactionId"]
+        await next_event(node.stdout, "stopped")
+        session = await pushed(emsp, "sessions", lambda o: o["status"] != "ACTIVE")
+        assert (session["status"], session["cdr_token"]["uid"]) == ("INVALID", "APP-0001")
+        assert session["end_date_time"]
+        assert core.daemon.store.session_by_transaction(tx["transactionId"]) is None  # nothing opened on chain
+        again = await emsp.control("start", {"location_id": location, "evse_uid": f"{cp}-1"})
+        assert "has a session here already" not in str(again["response"])  # (the charge point went offline)
+        assert (await emsp.control("state"))["cdrs"] == {}
         assert await emsp.violations() == []

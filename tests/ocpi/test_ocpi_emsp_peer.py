@@ -74,7 +74,7 @@ async def test_a_session_by_command_ends_in_a_signed_cdr_and_tokens_authorize_in
         "started": False,
         "reason": "NO_CREDIT",
     }
-    assert (await cpo.control("pull-tokens", {}))["received"] == 5
+    assert (await cpo.control("pull-tokens", {}))["received"] == 7
     assert [
         v["violation"]
         for v in await cpo.violations() + await emsp.violations()

@@ -1,7 +1,10 @@
 """Wallet sessions at a station imported from the CSMS, end to end: the driver opens a session on chain,
 the daemon sends START_SESSION to the independent CPO platform, its CommandResult and Session start the
 session on chain, its kWh reach the live data, the EV leaves, the CDR settles the session once with the
-cost of the chain's tariff; a start the charge point rejects is refunded."""
+cost of the chain's tariff; a start the charge point rejects (CommandResult REJECTED or TIMEOUT) is refunded;
+a CDR POSTed twice settles once; our token revoked by the CSMS is said by /health and `ocpi status`; a CDR of a
+session we never heard of is kept, not settled; a start while the CSMS is down is refunded; a Session that turns
+ACTIVE only after the start timed out is stopped and settles nothing."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import pytest
 from core_client.daemon import Daemon
 from core_client.ocpi.models.enums import ModuleID
 from core_client.ocpi.transport import Party
+from core_client.sessions.jobs import JobKind, JobStatus
 from core_client.sessions.machine import State
 from ev_network.contracts import SessionState
 from ev_network.pricing import price
@@ -66,9 +70,10 @@ async def test_a_wallet_session_through_the_csms_settles_once_at_the_tariff(core
     assert await cpo.violations() == []
 
 
-async def test_a_start_the_charge_point_rejects_is_refunded(core, cpo: Cpo) -> None:
+@pytest.mark.parametrize("result", ["reject", "timeout"])  # CommandResult REJECTED, TIMEOUT
+async def test_a_start_the_charge_point_rejects_is_refunded(core, cpo: Cpo, result: str) -> None:
     net, station_id = core[0].net, core[1]
-    await cpo.control("scenario", {"start": "reject"})
+    await cpo.control("scenario", {"start": result})
     driver = await funded_driver(net, 1)
     session_id = await open_session(net, driver, station_id, 1, DEPOSIT)
     await wait_chain(net, session_id, SessionState.CANCELLED, timeout=30)
@@ -184,3 +189,82 @@ async def start_token(cpo: Cpo) -> dict:
     """The Token of the first START_SESSION the CPO platform received."""
     log = await cpo.control("log")
     return next(e for e in log if e["direction"] == "in" and e["url"].endswith("/START_SESSION"))["body"]["token"]
+
+
+@pytest.mark.issue(18)
+async def test_a_cdr_posted_twice_settles_once_and_the_second_post_is_refused(core, cpo: Cpo) -> None:
+    daemon, net, station_id = core[0].daemon, core[0].net, core[1]
+    await cpo.control("scenario", {"cdr": "duplicate"})  # the CSMS POSTs its CDR, then POSTs it again
+    driver = await funded_driver(net, 8)
+    session_id = await open_session(net, driver, station_id, 1, DEPOSIT)
+    await wait_chain(net, session_id, SessionState.ACTIVE, timeout=30)
+    await until(lambda: (daemon.service.session(session_id).meter_last or 0) > 0, 15, "energy in the live data")
+    await asyncio.to_thread(net.escrow(driver).request_stop, session_id)
+
+    def cdr_post(entry: dict) -> bool:
+        return entry["direction"] == "out" and entry["method"] == "POST" and entry["url"].endswith("/cdrs")
+
+    first = await cpo.wait_log(cdr_post, timeout=30)
+    second = await cpo.wait_log(cdr_post, since=first["seq"])
+    assert (first["http"], first["status_code"]) == (201, 1000)
+    assert (second["http"], second["status_code"]) == (200, 2000)  # a CDR is never replaced
+    await wait_chain(net, session_id, SessionState.SETTLED, timeout=30)
+    assert len(chain_events(net, "SessionSettled", session_id)) == 1
+    # the stand-in lists every refusal of its requests: here only that of the second POST
+    assert [v["seq"] for v in await cpo.violations()] == [second["seq"]]
+
+
+@pytest.mark.issue(18)
+async def test_our_token_revoked_is_said_by_health_and_status_and_a_start_is_refunded(core, cpo: Cpo) -> None:
+    daemon, net, station_id = core[0].daemon, core[0].net, core[1]
+    await cpo.control("revoke", {})  # the CSMS answers our token C with 401 from now on
+    session_id = await open_session(net, await funded_driver(net, 9), station_id, 1, DEPOSIT)
+    await wait_chain(net, session_id, SessionState.CANCELLED, timeout=30)
+    refused = daemon.health()["ocpi"]["token_refused"]
+    assert refused and "the CSMS refused our token" in refused and "core-client ocpi update" in refused
+    status = Bridge(daemon.settings.ocpi, daemon.settings.database).status()
+    assert status[-1] == f"WARNING: {refused}"
+    assert (await cpo.control("state"))["sessions"] == []
+
+
+@pytest.mark.issue(18)
+async def test_a_cdr_of_a_session_we_never_heard_of_is_kept_not_settled(core, cpo: Cpo, caplog) -> None:
+    """At an imported station, a CDR whose session the CSMS never told us of (an RFID session, say): kept in the
+    mirror and answered, no transaction, nothing settled (and POSTed again: refused, still nothing settled)."""
+    caplog.set_level(logging.INFO, "core_client.ocpi")
+    daemon = core[0].daemon
+    rfid = {"country_code": "DE", "party_id": "EVN", "uid": "RFID-0001", "type": "RFID", "contract_id": "DE-EVN-C1"}
+    cdr = await cpo.control("cdr", {"token": rfid, "location_id": "LOC-1", "evse_uid": "EVSE-2", "push": True})
+    kept = daemon.ocpi.mirror.get(ModuleID.CDRS, Party("DE", "EVP"), cdr["id"])
+    assert kept is not None and kept["session_id"] == cdr["session_id"]
+    assert daemon.ocpi.mirror.transaction_of(Party("DE", "EVP"), cdr["session_id"]) is None
+    assert any(f"CDR {cdr['id']} recorded" in r.getMessage() for r in caplog.records)
+    assert (await cpo.control("repost-cdr", {"cdr_id": cdr["id"]}))["status_code"] == 2000
+    assert daemon.store.jobs(*JobStatus) == []  # no job at all: nothing started, nothing settled
+
+
+@pytest.mark.issue(18)
+async def test_a_start_while_the_csms_is_down_is_refunded_and_nothing_starts_there(core, cpo: Cpo) -> None:
+    net, station_id = core[0].net, core[1]
+    await cpo.control("down", {"mode": "503"})
+    session_id = await open_session(net, await funded_driver(net, 1), station_id, 1, DEPOSIT)
+    await wait_chain(net, session_id, SessionState.CANCELLED, timeout=30)
+    await cpo.control("up", {})
+    assert (await cpo.control("state"))["sessions"] == []
+    starts = [e for e in await cpo.control("log") if e["direction"] == "in" and e["url"].endswith("/START_SESSION")]
+    assert starts and all(e.get("refused") == "down (503)" for e in starts)
+
+
+@pytest.mark.issue(18)
+async def test_a_start_accepted_after_the_start_timed_out_is_stopped_and_settles_nothing(core, cpo: Cpo) -> None:
+    """The CSMS accepts the start but its Session turns ACTIVE only after the start timeout refunded the
+    deposit: that Session is refused, STOP_SESSION sent, and its CDR settles nothing."""
+    daemon, net, station_id = core[0].daemon, core[0].net, core[1]
+    await cpo.control("scenario", {"pending_ms": 8000})  # PENDING, then ACTIVE; the start times out after 5 s
+    session_id = await open_session(net, await funded_driver(net, 2), station_id, 1, DEPOSIT)
+    await wait_chain(net, session_id, SessionState.CANCELLED, timeout=30)
+    await cpo.wait_log(lambda e: e["direction"] == "in" and e["url"].endswith("/commands/STOP_SESSION"), timeout=30)
+    [cdr] = await cpo.cdrs()
+    await until(lambda: daemon.ocpi.mirror.get(ModuleID.CDRS, Party("DE", "EVP"), cdr["id"]), 20, "the CDR taken")
+    assert chain_events(net, "SessionSettled", session_id) == []
+    assert [job.kind for job in daemon.store.jobs(*JobStatus)] == [JobKind.REJECT]  # the refund, nothing else

@@ -90,9 +90,9 @@ def test_devnet_serves_on_the_ports_given_and_shows_a_stations_real_power(tmp_pa
 
 
 def test_devnet_with_two_instances_one_leads_and_the_other_takes_over_with_the_charge_points(tmp_path: Path):
-    """``--instances 2``: two Core Clients on a PostgreSQL of the devnet's own, one leading and serving the
-    three charge points through the load balancer; the leader SIGKILLed, the other leads and the charge
-    points come back to it."""
+    """``--instances 2``: two Core Clients on a PostgreSQL of the devnet's own, one leading, both serving the
+    three charge points that the load balancer spreads over them; the leader SIGKILLed, the other leads and
+    the leader's charge points come back to it."""
     state = tmp_path / "devnet"
     command = [sys.executable, "-m", "scripts.devnet", "--instances", "2", "--no-web", "--state-dir", str(state)]
     command += ["--port", str(free_port())]
@@ -105,8 +105,9 @@ def test_devnet_with_two_instances_one_leads_and_the_other_takes_over_with_the_c
         for line in output.lines:
             if match := re.search(r"core-client-(\d): pid (\d+), (\w+), (\S+)/health", line):
                 roles[match[3]] = (int(match[2]), match[4])
-        (leader_pid, _), (_, standby_url) = roles["leader"], roles["standby"]
-        assert len(_health(standby_url)["connected_charge_points"]) == 0
+        (leader_pid, leader_url), (_, standby_url) = roles["leader"], roles["standby"]
+        served = [len(_health(url)["connected_charge_points"]) for url in (leader_url, standby_url)]
+        assert sorted(served) == [1, 2], served  # round robin: both instances serve charge points
         os.kill(leader_pid, signal.SIGKILL)
         deadline, health = time.monotonic() + 60, {}
         while health.get("role") != "leader" or len(health["connected_charge_points"]) < 3:

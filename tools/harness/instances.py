@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core_client.config import Settings
+from core_client.config import DashboardSettings, Settings, hash_password
 from tools.devchain import free_port
 from tools.harness.core import settings_for, spawn_daemon, until, wait_health, write_config
 
@@ -29,6 +29,11 @@ class Instance:
     @property
     def control(self) -> str:
         return f"http://127.0.0.1:{self.settings.control_port}"
+
+    @property
+    def dashboard(self) -> str:
+        assert self.settings.dashboard is not None
+        return f"http://127.0.0.1:{self.settings.dashboard.port}"
 
     @property
     def ocpp(self) -> str:
@@ -80,14 +85,30 @@ class Instance:
 
 
 def instances(
-    net: Any, tmp_path: Path, keyfile: Path, passwords: dict[str, str], databases: dict[str, str]
+    net: Any,
+    tmp_path: Path,
+    keyfile: Path,
+    passwords: dict[str, str],
+    databases: dict[str, str],
+    dashboard_password: str | None = None,
 ) -> list[Instance]:
     """One instance per ``databases`` entry (name -> its PostgreSQL URL: the same server, maybe through a
-    proxy), all of the same operator, each on free ports."""
+    proxy), all of the same operator, each on free ports (with ``dashboard_password``: each with its
+    dashboard too)."""
     made = []
     for name, database in databases.items():
+        extra: dict[str, Any] = {}
+        if dashboard_password is not None:
+            extra["dashboard"] = DashboardSettings(port=free_port(), password=hash_password(dashboard_password))
         settings = settings_for(
-            net, tmp_path, keyfile, passwords, database=database, listen_port=free_port(), control_port=free_port()
+            net,
+            tmp_path,
+            keyfile,
+            passwords,
+            database=database,
+            listen_port=free_port(),
+            control_port=free_port(),
+            **extra,
         )
         made.append(
             Instance(name, settings, write_config(tmp_path / f"{name}.toml", settings), tmp_path / f"{name}.log")

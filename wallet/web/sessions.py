@@ -17,7 +17,7 @@ from starlette.routing import Route
 from ev_network.session_ids import hex_session_id, parse_session_id
 from wallet.cli_common import decimal_arg
 from wallet.core import Wallet
-from wallet.display import held_note
+from wallet.display import held_note, held_notes
 from wallet.errors import BadSessionId, SessionNotFound
 from wallet.invoice import render_pdf
 from wallet.invoice_view import invoice_view
@@ -192,16 +192,20 @@ async def session_action(request: Request) -> Response:
 async def history(request: Request) -> Response:
     found = unlocked(request)
     wallet = found.wallet
-    return await read(
-        request,
-        "history.html",
-        lambda: {
-            "entries": wallet.history()[::-1],
+
+    def work() -> dict[str, Any]:
+        entries = wallet.history()[::-1]
+        held, live_error = held_notes(wallet, found.live, entries) if found.live else ({}, None)
+        return {
+            "entries": entries,
+            "held": held,
+            "live_error": live_error,
             "names": {s.station_id: s.charge_point_id for s in wallet.stations()},
             "decimals": wallet.token_info.decimals,
             "symbol": wallet.token_info.symbol,
-        },
-    )
+        }
+
+    return await read(request, "history.html", work)
 
 
 async def invoice(request: Request) -> Response:

@@ -7,11 +7,18 @@ REJECTED with the reason: unknown EVSE, no mandate, not the eMSP's token, a toke
 the charge point offline). Then, with the CommandResult to the eMSP's ``response_url``: the eMSP's mandate
 is read from chain for that token (:func:`core_client.chain.emsp_mandates.token_card`: named operator,
 token linked or any token, not revoked, expired or exhausted; else REJECTED with why), the connector must
-be free (else EVSE_OCCUPIED), the Core Client vouches for the token as a card of the mandate
-(``CardSessions.expect``) and sends RemoteStartTransaction with the token's uid as idTag (ACCEPTED when
-the charge point accepts, else REJECTED). The charge point's StartTransaction then opens and starts the
-session on chain under the mandate (the OPEN_CARD job), exactly as a tapped card's would. A token that
-does not start within ``start_timeout_s`` is vouched for no longer.
+be free (else EVSE_OCCUPIED), the Core Client vouches for the token as a card of the mandate at that
+connector for ``start_timeout_s`` (``CardSessions.expect``, kept in the database) and sends
+RemoteStartTransaction with the token's uid as idTag (ACCEPTED when the charge point accepts, else REJECTED).
+The charge point's StartTransaction at that connector then opens and starts the session on chain under the
+mandate (the OPEN_CARD job), exactly as a tapped card's would. A token that does not start within
+``start_timeout_s`` is vouched for no longer.
+
+A session whose StartTransaction the Core Client refuses, or whose open the contract refuses (the mandate
+revoked or spent meanwhile, the eMSP's allowance gone; the charge point is then stopped), is invalid: it is
+pushed to the eMSP as a Session with status INVALID (2.2.1: "declared invalid and will not be billed"), and
+no CDR follows. Its CommandResult was ACCEPTED already (2.2.1: the command was accepted by the Charge
+Point); the Session says what became of it.
 
 STOP_SESSION of one of its sessions: RemoteStopTransaction (CommandResult ACCEPTED / REJECTED); of none:
 UNKNOWN_SESSION. The sessions are kept in the store (meta ``ocpi_cpo_sessions``)."""
@@ -35,7 +42,7 @@ from core_client.ocpi.cpo.peers import Peer, PeerStore
 from core_client.ocpi.cpo.settings import CpoSettings
 from core_client.ocpi.errors import OcpiError
 from core_client.ocpi.models import CdrToken, CommandResult, DisplayText, StartSession
-from core_client.ocpi.models.enums import CommandResultType
+from core_client.ocpi.models.enums import AuthMethod, CommandResultType
 from core_client.ocpi.transport import Party
 from core_client.sessions.cards import Card, card_refusal
 from core_client.storage.store import Store
@@ -64,9 +71,11 @@ class RoamingSession(BaseModel):
     mandate_id: int
     authorization_reference: str | None = None
     requested_at: datetime
+    auth_method: AuthMethod = AuthMethod.COMMAND  # a token tapped at the charge point: WHITELIST / AUTH_REQUEST
     transaction_id: int | None = None  # once the charge point started it
     stopped: bool = False  # the eMSP asked to stop, or it never started
-    pushed: str | None = None  # what the eMSP has of it: "ACTIVE" / "COMPLETED" (its Session), "CDR"
+    invalid: str | None = None  # why it will not be billed: its start refused, or its open refused on chain
+    pushed: str | None = None  # what the eMSP has of it: "ACTIVE" / "COMPLETED" / "INVALID" (its Session), "CDR"
     pushed_kwh: Decimal | None = None  # the kwh of the Session it has
 
 
@@ -75,7 +84,13 @@ KEEP_DAYS = 7  # a finished session is kept this long (a late STOP_SESSION is th
 
 
 def _finished(s: RoamingSession) -> bool:
-    return s.pushed == "CDR" or (s.stopped and s.transaction_id is None)
+    return s.pushed in ("CDR", "INVALID") or (s.stopped and s.transaction_id is None)
+
+
+class Taps(Protocol):
+    """The eMSP tokens tapped at our charge points (:class:`core_client.ocpi.cpo.taps.TokenTaps`)."""
+
+    def session(self, cp_id: str, connector: int, id_tag: str, transaction_id: int) -> RoamingSession | None: ...
 
 
 class Service(Protocol):
@@ -103,7 +118,8 @@ class Roaming:
         self.settings, self.peers, self.store, self.service = settings, peers, store, service
         self.status_of, self.token_card, self.start_timeout_s = status_of, token_card, start_timeout_s
         self.tasks: set[asyncio.Task] = set()
-        service.cards.on_started = self.started
+        self.taps: Taps | None = None  # a tapped eMSP token's session is pushed to its eMSP like a START_SESSION's
+        service.cards.on_started, service.cards.on_refused = self.started, self.refused
 
     # ----------------------------------------------------------- the record
 
@@ -198,30 +214,45 @@ class Roaming:
         link = self.service.links.get(session.charge_point_id)
         if link is None:
             return CommandResultType.EVSE_INOPERATIVE, f"the charge point of EVSE {session.evse_uid} is offline"
-        cards.expect(uid, card)
+        cards.expect(uid, card, session.charge_point_id, session.connector, self.start_timeout_s)
         try:
             status = await link.remote_start(session.connector, uid)
         except Exception as error:
             status = f"not answered ({error})"
         if status != "Accepted":
-            cards.expect(uid, None)
+            cards.expect(uid, None, session.charge_point_id, session.connector)
             return CommandResultType.REJECTED, f"the charge point answered RemoteStartTransaction {status}"
         return CommandResultType.ACCEPTED, None
 
     def started(self, cp_id: str, connector: int, id_tag: str, transaction_id: int) -> None:
         """A card's transaction started (CardSessions.on_started): if it is an eMSP token we remote-started
-        there, its session now has the transaction."""
+        there, its session now has the transaction; if it is one tapped there, its session begins."""
         for s in self.sessions():
             waiting = s.transaction_id is None and not s.stopped
             if waiting and (s.charge_point_id, s.connector, s.token.uid.upper()) == (cp_id, connector, id_tag.upper()):
                 self.save(s.model_copy(update={"transaction_id": transaction_id}))
                 log.info("OCPI session %s of eMSP %s: transaction %d", s.id, s.emsp, transaction_id)
                 return
+        tapped = None if self.taps is None else self.taps.session(cp_id, connector, id_tag, transaction_id)
+        if tapped is not None:
+            self.save(tapped)
+            log.info("OCPI session %s of eMSP %s: tapped, transaction %d", tapped.id, tapped.emsp, transaction_id)
+
+    def refused(self, cp_id: str, connector: int, id_tag: str, transaction_id: int, why: str) -> None:
+        """A card's transaction was refused at its start, or its open on chain (CardSessions.on_refused): if it
+        is an eMSP token's, its session is invalid (pushed as INVALID: it will not be billed)."""
+        for s in self.sessions():
+            ours = s.transaction_id == transaction_id and s.charge_point_id == cp_id
+            waiting = s.transaction_id is None and not s.stopped and s.token.uid.upper() == id_tag.upper()
+            if s.invalid is None and (ours or (waiting and (s.charge_point_id, s.connector) == (cp_id, connector))):
+                self.save(s.model_copy(update={"transaction_id": transaction_id, "stopped": True, "invalid": why}))
+                log.warning("OCPI session %s of eMSP %s: invalid (%s)", s.id, s.emsp, why)
+                return
 
     def _not_started(self, session_id: str) -> None:
         session = next((s for s in self.sessions() if s.id == session_id), None)
         if session is not None and session.transaction_id is None and not session.stopped:
-            self.service.cards.expect(session.token.uid, None)
+            self.service.cards.expect(session.token.uid, None, session.charge_point_id, session.connector)
             self.save(session.model_copy(update={"stopped": True}))
             log.warning("OCPI session %s of eMSP %s: the charge point never started it", session.id, session.emsp)
 

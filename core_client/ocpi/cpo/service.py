@@ -20,6 +20,7 @@ from core_client.ocpi.cpo.roaming import Roaming
 from core_client.ocpi.cpo.server import CpoServer
 from core_client.ocpi.cpo.session_pushes import SessionPushes
 from core_client.ocpi.cpo.settings import CpoSettings
+from core_client.ocpi.cpo.token_pull import TokenPull
 from core_client.ocpi.errors import OcpiError
 from core_client.storage.store import Store
 from ev_network.contracts import Escrow
@@ -103,13 +104,15 @@ class CpoService:
         stations: DaemonStations,
         roaming: Roaming | None,
         session_pushes: SessionPushes | None = None,
+        tokens: TokenPull | None = None,
     ) -> None:
         self.settings = settings
         self.session_pushes = session_pushes
         self.peers = peers
         self.stations = stations
         self.roaming = roaming
-        self.server = CpoServer(settings, self.peers, stations, roaming)
+        self.tokens = tokens
+        self.server = CpoServer(settings, self.peers, stations, roaming, None if tokens is None else tokens.tokens)
         self.pushes = StatusPushes(settings, self.peers)
         self.http = HttpServer(self.server.app(), settings.host, settings.port)
 
@@ -124,7 +127,21 @@ class CpoService:
     async def run(self) -> None:
         """Keep the stations current: each station's Location PUT to the eMSPs once it is first read (at
         start, or when its charge point first boots), each connector's new status PATCHed; and the eMSPs'
-        sessions pushed (:class:`SessionPushes`)."""
+        sessions pushed (:class:`SessionPushes`); the eMSPs' Token lists pulled (:class:`TokenPull`, its own task)."""
+        pulls = None if self.tokens is None else asyncio.get_running_loop().create_task(self._pull_tokens())
+        try:
+            await self._keep_current()
+        finally:
+            if pulls is not None:
+                pulls.cancel()
+
+    async def _pull_tokens(self) -> None:
+        assert self.tokens is not None
+        while True:
+            await self.tokens.round()
+            await asyncio.sleep(STATUS_EVERY_S)
+
+    async def _keep_current(self) -> None:
         read_at = -TARIFFS_EVERY_S
         while True:
             if time.monotonic() - read_at >= TARIFFS_EVERY_S or self.stations.new_stations():
@@ -159,6 +176,7 @@ class CpoService:
                     "registered": p.registered,
                     "parties": [str(party) for party in p.parties()],
                     "mandate_id": p.mandate_id,
+                    "tokens": None if self.tokens is None else self.tokens.tokens.count(p.name),
                 }
                 for p in peers
             ],

@@ -18,7 +18,7 @@ from core_client.ocpi.cpo.catalog import Site
 from core_client.ocpi.cpo.roaming import RoamingSession
 from core_client.ocpi.models import CDR, CdrDimension, CdrLocation, ChargingPeriod, Price, Session, SignedData
 from core_client.ocpi.models import SignedValue as OcpiSignedValue
-from core_client.ocpi.models.enums import AuthMethod, CdrDimensionType, SessionStatus
+from core_client.ocpi.models.enums import CdrDimensionType, SessionStatus
 from core_client.ocpi.transport import Party
 from core_client.sessions.machine import SessionRecord
 from core_client.sessions.metering import BEGIN, END
@@ -52,24 +52,28 @@ def _at(stamp: float | None, otherwise: datetime) -> datetime:
 def session_object(
     roaming: RoamingSession, record: SessionRecord | None, us: Party, currency: str, now: datetime
 ) -> Session:
-    """The Session: ACTIVE while charging, COMPLETED once the charge point stopped it."""
+    """The Session: ACTIVE while charging, COMPLETED once the charge point stopped it; INVALID (never billed)
+    when its start or its open on chain was refused."""
     started = _at(record.started_at if record else None, roaming.requested_at)
     stopped = record is not None and record.meter_stop is not None
+    status = SessionStatus.COMPLETED if stopped else SessionStatus.ACTIVE
+    if roaming.invalid is not None:
+        status = SessionStatus.INVALID
     return Session(
         country_code=us.country_code,
         party_id=us.party_id,
         id=roaming.id,
         start_date_time=started,
-        end_date_time=_at(record.stopped_at, now) if stopped and record else None,
+        end_date_time=_at(record.stopped_at, now) if stopped and record else (now if roaming.invalid else None),
         kwh=kwh(record),
         cdr_token=roaming.token,
-        auth_method=AuthMethod.COMMAND,
+        auth_method=roaming.auth_method,
         authorization_reference=roaming.authorization_reference,
         location_id=roaming.location_id,
         evse_uid=roaming.evse_uid,
         connector_id=roaming.connector_id,
         currency=currency,
-        status=SessionStatus.COMPLETED if stopped else SessionStatus.ACTIVE,
+        status=status,
         last_updated=now,
     )
 
@@ -111,7 +115,7 @@ def cdr_object(
         end_date_time=end,
         session_id=roaming.id,
         cdr_token=roaming.token,
-        auth_method=AuthMethod.COMMAND,
+        auth_method=roaming.auth_method,
         authorization_reference=roaming.authorization_reference,
         cdr_location=CdrLocation(
             **site.model_dump(include={"name", "address", "city", "postal_code", "country"}),

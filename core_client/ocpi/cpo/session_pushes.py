@@ -1,7 +1,8 @@
 """The sessions of roaming eMSPs pushed to them (their Sessions and CDRs RECEIVERs, 2.2.1 "Sender" push):
 once the charge point started the transaction a PUT of the Session (ACTIVE), a PATCH of ``kwh`` as the
 meter advances, a PATCH to COMPLETED when it stopped, and once the session is settled on chain a POST of
-its CDR naming the settlement transaction. Each step is kept with the session (``RoamingSession.pushed``),
+its CDR naming the settlement transaction. A session whose start or open on chain was refused is pushed
+(PUT, or PATCH once it was ACTIVE) with status INVALID, and no CDR follows. Each step is kept with the session (``RoamingSession.pushed``),
 so an eMSP that was unreachable gets it on a later round; nothing is pushed twice."""
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class SessionPushes:
 
     async def round(self) -> None:
         for roaming in self.roaming.sessions():
-            if roaming.transaction_id is None or roaming.pushed == "CDR":
+            if roaming.transaction_id is None or roaming.pushed in ("CDR", "INVALID"):
                 continue
             peer = next((p for p in self.peers.all() if p.name == roaming.emsp and p.registered), None)
             if peer is not None:
@@ -55,7 +56,8 @@ class SessionPushes:
         path = f"{us.country_code}/{us.party_id}/{roaming.id}"
         if roaming.pushed is None:
             if await self._send(peer, ModuleID.SESSIONS, "PUT", path, session.to_json()):
-                self.roaming.save(roaming.model_copy(update={"pushed": "ACTIVE", "pushed_kwh": session.kwh}))
+                update = {"pushed": session.status.value, "pushed_kwh": session.kwh}
+                self.roaming.save(roaming.model_copy(update=update))
             return
         if roaming.pushed == "ACTIVE" and (session.status.value != "ACTIVE" or session.kwh != roaming.pushed_kwh):
             body: dict[str, Any] = {"kwh": float(session.kwh), "last_updated": format_datetime(now)}

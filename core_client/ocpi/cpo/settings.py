@@ -21,6 +21,8 @@ class CpoSettings(PartySettings):
 
     port: int = Field(9005, ge=0, le=65535)
     vat_percent: Decimal | None = Field(None, ge=0, le=100)  # the VAT our chain prices include (Tariffs net of it)
+    authorize_timeout_s: float = Field(4.0, gt=0)  # a tapped eMSP token: how long its eMSP is asked, at most
+    tokens_pull_s: float = Field(3600.0, gt=0)  # the eMSPs' Token lists pulled again (date_from) this often
     peers_file: Path | None = None  # default: next to the database, <database>.ocpi-emsps (mode 0600)
     sites: dict[str, Site] = Field(
         default_factory=dict

@@ -300,6 +300,22 @@ class Charging {
     return p.toEmsp("PATCH", "locations", `${p.party.country_code}/${p.party.party_id}/${location.id}/${evse.uid}`, { status, last_updated: stamp }, { purpose: `EVSE status ${status}`, correlation });
   }
 
+  /**
+   * Re-point a Connector to other Tariffs (``tariffIds``) and tell the eMSP: PATCH {tariff_ids, last_updated} of
+   * the Connector, or PUT of the whole Connector ("method"); its EVSE and Location take its last_updated (2.2.1
+   * mod_locations: a Connector's update updates its parents').
+   */
+  async setConnectorTariffs(location, evse, connector, tariffIds, method) {
+    const stamp = now();
+    Object.assign(connector, { tariff_ids: tariffIds, last_updated: stamp });
+    evse.last_updated = location.last_updated = stamp;
+    this.platform.touch();
+    const p = this.platform;
+    const body = method === "PUT" ? this.selfCheck("Connector", O.Connector, connector) : { tariff_ids: tariffIds, last_updated: stamp };
+    const path = `${p.party.country_code}/${p.party.party_id}/${location.id}/${evse.uid}/${connector.id}`;
+    return p.toEmsp(method, "locations", path, body, { purpose: `Connector tariffs ${method}` });
+  }
+
   /** PUT every Location and Tariff (or only the Location ``locationId``). */
   async pushAll(locationId) {
     const p = this.platform;

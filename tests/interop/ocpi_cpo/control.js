@@ -166,6 +166,18 @@ const POST = {
     }
     return { pushed: await c.pushAll(body.location_id) };
   },
+  connector: async (p, c, body) => {
+    need(body, "connector_id", "tariff_ids");
+    const { location, evse } = findEvse(p, body);
+    const connector = evse.connectors.find((k) => k.id.toUpperCase() === String(body.connector_id).toUpperCase());
+    if (!connector) throw new ControlError(404, `unknown connector ${body.connector_id} of ${location.id}/${evse.uid}`);
+    const ids = body.tariff_ids;
+    if (!Array.isArray(ids) || ids.some((id) => typeof id !== "string" || !id || id.length > 36)) throw new ControlError(400, "tariff_ids must be a list of tariff ids (string(36))");
+    const method = body.method || "PATCH";
+    if (!["PATCH", "PUT"].includes(method)) throw new ControlError(400, "method must be PATCH or PUT");
+    const r = await c.setConnectorTariffs(location, evse, connector, ids, method);
+    return { pushed: !!r.ok, skipped: r.skipped, connector };
+  },
   down: (p, c, body) => outage.down(p, body),
   up: (p) => outage.up(p),
   stop: async (p, c, body) => {

@@ -7,6 +7,13 @@ const { fetchEndpoints } = require("../ocpi_shared/credentials");
 const { ControlError, outage } = require("../ocpi_shared/serve");
 
 const SCHEMAS = { locations: O.Location, tariffs: O.Tariff, sessions: O.Session, cdrs: O.CDR };
+const stamp = () => new Date().toISOString().replace(/\.\d+Z$/, "Z");
+
+/** The CPO's Tokens RECEIVER URL of ``token``: {tokens}/{country_code}/{party_id}/{uid}?type={type}. */
+function tokenUrl(p, token) {
+  const base = p.endpoint("tokens", "RECEIVER");
+  return base && `${base.replace(/\/+$/, "")}/${token.country_code}/${token.party_id}/${encodeURIComponent(token.uid)}?type=${token.type}`;
+}
 
 function need(body, ...fields) {
   const missing = fields.filter((f) => body[f] === undefined);
@@ -122,20 +129,39 @@ const POST = {
     return command(p, "STOP_SESSION", { session_id: body.session_id });
   },
   token: async (p, body) => {
-    const token = { country_code: p.party.country_code, party_id: p.party.party_id, last_updated: new Date().toISOString().replace(/\.\d+Z$/, "Z"), ...body };
+    const { push = true, ...fields } = body;
+    const token = { country_code: p.party.country_code, party_id: p.party.party_id, last_updated: stamp(), ...fields };
     const problems = errorsOnly(validate(O.Token, token));
     if (problems.length) throw new ControlError(400, problems.join("; "));
     p.state.tokens = [...p.state.tokens.filter((t) => !(t.uid === token.uid && t.type === token.type)), token];
     p.save();
-    const base = p.endpoint("tokens", "RECEIVER");
-    const url = base && `${base.replace(/\/+$/, "")}/${token.country_code}/${token.party_id}/${encodeURIComponent(token.uid)}?type=${token.type}`;
-    const r = await p.toCpo("PUT", url, token, { purpose: "Token PUT" });
-    return { token, pushed: !!r.ok, skipped: r.skipped };
+    if (!push) return { token, pushed: false };
+    const r = await p.toCpo("PUT", tokenUrl(p, token), token, { purpose: "Token PUT" });
+    return { token, pushed: !!r.ok, http: r.http, status_code: r.status_code, skipped: r.skipped };
+  },
+  "token-patch": async (p, body) => {
+    need(body, "uid");
+    const { uid, type = "RFID", ...changes } = body;
+    const token = p.state.tokens.find((t) => t.uid === uid && t.type === type);
+    if (!token) throw new ControlError(404, `unknown token ${uid} (${type})`);
+    const patch = { ...changes, last_updated: stamp() };
+    Object.assign(token, patch);
+    p.save();
+    const r = await p.toCpo("PATCH", tokenUrl(p, token), patch, { purpose: "Token PATCH" });
+    return { token, pushed: !!r.ok, http: r.http, status_code: r.status_code, skipped: r.skipped };
+  },
+  "token-get": async (p, body) => {
+    need(body, "uid");
+    const url = tokenUrl(p, { country_code: p.party.country_code, party_id: p.party.party_id, uid: body.uid, type: body.type || "RFID" });
+    const r = await p.toCpo("GET", url, undefined, { purpose: "Token GET", expect: O.Token });
+    return { http: r.http, status_code: r.status_code, data: r.data };
   },
   rule: (p, body) => {
-    need(body, "uid", "allowed");
-    if (!ENUMS.AllowedType.includes(body.allowed)) throw new ControlError(400, `allowed must be one of ${ENUMS.AllowedType.join(", ")}`);
-    p.state.rules[body.uid.toUpperCase()] = body.allowed;
+    need(body, "uid");
+    if (body.allowed !== undefined && !ENUMS.AllowedType.includes(body.allowed)) throw new ControlError(400, `allowed must be one of ${ENUMS.AllowedType.join(", ")}`);
+    if (body.delay_ms !== undefined && !(Number.isInteger(body.delay_ms) && body.delay_ms >= 0)) throw new ControlError(400, "delay_ms must be an integer >= 0");
+    if (body.evse_uids !== undefined && !(Array.isArray(body.evse_uids) && body.evse_uids.every((u) => typeof u === "string"))) throw new ControlError(400, "evse_uids must be a list of EVSE uids");
+    p.state.rules[body.uid.toUpperCase()] = { allowed: body.allowed, delay_ms: body.delay_ms, evse_uids: body.evse_uids };
     p.save();
     return { rules: p.state.rules };
   },

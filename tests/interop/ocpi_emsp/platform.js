@@ -7,12 +7,12 @@ const { OcpiPlatform } = require("../ocpi_shared/party");
 
 const STAMP = "2026-01-01T00:00:00Z";
 const token = (uid, type, whitelist, extra = {}) => ({ uid, type, contract_id: `NL-EMS-${uid}`, issuer: "EVN Stand-in eMSP", valid: true, whitelist, last_updated: STAMP, ...extra });
-const DEFAULT_TOKENS = [token("APP-0001", "APP_USER", "NEVER"), token("04A1B2C3D4", "RFID", "ALLOWED", { visual_number: "EMS-0001" }), token("04A1B2C3D5", "RFID", "ALWAYS"), token("04FFFF0001", "RFID", "NEVER", { valid: false })];
+const DEFAULT_TOKENS = [token("APP-0001", "APP_USER", "NEVER"), token("04A1B2C3D4", "RFID", "ALLOWED", { visual_number: "EMS-0001" }), token("04A1B2C3D5", "RFID", "ALWAYS"), token("04FFFF0001", "RFID", "NEVER", { valid: false }), token("04A1B2C3D6", "RFID", "ALLOWED_OFFLINE"), token("04A1B2C3D7", "RFID", "NEVER")];
 
 class EmspPlatform extends OcpiPlatform {
   constructor({ party, baseUrl, maxLimit, stateFile, journal }) {
     const own = (t) => ({ country_code: party.country_code, party_id: party.party_id, ...t });
-    const initial = { registration: null, tokens: DEFAULT_TOKENS.map(own), rules: {}, locations: {}, tariffs: {}, sessions: {}, cdrs: {}, commands: {}, counters: { command: 0, authorization: 0 } };
+    const initial = { registration: null, tokens: DEFAULT_TOKENS.map(own), rules: {}, authorizations: [], locations: {}, tariffs: {}, sessions: {}, cdrs: {}, commands: {}, counters: { command: 0, authorization: 0 } };
     super({ party, baseUrl, maxLimit, stateFile, journal, role: "EMSP", other: "CPO", name: "EVN Stand-in eMSP" }, initial);
     this.save();
   }

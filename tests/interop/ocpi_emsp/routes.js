@@ -162,7 +162,7 @@ function commandResults(ctx) {
   return ok(undefined);
 }
 
-function tokens(ctx) {
+async function tokens(ctx) {
   const { platform } = ctx;
   if (ctx.method === "GET") {
     if (ctx.segments.length) throw new OcpiError(404, STATUS.CLIENT_ERROR, "the tokens SENDER interface has the list and {uid}/authorize only");
@@ -185,11 +185,27 @@ function tokens(ctx) {
   }
   if (!where) throw new OcpiError(200, STATUS.NOT_ENOUGH_INFO, "no LocationReferences: this eMSP authorizes per location");
   checked(ctx, O.LocationReferences, where);
-  const allowed = platform.state.rules[key(uid)] || (token.valid ? "ALLOWED" : "BLOCKED");
+  (ctx.warnings ||= []).push(...locationProblems(platform, where));
+  const rule = platform.state.rules[key(uid)] || {};
+  const allowed = rule.allowed || (token.valid ? "ALLOWED" : "BLOCKED");
   const info = { allowed, token };
-  if (allowed === "ALLOWED") Object.assign(info, { location: where, authorization_reference: platform.nextId("authorization", "AUTH") });
+  const location = rule.evse_uids ? { location_id: where.location_id, evse_uids: rule.evse_uids } : where; // the EVSEs it allows
+  if (allowed === "ALLOWED") Object.assign(info, { location, authorization_reference: platform.nextId("authorization", "AUTH") });
+  platform.state.authorizations.push({ uid, type, location: where, allowed, at: new Date().toISOString() });
   platform.save();
+  if (rule.delay_ms) await new Promise((resolve) => setTimeout(resolve, rule.delay_ms)); // a slow (or silent) eMSP
   return ok(info);
+}
+
+/** The LocationReferences of a real-time authorization against the CPO's Locations this eMSP holds: the
+ *  Location must be one of them (when it holds any) and every EVSE uid one of that Location's EVSEs. */
+function locationProblems(platform, where) {
+  const held = Object.values(platform.state.locations);
+  if (!held.length) return [];
+  const location = held.find((l) => key(l.id) === key(where.location_id));
+  if (!location) return [`authorize names location ${where.location_id}, which the CPO never published`];
+  const evses = new Set((location.evses || []).map((e) => key(e.uid)));
+  return (where.evse_uids || []).filter((u) => !evses.has(key(u))).map((u) => `authorize names EVSE ${u}, not one of location ${where.location_id}'s`);
 }
 
 const ROUTES = {

@@ -14,6 +14,7 @@ from core_client.ocpi.cpo.catalog import OurStation, Site
 from core_client.ocpi.cpo.peers import PeerStore
 from core_client.ocpi.cpo.server import CpoServer
 from core_client.ocpi.cpo.settings import CpoSettings
+from core_client.ocpi.cpo.token_store import TokenStore
 from tools.harness.ocpi.our_emsp import free_port, running
 
 
@@ -71,6 +72,7 @@ class OurCpo:
     peers: PeerStore
     server: CpoServer
     source: Stations
+    tokens: TokenStore | None = None
 
     @property
     def versions_url(self) -> str:
@@ -78,11 +80,14 @@ class OurCpo:
 
 
 @asynccontextmanager
-async def our_cpo(tmp_path: Path, source: Stations | None = None, **extra: Any) -> AsyncIterator[OurCpo]:
+async def our_cpo(
+    tmp_path: Path, source: Stations | None = None, tokens: TokenStore | None = None, **extra: Any
+) -> AsyncIterator[OurCpo]:
+    """Our CPO endpoints on a free port (with ``tokens``: our Tokens RECEIVER too)."""
     port = free_port()
     settings = cpo_settings(port, tmp_path, **extra)
     peers = PeerStore(settings.peers_path(tmp_path / "core.db"))
     source = source or Stations()
-    server = CpoServer(settings, peers, source)
+    server = CpoServer(settings, peers, source, tokens=tokens)
     async with running(server.app(), port):
-        yield OurCpo(settings, peers, server, source)
+        yield OurCpo(settings, peers, server, source, tokens)
