@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from core_client.daemon import Daemon
+from core_client.ocpi.bridge import Bridge
 from core_client.ocpi.models.enums import ModuleID
 from core_client.ocpi.transport import Party
 from core_client.sessions.jobs import JobKind, JobStatus
