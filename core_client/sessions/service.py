@@ -209,6 +209,16 @@ class SessionService(ChainInputs):
             self.reconciler.spawn(self.registry.look_up(link.id, registration))
         return decision.reply
 
+    def resumed(self, link: ChargePoint) -> None:
+        """A message other than BootNotification on the connection: a known station's charge point that
+        reconnected (to this instance, or from another one) without booting again, as OCPP 1.6 lets it,
+        was accepted before: sessions may start and stop there again."""
+        registration = self.registry.of(link)
+        if not registration.boot_accepted and registration.station_id is not None and self.links.get(link.id) is link:
+            log.info("%s: back without a BootNotification: station %d", link.id, registration.station_id)
+            registration.boot_accepted = True
+            self.reconciler.wake()
+
     async def _accepted(self, registration: Registration) -> None:
         registration.boot_accepted = True
         self.reconciler.wake()

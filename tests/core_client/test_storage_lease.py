@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import queue
-import threading
 import time
 
 import psycopg
 
 from core_client.storage.engines import open_database
 from core_client.storage.lease import (
-    CHECK_EVERY_S,
     CHECK_TIMEOUT_S,
     GIVES_UP_WITHIN_S,
     SERVER_DROPS_SILENT_HOLDER_S,
@@ -108,25 +106,29 @@ async def test_a_watched_lease_the_server_stops_answering_is_lost_in_time(postgr
     """A partition: the holder's connection stays open and nothing answers. The watch, a thread of its
     own, says so within GIVES_UP_WITHIN_S, while a statement waits on the database for ever, and long
     before the server would let the lock go. (The proxy runs on this test's loop: the database is used
-    from threads.)"""
+    from threads.) The statement left waiting ends, with the database's error, once the proxy closes its
+    connection: before the test ends (a thread still running a statement would fail in a later test)."""
     proxy = ChainProxy(postgres.port)
     await proxy.resume()
     db = await asyncio.to_thread(open_database, pg_url.replace(f":{postgres.port}/", f":{proxy.port}/"))
     lease = Lease(db, NAME)
+    blocked: asyncio.Future | None = None
     try:
         assert await asyncio.to_thread(lease.try_acquire)
         reasons = _watched(lease)
         proxy.partition(server_drops_after=60)
         cut = time.monotonic()
         await asyncio.sleep(0)  # the proxy has stopped forwarding
-        blocked = threading.Thread(target=db.execute, args=("SELECT 1",), daemon=True)  # never answered
-        blocked.start()
+        blocked = asyncio.get_running_loop().run_in_executor(None, db.execute, "SELECT 1")  # never answered
         reason = await asyncio.to_thread(reasons.get, timeout=GIVES_UP_WITHIN_S + 2)
         assert reason == f"PostgreSQL did not answer within {CHECK_TIMEOUT_S:g}s"
-        assert time.monotonic() - cut < SERVER_DROPS_SILENT_HOLDER_S / 2 and blocked.is_alive()
+        assert time.monotonic() - cut < SERVER_DROPS_SILENT_HOLDER_S / 2 and not blocked.done()
     finally:
         lease._unwatched.set()
-        await proxy.pause()
+        await proxy.pause()  # closes the connections: the waiting statement fails now
+        if blocked is not None:
+            [ended] = await asyncio.gather(blocked, return_exceptions=True)
+            assert isinstance(ended, psycopg.OperationalError), ended
         await asyncio.to_thread(db.pool.close, 1)
     assert GIVES_UP_WITHIN_S * 2 < SERVER_DROPS_SILENT_HOLDER_S  # a holder stops well before the server lets go
 
@@ -136,8 +138,9 @@ def test_a_released_lease_is_not_reported_lost(pg_url):
     lease = Lease(db, NAME)
     assert lease.try_acquire()
     reasons = _watched(lease)
+    watcher = lease._watcher
+    assert watcher is not None and watcher.is_alive()
     lease.release()  # ends the watch first, then the connection
     assert not lease.held
-    time.sleep(CHECK_EVERY_S * 2)
-    assert reasons.empty()
+    assert not watcher.is_alive() and reasons.empty()  # the watch ended without a word
     db.close()
