@@ -9,7 +9,7 @@ PY := .venv/bin/python
 CHAOS_ARGS ?=
 FUZZ_ARGS ?=
 
-.PHONY: setup test demo devnet bench-gas bench-cards bench-anchor bench-load bench-chaos bench-ocpi fuzz lint abi docs deploy clean
+.PHONY: setup test demo devnet bench-gas bench-cards bench-card-lookup bench-anchor bench-load bench-chaos bench-ocpi fuzz lint abi docs deploy clean
 
 setup:
 	@tools/setup.sh
@@ -30,6 +30,10 @@ bench-gas: setup
 # Start latency of an RFID card: Authorize/StartTransaction -> answer, -> active on chain (JSON last line).
 bench-cards: setup
 	$(PY) -m benchmarks.card_start $(BENCH_ARGS)
+
+# Card lookups at 10,000 cards: a tap's lookup, a local-list sync's re-check, vs the linear scan (JSON last line).
+bench-card-lookup: setup
+	$(PY) -m benchmarks.card_lookup $(BENCH_ARGS)
 
 # Gas per record of the transaction record's anchors at 1, 100 and 10,000 records per anchor (JSON last line).
 bench-anchor: setup

@@ -16,7 +16,7 @@ have ended its chain link (a TCP proxy) is cut for ``--outage`` seconds. Everyth
 end after the chain came back.
 
 With ``--instances N`` (2 or more) the operator runs N Core Client instances on one PostgreSQL (a
-throwaway server of the run's own, or ``--database``) behind a TCP balancer
+throwaway server of the run's own, or ``--database``) behind a round-robin TCP balancer
 (:mod:`benchmarks.chaos_cluster`): each kill SIGKILLs the instance that leads, and the figures add how
 long each takeover took (until an instance led again). Meanwhile ``--streams`` drivers' apps keep live event streams open on the
 sessions in flight (:mod:`benchmarks.chaos_streams`; the daemon's [live] limits decide how many are

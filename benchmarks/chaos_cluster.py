@@ -1,10 +1,10 @@
 """Several Core Client instances of one operator on one PostgreSQL, as the target of the chaos benchmark
-(``python -m benchmarks.chaos --instances N``). The charge points reach them through one TCP balancer
-(:class:`tools.devchain.ChainProxy` over their OCPP ports: each new connection goes to the first
-instance that accepts it, as a load balancer that checks ports does; a standby keeps its port closed).
-A crash SIGKILLs the instance that leads (holds the signer lease), times the takeover (until an instance
-says "leader" on /health again) and starts the killed one again after a pause: it stands by then, or
-leads if it takes the lease first."""
+(``python -m benchmarks.chaos --instances N``). Every instance serves charge points; they reach them
+through one TCP balancer (:class:`tools.devchain.ChainProxy` over their OCPP ports, round robin: each
+new connection goes to the next instance in turn, one that is down is passed over), so a charge point
+often comes back to another instance than the one it left. A crash SIGKILLs the instance that leads
+(holds the signer lease), times the takeover (until an instance says "leader" on /health again) and
+starts the killed one again after a pause: it stands by then, or leads if it takes the lease first."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class Cluster:
 
     def __init__(self, daemons: list[Daemon]) -> None:
         self.daemons = daemons
-        self.balancer = ChainProxy(*(d.settings.listen_port for d in daemons))
+        self.balancer = ChainProxy(*(d.settings.listen_port for d in daemons), spread=True)
         self.takeovers_s: list[float] = []
 
     @classmethod

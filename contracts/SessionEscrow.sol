@@ -18,7 +18,7 @@ import {SessionIds} from "./utils/SessionIds.sol";
 ///         the remainder back to the driver, in the same transaction. Every deposit ends settled,
 ///         cancelled or reclaimed: no path leaves tokens in the escrow.
 ///
-///         Requested --start(operator)--> Active --settle(operator)--> Settled
+///         Requested --start(operator)--> Active --settle | settleAt(operator)--> Settled
 ///         Requested --reject(operator) | cancel(driver, after startTimeout)--> Cancelled (full refund)
 ///         Active --refundActive(operator)--> Cancelled (full refund)
 ///         Active --reclaim(driver, after maxDuration + reclaimGrace, never settled)--> Expired (full refund)
@@ -194,7 +194,15 @@ contract SessionEscrow is ISessionEscrow, StationRegistry {
     /// @inheritdoc ISessionEscrow
     function settle(uint256 sessionId, uint40 meterStop) external {
         address payout = _payoutOf(msg.sender);
-        uint256 cost = _settle(sessionId, meterStop, payout);
+        uint256 cost = _settle(sessionId, meterStop, _now(), payout);
+        if (cost != 0) token.safeTransfer(payout, cost);
+    }
+
+    /// @inheritdoc ISessionEscrow
+    function settleAt(uint256 sessionId, uint40 meterStop, uint32 endedAt) external {
+        address payout = _payoutOf(msg.sender);
+        _checkEndedAt(sessionId, endedAt);
+        uint256 cost = _settle(sessionId, meterStop, endedAt, payout);
         if (cost != 0) token.safeTransfer(payout, cost);
     }
 
@@ -202,9 +210,25 @@ contract SessionEscrow is ISessionEscrow, StationRegistry {
     function settleBatch(uint256[] calldata sessionIds, uint40[] calldata meterStops) external {
         if (meterStops.length != sessionIds.length) revert LengthMismatch(sessionIds.length, meterStops.length);
         address payout = _payoutOf(msg.sender);
+        uint32 now_ = _now();
         uint256 total;
         for (uint256 i; i < sessionIds.length; ++i) {
-            total += _settle(sessionIds[i], meterStops[i], payout);
+            total += _settle(sessionIds[i], meterStops[i], now_, payout);
+        }
+        if (total != 0) token.safeTransfer(payout, total);
+    }
+
+    /// @inheritdoc ISessionEscrow
+    function settleBatchAt(uint256[] calldata sessionIds, uint40[] calldata meterStops, uint32[] calldata endedAts)
+        external
+    {
+        if (meterStops.length != sessionIds.length) revert LengthMismatch(sessionIds.length, meterStops.length);
+        if (endedAts.length != sessionIds.length) revert LengthMismatch(sessionIds.length, endedAts.length);
+        address payout = _payoutOf(msg.sender);
+        uint256 total;
+        for (uint256 i; i < sessionIds.length; ++i) {
+            _checkEndedAt(sessionIds[i], endedAts[i]);
+            total += _settle(sessionIds[i], meterStops[i], endedAts[i], payout);
         }
         if (total != 0) token.safeTransfer(payout, total);
     }
@@ -212,16 +236,25 @@ contract SessionEscrow is ISessionEscrow, StationRegistry {
     /// @inheritdoc ISessionEscrow
     function settleSigned(SignedSettlement calldata settlement) external {
         address payout = _payoutOf(msg.sender);
-        uint256 cost = _settleSigned(settlement, payout);
+        uint256 cost = _settleSigned(settlement, _now(), payout);
+        if (cost != 0) token.safeTransfer(payout, cost);
+    }
+
+    /// @inheritdoc ISessionEscrow
+    function settleSignedAt(SignedSettlement calldata settlement, uint32 endedAt) external {
+        address payout = _payoutOf(msg.sender);
+        _checkEndedAt(settlement.sessionId, endedAt);
+        uint256 cost = _settleSigned(settlement, endedAt, payout);
         if (cost != 0) token.safeTransfer(payout, cost);
     }
 
     /// @inheritdoc ISessionEscrow
     function settleSignedBatch(SignedSettlement[] calldata settlements) external {
         address payout = _payoutOf(msg.sender);
+        uint32 now_ = _now();
         uint256 total;
         for (uint256 i; i < settlements.length; ++i) {
-            total += _settleSigned(settlements[i], payout);
+            total += _settleSigned(settlements[i], now_, payout);
         }
         if (total != 0) token.safeTransfer(payout, total);
     }
@@ -311,8 +344,17 @@ contract SessionEscrow is ISessionEscrow, StationRegistry {
         emit SessionStarted(sessionId, transactionId, meterStart, now_);
     }
 
-    function _settle(uint256 sessionId, uint40 meterStop, address payout) private returns (uint256) {
-        (Session storage s, address driver) = _session(sessionId, SessionState.Active);
+    /// @dev Reverts unless `endedAt` lies between the start of Active session `sessionId` and now: an operator
+    ///      can bill a session for less time than the chain saw, never for more.
+    function _checkEndedAt(uint256 sessionId, uint32 endedAt) private view {
+        (Session storage s,) = _session(sessionId, SessionState.Active);
+        uint32 startedAt = s.since;
+        uint32 now_ = _now();
+        if (endedAt < startedAt || endedAt > now_) revert EndTimeOutOfRange(sessionId, endedAt, startedAt, now_);
+    }
+
+    function _settle(uint256 sessionId, uint40 meterStop, uint32 endedAt, address payout) private returns (uint256) {
+        (Session storage s,) = _session(sessionId, SessionState.Active);
         Session memory m = s;
         (bool metered, uint32 meterKeySince) = _operatedStationMeter(m.stationId);
         // the key changed since the start (rare): whether the station had one when the session started
@@ -321,18 +363,18 @@ contract SessionEscrow is ISessionEscrow, StationRegistry {
             metered = qx | qy != 0;
         }
         if (metered) revert MeterSignatureRequired(m.stationId);
-        return _close(sessionId, s, m, driver, m.meterStart, meterStop, payout);
+        return _close(sessionId, s, m, m.meterStart, meterStop, endedAt, payout);
     }
 
-    function _settleSigned(SignedSettlement calldata x, address payout) private returns (uint256) {
-        (Session storage s, address driver) = _session(x.sessionId, SessionState.Active);
+    function _settleSigned(SignedSettlement calldata x, uint32 endedAt, address payout) private returns (uint256) {
+        (Session storage s,) = _session(x.sessionId, SessionState.Active);
         Session memory m = s;
         _checkStationOperator(m.stationId);
         (bytes32 qx, bytes32 qy) = _meterPublicKeyAtTime(m.stationId, m.since); // the key of the session's start
         if (qx | qy == 0) revert NoMeterKey(m.stationId);
         (uint40 meterStart, uint40 meterStop) = _readings(x, qx, qy);
         if (x.meterStop != meterStop) revert ReadingMismatch(x.sessionId, meterStop, x.meterStop);
-        return _close(x.sessionId, s, m, driver, meterStart, meterStop, payout);
+        return _close(x.sessionId, s, m, meterStart, meterStop, endedAt, payout);
     }
 
     /// @dev signatureVerifier.readings(x.sessionId, qx, qy, x.records), the records passed on as they lie in this
@@ -376,21 +418,21 @@ contract SessionEscrow is ISessionEscrow, StationRegistry {
         }
     }
 
-    /// @dev Settles `s` (loaded as `m`) on the readings given: effects, the invoice event and the driver's
-    ///      refund; returns the cost, which the caller pays out.
+    /// @dev Settles `s` (loaded as `m`) on the readings given, billing the time until `endedAt` (checked by the
+    ///      caller): effects, the invoice event and the driver's refund; returns the cost, which the caller pays out.
     function _close(
         uint256 sessionId,
         Session storage s,
         Session memory m,
-        address driver,
         uint40 meterStart,
         uint40 meterStop,
+        uint32 endedAt,
         address payout
     ) private returns (uint256) {
-        uint32 now_ = _now();
-        (uint96 cost, uint96 driverRefund) = _cost(sessionId, m, meterStart, meterStop, now_);
+        address driver = SessionIds.driverOf(sessionId);
+        (uint96 cost, uint96 driverRefund) = _cost(sessionId, m, meterStart, meterStop, endedAt);
         s.state = SessionState.Settled;
-        s.since = now_;
+        s.since = endedAt;
         emit SessionSettled(
             sessionId,
             driver,
@@ -400,7 +442,7 @@ contract SessionEscrow is ISessionEscrow, StationRegistry {
             meterStart,
             meterStop,
             m.since,
-            now_,
+            endedAt,
             cost,
             driverRefund,
             payout
@@ -409,16 +451,16 @@ contract SessionEscrow is ISessionEscrow, StationRegistry {
         return cost;
     }
 
-    /// @dev Cost and refund of settling `s` at time `now_` on the readings `meterStart` and `meterStop`.
-    function _cost(uint256 sessionId, Session memory s, uint40 meterStart, uint40 meterStop, uint32 now_)
+    /// @dev Cost and refund of settling `s` ended at `endedAt` on the readings `meterStart` and `meterStop`.
+    function _cost(uint256 sessionId, Session memory s, uint40 meterStart, uint40 meterStop, uint32 endedAt)
         private
         view
         returns (uint96 cost, uint96 driverRefund)
     {
         if (meterStop < meterStart) revert MeterBelowStart(sessionId, meterStart, meterStop);
-        uint256 duration = now_ - s.since;
+        uint256 duration = endedAt - s.since;
         if (duration > maxDuration) duration = maxDuration;
-        uint256 price = _price(_tariff(s.tariffId), meterStop - meterStart, duration);
+        uint256 price = _price(s.tariffId, meterStop - meterStart, duration);
         cost = price < s.deposit ? uint96(price) : s.deposit;
         driverRefund = s.deposit - cost;
     }

@@ -148,26 +148,31 @@ abstract contract StationRegistry is IStationRegistry, AccessControl {
     }
 
     /// @inheritdoc IStationRegistry
-    function getTariff(uint32 tariffId) public view returns (Tariff memory) {
-        if (tariffId == 0 || tariffId > tariffCount) revert UnknownTariff(tariffId);
-        return _tariffs[tariffId];
+    function getTariff(uint32 tariffId) external view returns (Tariff memory) {
+        return _knownTariff(tariffId);
     }
 
     /// @inheritdoc IStationRegistry
     function quote(uint32 tariffId, uint256 energyWh, uint256 durationSeconds) external view returns (uint256) {
-        return _price(getTariff(tariffId), energyWh, durationSeconds);
+        _knownTariff(tariffId);
+        return _price(tariffId, energyWh, durationSeconds);
     }
 
-    function _price(Tariff memory t, uint256 energyWh, uint256 durationSeconds) internal pure returns (uint256) {
-        return t.sessionFee + (energyWh * t.pricePerKWh) / 1000 + (durationSeconds * t.timeFeePerHour) / 3600;
+    /// @dev What `energyWh` and `durationSeconds` cost at tariff `tariffId`, read in place (no copy to memory).
+    function _price(uint32 tariffId, uint256 energyWh, uint256 durationSeconds) internal view returns (uint256) {
+        Tariff storage t = _tariffs[tariffId];
+        (uint256 sessionFee, uint256 pricePerKWh, uint256 timeFeePerHour) = (t.sessionFee, t.pricePerKWh, t.timeFeePerHour);
+        return sessionFee + (energyWh * pricePerKWh) / 1000 + (durationSeconds * timeFeePerHour) / 3600;
+    }
+
+    /// @dev Tariff `tariffId`, which must exist.
+    function _knownTariff(uint32 tariffId) private view returns (Tariff storage) {
+        if (tariffId == 0 || tariffId > tariffCount) revert UnknownTariff(tariffId);
+        return _tariffs[tariffId];
     }
 
     function _station(uint32 stationId) internal view returns (Station storage) {
         return _stations[stationId];
-    }
-
-    function _tariff(uint32 tariffId) internal view returns (Tariff memory) {
-        return _tariffs[tariffId];
     }
 
     function _payoutOf(address operator) internal view returns (address) {

@@ -155,14 +155,15 @@ class Daemon:
             self.cards = MandateCache(
                 reader, self.account.address, s.cards_file, self.deployment.deployment_block, self.store, s.cards_poll_s
             )
-            self.service.cards.mandates = self.cards.mandates
+            self.service.cards.index = self.cards.current
         self.service.on_job_queued = self.worker.wake
         self.proxy = proxy_for(s)
         if self.cards is not None and self.proxy is None:  # in proxy mode the charge points' lists are the CSMS's
             cards = self.service.cards
             kept = LocalLists(self.store.db)
-            self.local_lists = LocalListSync(self.service.registry, self.cards.mandates, cards.seen, cards.queued, kept)
+            self.local_lists = LocalListSync(self.service.registry, self.cards.current, cards.seen, cards.queued, kept)
             cards.on_seen = self.cards.on_change = self.local_lists.wake
+            cards.on_used = self.local_lists.touch
         self.ocpp = OcppServer(s, self.service, self.records, self.proxy)
         reclaim_after_s = self.deployment.max_duration + self.deployment.reclaim_grace
         self.held = HeldDesk(self.service, reclaim_after_s, self._record_decision)

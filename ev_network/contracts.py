@@ -198,13 +198,27 @@ class Escrow(_Wrapper):
     def settle(self, session_id: int, meter_stop: int, *, wait: bool = True) -> Any:
         return self._send(self._fn("settle", session_id, meter_stop), wait)
 
+    def settle_at(self, session_id: int, meter_stop: int, ended_at: int, *, wait: bool = True) -> Any:
+        """Settle with the time fee counted until ``ended_at`` (unix seconds, from the start on chain to now): the
+        end a CSMS's charge detail record gives, not the settle's block."""
+        return self._send(self._fn("settleAt", session_id, meter_stop, ended_at), wait)
+
     def settle_batch(self, session_ids: list[int], meter_stops: list[int], *, wait: bool = True) -> Any:
         return self._send(self._fn("settleBatch", session_ids, meter_stops), wait)
+
+    def settle_batch_at(
+        self, session_ids: list[int], meter_stops: list[int], ended_ats: list[int], *, wait: bool = True
+    ) -> Any:
+        return self._send(self._fn("settleBatchAt", session_ids, meter_stops, ended_ats), wait)
 
     def settle_signed(self, settlement: tuple, *, wait: bool = True) -> Any:
         """Settle a metered station's session on its signed records: ``settlement`` as
         :func:`ev_network.ocmf.signed_settlement` builds it ((sessionId, meterStop, [records]))."""
         return self._send(self.contract.functions.settleSigned(settlement), wait)
+
+    def settle_signed_at(self, settlement: tuple, ended_at: int, *, wait: bool = True) -> Any:
+        """settle_signed with the time fee counted until ``ended_at`` (as :meth:`settle_at`)."""
+        return self._send(self.contract.functions.settleSignedAt(settlement, ended_at), wait)
 
     def settle_signed_batch(self, settlements: list[tuple], *, wait: bool = True) -> Any:
         return self._send(self.contract.functions.settleSignedBatch(settlements), wait)

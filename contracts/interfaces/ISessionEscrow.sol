@@ -44,7 +44,8 @@ interface ISessionEscrow is IStationRegistry, IMeterRecords {
     /// @param deposit Tokens locked for it.
     /// @param stationId The station.
     /// @param tariffId The tariff snapshotted at open.
-    /// @param since When it entered its state: opened, started or ended (unix seconds).
+    /// @param since When it entered its state: opened, started or ended (unix seconds; a settled session's end
+    ///        time as billed).
     /// @param meterStart Meter reading at start, in Wh.
     struct SessionInfo {
         address driver;
@@ -126,6 +127,9 @@ interface ISessionEscrow is IStationRegistry, IMeterRecords {
     error NoMeterKey(uint32 stationId);
     /// @notice The billed stop reading `billed` is not End's signed reading `signed` (Wh).
     error ReadingMismatch(uint256 sessionId, uint40 signed, uint40 billed);
+    /// @notice End time `endedAt` of session `sessionId` is outside its start `startedAt` to now `latest` (unix
+    ///         seconds).
+    error EndTimeOutOfRange(uint256 sessionId, uint32 endedAt, uint32 startedAt, uint32 latest);
 
     /// @notice Open a session: lock `deposit` tokens (approved beforehand) for a charge at `stationId`.
     ///         The station's current tariff is snapshotted: its price cannot change under the session.
@@ -227,17 +231,34 @@ interface ISessionEscrow is IStationRegistry, IMeterRecords {
     /// @param sessionId An Active session at one of the caller's stations.
     function refundActive(uint256 sessionId) external;
 
-    /// @notice Settle a session: cost = session fee + energy x price (+ time fee), capped at the deposit,
-    ///         paid to the operator's payout address; the rest is refunded to the driver.
+    /// @notice Settle a session: cost = session fee + energy x price (+ time fee from the start until now),
+    ///         capped at the deposit, paid to the operator's payout address; the rest is refunded to the driver.
     /// @param sessionId An Active session at one of the caller's stations.
     /// @param meterStop Meter reading at stop, in Wh (not below the start reading).
     function settle(uint256 sessionId, uint40 meterStop) external;
+
+    /// @notice Settle a session that ended at `endedAt`, as a CSMS's charge detail record says: as settle, with
+    ///         the time fee counted from the start until `endedAt`, which SessionSettled records as the end. The
+    ///         end lies between the start on chain and now: an operator can bill less time than the chain saw,
+    ///         never more.
+    /// @param sessionId An Active session at one of the caller's stations.
+    /// @param meterStop Meter reading at stop, in Wh (not below the start reading).
+    /// @param endedAt When the session ended (unix seconds): from its start on chain to now.
+    function settleAt(uint256 sessionId, uint40 meterStop, uint32 endedAt) external;
 
     /// @notice Settle many sessions of the caller's stations in one transaction, with one payout
     ///         transfer for their summed cost. All or nothing: one invalid session reverts the batch.
     /// @param sessionIds Active sessions at the caller's stations.
     /// @param meterStops Meter reading at stop for each session, in Wh.
     function settleBatch(uint256[] calldata sessionIds, uint40[] calldata meterStops) external;
+
+    /// @notice settleAt for many sessions of the caller's stations in one transaction, with one payout transfer.
+    ///         All or nothing: one invalid session or end time reverts the batch.
+    /// @param sessionIds Active sessions at the caller's stations.
+    /// @param meterStops Meter reading at stop for each session, in Wh.
+    /// @param endedAts When each session ended (unix seconds): from its start on chain to now.
+    function settleBatchAt(uint256[] calldata sessionIds, uint40[] calldata meterStops, uint32[] calldata endedAts)
+        external;
 
     /// @notice Settle a session of a station with a meter key ("no proof, no pay"): the meter verifier checks the
     ///         records against the key the station had when the session started (P-256, SHA-256; a key rotated
@@ -249,6 +270,12 @@ interface ISessionEscrow is IStationRegistry, IMeterRecords {
     ///         reclaims the whole deposit.
     /// @param settlement The session, the billed stop reading and its signed records.
     function settleSigned(SignedSettlement calldata settlement) external;
+
+    /// @notice settleSigned for a session that ended at `endedAt`, as a CSMS's charge detail record says: the
+    ///         time fee counts from the start until `endedAt` (between the start on chain and now), as settleAt.
+    /// @param settlement The session, the billed stop reading and its signed records.
+    /// @param endedAt When the session ended (unix seconds): from its start on chain to now.
+    function settleSignedAt(SignedSettlement calldata settlement, uint32 endedAt) external;
 
     /// @notice Settle many sessions of the caller's metered stations with their signed records, with one
     ///         payout transfer. All or nothing: one invalid session reverts the batch.

@@ -1,5 +1,6 @@
 """Queued jobs as contract calls: the escrow's ``start`` / ``reject`` / ``refundActive`` / ``settle`` / ``settleSigned`` (or their
-batch forms) and a card's ``openSession`` under its payment mandate, through the ``ev_network`` wrappers."""
+batch forms; a settle with the end time of a CSMS's CDR: their ``...At`` forms) and a card's ``openSession`` under its
+payment mandate, through the ``ev_network`` wrappers."""
 
 from __future__ import annotations
 
@@ -30,10 +31,40 @@ def submit(escrow: Escrow, mandates: Mandates | None, jobs: list[Job]) -> Any:
         settlements = [settlement_of(j.session_id, a) for j, a in zip(jobs, args, strict=True)]
         if len(jobs) > 1:
             return escrow.settle_signed_batch(settlements, wait=False)
+        if args[0].ended_at is not None:
+            return escrow.settle_signed_at(settlements[0], settleable_end(escrow, ids[0], args[0].ended_at), wait=False)
         return escrow.settle_signed(settlements[0], wait=False)
+    stops = [a.meter_stop for a in args]
+    if args[0].ended_at is not None:  # settleAt: the time fee until the end the CSMS's CDR gives
+        ends = [settleable_end(escrow, i, a.ended_at) for i, a in zip(ids, args, strict=True)]
+        if len(jobs) > 1:
+            return escrow.settle_batch_at(ids, stops, ends, wait=False)
+        return escrow.settle_at(ids[0], stops[0], ends[0], wait=False)
     if len(jobs) > 1:
-        return escrow.settle_batch(ids, [a.meter_stop for a in args], wait=False)
-    return escrow.settle(ids[0], args[0].meter_stop, wait=False)
+        return escrow.settle_batch(ids, stops, wait=False)
+    return escrow.settle(ids[0], stops[0], wait=False)
+
+
+def settle_groups(jobs: list[Job]) -> list[list[Job]]:
+    """Ready settles grouped by the call that takes them together: settleBatch, settleBatchAt and
+    settleSignedBatch; a signed settle with an end time (settleSignedAt) goes alone."""
+    plain = [j for j in jobs if j.kind is JobKind.SETTLE]
+    signed = [j for j in jobs if j.kind is JobKind.SETTLE_SIGNED]
+    return [
+        [j for j in plain if j.args.ended_at is None],
+        [j for j in plain if j.args.ended_at is not None],
+        [j for j in signed if j.args.ended_at is None],
+        *([j] for j in signed if j.args.ended_at is not None),
+    ]
+
+
+def settleable_end(escrow: Escrow, session_id: int, ended_at: int) -> int:
+    """``ended_at`` within what settleAt takes: from the session's start on chain (its start block, later than
+    the charge's start) to the time of the block the node is building (the settle lands in it or a later one;
+    the latest block may be minutes old on a quiet chain)."""
+    started_at = escrow.get_session(session_id).since
+    building = escrow.w3.eth.get_block("pending")["timestamp"]
+    return min(max(ended_at, started_at), building)
 
 
 def open_card(mandates: Mandates | None, a: CardOpenArgs) -> Any:

@@ -27,7 +27,7 @@ from web3 import Web3
 
 from core_client.chain.grants import read_grants
 from core_client.chain.outage import Outage
-from core_client.sessions.cards import CardMandate
+from core_client.sessions.cards import CardIndex, CardMandate
 from core_client.storage.card_state import mandate_from_row, mandate_row
 from core_client.storage.store import Store
 from ev_network.errors import ChainUnavailable, chain_errors
@@ -47,6 +47,7 @@ class MandateCache:
         self.grants_file, self.from_block, self.store, self.poll_s = grants_file, from_block, store, poll_s
         self.grants: dict[int, bytes] = {}
         self.cached: dict[int, CardMandate] = _load(store.meta(META_KEY))
+        self.index = CardIndex(self.cached.values())  # of the cached mandates, made again when they change
         self.read_at: float | None = None
         self.refreshed = asyncio.Event()  # set after each successful refresh
         self.on_change: Callable[[], None] = lambda: None  # called when a read found something new
@@ -56,6 +57,10 @@ class MandateCache:
 
     def mandates(self) -> list[CardMandate]:
         return list(self.cached.values())
+
+    def current(self) -> CardIndex:
+        """The cached mandates, indexed by token reference (a new index each time they change)."""
+        return self.index
 
     def _load_grants(self) -> None:
         try:
@@ -83,6 +88,8 @@ class MandateCache:
         changed = _unread(cached) != _unread(self.cached)
         if changed:  # a kept copy's committed and read_block go together
             self.store.set_meta(META_KEY, _dump(cached))
+        if cached != self.cached:
+            self.index = CardIndex(cached.values(), previous=self.index)
         self.cached, self.read_at = cached, time.time()
         if changed:
             self.on_change()

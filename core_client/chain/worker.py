@@ -5,6 +5,8 @@
 - Pending starts go out at once, batched with ``startBatch`` when several have piled up; ready
   settles (their session's start is mined) are batched with ``settleBatch`` (up to ``batch_max``,
   after waiting ``batch_window`` for more). A batch that reverts is retried one job at a time.
+  A settle with an end time (OCPI: the CDR's end) goes out as ``settleAt`` / ``settleBatchAt`` /
+  ``settleSignedAt``, its end kept within the session's start on chain and the time of the block being built.
 - A settle queued with signed meter records (a station with a meter key, :mod:`core_client.sessions.metering`)
   goes out as ``settleSigned`` / ``settleSignedBatch`` on those records; its reverts (a key rotated
   meanwhile, MeterSignatureRequired, InvalidMeterSignature, ...) are permanent like any other.
@@ -32,7 +34,7 @@ from hexbytes import HexBytes
 from web3.exceptions import TransactionNotFound
 from web3.logs import DISCARD
 
-from core_client.chain.escrow_calls import submit
+from core_client.chain.escrow_calls import settle_groups, submit
 from core_client.chain.outage import Outage
 from core_client.sessions.jobs import OPEN, CardOpenArgs, Job, JobKind, JobStatus
 from core_client.storage.store import Store
@@ -206,8 +208,8 @@ class ChainWorker:
         oldest = min(self._seen.setdefault(j.id, now) for j in ready)
         if len(ready) < self.batch_max and now - oldest < self.batch_window:
             return
-        await self._send_batches([j for j in ready if j.kind is JobKind.SETTLE])  # settleBatch
-        await self._send_batches([j for j in ready if j.kind is JobKind.SETTLE_SIGNED])  # settleSignedBatch
+        for group in settle_groups(ready):  # settleBatch, settleBatchAt, settleSignedBatch, settleSignedAt
+            await self._send_batches(group)
 
     async def _send_batches(self, jobs: list[Job]) -> None:
         """Jobs of one kind in batches of up to ``batch_max``; those of a reverted batch one by one."""

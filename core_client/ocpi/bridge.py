@@ -23,7 +23,7 @@ from core_client.ocpi.registration import Registration, RegistrationStore
 from core_client.ocpi.server import OcpiServer
 from core_client.ocpi.settings import OcpiSettings
 from core_client.ocpi.stations import EvseMapping, map_evses
-from core_client.ocpi.tariffs import prices_text, vat_refusal
+from core_client.ocpi.tariffs import prices_text, time_fee_note, vat_refusal
 from core_client.ocpi.transport import Party, StatusCode
 from ev_network.pricing import Tariff
 from ev_network.web.server import HttpServer
@@ -218,7 +218,8 @@ def describe_tariff(row: EvseMapping, decimals: int) -> str:
     assert row.tariff is not None
     t = row.tariff.tariff
     connectors = f"{len(row.connector_ids)} connector" + ("s" if len(row.connector_ids) != 1 else "")
-    return f"{connectors}, {prices_text(t, decimals)} ({row.tariff.vat_text}, tariff {row.tariff.source})"
+    where = f"{row.tariff.vat_text}, tariff {row.tariff.source}"
+    return f"{connectors}, {prices_text(t, decimals)} ({where}{time_fee_note(t)})"
 
 
 def _in_use(error: OSError) -> bool:

@@ -9,8 +9,10 @@ one more charge point (:class:`OcpiStationLink`), so the one session state machi
 - the CSMS's Session (PUT) -> StartTransaction (the OCPI session id kept as our transaction), its kWh
   (PATCHes) -> meter readings (live data, the budget rule);
 - RemoteStop (budget, the driver's stop on chain) -> STOP_SESSION;
-- the CDR (POSTed or pulled) -> StopTransaction with its energy: settled once (a CDR id is taken once,
-  the service ignores a repeated stop). A CDR of a session that is not ours is recorded, not settled;
+- the CDR (POSTed or pulled) -> StopTransaction with its energy and its end time: settled once (a CDR id is
+  taken once, the service ignores a repeated stop), with the time fee counted until the CDR's
+  ``end_date_time`` (settleAt), not until the CDR came. A CDR of a session that is not ours is recorded,
+  not settled;
 - each transaction goes into the anchored transaction record, as OCPP ones do.
 
 :class:`SessionBridge` is the daemon's :class:`~core_client.ocpi.inbox.OcpiInbox`; the tokens it issued
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -60,7 +63,13 @@ class Sessions(Protocol):
     def start_transaction(self, link: Any, connector: int, id_tag: str, meter_start: int) -> tuple[int, str]: ...
     def meter_values(self, link: Any, connector: int, transaction_id: int | None, values: list) -> None: ...
     def stop_transaction(
-        self, link: Any, transaction_id: int, meter_stop: int, reason: str | None, transaction_data: list | None = None
+        self,
+        link: Any,
+        transaction_id: int,
+        meter_stop: int,
+        reason: str | None,
+        transaction_data: list | None = None,
+        ended_at: int | None = None,
     ) -> str: ...
     def session_of_transaction(self, transaction_id: int) -> SessionRecord | None: ...
 
@@ -306,7 +315,9 @@ class SessionBridge(StationInbox):
         if link is None or transaction is None:
             return await super().on_cdr(cdr)  # not a session of ours: recorded, not settled
         signed = transaction_data(cdr)
-        result = self.sessions.stop_transaction(link, transaction, wh(cdr.total_energy), "Remote", signed)
+        session = self.sessions.session_of_transaction(transaction)
+        ended_at = billed_end(cdr.end_date_time, session.started_at if session else None, time.time())
+        result = self.sessions.stop_transaction(link, transaction, wh(cdr.total_energy), "Remote", signed, ended_at)
         when = format_datetime(cdr.end_date_time)
         self._record(
             "record_stop", transaction, wh(cdr.total_energy), "Remote", when, signed_meter_data(signed), link.id
@@ -376,3 +387,12 @@ class SessionBridge(StationInbox):
             return None, 0
         ids = [ci(c) for c in link.station.connector_ids]
         return link, ids.index(ci(connector_id)) + 1 if ci(connector_id) in ids else 1
+
+
+def billed_end(end: datetime, started_at: float | None, now: float) -> int:
+    """The end time a CDR's session is billed until (unix seconds): its ``end_date_time``, not before the session
+    started here nor after now (a CSMS's clock may run ahead or behind ours)."""
+    ended = end.timestamp()
+    if started_at is not None:
+        ended = max(ended, started_at)
+    return int(min(ended, now))

@@ -5,8 +5,11 @@ Mapping: ``FLAT`` -> session fee, ``ENERGY`` (per kWh) -> price per kWh, ``TIME`
 -> fee per hour. Prices on chain are gross (VAT included, :mod:`ev_network.operator_profile`), so each
 OCPI price (excluding VAT) is multiplied by 1 + VAT and must then be a whole number of the token's
 smallest unit; the VAT rate is kept for the invoice (one rate per tariff, as the chain's invoices split
-net and VAT with one rate). OCPI ``TIME`` prices charging time: whoever settles a session from a CDR
-bills ``total_time - total_parking_time``.
+net and VAT with one rate). OCPI ``TIME`` prices charging time; the chain's time fee counts the session's
+length, from its start on chain to the CDR's ``end_date_time`` (settleAt), idle time with the EV plugged in
+included: the same while the EV charges throughout, more when it sits idle. Such a tariff is imported (the
+issue asks TIME -> per hour) and :func:`time_fee_note` says so wherever it is shown; a CDR whose cost
+differs (its idle time) is recorded as a cost difference in ``/health``.
 
 Anything the chain cannot express exactly is refused, naming the part: restrictions (time of day,
 dates, days of week, kWh, current, power, duration, reservation), ``PARKING_TIME``, a ``step_size``
@@ -86,6 +89,13 @@ def prices_text(tariff: Tariff, decimals: int) -> str:
         f"{format_amount(tariff.price_per_kwh, decimals)}/kWh + {format_amount(tariff.session_fee, decimals)}/session"
         f" + {format_amount(tariff.time_fee_per_hour, decimals)}/h"
     )
+
+
+def time_fee_note(tariff: Tariff) -> str:
+    """What a CPO must know about a converted tariff with a time fee (empty without one)."""
+    if not tariff.time_fee_per_hour:
+        return ""
+    return "; its time fee counts the whole session, start to the CDR's end, idle time included (OCPI TIME: charging)"
 
 
 def tariff_name(tariff: OcpiTariff) -> str:

@@ -149,6 +149,9 @@ class OcppLink(ChargePoint):
         """Close the connection (code 1000, ``reason``)."""
         await self._connection.close(1000, reason)
 
+    def heard(self, action: str) -> None:
+        """A valid CALL ``action`` came in, about to be handled (a hook for subclasses)."""
+
     async def route_message(self, raw_msg: str | bytes) -> None:
         """Route one frame; errors get 1.6's CALLERROR instead of being dropped or crashing the link."""
         try:
@@ -170,6 +173,7 @@ class OcppLink(ChargePoint):
             if self.dropped_results <= DROPS_LOGGED:
                 log.warning("%s: result for no call in flight dropped (id %s)", self.id, excerpt(msg.unique_id))
             return
+        self.heard(msg.action)
         try:
             await self._handle_call(msg)
         except OCPPError as error:

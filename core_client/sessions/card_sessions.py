@@ -2,7 +2,7 @@
 mandate, and the session that the card's open under the mandate creates once mined.
 
 Decisions are :mod:`core_client.sessions.cards` (pure); the cache of mandates comes from
-:class:`core_client.chain.mandates.MandateCache` (``CardSessions.mandates``, set by the daemon). Flow:
+:class:`core_client.chain.mandates.MandateCache` (``CardSessions.index``, set by the daemon). Flow:
 StartTransaction -> Accepted at once, a transaction id, an OPEN_CARD job (queued under the transaction id) -> the chain worker sends ``openSession`` -> mined: :meth:`CardSessions.opened` records
 the session (started: STARTING then START_MINED), moves the job to the session's id (so its settle goes
 out like any other) and, if the charge point stopped meanwhile, settles it. An open the contract refuses:
@@ -14,19 +14,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core_client.sessions import decisions
 from core_client.sessions.actions import Decision, SendRemoteStop, decide, warning
 from core_client.sessions.cards import (
     Card,
-    CardMandate,
+    CardIndex,
     card_opened,
     card_refusal,
     card_start,
     card_start_refusal,
-    find_card,
     uncounted,
 )
 from core_client.sessions.jobs import OPEN, CardOpenArgs, Job, JobKind
@@ -64,10 +63,12 @@ class CardSessions:
 
     def __init__(self, service: Service) -> None:
         self.service, self.store = service, service.store
-        #: The granted mandates as last read from chain (the daemon sets the card cache's ``mandates``).
-        self.mandates: Callable[[], Iterable[CardMandate]] = list
+        #: The granted mandates as last read from chain, indexed (the daemon sets the card cache's ``index``).
+        self.index: Callable[[], CardIndex] = CardIndex
         #: Called when a card is seen for the first time (the daemon's local list sync wakes up).
         self.on_seen: Callable[[], None] = lambda: None
+        #: Called with a mandate's id when an open under it was queued or failed (what is left of it changed).
+        self.on_used: Callable[[int], None] = lambda _: None
         self._seen: list[str] | None = None
         #: Tokens the Core Client vouches for itself (a roaming eMSP's token it remote-starts under the eMSP's
         #: mandate, :mod:`core_client.ocpi.cpo.roaming`): each starts once as a card of that mandate, at its
@@ -85,7 +86,7 @@ class CardSessions:
     def find(self, id_tag: str | None, charge_point_id: str | None = None, connector: int | None = None) -> Card | None:
         """The card ``id_tag`` is (a linked card, seen from now on; or a token we vouched for at that charge
         point and connector, None: at any), None if none."""
-        found = find_card(self.mandates(), id_tag)
+        found = self.index().find(id_tag)
         if found is not None and id_tag is not None:
             self._saw(id_tag.strip().upper())
         if found is not None or not id_tag or not id_tag.strip():
@@ -129,7 +130,7 @@ class CardSessions:
     def queued(self, mandate_id: int) -> int:
         """Deposits of the mandate's opens that the cache's ``committed`` does not count yet: not mined, or
         mined after the cache read the mandate (:func:`core_client.sessions.cards.uncounted`)."""
-        cached = next((m for m in self.mandates() if m.mandate_id == mandate_id), None)
+        cached = self.index().mandates.get(mandate_id)
         read_block = None if cached is None else cached.read_block
         opens: list[tuple[CardOpenArgs, int | None]] = [(a, None) for a in self._opens()]
         if read_block is not None:
@@ -175,6 +176,7 @@ class CardSessions:
             reply = self.service.apply(decision, answering=link).reply
         if why is None:
             self.vouchers.drop(id_tag, link.id, connector)
+            self.on_used(card.mandate.mandate_id)
             self.on_started(link.id, connector, id_tag, tx_id)
         else:
             self.on_refused(link.id, connector, id_tag, tx_id, why)
@@ -223,6 +225,7 @@ class CardSessions:
         )
         stop = SendRemoteStop(tx.charge_point_id, tx.transaction_id) if tx.meter_stop is None else None
         decision = self.service.apply(decide(None, note, *([stop] if stop else [])))
+        self.on_used(job.args.mandate_id)
         why = f"the session could not be opened on chain under mandate {job.args.mandate_id} ({error})"
         self.on_refused(tx.charge_point_id, tx.connector, tx.id_tag or "", tx.transaction_id, why)
         return decision

@@ -59,15 +59,69 @@ class Card:
     token_ref: bytes
 
 
-def find_card(mandates: Iterable[CardMandate], id_tag: str | None) -> Card | None:
-    """The granted mandate ``id_tag`` is linked to (None: not a card of ours)."""
-    if not id_tag or not id_tag.strip():
+MEMO_MAX = 200_000  # idTags whose answer a CardIndex keeps
+
+
+class CardIndex:
+    """The granted mandates indexed by token reference: which mandate a tapped idTag is linked to, in one
+    dict lookup once the idTag was tapped before. A reference is ``keccak256(salt || uid)`` with the salt of
+    each mandate's grant, so an idTag never tapped before costs one hash per distinct salt (every granted
+    mandate's, unless several share one) and a lookup each; the answer is kept per idTag (a card or none).
+
+    A new index made from a new read of the mandates (``previous``: the index it replaces) keeps the answers
+    that still hold: a card whose mandate still links its reference under the same salt, and "none" as
+    long as no reference or salt was added; every other idTag is looked up again when tapped."""
+
+    def __init__(self, mandates: Iterable[CardMandate] = (), previous: CardIndex | None = None) -> None:
+        self.mandates: dict[int, CardMandate] = {m.mandate_id: m for m in mandates}
+        self.by_ref: dict[bytes, list[int]] = {}
+        for m in self.mandates.values():
+            for ref in m.token_refs:
+                self.by_ref.setdefault(ref, []).append(m.mandate_id)
+        self.salts = list(dict.fromkeys(m.salt for m in self.mandates.values()))
+        self._tags: dict[str, tuple[int, bytes] | None] = {} if previous is None else previous._carried(self)
+
+    def _links(self, mandate_id: int, salt: bytes, ref: bytes) -> bool:
+        m = self.mandates.get(mandate_id)
+        return m is not None and m.salt == salt and ref in m.token_refs
+
+    def _carried(self, new: CardIndex) -> dict[str, tuple[int, bytes] | None]:
+        """The answers of this index that still hold in ``new``."""
+        grown = any(i not in self.mandates or self.mandates[i].salt != m.salt for i, m in new.mandates.items())
+        grown = grown or any(i not in self.by_ref.get(ref, ()) for ref, ids in new.by_ref.items() for i in ids)
+        kept: dict[str, tuple[int, bytes] | None] = {}
+        for tag, found in self._tags.items():
+            if found is None:
+                if not grown:
+                    kept[tag] = None
+            elif new._links(found[0], self.mandates[found[0]].salt, found[1]):
+                kept[tag] = found
+        return kept
+
+    def find(self, id_tag: str | None) -> Card | None:
+        """The card ``id_tag`` is (None: not a card of a granted mandate)."""
+        if not id_tag or not id_tag.strip():
+            return None
+        tag = id_tag.strip().upper()
+        if tag not in self._tags:
+            if len(self._tags) >= MEMO_MAX:  # idTags of no card, tapped without end: start over
+                self._tags.clear()
+            self._tags[tag] = self._look_up(tag)
+        found = self._tags[tag]
+        return None if found is None else Card(self.mandates[found[0]], found[1])
+
+    def _look_up(self, tag: str) -> tuple[int, bytes] | None:
+        for salt in self.salts:
+            ref = token_ref(salt, tag)
+            for mandate_id in self.by_ref.get(ref, ()):
+                if self.mandates[mandate_id].salt == salt:
+                    return mandate_id, ref
         return None
-    for mandate in mandates:
-        ref = token_ref(mandate.salt, id_tag)
-        if ref in mandate.token_refs:
-            return Card(mandate, ref)
-    return None
+
+
+def find_card(mandates: Iterable[CardMandate], id_tag: str | None) -> Card | None:
+    """The granted mandate ``id_tag`` is linked to (None: not a card of ours); many taps: :class:`CardIndex`."""
+    return CardIndex(mandates).find(id_tag)
 
 
 def uncounted(mandate_id: int, read_block: int | None, opens: Iterable[tuple[CardOpenArgs, int | None]]) -> int:

@@ -178,16 +178,18 @@ def stop(
     meter_key: bytes = b"",
     records: dict[str, str] | None = None,
     max_power_w: int = MAX_POWER_W,
+    ended_at: int | None = None,
 ) -> Decision:
     """StopTransaction of session ``s``: ``settle`` queued (or the session held, see the meter stop rule).
     With the station's ``meter_key``, the session settles on its signed ``records`` ({context: OCMF text})
-    instead (see the signed meter rule)."""
+    instead (see the signed meter rule). With ``ended_at`` (unix seconds: a CSMS's CDR's end), the settle bills
+    the time until then (settleAt)."""
     if s.state in FINISHED:
         return decide(ACCEPTED, info(f"{session_named(s)}: repeated StopTransaction, nothing to do"))
     if s.state not in RUNNING:
         return decide(INVALID)
     if meter_key:
-        return metering.signed_stop(s, reason, now, meter_key, records or {})
+        return metering.signed_stop(s, reason, now, meter_key, records or {}, ended_at)
     reading, problem = trusted_meter_stop(s, meter_stop, now, max_power_w)
     if reading is None:
         held = s.apply(Event.STOP_HELD, stop_reason=reason, stopped_at=now, last_error=problem)
@@ -201,7 +203,9 @@ def stop(
             f"{session_named(s)}: StopTransaction ({reason or 'no reason'}) at {reading} Wh, {stopped.energy_wh} Wh delivered; settle queued"
         )
     )
-    return decide(ACCEPTED, SaveSession(stopped), QueueJob(JobKind.SETTLE, s.session_id, SettleArgs(reading)), *notes)
+    return decide(
+        ACCEPTED, SaveSession(stopped), QueueJob(JobKind.SETTLE, s.session_id, SettleArgs(reading, ended_at)), *notes
+    )
 
 
 # --------------------------------------------------------------- chain -> sessions

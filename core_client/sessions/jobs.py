@@ -70,19 +70,23 @@ class RefundArgs:
 
 @dataclass(frozen=True)
 class SettleArgs:
-    """settle(sessionId, meterStop)."""
+    """settle(sessionId, meterStop); with ``ended_at`` (unix seconds), settleAt: the time fee counts until then
+    (the end a CSMS's CDR gives), not until the settle's block."""
 
     meter_stop: int
+    ended_at: int | None = None
 
 
 @dataclass(frozen=True)
 class SignedSettleArgs:
-    """settleSigned: the Begin and End records of the station's meter (OCMF text) and its key (hex)."""
+    """settleSigned: the Begin and End records of the station's meter (OCMF text) and its key (hex); with
+    ``ended_at``, settleSignedAt (as :class:`SettleArgs`)."""
 
     meter_stop: int
     begin: str | None  # None: the End record holds both readings
     end: str
     meter_key: str
+    ended_at: int | None = None
 
 
 @dataclass(frozen=True)

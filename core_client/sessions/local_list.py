@@ -2,7 +2,7 @@
 no I/O, no clock (``now`` is passed in).
 
 The Core Client cannot name a card from its grant (it holds the salt, not the uid): a card enters the list
-once it was tapped at one of our charge points and found linked (:func:`core_client.sessions.cards.find_card`).
+once it was tapped at one of our charge points and found linked (:class:`core_client.sessions.cards.CardIndex`).
 Its entry says what the card cache says now: Accepted while its mandate may open a session, Blocked once
 revoked, exhausted or no longer naming us, Expired past the mandate's expiry (which is also the entry's
 ``expiryDate``, so a charge point cut off from us stops taking the card then); a card no granted mandate
@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from enum import Enum
 
-from core_client.sessions.cards import CardMandate, card_refusal, find_card
+from core_client.sessions.cards import Card, CardIndex, card_refusal
 
 
 class ListStatus(str, Enum):
@@ -36,10 +36,9 @@ class ListStatus(str, Enum):
 Entry = tuple[ListStatus, str]
 
 
-def entry(mandates: Iterable[CardMandate], id_tag: str, now: float, queued: Callable[[int], int]) -> Entry | None:
-    """The card's entry (None: not a card of a granted mandate: out of the list). ``queued(mandate id)``: the
+def entry(card: Card | None, now: float, queued: Callable[[int], int]) -> Entry | None:
+    """The entry of a card (None: not a card of a granted mandate: out of the list). ``queued(mandate id)``: the
     deposits its committed does not count yet (:meth:`CardSessions.queued`)."""
-    card = find_card(mandates, id_tag)
     if card is None:
         return None
     m = card.mandate
@@ -49,12 +48,9 @@ def entry(mandates: Iterable[CardMandate], id_tag: str, now: float, queued: Call
     return (ListStatus.EXPIRED if now >= m.expiry and not m.revoked else ListStatus.BLOCKED), expiry
 
 
-def wanted_list(
-    mandates: Iterable[CardMandate], id_tags: Iterable[str], now: float, queued: Callable[[int], int]
-) -> dict[str, Entry]:
+def wanted_list(index: CardIndex, id_tags: Iterable[str], now: float, queued: Callable[[int], int]) -> dict[str, Entry]:
     """The list the charge points should hold: idTag -> entry, for the cards seen so far."""
-    mandates = list(mandates)
-    entries = {tag: entry(mandates, tag, now, queued) for tag in id_tags}
+    entries = {tag: entry(index.find(tag), now, queued) for tag in id_tags}
     return {tag: e for tag, e in entries.items() if e is not None}
 
 
@@ -63,3 +59,72 @@ def list_changes(sent: dict[str, Entry], wanted: dict[str, Entry]) -> dict[str, 
     changes: dict[str, Entry | None] = {tag: e for tag, e in wanted.items() if sent.get(tag) != e}
     changes.update({tag: None for tag in sent if tag not in wanted})
     return changes
+
+
+class WantedList:
+    """The list the charge points should hold, kept up to date by re-checking only what may have changed: the
+    cards seen since the last check, the cards of mandates that changed (a new read of the cache, or
+    :meth:`touch` when an open under it was queued or failed), and the Accepted cards whose mandate's
+    expiry passed. Each :meth:`update` says which idTags' entries changed."""
+
+    def __init__(self, queued: Callable[[int], int]) -> None:
+        self.queued = queued
+        self.entries: dict[str, Entry] = {}
+        self.checked = 0  # how many of the seen idTags were checked (they only grow)
+        self.mandate_of: dict[str, int] = {}  # idTag -> the mandate its card is under
+        self.index: CardIndex | None = None  # the one the entries were checked against
+        self.dirty: set[int] = set()
+        self.next_expiry: float | None = None  # the earliest expiry of an Accepted card's mandate
+
+    def touch(self, mandate_id: int) -> None:
+        """Check the cards of the mandate again at the next update."""
+        self.dirty.add(mandate_id)
+
+    def update(self, index: CardIndex, id_tags: list[str], now: float) -> set[str]:
+        """Bring the entries up to date with ``index`` and the idTags seen; the idTags whose entry changed."""
+        check = set(id_tags[self.checked :])
+        self.checked = len(id_tags)
+        if index is not self.index:
+            old, self.index = self.index, index
+            if old is None:
+                check.update(id_tags)
+            else:
+                moved = {
+                    i
+                    for i in old.mandates.keys() | index.mandates.keys()
+                    if old.mandates.get(i) != index.mandates.get(i)
+                }
+                if moved:
+                    self.dirty |= moved
+                    check.update(tag for tag in id_tags if tag not in self.mandate_of)  # linked anew?
+        if self.dirty:
+            check.update(tag for tag, i in self.mandate_of.items() if i in self.dirty)
+            self.dirty.clear()
+        if self.next_expiry is not None and now >= self.next_expiry:
+            check.update(
+                tag for tag, i in self.mandate_of.items() if i in index.mandates and index.mandates[i].expiry <= now
+            )
+        changed = {tag for tag in check if self._check(index, tag, now)}
+        if check:
+            expiries = (
+                index.mandates[self.mandate_of[t]].expiry
+                for t, e in self.entries.items()
+                if e[0] is ListStatus.ACCEPTED
+            )
+            self.next_expiry = min(expiries, default=None)
+        return changed
+
+    def _check(self, index: CardIndex, tag: str, now: float) -> bool:
+        card = index.find(tag)
+        if card is None:
+            self.mandate_of.pop(tag, None)
+        else:
+            self.mandate_of[tag] = card.mandate.mandate_id
+        new = entry(card, now, self.queued)
+        if self.entries.get(tag) == new:
+            return False
+        if new is None:
+            del self.entries[tag]
+        else:
+            self.entries[tag] = new
+        return True

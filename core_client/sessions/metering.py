@@ -32,9 +32,15 @@ def id_tag(s: SessionRecord, signed: bool) -> str:
 
 
 def signed_stop(
-    s: SessionRecord, reason: str | None, now: float, meter_key: bytes, records: dict[str, str]
+    s: SessionRecord,
+    reason: str | None,
+    now: float,
+    meter_key: bytes,
+    records: dict[str, str],
+    ended_at: int | None = None,
 ) -> Decision:
-    """StopTransaction at a station with a meter key: settle the signed energy, or hold the session."""
+    """StopTransaction at a station with a meter key: settle the signed energy (the time until ``ended_at`` if
+    given, see :class:`SignedSettleArgs`), or hold the session."""
     begin, end = records.get(BEGIN), records.get(END)
     try:
         if end is None:
@@ -55,7 +61,7 @@ def signed_stop(
     stopped = s.apply(
         Event.STOP_TRANSACTION, meter_start=first, meter_stop=settlement[1], stop_reason=reason, stopped_at=now
     )
-    args = SignedSettleArgs(settlement[1], None if one_record else begin, end, meter_key.hex())
+    args = SignedSettleArgs(settlement[1], None if one_record else begin, end, meter_key.hex(), ended_at)
     note = info(
         f"session {hex_session_id(s.session_id)}: StopTransaction ({reason or 'no reason'}), signed {first}..{settlement[1]} Wh verified, "
         f"{stopped.energy_wh} Wh; signed settle queued"

@@ -209,6 +209,16 @@ class SessionService(ChainInputs):
             self.reconciler.spawn(self.registry.look_up(link.id, registration))
         return decision.reply
 
+    def resumed(self, link: ChargePoint) -> None:
+        """A message other than BootNotification on the connection: a known station's charge point that
+        reconnected (to this instance, or from another one) without booting again, as OCPP 1.6 lets it,
+        was accepted before: sessions may start and stop there again."""
+        registration = self.registry.of(link)
+        if not registration.boot_accepted and registration.station_id is not None and self.links.get(link.id) is link:
+            log.info("%s: back without a BootNotification: station %d", link.id, registration.station_id)
+            registration.boot_accepted = True
+            self.reconciler.wake()
+
     async def _accepted(self, registration: Registration) -> None:
         registration.boot_accepted = True
         self.reconciler.wake()
@@ -299,9 +309,11 @@ class SessionService(ChainInputs):
         meter_stop: int,
         reason: str | None,
         transaction_data: list | None = None,
+        ended_at: int | None = None,
     ) -> str:
         """Record the stop and queue ``settle`` (on the signed records at a station with a meter key); a
-        repeated StopTransaction changes nothing."""
+        repeated StopTransaction changes nothing. ``ended_at`` (unix seconds; OCPI: the CDR's end): the settle
+        bills the time until then (settleAt), not until its block."""
         check_range("transactionId", transaction_id, INT32)
         check_range("meterStop", meter_stop, INT64, -INT64)
         self._transaction_owner.pop(transaction_id, None)
@@ -333,7 +345,7 @@ class SessionService(ChainInputs):
                 )
             self.reconciler.wake()
             return decisions.ACCEPTED
-        return self._stop(s, transaction_id, meter_stop, reason, key or b"", time.time())
+        return self._stop(s, transaction_id, meter_stop, reason, key or b"", time.time(), ended_at)
 
     def settle_stopped(self, s: SessionRecord, key: bytes) -> None:
         """Decide a session whose StopTransaction waited for its station's meter key (now ``key``)."""
@@ -358,10 +370,17 @@ class SessionService(ChainInputs):
         return waiting
 
     def _stop(
-        self, s: SessionRecord, transaction_id: int, meter_stop: int, reason: str | None, key: bytes, at: float
+        self,
+        s: SessionRecord,
+        transaction_id: int,
+        meter_stop: int,
+        reason: str | None,
+        key: bytes,
+        at: float,
+        ended_at: int | None = None,
     ) -> str:
         records = self.store.meter_records(s.session_id)
-        decision = decisions.stop(s, meter_stop, reason, at, key, records, self._max_power_w)
+        decision = decisions.stop(s, meter_stop, reason, at, key, records, self._max_power_w, ended_at)
         with self.store.transaction():
             if any(isinstance(a, SaveSession) for a in decision.actions):
                 self.store.finish_transaction(transaction_id, meter_stop, reason)

@@ -8,9 +8,17 @@ from ocpp.messages import Call
 
 from core_client.proxy.policy import Source, reply, source
 from core_client.sessions.actions import QueueJob
-from core_client.sessions.cards import CardMandate, card_deposit, card_refusal, card_start, find_card, uncounted
+from core_client.sessions.cards import (
+    CardIndex,
+    CardMandate,
+    card_deposit,
+    card_refusal,
+    card_start,
+    find_card,
+    uncounted,
+)
 from core_client.sessions.jobs import CardOpenArgs, JobKind
-from core_client.sessions.local_list import ListStatus, entry, list_changes, wanted_list
+from core_client.sessions.local_list import ListStatus, WantedList, entry, list_changes, wanted_list
 from ev_network.mandates import new_salt, token_ref
 
 SALT = new_salt()
@@ -86,14 +94,67 @@ def test_local_list_entries_follow_the_cache_and_updates_carry_only_changes():
         return 0
 
     expiry = "1970-01-01T00:16:40Z"
-    assert entry([mandate()], CARD.lower(), now=0, queued=none) == (ListStatus.ACCEPTED, expiry)
-    assert entry([mandate(revoked=True)], CARD, now=0, queued=none) == (ListStatus.BLOCKED, expiry)
-    assert entry([mandate(committed=50)], CARD, now=0, queued=none) == (ListStatus.BLOCKED, expiry)  # exhausted
-    assert entry([mandate()], CARD, now=0, queued=lambda m: 50) == (ListStatus.BLOCKED, expiry)  # opens not counted yet
-    assert entry([mandate()], CARD, now=1_000, queued=none) == (ListStatus.EXPIRED, expiry)
-    assert entry([mandate(token_refs=frozenset())], CARD, now=0, queued=none) is None  # unlinked: leaves the list
-    wanted = wanted_list([mandate(revoked=True)], [CARD, "DEADBEEF"], now=0, queued=none)
+
+    def at(m: CardMandate, tag: str = CARD):
+        return find_card([m], tag)
+
+    assert entry(at(mandate(), CARD.lower()), now=0, queued=none) == (ListStatus.ACCEPTED, expiry)
+    assert entry(at(mandate(revoked=True)), now=0, queued=none) == (ListStatus.BLOCKED, expiry)
+    assert entry(at(mandate(committed=50)), now=0, queued=none) == (ListStatus.BLOCKED, expiry)  # exhausted
+    assert entry(at(mandate()), now=0, queued=lambda m: 50) == (ListStatus.BLOCKED, expiry)  # opens not counted yet
+    assert entry(at(mandate()), now=1_000, queued=none) == (ListStatus.EXPIRED, expiry)
+    assert entry(at(mandate(token_refs=frozenset())), now=0, queued=none) is None  # unlinked: leaves the list
+    wanted = wanted_list(CardIndex([mandate(revoked=True)]), [CARD, "DEADBEEF"], now=0, queued=none)
     assert wanted == {CARD: (ListStatus.BLOCKED, expiry)}
     sent = {CARD: (ListStatus.ACCEPTED, expiry), "GONE": (ListStatus.ACCEPTED, expiry)}
     assert list_changes(sent, wanted) == {CARD: (ListStatus.BLOCKED, expiry), "GONE": None}
     assert list_changes(wanted, wanted) == {}
+
+
+def test_the_index_hashes_a_new_idtag_once_per_salt_and_keeps_answers_that_still_hold(monkeypatch):
+    import core_client.sessions.cards as cards
+
+    hashed: list[bytes] = []
+    monkeypatch.setattr(cards, "token_ref", lambda salt, uid: hashed.append(salt) or token_ref(salt, uid))
+    others = [mandate(mandate_id=10 + i, salt=new_salt(), token_refs=frozenset()) for i in range(5)]
+    index = CardIndex([*others, mandate()])
+    assert index.find(CARD).mandate.mandate_id == 3 and len(hashed) == 6  # one hash per salt, the first tap
+    assert index.find(CARD.lower()).mandate.mandate_id == 3 and index.find("CSMS-CARD") is None
+    assert len(hashed) == 12  # a tap before: no hash at all
+    index.find("CSMS-CARD")
+    assert len(hashed) == 12
+    fresh = CardIndex([*others, mandate(committed=20)], previous=index)  # the cache read again: only amounts
+    assert fresh.find(CARD).mandate.committed == 20 and fresh.find("CSMS-CARD") is None and len(hashed) == 12
+    other = new_salt()
+    grown = CardIndex(
+        [*others, mandate(), mandate(mandate_id=4, salt=other, token_refs=frozenset({token_ref(other, "CSMS-CARD")}))],
+        previous=fresh,
+    )
+    assert grown.find("CSMS-CARD").mandate.mandate_id == 4  # a reference was added: "none" is asked again
+    unlinked = CardIndex([*others, mandate(token_refs=frozenset())], previous=grown)
+    assert unlinked.find(CARD) is None  # its reference is gone
+
+
+def test_the_wanted_list_rechecks_only_new_cards_changed_mandates_and_expiries():
+    uses: list[int] = []
+
+    def queued(mandate_id: int) -> int:
+        uses.append(mandate_id)
+        return 0
+
+    salt = new_salt()
+    two = mandate(mandate_id=5, salt=salt, expiry=500, token_refs=frozenset({token_ref(salt, "CAFE")}))
+    wanted = WantedList(queued)
+    index = CardIndex([mandate(), two])
+    assert wanted.update(index, [CARD, "CAFE"], now=0) == {CARD, "CAFE"} and sorted(uses) == [3, 5]
+    uses.clear()
+    assert wanted.update(index, [CARD, "CAFE"], now=1) == set() and uses == []  # nothing changed: nothing checked
+    index = CardIndex([mandate(revoked=True), two], previous=index)
+    assert wanted.update(index, [CARD, "CAFE"], now=2) == {CARD} and uses == [3]  # only mandate 3's card (revoked)
+    assert wanted.entries[CARD][0] is ListStatus.BLOCKED
+    uses.clear()
+    wanted.touch(5)
+    assert wanted.update(index, [CARD, "CAFE"], now=3) == set() and uses == [5]  # an open under 5: re-checked
+    uses.clear()
+    assert wanted.update(index, [CARD, "CAFE"], now=500) == {"CAFE"}  # its mandate's expiry passed
+    assert wanted.entries["CAFE"][0] is ListStatus.EXPIRED

@@ -39,10 +39,11 @@ def test_short_chaos_run_settles_each_session_once_with_kills_and_an_outage(tmp_
 
 def test_short_chaos_run_on_two_instances_the_killed_leader_is_taken_over(tmp_path, pg_url):
     args = ["--instances", "2", "--database", pg_url, "--sessions", "6", "--charge-points", "3"]
-    figures = chaos(tmp_path, *args, "--kills", "1", "--outage", "2", "--seed", "5")
+    figures = chaos(tmp_path, *args, "--kills", "1", "--outage", "2", "--seed", "8")  # seed 8: the kill comes early
     assert figures["sessions"] == 6
     [kill] = figures["kills"]
     assert kill["new_leader"] != kill["killed"] and kill["takeover_s"] < 15  # the standby took over
+    assert kill["in_flight"] >= 1  # ... with sessions in flight
     assert figures["instances"]["takeovers_s"] == [kill["takeover_s"]] and figures["daemon_starts"] == 3
     assert figures["outage"]["seconds"] == 2 and "drained_s" in figures["outage"]
     assert figures["queue_depth_at_end"] == 0  # the leader at the end has nothing left to send

@@ -69,8 +69,9 @@ async def test_stations_map_each_evse(bridge: Bridge) -> None:
     assert len(lines) == 11
     assert lines["LOC-1/EVSE-1"] == (
         "LOC-1/EVSE-1  DE*EVP*E0001  AVAILABLE  -> would register as DE*EVP*E0001, 1 connector, "
-        "0.2975/kWh + 0.595/session + 1.428/h (incl. 19% VAT, tariff DE/EVP/T-SIMPLE)"
-    )
+        "0.2975/kWh + 0.595/session + 1.428/h (incl. 19% VAT, tariff DE/EVP/T-SIMPLE; its time fee counts the whole "
+        "session, start to the CDR's end, idle time included (OCPI TIME: charging))"
+    )  # OCPI's TIME counts charging time, the chain's time fee the session: said where the tariff is shown
     assert "-> cannot import: tariff DE/EVP/T-TIME-OF-DAY: element 1: time of day restrictions" in lines["LOC-2/EVSE-5"]
     assert "PARKING_TIME" in lines["LOC-2/EVSE-6"]
     assert "ENERGY step_size 500" in lines["LOC-3/EVSE-7"]

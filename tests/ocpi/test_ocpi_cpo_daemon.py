@@ -9,7 +9,7 @@ import asyncio
 from pathlib import Path
 
 from tools.harness.chain import Net
-from tools.harness.core import cp_ids, running_core
+from tools.harness.core import cp_ids, running_core, until
 from tools.harness.interop import CHARGE_POINT, next_event
 from tools.harness.ocpi.our_cpo import cpo_section
 from tools.harness.ocpi.peers import StandInEmsp, emsp_platform
@@ -41,8 +41,11 @@ async def test_the_daemon_serves_our_stations_to_a_registered_emsp(tmp_path: Pat
         token_a = daemon.ocpi_cpo.peers.issue("ems-roaming")
         registered = await emsp.control("register", {"versions_url": cpo.versions_endpoint, "token_a": token_a})
         assert registered["ok"], registered
+        await until(lambda: daemon.health()["ocpi_cpo"]["emsps"][0]["tokens"] == 6, 10, "its Token list pulled")
         [emsp_health] = daemon.health()["ocpi_cpo"]["emsps"]
-        assert emsp_health == {"name": "ems-roaming", "registered": True, "parties": ["NL/EMS"], "mandate_id": None}
+        assert emsp_health == {
+            "name": "ems-roaming", "registered": True, "parties": ["NL/EMS"], "mandate_id": None, "tokens": 6,
+        }  # fmt: skip
 
         node = await asyncio.create_subprocess_exec(
             "node", str(CHARGE_POINT), core.url, cp, core.passwords[cp], stdout=asyncio.subprocess.PIPE

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from core_client.chain.station_registry import EscrowRegistry
 from core_client.daemon import Daemon
 from core_client.ocpi.bridge import Bridge
 from core_client.ocpi.models.enums import ModuleID
@@ -25,9 +24,9 @@ from core_client.sessions.machine import State
 from ev_network.contracts import SessionState
 from ev_network.pricing import price
 from tools.harness.chain import TOKEN, Net
-from tools.harness.core import Core, chain_events, funded_driver, open_session, running_core, until, wait_chain
-from tools.harness.ocpi.our_emsp import free_port, settings
-from tools.harness.ocpi.peers import TOKEN_A, Cpo, cpo_platform
+from tools.harness.core import Core, chain_events, funded_driver, open_session, until, wait_chain
+from tools.harness.ocpi.bridged import bridged_station
+from tools.harness.ocpi.peers import Cpo, cpo_platform
 
 DEPOSIT = 20 * TOKEN
 
@@ -41,19 +40,9 @@ async def cpo(tmp_path: Path) -> AsyncIterator[Cpo]:
 
 @pytest.fixture
 async def core(tmp_path: Path, clean_chain: Net, keyfile: Path, cpo: Cpo) -> AsyncIterator[tuple[Core, int]]:
-    net = clean_chain
-    ocpi = settings(
-        free_port(), versions_url=cpo.versions_url, token_a=TOKEN_A, pull_interval_s=3600, session_pull_after_s=2
-    )  # the start times out after 5 s (FAST)
-    async with running_core(net, tmp_path, keyfile, {}, ocpi=ocpi) as core:
-        bridge = Bridge(ocpi, core.daemon.settings.database)
-        await bridge.register()
-        registry = EscrowRegistry(net.escrow(net.operator), net.deployment)
-        [line] = await bridge.import_evses(registry, ["EVSE-2"], False)  # T-ENERGY: 0.30/kWh + 19 % VAT
-        station_id = int(line.split()[2])
-        await until(lambda: "DE*EVP*E0002" in core.daemon.service.links, 10, "the station linked")
-        await until(lambda: core.daemon.store.station_of("DE*EVP*E0002"), 20, "the station known to the store")
-        yield core, station_id
+    # EVSE-2: T-ENERGY, 0.30/kWh + 19 % VAT; the start times out after 5 s (FAST)
+    async with bridged_station(clean_chain, tmp_path, keyfile, cpo, "EVSE-2", session_pull_after_s=2) as imported:
+        yield imported[:2]
 
 
 async def test_a_wallet_session_through_the_csms_settles_once_at_the_tariff(core, cpo: Cpo) -> None:
