@@ -104,5 +104,4 @@ class Live:
                     records = [r for r in records if r.charge_point_id in held]
                     statuses = {key: value for key, value in statuses.items() if key[0] in held}
                 self.store.save_meters([(r.session_id, r.meter_last or 0, r.meter_at or 0.0) for r in records])
-                for (cp_id, connector), (status, error_code) in statuses.items():
-                    self.store.set_connector_status(cp_id, connector, status, error_code)
+                self.store.set_connector_statuses([(*key, *value) for key, value in statuses.items()])

@@ -312,10 +312,16 @@ class Store:
         return {r[0]: r[1] for r in rows}
 
     def set_connector_status(self, charge_point_id: str, connector: int, status: str, error_code: str | None) -> None:
-        self.db.execute(
+        self.set_connector_statuses([(charge_point_id, connector, status, error_code)])
+
+    def set_connector_statuses(self, statuses: list[tuple[str, int, str, str | None]]) -> None:
+        """Write many connector statuses (charge point id, connector, status, error code) at once (on
+        PostgreSQL in one round trip, not one per status)."""
+        now = time.time()
+        self.db.executemany(
             "INSERT INTO connectors VALUES (?, ?, ?, ?, ?) ON CONFLICT(charge_point_id, connector) "
             "DO UPDATE SET status = excluded.status, error_code = excluded.error_code, updated_at = excluded.updated_at",
-            (charge_point_id, connector, status, error_code, time.time()),
+            [(cp_id, connector, status, error_code, now) for cp_id, connector, status, error_code in statuses],
         )
 
     def connector_status(self, charge_point_id: str, connector: int) -> str | None:
