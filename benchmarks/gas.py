@@ -6,7 +6,7 @@ Starts its own Anvil, deploys with the Brownie script, registers an operator and
 drivers, and reads ``gasUsed`` from the receipts of: ERC-20 transfer (to an address that already
 holds tokens and to a fresh one), approve, open (allowance given before), openWithPermit (for exactly
 the deposit, and for an unlimited allowance as the wallet's first open does), start,
-settle, and for 1, 10 and 50 sessions one startBatch and one settleBatch (one driver per session, so
+settle, settleAt (settled at a given end time, as an OCPI CDR gives), and for 1, 10 and 50 sessions one startBatch and one settleBatch (one driver per session, so
 every refund goes to a different address). Figures are steady-state: a warm-up session was settled first (the payout
 address holds tokens) and another session stays open (the escrow never drops to a zero balance).
 
@@ -122,6 +122,15 @@ class Bench:
             settled = operator.settle(ids[0], 12_000)
         return [r["gasUsed"] for r in opened], started["gasUsed"], settled["gasUsed"], [opened[0], started, settled]
 
+    def session_settled_at(self, station: int, driver: LocalAccount) -> int:
+        """Open and start one session of ``driver``, then settle it with settleAt at its start block's time (an
+        OCPI session settled at its CDR's end); the settleAt gas."""
+        session_id = self.escrow(driver).session_id_from(self.escrow(driver).open(station, 1, DEPOSIT))
+        operator = self.escrow(self.operator)
+        started = operator.start(session_id, next(self._transaction_ids), 1_000)
+        ended_at = self.w3.eth.get_block(started["blockNumber"])["timestamp"]
+        return operator.settle_at(session_id, 12_000, ended_at)["gasUsed"]
+
     def mandate_session(self, station: int, payer: LocalAccount) -> dict[str, int]:
         """A mandate of ``payer`` (who gave the escrow an allowance) naming the operator and one card; one
         session opened and started under it, then settled; the gas of each."""
@@ -199,6 +208,8 @@ def measure(batches: list[int]) -> dict[str, Any]:
         tx["open_first_session"] = first_open
         (tx["open"],), tx["start"], tx["settle"], receipts = bench.session(station, drivers[2:3])
         split = {name: breakdown(bench.w3, r) for name, r in zip(("open", "start", "settle"), receipts, strict=True)}
+        progress("the same driver again, settled with settleAt (at a given end time, as an OCPI CDR's)")
+        tx["settle_at"] = bench.session_settled_at(station, drivers[2])
 
         progress("open with an exact approve before it (allowance back to zero), then openWithPermit")
         tx["open_after_exact_approve"] = bench.escrow(permit_driver).open(station, 1, DEPOSIT)["gasUsed"]

@@ -162,8 +162,10 @@ class Daemon:
             cards = self.service.cards
             kept = LocalLists(self.store.db)
             self.local_lists = LocalListSync(self.service.registry, self.cards.current, cards.seen, cards.queued, kept)
-            cards.on_seen = self.cards.on_change = self.local_lists.wake
-            cards.on_used = self.local_lists.touch
+            self.cards.on_change = self.local_lists.wake
+            on_loop = self.store.thread.to_loop  # cards are seen and used on the store's thread
+            cards.on_seen = lambda: on_loop(self.local_lists.wake)
+            cards.on_used = lambda mandate_id: on_loop(self.local_lists.touch, mandate_id)
         self.ocpp = OcppServer(s, self.service, self.records, self.proxy)
         reclaim_after_s = self.deployment.max_duration + self.deployment.reclaim_grace
         self.held = HeldDesk(self.service, reclaim_after_s, self._record_decision)

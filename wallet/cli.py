@@ -329,11 +329,8 @@ def history(
         typer.echo(f"no sessions for {wallet.address}")
     else:
         Console().print(history_table(wallet, entries, held))
-        notes = held_lines(wallet, entries, held) + (
-            [f"live data: none: {live_error} (states from the chain)"] if live_error else []
-        )
-        if notes:
-            typer.echo("\n".join(notes))
+        for line in held_lines(entries, held, live_error):
+            typer.echo(line)
 
 
 @app.command()

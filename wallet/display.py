@@ -159,9 +159,11 @@ def history_table(wallet: Wallet, entries: list[HistoryEntry], held: dict[int, s
     return table
 
 
-def held_lines(wallet: Wallet, entries: list[HistoryEntry], held: dict[int, str]) -> list[str]:
-    """What ``history`` says under its table of each held session: why, and when the deposit comes back."""
-    return [f"HELD {e.label}: {held[e.session_id]}" for e in entries if e.session_id in held]
+def held_lines(entries: list[HistoryEntry], held: dict[int, str], live_error: str | None = None) -> list[str]:
+    """What ``history`` says under its table: why each held session is held and when its deposit comes
+    back; or why the live data could not be read."""
+    lines = [f"HELD {e.label}: {held[e.session_id]}" for e in entries if e.session_id in held]
+    return lines + ([f"live data: none: {live_error} (states from the chain)"] if live_error else [])
 
 
 def progress_text(wallet: Wallet, update: Progress) -> str:

@@ -62,6 +62,7 @@ class EventWatcher:
         self.deployment = deployment
         self.operator = Web3.to_checksum_address(operator)
         self.store, self.service = store, service
+        self.thread = store.thread
         self.poll_interval, self.confirmations, self.start_block = poll_interval, confirmations, start_block
         self.head: int | None = None
         self.tariffs: dict[int, Tariff] = {}
@@ -70,15 +71,17 @@ class EventWatcher:
 
     async def initialize(self) -> None:
         """On the first run: set the cursor, and list our stations registered before the start block."""
-        if self.store.cursor() is not None:
+        if await self.thread.run(self.store.cursor) is not None:
             return
         start = self.start_block if self.start_block is not None else self.deployment.deployment_block
-        if start > self.deployment.deployment_block:
-            for station in await asyncio.to_thread(self.escrow.stations):
-                if station.operator == self.operator:
-                    self.service.on_station_registered(station.station_id, station.charge_point_id, station.connectors)
-        self.store.set_cursor(start - 1)
+        stations = await asyncio.to_thread(self.escrow.stations) if start > self.deployment.deployment_block else []
+        await self.thread.run(self._first_run, [s for s in stations if s.operator == self.operator], start)
         log.info("first run: reading events from block %d", start)
+
+    def _first_run(self, stations: list, start: int) -> None:
+        for station in stations:
+            self.service.on_station_registered(station.station_id, station.charge_point_id, station.connectors)
+        self.store.set_cursor(start - 1)
 
     async def run(self) -> None:
         """Poll until :meth:`stop`; chain outages are logged and retried with backoff."""
@@ -101,14 +104,21 @@ class EventWatcher:
     async def poll_once(self) -> int:
         """Handle the next range of events; returns how many blocks it covered (0: up to date)."""
         self.head = await asyncio.to_thread(self.reader.head)
-        cursor = self.store.cursor()
+        cursor = await self.thread.run(self.store.cursor)
         assert cursor is not None, "initialize() first"
         target = self.head - self.confirmations
         if target <= cursor:
             return 0
         to_block = min(target, cursor + MAX_RANGE)
-        ours = set(self.store.stations())
+        ours = set(await self.thread.run(self.store.stations))
         registrations, events = await asyncio.to_thread(self._fetch, cursor + 1, to_block, ours)
+        await self.thread.run(self._handle, registrations, events, cursor, to_block)
+        if events:
+            self.service.wake()
+        return to_block - cursor
+
+    def _handle(self, registrations: list[ChainEvent], events: list[ChainEvent], cursor: int, to_block: int) -> None:
+        """A range of events to the session service, committed with the cursor (on the store's thread)."""
         with self.store.transaction():
             for event in registrations:
                 self.service.on_station_registered(
@@ -123,9 +133,6 @@ class EventWatcher:
             if self.store.cursor() != cursor:
                 raise EVNetworkError("event cursor moved under the watcher")
             self.store.set_cursor(to_block)
-        if events:
-            self.service.wake()
-        return to_block - cursor
 
     def _fetch(self, from_block: int, to_block: int, ours: set[int]) -> tuple[list[ChainEvent], list[ChainEvent]]:
         """(our StationRegistered, SessionRequested + StopRequested at our stations), in chain order."""

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from hexbytes import HexBytes
@@ -99,6 +100,7 @@ class ChainWorker:
         self.escrow, self.sender, self.w3 = escrow, escrow.sender, escrow.w3
         self.reader = EventReader(escrow.w3, escrow.address)
         self.store, self.service, self.mandates = store, service, mandates
+        self.thread = store.thread
         self.batch_max, self.batch_window, self.poll_interval = batch_max, batch_window, poll_interval
         self._wake = asyncio.Event()
         self._seen: dict[int, float] = {}
@@ -136,7 +138,7 @@ class ChainWorker:
     async def drain(self, timeout: float) -> None:
         """Shutdown: wait (up to ``timeout``) for the receipts of transactions already sent."""
         deadline = time.monotonic() + timeout
-        while self.store.has_jobs(JobStatus.SENT) and time.monotonic() < deadline:
+        while await self.thread.run(self.store.has_jobs, JobStatus.SENT) and time.monotonic() < deadline:
             try:
                 await self._check_sent()
             except ChainUnavailable:
@@ -151,13 +153,14 @@ class ChainWorker:
             # rejects, so that under load neither kind waits behind the whole queue of the other.
             await self._send_settles()
             # starts are batched as they pile up while earlier transactions are in flight (no waiting)
-            starts = self.store.jobs(JobStatus.PENDING, kind=JobKind.START, limit=self.batch_max * SENDS_PER_STEP)
+            limit = self.batch_max * SENDS_PER_STEP
+            starts = await self.thread.run(self._pending, JobKind.START, limit)
             await self._send_batches([j for j in starts if j.kind is JobKind.START])
             for job in (j for j in starts if j.kind is JobKind.OPEN_CARD):  # openSession: one per transaction
                 await self._send([job])
-            for job in self.store.jobs(JobStatus.PENDING, kind=JobKind.REJECT, limit=SENDS_PER_STEP):
+            for job in await self.thread.run(self._pending, JobKind.REJECT, SENDS_PER_STEP):
                 await self._send([job])  # rejects and refunds (kept under reject), one per transaction
-        return self.store.has_jobs(*OPEN)
+        return await self.thread.run(self.store.has_jobs, *OPEN)
 
     # ----------------------------------------------------------------- sending
 
@@ -178,14 +181,13 @@ class ChainWorker:
                 [hex_session_id(j.session_id) for j in jobs],
                 error,
             )
-            for job in jobs:
-                self.store.update_job(job.id, attempts=job.attempts + 1, last_error=str(error))
+            why = str(error)
+            await self.thread.run(self._update, jobs, lambda job: {"attempts": job.attempts + 1, "last_error": why})
             self._hold_until = time.monotonic() + 5
             return
         hex_hash = "0x" + bytes(tx_hash).hex()
-        with self.store.transaction():
-            for job in jobs:
-                self.store.update_job(job.id, status=JobStatus.SENT, tx_hash=hex_hash, attempts=job.attempts + 1)
+        sent = {"status": JobStatus.SENT, "tx_hash": hex_hash}
+        await self.thread.run(self._update, jobs, lambda job: sent | {"attempts": job.attempts + 1})
         for job in jobs:
             log.info(
                 "session %s: %s sent, tx %s%s",
@@ -197,9 +199,9 @@ class ChainWorker:
 
     async def _send_settles(self) -> None:
         ready: list[Job] = []
-        for job, start in self.store.pending_settles():
+        for job, start in await self.thread.run(self.store.pending_settles):
             if start is JobStatus.FAILED:
-                self._failed(job, "its start failed")
+                await self.thread.run(self._failed, job, "its start failed")
             elif start is JobStatus.DONE:
                 ready.append(job)
         if not ready:
@@ -224,7 +226,7 @@ class ChainWorker:
 
     async def _check_sent(self) -> None:
         groups: dict[str, list[Job]] = {}
-        for job in self.store.jobs(JobStatus.SENT):
+        for job in await self.thread.run(self.store.jobs, JobStatus.SENT):
             groups.setdefault(job.tx_hash or "", []).append(job)
         if not groups:
             return
@@ -253,13 +255,13 @@ class ChainWorker:
             if receipt["status"] == 1 and jobs[0].kind is JobKind.OPEN_CARD:
                 await self._card_opened(jobs[0], receipt, tx_hash)
             elif receipt["status"] == 1:
-                for job in jobs:
-                    self._done(job, receipt["blockNumber"], tx_hash, settled.get(job.session_id))
+                done = [(job, receipt["blockNumber"], tx_hash, settled.get(job.session_id)) for job in jobs]
+                await self.thread.run(self._all_done, done)
             elif len(jobs) > 1:
                 log.warning("batch %s reverted: sending its %d %ss one by one", tx_hash, len(jobs), jobs[0].kind)
                 self._singles.update(j.id for j in jobs)
-                for job in jobs:
-                    self.store.update_job(job.id, status=JobStatus.PENDING, tx_hash=None, last_error="batch reverted")
+                again = {"status": JobStatus.PENDING, "tx_hash": None, "last_error": "batch reverted"}
+                await self.thread.run(self._update, jobs, lambda _, again=again: again)
             else:
                 await self._resolve(jobs[0], await self._revert_reason(tx_hash), resendable=False)
 
@@ -268,9 +270,9 @@ class ChainWorker:
         if isinstance(job.args, CardOpenArgs):  # no session on chain before its open is mined
             if resendable:
                 log.warning("card open of transaction %d: %s; sending again", job.args.transaction_id, error)
-                self.store.update_job(job.id, status=JobStatus.PENDING, tx_hash=None, last_error=error)
+                await self.thread.run(self._again, job, error)
             else:
-                self._failed(job, error)
+                await self.thread.run(self._failed, job, error)
             return
         state = (await asyncio.to_thread(self.escrow.get_session, job.session_id)).state
         if state is SessionState.CLOSED:  # the driver's lane moved on: the events tell how it ended
@@ -278,30 +280,48 @@ class ChainWorker:
         if state in TARGET[job.kind]:
             settled = await self._find_settlement(job.session_id) if job.kind.queued_as is JobKind.SETTLE else None
             log.info("session %s: %s already done on chain (%s)", hex_session_id(job.session_id), job.kind, state.name)
-            self._done(job, None, None, settled)
+            await self.thread.run(self._all_done, [(job, None, None, settled)])
         elif resendable and state is SENDABLE[job.kind]:
             log.warning("session %s: %s: %s; sending again", hex_session_id(job.session_id), job.kind, error)
-            self.store.update_job(job.id, status=JobStatus.PENDING, tx_hash=None, last_error=error)
+            await self.thread.run(self._again, job, error)
         else:
-            self._failed(job, f"{error} (session is {state.name} on chain)")
+            await self.thread.run(self._failed, job, f"{error} (session is {state.name} on chain)")
 
-    def _done(self, job: Job, block: int | None, tx_hash: str | None, settled: dict[str, int] | None) -> None:
+    # The store's side of the worker's steps: run on the store's thread (the worker awaits them).
+
+    def _pending(self, kind: JobKind, limit: int) -> list[Job]:
+        return self.store.jobs(JobStatus.PENDING, kind=kind, limit=limit)
+
+    def _update(self, jobs: list[Job], changes: Callable[[Job], dict[str, Any]]) -> None:
         with self.store.transaction():
-            self.store.update_job(job.id, status=JobStatus.DONE, block=block, last_error=None)
-            self.service.on_job_done(job, block, tx_hash, settled)
-        self._seen.pop(job.id, None)
-        self._singles.discard(job.id)
+            for job in jobs:
+                self.store.update_job(job.id, **changes(job))
+
+    def _again(self, job: Job, error: str) -> None:
+        self.store.update_job(job.id, status=JobStatus.PENDING, tx_hash=None, last_error=error)
+
+    def _all_done(self, done: list[tuple[Job, int | None, str | None, dict[str, int] | None]]) -> None:
+        """Jobs mined (or found done), each committed with what the session service makes of it."""
+        for job, block, tx_hash, settled in done:
+            with self.store.transaction():
+                self.store.update_job(job.id, status=JobStatus.DONE, block=block, last_error=None)
+                self.service.on_job_done(job, block, tx_hash, settled)
+            self._seen.pop(job.id, None)
+            self._singles.discard(job.id)
 
     async def _card_opened(self, job: Job, receipt: Any, tx_hash: str) -> None:
         """A card's open is mined: its session, as the receipt's SessionRequested tells, is recorded."""
         events = self.escrow.contract.events.SessionRequested().process_receipt(receipt, errors=DISCARD)
         requested = dict(events[0]["args"])
         tariff = await asyncio.to_thread(self.escrow.get_tariff, requested["tariffId"])
-        with self.store.transaction():
-            self.store.update_job(job.id, status=JobStatus.DONE, block=receipt["blockNumber"], last_error=None)
-            self.service.on_card_opened(job, requested["sessionId"], requested, receipt["blockNumber"], tariff)
+        await self.thread.run(self._opened, job, requested, receipt["blockNumber"], tariff)
         assert isinstance(job.args, CardOpenArgs)
         log.info("card open of transaction %d mined, tx %s", job.args.transaction_id, tx_hash)
+
+    def _opened(self, job: Job, requested: dict, block: int, tariff: Tariff) -> None:
+        with self.store.transaction():
+            self.store.update_job(job.id, status=JobStatus.DONE, block=block, last_error=None)
+            self.service.on_card_opened(job, requested["sessionId"], requested, block, tariff)
 
     def _failed(self, job: Job, error: str) -> None:
         with self.store.transaction():
@@ -342,15 +362,15 @@ class ChainWorker:
     async def _find_settlement(self, session_id: int) -> dict[str, int] | None:
         head = await asyncio.to_thread(self.reader.head)
         events = await asyncio.to_thread(
-            self.reader.fetch, self._from_block(session_id), head, ["SessionSettled"], [indexed_topic(session_id)]
+            self.reader.fetch, await self._from_block(session_id), head, ["SessionSettled"], [indexed_topic(session_id)]
         )
         return {"cost": events[0].args["cost"], "refund": events[0].args["refund"]} if events else None
 
     async def _outcome(self, session_id: int) -> SessionState:
         """How a Closed session ended, from its final event."""
-        outcome = await asyncio.to_thread(self.reader.outcome, session_id, self._from_block(session_id))
+        outcome = await asyncio.to_thread(self.reader.outcome, session_id, await self._from_block(session_id))
         return outcome or SessionState.CLOSED
 
-    def _from_block(self, session_id: int) -> int:
-        s = self.store.get_session(session_id)
+    async def _from_block(self, session_id: int) -> int:
+        s = await self.thread.run(self.store.get_session, session_id)
         return s.requested_block if s else 0

@@ -23,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from core_client.ocpi.cdr_readings import transaction_data, wh
 from core_client.ocpi.csms import Csms
@@ -53,6 +54,7 @@ from core_client.sessions.machine import SessionRecord, cost_so_far
 from core_client.sessions.registry import CommandFailed, Registration
 from ev_network.errors import EVNetworkError
 
+T = TypeVar("T")
 log = logging.getLogger("core_client.ocpi")
 ACCEPTED, REJECTED = "Accepted", "Rejected"  # OCPP RemoteStartStopStatus, as the reconcile loop reads it
 
@@ -72,6 +74,7 @@ class Sessions(Protocol):
         ended_at: int | None = None,
     ) -> str: ...
     def session_of_transaction(self, transaction_id: int) -> SessionRecord | None: ...
+    async def handle(self, work: Callable[..., T], *args: Any) -> T: ...
 
 
 class OcpiStationLink:
@@ -125,6 +128,10 @@ class SessionBridge(StationInbox):
         self._sessions_due: dict[str, asyncio.Event] = {}  # token uid of an accepted start -> its Session came
         self._tasks: set[asyncio.Task] = set()
         self._commands = 0
+        try:  # the loop its tasks run on (a follow-up of an answer is handed over from the store's thread)
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
 
     def registered(self) -> bool:
         try:
@@ -140,7 +147,15 @@ class SessionBridge(StationInbox):
         return new
 
     def spawn(self, coroutine: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
+        """Run ``coroutine`` as a task of the loop (soon, when called from another thread)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            if self._loop is None:
+                raise
+            self._loop.call_soon_threadsafe(self.spawn, coroutine)
+            return
+        task = loop.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -295,7 +310,8 @@ class SessionBridge(StationInbox):
             return await super().on_session(session)
         transaction = self.mirror.transaction_of(party, session.id)
         if transaction is None and session.status in (SessionStatus.ACTIVE, SessionStatus.COMPLETED):
-            transaction, status = self.sessions.start_transaction(link, connector, session.cdr_token.uid, 0)
+            start = self.sessions.start_transaction
+            transaction, status = await self.sessions.handle(start, link, connector, session.cdr_token.uid, 0)
             self.mirror.link_transaction(party, session.id, transaction)
             if session.cdr_token.uid in self._sessions_due:
                 self._sessions_due[session.cdr_token.uid].set()
@@ -305,7 +321,13 @@ class SessionBridge(StationInbox):
         if transaction is not None and session.kwh > 0:
             stamp = session.last_updated.isoformat()
             values = [{"timestamp": stamp, "sampled_value": [{"value": str(wh(session.kwh)), "unit": "Wh"}]}]
-            self.sessions.meter_values(link, connector, transaction, values)
+            await self.sessions.handle(self.sessions.meter_values, link, connector, transaction, values)
+
+    def _stop(self, link: OcpiStationLink, transaction: int, cdr: CDR, signed: list) -> str:
+        """The CDR's stop of ``transaction``, billed to its end (run on the store's thread)."""
+        session = self.sessions.session_of_transaction(transaction)
+        ended_at = billed_end(cdr.end_date_time, session.started_at if session else None, time.time())
+        return self.sessions.stop_transaction(link, transaction, wh(cdr.total_energy), "Remote", signed, ended_at)
 
     async def on_cdr(self, cdr: CDR) -> None:
         party = Party(cdr.country_code, cdr.party_id)
@@ -315,9 +337,7 @@ class SessionBridge(StationInbox):
         if link is None or transaction is None:
             return await super().on_cdr(cdr)  # not a session of ours: recorded, not settled
         signed = transaction_data(cdr)
-        session = self.sessions.session_of_transaction(transaction)
-        ended_at = billed_end(cdr.end_date_time, session.started_at if session else None, time.time())
-        result = self.sessions.stop_transaction(link, transaction, wh(cdr.total_energy), "Remote", signed, ended_at)
+        result = await self.sessions.handle(self._stop, link, transaction, cdr, signed)
         when = format_datetime(cdr.end_date_time)
         self._record(
             "record_stop", transaction, wh(cdr.total_energy), "Remote", when, signed_meter_data(signed), link.id

@@ -60,8 +60,8 @@ async def start_emsp(
     if ocpi is None:
         return None
 
-    def availability(cp_id: str, connector: int, status: str) -> None:
-        service.live.status(cp_id, connector, status, "NoError")
+    def availability(cp_id: str, connector: int, status: str) -> None:  # the session service's state: its thread
+        service.store.thread.submit(service.live.status, cp_id, connector, status, "NoError")
 
     # the token's decimals, to compare a CDR's total_cost with the chain's price (None: not compared)
     decimals = await token_decimals(w3, token, settings.rpc_timeout_s + 1, "CDR costs are not compared")

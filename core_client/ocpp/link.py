@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from ocpp.exceptions import OCPPError, PropertyConstraintViolationError
 from ocpp.exceptions import ValidationError as OCPPValidationError
@@ -33,12 +33,16 @@ from core_client.sessions.actions import OutOfRange
 from core_client.sessions.registry import ChargePoint, CommandFailed
 from ev_network.errors import EVNetworkError
 
+T = TypeVar("T")
 log = logging.getLogger("core_client.ocpp")
 wire_log = logging.getLogger("core_client.ocpp.wire")
 
 
 class Sessions(Protocol):
-    """What a link hands its charge point's messages to (:class:`core_client.sessions.service.SessionService`)."""
+    """What a link hands its charge point's messages to (:class:`core_client.sessions.service.SessionService`),
+    each run by :meth:`handle` on the store's thread (the loop serves the other charge points meanwhile)."""
+
+    async def handle(self, work: Callable[..., T], *args: Any) -> T: ...
 
     def on_boot(self, link: ChargePoint, vendor: str, model: str) -> tuple[str, int]: ...
     def on_status(self, link: ChargePoint, connector: int, status: str, error_code: str) -> None: ...
@@ -113,8 +117,10 @@ class StationLink(OcppLink):
             self.service.resumed(self)
 
     @on(Action.boot_notification)
-    def on_boot_notification(self, charge_point_vendor: str, charge_point_model: str, **_: Any):
-        status, interval = self.service.on_boot(self, charge_point_vendor, charge_point_model)
+    async def on_boot_notification(self, charge_point_vendor: str, charge_point_model: str, **_: Any):
+        status, interval = await self.service.handle(
+            self.service.on_boot, self, charge_point_vendor, charge_point_model
+        )
         return call_result.BootNotification(current_time=utc_now(), interval=interval, status=status)
 
     @after(Action.boot_notification)
@@ -126,13 +132,15 @@ class StationLink(OcppLink):
         return call_result.Heartbeat(current_time=utc_now())
 
     @on(Action.status_notification)
-    def on_status_notification(self, connector_id: int, error_code: str, status: str, **_: Any):
-        self.service.on_status(self, connector_id, status, error_code)
+    async def on_status_notification(self, connector_id: int, error_code: str, status: str, **_: Any):
+        await self.service.handle(self.service.on_status, self, connector_id, status, error_code)
         return call_result.StatusNotification()
 
     @on(Action.authorize)
     async def on_authorize(self, id_tag: str, **_: Any):
-        status = await self.service.vouch(self, id_tag) or self.service.authorize(self, id_tag)
+        status = await self.service.vouch(self, id_tag) or await self.service.handle(
+            self.service.authorize, self, id_tag
+        )
         return call_result.Authorize(id_tag_info=datatypes.IdTagInfo(status=status))
 
     @on(Action.start_transaction)
@@ -141,10 +149,12 @@ class StationLink(OcppLink):
     ):
         decided = self.decided_ids(call_unique_id) if self.decided_ids is not None else None
         refused = await self.service.vouch(self, id_tag, connector_id)
-        tx_id, status = self.service.start_transaction(self, connector_id, id_tag, meter_start, decided)
+        start = self.service.start_transaction
+        tx_id, status = await self.service.handle(start, self, connector_id, id_tag, meter_start, decided)
         status = refused or status
         if self.records is not None:  # every transaction, paid on chain or not, where its id is decided
-            self._record(self.records.record_start, self.id, connector_id, tx_id, id_tag, meter_start, timestamp)
+            record = (self.records.record_start, self.id, connector_id, tx_id, id_tag, meter_start, timestamp)
+            await self.service.handle(self._record, *record)
         return call_result.StartTransaction(transaction_id=tx_id, id_tag_info=datatypes.IdTagInfo(status=status))
 
     @after(Action.start_transaction)
@@ -152,12 +162,12 @@ class StationLink(OcppLink):
         self._send_after_reply()
 
     @on(Action.meter_values)
-    def on_meter_values(self, connector_id: int, meter_value: list, transaction_id: int | None = None, **_: Any):
-        self.service.meter_values(self, connector_id, transaction_id, meter_value)
+    async def on_meter_values(self, connector_id: int, meter_value: list, transaction_id: int | None = None, **_: Any):
+        await self.service.handle(self.service.meter_values, self, connector_id, transaction_id, meter_value)
         return call_result.MeterValues()
 
     @on(Action.stop_transaction)
-    def on_stop_transaction(
+    async def on_stop_transaction(
         self,
         transaction_id: int,
         meter_stop: int,
@@ -167,12 +177,13 @@ class StationLink(OcppLink):
         transaction_data: list | None = None,
         **_: Any,
     ):
-        status = self.service.stop_transaction(self, transaction_id, meter_stop, reason, transaction_data)
+        stop = self.service.stop_transaction
+        status = await self.service.handle(stop, self, transaction_id, meter_stop, reason, transaction_data)
         info = datatypes.IdTagInfo(status=status) if id_tag is not None else None
         return call_result.StopTransaction(id_tag_info=info)
 
     @after(Action.stop_transaction)
-    def after_stop_transaction(
+    async def after_stop_transaction(
         self,
         transaction_id: int,
         meter_stop: int,
@@ -183,7 +194,8 @@ class StationLink(OcppLink):
     ) -> None:
         if self.records is not None:
             data = signed_meter_data(transaction_data)
-            self._record(self.records.record_stop, transaction_id, meter_stop, reason, timestamp, data, self.id)
+            record = (self.records.record_stop, transaction_id, meter_stop, reason, timestamp, data, self.id)
+            await self.service.handle(self._record, *record)
 
     def _record(self, write: Callable[..., Any], *args: Any) -> None:
         """A write to the transaction record; values it cannot hold are logged, the answer goes out anyway."""

@@ -189,8 +189,8 @@ class OcppServer:
             relay.local.decided_transaction_id if relay is not None else None,
         )
         registration = await self.service.resolve(cp_id, CONNECT_LOOKUP_S)
-        self.service.claim(cp_id)  # several instances: the charge point is this one's now
-        old = self.service.attach(link, registration)
+        await self.service.handle(self.service.claim, cp_id)  # several instances: the charge point is this one's now
+        old = await self.service.handle(self.service.attach, link, registration)
         if old is not None:
             log.warning("%s: new connection replaces the old one", wire_text(cp_id))
             asyncio.get_running_loop().create_task(old.close("replaced by a new connection"))
@@ -200,7 +200,7 @@ class OcppServer:
         except ConnectionClosed:
             pass
         finally:
-            self.service.detach(link)
+            await self.service.handle(self.service.detach, link)  # may write what it reported
 
     async def close(self) -> None:
         """Stop accepting and close every charge point connection."""

@@ -74,6 +74,7 @@ class Reconciler:
     def __init__(self, service: Service, chain_state: ChainStateLookup | None = None) -> None:
         self.service, self.chain_state = service, chain_state
         self.settings, self.store = service.settings, service.store
+        self.thread = service.store.thread
         self.started = time.time()
         self._wake = asyncio.Event()
         self._inflight: set[int] = set()
@@ -84,19 +85,22 @@ class Reconciler:
         self._stopping = False
 
     def wake(self) -> None:
-        self._wake.set()
+        self.thread.to_loop(self._wake.set)
 
     async def run(self) -> None:
-        """Reconcile until :meth:`close`."""
+        """Reconcile until :meth:`close` (each pass on the store's thread)."""
         while not self._stopping:
             try:
-                self.reconcile()
-                self.service.flush()
+                await self.thread.run(self._pass)
             except Exception:
                 log.exception("reconcile failed; retrying")
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=0.5)
             self._wake.clear()
+
+    def _pass(self) -> None:
+        self.reconcile()
+        self.service.flush()
 
     def reconcile(self) -> None:
         """One pass over the sessions that wait for something from us."""
@@ -136,6 +140,9 @@ class Reconciler:
                 if self._free(s.session_id, now):
                     self._run(s.session_id, self._check_held(s.session_id))
 
+    # The coroutines below talk to charge points and the chain on the loop; what they read, decide and
+    # write in between runs on the store's thread, each stretch whole (as one input).
+
     async def _start(self, s: SessionRecord, again: bool = False) -> None:
         """RemoteStart for a new session (or again, see the module), or reject it."""
         link = self.service.links.get(s.charge_point_id)
@@ -148,20 +155,15 @@ class Reconciler:
         else:
             online = link is not None and self.service.online(s.charge_point_id)
             in_grace = time.time() - self.started < self.settings.reconnect_grace_s
-            busy = online and self.service.connector_busy(s)
+            busy = online and await self.thread.run(self.service.connector_busy, s)
             state = await self.chain_state(s.session_id) if online and not busy and self.chain_state else None
-            current = self.service.session(s.session_id)
-            if current is None or current.state is not State.REQUESTED:
-                return
-            decision = remote_calls.dispatch(current, online, in_grace, busy, state, time.time(), signed=bool(key))
+            decision = await self.thread.run(self._dispatch, s.session_id, online, in_grace, busy, state, bool(key))
             if decision is None:
-                self._retry_at[s.session_id] = time.time() + 1
                 return
-        self.service.apply(decision)
         send = next((a for a in decision.actions if isinstance(a, SendRemoteStart)), None)
+        await self.thread.run(self._apply_start, s.session_id, decision, link if send is not None else None)
         if send is None or link is None:
             return
-        self._sent_over[s.session_id] = link
         try:
             status = await link.remote_start(send.connector, send.id_tag)
         except CommandFailed as error:
@@ -172,10 +174,31 @@ class Reconciler:
                 error,
             )
             return
-        current = self.service.session(s.session_id)
+        accepted = status == RemoteStartStopStatus.accepted
+        answered = (accepted, again, time.time())
+        await self.thread.run(self._answered, s.session_id, remote_calls.remote_start_answered, *answered)
+
+    def _dispatch(
+        self, session_id: int, online: bool, in_grace: bool, busy: bool, state: SessionState | None, signed: bool
+    ) -> Decision | None:
+        current = self.service.session(session_id)
+        if current is None or current.state is not State.REQUESTED:
+            return None
+        decision = remote_calls.dispatch(current, online, in_grace, busy, state, time.time(), signed=signed)
+        if decision is None:
+            self._retry_at[session_id] = time.time() + 1
+        return decision
+
+    def _apply_start(self, session_id: int, decision: Decision, sent_over: ChargePoint | None) -> None:
+        self.service.apply(decision)
+        if sent_over is not None:
+            self._sent_over[session_id] = sent_over
+
+    def _answered(self, session_id: int, rule: Callable[..., Decision], *answer: Any) -> None:
+        """Apply ``rule(session, *answer)``: what a charge point's answer to our call means for the session."""
+        current = self.service.session(session_id)
         if current is not None:
-            accepted = status == RemoteStartStopStatus.accepted
-            self.service.apply(remote_calls.remote_start_answered(current, accepted, again, time.time()))
+            self.service.apply(rule(current, *answer))
 
     async def _settle_stopped(self, s: SessionRecord) -> None:
         """A session stopped while its station's meter key could not be read: settle it once the key is read."""
@@ -183,7 +206,10 @@ class Reconciler:
         if key is None:
             self._retry_at[s.session_id] = time.time() + 1
             return
-        current = self.service.session(s.session_id)
+        await self.thread.run(self._settle_with, s.session_id, key)
+
+    def _settle_with(self, session_id: int, key: bytes) -> None:
+        current = self.service.session(session_id)
         if current is not None:
             self.service.settle_stopped(current, key)
 
@@ -191,25 +217,27 @@ class Reconciler:
         """A held session the driver reclaimed (or cancelled) on chain is closed (no longer held)."""
         assert self.chain_state is not None
         chain_state = await self.chain_state(session_id)
-        current = self.service.session(session_id)
-        if current is not None:
-            self.service.apply(decisions.closed_on_chain(current, chain_state, time.time()))
+        await self.thread.run(self._answered, session_id, decisions.closed_on_chain, chain_state, time.time())
 
     async def _stop(self, s: SessionRecord) -> None:
         link = self.service.links.get(s.charge_point_id)
-        current = self.service.session(s.session_id)
+        current = await self.thread.run(self._stop_sent, s.session_id) if link is not None else None
         if link is None or current is None:
             return
-        self.service.apply(remote_calls.remote_stop(current))
         try:
             status = await link.remote_stop(current.transaction_id or 0)
         except CommandFailed as error:
             log.warning("session %s: RemoteStop failed (%s); retrying", hex_session_id(s.session_id), error)
             self._retry_at[s.session_id] = time.time() + 5
             return
-        current = self.service.session(s.session_id)
+        accepted = status == RemoteStartStopStatus.accepted
+        await self.thread.run(self._answered, s.session_id, remote_calls.remote_stop_answered, accepted)
+
+    def _stop_sent(self, session_id: int) -> SessionRecord | None:
+        current = self.service.session(session_id)
         if current is not None:
-            self.service.apply(remote_calls.remote_stop_answered(current, status == RemoteStartStopStatus.accepted))
+            self.service.apply(remote_calls.remote_stop(current))
+        return current
 
     # ------------------------------------------------------------------ tasks
 
@@ -218,14 +246,23 @@ class Reconciler:
 
     def _run(self, session_id: int, coroutine: Coroutine[Any, Any, None]) -> None:
         self._inflight.add(session_id)
-        task = self.spawn(coroutine)
-        task.add_done_callback(lambda _: self._inflight.discard(session_id))
+        self.spawn(coroutine, lambda: self._inflight.discard(session_id))
 
-    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task:
+    def spawn(self, coroutine: Coroutine[Any, Any, Any], done: Callable[[], None] | None = None) -> None:
+        """Run ``coroutine`` as a task on the loop (soon, when called on the store's thread); ``done()`` after."""
+        self.thread.to_loop(self._task, coroutine, done)
+
+    def _task(self, coroutine: Coroutine[Any, Any, Any], done: Callable[[], None] | None) -> None:
+        if self._stopping:
+            coroutine.close()
+            if done is not None:
+                done()
+            return
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._done)
-        return task
+        if done is not None:
+            task.add_done_callback(lambda _: done())
 
     def _done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)

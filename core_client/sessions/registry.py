@@ -136,7 +136,7 @@ class Registry:
 
     async def look_up(self, cp_id: str, registration: Registration, wait_s: float | None = None) -> None:
         """Look the charge point up on chain unless it is a known station (whose meter key is read again)."""
-        known = self.store.station_of(cp_id)
+        known = await self.store.thread.run(self.store.station_of, cp_id)
         if known is not None:
             self.spawn(self.meter_key(known[0], refresh=True))
         if known is not None or self.station_lookup is None:
@@ -155,7 +155,7 @@ class Registry:
             return
         registration.lookup_failed = False
         if found is not None:
-            self.store.add_station(found[0], cp_id, found[1])
+            await self.store.thread.run(self.store.add_station, found[0], cp_id, found[1])
             registration.found(found)
             self.spawn(self.meter_key(found[0], refresh=True))
 

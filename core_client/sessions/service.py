@@ -4,7 +4,9 @@ Inputs come from the station links (OCPP messages, :class:`core_client.ocpp.link
 event watcher (escrow events) and the chain worker (jobs mined or failed). For each, the service
 reads the session(s) concerned, asks :mod:`core_client.sessions.decisions` (pure) what to do, and applies the
 :class:`~core_client.sessions.decisions.Decision` (:meth:`SessionService.apply`): session changes and chain jobs
-in one SQLite transaction, then logs, then a wake-up of the chain worker. Calls to charge points
+in one transaction, then logs, then a wake-up of the chain worker. Each input runs whole on the store's
+thread (:mod:`core_client.storage.serial`, :meth:`SessionService.handle`): the event loop never waits
+for the database, and the service's state is only ever touched there. Calls to charge points
 (RemoteStart, RemoteStop, start timeouts) are driven by the reconcile loop
 (:class:`core_client.sessions.reconcile.Reconciler`), which reads its to-do list from the store and so picks up
 where it left off after a restart.
@@ -20,6 +22,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from core_client.config import Settings
 from core_client.ocpp.wire import active_power_w, energy_register_wh
@@ -56,6 +59,7 @@ log = logging.getLogger("core_client.sessions")
 OWNER_CACHE_MAX = 50_000  # transactions whose owner is kept in memory (one per running session)
 INT64 = 2**63  # what SQLite's INTEGER holds
 ChainStateLookup = Callable[[int], Awaitable[SessionState | None]]
+T = TypeVar("T")
 
 
 class SessionService(ChainInputs):
@@ -117,8 +121,12 @@ class SessionService(ChainInputs):
                     send = lambda link=link, tx=action.transaction_id: self._stop_foreign(link, tx)  # noqa: E731
                     link.after_reply(send) if link is answering else self.reconciler.spawn(send())
         if jobs:
-            self.on_job_queued()
+            self.store.thread.to_loop(self.on_job_queued)
         return decision
+
+    async def handle(self, work: Callable[..., T], *args: Any) -> T:
+        """Run one input (``work(*args)``, e.g. ``self.start_transaction``) on the store's thread; its outcome."""
+        return await self.store.thread.run(work, *args)
 
     @property
     def proxied(self) -> bool:
@@ -135,7 +143,7 @@ class SessionService(ChainInputs):
         return None if tx is None or tx.session_id is None else self.session(tx.session_id)
 
     def flush(self) -> None:
-        """Write the live meter readings and connector statuses to SQLite."""
+        """Write the live meter readings and connector statuses to the store."""
         self.live.flush()
 
     async def _stop_foreign(self, link: ChargePoint, transaction_id: int) -> None:
@@ -460,4 +468,4 @@ class SessionService(ChainInputs):
     async def close(self) -> None:
         """Stop the loop and the tasks talking to charge points; write the last meter readings."""
         await self.reconciler.close()
-        self.flush()
+        await self.handle(self.flush)

@@ -61,7 +61,7 @@ class PostgresDatabase(Database):
             # after the server restarted, the pool's old connections are replaced, not handed out to fail
             check=_still_open,
             # a statement waits this long for a connection: while the server is away, each fails after
-            # it (statements run on the daemon's event loop), not after the connect timeout
+            # it, not after the connect timeout (the answers that need the store wait for it)
             timeout=STATEMENT_WAIT_S,
             name="core-client",
         )

@@ -2,9 +2,9 @@
 stations and connector statuses; in a SQLite file (the default) or a PostgreSQL database
 (``database = "postgresql://..."``), through :mod:`core_client.storage.database`.
 
-Used from the event loop's thread; short transactions. Amounts, tariff prices and session ids are TEXT:
-a uint96 or a 256-bit session id fits neither engine's 64-bit integers. Session ids are stored as 0x and
-64 hex digits. Each session also gets a small ``tag`` (its row number), which names it in OCPP idTags.
+The daemon uses it from the store's thread (:mod:`core_client.storage.serial`), never on the event
+loop; short transactions. Amounts, tariff prices and session ids are TEXT: a uint96 or a 256-bit
+session id fits neither engine's 64-bit integers. Session ids are stored as 0x and 64 hex digits. Each session also gets a small ``tag`` (its row number), which names it in OCPP idTags.
 ``with store.transaction():`` groups several writes atomically (the event watcher commits state changes
 together with its cursor). Counters shared by several instances (transaction ids, tags) are taken in
 one statement each, so two instances on one PostgreSQL never hand out the same number.
@@ -25,6 +25,7 @@ from core_client.sessions.machine import SessionRecord, State
 from core_client.storage.database import Database
 from core_client.storage.engines import open_database
 from core_client.storage.schema import SCHEMA_VERSION, StoreVersionError, migrate_store
+from core_client.storage.serial import StoreThread
 
 __all__ = ["SCHEMA_VERSION", "Store", "StoreVersionError", "Transaction"]
 from ev_network.pricing import Tariff
@@ -60,8 +61,10 @@ class Store:
         except BaseException:
             self.db.close()
             raise
+        self.thread = StoreThread()  # where the daemon runs its store work (never on the event loop)
 
     def close(self) -> None:
+        self.thread.close()
         self.db.close()
 
     def transaction(self) -> AbstractContextManager[Database]:

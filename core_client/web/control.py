@@ -143,7 +143,7 @@ class ControlServer:
         """Send an operator command to a connected charge point, or decide a held session."""
         cp_id, action = params.get("cp", ""), params.get("action", "")
         if action in HELD_ACTIONS:
-            return self.decide_held(action, params.get("session", ""))
+            return await self.service.handle(self.decide_held, action, params.get("session", ""))
         link = self.service.links.get(cp_id)
         if link is None:
             return HTTPStatus.NOT_FOUND, {"error": f"charge point {wire_text(cp_id)!r} is not connected"}
@@ -173,7 +173,8 @@ class ControlServer:
 
     def decide_held(self, action: str, session: str) -> tuple[HTTPStatus, Any]:
         """``held``: the held sessions with their evidence; ``settle_held`` / ``reject_held``: the operator's
-        decision on one (``session``: 0x and 64 hex digits), applied by the session service."""
+        decision on one (``session``: 0x and 64 hex digits), applied by the session service (run it on the
+        store's thread: :meth:`SessionService.handle`)."""
         if action == "held":
             return HTTPStatus.OK, {"held": self.held.sessions()}
         if not SESSION.fullmatch(session):

@@ -165,7 +165,7 @@ def create_dashboard_app(source: DashboardSource, settings: DashboardSettings, t
         if not logged_in(request):
             return RedirectResponse("/login", status_code=303)
         await check_csrf(request)
-        request.session["notice"] = source.retry_job(int(request.path_params["job_id"]))
+        request.session["notice"] = await source.retry_job(int(request.path_params["job_id"]))
         return RedirectResponse("/", status_code=303)
 
     async def decide(request: Request) -> Response:
@@ -178,7 +178,7 @@ def create_dashboard_app(source: DashboardSource, settings: DashboardSettings, t
             return PlainTextResponse("a held session is settled or rejected\n", 404)
         try:
             session_id = parse_session_id(request.path_params["session"])
-            request.session["notice"] = source.decide_held(session_id, settle=decision == "settle")
+            request.session["notice"] = await source.decide_held(session_id, settle=decision == "settle")
         except (ValueError, Refused) as error:
             log.warning("dashboard: %s of a held session refused: %s", decision, error)
             request.session["error"] = f"refused: {error}"

@@ -87,13 +87,13 @@ class DashboardSource(Protocol):
 
     async def chain(self) -> ChainInfo: ...
 
-    def retry_job(self, job_id: int) -> str: ...
+    async def retry_job(self, job_id: int) -> str: ...
 
     def held(self) -> list[dict[str, Any]]: ...
 
     def instances(self, now: float) -> Instances | None: ...
 
-    def decide_held(self, session_id: int, settle: bool) -> str: ...
+    async def decide_held(self, session_id: int, settle: bool) -> str: ...
 
 
 class ServiceDashboardSource:
@@ -176,8 +176,8 @@ class ServiceDashboardSource:
             decimals=decimals,
         )
 
-    def retry_job(self, job_id: int) -> str:
-        return self.service.retry_job(job_id)
+    async def retry_job(self, job_id: int) -> str:
+        return await self.service.handle(self.service.retry_job, job_id)
 
     def held(self) -> list[dict[str, Any]]:
         return self.desk.sessions()
@@ -185,9 +185,9 @@ class ServiceDashboardSource:
     def instances(self, now: float) -> Instances | None:
         return instances_view(self.directory, now)
 
-    def decide_held(self, session_id: int, settle: bool) -> str:
+    async def decide_held(self, session_id: int, settle: bool) -> str:
         """The desk's answer in one line; :class:`held.Refused` (why) where the rules do not allow it."""
-        return held.decision_line(self.desk.decide(session_id, settle))
+        return held.decision_line(await self.service.handle(self.desk.decide, session_id, settle))
 
     def _row(self, s: SessionRecord) -> SessionRow:
         reason = s.last_error

@@ -25,8 +25,7 @@ from ev_network.session_ids import make_session_id, parse_session_id
 from ev_network.web.server import HttpServer
 from tools.harness.browser import screenshots_on_failure, watched_page
 from tools.harness.held import BEYOND_THE_CONNECTOR, held_session_live
-from tools.harness.wallet import PASSWORD, fresh_wallet, operator_settle, operator_start, wallet_config
-from wallet.cli_common import minter_account
+from tools.harness.wallet import PASSWORD, funded_wallet, operator_settle, operator_start, wallet_config
 from wallet.web import create_app
 
 LONG_ID = "CP-PAGES-BERLIN-0001"  # a long charge point id (OCPP allows 20 characters here)
@@ -200,8 +199,7 @@ async def test_a_held_session_on_the_drivers_app_fits_a_phone_without_console_er
     net = clean_chain
     station = net.add_station(LONG_ID, 2)
     config = wallet_config(net, tmp_path / "home")
-    wallet, _ = fresh_wallet(net, config.home)
-    wallet.top_up(10 * TOKEN, minter_account(wallet, None))
+    wallet = funded_wallet(net, config.home, 10 * TOKEN)
     session_id = wallet.open_session(station, 1, 5 * TOKEN)
     operator_start(net, session_id, meter_start=1000)
     why = BEYOND_THE_CONNECTOR

@@ -17,7 +17,8 @@ from ev_network.contracts import Escrow, SessionState
 from ev_network.pricing import price
 from ev_network.session_ids import hex_session_id, lane_of
 from ev_network.tx import TxSender
-from tools.harness.chain import TARIFF, TOKEN
+from tools.harness.chain import TARIFF, TIMED_TARIFF, TOKEN
+from tools.harness.contracts import latest_timestamp, set_next_timestamp
 from tools.harness.core import (
     PASSWORD,
     chain_events,
@@ -62,7 +63,13 @@ def _stopped_record(session_id: int, station_id: int, cp: str, driver, transacti
     )
 
 
-def _queue_settle(store: Store, record: SessionRecord, status: str = "pending", tx_hash: str | None = None) -> None:
+def _queue_settle(
+    store: Store,
+    record: SessionRecord,
+    status: str = "pending",
+    tx_hash: str | None = None,
+    ended_at: int | None = None,
+) -> None:
     store.insert_session(record)
     store.enqueue(
         JobKind.START,
@@ -70,7 +77,7 @@ def _queue_settle(store: Store, record: SessionRecord, status: str = "pending", 
         StartArgs(transaction_id=record.transaction_id, meter_start=record.meter_start),
     )
     store.update_job(store.job(JobKind.START, record.session_id).id, status="done")
-    store.enqueue(JobKind.SETTLE, record.session_id, SettleArgs(meter_stop=record.meter_stop))
+    store.enqueue(JobKind.SETTLE, record.session_id, SettleArgs(meter_stop=record.meter_stop, ended_at=ended_at))
     if status != "pending":
         store.update_job(store.job(JobKind.SETTLE, record.session_id).id, status=status, tx_hash=tx_hash, attempts=1)
 
@@ -160,6 +167,35 @@ async def test_a_reverting_batch_falls_back_to_single_settles(clean_chain, tmp_p
         [settled] = chain_events(net, "SessionSettled", session_id)
         assert settled.args["cost"] == price(TARIFF, 600)
     assert (await asyncio.to_thread(net.escrow().get_session, bad)).state is SessionState.ACTIVE
+    store.close()
+
+
+async def test_settles_with_an_end_time_go_out_as_one_settle_batch_at_apart_from_plain_ones(
+    clean_chain, tmp_path, keyfile
+):
+    """OCPI settles (an end time from the CDR) batch as settleBatchAt, each end kept from its start on chain on;
+    a plain settle in the same round goes out as settle, billed until its block."""
+    net = clean_chain
+    [cp] = cp_ids("AT")
+    station_id = await asyncio.to_thread(net.add_station, cp, 1, TIMED_TARIFF)
+    drivers = [await funded_driver(net, i) for i in (0, 1, 2)]
+    t0 = latest_timestamp(net.w3) + 10
+    ids = []
+    for i, driver in enumerate(drivers):
+        set_next_timestamp(net.w3, t0 + 100 * i)
+        ids.append(await _active_session(net, driver, station_id, 40 + i, 0))
+    net.time_travel(1_000)  # the CDRs come later
+    store, _, worker = _worker_parts(net, tmp_path, keyfile, cp)
+    ends = [t0 + 700, t0 + 50, None]  # the second CDR's end lies before the start on chain: billed from there
+    for i, (session_id, driver) in enumerate(zip(ids, drivers, strict=True)):
+        _queue_settle(store, _stopped_record(session_id, station_id, cp, driver, 40 + i, 0, 1_000), ended_at=ends[i])
+    await _work(worker, store)
+    settled = [chain_events(net, "SessionSettled", s)[0] for s in ids]
+    assert [e.args["endedAt"] for e in settled[:2]] == [t0 + 700, t0 + 100]
+    assert [e.args["cost"] for e in settled[:2]] == [price(TIMED_TARIFF, 1_000, 700), price(TIMED_TARIFF, 1_000, 0)]
+    assert settled[0].tx_hash == settled[1].tx_hash != settled[2].tx_hash  # one settleBatchAt; the plain one apart
+    plain_block = (await asyncio.to_thread(net.w3.eth.get_block, settled[2].block_number))["timestamp"]
+    assert settled[2].args["endedAt"] == plain_block
     store.close()
 
 

@@ -39,6 +39,7 @@ from tools.harness.core import (
     session_record,
     settings_for,
     spawn_daemon,
+    stop_daemon,
     stop_payload,
     until,
     wait_chain,
@@ -93,9 +94,7 @@ async def test_daemon_killed_mid_session_settles_each_session_exactly_once(clean
         assert health["queue_depth"] == 0 and health["sessions_by_state"] == {"settled": 2}
         await raw.close()
     finally:
-        if daemon.poll() is None:
-            daemon.send_signal(signal.SIGTERM)
-            daemon.wait(20)
+        stop_daemon(daemon)
     assert daemon.returncode == 0, log_file.read_text()[-3000:]
     for session_id, meter_start, meter_stop in [(charging, None, meter_now), (stopping, None, stopped.meter_stop)]:
         assert len(chain_events(net, "SessionStarted", session_id)) == 1

@@ -17,6 +17,7 @@ from tools.harness.core import (
     open_session,
     settings_for,
     spawn_daemon,
+    stop_daemon,
     wait_chain,
     wait_health,
     write_config,
@@ -61,8 +62,7 @@ async def test_sigkill_mid_session_then_the_pulled_cdr_settles_once(
             await wait_health(control)
             await wait_chain(net, session_id, SessionState.SETTLED, timeout=40)  # pulled at start, settled
         finally:
-            daemon.send_signal(signal.SIGTERM)
-            daemon.wait(20)
+            stop_daemon(daemon)
     assert len(chain_events(net, "SessionStarted", session_id)) == 1
     [settled] = chain_events(net, "SessionSettled", session_id)
     assert settled.args["meterStop"] - settled.args["meterStart"] == round(cdr["total_energy"] * 1000)

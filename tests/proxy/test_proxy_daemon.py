@@ -29,6 +29,7 @@ from tools.harness.core import (
     running_core,
     settings_for,
     spawn_daemon,
+    stop_daemon,
     until,
     wait_chain,
     wait_health,
@@ -229,9 +230,7 @@ async def test_core_client_killed_in_proxy_mode_sessions_finish_and_settle_exact
         assert health["upstream"] == {"csms_connected": [cp], "outbox": 0}
         await raw.close()
     finally:
-        if daemon.poll() is None:
-            daemon.send_signal(signal.SIGTERM)
-            daemon.wait(20)
+        stop_daemon(daemon)
     assert daemon.returncode == 0, log_file.read_text()[-3000:]
     [settled] = chain_events(net, "SessionSettled", session_id)
     assert settled.args["meterStop"] == 3000

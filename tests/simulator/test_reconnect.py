@@ -23,6 +23,7 @@ from tools.harness.core import (
     running_core,
     settings_for,
     spawn_daemon,
+    stop_daemon,
     until,
     wait_chain,
     wait_health,
@@ -91,8 +92,7 @@ async def test_daemon_killed_and_restarted_the_simulator_comes_back_and_its_queu
     finally:
         if sim is not None:
             await sim.close()
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(20)
+        stop_daemon(daemon)
     for session_id, stop in [(one, first), (two, record)]:
         assert len(chain_events(net, "SessionStarted", session_id)) == 1
         [settled] = chain_events(net, "SessionSettled", session_id)

@@ -20,6 +20,7 @@ from tools.harness.wallet import (
     driver_wallet,
     fresh_wallet,
     function_selector,
+    funded_wallet,
     latest_time,
     nonce,
     operator_settle,
@@ -173,8 +174,7 @@ def test_cost_above_deposit_is_capped_with_an_explicit_adjustment_line(clean_cha
 def test_cancel_is_refused_before_the_start_timeout_then_refunds_everything(clean_chain, tmp_path):
     net = clean_chain
     station_id = net.add_station("CP-WAL-CANCEL")
-    wallet, _ = fresh_wallet(net, tmp_path / "home")
-    wallet.top_up(30 * TOKEN, net.admin)
+    wallet = funded_wallet(net, tmp_path / "home", 30 * TOKEN)
     session_id = wallet.open_session(station_id, 1, 10 * TOKEN)
     opened_at = wallet.session_status(session_id).opened_at
 
@@ -224,8 +224,7 @@ def test_reclaim_after_max_duration_and_grace(clean_chain):
 def test_deposit_above_balance_is_refused_without_sending_anything(clean_chain, tmp_path):
     net = clean_chain
     station_id = net.add_station("CP-WAL-POOR")
-    wallet, _ = fresh_wallet(net, tmp_path / "home")
-    wallet.top_up(5 * TOKEN, net.admin)
+    wallet = funded_wallet(net, tmp_path / "home", 5 * TOKEN)
     before = nonce(net, wallet.address)
     with pytest.raises(InsufficientBalance) as refused:
         wallet.open_session(station_id, 1, 7 * TOKEN + TOKEN // 2)

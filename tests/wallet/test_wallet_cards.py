@@ -11,7 +11,7 @@ import pytest
 from ev_network.errors import ContractRevert, EVNetworkError
 from ev_network.mandates import Mandate, Mandates, format_grant, parse_grant, token_ref
 from tools.harness.chain import TARIFF, TOKEN
-from tools.harness.wallet import Cli, give_gas
+from tools.harness.wallet import Cli
 from wallet.cards import CardError, card_status, normal_uid
 
 UID = "04a2b3c4d5e6f7"
@@ -22,17 +22,10 @@ def cli(net, tmp_path) -> Cli:
     return Cli(net, tmp_path / "home")
 
 
-def _account(net, cli: Cli) -> str:
-    address = cli("account", "create").stdout.split("created account ")[1].split()[0]
-    give_gas(net, address)
-    cli("topup", "100")
-    return address
-
-
 def test_card_add_list_session_under_it_remove_revokes(clean_chain, cli, tmp_path):
     net = clean_chain
     station = net.add_station("CP-CARD-1", connectors=1, tariff=TARIFF)
-    _account(net, cli)
+    cli.new_account("100")
     out = cli("card", "add", UID, "--operator", net.operator.address, "--cap", "20", "--total", "50").stdout
     grant = out.split("grant for the operator: ")[1].split()[0]
     mandate_id, salt = parse_grant(grant)
@@ -61,7 +54,7 @@ def test_card_add_list_session_under_it_remove_revokes(clean_chain, cli, tmp_pat
 
 def test_card_errors_are_one_line(clean_chain, cli):
     net = clean_chain
-    _account(net, cli)
+    cli.new_account("100")
     bad = cli("card", "add", "04 A2", "--operator", net.operator.address, "--cap", "1", "--total", "2", ok=False)
     assert bad.exit_code == 1 and "card uid" in bad.output and "Traceback" not in bad.output
     over = cli("card", "add", UID, "--operator", net.operator.address, "--cap", "5", "--total", "2", ok=False)

@@ -23,7 +23,6 @@ from tools.harness.chain import TARIFF, TOKEN
 from tools.harness.wallet import (
     PASSWORD,
     Cli,
-    give_gas,
     nonce,
     operator_settle,
     operator_start,
@@ -42,16 +41,9 @@ def cli(net, tmp_path) -> Cli:
     return Cli(net, tmp_path / "home")
 
 
-def _create_account(net, cli: Cli) -> str:
-    result = cli("account", "create")
-    address = result.stdout.split("created account ")[1].split()[0]
-    give_gas(net, address)
-    return address
-
-
 def test_account_create_list_topup_balance_json_and_no_key_in_output(clean_chain, cli, tmp_path):
     net = clean_chain
-    address = _create_account(net, cli)
+    address = cli.new_account()
     listed = cli.json("account", "list")
     assert listed["accounts"] == [address] and listed["default"] == address
 
@@ -137,8 +129,7 @@ def test_import_stations_quote_charge_invoice_json_and_pdf(clean_chain, cli, tmp
 def test_charge_follows_the_session_live_and_prints_the_invoice(clean_chain, cli):
     net = clean_chain
     net.add_station("CP-CLI-LIVE")
-    address = _create_account(net, cli)
-    cli("topup", "20")
+    address = cli.new_account("20")
     errors: list[BaseException] = []
 
     session_id = make_session_id(address, 0, 1)  # a fresh account's first session
@@ -176,8 +167,7 @@ def test_errors_are_one_line_without_traceback(clean_chain, cli, tmp_path):
     assert missing.exit_code == 1
     assert missing.output.startswith("error: no account in") and missing.output.count("\n") == 1
 
-    address = _create_account(net, cli)
-    cli("topup", "3")
+    address = cli.new_account("3")
     before = nonce(net, address)
     poor = cli("charge", str(station_id), "--connector", "1", "--deposit", "4", ok=False)
     assert poor.exit_code == 1 and "Traceback" not in poor.output
@@ -210,8 +200,7 @@ def test_errors_are_one_line_without_traceback(clean_chain, cli, tmp_path):
 def test_cancel_too_early_then_cancel_via_cli(clean_chain, cli):
     net = clean_chain
     station_id = net.add_station("CP-CLI-CANCEL")
-    _create_account(net, cli)
-    cli("topup", "10")
+    cli.new_account("10")
     out = cli("charge", str(station_id), "--connector", "1", "--deposit", "6", "--no-wait").stdout
     session_id = out.split("session ")[1].split()[0]
     assert session_id == "1"
@@ -243,8 +232,7 @@ def test_ctrl_c_during_a_live_charge_requests_the_stop_and_waits_for_the_invoice
 
     net = clean_chain
     station_id = net.add_station("CP-CLI-SIGINT")
-    address = _create_account(net, cli)
-    cli("topup", "8")
+    address = cli.new_account("8")
     process = subprocess.Popen(
         [sys.executable, "-m", "wallet.cli", "charge", str(station_id), "--connector", "1", "--deposit", "5",
          "--poll", "0.1"],
@@ -289,8 +277,7 @@ def test_ctrl_c_during_a_live_charge_requests_the_stop_and_waits_for_the_invoice
 def test_a_label_names_the_accounts_session_and_old_sessions_keep_their_outcome(clean_chain, cli, tmp_path):
     net = clean_chain
     station_id = net.add_station("CP-CLI-LABEL")
-    address = _create_account(net, cli)
-    cli("topup", "20")
+    address = cli.new_account("20")
     cli("charge", str(station_id), "--connector", "1", "--deposit", "5", "--no-wait")
     first = make_session_id(address, 0, 1)
     operator_start(net, first, transaction_id=31, meter_start=0)

@@ -11,9 +11,8 @@ from pathlib import Path
 from ev_network.web.server import HttpServer
 from tools.harness.chain import TOKEN
 from tools.harness.held import BEYOND_THE_CONNECTOR, held_session_live
-from tools.harness.wallet import PASSWORD, Cli, fresh_wallet, operator_start, wallet_config
+from tools.harness.wallet import PASSWORD, Cli, funded_wallet, operator_start, wallet_config
 from tools.harness.web import WebClient
-from wallet.cli_common import minter_account
 from wallet.web import create_app
 
 CP = "CP-HISTORY-HELD"
@@ -21,8 +20,7 @@ CP = "CP-HISTORY-HELD"
 
 def held_on_chain(net, home: Path) -> tuple[str, tuple[int, str], int]:
     """A wallet home whose account has a session the operator started on chain: (address, station, session)."""
-    wallet, _ = fresh_wallet(net, home)
-    wallet.top_up(10 * TOKEN, minter_account(wallet, None))
+    wallet = funded_wallet(net, home, 10 * TOKEN)
     station = net.add_station(CP, 2)
     session_id = wallet.open_session(station, 1, 5 * TOKEN)
     operator_start(net, session_id, meter_start=1000)

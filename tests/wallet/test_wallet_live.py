@@ -22,7 +22,7 @@ from ev_network.units import format_amount
 from simulator.charge_point import Behaviour
 from tools.devchain import free_port
 from tools.harness.core import ROOT, cp_ids, now_iso, running_core, until
-from tools.harness.wallet import Cli, give_gas, settled_event
+from tools.harness.wallet import Cli, settled_event
 
 # 22 kW, a MeterValues every 0.25 s (about 61 Wh each); the car unplugs after 1.5 kWh (about 6 s)
 CHARGING = Behaviour(power_w=22_000, meter_interval_s=10, time_accel=40, unplug_after_wh=1_500)
@@ -54,20 +54,13 @@ class Charge:
         return out
 
 
-def account(net, cli: Cli, tokens: str) -> str:
-    address = cli("account", "create").stdout.split("created account ")[1].split()[0]
-    give_gas(net, address)
-    cli("topup", tokens)
-    return address
-
-
 async def test_charge_and_status_show_energy_and_cost_rising_from_the_daemons_live_data(
     clean_chain, tmp_path: Path, keyfile: Path
 ):
     net = clean_chain
     (cp,) = cp_ids("CP-LIVE-CLI")
     cli = Cli(net, tmp_path / "home")
-    address = await asyncio.to_thread(account, net, cli, "20")
+    address = await asyncio.to_thread(cli.new_account, "20")
     async with running_core(net, tmp_path, keyfile, {cp: 2}, live=LiveSettings(port=0, poll_interval_s=0.2)) as core:
         await core.connect(cp, CHARGING)
         live_url = core.daemon.front_ends["live"].url
@@ -105,7 +98,7 @@ async def test_without_live_data_charge_and_status_follow_the_chain(clean_chain,
     net = clean_chain
     (cp,) = cp_ids("CP-NOLIVE")
     cli = Cli(net, tmp_path / "home")
-    address = await asyncio.to_thread(account, net, cli, "20")
+    address = await asyncio.to_thread(cli.new_account, "20")
     dead = f"http://127.0.0.1:{free_port()}"  # no Core Client publishes live data there
     async with running_core(net, tmp_path, keyfile, {cp: 2}) as core:
         # the car stays plugged in until both status lines are read (on a busy machine the CLI takes longer
@@ -136,7 +129,7 @@ async def test_status_says_a_session_is_held_why_and_when_the_deposit_comes_back
     net = clean_chain
     (cp,) = cp_ids("CP-HELD-CLI")
     cli = Cli(net, tmp_path / "home")
-    address = await asyncio.to_thread(account, net, cli, "20")
+    address = await asyncio.to_thread(cli.new_account, "20")
     async with running_core(net, tmp_path, keyfile, {cp: 2}, live=LiveSettings(port=0, poll_interval_s=0.2)) as core:
         raw = await core.raw(cp)
         live_url = core.daemon.front_ends["live"].url

@@ -19,7 +19,7 @@ from tools.harness.chain import TARIFF, TOKEN
 from tools.harness.wallet import (
     PASSWORD,
     driver_wallet,
-    fresh_wallet,
+    funded_wallet,
     nonce,
     operator_settle,
     operator_start,
@@ -168,8 +168,8 @@ async def test_full_journey_with_the_core_client_and_a_simulated_charge_point(cl
     keyfile = make_keyfile(tmp_path / "operator", net.operator)
     async with running_core(net, tmp_path, keyfile, {cp_id: 2}) as core:
         sim = await core.connect(cp_id, Behaviour(power_w=22_000, meter_interval_s=10, time_accel=100))
-        wallet, _ = fresh_wallet(net, tmp_path / "home", poll_interval=0.1)
-        await asyncio.to_thread(wallet.top_up, 50 * TOKEN, net.admin)
+        # the daemon runs on this loop: the top-up waits for its receipts in a thread
+        wallet = await asyncio.to_thread(funded_wallet, net, tmp_path / "home", 50 * TOKEN, 0.1)
         payout_before = net.token().balance_of(net.payout.address)
         opened = await asyncio.to_thread(wallet.open, cp_id, 2, 20 * TOKEN)
         assert opened.method == "permit"
@@ -221,8 +221,7 @@ def test_fresh_account_without_gas_is_told_before_sending_and_dev_topup_pays_for
 def test_a_returning_drivers_second_session_reuses_the_lane_and_the_first_still_reads_settled(clean_chain, tmp_path):
     net = clean_chain
     station_id = net.add_station("CP-WAL-AGAIN")
-    wallet, _ = fresh_wallet(net, tmp_path / "home")
-    wallet.top_up(50 * TOKEN, net.admin)
+    wallet = funded_wallet(net, tmp_path / "home", 50 * TOKEN)
     first = wallet.open_session(station_id, 1, 10 * TOKEN)
     operator_start(net, first, transaction_id=11, meter_start=100)
     operator_settle(net, first, meter_stop=2_100)
@@ -267,8 +266,7 @@ def test_a_returning_drivers_second_session_reuses_the_lane_and_the_first_still_
 def test_closed_sessions_show_how_they_ended_never_just_closed(clean_chain, tmp_path):
     net = clean_chain
     station_id = net.add_station("CP-WAL-CLOSED")
-    wallet, _ = fresh_wallet(net, tmp_path / "home")
-    wallet.top_up(30 * TOKEN, net.admin)
+    wallet = funded_wallet(net, tmp_path / "home", 30 * TOKEN)
     rejected = wallet.open_session(station_id, 1, 4 * TOKEN)
     net.escrow(net.operator).reject(rejected, 3)
     expired = wallet.open_session(station_id, 1, 6 * TOKEN)
@@ -301,8 +299,7 @@ def test_closed_sessions_show_how_they_ended_never_just_closed(clean_chain, tmp_
 def test_a_driver_with_every_lane_open_is_told_why_it_cannot_open_another(clean_chain, tmp_path):
     net = clean_chain
     station_id = net.add_station("CP-WAL-LANES")
-    wallet, _ = fresh_wallet(net, tmp_path / "home")
-    wallet.top_up(LANES + 10, net.admin)  # smallest units: one per session
+    wallet = funded_wallet(net, tmp_path / "home", LANES + 10)  # smallest units: one per session
     wallet.token.approve(net.deployment.escrow, 2**256 - 1)
     hashes = [wallet.escrow.open(station_id, 1, 1, wait=False) for _ in range(LANES)]
     receipts = [net.w3.eth.wait_for_transaction_receipt(h) for h in hashes]

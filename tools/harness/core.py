@@ -10,6 +10,7 @@ import contextlib
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -306,6 +307,14 @@ def spawn_daemon(config: Path, log_file: Path) -> subprocess.Popen:
             stdout=handle,
             stderr=subprocess.STDOUT,
         )
+
+
+def stop_daemon(daemon: subprocess.Popen) -> int:
+    """SIGTERM a daemon of :func:`spawn_daemon` unless it has ended, and wait for it; its exit status."""
+    if daemon.poll() is None:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(20)
+    return daemon.returncode
 
 
 async def wait_health(url: str, timeout: float = 30) -> dict:

@@ -25,6 +25,7 @@ class Cli:
     """Runs ev-wallet commands in-process with the test chain's environment; keeps every output."""
 
     def __init__(self, net, home: Path) -> None:
+        self.net = net
         self.runner = CliRunner()
         self.env = {
             "EVN_WALLET_HOME": str(home),
@@ -43,6 +44,15 @@ class Cli:
 
     def json(self, *args: str) -> dict:
         return json.loads(self(*args, "--json").stdout)
+
+    def new_account(self, topup: str | None = None) -> str:
+        """A new account made by ``ev-wallet account create`` (the home's default if it is the first), with
+        gas, and ``topup`` tokens (``ev-wallet topup``) when given; its address."""
+        address = self("account", "create").stdout.split("created account ")[1].split()[0]
+        give_gas(self.net, address)
+        if topup is not None:
+            self("topup", topup)
+        return address
 
     def assert_no_key(self, key_hex: str) -> None:
         key_hex = key_hex.lower().removeprefix("0x")
@@ -67,6 +77,13 @@ def fresh_wallet(net, home: Path, poll_interval: float = 0.05) -> tuple[Wallet, 
     give_gas(net, address)
     account = keystore.unlock(address, PASSWORD)
     return Wallet(net.w3, net.deployment, account, poll_interval=poll_interval), keystore
+
+
+def funded_wallet(net, home: Path, tokens: int, poll_interval: float = 0.05) -> Wallet:
+    """:func:`fresh_wallet` topped up with ``tokens`` (smallest units), minted by the token's admin."""
+    wallet, _ = fresh_wallet(net, home, poll_interval)
+    wallet.top_up(tokens, net.admin)
+    return wallet
 
 
 def driver_wallet(net, driver: LocalAccount, poll_interval: float = 0.05) -> Wallet:
