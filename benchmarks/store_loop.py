@@ -43,8 +43,8 @@ def cp_id(n: int) -> str:
 async def serve(database: str, size: int) -> None:
     """Serve OCPP on the store at ``database`` until stdin closes; then print the loop lag as JSON."""
     from core_client.config import Settings
-    from core_client.daemon import GIL_SWITCH_INTERVAL_S
     from core_client.ocpp.server import OcppServer
+    from core_client.process import GIL_SWITCH_INTERVAL_S
     from core_client.sessions.service import SessionService
     from core_client.storage.store import Store
 
