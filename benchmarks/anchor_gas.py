@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.args import whole_numbers
 from core_client.records.log import TransactionLog
 from ev_network.chain import connect
 from ev_network.contracts import Escrow
@@ -111,15 +112,13 @@ def render(doc: dict[str, Any]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.anchor_gas", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="1,100,10000", help="records per anchor, comma separated (%(default)s)")
-    args = parser.parse_args(argv)
-    try:
-        sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    except ValueError:
-        parser.error(f"--sizes must be comma-separated whole numbers, got {args.sizes!r}")
-    if not sizes or min(sizes) < 1 or max(sizes) > 1_000_000:
-        parser.error("--sizes must be between 1 and 1,000,000")
-    doc = measure(sizes)
+    parser.add_argument(
+        "--sizes",
+        type=whole_numbers(1, 1_000_000),
+        default="1,100,10000",
+        help="records per anchor, comma separated (%(default)s)",
+    )
+    doc = measure(parser.parse_args(argv).sizes)
     print("\n".join(render(doc)))
     print(json.dumps(doc, sort_keys=True), flush=True)
     return 0

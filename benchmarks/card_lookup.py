@@ -24,7 +24,7 @@ from dataclasses import replace
 
 from core_client.sessions.cards import CardIndex, CardMandate
 from core_client.sessions.local_list import WantedList
-from ev_network.mandates import new_salt, token_ref
+from ev_network.mandates import Mandate, new_salt, token_ref
 
 
 def mandates(cards: int, count: int) -> tuple[list[CardMandate], list[str]]:
@@ -34,7 +34,8 @@ def mandates(cards: int, count: int) -> tuple[list[CardMandate], list[str]]:
     for i in range(count):
         salt = new_salt()
         refs = frozenset(token_ref(salt, uid) for uid in uids[i::count])
-        out.append(CardMandate(i + 1, salt, "0x" + "11" * 20, 20, 10**6, 0, 4_000_000_000, False, True, refs, None))
+        record = Mandate(i + 1, "0x" + "11" * 20, 20, 10**6, 0, 4_000_000_000, False, False)
+        out.append(CardMandate.of(record, salt, True, refs))
     return out, uids
 
 

@@ -36,6 +36,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
+from benchmarks.args import whole_numbers
 from benchmarks.gas_report import TARGET_SIGNED_EXTRA, document, render, session_row, signed_row
 from ev_network.chain import connect
 from ev_network.contracts import Escrow, Token
@@ -282,15 +283,13 @@ def main(argv: list[str] | None = None) -> int:
         description="Gas used by each EV Network transaction and per charging session, single and batched, "
         "on a fresh local Anvil. Progress on stderr; a table, then one JSON line (the last line) on stdout.",
     )
-    parser.add_argument("--batches", default="1,10,50", help="settleBatch sizes, comma separated (default %(default)s)")
-    args = parser.parse_args(argv)
-    try:
-        batches = sorted({int(b) for b in args.batches.split(",") if b.strip()})
-    except ValueError:
-        parser.error(f"--batches must be comma-separated whole numbers, got {args.batches!r}")
-    if not batches or batches[0] < 1 or batches[-1] > 200:
-        parser.error("--batches sizes must be between 1 and 200")
-    doc = measure(batches)
+    parser.add_argument(
+        "--batches",
+        type=whole_numbers(1, 200),
+        default="1,10,50",
+        help="settleBatch sizes, comma separated (default %(default)s)",
+    )
+    doc = measure(sorted(set(parser.parse_args(argv).batches)))
     print("\n".join(render(doc)))
     print(json.dumps(doc, sort_keys=True), flush=True)
     return 0

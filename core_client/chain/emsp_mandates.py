@@ -25,8 +25,5 @@ def token_card(mandates: Mandates, operator: str, mandate_id: int, salt: bytes, 
         linked = m.any_token or mandates.is_linked(mandate_id, ref)
     if not linked:
         return f"token {uid} is not linked to mandate {mandate_id}"
-    mandate = CardMandate(
-        mandate_id, salt, m.payer, m.cap_per_session, m.total, m.committed, m.expiry, m.revoked, named,
-        frozenset({ref}),
-    )  # fmt: skip
+    mandate = CardMandate.of(m, salt, named, frozenset({ref}))
     return Card(mandate, ref)

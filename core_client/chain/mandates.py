@@ -118,10 +118,7 @@ class MandateCache:
         for event in sorted(events, key=lambda e: (e["blockNumber"], e["logIndex"])):
             ref = bytes(event["args"]["tokenRef"])
             refs.add(ref) if event["args"]["linked"] else refs.discard(ref)
-        return CardMandate(
-            mandate_id, salt, m.payer, m.cap_per_session, m.total, m.committed, m.expiry, m.revoked, named,
-            frozenset(refs), head,
-        )  # fmt: skip
+        return CardMandate.of(m, salt, named, frozenset(refs), head)
 
     async def run(self) -> None:
         """Refresh every ``poll_s`` until :meth:`stop`."""

@@ -22,33 +22,35 @@ the operator's loss, bounded by the same cap.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from core_client.sessions.actions import Decision, QueueJob, SaveSession, decide, info
 from core_client.sessions.decisions import ACCEPTED, UINT40, with_transaction
 from core_client.sessions.jobs import CardOpenArgs, JobKind
 from core_client.sessions.machine import Event, SessionRecord, is_network_tag
-from ev_network.mandates import token_ref
+from ev_network.mandates import Mandate, token_ref
 from ev_network.session_ids import hex_session_id
 
 
-@dataclass(frozen=True)
-class CardMandate:
-    """A granted mandate as the Core Client last read it from chain."""
+@dataclass(frozen=True, kw_only=True)
+class CardMandate(Mandate):
+    """A granted mandate as the Core Client last read it from chain: the mandate's record, and what the
+    Core Client knows besides (the grant's salt, whether it names our operator, its linked references)."""
 
-    mandate_id: int
     salt: bytes
-    payer: str
-    cap_per_session: int
-    total: int
-    committed: int
-    expiry: int
-    revoked: bool
     operator_named: bool
     token_refs: frozenset[bytes]
     #: The chain's head when the cache began reading the mandate: ``committed`` counts every open mined up
     #: to it (None: not known, e.g. a copy kept by an older version).
     read_block: int | None = None
+
+    @classmethod
+    def of(
+        cls, m: Mandate, salt: bytes, operator_named: bool, token_refs: frozenset[bytes], read_block: int | None = None
+    ) -> CardMandate:
+        """The mandate ``m`` as read from chain, with what the Core Client knows of it."""
+        record = {f.name: getattr(m, f.name) for f in fields(Mandate)}
+        return cls(**record, salt=salt, operator_named=operator_named, token_refs=token_refs, read_block=read_block)
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,7 @@ def card_deposit(m: CardMandate, queued: int) -> int:
     """The deposit a session of the card locks: its cap per session, or what is left of the total (less
     ``queued``, the deposits of this Core Client's opens its ``committed`` does not count yet:
     :func:`uncounted`), whichever is smaller."""
-    return max(min(m.cap_per_session, m.total - m.committed - queued), 0)
+    return max(min(m.cap_per_session, m.left - queued), 0)
 
 
 def card_refusal(card: Card | None, now: float, queued: int = 0) -> str | None:

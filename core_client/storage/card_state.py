@@ -55,7 +55,8 @@ def mandate_row(m: CardMandate) -> dict[str, Any]:
 def mandate_from_row(row: dict[str, Any]) -> CardMandate:
     """The :class:`CardMandate` of a :func:`mandate_row`."""
     refs = frozenset(bytes.fromhex(r) for r in row["token_refs"])
-    return CardMandate(**{**row, "salt": bytes.fromhex(row["salt"]), "token_refs": refs})
+    old = {"any_token": False}  # a copy kept before CardMandate carried the whole record
+    return CardMandate(**{**old, **row, "salt": bytes.fromhex(row["salt"]), "token_refs": refs})
 
 
 def _tag(id_tag: str) -> str:

@@ -4,6 +4,8 @@ counting opens still queued), and the proxy rule that a linked card is the chain
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 from ocpp.messages import Call
 
 from core_client.proxy.policy import Source, reply, source
@@ -19,7 +21,7 @@ from core_client.sessions.cards import (
 )
 from core_client.sessions.jobs import CardOpenArgs, JobKind
 from core_client.sessions.local_list import ListStatus, WantedList, entry, list_changes, wanted_list
-from ev_network.mandates import new_salt, token_ref
+from ev_network.mandates import Mandate, new_salt, token_ref
 
 SALT = new_salt()
 CARD = "04A2B3C4D5E6F7"
@@ -28,7 +30,7 @@ CARD = "04A2B3C4D5E6F7"
 def mandate(**changes) -> CardMandate:
     values = dict(
         mandate_id=3, salt=SALT, payer="0x" + "11" * 20, cap_per_session=20, total=50, committed=0, expiry=1_000,
-        revoked=False, operator_named=True, token_refs=frozenset({token_ref(SALT, CARD)}),
+        revoked=False, any_token=False, operator_named=True, token_refs=frozenset({token_ref(SALT, CARD)}),
     )  # fmt: skip
     return CardMandate(**{**values, **changes})
 
@@ -158,3 +160,14 @@ def test_the_wanted_list_rechecks_only_new_cards_changed_mandates_and_expiries()
     uses.clear()
     assert wanted.update(index, [CARD, "CAFE"], now=500) == {"CAFE"}  # its mandate's expiry passed
     assert wanted.entries["CAFE"][0] is ListStatus.EXPIRED
+
+
+def test_a_card_mandate_is_the_chains_mandate_record_and_what_the_core_client_knows_of_it():
+    record = Mandate(3, "0x" + "11" * 20, 20, 50, 40, 1_000, False, False)
+    m = CardMandate.of(record, SALT, True, frozenset({token_ref(SALT, CARD)}), read_block=7)
+    assert isinstance(m, Mandate) and m.left == record.left == 10
+    assert {f.name: getattr(m, f.name) for f in fields(Mandate)} == {
+        f.name: getattr(record, f.name) for f in fields(Mandate)
+    }
+    assert (m.salt, m.operator_named, m.read_block) == (SALT, True, 7)
+    assert card_deposit(m, queued=0) == 10 and card_deposit(m, queued=10) == 0

@@ -17,13 +17,15 @@ from ev_network.mandates import new_salt, token_ref
 
 SALT = new_salt()
 TOKEN = "APP-0001"
+EXPIRY = int(time.time()) + 3600  # the mandate's, one for every copy
 
 
 def emsp_card() -> Card:
     ref = token_ref(SALT, TOKEN)
     mandate = CardMandate(
         mandate_id=9, salt=SALT, payer="0x" + "22" * 20, cap_per_session=20, total=50, committed=0,
-        expiry=int(time.time()) + 3600, revoked=False, operator_named=True, token_refs=frozenset({ref}),
+        expiry=EXPIRY, revoked=False, any_token=False, operator_named=True,
+        token_refs=frozenset({ref}),
     )  # fmt: skip
     return Card(mandate, ref)
 

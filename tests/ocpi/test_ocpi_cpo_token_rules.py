@@ -63,7 +63,10 @@ def test_each_allowed_type_answers_the_charge_point():
 
 
 def test_only_an_idtag_of_no_session_no_card_and_no_network_tag_is_asked():
-    mandate = CardMandate(1, b"s" * 32, "0x" + "11" * 20, 10, 100, 0, 2**40, False, True, frozenset())
+    mandate = CardMandate(
+        mandate_id=1, payer="0x" + "11" * 20, cap_per_session=10, total=100, committed=0, expiry=2**40,
+        revoked=False, any_token=False, salt=b"s" * 32, operator_named=True, token_refs=frozenset(),
+    )  # fmt: skip
     assert ask_roaming("04A1B2C3D4", False, None)
     assert not ask_roaming("04A1B2C3D4", True, None)  # a session's tag
     assert not ask_roaming("04A1B2C3D4", False, Card(mandate, b"r" * 32))  # a linked or vouched-for card

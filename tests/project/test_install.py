@@ -103,7 +103,7 @@ def test_a_demo_killed_while_deploying_leaves_no_anvil(tmp_path, sig):
                 break
         assert processes_mentioning(str(state_dir)), "Anvil should be running now"
         process.send_signal(sig)
-        process.wait(30)
+        process.communicate(timeout=90)  # keep reading its output: a full pipe would block its clean-up
     finally:
         if process.poll() is None:
             process.kill()
