@@ -16,6 +16,7 @@ from typing import Any
 
 from ev_network.contracts import SessionState
 from ev_network.pricing import price
+from tools.harness import interop
 from tools.harness.chain import TARIFF, TOKEN, Net
 from tools.harness.core import Core, chain_events, until, wait_chain
 from tools.harness.interop import CHARGE_POINT, next_event
@@ -163,3 +164,22 @@ async def test_a_session_whose_open_the_contract_refuses_is_pushed_invalid_and_n
         assert "has a session here already" not in str(again["response"])  # (the charge point went offline)
         assert (await emsp.control("state"))["cdrs"] == {}
         assert await emsp.violations() == []
+
+
+async def test_a_token_whose_session_ended_at_the_charge_point_may_start_again(
+    tmp_path: Path, clean_chain: Net, keyfile: Path
+):
+    net = clean_chain
+    _, _, grant = await emsp_mandate(net, 9)
+    async with roaming(net, tmp_path, keyfile, grant) as (core, emsp, cp):
+        location = {"location_id": f"ST-{core.stations[cp]}", "evse_uid": f"{cp}-1"}
+        async with interop.charge_point(core, cp) as node:  # plain mode: the car leaves after three readings
+            await until(lambda: core.daemon.ocpi_cpo.stations.stations(), 10, "our station read")
+            assert (await emsp.control("start", location))["response"]["result"] == "ACCEPTED"
+            await next_event(node.stdout, "stopped")  # ended at the charge point, not by STOP_SESSION
+        await pushed(emsp, "sessions", lambda o: o["status"] == "COMPLETED")
+        async with interop.charge_point(core, cp) as node:
+            await until(lambda: core.daemon.service.online(cp), 10, "the charge point back online")
+            again = await emsp.control("start", location)
+            assert again["response"]["result"] == "ACCEPTED", again  # was: "token APP-0001 has a session here already"
+            assert (await next_event(node.stdout, "remote_start"))["idTag"] == "APP-0001"

@@ -87,6 +87,12 @@ def _finished(s: RoamingSession) -> bool:
     return s.pushed in ("CDR", "INVALID") or (s.stopped and s.transaction_id is None)
 
 
+def _in_progress(s: RoamingSession) -> bool:
+    """Still starting or charging: not stopped by the eMSP, not ended at the charge point (its Session
+    COMPLETED), not invalid. A token has at most one such session here."""
+    return not s.stopped and s.pushed not in ("COMPLETED", "CDR", "INVALID")
+
+
 class Taps(Protocol):
     """The eMSP tokens tapped at our charge points (:class:`core_client.ocpi.cpo.taps.TokenTaps`)."""
 
@@ -152,7 +158,7 @@ class Roaming:
             return f"token {token.uid} is not valid"
         if len(token.uid) > OCPP_ID_TAG:
             return f"token uid {token.uid} is longer than an OCPP 1.6 idTag ({OCPP_ID_TAG} characters)"
-        if any(s.token.uid.upper() == token.uid.upper() and not s.stopped for s in self.sessions()):
+        if any(s.token.uid.upper() == token.uid.upper() and _in_progress(s) for s in self.sessions()):
             return f"token {token.uid} has a session here already"
         if not self.service.online(station.charge_point_id):
             return f"charge point of EVSE {evse_uid(station.charge_point_id, connector)} is offline"
