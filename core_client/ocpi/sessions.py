@@ -85,6 +85,7 @@ class OcpiStationLink:
         self.station = station
         self.bridge = bridge
         self.id = station.charge_point_id
+        self._after_reply: list[Callable[[], Any]] = []
 
     def registration(self) -> Registration:
         """Its registration for the session service: no boot (the CSMS runs the charge point); sessions
@@ -92,8 +93,16 @@ class OcpiStationLink:
         station = self.station
         return Registration(station.station_id, len(station.connector_ids), True, reachable=self.bridge.registered)
 
-    def after_reply(self, send: Any) -> None:
-        self.bridge.spawn(send())
+    def after_reply(self, send: Callable[[], Any]) -> None:
+        """Send ``send()`` once the bridge has taken in what the CSMS said (:meth:`replied`): a RemoteStop
+        of a refused start needs the OCPI session linked to its transaction first."""
+        self._after_reply.append(send)
+
+    def replied(self) -> None:
+        """The CSMS's Session or CDR is taken in: send what waited for it."""
+        sends, self._after_reply = self._after_reply, []
+        for send in sends:
+            self.bridge.spawn(send())
 
     async def remote_start(self, connector: int, id_tag: str) -> str:
         return await self.bridge.start(self, connector, id_tag)
@@ -322,6 +331,7 @@ class SessionBridge(StationInbox):
             stamp = session.last_updated.isoformat()
             values = [{"timestamp": stamp, "sampled_value": [{"value": str(wh(session.kwh)), "unit": "Wh"}]}]
             await self.sessions.handle(self.sessions.meter_values, link, connector, transaction, values)
+        link.replied()
 
     def _stop(self, link: OcpiStationLink, transaction: int, cdr: CDR, signed: list) -> str:
         """The CDR's stop of ``transaction``, billed to its end (run on the store's thread)."""
@@ -338,6 +348,7 @@ class SessionBridge(StationInbox):
             return await super().on_cdr(cdr)  # not a session of ours: recorded, not settled
         signed = transaction_data(cdr)
         result = await self.sessions.handle(self._stop, link, transaction, cdr, signed)
+        link.replied()
         when = format_datetime(cdr.end_date_time)
         self._record(
             "record_stop", transaction, wh(cdr.total_energy), "Remote", when, signed_meter_data(signed), link.id

@@ -33,6 +33,8 @@ const now = () => new Date().toISOString();
 const METER_START = 5000;
 let held = null; // --hold: the running transaction, released by its RemoteStopTransaction
 const STEP_WH = 700;
+const READING_EVERY_MS = 200;
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function main() {
   const cp = new RPCClient({ endpoint, identity, password, protocols: ["ocpp1.6"], strictMode: true, reconnect: false });
@@ -107,7 +109,10 @@ async function charge(cp, { idTag, connectorId = 1 }, unplug = null) {
   if (unplug) await unplug;
   await cp.call("StatusNotification", { connectorId, errorCode: "NoError", status: "Charging", timestamp: now() });
   let meter = METER_START;
-  for (let i = 0; i < 3; i++) meter = await meterValue(cp, connectorId, started.transactionId, meter + STEP_WH);
+  for (let i = 0; i < 3; i++) {
+    await pause(READING_EVERY_MS); // a meter reads at intervals: 700 Wh within a few ms is beyond any connector
+    meter = await meterValue(cp, connectorId, started.transactionId, meter + STEP_WH);
+  }
   if (stop) meter = await meterUntilStopped(cp, connectorId, started.transactionId, meter, stop);
   const reason = mode === "--hold" ? "Remote" : "EVDisconnected";
   await cp.call("StopTransaction", { transactionId: started.transactionId, meterStop: meter, timestamp: now(), reason });
