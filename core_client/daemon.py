@@ -187,6 +187,7 @@ class Daemon:
             await self._lead(reachable)
         else:  # several instances on one PostgreSQL: another signs for the operator; serve and stand by for it
             self.role = "standby"
+            await self._beat_now()  # the other instances' dashboards say so at once, not at the next beat
             log.info("standing by: another instance holds the signer lease of operator %s", self.account.address)
             self._background.append(asyncio.get_running_loop().create_task(self._stand_by()))
 
@@ -230,6 +231,7 @@ class Daemon:
             self.store.close()
             raise
         self.service.leading, self.role = True, "leader"
+        await self._beat_now()
         loop = asyncio.get_running_loop()
         self.lease.watch(self._lease_lost)
         try:
@@ -320,10 +322,16 @@ class Daemon:
         """Write this instance's row in the instances table every BEAT_EVERY_S, in a thread."""
         while True:
             await asyncio.sleep(BEAT_EVERY_S)
-            try:
-                await asyncio.to_thread(self._beat)
-            except Exception as error:  # the database away: the next one catches up
-                log.warning("instance heartbeat failed: %s", error)
+            await self._beat_now()
+
+    async def _beat_now(self) -> None:
+        """Write this instance's row now (its role has changed), in a thread."""
+        if not self.claims.shared:
+            return
+        try:
+            await asyncio.to_thread(self._beat)
+        except Exception as error:  # the database away: the next one catches up
+            log.warning("instance heartbeat failed: %s", error)
 
     async def _checkpoints(self) -> None:
         """Move the database's write-ahead log into its file now and then, in a thread (see Store)."""
