@@ -87,6 +87,8 @@ STEPS = (
             " || (args::json->>'connector') WHERE kind = 'start' AND (args::json->>'mandate_id') IS NOT NULL",
         ),
     ),
+    # 6: the end a stop bills the time until (an OCPI CDR's end), kept while its settle waits for the meter key
+    Migration(6, ("ALTER TABLE transactions ADD COLUMN ended_at INTEGER",)),
 )
 # SQLite files written before schema_versions existed say their version in user_version: this one
 FIRST_VERSION = STEPS[0].version
