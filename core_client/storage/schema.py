@@ -69,6 +69,8 @@ STEPS = (
             "CREATE INDEX IF NOT EXISTS charge_point_claims_instance ON charge_point_claims(instance_id)",
         ),
     ),
+    # 4: each session's revision: a whole-row write is refused if another instance wrote the row since it was read
+    Migration(4, ("ALTER TABLE sessions ADD COLUMN revision INTEGER NOT NULL DEFAULT 0",)),
 )
 # SQLite files written before schema_versions existed say their version in user_version: this one
 FIRST_VERSION = STEPS[0].version

@@ -13,6 +13,12 @@ no longer holds up the others.
 
 What the thread's work starts on the loop (waking the reconcile loop or the chain worker, a task that
 talks to a charge point) goes back through :meth:`StoreThread.to_loop`.
+
+Several instances on one PostgreSQL: another instance may write a session between this one's read and
+its write (the leader applying a chain event, this one an OCPP message). The write is then refused
+(:class:`~core_client.storage.database.Conflict`: the session's revision moved on), its transaction
+rolled back, and the input run again whole, on fresh state: the decisions are pure, so the second run
+decides on both changes and nothing is overwritten.
 """
 
 from __future__ import annotations
@@ -24,8 +30,11 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from core_client.storage.database import Conflict
+
 T = TypeVar("T")
 log = logging.getLogger("core_client.storage")
+RUNS = 5  # how often an input runs before a conflict it keeps losing is its error
 
 
 class StoreThread:
@@ -35,6 +44,7 @@ class StoreThread:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name, initializer=self._started)
         self._ident: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.conflicts = 0  # inputs run again after a conflict (several instances; /health)
 
     def _started(self) -> None:
         self._ident = threading.get_ident()
@@ -49,11 +59,21 @@ class StoreThread:
         if self.inside():
             return work(*args)
         self._loop = asyncio.get_running_loop()
-        return await asyncio.wrap_future(self._executor.submit(work, *args))
+        return await asyncio.wrap_future(self._executor.submit(self._whole, work, args))
 
     def submit(self, work: Callable[..., Any], *args: Any) -> None:
         """``work(*args)`` on the store's thread, not waited for (an error is logged)."""
-        self._executor.submit(work, *args).add_done_callback(_log_failure)
+        self._executor.submit(self._whole, work, args).add_done_callback(_log_failure)
+
+    def _whole(self, work: Callable[..., T], args: tuple) -> T:
+        """``work(*args)``, run again on fresh state after a conflict (see the module docstring)."""
+        for _ in range(RUNS - 1):
+            try:
+                return work(*args)
+            except Conflict as lost:
+                self.conflicts += 1
+                log.info("%s: deciding again", lost)
+        return work(*args)
 
     def to_loop(self, callback: Callable[..., Any], *args: Any) -> None:
         """``callback(*args)`` on the event loop: soon if called on the store's thread, else now."""
