@@ -14,12 +14,12 @@ from us and asks :mod:`core_client.sessions.decisions` what to do about each:
   chain was down): every :data:`HELD_CHECKS` polls, the key; once read, the stop is decided (signed or
   plain path), never before.
 
-The loop runs on a wake-up (new session, stop wanted, boot) or every half second, and writes the
-live meter readings of the session service on each pass.
+The loop runs on a wake-up (new session, stop wanted, boot) or every ``reconcile_poll_s`` (half a
+second), and writes the live meter readings of the session service on each pass.
 
 Several instances on one PostgreSQL each run this loop: the leader's event watcher writes a new session or
-a stop wish to the sessions table, and the instance that holds the charge point's socket finds it there on
-its next pass and makes the call; the leader acts for the charge points no live instance holds (rejects,
+a stop wish to the sessions table and wakes the instance that holds the charge point's socket (a
+PostgreSQL notification, :mod:`core_client.storage.notices`; its poll finds it too), which makes the call; the leader acts for the charge points no live instance holds (rejects,
 start timeouts) and alone looks at held sessions and meter keys on chain (see
 :meth:`core_client.sessions.service.SessionService.acting_for`).
 """
@@ -95,7 +95,7 @@ class Reconciler:
             except Exception:
                 log.exception("reconcile failed; retrying")
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=0.5)
+                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.reconcile_poll_s)
             self._wake.clear()
 
     def _pass(self) -> None:
