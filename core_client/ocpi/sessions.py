@@ -16,7 +16,7 @@ one more charge point (:class:`OcpiStationLink`), so the one session state machi
 - each transaction goes into the anchored transaction record, as OCPP ones do.
 
 :class:`SessionBridge` is the daemon's :class:`~core_client.ocpi.inbox.OcpiInbox`; the tokens it issued
-(kept in the mirror) answer the CSMS's real-time authorization."""
+(kept in the mirror, :mod:`core_client.ocpi.issued_tokens`) answer the CSMS's real-time authorization."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from core_client.ocpi.cdr_readings import transaction_data, wh
 from core_client.ocpi.csms import Csms
 from core_client.ocpi.errors import OcpiError
 from core_client.ocpi.inbox import IssuedToken
+from core_client.ocpi.issued_tokens import IssuedTokens
 from core_client.ocpi.mirror import ImportedStation, Mirror
 from core_client.ocpi.models import CDR, CommandResult, Session, Token
 from core_client.ocpi.models.base import ci, format_datetime
@@ -41,7 +42,6 @@ from core_client.ocpi.models.enums import (
     ModuleID,
     SessionStatus,
     TokenType,
-    WhitelistType,
 )
 from core_client.ocpi.service import StationInbox, StatusSink
 from core_client.ocpi.settings import OcpiSettings
@@ -133,6 +133,7 @@ class SessionBridge(StationInbox):
         self.decimals = decimals  # the chain token's, to compare a CDR's total_cost with the chain's price
         self.cost_differences: list[dict[str, Any]] = []  # the latest CDRs whose cost is not the chain's
         self.links: dict[str, OcpiStationLink] = {}  # charge point id -> link
+        self.issued = IssuedTokens(mirror, settings)  # the Tokens of our sessions
         self._results: dict[str, asyncio.Future[CommandResult]] = {}  # command uid -> its CommandResult
         self._sessions_due: dict[str, asyncio.Event] = {}  # token uid of an accepted start -> its Session came
         self._tasks: set[asyncio.Task] = set()
@@ -179,7 +180,7 @@ class SessionBridge(StationInbox):
         station = link.station
         if not 1 <= connector <= len(station.connector_ids):
             return REJECTED
-        token = self._issue(id_tag, station)
+        token = self.issued.issue(id_tag, station)
         uid = self._command_uid("start", id_tag)
         waiting = self._results[uid] = asyncio.get_running_loop().create_future()
         sent_at = datetime.now(timezone.utc)
@@ -269,35 +270,6 @@ class SessionBridge(StationInbox):
         level = logging.INFO if result.result == CommandResultType.ACCEPTED else logging.WARNING
         log.log(level, "STOP_SESSION for transaction %d: %s", transaction_id, result.result.value)
 
-    def _issue(self, id_tag: str, station: ImportedStation) -> Token:
-        """The Token of one session (kept: the CSMS may GET it, or ask to authorize it)."""
-        party = self.settings.party
-        token = Token(
-            country_code=party.country_code,
-            party_id=party.party_id,
-            uid=id_tag,
-            type=TokenType.APP_USER,
-            contract_id=f"{party.country_code}-{party.party_id}-{id_tag}",
-            issuer=self.settings.business_name,
-            valid=True,
-            whitelist=WhitelistType.NEVER,
-            last_updated=datetime.now(timezone.utc),
-        )
-        issued = {
-            "token": token.to_json(),
-            "location_id": station.location_id,
-            "evse_uid": station.evse_uid,
-            "live": True,
-        }
-        self.mirror.put(ModuleID.TOKENS, party, id_tag, issued, issued["token"]["last_updated"])
-        return token
-
-    def _end_token(self, uid: str) -> None:
-        stored = self.mirror.get(ModuleID.TOKENS, self.settings.party, uid)
-        if stored is not None and stored["live"]:
-            stored["live"] = False
-            self.mirror.put(ModuleID.TOKENS, self.settings.party, uid, stored, stored["token"]["last_updated"])
-
     # ------------------------------------------------------------------------------ what the CSMS says
 
     async def on_command_result(self, command: CommandType, uid: str, result: CommandResult) -> None:
@@ -353,7 +325,7 @@ class SessionBridge(StationInbox):
         self._record(
             "record_stop", transaction, wh(cdr.total_energy), "Remote", when, signed_meter_data(signed), link.id
         )
-        self._end_token(cdr.cdr_token.uid)
+        self.issued.end(cdr.cdr_token.uid)
         log.info("%s: CDR %s settles transaction %d (%s)", link.id, cdr.id, transaction, result)
         self._compare_cost(cdr, transaction)
 
@@ -397,16 +369,10 @@ class SessionBridge(StationInbox):
             log.warning("OCPI transaction not recorded: %s", error)
 
     async def tokens(self) -> list[Token]:
-        issued = self.mirror.all(ModuleID.TOKENS)
-        return [Token.model_validate(i["token"]) for i in issued]
+        return self.issued.all()
 
     async def token(self, uid: str, token_type: TokenType) -> IssuedToken | None:
-        stored = self.mirror.get(ModuleID.TOKENS, self.settings.party, uid)
-        if stored is None or token_type != TokenType.APP_USER:
-            return None
-        return IssuedToken(
-            Token.model_validate(stored["token"]), stored["location_id"], stored["evse_uid"], stored["live"]
-        )
+        return self.issued.get(uid, token_type)
 
     def _where(
         self, location_id: str, evse_uid: str, connector_id: str, party: Party
