@@ -46,7 +46,14 @@ from ev_network.session_ids import hex_session_id
 
 log = logging.getLogger("core_client.sessions")
 HELD_CHECKS = 10  # poll intervals between looks at held sessions on chain
+STOPPABLE = frozenset({State.STARTING, State.CHARGING})  # a stop wanted: the RemoteStop
 ChainStateLookup = Callable[[int], Awaitable[SessionState | None]]
+
+
+def waits_for_holder(s: SessionRecord) -> bool:
+    """Whether the instance holding ``s``'s charge point has a call to make for it now (what a pass looks
+    for first): the RemoteStart (or the reject) of a new session, the RemoteStop of one whose stop is wanted."""
+    return s.state is State.REQUESTED or (s.state in STOPPABLE and s.stop_wanted is not None)
 
 
 class Service(Protocol):
@@ -128,7 +135,7 @@ class Reconciler:
                 timed_out := remote_calls.start_timed_out(s, now, self.settings.start_timeout_s)
             ) is not None:
                 self.service.apply(timed_out)
-        for s in self.store.sessions_in({State.STARTING, State.CHARGING}, stop_wanted=True):
+        for s in self.store.sessions_in(STOPPABLE, stop_wanted=True):
             if self.service.online(s.charge_point_id) and self._free(s.session_id, now):
                 self._run(s.session_id, self._stop(s))
         if self.chain_state is not None and self.service.leading and now >= self._held_check_at:

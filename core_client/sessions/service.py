@@ -38,7 +38,7 @@ from core_client.sessions.decisions import INT32
 from core_client.sessions.lookup import SessionLookup
 from core_client.sessions.machine import HOLDS_CONNECTOR, RUNNING, SessionRecord, is_network_tag
 from core_client.sessions.readings import Live
-from core_client.sessions.reconcile import Reconciler
+from core_client.sessions.reconcile import Reconciler, waits_for_holder
 from core_client.sessions.registry import (
     ChargePoint,
     CommandFailed,
@@ -105,6 +105,10 @@ class SessionService(ChainInputs):
                     self.store.on_commit(lambda record=record: self.live.saved(record))
                 for job in jobs:
                     self.store.enqueue(job.kind, job.session_id, job.args)
+                # several instances: wake the one that holds the charge point, the leader for a job queued
+                self.claims.tell_holders({record.charge_point_id for record in saves if waits_for_holder(record)})
+                if jobs and not self.leading:
+                    self.claims.tell_leader()
         for action in decision.actions:
             if isinstance(action, Log):
                 log.log(action.level, action.message)

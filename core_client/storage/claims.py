@@ -74,6 +74,12 @@ class LocalClaims:
     def beat(self, role: str, ocpp_url: str | None, control_url: str | None) -> None:
         pass
 
+    def tell_holders(self, charge_point_ids: set[str]) -> None:
+        pass
+
+    def tell_leader(self) -> None:
+        pass
+
     def leave(self) -> None:
         self.epochs.clear()
 
@@ -154,6 +160,16 @@ class Claims(LocalClaims):
             (self.instance_id, *ids),
         )
         return {cp for cp, epoch in rows if self.epochs.get(cp) == int(epoch)}
+
+    def tell_holders(self, charge_point_ids: set[str]) -> None:
+        """Once the current transaction commits, wake the instances holding these charge points (those this
+        one holds excepted): their sessions wait for a call over the charge point's socket."""
+        for cp_id in charge_point_ids - self.epochs.keys():
+            self.db.on_commit(lambda cp_id=cp_id: self.notices.charge_point(cp_id))
+
+    def tell_leader(self) -> None:
+        """Once the current transaction commits, wake the leader's chain worker: a job was queued."""
+        self.db.on_commit(self.notices.jobs)
 
     def beat(self, role: str, ocpp_url: str | None, control_url: str | None) -> None:
         """Write this instance's row (it is alive, in ``role``)."""
