@@ -116,7 +116,7 @@ class Daemon:
         try:
             self.w3_events, self.w3_tx = make_web3(s), make_web3(s)
             self.chain = OperatorChain(self.w3_events, self.deployment, self.account.address, s.rpc_url)
-            self.records = transaction_log(s, self.deployment, make_web3(s))
+            self.records = transaction_log(s, self.deployment, make_web3(s), self.store.db)
             try:  # a node that accepts and never answers must not keep OCPP closed: the chain side starts later
                 reachable = await asyncio.wait_for(self._check_chain(), START_PROBE_S)
             except asyncio.TimeoutError:

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from core_client.sessions.jobs import ARGS, Job, JobArgs, JobKind, JobStatus, job_args, stored_kind
+from core_client.sessions.jobs import ARGS, OPEN, CardOpenArgs, Job, JobArgs, JobKind, JobStatus, job_args, stored_kind
 from core_client.sessions.machine import SessionRecord, State
 from core_client.storage.database import Database
 from core_client.storage.engines import open_database
@@ -61,7 +61,7 @@ class Store:
         except BaseException:
             self.db.close()
             raise
-        self.thread = StoreThread()  # where the daemon runs its store work (never on the event loop)
+        self.thread = StoreThread(self.db)  # where the daemon runs its store work (never on the event loop)
 
     def close(self) -> None:
         self.thread.close()
@@ -187,15 +187,17 @@ class Store:
         if not isinstance(args, ARGS[kind]):
             raise TypeError(f"a {kind} job takes {ARGS[kind].__name__}, not {type(args).__name__}")
         now = time.time()
+        awaits = _awaits(args.payer, args.station_id, args.connector) if isinstance(args, CardOpenArgs) else None
         added = self.db.execute(
-            "INSERT INTO jobs (kind, session_id, args, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
+            "INSERT INTO jobs (kind, session_id, args, created_at, updated_at, awaits) VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT DO NOTHING",
-            (kind.queued_as.value, _key(session_id), json.dumps(asdict(args)), now, now),
+            (kind.queued_as.value, _key(session_id), json.dumps(asdict(args)), now, now, awaits),
         )
         return added.rowcount == 1
 
     def jobs(self, *statuses: JobStatus | str, kind: JobKind | None = None, limit: int = -1) -> list[Job]:
-        """Jobs in any of ``statuses`` (optionally of one kind), oldest first, at most ``limit`` (-1: all)."""
+        """Jobs in any of ``statuses`` (none given: in any status; optionally of one kind), oldest first, at
+        most ``limit`` (-1: all)."""
         query, params = _jobs_query(statuses, kind)
         query = f"SELECT * {query} ORDER BY id"
         if limit >= 0:
@@ -207,6 +209,21 @@ class Store:
         query, params = _jobs_query((JobStatus.DONE,), kind)
         rows = self.db.execute(f"SELECT * {query} AND block > ? ORDER BY id", [*params, block])
         return [_job_from(r) for r in rows]
+
+    def card_opens(self) -> list[CardOpenArgs]:
+        """The arguments of the card opens not mined yet (read through their own index, not every open job)."""
+        query, params = _jobs_query(OPEN, None)
+        rows = self.db.execute(f"SELECT * {query} AND awaits IS NOT NULL ORDER BY id", params)
+        return [a for r in rows if isinstance(a := _job_from(r).args, CardOpenArgs)]
+
+    def awaits(self, payer: str, station_id: int, connector: int) -> bool:
+        """Whether a card's open not mined yet will emit this SessionRequested (its mining records the
+        session, not the event watcher); one index lookup."""
+        query, params = _jobs_query(OPEN, None)
+        found = self.db.execute(
+            f"SELECT EXISTS (SELECT 1 {query} AND awaits = ?)", [*params, _awaits(payer, station_id, connector)]
+        )
+        return bool(found.fetchone()[0])
 
     def has_jobs(self, *statuses: JobStatus | str) -> bool:
         """Whether any job is in one of ``statuses`` (without reading them all)."""
@@ -332,12 +349,19 @@ class Store:
 
 
 def _jobs_query(statuses: tuple[JobStatus | str, ...], kind: JobKind | None) -> tuple[str, list[Any]]:
-    query = f"FROM jobs WHERE status IN ({', '.join('?' for _ in statuses)})"
-    params: list[Any] = [JobStatus(s).value for s in statuses]
+    """The FROM and WHERE of jobs in any of ``statuses`` (none: any status), optionally of one kind."""
+    wanted = statuses or tuple(JobStatus)
+    query = f"FROM jobs WHERE status IN ({', '.join('?' for _ in wanted)})"
+    params: list[Any] = [JobStatus(s).value for s in wanted]
     if kind is not None:
         query += " AND kind = ?"
         params.append(kind.queued_as.value)
     return query, params
+
+
+def _awaits(payer: str, station_id: int, connector: int) -> str:
+    """What a card's open keeps in ``jobs.awaits``: the SessionRequested its mining emits (schema step 4)."""
+    return f"{payer.lower()}/{station_id}/{connector}"
 
 
 def _key(session_id: int | None) -> str | None:
