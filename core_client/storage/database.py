@@ -33,6 +33,11 @@ class StorageError(CoreClientError):
     """The database cannot be reached or opened."""
 
 
+class Conflict(CoreClientError):
+    """A write refused because another instance changed what it was decided on since it was read: the
+    store's thread runs the input that wrote it again, whole, on fresh state (:mod:`core_client.storage.serial`)."""
+
+
 def is_postgres_url(location: str | Path) -> bool:
     """Whether ``location`` names a PostgreSQL database (``postgresql://...``) rather than a SQLite file."""
     return isinstance(location, str) and urlsplit(location).scheme in POSTGRES_SCHEMES

@@ -87,6 +87,8 @@ STEPS = (
             " || (args::json->>'connector') WHERE kind = 'start' AND (args::json->>'mandate_id') IS NOT NULL",
         ),
     ),
+    # 5: each session's revision: a whole-row write is refused if another instance wrote the row since it was read
+    Migration(5, ("ALTER TABLE sessions ADD COLUMN revision INTEGER NOT NULL DEFAULT 0",)),
 )
 # SQLite files written before schema_versions existed say their version in user_version: this one
 FIRST_VERSION = STEPS[0].version

@@ -18,6 +18,12 @@ that transaction is committed, so an answer still goes out only after its write 
 
 What the thread's work starts on the loop (waking the reconcile loop or the chain worker, a task that
 talks to a charge point) goes back through :meth:`StoreThread.to_loop`.
+
+Several instances on one PostgreSQL: another instance may write a session between this one's read and
+its write (the leader applying a chain event, this one an OCPP message). The write is then refused
+(:class:`~core_client.storage.database.Conflict`: the session's revision moved on), its transaction
+rolled back, and the input run again whole, on fresh state: the decisions are pure, so the second run
+decides on both changes and nothing is overwritten.
 """
 
 from __future__ import annotations
@@ -31,11 +37,12 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from core_client.storage.database import Database
+from core_client.storage.database import Conflict, Database
 
 T = TypeVar("T")
 log = logging.getLogger("core_client.storage")
 GROUP_MAX = 64  # inputs committed together at most (the transaction holds SQLite's one writer meanwhile)
+RUNS = 5  # how often an input runs before a conflict it keeps losing is its error
 
 
 class StoreThread:
@@ -48,6 +55,7 @@ class StoreThread:
         self._start_lock = threading.Lock()
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.conflicts = 0  # inputs run again after a conflict (several instances; /health)
 
     def inside(self) -> bool:
         """Whether the caller runs on the store's thread."""
@@ -89,8 +97,19 @@ class StoreThread:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
                 self._thread.start()
-        self._queue.put((functools.partial(work, *args), future))
+        self._queue.put((functools.partial(self._whole, work, args), future))
         return future
+
+    def _whole(self, work: Callable[..., T], args: tuple) -> T:
+        """``work(*args)``, run again on fresh state after a conflict (see the module docstring; in a group,
+        within its piece: the piece's transactions are savepoints, so a lost run leaves nothing)."""
+        for _ in range(RUNS - 1):
+            try:
+                return work(*args)
+            except Conflict as lost:
+                self.conflicts += 1
+                log.info("%s: deciding again", lost)
+        return work(*args)
 
     def _serve(self) -> None:
         while (first := self._queue.get()) is not None:

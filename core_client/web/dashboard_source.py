@@ -73,25 +73,14 @@ class Revenue(BaseModel):
 class DashboardSource(Protocol):
     """What the dashboard reads, and what it may change: retrying a failed chain job, deciding a held session."""
 
-    def stations(self) -> list[StationLive]: ...
-
-    def sessions_in_flight(self) -> list[SessionRow]: ...
-
-    def jobs(self) -> list[JobRow]: ...
-
-    def problems(self) -> list[SessionRow]: ...
-
-    def settled(self) -> list[SessionRow]: ...
-
-    def revenue(self, now: float) -> Revenue: ...
+    async def panels(self, now: float) -> dict[str, Any]:
+        """What the page shows but the chain: ``stations``, ``sessions`` (in flight), ``jobs``, ``problems``,
+        ``settled``, ``held``, ``revenue`` and ``instances`` (see :class:`ServiceDashboardSource`)."""
+        ...
 
     async def chain(self) -> ChainInfo: ...
 
     async def retry_job(self, job_id: int) -> str: ...
-
-    def held(self) -> list[dict[str, Any]]: ...
-
-    def instances(self, now: float) -> Instances | None: ...
 
     async def decide_held(self, session_id: int, settle: bool) -> str: ...
 
@@ -115,6 +104,23 @@ class ServiceDashboardSource:
         self.w3, self.deployment, self.operator = w3, deployment, operator
         self._readings = ReadingsSource(service.live)
         self._token: tuple[str, int] | None = None
+
+    async def panels(self, now: float) -> dict[str, Any]:
+        """Read on the store's thread, where the session service's state lives: the event loop serving the
+        charge points never waits for the database."""
+        return await self.service.handle(self._panels, now)
+
+    def _panels(self, now: float) -> dict[str, Any]:
+        return {
+            "stations": self.stations(),
+            "sessions": self.sessions_in_flight(),
+            "jobs": self.jobs(),
+            "problems": self.problems(),
+            "settled": self.settled(),
+            "held": self.held(),
+            "revenue": self.revenue(now),
+            "instances": self.instances(now),
+        }
 
     def stations(self) -> list[StationLive]:
         return self._readings.stations()
