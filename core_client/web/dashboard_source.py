@@ -123,7 +123,7 @@ class ServiceDashboardSource:
         }
 
     def stations(self) -> list[StationLive]:
-        return self._readings.stations()
+        return self._readings.stations_now()
 
     def sessions_in_flight(self) -> list[SessionRow]:
         return [self._row(self.service.live.current(s)) for s in self.store.sessions_in(IN_FLIGHT)]
