@@ -55,19 +55,19 @@ class View:
             raise EVNetworkError(f"{self.name}: the chain returned no data (is the contract deployed there?)")
         values = decode(self.outputs, data)
         if self.normalized:
-            values = tuple(_normalized(item, value) for item, value in zip(self.output_items, values, strict=True))
+            values = tuple(normalized(item, value) for item, value in zip(self.output_items, values, strict=True))
         return values[0] if len(values) == 1 else list(values)
 
 
-def _normalized(item: dict, value: Any) -> Any:
+def normalized(item: dict, value: Any) -> Any:
     """``value`` of ABI type ``item`` as web3 returns it: addresses (also inside tuples and arrays)
     checksummed, arrays as lists."""
     abi_type: str = item["type"]
     if abi_type.endswith("]"):
         element = {**item, "type": abi_type[: abi_type.rindex("[")]}
-        return [_normalized(element, v) for v in value]
+        return [normalized(element, v) for v in value]
     if abi_type == "tuple":
-        return tuple(_normalized(c, v) for c, v in zip(item["components"], value, strict=True))
+        return tuple(normalized(c, v) for c, v in zip(item["components"], value, strict=True))
     return to_checksum_address(value) if abi_type == "address" else value
 
 

@@ -1,14 +1,18 @@
 """The cheap view-call path (ev_network.views) on a real Anvil: it answers what web3's ContractFunction
 answers (structs, checksummed addresses, arrays as lists), names a revert's custom error, tells a chain that
-is down, a node's own refusal and an address without code apart."""
+is down, a node's own refusal and an address without code apart; and events decoded the same cheap way
+(ev_network.events) as web3 decodes them."""
 
 from __future__ import annotations
 
 import pytest
 from web3 import Web3
+from web3._utils.events import get_event_data
+from web3.logs import DISCARD
 
 from ev_network.contracts import Escrow, Token
 from ev_network.errors import ChainUnavailable, EVNetworkError, NodeError
+from ev_network.events import ESCROW_EVENTS, EventReader, decode_log, receipt_events
 from ev_network.tx import call_view
 from ev_network.views import call, views_of
 from tools.devchain import free_port
@@ -67,3 +71,31 @@ def test_a_node_refusal_and_an_address_without_code_are_errors_of_their_own(clea
 def test_an_argument_out_of_range_is_refused_before_anything_is_sent(clean_chain: Net) -> None:
     with pytest.raises(ValueError, match="stationId 4294967296 is more than a uint32 holds"):
         clean_chain.escrow().get_station(2**32)
+
+
+def test_events_decode_as_web3_decodes_them(env: Env) -> None:
+    """Every escrow log of a whole session (registration with its string, request, start, settle) decoded by
+    ev_network.events as web3's get_event_data decodes it; a receipt's events of one kind, as process_receipt."""
+    net = env.net
+    driver, operator = net.escrow(env.driver), net.escrow(net.operator)
+    first = net.w3.eth.block_number
+    session_id = driver.session_id_from(driver.open(env.station, 1, 5 * TOKEN))
+    operator.start(session_id, 7, 1000)
+    receipt = operator.settle(session_id, 4000)
+    reader = EventReader(net.w3, net.deployment.escrow)
+    logs = net.w3.eth.get_logs({"address": net.deployment.escrow, "fromBlock": 0, "toBlock": "latest"})
+    names = set()
+    for entry in logs:
+        event = decode_log(net.w3, entry)
+        expected = get_event_data(net.w3.codec, ESCROW_EVENTS[event.name], entry)
+        assert (event.name, event.args) == (expected["event"], dict(expected["args"]))
+        names.add(event.name)
+    assert {"StationRegistered", "SessionRequested", "SessionStarted", "SessionSettled"} <= names
+    assert [e.name for e in reader.fetch(first + 1, net.w3.eth.block_number)][-3:] == [
+        "SessionRequested",
+        "SessionStarted",
+        "SessionSettled",
+    ]
+    settled = net.escrow().contract.events.SessionSettled().process_receipt(receipt, errors=DISCARD)
+    assert receipt_events(receipt, net.deployment.escrow, "SessionSettled") == [dict(e["args"]) for e in settled]
+    assert receipt_events(receipt, net.deployment.token, "SessionSettled") == []  # another contract's logs
