@@ -41,11 +41,26 @@ STATE_DIR = ROOT / ".devnet"
 REAL_TIME = {cp: dataclasses.replace(behaviour, time_accel=1) for cp, behaviour in BEHAVIOURS.items()}
 
 
+def web_ports(args: argparse.Namespace, n: int) -> tuple[int, int]:
+    """Instance ``n``'s live data and dashboard ports: the given ones for the first, 2 further on per
+    instance after it (9002/9003, 9004/9005, ...): every instance has its own front ends."""
+    return args.live_port + 2 * (n - 1), args.dashboard_port + 2 * (n - 1)
+
+
+def web_config(args: argparse.Namespace, n: int) -> dict:
+    """Instance ``n``'s [live] and [dashboard] (none with --no-web)."""
+    if args.no_web:
+        return {}
+    live, dashboard = web_ports(args, n)
+    return {
+        "live": LiveSettings(port=live),
+        "dashboard": DashboardSettings(port=dashboard, password=DASHBOARD_PASSWORD),
+    }
+
+
 async def serve(chain, state_dir: Path, args: argparse.Namespace) -> None:
-    web, ports = not args.no_web, f"ports {args.live_port}/{args.dashboard_port}"
-    config = {"live": LiveSettings(port=args.live_port)} if web else {}
-    if web:
-        config["dashboard"] = DashboardSettings(port=args.dashboard_port, password=DASHBOARD_PASSWORD)
+    web = not args.no_web
+    config: dict = {}
     cores: list[tuple[str, CoreProcess]] = []
     charge_points: dict[str, SimChargePoint] = {}
     postgres = balancer = None
@@ -57,13 +72,17 @@ async def serve(chain, state_dir: Path, args: argparse.Namespace) -> None:
         for n in range(1, args.instances + 1):
             name = "core-client" if args.instances == 1 else f"core-client-{n}"
             echo = functools.partial(core_log, with_driver=True, source=name)
+            ports = "ports {}/{}".format(*web_ports(args, n))
             with step(name, f"see the {name} lines above ({ports} taken? --live-port, --dashboard-port, --no-web)"):
-                cores.append((name, await asyncio.to_thread(start_core_client, chain, state_dir, echo, name, **config)))
+                core = await asyncio.to_thread(
+                    start_core_client, chain, state_dir, echo, name, **config, **web_config(args, n)
+                )
+                cores.append((name, core))
         core = cores[0][1]
         options: dict = {}
         if len(cores) > 1:  # the charge points are spread over the instances: each serves OCPP
-            ports = (int(c.ocpp_url.rsplit(":", 1)[1]) for _, c in cores)
-            balancer = ChainProxy(*ports, port=args.ocpp_port, spread=True)
+            ocpp_ports = (int(c.ocpp_url.rsplit(":", 1)[1]) for _, c in cores)
+            balancer = ChainProxy(*ocpp_ports, port=args.ocpp_port, spread=True)
             await balancer.resume()
             options = {"via": f"ws://127.0.0.1:{balancer.port}", "reconnect": Reconnect(initial_s=0.5, max_s=2)}
         with step("Charge points", "see the core-client lines above"):
@@ -89,8 +108,13 @@ async def serve(chain, state_dir: Path, args: argparse.Namespace) -> None:
             say(
                 f"PostgreSQL {postgres.url('evn')}; charge points through the load balancer ws://127.0.0.1:{balancer.port}"
             )
-            for name, c in cores:
-                say(f"{name}: pid {c.process.pid}, {health(c)['role']}, {c.control_url}/health")
+            for n, (name, c) in enumerate(cores, start=1):
+                web_urls = ", live data http://127.0.0.1:{}/, dashboard http://127.0.0.1:{}/".format(
+                    *web_ports(args, n)
+                )
+                say(
+                    f"{name}: pid {c.process.pid}, {health(c)['role']}, {c.control_url}/health{web_urls if web else ''}"
+                )
             say(
                 f"try: kill -9 {core.process.pid} (the leader): another instance leads within seconds, its charge points come back to it"
             )

@@ -1,6 +1,7 @@
-"""Load benchmark: N simulated charge points on one Core Client, against a bare ``ocpp`` central system.
+"""Load benchmark: N simulated charge points on the Core Client, against a bare ``ocpp`` central system.
 
     python -m benchmarks.load [--sizes 100,500,1000] [--quick] [--json-only] ...   (make bench-load)
+    python -m benchmarks.load --sizes 5000 --systems core_client --instances 3      (several instances)
 
 For each size N, two runs with the same load profile: (a) the bare central system of
 :mod:`benchmarks.bare_central` (no chain), (b) the Core Client daemon (``core_client.cli run``) on a
@@ -14,6 +15,14 @@ split into the connect and session phases and per action), sessions completed pe
 StopTransaction -> SessionSettled latency p50/p99 (Core Client), CPU seconds and peak memory of the
 central-system process, and the Core Client / bare ratios. What ran where: the central system, the
 fleet of simulators and Anvil each in their own process; this process drives the chain and measures.
+
+``--database postgresql`` runs the one instance on a PostgreSQL server the benchmark starts
+(:mod:`tools.pgserver`); ``--instances N`` runs N instances of one operator on it, the charge points
+dealt out to their OCPP ports in turn: per instance its role, charge points held, reply p50/p99, CPU and
+peak RSS; overall the same figures as for one, PostgreSQL's CPU, and the CPU per 1,000 charge points
+("sizing"). ``--fleet-processes K`` spreads the simulated charge points over K processes (default: one
+per 2,500), since at thousands of charge points one asyncio loop of simulators is itself CPU-bound.
+Every run notes the machine's load average (it may be shared).
 
 Progress and a summary table are printed first; the last line of output is the JSON result.
 """
@@ -32,12 +41,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from benchmarks.load.proc import timer_jitter
+from benchmarks.load.proc import LoadAverage, timer_jitter
 from benchmarks.load.report import compare, table
 from benchmarks.load.runs import LoadProfile, run_bare
 from simulator.fleet import fleet_ids
 
 TARGET_CHARGE_POINTS, TARGET_P99_MS, TARGET_RATIO = 1000, 100.0, 1.5
+CPS_PER_FLEET_PROCESS = 2500
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -80,6 +90,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="Core Client setting for the run, e.g. --cc batch_max=50 (repeatable; JSON values)",
     )
+    p.add_argument("--instances", type=int, default=1, help="Core Client instances of one operator (default 1)")
+    p.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default=None,
+        help="the Core Client's store (default sqlite for one instance; several share a PostgreSQL)",
+    )
+    p.add_argument(
+        "--fleet-processes",
+        type=int,
+        default=None,
+        help=f"processes of simulated charge points (default one per {CPS_PER_FLEET_PROCESS})",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work directory (configs, logs, raw results)")
     p.add_argument("--json-only", action="store_true", help="print only the JSON line")
     args = p.parse_args(argv)
@@ -97,6 +120,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--open-rate, --meter-interval and --heartbeat must be positive")
     if args.sessions_per_cp < 1 or args.energy_wh < 1 or (args.session_cps is not None and args.session_cps < 1):
         p.error("--sessions-per-cp, --session-cps and --energy-wh must be at least 1")
+    if args.instances < 1 or args.instances > 8:
+        p.error("--instances: between 1 and 8")
+    args.database = args.database or ("postgresql" if args.instances > 1 else "sqlite")
+    if args.instances > 1 and args.database != "postgresql":
+        p.error("--instances 2 or more share one PostgreSQL: --database postgresql")
+    if args.fleet_processes is not None and args.fleet_processes < 1:
+        p.error("--fleet-processes must be at least 1")
     args.cc_settings = {}
     for item in args.cc:
         key, sep, value = item.partition("=")
@@ -110,7 +140,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def profile_of(args: argparse.Namespace) -> LoadProfile:
+    fleet_processes = args.fleet_processes or -(-max(args.size_list) // CPS_PER_FLEET_PROCESS)
     return LoadProfile(
+        fleet_processes=fleet_processes,
         sessions_per_cp=args.sessions_per_cp,
         energy_wh=args.energy_wh,
         power_w=args.power_w,
@@ -182,9 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="evn-bench-load-"))
     started = time.monotonic()
     runs: list[dict[str, Any]] = []
-    chain = None
+    chain = postgres = None
     failed = False
-    say(f"load benchmark: sizes {args.size_list}, systems {args.system_list}, work dir {workdir}")
+    say(
+        f"load benchmark: sizes {args.size_list}, systems {args.system_list}, Core Client x{args.instances} on "
+        f"{args.database}, {load.fleet_processes} fleet process(es), work dir {workdir}"
+    )
     jitter = timer_jitter()
     say(
         f"machine timer jitter (1 ms sleeps, idle): p99 {jitter['sleep_1ms_late_p99_ms']} ms late, "
@@ -196,23 +231,29 @@ def main(argv: list[str] | None = None) -> int:
 
             say(f"chain: Anvil + deploy + {max(args.size_list)} stations and drivers")
             chain = setup_chain(workdir, fleet_ids(max(args.size_list)), args.connectors, say)
+            if args.database == "postgresql":
+                from tools.pgserver import PostgresServer
+
+                postgres = PostgresServer().start()
         for n in args.size_list:
             cp_ids = fleet_ids(n)
             for system in args.system_list:
                 say(f"[{time.monotonic() - started:6.1f}s] {n} charge points on {system}")
-                t0 = time.monotonic()
+                t0, machine_load = time.monotonic(), LoadAverage()
+                machine_load.start()
                 try:
                     if system == "bare":
                         run = run_bare(workdir, n, cp_ids, load, say)
                     else:
                         from benchmarks.load.daemon import run_core_client
 
-                        run = run_core_client(workdir, n, cp_ids, chain, load, say)
+                        run = run_core_client(workdir, n, cp_ids, chain, load, say, args.instances, postgres)
                 except Exception as error:
                     failed = True
                     say(traceback.format_exc(limit=3))
                     run = {"system": system, "charge_points": n, "error": f"{type(error).__name__}: {error}"[:2000]}
                 run["wall_seconds"] = round(time.monotonic() - t0, 1)
+                run["load_average_1min"] = machine_load.figures()
                 runs.append(run)
                 if "reply_latency" in run:
                     rl = run["reply_latency"]["all"]
@@ -221,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"{run['sessions']['completed']}/{run['sessions']['requested']} sessions"
                     )
     finally:
+        if postgres is not None:
+            postgres.stop()
         if chain is not None:
             chain.stop()
     comparisons = {}
@@ -249,7 +292,13 @@ def main(argv: list[str] | None = None) -> int:
         },
         "topology": {
             "central_system": "own process (python -m benchmarks.load.bare | python -m core_client.cli run)",
-            "fleet": "own process, one asyncio loop for all charge points (python -m benchmarks.load.fleet)",
+            "core_client": {
+                "instances": args.instances,
+                "database": args.database,
+                "spread": "charge point i connects to instance i mod N (round robin, no balancer process)",
+            },
+            "fleet": f"{load.fleet_processes} process(es), one asyncio loop each, the charge points dealt out in "
+            "turn (python -m benchmarks.load.fleet)",
             "chain": "Anvil (automine) in its own process; drivers' open transactions sent unsigned from "
             "impersonated accounts by this process (no client-side signing cost)",
             "benchmark": "this process: chain setup, session driver, event poll, /proc sampling",

@@ -1,4 +1,5 @@
-"""The Core Client run of the load benchmark: the daemon as a subprocess on the benchmark's Anvil.
+"""The Core Client run of the load benchmark: the daemon as a subprocess on the benchmark's Anvil (or
+several instances of one operator on one PostgreSQL: :mod:`benchmarks.load.instances`).
 
 Sessions are app-started as in production: driver i sends ``open`` (deposit into escrow) for charge
 point i; the daemon sees SessionRequested, sends RemoteStartTransaction, the charge point charges
@@ -8,71 +9,18 @@ opened when the previous one's SessionSettled (or SessionCancelled) is seen.
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.load.chain import PASSWORD_ENV, TOKEN, BenchChain, SettlementWatcher, send_tx
-from benchmarks.load.proc import Child, ChildFailed, Monitor, cpu_seconds
+from benchmarks.load.chain import TOKEN, BenchChain, SettlementWatcher, send_tx
+from benchmarks.load.instances import Instances
 from benchmarks.load.report import summary_ms
-from benchmarks.load.runs import Fleet, LoadProfile, central_figures, measure
-from core_client.config import Settings, hash_password, settings_to_toml
-from core_client.health import serving
-from tools.devchain import free_port
-
-
-def write_config(
-    path: Path, chain: BenchChain, passwords: dict[str, str], load: LoadProfile, database: Path
-) -> Settings:
-    """The daemon's TOML config (charge point passwords as sha256); returns the settings written."""
-    settings = Settings.model_validate(
-        {
-            "listen_host": "127.0.0.1",
-            "listen_port": free_port(),
-            "control_host": "127.0.0.1",
-            "control_port": free_port(),
-            "rpc_url": chain.anvil.url,
-            "deployment_file": chain.deployment_file,
-            "keystore": chain.keystore,
-            "password_env": PASSWORD_ENV,
-            "database": database,
-            "heartbeat_interval_s": max(1, int(load.heartbeat_s)),
-            "charge_points": {cp: hash_password(pw) for cp, pw in passwords.items()},
-            # the simulators' time runs fast: their readings must stay plausible (core_client.sessions.decisions)
-            "max_power_kw": 2 * load.power_w * load.behaviour()["time_accel"] / 1000,
-            **load.cc_settings,
-        }
-    )
-    path.write_text(settings_to_toml(settings))
-    return settings
-
-
-def health(port: int, timeout: float = 5) -> dict[str, Any]:
-    """GET /health of the daemon's control endpoint."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=timeout) as response:
-        return json.loads(response.read())
-
-
-def wait_ready(daemon: Child, port: int, head: int, timeout: float = 90) -> dict[str, Any]:
-    """Wait until /health answers and the event watcher has read up to ``head`` (stations known)."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        if not daemon.alive():
-            raise ChildFailed(f"the Core Client exited (code {daemon.process.returncode}){daemon.tail()}")
-        try:
-            state = health(port)
-            if serving(state) and (state.get("last_processed_block") or 0) >= head:
-                return state
-        except OSError as error:
-            last_error = error
-        time.sleep(0.2)
-    raise ChildFailed(f"the Core Client was not ready within {timeout:.0f}s ({last_error}){daemon.tail()}")
+from benchmarks.load.runs import Fleet, LoadProfile, measure
+from tools.pgserver import PostgresServer
 
 
 class SessionDriver:
@@ -156,63 +104,74 @@ class SessionDriver:
 
 
 def run_core_client(
-    workdir: Path, n: int, cp_ids: list[str], chain: BenchChain, load: LoadProfile, say: Any
+    workdir: Path,
+    n: int,
+    cp_ids: list[str],
+    chain: BenchChain,
+    load: LoadProfile,
+    say: Any,
+    instances: int = 1,
+    postgres: PostgresServer | None = None,
 ) -> dict[str, Any]:
-    """The Core Client daemon in its own process against a reverted chain and a fresh database."""
+    """The Core Client in ``instances`` processes against a reverted chain and a fresh database: a SQLite
+    file, or (with ``postgres``) a new database on that server, which several instances share."""
     chain.revert()
+    tag = f"{n}" if instances == 1 else f"{n}x{instances}"
     passwords = {cp_id: f"pw-{cp_id}-{n}" for cp_id in cp_ids}
-    config = workdir / f"core-client-{n}.toml"
-    settings = write_config(config, chain, passwords, load, workdir / f"core-client-{n}.sqlite")
+    if postgres is not None:
+        database: Path | str = postgres.create_database(f"load_{n}_{instances}_{int(time.time())}")
+    else:
+        database = workdir / f"core-client-{tag}.sqlite"
     session_ids = cp_ids[: load.session_cp_count(n)]
     driver = SessionDriver(chain, session_ids, load.sessions_per_cp, load.deposit_tokens * TOKEN)
     head = chain.w3.eth.block_number
-    daemon = Child(
-        f"core-client-{n}",
-        ["-m", "core_client.cli", "run", "--config", str(config)],
-        workdir / f"core-client-{n}.log",
-        env={PASSWORD_ENV: chain.password},
+    cluster = Instances(
+        workdir, tag, chain, passwords, load, instances, database, postgres.process.pid if postgres else None
     )
     fleet: Fleet | None = None
     watcher: SettlementWatcher | None = None
     try:
-        cpu_start, monitor = cpu_seconds(daemon.pid), Monitor(daemon.pid)
-        monitor.start()
-        wait_ready(daemon, settings.control_port, head)
-        url = f"ws://127.0.0.1:{settings.listen_port}"
-        fleet = Fleet.start(workdir, f"core-client-{n}", url, list(passwords.items()), load)
+        cluster.start(head)
+        fleet = Fleet.start(workdir, f"core-client-{tag}", cluster.assignment(cp_ids), load, load.fleet_processes)
         say(
-            f"  core_client: {fleet.ready['connected']}/{n} connected in {fleet.ready['seconds']:.1f}s; sessions running"
+            f"  core_client x{instances}: {fleet.ready['connected']}/{n} connected in {fleet.ready['seconds']:.1f}s"
+            f" ({len(fleet.children)} fleet process(es)); sessions running"
         )
-        cpu_ready, go_at = cpu_seconds(daemon.pid), time.time()
-        monitor.mark()
+        go_at = time.time()
+        cluster.mark_ready()
         watcher = SettlementWatcher(chain, driver.on_event)
         watcher.start()
-        finished = driver.run(load.open_rate, load.timeout(n), lambda: daemon.alive() and watcher.error is None)
+        finished = driver.run(load.open_rate, load.timeout(n), lambda: cluster.alive() and watcher.error is None)
         watcher.stop()
         time.sleep(min(1.0, load.heartbeat_s))  # the last Finishing/Available exchanges
-        try:
-            final_health = health(settings.control_port)
-        except OSError as error:
-            final_health = {"queue_depth": f"/health failed: {error}"}
+        final_health = cluster.leader_health()
         fleet_result = fleet.finish()
-        central = central_figures(monitor, daemon.pid, cpu_ready, cpu_start)
+        load_wall = time.time() - go_at
+        figures = cluster.figures(fleet_result["calls"], go_at, load_wall)
+        central = {
+            "cpu_seconds_load": figures["cpu_seconds_load"],
+            "peak_rss_mb": figures["peak_rss_mb"],
+            **{k: sum(p[k] for p in figures["per_instance"]) for k in ("cpu_seconds_total", "vmhwm_mb")},
+        }
         ends = [[row["cp_id"], row["seen"]] for row in driver.settled + driver.cancelled]
         result = measure("core_client", n, fleet_result, fleet, go_at, driver.opens, ends, central)
         _settle_figures(result, fleet_result, driver)
+        result["instances"] = figures
+        result["sizing"] = sizing(figures, n, load_wall, result["sessions"]["settled"])
         result["sessions"]["open_errors"] = len(driver.errors)
         result["sessions"]["open_error_examples"] = driver.errors[:3]
         result["daemon_health_at_end"] = {
             k: final_health.get(k) for k in ("queue_depth", "pending_jobs_by_kind", "failed_jobs", "sessions_by_state")
         }
-        result["daemon_settings"] = settings.model_dump(
-            mode="json", exclude_unset=True, exclude={"keystore", "password_env", "charge_points"}
+        result["daemon_settings"] = cluster.running[0].settings.model_dump(
+            mode="json", exclude_unset=True, exclude={"keystore", "password_env", "charge_points", "database"}
         )
         result["timed_out"] = not finished or watcher.error is not None
         if result["timed_out"]:
             if watcher.error is not None:
                 result["error"] = f"event watcher failed: {watcher.error!r}"
-            elif not daemon.alive():
-                result["error"] = f"the Core Client exited (code {daemon.process.returncode}){daemon.tail(5)}"
+            elif (exited := cluster.exited()) is not None:
+                result["error"] = exited
             else:
                 result["error"] = f"not every session ended within {load.timeout(n):.0f}s"
         return result
@@ -220,10 +179,26 @@ def run_core_client(
         if watcher is not None:
             watcher.stop()
         if fleet is not None:
-            fleet.child.stop(5)
-        code = daemon.stop(30)
-        if code not in (0, -15, None):
-            say(f"  core_client exited with code {code}; log: {daemon.log_file}")
+            fleet.stop()
+        cluster.stop(say)
+
+
+def sizing(figures: dict[str, Any], n: int, load_wall_s: float, settled: int) -> dict[str, Any]:
+    """What the run cost, for sizing: the instances' CPU per 1,000 charge points (seconds over the run, and
+    cores on average while it ran), per settled session, and PostgreSQL's share where it ran."""
+    cpu = figures["cpu_seconds_load"]
+    result = {
+        "load_seconds": round(load_wall_s, 1),
+        "instances_cpu_seconds_per_1000_cp": round(cpu * 1000 / n, 2),
+        "instances_cores_per_1000_cp": round(cpu / max(load_wall_s, 1e-9) * 1000 / n, 3),
+        "instances_cpu_ms_per_settled_session": round(cpu * 1000 / settled, 1) if settled else None,
+        "peak_rss_mb_per_1000_cp": round(figures["peak_rss_mb"] * 1000 / n, 1),
+    }
+    if "postgresql_cpu_seconds_load" in figures:
+        pg = figures["postgresql_cpu_seconds_load"]
+        result["postgresql_cpu_seconds_per_1000_cp"] = round(pg * 1000 / n, 2)
+        result["postgresql_cores_per_1000_cp"] = round(pg / max(load_wall_s, 1e-9) * 1000 / n, 3)
+    return result
 
 
 def _settle_figures(result: dict[str, Any], fleet_result: dict[str, Any], driver: SessionDriver) -> None:
@@ -238,6 +213,7 @@ def _settle_figures(result: dict[str, Any], fleet_result: dict[str, Any], driver
     last_settled = max((row["seen"] for row in driver.settled), default=None)
     sessions = result["sessions"]
     sessions["settled"] = len(driver.settled)
+    sessions["settled_distinct"] = len({row["session_id"] for row in driver.settled})  # one settle per session
     sessions["cancelled"] = len(driver.cancelled)
     sessions["cancel_reasons"] = sorted({row.get("reason") for row in driver.cancelled} - {None})
     span = (last_settled - first_stop) if first_stop and last_settled and last_settled > first_stop else None

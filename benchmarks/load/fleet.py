@@ -2,7 +2,8 @@
 
     python -m benchmarks.load.fleet SPEC.json
 
-SPEC holds the central system's URL, the ``[cp_id, password]`` pairs, the connector count, the
+SPEC holds the ``[cp_id, password, url]`` of each charge point (the URL of the central system, or of the
+instance, it connects to), the connector count, the
 :class:`~simulator.state.Behaviour` fields and ``result_file``. The process connects every charge
 point (bounded concurrency), prints ``READY {json}``, then lives until a ``FINISH`` line (or EOF) on
 stdin: it closes the fleet, writes the result file and prints ``DONE``. The result file holds every
@@ -60,25 +61,25 @@ class BenchChargePoint(SimChargePoint):
 
 
 async def connect_fleet(
-    url: str, pairs: list[tuple[str, str]], connectors: int, behaviour: Behaviour, max_concurrent: int
+    charge_points: list[tuple[str, str, str]], connectors: int, behaviour: Behaviour, max_concurrent: int
 ) -> tuple[list[BenchChargePoint], list[list[Any]], list[str]]:
-    """Connect and boot every charge point, at most ``max_concurrent`` handshakes at a time.
+    """Connect and boot every ``(cp_id, password, url)``, at most ``max_concurrent`` handshakes at a time.
 
     Returns the connected charge points, ``[cp_id, started, finished]`` per connect, and the errors.
     """
     gate = asyncio.Semaphore(max_concurrent)
     timings: list[list[Any]] = []
 
-    async def one(cp_id: str, password: str) -> BenchChargePoint:
+    async def one(cp_id: str, password: str, url: str) -> BenchChargePoint:
         async with gate:
             started = time.time()
             cp = await BenchChargePoint.connect(url, cp_id, password, connectors, behaviour, open_timeout=30)
             timings.append([cp_id, started, time.time()])
             return cp
 
-    results = await asyncio.gather(*(one(cp_id, pw) for cp_id, pw in pairs), return_exceptions=True)
+    results = await asyncio.gather(*(one(*cp) for cp in charge_points), return_exceptions=True)
     connected = [r for r in results if isinstance(r, BenchChargePoint)]
-    errors = [f"{cp_id}: {r!r}" for (cp_id, _), r in zip(pairs, results, strict=True) if isinstance(r, BaseException)]
+    errors = [f"{cp[0]}: {r!r}" for cp, r in zip(charge_points, results, strict=True) if isinstance(r, BaseException)]
     return connected, timings, errors
 
 
@@ -90,10 +91,10 @@ def _cpu_seconds() -> float:
 async def main(spec_file: str) -> None:
     spec = json.loads(Path(spec_file).read_text())
     behaviour = Behaviour(**spec["behaviour"])
-    pairs = [(cp_id, password) for cp_id, password in spec["charge_points"]]
+    charge_points = [(cp_id, password, url) for cp_id, password, url in spec["charge_points"]]
     t0, cpu_at_start = time.time(), _cpu_seconds()
     fleet, timings, errors = await connect_fleet(
-        spec["url"], pairs, spec.get("connectors", 2), behaviour, spec.get("max_concurrent_connects", 50)
+        charge_points, spec.get("connectors", 2), behaviour, spec.get("max_concurrent_connects", 50)
     )
     print(
         "READY "

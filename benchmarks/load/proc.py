@@ -106,6 +106,44 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process, its live children and the children it has reaped (a server such as
+    PostgreSQL: the postmaster and its backends)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    total = sum(int(f) for f in fields[11:15]) / CLOCK_TICKS  # utime, stime, cutime, cstime
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            child = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(child[1]) == pid:  # ppid
+            total += (int(child[11]) + int(child[12])) / CLOCK_TICKS
+    return total
+
+
+class LoadAverage(threading.Thread):
+    """The machine's 1-minute load average during a run (sampled each second): at the start, at the end,
+    and its peak. The machine may be shared: a figure goes with the load it was measured under."""
+
+    def __init__(self) -> None:
+        super().__init__(name="load-average", daemon=True)
+        self.at_start = os.getloadavg()[0]
+        self.peak = self.at_start
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.wait(1.0):
+            self.peak = max(self.peak, os.getloadavg()[0])
+
+    def figures(self) -> dict[str, float]:
+        self.halt.set()
+        now = os.getloadavg()[0]
+        return {"at_start": round(self.at_start, 2), "at_end": round(now, 2), "peak": round(max(self.peak, now), 2)}
+
+
 def memory_kb(pid: int) -> dict[str, int]:
     """VmRSS and VmHWM (peak resident set) of a process, in kB."""
     values = {}

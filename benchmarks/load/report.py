@@ -105,6 +105,28 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+def _instance_lines(run: dict[str, Any]) -> list[str]:
+    """Under a Core Client run: each instance (role, charge points, reply p50/p99, CPU, RSS) and the sizing."""
+    figures, lines = run.get("instances"), []
+    if not figures:
+        return lines
+    for one in figures["per_instance"]:
+        rl = one["reply_latency"]["all"]
+        lines.append(
+            f"{'':>5}   {one['name']:<22} {one['role'] or '-':<8} {one['charge_points_held']:>5} CPs, reply p50 "
+            f"{_fmt(rl.get('p50_ms'))} ms, p99 {_fmt(rl.get('p99_ms'))} ms, CPU {_fmt(one['cpu_seconds_load'])} s "
+            f"({_fmt(one['cpu_utilisation_load'], 2)} cores), RSS {_fmt(one['peak_rss_mb'])} MB"
+        )
+    sizing = run.get("sizing") or {}
+    pg = figures.get("postgresql_cpu_seconds_load")
+    lines.append(
+        f"{'':>5}   {figures['database']}: instances {_fmt(sizing.get('instances_cores_per_1000_cp'), 3)} cores and "
+        f"{_fmt(sizing.get('instances_cpu_seconds_per_1000_cp'))} CPU s per 1,000 CPs"
+        + (f"; PostgreSQL {_fmt(pg)} CPU s" if pg is not None else "")
+    )
+    return lines
+
+
 def table(runs: list[dict[str, Any]], comparisons: dict[int, dict[str, Any]]) -> str:
     """The human-readable summary, one line per run plus the ratio per size."""
     head = (
@@ -126,6 +148,7 @@ def table(runs: list[dict[str, Any]], comparisons: dict[int, dict[str, Any]]) ->
             f"{_fmt(settle.get('p50_ms')):>17} {_fmt(settle.get('p99_ms')):>8} "
             f"{_fmt(run['central']['peak_rss_mb']):>7} {_fmt(run['central']['cpu_seconds_load']):>6}"
         )
+        lines.extend(_instance_lines(run))
         if run.get("timed_out"):
             why = " ".join(str(run.get("error", "not every session finished")).split())[:120]
             lines.append(f"{'':>5} {'':<11} (timed out: {why})")

@@ -37,6 +37,7 @@ class LoadProfile:
     connect_concurrency: int = 50
     deposit_tokens: int = 20
     run_timeout_s: float | None = None
+    fleet_processes: int = 1
     cc_settings: dict[str, Any] = field(default_factory=dict)
 
     def behaviour(self) -> dict[str, Any]:
@@ -73,42 +74,73 @@ class LoadProfile:
 
 @dataclass
 class Fleet:
-    """The running fleet process and when it was ready."""
+    """The running fleet processes (one asyncio loop each, the charge points dealt out in turn) and when
+    every one was ready."""
 
-    child: Child
+    children: list[Child]
     ready: dict[str, Any]
     ready_at: float
-    result_file: Path
+    result_files: list[Path]
 
     @classmethod
-    def start(cls, workdir: Path, tag: str, url: str, pairs: list[tuple[str, str]], load: LoadProfile) -> Fleet:
-        result_file = workdir / f"fleet-{tag}.json"
-        spec = {
-            "url": url,
-            "charge_points": pairs,
-            "connectors": load.connectors,
-            "behaviour": load.behaviour(),
-            "max_concurrent_connects": load.connect_concurrency,
-            "result_file": str(result_file),
-        }
-        spec_file = workdir / f"fleet-{tag}.spec.json"
-        spec_file.write_text(json.dumps(spec))
-        child = Child(f"fleet-{tag}", ["-m", "benchmarks.load.fleet", str(spec_file)], workdir / f"fleet-{tag}.log")
+    def start(
+        cls, workdir: Path, tag: str, charge_points: list[tuple[str, str, str]], load: LoadProfile, processes: int = 1
+    ) -> Fleet:
+        """Connect ``(cp_id, password, url)`` charge points from ``processes`` fleet processes."""
+        processes = max(1, min(processes, len(charge_points)))
+        children, files = [], []
         try:
-            ready = json.loads(child.expect("READY", timeout=120 + len(pairs) * 0.2))
+            for k in range(processes):
+                name = f"fleet-{tag}" + (f"-{k + 1}" if processes > 1 else "")
+                files.append(workdir / f"{name}.json")
+                spec = {
+                    "charge_points": charge_points[k::processes],
+                    "connectors": load.connectors,
+                    "behaviour": load.behaviour(),
+                    "max_concurrent_connects": max(1, load.connect_concurrency // processes),
+                    "result_file": str(files[-1]),
+                }
+                spec_file = workdir / f"{name}.spec.json"
+                spec_file.write_text(json.dumps(spec))
+                children.append(Child(name, ["-m", "benchmarks.load.fleet", str(spec_file)], workdir / f"{name}.log"))
+            readies = [json.loads(c.expect("READY", timeout=120 + len(charge_points) * 0.2)) for c in children]
         except BaseException:
-            child.stop(5)
+            for child in children:
+                child.stop(5)
             raise
-        return cls(child, ready, time.time(), result_file)
+        ready = {
+            "connected": sum(r["connected"] for r in readies),
+            "failed": sum(r["failed"] for r in readies),
+            "errors": [e for r in readies for e in r["errors"]],
+            "seconds": max(r["seconds"] for r in readies),
+        }
+        return cls(children, ready, time.time(), files)
 
     def finish(self) -> dict[str, Any]:
-        """Close the fleet; its measurements."""
-        self.child.send("FINISH")
+        """Close the fleet; its measurements (every process's, merged; ``processes``: each one's CPU)."""
+        for child in self.children:
+            child.send("FINISH")
         try:
-            self.child.expect("DONE", timeout=120)
+            for child in self.children:
+                child.expect("DONE", timeout=120)
         finally:
-            self.child.stop(10)
-        return json.loads(self.result_file.read_text())
+            self.stop(10)
+        parts = [json.loads(f.read_text()) for f in self.result_files]
+        merged: dict[str, Any] = {key: [row for part in parts for row in part[key]] for key in LISTED}
+        for key in ("cpu_seconds_after_ready", "calls_cut_by_shutdown", "max_rss_kb"):
+            merged[key] = sum(part.get(key, 0) for part in parts)
+        merged["processes"] = [
+            {key: part.get(key) for key in ("cpu_seconds_after_ready", "connect_phase_cpu_utilisation", "max_rss_kb")}
+            for part in parts
+        ]
+        return merged
+
+    def stop(self, timeout: float = 5) -> None:
+        for child in self.children:
+            child.stop(timeout)
+
+
+LISTED = ("connects", "connect_errors", "dropped", "calls", "starts", "stops")  # a fleet result's row lists
 
 
 def measure(
@@ -147,9 +179,15 @@ def measure(
         "open_to_start_transaction": summary_ms(paired_delays(by_cp(opens), starts)),
         "central": central,
         "fleet_process": {
+            "processes": len(fleet_result["processes"]),
             "cpu_seconds": round(fleet_result["cpu_seconds_after_ready"], 2),
             "cpu_utilisation": round(fleet_result["cpu_seconds_after_ready"] / fleet_wall, 2),
-            "connect_phase_cpu_utilisation": fleet_result.get("connect_phase_cpu_utilisation"),
+            "cpu_utilisation_per_process": [
+                round(part["cpu_seconds_after_ready"] / fleet_wall, 2) for part in fleet_result["processes"]
+            ],
+            "connect_phase_cpu_utilisation_per_process": [
+                part["connect_phase_cpu_utilisation"] for part in fleet_result["processes"]
+            ],
             "max_rss_mb": round(fleet_result["max_rss_kb"] / 1024, 1),
             "calls_cut_by_shutdown": fleet_result.get("calls_cut_by_shutdown", 0),
         },
@@ -177,8 +215,8 @@ def run_bare(workdir: Path, n: int, cp_ids: list[str], load: LoadProfile, say: A
         port = int(bare.expect("LISTENING", timeout=30))
         cpu_start, monitor = cpu_seconds(bare.pid), Monitor(bare.pid)
         monitor.start()
-        pairs = [(cp_id, f"pw-{cp_id}") for cp_id in cp_ids]
-        fleet = Fleet.start(workdir, f"bare-{n}", f"ws://127.0.0.1:{port}", pairs, load)
+        url = f"ws://127.0.0.1:{port}"
+        fleet = Fleet.start(workdir, f"bare-{n}", [(cp, f"pw-{cp}", url) for cp in cp_ids], load, load.fleet_processes)
         say(f"  bare: {fleet.ready['connected']}/{n} connected in {fleet.ready['seconds']:.1f}s; sessions running")
         cpu_ready, go_at = cpu_seconds(bare.pid), time.time()
         monitor.mark()
@@ -208,6 +246,6 @@ def run_bare(workdir: Path, n: int, cp_ids: list[str], load: LoadProfile, say: A
         return result
     finally:
         if fleet is not None:
-            fleet.child.stop(5)
+            fleet.stop()
         bare.send("QUIT")
         bare.stop(10)

@@ -16,14 +16,14 @@ one more charge point (:class:`OcpiStationLink`), so the one session state machi
 - each transaction goes into the anchored transaction record, as OCPP ones do.
 
 :class:`SessionBridge` is the daemon's :class:`~core_client.ocpi.inbox.OcpiInbox`; the tokens it issued
-(kept in the mirror) answer the CSMS's real-time authorization."""
+(kept in the mirror, :mod:`core_client.ocpi.issued_tokens`) answer the CSMS's real-time authorization."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any, Protocol, TypeVar
 
@@ -31,6 +31,7 @@ from core_client.ocpi.cdr_readings import transaction_data, wh
 from core_client.ocpi.csms import Csms
 from core_client.ocpi.errors import OcpiError
 from core_client.ocpi.inbox import IssuedToken
+from core_client.ocpi.issued_tokens import IssuedTokens
 from core_client.ocpi.mirror import ImportedStation, Mirror
 from core_client.ocpi.models import CDR, CommandResult, Session, Token
 from core_client.ocpi.models.base import ci, format_datetime
@@ -41,7 +42,6 @@ from core_client.ocpi.models.enums import (
     ModuleID,
     SessionStatus,
     TokenType,
-    WhitelistType,
 )
 from core_client.ocpi.service import StationInbox, StatusSink
 from core_client.ocpi.settings import OcpiSettings
@@ -51,7 +51,7 @@ from core_client.ocpi.transport import Party
 from core_client.ocpp.link import Recorder
 from core_client.ocpp.wire import signed_meter_data
 from core_client.sessions.machine import SessionRecord, cost_so_far
-from core_client.sessions.registry import CommandFailed, Registration
+from core_client.sessions.registry import AfterReply, CommandFailed, Registration
 from ev_network.errors import EVNetworkError
 
 T = TypeVar("T")
@@ -85,7 +85,7 @@ class OcpiStationLink:
         self.station = station
         self.bridge = bridge
         self.id = station.charge_point_id
-        self._after_reply: list[Callable[[], Any]] = []
+        self.replies = AfterReply()  # sent once the bridge has taken in what the CSMS said
 
     def registration(self) -> Registration:
         """Its registration for the session service: no boot (the CSMS runs the charge point); sessions
@@ -93,16 +93,10 @@ class OcpiStationLink:
         station = self.station
         return Registration(station.station_id, len(station.connector_ids), True, reachable=self.bridge.registered)
 
-    def after_reply(self, send: Callable[[], Any]) -> None:
-        """Send ``send()`` once the bridge has taken in what the CSMS said (:meth:`replied`): a RemoteStop
-        of a refused start needs the OCPI session linked to its transaction first."""
-        self._after_reply.append(send)
-
-    def replied(self) -> None:
-        """The CSMS's Session or CDR is taken in: send what waited for it."""
-        sends, self._after_reply = self._after_reply, []
-        for send in sends:
-            self.bridge.spawn(send())
+    def after_reply(self, send: Callable[[], Awaitable[Any]]) -> None:
+        """Send ``send()`` once the bridge has taken in the CSMS's Session or CDR: a RemoteStop of a refused
+        start needs the OCPI session linked to its transaction first."""
+        self.replies.add(send)
 
     async def remote_start(self, connector: int, id_tag: str) -> str:
         return await self.bridge.start(self, connector, id_tag)
@@ -133,6 +127,7 @@ class SessionBridge(StationInbox):
         self.decimals = decimals  # the chain token's, to compare a CDR's total_cost with the chain's price
         self.cost_differences: list[dict[str, Any]] = []  # the latest CDRs whose cost is not the chain's
         self.links: dict[str, OcpiStationLink] = {}  # charge point id -> link
+        self.issued = IssuedTokens(mirror, settings)  # the Tokens of our sessions
         self._results: dict[str, asyncio.Future[CommandResult]] = {}  # command uid -> its CommandResult
         self._sessions_due: dict[str, asyncio.Event] = {}  # token uid of an accepted start -> its Session came
         self._tasks: set[asyncio.Task] = set()
@@ -179,7 +174,7 @@ class SessionBridge(StationInbox):
         station = link.station
         if not 1 <= connector <= len(station.connector_ids):
             return REJECTED
-        token = self._issue(id_tag, station)
+        token = self.issued.issue(id_tag, station)
         uid = self._command_uid("start", id_tag)
         waiting = self._results[uid] = asyncio.get_running_loop().create_future()
         sent_at = datetime.now(timezone.utc)
@@ -269,35 +264,6 @@ class SessionBridge(StationInbox):
         level = logging.INFO if result.result == CommandResultType.ACCEPTED else logging.WARNING
         log.log(level, "STOP_SESSION for transaction %d: %s", transaction_id, result.result.value)
 
-    def _issue(self, id_tag: str, station: ImportedStation) -> Token:
-        """The Token of one session (kept: the CSMS may GET it, or ask to authorize it)."""
-        party = self.settings.party
-        token = Token(
-            country_code=party.country_code,
-            party_id=party.party_id,
-            uid=id_tag,
-            type=TokenType.APP_USER,
-            contract_id=f"{party.country_code}-{party.party_id}-{id_tag}",
-            issuer=self.settings.business_name,
-            valid=True,
-            whitelist=WhitelistType.NEVER,
-            last_updated=datetime.now(timezone.utc),
-        )
-        issued = {
-            "token": token.to_json(),
-            "location_id": station.location_id,
-            "evse_uid": station.evse_uid,
-            "live": True,
-        }
-        self.mirror.put(ModuleID.TOKENS, party, id_tag, issued, issued["token"]["last_updated"])
-        return token
-
-    def _end_token(self, uid: str) -> None:
-        stored = self.mirror.get(ModuleID.TOKENS, self.settings.party, uid)
-        if stored is not None and stored["live"]:
-            stored["live"] = False
-            self.mirror.put(ModuleID.TOKENS, self.settings.party, uid, stored, stored["token"]["last_updated"])
-
     # ------------------------------------------------------------------------------ what the CSMS says
 
     async def on_command_result(self, command: CommandType, uid: str, result: CommandResult) -> None:
@@ -331,7 +297,7 @@ class SessionBridge(StationInbox):
             stamp = session.last_updated.isoformat()
             values = [{"timestamp": stamp, "sampled_value": [{"value": str(wh(session.kwh)), "unit": "Wh"}]}]
             await self.sessions.handle(self.sessions.meter_values, link, connector, transaction, values)
-        link.replied()
+        link.replies.send()
 
     def _stop(self, link: OcpiStationLink, transaction: int, cdr: CDR, signed: list) -> str:
         """The CDR's stop of ``transaction``, billed to its end (run on the store's thread)."""
@@ -348,12 +314,12 @@ class SessionBridge(StationInbox):
             return await super().on_cdr(cdr)  # not a session of ours: recorded, not settled
         signed = transaction_data(cdr)
         result = await self.sessions.handle(self._stop, link, transaction, cdr, signed)
-        link.replied()
+        link.replies.send()
         when = format_datetime(cdr.end_date_time)
         self._record(
             "record_stop", transaction, wh(cdr.total_energy), "Remote", when, signed_meter_data(signed), link.id
         )
-        self._end_token(cdr.cdr_token.uid)
+        self.issued.end(cdr.cdr_token.uid)
         log.info("%s: CDR %s settles transaction %d (%s)", link.id, cdr.id, transaction, result)
         self._compare_cost(cdr, transaction)
 
@@ -397,16 +363,10 @@ class SessionBridge(StationInbox):
             log.warning("OCPI transaction not recorded: %s", error)
 
     async def tokens(self) -> list[Token]:
-        issued = self.mirror.all(ModuleID.TOKENS)
-        return [Token.model_validate(i["token"]) for i in issued]
+        return self.issued.all()
 
     async def token(self, uid: str, token_type: TokenType) -> IssuedToken | None:
-        stored = self.mirror.get(ModuleID.TOKENS, self.settings.party, uid)
-        if stored is None or token_type != TokenType.APP_USER:
-            return None
-        return IssuedToken(
-            Token.model_validate(stored["token"]), stored["location_id"], stored["evse_uid"], stored["live"]
-        )
+        return self.issued.get(uid, token_type)
 
     def _where(
         self, location_id: str, evse_uid: str, connector_id: str, party: Party

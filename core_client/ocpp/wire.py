@@ -15,12 +15,15 @@ The ``ocpp`` package silently drops frames it cannot parse and uses OCPP 2.0 err
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import fastjsonschema
 from jsonschema.exceptions import ValidationError as SchemaError
 from ocpp.messages import Call, CallError, CallResult, get_validator
 from ocpp.v16.enums import Action, Measurand, UnitOfMeasure, ValueFormat
@@ -121,11 +124,15 @@ def check_action(call: Call, handled: set[str]) -> None:
 
 
 def validate_call(call: Call) -> None:
-    """Check a CALL's payload against the OCPP 1.6 JSON schema, raising FrameError with 1.6's code."""
-    validator = get_validator(2, call.action, "1.6")
-    error = next(iter(sorted(validator.iter_errors(call.payload), key=lambda e: len(e.path))), None)
-    if error is not None:
-        raise FrameError(_code_of(error), f"{call.action}: {_where(error)}{error.message}", call.unique_id)
+    """Check a CALL's payload against the OCPP 1.6 JSON schema, raising FrameError with 1.6's code.
+
+    A payload the compiled schema (:func:`_compiled`) accepts is valid; only one it refuses is walked by
+    ``jsonschema``, which names the violation the error code comes from (the one nearest the root)."""
+    if not _is_valid(call.action, call.payload):
+        validator = get_validator(2, call.action, "1.6")
+        error = next(iter(sorted(validator.iter_errors(call.payload), key=lambda e: len(e.path))), None)
+        if error is not None:
+            raise FrameError(_code_of(error), f"{call.action}: {_where(error)}{error.message}", call.unique_id)
     for key in ("meterValue", "transactionData"):
         for reading in call.payload.get(key) or []:
             for sample in reading["sampledValue"]:
@@ -133,6 +140,25 @@ def validate_call(call: Call) -> None:
                     raise FrameError(
                         "FormationViolation", f"{call.action}: a signed value nested too deeply", call.unique_id
                     )
+
+
+def _is_valid(action: str, payload: dict[str, Any]) -> bool:
+    """Whether ``payload`` is valid for ``action``'s CALL schema, by the schema compiled to Python."""
+    try:
+        _compiled(action)(payload)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    return True
+
+
+@functools.cache
+def _compiled(action: str) -> Callable[[Any], Any]:
+    """``action``'s OCPP 1.6 CALL schema (the one ``jsonschema`` checks, from ``ocpp``'s cache) compiled
+    by ``fastjsonschema`` into a Python function: 10 to 30 times faster than ``jsonschema``'s walk of
+    the schema. It asserts what ``jsonschema`` asserts: ``format`` is not checked (Draft 4 leaves it
+    optional, and ``ocpp``'s validators do not check it), and no default is filled in."""
+    schema = get_validator(2, action, "1.6").schema
+    return fastjsonschema.compile(schema, use_formats=False, use_default=False, detailed_exceptions=False)
 
 
 def nested_too_deeply(text: str) -> bool:

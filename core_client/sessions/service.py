@@ -13,7 +13,9 @@ where it left off after a restart.
 
 Live meter readings and connector statuses are kept in memory and written in batches
 (:mod:`core_client.sessions.readings`). The connected charge points, each one's registration state and
-the port through which it is reached: :mod:`core_client.sessions.registry`.
+the port through which it is reached: :mod:`core_client.sessions.registry`; which of them this instance
+holds and acts for: :mod:`core_client.sessions.attachments`; which session an input is about:
+:mod:`core_client.sessions.lookup`.
 """
 
 from __future__ import annotations
@@ -28,17 +30,13 @@ from core_client.config import Settings
 from core_client.ocpp.wire import active_power_w, energy_register_wh
 from core_client.sessions import decisions, metering, remote_calls
 from core_client.sessions.actions import Decision, Log, MeterProblem, QueueJob, SaveSession, SendRemoteStop, check_range
+from core_client.sessions.attachments import Attachments
 from core_client.sessions.card_sessions import CardSessions
 from core_client.sessions.cards import ask_roaming
 from core_client.sessions.chain_inputs import ChainInputs
 from core_client.sessions.decisions import INT32
-from core_client.sessions.machine import (
-    HOLDS_CONNECTOR,
-    RUNNING,
-    SessionRecord,
-    is_network_tag,
-    tag_of_id_tag,
-)
+from core_client.sessions.lookup import SessionLookup
+from core_client.sessions.machine import HOLDS_CONNECTOR, RUNNING, SessionRecord, is_network_tag
 from core_client.sessions.readings import Live
 from core_client.sessions.reconcile import Reconciler
 from core_client.sessions.registry import (
@@ -56,7 +54,6 @@ from ev_network.contracts import SessionState
 from ev_network.session_ids import hex_session_id
 
 log = logging.getLogger("core_client.sessions")
-OWNER_CACHE_MAX = 50_000  # transactions whose owner is kept in memory (one per running session)
 INT64 = 2**63  # what SQLite's INTEGER holds
 ChainStateLookup = Callable[[int], Awaitable[SessionState | None]]
 T = TypeVar("T")
@@ -79,9 +76,7 @@ class SessionService(ChainInputs):
         self.claims = claims or LocalClaims()  # the charge points this instance holds (several instances)
         self.leading = True  # holds the signer lease: acts for the charge points no instance holds
         self.meter_problems: dict[str, dict] = {}  # charge point id -> its last refused record (/health)
-        self._max_power_w = round(
-            settings.max_power_kw * 1000
-        )  # the plausibility rule (core_client.sessions.decisions)
+        self._max_power_w = round(settings.max_power_kw * 1000)  # the plausibility rule (sessions.decisions)
         self.registry = Registry(settings, store, station_lookup, meter_key_lookup)
         self.links = self.registry.links  # charge point id -> its port (the station link)
         self.meter_keys = self.registry.meter_keys  # station id -> its meter key on chain (b"": none)
@@ -89,10 +84,10 @@ class SessionService(ChainInputs):
         self.reconciler = Reconciler(self, chain_state)
         self.registry.spawn = self.reconciler.spawn
         self.live = Live(store, self._max_power_w, self.claims)
-        # transaction id -> (charge point id, session id): fixed once the transaction exists, and
-        # read on every MeterValues, so kept in memory
-        self._transaction_owner: dict[int, tuple[str, int | None]] = {}
-        self._awaiting_key: set[int] | None = None  # stopped sessions waiting for their meter key (None: not read)
+        self.attachments = Attachments(
+            self.registry, self.claims, self.live, self.reconciler.spawn, self.reconciler.wake
+        )
+        self.lookup = SessionLookup(store, self.live)
         self.cards = CardSessions(self)  # RFID cards under payment mandates
 
     # -------------------------------------------------------------- applying
@@ -135,12 +130,11 @@ class SessionService(ChainInputs):
 
     def session(self, session_id: int) -> SessionRecord | None:
         """The session as it is now (with its latest meter reading)."""
-        return self.live.session(session_id)
+        return self.lookup.session(session_id)
 
     def session_of_transaction(self, transaction_id: int) -> SessionRecord | None:
         """The session a transaction belongs to (None for a transaction that is no session of ours)."""
-        tx = self.store.get_transaction(transaction_id)
-        return None if tx is None or tx.session_id is None else self.session(tx.session_id)
+        return self.lookup.of_transaction(transaction_id)
 
     def flush(self) -> None:
         """Write the live meter readings and connector statuses to the store."""
@@ -167,34 +161,16 @@ class SessionService(ChainInputs):
         return await self.registry.meter_key(station_id, refresh)
 
     def claim(self, cp_id: str) -> None:
-        """A charge point connected to this instance: it holds the charge point now (another instance
-        that held it stops writing about it; see core_client.storage.claims)."""
-        epoch = self.claims.claim(cp_id)
-        if self.claims.shared:
-            log.info("%s: held by instance %s (epoch %d)", cp_id, self.claims.instance_id, epoch)
+        """A charge point connected to this instance (see :meth:`Attachments.claim`)."""
+        self.attachments.claim(cp_id)
 
     def detach(self, link: ChargePoint) -> None:
-        """Forget a closed connection; if it was the charge point's, write what it reported and let it go."""
-        epoch = self.claims.epochs.get(link.id)
-        if self.registry.detach(link) and self.claims.shared and epoch is not None:
-            self.flush()
-            self.claims.release(link.id, epoch)
+        """Forget a closed connection (see :meth:`Attachments.detach`)."""
+        self.attachments.detach(link)
 
     def acting_for(self) -> Callable[[str], bool]:
-        """Which charge points' sessions this instance's reconcile pass acts for (RemoteStart, RemoteStop,
-        rejects, start timeouts): alone on its database, all; among several instances, those it holds, and
-        (the leader) those no live instance holds. First drops the connections another instance took."""
-        if not self.claims.shared:
-            return lambda cp_id: True
-        self.claims.mine()
-        for cp_id, link in list(self.links.items()):
-            if cp_id not in self.claims.epochs:
-                log.warning("%s: connected to another instance now: closing the connection here", cp_id)
-                self.live.forget(cp_id)
-                self.registry.detach(link)
-                self.reconciler.spawn(link.close("connected to another instance"))
-        holders = self.claims.holders()
-        return lambda cp_id: self.claims.acts_for(cp_id, self.leading, holders)
+        """Which charge points' sessions this instance's reconcile pass acts for (see :meth:`Attachments.acting_for`)."""
+        return self.attachments.acting_for(self.leading)
 
     def online(self, cp_id: str) -> bool:
         """Whether the charge point is connected, booted and one of our stations: sessions may start there."""
@@ -210,26 +186,12 @@ class SessionService(ChainInputs):
                 link.id, f"{vendor} {model}", station, registration.lookup_failed, self.settings.heartbeat_interval_s
             )
         )
-        if station is not None:  # sessions may start here once the answer is out
-            registration.found(station)
-            link.after_reply(lambda: self._accepted(registration))
-        elif registration.lookup_failed:
-            self.reconciler.spawn(self.registry.look_up(link.id, registration))
+        self.attachments.booted(link, station)
         return decision.reply
 
     def resumed(self, link: ChargePoint) -> None:
-        """A message other than BootNotification on the connection: a known station's charge point that
-        reconnected (to this instance, or from another one) without booting again, as OCPP 1.6 lets it,
-        was accepted before: sessions may start and stop there again."""
-        registration = self.registry.of(link)
-        if not registration.boot_accepted and registration.station_id is not None and self.links.get(link.id) is link:
-            log.info("%s: back without a BootNotification: station %d", link.id, registration.station_id)
-            registration.boot_accepted = True
-            self.reconciler.wake()
-
-    async def _accepted(self, registration: Registration) -> None:
-        registration.boot_accepted = True
-        self.reconciler.wake()
+        """A message other than BootNotification on the connection (see :meth:`Attachments.resumed`)."""
+        self.attachments.resumed(link)
 
     def on_status(self, link: ChargePoint, connector: int, status: str, error_code: str) -> None:
         check_range("connectorId", connector, INT32)
@@ -243,7 +205,7 @@ class SessionService(ChainInputs):
         roaming = self.cards.roaming_tokens
         if roaming is None or self.proxied:
             return None
-        s = self._session_of_tag(id_tag, link.id)
+        s = self.lookup.of_tag(id_tag, link.id)
         if not ask_roaming(
             id_tag, s is not None, None if s is not None else self.cards.find(id_tag, link.id, connector)
         ):
@@ -251,7 +213,7 @@ class SessionService(ChainInputs):
         return await roaming.vouch(link.id, connector, id_tag)
 
     def authorize(self, link: ChargePoint, id_tag: str) -> str:
-        s = self._session_of_tag(id_tag, link.id)
+        s = self.lookup.of_tag(id_tag, link.id)
         card = self.cards.find(id_tag, link.id) if s is None else None
         return self.cards.authorize(link, card) if card is not None else decisions.authorize(s, link.id)
 
@@ -266,7 +228,7 @@ class SessionService(ChainInputs):
         session named by the tag, queue ``start`` on chain."""
         check_range("connectorId", connector, INT32)
         check_range("meterStart", meter_start, INT64, -INT64)  # any value SQLite holds
-        s = self._session_of_tag(id_tag, link.id)
+        s = self.lookup.of_tag(id_tag, link.id)
         repeated = decisions.repeated_start(s, link.id, connector)
         if repeated is not None:
             return self.apply(repeated).reply
@@ -290,7 +252,7 @@ class SessionService(ChainInputs):
         """Track energy in memory; when the budget is used up, mark the session to be stopped."""
         check_range("connectorId", connector, INT32)
         check_range("transactionId", transaction_id, INT32)
-        s = self._session_for_meter(link, connector, transaction_id)
+        s = self.lookup.for_meter(link.id, connector, transaction_id)
         if s is not None and self.meter_keys.get(
             s.station_id, self.registry.meter_key_lookup is not None
         ):  # unknown: keep
@@ -324,7 +286,7 @@ class SessionService(ChainInputs):
         bills the time until then (settleAt), not until its block."""
         check_range("transactionId", transaction_id, INT32)
         check_range("meterStop", meter_stop, INT64, -INT64)
-        self._transaction_owner.pop(transaction_id, None)
+        self.lookup.forget(transaction_id)
         tx = self.store.get_transaction(transaction_id)
         if tx is None or tx.charge_point_id != link.id:
             owner = f"of {tx.charge_point_id}" if tx else "unknown"
@@ -343,8 +305,7 @@ class SessionService(ChainInputs):
         if key is None and s.state in RUNNING:  # neither plain nor signed before the chain says which
             if tx.meter_stop is None:
                 self.store.finish_transaction(transaction_id, meter_stop, reason)
-                if self._awaiting_key is not None:
-                    self._awaiting_key.add(s.session_id)
+                self.lookup.awaiting_key(s.session_id)
                 log.warning(
                     "session %s: stopped at %d Wh; waiting for station %d's meter key on chain to settle it",
                     hex_session_id(s.session_id),
@@ -362,20 +323,8 @@ class SessionService(ChainInputs):
             self._stop(s, tx.transaction_id, tx.meter_stop, tx.stop_reason, key, tx.stopped_at or time.time())
 
     def stopped_awaiting_key(self) -> list[SessionRecord]:
-        """Running sessions whose charge point has stopped the transaction: their settle waits for the key.
-        Looked up in the store once (after a restart), then kept in memory; among several instances, each
-        time (another instance may have recorded the stop)."""
-        if self._awaiting_key is None or self.claims.shared:
-            self._awaiting_key = {
-                s.session_id
-                for s in self.store.sessions_in(RUNNING)
-                if s.transaction_id is not None
-                and (tx := self.store.get_transaction(s.transaction_id)) is not None
-                and tx.meter_stop is not None
-            }
-        waiting = [s for sid in self._awaiting_key if (s := self.session(sid)) is not None and s.state in RUNNING]
-        self._awaiting_key = {s.session_id for s in waiting}
-        return waiting
+        """Running sessions whose charge point has stopped the transaction: their settle waits for the key."""
+        return self.lookup.stopped_awaiting_key(self.claims.shared)
 
     def _stop(
         self,
@@ -401,13 +350,12 @@ class SessionService(ChainInputs):
         if key is not None:
             self.settle_stopped(s, key)
             return
-        if self._awaiting_key is not None:
-            self._awaiting_key.add(s.session_id)
+        self.lookup.awaiting_key(s.session_id)
         self.reconciler.wake()
 
     def forget_transaction(self, transaction_id: int) -> None:
         """Drop the cached owner of a transaction (its session was just recorded)."""
-        self._transaction_owner.pop(transaction_id, None)
+        self.lookup.forget(transaction_id)
 
     def _keep_record(self, link: ChargePoint, s: SessionRecord, values: list, context: str) -> None:
         """Keep the session's signed record of ``context`` found in ``values`` (an unreadable one is
@@ -422,33 +370,6 @@ class SessionService(ChainInputs):
             return
         if record is not None:
             self.store.save_meter_record(s.session_id, context, record.text)
-
-    def _session_of_tag(self, id_tag: str | None, cp_id: str) -> SessionRecord | None:
-        """The session an idTag names: ``EVN<tag>``, or at a station with a meter key the tag its meter
-        signs (:func:`ev_network.ocmf.session_id_tag`, found among the charge point's live sessions)."""
-        tag = tag_of_id_tag(id_tag)
-        if tag is not None:
-            s = self.store.session_by_tag(tag)
-        else:
-            live = self.store.sessions_in(HOLDS_CONNECTOR, cp_id) if id_tag and id_tag.startswith("EV") else []
-            s = next((c for c in live if ocmf.session_id_tag(c.session_id) == id_tag), None)
-        return self.live.current(s) if s is not None else None
-
-    def _session_for_meter(self, link: ChargePoint, connector: int, transaction_id: int | None) -> SessionRecord | None:
-        if transaction_id is None:
-            running = self.store.sessions_in(RUNNING, link.id)
-            return next((self.session(s.session_id) for s in running if s.connector == connector), None)
-        owner = self._transaction_owner.get(transaction_id)
-        if owner is None:
-            tx = self.store.get_transaction(transaction_id)
-            if tx is not None:
-                if len(self._transaction_owner) >= OWNER_CACHE_MAX:  # late meter values of old transactions
-                    self._transaction_owner.clear()
-                owner = self._transaction_owner[transaction_id] = (tx.charge_point_id, tx.session_id)
-        if owner is None or owner[0] != link.id:
-            log.warning("%s: MeterValues for transaction %d that is not its own: ignored", link.id, transaction_id)
-            return None
-        return self.session(owner[1]) if owner[1] is not None else None
 
     # --------------------------------------------------------------- helpers
 

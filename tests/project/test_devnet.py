@@ -91,20 +91,25 @@ def test_devnet_serves_on_the_ports_given_and_shows_a_stations_real_power(tmp_pa
 
 def test_devnet_with_two_instances_one_leads_and_the_other_takes_over_with_the_charge_points(tmp_path: Path):
     """``--instances 2``: two Core Clients on a PostgreSQL of the devnet's own, one leading, both serving the
-    three charge points that the load balancer spreads over them; the leader SIGKILLed, the other leads and
-    the leader's charge points come back to it."""
+    three charge points that the load balancer spreads over them, each with its own live data and dashboard
+    (they shared the given ports: the second one ended at start, "Address already in use"); the leader
+    SIGKILLed, the other leads and the leader's charge points come back to it."""
     state = tmp_path / "devnet"
-    command = [sys.executable, "-m", "scripts.devnet", "--instances", "2", "--no-web", "--state-dir", str(state)]
-    command += ["--port", str(free_port())]
+    command = [sys.executable, "-m", "scripts.devnet", "--instances", "2", "--state-dir", str(state)]
+    command += ["--port", str(free_port()), "--live-port", str(free_port()), "--dashboard-port", str(free_port())]
     env = {**os.environ, "COLUMNS": "400"}
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = Output(process)
     try:
         output.wait_for("(the leader): another instance leads", timeout=300)
-        roles = {}
+        roles, lives = {}, []
         for line in output.lines:
-            if match := re.search(r"core-client-(\d): pid (\d+), (\w+), (\S+)/health", line):
+            if match := re.search(r"core-client-(\d): pid (\d+), (\w+), (\S+)/health, live data (\S+)/,", line):
                 roles[match[3]] = (int(match[2]), match[4])
+                lives.append(match[5])
+        for live in lives:  # each instance serves its own live data
+            with urllib.request.urlopen(live + "/stations", timeout=5) as response:
+                assert len(json.loads(response.read())["stations"]) == 3, live
         (leader_pid, leader_url), (_, standby_url) = roles["leader"], roles["standby"]
         served = [len(_health(url)["connected_charge_points"]) for url in (leader_url, standby_url)]
         assert sorted(served) == [1, 2], served  # round robin: both instances serve charge points
