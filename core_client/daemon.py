@@ -22,7 +22,7 @@ from core_client.chain.operator_check import OperatorChain
 from core_client.chain.station_registry import EscrowRegistry
 from core_client.chain.watcher import ChainWorker, EventWatcher
 from core_client.config import ConfigError, Settings
-from core_client.health import health_report
+from core_client.health import health_report, service_report
 from core_client.ocpi.cpo.service import CpoService
 from core_client.ocpi.service import OcpiService
 from core_client.ocpi.startup import link_and_pull, start_cpo, start_emsp
@@ -115,7 +115,7 @@ class Daemon:
         try:
             self.w3_events, self.w3_tx = make_web3(s), make_web3(s)
             self.chain = OperatorChain(self.w3_events, self.deployment, self.account.address, s.rpc_url)
-            self.records = transaction_log(s, self.deployment, make_web3(s))
+            self.records = transaction_log(s, self.deployment, make_web3(s), self.store.db)
             try:  # a node that accepts and never answers must not keep OCPP closed: the chain side starts later
                 reachable = await asyncio.wait_for(self._check_chain(), START_PROBE_S)
             except asyncio.TimeoutError:
@@ -169,7 +169,7 @@ class Daemon:
         self.ocpp = OcppServer(s, self.service, self.records, self.proxy)
         reclaim_after_s = self.deployment.max_duration + self.deployment.reclaim_grace
         self.held = HeldDesk(self.service, reclaim_after_s, self._record_decision)
-        self.control = ControlServer(s, self.service, self.health, self.held)
+        self.control = ControlServer(s, self.service, self.report, self.held)
         self.lease = Lease(self.store.db, f"signer:{self.chain.identity}")
         leading = await asyncio.to_thread(self.lease.try_acquire)
         self.service.leading = leading
@@ -296,7 +296,7 @@ class Daemon:
             "Core Client of operator %s (%s) running; events from block %s",
             self.account.address,
             self.chain.operator_name,
-            (self.store.cursor() or 0) + 1,
+            (await self.store.thread.run(self.store.cursor) or 0) + 1,
         )
 
     async def _chain_later(self) -> None:
@@ -377,11 +377,20 @@ class Daemon:
         self.stopped.set()
 
     def health(self) -> dict[str, Any]:
-        """The /health document (:mod:`core_client.health`)."""
+        """The /health document (:mod:`core_client.health`), read in the calling thread (a test's)."""
+        return self._health(service_report(self.store, self.service))
+
+    async def report(self) -> dict[str, Any]:
+        """The /health document, the event loop waiting for no database: the session service's part on
+        the store's thread, the rest (the record, the optional parts, the instances) in a worker thread."""
+        of_service = await self.service.handle(service_report, self.store, self.service)
+        return await asyncio.to_thread(self._health, of_service)
+
+    def _health(self, of_service: dict[str, Any]) -> dict[str, Any]:
         parts = {"upstream": self.proxy, "ocpi": self.ocpi, "ocpi_cpo": self.ocpi_cpo, "cards": self.cards}
         chain = (self.watcher, self.worker)
         report = health_report(
-            self.account.address, self.role, self.store, self.service, chain, self.chain_started, self.records, parts
+            self.account.address, self.role, of_service, chain, self.chain_started, self.records, parts
         )
         return {**report, "instance": self.claims.instance_id, "instances": self.claims.instances()}
 

@@ -150,18 +150,27 @@ class Reconciler:
         if key is None:  # the chain cannot say yet which idTag the station's meter signs: wait
             self._retry_at[s.session_id] = time.time() + 1
             return
+        signed = bool(key)
         if again and link is not None:
-            decision = remote_calls.remote_start(s.update(remote_start_at=time.time()), again=True, signed=bool(key))
+
+            def rule(current: SessionRecord, now: float) -> Decision | None:
+                if current.state is not State.REMOTE_START_SENT:
+                    return Decision()  # started, rejected or timed out meanwhile
+                return remote_calls.remote_start(current.update(remote_start_at=now), again=True, signed=signed)
+
         else:
             online = link is not None and self.service.online(s.charge_point_id)
             in_grace = time.time() - self.started < self.settings.reconnect_grace_s
             busy = online and await self.thread.run(self.service.connector_busy, s)
             state = await self.chain_state(s.session_id) if online and not busy and self.chain_state else None
-            decision = await self.thread.run(self._dispatch, s.session_id, online, in_grace, busy, state, bool(key))
-            if decision is None:
-                return
-        send = next((a for a in decision.actions if isinstance(a, SendRemoteStart)), None)
-        await self.thread.run(self._apply_start, s.session_id, decision, link if send is not None else None)
+
+            def rule(current: SessionRecord, now: float) -> Decision | None:
+                if current.state is not State.REQUESTED:
+                    return Decision()
+                return remote_calls.dispatch(current, online, in_grace, busy, state, now, signed=signed)
+
+        decision = await self.thread.run(self._decide_start, s.session_id, rule, link)
+        send = next((a for a in decision.actions if isinstance(a, SendRemoteStart)), None) if decision else None
         if send is None or link is None:
             return
         try:
@@ -178,21 +187,20 @@ class Reconciler:
         answered = (accepted, again, time.time())
         await self.thread.run(self._answered, s.session_id, remote_calls.remote_start_answered, *answered)
 
-    def _dispatch(
-        self, session_id: int, online: bool, in_grace: bool, busy: bool, state: SessionState | None, signed: bool
+    def _decide_start(
+        self, session_id: int, rule: Callable[[SessionRecord, float], Decision | None], link: ChargePoint | None
     ) -> Decision | None:
+        """Apply ``rule`` to the session as it is now (one input: what the charge point and the chain said
+        before is its argument, the session is read here). None: wait a second (the station may be back)."""
         current = self.service.session(session_id)
-        if current is None or current.state is not State.REQUESTED:
-            return None
-        decision = remote_calls.dispatch(current, online, in_grace, busy, state, time.time(), signed=signed)
+        decision = rule(current, time.time()) if current is not None else Decision()
         if decision is None:
             self._retry_at[session_id] = time.time() + 1
-        return decision
-
-    def _apply_start(self, session_id: int, decision: Decision, sent_over: ChargePoint | None) -> None:
+            return None
         self.service.apply(decision)
-        if sent_over is not None:
-            self._sent_over[session_id] = sent_over
+        if link is not None and any(isinstance(a, SendRemoteStart) for a in decision.actions):
+            self._sent_over[session_id] = link
+        return decision
 
     def _answered(self, session_id: int, rule: Callable[..., Decision], *answer: Any) -> None:
         """Apply ``rule(session, *answer)``: what a charge point's answer to our call means for the session."""

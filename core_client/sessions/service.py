@@ -48,7 +48,7 @@ from core_client.sessions.registry import (
     StationLookup,
 )
 from core_client.storage.claims import LocalClaims
-from core_client.storage.store import Store
+from core_client.storage.store import StaleSession, Store
 from ev_network import ocmf
 from ev_network.contracts import SessionState
 from ev_network.session_ids import hex_session_id
@@ -93,18 +93,29 @@ class SessionService(ChainInputs):
     # -------------------------------------------------------------- applying
 
     def apply(self, decision: Decision, answering: ChargePoint | None = None) -> Decision:
-        """Write the decision's sessions and jobs (one transaction), log, wake the chain worker, and
-        send a RemoteStop of a refused transaction (after the answer, if it answers ``answering``).
-        RemoteStart and the RemoteStop of a session are the reconcile loop's (it awaits their answers)."""
+        """Write the decision's sessions and jobs (one transaction); once committed, log, wake the chain
+        worker, and send a RemoteStop of a refused transaction (after the answer, if it answers ``answering``).
+        RemoteStart and the RemoteStop of a session are the reconcile loop's (it awaits their answers). A
+        session another instance wrote since it was read is not written over (:class:`StaleSession`): the
+        transaction is rolled back, nothing follows, and the store's thread runs the input again."""
         saves = [a.record for a in decision.actions if isinstance(a, SaveSession)]
         jobs = [a for a in decision.actions if isinstance(a, QueueJob)]
         if saves or jobs:
             with self.store.transaction():
                 for record in saves:
-                    self.store.save_session(record)
-                    self.store.on_commit(lambda record=record: self.live.saved(record))
+                    try:
+                        saved = self.store.save_session(record)
+                    except StaleSession:
+                        self.live.stale(record.session_id)
+                        raise
+                    self.store.on_commit(lambda saved=saved: self.live.saved(saved))
                 for job in jobs:
                     self.store.enqueue(job.kind, job.session_id, job.args)
+        self.store.on_commit(lambda: self._follow(decision, answering))
+        return decision
+
+    def _follow(self, decision: Decision, answering: ChargePoint | None) -> None:
+        """What follows a decision once it is committed (see :meth:`apply`)."""
         for action in decision.actions:
             if isinstance(action, Log):
                 log.log(action.level, action.message)
@@ -115,9 +126,8 @@ class SessionService(ChainInputs):
                 if link is not None:
                     send = lambda link=link, tx=action.transaction_id: self._stop_foreign(link, tx)  # noqa: E731
                     link.after_reply(send) if link is answering else self.reconciler.spawn(send())
-        if jobs:
+        if any(isinstance(a, QueueJob) for a in decision.actions):
             self.store.thread.to_loop(self.on_job_queued)
-        return decision
 
     async def handle(self, work: Callable[..., T], *args: Any) -> T:
         """Run one input (``work(*args)``, e.g. ``self.start_transaction``) on the store's thread; its outcome."""
@@ -203,14 +213,16 @@ class SessionService(ChainInputs):
         asked, within the charge point's response time (:mod:`core_client.ocpi.cpo.taps`). None: decide as
         usual (vouched for as a card of an eMSP's mandate, or none of theirs); else the status refusing it."""
         roaming = self.cards.roaming_tokens
-        if roaming is None or self.proxied:
-            return None
-        s = self.lookup.of_tag(id_tag, link.id)
-        if not ask_roaming(
-            id_tag, s is not None, None if s is not None else self.cards.find(id_tag, link.id, connector)
-        ):
+        if roaming is None or self.proxied or not await self.handle(self._roaming_tag, link, id_tag, connector):
             return None
         return await roaming.vouch(link.id, connector, id_tag)
+
+    def _roaming_tag(self, link: ChargePoint, id_tag: str, connector: int | None) -> bool:
+        """Whether to ask the roaming eMSPs about ``id_tag`` (read on the store's thread: sessions and cards)."""
+        s = self.lookup.of_tag(id_tag, link.id)
+        return ask_roaming(
+            id_tag, s is not None, None if s is not None else self.cards.find(id_tag, link.id, connector)
+        )
 
     def authorize(self, link: ChargePoint, id_tag: str) -> str:
         s = self.lookup.of_tag(id_tag, link.id)
@@ -218,7 +230,8 @@ class SessionService(ChainInputs):
         return self.cards.authorize(link, card) if card is not None else decisions.authorize(s, link.id)
 
     def chain_tag(self, id_tag: str | None) -> bool:
-        """Whether the chain is the authority over ``id_tag`` (proxy mode): an EV Network tag or a linked card."""
+        """Whether the chain is the authority over ``id_tag`` (proxy mode): an EV Network tag or a linked card
+        (run it on the store's thread: a card may be in the database)."""
         return is_network_tag(id_tag) or self.cards.find(id_tag) is not None
 
     def start_transaction(
