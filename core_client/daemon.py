@@ -40,6 +40,7 @@ from core_client.storage.card_state import LocalLists
 from core_client.storage.claims import BEAT_EVERY_S, claims_for
 from core_client.storage.database import describe
 from core_client.storage.lease import GIVES_UP_WITHIN_S, Lease, LeaseLost
+from core_client.storage.notices import notices_for
 from core_client.storage.store import Store
 from core_client.web.control import ControlServer
 from core_client.web.front_ends import start_front_ends, stop_front_ends
@@ -125,7 +126,9 @@ class Daemon:
             if self.records is not None:
                 self.records.close()
             raise
-        self.claims = claims_for(self.store.db)  # several instances: which one holds which charge point
+        # several instances: which one holds which charge point, and the wake-ups between them
+        self.notices = notices_for(self.store.db, self.chain.identity)
+        self.claims = claims_for(self.store.db, notices=self.notices)
         self.service = SessionService(
             s, self.store, self.chain.session_state, self.chain.station_of, self.chain.meter_key, self.claims
         )
@@ -180,6 +183,7 @@ class Daemon:
             await stop_front_ends(self.front_ends)
             await self.ocpp.close()
             await self.control.close()
+            self.notices.close()
             self.lease.release()
             self.store.close()
             raise
@@ -206,6 +210,8 @@ class Daemon:
         if self.claims.shared:
             await asyncio.to_thread(self._beat)  # in the instances table before it makes any decision
             self._background.append(loop.create_task(self._beats()))
+            on_loop = loop.call_soon_threadsafe  # heard on the listener's thread
+            self.notices.listen(lambda cp: on_loop(self._told, cp), lambda: on_loop(self.worker.wake))
         if self.cards is not None:
             self._background.append(loop.create_task(self.cards.run()))
         if self.local_lists is not None:
@@ -227,6 +233,7 @@ class Daemon:
                 await self.ocpi.stop()
             await self.ocpp.close()
             await self.control.close()
+            self.notices.close()
             self.lease.release()
             self.store.close()
             raise
@@ -313,6 +320,12 @@ class Daemon:
         except Exception as error:
             self._fail(EVNetworkError(f"cannot start the chain side: {error}"))
 
+    def _told(self, charge_point_id: str | None) -> None:
+        """Another instance changed a session at a charge point (None: any) that this one may hold: the
+        reconcile pass looks now (see core_client.storage.notices)."""
+        if charge_point_id is None or charge_point_id in self.service.links:
+            self.service.wake()
+
     def _beat(self) -> None:
         control = f"http://{self.settings.control_host}:{self.settings.control_port}"
         ocpp = f"ws://{self.settings.listen_host}:{self.settings.listen_port}"
@@ -362,6 +375,7 @@ class Daemon:
         if self.chain_started:
             await self.worker.drain(drain_timeout)
         left = len(self.store.jobs(*OPEN))
+        await asyncio.to_thread(self.notices.close)
         if self.claims.shared:
             try:
                 self.claims.leave()

@@ -14,12 +14,12 @@ from us and asks :mod:`core_client.sessions.decisions` what to do about each:
   chain was down): every :data:`HELD_CHECKS` polls, the key; once read, the stop is decided (signed or
   plain path), never before.
 
-The loop runs on a wake-up (new session, stop wanted, boot) or every half second, and writes the
-live meter readings of the session service on each pass.
+The loop runs on a wake-up (new session, stop wanted, boot) or every ``reconcile_poll_s`` (half a
+second), and writes the live meter readings of the session service on each pass.
 
 Several instances on one PostgreSQL each run this loop: the leader's event watcher writes a new session or
-a stop wish to the sessions table, and the instance that holds the charge point's socket finds it there on
-its next pass and makes the call; the leader acts for the charge points no live instance holds (rejects,
+a stop wish to the sessions table and wakes the instance that holds the charge point's socket (a
+PostgreSQL notification, :mod:`core_client.storage.notices`; its poll finds it too), which makes the call; the leader acts for the charge points no live instance holds (rejects,
 start timeouts) and alone looks at held sessions and meter keys on chain (see
 :meth:`core_client.sessions.service.SessionService.acting_for`).
 """
@@ -46,7 +46,14 @@ from ev_network.session_ids import hex_session_id
 
 log = logging.getLogger("core_client.sessions")
 HELD_CHECKS = 10  # poll intervals between looks at held sessions on chain
+STOPPABLE = frozenset({State.STARTING, State.CHARGING})  # a stop wanted: the RemoteStop
 ChainStateLookup = Callable[[int], Awaitable[SessionState | None]]
+
+
+def waits_for_holder(s: SessionRecord) -> bool:
+    """Whether the instance holding ``s``'s charge point has a call to make for it now (what a pass looks
+    for first): the RemoteStart (or the reject) of a new session, the RemoteStop of one whose stop is wanted."""
+    return s.state is State.REQUESTED or (s.state in STOPPABLE and s.stop_wanted is not None)
 
 
 class Service(Protocol):
@@ -95,7 +102,7 @@ class Reconciler:
             except Exception:
                 log.exception("reconcile failed; retrying")
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=0.5)
+                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.reconcile_poll_s)
             self._wake.clear()
 
     def _pass(self) -> None:
@@ -128,7 +135,7 @@ class Reconciler:
                 timed_out := remote_calls.start_timed_out(s, now, self.settings.start_timeout_s)
             ) is not None:
                 self.service.apply(timed_out)
-        for s in self.store.sessions_in({State.STARTING, State.CHARGING}, stop_wanted=True):
+        for s in self.store.sessions_in(STOPPABLE, stop_wanted=True):
             if self.service.online(s.charge_point_id) and self._free(s.session_id, now):
                 self._run(s.session_id, self._stop(s))
         if self.chain_state is not None and self.service.leading and now >= self._held_check_at:
