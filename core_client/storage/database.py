@@ -178,7 +178,7 @@ class Database:
                     with self._savepoint():
                         self._local.piece = self._local.depth
                         outcomes.append(piece())
-                except Exception as error:
+                except BaseException as error:  # the piece's caller's to handle
                     outcomes.append(error)
                 finally:
                     self._local.piece = 0
