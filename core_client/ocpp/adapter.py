@@ -18,7 +18,12 @@ names, logs whole payloads, and queues every CALLRESULT/CALLERROR it receives in
 - exceptions a handler raises that are listed in :attr:`OcppLink.error_codes` become the CALLERROR
   named there; ``ocpp``'s own logs of frames and errors are cut to :data:`EXCERPT` characters;
 - ``ocpp`` reads each JSON schema from disk on first use (and turns a failed read, e.g. "too many
-  open files", into NotImplemented): :func:`load_schemas` reads all of OCPP 1.6's at start;
+  open files", into NotImplemented): :func:`load_schemas` reads all of OCPP 1.6's at start (and
+  compiles the CALL schemas :mod:`~core_client.ocpp.wire` checks with);
+- ``ocpp`` validates a call of ours and its answer in the loop's default thread pool
+  (``ocpp.messages.ASYNC_VALIDATION``), where the daemon's chain reads queue: under load a RemoteStart
+  waited seconds there before it was sent. :func:`load_schemas` turns that off: ``jsonschema`` checks
+  them on the loop (tens of microseconds, once or twice per session);
 - a call of ours that ``ocpp`` refuses before sending it (its own validation) raises :class:`NotSent`,
   never an error that looks like the charge point's answer.
 
@@ -39,6 +44,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from ocpp import messages
 from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
 from ocpp.exceptions import OCPPError
 from ocpp.messages import Call, MessageType, get_validator
@@ -47,7 +53,7 @@ from ocpp.v16 import ChargePoint
 from ocpp.v16.enums import Action
 
 from core_client.errors import CoreClientError
-from core_client.ocpp.wire import FrameError, check_action, parse_frame, validate_call, wire_text
+from core_client.ocpp.wire import FrameError, check_action, compiled_call_schema, parse_frame, validate_call, wire_text
 
 log = logging.getLogger("core_client.ocpp")
 EXCERPT = 300  # characters of a frame or payload that go into a log line
@@ -57,6 +63,7 @@ RELIED_ON = {
     "methods": ("_send", "call", "start"),
     "attributes": ("_response_queue", "_response_timeout", "_connection", "_ocpp_version", "route_map", "logger"),
     "call parameters": ("payload", "suppress", "unique_id"),
+    "messages module": ("ASYNC_VALIDATION",),
 }
 
 
@@ -75,13 +82,18 @@ DECIMAL_SCHEMAS.add((MessageType.CallResult, "GetCompositeSchedule"))
 
 def load_schemas() -> int:
     """Read every OCPP 1.6 JSON schema into ``ocpp``'s cache, so that no frame needs a file later (a
-    process out of descriptors still validates). Returns how many; OcppIncompatible if one is missing."""
+    process out of descriptors still validates), and compile the CALL schemas; from now on ``ocpp``
+    validates our calls and their answers on the loop, not in its thread pool. Returns how many
+    schemas; OcppIncompatible if one is missing."""
+    messages.ASYNC_VALIDATION = False
     loaded = 0
     for action in Action:
         for kind in (MessageType.Call, MessageType.CallResult):
             parse_float = Decimal if (kind, action.value) in DECIMAL_SCHEMAS else float
             try:
                 get_validator(kind, action.value, "1.6", parse_float=parse_float)
+                if kind == MessageType.Call:
+                    compiled_call_schema(action.value)
             except (OSError, ValueError) as error:
                 raise OcppIncompatible(f"ocpp's OCPP 1.6 schema of {action.value} cannot be read: {error}") from None
             loaded += 1
@@ -94,6 +106,7 @@ def problems(link: ChargePoint | None = None) -> list[str]:
     for name in RELIED_ON["methods"]:
         if not callable(getattr(ChargePoint, name, None)):
             found.append(f"ChargePoint.{name}() is gone")
+    found += [f"ocpp.messages.{a} is gone" for a in RELIED_ON["messages module"] if not hasattr(messages, a)]
     if callable(getattr(ChargePoint, "call", None)):
         parameters = inspect.signature(ChargePoint.call).parameters
         found += [f"ChargePoint.call() has no '{p}'" for p in RELIED_ON["call parameters"] if p not in parameters]

@@ -201,9 +201,10 @@ class CardSessions:
         self.store.move_job(job.id, session_id)
         self.store.link_transaction(tx_id, session_id)
         self.service.forget_transaction(tx_id)
-        started, decision = card_opened(record, job.args, began, block)
+        _, decision = card_opened(record, job.args, began, block)
         self.service.apply(decision)
-        if tx is not None and tx.meter_stop is not None:  # the charge point stopped before the open was mined
+        started = self.service.session(session_id)  # as stored (its revision: the stop is written over it)
+        if started is not None and tx is not None and tx.meter_stop is not None:  # stopped before the open was mined
             self.service.stop_recorded(started)
 
     def open_failed(self, job: Job, error: str) -> Decision:

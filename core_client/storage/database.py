@@ -33,6 +33,11 @@ class StorageError(CoreClientError):
     """The database cannot be reached or opened."""
 
 
+class Conflict(CoreClientError):
+    """A write refused because another instance changed what it was decided on since it was read: the
+    store's thread runs the input that wrote it again, whole, on fresh state (:mod:`core_client.storage.serial`)."""
+
+
 def is_postgres_url(location: str | Path) -> bool:
     """Whether ``location`` names a PostgreSQL database (``postgresql://...``) rather than a SQLite file."""
     return isinstance(location, str) and urlsplit(location).scheme in POSTGRES_SCHEMES
@@ -54,6 +59,13 @@ def is_database_error(error: BaseException) -> bool:
         return True
     psycopg, pool = sys.modules.get("psycopg"), sys.modules.get("psycopg_pool")
     return bool(psycopg and isinstance(error, psycopg.Error)) or bool(pool and isinstance(error, pool.PoolTimeout))
+
+
+def lost_to_another(error: BaseException) -> bool:
+    """Whether ``error`` is PostgreSQL breaking a deadlock (or a serialization failure) with another
+    transaction: the statement was chosen to fail, and the same work run again after that other
+    transaction finished succeeds."""
+    return getattr(error, "sqlstate", None) in ("40P01", "40001")
 
 
 def describe(location: str | Path) -> str:
@@ -173,7 +185,7 @@ class Database:
                     with self._savepoint():
                         self._local.piece = self._local.depth
                         outcomes.append(piece())
-                except Exception as error:
+                except BaseException as error:  # the piece's caller's to handle
                     outcomes.append(error)
                 finally:
                     self._local.piece = 0

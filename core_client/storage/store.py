@@ -16,22 +16,39 @@ import json
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from core_client.sessions.jobs import ARGS, OPEN, CardOpenArgs, Job, JobArgs, JobKind, JobStatus, job_args, stored_kind
 from core_client.sessions.machine import SessionRecord, State
-from core_client.storage.database import Database
+from core_client.storage.database import Conflict, Database
 from core_client.storage.engines import open_database
 from core_client.storage.schema import SCHEMA_VERSION, StoreVersionError, migrate_store
 from core_client.storage.serial import StoreThread
 
-__all__ = ["SCHEMA_VERSION", "Store", "StoreVersionError", "Transaction"]
+__all__ = ["SCHEMA_VERSION", "StaleSession", "Store", "StoreVersionError", "Transaction"]
 from ev_network.pricing import Tariff
 from ev_network.session_ids import hex_session_id
 
 _AMOUNTS = ("deposit", "cost", "refund")
+_READING = ("meter_last", "meter_at")
+# the latest reading wins: a write carries its reading and its time twice (see _newer_reading)
+_NEWER_READING = (
+    "meter_last = CASE WHEN meter_at IS NULL OR meter_at <= ? THEN ? ELSE meter_last END,"
+    " meter_at = CASE WHEN meter_at IS NULL OR meter_at <= ? THEN ? ELSE meter_at END"
+)
+
+
+class StaleSession(Conflict):
+    """A session written by another instance since it was read: the input is decided again on fresh state."""
+
+    def __init__(self, record: SessionRecord) -> None:
+        super().__init__(
+            f"session {hex_session_id(record.session_id)} was written by another instance since it was read"
+            f" (revision {record.revision})"
+        )
+        self.session_id = record.session_id
 
 
 @dataclass(frozen=True)
@@ -89,18 +106,31 @@ class Store:
         )
         return added[0][0] if added else None
 
-    def save_session(self, record: SessionRecord) -> None:
+    def save_session(self, record: SessionRecord) -> SessionRecord:
+        """Write ``record`` over its stored session, unless the store has written that session since
+        ``record`` was read (another instance did: :class:`StaleSession`, nothing written); the record as
+        stored, at its next revision. The meter reading is written only if it is the newer one: readings
+        (:meth:`save_meters`) do not count as a revision, so that they never refuse a decision."""
         row = _session_row(record)
-        sets = ", ".join(f"{k} = ?" for k in row if k != "session_id")
-        values = [v for k, v in row.items() if k != "session_id"]
-        self.db.execute(f"UPDATE sessions SET {sets} WHERE session_id = ?", [*values, _key(record.session_id)])
+        kept = {"session_id", "revision", *_READING}
+        sets = ", ".join(f"{k} = ?" for k in row if k not in kept)
+        values = [v for k, v in row.items() if k not in kept]
+        changed = self.db.execute(
+            f"UPDATE sessions SET {sets}, {_NEWER_READING}, revision = revision + 1"
+            " WHERE session_id = ? AND revision = ?",
+            [*values, *_newer_reading(record.meter_last, record.meter_at), _key(record.session_id), record.revision],
+        )
+        if changed.rowcount != 1:
+            raise StaleSession(record)
+        return replace(record, revision=record.revision + 1)
 
     def save_meters(self, readings: list[tuple[int, int, float]]) -> None:
-        """Write many live meter readings (session id, Wh, time) in one transaction."""
+        """Write many live meter readings (session id, Wh, time) in one transaction, each only over an
+        older one (not a revision: see :meth:`save_session`)."""
         with self.transaction() as db:
             db.executemany(
-                "UPDATE sessions SET meter_last = ?, meter_at = ? WHERE session_id = ?",
-                [(wh, at, _key(session_id)) for session_id, wh, at in readings],
+                f"UPDATE sessions SET {_NEWER_READING} WHERE session_id = ?",
+                [(*_newer_reading(wh, at), _key(session_id)) for session_id, wh, at in readings],
             )
 
     def get_session(self, session_id: int) -> SessionRecord | None:
@@ -375,6 +405,12 @@ def _key(session_id: int | None) -> str | None:
 
 def _id(key: str | None) -> int | None:
     return None if key is None else int(key, 16)
+
+
+def _newer_reading(wh: int | None, at: float | None) -> tuple[Any, ...]:
+    """The parameters of _NEWER_READING: a reading of no time is newer only than one of no time."""
+    compared = -1.0 if at is None else at
+    return (compared, wh, compared, at)
 
 
 def _session_row(record: SessionRecord) -> dict[str, Any]:

@@ -1,19 +1,25 @@
-"""How a link hands a CALL to its handler and sends the answer (core_client.ocpp.adapter), without a
-network: the payload conversions it does once per key build exactly what the ``ocpp`` package builds
-for every CALL, so the handlers see the same arguments and the charge points the same answers."""
+"""How a link hands a CALL to its handler and sends the answer (core_client.ocpp.adapter): the payload
+conversions it does once per key build exactly what the ``ocpp`` package builds for every CALL, so the
+handlers see the same arguments and the charge points the same answers (no network); a command of ours
+goes out without waiting for the loop's thread pool (a real websocket, the charge point's frames
+written here from the spec)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
+import threading
 
 import pytest
+import websockets
 from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.v16 import call_result, datatypes
 from ocpp.v16.enums import AuthorizationStatus, RegistrationStatus
+from websockets.asyncio.server import ServerConnection
 
 from benchmarks.fuzz_frames import SCHEMAS, FrameGenerator
-from core_client.ocpp.adapter import camel_case, snake_case, takes_call_id
+from core_client.ocpp.adapter import camel_case, load_schemas, snake_case, takes_call_id
 from core_client.ocpp.link import StationLink
 
 
@@ -73,3 +79,35 @@ def test_whether_a_handler_takes_the_message_id_is_read_from_its_signature():
     assert takes_call_id(hooks["StartTransaction"]["_on_action"])  # the proxy's decided transaction ids
     assert not takes_call_id(hooks["MeterValues"]["_on_action"])
     assert not takes_call_id(hooks["StopTransaction"]["_after_action"])
+
+
+@pytest.mark.issue(21, item=4)
+async def test_a_command_goes_out_while_the_loops_thread_pool_is_busy():
+    """ocpp validated a call of ours and its answer in the loop's default thread pool, where the daemon's
+    chain reads queue: with every thread of it busy, a RemoteStart was not even sent (under load it
+    waited seconds). After load_schemas (the daemon's start), it goes out and its answer is taken."""
+    load_schemas()
+    loop = asyncio.get_running_loop()
+    busy = threading.Event()
+    blockers = [loop.run_in_executor(None, busy.wait) for _ in range(64)]  # more than the pool's threads
+    links: asyncio.Queue[StationLink] = asyncio.Queue()
+
+    async def serve(connection: ServerConnection) -> None:
+        link = StationLink("CP-1", connection, service=None)  # type: ignore[arg-type]
+        links.put_nowait(link)
+        await link.start()
+
+    try:
+        async with websockets.serve(serve, "127.0.0.1", 0, subprotocols=["ocpp1.6"]) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            async with websockets.connect(f"ws://127.0.0.1:{port}/CP-1", subprotocols=["ocpp1.6"]) as charge_point:
+                link = await asyncio.wait_for(links.get(), 10)
+                command = asyncio.ensure_future(link.remote_start(1, "EVN1"))
+                frame = json.loads(await asyncio.wait_for(charge_point.recv(), 5))  # was: TimeoutError
+                assert frame[:3] == [2, frame[1], "RemoteStartTransaction"]
+                assert frame[3] == {"connectorId": 1, "idTag": "EVN1"}
+                await charge_point.send(json.dumps([3, frame[1], {"status": "Accepted"}]))
+                assert await asyncio.wait_for(command, 5) == "Accepted"
+    finally:
+        busy.set()
+        await asyncio.gather(*blockers)

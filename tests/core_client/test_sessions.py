@@ -32,7 +32,7 @@ from core_client.sessions.service import SessionService
 from core_client.storage.engines import open_database
 from core_client.storage.migrations import SchemaVersionError, migrate, schema_version
 from core_client.storage.schema import FIRST_VERSION, STEPS
-from core_client.storage.store import SCHEMA_VERSION, Store, StoreVersionError
+from core_client.storage.store import SCHEMA_VERSION, StaleSession, Store, StoreVersionError
 from ev_network.pricing import Tariff, price
 from ev_network.session_ids import LANES, hex_session_id, make_session_id
 
@@ -176,9 +176,8 @@ def test_session_round_trips_with_uint96_amounts(store):
     assert store.insert_session(big) is None  # the same SessionRequested twice: one session
     big = dataclasses.replace(big, tag=1)
     assert store.get_session(SID) == big
-    moved = big.apply("remote_start_sent", remote_start_at=5.5)
-    store.save_session(moved)
-    assert store.get_session(SID) == moved
+    moved = store.save_session(big.apply("remote_start_sent", remote_start_at=5.5))
+    assert moved.revision == 1 and store.get_session(SID) == moved
     assert store.counts_by_state() == {"remote_start_sent": 1}
     assert store.sessions_in({State.REMOTE_START_SENT}, "CP-1") == [moved]
     assert store.sessions_in({State.REMOTE_START_SENT}, "CP-2") == []
@@ -248,7 +247,7 @@ def test_a_card_open_awaits_its_session_requested_until_it_is_mined(store):
 
 def test_a_card_open_queued_before_the_upgrade_still_awaits_its_session_requested(db_location):
     db = open_database(db_location)
-    migrate(db, "store", [s for s in STEPS if s.version < 4])  # a store of the version before jobs.awaits (4)
+    migrate(db, "store", [step for step in STEPS if step.version < 4])  # a store of before jobs.awaits (4)
     db.execute(
         "INSERT INTO jobs (kind, session_id, args, created_at, updated_at) VALUES ('start', ?, ?, 0, 0)",
         (hex_session_id(CARD_OPEN.transaction_id), json.dumps(dataclasses.asdict(CARD_OPEN))),
@@ -437,6 +436,20 @@ def test_of_two_new_sessions_on_one_connector_the_first_requested_gets_it(store)
     first, second = store.get_session(first.session_id), store.get_session(second.session_id)
     assert not service.connector_busy(first)
     assert service.connector_busy(second)
+
+
+def test_a_session_written_since_it_was_read_is_not_written_over(store):
+    store.insert_session(record(meter_start=0, meter_last=100, meter_at=10.0))
+    first, second = store.get_session(SID), store.get_session(SID)
+    store.save_session(first.update(stop_wanted="driver"))
+    with pytest.raises(StaleSession):
+        store.save_session(second.apply("remote_start_sent"))
+    s = store.get_session(SID)
+    assert (s.state, s.stop_wanted, s.revision) == (State.REQUESTED, "driver", 1)
+    store.save_meters([(SID, 300, 12.0)])  # a reading is no revision ...
+    store.save_meters([(SID, 200, 11.0)])  # ... and an older one does not replace it
+    assert store.save_session(s.update(meter_last=150, meter_at=10.5)).revision == 2  # nor does a decision's
+    assert (store.get_session(SID).meter_last, store.get_session(SID).stop_wanted) == (300, "driver")
 
 
 def test_pending_settles_come_with_the_status_of_their_start(store):
