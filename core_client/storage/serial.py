@@ -29,15 +29,15 @@ decides on both changes and nothing is overwritten.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-from core_client.storage.database import Conflict, Database
+from core_client.storage.database import Conflict, Database, lost_to_another
 
 T = TypeVar("T")
 log = logging.getLogger("core_client.storage")
@@ -45,12 +45,20 @@ GROUP_MAX = 64  # inputs committed together at most (the transaction holds SQLit
 RUNS = 5  # how often an input runs before a conflict it keeps losing is its error
 
 
+class _Input(NamedTuple):
+    """A piece of work handed over, and the future its caller awaits on ``loop`` (None: not awaited)."""
+
+    work: Callable[[], Any]
+    future: asyncio.Future | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+
+
 class StoreThread:
     """One thread for the store's work (see the module docstring); started when first used."""
 
     def __init__(self, db: Database | None = None, name: str = "store") -> None:
         self._db, self._name = db, name
-        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Input | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._closed = False
@@ -63,15 +71,18 @@ class StoreThread:
 
     async def run(self, work: Callable[..., T], *args: Any) -> T:
         """``work(*args)`` on the store's thread, after what was handed over before; its result (or its
-        exception), once what it wrote is committed. Called on the thread itself (nested work), it runs at once."""
+        exception), once what it wrote is committed. Called on the thread itself (nested work), it runs at
+        once. Cancelled before it started, it does not run."""
         if self.inside():
             return work(*args)
-        self._loop = asyncio.get_running_loop()
-        return await asyncio.wrap_future(self._hand_over(work, args))
+        self._loop = loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._hand_over(_Input(functools.partial(self._whole, work, args), future, loop))
+        return await future
 
     def submit(self, work: Callable[..., Any], *args: Any) -> None:
         """``work(*args)`` on the store's thread, not waited for (an error is logged)."""
-        self._hand_over(work, args).add_done_callback(_log_failure)
+        self._hand_over(_Input(functools.partial(self._whole, work, args)))
 
     def to_loop(self, callback: Callable[..., Any], *args: Any) -> None:
         """``callback(*args)`` on the event loop: soon if called on the store's thread, else now."""
@@ -89,16 +100,14 @@ class StoreThread:
             if threading.current_thread() is not thread:
                 thread.join()
 
-    def _hand_over(self, work: Callable[..., Any], args: tuple) -> Future:
-        future: Future = Future()
+    def _hand_over(self, piece: _Input) -> None:
         with self._start_lock:
             if self._closed:
                 raise RuntimeError("the store's thread is closed")
             if self._thread is None:
                 self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
                 self._thread.start()
-        self._queue.put((functools.partial(self._whole, work, args), future))
-        return future
+        self._queue.put(piece)
 
     def _whole(self, work: Callable[..., T], args: tuple) -> T:
         """``work(*args)``, run again on fresh state after a conflict (see the module docstring; in a group,
@@ -119,35 +128,52 @@ class StoreThread:
                     closing = True
                     break
                 batch.append(more)
-            self._run_batch(batch)
+            live = [p for p in batch if p.future is None or not p.future.cancelled()]
+            if live:
+                _deliver_all(live, self._run_batch([p.work for p in live]))
             if closing:
                 return
 
-    def _run_batch(self, batch: list[tuple[Callable[[], Any], Future]]) -> None:
-        """Several inputs in one transaction (see the module docstring), one alone as it is."""
-        live = [(work, future) for work, future in batch if future.set_running_or_notify_cancel()]
-        if len(live) == 1 or self._db is None:
-            for work, future in live:
-                _settle(future, work)
-            return
+    def _run_batch(self, works: list[Callable[[], Any]]) -> list[Any]:
+        """The outcomes (results or exceptions) of several inputs run in one transaction (see the module
+        docstring); of one, run alone as it is."""
+        if len(works) == 1 or self._db is None:
+            return [_outcome(work) for work in works]
         try:
-            outcomes = self._db.grouped([work for work, _ in live])
-        except Exception as error:  # the commit failed: none of them was written
-            outcomes = [error] * len(live)
-        for (_, future), outcome in zip(live, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
+            outcomes = self._db.grouped(works)
+        except BaseException as error:  # the commit failed: none of them was written
+            return [error] * len(works)
+        # a piece that deadlocked with another instance's transaction runs again once the group's locks are
+        # gone (run again inside the group, it would wait for the same transaction, which waits for the group)
+        return [_outcome(w) if lost_to_another(o) else o for w, o in zip(works, outcomes, strict=True)]
 
 
-def _settle(future: Future, work: Callable[[], Any]) -> None:
+def _outcome(work: Callable[[], Any]) -> Any:
     try:
-        future.set_result(work())
-    except BaseException as error:
-        future.set_exception(error)
+        return work()
+    except BaseException as error:  # the caller's to handle, as if it had run the work itself
+        return error
 
 
-def _log_failure(done: Future) -> None:
-    if not done.cancelled() and done.exception() is not None:
-        log.error("store work failed", exc_info=done.exception())
+def _deliver_all(pieces: list[_Input], outcomes: list[Any]) -> None:
+    """Each outcome to its caller: one wake-up of each loop for the whole batch, not one per input."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Any]]] = {}
+    for piece, outcome in zip(pieces, outcomes, strict=True):
+        if piece.future is None or piece.loop is None:
+            if isinstance(outcome, BaseException):
+                log.error("store work failed", exc_info=outcome)
+        else:
+            by_loop.setdefault(piece.loop, []).append((piece.future, outcome))
+    for loop, answers in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a loop closed meanwhile: nobody waits any more
+            loop.call_soon_threadsafe(_answer, answers)
+
+
+def _answer(answers: list[tuple[asyncio.Future, Any]]) -> None:
+    for future, outcome in answers:
+        if future.cancelled():
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
