@@ -192,18 +192,26 @@ class Mirror:
         self._db.execute("UPDATE ocpi_stations SET tariff=? WHERE station_id=?", (tariff, station_id))
 
     def stations(self) -> list[ImportedStation]:
-        rows = self._db.execute(
-            "SELECT station_id, charge_point_id, country_code, party_id, location_id, evse_uid, connector_ids, tariff"
-            " FROM ocpi_stations ORDER BY station_id"
+        return self._stations("", ())
+
+    def stations_at(self, party: Party, location_id: str) -> list[ImportedStation]:
+        """The stations imported from the EVSEs of that Location."""
+        return self._stations(
+            "WHERE country_code = ? AND party_id = ? AND location_id = ?", (*party.key(), ci(location_id))
         )
-        return [ImportedStation(r[0], r[1], Party(r[2], r[3]), r[4], r[5], json.loads(r[6]), r[7]) for r in rows]
 
     def station_of(self, party: Party, location_id: str, evse_uid: str) -> ImportedStation | None:
-        return next(
-            (
-                s
-                for s in self.stations()
-                if s.party.key() == party.key() and s.location_id == ci(location_id) and s.evse_uid == ci(evse_uid)
-            ),
-            None,
+        """The station imported from that EVSE (read by its key: each Session and status push asks)."""
+        found = self._stations(
+            "WHERE country_code = ? AND party_id = ? AND location_id = ? AND evse_uid = ?",
+            (*party.key(), ci(location_id), ci(evse_uid)),
         )
+        return found[0] if found else None
+
+    def _stations(self, where: str, params: tuple[str, ...]) -> list[ImportedStation]:
+        rows = self._db.execute(
+            "SELECT station_id, charge_point_id, country_code, party_id, location_id, evse_uid, connector_ids, tariff"
+            f" FROM ocpi_stations {where} ORDER BY station_id",
+            params,
+        )
+        return [ImportedStation(r[0], r[1], Party(r[2], r[3]), r[4], r[5], json.loads(r[6]), r[7]) for r in rows]

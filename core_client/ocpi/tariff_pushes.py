@@ -68,7 +68,7 @@ class TariffPushes:
         """Follow ``location`` as the CSMS now describes it, called before the mirror keeps it: the imported
         stations whose connectors' tariff_ids it changes get their tariff again, in the background."""
         party = Party(location.country_code, location.party_id)
-        stations = self._stations_at(party, location.id)
+        stations = self.mirror.stations_at(party, location.id)
         if not stations:
             return
         # each EVSE's connector tariffs before and after, by uid: one pass over each (a Location of a large site
@@ -152,9 +152,6 @@ class TariffPushes:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    def _stations_at(self, party: Party, location_id: str) -> list[ImportedStation]:
-        return [s for s in self.mirror.stations() if s.party.key() == party.key() and s.location_id == ci(location_id)]
 
     def _evse(self, station: ImportedStation) -> EVSE | None:
         stored = self.mirror.get(ModuleID.LOCATIONS, station.party, station.location_id)

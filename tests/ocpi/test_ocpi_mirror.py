@@ -41,3 +41,23 @@ def test_the_mirror_keeps_objects_stations_and_transactions_on_either_engine(db_
         assert again.station_of(Party("de", "evp"), "loc-1", "evse-2") == station
     finally:
         again.close()
+
+
+def test_a_station_is_read_by_its_key_not_among_all_the_imported_ones(db_location: Path | str, monkeypatch) -> None:
+    """Each Session and EVSE status push asks which station its EVSE is: at a site of 100 EVSEs that read and
+    decoded all 100 imported stations per push (on the daemon's loop); now one row, by key."""
+    mirror = Mirror(mirror_location(db_location))
+    try:
+        for n in range(1, 101):
+            mirror.add_station(ImportedStation(n, f"DE*EVP*B{n}", CSMS, "LOC-BIG", f"EVSE-{n}", ["1"], "DE/EVP/T-1"))
+        mirror.add_station(ImportedStation(101, "DE*EVP*C1", CSMS, "LOC-OTHER", "EVSE-1", ["1"], "DE/EVP/T-1"))
+        rows: list[int] = []
+        run = mirror._db._run
+        monkeypatch.setattr(mirror._db, "_run", lambda *a, **k: rows.append(len(found := run(*a, **k))) or found)
+        station = mirror.station_of(Party("de", "evp"), "loc-big", "evse-42")  # CiStrings
+        assert station is not None and station.charge_point_id == "DE*EVP*B42"
+        assert rows == [1]
+        assert mirror.station_of(CSMS, "LOC-BIG", "EVSE-101") is None
+        assert [s.station_id for s in mirror.stations_at(CSMS, "loc-big")] == list(range(1, 101))
+    finally:
+        mirror.close()
