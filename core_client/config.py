@@ -143,8 +143,10 @@ class Settings(BaseModel):
     confirmations: int = Field(0, ge=0)
     start_block: int | None = None
     reconnect_grace_s: float = Field(15, ge=0)
+    reconcile_poll_s: float = Field(0.5, gt=0)  # the reconcile pass without a wake-up (core_client.sessions.reconcile)
     ocpp_response_timeout_s: float = Field(20, gt=0)
     heartbeat_interval_s: int = Field(300, gt=0)
+    ocpp_compression: bool = True  # permessage-deflate with charge points that offer it; False: never
     rpc_timeout_s: float = Field(5, gt=0)
     fee_bump_after_s: float = Field(
         60, ge=0

@@ -22,7 +22,7 @@ from core_client.chain.operator_check import OperatorChain
 from core_client.chain.station_registry import EscrowRegistry
 from core_client.chain.watcher import ChainWorker, EventWatcher
 from core_client.config import ConfigError, Settings
-from core_client.health import health_report
+from core_client.health import health_report, service_report
 from core_client.ocpi.cpo.service import CpoService
 from core_client.ocpi.service import OcpiService
 from core_client.ocpi.startup import link_and_pull, start_cpo, start_emsp
@@ -40,6 +40,7 @@ from core_client.storage.card_state import LocalLists
 from core_client.storage.claims import BEAT_EVERY_S, claims_for
 from core_client.storage.database import describe
 from core_client.storage.lease import GIVES_UP_WITHIN_S, Lease, LeaseLost
+from core_client.storage.notices import notices_for
 from core_client.storage.store import Store
 from core_client.web.control import ControlServer
 from core_client.web.front_ends import start_front_ends, stop_front_ends
@@ -115,7 +116,7 @@ class Daemon:
         try:
             self.w3_events, self.w3_tx = make_web3(s), make_web3(s)
             self.chain = OperatorChain(self.w3_events, self.deployment, self.account.address, s.rpc_url)
-            self.records = transaction_log(s, self.deployment, make_web3(s))
+            self.records = transaction_log(s, self.deployment, make_web3(s), self.store.db)
             try:  # a node that accepts and never answers must not keep OCPP closed: the chain side starts later
                 reachable = await asyncio.wait_for(self._check_chain(), START_PROBE_S)
             except asyncio.TimeoutError:
@@ -125,7 +126,9 @@ class Daemon:
             if self.records is not None:
                 self.records.close()
             raise
-        self.claims = claims_for(self.store.db)  # several instances: which one holds which charge point
+        # several instances: which one holds which charge point, and the wake-ups between them
+        self.notices = notices_for(self.store.db, self.chain.identity)
+        self.claims = claims_for(self.store.db, notices=self.notices)
         self.service = SessionService(
             s, self.store, self.chain.session_state, self.chain.station_of, self.chain.meter_key, self.claims
         )
@@ -169,7 +172,7 @@ class Daemon:
         self.ocpp = OcppServer(s, self.service, self.records, self.proxy)
         reclaim_after_s = self.deployment.max_duration + self.deployment.reclaim_grace
         self.held = HeldDesk(self.service, reclaim_after_s, self._record_decision)
-        self.control = ControlServer(s, self.service, self.health, self.held)
+        self.control = ControlServer(s, self.service, self.report, self.held)
         self.lease = Lease(self.store.db, f"signer:{self.chain.identity}")
         leading = await asyncio.to_thread(self.lease.try_acquire)
         self.service.leading = leading
@@ -180,6 +183,7 @@ class Daemon:
             await stop_front_ends(self.front_ends)
             await self.ocpp.close()
             await self.control.close()
+            self.notices.close()
             self.lease.release()
             self.store.close()
             raise
@@ -206,6 +210,8 @@ class Daemon:
         if self.claims.shared:
             await asyncio.to_thread(self._beat)  # in the instances table before it makes any decision
             self._background.append(loop.create_task(self._beats()))
+            on_loop = loop.call_soon_threadsafe  # heard on the listener's thread
+            self.notices.listen(lambda cp: on_loop(self._told, cp), lambda: on_loop(self.worker.wake))
         if self.cards is not None:
             self._background.append(loop.create_task(self.cards.run()))
         if self.local_lists is not None:
@@ -227,6 +233,7 @@ class Daemon:
                 await self.ocpi.stop()
             await self.ocpp.close()
             await self.control.close()
+            self.notices.close()
             self.lease.release()
             self.store.close()
             raise
@@ -296,7 +303,7 @@ class Daemon:
             "Core Client of operator %s (%s) running; events from block %s",
             self.account.address,
             self.chain.operator_name,
-            (self.store.cursor() or 0) + 1,
+            (await self.store.thread.run(self.store.cursor) or 0) + 1,
         )
 
     async def _chain_later(self) -> None:
@@ -312,6 +319,12 @@ class Daemon:
                     await asyncio.sleep(delay)
         except Exception as error:
             self._fail(EVNetworkError(f"cannot start the chain side: {error}"))
+
+    def _told(self, charge_point_id: str | None) -> None:
+        """Another instance changed a session at a charge point (None: any) that this one may hold: the
+        reconcile pass looks now (see core_client.storage.notices)."""
+        if charge_point_id is None or charge_point_id in self.service.links:
+            self.service.wake()
 
     def _beat(self) -> None:
         control = f"http://{self.settings.control_host}:{self.settings.control_port}"
@@ -361,10 +374,11 @@ class Daemon:
         await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
         if self.chain_started:
             await self.worker.drain(drain_timeout)
-        left = len(self.store.jobs(*OPEN))
+        left = len(await self.store.thread.run(self.store.jobs, *OPEN))
+        await asyncio.to_thread(self.notices.close)
         if self.claims.shared:
             try:
-                self.claims.leave()
+                await asyncio.to_thread(self.claims.leave)
             except Exception as error:  # the database away: its row ages out, its claims with it
                 log.warning("could not leave the instances table: %s", error)
         self.lease.release()
@@ -377,11 +391,20 @@ class Daemon:
         self.stopped.set()
 
     def health(self) -> dict[str, Any]:
-        """The /health document (:mod:`core_client.health`)."""
+        """The /health document (:mod:`core_client.health`), read in the calling thread (a test's)."""
+        return self._health(service_report(self.store, self.service))
+
+    async def report(self) -> dict[str, Any]:
+        """The /health document, the event loop waiting for no database: the session service's part on
+        the store's thread, the rest (the record, the optional parts, the instances) in a worker thread."""
+        of_service = await self.service.handle(service_report, self.store, self.service)
+        return await asyncio.to_thread(self._health, of_service)
+
+    def _health(self, of_service: dict[str, Any]) -> dict[str, Any]:
         parts = {"upstream": self.proxy, "ocpi": self.ocpi, "ocpi_cpo": self.ocpi_cpo, "cards": self.cards}
         chain = (self.watcher, self.worker)
         report = health_report(
-            self.account.address, self.role, self.store, self.service, chain, self.chain_started, self.records, parts
+            self.account.address, self.role, of_service, chain, self.chain_started, self.records, parts
         )
         return {**report, "instance": self.claims.instance_id, "instances": self.claims.instances()}
 

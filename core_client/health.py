@@ -23,42 +23,52 @@ def serving(health: dict[str, Any] | None) -> bool:
     return health is not None and health.get("role") != "starting"
 
 
-def health_report(
-    operator: str,
-    role: str,
-    store: Store,
-    service: SessionService,
-    chain: tuple[EventWatcher, ChainWorker],
-    chain_started: bool,
-    records: TransactionLog | None,
-    parts: dict[str, Any],
-) -> dict[str, Any]:
-    """The /health document. ``chain``: the event watcher and the chain worker (``chain_started``:
-    running); ``parts``: the optional parts by name ("upstream", "ocpi", "cards"), each with a
-    ``health()`` (None: not configured)."""
+def service_report(store: Store, service: SessionService) -> dict[str, Any]:
+    """The session service's part of /health: its charge points, the job queue, the cursor, sessions by
+    state, the failed and held ones, the meters. Run it on the store's thread (its state lives there, and
+    the event loop never waits for the database)."""
     counts = store.job_counts()
     open_jobs: dict[str, int] = {}
     for status in OPEN:
         for kind, n in counts.get(status, {}).items():
             open_jobs[kind] = open_jobs.get(kind, 0) + n
     return {
-        "operator": operator,
-        "role": role,
         "connected_charge_points": sorted(service.links),
         "online_charge_points": sorted(cp for cp in service.links if service.online(cp)),
         "queue_depth": sum(open_jobs.values()),
         "pending_jobs_by_kind": open_jobs,
         "failed_jobs": sum(counts.get(JobStatus.FAILED, {}).values()),
-        "chain_head": chain[0].head,
-        "chain_reachable": chain_started and all(part.outage.since is None for part in chain),
         "last_processed_block": store.cursor(),
         "sessions_by_state": store.counts_by_state(),
         "failed_sessions": [_listed(service, s) for s in store.sessions_in({State.FAILED})[-FAILED_SHOWN:]],
         "held_sessions": [_listed(service, s) for s in store.sessions_in({State.HELD})[-FAILED_SHOWN:]],
+        "signing_stations": sorted(i for i, key in service.meter_keys.items() if key),
+        "meter_problems": dict(service.meter_problems),
+        "conflicts": store.thread.conflicts,
+    }
+
+
+def health_report(
+    operator: str,
+    role: str,
+    of_service: dict[str, Any],
+    chain: tuple[EventWatcher, ChainWorker],
+    chain_started: bool,
+    records: TransactionLog | None,
+    parts: dict[str, Any],
+) -> dict[str, Any]:
+    """The /health document around the session service's part (:func:`service_report`). ``chain``: the
+    event watcher and the chain worker (``chain_started``: running); ``parts``: the optional parts by
+    name ("upstream", "ocpi", "cards"), each with a ``health()`` (None: not configured). The parts and
+    the transaction record read their own databases: call it off the event loop."""
+    return {
+        "operator": operator,
+        "role": role,
+        **of_service,
+        "chain_head": chain[0].head,
+        "chain_reachable": chain_started and all(part.outage.since is None for part in chain),
         "records": records_health(records),
         **{name: None if part is None else part.health() for name, part in parts.items()},
-        "signing_stations": sorted(i for i, key in service.meter_keys.items() if key),
-        "meter_problems": service.meter_problems,
     }
 
 

@@ -13,6 +13,7 @@ from web3 import Web3
 
 from ev_network.deployment import HOW_TO_DEPLOY, Deployment
 from ev_network.errors import ChainUnavailable, DeploymentError, EVNetworkError, chain_errors, network_reason
+from ev_network.http_pool import pooled_session_for
 
 CONNECT_TIMEOUT_S = 3.0  # TCP connect; reads get the caller's timeout
 PROBE_TIMEOUT_S = 5.0  # the first call: a server that accepts but never answers fails after this
@@ -26,7 +27,8 @@ def http_web3(rpc_url: str, timeout: float = 10.0, retries: bool = True) -> Web3
     """A Web3 over HTTP that asks the node for its chain id once: web3's request validation would
     otherwise send eth_chainId before every call, doubling the requests of a busy client. Each request
     waits at most ``CONNECT_TIMEOUT_S`` to connect and ``timeout`` to read. ``retries=False`` turns off
-    web3's own retries (for callers that retry and log outages themselves, or must fail fast)."""
+    web3's own retries (for callers that retry and log outages themselves, or must fail fast). Requests go
+    through one urllib3 connection pool (:mod:`ev_network.http_pool`) where that is what requests would do."""
     try:
         parts = urlparse(rpc_url)
     except ValueError:  # "Invalid IPv6 URL": http://[::1
@@ -36,6 +38,8 @@ def http_web3(rpc_url: str, timeout: float = 10.0, retries: bool = True) -> Web3
     options: dict = {"request_kwargs": {"timeout": (min(CONNECT_TIMEOUT_S, timeout), timeout)}}
     if not retries:
         options["exception_retry_configuration"] = None
+    if (session := pooled_session_for(rpc_url)) is not None:
+        options["session"] = session
     provider = Web3.HTTPProvider(rpc_url, cache_allowed_requests=True, cacheable_requests={"eth_chainId"}, **options)
     return Web3(provider)
 

@@ -18,7 +18,8 @@ from ev_network.abi_types import check_args
 from ev_network.deployment import Deployment, load_abi
 from ev_network.errors import ContractRevert, EVNetworkError
 from ev_network.pricing import Tariff
-from ev_network.tx import TxSender, call_view
+from ev_network.tx import TxSender
+from ev_network.views import View, call, call_many, views_of
 
 
 class SessionState(IntEnum):
@@ -74,6 +75,10 @@ class Operator:
     name: str
 
 
+def _session(session_id: int, raw: tuple) -> Session:
+    return Session(session_id, raw[0], raw[1], raw[2], SessionState(raw[3]), *raw[4:])
+
+
 class NoSender(EVNetworkError):
     """A write was attempted on a read-only wrapper."""
 
@@ -86,6 +91,7 @@ class _Wrapper:
         self.sender = sender
         self.abi_name = abi_name
         self._functions = {item["name"]: item for item in load_abi(abi_name) if item["type"] == "function"}
+        self._views = views_of(abi_name)
 
     def _fn(self, name: str, *args: Any) -> ContractFunction:
         """The call of function ``name`` with ``args``, each checked against its ABI type first
@@ -94,6 +100,26 @@ class _Wrapper:
             raise EVNetworkError(f"contract {self.address} ({self.abi_name}) has no function {name}")
         check_args(self._functions[name], args)
         return getattr(self.contract.functions, name)(*args)
+
+    def _view(self, name: str, *args: Any, block: Any = "latest") -> Any:
+        """Call view function ``name`` with ``args`` (checked as :meth:`_fn` does) at ``block``: the cheap
+        path of :mod:`ev_network.views`, not web3's ContractFunction."""
+        view = self._view_named(name)
+        check_args(self._functions[name], args)
+        return call(self.w3, self.address, view, args, block)
+
+    def _view_many(self, name: str, calls: list[tuple]) -> list[Any]:
+        """:meth:`_view` of each ``args`` in ``calls``, as one JSON-RPC batch: answers in order, a call's
+        revert as its ContractRevert (returned, not raised)."""
+        view = self._view_named(name)
+        for args in calls:
+            check_args(self._functions[name], args)
+        return call_many(self.w3, self.address, view, calls)
+
+    def _view_named(self, name: str) -> View:
+        if name not in self._views:
+            raise EVNetworkError(f"contract {self.address} ({self.abi_name}) has no view function {name}")
+        return self._views[name]
 
     def _send(self, fn: Any, wait: bool) -> Any:
         if self.sender is None:
@@ -113,42 +139,53 @@ class Escrow(_Wrapper):
 
     # -- reads
     def get_session(self, session_id: int) -> Session:
-        raw = call_view(self._fn("getSession", session_id))
-        return Session(session_id, raw[0], raw[1], raw[2], SessionState(raw[3]), *raw[4:])
+        return _session(session_id, self._view("getSession", session_id))
+
+    def get_sessions(self, session_ids: list[int]) -> list[Session | EVNetworkError]:
+        """:meth:`get_session` of each id, in one JSON-RPC batch request (a read that failed: its error)."""
+        answers = self._view_many("getSession", [(i,) for i in session_ids])
+        return [
+            a if isinstance(a, EVNetworkError) else _session(i, a) for i, a in zip(session_ids, answers, strict=True)
+        ]
 
     def get_station(self, station_id: int) -> Station:
-        return Station(*call_view(self._fn("getStation", station_id)))
+        return Station(*self._view("getStation", station_id))
+
+    def get_stations(self, station_ids: list[int]) -> list[Station | EVNetworkError]:
+        """:meth:`get_station` of each id, in one JSON-RPC batch request (UnknownStation and the like: the error)."""
+        answers = self._view_many("getStation", [(i,) for i in station_ids])
+        return [a if isinstance(a, EVNetworkError) else Station(*a) for a in answers]
 
     def station_by_charge_point(self, charge_point_id: str) -> Station | None:
         """The station registered under ``charge_point_id``, or None."""
         try:
-            return Station(*call_view(self._fn("stationByChargePoint", charge_point_id)))
+            return Station(*self._view("stationByChargePoint", charge_point_id))
         except ContractRevert as exc:
             if exc.name == "UnknownStation":
                 return None
             raise
 
     def station_count(self) -> int:
-        return call_view(self._fn("stationCount"))
+        return self._view("stationCount")
 
     def stations(self) -> list[Station]:
         return [self.get_station(i) for i in range(1, self.station_count() + 1)]
 
     def get_tariff(self, tariff_id: int) -> Tariff:
-        return Tariff(*call_view(self._fn("getTariff", tariff_id)))
+        return Tariff(*self._view("getTariff", tariff_id))
 
     def operator_of(self, account: str) -> Operator:
-        return Operator(*call_view(self._fn("operatorOf", account)))
+        return Operator(*self._view("operatorOf", account))
 
     def quote(self, tariff_id: int, energy_wh: int, duration_s: int = 0) -> int:
-        return call_view(self._fn("quote", tariff_id, energy_wh, duration_s))
+        return self._view("quote", tariff_id, energy_wh, duration_s)
 
     def session_id_tag(self, session_id: int) -> str:
         """The idTag naming ``session_id`` at a metered station, as the escrow computes it."""
-        return bytes(call_view(self.contract.functions.sessionIdTag(session_id))).decode()
+        return bytes(self._view("sessionIdTag", session_id)).decode()
 
     def settlement_cost(self, session_id: int, meter_stop: int) -> int:
-        return call_view(self._fn("settlementCost", session_id, meter_stop))
+        return self._view("settlementCost", session_id, meter_stop)
 
     # -- driver
     def open(self, station_id: int, connector: int, deposit: int, *, wait: bool = True) -> Any:
@@ -283,7 +320,7 @@ class Escrow(_Wrapper):
     def meter_key_at(self, station_id: int, timestamp: int, block: Any = "latest") -> bytes:
         """The meter key (04 || x || y, empty for none) station ``station_id`` had at ``timestamp``: the key that
         settles a session started then (a later rotation does not change it)."""
-        return bytes(call_view(self._fn("meterPublicKeyAtTime", station_id, timestamp), block))
+        return bytes(self._view("meterPublicKeyAtTime", station_id, timestamp, block=block))
 
     def station_id_from(self, receipt: dict) -> int:
         """The station id of an ``addStation`` receipt."""
@@ -303,25 +340,25 @@ class Token(_Wrapper):
         return Token(self.w3, self.address, sender)
 
     def balance_of(self, account: str) -> int:
-        return call_view(self._fn("balanceOf", account))
+        return self._view("balanceOf", account)
 
     def allowance(self, owner: str, spender: str) -> int:
-        return call_view(self._fn("allowance", owner, spender))
+        return self._view("allowance", owner, spender)
 
     def total_supply(self) -> int:
-        return call_view(self._fn("totalSupply"))
+        return self._view("totalSupply")
 
     def symbol(self) -> str:
-        return call_view(self._fn("symbol"))
+        return self._view("symbol")
 
     def decimals(self) -> int:
-        return call_view(self._fn("decimals"))
+        return self._view("decimals")
 
     def supports_permit(self) -> bool:
         """Whether the token answers EIP-2612's nonces() and DOMAIN_SEPARATOR()."""
         try:
-            call_view(self._fn("DOMAIN_SEPARATOR"))
-            call_view(self._fn("nonces", self.address))
+            self._view("DOMAIN_SEPARATOR")
+            self._view("nonces", self.address)
             return True
         except Exception:
             return False
@@ -337,8 +374,8 @@ class Token(_Wrapper):
 
     def sign_permit(self, owner_key: Any, spender: str, value: int, deadline: int) -> tuple[int, int, bytes, bytes]:
         """EIP-2612 permit signed by ``owner_key`` (a LocalAccount): (deadline, v, r, s)."""
-        _, name, version, chain_id, verifying_contract, _, _ = call_view(self._fn("eip712Domain"))
-        nonce = call_view(self._fn("nonces", owner_key.address))
+        _, name, version, chain_id, verifying_contract, _, _ = self._view("eip712Domain")
+        nonce = self._view("nonces", owner_key.address)
         message = encode_typed_data(
             domain_data={
                 "name": name,

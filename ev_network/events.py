@@ -6,14 +6,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from eth_abi import decode
 from eth_utils import event_abi_to_log_topic
+from eth_utils.abi import collapse_if_tuple
+from hexbytes import HexBytes
 from web3 import Web3
-from web3._utils.events import get_event_data
 from web3.exceptions import Web3RPCError
 
 from ev_network.contracts import SessionState
 from ev_network.deployment import load_abi
 from ev_network.errors import NodeError, chain_errors, endpoint_of
+from ev_network.views import normalized
 
 ESCROW_EVENTS = {item["name"]: item for item in load_abi("SessionEscrow") if item["type"] == "event"}
 _TOPICS = {name: event_abi_to_log_topic(event) for name, event in ESCROW_EVENTS.items()}
@@ -42,6 +45,31 @@ class ChainEvent:
     def position(self) -> tuple[int, int]:
         """Where the event sits in the chain: (block, log index); a total order."""
         return (self.block_number, self.log_index)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """An event's inputs as decoding needs them: indexed ones (ABI item, type, only its hash in the topic)
+    in topic order, the others (in the data) with their types."""
+
+    name: str
+    indexed: tuple[tuple[dict, str, bool], ...]
+    plain: tuple[dict, ...]
+    plain_types: tuple[str, ...]
+
+    @classmethod
+    def of(cls, event: dict) -> _Layout:
+        indexed = [(i, collapse_if_tuple(i)) for i in event["inputs"] if i["indexed"]]
+        plain = tuple(i for i in event["inputs"] if not i["indexed"])
+        return cls(
+            name=event["name"],
+            indexed=tuple((i, t, t in ("string", "bytes") or t.endswith("]") or t.startswith("(")) for i, t in indexed),
+            plain=plain,
+            plain_types=tuple(collapse_if_tuple(i) for i in plain),
+        )
+
+
+_LAYOUTS = {topic0: _Layout.of(event) for topic0, event in _BY_TOPIC.items()}
 
 
 def topic(name: str) -> str:
@@ -110,13 +138,36 @@ def rpc_message(exc: Web3RPCError) -> str:
 
 
 def decode_log(w3: Web3, entry: Any) -> ChainEvent:
-    """Decode one raw escrow log."""
-    abi = _BY_TOPIC[bytes(entry["topics"][0])]
-    data = get_event_data(w3.codec, abi, entry)
+    """Decode one raw escrow log (``w3``: kept for callers; decoding needs no node)."""
+    name, args = decode_args(entry)
     return ChainEvent(
-        name=data["event"],
-        args=dict(data["args"]),
-        block_number=data["blockNumber"],
-        log_index=data["logIndex"],
-        tx_hash="0x" + bytes(data["transactionHash"]).hex(),
+        name=name,
+        args=args,
+        block_number=entry["blockNumber"],
+        log_index=entry["logIndex"],
+        tx_hash="0x" + bytes(HexBytes(entry["transactionHash"])).hex(),
     )
+
+
+def decode_args(entry: Any) -> tuple[str, dict[str, Any]]:
+    """(event name, arguments) of a raw escrow log, as web3 decodes them (addresses checksummed; an indexed
+    string, bytes, array or struct as its topic, the hash the log holds), with eth_abi and the event's layout
+    worked out once: web3's get_event_data and process_receipt work it out again for every log."""
+    topics = [bytes(HexBytes(t)) for t in entry["topics"]]
+    layout = _LAYOUTS[topics[0]]
+    args: dict[str, Any] = {}
+    for (item, abi_type, hashed), topic_value in zip(layout.indexed, topics[1:], strict=True):
+        args[item["name"]] = topic_value if hashed else normalized(item, decode([abi_type], topic_value)[0])
+    for item, value in zip(layout.plain, decode(layout.plain_types, bytes(HexBytes(entry["data"]))), strict=True):
+        args[item["name"]] = normalized(item, value)
+    return layout.name, args
+
+
+def receipt_events(receipt: Any, escrow_address: str, name: str) -> list[dict[str, Any]]:
+    """The arguments of each ``name`` event the escrow at ``escrow_address`` emitted in ``receipt``."""
+    topic0, address = _TOPICS[name], Web3.to_checksum_address(escrow_address)
+    return [
+        decode_args(entry)[1]
+        for entry in receipt["logs"]
+        if entry["topics"] and bytes(HexBytes(entry["topics"][0])) == topic0 and entry["address"] == address
+    ]

@@ -8,22 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 SOLC_VERSION="$(node -p "require('./package.json').dependencies.solc")"
-PYTHON="${PYTHON:-python3}"
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
-# 1. Python virtual environment (eth-brownie pins web3/pytest/hypothesis exactly; see pyproject.toml)
-if [ ! -x .venv/bin/python ]; then
-  say "creating .venv with $($PYTHON --version)"
-  "$PYTHON" -m venv .venv
-fi
-if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
-  say "installing Python packages (first time: about a minute)"
-  if ! .venv/bin/pip install --quiet -e '.[dev]' > .venv/pip-install.log 2>&1; then
-    grep -v 'is ignored: it is neither' .venv/pip-install.log >&2
-    say "pip install failed (full log: .venv/pip-install.log)"; exit 1
-  fi
-  touch .venv/.installed
-fi
+# 1. Python virtual environment .venv (never installed into when it is a link to another checkout's)
+tools/setup_venv.sh
 
 # 2. npm tools: Anvil, solc-js, OpenZeppelin
 if [ ! -d node_modules/solc ] || [ ! -x node_modules/.bin/anvil ] || [ package.json -nt node_modules/.installed ]; then

@@ -9,8 +9,9 @@ import logging
 
 from web3 import Web3
 
+from core_client.chain.batched_reads import BatchedReads
 from core_client.storage.store import Store
-from ev_network.contracts import Escrow, SessionState
+from ev_network.contracts import Escrow, Session, SessionState, Station
 from ev_network.deployment import Deployment
 from ev_network.errors import ChainUnavailable, EVNetworkError
 
@@ -23,6 +24,9 @@ class OperatorChain:
     def __init__(self, w3: Web3, deployment: Deployment, operator: str, rpc_url: str) -> None:
         self.w3, self.deployment, self.operator, self.rpc_url = w3, deployment, operator, rpc_url
         self.escrow = Escrow(w3, deployment)
+        # asked for per session and per charge point: sent to the node together (see batched_reads)
+        self._sessions: BatchedReads[int, Session] = BatchedReads(self.escrow.get_sessions)
+        self._stations: BatchedReads[int, Station] = BatchedReads(self.escrow.get_stations)
         self.operator_name = ""  # as registered on chain, once checked
         self._warned = False
 
@@ -71,7 +75,7 @@ class OperatorChain:
     async def session_state(self, session_id: int) -> SessionState | None:
         """The session's state on chain (None: the chain does not answer)."""
         try:
-            return (await asyncio.to_thread(self.escrow.get_session, session_id)).state
+            return (await self._sessions.get(session_id)).state
         except ChainUnavailable:
             return None
 
@@ -84,4 +88,4 @@ class OperatorChain:
 
     async def meter_key(self, station_id: int) -> bytes:
         """The station's meter key on chain (b"": none)."""
-        return bytes((await asyncio.to_thread(self.escrow.get_station, station_id)).meter_public_key)
+        return bytes((await self._stations.get(station_id)).meter_public_key)

@@ -33,7 +33,6 @@ from typing import Any, Protocol
 
 from hexbytes import HexBytes
 from web3.exceptions import TransactionNotFound
-from web3.logs import DISCARD
 
 from core_client.chain.escrow_calls import settle_groups, submit
 from core_client.chain.outage import Outage
@@ -41,7 +40,7 @@ from core_client.sessions.jobs import OPEN, CardOpenArgs, Job, JobKind, JobStatu
 from core_client.storage.store import Store
 from ev_network.contracts import Escrow, SessionState
 from ev_network.errors import ChainUnavailable, ContractRevert, EVNetworkError, TransactionFailed, chain_errors
-from ev_network.events import EventReader, indexed_topic
+from ev_network.events import EventReader, indexed_topic, receipt_events
 from ev_network.mandates import Mandates
 from ev_network.pricing import Tariff
 from ev_network.session_ids import hex_session_id
@@ -311,8 +310,7 @@ class ChainWorker:
 
     async def _card_opened(self, job: Job, receipt: Any, tx_hash: str) -> None:
         """A card's open is mined: its session, as the receipt's SessionRequested tells, is recorded."""
-        events = self.escrow.contract.events.SessionRequested().process_receipt(receipt, errors=DISCARD)
-        requested = dict(events[0]["args"])
+        requested = receipt_events(receipt, self.escrow.address, "SessionRequested")[0]
         tariff = await asyncio.to_thread(self.escrow.get_tariff, requested["tariffId"])
         await self.thread.run(self._opened, job, requested, receipt["blockNumber"], tariff)
         assert isinstance(job.args, CardOpenArgs)
@@ -356,8 +354,8 @@ class ChainWorker:
         return "reverted"
 
     def _settled_in(self, receipt: Any) -> dict[int, dict[str, int]]:
-        events = self.escrow.contract.events.SessionSettled().process_receipt(receipt, errors=DISCARD)
-        return {e["args"]["sessionId"]: {"cost": e["args"]["cost"], "refund": e["args"]["refund"]} for e in events}
+        events = receipt_events(receipt, self.escrow.address, "SessionSettled")
+        return {e["sessionId"]: {"cost": e["cost"], "refund": e["refund"]} for e in events}
 
     async def _find_settlement(self, session_id: int) -> dict[str, int] | None:
         head = await asyncio.to_thread(self.reader.head)

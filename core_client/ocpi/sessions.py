@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any, Protocol, TypeVar
 
@@ -51,7 +51,7 @@ from core_client.ocpi.transport import Party
 from core_client.ocpp.link import Recorder
 from core_client.ocpp.wire import signed_meter_data
 from core_client.sessions.machine import SessionRecord, cost_so_far
-from core_client.sessions.registry import CommandFailed, Registration
+from core_client.sessions.registry import AfterReply, CommandFailed, Registration
 from ev_network.errors import EVNetworkError
 
 T = TypeVar("T")
@@ -85,7 +85,7 @@ class OcpiStationLink:
         self.station = station
         self.bridge = bridge
         self.id = station.charge_point_id
-        self._after_reply: list[Callable[[], Any]] = []
+        self.replies = AfterReply()  # sent once the bridge has taken in what the CSMS said
 
     def registration(self) -> Registration:
         """Its registration for the session service: no boot (the CSMS runs the charge point); sessions
@@ -93,16 +93,10 @@ class OcpiStationLink:
         station = self.station
         return Registration(station.station_id, len(station.connector_ids), True, reachable=self.bridge.registered)
 
-    def after_reply(self, send: Callable[[], Any]) -> None:
-        """Send ``send()`` once the bridge has taken in what the CSMS said (:meth:`replied`): a RemoteStop
-        of a refused start needs the OCPI session linked to its transaction first."""
-        self._after_reply.append(send)
-
-    def replied(self) -> None:
-        """The CSMS's Session or CDR is taken in: send what waited for it."""
-        sends, self._after_reply = self._after_reply, []
-        for send in sends:
-            self.bridge.spawn(send())
+    def after_reply(self, send: Callable[[], Awaitable[Any]]) -> None:
+        """Send ``send()`` once the bridge has taken in the CSMS's Session or CDR: a RemoteStop of a refused
+        start needs the OCPI session linked to its transaction first."""
+        self.replies.add(send)
 
     async def remote_start(self, connector: int, id_tag: str) -> str:
         return await self.bridge.start(self, connector, id_tag)
@@ -303,7 +297,7 @@ class SessionBridge(StationInbox):
             stamp = session.last_updated.isoformat()
             values = [{"timestamp": stamp, "sampled_value": [{"value": str(wh(session.kwh)), "unit": "Wh"}]}]
             await self.sessions.handle(self.sessions.meter_values, link, connector, transaction, values)
-        link.replied()
+        link.replies.send()
 
     def _stop(self, link: OcpiStationLink, transaction: int, cdr: CDR, signed: list) -> str:
         """The CDR's stop of ``transaction``, billed to its end (run on the store's thread)."""
@@ -320,7 +314,7 @@ class SessionBridge(StationInbox):
             return await super().on_cdr(cdr)  # not a session of ours: recorded, not settled
         signed = transaction_data(cdr)
         result = await self.sessions.handle(self._stop, link, transaction, cdr, signed)
-        link.replied()
+        link.replies.send()
         when = format_datetime(cdr.end_date_time)
         self._record(
             "record_stop", transaction, wh(cdr.total_energy), "Remote", when, signed_meter_data(signed), link.id

@@ -86,8 +86,8 @@ async def link_and_pull(ocpi: OcpiService, service: SessionService) -> None:
     assert isinstance(bridge, SessionBridge)
     pulled_at = 0.0
     while True:
-        for link in bridge.refresh_links():
-            service.attach(link, link.registration())  # type: ignore[arg-type]  # reached through the CSMS
+        for link in bridge.refresh_links():  # reached through the CSMS; the registry lives on the store's thread
+            await service.handle(service.attach, link, link.registration())
             service.reconciler.wake()
         if time.monotonic() - pulled_at >= ocpi.settings.pull_interval_s:
             pulled_at = time.monotonic()

@@ -30,7 +30,7 @@ from websockets.exceptions import ConnectionClosed
 from core_client.ocpp.adapter import NotSent, OcppLink, on
 from core_client.ocpp.wire import signed_meter_data, utc_now, wire_text
 from core_client.sessions.actions import OutOfRange
-from core_client.sessions.registry import ChargePoint, CommandFailed
+from core_client.sessions.registry import AfterReply, ChargePoint, CommandFailed
 from ev_network.errors import EVNetworkError
 
 T = TypeVar("T")
@@ -96,19 +96,11 @@ class StationLink(OcppLink):
         self.service = service
         self.records = records
         self.decided_ids = decided_ids
-        self._after_reply: list[Callable[[], Awaitable[Any]]] = []
-        self._tasks: set[asyncio.Task] = set()
+        self.replies = AfterReply()
 
     def after_reply(self, send: Callable[[], Awaitable[Any]]) -> None:
         """Send ``send()`` once the answer to the message being handled is out (see ``@after``)."""
-        self._after_reply.append(send)
-
-    def _send_after_reply(self, **_: Any) -> None:
-        sends, self._after_reply = self._after_reply, []
-        for send in sends:
-            task = asyncio.get_running_loop().create_task(send())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        self.replies.add(send)
 
     # ------------------------------------------------- charge point -> central system
 
@@ -125,7 +117,7 @@ class StationLink(OcppLink):
 
     @after(Action.boot_notification)
     def after_boot_notification(self, **_: Any) -> None:
-        self._send_after_reply()
+        self.replies.send()
 
     @on(Action.heartbeat)
     def on_heartbeat(self, **_: Any):
@@ -159,7 +151,7 @@ class StationLink(OcppLink):
 
     @after(Action.start_transaction)
     def after_start_transaction(self, **_: Any) -> None:
-        self._send_after_reply()
+        self.replies.send()
 
     @on(Action.meter_values)
     async def on_meter_values(self, connector_id: int, meter_value: list, transaction_id: int | None = None, **_: Any):

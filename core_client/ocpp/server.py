@@ -144,6 +144,7 @@ class OcppServer:
             self.settings.listen_host,
             self.settings.listen_port,
             subprotocols=[SUBPROTOCOL],
+            compression="deflate" if self.settings.ocpp_compression else None,
             process_request=self.authenticate,
             ssl=context,
             logger=ws_log,

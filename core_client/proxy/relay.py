@@ -186,7 +186,9 @@ class Relay:
             except asyncio.TimeoutError:  # a bug, not the charge point's fault: the CSMS's answer, if any
                 log.error("%s: no local answer to %s within %ss", self.cp_id, call.action, LOCAL_ANSWER_TIMEOUT_S)
                 local = CallError(call.unique_id, "InternalError", "no answer from the Core Client", {})
-            answer = self._answer(call, csms, local, forwarded.offline_transaction_id, link.service.chain_tag)
+            # whether the call's idTag is the chain's, asked on the store's thread (a card's is in the database)
+            paid = await link.service.handle(link.service.chain_tag, call.payload.get("idTag"))
+            answer = self._answer(call, csms, local, forwarded.offline_transaction_id, lambda _, paid=paid: paid)
             try:
                 await self.connection.send(answer.to_json())
             except ConnectionClosed:

@@ -16,6 +16,7 @@ from web3 import Web3
 
 from core_client.config import Settings
 from core_client.records.log import TransactionLog
+from core_client.storage.database import Database
 from ev_network.deployment import Deployment
 from ev_network.records import RecordAnchor
 from ev_network.tx import TxSender
@@ -24,9 +25,12 @@ log = logging.getLogger("core_client.records")
 ANCHOR_CHECK_EVERY_S = 2.0  # how often the policy (anchor_every_records, anchor_interval_s) is asked
 
 
-def transaction_log(settings: Settings, deployment: Deployment, w3: Web3) -> TransactionLog | None:
-    """The record of every OCPP transaction, in the database file; None (with a warning) for a
-    deployment from before RecordAnchor."""
+def transaction_log(
+    settings: Settings, deployment: Deployment, w3: Web3, database: Database | None = None
+) -> TransactionLog | None:
+    """The record of every OCPP transaction, in the Core Client's database (``database``: the store's
+    connection to it, which the store's thread then writes in its own transactions: a second SQLite
+    connection would wait for the first); None (with a warning) for a deployment from before RecordAnchor."""
     if deployment.record_anchor is None:
         log.warning(
             "the deployment %s has no record_anchor: transactions are not recorded (deploy again to record them)",
@@ -34,7 +38,7 @@ def transaction_log(settings: Settings, deployment: Deployment, w3: Web3) -> Tra
         )
         return None
     return TransactionLog(
-        settings.database,
+        settings.database if database is None else database,
         RecordAnchor(w3, deployment.record_anchor),
         anchor_every=settings.anchor_every_records,
         anchor_interval_s=settings.anchor_interval_s,

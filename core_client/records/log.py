@@ -81,6 +81,7 @@ class TransactionLog:
         anchor_every: int = 1000,
         anchor_interval_s: float = 600.0,
     ) -> None:
+        self._own_db = not isinstance(location, Database)  # a database handed in is closed by its owner
         self.db = location if isinstance(location, Database) else open_database(location)
         self.location = self.db.location
         self.anchors = anchors
@@ -90,7 +91,8 @@ class TransactionLog:
         self._anchoring = asyncio.Lock()
 
     def close(self) -> None:
-        self.db.close()
+        if self._own_db:
+            self.db.close()
 
     # -- the session flow
     def record_start(

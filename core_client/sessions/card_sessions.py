@@ -122,25 +122,22 @@ class CardSessions:
             self._seen = [*seen, id_tag]
             self.on_seen()
 
-    def _opens(self) -> list[CardOpenArgs]:
-        """The arguments of the card opens not mined yet."""
-        jobs = self.store.jobs(*OPEN, kind=JobKind.OPEN_CARD)
-        return [j.args for j in jobs if isinstance(j.args, CardOpenArgs)]
-
     def queued(self, mandate_id: int) -> int:
         """Deposits of the mandate's opens that the cache's ``committed`` does not count yet: not mined, or
         mined after the cache read the mandate (:func:`core_client.sessions.cards.uncounted`)."""
         cached = self.index().mandates.get(mandate_id)
         read_block = None if cached is None else cached.read_block
-        opens: list[tuple[CardOpenArgs, int | None]] = [(a, None) for a in self._opens()]
+        opens: list[tuple[CardOpenArgs, int | None]] = [(a, None) for a in self.store.card_opens()]
         if read_block is not None:
             mined = self.store.mined_after(JobKind.OPEN_CARD, read_block)
             opens += [(j.args, j.block) for j in mined if isinstance(j.args, CardOpenArgs)]
         return uncounted(mandate_id, read_block, opens)
 
     def opening(self, transaction_id: int) -> bool:
-        """Whether the transaction is a card's whose open is still on its way to the chain."""
-        return any(a.transaction_id == transaction_id for a in self._opens())
+        """Whether the transaction is a card's whose open is still on its way to the chain (queued under
+        the transaction id until mined)."""
+        job = self.store.job(JobKind.OPEN_CARD, transaction_id)
+        return job is not None and job.kind is JobKind.OPEN_CARD and job.status in OPEN
 
     # ------------------------------------------------------ charge point inputs
 
@@ -186,11 +183,7 @@ class CardSessions:
 
     def awaiting(self, args: dict[str, Any]) -> bool:
         """Whether a SessionRequested is one of our card opens not yet recorded (the worker records it)."""
-        return any(
-            (a.payer.lower(), a.station_id, a.connector)
-            == (args["driver"].lower(), args["stationId"], args["connector"])
-            for a in self._opens()
-        )
+        return self.store.awaits(args["driver"], args["stationId"], args["connector"])
 
     def opened(self, job: Job, session_id: int, requested: dict[str, Any], block: int, tariff: Tariff) -> None:
         """A card's open is mined: record its session, started, under the transaction handed out."""
@@ -208,9 +201,10 @@ class CardSessions:
         self.store.move_job(job.id, session_id)
         self.store.link_transaction(tx_id, session_id)
         self.service.forget_transaction(tx_id)
-        started, decision = card_opened(record, job.args, began, block)
+        _, decision = card_opened(record, job.args, began, block)
         self.service.apply(decision)
-        if tx is not None and tx.meter_stop is not None:  # the charge point stopped before the open was mined
+        started = self.service.session(session_id)  # as stored (its revision: the stop is written over it)
+        if started is not None and tx is not None and tx.meter_stop is not None:  # stopped before the open was mined
             self.service.stop_recorded(started)
 
     def open_failed(self, job: Job, error: str) -> Decision:

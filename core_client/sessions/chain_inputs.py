@@ -15,6 +15,7 @@ from core_client.sessions import decisions, metering
 from core_client.sessions.actions import Decision
 from core_client.sessions.jobs import Job, JobKind, JobStatus
 from core_client.sessions.machine import SessionRecord
+from core_client.storage.claims import LocalClaims
 from core_client.storage.store import Store
 from ev_network.pricing import Tariff
 from ev_network.session_ids import hex_session_id
@@ -29,6 +30,7 @@ class ChainInputs:
     """Part of :class:`core_client.sessions.service.SessionService`: what it does about the chain's news."""
 
     store: Store
+    claims: LocalClaims
     cards: CardSessions
     meter_keys: dict[int, bytes]
     on_job_queued: Callable[[], None]
@@ -52,6 +54,7 @@ class ChainInputs:
         tag = self.store.insert_session(record)
         if tag is None:
             return False
+        self.claims.tell_holders({record.charge_point_id})  # several instances: its RemoteStart is theirs
         log.info(
             "session %s: requested at %s/%d by %s, deposit %d (block %d), idTag %s",
             *(hex_session_id(record.session_id), station[0], record.connector, record.driver, record.deposit),

@@ -194,6 +194,9 @@ class SessionRecord:
     stopped_at: float | None = None
     finished_at: float | None = None
     tag: int | None = None  # the store's short number for the session, set when it is stored
+    #: how many times the store has written the session: a write of a record read at an older revision
+    #: lost a race with another instance and is refused (:class:`core_client.storage.store.StaleSession`)
+    revision: int = 0
 
     @property
     def id_tag(self) -> str:

@@ -56,6 +56,14 @@ class Live:
             self._power.pop(session_id, None)
         self._statuses = {key: value for key, value in self._statuses.items() if key[0] != cp_id}
 
+    def stale(self, session_id: int) -> None:
+        """Another writer changed the session since it was read: alone on the database, the record kept
+        here goes (the session is read afresh); among several instances only its reading is kept here,
+        laid over what the store says (:meth:`current`), so there is nothing to drop."""
+        if not self.claims.shared:
+            self._sessions.pop(session_id, None)
+            self._unsaved.discard(session_id)
+
     def saved(self, record: SessionRecord) -> None:
         """``record`` is committed to the store."""
         self._unsaved.discard(record.session_id)

@@ -14,12 +14,12 @@ from us and asks :mod:`core_client.sessions.decisions` what to do about each:
   chain was down): every :data:`HELD_CHECKS` polls, the key; once read, the stop is decided (signed or
   plain path), never before.
 
-The loop runs on a wake-up (new session, stop wanted, boot) or every half second, and writes the
-live meter readings of the session service on each pass.
+The loop runs on a wake-up (new session, stop wanted, boot) or every ``reconcile_poll_s`` (half a
+second), and writes the live meter readings of the session service on each pass.
 
 Several instances on one PostgreSQL each run this loop: the leader's event watcher writes a new session or
-a stop wish to the sessions table, and the instance that holds the charge point's socket finds it there on
-its next pass and makes the call; the leader acts for the charge points no live instance holds (rejects,
+a stop wish to the sessions table and wakes the instance that holds the charge point's socket (a
+PostgreSQL notification, :mod:`core_client.storage.notices`; its poll finds it too), which makes the call; the leader acts for the charge points no live instance holds (rejects,
 start timeouts) and alone looks at held sessions and meter keys on chain (see
 :meth:`core_client.sessions.service.SessionService.acting_for`).
 """
@@ -46,7 +46,14 @@ from ev_network.session_ids import hex_session_id
 
 log = logging.getLogger("core_client.sessions")
 HELD_CHECKS = 10  # poll intervals between looks at held sessions on chain
+STOPPABLE = frozenset({State.STARTING, State.CHARGING})  # a stop wanted: the RemoteStop
 ChainStateLookup = Callable[[int], Awaitable[SessionState | None]]
+
+
+def waits_for_holder(s: SessionRecord) -> bool:
+    """Whether the instance holding ``s``'s charge point has a call to make for it now (what a pass looks
+    for first): the RemoteStart (or the reject) of a new session, the RemoteStop of one whose stop is wanted."""
+    return s.state is State.REQUESTED or (s.state in STOPPABLE and s.stop_wanted is not None)
 
 
 class Service(Protocol):
@@ -95,7 +102,7 @@ class Reconciler:
             except Exception:
                 log.exception("reconcile failed; retrying")
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=0.5)
+                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.reconcile_poll_s)
             self._wake.clear()
 
     def _pass(self) -> None:
@@ -128,7 +135,7 @@ class Reconciler:
                 timed_out := remote_calls.start_timed_out(s, now, self.settings.start_timeout_s)
             ) is not None:
                 self.service.apply(timed_out)
-        for s in self.store.sessions_in({State.STARTING, State.CHARGING}, stop_wanted=True):
+        for s in self.store.sessions_in(STOPPABLE, stop_wanted=True):
             if self.service.online(s.charge_point_id) and self._free(s.session_id, now):
                 self._run(s.session_id, self._stop(s))
         if self.chain_state is not None and self.service.leading and now >= self._held_check_at:
@@ -150,18 +157,27 @@ class Reconciler:
         if key is None:  # the chain cannot say yet which idTag the station's meter signs: wait
             self._retry_at[s.session_id] = time.time() + 1
             return
+        signed = bool(key)
         if again and link is not None:
-            decision = remote_calls.remote_start(s.update(remote_start_at=time.time()), again=True, signed=bool(key))
+
+            def rule(current: SessionRecord, now: float) -> Decision | None:
+                if current.state is not State.REMOTE_START_SENT:
+                    return Decision()  # started, rejected or timed out meanwhile
+                return remote_calls.remote_start(current.update(remote_start_at=now), again=True, signed=signed)
+
         else:
             online = link is not None and self.service.online(s.charge_point_id)
             in_grace = time.time() - self.started < self.settings.reconnect_grace_s
             busy = online and await self.thread.run(self.service.connector_busy, s)
             state = await self.chain_state(s.session_id) if online and not busy and self.chain_state else None
-            decision = await self.thread.run(self._dispatch, s.session_id, online, in_grace, busy, state, bool(key))
-            if decision is None:
-                return
-        send = next((a for a in decision.actions if isinstance(a, SendRemoteStart)), None)
-        await self.thread.run(self._apply_start, s.session_id, decision, link if send is not None else None)
+
+            def rule(current: SessionRecord, now: float) -> Decision | None:
+                if current.state is not State.REQUESTED:
+                    return Decision()
+                return remote_calls.dispatch(current, online, in_grace, busy, state, now, signed=signed)
+
+        decision = await self.thread.run(self._decide_start, s.session_id, rule, link)
+        send = next((a for a in decision.actions if isinstance(a, SendRemoteStart)), None) if decision else None
         if send is None or link is None:
             return
         try:
@@ -178,21 +194,20 @@ class Reconciler:
         answered = (accepted, again, time.time())
         await self.thread.run(self._answered, s.session_id, remote_calls.remote_start_answered, *answered)
 
-    def _dispatch(
-        self, session_id: int, online: bool, in_grace: bool, busy: bool, state: SessionState | None, signed: bool
+    def _decide_start(
+        self, session_id: int, rule: Callable[[SessionRecord, float], Decision | None], link: ChargePoint | None
     ) -> Decision | None:
+        """Apply ``rule`` to the session as it is now (one input: what the charge point and the chain said
+        before is its argument, the session is read here). None: wait a second (the station may be back)."""
         current = self.service.session(session_id)
-        if current is None or current.state is not State.REQUESTED:
-            return None
-        decision = remote_calls.dispatch(current, online, in_grace, busy, state, time.time(), signed=signed)
+        decision = rule(current, time.time()) if current is not None else Decision()
         if decision is None:
             self._retry_at[session_id] = time.time() + 1
-        return decision
-
-    def _apply_start(self, session_id: int, decision: Decision, sent_over: ChargePoint | None) -> None:
+            return None
         self.service.apply(decision)
-        if sent_over is not None:
-            self._sent_over[session_id] = sent_over
+        if link is not None and any(isinstance(a, SendRemoteStart) for a in decision.actions):
+            self._sent_over[session_id] = link
+        return decision
 
     def _answered(self, session_id: int, rule: Callable[..., Decision], *answer: Any) -> None:
         """Apply ``rule(session, *answer)``: what a charge point's answer to our call means for the session."""

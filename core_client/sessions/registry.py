@@ -3,7 +3,8 @@ charge point id), the narrow port through which the sessions reach it, and our s
 
 A station link (:class:`core_client.ocpp.link.StationLink`) carries only OCPP: it hands its charge
 point's messages to the session service and implements :class:`ChargePoint`, the calls the sessions
-make (follow-ups after an answer, RemoteStart, RemoteStop, the operator's commands). Whether the
+make (follow-ups after an answer, queued in an :class:`AfterReply`; RemoteStart, RemoteStop, the operator's
+commands). Whether the
 charge point is one of our stations (looked up on chain when it connects), has booted, or could not be
 looked up is kept here, in a :class:`Registration` per connection, written only on the sessions side.
 """
@@ -56,6 +57,27 @@ class LocalListHolder(ChargePoint, Protocol):
     async def send_local_list(
         self, version: int, update_type: str, entries: dict[str, tuple[str, str] | None]
     ) -> str: ...
+
+
+class AfterReply:
+    """What a link sends once its answer is out (:meth:`ChargePoint.after_reply`): queued while the sessions
+    decide, each sent as a task of the running loop by :meth:`send`, in the order queued."""
+
+    def __init__(self) -> None:
+        self._queued: list[Callable[[], Awaitable[Any]]] = []
+        self._tasks: set[asyncio.Task] = set()
+
+    def add(self, send: Callable[[], Awaitable[Any]]) -> None:
+        """Send ``send()`` once the answer is out."""
+        self._queued.append(send)
+
+    def send(self) -> None:
+        """The answer is out: send what waited for it."""
+        sends, self._queued = self._queued, []
+        for send in sends:
+            task = asyncio.ensure_future(send())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
 
 @dataclass

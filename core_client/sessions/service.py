@@ -15,7 +15,7 @@ Live meter readings and connector statuses are kept in memory and written in bat
 (:mod:`core_client.sessions.readings`). The connected charge points, each one's registration state and
 the port through which it is reached: :mod:`core_client.sessions.registry`; which of them this instance
 holds and acts for: :mod:`core_client.sessions.attachments`; which session an input is about:
-:mod:`core_client.sessions.lookup`.
+:mod:`core_client.sessions.lookup`; the signed meter records kept: :mod:`core_client.sessions.meter_records`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from core_client.config import Settings
 from core_client.ocpp.wire import active_power_w, energy_register_wh
-from core_client.sessions import decisions, metering, remote_calls
+from core_client.sessions import decisions, remote_calls
 from core_client.sessions.actions import Decision, Log, MeterProblem, QueueJob, SaveSession, SendRemoteStop, check_range
 from core_client.sessions.attachments import Attachments
 from core_client.sessions.card_sessions import CardSessions
@@ -37,8 +37,9 @@ from core_client.sessions.chain_inputs import ChainInputs
 from core_client.sessions.decisions import INT32
 from core_client.sessions.lookup import SessionLookup
 from core_client.sessions.machine import HOLDS_CONNECTOR, RUNNING, SessionRecord, is_network_tag
+from core_client.sessions.meter_records import MeterRecords
 from core_client.sessions.readings import Live
-from core_client.sessions.reconcile import Reconciler
+from core_client.sessions.reconcile import Reconciler, waits_for_holder
 from core_client.sessions.registry import (
     ChargePoint,
     CommandFailed,
@@ -48,8 +49,7 @@ from core_client.sessions.registry import (
     StationLookup,
 )
 from core_client.storage.claims import LocalClaims
-from core_client.storage.store import Store
-from ev_network import ocmf
+from core_client.storage.store import StaleSession, Store
 from ev_network.contracts import SessionState
 from ev_network.session_ids import hex_session_id
 
@@ -75,7 +75,8 @@ class SessionService(ChainInputs):
         self.settings, self.store = settings, store
         self.claims = claims or LocalClaims()  # the charge points this instance holds (several instances)
         self.leading = True  # holds the signer lease: acts for the charge points no instance holds
-        self.meter_problems: dict[str, dict] = {}  # charge point id -> its last refused record (/health)
+        self.meter_records = MeterRecords(store)  # the sessions' signed meter records (stations with a meter key)
+        self.meter_problems = self.meter_records.problems  # charge point id -> its last refused record (/health)
         self._max_power_w = round(settings.max_power_kw * 1000)  # the plausibility rule (sessions.decisions)
         self.registry = Registry(settings, store, station_lookup, meter_key_lookup)
         self.links = self.registry.links  # charge point id -> its port (the station link)
@@ -93,18 +94,33 @@ class SessionService(ChainInputs):
     # -------------------------------------------------------------- applying
 
     def apply(self, decision: Decision, answering: ChargePoint | None = None) -> Decision:
-        """Write the decision's sessions and jobs (one transaction), log, wake the chain worker, and
-        send a RemoteStop of a refused transaction (after the answer, if it answers ``answering``).
-        RemoteStart and the RemoteStop of a session are the reconcile loop's (it awaits their answers)."""
+        """Write the decision's sessions and jobs (one transaction); once committed, log, wake the chain
+        worker, and send a RemoteStop of a refused transaction (after the answer, if it answers ``answering``).
+        RemoteStart and the RemoteStop of a session are the reconcile loop's (it awaits their answers). A
+        session another instance wrote since it was read is not written over (:class:`StaleSession`): the
+        transaction is rolled back, nothing follows, and the store's thread runs the input again."""
         saves = [a.record for a in decision.actions if isinstance(a, SaveSession)]
         jobs = [a for a in decision.actions if isinstance(a, QueueJob)]
         if saves or jobs:
             with self.store.transaction():
                 for record in saves:
-                    self.store.save_session(record)
-                    self.store.on_commit(lambda record=record: self.live.saved(record))
+                    try:
+                        saved = self.store.save_session(record)
+                    except StaleSession:
+                        self.live.stale(record.session_id)
+                        raise
+                    self.store.on_commit(lambda saved=saved: self.live.saved(saved))
                 for job in jobs:
                     self.store.enqueue(job.kind, job.session_id, job.args)
+                # several instances: wake the one that holds the charge point, the leader for a job queued
+                self.claims.tell_holders({record.charge_point_id for record in saves if waits_for_holder(record)})
+                if jobs and not self.leading:
+                    self.claims.tell_leader()
+        self.store.on_commit(lambda: self._follow(decision, answering))
+        return decision
+
+    def _follow(self, decision: Decision, answering: ChargePoint | None) -> None:
+        """What follows a decision once it is committed (see :meth:`apply`)."""
         for action in decision.actions:
             if isinstance(action, Log):
                 log.log(action.level, action.message)
@@ -115,9 +131,8 @@ class SessionService(ChainInputs):
                 if link is not None:
                     send = lambda link=link, tx=action.transaction_id: self._stop_foreign(link, tx)  # noqa: E731
                     link.after_reply(send) if link is answering else self.reconciler.spawn(send())
-        if jobs:
+        if any(isinstance(a, QueueJob) for a in decision.actions):
             self.store.thread.to_loop(self.on_job_queued)
-        return decision
 
     async def handle(self, work: Callable[..., T], *args: Any) -> T:
         """Run one input (``work(*args)``, e.g. ``self.start_transaction``) on the store's thread; its outcome."""
@@ -203,14 +218,16 @@ class SessionService(ChainInputs):
         asked, within the charge point's response time (:mod:`core_client.ocpi.cpo.taps`). None: decide as
         usual (vouched for as a card of an eMSP's mandate, or none of theirs); else the status refusing it."""
         roaming = self.cards.roaming_tokens
-        if roaming is None or self.proxied:
-            return None
-        s = self.lookup.of_tag(id_tag, link.id)
-        if not ask_roaming(
-            id_tag, s is not None, None if s is not None else self.cards.find(id_tag, link.id, connector)
-        ):
+        if roaming is None or self.proxied or not await self.handle(self._roaming_tag, link, id_tag, connector):
             return None
         return await roaming.vouch(link.id, connector, id_tag)
+
+    def _roaming_tag(self, link: ChargePoint, id_tag: str, connector: int | None) -> bool:
+        """Whether to ask the roaming eMSPs about ``id_tag`` (read on the store's thread: sessions and cards)."""
+        s = self.lookup.of_tag(id_tag, link.id)
+        return ask_roaming(
+            id_tag, s is not None, None if s is not None else self.cards.find(id_tag, link.id, connector)
+        )
 
     def authorize(self, link: ChargePoint, id_tag: str) -> str:
         s = self.lookup.of_tag(id_tag, link.id)
@@ -218,7 +235,8 @@ class SessionService(ChainInputs):
         return self.cards.authorize(link, card) if card is not None else decisions.authorize(s, link.id)
 
     def chain_tag(self, id_tag: str | None) -> bool:
-        """Whether the chain is the authority over ``id_tag`` (proxy mode): an EV Network tag or a linked card."""
+        """Whether the chain is the authority over ``id_tag`` (proxy mode): an EV Network tag or a linked card
+        (run it on the store's thread: a card may be in the database)."""
         return is_network_tag(id_tag) or self.cards.find(id_tag) is not None
 
     def start_transaction(
@@ -256,7 +274,7 @@ class SessionService(ChainInputs):
         if s is not None and self.meter_keys.get(
             s.station_id, self.registry.meter_key_lookup is not None
         ):  # unknown: keep
-            self._keep_record(link, s, values, metering.BEGIN)
+            self.meter_records.begin(link.id, s, values)
         if s is None or s.state not in RUNNING:
             return
         self.live.reported_power(s.session_id, active_power_w(values, self._max_power_w))
@@ -299,9 +317,7 @@ class SessionService(ChainInputs):
             return decisions.ACCEPTED if self.cards.opening(transaction_id) else decisions.INVALID
         key = self.meter_keys.get(s.station_id, None if self.registry.meter_key_lookup else b"")
         if key != b"" and s.state in RUNNING and tx.meter_stop is None:  # a repeat does not replace the records
-            kept = self.store.meter_records(s.session_id)
-            for context in (metering.END,) if metering.BEGIN in kept else (metering.BEGIN, metering.END):
-                self._keep_record(link, s, transaction_data or [], context)
+            self.meter_records.at_stop(link.id, s, transaction_data or [])
         if key is None and s.state in RUNNING:  # neither plain nor signed before the chain says which
             if tx.meter_stop is None:
                 self.store.finish_transaction(transaction_id, meter_stop, reason)
@@ -356,20 +372,6 @@ class SessionService(ChainInputs):
     def forget_transaction(self, transaction_id: int) -> None:
         """Drop the cached owner of a transaction (its session was just recorded)."""
         self.lookup.forget(transaction_id)
-
-    def _keep_record(self, link: ChargePoint, s: SessionRecord, values: list, context: str) -> None:
-        """Keep the session's signed record of ``context`` found in ``values`` (an unreadable one is
-        logged and flags the charge point)."""
-        try:
-            record = ocmf.signed_record(values, context)
-        except ocmf.OCMFError as error:
-            log.warning(
-                "%s: unreadable %s record of session %s: %s", link.id, context, hex_session_id(s.session_id), error
-            )
-            self.meter_problems[link.id] = {"error": str(error), "at": time.time()}
-            return
-        if record is not None:
-            self.store.save_meter_record(s.session_id, context, record.text)
 
     # --------------------------------------------------------------- helpers
 

@@ -8,10 +8,13 @@ each serve OCPP, and a charge point may connect (through a load balancer) to any
   grows by one each time the charge point connects (to any instance). An instance writes what it learnt
   over a socket (meter readings, connector statuses) only while its epoch is the current one
   (:meth:`Claims.still_mine`): one that lost the charge point to another cannot write stale readings over it.
+  The instance that took a charge point another held tells that one at once (:mod:`core_client.storage.notices`):
+  it closes its old connection now, not at its next reconcile pass.
 
 The chain decisions that need a socket (RemoteStart, RemoteStop) are made from the sessions table by the
-reconcile loop of the instance that holds the charge point (:meth:`Claims.acts_for`); the leader acts for
-the charge points nobody holds (rejects a session at an offline station, times out a start).
+reconcile loop of the instance that holds the charge point (:meth:`Claims.acts_for`), woken by a notice of
+the instance that wrote them; the leader acts for the charge points nobody holds (rejects a session at an
+offline station, times out a start).
 
 On SQLite there is one instance: :class:`LocalClaims` holds every charge point, without a table.
 """
@@ -25,6 +28,7 @@ import uuid
 from typing import Any
 
 from core_client.storage.database import Database
+from core_client.storage.notices import LocalNotices
 from core_client.storage.postgres import PostgresDatabase
 
 BEAT_EVERY_S = 2.0
@@ -70,6 +74,12 @@ class LocalClaims:
     def beat(self, role: str, ocpp_url: str | None, control_url: str | None) -> None:
         pass
 
+    def tell_holders(self, charge_point_ids: set[str]) -> None:
+        pass
+
+    def tell_leader(self) -> None:
+        pass
+
     def leave(self) -> None:
         self.epochs.clear()
 
@@ -82,19 +92,22 @@ class Claims(LocalClaims):
 
     shared = True
 
-    def __init__(self, db: Database, instance_id: str | None = None) -> None:
+    def __init__(self, db: Database, instance_id: str | None = None, notices: LocalNotices | None = None) -> None:
         super().__init__(instance_id)
-        self.db = db
+        self.db, self.notices = db, notices or LocalNotices()
         self.started_at = time.time()
 
     def claim(self, charge_point_id: str) -> int:
-        """Take the charge point (it connected here): its new epoch."""
+        """Take the charge point (it connected here): its new epoch. A claim not let go (epoch > 1) is
+        maybe another instance's: that one is told."""
         [(epoch,)] = self.db.execute(
             "INSERT INTO charge_point_claims (charge_point_id, instance_id, epoch, claimed_at) VALUES (?, ?, 1, ?)"
             " ON CONFLICT (charge_point_id) DO UPDATE SET instance_id = excluded.instance_id,"
             " epoch = charge_point_claims.epoch + 1, claimed_at = excluded.claimed_at RETURNING epoch",
             (charge_point_id, self.instance_id, time.time()),
         )
+        if epoch > 1:
+            self.db.on_commit(lambda: self.notices.charge_point(charge_point_id))
         self.epochs[charge_point_id] = int(epoch)
         return int(epoch)
 
@@ -148,6 +161,16 @@ class Claims(LocalClaims):
         )
         return {cp for cp, epoch in rows if self.epochs.get(cp) == int(epoch)}
 
+    def tell_holders(self, charge_point_ids: set[str]) -> None:
+        """Once the current transaction commits, wake the instances holding these charge points (those this
+        one holds excepted): their sessions wait for a call over the charge point's socket."""
+        for cp_id in charge_point_ids - self.epochs.keys():
+            self.db.on_commit(lambda cp_id=cp_id: self.notices.charge_point(cp_id))
+
+    def tell_leader(self) -> None:
+        """Once the current transaction commits, wake the leader's chain worker: a job was queued."""
+        self.db.on_commit(self.notices.jobs)
+
     def beat(self, role: str, ocpp_url: str | None, control_url: str | None) -> None:
         """Write this instance's row (it is alive, in ``role``)."""
         self.db.execute(
@@ -187,6 +210,7 @@ class Claims(LocalClaims):
         ]
 
 
-def claims_for(db: Database, instance_id: str | None = None) -> LocalClaims:
-    """The claims of an instance on ``db``: shared ones on PostgreSQL, local ones on SQLite."""
-    return Claims(db, instance_id) if isinstance(db, PostgresDatabase) else LocalClaims(instance_id)
+def claims_for(db: Database, instance_id: str | None = None, notices: LocalNotices | None = None) -> LocalClaims:
+    """The claims of an instance on ``db``: shared ones on PostgreSQL (telling the others through ``notices``),
+    local ones on SQLite."""
+    return Claims(db, instance_id, notices) if isinstance(db, PostgresDatabase) else LocalClaims(instance_id)

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator
@@ -26,10 +26,16 @@ from pydantic import BeforeValidator
 from core_client.errors import CoreClientError
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
+T = TypeVar("T")
 
 
 class StorageError(CoreClientError):
     """The database cannot be reached or opened."""
+
+
+class Conflict(CoreClientError):
+    """A write refused because another instance changed what it was decided on since it was read: the
+    store's thread runs the input that wrote it again, whole, on fresh state (:mod:`core_client.storage.serial`)."""
 
 
 def is_postgres_url(location: str | Path) -> bool:
@@ -128,8 +134,13 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Database]:
-        """An atomic group of statements of this thread; nested uses join the outer transaction."""
+        """An atomic group of statements of this thread; nested uses join the outer transaction (in a
+        piece of :meth:`grouped` work, the piece's own transactions stay atomic: savepoints)."""
         state = self._local
+        if getattr(state, "depth", 0) and state.depth == getattr(state, "piece", 0):
+            with self._savepoint():
+                yield self
+            return
         if getattr(state, "depth", 0):
             state.depth += 1
             try:
@@ -154,6 +165,42 @@ class Database:
         callbacks, state.committed = state.committed, []
         for callback in callbacks:
             callback()
+
+    def grouped(self, pieces: Sequence[Callable[[], T]]) -> list[T | BaseException]:
+        """Run several pieces of work in one transaction ("group commit": one commit, on PostgreSQL one
+        wait for the disk, instead of one each), each as if it ran alone: a piece that raises leaves
+        none of its writes, and its own transactions are atomic within it. Each piece's result or
+        exception, once the whole is committed; raises if the commit fails (then none is written)."""
+        outcomes: list[T | BaseException] = []
+        with self.transaction():
+            for piece in pieces:
+                try:
+                    with self._savepoint():
+                        self._local.piece = self._local.depth
+                        outcomes.append(piece())
+                except BaseException as error:  # the piece's caller's to handle
+                    outcomes.append(error)
+                finally:
+                    self._local.piece = 0
+        return outcomes
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        """Inside a transaction: what the block writes is undone if it raises (its commit callbacks dropped)."""
+        state = self._local
+        name, kept = f"piece{state.depth}", len(state.committed)
+        self._run(f"SAVEPOINT {name}", None)
+        state.depth += 1
+        try:
+            yield
+            self._run(f"RELEASE SAVEPOINT {name}", None)  # fails if a statement of the block failed (PostgreSQL)
+        except BaseException:
+            del state.committed[kept:]
+            self._run(f"ROLLBACK TO SAVEPOINT {name}", None)
+            self._run(f"RELEASE SAVEPOINT {name}", None)
+            raise
+        finally:
+            state.depth -= 1
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once this thread's transaction is committed (never if it is rolled back)."""

@@ -69,6 +69,26 @@ STEPS = (
             "CREATE INDEX IF NOT EXISTS charge_point_claims_instance ON charge_point_claims(instance_id)",
         ),
     ),
+    # 4: a card's open says which SessionRequested its mining emits (payer/station/connector, see
+    # Store.awaits), so the event watcher finds it by index instead of reading every open job
+    Migration(
+        4,
+        (
+            "ALTER TABLE jobs ADD COLUMN awaits TEXT",
+            "CREATE INDEX IF NOT EXISTS jobs_awaits ON jobs(awaits, status) WHERE awaits IS NOT NULL",
+        ),
+        sqlite=(
+            "UPDATE jobs SET awaits = lower(json_extract(args, '$.payer')) || '/' || json_extract(args, '$.station_id')"
+            " || '/' || json_extract(args, '$.connector') WHERE kind = 'start' AND json_extract(args, '$.mandate_id')"
+            " IS NOT NULL",
+        ),
+        postgresql=(
+            "UPDATE jobs SET awaits = lower(args::json->>'payer') || '/' || (args::json->>'station_id') || '/'"
+            " || (args::json->>'connector') WHERE kind = 'start' AND (args::json->>'mandate_id') IS NOT NULL",
+        ),
+    ),
+    # 5: each session's revision: a whole-row write is refused if another instance wrote the row since it was read
+    Migration(5, ("ALTER TABLE sessions ADD COLUMN revision INTEGER NOT NULL DEFAULT 0",)),
 )
 # SQLite files written before schema_versions existed say their version in user_version: this one
 FIRST_VERSION = STEPS[0].version

@@ -16,22 +16,39 @@ import json
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from core_client.sessions.jobs import ARGS, Job, JobArgs, JobKind, JobStatus, job_args, stored_kind
+from core_client.sessions.jobs import ARGS, OPEN, CardOpenArgs, Job, JobArgs, JobKind, JobStatus, job_args, stored_kind
 from core_client.sessions.machine import SessionRecord, State
-from core_client.storage.database import Database
+from core_client.storage.database import Conflict, Database
 from core_client.storage.engines import open_database
 from core_client.storage.schema import SCHEMA_VERSION, StoreVersionError, migrate_store
 from core_client.storage.serial import StoreThread
 
-__all__ = ["SCHEMA_VERSION", "Store", "StoreVersionError", "Transaction"]
+__all__ = ["SCHEMA_VERSION", "StaleSession", "Store", "StoreVersionError", "Transaction"]
 from ev_network.pricing import Tariff
 from ev_network.session_ids import hex_session_id
 
 _AMOUNTS = ("deposit", "cost", "refund")
+_READING = ("meter_last", "meter_at")
+# the latest reading wins: a write carries its reading and its time twice (see _newer_reading)
+_NEWER_READING = (
+    "meter_last = CASE WHEN meter_at IS NULL OR meter_at <= ? THEN ? ELSE meter_last END,"
+    " meter_at = CASE WHEN meter_at IS NULL OR meter_at <= ? THEN ? ELSE meter_at END"
+)
+
+
+class StaleSession(Conflict):
+    """A session written by another instance since it was read: the input is decided again on fresh state."""
+
+    def __init__(self, record: SessionRecord) -> None:
+        super().__init__(
+            f"session {hex_session_id(record.session_id)} was written by another instance since it was read"
+            f" (revision {record.revision})"
+        )
+        self.session_id = record.session_id
 
 
 @dataclass(frozen=True)
@@ -61,7 +78,7 @@ class Store:
         except BaseException:
             self.db.close()
             raise
-        self.thread = StoreThread()  # where the daemon runs its store work (never on the event loop)
+        self.thread = StoreThread(self.db)  # where the daemon runs its store work (never on the event loop)
 
     def close(self) -> None:
         self.thread.close()
@@ -88,18 +105,31 @@ class Store:
         )
         return added[0][0] if added else None
 
-    def save_session(self, record: SessionRecord) -> None:
+    def save_session(self, record: SessionRecord) -> SessionRecord:
+        """Write ``record`` over its stored session, unless the store has written that session since
+        ``record`` was read (another instance did: :class:`StaleSession`, nothing written); the record as
+        stored, at its next revision. The meter reading is written only if it is the newer one: readings
+        (:meth:`save_meters`) do not count as a revision, so that they never refuse a decision."""
         row = _session_row(record)
-        sets = ", ".join(f"{k} = ?" for k in row if k != "session_id")
-        values = [v for k, v in row.items() if k != "session_id"]
-        self.db.execute(f"UPDATE sessions SET {sets} WHERE session_id = ?", [*values, _key(record.session_id)])
+        kept = {"session_id", "revision", *_READING}
+        sets = ", ".join(f"{k} = ?" for k in row if k not in kept)
+        values = [v for k, v in row.items() if k not in kept]
+        changed = self.db.execute(
+            f"UPDATE sessions SET {sets}, {_NEWER_READING}, revision = revision + 1"
+            " WHERE session_id = ? AND revision = ?",
+            [*values, *_newer_reading(record.meter_last, record.meter_at), _key(record.session_id), record.revision],
+        )
+        if changed.rowcount != 1:
+            raise StaleSession(record)
+        return replace(record, revision=record.revision + 1)
 
     def save_meters(self, readings: list[tuple[int, int, float]]) -> None:
-        """Write many live meter readings (session id, Wh, time) in one transaction."""
+        """Write many live meter readings (session id, Wh, time) in one transaction, each only over an
+        older one (not a revision: see :meth:`save_session`)."""
         with self.transaction() as db:
             db.executemany(
-                "UPDATE sessions SET meter_last = ?, meter_at = ? WHERE session_id = ?",
-                [(wh, at, _key(session_id)) for session_id, wh, at in readings],
+                f"UPDATE sessions SET {_NEWER_READING} WHERE session_id = ?",
+                [(*_newer_reading(wh, at), _key(session_id)) for session_id, wh, at in readings],
             )
 
     def get_session(self, session_id: int) -> SessionRecord | None:
@@ -187,15 +217,17 @@ class Store:
         if not isinstance(args, ARGS[kind]):
             raise TypeError(f"a {kind} job takes {ARGS[kind].__name__}, not {type(args).__name__}")
         now = time.time()
+        awaits = _awaits(args.payer, args.station_id, args.connector) if isinstance(args, CardOpenArgs) else None
         added = self.db.execute(
-            "INSERT INTO jobs (kind, session_id, args, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
+            "INSERT INTO jobs (kind, session_id, args, created_at, updated_at, awaits) VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT DO NOTHING",
-            (kind.queued_as.value, _key(session_id), json.dumps(asdict(args)), now, now),
+            (kind.queued_as.value, _key(session_id), json.dumps(asdict(args)), now, now, awaits),
         )
         return added.rowcount == 1
 
     def jobs(self, *statuses: JobStatus | str, kind: JobKind | None = None, limit: int = -1) -> list[Job]:
-        """Jobs in any of ``statuses`` (optionally of one kind), oldest first, at most ``limit`` (-1: all)."""
+        """Jobs in any of ``statuses`` (none given: in any status; optionally of one kind), oldest first, at
+        most ``limit`` (-1: all)."""
         query, params = _jobs_query(statuses, kind)
         query = f"SELECT * {query} ORDER BY id"
         if limit >= 0:
@@ -207,6 +239,21 @@ class Store:
         query, params = _jobs_query((JobStatus.DONE,), kind)
         rows = self.db.execute(f"SELECT * {query} AND block > ? ORDER BY id", [*params, block])
         return [_job_from(r) for r in rows]
+
+    def card_opens(self) -> list[CardOpenArgs]:
+        """The arguments of the card opens not mined yet (read through their own index, not every open job)."""
+        query, params = _jobs_query(OPEN, None)
+        rows = self.db.execute(f"SELECT * {query} AND awaits IS NOT NULL ORDER BY id", params)
+        return [a for r in rows if isinstance(a := _job_from(r).args, CardOpenArgs)]
+
+    def awaits(self, payer: str, station_id: int, connector: int) -> bool:
+        """Whether a card's open not mined yet will emit this SessionRequested (its mining records the
+        session, not the event watcher); one index lookup."""
+        query, params = _jobs_query(OPEN, None)
+        found = self.db.execute(
+            f"SELECT EXISTS (SELECT 1 {query} AND awaits = ?)", [*params, _awaits(payer, station_id, connector)]
+        )
+        return bool(found.fetchone()[0])
 
     def has_jobs(self, *statuses: JobStatus | str) -> bool:
         """Whether any job is in one of ``statuses`` (without reading them all)."""
@@ -332,12 +379,19 @@ class Store:
 
 
 def _jobs_query(statuses: tuple[JobStatus | str, ...], kind: JobKind | None) -> tuple[str, list[Any]]:
-    query = f"FROM jobs WHERE status IN ({', '.join('?' for _ in statuses)})"
-    params: list[Any] = [JobStatus(s).value for s in statuses]
+    """The FROM and WHERE of jobs in any of ``statuses`` (none: any status), optionally of one kind."""
+    wanted = statuses or tuple(JobStatus)
+    query = f"FROM jobs WHERE status IN ({', '.join('?' for _ in wanted)})"
+    params: list[Any] = [JobStatus(s).value for s in wanted]
     if kind is not None:
         query += " AND kind = ?"
         params.append(kind.queued_as.value)
     return query, params
+
+
+def _awaits(payer: str, station_id: int, connector: int) -> str:
+    """What a card's open keeps in ``jobs.awaits``: the SessionRequested its mining emits (schema step 4)."""
+    return f"{payer.lower()}/{station_id}/{connector}"
 
 
 def _key(session_id: int | None) -> str | None:
@@ -346,6 +400,12 @@ def _key(session_id: int | None) -> str | None:
 
 def _id(key: str | None) -> int | None:
     return None if key is None else int(key, 16)
+
+
+def _newer_reading(wh: int | None, at: float | None) -> tuple[Any, ...]:
+    """The parameters of _NEWER_READING: a reading of no time is newer only than one of no time."""
+    compared = -1.0 if at is None else at
+    return (compared, wh, compared, at)
 
 
 def _session_row(record: SessionRecord) -> dict[str, Any]:

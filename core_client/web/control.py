@@ -55,7 +55,11 @@ class ControlServer:
     """Health and operator commands over HTTP (JSON out)."""
 
     def __init__(
-        self, settings: Settings, service: SessionService, health: Callable[[], dict], held: HeldDesk | None = None
+        self,
+        settings: Settings,
+        service: SessionService,
+        health: Callable[[], Awaitable[dict]],
+        held: HeldDesk | None = None,
     ) -> None:
         self.settings, self.service, self.health = settings, service, health
         self.held = held if held is not None else HeldDesk(service)
@@ -80,7 +84,7 @@ class ControlServer:
 
     def app(self) -> Starlette:
         async def health(_: Request) -> Response:
-            return answer(HTTPStatus.OK, self.health())
+            return answer(HTTPStatus.OK, await self.health())
 
         async def command(request: Request) -> Response:
             body = b""

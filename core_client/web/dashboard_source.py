@@ -73,25 +73,14 @@ class Revenue(BaseModel):
 class DashboardSource(Protocol):
     """What the dashboard reads, and what it may change: retrying a failed chain job, deciding a held session."""
 
-    def stations(self) -> list[StationLive]: ...
-
-    def sessions_in_flight(self) -> list[SessionRow]: ...
-
-    def jobs(self) -> list[JobRow]: ...
-
-    def problems(self) -> list[SessionRow]: ...
-
-    def settled(self) -> list[SessionRow]: ...
-
-    def revenue(self, now: float) -> Revenue: ...
+    async def panels(self, now: float) -> dict[str, Any]:
+        """What the page shows but the chain: ``stations``, ``sessions`` (in flight), ``jobs``, ``problems``,
+        ``settled``, ``held``, ``revenue`` and ``instances`` (see :class:`ServiceDashboardSource`)."""
+        ...
 
     async def chain(self) -> ChainInfo: ...
 
     async def retry_job(self, job_id: int) -> str: ...
-
-    def held(self) -> list[dict[str, Any]]: ...
-
-    def instances(self, now: float) -> Instances | None: ...
 
     async def decide_held(self, session_id: int, settle: bool) -> str: ...
 
@@ -116,8 +105,25 @@ class ServiceDashboardSource:
         self._readings = ReadingsSource(service.live)
         self._token: tuple[str, int] | None = None
 
+    async def panels(self, now: float) -> dict[str, Any]:
+        """Read on the store's thread, where the session service's state lives: the event loop serving the
+        charge points never waits for the database."""
+        return await self.service.handle(self._panels, now)
+
+    def _panels(self, now: float) -> dict[str, Any]:
+        return {
+            "stations": self.stations(),
+            "sessions": self.sessions_in_flight(),
+            "jobs": self.jobs(),
+            "problems": self.problems(),
+            "settled": self.settled(),
+            "held": self.held(),
+            "revenue": self.revenue(now),
+            "instances": self.instances(now),
+        }
+
     def stations(self) -> list[StationLive]:
-        return self._readings.stations()
+        return self._readings.stations_now()
 
     def sessions_in_flight(self) -> list[SessionRow]:
         return [self._row(self.service.live.current(s)) for s in self.store.sessions_in(IN_FLIGHT)]

@@ -91,22 +91,30 @@ class LiveSession(BaseModel):
 class LiveSource(Protocol):
     """What the live server reads; the Core Client implements it."""
 
-    def session(self, session_id: int) -> LiveSession | None: ...
+    async def session(self, session_id: int) -> LiveSession | None: ...
 
-    def stations(self) -> list[StationLive]: ...
+    async def stations(self) -> list[StationLive]: ...
 
 
 class ReadingsSource:
     """:class:`LiveSource` on the Core Client's session readings (read-only). Power is what the charge
     point reported with its last MeterValues (Power.Active.Import, when plausible); else it comes from
     the last two meter readings this source saw of a session (the average since the start for the first
-    one), at most what a connector delivers (``max_power_kw``)."""
+    one), at most what a connector delivers (``max_power_kw``). Read on the store's thread, where the
+    session service's state lives: the event loop serving the charge points never waits for the database
+    (``*_now``: on that thread already)."""
 
     def __init__(self, live: Live) -> None:
         self.live = live
         self._last: dict[int, tuple[float, int, int]] = {}  # session -> (meter_at, meter_last, power_w)
 
-    def stations(self) -> list[StationLive]:
+    async def stations(self) -> list[StationLive]:
+        return await self.live.store.thread.run(self.stations_now)
+
+    async def session(self, session_id: int) -> LiveSession | None:
+        return await self.live.store.thread.run(self.session_now, session_id)
+
+    def stations_now(self) -> list[StationLive]:
         return [
             StationLive(
                 station_id=sid,
@@ -119,7 +127,7 @@ class ReadingsSource:
             for sid, (cp, count) in self.live.store.stations().items()
         ]
 
-    def session(self, session_id: int) -> LiveSession | None:
+    def session_now(self, session_id: int) -> LiveSession | None:
         record = self.live.session(session_id)
         if record is None:
             return None
@@ -229,12 +237,12 @@ class RateLimit:
 def create_live_app(source: LiveSource, settings: LiveSettings) -> ASGIApp:
     """The live data server's ASGI app."""
 
-    def authorised(request: Request) -> tuple[int, LiveSession]:
+    async def authorised(request: Request) -> tuple[int, LiveSession]:
         try:
             session_id = parse_session_id(request.path_params["session_id"])
         except ValueError as exc:
             raise LiveRefused(400, str(exc)) from None
-        live = source.session(session_id)
+        live = await source.session(session_id)
         if live is None:
             raise LiveRefused(404, f"no session {hex_session_id(session_id)} at this operator")
         q = request.query_params
@@ -244,16 +252,16 @@ def create_live_app(source: LiveSource, settings: LiveSettings) -> ASGIApp:
         return expiry, live
 
     async def stations(request: Request) -> JSONResponse:
-        return JSONResponse({"stations": [s.model_dump() for s in source.stations()]})
+        return JSONResponse({"stations": [s.model_dump() for s in await source.stations()]})
 
     async def session(request: Request) -> JSONResponse:
-        _, live = authorised(request)
+        _, live = await authorised(request)
         return JSONResponse(live.model_dump())
 
     streams: Counter[int] = Counter()  # session -> its open event streams (from any address)
 
     async def events(request: Request) -> HeldStream:
-        expiry, live = authorised(request)
+        expiry, live = await authorised(request)
         session_id = parse_session_id(request.path_params["session_id"])
         if streams[session_id] >= settings.max_streams_per_session:
             raise LiveRefused(429, f"{settings.max_streams_per_session} event streams of this session are open already")
@@ -269,7 +277,7 @@ def create_live_app(source: LiveSource, settings: LiveSettings) -> ASGIApp:
         async def stream() -> AsyncIterator[dict[str, Any]]:
             last = None
             while time.time() < expiry:
-                current = source.session(session_id) or live
+                current = await source.session(session_id) or live
                 data = json.dumps(current.model_dump())
                 if data != last:
                     last = data

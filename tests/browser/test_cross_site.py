@@ -13,7 +13,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from ev_network.web.server import HttpServer
-from tools.harness.browser import screenshots_on_failure, watched_page
+from tools.harness.browser import create_account, screenshots_on_failure, watched_page
 from tools.harness.wallet import PASSWORD, wallet_config
 from wallet.web import create_app
 
@@ -37,10 +37,7 @@ async def test_a_link_from_another_site_arrives_signed_in_and_its_form_is_refuse
     try:
         async with screenshots_on_failure("cross-site", [page]):
             await page.goto(wallet.url + "/")
-            create = page.locator("#create")
-            await create.get_by_label("New password").fill(PASSWORD)
-            await create.get_by_label("Repeat it").fill(PASSWORD)
-            await create.get_by_role("button", name="Create account").click()
+            await create_account(driver, PASSWORD)
             await expect(page.locator("#balance")).to_be_visible()
 
             other = f"http://localhost:{elsewhere.address[1]}/"

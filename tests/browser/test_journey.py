@@ -19,7 +19,15 @@ from pypdf import PdfReader
 from ev_network.contracts import SessionState
 from ev_network.session_ids import hex_session_id, label_of_driver, parse_session_id, session_label
 from ev_network.units import money
-from tools.harness.browser import DASHBOARD_PASSWORD, screenshots_on_failure, snap, watched_page, web_stack
+from tools.harness.browser import (
+    DASHBOARD_PASSWORD,
+    create_account,
+    screenshots_on_failure,
+    snap,
+    unlock,
+    watched_page,
+    web_stack,
+)
 from tools.harness.core import open_session, wait_chain
 from tools.harness.wallet import PASSWORD, give_gas, settled_event
 
@@ -39,12 +47,7 @@ async def test_driver_journey_and_dashboard(clean_chain, tmp_path: Path, keyfile
             # create the account (unlocked at once) and top up on the dev chain
             await page.goto(stack.wallet_url + "/")
             await driver.looks_right()
-            create = page.locator("#create")
-            await create.get_by_label("New password").fill(PASSWORD)
-            await create.get_by_label("Repeat it").fill(PASSWORD)
-            await create.get_by_role("button", name="Create account").click()
-            await expect(page.locator(".notice")).to_contain_text("created and unlocked")
-            await driver.looks_right()  # the notice names the keystore's folder in full
+            await create_account(driver, PASSWORD)  # looks right: the notice names the keystore's folder in full
             address = (await page.locator("#address").inner_text()).strip()
             await page.locator("#topup").get_by_role("button", name="Top up").click()
             await expect(page.locator(".notice")).to_contain_text("topped up 50.00")
@@ -52,12 +55,7 @@ async def test_driver_journey_and_dashboard(clean_chain, tmp_path: Path, keyfile
 
             # lock, then a wrong password is refused and the right one unlocks
             await page.get_by_role("button", name="Lock").click()
-            await page.locator("#unlock").get_by_label("Password").fill("not the password")
-            await page.locator("#unlock").get_by_role("button", name="Unlock").click()
-            await expect(page.locator(".error")).to_contain_text("wrong password")
-            await driver.looks_right()
-            await page.locator("#unlock").get_by_label("Password").fill(PASSWORD)
-            await page.locator("#unlock").get_by_role("button", name="Unlock").click()
+            await unlock(driver, PASSWORD)
             await expect(page.locator("#balance")).to_contain_text("50.00")
 
             # pick the station (live availability from the Core Client), quote, start with a deposit

@@ -23,7 +23,7 @@ from ev_network.contracts import CancelReason
 from ev_network.pricing import Tariff
 from ev_network.session_ids import make_session_id, parse_session_id
 from ev_network.web.server import HttpServer
-from tools.harness.browser import screenshots_on_failure, watched_page
+from tools.harness.browser import create_account, screenshots_on_failure, unlock, watched_page
 from tools.harness.held import BEYOND_THE_CONNECTOR, held_session_live
 from tools.harness.wallet import PASSWORD, funded_wallet, operator_settle, operator_start, wallet_config
 from wallet.web import create_app
@@ -46,21 +46,11 @@ async def test_every_page_of_the_drivers_app_fits_a_phone_without_console_errors
             await expect(page.locator("h2")).to_have_text("Create your wallet")
             await driver.looks_right()
             for _ in range(2):  # two accounts: the unlock form offers a choice of long addresses
-                create = page.locator("#create")
-                await create.get_by_label("New password").fill(PASSWORD)
-                await create.get_by_label("Repeat it").fill(PASSWORD)
-                await create.get_by_role("button", name="Create account").click()
-                await expect(page.locator(".notice")).to_contain_text("created and unlocked")
-                await driver.looks_right()
+                await create_account(driver, PASSWORD)
                 await page.get_by_role("button", name="Lock").click()
             await expect(page.locator("#unlock select")).to_be_visible()
             await driver.looks_right()
-            await page.locator("#unlock").get_by_label("Password").fill("not the password")
-            await page.locator("#unlock").get_by_role("button", name="Unlock").click()
-            await expect(page.locator(".error")).to_contain_text("wrong password")
-            await driver.looks_right()
-            await page.locator("#unlock").get_by_label("Password").fill(PASSWORD)
-            await page.locator("#unlock").get_by_role("button", name="Unlock").click()
+            await unlock(driver, PASSWORD)
             await page.locator("#topup").get_by_role("button", name="Top up").click()
             await expect(page.locator(".notice")).to_contain_text("topped up")
             await driver.looks_right()

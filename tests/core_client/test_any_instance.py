@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from typing import Any
 
+from core_client.process import EXIT_LEASE_LOST
+from core_client.storage import lease
 from core_client.storage.engines import open_database
 from ev_network.contracts import SessionState
 from tools.devchain import ChainProxy
@@ -27,11 +30,14 @@ from tools.harness.core import (
 )
 from tools.harness.instances import Instance, instances
 from tools.harness.interop import CHARGE_POINT, next_event
+from tools.pgserver import PostgresServer
 
 PASSWORD = "pw-any"
 DEPOSIT = 20 * TOKEN
 TAKEOVER_S = 10  # see test_multi_instance
 STARTED_S = 90  # a process's start on a busy machine (its imports alone took 25 s in a full run here)
+SLOW_POLL_S = 600  # a reconcile poll so slow that only a notice from the leader can wake the other instance
+AT_ONCE_S = 3  # the leader's decision at the other instance's charge point (0.1 s event polls; a busy machine)
 
 
 def _meter(transaction_id: int, wh: int) -> dict:
@@ -43,11 +49,11 @@ def _meter(transaction_id: int, wh: int) -> dict:
     }
 
 
-async def _two(net, tmp_path, keyfile, pg_url, name: str) -> tuple[Instance, Instance, str, int]:
-    """A station ``name``, and two instances on ``pg_url``: a leads, b stands by (and serves)."""
+async def _two(net, tmp_path, keyfile, pg_url, name: str, **settings: Any) -> tuple[Instance, Instance, str, int]:
+    """A station ``name``, and two instances on ``pg_url`` (with ``settings``): a leads, b stands by (and serves)."""
     [cp] = cp_ids(name)
     station_id = await asyncio.to_thread(net.add_station, cp, 1)
-    a, b = instances(net, tmp_path, keyfile, {cp: PASSWORD}, {"a": pg_url, "b": pg_url})
+    a, b = instances(net, tmp_path, keyfile, {cp: PASSWORD}, {"a": pg_url, "b": pg_url}, **settings)
     try:
         assert await a.started(STARTED_S) == "leader"
         assert await b.started(STARTED_S) == "standby"
@@ -76,12 +82,15 @@ async def _started(net, raw: RawCP, station_id: int, driver_index: int) -> tuple
     return session_id, driver, started[2]["transactionId"], tag
 
 
-async def _stopped_by_driver(net, raw: RawCP, started: tuple[int, object, int, str], meter: int) -> float:
-    """The driver asks to stop; the RemoteStop reaches ``raw`` (seconds it took), which stops at ``meter``."""
+async def _stopped_by_driver(
+    net, raw: RawCP, started: tuple[int, object, int, str], meter: int, within: float = 20
+) -> float:
+    """The driver asks to stop; the RemoteStop reaches ``raw`` (seconds it took, from the stop mined; at most
+    ``within``), which stops at ``meter``."""
     session_id, driver, transaction_id, tag = started
-    asked = time.monotonic()
     await asyncio.to_thread(net.escrow(driver).request_stop, session_id)
-    remote_stop = await raw.next_call("RemoteStopTransaction", 20)
+    asked = time.monotonic()
+    remote_stop = await raw.next_call("RemoteStopTransaction", within)
     took = time.monotonic() - asked
     assert remote_stop[3]["transactionId"] == transaction_id
     stop = {
@@ -209,3 +218,85 @@ async def test_the_leader_killed_while_the_charge_point_stays_on_the_other_insta
         b_status = b.stop()
     assert b_status == 0, b.text()[-3000:]
     print(f"leader killed, the charge point stayed on the other instance: it led after {takeover_s:.1f}s")
+
+
+async def test_the_leaders_decisions_reach_the_charge_point_on_the_other_instance_at_once_not_at_its_next_poll(
+    clean_chain, tmp_path, keyfile, pg_url
+):
+    """The reconcile poll is slow (SLOW_POLL_S): the RemoteStart and the driver's RemoteStop reach the charge
+    point on the standby within AT_ONCE_S because the leader's watcher wakes it (a PostgreSQL notice); the
+    settle the standby queues is sent by the leader's worker, woken the same way."""
+    net = clean_chain
+    a, b, cp, station_id = await _two(net, tmp_path, keyfile, pg_url, "WAKE", reconcile_poll_s=SLOW_POLL_S)
+    try:
+        raw = await _booted(b.ocpp, cp)
+        driver = await funded_driver(net, 6)
+        session_id = await open_session(net, driver, station_id, 1, DEPOSIT)
+        opened = time.monotonic()
+        remote_start = await raw.next_call("RemoteStartTransaction", AT_ONCE_S)
+        remote_start_s = time.monotonic() - opened
+        started = await raw.call("StartTransaction", start_payload(1, remote_start[3]["idTag"], 1000))
+        transaction_id = started[2]["transactionId"]
+        await wait_chain(net, session_id, SessionState.ACTIVE)
+        remote_stop_s = await _stopped_by_driver(
+            net, raw, (session_id, driver, transaction_id, remote_start[3]["idTag"]), 2000, AT_ONCE_S
+        )
+        stopped = time.monotonic()
+        await _settled_once(net, session_id, 2000, pg_url)
+        settled_s = time.monotonic() - stopped
+        await raw.close()
+    finally:
+        statuses = [a.stop(), b.stop()]
+    assert statuses == [0, 0], (a.text()[-2000:], b.text()[-2000:])
+    print(
+        f"standby's charge point, reconcile poll {SLOW_POLL_S}s: open -> RemoteStart {remote_start_s:.2f}s;"
+        f" driver's stop -> RemoteStop {remote_stop_s:.2f}s; StopTransaction -> settled {settled_s:.2f}s"
+    )
+
+
+def _leading(instance: Instance) -> bool:
+    """Whether ``instance`` leads with its chain side running (its event watcher reads)."""
+    try:
+        health = instance.health()
+    except OSError:
+        return False
+    return health["role"] == "leader" and health["chain_reachable"]
+
+
+async def test_after_postgres_restarted_the_other_instance_listens_again_and_a_stop_still_reaches_it_at_once(
+    clean_chain, tmp_path, keyfile
+):
+    """Three instances with a slow reconcile poll (SLOW_POLL_S), a leading, charge points on b and c; PostgreSQL
+    restarts: a ends (its lease connection ended), b or c leads, and the other, whose listener connected again
+    by itself, still gets the driver's RemoteStop within AT_ONCE_S. Both sessions settle once."""
+    net = clean_chain
+    cps = cp_ids("RB", "RC")
+    stations = [await asyncio.to_thread(net.add_station, cp, 1) for cp in cps]
+    with PostgresServer() as server:  # a server of its own: restarting the shared one would cut other tests off
+        url = server.create_database("evn")
+        databases = {"a": url, "b": url, "c": url}
+        a, b, c = instances(
+            net, tmp_path, keyfile, dict.fromkeys(cps, PASSWORD), databases, reconcile_poll_s=SLOW_POLL_S
+        )
+        try:
+            assert await a.started(STARTED_S) == "leader"
+            assert await asyncio.gather(b.started(STARTED_S), c.started(STARTED_S)) == ["standby", "standby"]
+            raws = [await _booted(b.ocpp, cps[0]), await _booted(c.ocpp, cps[1])]
+            started = [await _started(net, raws[i], stations[i], 4 + i) for i in (0, 1)]
+            await asyncio.to_thread(server.restart)  # fast shutdown: every client is cut off; then back
+            assert await a.ended(lease.GIVES_UP_WITHIN_S + 5) == EXIT_LEASE_LOST
+            leader = await until(lambda: next((i for i in (b, c) if _leading(i)), None), TAKEOVER_S, "b or c to lead")
+            k = 1 if leader is b else 0  # the standby's charge point
+            standby = (b, c)[k]
+            await until(lambda: "listening to the other instances again" in standby.text(), 10, "its listener back")
+            remote_stop_s = await _stopped_by_driver(net, raws[k], started[k], 2000, AT_ONCE_S)
+            await _stopped_by_driver(net, raws[1 - k], started[1 - k], 2000)
+            for session_id, *_ in started:
+                await wait_chain(net, session_id, SessionState.SETTLED)
+                assert len(chain_events(net, "SessionSettled", session_id)) == 1
+            for raw in raws:
+                await raw.close()
+        finally:
+            statuses = [a.stop(), b.stop(), c.stop()]
+    assert statuses[1:] == [0, 0], (b.text()[-2000:], c.text()[-2000:])
+    print(f"after a PostgreSQL restart: driver's stop -> RemoteStop at the standby {remote_stop_s:.2f}s")

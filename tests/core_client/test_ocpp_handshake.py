@@ -117,3 +117,26 @@ async def test_failed_handshakes_log_one_line_not_a_traceback_each(core: Core, c
     assert 1 <= len(logged) <= 2, [r.getMessage() for r in logged]  # was 40 tracebacks
     assert all(r.exc_info is None and "\n" not in r.getMessage() for r in logged)
     assert "opening handshake failed" in logged[0].getMessage()
+
+
+async def _extensions_answered(core: Core) -> str | None:
+    """The Sec-WebSocket-Extensions the daemon answers to a charge point that offers permessage-deflate."""
+    cp_id = core.a
+    async with websockets.connect(
+        f"{core.url}/{cp_id}",
+        additional_headers=_basic(cp_id, core.passwords[cp_id]),
+        subprotocols=["ocpp1.6"],
+        compression="deflate",
+    ) as ws:
+        return ws.response.headers.get("Sec-WebSocket-Extensions")
+
+
+@pytest.mark.issue(21, item=4)
+async def test_frames_are_compressed_with_charge_points_that_offer_it_by_default(core: Core):
+    assert "permessage-deflate" in (await _extensions_answered(core) or "")
+
+
+@pytest.mark.issue(21, item=4)
+@pytest.mark.core_settings(ocpp_compression=False)
+async def test_with_ocpp_compression_off_a_charge_point_offering_deflate_gets_plain_frames(core: Core):
+    assert await _extensions_answered(core) is None

@@ -177,7 +177,7 @@ async def test_the_live_power_is_the_reported_power_active_import_when_plausible
         payload = {"connectorId": 1, "transactionId": transaction_id}
         payload["meterValue"] = [{"timestamp": now_iso(), "sampledValue": [{"value": str(next(energy))}, *samples]}]
         assert (await raw.call("MeterValues", payload))[2] == {}
-        return live.session(session_id).power_w
+        return (await live.session(session_id)).power_w
 
     assert await meter({"measurand": "Power.Active.Import", "unit": "W", "value": "7400"}) == 7_400
     assert await meter({"measurand": "Power.Active.Import", "unit": "kW", "value": "11.04"}) == 11_040
@@ -233,7 +233,7 @@ async def test_a_held_session_is_listed_answers_the_drivers_stop_and_leaves_held
     source = ServiceDashboardSource(core.daemon.service, net.w3, net.deployment, net.operator.address)
     [row] = [r for r in source.problems() if r.session_id == hex_session_id(session_id)]
     assert row.state == "held" and str(2**40 + 5) in row.reason  # the dashboard lists it
-    seen = ReadingsSource(core.daemon.service.live).session(session_id)  # what the driver's live view gets
+    seen = await ReadingsSource(core.daemon.service.live).session(session_id)  # what the driver's live view gets
     assert seen is not None and seen.state == "held" and str(2**40 + 5) in seen.held
 
     driver = await funded_driver(net, 0)

@@ -5,6 +5,7 @@ the OCPP wire format: test_wire_input.py."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 import threading
 
@@ -12,7 +13,7 @@ import psycopg
 import pytest
 
 from core_client.config import Settings
-from core_client.sessions.jobs import JobKind, SettleArgs, SignedSettleArgs, StartArgs
+from core_client.sessions.jobs import CardOpenArgs, JobKind, SettleArgs, SignedSettleArgs, StartArgs
 from core_client.sessions.machine import (
     FINISHED,
     HOLDS_CONNECTOR,
@@ -29,9 +30,9 @@ from core_client.sessions.machine import (
 )
 from core_client.sessions.service import SessionService
 from core_client.storage.engines import open_database
-from core_client.storage.migrations import SchemaVersionError, schema_version
-from core_client.storage.schema import FIRST_VERSION
-from core_client.storage.store import SCHEMA_VERSION, Store, StoreVersionError
+from core_client.storage.migrations import SchemaVersionError, migrate, schema_version
+from core_client.storage.schema import FIRST_VERSION, STEPS
+from core_client.storage.store import SCHEMA_VERSION, StaleSession, Store, StoreVersionError
 from ev_network.pricing import Tariff, price
 from ev_network.session_ids import LANES, hex_session_id, make_session_id
 
@@ -175,9 +176,8 @@ def test_session_round_trips_with_uint96_amounts(store):
     assert store.insert_session(big) is None  # the same SessionRequested twice: one session
     big = dataclasses.replace(big, tag=1)
     assert store.get_session(SID) == big
-    moved = big.apply("remote_start_sent", remote_start_at=5.5)
-    store.save_session(moved)
-    assert store.get_session(SID) == moved
+    moved = store.save_session(big.apply("remote_start_sent", remote_start_at=5.5))
+    assert moved.revision == 1 and store.get_session(SID) == moved
     assert store.counts_by_state() == {"remote_start_sent": 1}
     assert store.sessions_in({State.REMOTE_START_SENT}, "CP-1") == [moved]
     assert store.sessions_in({State.REMOTE_START_SENT}, "CP-2") == []
@@ -206,6 +206,79 @@ def test_jobs_are_enqueued_exactly_once(store):
     assert store.job_counts() == {"pending": {"settle": 1}, "sent": {"start": 1}}
     with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)):
         store.update_job(job.id, status="lost")
+
+
+def test_jobs_of_no_status_named_are_jobs_of_any_status(store):
+    assert store.jobs() == []
+    store.enqueue(JobKind.START, SID, StartArgs(transaction_id=1, meter_start=10))
+    store.enqueue(JobKind.SETTLE, SID, SettleArgs(meter_stop=20))
+    store.update_job(store.job(JobKind.START, SID).id, status="done")
+    assert [(j.kind, j.status) for j in store.jobs()] == [("start", "done"), ("settle", "pending")]
+    assert [j.kind for j in store.jobs(kind=JobKind.SETTLE)] == ["settle"]
+
+
+PAYER = "0x" + "Cd" * 20  # a mandate's payer, checksummed as a chain read gives it
+CARD_OPEN = CardOpenArgs(
+    mandate_id=4,
+    token_ref="ab" * 32,
+    payer=PAYER,
+    station_id=3,
+    connector=1,
+    deposit=TOKEN,
+    transaction_id=9,
+    meter_start=0,
+)
+
+
+def test_a_card_open_awaits_its_session_requested_until_it_is_mined(store):
+    store.enqueue(JobKind.OPEN_CARD, CARD_OPEN.transaction_id, CARD_OPEN)
+    store.enqueue(JobKind.START, SID, StartArgs(transaction_id=1, meter_start=10))  # a wallet session's: awaits none
+    assert store.awaits(PAYER.lower(), 3, 1)  # the event's address in any case
+    assert not store.awaits(PAYER, 3, 2) and not store.awaits(PAYER, 4, 1) and not store.awaits(DRIVER, 3, 1)
+    assert store.card_opens() == [CARD_OPEN]
+    service = SessionService(Settings(), store)
+    assert service.cards.opening(CARD_OPEN.transaction_id) and not service.cards.opening(1)
+    store.update_job(store.job(JobKind.OPEN_CARD, CARD_OPEN.transaction_id).id, status="sent")
+    assert store.awaits(PAYER, 3, 1) and service.cards.opening(CARD_OPEN.transaction_id)
+    store.update_job(store.job(JobKind.OPEN_CARD, CARD_OPEN.transaction_id).id, status="done")
+    assert not store.awaits(PAYER, 3, 1) and store.card_opens() == []
+    assert not service.cards.opening(CARD_OPEN.transaction_id)
+
+
+def test_a_card_open_queued_before_the_upgrade_still_awaits_its_session_requested(db_location):
+    db = open_database(db_location)
+    migrate(db, "store", [step for step in STEPS if step.version < 4])  # a store of before jobs.awaits (4)
+    db.execute(
+        "INSERT INTO jobs (kind, session_id, args, created_at, updated_at) VALUES ('start', ?, ?, 0, 0)",
+        (hex_session_id(CARD_OPEN.transaction_id), json.dumps(dataclasses.asdict(CARD_OPEN))),
+    )
+    store = Store(db)
+    try:
+        assert store.awaits(PAYER, 3, 1) and store.card_opens() == [CARD_OPEN]
+        assert not store.awaits(PAYER, 3, 2)
+    finally:
+        store.close()
+
+
+def test_a_session_requested_reads_no_other_sessions_jobs(store, monkeypatch):
+    """Deciding whether a SessionRequested is a card's open (recorded by the chain worker) or a new wallet
+    session reads a few rows, however many jobs are on their way: it was every open job's, decoded, per
+    event (quadratic over a busy run)."""
+    store.add_station(3, "CP-1", 2)
+    service = SessionService(Settings(), store)
+    for seq in range(1, 51):  # other sessions' starts on their way, and a card's open at another connector
+        store.enqueue(JobKind.START, make_session_id(DRIVER, 1, seq), StartArgs(transaction_id=seq, meter_start=0))
+    store.enqueue(JobKind.OPEN_CARD, CARD_OPEN.transaction_id, dataclasses.replace(CARD_OPEN, connector=2))
+    read: list[int] = []
+    run = store.db._run
+    monkeypatch.setattr(store.db, "_run", lambda *a, **k: read.append(len(rows := run(*a, **k))) or rows)
+    args = {"sessionId": SID, "driver": PAYER, "stationId": 3, "connector": 1, "deposit": TOKEN, "tariffId": 2}
+    assert service.on_session_requested(args, 40, TARIFF)  # a wallet session of the card's payer: recorded
+    assert sum(read) <= 5, read
+    assert store.get_session(SID).state is State.REQUESTED
+    card = {**args, "sessionId": make_session_id(PAYER, 0, 1), "connector": 2}
+    assert not service.on_session_requested(card, 41, TARIFF)  # the card's open: left to the worker
+    assert store.get_session(card["sessionId"]) is None
 
 
 def test_transaction_ids_count_up_and_survive_reopen(db_location):
@@ -363,6 +436,20 @@ def test_of_two_new_sessions_on_one_connector_the_first_requested_gets_it(store)
     first, second = store.get_session(first.session_id), store.get_session(second.session_id)
     assert not service.connector_busy(first)
     assert service.connector_busy(second)
+
+
+def test_a_session_written_since_it_was_read_is_not_written_over(store):
+    store.insert_session(record(meter_start=0, meter_last=100, meter_at=10.0))
+    first, second = store.get_session(SID), store.get_session(SID)
+    store.save_session(first.update(stop_wanted="driver"))
+    with pytest.raises(StaleSession):
+        store.save_session(second.apply("remote_start_sent"))
+    s = store.get_session(SID)
+    assert (s.state, s.stop_wanted, s.revision) == (State.REQUESTED, "driver", 1)
+    store.save_meters([(SID, 300, 12.0)])  # a reading is no revision ...
+    store.save_meters([(SID, 200, 11.0)])  # ... and an older one does not replace it
+    assert store.save_session(s.update(meter_last=150, meter_at=10.5)).revision == 2  # nor does a decision's
+    assert (store.get_session(SID).meter_last, store.get_session(SID).stop_wanted) == (300, "driver")
 
 
 def test_pending_settles_come_with_the_status_of_their_start(store):

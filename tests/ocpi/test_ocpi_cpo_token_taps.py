@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from asyncio.subprocess import Process
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+from core_client.sessions.machine import SessionRecord
 from ev_network.contracts import SessionState
 from ev_network.pricing import price
 from tools.harness.chain import TARIFF, Net
@@ -50,6 +52,19 @@ async def held(emsp: StandInEmsp, module: str, uid: str, matches: Callable[[dict
         await asyncio.sleep(0.1)
 
 
+async def charging(net: Net, core: Core, node: Process) -> tuple[dict, SessionRecord]:
+    """The tap's Authorize and StartTransaction answered Accepted, and its session Active on chain: the
+    charge point's "authorized" event and the session."""
+    authorized = await next_event(node.stdout, "authorized")
+    assert authorized["status"] == "Accepted"
+    started = await next_event(node.stdout, "started")
+    assert started["status"] == "Accepted"
+    tx = started["transactionId"]
+    s = await until(lambda: core.daemon.store.session_by_transaction(tx), 20, "the token's session")
+    await wait_chain(net, s.session_id, SessionState.ACTIVE)
+    return authorized, s
+
+
 async def test_whitelisted_and_real_time_allowed_tokens_charge_under_the_emsp_mandate(
     tmp_path: Path, clean_chain: Net, keyfile: Path
 ):
@@ -59,13 +74,7 @@ async def test_whitelisted_and_real_time_allowed_tokens_charge_under_the_emsp_ma
     async with tapped_at(net, tmp_path, keyfile, grant) as (core, emsp, cp):
         before = net.token().balance_of(payer)
         async with tapping(core, cp, ALWAYS) as node:  # valid, whitelist ALWAYS: no question to the eMSP
-            whitelisted = await next_event(node.stdout, "authorized")
-            assert whitelisted["status"] == "Accepted"
-            started = await next_event(node.stdout, "started")
-            assert started["status"] == "Accepted"
-            tx = started["transactionId"]
-            s = await until(lambda: core.daemon.store.session_by_transaction(tx), 20, "the token's session")
-            await wait_chain(net, s.session_id, SessionState.ACTIVE)
+            whitelisted, s = await charging(net, core, node)
             assert (s.driver, s.deposit) == (payer, CAP)  # the eMSP pays, within its cap per session
             stopped = await unplug(node)
         await wait_chain(net, s.session_id, SessionState.SETTLED)
@@ -82,13 +91,7 @@ async def test_whitelisted_and_real_time_allowed_tokens_charge_under_the_emsp_ma
         )
 
         async with tapping(core, cp, ALLOWED.lower()) as node:  # whitelist ALLOWED: asked in real time
-            authorized = await next_event(node.stdout, "authorized")
-            assert authorized["status"] == "Accepted"
-            started = await next_event(node.stdout, "started")
-            assert started["status"] == "Accepted"
-            tx = started["transactionId"]
-            s = await until(lambda: core.daemon.store.session_by_transaction(tx), 20, "the token's session")
-            await wait_chain(net, s.session_id, SessionState.ACTIVE)
+            authorized, s = await charging(net, core, node)
             assert s.driver == payer
             await unplug(node)
         [asked] = await authorizations(emsp)  # once, at Authorize: StartTransaction used the vouch

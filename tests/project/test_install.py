@@ -24,7 +24,8 @@ UNFUNDED_KEY = "0x" + "11" * 32  # a valid key with no ether on a fresh Anvil: t
 
 def copy_checkout(target: Path) -> Path:
     """The tracked files of this checkout (modification times kept, so setup finds nothing to redo), its
-    compiled contracts, and links to its .venv and node_modules (installing those takes minutes)."""
+    compiled contracts, and links to its .venv and node_modules (installing those takes minutes; setup never
+    installs into the linked .venv: see the test below)."""
     tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True)
     for name in filter(None, tracked.stdout.split("\0")):
         if (ROOT / name).is_file():
@@ -34,6 +35,27 @@ def copy_checkout(target: Path) -> Path:
     for linked in (".venv", "node_modules"):
         (target / linked).symlink_to(ROOT / linked)
     return target
+
+
+def test_setup_never_installs_into_a_linked_venv(tmp_path):
+    """A copy of a checkout whose .venv links to the checkout's environment, with pyproject.toml newer than
+    that environment's install marker (a checkout that merged a new dependency): setup leaves the linked
+    environment alone (an editable install from the copy would point it at the copy, deleted with tmp_path)."""
+    theirs = tmp_path / "their-venv"  # an environment whose pip is missing: any install attempt fails
+    (theirs / "bin").mkdir(parents=True)
+    (theirs / "bin" / "python").symlink_to(sys.executable)
+    (theirs / ".installed").touch()
+    os.utime(theirs / ".installed", (0, 0))  # installed long before pyproject.toml last changed
+    copy = tmp_path / "copy"
+    (copy / "tools").mkdir(parents=True)
+    shutil.copy2(ROOT / "tools" / "setup_venv.sh", copy / "tools")
+    shutil.copy2(ROOT / "pyproject.toml", copy)
+    (copy / ".venv").symlink_to(theirs)
+    result = subprocess.run(["tools/setup_venv.sh"], cwd=copy, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "not installing into another checkout's environment" in result.stdout
+    assert sorted(p.name for p in theirs.iterdir()) == [".installed", "bin"]  # no install, no log
+    assert (theirs / ".installed").stat().st_mtime == 0
 
 
 def processes_mentioning(text: str) -> list[int]:

@@ -1,7 +1,8 @@
 """The browser tests' stack and helpers: Debian's headless Chromium (its path and flags), the real apps
 on the real Core Client, Anvil and simulated charge points (:func:`web_stack`), a screenshot of each page
 of a failing test in build/browser-failures/, with EVN_SCREENSHOTS=DIR :func:`snap`'s phone and desktop
-shots, and every page checked for a phone's width and console errors (:class:`Watched`)."""
+shots, every page checked for a phone's width and console errors (:class:`Watched`), and the wallet app's
+account forms as a driver fills them (:func:`create_account`, :func:`unlock`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from playwright.async_api import expect
 
 from core_client.config import DashboardSettings, LiveSettings, hash_password
 from ev_network.web.server import HttpServer
@@ -109,6 +112,27 @@ async def watched_page(browser: Any, **options: Any) -> Watched:
     """A new phone-sized page in its own browser context (its own cookies), watched for errors."""
     context = await browser.new_context(viewport=PHONE, **options)
     return Watched(await context.new_page())
+
+
+async def create_account(driver: Watched, password: str) -> None:
+    """The wallet app's Create account form sent with ``password`` twice: created and unlocked, the page right."""
+    page, create = driver.page, driver.page.locator("#create")
+    await create.get_by_label("New password").fill(password)
+    await create.get_by_label("Repeat it").fill(password)
+    await create.get_by_role("button", name="Create account").click()
+    await expect(page.locator(".notice")).to_contain_text("created and unlocked")
+    await driver.looks_right()
+
+
+async def unlock(driver: Watched, password: str) -> None:
+    """The wallet app's Unlock form: a wrong password first, refused (the page right), then ``password`` sent."""
+    form = driver.page.locator("#unlock")
+    await form.get_by_label("Password").fill("not the password")
+    await form.get_by_role("button", name="Unlock").click()
+    await expect(driver.page.locator(".error")).to_contain_text("wrong password")
+    await driver.looks_right()
+    await form.get_by_label("Password").fill(password)
+    await form.get_by_role("button", name="Unlock").click()
 
 
 async def snap(page: Any, name: str) -> None:

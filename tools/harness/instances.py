@@ -91,13 +91,14 @@ def instances(
     passwords: dict[str, str],
     databases: dict[str, str],
     dashboard_password: str | None = None,
+    **overrides: Any,
 ) -> list[Instance]:
     """One instance per ``databases`` entry (name -> its PostgreSQL URL: the same server, maybe through a
     proxy), all of the same operator, each on free ports (with ``dashboard_password``: each with its
-    dashboard too)."""
+    dashboard too), with the settings ``overrides``."""
     made = []
     for name, database in databases.items():
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = dict(overrides)
         if dashboard_password is not None:
             extra["dashboard"] = DashboardSettings(port=free_port(), password=hash_password(dashboard_password))
         settings = settings_for(
