@@ -10,7 +10,8 @@ StartTransaction (an idTag that is no session: the transaction id is handed out 
 same, durable before the answer), three MeterValues, StopTransaction, StatusNotification Available,
 Heartbeat, one message at a time, paced so that all together send about ``--rate`` messages a second.
 Measured: each answer as the charge point saw it (p50/p99 per action and all together), and the
-central system's event loop lag (a task that sleeps 10 ms and notes how much later it woke), p50/p99/max.
+central system's event loop lag (a task that sleeps 10 ms and notes how much later it woke), p50/p99/max,
+and its CPU per message (its process's CPU time during the traffic: less sensitive to a busy machine).
 PostgreSQL: a throwaway server (:mod:`tools.pgserver`). The last line of output is the JSON result.
 """
 
@@ -43,12 +44,14 @@ def cp_id(n: int) -> str:
 async def serve(database: str, size: int) -> None:
     """Serve OCPP on the store at ``database`` until stdin closes; then print the loop lag as JSON."""
     from core_client.config import Settings
+    from core_client.ocpp.adapter import load_schemas
     from core_client.ocpp.server import OcppServer
     from core_client.process import GIL_SWITCH_INTERVAL_S
     from core_client.sessions.service import SessionService
     from core_client.storage.store import Store
 
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # as the daemon runs
+    load_schemas()  # as the daemon starts: schemas in memory and compiled, our calls validated on the loop
     store = Store(database)
     for n in range(size):
         store.add_station(n + 1, cp_id(n), 2)
@@ -70,10 +73,13 @@ async def serve(database: str, size: int) -> None:
     print(json.dumps({"port": server.address[1]}), flush=True)
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    cpu_started = time.process_time()
     while await reader.readline():  # the fleet writes "measure" when its traffic starts
         lags.clear()
+        cpu_started = time.process_time()
     probing.cancel()
-    print(json.dumps({"loop_lag": summary_ms(lags)}), flush=True)
+    cpu_s = time.process_time() - cpu_started  # all its threads: the loop and the store's
+    print(json.dumps({"loop_lag": summary_ms(lags), "cpu_s": round(cpu_s, 2)}), flush=True)
     await server.close()
     await service.close()
     reconcile.cancel()
@@ -154,7 +160,7 @@ async def measure(database: str, size: int, seconds: float, rate: float, seed: i
     port = json.loads(await asyncio.wait_for(child.stdout.readline(), 120))["port"]
     latencies = await fleet(f"ws://127.0.0.1:{port}", size, seconds, rate, seed, lambda: child.stdin.write(b"m\n"))
     child.stdin.close()
-    lag = json.loads(await asyncio.wait_for(child.stdout.readline(), 60))["loop_lag"]
+    central = json.loads(await asyncio.wait_for(child.stdout.readline(), 60))
     await child.wait()
     every = [x for values in latencies.values() for x in values]
     return {
@@ -162,7 +168,9 @@ async def measure(database: str, size: int, seconds: float, rate: float, seed: i
         "messages": len(every),
         "reply": summary_ms(every),
         "reply_by_action": {action: summary_ms(values) for action, values in sorted(latencies.items())},
-        "loop_lag": lag,
+        "loop_lag": central["loop_lag"],
+        "central_cpu_s": central["cpu_s"],  # CPU of the central system's process during the traffic
+        "central_cpu_ms_per_message": round(1000 * central["cpu_s"] / max(1, len(every)), 3),
     }
 
 

@@ -374,11 +374,11 @@ class Daemon:
         await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
         if self.chain_started:
             await self.worker.drain(drain_timeout)
-        left = len(self.store.jobs(*OPEN))
+        left = len(await self.store.thread.run(self.store.jobs, *OPEN))
         await asyncio.to_thread(self.notices.close)
         if self.claims.shared:
             try:
-                self.claims.leave()
+                await asyncio.to_thread(self.claims.leave)
             except Exception as error:  # the database away: its row ages out, its claims with it
                 log.warning("could not leave the instances table: %s", error)
         self.lease.release()

@@ -134,7 +134,8 @@ class Instances:
         instance = Instance(name, settings, child, Monitor(child.pid), cpu_seconds(child.pid))
         self.running.append(instance)
         instance.monitor.start()
-        wait_ready(child, settings.control_port, head)
+        # a fresh instance first reads every StationRegistered: 5,000 of them took over 90 s on a loaded machine
+        wait_ready(child, settings.control_port, head, timeout=90 + 0.1 * len(self.passwords))
 
     def assignment(self, cp_ids: list[str]) -> list[tuple[str, str, str]]:
         """``(cp_id, password, OCPP url)``: charge point i goes to instance i mod N."""
@@ -174,7 +175,8 @@ class Instances:
         return next((a for a in answers if a.get("role") == "leader"), answers[0])
 
     def figures(self, calls: list[list[Any]], go_at: float, load_wall_s: float) -> dict[str, Any]:
-        """Per instance (role, charge points held, reply p50/p99, CPU, peak RSS), their sums, PostgreSQL's CPU."""
+        """Per instance (role, charge points held, session writes lost to another instance and decided again,
+        reply p50/p99, CPU, peak RSS), their sums, PostgreSQL's CPU."""
         names = {instance.ocpp_url: instance.name for instance in self.running}
         home = {cp: names[url] for cp, _, url in self.assignment(list(self.passwords))}
         per: list[dict[str, Any]] = []
@@ -183,11 +185,16 @@ class Instances:
             replies = reply_latencies(mine, go_at)
             central = central_figures(instance.monitor, instance.child.pid, instance.cpu_ready, instance.cpu_start)
             at_ready = instance.at_ready or {}
+            try:  # inputs decided again because another instance had written their session (rev7)
+                conflicts = instance.health().get("conflicts")
+            except OSError as error:
+                conflicts = f"/health failed: {error}"
             per.append(
                 {
                     "name": instance.name,
                     "role": at_ready.get("role"),
                     "charge_points_held": len(at_ready.get("connected_charge_points", [])),
+                    "conflicts": conflicts,
                     "reply_latency": {
                         phase: {k: replies[phase].get(k) for k in ("count", "p50_ms", "p99_ms")}
                         for phase in ("all", "session_phase")

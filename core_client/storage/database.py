@@ -61,6 +61,13 @@ def is_database_error(error: BaseException) -> bool:
     return bool(psycopg and isinstance(error, psycopg.Error)) or bool(pool and isinstance(error, pool.PoolTimeout))
 
 
+def lost_to_another(error: BaseException) -> bool:
+    """Whether ``error`` is PostgreSQL breaking a deadlock (or a serialization failure) with another
+    transaction: the statement was chosen to fail, and the same work run again after that other
+    transaction finished succeeds."""
+    return getattr(error, "sqlstate", None) in ("40P01", "40001")
+
+
 def describe(location: str | Path) -> str:
     """``location`` fit for a log line or an error: a URL without its password."""
     if not is_postgres_url(location):

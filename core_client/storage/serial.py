@@ -37,7 +37,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
-from core_client.storage.database import Conflict, Database
+from core_client.storage.database import Conflict, Database, lost_to_another
 
 T = TypeVar("T")
 log = logging.getLogger("core_client.storage")
@@ -140,9 +140,12 @@ class StoreThread:
         if len(works) == 1 or self._db is None:
             return [_outcome(work) for work in works]
         try:
-            return self._db.grouped(works)
+            outcomes = self._db.grouped(works)
         except BaseException as error:  # the commit failed: none of them was written
             return [error] * len(works)
+        # a piece that deadlocked with another instance's transaction runs again once the group's locks are
+        # gone (run again inside the group, it would wait for the same transaction, which waits for the group)
+        return [_outcome(w) if lost_to_another(o) else o for w, o in zip(works, outcomes, strict=True)]
 
 
 def _outcome(work: Callable[[], Any]) -> Any:

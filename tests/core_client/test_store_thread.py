@@ -90,3 +90,39 @@ async def test_an_input_is_answered_only_once_its_write_is_committed(store, db_l
     finally:
         other.close()
     assert seen == {n: str(n) for n in range(4)}
+
+
+async def test_an_input_of_a_group_that_deadlocks_with_another_instance_runs_again_after_the_group(pg_url):
+    """PostgreSQL breaks a deadlock between a group and another instance's transaction by failing one
+    statement of the group's: that input runs again once the group is committed (in the group it would
+    wait for the other transaction again, which waits for the group), and succeeds."""
+    store, other = Store(pg_url), open_database(pg_url)
+    store.set_meta("x", "0")
+    store.set_meta("y", "0")
+    x_taken, y_taken = threading.Event(), threading.Event()
+
+    def lock_x() -> None:
+        store.set_meta("x", "group")
+        x_taken.set()
+        y_taken.wait(10)
+
+    def write_y() -> str:
+        store.set_meta("y", "group")
+        return "written"
+
+    def the_other_instance() -> None:
+        with other.transaction():
+            other.execute("SET LOCAL deadlock_timeout = '20s'")  # the group's statement is the one that fails
+            other.execute("UPDATE meta SET value = 'other' WHERE key = 'y'")
+            y_taken.set()
+            x_taken.wait(10)
+            other.execute("UPDATE meta SET value = 'other' WHERE key = 'x'")  # waits for the group
+
+    try:
+        instance = asyncio.ensure_future(asyncio.to_thread(the_other_instance))
+        assert await _held_up(store, [(lock_x,), (write_y,)]) == [None, "written"]
+        await instance
+        assert (store.meta("x"), store.meta("y")) == ("other", "group")  # the input ran after the other
+    finally:
+        other.close()
+        store.close()

@@ -15,3 +15,4 @@ def test_the_store_loop_benchmark_measures_answers_and_the_loop_lag(capsys):
     assert run["reply_by_action"]["StartTransaction"]["count"] >= 3  # each charge point ran a transaction
     assert run["reply_by_action"]["Heartbeat"]["count"] >= 3
     assert run["loop_lag"]["count"] > 0
+    assert run["central_cpu_s"] > 0 and run["central_cpu_ms_per_message"] > 0
