@@ -129,7 +129,8 @@ async def _run(chain: BenchChain, cpo: CpoPlatform, daemon: Daemon, ocpi: OcpiSe
     opens = chain.prepare_opens(list(chain.stations), DEPOSIT)
     receipts = await asyncio.to_thread(send_burst, chain.w3, opens)
     requested = time.monotonic()
-    ids = [chain.escrow.session_id_from(r) for r in receipts]
+    escrow = chain.escrow  # one wrapper: building one per receipt held the daemon's loop for seconds
+    ids = [escrow.session_id_from(r) for r in receipts]
     ended = lambda: len(timings.settled) + len(timings.cancelled) >= sessions  # noqa: E731
     began = lambda: len(timings.started) + len(timings.cancelled) >= sessions  # noqa: E731
     block = await watch_until(timings, chain, block, began, 180)

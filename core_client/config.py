@@ -20,6 +20,7 @@ import json
 import os
 import re
 import secrets
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -307,6 +308,12 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
             f"[ocpi] session_pull_after_s ({settings.ocpi.session_pull_after_s:g} s) must be less than "
             f"start_timeout_s ({settings.start_timeout_s:g} s): the pull comes before a start times out"
         )
+    if settings.ocpi is not None and settings.ocpi.request_timeout_s >= settings.start_timeout_s:
+        raise ConfigError(
+            f"[ocpi] request_timeout_s ({settings.ocpi.request_timeout_s:g} s) must be less than start_timeout_s "
+            f"({settings.start_timeout_s:g} s): a START_SESSION is retried that long, and must reach the CSMS "
+            "(or fail) before its start times out"
+        )
     for name in PATH_FIELDS:
         value = getattr(settings, name)
         if isinstance(value, Path):
@@ -342,15 +349,20 @@ def settings_to_toml(settings: Settings) -> str:
 
 def _toml_pairs(values: dict[str, Any]) -> list[str]:
     """``key = value`` lines (keys quoted; values as :func:`_toml_value` writes them)."""
-    plain = {k: _toml_value(v) for k, v in values.items()}
-    return [f"{json.dumps(k)} = {json.dumps(v)}" for k, v in plain.items()]
+    return [f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in values.items() if v is not None]
 
 
-def _toml_value(value: Any) -> Any:
-    """A value as TOML writes it: paths as strings, enums by value, a secret as itself (the file is the
-    operator's config)."""
-    if isinstance(value, Path):
+def _toml_value(value: Any) -> str:
+    """A value in TOML: paths as strings, enums by value, a secret as itself (the file is the operator's
+    config), a decimal as a number, a table (e.g. [ocpi_cpo] sites) inline."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(_toml_pairs(value)) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Decimal):
         return str(value)
-    if isinstance(value, SecretStr):
-        return value.get_secret_value()
-    return getattr(value, "value", value)
+    if isinstance(value, Path):
+        value = str(value)
+    elif isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return json.dumps(getattr(value, "value", value))

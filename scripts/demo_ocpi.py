@@ -70,7 +70,7 @@ async def ocpi_journey(chain: DemoChain, state_dir: Path, summary: dict, demo: M
         ocpi = OcpiSettings(
             versions_url=cpo.versions_url, token_a=TOKEN_A, country_code="DE", party_id="EVN",
             business_name="EV Network demo", port=port, public_url=f"http://127.0.0.1:{port}/ocpi",
-            session_pull_after_s=10,  # before the demo's start_timeout_s (20 s)
+            session_pull_after_s=10, request_timeout_s=15,  # both below the demo's start_timeout_s (20 s)
         )  # fmt: skip
         with demo.step("Core Client in OCPI mode", "see the core-client lines above"):
             core = start_core_process(chain, state_dir, demo.core_log, ocpi=ocpi)

@@ -22,6 +22,8 @@ from collections.abc import Coroutine
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from pydantic import BaseModel
+
 from core_client.ocpi.errors import TariffNotExpressible
 from core_client.ocpi.mirror import ImportedStation, Mirror
 from core_client.ocpi.models import EVSE, Location
@@ -66,14 +68,15 @@ class TariffPushes:
         """Follow ``location`` as the CSMS now describes it, called before the mirror keeps it: the imported
         stations whose connectors' tariff_ids it changes get their tariff again, in the background."""
         party = Party(location.country_code, location.party_id)
-        stored = self.mirror.get(ModuleID.LOCATIONS, party, location.id)
-        before = None if stored is None else Location.model_validate(stored)
-        changed = [
-            station
-            for station in self._stations_at(party, location.id)
-            if _connector_tariffs(location.evse(station.evse_uid))
-            != _connector_tariffs(before.evse(station.evse_uid) if before else None)
-        ]
+        stations = self._stations_at(party, location.id)
+        if not stations:
+            return
+        # each EVSE's connector tariffs before and after, by uid: one pass over each (a Location of a large site
+        # is PATCHed once per EVSE status change), the stored one read as stored, not validated again
+        stored = self.mirror.get(ModuleID.LOCATIONS, party, location.id) or {}
+        before = {ci(e["uid"]): _connector_tariffs(_EvseTariffs.model_validate(e)) for e in stored.get("evses") or []}
+        after = {ci(e.uid): _connector_tariffs(e) for e in location.evses or []}
+        changed = [s for s in stations if after.get(ci(s.evse_uid), []) != before.get(ci(s.evse_uid), [])]
         if changed:
             self._spawn(self.follow(location, changed))
 
@@ -161,7 +164,20 @@ class TariffPushes:
         return [OcpiTariff.model_validate(t) for t in self.mirror.all(ModuleID.TARIFFS)]
 
 
-def _connector_tariffs(evse: EVSE | None) -> list[tuple[str, list[str]]]:
+class _ConnectorTariffs(BaseModel):
+    """What :func:`_connector_tariffs` reads of a stored Connector."""
+
+    id: str
+    tariff_ids: list[str] | None = None
+
+
+class _EvseTariffs(BaseModel):
+    """What :func:`_connector_tariffs` reads of a stored EVSE (not the whole EVSE: that is checked on arrival)."""
+
+    connectors: list[_ConnectorTariffs] = []
+
+
+def _connector_tariffs(evse: EVSE | _EvseTariffs | None) -> list[tuple[str, list[str]]]:
     """Each connector of ``evse`` with the tariff ids it names (case-insensitive)."""
     return [(ci(c.id), [ci(t) for t in c.tariff_ids or []]) for c in (evse.connectors if evse else [])]
 

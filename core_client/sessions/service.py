@@ -313,14 +313,14 @@ class SessionService(ChainInputs):
         s = self.session(tx.session_id) if tx.session_id is not None else None
         if s is None:  # not ours, or a card's whose open is not mined yet (settled once it is)
             if tx.meter_stop is None:
-                self.store.finish_transaction(transaction_id, meter_stop, reason)
+                self.store.finish_transaction(transaction_id, meter_stop, reason, ended_at)
             return decisions.ACCEPTED if self.cards.opening(transaction_id) else decisions.INVALID
         key = self.meter_keys.get(s.station_id, None if self.registry.meter_key_lookup else b"")
         if key != b"" and s.state in RUNNING and tx.meter_stop is None:  # a repeat does not replace the records
             self.meter_records.at_stop(link.id, s, transaction_data or [])
         if key is None and s.state in RUNNING:  # neither plain nor signed before the chain says which
             if tx.meter_stop is None:
-                self.store.finish_transaction(transaction_id, meter_stop, reason)
+                self.store.finish_transaction(transaction_id, meter_stop, reason, ended_at)
                 self.lookup.awaiting_key(s.session_id)
                 log.warning(
                     "session %s: stopped at %d Wh; waiting for station %d's meter key on chain to settle it",
@@ -336,7 +336,8 @@ class SessionService(ChainInputs):
         """Decide a session whose StopTransaction waited for its station's meter key (now ``key``)."""
         tx = self.store.get_transaction(s.transaction_id) if s.transaction_id is not None else None
         if tx is not None and tx.meter_stop is not None and s.state in RUNNING:
-            self._stop(s, tx.transaction_id, tx.meter_stop, tx.stop_reason, key, tx.stopped_at or time.time())
+            at = tx.stopped_at or time.time()
+            self._stop(s, tx.transaction_id, tx.meter_stop, tx.stop_reason, key, at, tx.ended_at)
 
     def stopped_awaiting_key(self) -> list[SessionRecord]:
         """Running sessions whose charge point has stopped the transaction: their settle waits for the key."""
@@ -356,7 +357,7 @@ class SessionService(ChainInputs):
         decision = decisions.stop(s, meter_stop, reason, at, key, records, self._max_power_w, ended_at)
         with self.store.transaction():
             if any(isinstance(a, SaveSession) for a in decision.actions):
-                self.store.finish_transaction(transaction_id, meter_stop, reason)
+                self.store.finish_transaction(transaction_id, meter_stop, reason, ended_at)
             return self.apply(decision).reply
 
     def stop_recorded(self, s: SessionRecord) -> None:

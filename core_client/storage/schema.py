@@ -89,6 +89,8 @@ STEPS = (
     ),
     # 5: each session's revision: a whole-row write is refused if another instance wrote the row since it was read
     Migration(5, ("ALTER TABLE sessions ADD COLUMN revision INTEGER NOT NULL DEFAULT 0",)),
+    # 6: the end a stop bills the time until (an OCPI CDR's end), kept while its settle waits for the meter key
+    Migration(6, ("ALTER TABLE transactions ADD COLUMN ended_at INTEGER",)),
 )
 # SQLite files written before schema_versions existed say their version in user_version: this one
 FIRST_VERSION = STEPS[0].version

@@ -65,6 +65,7 @@ class Transaction:
     meter_stop: int | None
     stop_reason: str | None
     stopped_at: float | None
+    ended_at: int | None = None  # the end the settle bills the time until (an OCPI CDR's), if not its block's
 
 
 class Store:
@@ -188,7 +189,7 @@ class Store:
                 " started_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (transaction_id) DO UPDATE SET"
                 " charge_point_id = excluded.charge_point_id, connector = excluded.connector, id_tag = excluded.id_tag,"
                 " session_id = excluded.session_id, meter_start = excluded.meter_start, started_at = excluded.started_at,"
-                " meter_stop = NULL, stop_reason = NULL, stopped_at = NULL",
+                " meter_stop = NULL, stop_reason = NULL, stopped_at = NULL, ended_at = NULL",
                 (tx_id, charge_point_id, connector, id_tag, _key(session_id), meter_start, time.time()),
             )
             return tx_id
@@ -203,10 +204,14 @@ class Store:
         row = self.db.execute("SELECT * FROM transactions WHERE transaction_id = ?", (transaction_id,)).fetchone()
         return Transaction(**(dict(row) | {"session_id": _id(row["session_id"])})) if row else None
 
-    def finish_transaction(self, transaction_id: int, meter_stop: int, reason: str | None) -> None:
+    def finish_transaction(
+        self, transaction_id: int, meter_stop: int, reason: str | None, ended_at: int | None = None
+    ) -> None:
+        """The transaction stopped at ``meter_stop`` (``ended_at``: the end its settle bills the time until)."""
         self.db.execute(
-            "UPDATE transactions SET meter_stop = ?, stop_reason = ?, stopped_at = ? WHERE transaction_id = ?",
-            (meter_stop, reason, time.time(), transaction_id),
+            "UPDATE transactions SET meter_stop = ?, stop_reason = ?, stopped_at = ?, ended_at = ?"
+            " WHERE transaction_id = ?",
+            (meter_stop, reason, time.time(), ended_at, transaction_id),
         )
 
     # ----------------------------------------------------------------- jobs

@@ -4,12 +4,14 @@ written back by settings_to_toml (token A included: it is the operator's file)."
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from core_client.config import ConfigError, load_settings, settings_to_toml
+from core_client.config import ConfigError, Settings, load_settings, settings_to_toml
 from core_client.ocpi.errors import OcpiError
+from tools.harness.ocpi.our_cpo import cpo_section
 
 SECTION = """
 [ocpi]
@@ -72,16 +74,32 @@ def test_bad_values_are_one_line(tmp_path: Path, line: str, field: str) -> None:
         load_settings(config, environ={})
 
 
-@pytest.mark.parametrize("pull_after", ["60", "90"])
-def test_session_pull_comes_before_the_start_times_out(tmp_path: Path, pull_after: str) -> None:
+@pytest.mark.parametrize("setting", ["session_pull_after_s", "request_timeout_s"])
+@pytest.mark.parametrize("seconds", ["60", "90"])
+def test_the_pull_and_a_start_session_end_before_the_start_times_out(
+    tmp_path: Path, setting: str, seconds: str
+) -> None:
+    """The Session pull after an accepted start comes before the start times out; so does the end of a
+    START_SESSION's retries on connection failures (request_timeout_s): it reaches the CSMS, or fails, first."""
     config = tmp_path / "core-client.toml"
-    config.write_text(f'database = "core.sqlite"\nstart_timeout_s = 60\n{SECTION}session_pull_after_s = {pull_after}\n')
+    config.write_text(f'database = "core.sqlite"\nstart_timeout_s = 60\n{SECTION}{setting} = {seconds}\n')
     with pytest.raises(ConfigError) as refused:
         load_settings(config, environ={})
     message = str(refused.value)
-    assert "\n" not in message and "session_pull_after_s" in message and "start_timeout_s" in message
-    config.write_text(f'database = "core.sqlite"\nstart_timeout_s = 60\n{SECTION}session_pull_after_s = 59\n')
-    assert load_settings(config, environ={}).ocpi.session_pull_after_s == 59
+    assert "\n" not in message and f"[ocpi] {setting} ({seconds} s)" in message and "start_timeout_s (60 s)" in message
+    config.write_text(f'database = "core.sqlite"\nstart_timeout_s = 60\n{SECTION}{setting} = 59\n')
+    assert getattr(load_settings(config, environ={}).ocpi, setting) == 59
+
+
+def test_the_cpo_section_with_its_sites_is_written_back(tmp_path: Path) -> None:
+    """settings_to_toml writes [ocpi_cpo] sites (a table of tables) and vat_percent as TOML reads them back
+    (was: JSON objects, which load_settings refused as not TOML)."""
+    settings = Settings(database=tmp_path / "core.sqlite", ocpi_cpo=cpo_section(tmp_path, "CP-1", "CP-2"))
+    settings.ocpi_cpo.vat_percent = Decimal("19.5")
+    config = tmp_path / "core-client.toml"
+    config.write_text(settings_to_toml(settings))
+    again = load_settings(config, environ={})
+    assert again.ocpi_cpo == settings.ocpi_cpo and set(again.ocpi_cpo.sites) == {"CP-1", "CP-2"}
 
 
 @pytest.mark.issue(18)

@@ -41,7 +41,13 @@ async def core(tmp_path: Path, clean_chain: Net, keyfile: Path, cpo: Cpo) -> Asy
         yield core, station_id
 
 
-async def test_a_late_cdr_bills_the_time_until_its_end_not_until_it_came(core, cpo: Cpo) -> None:
+@pytest.mark.parametrize("key", ["known", "looked up"])
+async def test_a_late_cdr_bills_the_time_until_its_end_not_until_it_came(
+    core, cpo: Cpo, key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Also when the station's meter key is not known yet as the CDR comes (the chain was slow when the
+    station linked): the stop is kept with the CDR's end, and settled with it once the key is read (was:
+    plain settle, billed until its block)."""
     daemon, station_id = core[0].daemon, core[1]
     net = core[0].net
     tariff = net.escrow().get_tariff(net.escrow().get_station(station_id).tariff_id)
@@ -50,8 +56,12 @@ async def test_a_late_cdr_bills_the_time_until_its_end_not_until_it_came(core, c
     await wait_chain(net, session_id, SessionState.ACTIVE, timeout=30)
     found = await until(lambda: daemon.ocpi.mirror.all(ModuleID.SESSIONS), 10, "the CSMS's session")
     await until(lambda: (daemon.service.session(session_id).meter_last or 0) > 0, 15, "energy in the live data")
+    if key == "looked up":
+        daemon.service.meter_keys.pop(station_id)  # as before the first read: to be read before the settle
     await cpo.control("stop", {"session_id": found[0]["id"]})  # the EV leaves; its CDR comes CDR_DELAY_S later
     await wait_chain(net, session_id, SessionState.SETTLED, timeout=40)
+    waited = f"waiting for station {station_id}'s meter key on chain to settle it"
+    assert (waited in caplog.text) == (key == "looked up")
     [cdr] = (await cpo.control("state"))["cdrs"]
     ended = int(datetime.fromisoformat(cdr["end_date_time"].replace("Z", "+00:00")).timestamp())
     [settled] = chain_events(net, "SessionSettled", session_id)

@@ -208,7 +208,7 @@ def balances(net: Any, *accounts: str) -> list[int]:
 class RawCP:
     """A bare OCPP-J client: sends hand-made frames, answers the central system's CALLs."""
 
-    def __init__(self, connection: Any, answers: dict[str, dict] | None = None) -> None:
+    def __init__(self, connection: Any, answers: dict[str, dict | None] | None = None) -> None:
         self.connection = connection
         self.answers = {
             "RemoteStartTransaction": {"status": "Accepted"},
@@ -237,7 +237,8 @@ class RawCP:
                 if frame[0] == 2:
                     await self.calls.put(frame)
                     answer = self.answers.get(frame[2], {})
-                    await self.connection.send(json.dumps([3, frame[1], answer]))
+                    if answer is not None:  # None: never answered (a charge point that hangs)
+                        await self.connection.send(json.dumps([3, frame[1], answer]))
                 else:
                     await self._results.put(frame)
 

@@ -155,6 +155,8 @@ class CpoService:
                     await self.pushes.location(station)
             for station, connector, status in self.stations.statuses():
                 await self.pushes.evse_status(station, connector, status)
+            if self.roaming is not None:
+                await self.roaming.lapse()
             if self.session_pushes is not None:
                 await self.session_pushes.round()
             await asyncio.sleep(STATUS_EVERY_S)

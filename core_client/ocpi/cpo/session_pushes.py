@@ -56,17 +56,14 @@ class SessionPushes:
         path = f"{us.country_code}/{us.party_id}/{roaming.id}"
         if roaming.pushed is None:
             if await self._send(peer, ModuleID.SESSIONS, "PUT", path, session.to_json()):
-                update = {"pushed": session.status.value, "pushed_kwh": session.kwh}
-                self.roaming.save(roaming.model_copy(update=update))
+                self.roaming.update(roaming.id, pushed=session.status.value, pushed_kwh=session.kwh)
             return
         if roaming.pushed == "ACTIVE" and (session.status.value != "ACTIVE" or session.kwh != roaming.pushed_kwh):
             body: dict[str, Any] = {"kwh": float(session.kwh), "last_updated": format_datetime(now)}
             if session.status.value != "ACTIVE":
                 body |= {"status": session.status.value, "end_date_time": format_datetime(session.end_date_time)}
             if await self._send(peer, ModuleID.SESSIONS, "PATCH", path, body):
-                self.roaming.save(
-                    roaming.model_copy(update={"pushed": session.status.value, "pushed_kwh": kwh(record)})
-                )
+                self.roaming.update(roaming.id, pushed=session.status.value, pushed_kwh=kwh(record))
             return
         settle = None if record is None else self.store.job(JobKind.SETTLE, record.session_id)
         if record is None or record.state is not State.SETTLED or settle is None or settle.status is not JobStatus.DONE:
@@ -79,7 +76,7 @@ class SessionPushes:
             self.store.meter_records(record.session_id), now,
         )  # fmt: skip
         if await self._send(peer, ModuleID.CDRS, "POST", "", cdr.to_json()):
-            self.roaming.save(roaming.model_copy(update={"pushed": "CDR"}))
+            self.roaming.update(roaming.id, pushed="CDR")
             log.info("OCPI CDR %s to eMSP %s: settled in %s", roaming.id, peer.name, settle.tx_hash)
 
     async def _send(self, peer: Peer, module: ModuleID, method: str, path: str, body: dict) -> bool:

@@ -12,18 +12,22 @@ for ``start_timeout_s``. Refused: the OCPP status to answer.
 Only eMSPs that are registered and have a mandate are considered; a uid none of them holds is asked of
 each of those with a Tokens SENDER endpoint (at once), the first ALLOWED wins. Once the charge point started
 the transaction, the tap is the eMSP's session (:meth:`TokenTaps.session`), pushed to it as a Session
-(``auth_method`` WHITELIST, or AUTH_REQUEST with the eMSP's ``authorization_reference``) and a CDR."""
+(``auth_method`` WHITELIST, or AUTH_REQUEST with the eMSP's ``authorization_reference``) and a CDR. The taps
+are kept in the store (meta ``ocpi_cpo_taps``) as the vouchers are: a Core Client restarted between the
+Authorize and the StartTransaction still knows whose session it is."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, TypeAdapter
 
 from core_client.ocpi.client import parse
 from core_client.ocpi.cpo.catalog import evse_uid, location_id
@@ -48,17 +52,23 @@ if TYPE_CHECKING:
 log = logging.getLogger("core_client.ocpi")
 UNKNOWN = "unknown"  # an answer that the eMSP does not know the Token
 CHAIN_GRACE_S = 0.25  # the mandate's read, begun with the question to the eMSP, may take this beyond its wait
+META_KEY = "ocpi_cpo_taps"
 
 
-@dataclass(frozen=True)
-class Tap:
-    """A tapped token vouched for: whose, under which mandate, how it was authorized."""
+class Tap(BaseModel):
+    """A tapped token vouched for at a charge point: whose, under which mandate, how it was authorized."""
 
+    charge_point_id: str
+    uid: str  # upper case
     emsp: str
     mandate_id: int
-    token: Token
+    token: CdrToken
     method: AuthMethod  # WHITELIST, or AUTH_REQUEST when the eMSP allowed it in real time
     reference: str | None  # the eMSP's authorization_reference
+    expires_at: float  # with its voucher
+
+
+TAPS = TypeAdapter(list[Tap])
 
 
 class TokenTaps:
@@ -77,8 +87,7 @@ class TokenTaps:
         self.settings, self.peers, self.tokens, self.store, self.cards = settings, peers, tokens, store, cards
         self.token_card, self.start_timeout_s = token_card, start_timeout_s
         self.mandates: dict[int, CardMandate] = {}  # each eMSP mandate as last read (used while the chain is slow)
-        #: (charge point id, uid) -> the tap vouched for there, until its transaction starts (:meth:`session`)
-        self.taps: dict[tuple[str, str], Tap] = {}
+        self._lock = threading.Lock()  # taps are kept on the loop and taken on the store's thread
 
     async def vouch(self, cp_id: str, connector: int | None, id_tag: str) -> str | None:
         """A tapped idTag that is no session's and no linked card's: None when it is vouched for as a card of an
@@ -138,7 +147,10 @@ class TokenTaps:
                     at = [numbers[ci(e)] for e in evses]
         status = await self._vouch(peer, uid, cp_id, at, reading, deadline)
         if status is IdTagStatus.accepted and token is not None:
-            self.taps[(cp_id, uid.upper())] = Tap(peer.name, peer.mandate_id or 0, token, method, reference)
+            cdr_token = CdrToken(**token.model_dump(include=set(CdrToken.model_fields)))
+            expires_at = time.time() + self.start_timeout_s
+            self._keep(Tap(charge_point_id=cp_id, uid=uid.upper(), emsp=peer.name, mandate_id=peer.mandate_id or 0,
+                           token=cdr_token, method=method, reference=reference, expires_at=expires_at))  # fmt: skip
         return status
 
     def _where(self, cp_id: str, connector: int | None) -> tuple[LocationReferences | None, dict[str, int]]:
@@ -221,14 +233,14 @@ class TokenTaps:
     def session(self, cp_id: str, connector: int, id_tag: str, transaction_id: int) -> RoamingSession | None:
         """The eMSP's session of a tapped token whose transaction started (``Roaming.started``): pushed to it
         as a Session and, once settled, a CDR (:mod:`.session_pushes`); None when no tap there is waiting."""
-        tap = self.taps.pop((cp_id, id_tag.strip().upper()), None)
+        tap = self._take(cp_id, id_tag.strip().upper())
         station = self.store.station_of(cp_id)
         if tap is None or station is None:
             return None
         return RoamingSession(
             id=secrets.token_hex(12),
             emsp=tap.emsp,
-            token=CdrToken(**tap.token.model_dump(include=set(CdrToken.model_fields))),
+            token=tap.token,
             location_id=location_id(station[0]),
             evse_uid=evse_uid(cp_id, connector),
             connector_id="1",
@@ -240,3 +252,26 @@ class TokenTaps:
             auth_method=tap.method,
             transaction_id=transaction_id,
         )
+
+    def taps(self) -> list[Tap]:
+        """The taps vouched for, not started yet (expired ones included until the next tap drops them)."""
+        text = self.store.meta(META_KEY)
+        return TAPS.validate_json(text) if text else []
+
+    def _keep(self, tap: Tap) -> None:
+        """Keep ``tap`` (replacing one of that token at that charge point; dropping the expired)."""
+        with self._lock:
+            now = time.time()
+            where = (tap.charge_point_id, tap.uid)
+            kept = [t for t in self.taps() if (t.charge_point_id, t.uid) != where and t.expires_at > now]
+            self.store.set_meta(META_KEY, TAPS.dump_json([*kept, tap]).decode())
+
+    def _take(self, cp_id: str, uid: str) -> Tap | None:
+        """The tap of ``uid`` at the charge point, no longer kept (None: none, or expired)."""
+        with self._lock:
+            taps = self.taps()
+            tap = next((t for t in taps if (t.charge_point_id, t.uid) == (cp_id, uid)), None)
+            if tap is None:
+                return None
+            self.store.set_meta(META_KEY, TAPS.dump_json([t for t in taps if t is not tap]).decode())
+            return tap if tap.expires_at > time.time() else None

@@ -35,6 +35,7 @@ def free_port() -> int:
 
 def settings(port: int, versions_url: str = "http://127.0.0.1:1/ocpi/versions", **extra: Any) -> OcpiSettings:
     extra.setdefault("session_pull_after_s", 4)  # before the test daemons' start_timeout_s (5 s, tools/harness FAST)
+    extra.setdefault("request_timeout_s", 4)  # so is a START_SESSION's retrying (checked at load)
     return OcpiSettings(
         versions_url=versions_url,
         country_code="DE",

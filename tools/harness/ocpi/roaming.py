@@ -1,19 +1,36 @@
 """A roaming eMSP with a payment mandate naming our operator, registered with a running Core Client as its
 CPO (issue 20 part 3): the daemon serving [ocpi_cpo] with one station and the stand-in eMSP
-(tests/interop/ocpi_emsp.js)."""
+(tests/interop/ocpi_emsp.js); the daemon in-process (:func:`roaming`) or as a process that a test kills and
+starts again (:func:`roaming_process`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import subprocess
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core_client.ocpi.cpo.peers import PeerStore
 from ev_network.mandates import Mandates, format_grant, new_salt
 from tools.harness.chain import TOKEN, Net
-from tools.harness.core import Core, cp_ids, funded_driver, running_core
+from tools.harness.core import (
+    Core,
+    RawCP,
+    cp_ids,
+    funded_driver,
+    running_core,
+    settings_for,
+    spawn_daemon,
+    stop_daemon,
+    wait_health,
+    write_config,
+)
 from tools.harness.ocpi.our_cpo import cpo_section
+from tools.harness.ocpi.our_emsp import free_port
 from tools.harness.ocpi.peers import StandInEmsp, emsp_platform
 
 CAP, TOTAL = 20 * TOKEN, 50 * TOKEN
@@ -48,3 +65,81 @@ async def roaming(
         if grant is not None:
             service.peers.link_mandate("ems-roaming", grant)
         yield core, emsp, cp
+
+
+@dataclass
+class RoamingDaemon:
+    """``core-client run`` serving [ocpi_cpo] with one station (``cp``, one connector, station ``station_id``)."""
+
+    config: Path
+    log_file: Path
+    control_url: str
+    ocpp_url: str
+    cp: str
+    password: str
+    station_id: int
+    process: subprocess.Popen | None = None
+
+    async def start(self) -> None:
+        self.process = spawn_daemon(self.config, self.log_file)
+        await wait_health(self.control_url, timeout=60)  # a loaded machine takes its time to import it all
+
+    def kill(self) -> None:
+        """SIGKILL: nothing is finished, nothing is written on the way out."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    async def charge_point(self, **answers: dict | None) -> RawCP:
+        """The station's charge point, connected and booted; it answers the daemon's CALLs with ``answers``
+        (by action; None: never)."""
+        return await RawCP.connect(self.ocpp_url, self.cp, self.password, answers=answers)
+
+    async def health(self) -> dict:
+        return await wait_health(self.control_url)
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace")
+
+
+@contextlib.asynccontextmanager
+async def roaming_process(
+    net: Net, tmp_path: Path, keyfile: Path, grant: str, core: dict[str, Any] | None = None, **cpo_settings: Any
+) -> AsyncIterator[tuple[RoamingDaemon, StandInEmsp]]:
+    """:func:`roaming` with the daemon as a process (with the settings ``core``; stopped after)."""
+    [cp] = cp_ids("ROAM")
+    cpo = cpo_section(tmp_path, cp).model_copy(update=cpo_settings)
+    station_id = await asyncio.to_thread(net.add_station, cp, 1)
+    password = f"pw-{cp}"
+    ocpp_port, control_port = free_port(), free_port()
+    settings = settings_for(
+        net, tmp_path, keyfile, {cp: password}, ocpi_cpo=cpo, listen_port=ocpp_port, control_port=control_port,
+        **FAST_METER, **(core or {}),
+    )  # fmt: skip
+    daemon = RoamingDaemon(
+        write_config(tmp_path / "core.toml", settings), tmp_path / "daemon.log", f"http://127.0.0.1:{control_port}",
+        f"ws://127.0.0.1:{ocpp_port}", cp, password, station_id,
+    )  # fmt: skip
+    async with emsp_platform(tmp_path) as emsp:
+        await daemon.start()
+        try:
+            peers = PeerStore(cpo.peers_path(settings.database))  # the daemon reads the file at each request
+            token_a = peers.issue("ems-roaming")
+            assert (await emsp.control("register", {"versions_url": cpo.versions_endpoint, "token_a": token_a}))["ok"]
+            peers.link_mandate("ems-roaming", grant)
+            yield daemon, emsp
+        finally:
+            if daemon.process is not None:
+                stop_daemon(daemon.process)
+
+
+async def published(daemon: RoamingDaemon) -> None:
+    """Wait until the daemon publishes its station (read once its charge point booted)."""
+
+    async def count() -> int:
+        return (await daemon.health())["ocpi_cpo"]["stations_published"]
+
+    deadline = asyncio.get_running_loop().time() + 20
+    while await count() < 1:
+        assert asyncio.get_running_loop().time() < deadline, "the station was not published"
+        await asyncio.sleep(0.2)
