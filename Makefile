@@ -39,6 +39,7 @@ bench-card-lookup: setup
 bench-anchor: setup
 	$(PY) -m benchmarks.anchor_gas $(BENCH_ARGS)
 
+# N charge points on the Core Client vs a bare `ocpp` system (JSON last line); BENCH_ARGS="--instances 2": several on PostgreSQL.
 bench-load: setup
 	$(PY) -m benchmarks.load $(BENCH_ARGS)
 

@@ -49,24 +49,32 @@ class ChainEvent:
 
 @dataclass(frozen=True)
 class _Layout:
-    """An event's inputs as decoding needs them: indexed ones (ABI item, type, only its hash in the topic)
-    in topic order, the others (in the data) with their types."""
+    """An event's inputs as decoding needs them: the indexed ones in topic order with the type their topic
+    decodes as (bytes32 for a string, bytes, array or struct: the topic holds only its hash), the others
+    (in the data) with their types. Static topics side by side are their tuple's ABI encoding: one decode."""
 
     name: str
-    indexed: tuple[tuple[dict, str, bool], ...]
+    indexed: tuple[dict, ...]
+    topic_types: tuple[str, ...]
     plain: tuple[dict, ...]
     plain_types: tuple[str, ...]
 
     @classmethod
     def of(cls, event: dict) -> _Layout:
-        indexed = [(i, collapse_if_tuple(i)) for i in event["inputs"] if i["indexed"]]
+        indexed = tuple(i for i in event["inputs"] if i["indexed"])
         plain = tuple(i for i in event["inputs"] if not i["indexed"])
         return cls(
             name=event["name"],
-            indexed=tuple((i, t, t in ("string", "bytes") or t.endswith("]") or t.startswith("(")) for i, t in indexed),
+            indexed=indexed,
+            topic_types=tuple(_topic_type(collapse_if_tuple(i)) for i in indexed),
             plain=plain,
             plain_types=tuple(collapse_if_tuple(i) for i in plain),
         )
+
+
+def _topic_type(abi_type: str) -> str:
+    hashed = abi_type in ("string", "bytes") or abi_type.endswith("]") or abi_type.startswith("(")
+    return "bytes32" if hashed else abi_type
 
 
 _LAYOUTS = {topic0: _Layout.of(event) for topic0, event in _BY_TOPIC.items()}
@@ -155,9 +163,11 @@ def decode_args(entry: Any) -> tuple[str, dict[str, Any]]:
     worked out once: web3's get_event_data and process_receipt work it out again for every log."""
     topics = [bytes(HexBytes(t)) for t in entry["topics"]]
     layout = _LAYOUTS[topics[0]]
+    if len(topics) != len(layout.indexed) + 1:
+        raise ValueError(f"{layout.name} log with {len(topics) - 1} indexed topics, expected {len(layout.indexed)}")
     args: dict[str, Any] = {}
-    for (item, abi_type, hashed), topic_value in zip(layout.indexed, topics[1:], strict=True):
-        args[item["name"]] = topic_value if hashed else normalized(item, decode([abi_type], topic_value)[0])
+    for item, value in zip(layout.indexed, decode(layout.topic_types, b"".join(topics[1:])), strict=True):
+        args[item["name"]] = value if item["type"] != "address" else normalized(item, value)
     for item, value in zip(layout.plain, decode(layout.plain_types, bytes(HexBytes(entry["data"]))), strict=True):
         args[item["name"]] = normalized(item, value)
     return layout.name, args

@@ -26,7 +26,7 @@ from urllib3.exceptions import (
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import SSLError as Urllib3SSLError
 
-POOL_SIZE = 8  # connections kept open to the node (web3 is called from a few threads at once)
+POOL_SIZE = 32  # connections kept open to the node at most (opened on demand: one per thread calling at once)
 
 
 class PooledResponse:

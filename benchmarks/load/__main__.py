@@ -230,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks.load.chain import setup_chain
 
             say(f"chain: Anvil + deploy + {max(args.size_list)} stations and drivers")
-            chain = setup_chain(workdir, fleet_ids(max(args.size_list)), args.connectors, say)
+            drivers = load.session_cp_count(max(args.size_list))  # one per charge point that runs sessions
+            chain = setup_chain(workdir, fleet_ids(max(args.size_list)), args.connectors, say, drivers)
             if args.database == "postgresql":
                 from tools.pgserver import PostgresServer
 

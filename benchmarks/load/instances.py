@@ -134,7 +134,8 @@ class Instances:
         instance = Instance(name, settings, child, Monitor(child.pid), cpu_seconds(child.pid))
         self.running.append(instance)
         instance.monitor.start()
-        wait_ready(child, settings.control_port, head)
+        # a fresh instance first reads every StationRegistered: 5,000 of them took over 90 s on a loaded machine
+        wait_ready(child, settings.control_port, head, timeout=90 + 0.1 * len(self.passwords))
 
     def assignment(self, cp_ids: list[str]) -> list[tuple[str, str, str]]:
         """``(cp_id, password, OCPP url)``: charge point i goes to instance i mod N."""

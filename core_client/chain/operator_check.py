@@ -57,7 +57,7 @@ class OperatorChain:
         if not operator.registered:
             raise EVNetworkError(f"{self.operator} is not a registered operator on this escrow")
         self.operator_name = operator.name
-        self.check_database(store, database)
+        await store.thread.run(self.check_database, store, database)  # the store is the store thread's
         return True
 
     def check_database(self, store: Store, database: str) -> None:

@@ -123,5 +123,5 @@ async def test_the_charge_points_are_answered_while_the_database_holds_the_healt
     lock.release.set()
     report = await health
     assert report["role"] == "leader" and report["queue_depth"] == 0 and core.b in report["connected_charge_points"]
-    assert [i["role"] for i in report["instances"]] == ["leader"]
+    assert [i["role"] for i in report["instances"]] == ["leader"] and report["conflicts"] == 0  # no other writer
     await b.close()
