@@ -121,8 +121,8 @@ async def roaming_process(
         f"ws://127.0.0.1:{ocpp_port}", cp, password, station_id,
     )  # fmt: skip
     async with emsp_platform(tmp_path) as emsp:
-        await daemon.start()
         try:
+            await daemon.start()  # (stopped below even if it never answers)
             peers = PeerStore(cpo.peers_path(settings.database))  # the daemon reads the file at each request
             token_a = peers.issue("ems-roaming")
             assert (await emsp.control("register", {"versions_url": cpo.versions_endpoint, "token_a": token_a}))["ok"]
