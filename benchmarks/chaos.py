@@ -182,6 +182,17 @@ def target(
     return Daemon.configure(workdir, rpc_url, chain, passwords, **DAEMON_SETTINGS, live=live)
 
 
+async def drained(daemon: Daemon | Cluster, within_s: float = 10) -> dict:
+    """The leader's /health once its queue is empty (or after ``within_s``): a lane ends when the chain
+    says its session ended, and the leader marks the job done at its next receipt check, a moment later."""
+    deadline = time.monotonic() + within_s
+    while True:
+        health = await asyncio.to_thread(daemon.health) or {}
+        if health.get("queue_depth") == 0 or time.monotonic() > deadline:
+            return health
+        await asyncio.sleep(0.1)
+
+
 async def run(plan: Plan, workdir: Path, say=lambda text: print(text, file=sys.stderr)) -> dict:
     cp_ids = fleet_ids(plan.charge_points, "CHAOS-")
     chain = await asyncio.to_thread(setup_chain, workdir, cp_ids, 1, say)
@@ -222,7 +233,7 @@ async def run(plan: Plan, workdir: Path, say=lambda text: print(text, file=sys.s
             chaos.cancel()
             streams.cancel()
         seconds = time.monotonic() - started
-        health = await asyncio.to_thread(daemon.health) or {}
+        health = await drained(daemon)
         after = await asyncio.to_thread(campaign.balances)
         result = {
             "benchmark": "chaos",
