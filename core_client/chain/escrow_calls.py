@@ -32,11 +32,12 @@ def submit(escrow: Escrow, mandates: Mandates | None, jobs: list[Job]) -> Any:
         if len(jobs) > 1:
             return escrow.settle_signed_batch(settlements, wait=False)
         if args[0].ended_at is not None:
-            return escrow.settle_signed_at(settlements[0], settleable_end(escrow, ids[0], args[0].ended_at), wait=False)
+            end = settleable_ends(escrow, ids, [args[0].ended_at])[0]
+            return escrow.settle_signed_at(settlements[0], end, wait=False)
         return escrow.settle_signed(settlements[0], wait=False)
     stops = [a.meter_stop for a in args]
     if args[0].ended_at is not None:  # settleAt: the time fee until the end the CSMS's CDR gives
-        ends = [settleable_end(escrow, i, a.ended_at) for i, a in zip(ids, args, strict=True)]
+        ends = settleable_ends(escrow, ids, [a.ended_at for a in args])
         if len(jobs) > 1:
             return escrow.settle_batch_at(ids, stops, ends, wait=False)
         return escrow.settle_at(ids[0], stops[0], ends[0], wait=False)
@@ -58,13 +59,17 @@ def settle_groups(jobs: list[Job]) -> list[list[Job]]:
     ]
 
 
-def settleable_end(escrow: Escrow, session_id: int, ended_at: int) -> int:
-    """``ended_at`` within what settleAt takes: from the session's start on chain (its start block, later than
-    the charge's start) to the time of the block the node is building (the settle lands in it or a later one;
-    the latest block may be minutes old on a quiet chain)."""
-    started_at = escrow.get_session(session_id).since
+def settleable_ends(escrow: Escrow, session_ids: list[int], ended_at: list[int]) -> list[int]:
+    """Each ``ended_at`` within what settleAt takes: from its session's start on chain (its start block, later
+    than the charge's start) to the time of the block the node is building (the settle lands in it or a later
+    one; the latest block may be minutes old on a quiet chain). Two node requests whatever the batch's size:
+    the sessions in one JSON-RPC batch, then the pending block."""
+    sessions = escrow.get_sessions(session_ids)
+    failed = next((s for s in sessions if isinstance(s, EVNetworkError)), None)
+    if failed is not None:
+        raise failed
     building = escrow.w3.eth.get_block("pending")["timestamp"]
-    return min(max(ended_at, started_at), building)
+    return [min(max(end, s.since), building) for s, end in zip(sessions, ended_at, strict=True)]
 
 
 def open_card(mandates: Mandates | None, a: CardOpenArgs) -> Any:
