@@ -8,11 +8,17 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.ocpi.test_ocpi_cpo_sessions import command_result
-from tests.ocpi.test_ocpi_cpo_token_taps import ALWAYS, held
 from tools.harness.chain import Net
 from tools.harness.core import start_payload, stop_payload, until
-from tools.harness.ocpi.roaming import RoamingDaemon, emsp_mandate, published, roaming_process
+from tools.harness.ocpi.roaming import (
+    ALWAYS,
+    RoamingDaemon,
+    command_result,
+    emsp_mandate,
+    held,
+    published,
+    roaming_process,
+)
 
 
 async def test_a_start_that_never_happened_lapses_after_a_restart_and_the_token_may_start_again(

@@ -21,7 +21,7 @@ from tools.harness.chain import TARIFF, TOKEN, Net
 from tools.harness.core import Core, chain_events, until, wait_chain
 from tools.harness.interop import CHARGE_POINT, next_event
 from tools.harness.ocpi.peers import StandInEmsp
-from tools.harness.ocpi.roaming import CAP, emsp_mandate, roaming
+from tools.harness.ocpi.roaming import CAP, command_result, emsp_mandate, roaming
 
 
 @contextlib.asynccontextmanager
@@ -50,15 +50,6 @@ async def pushed(emsp: StandInEmsp, module: str, matches: Any, timeout: float = 
             return held[0]
         assert asyncio.get_running_loop().time() < deadline, f"no matching {module} object at the eMSP: {held}"
         await asyncio.sleep(0.1)
-
-
-async def command_result(emsp: StandInEmsp, uid: str, timeout: float = 20) -> dict[str, Any]:
-    """The CommandResult the eMSP received for its command ``uid``, once it has it."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while (result := (await emsp.control("state"))["commands"][uid]["result"]) is None:
-        assert asyncio.get_running_loop().time() < deadline, f"no CommandResult for {uid}"
-        await asyncio.sleep(0.05)
-    return result
 
 
 async def test_start_session_charges_under_the_emsp_mandate_and_stop_session_settles(

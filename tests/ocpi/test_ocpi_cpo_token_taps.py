@@ -6,10 +6,9 @@ within the charge point's response time, and an allowed token's session opens, s
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from asyncio.subprocess import Process
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from core_client.sessions.machine import SessionRecord
@@ -19,9 +18,8 @@ from tools.harness.chain import TARIFF, Net
 from tools.harness.core import Core, chain_events, until, wait_chain
 from tools.harness.interop import next_event, tapping, unplug
 from tools.harness.ocpi.peers import StandInEmsp
-from tools.harness.ocpi.roaming import CAP, emsp_mandate, roaming
+from tools.harness.ocpi.roaming import ALLOWED, ALWAYS, CAP, INVALID, NEVER, OFFLINE, emsp_mandate, held, roaming
 
-ALWAYS, ALLOWED, OFFLINE, NEVER, INVALID = "04A1B2C3D5", "04A1B2C3D4", "04A1B2C3D6", "04A1B2C3D7", "04FFFF0001"
 WAIT_S = 1.0  # how long the eMSP is asked, at most (authorize_timeout_s)
 
 
@@ -38,18 +36,6 @@ async def tapped_at(
 
 async def authorizations(emsp: StandInEmsp) -> list[dict]:
     return (await emsp.control("state"))["authorizations"]
-
-
-async def held(emsp: StandInEmsp, module: str, uid: str, matches: Callable[[dict], bool]) -> dict:
-    """The eMSP's one object of ``module`` ("sessions", "cdrs") for token ``uid``, once it ``matches``."""
-    deadline = asyncio.get_running_loop().time() + 20
-    while True:
-        found = [o for o in (await emsp.control("state"))[module].values() if o["cdr_token"]["uid"] == uid]
-        if found and matches(found[0]):
-            assert len(found) == 1, found
-            return found[0]
-        assert asyncio.get_running_loop().time() < deadline, f"no matching {module} object of {uid}: {found}"
-        await asyncio.sleep(0.1)
 
 
 async def charging(net: Net, core: Core, node: Process) -> tuple[dict, SessionRecord]:

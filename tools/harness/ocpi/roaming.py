@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import signal
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,8 @@ from tools.harness.ocpi.our_emsp import free_port
 from tools.harness.ocpi.peers import StandInEmsp, emsp_platform
 
 CAP, TOTAL = 20 * TOKEN, 50 * TOKEN
+# the stand-in eMSP's Tokens (tests/interop/ocpi_emsp.js) by whitelist: ALWAYS, ALLOWED, ALLOWED_OFFLINE, NEVER; one it does not know
+ALWAYS, ALLOWED, OFFLINE, NEVER, INVALID = "04A1B2C3D5", "04A1B2C3D4", "04A1B2C3D6", "04A1B2C3D7", "04FFFF0001"
 FAST_METER = {"max_power_kw": 1_000_000}  # the ocpp-rpc charge point meters 2.1 kWh in well under a second
 
 
@@ -143,3 +145,24 @@ async def published(daemon: RoamingDaemon) -> None:
     while await count() < 1:
         assert asyncio.get_running_loop().time() < deadline, "the station was not published"
         await asyncio.sleep(0.2)
+
+
+async def command_result(emsp: StandInEmsp, uid: str, timeout: float = 20) -> dict[str, Any]:
+    """The CommandResult the eMSP received for its command ``uid``, once it has it."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (result := (await emsp.control("state"))["commands"][uid]["result"]) is None:
+        assert asyncio.get_running_loop().time() < deadline, f"no CommandResult for {uid}"
+        await asyncio.sleep(0.05)
+    return result
+
+
+async def held(emsp: StandInEmsp, module: str, uid: str, matches: Callable[[dict], bool]) -> dict:
+    """The eMSP's one object of ``module`` ("sessions", "cdrs") for token ``uid``, once it ``matches``."""
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:
+        found = [o for o in (await emsp.control("state"))[module].values() if o["cdr_token"]["uid"] == uid]
+        if found and matches(found[0]):
+            assert len(found) == 1, found
+            return found[0]
+        assert asyncio.get_running_loop().time() < deadline, f"no matching {module} object of {uid}: {found}"
+        await asyncio.sleep(0.1)
