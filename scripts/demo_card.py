@@ -66,7 +66,12 @@ async def tap_card(chain: DemoChain, cp: SimChargePoint, wallet: Wallet, card: L
     station = chain.station_ids[CHARGE_POINT]
 
     def opened() -> int | None:
-        new = [e for e in wallet.history() if e.session_id not in before and e.station_id == station]
+        # its station and connector: the demo's budget session, at the same station's connector 1, runs meanwhile
+        new = [
+            e
+            for e in wallet.history()
+            if e.session_id not in before and (e.station_id, e.connector) == (station, CONNECTOR)
+        ]
         return new[0].session_id if new else None
 
     session_id = await _until(opened, 30, "the card's session on chain")
